@@ -1,0 +1,1 @@
+"""Web admin panel and REST API (FastAPI), auth and roles."""

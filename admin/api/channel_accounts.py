@@ -1,0 +1,92 @@
+"""Channel accounts: connect (after testing the connection), list, get. Secrets never leave."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from admin.api.deps import ApiContext, api_context, db_session, require_role
+from admin.api.schemas import ChannelAccountCreate, ChannelAccountRead
+from crm_core import accounts
+from crm_core.models import ChannelAccount, Role, User
+
+router = APIRouter(prefix="/channel-accounts", tags=["channel accounts"])
+
+MANAGE = (Role.ADMIN, Role.OPERATOR)
+VIEW = (Role.ADMIN, Role.OPERATOR, Role.MANAGER)
+
+
+def _read(account: ChannelAccount, ctx: ApiContext) -> ChannelAccountRead:
+    return ChannelAccountRead.model_validate(
+        {**{c: getattr(account, c) for c in ChannelAccountRead.model_fields if c != "webhook_url"},
+         "webhook_url": ctx.catalog.webhook_url(account)}
+    )
+
+
+def _validation_detail(kind: str, part: str, exc: ValidationError) -> list[dict]:
+    return [{"loc": ["body", part, *e["loc"]], "msg": f"{kind} {part}: {e['msg']}", "type": e["type"]}
+            for e in exc.errors(include_input=False, include_url=False)]
+
+
+@router.post("", response_model=ChannelAccountRead, status_code=status.HTTP_201_CREATED)
+async def create_channel_account(
+    body: ChannelAccountCreate,
+    user: User = Depends(require_role(*MANAGE)),
+    session: AsyncSession = Depends(db_session),
+    ctx: ApiContext = Depends(api_context),
+) -> ChannelAccountRead:
+    if body.kind not in ctx.catalog.kinds:
+        raise HTTPException(422, f"unknown channel kind {body.kind!r}; supported: {', '.join(ctx.catalog.kinds)}")
+    try:
+        credentials = ctx.catalog.credentials_model(body.kind).model_validate(body.credentials)
+    except ValidationError as exc:
+        raise HTTPException(422, _validation_detail(body.kind, "credentials", exc)) from None
+    try:
+        settings = ctx.catalog.settings_model(body.kind).model_validate(body.settings)
+    except ValidationError as exc:
+        raise HTTPException(422, _validation_detail(body.kind, "settings", exc)) from None
+    creds = credentials.model_dump()
+    # Test the connection before saving anything, as the platform sees it.
+    try:
+        check = await ctx.catalog.check_connection(body.kind, body.api_base, creds)
+    except Exception as exc:
+        raise HTTPException(400, f"connection test failed: {exc}") from None
+    try:
+        account = await accounts.create(
+            kind=body.kind, name=body.name, platform_account_id=check.platform_account_id, credentials=creds,
+            api_base=body.api_base, settings=settings.model_dump(), cipher=ctx.cipher, actor=user,
+            db_session=session,
+        )
+    except accounts.DuplicateAccount as exc:
+        raise HTTPException(409, str(exc)) from None
+    await session.flush()
+    try:
+        await ctx.catalog.activate(account)
+    except Exception as exc:
+        await session.rollback()
+        raise HTTPException(400, f"the platform did not accept our webhook: {exc}") from None
+    await session.commit()
+    return _read(account, ctx)
+
+
+@router.get("", response_model=list[ChannelAccountRead])
+async def list_channel_accounts(
+    _: User = Depends(require_role(*VIEW)),
+    session: AsyncSession = Depends(db_session),
+    ctx: ApiContext = Depends(api_context),
+) -> list[ChannelAccountRead]:
+    return [_read(a, ctx) for a in await accounts.list_all(db_session=session)]
+
+
+@router.get("/{account_id}", response_model=ChannelAccountRead)
+async def get_channel_account(
+    account_id: int,
+    _: User = Depends(require_role(*VIEW)),
+    session: AsyncSession = Depends(db_session),
+    ctx: ApiContext = Depends(api_context),
+) -> ChannelAccountRead:
+    account = await accounts.get(account_id, db_session=session)
+    if account is None:
+        raise HTTPException(404, f"no channel account {account_id}")
+    return _read(account, ctx)

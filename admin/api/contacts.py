@@ -1,0 +1,36 @@
+"""Contacts: list and get with identities. Reps see only their own customers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from admin.api.deps import ANY_ROLE, db_session, require_role
+from admin.api.schemas import ContactDetail, ContactRead
+from crm_core import conversations
+from crm_core.models import User
+
+router = APIRouter(prefix="/contacts", tags=["contacts"])
+
+
+@router.get("", response_model=list[ContactRead])
+async def list_contacts(
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    user: User = Depends(require_role(*ANY_ROLE)),
+    session: AsyncSession = Depends(db_session),
+) -> list[ContactRead]:
+    rows = await conversations.list_contacts(user, db_session=session, limit=limit, offset=offset)
+    return [ContactRead.model_validate(c) for c in rows]
+
+
+@router.get("/{contact_id}", response_model=ContactDetail)
+async def get_contact(
+    contact_id: int,
+    user: User = Depends(require_role(*ANY_ROLE)),
+    session: AsyncSession = Depends(db_session),
+) -> ContactDetail:
+    contact = await conversations.get_contact(contact_id, user, db_session=session)
+    if contact is None:
+        raise HTTPException(404, f"no contact {contact_id}")
+    return ContactDetail.model_validate(contact)

@@ -1,0 +1,67 @@
+"""Conversations: list, read messages, send a message through the outbox."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
+from admin.api.schemas import ConversationRead, MessageCreate, MessageRead, OutboxRead
+from crm_core import conversations
+from crm_core.models import User
+
+router = APIRouter(prefix="/conversations", tags=["conversations"])
+
+
+@router.get("", response_model=list[ConversationRead])
+async def list_conversations(
+    contact_id: int | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    user: User = Depends(require_role(*ANY_ROLE)),
+    session: AsyncSession = Depends(db_session),
+) -> list[ConversationRead]:
+    rows = await conversations.list_conversations(user, db_session=session, contact_id=contact_id,
+                                                  limit=limit, offset=offset)
+    return [ConversationRead.model_validate(c) for c in rows]
+
+
+@router.get("/{conversation_id}/messages", response_model=list[MessageRead])
+async def list_messages(
+    conversation_id: int,
+    after_id: int = Query(0, ge=0, description="Only messages newer than this id (for polling)"),
+    limit: int = Query(100, ge=1, le=1000),
+    user: User = Depends(require_role(*ANY_ROLE)),
+    session: AsyncSession = Depends(db_session),
+) -> list[MessageRead]:
+    conversation = await conversations.get_conversation(conversation_id, user, db_session=session)
+    if conversation is None:
+        raise HTTPException(404, f"no conversation {conversation_id}")
+    views = await conversations.list_messages(conversation, db_session=session, after_id=after_id, limit=limit)
+    return [
+        MessageRead(id=v.message.id, direction=v.message.direction.value, kind=v.message.kind.value,
+                    text=v.message.text, attachments=v.message.attachments, author_user_id=v.message.author_user_id,
+                    platform_message_id=v.message.platform_message_id, created_at=v.message.created_at,
+                    delivery_status=v.delivery_status, delivery_error=v.delivery_error)
+        for v in views
+    ]
+
+
+@router.post("/{conversation_id}/messages", response_model=OutboxRead, status_code=status.HTTP_202_ACCEPTED)
+async def send_message(
+    conversation_id: int,
+    body: MessageCreate,
+    idempotency_key: str | None = Header(default=None, max_length=100,
+                                         description="Repeat a request with the same key: sent once"),
+    user: User = Depends(require_role(*ANY_ROLE)),
+    session: AsyncSession = Depends(db_session),
+    ctx: ApiContext = Depends(api_context),
+) -> OutboxRead:
+    conversation = await conversations.get_conversation(conversation_id, user, db_session=session)
+    if conversation is None:
+        raise HTTPException(404, f"no conversation {conversation_id}")
+    row = await conversations.send_from_user(conversation, body.text, user, db_session=session,
+                                             idempotency_key=idempotency_key)
+    await session.commit()
+    ctx.on_enqueued()
+    return OutboxRead.model_validate(row)

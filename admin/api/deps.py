@@ -1,0 +1,91 @@
+"""Dependencies shared by the API routers: the session, the caller, their role."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Protocol
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core import users
+from crm_core.crypto import CredentialCipher
+from crm_core.models import ChannelAccount, Role, User
+
+
+class ConnectionCheckResult(Protocol):
+    platform_account_id: str
+    display_name: str
+
+
+class ChannelCatalog(Protocol):
+    """What the API needs of the channel adapters (the hub supplies them)."""
+
+    kinds: list[str]
+
+    def credentials_model(self, kind: str) -> type[BaseModel]: ...
+
+    def settings_model(self, kind: str) -> type[BaseModel]: ...
+
+    async def check_connection(self, kind: str, api_base: str | None,
+                               credentials: dict[str, Any]) -> ConnectionCheckResult: ...
+
+    async def activate(self, account: ChannelAccount) -> None: ...
+
+    def webhook_url(self, account: ChannelAccount) -> str: ...
+
+
+class ApiContext(Protocol):
+    sessions: async_sessionmaker[AsyncSession]
+    cipher: CredentialCipher
+    catalog: ChannelCatalog
+
+    def on_enqueued(self) -> None: ...
+
+
+def api_context(request: Request) -> ApiContext:
+    return request.app.state.api
+
+
+async def db_session(ctx: ApiContext = Depends(api_context)) -> AsyncIterator[AsyncSession]:
+    """A session per request; routes that write commit before they answer."""
+    async with ctx.sessions() as session:
+        yield session
+
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `scrm token create --role admin`")
+
+
+async def current_user(
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    session: AsyncSession = Depends(db_session),
+) -> User:
+    if credentials is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "missing bearer token: send 'Authorization: Bearer <token>' "
+                            "(create one with `scrm token create --role admin`)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    user = await users.authenticate(credentials.credentials, db_session=session)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    await session.commit()  # last_used_at
+    return user
+
+
+def require_role(*roles: Role) -> Callable[..., Any]:
+    allowed: Sequence[Role] = roles
+
+    async def check(user: User = Depends(current_user)) -> User:
+        if user.role not in allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"role {user.role.value} may not do this; needs one of: "
+                                + ", ".join(r.value for r in allowed))
+        return user
+
+    return check
+
+
+ANY_ROLE = (Role.ADMIN, Role.OPERATOR, Role.MANAGER, Role.REP)

@@ -1,0 +1,108 @@
+"""Request and response bodies of the REST API (XCreate / XRead)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ChannelAccountCreate(BaseModel):
+    kind: str = Field(examples=["telegram"])
+    name: str = Field(min_length=1, max_length=200)
+    credentials: dict[str, Any] = Field(description="Platform secrets; validated per kind, stored encrypted, "
+                                                    "never returned")
+    settings: dict[str, Any] = Field(default_factory=dict)
+    api_base: str | None = Field(default=None, description="Override the platform API URL (simulators, proxies)")
+
+    @field_validator("api_base")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("api_base must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+
+class ChannelAccountRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    name: str
+    platform_account_id: str
+    api_base: str | None
+    settings: dict[str, Any]
+    is_active: bool
+    webhook_url: str
+    created_at: dt.datetime
+
+
+class IdentityRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    channel_account_id: int
+    external_id: str
+    display_name: str | None
+    username: str | None
+    language: str | None
+    reachable: bool
+    unreachable_reason: str | None
+    last_inbound_at: dt.datetime | None
+
+
+class ContactRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    display_name: str | None
+    language: str | None
+    created_at: dt.datetime
+
+
+class ContactDetail(ContactRead):
+    identities: list[IdentityRead]
+
+
+class ConversationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    contact_id: int
+    identity_id: int
+    channel_account_id: int
+    status: str
+    assignee_user_id: int | None
+    created_at: dt.datetime
+    last_message_at: dt.datetime
+
+
+class MessageRead(BaseModel):
+    id: int
+    direction: str
+    kind: str
+    text: str | None
+    attachments: list[Any]
+    author_user_id: int | None
+    platform_message_id: str | None
+    created_at: dt.datetime
+    delivery_status: str | None = Field(description="Outbound only: pending, sending, sent, failed, unreachable, "
+                                                    "in_doubt, cancelled")
+    delivery_error: str | None
+
+
+class MessageCreate(BaseModel):
+    text: str = Field(min_length=1, max_length=4096)
+
+
+class OutboxRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    message_id: int | None
+    status: str
+    attempts: int
+    next_attempt_at: dt.datetime
+    platform_message_id: str | None
+    last_error: str | None

@@ -1,0 +1,1 @@
+"""Channel adapters: one folder per platform (verify + parse inbound, send outbound)."""

@@ -1,0 +1,114 @@
+"""The narrow interface every channel adapter implements.
+
+Inbound: a webhook request becomes normalized `crm_core.ports` events (or a
+`WebhookRejected` with the status and a message that says how to fix it).
+Outbound: `send` one message; buttons degrade to numbered text where the
+platform has none. Adapters declare their capabilities and rate limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from crm_core.ports import AccountRef, InboundEvent, OutboundMessage, RateLimit, SendResult
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    buttons: bool = False
+    images: bool = False
+    markdown: bool = False
+    max_text_length: int = 4096
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    method: str
+    headers: Mapping[str, str]  # lower-case names
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass
+class WebhookOutcome:
+    events: list[InboundEvent]
+    status: int = 200
+    # What the platform expects back (Telegram: a method call or nothing).
+    response: dict[str, Any] | str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class WebhookRejected(Exception):
+    """Bad inbound request: answered with `status` and this message, nothing stored."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ConnectionFailed(Exception):
+    """The platform refused the credentials or could not be reached."""
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    platform_account_id: str
+    display_name: str
+
+
+class ChannelAdapter(Protocol):
+    kind: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    credentials_model: ClassVar[type[BaseModel]]
+    settings_model: ClassVar[type[BaseModel]]
+    # Credential fields that are secrets (never shown again once saved).
+    secret_fields: ClassVar[frozenset[str]]
+
+    def parse_webhook(self, account: AccountRef, request: WebhookRequest) -> WebhookOutcome: ...
+
+    def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:
+        """Buckets one send counts against; the account-wide bucket comes first."""
+        ...
+
+    async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult: ...
+
+    async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck: ...
+
+    async def activate(self, account: AccountRef, webhook_url: str) -> None:
+        """Point the platform at us (set the webhook) or prepare polling."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def numbered_options(message: OutboundMessage) -> str:
+    """Buttons as numbered text lines, for platforms without buttons."""
+    if not message.buttons:
+        return message.text
+    lines = [message.text, ""] + [f"{n}. {b.label}" for n, b in enumerate(message.buttons, 1)]
+    return "\n".join(lines)
+
+
+class InboundSink(Protocol):
+    """Where pollers hand events: stored and committed together with the cursor."""
+
+    async def __call__(self, account_id: int, events: Sequence[InboundEvent], cursor: tuple[str, str] | None) -> None:
+        ...
+
+
+class Poller(Protocol):
+    async def run(self, stop: Any) -> None: ...
+
+
+class PollingAdapter(ChannelAdapter, Protocol):
+    """An adapter that can fetch inbound messages itself (long polling, IMAP)."""
+
+    def wants_polling(self, account: AccountRef) -> bool: ...
+
+    def make_poller(self, account: AccountRef, sink: InboundSink,
+                    load_cursor: Any) -> Poller: ...

@@ -1,0 +1,48 @@
+"""The adapters this hub knows. Adding a platform: one folder, one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from channels.base import ChannelAdapter
+from channels.telegram.adapter import TelegramAdapter
+from crm_core.ports import AccountRef, OutboundMessage, RateLimit, SendResult
+
+
+def default_adapters() -> list[ChannelAdapter]:
+    return [TelegramAdapter()]
+
+
+class UnknownChannel(KeyError):
+    pass
+
+
+class ChannelRegistry:
+    """Looks adapters up by kind; also the core's OutboundGateway."""
+
+    def __init__(self, adapters: Iterable[ChannelAdapter]) -> None:
+        self._by_kind: dict[str, ChannelAdapter] = {}
+        for adapter in adapters:
+            if adapter.kind in self._by_kind:
+                raise ValueError(f"two adapters for channel kind {adapter.kind!r}")
+            self._by_kind[adapter.kind] = adapter
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted(self._by_kind)
+
+    def get(self, kind: str) -> ChannelAdapter:
+        try:
+            return self._by_kind[kind]
+        except KeyError:
+            raise UnknownChannel(f"unknown channel kind {kind!r}; known: {', '.join(self.kinds)}") from None
+
+    def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:
+        return self.get(account.kind).rate_limits(account, recipient)
+
+    async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
+        return await self.get(account.kind).send(account, message)
+
+    async def close(self) -> None:
+        for adapter in self._by_kind.values():
+            await adapter.close()

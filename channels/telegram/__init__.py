@@ -1,0 +1,1 @@
+"""Telegram: Bot API webhooks or long polling, sends through aiogram."""

@@ -1,0 +1,85 @@
+"""Channel accounts: connected bots, apps and mailboxes, with encrypted credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core import audit
+from crm_core.crypto import CredentialCipher
+from crm_core.models import ChannelAccount, ChannelCursor, User
+from crm_core.ports import AccountRef
+
+
+class DuplicateAccount(Exception):
+    pass
+
+
+async def create(
+    *,
+    kind: str,
+    name: str,
+    platform_account_id: str,
+    credentials: dict[str, Any],
+    api_base: str | None,
+    settings: dict[str, Any],
+    cipher: CredentialCipher,
+    actor: User | None,
+    db_session: AsyncSession,
+) -> ChannelAccount:
+    existing = await db_session.scalar(
+        select(ChannelAccount).where(
+            ChannelAccount.kind == kind, ChannelAccount.platform_account_id == platform_account_id
+        )
+    )
+    if existing is not None:
+        raise DuplicateAccount(
+            f"this {kind} account ({platform_account_id}) is already connected as channel account "
+            f"{existing.id} ({existing.name!r})"
+        )
+    account = ChannelAccount(
+        kind=kind,
+        name=name,
+        platform_account_id=platform_account_id,
+        credentials_encrypted=cipher.encrypt(credentials),
+        api_base=api_base,
+        settings=settings,
+    )
+    db_session.add(account)
+    await db_session.flush()
+    await audit.record("channel_account.create", entity_type="channel_account", entity_id=account.id,
+                       actor=actor, db_session=db_session, details={"kind": kind, "name": name})
+    return account
+
+
+async def get(account_id: int, *, db_session: AsyncSession) -> ChannelAccount | None:
+    return await db_session.get(ChannelAccount, account_id)
+
+
+async def list_all(*, db_session: AsyncSession) -> list[ChannelAccount]:
+    return list((await db_session.scalars(select(ChannelAccount).order_by(ChannelAccount.id))).all())
+
+
+def to_ref(account: ChannelAccount, cipher: CredentialCipher) -> AccountRef:
+    return AccountRef(
+        id=account.id,
+        kind=account.kind,
+        api_base=account.api_base,
+        credentials=cipher.decrypt(account.credentials_encrypted),
+        settings=dict(account.settings or {}),
+    )
+
+
+async def get_cursor(account_id: int, name: str, *, db_session: AsyncSession) -> str | None:
+    cursor = await db_session.get(ChannelCursor, (account_id, name))
+    return cursor.value if cursor else None
+
+
+async def set_cursor(account_id: int, name: str, value: str, *, db_session: AsyncSession) -> None:
+    cursor = await db_session.get(ChannelCursor, (account_id, name))
+    if cursor is None:
+        db_session.add(ChannelCursor(channel_account_id=account_id, name=name, value=value))
+    else:
+        cursor.value = value

@@ -1,0 +1,101 @@
+"""Contacts and conversations as the API and the reps see them.
+
+Reps see only the conversations assigned to them, and only the contacts of
+those conversations; admins, operators and managers see everything.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from crm_core import audit
+from crm_core.models import Contact, Conversation, Message, OutboxMessage, Role, User
+from crm_core.outbox import enqueue_to_conversation
+from crm_core.ports import OutboundMessage
+
+
+def _visible_conversations(user: User) -> Select:
+    stmt = select(Conversation)
+    if user.role == Role.REP:
+        stmt = stmt.where(Conversation.assignee_user_id == user.id)
+    return stmt
+
+
+def _visible_contacts(user: User) -> Select:
+    stmt = select(Contact)
+    if user.role == Role.REP:
+        stmt = stmt.where(
+            exists().where(Conversation.contact_id == Contact.id, Conversation.assignee_user_id == user.id)
+        )
+    return stmt
+
+
+async def list_contacts(user: User, *, db_session: AsyncSession, limit: int = 50, offset: int = 0) -> list[Contact]:
+    stmt = _visible_contacts(user).order_by(Contact.id.desc()).limit(limit).offset(offset)
+    return list((await db_session.scalars(stmt)).all())
+
+
+async def get_contact(contact_id: int, user: User, *, db_session: AsyncSession) -> Contact | None:
+    stmt = _visible_contacts(user).where(Contact.id == contact_id).options(selectinload(Contact.identities))
+    return await db_session.scalar(stmt)
+
+
+async def list_conversations(
+    user: User, *, db_session: AsyncSession, contact_id: int | None = None, limit: int = 50, offset: int = 0
+) -> list[Conversation]:
+    stmt = _visible_conversations(user)
+    if contact_id is not None:
+        stmt = stmt.where(Conversation.contact_id == contact_id)
+    stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(limit).offset(offset)
+    return list((await db_session.scalars(stmt)).all())
+
+
+async def get_conversation(conversation_id: int, user: User, *, db_session: AsyncSession) -> Conversation | None:
+    return await db_session.scalar(_visible_conversations(user).where(Conversation.id == conversation_id))
+
+
+@dataclass
+class MessageView:
+    message: Message
+    delivery_status: str | None
+    delivery_error: str | None
+
+
+async def list_messages(
+    conversation: Conversation, *, db_session: AsyncSession, after_id: int = 0, limit: int = 100
+) -> list[MessageView]:
+    rows = await db_session.execute(
+        select(Message, OutboxMessage.status, OutboxMessage.last_error)
+        .outerjoin(OutboxMessage, OutboxMessage.message_id == Message.id)
+        .where(Message.conversation_id == conversation.id, Message.id > after_id)
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return [MessageView(m, status.value if status else None, error) for m, status, error in rows.all()]
+
+
+async def send_from_user(
+    conversation: Conversation,
+    text: str,
+    user: User,
+    *,
+    db_session: AsyncSession,
+    idempotency_key: str | None = None,
+) -> OutboxMessage:
+    """A person's message into the conversation, through the outbox."""
+    key = f"user:{user.id}:{idempotency_key or uuid.uuid4().hex}"
+    row = await enqueue_to_conversation(
+        conversation,
+        OutboundMessage(conversation.external_thread_id, text),
+        idempotency_key=key,
+        author_user_id=user.id,
+        db_session=db_session,
+    )
+    await audit.record("conversation.send", entity_type="conversation", entity_id=conversation.id,
+                       actor=user, db_session=db_session, details={"outbox_id": row.id})
+    return row

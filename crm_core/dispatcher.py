@@ -1,0 +1,381 @@
+"""The dispatcher: sends outbox rows through the channel adapters.
+
+A row moves pending -> claimed -> sending -> sent. `sending` is committed just
+before the network call and the outcome just after, so a process killed
+mid-call leaves a row in `sending`; recovery marks such rows `in_doubt` and
+reports them instead of resending blindly. Rows only `claimed` never touched
+the network and go back to `pending`.
+
+On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED, so any number of
+dispatcher processes share the work; every state change is a compare-and-set
+on (status, claimed_by), so a dispatcher that lost its claim never sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.crypto import CredentialCipher
+from crm_core.db import utcnow
+from crm_core.ingest import mark_identity_unreachable
+from crm_core.models import ChannelAccount, Identity, Message, OutboxMessage, OutboxStatus
+from crm_core.ports import (
+    AccountRef,
+    OutboundGateway,
+    OutboundMessage,
+    PermanentFailure,
+    RateLimit,
+    RecipientUnreachable,
+    RetryLater,
+    SendResult,
+)
+
+log = logging.getLogger(__name__)
+
+
+def new_owner_id(role: str = "dispatcher") -> str:
+    """host:pid:random — lets recovery tell a dead local owner from a live one."""
+    return f"{socket.gethostname()}:{os.getpid()}:{role}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when `owner` ran on this host and its process is gone."""
+    try:
+        host, pid_text, *_ = owner.split(":")
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    lease_seconds: float = 60.0
+    batch_size: int = 100
+    concurrency: int = 16
+    max_attempts: int = 10
+    backoff_base: float = 2.0
+    backoff_cap: float = 900.0
+    idle_poll_seconds: float = 0.5
+    account_cache_seconds: float = 30.0
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with full jitter, at least a tenth of the step."""
+        step = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
+        return random.uniform(step / 10, step)
+
+
+class Pacer:
+    """Spaces sends per bucket (account, chat...) to stay within rate limits."""
+
+    def __init__(self) -> None:
+        self._next_free: dict[str, float] = {}
+
+    async def wait(self, buckets: Sequence[tuple[str, RateLimit]]) -> None:
+        while True:
+            now = time.monotonic()
+            ready_at = max((self._next_free.get(name, 0.0) for name, _ in buckets), default=0.0)
+            if ready_at <= now:
+                for name, limit in buckets:
+                    self._next_free[name] = max(self._next_free.get(name, 0.0), now) + limit.interval
+                return
+            await asyncio.sleep(ready_at - now)
+
+    def pause(self, bucket: str, seconds: float) -> None:
+        self._next_free[bucket] = max(self._next_free.get(bucket, 0.0), time.monotonic() + seconds)
+
+
+@dataclass
+class RecoveryReport:
+    released: int = 0
+    in_doubt: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Claimed:
+    id: int
+    account_id: int
+    recipient: str
+    payload: dict
+    identity_id: int | None
+    message_id: int | None
+    attempts: int
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        gateway: OutboundGateway,
+        cipher: CredentialCipher,
+        *,
+        policy: DispatchPolicy | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.gateway = gateway
+        self.cipher = cipher
+        self.policy = policy or DispatchPolicy()
+        self.owner = owner or new_owner_id()
+        self.pacer = Pacer()
+        self._wake = asyncio.Event()
+        self._accounts: OrderedDict[int, tuple[float, AccountRef | None]] = OrderedDict()
+        self._last_recovery = 0.0
+
+    def wake(self) -> None:
+        """Something was enqueued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("dispatcher %s started", self.owner)
+        while not stop.is_set():
+            try:
+                if time.monotonic() - self._last_recovery > min(5.0, self.policy.lease_seconds / 4):
+                    await self.recover_abandoned()
+                handled = await self.run_once()
+            except Exception:
+                log.exception("dispatcher %s: tick failed; retrying shortly", self.owner)
+                handled = 0
+                await asyncio.sleep(1.0)
+            if handled == 0:
+                self._wake.clear()
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=self.policy.idle_poll_seconds,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+        log.info("dispatcher %s stopped", self.owner)
+
+    async def run_once(self) -> int:
+        """Claim one batch of due rows and send them; the number of rows handled."""
+        claimed = await self._claim()
+        if not claimed:
+            return 0
+        # Rows to one recipient go in order, one after another; recipients in parallel.
+        by_recipient: OrderedDict[tuple[int, str], list[_Claimed]] = OrderedDict()
+        for row in claimed:
+            by_recipient.setdefault((row.account_id, row.recipient), []).append(row)
+        limit = asyncio.Semaphore(self.policy.concurrency)
+
+        async def send_group(rows: list[_Claimed]) -> None:
+            async with limit:
+                for row in rows:
+                    await self._send_one(row)
+
+        await asyncio.gather(*(send_group(rows) for rows in by_recipient.values()))
+        return len(claimed)
+
+    async def _claim(self) -> list[_Claimed]:
+        now = utcnow()
+        due = (
+            select(OutboxMessage.id)
+            .join(ChannelAccount, ChannelAccount.id == OutboxMessage.channel_account_id)
+            .where(
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.next_attempt_at <= now,
+                ChannelAccount.is_active.is_(True),
+            )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(self.policy.batch_size)
+            .with_for_update(skip_locked=True, of=OutboxMessage)
+        )
+        stmt = (
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(due.scalar_subquery()), OutboxMessage.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.CLAIMED, claimed_by=self.owner, claimed_at=now)
+            .returning(
+                OutboxMessage.id,
+                OutboxMessage.channel_account_id,
+                OutboxMessage.recipient,
+                OutboxMessage.payload,
+                OutboxMessage.identity_id,
+                OutboxMessage.message_id,
+                OutboxMessage.attempts,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessions() as session, session.begin():
+            rows = (await session.execute(stmt)).all()
+        return sorted((_Claimed(*row) for row in rows), key=lambda r: r.id)
+
+    async def _send_one(self, row: _Claimed) -> None:
+        account = await self._account(row.account_id)
+        if account is None:
+            await self._finish(row, OutboxStatus.CANCELLED, error="channel account was removed or disabled")
+            return
+        if row.identity_id is not None:
+            async with self.sessions() as session:
+                identity = await session.get(Identity, row.identity_id)
+            if identity is not None and not identity.reachable:
+                await self._finish(row, OutboxStatus.UNREACHABLE,
+                                   error=f"recipient unreachable: {identity.unreachable_reason or 'unknown reason'}")
+                return
+
+        await self.pacer.wait(self.gateway.rate_limits(account, row.recipient))
+        if not await self._mark_sending(row):
+            log.info("outbox %s: claim lost to another dispatcher; not sending", row.id)
+            return
+        attempts = row.attempts + 1
+        message = OutboundMessage.from_payload(row.recipient, row.payload)
+        try:
+            async with asyncio.timeout(self.policy.lease_seconds / 2):
+                result = await self.gateway.send(account, message)
+        except RetryLater as exc:
+            for bucket, _ in self.gateway.rate_limits(account, row.recipient)[:1]:
+                self.pacer.pause(bucket, exc.retry_after)
+            # A rate limit is the platform's pacing, not a failed attempt.
+            await self._retry(row, attempts - 1, delay=exc.retry_after, error=f"rate limited: {exc}")
+        except RecipientUnreachable as exc:
+            await self._finish(row, OutboxStatus.UNREACHABLE, error=str(exc), attempts=attempts)
+            if row.identity_id is not None:
+                async with self.sessions() as session, session.begin():
+                    await mark_identity_unreachable(row.identity_id, str(exc), db_session=session)
+        except PermanentFailure as exc:
+            await self._finish(row, OutboxStatus.FAILED, error=str(exc), attempts=attempts)
+        except Exception as exc:  # network errors, 5xx, timeouts: retry with backoff
+            error = f"{type(exc).__name__}: {exc}"
+            if attempts >= self.policy.max_attempts:
+                await self._finish(row, OutboxStatus.FAILED, error=f"gave up after {attempts} attempts; {error}",
+                                   attempts=attempts)
+            else:
+                await self._retry(row, attempts, delay=self.policy.backoff(attempts), error=error)
+        else:
+            await self._record_sent(row, result, attempts)
+
+    async def _mark_sending(self, row: _Claimed) -> bool:
+        async with self.sessions() as session, session.begin():
+            result: CursorResult = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id, OutboxMessage.status == OutboxStatus.CLAIMED,
+                       OutboxMessage.claimed_by == self.owner)
+                .values(status=OutboxStatus.SENDING, attempts=row.attempts + 1, claimed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        return result.rowcount == 1
+
+    def _ours(self, row: _Claimed):
+        return (
+            OutboxMessage.id == row.id,
+            OutboxMessage.claimed_by == self.owner,
+            OutboxMessage.status.in_([OutboxStatus.CLAIMED, OutboxStatus.SENDING, OutboxStatus.IN_DOUBT]),
+        )
+
+    async def _record_sent(self, row: _Claimed, result: SendResult, attempts: int) -> None:
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage)
+                .where(*self._ours(row))
+                .values(status=OutboxStatus.SENT, platform_message_id=result.platform_message_id, sent_at=now,
+                        attempts=attempts, last_error=None)
+                .execution_options(synchronize_session=False)
+            )
+            if row.message_id is not None:
+                await session.execute(
+                    update(Message).where(Message.id == row.message_id)
+                    .values(platform_message_id=result.platform_message_id)
+                    .execution_options(synchronize_session=False)
+                )
+
+    async def _retry(self, row: _Claimed, attempts: int, *, delay: float, error: str) -> None:
+        log.warning("outbox %s: retry in %.1fs (attempt %d): %s", row.id, delay, attempts, error)
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage)
+                .where(*self._ours(row))
+                .values(status=OutboxStatus.PENDING, attempts=attempts, claimed_by=None, claimed_at=None,
+                        next_attempt_at=utcnow() + dt.timedelta(seconds=delay), last_error=error)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def _finish(self, row: _Claimed, status: OutboxStatus, *, error: str, attempts: int | None = None) -> None:
+        log.warning("outbox %s: %s: %s", row.id, status.value, error)
+        values: dict = {"status": status, "last_error": error}
+        if attempts is not None:
+            values["attempts"] = attempts
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage).where(*self._ours(row)).values(**values)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def _account(self, account_id: int) -> AccountRef | None:
+        cached = self._accounts.get(account_id)
+        if cached is not None and time.monotonic() - cached[0] < self.policy.account_cache_seconds:
+            return cached[1]
+        async with self.sessions() as session:
+            account = await session.get(ChannelAccount, account_id)
+        ref = None
+        if account is not None and account.is_active:
+            ref = AccountRef(
+                id=account.id,
+                kind=account.kind,
+                api_base=account.api_base,
+                credentials=self.cipher.decrypt(account.credentials_encrypted),
+                settings=dict(account.settings or {}),
+            )
+        self._accounts[account_id] = (time.monotonic(), ref)
+        return ref
+
+    async def recover_abandoned(self) -> RecoveryReport:
+        """Release rows whose dispatcher died; report those it died sending."""
+        self._last_recovery = time.monotonic()
+        stale_before = utcnow() - dt.timedelta(seconds=self.policy.lease_seconds)
+        report = RecoveryReport()
+        async with self.sessions() as session, session.begin():
+            candidates = (await session.execute(
+                select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.claimed_by, OutboxMessage.claimed_at)
+                .where(OutboxMessage.status.in_([OutboxStatus.CLAIMED, OutboxStatus.SENDING]),
+                       OutboxMessage.claimed_by != self.owner)
+            )).all()
+            dead_owners: dict[str, bool] = {}
+            for row_id, status, owner, claimed_at in candidates:
+                if owner not in dead_owners:
+                    dead_owners[owner] = owner_is_dead(owner)
+                if not (dead_owners[owner] or claimed_at < stale_before):
+                    continue
+                where = (OutboxMessage.id == row_id, OutboxMessage.status == status,
+                         OutboxMessage.claimed_by == owner)
+                if status == OutboxStatus.CLAIMED:
+                    await session.execute(
+                        update(OutboxMessage).where(*where)
+                        .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None)
+                        .execution_options(synchronize_session=False))
+                    report.released += 1
+                else:
+                    await session.execute(
+                        update(OutboxMessage).where(*where)
+                        .values(status=OutboxStatus.IN_DOUBT,
+                                last_error=f"dispatcher {owner} stopped during the send started at "
+                                           f"{claimed_at:%Y-%m-%d %H:%M:%S} UTC; the platform may have delivered it. "
+                                           "Not resent automatically: check, then `scrm outbox resolve "
+                                           f"{row_id} --sent` or `--resend`")
+                        .execution_options(synchronize_session=False))
+                    report.in_doubt.append(row_id)
+        if report.released:
+            log.info("recovered %d claimed rows of stopped dispatchers", report.released)
+        for row_id in report.in_doubt:
+            log.warning("outbox %s is in doubt: its dispatcher stopped mid-send; see `scrm outbox in-doubt`", row_id)
+        return report

@@ -1,0 +1,276 @@
+"""The foundation tables: people, their channel identities, conversations,
+messages, the outbox, users and the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm_core.db import Base, utcnow
+
+# BigInteger ids on PostgreSQL, plain INTEGER (the rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Store the readable value, as a VARCHAR with a CHECK, not a native PG enum,
+    # so adding a member is a one-line migration on every backend.
+    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e],
+                validate_strings=True, name=cls.__name__.lower())
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    MANAGER = "manager"
+    REP = "rep"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class MessageKind(enum.StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    FILE = "file"
+    CALLBACK = "callback"   # a button press
+    EDIT = "edit"           # the customer edited an earlier message
+    EVENT = "event"         # follow / unfollow / blocked the bot and similar
+
+
+class ConversationStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"          # waiting for next_attempt_at
+    CLAIMED = "claimed"          # taken by a dispatcher, network not touched yet
+    SENDING = "sending"          # recorded just before the network call
+    SENT = "sent"
+    FAILED = "failed"            # gave up after retries, or a permanent error
+    UNREACHABLE = "unreachable"  # the platform says the recipient cannot be reached
+    IN_DOUBT = "in_doubt"        # the sender died mid-call: maybe delivered, not resent
+    CANCELLED = "cancelled"
+
+
+class MessagePurpose(enum.StrEnum):
+    SERVICE = "service"
+    MARKETING = "marketing"
+
+
+class Contact(Base):
+    """One person, whatever channels they use."""
+
+    __tablename__ = "contact"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    identities: Mapped[list[Identity]] = relationship(back_populates="contact", lazy="raise")
+
+
+class ChannelAccount(Base):
+    """One connected bot, app, official account or mailbox."""
+
+    __tablename__ = "channel_account"
+    __table_args__ = (UniqueConstraint("kind", "platform_account_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    # The platform's own id of this account (Telegram bot id, WeCom corpid +
+    # agentid...), so the same account cannot be connected twice.
+    platform_account_id: Mapped[str] = mapped_column(String(200))
+    credentials_encrypted: Mapped[str] = mapped_column(Text)
+    api_base: Mapped[str | None] = mapped_column(String(500))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChannelCursor(Base):
+    """Where an inbound poller stopped (Telegram update offset, IMAP UID...)."""
+
+    __tablename__ = "channel_cursor"
+
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id", ondelete="CASCADE"),
+                                                    primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Identity(Base):
+    """A contact as one channel account knows them (a Telegram user of one bot...)."""
+
+    __tablename__ = "identity"
+    __table_args__ = (UniqueConstraint("channel_account_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    username: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(16))
+    reachable: Mapped[bool] = mapped_column(Boolean, default=True)
+    unreachable_reason: Mapped[str | None] = mapped_column(String(500))
+    unreachable_since: Mapped[dt.datetime | None]
+    last_inbound_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    contact: Mapped[Contact] = relationship(back_populates="identities", lazy="raise")
+
+
+class User(Base):
+    """Someone who works in the hub: admin, operator, manager or rep."""
+
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for the REST API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class Conversation(Base):
+    """One thread with a contact on one channel account."""
+
+    __tablename__ = "conversation"
+    __table_args__ = (
+        # One open conversation per thread, even when two webhooks race.
+        Index("uq_conversation_open_thread", "channel_account_id", "external_thread_id", unique=True,
+              sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identity.id"), index=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
+    # Where replies go: a Telegram chat id, an email thread root...
+    external_thread_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[ConversationStatus] = mapped_column(_enum(ConversationStatus), default=ConversationStatus.OPEN)
+    assignee_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_message_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    """Every message in or out, with the raw platform payload kept as evidence."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        # Platform retries carry the same id: the second insert is a no-op.
+        UniqueConstraint("channel_account_id", "platform_message_id"),
+        Index("ix_message_unprocessed", "direction", "processed_at"),
+        Index("ix_message_conversation", "conversation_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"))
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("identity.id"))
+    direction: Mapped[Direction] = mapped_column(_enum(Direction))
+    kind: Mapped[MessageKind] = mapped_column(_enum(MessageKind), default=MessageKind.TEXT)
+    text: Mapped[str | None] = mapped_column(Text)
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
+    raw: Mapped[dict[str, Any] | None]
+    platform_message_id: Mapped[str | None] = mapped_column(String(200))
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Inbound processing by the worker: claimed, then processed in the same
+    # transaction that writes the replies to the outbox.
+    processed_at: Mapped[dt.datetime | None]
+    processing_owner: Mapped[str | None] = mapped_column(String(120))
+    processing_claimed_at: Mapped[dt.datetime | None]
+    processing_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    processing_error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxMessage(Base):
+    """A send waiting for, or done by, the dispatcher. At most once per key."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("identity.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
+    recipient: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[MessagePurpose] = mapped_column(_enum(MessagePurpose), default=MessagePurpose.SERVICE)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    claimed_at: Mapped[dt.datetime | None]
+    platform_message_id: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+
+
+class Lease(Base):
+    """A named lease one process holds at a time (a Telegram poller...)."""
+
+    __tablename__ = "lease"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(120))
+    expires_at: Mapped[dt.datetime]
+
+
+class AuditLog(Base):
+    """Who changed what, when. Append-only."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    actor_label: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    entity_type: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[str | None] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,162 @@
+"""What the core expects from the outside: normalized inbound events from
+channel adapters, a sender for outbound messages, and message handlers (bots).
+
+Adapters, bots and analyzers implement these; the core never imports them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.models import Contact, Conversation, Identity, Message, MessageKind
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who wrote, as the platform names them."""
+
+    external_id: str
+    display_name: str | None = None
+    username: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A customer's message, edit or button press, normalized."""
+
+    # Unique per channel account and stable across platform retries.
+    platform_message_id: str
+    sender: Sender
+    thread_id: str
+    kind: MessageKind
+    text: str | None
+    raw: dict[str, Any]
+    sent_at: dt.datetime | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReachabilityChanged:
+    """The customer blocked / unblocked the bot, unfollowed the account..."""
+
+    platform_message_id: str
+    sender: Sender
+    thread_id: str
+    reachable: bool
+    reason: str
+    raw: dict[str, Any]
+
+
+InboundEvent = InboundMessage | ReachabilityChanged
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What to send; rich parts degrade to text on platforms without them."""
+
+    recipient: str
+    text: str
+    buttons: tuple[Button, ...] = ()
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"text": self.text, "buttons": [{"label": b.label, "data": b.data} for b in self.buttons]}
+
+    @classmethod
+    def from_payload(cls, recipient: str, payload: dict[str, Any]) -> OutboundMessage:
+        buttons = tuple(Button(b["label"], b["data"]) for b in payload.get("buttons") or ())
+        return cls(recipient=recipient, text=payload["text"], buttons=buttons)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    platform_message_id: str
+
+
+class SendError(Exception):
+    """A send failed; subclasses tell the dispatcher what to do next."""
+
+
+class RetryLater(SendError):
+    """The platform asked us to slow down (Telegram 429, WeCom 45009)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TemporaryFailure(SendError):
+    """Network error or 5xx: retried with exponential backoff."""
+
+
+class RecipientUnreachable(SendError):
+    """The recipient blocked us or never started the bot: stop, mark the identity."""
+
+
+class PermanentFailure(SendError):
+    """The request itself is wrong (bad token, bad chat id): retrying will not help."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `count` sends per `period` seconds for one bucket."""
+
+    count: int
+    period: float
+
+    @property
+    def interval(self) -> float:
+        return self.period / self.count
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """What the dispatcher knows of an account when it asks for a send."""
+
+    id: int
+    kind: str
+    api_base: str | None
+    credentials: dict[str, Any]
+    settings: dict[str, Any]
+
+
+class OutboundGateway(Protocol):
+    """Sends through the right adapter; implemented by the composition root."""
+
+    def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:
+        """Bucket names with their limits that one send to `recipient` counts against."""
+        ...
+
+    async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult: ...
+
+
+@dataclass
+class HandlerContext:
+    """One stored inbound message being processed by the worker."""
+
+    db_session: AsyncSession
+    message: Message
+    conversation: Conversation
+    contact: Contact
+    identity: Identity
+    replies: list[OutboundMessage] = field(default_factory=list)
+
+    def reply(self, text: str, buttons: Sequence[Button] = ()) -> None:
+        self.replies.append(OutboundMessage(self.conversation.external_thread_id, text, tuple(buttons)))
+
+
+class MessageHandler(Protocol):
+    """A bot: looks at one inbound message and may queue replies."""
+
+    async def handle(self, ctx: HandlerContext) -> None: ...

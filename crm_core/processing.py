@@ -1,0 +1,157 @@
+"""The worker that processes stored inbound messages.
+
+Each message is claimed (with a lease, so a crashed worker's claim expires),
+handed to the message handlers (bots), and marked processed in the same
+transaction that writes their replies to the outbox: a message is answered
+once, even if the worker dies halfway and another picks it up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.db import utcnow
+from crm_core.dispatcher import new_owner_id
+from crm_core.models import Contact, Conversation, Direction, Identity, Message
+from crm_core.outbox import enqueue_to_conversation
+from crm_core.ports import HandlerContext, MessageHandler
+
+log = logging.getLogger(__name__)
+
+
+class MessageWorker:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        handlers: Sequence[MessageHandler],
+        *,
+        lease_seconds: float = 60.0,
+        max_attempts: int = 5,
+        batch_size: int = 50,
+        idle_poll_seconds: float = 0.5,
+        on_enqueued: Callable[[], None] | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.handlers = list(handlers)
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.batch_size = batch_size
+        self.idle_poll_seconds = idle_poll_seconds
+        self.on_enqueued = on_enqueued
+        self.owner = owner or new_owner_id("worker")
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("message worker %s started", self.owner)
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("message worker %s: tick failed; retrying shortly", self.owner)
+                handled = 0
+                await asyncio.sleep(1.0)
+            if handled == 0:
+                self._wake.clear()
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=self.idle_poll_seconds,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+
+    async def run_once(self) -> int:
+        ids = await self._claim()
+        for message_id in ids:
+            await self._process(message_id)
+        return len(ids)
+
+    async def _claim(self) -> list[int]:
+        now = utcnow()
+        stale = now - dt.timedelta(seconds=self.lease_seconds)
+        due = (
+            select(Message.id)
+            .where(
+                Message.direction == Direction.INBOUND,
+                Message.processed_at.is_(None),
+                or_(Message.processing_claimed_at.is_(None), Message.processing_claimed_at < stale),
+            )
+            .order_by(Message.id)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.sessions() as session, session.begin():
+            rows = await session.execute(
+                update(Message)
+                .where(Message.id.in_(due.scalar_subquery()), Message.processed_at.is_(None))
+                .values(processing_owner=self.owner, processing_claimed_at=now,
+                        processing_attempts=Message.processing_attempts + 1)
+                .returning(Message.id)
+                .execution_options(synchronize_session=False)
+            )
+            return sorted(rows.scalars().all())
+
+    async def _process(self, message_id: int) -> None:
+        try:
+            async with self.sessions() as session, session.begin():
+                message = await session.get(Message, message_id, with_for_update=False)
+                if message is None or message.processed_at is not None or message.processing_owner != self.owner:
+                    return
+                conversation = await session.get(Conversation, message.conversation_id)
+                identity = await session.get(Identity, message.identity_id)
+                assert conversation is not None and identity is not None
+                contact = await session.get(Contact, conversation.contact_id)
+                assert contact is not None
+                ctx = HandlerContext(session, message, conversation, contact, identity)
+                for handler in self.handlers:
+                    await handler.handle(ctx)
+                for n, reply in enumerate(ctx.replies):
+                    await enqueue_to_conversation(
+                        conversation, reply, idempotency_key=f"reply:{message.id}:{n}", db_session=session
+                    )
+                # Compare-and-set: if our lease expired and another worker took
+                # the message, roll back instead of answering twice.
+                claimed = await session.execute(
+                    update(Message)
+                    .where(Message.id == message_id, Message.processing_owner == self.owner,
+                           Message.processed_at.is_(None))
+                    .values(processed_at=utcnow(), processing_error=None)
+                    .execution_options(synchronize_session=False)
+                )
+                if claimed.rowcount != 1:
+                    raise _LeaseLost()
+        except _LeaseLost:
+            log.warning("message %s: lease lost to another worker; its replies were discarded", message_id)
+            return
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            async with self.sessions() as session, session.begin():
+                attempts = await session.scalar(select(Message.processing_attempts).where(Message.id == message_id))
+                values: dict = {"processing_error": error}
+                if (attempts or 0) >= self.max_attempts:
+                    # A message that always crashes a handler must not block the queue.
+                    values["processed_at"] = utcnow()
+                    log.exception("message %s: processing failed %d times; giving up", message_id, attempts)
+                else:
+                    values["processing_claimed_at"] = utcnow() - dt.timedelta(seconds=self.lease_seconds * 0.9)
+                    log.exception("message %s: processing failed (attempt %s); will retry", message_id, attempts)
+                await session.execute(
+                    update(Message).where(Message.id == message_id).values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+            return
+        if ctx.replies and self.on_enqueued is not None:
+            self.on_enqueued()
+
+
+class _LeaseLost(Exception):
+    pass

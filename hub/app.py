@@ -1,0 +1,109 @@
+"""The FastAPI application: webhooks, REST API /api/v1, health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import func, select, text
+
+from admin.api import channel_accounts, contacts, conversations
+from channels.base import ConnectionCheck
+from crm_core import accounts, migrate
+from crm_core.models import ChannelAccount, OutboxMessage, OutboxStatus
+from hub import webhooks
+from hub.context import Hub
+from hub.runtime import BackgroundRuntime, Services
+
+log = logging.getLogger(__name__)
+
+
+class HubChannelCatalog:
+    """The API's view of the channel adapters."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    @property
+    def kinds(self) -> list[str]:
+        return self.hub.channels.kinds
+
+    def credentials_model(self, kind: str) -> type[BaseModel]:
+        return self.hub.channels.get(kind).credentials_model
+
+    def settings_model(self, kind: str) -> type[BaseModel]:
+        return self.hub.channels.get(kind).settings_model
+
+    async def check_connection(self, kind: str, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
+        return await self.hub.channels.get(kind).check_connection(api_base, credentials)
+
+    async def activate(self, account: ChannelAccount) -> None:
+        self.hub.forget_account(account.id)
+        adapter = self.hub.channels.get(account.kind)
+        await adapter.activate(accounts.to_ref(account, self.hub.cipher), self.hub.webhook_url(account))
+
+    def webhook_url(self, account: ChannelAccount) -> str:
+        return self.hub.webhook_url(account)
+
+
+class HubApiContext:
+    def __init__(self, hub: Hub) -> None:
+        self.sessions = hub.sessions
+        self.cipher = hub.cipher
+        self.catalog = HubChannelCatalog(hub)
+        self._hub = hub
+
+    def on_enqueued(self) -> None:
+        self._hub.dispatcher.wake()
+
+
+def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | None = None) -> FastAPI:
+    """The app; with `background` it also runs the worker, dispatcher and pollers."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_migrations:
+            await migrate.upgrade(hub.engine)
+        runtime = BackgroundRuntime(hub, background) if background else None
+        if runtime:
+            await runtime.start()
+        try:
+            yield
+        finally:
+            if runtime:
+                await runtime.shutdown()
+            await hub.close()
+
+    app = FastAPI(title="SCRM Hub", version="0.1.0", lifespan=lifespan,
+                  description="Social-CRM messaging hub: REST API and platform webhooks")
+    app.state.hub = hub
+    app.state.api = HubApiContext(hub)
+    app.include_router(webhooks.router)
+    for module in (channel_accounts, contacts, conversations):
+        app.include_router(module.router, prefix="/api/v1")
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> JSONResponse:
+        try:
+            async with hub.sessions() as session:
+                await session.execute(text("SELECT 1"))
+                counts = dict((await session.execute(
+                    select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+                )).all())
+        except Exception as exc:
+            log.error("health check: database unavailable: %s", exc)
+            return JSONResponse({"status": "error", "database": f"unavailable: {type(exc).__name__}"},
+                                status_code=503)
+        return JSONResponse({
+            "status": "ok",
+            "database": hub.engine.dialect.name,
+            "outbox": {s.value: counts.get(s, 0) for s in
+                       (OutboxStatus.PENDING, OutboxStatus.IN_DOUBT, OutboxStatus.FAILED)},
+        })
+
+    return app

@@ -1,0 +1,244 @@
+"""The `scrm` command: serve, worker, migrate, token, outbox, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+from sqlalchemy import select, update
+
+from crm_core import migrate as migrations
+from crm_core import users
+from crm_core.db import utcnow
+from crm_core.models import OutboxMessage, OutboxStatus, Role
+from hub.settings import Settings
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiogram").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the bad variable
+        raise click.ClickException(f"configuration error: {exc}") from None
+
+
+def _run(coro_factory: Callable[[], Awaitable[Any]]) -> Any:
+    try:
+        return asyncio.run(coro_factory())
+    except KeyboardInterrupt:
+        return None
+
+
+async def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+@click.group()
+def main() -> None:
+    """SCRM Hub: a social-CRM messaging hub."""
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    settings = _settings()
+    _setup_logging(settings.log_level)
+
+    async def go() -> None:
+        from crm_core.db import create_engine
+
+        settings.ensure_data_dir()
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            pending = await migrations.pending_revisions(engine)
+            await migrations.upgrade(engine)
+        finally:
+            await engine.dispose()
+        click.echo(f"database is up to date ({len(pending)} migration(s) applied)")
+
+    _run(go)
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default SCRM_HOST or 127.0.0.1)")
+@click.option("--port", default=None, type=int, help="Port (default SCRM_PORT or 8080)")
+@click.option("--no-worker", is_flag=True, help="Only serve HTTP; run `scrm worker` separately")
+def serve(host: str | None, port: int | None, no_worker: bool) -> None:
+    """Run the hub: API, webhooks and (by default) the worker. Migrates first."""
+    import uvicorn
+
+    from hub.app import create_app
+    from hub.context import Hub
+    from hub.runtime import Services
+
+    settings = _settings()
+    _setup_logging(settings.log_level)
+    hub = Hub(settings)
+    background = Services() if settings.inprocess_worker and not no_worker else None
+    app = create_app(hub, background=background)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level=settings.log_level.lower(),
+                proxy_headers=True)
+
+
+@main.command()
+@click.option("--dispatch-only", is_flag=True, help="Only send outbox rows")
+@click.option("--no-dispatch", is_flag=True, help="Only process inbound messages and poll")
+def worker(dispatch_only: bool, no_dispatch: bool) -> None:
+    """Run the message worker, the dispatcher and the pollers as their own process."""
+    from hub.context import Hub
+    from hub.runtime import BackgroundRuntime, Services
+
+    settings = _settings()
+    _setup_logging(settings.log_level)
+
+    async def go() -> None:
+        hub = Hub(settings)
+        pending = await migrations.pending_revisions(hub.engine)
+        if pending:
+            await hub.close()
+            raise click.ClickException(f"the database needs {len(pending)} migration(s): run `scrm migrate` first")
+        services = Services(worker=not dispatch_only, dispatcher=not no_dispatch, pollers=not dispatch_only)
+        runtime = BackgroundRuntime(hub, services)
+        await _stop_on_signals(runtime.stop)
+        await runtime.start()
+        click.echo(f"worker running ({hub.dispatcher.owner}); Ctrl+C to stop", err=True)
+        await runtime.stop.wait()
+        await runtime.shutdown()
+        await hub.close()
+
+    _run(go)
+
+
+@main.command()
+def secret() -> None:
+    """Print a new random SCRM_SECRET_KEY."""
+    click.echo(secrets.token_urlsafe(48))
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--user", "username", default=None, help="User name (default: cli-<role>)")
+@click.option("--name", default="cli", help="A label for the token")
+def token_create(role: str, username: str | None, name: str) -> None:
+    """Create a user if needed and print a new bearer token for it."""
+    from crm_core.db import create_engine, session_factory
+
+    settings = _settings()
+
+    async def go() -> str:
+        settings.ensure_data_dir()
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            await migrations.upgrade(engine)
+            async with session_factory(engine)() as session, session.begin():
+                user = await users.get_or_create(username or f"cli-{role}", Role(role), db_session=session)
+                if user.role != Role(role):
+                    raise click.ClickException(f"user {user.username} exists with role {user.role.value}, "
+                                               f"not {role}")
+                return await users.create_token(user, name=name, db_session=session)
+        finally:
+            await engine.dispose()
+
+    click.echo(_run(go))
+
+
+@main.group()
+def outbox() -> None:
+    """Inspect and resolve outbox rows."""
+
+
+@outbox.command("in-doubt")
+def outbox_in_doubt() -> None:
+    """List sends whose dispatcher stopped mid-call: maybe delivered, not resent."""
+    from crm_core.db import create_engine, session_factory
+
+    settings = _settings()
+
+    async def go() -> None:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with session_factory(engine)() as session:
+                rows = (await session.scalars(select(OutboxMessage).where(
+                    OutboxMessage.status == OutboxStatus.IN_DOUBT).order_by(OutboxMessage.id))).all()
+        finally:
+            await engine.dispose()
+        if not rows:
+            click.echo("no sends in doubt")
+        for row in rows:
+            click.echo(f"{row.id}\taccount {row.channel_account_id}\tto {row.recipient}\t"
+                       f"{row.payload.get('text', '')[:60]!r}\t{row.last_error}")
+
+    _run(go)
+
+
+@outbox.command("resolve")
+@click.argument("outbox_id", type=int)
+@click.option("--sent", "mark_sent", is_flag=True, help="It was delivered: mark it sent")
+@click.option("--resend", is_flag=True, help="It was not delivered: send it again")
+def outbox_resolve(outbox_id: int, mark_sent: bool, resend: bool) -> None:
+    """Resolve one in-doubt send after checking with the recipient or the platform."""
+    from crm_core import audit
+    from crm_core.db import create_engine, session_factory
+
+    if mark_sent == resend:
+        raise click.UsageError("give exactly one of --sent or --resend")
+    settings = _settings()
+
+    async def go() -> None:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                values: dict[str, Any] = ({"status": OutboxStatus.SENT, "sent_at": utcnow()} if mark_sent else
+                                          {"status": OutboxStatus.PENDING, "next_attempt_at": utcnow(),
+                                           "claimed_by": None, "claimed_at": None})
+                result = await session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id == outbox_id,
+                                                OutboxMessage.status == OutboxStatus.IN_DOUBT).values(**values))
+                if result.rowcount != 1:
+                    raise click.ClickException(f"outbox row {outbox_id} is not in doubt")
+                await audit.record("outbox.resolve", entity_type="outbox_message", entity_id=outbox_id, actor=None,
+                                   actor_label="cli", db_session=session,
+                                   details={"resolution": "sent" if mark_sent else "resend"})
+        finally:
+            await engine.dispose()
+        click.echo(f"outbox row {outbox_id}: {'marked sent' if mark_sent else 'queued to send again'}")
+
+    _run(go)
+
+
+@main.command()
+@click.option("--port", default=8080, type=int, help="Hub port")
+@click.option("--sim-port", default=8081, type=int, help="Telegram simulator port")
+def demo(port: int, sim_port: int) -> None:
+    """Run the hub on SQLite with the offline Telegram simulator."""
+    from hub.demo import run_demo
+
+    _setup_logging("INFO")
+    try:
+        asyncio.run(run_demo(port=port, sim_port=sim_port))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise click.ClickException(f"{exc}: is another demo running? try --port / --sim-port") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The Hub: one object wiring settings, database, channels, bots and workers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bots.greeting import GreetingBot
+from channels.base import ChannelAdapter
+from channels.registry import ChannelRegistry, default_adapters
+from crm_core import accounts
+from crm_core.crypto import CredentialCipher
+from crm_core.db import create_engine, session_factory
+from crm_core.dispatcher import DispatchPolicy, Dispatcher
+from crm_core.ingest import ingest_events
+from crm_core.models import ChannelAccount
+from crm_core.ports import AccountRef, InboundEvent, MessageHandler
+from crm_core.processing import MessageWorker
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        adapters: Sequence[ChannelAdapter] | None = None,
+        handlers: Sequence[MessageHandler] | None = None,
+    ) -> None:
+        self.settings = settings
+        settings.ensure_data_dir()
+        self.engine = create_engine(settings.resolved_database_url)
+        self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
+        self.cipher = CredentialCipher(settings.resolved_secret_key())
+        self.channels = ChannelRegistry(adapters if adapters is not None else default_adapters())
+        self.dispatcher = Dispatcher(
+            self.sessions,
+            self.channels,
+            self.cipher,
+            policy=DispatchPolicy(
+                lease_seconds=settings.dispatch_lease_seconds,
+                batch_size=settings.dispatch_batch_size,
+                concurrency=settings.dispatch_concurrency,
+                max_attempts=settings.max_send_attempts,
+            ),
+        )
+        self.worker = MessageWorker(
+            self.sessions,
+            handlers if handlers is not None else [GreetingBot()],
+            lease_seconds=settings.dispatch_lease_seconds,
+            on_enqueued=self.dispatcher.wake,
+        )
+        self._accounts: dict[int, tuple[float, ChannelAccount, AccountRef]] = {}
+
+    def webhook_url(self, account: ChannelAccount | AccountRef) -> str:
+        return f"{self.settings.base_url}/hooks/{account.kind}/{account.id}"
+
+    async def account(self, account_id: int, *, max_age: float = 5.0) -> tuple[ChannelAccount, AccountRef] | None:
+        """An active account with decrypted credentials, cached briefly for the webhook hot path."""
+        cached = self._accounts.get(account_id)
+        if cached is not None and time.monotonic() - cached[0] < max_age:
+            return cached[1], cached[2]
+        async with self.sessions() as session:
+            row = await accounts.get(account_id, db_session=session)
+        if row is None or not row.is_active:
+            self._accounts.pop(account_id, None)
+            return None
+        ref = accounts.to_ref(row, self.cipher)
+        self._accounts[account_id] = (time.monotonic(), row, ref)
+        return row, ref
+
+    def forget_account(self, account_id: int) -> None:
+        self._accounts.pop(account_id, None)
+
+    async def ingest(self, account_id: int, events: Sequence[InboundEvent],
+                     cursor: tuple[str, str] | None = None) -> list[int]:
+        """Store events (and a poller's cursor) in one commit, then wake the worker."""
+        async with self.sessions() as session, session.begin():
+            result = await ingest_events(events, channel_account_id=account_id, db_session=session)
+            if cursor is not None:
+                await accounts.set_cursor(account_id, cursor[0], cursor[1], db_session=session)
+        if result.stored_message_ids:
+            self.worker.wake()
+        return result.stored_message_ids
+
+    async def close(self) -> None:
+        await self.channels.close()
+        await self.engine.dispose()

@@ -1,0 +1,81 @@
+"""Settings from the environment (prefix SCRM_) or a .env file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCRM_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default: a SQLite file in the data directory. "
+                    "PostgreSQL: postgresql+asyncpg://user:pass@host:5432/db",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts channel credentials. Default: generated once and kept in the data directory.",
+    )
+    base_url: str = Field(default="http://127.0.0.1:8080",
+                          description="Public URL of this hub; webhook URLs given to platforms start with it")
+    data_dir: Path = Field(default=Path("var"), description="Where the SQLite file and generated secret live")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    inprocess_worker: bool = Field(default=True,
+                                   description="Run the message worker and dispatcher inside `scrm serve`")
+    dispatch_lease_seconds: float = Field(default=60.0, gt=1)
+    dispatch_concurrency: int = Field(default=16, ge=1, le=512)
+    dispatch_batch_size: int = Field(default=100, ge=1, le=5000)
+    max_send_attempts: int = Field(default=10, ge=1, le=100)
+    max_webhook_body_bytes: int = Field(default=1_048_576, ge=1024)
+    log_level: str = "INFO"
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("SCRM_BASE_URL must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the URLs people paste; the hub needs the async drivers.
+            if url.startswith("postgres://"):
+                url = "postgresql+asyncpg://" + url[len("postgres://"):]
+            elif url.startswith("postgresql://"):
+                url = "postgresql+asyncpg://" + url[len("postgresql://"):]
+            elif url.startswith("sqlite:///"):
+                url = "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'scrm.db').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, or one generated on first start and kept in the data directory."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        if not self.resolved_database_url.startswith("sqlite"):
+            raise RuntimeError(
+                "SCRM_SECRET_KEY is required with a shared database: every API and worker process must use the "
+                "same key. Generate one with `scrm secret` and set it everywhere."
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        return key
+
+    def ensure_data_dir(self) -> None:
+        if self.resolved_database_url.startswith("sqlite"):
+            self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,80 @@
+"""POST /hooks/{channel}/{account}: verify, parse, store, commit, answer.
+
+The request is refused with a 4xx (and nothing stored) when the body is too
+large, the account is unknown or of another kind, or the adapter rejects it.
+The answer goes out only after the events are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from channels.base import WebhookRejected, WebhookRequest
+from channels.registry import UnknownChannel
+from hub.context import Hub
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["platform webhooks"])
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject(status: int, message: str, kind: str, account_id: int, request: Request) -> Response:
+    client = request.client.host if request.client else "?"
+    log.warning("webhook %s/%s from %s rejected (%d): %s", kind, account_id, client, status, message)
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+@router.api_route("/hooks/{kind}/{account_id}", methods=["GET", "POST"], include_in_schema=True)
+async def platform_webhook(kind: str, account_id: int, request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    limit = hub.settings.max_webhook_body_bytes
+    try:
+        body = await _read_body(request, limit)
+    except BodyTooLarge:
+        return _reject(413, f"request body over {limit} bytes", kind, account_id, request)
+    try:
+        adapter = hub.channels.get(kind)
+    except UnknownChannel as exc:
+        return _reject(404, str(exc.args[0]), kind, account_id, request)
+    found = await hub.account(account_id)
+    if found is None or found[0].kind != kind:
+        return _reject(404, f"no active {kind} channel account {account_id}: check the webhook URL the platform "
+                            "calls against the admin panel's channel page", kind, account_id, request)
+    _, account = found
+    webhook_request = WebhookRequest(
+        method=request.method,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params),
+        body=body,
+    )
+    try:
+        outcome = adapter.parse_webhook(account, webhook_request)
+    except WebhookRejected as exc:
+        return _reject(exc.status, exc.message, kind, account_id, request)
+    if outcome.events:
+        await hub.ingest(account.id, outcome.events)
+    if outcome.response is None:
+        return Response(status_code=outcome.status)
+    if isinstance(outcome.response, str):
+        return PlainTextResponse(outcome.response, status_code=outcome.status)
+    return JSONResponse(outcome.response, status_code=outcome.status)
