@@ -114,8 +114,15 @@ class TelegramAdapter:
             raise WebhookRejected(400, f"Telegram update is not valid JSON: {exc}") from None
         if not isinstance(raw, dict):
             raise WebhookRejected(400, "Telegram update must be a JSON object")
+        if not isinstance(raw.get("update_id"), int):
+            raise WebhookRejected(400, "not a Telegram update: update_id missing or not an integer")
+        handled = [key for key in ALLOWED_UPDATES if key in raw]
+        if not handled:
+            # Another update type (polls, reactions...): acknowledged and ignored, so
+            # Telegram does not redeliver it, and never rejected over its shape.
+            return WebhookOutcome(events=[])
         try:
-            update = Update.model_validate(raw)
+            update = Update.model_validate({"update_id": raw["update_id"], handled[0]: raw[handled[0]]})
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

@@ -1,0 +1,241 @@
+"""The dispatcher sends each outbox row once, paces, retries, and stops where it must."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Sequence
+
+import pytest
+from sqlalchemy import select, update
+
+from crm_core.db import utcnow
+from crm_core.dispatcher import DispatchPolicy, Dispatcher
+from crm_core.ingest import ingest_events
+from crm_core.models import Conversation, Identity, Message, OutboxMessage, OutboxStatus
+from crm_core.outbox import enqueue_to_conversation
+from crm_core.ports import (
+    AccountRef,
+    OutboundMessage,
+    PermanentFailure,
+    RateLimit,
+    RecipientUnreachable,
+    RetryLater,
+    SendResult,
+    TemporaryFailure,
+)
+from tests.crm_core.test_ingest import CIPHER, make_account, text_event
+
+FAST = DispatchPolicy(lease_seconds=5, backoff_base=0.01, backoff_cap=0.05, max_attempts=3, idle_poll_seconds=0.02)
+
+
+class ScriptedGateway:
+    """Records sends; `script[text]` lists exceptions to raise on successive attempts."""
+
+    def __init__(self, per_chat: RateLimit = RateLimit(1000, 1)) -> None:
+        self.sent: list[tuple[str, str, float]] = []
+        self.calls: list[str] = []
+        self.script: dict[str, list[Exception]] = {}
+        self.per_chat = per_chat
+
+    def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:
+        return [(f"acct:{account.id}", RateLimit(1000, 1)), (f"chat:{recipient}", self.per_chat)]
+
+    async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
+        self.calls.append(message.text)
+        errors = self.script.get(message.text)
+        if errors:
+            raise errors.pop(0)
+        self.sent.append((message.recipient, message.text, time.monotonic()))
+        return SendResult(platform_message_id=f"{message.recipient}:{len(self.sent)}")
+
+
+async def conversation_for(sessions, account_id: int, user: str = "42") -> Conversation:
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(int(user) * 1000 + 1, user=user)], channel_account_id=account_id,
+                            db_session=session)
+    async with sessions() as session:
+        return await session.scalar(select(Conversation).where(Conversation.external_thread_id == user))
+
+
+async def enqueue(sessions, conversation: Conversation, *texts: str) -> list[int]:
+    ids = []
+    async with sessions() as session, session.begin():
+        for text in texts:
+            row = await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text),
+                                                idempotency_key=f"test:{conversation.id}:{text}", db_session=session)
+            ids.append(row.id)
+    return ids
+
+
+async def outbox(sessions, row_id: int) -> OutboxMessage:
+    async with sessions() as session:
+        return await session.get(OutboxMessage, row_id)
+
+
+async def drain(dispatcher: Dispatcher, rounds: int = 50) -> None:
+    for _ in range(rounds):
+        await dispatcher.run_once()
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def setup(sessions):
+    account_id = await make_account(sessions)
+    gateway = ScriptedGateway()
+    dispatcher = Dispatcher(sessions, gateway, CIPHER, policy=FAST)
+    return sessions, account_id, gateway, dispatcher
+
+
+async def test_sends_and_records_the_platform_message_id(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    [row_id] = await enqueue(sessions, conversation, "hello")
+    assert await dispatcher.run_once() == 1
+    row = await outbox(sessions, row_id)
+    assert (row.status, row.attempts, row.platform_message_id) == (OutboxStatus.SENT, 1, "42:1")
+    async with sessions() as session:
+        message = await session.get(Message, row.message_id)
+    assert message.platform_message_id == "42:1"
+    assert await dispatcher.run_once() == 0  # nothing sent twice
+    assert gateway.calls == ["hello"]
+
+
+async def test_the_same_idempotency_key_is_one_send(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    first = await enqueue(sessions, conversation, "once")
+    second = await enqueue(sessions, conversation, "once")
+    assert first == second
+    await drain(dispatcher, 3)
+    assert gateway.calls == ["once"]
+
+
+async def test_rate_limited_by_the_platform_waits_retry_after_without_using_an_attempt(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    gateway.script["slow down"] = [RetryLater("flood", retry_after=0.5)]
+    [row_id] = await enqueue(sessions, conversation, "slow down")
+    before = utcnow()
+    await dispatcher.run_once()
+    row = await outbox(sessions, row_id)
+    assert row.status == OutboxStatus.PENDING
+    assert row.attempts == 0
+    assert row.next_attempt_at >= before + dt.timedelta(seconds=0.45)
+    assert await dispatcher.run_once() == 0  # not due yet
+    await asyncio.sleep(0.6)
+    await dispatcher.run_once()
+    assert (await outbox(sessions, row_id)).status == OutboxStatus.SENT
+
+
+async def test_temporary_failures_back_off_then_give_up(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    gateway.script["flaky"] = [TemporaryFailure("502")]
+    gateway.script["down"] = [TemporaryFailure("503")] * 5
+    flaky, down = await enqueue(sessions, conversation, "flaky", "down")
+    await drain(dispatcher)
+    assert (await outbox(sessions, flaky)).status == OutboxStatus.SENT
+    row = await outbox(sessions, down)
+    assert row.status == OutboxStatus.FAILED
+    assert row.attempts == FAST.max_attempts
+    assert "gave up after 3 attempts" in row.last_error
+    assert gateway.calls.count("down") == 3
+
+
+def test_backoff_grows_exponentially_with_jitter():
+    policy = DispatchPolicy(backoff_base=2, backoff_cap=900)
+    samples = {n: [policy.backoff(n) for _ in range(200)] for n in (1, 4, 20)}
+    assert all(0.2 <= s <= 2 for s in samples[1])
+    assert all(1.6 <= s <= 16 for s in samples[4])
+    assert all(s <= 900 for s in samples[20])
+    assert len(set(samples[4])) > 100  # jittered, so retries do not stampede
+
+
+async def test_a_blocked_recipient_is_marked_unreachable_and_not_tried_again(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    gateway.script["first"] = [RecipientUnreachable("Telegram: Forbidden: bot was blocked by the user")]
+    first, second = await enqueue(sessions, conversation, "first", "second")
+    await drain(dispatcher, 3)
+    assert (await outbox(sessions, first)).status == OutboxStatus.UNREACHABLE
+    row = await outbox(sessions, second)
+    assert row.status == OutboxStatus.UNREACHABLE
+    assert "blocked by the user" in row.last_error
+    assert gateway.calls == ["first"]  # the second was never attempted
+    async with sessions() as session:
+        identity = await session.get(Identity, conversation.identity_id)
+    assert identity.reachable is False
+
+
+async def test_a_permanent_failure_is_not_retried(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    gateway.script["bad"] = [PermanentFailure("message is too long")]
+    [row_id] = await enqueue(sessions, conversation, "bad")
+    await drain(dispatcher, 3)
+    row = await outbox(sessions, row_id)
+    assert (row.status, row.attempts, row.last_error) == (OutboxStatus.FAILED, 1, "message is too long")
+
+
+async def test_sends_to_one_chat_are_paced_and_ordered_while_other_chats_go_at_once(sessions):
+    account_id = await make_account(sessions)
+    gateway = ScriptedGateway(per_chat=RateLimit(1, 0.25))
+    dispatcher = Dispatcher(sessions, gateway, CIPHER, policy=FAST)
+    alice = await conversation_for(sessions, account_id, "42")
+    bob = await conversation_for(sessions, account_id, "43")
+    await enqueue(sessions, alice, "a1", "a2", "a3")
+    await enqueue(sessions, bob, "b1")
+    await dispatcher.run_once()
+    to_alice = [(text, at) for chat, text, at in gateway.sent if chat == "42"]
+    assert [text for text, _ in to_alice] == ["a1", "a2", "a3"]
+    gaps = [b[1] - a[1] for a, b in zip(to_alice, to_alice[1:])]
+    assert all(gap >= 0.24 for gap in gaps), gaps
+    bob_at = next(at for chat, _, at in gateway.sent if chat == "43")
+    assert bob_at - to_alice[0][1] < 0.2
+
+
+async def test_rows_of_a_dead_dispatcher_are_released_or_reported_in_doubt(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    claimed, sending = await enqueue(sessions, conversation, "never touched", "maybe delivered")
+    dead = "some-other-host:1:dispatcher:x"
+    long_ago = utcnow() - dt.timedelta(seconds=FAST.lease_seconds + 1)
+    async with sessions() as session, session.begin():
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id == claimed)
+                              .values(status=OutboxStatus.CLAIMED, claimed_by=dead, claimed_at=long_ago))
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id == sending)
+                              .values(status=OutboxStatus.SENDING, claimed_by=dead, claimed_at=long_ago, attempts=1))
+    report = await dispatcher.recover_abandoned()
+    assert report.released == 1
+    assert report.in_doubt == [sending]
+    await drain(dispatcher, 3)
+    assert gateway.calls == ["never touched"]
+    row = await outbox(sessions, sending)
+    assert row.status == OutboxStatus.IN_DOUBT
+    assert "scrm outbox resolve" in row.last_error
+
+
+async def test_a_live_dispatchers_fresh_claim_is_left_alone(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    [row_id] = await enqueue(sessions, conversation, "mine")
+    other = Dispatcher(sessions, gateway, CIPHER, policy=FAST)
+    assert len(await other._claim()) == 1
+    report = await dispatcher.recover_abandoned()
+    assert (report.released, report.in_doubt) == (0, [])
+    assert await dispatcher.run_once() == 0
+    assert (await outbox(sessions, row_id)).claimed_by == other.owner
+
+
+async def test_a_dispatcher_that_lost_its_claim_does_not_send(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    [row_id] = await enqueue(sessions, conversation, "contested")
+    [claimed] = await dispatcher._claim()
+    async with sessions() as session, session.begin():  # recovered and re-claimed by someone else meanwhile
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id)
+                              .values(claimed_by="someone-else"))
+    await dispatcher._send_one(claimed)
+    assert gateway.calls == []

@@ -1,0 +1,102 @@
+"""Ingest stores each platform message once and knows who wrote it."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from crm_core import accounts
+from crm_core.crypto import CredentialCipher
+from crm_core.ingest import ingest_events
+from crm_core.models import Contact, Conversation, Identity, Message, MessageKind
+from crm_core.ports import InboundMessage, ReachabilityChanged, Sender
+
+CIPHER = CredentialCipher("test-secret-key-0123456789abcdef")
+
+
+async def make_account(sessions, platform_id: str = "1") -> int:
+    async with sessions() as session, session.begin():
+        account = await accounts.create(kind="telegram", name="t", platform_account_id=platform_id,
+                                        credentials={"bot_token": "x"}, api_base=None, settings={},
+                                        cipher=CIPHER, actor=None, db_session=session)
+        return account.id
+
+
+def text_event(update_id: int, user: str = "42", text: str = "hello", name: str = "Alice") -> InboundMessage:
+    return InboundMessage(platform_message_id=f"update:{update_id}", sender=Sender(user, name, "alice", "en"),
+                          thread_id=user, kind=MessageKind.TEXT, text=text, raw={"update_id": update_id})
+
+
+async def count(sessions, model) -> int:
+    async with sessions() as session:
+        return await session.scalar(select(func.count()).select_from(model))
+
+
+async def test_a_replayed_update_is_a_no_op(sessions):
+    account_id = await make_account(sessions)
+    for _ in range(3):
+        async with sessions() as session, session.begin():
+            await ingest_events([text_event(1)], channel_account_id=account_id, db_session=session)
+    assert await count(sessions, Message) == 1
+    assert await count(sessions, Contact) == 1
+    assert await count(sessions, Conversation) == 1
+
+
+async def test_the_same_id_on_another_account_is_another_message(sessions):
+    first, second = await make_account(sessions, "1"), await make_account(sessions, "2")
+    for account_id in (first, second):
+        async with sessions() as session, session.begin():
+            result = await ingest_events([text_event(1)], channel_account_id=account_id, db_session=session)
+        assert len(result.stored_message_ids) == 1
+    assert await count(sessions, Message) == 2
+
+
+async def test_a_returning_customer_continues_their_conversation(sessions):
+    account_id = await make_account(sessions)
+    async with sessions() as session, session.begin():
+        result = await ingest_events([text_event(1), text_event(2, text="me again", name="Alice B")],
+                                     channel_account_id=account_id, db_session=session)
+        assert result.duplicates == 0
+    async with sessions() as session:
+        conversations = (await session.scalars(select(Conversation))).all()
+        identity = await session.scalar(select(Identity))
+        texts = (await session.scalars(select(Message.text).order_by(Message.id))).all()
+    assert len(conversations) == 1
+    assert texts == ["hello", "me again"]
+    assert identity.display_name == "Alice B"  # the platform's newest name wins
+    assert identity.last_inbound_at is not None
+
+
+async def test_two_customers_are_two_contacts(sessions):
+    account_id = await make_account(sessions)
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(1, user="42"), text_event(2, user="43", name="Bob")],
+                            channel_account_id=account_id, db_session=session)
+    assert await count(sessions, Contact) == 2
+    assert await count(sessions, Conversation) == 2
+
+
+async def test_blocking_the_bot_marks_the_identity_unreachable_and_writing_again_reverses_it(sessions):
+    account_id = await make_account(sessions)
+    blocked = ReachabilityChanged(platform_message_id="update:2", sender=Sender("42"), thread_id="42",
+                                  reachable=False, reason="blocked the bot", raw={})
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(1), blocked], channel_account_id=account_id, db_session=session)
+    async with sessions() as session:
+        identity = await session.scalar(select(Identity))
+        event = await session.scalar(select(Message).where(Message.kind == MessageKind.EVENT))
+    assert identity.reachable is False
+    assert identity.unreachable_reason == "blocked the bot"
+    assert event.text == "blocked the bot"  # kept in the conversation's history
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(3, text="back")], channel_account_id=account_id, db_session=session)
+    async with sessions() as session:
+        identity = await session.scalar(select(Identity))
+    assert identity.reachable is True
+
+
+async def test_nothing_is_stored_when_the_transaction_is_not_committed(sessions):
+    account_id = await make_account(sessions)
+    async with sessions() as session:
+        await ingest_events([text_event(1)], channel_account_id=account_id, db_session=session)
+        await session.rollback()
+    assert await count(sessions, Message) == 0

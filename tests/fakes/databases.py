@@ -1,0 +1,66 @@
+"""Test databases: a fresh SQLite file per test, and the local PostgreSQL server.
+
+PostgreSQL comes from SCRM_TEST_DATABASE_URL (default: postgres@127.0.0.1:5432/test).
+It is migrated from scratch once per test session and emptied before each test.
+Where no server answers, its tests skip with the reason, except when
+SCRM_TEST_REQUIRE_POSTGRES is set (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from sqlalchemy import text
+
+from crm_core import migrate
+from crm_core.db import Base, create_engine
+
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+_pg_state: dict[str, object] = {}
+
+
+def postgres_url() -> str:
+    return os.environ.get("SCRM_TEST_DATABASE_URL", DEFAULT_PG_URL)
+
+
+async def _reachable(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        async with asyncio.timeout(5):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await engine.dispose()
+
+
+async def prepare_postgres() -> str:
+    """The PostgreSQL URL, migrated and empty; skips (or fails in CI) without a server."""
+    url = postgres_url()
+    if "error" not in _pg_state:
+        _pg_state["error"] = await _reachable(url)
+    error = _pg_state["error"]
+    if error:
+        message = f"PostgreSQL not reachable at {url} ({error}); set SCRM_TEST_DATABASE_URL"
+        if os.environ.get("SCRM_TEST_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    engine = create_engine(url)
+    try:
+        if not _pg_state.get("migrated"):
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+            await migrate.upgrade(engine)
+            _pg_state["migrated"] = True
+        else:
+            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            async with engine.begin() as conn:
+                await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+    return url
