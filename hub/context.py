@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -56,6 +57,8 @@ class Hub:
             on_enqueued=self.dispatcher.wake,
         )
         self._accounts: dict[int, tuple[float, ChannelAccount, AccountRef]] = {}
+        # Set when an account is added or changed, so pollers start without waiting a tick.
+        self.accounts_changed = asyncio.Event()
 
     def webhook_url(self, account: ChannelAccount | AccountRef) -> str:
         return f"{self.settings.base_url}/hooks/{account.kind}/{account.id}"
@@ -76,6 +79,7 @@ class Hub:
 
     def forget_account(self, account_id: int) -> None:
         self._accounts.pop(account_id, None)
+        self.accounts_changed.set()
 
     async def ingest(self, account_id: int, events: Sequence[InboundEvent],
                      cursor: tuple[str, str] | None = None) -> list[int]:

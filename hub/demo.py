@@ -79,4 +79,5 @@ async def _seed(hub: Hub, sim_base: str, bot_token: str) -> tuple[int, str]:
         admin = await users.get_or_create("demo-admin", Role.ADMIN, db_session=session, display_name="Demo admin")
         token = await users.create_token(admin, name="demo", db_session=session)
     await adapter.activate(accounts.to_ref(account, hub.cipher), hub.webhook_url(account))
+    hub.forget_account(account.id)
     return account.id, token

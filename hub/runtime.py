@@ -67,10 +67,12 @@ class BackgroundRuntime:
                 await self._sync_pollers()
             except Exception:
                 log.exception("poller supervisor: tick failed")
-            try:
-                await asyncio.wait_for(self.stop.wait(), timeout=POLLER_LEASE_SECONDS / 3)
-            except TimeoutError:
-                pass
+            self.hub.accounts_changed.clear()
+            stop = asyncio.ensure_future(self.stop.wait())
+            changed = asyncio.ensure_future(self.hub.accounts_changed.wait())
+            await asyncio.wait({stop, changed}, timeout=POLLER_LEASE_SECONDS / 3, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            changed.cancel()
 
     async def _sync_pollers(self) -> None:
         async with self.hub.sessions() as session:

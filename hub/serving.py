@@ -26,6 +26,7 @@ class EmbeddedServer(uvicorn.Server):
 async def running(app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning",
                   **config: Any) -> AsyncIterator[EmbeddedServer]:
     """Serve `app` until the block ends; port 0 picks a free port (see `.port`)."""
+    config.setdefault("timeout_graceful_shutdown", 5)
     server = EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_level=log_level,
                                            lifespan="on", **config))
     task = asyncio.create_task(server.serve())

@@ -107,6 +107,7 @@ class SimBot:
     blocked_by: set[int] = field(default_factory=set)
     sent: list[dict[str, Any]] = field(default_factory=list)
     send_requests: int = 0
+    calls: list[tuple[str, float]] = field(default_factory=list)  # (method, monotonic time), faults included
     transcript: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     message_ids: dict[int, itertools.count] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
@@ -146,6 +147,7 @@ class TelegramSimulator:
         self.webhook_retry_delays = webhook_retry_delays
         self._deliverers: dict[int, asyncio.Task[None]] = {}
         self._http: httpx.AsyncClient | None = None
+        self._closing = asyncio.Event()
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
@@ -164,6 +166,7 @@ class TelegramSimulator:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._closing.clear()
         yield
         await self.aclose()
 
@@ -330,6 +333,9 @@ class TelegramSimulator:
 
     async def _call(self, bot: SimBot, method: str, params: dict[str, Any]) -> Any:
         name = method.lower()
+        bot.calls.append((name, time.monotonic()))
+        if name == "sendmessage":
+            bot.send_requests += 1
         for fault in list(bot.faults):
             chat = params.get("chat_id")
             if fault.method.lower() == name and (fault.chat_id is None or str(fault.chat_id) == str(chat)):
@@ -389,16 +395,16 @@ class TelegramSimulator:
         # An offset confirms every update before it: they are gone for good.
         while bot.queue and bot.queue[0]["update_id"] < offset:
             bot.queue.popleft()
-        if not bot.queue and timeout > 0:
+        if not bot.queue and timeout > 0 and not self._closing.is_set():
             bot.queue_changed.clear()
-            try:
-                await asyncio.wait_for(bot.queue_changed.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
+            changed = asyncio.ensure_future(bot.queue_changed.wait())
+            closing = asyncio.ensure_future(self._closing.wait())
+            await asyncio.wait({changed, closing}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+            closing.cancel()
         return list(itertools.islice(bot.queue, limit))
 
     async def _send_message(self, bot: SimBot, params: dict[str, Any]) -> Any:
-        bot.send_requests += 1
         if bot.send_delay:
             await asyncio.sleep(bot.send_delay)
         try:
@@ -557,7 +563,12 @@ class TelegramSimulator:
              "buttons": [b for row in (raw.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]}
         )
 
+    def end_long_polls(self) -> None:
+        """Answer open getUpdates calls now (before a server shutdown waits for them)."""
+        self._closing.set()
+
     async def aclose(self) -> None:
+        self._closing.set()
         for task in self._deliverers.values():
             task.cancel()
         if self._http is not None:

@@ -89,19 +89,23 @@ async def telegram_stack(database_url: str, data_dir: Path, *, mode: str = "webh
     if policy is not None:
         hub.dispatcher.policy = policy
     app = create_app(hub, background=Services())
-    async with running(simulator.app) as sim_server, running(app, port=port) as hub_server:
-        sim_base = f"http://127.0.0.1:{sim_server.port}"
-        adapter = hub.channels.get("telegram")
-        async with hub.sessions() as session, session.begin():
-            creds = adapter.credentials_model.model_validate({"bot_token": bot.token}).model_dump()
-            account = await accounts.create(
-                kind="telegram", name="Test bot", platform_account_id=str(bot.id), credentials=creds,
-                api_base=sim_base, settings=adapter.settings_model.model_validate({"mode": mode}).model_dump(),
-                cipher=hub.cipher, actor=None, db_session=session)
-            admin = await users.get_or_create("admin", Role.ADMIN, db_session=session)
-            token = await users.create_token(admin, name="test", db_session=session)
-        await adapter.activate(accounts.to_ref(account, hub.cipher), hub.webhook_url(account))
-        async with httpx.AsyncClient(timeout=10) as client:
-            yield Stack(hub=hub, simulator=simulator, bot=bot, sim_base=sim_base,
-                        hub_base=f"http://127.0.0.1:{hub_server.port}", account_id=account.id,
-                        admin_token=token, client=client)
+    async with running(simulator.app) as sim_server:
+        try:
+            async with running(app, port=port) as hub_server:
+                sim_base = f"http://127.0.0.1:{sim_server.port}"
+                adapter = hub.channels.get("telegram")
+                async with hub.sessions() as session, session.begin():
+                    creds = adapter.credentials_model.model_validate({"bot_token": bot.token}).model_dump()
+                    settings = adapter.settings_model.model_validate({"mode": mode}).model_dump()
+                    account = await accounts.create(
+                        kind="telegram", name="Test bot", platform_account_id=str(bot.id), credentials=creds,
+                        api_base=sim_base, settings=settings, cipher=hub.cipher, actor=None, db_session=session)
+                    admin = await users.get_or_create("admin", Role.ADMIN, db_session=session)
+                    token = await users.create_token(admin, name="test", db_session=session)
+                await app.state.api.catalog.activate(account)
+                async with httpx.AsyncClient(timeout=10) as client:
+                    yield Stack(hub=hub, simulator=simulator, bot=bot, sim_base=sim_base,
+                                hub_base=f"http://127.0.0.1:{hub_server.port}", account_id=account.id,
+                                admin_token=token, client=client)
+        finally:
+            simulator.end_long_polls()
