@@ -44,8 +44,8 @@ def _reject(status: int, message: str, kind: str, account_id: int, request: Requ
     return JSONResponse({"detail": message}, status_code=status)
 
 
-@router.api_route("/hooks/{kind}/{account_id}", methods=["GET", "POST"], include_in_schema=True)
 async def platform_webhook(kind: str, account_id: int, request: Request) -> Response:
+    """Platform callbacks (GET for URL verification where a platform uses it)."""
     hub: Hub = request.app.state.hub
     limit = hub.settings.max_webhook_body_bytes
     try:
@@ -78,3 +78,9 @@ async def platform_webhook(kind: str, account_id: int, request: Request) -> Resp
     if isinstance(outcome.response, str):
         return PlainTextResponse(outcome.response, status_code=outcome.status)
     return JSONResponse(outcome.response, status_code=outcome.status)
+
+
+router.add_api_route("/hooks/{kind}/{account_id}", platform_webhook, methods=["POST"],
+                     operation_id="platform_webhook_post")
+router.add_api_route("/hooks/{kind}/{account_id}", platform_webhook, methods=["GET"],
+                     operation_id="platform_webhook_verify")

@@ -1,0 +1,175 @@
+"""The REST API: tokens and roles, channel accounts without secrets, contacts,
+conversations, sending into a conversation, health and OpenAPI."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+
+from crm_core import users
+from crm_core.models import AuditLog, ChannelAccount, Conversation, OutboxMessage, OutboxStatus, Role
+from tests.fakes.stack import eventually, telegram_stack
+
+
+@pytest.fixture
+async def stack(database_url, tmp_path):
+    async with telegram_stack(database_url, tmp_path) as stack:
+        yield stack
+
+
+async def token_for(stack, role: Role, username: str | None = None) -> tuple[str, int]:
+    async with stack.hub.sessions() as session, session.begin():
+        user = await users.get_or_create(username or f"u-{role.value}", role, db_session=session)
+        return await users.create_token(user, name="t", db_session=session), user.id
+
+
+async def a_conversation(stack, user_id: int = 801, text: str = "hello") -> int:
+    await stack.customer_writes(user_id, text, first_name="Eve")
+
+    async def found():
+        async with stack.hub.sessions() as session:
+            return await session.scalar(select(Conversation.id).where(Conversation.external_thread_id == str(user_id)))
+
+    return await eventually(found)
+
+
+async def test_requests_without_a_valid_token_are_401(stack):
+    for headers in ({}, {"Authorization": "Bearer scrm_nope"}, {"Authorization": "Basic abc"}):
+        resp = await stack.client.get(f"{stack.hub_base}/api/v1/contacts", headers=headers)
+        assert resp.status_code == 401, headers
+        assert resp.json()["detail"]
+
+
+async def test_connecting_a_telegram_bot_tests_it_and_never_returns_secrets(stack):
+    bot = stack.simulator.create_bot(username="second_bot")
+    body = {"kind": "telegram", "name": "Support bot", "api_base": stack.sim_base,
+            "credentials": {"bot_token": bot.token}}
+    resp = await stack.client.post(f"{stack.hub_base}/api/v1/channel-accounts", json=body, headers=stack.api())
+    assert resp.status_code == 201, resp.text
+    created = resp.json()
+    assert created["platform_account_id"] == str(bot.id)
+    assert created["webhook_url"] == f"{stack.hub.settings.base_url}/hooks/telegram/{created['id']}"
+    assert bot.webhook_url == created["webhook_url"]  # registered with the platform
+    for listing in (created, (await stack.client.get(f"{stack.hub_base}/api/v1/channel-accounts/{created['id']}",
+                                                     headers=stack.api())).json(),
+                    (await stack.client.get(f"{stack.hub_base}/api/v1/channel-accounts", headers=stack.api())).json()):
+        assert bot.token not in str(listing)
+        assert bot.secret_token not in str(listing)
+        assert "credentials" not in str(listing)
+    async with stack.hub.sessions() as session:
+        row = await session.get(ChannelAccount, created["id"])
+        audit = (await session.scalars(select(AuditLog.action))).all()
+    assert bot.token not in row.credentials_encrypted  # encrypted at rest
+    assert "channel_account.create" in audit
+
+    again = await stack.client.post(f"{stack.hub_base}/api/v1/channel-accounts", json=body, headers=stack.api())
+    assert again.status_code == 409
+    assert "already connected" in again.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"kind": "fax", "name": "x", "credentials": {}}, 422, "unknown channel kind"),
+        ({"kind": "telegram", "name": "x", "credentials": {"bot_token": "not-a-token"}}, 422, "telegram credentials"),
+        ({"kind": "telegram", "name": "x", "credentials": {"bot_token": "123456:" + "A" * 35}}, 400,
+         "connection test failed"),
+        ({"kind": "telegram", "name": "x", "credentials": {"bot_token": "123456:" + "A" * 35},
+          "settings": {"mode": "carrier-pigeon"}}, 422, "telegram settings"),
+    ],
+    ids=["unknown-kind", "malformed-token", "token-the-platform-refuses", "bad-settings"],
+)
+async def test_bad_channel_accounts_are_refused_with_the_reason(stack, body, status, detail):
+    body = {**body, "api_base": stack.sim_base}
+    resp = await stack.client.post(f"{stack.hub_base}/api/v1/channel-accounts", json=body, headers=stack.api())
+    assert resp.status_code == status, resp.text
+    assert detail in str(resp.json()["detail"])
+
+
+async def test_reps_cannot_manage_channels(stack):
+    rep_token, _ = await token_for(stack, Role.REP)
+    resp = await stack.client.get(f"{stack.hub_base}/api/v1/channel-accounts", headers=stack.api(rep_token))
+    assert resp.status_code == 403
+    assert "role rep" in resp.json()["detail"]
+
+
+async def test_contacts_and_conversations_with_identities_and_messages(stack):
+    conversation_id = await a_conversation(stack)
+    await eventually(lambda: _sent_count(stack, 1))
+    contacts = (await stack.client.get(f"{stack.hub_base}/api/v1/contacts", headers=stack.api())).json()
+    [contact] = contacts
+    detail = (await stack.client.get(f"{stack.hub_base}/api/v1/contacts/{contact['id']}", headers=stack.api())).json()
+    assert detail["display_name"] == "Eve"
+    assert [(i["external_id"], i["reachable"]) for i in detail["identities"]] == [("801", True)]
+    convs = (await stack.client.get(f"{stack.hub_base}/api/v1/conversations?contact_id={contact['id']}",
+                                    headers=stack.api())).json()
+    assert [c["id"] for c in convs] == [conversation_id]
+    messages = (await stack.client.get(f"{stack.hub_base}/api/v1/conversations/{conversation_id}/messages",
+                                       headers=stack.api())).json()
+    assert [(m["direction"], m["delivery_status"]) for m in messages] == [("in", None), ("out", "sent")]
+    newer = (await stack.client.get(
+        f"{stack.hub_base}/api/v1/conversations/{conversation_id}/messages?after_id={messages[0]['id']}",
+        headers=stack.api())).json()
+    assert [m["id"] for m in newer] == [messages[1]["id"]]
+    missing = await stack.client.get(f"{stack.hub_base}/api/v1/contacts/99999", headers=stack.api())
+    assert missing.status_code == 404
+
+
+async def test_a_person_sends_into_a_conversation_and_the_customer_receives_it(stack):
+    conversation_id = await a_conversation(stack, 802)
+    await eventually(lambda: _sent_count(stack, 1))
+    headers = {**stack.api(), "Idempotency-Key": "reply-1"}
+    url = f"{stack.hub_base}/api/v1/conversations/{conversation_id}/messages"
+    first = await stack.client.post(url, json={"text": "Our price list is attached."}, headers=headers)
+    second = await stack.client.post(url, json={"text": "Our price list is attached."}, headers=headers)
+    assert first.status_code == second.status_code == 202
+    assert first.json()["id"] == second.json()["id"]  # the retried request is one send
+    await eventually(lambda: _sent_count(stack, 2))
+    assert stack.bot_lines(802)[-1] == "Our price list is attached."
+    assert stack.bot_lines(802).count("Our price list is attached.") == 1
+    empty = await stack.client.post(url, json={"text": ""}, headers=stack.api())
+    assert empty.status_code == 422
+
+
+async def test_a_rep_sees_only_their_own_conversations_and_contacts(stack):
+    mine = await a_conversation(stack, 803)
+    theirs = await a_conversation(stack, 804)
+    rep_token, rep_id = await token_for(stack, Role.REP, "li")
+    async with stack.hub.sessions() as session, session.begin():
+        await session.execute(update(Conversation).where(Conversation.id == mine).values(assignee_user_id=rep_id))
+    h = stack.api(rep_token)
+    convs = (await stack.client.get(f"{stack.hub_base}/api/v1/conversations", headers=h)).json()
+    assert [c["id"] for c in convs] == [mine]
+    contacts = (await stack.client.get(f"{stack.hub_base}/api/v1/contacts", headers=h)).json()
+    assert len(contacts) == 1
+    for path in (f"/api/v1/conversations/{theirs}/messages",):
+        assert (await stack.client.get(stack.hub_base + path, headers=h)).status_code == 404
+    resp = await stack.client.post(f"{stack.hub_base}/api/v1/conversations/{theirs}/messages",
+                                   json={"text": "hi"}, headers=h)
+    assert resp.status_code == 404
+
+
+async def test_health_and_openapi(stack):
+    health = await stack.client.get(f"{stack.hub_base}/healthz")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert health.json()["database"] in ("sqlite", "postgresql")
+    spec = (await stack.client.get(f"{stack.hub_base}/openapi.json")).json()
+    for path in ("/api/v1/channel-accounts", "/api/v1/contacts/{contact_id}",
+                 "/api/v1/conversations/{conversation_id}/messages", "/hooks/{kind}/{account_id}"):
+        assert path in spec["paths"]
+
+
+async def test_health_is_503_when_the_database_is_gone(stack):
+    from crm_core.db import create_engine, session_factory
+
+    stack.hub.sessions = session_factory(create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none"))
+    resp = await stack.client.get(f"{stack.hub_base}/healthz")
+    assert resp.status_code == 503
+    assert resp.json()["status"] == "error"
+
+
+async def _sent_count(stack, n: int) -> bool:
+    async with stack.hub.sessions() as session:
+        rows = (await session.scalars(select(OutboxMessage.status))).all()
+    return sum(1 for s in rows if s == OutboxStatus.SENT) >= n
