@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
@@ -169,7 +169,10 @@ async def open_conversation(identity: Identity, thread_id: str, *, db_session: A
             "last_message_at": now,
         },
         conflict_columns=["channel_account_id", "external_thread_id"],
-        conflict_where=Conversation.__table__.c.status == "open",
+        # A literal, not a bound parameter: PostgreSQL's generic plans (after five
+        # executions of a prepared statement) cannot match a parameter to the
+        # partial index's predicate.
+        conflict_where=text("status = 'open'"),
     )
     conversation = await db_session.scalar(select(Conversation).where(*where))
     assert conversation is not None

@@ -100,3 +100,14 @@ async def test_nothing_is_stored_when_the_transaction_is_not_committed(sessions)
         await ingest_events([text_event(1)], channel_account_id=account_id, db_session=session)
         await session.rollback()
     assert await count(sessions, Message) == 0
+
+
+async def test_many_new_conversations_in_a_row(sessions):
+    # PostgreSQL switches prepared statements to generic plans after five runs;
+    # the open-conversation upsert must still find its partial unique index.
+    account_id = await make_account(sessions)
+    for n in range(12):
+        async with sessions() as session, session.begin():
+            await ingest_events([text_event(n, user=str(100 + n))], channel_account_id=account_id,
+                                db_session=session)
+    assert await count(sessions, Conversation) == 12
