@@ -100,7 +100,9 @@ class SimBot:
     webhook_url: str | None = None
     secret_token: str | None = None
     allowed_updates: list[str] | None = None
-    next_update_id: int = 100_000
+    # Telegram never reuses update ids; starting from the clock keeps a restarted
+    # simulator from replaying ids a hub has already stored.
+    next_update_id: int = field(default_factory=lambda: int(time.time() * 1000))
     queue: deque[dict[str, Any]] = field(default_factory=deque)
     queue_changed: asyncio.Event = field(default_factory=asyncio.Event)
     started_by: set[int] = field(default_factory=set)

@@ -1,0 +1,171 @@
+"""The scrm command: migrate, token create, outbox resolve, serve and demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from crm_core import users
+from crm_core.db import create_engine, session_factory
+from crm_core.models import Message, OutboxMessage
+from hub.cli import main
+from tests.fakes.stack import SECRET, eventually, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("SCRM_DATABASE_URL", url)
+    monkeypatch.setenv("SCRM_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SCRM_DATA_DIR", str(tmp_path))
+    return url
+
+
+def test_migrate_applies_then_reports_nothing_to_do(env):
+    runner = CliRunner()
+    first = runner.invoke(main, ["migrate"])
+    assert first.exit_code == 0, first.output
+    assert "1 migration(s) applied" in first.output
+    second = runner.invoke(main, ["migrate"])
+    assert "0 migration(s) applied" in second.output
+
+
+def test_token_create_prints_a_working_token(env):
+    result = CliRunner().invoke(main, ["token", "create", "--role", "admin"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip()
+    assert token.startswith("scrm_")
+
+    async def check():
+        engine = create_engine(env)
+        async with session_factory(engine)() as session:
+            user = await users.authenticate(token, db_session=session)
+        await engine.dispose()
+        return user
+
+    user = asyncio.run(check())
+    assert (user.username, user.role.value) == ("cli-admin", "admin")
+
+
+def test_token_create_refuses_a_role_change(env):
+    runner = CliRunner()
+    assert runner.invoke(main, ["token", "create", "--role", "rep", "--user", "li"]).exit_code == 0
+    result = runner.invoke(main, ["token", "create", "--role", "admin", "--user", "li"])
+    assert result.exit_code != 0
+    assert "exists with role rep" in result.output
+
+
+def test_outbox_resolve_needs_exactly_one_decision_and_an_in_doubt_row(env):
+    runner = CliRunner()
+    runner.invoke(main, ["migrate"])
+    assert "exactly one of" in runner.invoke(main, ["outbox", "resolve", "1"]).output
+    result = runner.invoke(main, ["outbox", "resolve", "1", "--resend"])
+    assert result.exit_code != 0
+    assert "not in doubt" in result.output
+    assert runner.invoke(main, ["outbox", "in-doubt"]).output.strip() == "no sends in doubt"
+
+
+def test_a_bad_setting_is_a_clear_error(env, monkeypatch):
+    monkeypatch.setenv("SCRM_BASE_URL", "hub.example.com")
+    result = CliRunner().invoke(main, ["migrate"])
+    assert result.exit_code != 0
+    assert "SCRM_BASE_URL must start with http" in result.output
+
+
+def test_serve_migrates_on_start_and_answers_health(tmp_path):
+    port = free_port()
+    env = {**os.environ, "SCRM_DATA_DIR": str(tmp_path), "SCRM_LOG_LEVEL": "WARNING"}
+    env.pop("SCRM_DATABASE_URL", None)
+    env.pop("SCRM_SECRET_KEY", None)
+    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                resp = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        assert resp.json()["status"] == "ok"
+        assert (tmp_path / "scrm.db").exists()  # the embedded default
+        key = tmp_path / "secret_key"
+        assert key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"  # generated once, private
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+async def processed_inbound(tmp_path) -> int:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}")
+    async with session_factory(engine)() as session:
+        rows = (await session.scalars(select(Message.id).where(Message.direction == "in",
+                                                               Message.processed_at.is_not(None)))).all()
+    await engine.dispose()
+    return len(rows)
+
+
+async def run_demo_once(tmp_path, customer_text: str, processed: int) -> tuple[dict, list[str]]:
+    """Start the demo, type one customer message, wait until `processed` messages are
+    processed, return the bot and its replies."""
+    from hub.demo import run_demo
+
+    port, sim_port = free_port(), free_port()
+    ready, stop = asyncio.Event(), asyncio.Event()
+    demo = asyncio.create_task(run_demo(port=port, sim_port=sim_port, data_dir=tmp_path, ready=ready, stop=stop))
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}", timeout=10) as sim:
+            page = await sim.get("/")
+            assert "Telegram simulator" in page.text
+            [bot] = (await sim.get("/_sim/bots")).json()
+            await sim.post(f"/_sim/bots/{bot['id']}/users/10002/messages",
+                           json={"text": customer_text, "first_name": "王伟", "language_code": "zh-hans"})
+
+            async def replies():
+                chat = (await sim.get(f"/_sim/bots/{bot['id']}/chats/10002")).json()["messages"]
+                return [m["text"] for m in chat if m["from"] == "bot"]
+
+            await eventually(lambda: _at_least(processed_inbound(tmp_path), processed))
+            await asyncio.sleep(0.5)  # time for a reply, if one were coming
+            bot["port"] = port
+            return bot, await replies()
+    finally:
+        stop.set()
+        await asyncio.wait_for(demo, 30)
+
+
+async def test_demo_answers_a_customer_typed_into_the_simulator(tmp_path):
+    bot, [line] = await run_demo_once(tmp_path, "你好", processed=1)
+    assert bot["webhook_url"] == f"http://127.0.0.1:{bot['port']}/hooks/telegram/1"
+    assert line.startswith("您好，王伟")
+
+    # A second run keeps the bot, the channel account and the history; the
+    # customer who writes again right away is not greeted or acknowledged twice.
+    again, lines = await run_demo_once(tmp_path, "hello again", processed=2)
+    assert lines == []
+    assert again["id"] == bot["id"]
+    assert again["webhook_url"].endswith("/hooks/telegram/1")
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}")
+    async with session_factory(engine)() as session:
+        texts = (await session.scalars(select(OutboxMessage.payload).order_by(OutboxMessage.id))).all()
+    await engine.dispose()
+    assert len(texts) == 1
+    assert texts[0]["text"].startswith("您好，王伟")
+
+
+async def _at_least(value, n: int) -> bool:
+    return (await value) >= n
