@@ -1,20 +1,27 @@
 """Ingest: store normalized inbound events idempotently and resolve who wrote.
 
 A platform retry carries the same platform message id; storing it again is a
-no-op. The caller commits before answering the platform, so an acknowledged
+no-op. Callers commit before answering the platform, so an acknowledged
 message is always in the database.
+
+`IngestWriter` is the hot path for webhooks and pollers: concurrent requests
+are stored together in one transaction with set-based statements (group
+commit), and each request is answered only after that commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import String, bindparam, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.db import utcnow
+from crm_core import accounts
+from crm_core.db import UTCDateTime, utcnow
 from crm_core.models import (
     Contact,
     Conversation,
@@ -25,9 +32,27 @@ from crm_core.models import (
     MessageKind,
 )
 from crm_core.ports import InboundEvent, InboundMessage, ReachabilityChanged, Sender
-from crm_core.sql import insert_ignoring_conflict
+from crm_core.sql import insert_many_ignoring_conflict
 
 log = logging.getLogger(__name__)
+
+_CHUNK = 500  # keeps IN lists and multi-row inserts well under every backend's limits
+
+_identity = Identity.__table__
+# One executemany for every identity a batch touched.
+_IDENTITY_SEEN = (
+    _identity.update()
+    .where(_identity.c.id == bindparam("b_id"))
+    .values(
+        reachable=bindparam("b_reachable"),
+        unreachable_reason=bindparam("b_reason"),
+        unreachable_since=bindparam("b_since", type_=UTCDateTime()),
+        last_inbound_at=func.coalesce(bindparam("b_last", type_=UTCDateTime()), _identity.c.last_inbound_at),
+        display_name=func.coalesce(bindparam("b_name", type_=String()), _identity.c.display_name),
+        username=func.coalesce(bindparam("b_username", type_=String()), _identity.c.username),
+        language=func.coalesce(bindparam("b_language", type_=String()), _identity.c.language),
+    )
+)
 
 
 @dataclass
@@ -40,143 +65,178 @@ async def ingest_events(
     events: Sequence[InboundEvent], *, channel_account_id: int, db_session: AsyncSession
 ) -> IngestResult:
     """Store each event once. Does not commit: the caller does, then acknowledges."""
-    result = IngestResult()
-    for event in events:
-        message_id = await _store_event(event, channel_account_id=channel_account_id, db_session=db_session)
-        if message_id is None:
-            result.duplicates += 1
-        else:
-            result.stored_message_ids.append(message_id)
-    if result.duplicates:
-        log.info("account %s: %d platform retries ignored", channel_account_id, result.duplicates)
+    [result] = await ingest_batch([(channel_account_id, events)], db_session=db_session)
     return result
 
 
-async def _store_event(event: InboundEvent, *, channel_account_id: int, db_session: AsyncSession) -> int | None:
-    already = await db_session.scalar(
-        select(Message.id).where(
-            Message.channel_account_id == channel_account_id,
-            Message.platform_message_id == event.platform_message_id,
-        )
-    )
-    if already is not None:
-        return None
+async def ingest_batch(
+    items: Sequence[tuple[int, Sequence[InboundEvent]]], *, db_session: AsyncSession
+) -> list[IngestResult]:
+    """Store several requests' events with a handful of statements; one result per item."""
+    results = [IngestResult() for _ in items]
+    by_account: dict[int, list[tuple[int, InboundEvent]]] = {}
+    for index, (account_id, events) in enumerate(items):
+        by_account.setdefault(account_id, []).extend((index, event) for event in events)
+    for account_id, entries in by_account.items():
+        for start in range(0, len(entries), _CHUNK):
+            await _store_account_events(account_id, entries[start:start + _CHUNK], results, db_session)
+    duplicates = sum(r.duplicates for r in results)
+    if duplicates:
+        log.info("%d platform retries ignored", duplicates)
+    return results
 
-    identity = await resolve_identity(event.sender, channel_account_id=channel_account_id, db_session=db_session)
-    conversation = await open_conversation(identity, event.thread_id, db_session=db_session)
+
+async def _store_account_events(account_id: int, entries: list[tuple[int, InboundEvent]],
+                                results: list[IngestResult], db_session: AsyncSession) -> None:
+    ids = [event.platform_message_id for _, event in entries]
+    existing = set((await db_session.scalars(
+        select(Message.platform_message_id).where(Message.channel_account_id == account_id,
+                                                  Message.platform_message_id.in_(ids))
+    )).all())
+    fresh: list[tuple[int, InboundEvent]] = []
+    for index, event in entries:
+        if event.platform_message_id in existing:
+            results[index].duplicates += 1
+        else:
+            existing.add(event.platform_message_id)  # the same id twice in one batch
+            fresh.append((index, event))
+    if not fresh:
+        return
+
+    identities = await _resolve_identities(account_id, [event.sender for _, event in fresh], db_session)
+    conversations = await _open_conversations(
+        account_id, {event.thread_id: identities[event.sender.external_id] for _, event in fresh}, db_session)
     now = utcnow()
-    if isinstance(event, InboundMessage):
-        kind, text, attachments = event.kind, event.text, event.attachments
-    else:
-        kind, text, attachments = MessageKind.EVENT, event.reason, []
-    message_id = await insert_ignoring_conflict(
-        db_session,
-        Message.__table__,
-        {
-            "conversation_id": conversation.id,
-            "channel_account_id": channel_account_id,
-            "identity_id": identity.id,
-            "direction": Direction.INBOUND,
-            "kind": kind,
-            "text": text,
+    rows = []
+    for _, event in fresh:
+        if isinstance(event, InboundMessage):
+            kind, body, attachments = event.kind, event.text, event.attachments
+        else:
+            kind, body, attachments = MessageKind.EVENT, event.reason, []
+        identity = identities[event.sender.external_id]
+        rows.append({
+            "conversation_id": conversations[event.thread_id],
+            "channel_account_id": account_id,
+            "identity_id": identity["id"],
+            "direction": Direction.INBOUND.value,
+            "kind": kind.value,
+            "text": body,
             "attachments": attachments,
             "raw": event.raw,
             "platform_message_id": event.platform_message_id,
             "created_at": now,
-        },
-        conflict_columns=["channel_account_id", "platform_message_id"],
-    )
-    if message_id is None:  # a concurrent retry won the race
-        return None
+            "processing_attempts": 0,
+        })
+    inserted = dict(await insert_many_ignoring_conflict(
+        db_session, Message.__table__, rows, conflict_columns=["channel_account_id", "platform_message_id"],
+        returning=("platform_message_id", "id")))
 
-    conversation.last_message_at = now
-    if isinstance(event, ReachabilityChanged):
-        identity.reachable = event.reachable
-        identity.unreachable_reason = None if event.reachable else event.reason
-        identity.unreachable_since = None if event.reachable else now
-    else:
-        identity.last_inbound_at = now
-        # Someone who writes to us can be written to (a blocked bot cannot
-        # receive messages from the person who blocked it).
-        identity.reachable, identity.unreachable_reason, identity.unreachable_since = True, None, None
-    return message_id
-
-
-async def resolve_identity(sender: Sender, *, channel_account_id: int, db_session: AsyncSession) -> Identity:
-    """The identity for this sender, created with a new contact the first time."""
-    identity = await _find_identity(sender.external_id, channel_account_id, db_session)
-    if identity is None:
-        contact = Contact(display_name=sender.display_name, language=sender.language)
-        db_session.add(contact)
-        await db_session.flush()
-        new_id = await insert_ignoring_conflict(
-            db_session,
-            Identity.__table__,
-            {
-                "contact_id": contact.id,
-                "channel_account_id": channel_account_id,
-                "external_id": sender.external_id,
-                "display_name": sender.display_name,
-                "username": sender.username,
-                "language": sender.language,
-                "reachable": True,
-                "created_at": utcnow(),
-            },
-            conflict_columns=["channel_account_id", "external_id"],
-        )
-        if new_id is None:  # created concurrently: drop our contact, use theirs
-            await db_session.delete(contact)
-        identity = await _find_identity(sender.external_id, channel_account_id, db_session)
-        assert identity is not None
-    else:
-        # Names change; keep what the platform says now.
-        identity.display_name = sender.display_name or identity.display_name
-        identity.username = sender.username or identity.username
-        identity.language = sender.language or identity.language
-    return identity
+    identity_changes: dict[int, dict[str, Any]] = {}
+    for index, event in fresh:
+        message_id = inserted.get(event.platform_message_id)
+        if message_id is None:  # a concurrent retry in another process won
+            results[index].duplicates += 1
+            continue
+        results[index].stored_message_ids.append(message_id)
+        identity_id = identities[event.sender.external_id]["id"]
+        change = identity_changes.setdefault(identity_id, {"b_id": identity_id, "b_last": None, "b_name": None,
+                                                           "b_username": None, "b_language": None})
+        if isinstance(event, ReachabilityChanged):
+            change.update(b_reachable=event.reachable, b_reason=None if event.reachable else event.reason,
+                          b_since=None if event.reachable else now)
+        else:
+            # Someone who writes to us can be written to (a blocked bot cannot
+            # receive messages from the person who blocked it).
+            change.update(b_last=now, b_reachable=True, b_reason=None, b_since=None)
+        # Names change; keep what the platform says now, where it says anything.
+        change.update({k: v for k, v in (("b_name", event.sender.display_name),
+                                         ("b_username", event.sender.username),
+                                         ("b_language", event.sender.language)) if v})
+    if identity_changes:
+        await db_session.execute(_IDENTITY_SEEN, list(identity_changes.values()))
+    touched = sorted({conversations[event.thread_id] for _, event in fresh})
+    await db_session.execute(update(Conversation).where(Conversation.id.in_(touched))
+                             .values(last_message_at=now).execution_options(synchronize_session=False))
 
 
-async def _find_identity(external_id: str, channel_account_id: int, db_session: AsyncSession) -> Identity | None:
-    return await db_session.scalar(
-        select(Identity).where(
-            Identity.channel_account_id == channel_account_id, Identity.external_id == external_id
-        )
-    )
+async def _resolve_identities(account_id: int, senders: list[Sender],
+                              db_session: AsyncSession) -> dict[str, dict[str, Any]]:
+    """external id -> {"id", "contact_id"}, creating contacts for first-time senders.
 
-
-async def open_conversation(identity: Identity, thread_id: str, *, db_session: AsyncSession) -> Conversation:
-    """The open conversation on this thread, or a new one."""
-    is_open = Conversation.status == ConversationStatus.OPEN
-    where = (
-        Conversation.channel_account_id == identity.channel_account_id,
-        Conversation.external_thread_id == thread_id,
-        is_open,
-    )
-    conversation = await db_session.scalar(select(Conversation).where(*where))
-    if conversation is not None:
-        return conversation
+    Set-based: three statements however many new senders a batch brings.
+    """
+    wanted = {s.external_id: s for s in senders}
+    found = await _find_identities(account_id, list(wanted), db_session)
+    missing = [s for ext, s in wanted.items() if ext not in found]
+    if not missing:
+        return found
     now = utcnow()
-    await insert_ignoring_conflict(
-        db_session,
-        Conversation.__table__,
-        {
-            "contact_id": identity.contact_id,
-            "identity_id": identity.id,
-            "channel_account_id": identity.channel_account_id,
-            "external_thread_id": thread_id,
-            "status": ConversationStatus.OPEN,
-            "created_at": now,
-            "last_message_at": now,
-        },
+    origins = {f"{account_id}:{s.external_id}": s for s in missing}
+    contact_ids = dict(await insert_many_ignoring_conflict(
+        db_session, Contact.__table__,
+        [{"display_name": s.display_name, "language": s.language, "origin": origin, "created_at": now,
+          "updated_at": now} for origin, s in origins.items()],
+        conflict_columns=["origin"], returning=("origin", "id")))
+    if len(contact_ids) < len(origins):  # a contact first seen as this sender already exists
+        rows = await db_session.execute(select(Contact.origin, Contact.id).where(
+            Contact.origin.in_([o for o in origins if o not in contact_ids])))
+        contact_ids.update(dict(rows.all()))
+    created = dict(await insert_many_ignoring_conflict(
+        db_session, Identity.__table__,
+        [{"contact_id": contact_ids[origin], "channel_account_id": account_id, "external_id": s.external_id,
+          "display_name": s.display_name, "username": s.username, "language": s.language, "reachable": True,
+          "created_at": now} for origin, s in origins.items()],
+        conflict_columns=["channel_account_id", "external_id"], returning=("external_id", "id")))
+    for origin, sender in origins.items():
+        if sender.external_id in created:
+            found[sender.external_id] = {"id": created[sender.external_id], "contact_id": contact_ids[origin]}
+    raced = [s.external_id for s in missing if s.external_id not in created]
+    if raced:  # created concurrently by another process: use theirs
+        found.update(await _find_identities(account_id, raced, db_session))
+    return found
+
+
+async def _find_identities(account_id: int, external_ids: list[str],
+                           db_session: AsyncSession) -> dict[str, dict[str, Any]]:
+    rows = await db_session.execute(
+        select(Identity.external_id, Identity.id, Identity.contact_id)
+        .where(Identity.channel_account_id == account_id, Identity.external_id.in_(external_ids)))
+    return {ext: {"id": id_, "contact_id": contact_id} for ext, id_, contact_id in rows.all()}
+
+
+async def _open_conversations(account_id: int, threads: dict[str, dict[str, Any]],
+                              db_session: AsyncSession) -> dict[str, int]:
+    """thread id -> id of its open conversation, opening one where there is none."""
+    found = await _find_open_conversations(account_id, list(threads), db_session)
+    missing = {t: identity for t, identity in threads.items() if t not in found}
+    if not missing:
+        return found
+    now = utcnow()
+    created = dict(await insert_many_ignoring_conflict(
+        db_session, Conversation.__table__,
+        [{"contact_id": identity["contact_id"], "identity_id": identity["id"], "channel_account_id": account_id,
+          "external_thread_id": thread_id, "status": ConversationStatus.OPEN.value, "created_at": now,
+          "last_message_at": now} for thread_id, identity in missing.items()],
         conflict_columns=["channel_account_id", "external_thread_id"],
         # A literal, not a bound parameter: PostgreSQL's generic plans (after five
         # executions of a prepared statement) cannot match a parameter to the
         # partial index's predicate.
         conflict_where=text("status = 'open'"),
-    )
-    conversation = await db_session.scalar(select(Conversation).where(*where))
-    assert conversation is not None
-    return conversation
+        returning=("external_thread_id", "id")))
+    found.update(created)
+    raced = [t for t in missing if t not in created]
+    if raced:
+        found.update(await _find_open_conversations(account_id, raced, db_session))
+    return found
+
+
+async def _find_open_conversations(account_id: int, thread_ids: list[str],
+                                   db_session: AsyncSession) -> dict[str, int]:
+    rows = await db_session.execute(
+        select(Conversation.external_thread_id, Conversation.id)
+        .where(Conversation.channel_account_id == account_id, Conversation.external_thread_id.in_(thread_ids),
+               Conversation.status == ConversationStatus.OPEN))
+    return dict(rows.all())
 
 
 async def mark_identity_unreachable(identity_id: int, reason: str, *, db_session: AsyncSession) -> None:
@@ -185,3 +245,77 @@ async def mark_identity_unreachable(identity_id: int, reason: str, *, db_session
         .where(Identity.id == identity_id)
         .values(reachable=False, unreachable_reason=reason, unreachable_since=utcnow())
     )
+
+
+@dataclass
+class _Pending:
+    account_id: int
+    events: Sequence[InboundEvent]
+    cursor: tuple[str, str] | None
+    done: asyncio.Future[IngestResult]
+
+
+class IngestWriter:
+    """Group commit: requests that arrive together are stored in one transaction.
+
+    `submit` returns only after the commit that holds its events, so a webhook
+    answered after it is durable. If a batch fails, each request is retried
+    alone, so one bad request cannot fail the others.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, max_batch: int = 256) -> None:
+        self.sessions = sessions
+        self.max_batch = max_batch
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, account_id: int, events: Sequence[InboundEvent],
+                     cursor: tuple[str, str] | None = None) -> IngestResult:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="ingest-writer")
+        done: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(account_id, events, cursor, done))
+        self._wake.set()
+        return await asyncio.shield(done)
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+            try:
+                results = await self._write(batch)
+            except Exception:
+                if len(batch) > 1:
+                    log.warning("ingest batch of %d failed; storing its requests one by one", len(batch))
+                for pending in batch:
+                    try:
+                        [result] = await self._write([pending])
+                    except Exception as exc:
+                        if not pending.done.done():
+                            pending.done.set_exception(exc)
+                    else:
+                        if not pending.done.done():
+                            pending.done.set_result(result)
+                continue
+            for pending, result in zip(batch, results):
+                if not pending.done.done():
+                    pending.done.set_result(result)
+
+    async def _write(self, batch: list[_Pending]) -> list[IngestResult]:
+        async with self.sessions() as session, session.begin():
+            results = await ingest_batch([(p.account_id, p.events) for p in batch], db_session=session)
+            for pending in batch:
+                if pending.cursor is not None:
+                    await accounts.set_cursor(pending.account_id, *pending.cursor, db_session=session)
+        return results
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table
@@ -9,20 +10,44 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
+def _dialect(session: AsyncSession) -> Any:
+    return sqlite if session.bind.dialect.name == "sqlite" else postgresql
+
+
 async def insert_ignoring_conflict(
     session: AsyncSession,
     table: Table,
     values: dict[str, Any],
     *,
-    conflict_columns: list[str],
+    conflict_columns: list[str] | None,
     conflict_where: ColumnElement[bool] | None = None,
 ) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING; the new row's id, or None if it existed."""
-    dialect = sqlite if session.bind.dialect.name == "sqlite" else postgresql
+    stmt = _dialect(session).insert(table).values(**values)
+    if conflict_columns is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=conflict_columns, index_where=conflict_where)
+    return (await session.execute(stmt.returning(table.c.id))).scalar_one_or_none()
+
+
+async def insert_many_ignoring_conflict(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    conflict_columns: list[str],
+    returning: tuple[str, ...],
+    conflict_where: ColumnElement[bool] | None = None,
+) -> list[tuple[Any, ...]]:
+    """INSERT ... ON CONFLICT DO NOTHING of many rows; `returning` columns of the rows inserted.
+
+    Executed as an executemany, which SQLAlchemy sends as batched multi-row
+    VALUES from one cached statement ("insertmanyvalues"), whatever the count.
+    """
+    if not rows:
+        return []
     stmt = (
-        dialect.insert(table)
-        .values(**values)
+        _dialect(session).insert(table)
         .on_conflict_do_nothing(index_elements=conflict_columns, index_where=conflict_where)
-        .returning(table.c.id)
+        .returning(*(table.c[name] for name in returning))
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return [tuple(row) for row in (await session.execute(stmt, list(rows))).all()]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +17,7 @@ from sqlalchemy import func, select, text
 from admin.api import channel_accounts, contacts, conversations
 from channels.base import ConnectionCheck
 from crm_core import accounts, migrate
+from crm_core.db import run_sqlite_checkpoints
 from crm_core.models import ChannelAccount, OutboxMessage, OutboxStatus
 from hub import webhooks
 from hub.context import Hub
@@ -62,6 +65,18 @@ class HubApiContext:
         self._hub.dispatcher.wake()
 
 
+def tune_garbage_collector() -> None:
+    """Fewer, cheaper collections for a long-running server.
+
+    Objects alive after startup (modules, models, compiled SQL) are moved out of
+    the collector's reach, and young collections run less often: full
+    collections over them were the main source of 100-300 ms pauses under load.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 40)
+
+
 def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | None = None) -> FastAPI:
     """The app; with `background` it also runs the worker, dispatcher and pollers."""
 
@@ -72,11 +87,16 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
         runtime = BackgroundRuntime(hub, background) if background else None
         if runtime:
             await runtime.start()
+        tune_garbage_collector()
+        stop_checkpoints = asyncio.Event()
+        checkpoints = asyncio.create_task(run_sqlite_checkpoints(hub.engine, stop_checkpoints))
         try:
             yield
         finally:
             if runtime:
                 await runtime.shutdown()
+            stop_checkpoints.set()
+            await checkpoints
             await hub.close()
 
     app = FastAPI(title="SCRM Hub", version="0.1.0", lifespan=lifespan,

@@ -98,6 +98,7 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
 @click.option("--no-dispatch", is_flag=True, help="Only process inbound messages and poll")
 def worker(dispatch_only: bool, no_dispatch: bool) -> None:
     """Run the message worker, the dispatcher and the pollers as their own process."""
+    from crm_core.db import run_sqlite_checkpoints
     from hub.context import Hub
     from hub.runtime import BackgroundRuntime, Services
 
@@ -114,9 +115,11 @@ def worker(dispatch_only: bool, no_dispatch: bool) -> None:
         runtime = BackgroundRuntime(hub, services)
         await _stop_on_signals(runtime.stop)
         await runtime.start()
+        checkpoints = asyncio.create_task(run_sqlite_checkpoints(hub.engine, runtime.stop))
         click.echo(f"worker running ({hub.dispatcher.owner}); Ctrl+C to stop", err=True)
         await runtime.stop.wait()
         await runtime.shutdown()
+        await checkpoints
         await hub.close()
 
     _run(go)

@@ -16,7 +16,7 @@ from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import create_engine, session_factory
 from crm_core.dispatcher import DispatchPolicy, Dispatcher
-from crm_core.ingest import ingest_events
+from crm_core.ingest import IngestWriter
 from crm_core.models import ChannelAccount
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler
 from crm_core.processing import MessageWorker
@@ -56,6 +56,7 @@ class Hub:
             lease_seconds=settings.dispatch_lease_seconds,
             on_enqueued=self.dispatcher.wake,
         )
+        self.ingest_writer = IngestWriter(self.sessions)
         self._accounts: dict[int, tuple[float, ChannelAccount, AccountRef]] = {}
         # Set when an account is added or changed, so pollers start without waiting a tick.
         self.accounts_changed = asyncio.Event()
@@ -83,15 +84,13 @@ class Hub:
 
     async def ingest(self, account_id: int, events: Sequence[InboundEvent],
                      cursor: tuple[str, str] | None = None) -> list[int]:
-        """Store events (and a poller's cursor) in one commit, then wake the worker."""
-        async with self.sessions() as session, session.begin():
-            result = await ingest_events(events, channel_account_id=account_id, db_session=session)
-            if cursor is not None:
-                await accounts.set_cursor(account_id, cursor[0], cursor[1], db_session=session)
+        """Store events (and a poller's cursor) durably, then wake the worker."""
+        result = await self.ingest_writer.submit(account_id, events, cursor)
         if result.stored_message_ids:
             self.worker.wake()
         return result.stored_message_ids
 
     async def close(self) -> None:
+        await self.ingest_writer.close()
         await self.channels.close()
         await self.engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
 
 from crm_core import accounts
@@ -111,3 +113,42 @@ async def test_many_new_conversations_in_a_row(sessions):
             await ingest_events([text_event(n, user=str(100 + n))], channel_account_id=account_id,
                                 db_session=session)
     assert await count(sessions, Conversation) == 12
+
+
+async def test_concurrent_requests_are_stored_together_and_each_answered_after_commit(sessions):
+    from crm_core.ingest import IngestWriter
+
+    account_id = await make_account(sessions)
+    writer = IngestWriter(sessions)
+    try:
+        # 60 requests at once from 10 customers, every update delivered twice.
+        requests = [writer.submit(account_id, [text_event(n, user=str(200 + n % 10))]) for n in range(60)]
+        requests += [writer.submit(account_id, [text_event(n, user=str(200 + n % 10))]) for n in range(60)]
+        results = await asyncio.gather(*requests)
+    finally:
+        await writer.close()
+    assert sum(len(r.stored_message_ids) for r in results) == 60
+    assert sum(r.duplicates for r in results) == 60
+    assert await count(sessions, Message) == 60
+    assert await count(sessions, Contact) == 10
+    assert await count(sessions, Conversation) == 10
+
+
+async def test_one_bad_request_does_not_fail_the_others_in_its_batch(sessions):
+    from crm_core.ingest import IngestWriter
+
+    account_id = await make_account(sessions)
+    writer = IngestWriter(sessions)
+    unstorable = InboundMessage(platform_message_id="update:999", sender=Sender("77"), thread_id="77",
+                                kind=MessageKind.TEXT, text="x", raw={"not json": object()})
+    try:
+        results = await asyncio.gather(
+            writer.submit(account_id, [text_event(1)]),
+            writer.submit(account_id, [unstorable]),
+            writer.submit(account_id, [text_event(2)]),
+            return_exceptions=True)
+    finally:
+        await writer.close()
+    assert [len(r.stored_message_ids) for r in (results[0], results[2])] == [1, 1]
+    assert isinstance(results[1], Exception)
+    assert await count(sessions, Message) == 2

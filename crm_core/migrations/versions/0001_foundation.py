@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 01:58:50.823143
 """
 
 from alembic import op
@@ -36,9 +35,11 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('display_name', sa.String(length=200), nullable=True),
     sa.Column('language', sa.String(length=16), nullable=True),
+    sa.Column('origin', sa.String(length=300), nullable=True),
     sa.Column('created_at', crm_core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', crm_core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_contact'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_contact')),
+    sa.UniqueConstraint('origin', name=op.f('uq_contact_origin'))
     )
     op.create_table('lease',
     sa.Column('name', sa.String(length=200), nullable=False),
