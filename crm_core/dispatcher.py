@@ -201,9 +201,13 @@ class Dispatcher:
             .limit(self.policy.batch_size)
             .with_for_update(skip_locked=True, of=OutboxMessage)
         )
+        # A MATERIALIZED CTE, not `id IN (subquery)`: PostgreSQL may re-run a
+        # LIMITed subquery, and with SKIP LOCKED every re-run takes other rows,
+        # so one claim could swallow the whole queue.
+        picked = due.cte("due").prefix_with("MATERIALIZED")
         stmt = (
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(due.scalar_subquery()), OutboxMessage.status == OutboxStatus.PENDING)
+            .where(OutboxMessage.id == picked.c.id, OutboxMessage.status == OutboxStatus.PENDING)
             .values(status=OutboxStatus.CLAIMED, claimed_by=self.owner, claimed_at=now)
             .returning(
                 OutboxMessage.id,
@@ -223,7 +227,8 @@ class Dispatcher:
     async def _send_one(self, row: _Claimed) -> None:
         account = await self._account(row.account_id)
         if account is None:
-            await self._finish(row, OutboxStatus.CANCELLED, error="channel account was removed or disabled")
+            # Disabled since the claim: back to pending; sent once it is enabled again.
+            await self._retry(row, row.attempts, delay=0, error="channel account is disabled")
             return
         if row.identity_id is not None:
             async with self.sessions() as session:
@@ -327,15 +332,16 @@ class Dispatcher:
             return cached[1]
         async with self.sessions() as session:
             account = await session.get(ChannelAccount, account_id)
-        ref = None
-        if account is not None and account.is_active:
-            ref = AccountRef(
-                id=account.id,
-                kind=account.kind,
-                api_base=account.api_base,
-                credentials=self.cipher.decrypt(account.credentials_encrypted),
-                settings=dict(account.settings or {}),
-            )
+        if account is None or not account.is_active:
+            self._accounts.pop(account_id, None)  # not cached: it may be enabled any moment
+            return None
+        ref = AccountRef(
+            id=account.id,
+            kind=account.kind,
+            api_base=account.api_base,
+            credentials=self.cipher.decrypt(account.credentials_encrypted),
+            settings=dict(account.settings or {}),
+        )
         self._accounts[account_id] = (time.monotonic(), ref)
         return ref
 

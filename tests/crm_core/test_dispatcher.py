@@ -239,3 +239,40 @@ async def test_a_dispatcher_that_lost_its_claim_does_not_send(setup):
                               .values(claimed_by="someone-else"))
     await dispatcher._send_one(claimed)
     assert gateway.calls == []
+
+
+async def test_rows_of_a_disabled_account_wait_and_go_out_once_it_is_enabled(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    from crm_core.models import ChannelAccount
+
+    conversation = await conversation_for(sessions, account_id)
+    [row_id] = await enqueue(sessions, conversation, "held")
+    [claimed] = await dispatcher._claim()
+    async with sessions() as session, session.begin():  # disabled between claim and send
+        await session.execute(update(ChannelAccount).values(is_active=False))
+    await dispatcher._send_one(claimed)
+    assert (await outbox(sessions, row_id)).status == OutboxStatus.PENDING
+    await drain(dispatcher, 3)
+    assert gateway.calls == []  # not claimed while disabled
+    async with sessions() as session, session.begin():
+        await session.execute(update(ChannelAccount).values(is_active=True))
+    await drain(dispatcher, 3)
+    assert gateway.calls == ["held"]
+
+
+async def test_concurrent_claims_never_exceed_the_batch_or_overlap(sessions):
+    # On PostgreSQL a LIMITed `IN (subquery)` with SKIP LOCKED may be re-run and
+    # claim far more than the batch; the claim must take at most batch_size rows.
+    account_id = await make_account(sessions)
+    conversation = await conversation_for(sessions, account_id)
+    await enqueue(sessions, conversation, *(f"m{n}" for n in range(200)))
+    policy = DispatchPolicy(batch_size=10)
+    claimers = [Dispatcher(sessions, ScriptedGateway(), CIPHER, policy=policy) for _ in range(6)]
+    seen: list[int] = []
+    while True:
+        rounds = await asyncio.gather(*(c._claim() for c in claimers))
+        assert all(len(r) <= 10 for r in rounds), [len(r) for r in rounds]
+        if not any(rounds):
+            break
+        seen.extend(row.id for r in rounds for row in r)
+    assert len(seen) == len(set(seen)) == 200

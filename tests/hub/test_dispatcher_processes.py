@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from channels.simulators.telegram import TelegramSimulator
 from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import create_engine, session_factory
 from crm_core.ingest import ingest_events
-from crm_core.models import Conversation, MessageKind, OutboxMessage, OutboxStatus
+from crm_core.models import ChannelAccount, Conversation, MessageKind, OutboxMessage, OutboxStatus
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import InboundMessage, OutboundMessage, Sender
 from hub.serving import running
@@ -30,7 +30,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def seed(sessions, simulator: TelegramSimulator, sim_base: str, *, chats: int, per_chat: int) -> list[str]:
+async def seed(sessions, simulator: TelegramSimulator, sim_base: str, *, chats: int, per_chat: int,
+               active: bool = True) -> list[str]:
     """A fast Telegram account with `chats` customers and `per_chat` queued messages each."""
     bot = simulator.create_bot()
     bot.enforce_limits = False
@@ -42,6 +43,7 @@ async def seed(sessions, simulator: TelegramSimulator, sim_base: str, *, chats: 
             credentials={"bot_token": bot.token, "webhook_secret": "x" * 32}, api_base=sim_base,
             settings={"mode": "webhook", "messages_per_second": 1000, "per_chat_per_second": 100},
             cipher=cipher, actor=None, db_session=session)
+        account.is_active = active
         for n in range(chats):
             user_id = 20_000 + n
             simulator.user(user_id)
@@ -56,6 +58,17 @@ async def seed(sessions, simulator: TelegramSimulator, sim_base: str, *, chats: 
                 await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text),
                                               idempotency_key=f"load:{text}", db_session=session)
     return texts
+
+
+async def wait_running(proc: subprocess.Popen) -> None:
+    """Until the worker says it is running (its first line on stderr)."""
+    line = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, proc.stderr.readline), 60)
+    assert b"worker running" in line, line + proc.stderr.read()
+
+
+async def set_active(sessions, active: bool) -> None:
+    async with sessions() as session, session.begin():
+        await session.execute(update(ChannelAccount).values(is_active=active))
 
 
 def start_worker(database_url: str, data_dir: Path, *extra: str) -> subprocess.Popen:
@@ -108,10 +121,14 @@ async def test_two_dispatcher_processes_send_2000_rows_exactly_once(postgres_url
     simulator = TelegramSimulator()
     try:
         async with running(simulator.app) as sim:
-            texts = await seed(sessions, simulator, f"http://127.0.0.1:{sim.port}", chats=200, per_chat=10)
+            texts = await seed(sessions, simulator, f"http://127.0.0.1:{sim.port}", chats=200, per_chat=10,
+                               active=False)
             assert len(texts) == 2000
             procs = [start_worker(postgres_url, tmp_path), start_worker(postgres_url, tmp_path)]
             try:
+                for proc in procs:
+                    await wait_running(proc)
+                await set_active(sessions, True)  # both are polling: now they race for the rows
                 counts = await wait_until_settled(sessions, procs, timeout=240)
             finally:
                 stop(procs)
@@ -122,7 +139,8 @@ async def test_two_dispatcher_processes_send_2000_rows_exactly_once(postgres_url
             assert max(delivered.values()) == 1  # none twice
             async with sessions() as session:
                 owners = (await session.scalars(select(OutboxMessage.claimed_by).distinct())).all()
-            assert len(owners) == 2  # both processes did part of the work
+            logs = [p.stderr.read().decode()[-3000:] for p in procs]
+            assert len(owners) == 2, logs  # both processes did part of the work
     finally:
         await engine.dispose()
 
