@@ -42,6 +42,7 @@ from crm_core.ports import (
     RetryLater,
     SendResult,
 )
+from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +161,7 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
             if handled == 0:
                 self._wake.clear()
-                waiter = asyncio.ensure_future(self._wake.wait())
-                stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, timeout=self.policy.idle_poll_seconds,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
+                await wait_any(self._wake, stop, timeout=self.policy.idle_poll_seconds)
         log.info("dispatcher %s stopped", self.owner)
 
     async def run_once(self) -> int:

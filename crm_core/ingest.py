@@ -300,7 +300,7 @@ class IngestWriter:
                         if not pending.done.done():
                             pending.done.set_result(result)
                 continue
-            for pending, result in zip(batch, results):
+            for pending, result in zip(batch, results, strict=True):
                 if not pending.done.done():
                     pending.done.set_result(result)
 

@@ -21,6 +21,7 @@ from crm_core.dispatcher import new_owner_id
 from crm_core.models import Contact, Conversation, Direction, Identity, Message
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import HandlerContext, MessageHandler
+from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,7 @@ class MessageWorker:
                 await asyncio.sleep(1.0)
             if handled == 0:
                 self._wake.clear()
-                waiter = asyncio.ensure_future(self._wake.wait())
-                stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, timeout=self.idle_poll_seconds,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
+                await wait_any(self._wake, stop, timeout=self.idle_poll_seconds)
 
     async def run_once(self) -> int:
         ids = await self._claim()

@@ -15,7 +15,7 @@ from channels.registry import ChannelRegistry, default_adapters
 from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import create_engine, session_factory
-from crm_core.dispatcher import DispatchPolicy, Dispatcher
+from crm_core.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ingest import IngestWriter
 from crm_core.models import ChannelAccount
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler

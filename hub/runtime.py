@@ -16,6 +16,7 @@ from sqlalchemy import select
 from crm_core import accounts, leases
 from crm_core.dispatcher import new_owner_id
 from crm_core.models import ChannelAccount
+from crm_core.waiting import wait_any
 from hub.context import Hub
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,7 @@ class BackgroundRuntime:
             except Exception:
                 log.exception("poller supervisor: tick failed")
             self.hub.accounts_changed.clear()
-            stop = asyncio.ensure_future(self.stop.wait())
-            changed = asyncio.ensure_future(self.hub.accounts_changed.wait())
-            await asyncio.wait({stop, changed}, timeout=POLLER_LEASE_SECONDS / 3, return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            changed.cancel()
+            await wait_any(self.stop, self.hub.accounts_changed, timeout=POLLER_LEASE_SECONDS / 3)
 
     async def _sync_pollers(self) -> None:
         async with self.hub.sessions() as session:

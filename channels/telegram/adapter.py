@@ -51,8 +51,8 @@ from crm_core.ports import (
     ReachabilityChanged,
     RecipientUnreachable,
     RetryLater,
-    SendResult,
     Sender,
+    SendResult,
     TemporaryFailure,
 )
 

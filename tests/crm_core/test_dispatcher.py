@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from crm_core.db import utcnow
-from crm_core.dispatcher import DispatchPolicy, Dispatcher
+from crm_core.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ingest import ingest_events
 from crm_core.models import Conversation, Identity, Message, OutboxMessage, OutboxStatus
 from crm_core.outbox import enqueue_to_conversation

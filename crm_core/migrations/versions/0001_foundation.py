@@ -4,11 +4,11 @@ Revision ID: 0001
 Revises: 
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import crm_core.db
-from sqlalchemy.dialects import postgresql
 
 revision = '0001'
 down_revision = None
