@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,10 +61,17 @@ async def seed(sessions, simulator: TelegramSimulator, sim_base: str, *, chats: 
     return texts
 
 
-async def wait_running(proc: subprocess.Popen) -> None:
-    """Until the worker says it is running (its first line on stderr)."""
-    line = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, proc.stderr.readline), 60)
-    assert b"worker running" in line, line + proc.stderr.read()
+def log_of(proc: subprocess.Popen) -> str:
+    return proc.log_path.read_text(errors="replace")[-3000:]
+
+
+async def wait_running(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the worker says it is running."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while "worker running" not in log_of(proc):
+        assert proc.poll() is None, log_of(proc)
+        assert asyncio.get_running_loop().time() < deadline, log_of(proc)
+        await asyncio.sleep(0.05)
 
 
 async def set_active(sessions, active: bool) -> None:
@@ -75,8 +83,14 @@ def start_worker(database_url: str, data_dir: Path, *extra: str) -> subprocess.P
     env = {**os.environ, "SCRM_DATABASE_URL": database_url, "SCRM_SECRET_KEY": SECRET,
            "SCRM_DATA_DIR": str(data_dir), "SCRM_LOG_LEVEL": "WARNING", "SCRM_DISPATCH_CONCURRENCY": "16",
            "SCRM_DISPATCH_BATCH_SIZE": "50"}
-    return subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--dispatch-only", *extra],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A log file, not a pipe: nobody reads a pipe while the test waits, and a full
+    # pipe would block the worker.
+    log_path = data_dir / f"worker-{time.monotonic_ns()}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--dispatch-only", *extra],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    proc.log_path = log_path
+    return proc
 
 
 async def statuses(sessions) -> collections.Counter:
@@ -92,7 +106,7 @@ async def wait_until_settled(sessions, procs, timeout: float) -> collections.Cou
         if not (counts["pending"] or counts["claimed"] or counts["sending"]):
             return counts
         for proc in procs:
-            assert proc.poll() is None, f"worker exited: {proc.stderr.read().decode()[-2000:]}"
+            assert proc.poll() is None, f"worker exited: {log_of(proc)}"
         assert asyncio.get_running_loop().time() < deadline, f"not done in {timeout}s: {counts}"
         await asyncio.sleep(0.2)
 
@@ -139,7 +153,7 @@ async def test_two_dispatcher_processes_send_2000_rows_exactly_once(postgres_url
             assert max(delivered.values()) == 1  # none twice
             async with sessions() as session:
                 owners = (await session.scalars(select(OutboxMessage.claimed_by).distinct())).all()
-            logs = [p.stderr.read().decode()[-3000:] for p in procs]
+            logs = [log_of(p) for p in procs]
             assert len(owners) == 2, logs  # both processes did part of the work
     finally:
         await engine.dispose()
@@ -157,7 +171,7 @@ async def test_a_worker_killed_mid_dispatch_loses_nothing_and_resends_nothing_bl
             first = start_worker(database_url, tmp_path)
             try:
                 while len(bot.sent) < 60:
-                    assert first.poll() is None, first.stderr.read().decode()[-2000:]
+                    assert first.poll() is None, log_of(first)
                     await asyncio.sleep(0.01)
                 in_flight_at_kill = (await statuses(sessions))["sending"]
                 first.kill()  # SIGKILL: no cleanup of any kind
