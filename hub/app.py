@@ -77,8 +77,12 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(20_000, 20, 40)
 
 
-def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | None = None) -> FastAPI:
-    """The app; with `background` it also runs the worker, dispatcher and pollers."""
+def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | None = None,
+               long_running: bool = False) -> FastAPI:
+    """The app; with `background` it also runs the worker, dispatcher and pollers.
+
+    `long_running` (scrm serve, the demo) tunes the garbage collector for a server process.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,7 +91,8 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
         runtime = BackgroundRuntime(hub, background) if background else None
         if runtime:
             await runtime.start()
-        tune_garbage_collector()
+        if long_running:
+            tune_garbage_collector()
         stop_checkpoints = asyncio.Event()
         checkpoints = asyncio.create_task(run_sqlite_checkpoints(hub.engine, stop_checkpoints))
         try:

@@ -88,7 +88,7 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     _setup_logging(settings.log_level)
     hub = Hub(settings)
     background = Services() if settings.inprocess_worker and not no_worker else None
-    app = create_app(hub, background=background)
+    app = create_app(hub, background=background, long_running=True)
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level=settings.log_level.lower(),
                 proxy_headers=True)
 

@@ -44,7 +44,7 @@ async def run_demo(*, port: int, sim_port: int, data_dir: Path = DEMO_DIR,
     sim_base = f"http://127.0.0.1:{sim_port}"
     async with running(simulator.app, port=sim_port):
         account_id, api_token = await _seed(hub, sim_base, bot.token)
-        app = create_app(hub, background=Services())
+        app = create_app(hub, background=Services(), long_running=True)
         async with running(app, port=port):
             print(
                 "\nSCRM Hub demo is running (SQLite at {db}).\n"
