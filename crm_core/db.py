@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from crm_core.waiting import wait_any
+
 # Stable constraint names, so Alembic migrations are the same on every backend.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -108,10 +110,7 @@ async def run_sqlite_checkpoints(engine: AsyncEngine, stop: asyncio.Event, inter
                 await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         except Exception as exc:  # a busy database: next time
             logging.getLogger(__name__).debug("checkpoint skipped: %s", exc)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
+        await wait_any(stop, timeout=interval)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

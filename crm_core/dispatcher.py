@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.ingest import mark_identity_unreachable
@@ -331,13 +332,7 @@ class Dispatcher:
         if account is None or not account.is_active:
             self._accounts.pop(account_id, None)  # not cached: it may be enabled any moment
             return None
-        ref = AccountRef(
-            id=account.id,
-            kind=account.kind,
-            api_base=account.api_base,
-            credentials=self.cipher.decrypt(account.credentials_encrypted),
-            settings=dict(account.settings or {}),
-        )
+        ref = accounts.to_ref(account, self.cipher)
         self._accounts[account_id] = (time.monotonic(), ref)
         return ref
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import delete, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
 from crm_core.models import Lease
+from crm_core.sql import dialect_of
 
 
 async def acquire(name: str, owner: str, ttl_seconds: float, *, db_session: AsyncSession) -> bool:
@@ -24,10 +24,10 @@ async def acquire(name: str, owner: str, ttl_seconds: float, *, db_session: Asyn
     )
     if renewed.rowcount == 1:
         return True
-    stmt_values = {"name": name, "owner": owner, "expires_at": expires}
-    dialect = sqlite if db_session.bind.dialect.name == "sqlite" else postgresql
     inserted = await db_session.execute(
-        dialect.insert(Lease.__table__).values(**stmt_values).on_conflict_do_nothing(index_elements=["name"])
+        dialect_of(db_session).insert(Lease.__table__)
+        .values(name=name, owner=owner, expires_at=expires)
+        .on_conflict_do_nothing(index_elements=["name"])
     )
     return inserted.rowcount == 1
 

@@ -84,8 +84,8 @@ class Contact(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     display_name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(16))
-    # Where the contact was first seen ("telegram:3:42": channel kind, account,
-    # external id); unique, so contacts created in bulk map back to their sender.
+    # Where the contact was first seen ("3:42": channel account id, external id);
+    # unique, so contacts created in bulk map back to their sender.
     origin: Mapped[str | None] = mapped_column(String(300), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -10,7 +10,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def _dialect(session: AsyncSession) -> Any:
+def dialect_of(session: AsyncSession) -> Any:
+    """The SQLAlchemy dialect module (for insert ... on_conflict) of the session's database."""
     return sqlite if session.bind.dialect.name == "sqlite" else postgresql
 
 
@@ -19,14 +20,17 @@ async def insert_ignoring_conflict(
     table: Table,
     values: dict[str, Any],
     *,
-    conflict_columns: list[str] | None,
+    conflict_columns: list[str],
     conflict_where: ColumnElement[bool] | None = None,
 ) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING; the new row's id, or None if it existed."""
-    stmt = _dialect(session).insert(table).values(**values)
-    if conflict_columns is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=conflict_columns, index_where=conflict_where)
-    return (await session.execute(stmt.returning(table.c.id))).scalar_one_or_none()
+    stmt = (
+        dialect_of(session).insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=conflict_columns, index_where=conflict_where)
+        .returning(table.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def insert_many_ignoring_conflict(
@@ -46,7 +50,7 @@ async def insert_many_ignoring_conflict(
     if not rows:
         return []
     stmt = (
-        _dialect(session).insert(table)
+        dialect_of(session).insert(table)
         .on_conflict_do_nothing(index_elements=conflict_columns, index_where=conflict_where)
         .returning(*(table.c[name] for name in returning))
     )

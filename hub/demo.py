@@ -11,7 +11,7 @@ from sqlalchemy import select
 from channels.simulators.telegram import TelegramSimulator
 from crm_core import accounts, migrate, users
 from crm_core.models import ChannelAccount, Role
-from hub.app import create_app
+from hub.app import HubChannelCatalog, create_app
 from hub.context import Hub
 from hub.runtime import Services
 from hub.serving import running
@@ -78,6 +78,5 @@ async def _seed(hub: Hub, sim_base: str, bot_token: str) -> tuple[int, str]:
         account.api_base = sim_base
         admin = await users.get_or_create("demo-admin", Role.ADMIN, db_session=session, display_name="Demo admin")
         token = await users.create_token(admin, name="demo", db_session=session)
-    await adapter.activate(accounts.to_ref(account, hub.cipher), hub.webhook_url(account))
-    hub.forget_account(account.id)
+    await HubChannelCatalog(hub).activate(account)
     return account.id, token

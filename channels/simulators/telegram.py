@@ -34,6 +34,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from crm_core.waiting import wait_any
+
 log = logging.getLogger(__name__)
 
 
@@ -399,11 +401,7 @@ class TelegramSimulator:
             bot.queue.popleft()
         if not bot.queue and timeout > 0 and not self._closing.is_set():
             bot.queue_changed.clear()
-            changed = asyncio.ensure_future(bot.queue_changed.wait())
-            closing = asyncio.ensure_future(self._closing.wait())
-            await asyncio.wait({changed, closing}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            changed.cancel()
-            closing.cancel()
+            await wait_any(bot.queue_changed, self._closing, timeout=timeout)
         return list(itertools.islice(bot.queue, limit))
 
     async def _send_message(self, bot: SimBot, params: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramConflictError, Telegram
 from channels.base import InboundSink
 from channels.telegram.adapter import ALLOWED_UPDATES, TelegramAdapter, parse_update
 from crm_core.ports import AccountRef
+from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +97,7 @@ class TelegramPoller:
 
     @staticmethod
     async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+        await wait_any(stop, timeout=seconds)
 
     async def _quietly(self, call: Awaitable[object]) -> None:
         try:

@@ -129,79 +129,84 @@ async def postgres_url():
     return await prepare_postgres()
 
 
-async def test_two_dispatcher_processes_send_2000_rows_exactly_once(postgres_url, tmp_path):
+@pytest.fixture
+async def pg_sessions(postgres_url):
     engine = create_engine(postgres_url)
-    sessions = session_factory(engine)
-    simulator = TelegramSimulator()
-    try:
-        async with running(simulator.app) as sim:
-            texts = await seed(sessions, simulator, f"http://127.0.0.1:{sim.port}", chats=200, per_chat=10,
-                               active=False)
-            assert len(texts) == 2000
-            procs = [start_worker(postgres_url, tmp_path), start_worker(postgres_url, tmp_path)]
-            try:
-                for proc in procs:
-                    await wait_running(proc)
-                await set_active(sessions, True)  # both are polling: now they race for the rows
-                counts = await wait_until_settled(sessions, procs, timeout=240)
-            finally:
-                stop(procs)
-            bot = next(iter(simulator.bots.values()))
-            delivered = collections.Counter(m["text"] for m in bot.sent)
-            assert counts == {"sent": 2000}
-            assert sorted(delivered) == sorted(texts)  # none lost
-            assert max(delivered.values()) == 1  # none twice
-            async with sessions() as session:
-                owners = (await session.scalars(select(OutboxMessage.claimed_by).distinct())).all()
-            logs = [log_of(p) for p in procs]
-            assert len(owners) == 2, logs  # both processes did part of the work
-    finally:
-        await engine.dispose()
+    yield session_factory(engine)
+    await engine.dispose()
 
 
-async def test_a_worker_killed_mid_dispatch_loses_nothing_and_resends_nothing_blindly(database_url, tmp_path):
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
+@pytest.fixture
+async def telegram_api():
+    """The Telegram simulator, served on 127.0.0.1: (simulator, its base URL)."""
     simulator = TelegramSimulator()
+    async with running(simulator.app) as server:
+        yield simulator, f"http://127.0.0.1:{server.port}"
+
+
+async def test_two_dispatcher_processes_send_2000_rows_exactly_once(postgres_url, pg_sessions, telegram_api,
+                                                                    tmp_path):
+    simulator, sim_base = telegram_api
+    sessions = pg_sessions
+    texts = await seed(sessions, simulator, sim_base, chats=200, per_chat=10, active=False)
+    assert len(texts) == 2000
+    procs = [start_worker(postgres_url, tmp_path), start_worker(postgres_url, tmp_path)]
     try:
-        async with running(simulator.app) as sim:
-            texts = await seed(sessions, simulator, f"http://127.0.0.1:{sim.port}", chats=40, per_chat=8)
-            bot = next(iter(simulator.bots.values()))
-            bot.send_delay = 0.05  # calls stay open long enough to be caught mid-flight
-            first = start_worker(database_url, tmp_path)
-            try:
-                while len(bot.sent) < 60:
-                    assert first.poll() is None, log_of(first)
-                    await asyncio.sleep(0.01)
-                in_flight_at_kill = (await statuses(sessions))["sending"]
-                first.kill()  # SIGKILL: no cleanup of any kind
-                first.wait()
-            finally:
-                stop([first])
-            assert in_flight_at_kill > 0
-            await asyncio.sleep(0.3)  # let the simulator finish the calls the dead worker left open
-            second = start_worker(database_url, tmp_path)
-            try:
-                counts = await wait_until_settled(sessions, [second], timeout=120)
-            finally:
-                stop([second])
-            delivered = collections.Counter(m["text"] for m in bot.sent)
-            async with sessions() as session:
-                rows = (await session.execute(select(OutboxMessage.status, OutboxMessage.payload))).all()
-            in_doubt = {p["text"] for s, p in rows if s == OutboxStatus.IN_DOUBT}
-            sent = {p["text"] for s, p in rows if s == OutboxStatus.SENT}
-            assert counts["sent"] + counts["in_doubt"] == len(texts)
-            assert 0 < len(in_doubt) <= 16  # at most the calls that were open at the kill
-            assert max(delivered.values()) == 1  # nothing resent
-            assert all(delivered[t] == 1 for t in sent)  # everything else delivered exactly once
-            # The in-doubt rows are reported, with the way to resolve them.
-            env = {**os.environ, "SCRM_DATABASE_URL": database_url, "SCRM_SECRET_KEY": SECRET,
-                   "SCRM_DATA_DIR": str(tmp_path)}
-            report = subprocess.run([sys.executable, "-m", "hub.cli", "outbox", "in-doubt"], cwd=ROOT, env=env,
-                                    capture_output=True, text=True, timeout=60)
-            assert report.returncode == 0, report.stderr
-            assert len(report.stdout.strip().splitlines()) == len(in_doubt)
-            assert all(text in report.stdout for text in in_doubt)
-            assert "scrm outbox resolve" in report.stdout
+        for proc in procs:
+            await wait_running(proc)
+        await set_active(sessions, True)  # both are polling: now they race for the rows
+        counts = await wait_until_settled(sessions, procs, timeout=240)
     finally:
-        await engine.dispose()
+        stop(procs)
+    bot = next(iter(simulator.bots.values()))
+    delivered = collections.Counter(m["text"] for m in bot.sent)
+    assert counts == {"sent": 2000}
+    assert sorted(delivered) == sorted(texts)  # none lost
+    assert max(delivered.values()) == 1  # none twice
+    async with sessions() as session:
+        owners = (await session.scalars(select(OutboxMessage.claimed_by).distinct())).all()
+    logs = [log_of(p) for p in procs]
+    assert len(owners) == 2, logs  # both processes did part of the work
+
+
+async def test_a_worker_killed_mid_dispatch_loses_nothing_and_resends_nothing_blindly(
+        database_url, sessions, telegram_api, tmp_path):
+    simulator, sim_base = telegram_api
+    texts = await seed(sessions, simulator, sim_base, chats=40, per_chat=8)
+    bot = next(iter(simulator.bots.values()))
+    bot.send_delay = 0.05  # calls stay open long enough to be caught mid-flight
+    first = start_worker(database_url, tmp_path)
+    try:
+        while len(bot.sent) < 60:
+            assert first.poll() is None, log_of(first)
+            await asyncio.sleep(0.01)
+        in_flight_at_kill = (await statuses(sessions))["sending"]
+        first.kill()  # SIGKILL: no cleanup of any kind
+        first.wait()
+    finally:
+        stop([first])
+    assert in_flight_at_kill > 0
+    await asyncio.sleep(0.3)  # let the simulator finish the calls the dead worker left open
+    second = start_worker(database_url, tmp_path)
+    try:
+        counts = await wait_until_settled(sessions, [second], timeout=120)
+    finally:
+        stop([second])
+    delivered = collections.Counter(m["text"] for m in bot.sent)
+    async with sessions() as session:
+        rows = (await session.execute(select(OutboxMessage.status, OutboxMessage.payload))).all()
+    in_doubt = {p["text"] for s, p in rows if s == OutboxStatus.IN_DOUBT}
+    sent = {p["text"] for s, p in rows if s == OutboxStatus.SENT}
+    assert counts["sent"] + counts["in_doubt"] == len(texts)
+    assert 0 < len(in_doubt) <= 16  # at most the calls that were open at the kill
+    assert max(delivered.values()) == 1  # nothing resent
+    assert all(delivered[t] == 1 for t in sent)  # everything else delivered exactly once
+    # The in-doubt rows are reported, with the way to resolve them.
+    env = {**os.environ, "SCRM_DATABASE_URL": database_url, "SCRM_SECRET_KEY": SECRET,
+           "SCRM_DATA_DIR": str(tmp_path)}
+    report = subprocess.run([sys.executable, "-m", "hub.cli", "outbox", "in-doubt"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0, report.stderr
+    assert len(report.stdout.strip().splitlines()) == len(in_doubt)
+    assert all(text in report.stdout for text in in_doubt)
+    assert "scrm outbox resolve" in report.stdout
