@@ -169,3 +169,39 @@ async def test_demo_answers_a_customer_typed_into_the_simulator(tmp_path):
 
 async def _at_least(value, n: int) -> bool:
     return (await value) >= n
+
+
+def test_an_in_doubt_send_is_resolved_as_sent_or_queued_again(env):
+    from sqlalchemy import update
+
+    from crm_core.models import OutboxStatus
+    from tests.crm_core.test_dispatcher import conversation_for, enqueue
+    from tests.crm_core.test_ingest import make_account
+
+    runner = CliRunner()
+    runner.invoke(main, ["migrate"])
+
+    async def in_doubt_rows() -> list[int]:
+        engine = create_engine(env)
+        sessions = session_factory(engine)
+        conversation = await conversation_for(sessions, await make_account(sessions))
+        ids = await enqueue(sessions, conversation, "maybe delivered", "maybe not")
+        async with sessions() as session, session.begin():
+            await session.execute(update(OutboxMessage).values(status=OutboxStatus.IN_DOUBT, claimed_by="gone"))
+        await engine.dispose()
+        return ids
+
+    async def statuses() -> list[OutboxStatus]:
+        engine = create_engine(env)
+        async with session_factory(engine)() as session:
+            rows = (await session.scalars(select(OutboxMessage.status).order_by(OutboxMessage.id))).all()
+        await engine.dispose()
+        return list(rows)
+
+    delivered, lost = asyncio.run(in_doubt_rows())
+    listed = runner.invoke(main, ["outbox", "in-doubt"]).output
+    assert "maybe delivered" in listed and "maybe not" in listed
+    assert "marked sent" in runner.invoke(main, ["outbox", "resolve", str(delivered), "--sent"]).output
+    assert "queued to send again" in runner.invoke(main, ["outbox", "resolve", str(lost), "--resend"]).output
+    assert asyncio.run(statuses()) == [OutboxStatus.SENT, OutboxStatus.PENDING]
+    assert runner.invoke(main, ["outbox", "resolve", str(delivered), "--resend"]).exit_code != 0  # no longer in doubt

@@ -106,3 +106,10 @@ def test_rate_limits_name_the_account_bucket_first():
     assert buckets[1][1].interval == pytest.approx(1.0)
     group = TelegramAdapter().rate_limits(ACCOUNT, "-100123")
     assert group[1][1].interval == pytest.approx(3.0)  # 20 per minute in groups
+
+
+def test_a_get_to_the_webhook_is_405():
+    get = WebhookRequest(method="GET", headers={}, query={}, body=b"")
+    with pytest.raises(WebhookRejected) as info:
+        TelegramAdapter().parse_webhook(ACCOUNT, get)
+    assert info.value.status == 405
