@@ -6,11 +6,12 @@ from collections.abc import Iterable, Sequence
 
 from channels.base import ChannelAdapter
 from channels.telegram.adapter import TelegramAdapter
+from channels.wecom.adapter import WeComAdapter
 from crm_core.ports import AccountRef, OutboundMessage, RateLimit, SendResult
 
 
 def default_adapters() -> list[ChannelAdapter]:
-    return [TelegramAdapter()]
+    return [TelegramAdapter(), WeComAdapter()]
 
 
 class UnknownChannel(KeyError):

@@ -20,14 +20,16 @@ from crm_core.ports import OutboundMessage
 
 
 def _visible_conversations(user: User) -> Select:
-    stmt = select(Conversation)
+    # Colleagues' chats with the rep bot are not customer conversations.
+    stmt = select(Conversation).where(
+        Conversation.contact_id.in_(select(Contact.id).where(Contact.is_staff.is_(False))))
     if user.role == Role.REP:
         stmt = stmt.where(Conversation.assignee_user_id == user.id)
     return stmt
 
 
 def _visible_contacts(user: User) -> Select:
-    stmt = select(Contact)
+    stmt = select(Contact).where(Contact.is_staff.is_(False))
     if user.role == Role.REP:
         stmt = stmt.where(
             exists().where(Conversation.contact_id == Contact.id, Conversation.assignee_user_id == user.id)

@@ -21,7 +21,7 @@ import random
 import socket
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +41,7 @@ from crm_core.ports import (
     RateLimit,
     RecipientUnreachable,
     RetryLater,
+    SendHeld,
     SendResult,
 )
 from crm_core.waiting import wait_any
@@ -89,23 +90,36 @@ class DispatchPolicy:
 
 
 class Pacer:
-    """Spaces sends per bucket (account, chat...) to stay within rate limits."""
+    """Keeps sends per bucket (account, chat, member...) within each `RateLimit`.
+
+    A sliding window: at most `count` sends in any `period` seconds, so a limit of
+    30 a minute allows a burst of 30 and then waits, as the platforms count.
+    """
 
     def __init__(self) -> None:
-        self._next_free: dict[str, float] = {}
+        self._windows: dict[str, deque[float]] = {}
+        self._paused_until: dict[str, float] = {}
+
+    def _ready_at(self, name: str, limit: RateLimit) -> float:
+        window = self._windows.get(name)
+        free = window[0] + limit.period if window is not None and len(window) >= limit.count else 0.0
+        return max(free, self._paused_until.get(name, 0.0))
 
     async def wait(self, buckets: Sequence[tuple[str, RateLimit]]) -> None:
         while True:
             now = time.monotonic()
-            ready_at = max((self._next_free.get(name, 0.0) for name, _ in buckets), default=0.0)
+            ready_at = max((self._ready_at(name, limit) for name, limit in buckets), default=0.0)
             if ready_at <= now:
                 for name, limit in buckets:
-                    self._next_free[name] = max(self._next_free.get(name, 0.0), now) + limit.interval
+                    window = self._windows.get(name)
+                    if window is None or window.maxlen != limit.count:
+                        window = self._windows[name] = deque(window or (), maxlen=limit.count)
+                    window.append(now)
                 return
             await asyncio.sleep(ready_at - now)
 
     def pause(self, bucket: str, seconds: float) -> None:
-        self._next_free[bucket] = max(self._next_free.get(bucket, 0.0), time.monotonic() + seconds)
+        self._paused_until[bucket] = max(self._paused_until.get(bucket, 0.0), time.monotonic() + seconds)
 
 
 @dataclass
@@ -227,6 +241,7 @@ class Dispatcher:
             # Disabled since the claim: back to pending; sent once it is enabled again.
             await self._retry(row, row.attempts, delay=0, error="channel account is disabled")
             return
+        last_seen = None
         if row.identity_id is not None:
             async with self.sessions() as session:
                 identity = await session.get(Identity, row.identity_id)
@@ -234,13 +249,14 @@ class Dispatcher:
                 await self._finish(row, OutboxStatus.UNREACHABLE,
                                    error=f"recipient unreachable: {identity.unreachable_reason or 'unknown reason'}")
                 return
+            last_seen = identity.last_inbound_at if identity is not None else None
 
         await self.pacer.wait(self.gateway.rate_limits(account, row.recipient))
         if not await self._mark_sending(row):
             log.info("outbox %s: claim lost to another dispatcher; not sending", row.id)
             return
         attempts = row.attempts + 1
-        message = OutboundMessage.from_payload(row.recipient, row.payload)
+        message = OutboundMessage.from_payload(row.recipient, row.payload, recipient_last_seen=last_seen)
         try:
             async with asyncio.timeout(self.policy.lease_seconds / 2):
                 result = await self.gateway.send(account, message)
@@ -254,6 +270,9 @@ class Dispatcher:
             if row.identity_id is not None:
                 async with self.sessions() as session, session.begin():
                     await mark_identity_unreachable(row.identity_id, str(exc), db_session=session)
+        except SendHeld as exc:
+            # Not an attempt: nothing reached the customer. Released by their next message.
+            await self._finish(row, OutboxStatus.HELD, error=f"held: {exc}", attempts=attempts - 1)
         except PermanentFailure as exc:
             await self._finish(row, OutboxStatus.FAILED, error=str(exc), attempts=attempts)
         except Exception as exc:  # network errors, 5xx, timeouts: retry with backoff

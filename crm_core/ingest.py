@@ -112,7 +112,7 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
         if isinstance(event, InboundMessage):
             kind, body, attachments = event.kind, event.text, event.attachments
         else:
-            kind, body, attachments = MessageKind.EVENT, event.reason, []
+            kind, body, attachments = MessageKind.EVENT, event.reason, event.attachments
         identity = identities[event.sender.external_id]
         rows.append({
             "conversation_id": conversations[event.thread_id],
@@ -144,6 +144,8 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
         if isinstance(event, ReachabilityChanged):
             change.update(b_reachable=event.reachable, b_reason=None if event.reachable else event.reason,
                           b_since=None if event.reachable else now)
+            if event.reachable:  # following / unblocking is an interaction (WeChat's reply window)
+                change.update(b_last=now)
         else:
             # Someone who writes to us can be written to (a blocked bot cannot
             # receive messages from the person who blocked it).
@@ -174,8 +176,8 @@ async def _resolve_identities(account_id: int, senders: list[Sender],
     origins = {f"{account_id}:{s.external_id}": s for s in missing}
     contact_ids = dict(await insert_many_ignoring_conflict(
         db_session, Contact.__table__,
-        [{"display_name": s.display_name, "language": s.language, "origin": origin, "created_at": now,
-          "updated_at": now} for origin, s in origins.items()],
+        [{"display_name": s.display_name, "language": s.language, "origin": origin, "is_staff": s.is_staff,
+          "stage": "new", "created_at": now, "updated_at": now} for origin, s in origins.items()],
         conflict_columns=["origin"], returning=("origin", "id")))
     if len(contact_ids) < len(origins):  # a contact first seen as this sender already exists
         rows = await db_session.execute(select(Contact.origin, Contact.id).where(

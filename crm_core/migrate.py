@@ -41,7 +41,8 @@ def _pending(connection: Connection) -> list[str]:
     heads = set(script.get_heads())
     if current == heads:
         return []
-    return [rev.revision for rev in script.iterate_revisions(script.get_current_head(), None)
+    # Oldest first: the order they will be applied in.
+    return [rev.revision for rev in reversed(list(script.iterate_revisions(script.get_current_head(), None)))
             if rev.revision not in current]
 
 

@@ -53,6 +53,9 @@ class MessageKind(enum.StrEnum):
     CALLBACK = "callback"   # a button press
     EDIT = "edit"           # the customer edited an earlier message
     EVENT = "event"         # follow / unfollow / blocked the bot and similar
+    VOICE = "voice"
+    LOCATION = "location"
+    LINK = "link"
 
 
 class ConversationStatus(enum.StrEnum):
@@ -69,6 +72,9 @@ class OutboxStatus(enum.StrEnum):
     UNREACHABLE = "unreachable"  # the platform says the recipient cannot be reached
     IN_DOUBT = "in_doubt"        # the sender died mid-call: maybe delivered, not resent
     CANCELLED = "cancelled"
+    # The platform's rules forbid the send now (WeChat's 48-hour window...): kept
+    # with the reason and released when the customer writes again.
+    HELD = "held"
 
 
 class MessagePurpose(enum.StrEnum):
@@ -87,6 +93,11 @@ class Contact(Base):
     # Where the contact was first seen ("3:42": channel account id, external id);
     # unique, so contacts created in bulk map back to their sender.
     origin: Mapped[str | None] = mapped_column(String(300), unique=True)
+    # Staff writing to the hub's own apps (a rep in WeCom) are not customers.
+    is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Pipeline stage and where the contact came from (a channel QR code's State...).
+    stage: Mapped[str] = mapped_column(String(32), default="new")
+    source: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -156,7 +167,25 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(100), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[Role] = mapped_column(_enum(Role))
+    manager_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # zh / en: the language the user last wrote to the rep bot in; cards follow it.
+    language: Mapped[str | None] = mapped_column(String(16))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class UserHandle(Base):
+    """Where a user is reached inside a chat app: a rep's WeCom userid on one app."""
+
+    __tablename__ = "user_handle"
+    __table_args__ = (UniqueConstraint("channel_account_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    # The conversation the rep's next plain message goes to ("reply" on a card).
+    focus_conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -252,6 +281,18 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
+
+
+class Note(Base):
+    """A rep's or manager's internal note on a conversation; never sent to the customer."""
+
+    __tablename__ = "note"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), index=True)
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Lease(Base):

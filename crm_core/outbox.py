@@ -7,9 +7,10 @@ message never produces a second send.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
@@ -21,6 +22,7 @@ from crm_core.models import (
     MessagePurpose,
     OutboxMessage,
     OutboxStatus,
+    UserHandle,
 )
 from crm_core.ports import OutboundMessage
 from crm_core.sql import insert_ignoring_conflict
@@ -40,6 +42,13 @@ async def enqueue_to_conversation(
     existing = await get_by_key(idempotency_key, db_session=db_session)
     if existing is not None:
         return existing
+    if "sender" not in message.options and conversation.assignee_user_id is not None:
+        # Platforms that send only as a person (WeCom external contacts) send as the owner.
+        handle = await db_session.scalar(select(UserHandle.external_id).where(
+            UserHandle.user_id == conversation.assignee_user_id,
+            UserHandle.channel_account_id == conversation.channel_account_id))
+        if handle is not None:
+            message = dataclasses.replace(message, options={**message.options, "sender": handle})
     now = utcnow()
     history = Message(
         conversation_id=conversation.id,
@@ -56,25 +65,10 @@ async def enqueue_to_conversation(
     )
     db_session.add(history)
     await db_session.flush()
-    row_id = await insert_ignoring_conflict(
-        db_session,
-        OutboxMessage.__table__,
-        {
-            "idempotency_key": idempotency_key,
-            "channel_account_id": conversation.channel_account_id,
-            "conversation_id": conversation.id,
-            "identity_id": conversation.identity_id,
-            "message_id": history.id,
-            "recipient": message.recipient,
-            "purpose": purpose,
-            "payload": message.to_payload(),
-            "status": OutboxStatus.PENDING,
-            "attempts": 0,
-            "next_attempt_at": not_before or now,
-            "created_at": now,
-        },
-        conflict_columns=["idempotency_key"],
-    )
+    row_id = await _insert(
+        idempotency_key, conversation.channel_account_id, message, purpose=purpose, not_before=not_before, now=now,
+        conversation_id=conversation.id, identity_id=conversation.identity_id, message_id=history.id,
+        db_session=db_session)
     if row_id is None:  # enqueued concurrently under the same key
         await db_session.delete(history)
         existing = await get_by_key(idempotency_key, db_session=db_session)
@@ -86,5 +80,60 @@ async def enqueue_to_conversation(
     return row
 
 
+async def enqueue_to_handle(
+    channel_account_id: int,
+    recipient: str,
+    message: OutboundMessage,
+    *,
+    idempotency_key: str,
+    db_session: AsyncSession,
+    not_before: dt.datetime | None = None,
+) -> int | None:
+    """Queue a notice to a colleague in their chat app (a card to a rep); not part of any conversation.
+
+    Returns the outbox row id, or None if this key was queued before.
+    """
+    return await _insert(idempotency_key, channel_account_id, dataclasses.replace(message, recipient=recipient),
+                         purpose=MessagePurpose.SERVICE, not_before=not_before, now=utcnow(), db_session=db_session)
+
+
+async def _insert(idempotency_key: str, channel_account_id: int, message: OutboundMessage, *,
+                  purpose: MessagePurpose, not_before: dt.datetime | None, now: dt.datetime,
+                  db_session: AsyncSession, **links: int | None) -> int | None:
+    """The outbox row, unless the key exists already (then None)."""
+    return await insert_ignoring_conflict(
+        db_session,
+        OutboxMessage.__table__,
+        {
+            "idempotency_key": idempotency_key,
+            "channel_account_id": channel_account_id,
+            "recipient": message.recipient,
+            "purpose": purpose,
+            "payload": message.to_payload(),
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": not_before or now,
+            "created_at": now,
+            **links,
+        },
+        conflict_columns=["idempotency_key"],
+    )
+
+
 async def get_by_key(idempotency_key: str, *, db_session: AsyncSession) -> OutboxMessage | None:
     return await db_session.scalar(select(OutboxMessage).where(OutboxMessage.idempotency_key == idempotency_key))
+
+
+async def release_held(identity_id: int, *, db_session: AsyncSession) -> int:
+    """The customer wrote again: sends held back by a platform rule become due.
+
+    Returns how many were released. The dispatcher checks the rule again when it
+    sends them, so a release never breaks it.
+    """
+    result = await db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.identity_id == identity_id, OutboxMessage.status == OutboxStatus.HELD)
+        .values(status=OutboxStatus.PENDING, next_attempt_at=utcnow(), claimed_by=None, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

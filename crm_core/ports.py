@@ -24,6 +24,8 @@ class Sender:
     display_name: str | None = None
     username: str | None = None
     language: str | None = None
+    # A colleague writing to the company's own app (a rep in WeCom), not a customer.
+    is_staff: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class ReachabilityChanged:
     reachable: bool
     reason: str
     raw: dict[str, Any]
+    # What came with the change (WeCom: which rep, the QR code's State, a WelcomeCode).
+    attachments: list[dict[str, Any]] = field(default_factory=list)
 
 
 InboundEvent = InboundMessage | ReachabilityChanged
@@ -64,19 +68,37 @@ class Button:
 
 @dataclass(frozen=True)
 class OutboundMessage:
-    """What to send; rich parts degrade to text on platforms without them."""
+    """What to send; rich parts degrade to text on platforms without them.
+
+    `title` makes a card where the platform has cards (WeCom template cards).
+    `options` carries platform-specific parts the core passes through untouched
+    (a WeCom WelcomeCode, the rep an external-contact message is sent as...).
+    """
 
     recipient: str
     text: str
     buttons: tuple[Button, ...] = ()
+    title: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    # Filled by the dispatcher: when the recipient last wrote or acted, for
+    # platforms that only allow replies within a window (WeChat: 48 hours).
+    recipient_last_seen: dt.datetime | None = None
 
     def to_payload(self) -> dict[str, Any]:
-        return {"text": self.text, "buttons": [{"label": b.label, "data": b.data} for b in self.buttons]}
+        payload: dict[str, Any] = {"text": self.text,
+                                   "buttons": [{"label": b.label, "data": b.data} for b in self.buttons]}
+        if self.title:
+            payload["title"] = self.title
+        if self.options:
+            payload["options"] = self.options
+        return payload
 
     @classmethod
-    def from_payload(cls, recipient: str, payload: dict[str, Any]) -> OutboundMessage:
+    def from_payload(cls, recipient: str, payload: dict[str, Any],
+                     recipient_last_seen: dt.datetime | None = None) -> OutboundMessage:
         buttons = tuple(Button(b["label"], b["data"]) for b in payload.get("buttons") or ())
-        return cls(recipient=recipient, text=payload["text"], buttons=buttons)
+        return cls(recipient=recipient, text=payload["text"], buttons=buttons, title=payload.get("title"),
+                   options=dict(payload.get("options") or {}), recipient_last_seen=recipient_last_seen)
 
 
 @dataclass(frozen=True)
@@ -102,6 +124,11 @@ class TemporaryFailure(SendError):
 
 class RecipientUnreachable(SendError):
     """The recipient blocked us or never started the bot: stop, mark the identity."""
+
+
+class SendHeld(SendError):
+    """The platform's rules forbid this send now (outside WeChat's 48-hour window):
+    kept with the reason, and released when the customer writes again."""
 
 
 class PermanentFailure(SendError):
@@ -152,8 +179,14 @@ class HandlerContext:
     identity: Identity
     replies: list[OutboundMessage] = field(default_factory=list)
 
-    def reply(self, text: str, buttons: Sequence[Button] = ()) -> None:
-        self.replies.append(OutboundMessage(self.conversation.external_thread_id, text, tuple(buttons)))
+    # Set by a handler that fully dealt with the message (a rep's command), so
+    # later handlers (the customer bot) leave it alone.
+    handled: bool = False
+    # Set by a handler that queued sends elsewhere (a rep's card), to wake the dispatcher.
+    enqueued: bool = False
+
+    def reply(self, text: str, buttons: Sequence[Button] = (), *, title: str | None = None) -> None:
+        self.replies.append(OutboundMessage(self.conversation.external_thread_id, text, tuple(buttons), title=title))
 
 
 class MessageHandler(Protocol):

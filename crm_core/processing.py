@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.db import utcnow
 from crm_core.dispatcher import new_owner_id
 from crm_core.models import Contact, Conversation, Direction, Identity, Message
-from crm_core.outbox import enqueue_to_conversation
+from crm_core.outbox import enqueue_to_conversation, release_held
 from crm_core.ports import HandlerContext, MessageHandler
 from crm_core.waiting import wait_any
 
@@ -109,8 +109,11 @@ class MessageWorker:
                 contact = await session.get(Contact, conversation.contact_id)
                 assert contact is not None
                 ctx = HandlerContext(session, message, conversation, contact, identity)
+                await release_held(identity.id, db_session=session)
                 for handler in self.handlers:
                     await handler.handle(ctx)
+                    if ctx.handled:
+                        break
                 for n, reply in enumerate(ctx.replies):
                     await enqueue_to_conversation(
                         conversation, reply, idempotency_key=f"reply:{message.id}:{n}", db_session=session
@@ -146,7 +149,7 @@ class MessageWorker:
                     .execution_options(synchronize_session=False)
                 )
             return
-        if ctx.replies and self.on_enqueued is not None:
+        if (ctx.replies or ctx.enqueued) and self.on_enqueued is not None:
             self.on_enqueued()
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.greeting import GreetingBot
+from bots.rep import RepAlerts, RepWorkspace
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
 from crm_core import accounts
@@ -23,6 +24,11 @@ from crm_core.processing import MessageWorker
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def default_handlers() -> list[MessageHandler]:
+    # The rep bot first: it takes staff messages, which no customer bot may answer.
+    return [RepWorkspace(), RepAlerts(), GreetingBot()]
 
 
 class Hub:
@@ -52,7 +58,7 @@ class Hub:
         )
         self.worker = MessageWorker(
             self.sessions,
-            handlers if handlers is not None else [GreetingBot()],
+            handlers if handlers is not None else default_handlers(),
             lease_seconds=settings.dispatch_lease_seconds,
             on_enqueued=self.dispatcher.wake,
         )

@@ -13,9 +13,11 @@ from typing import Any
 import httpx
 
 from channels.simulators.telegram import SimBot, TelegramSimulator
+from channels.simulators.wecom import SimApp, WeComSimulator
 from crm_core import accounts, users
+from crm_core import reps as crm_reps
 from crm_core.dispatcher import DispatchPolicy
-from crm_core.models import Role
+from crm_core.models import Role, User
 from hub.app import create_app
 from hub.context import Hub
 from hub.runtime import Services
@@ -109,3 +111,82 @@ async def telegram_stack(database_url: str, data_dir: Path, *, mode: str = "webh
                                 admin_token=token, client=client)
         finally:
             simulator.end_long_polls()
+
+
+@dataclass
+class WorkspaceStack:
+    """The Telegram stack plus a WeCom app whose members are the reps."""
+
+    tg: Stack
+    wecom: WeComSimulator
+    wecom_app: SimApp
+    wecom_base: str
+    wecom_account_id: int
+    reps: dict[str, int]  # WeCom userid -> hub user id
+
+    async def wecom_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        resp = await self.tg.client.post(f"{self.wecom_base}/_sim/apps/{self.wecom_app.agent_id}/{path}", json=body)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    async def rep_writes(self, userid: str, text: str) -> None:
+        await self.wecom_post(f"members/{userid}/messages", {"text": text})
+
+    async def rep_clicks(self, userid: str, key: str) -> None:
+        await self.wecom_post(f"members/{userid}/clicks", {"key": key})
+
+    def rep_inbox(self, userid: str) -> list[dict[str, Any]]:
+        return self.wecom_app.transcript(userid)
+
+    async def rep_receives(self, userid: str, contains: str, *, after: int = 0, timeout: float = 15) -> dict:
+        """The first message to the rep (from index `after`) whose text or title contains `contains`."""
+        def find() -> dict | None:
+            for entry in self.rep_inbox(userid)[after:]:
+                title = (entry.get("card") or {}).get("main_title", {}).get("title", "")
+                if contains in entry.get("text", "") or contains in title:
+                    return entry
+            return None
+
+        async def check() -> dict | None:
+            return find()
+        return await eventually(check, timeout=timeout)
+
+
+@contextlib.asynccontextmanager
+async def workspace_stack(database_url: str, data_dir: Path,
+                          reps: dict[str, tuple[str, Role]] | None = None) -> AsyncIterator[WorkspaceStack]:
+    """`reps`: WeCom userid -> (display name, role); managers manage every rep."""
+    reps = reps or {"li": ("Li Lei", Role.REP), "wang": ("Wang Fang", Role.REP), "boss": ("Zhao", Role.MANAGER)}
+    wecom = WeComSimulator(callback_deadline=5.0, retry_delays=(0.2, 0.4, 0.8))
+    app = wecom.create_app()
+    for userid, (name, _) in reps.items():
+        wecom.add_member(app, userid, name)
+    async with running(wecom.app) as wecom_server, telegram_stack(database_url, data_dir) as tg:
+        wecom_base = f"http://127.0.0.1:{wecom_server.port}"
+        hub = tg.hub
+        ids: dict[str, int] = {}
+        async with hub.sessions() as session, session.begin():
+            creds = {"corp_id": app.corp_id, "agent_id": app.agent_id, "secret": app.secret, "token": app.token,
+                     "encoding_aes_key": app.encoding_aes_key}
+            account = await accounts.create(
+                kind="wecom", name="Sales app", platform_account_id=f"{app.corp_id}:{app.agent_id}",
+                credentials=creds, api_base=wecom_base,
+                settings=hub.channels.get("wecom").settings_model.model_validate({}).model_dump(),
+                cipher=hub.cipher, actor=None,
+                db_session=session)
+            managers = []
+            for userid, (name, role) in reps.items():
+                user = await users.get_or_create(userid, role, display_name=name, db_session=session)
+                await crm_reps.add_handle(user, channel_account_id=account.id, external_id=userid,
+                                          db_session=session)
+                ids[userid] = user.id
+                if role == Role.MANAGER:
+                    managers.append(user)
+            if managers:
+                for userid, (_, role) in reps.items():
+                    if role == Role.REP:
+                        rep = await session.get(User, ids[userid])
+                        rep.manager_user_id = managers[0].id
+        app.callback_url = f"{tg.hub_base}/hooks/wecom/{account.id}"
+        yield WorkspaceStack(tg=tg, wecom=wecom, wecom_app=app, wecom_base=wecom_base,
+                             wecom_account_id=account.id, reps=ids)

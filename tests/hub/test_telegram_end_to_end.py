@@ -120,7 +120,7 @@ async def test_flood_control_429_is_honoured(stack):
         (lambda s, h, b: (s.bot.webhook_url, h, b"{\"update_id\": 1, \"message\": "), 400, "not valid JSON"),
         (lambda s, h, b: (s.bot.webhook_url, h, b"{" + b" " * 2_000_000 + b"}"), 413, "over"),
         (lambda s, h, b: (s.bot.webhook_url.rsplit("/", 1)[0] + "/9999", h, b), 404, "no active telegram"),
-        (lambda s, h, b: (s.bot.webhook_url.replace("/telegram/", "/wecom/"), h, b), 404, "unknown channel"),
+        (lambda s, h, b: (s.bot.webhook_url.replace("/telegram/", "/myspace/"), h, b), 404, "unknown channel"),
     ],
     ids=["wrong-secret", "no-secret", "malformed-json", "2MB-body", "unknown-account", "unknown-channel"],
 )

@@ -1,0 +1,115 @@
+"""Users: create reps and managers, link them to their chat-app account, and hand a
+departing rep's conversations to a colleague with their history (离职继承)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from admin.api.deps import ApiContext, api_context, db_session, require_role
+from crm_core import audit, reps
+from crm_core.models import ChannelAccount, Role, User
+from crm_core.ports import OutboundMessage
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+class UserCreate(BaseModel):
+    username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+    display_name: str | None = Field(default=None, max_length=200)
+    role: Role
+    manager_user_id: int | None = None
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    display_name: str | None
+    role: Role
+    manager_user_id: int | None
+    is_active: bool
+
+
+class HandleCreate(BaseModel):
+    channel_account_id: int
+    external_id: str = Field(min_length=1, max_length=200, description="The user's id in that app (WeCom userid)")
+
+
+class HandoverRequest(BaseModel):
+    to_user_id: int
+    deactivate: bool = True
+
+
+class HandoverResult(BaseModel):
+    reassigned: int
+    deactivated: bool
+
+
+@router.get("", response_model=list[UserRead])
+async def list_users(_: User = Depends(require_role(Role.ADMIN, Role.MANAGER)),
+                     session: AsyncSession = Depends(db_session)) -> list[UserRead]:
+    rows = (await session.scalars(select(User).order_by(User.id))).all()
+    return [UserRead.model_validate(u) for u in rows]
+
+
+@router.post("", response_model=UserRead, status_code=201)
+async def create_user(body: UserCreate, actor: User = Depends(require_role(Role.ADMIN)),
+                      session: AsyncSession = Depends(db_session)) -> UserRead:
+    if await session.scalar(select(User.id).where(User.username == body.username)) is not None:
+        raise HTTPException(409, f"a user named {body.username!r} exists already")
+    if body.manager_user_id is not None and await session.get(User, body.manager_user_id) is None:
+        raise HTTPException(422, f"no user {body.manager_user_id} to be the manager")
+    user = User(username=body.username, display_name=body.display_name, role=body.role,
+                manager_user_id=body.manager_user_id)
+    session.add(user)
+    await session.flush()
+    await audit.record("user.create", entity_type="user", entity_id=user.id, actor=actor, db_session=session,
+                       details={"username": user.username, "role": user.role.value})
+    await session.commit()
+    return UserRead.model_validate(user)
+
+
+@router.post("/{user_id}/handles", status_code=201)
+async def add_handle(user_id: int, body: HandleCreate, actor: User = Depends(require_role(Role.ADMIN)),
+                     session: AsyncSession = Depends(db_session)) -> dict:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise HTTPException(404, f"no user {user_id}")
+    if await session.get(ChannelAccount, body.channel_account_id) is None:
+        raise HTTPException(422, f"no channel account {body.channel_account_id}")
+    try:
+        handle = await reps.add_handle(user, channel_account_id=body.channel_account_id,
+                                       external_id=body.external_id, actor=actor, db_session=session)
+    except reps.RepActionRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    await session.commit()
+    return {"id": handle.id, "channel_account_id": handle.channel_account_id, "external_id": handle.external_id}
+
+
+@router.post("/{user_id}/handover", response_model=HandoverResult)
+async def handover(user_id: int, body: HandoverRequest,
+                   actor: User = Depends(require_role(Role.ADMIN, Role.MANAGER)),
+                   session: AsyncSession = Depends(db_session),
+                   ctx: ApiContext = Depends(api_context)) -> HandoverResult:
+    departing = await session.get(User, user_id)
+    heir = await session.get(User, body.to_user_id)
+    if departing is None or heir is None:
+        raise HTTPException(404, f"no user {user_id if departing is None else body.to_user_id}")
+    try:
+        count = await reps.reassign_all(departing, heir, actor, deactivate=body.deactivate, db_session=session)
+    except reps.RepActionRefused as exc:
+        raise HTTPException(422, str(exc)) from None
+    if count:
+        lang = heir.language or "zh"
+        from_name = departing.display_name or departing.username
+        text = {"zh": f"{from_name} 的 {count} 个会话已转交给您，发送 /我的 查看。",
+                "en": f"{count} conversations of {from_name} are now yours; send /mine to see them."}[lang]
+        await reps.notify_user(heir.id, OutboundMessage("", text), key=f"handover:{departing.id}:{heir.id}:"
+                               f"{count}", db_session=session)
+    await session.commit()
+    ctx.on_enqueued()
+    return HandoverResult(reassigned=count, deactivated=body.deactivate)

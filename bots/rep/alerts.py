@@ -1,0 +1,131 @@
+"""Cards to reps about customers: new leads, replies on their conversations, churn.
+
+Runs on every customer message (never marks it handled: the customer bot still
+answers). A WeCom "customer added a rep" event also assigns the conversation
+to that rep, records the QR code's State as the lead source, and sends the
+account's welcome message with the event's WelcomeCode.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bots.language import reply_language
+from bots.rep.texts import say
+from crm_core import reps
+from crm_core.models import ChannelAccount, Conversation, Direction, Message, MessageKind, User
+from crm_core.outbox import enqueue_to_conversation
+from crm_core.ports import HandlerContext, OutboundMessage
+
+CUSTOMER_KINDS = (MessageKind.TEXT, MessageKind.IMAGE, MessageKind.FILE, MessageKind.VOICE, MessageKind.LOCATION,
+                  MessageKind.LINK)
+
+
+class RepAlerts:
+    async def handle(self, ctx: HandlerContext) -> None:
+        if ctx.contact.is_staff:
+            return
+        message = ctx.message
+        for item in message.attachments or []:
+            kind = item.get("type") if isinstance(item, dict) else None
+            if kind == "contact_added":
+                await self._contact_added(ctx, item)
+            elif kind == "customer_left":
+                await self._churn(ctx, item)
+        if message.kind not in CUSTOMER_KINDS:
+            return
+        conversation = ctx.conversation
+        if conversation.assignee_user_id is not None:
+            await _alert_owner(ctx, conversation)
+            return
+        earlier = await ctx.db_session.scalar(
+            select(func.count()).select_from(Message).where(
+                Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND,
+                Message.kind.in_(CUSTOMER_KINDS), Message.id < message.id))
+        if not earlier:
+            await alert_new_lead(ctx, conversation, key=f"lead:{message.id}")
+
+    async def _contact_added(self, ctx: HandlerContext, item: dict) -> None:
+        source = item.get("source")
+        if source and not ctx.contact.source:
+            ctx.contact.source = source
+        found = None
+        if item.get("rep"):
+            found = await reps.user_by_handle(ctx.message.channel_account_id, item["rep"], db_session=ctx.db_session)
+        if found is not None and ctx.conversation.assignee_user_id is None:
+            ctx.conversation.assignee_user_id = found[0].id
+            await _card(ctx, found[0], "card_added", key=f"added:{ctx.message.id}")
+        if item.get("welcome_code"):
+            account = await ctx.db_session.get(ChannelAccount, ctx.message.channel_account_id)
+            lang = reply_language(None, ctx.identity.language or ctx.contact.language or "zh")
+            text = (account.settings or {}).get(f"welcome_message_{lang}") if account else None
+            if text:
+                await enqueue_to_conversation(
+                    ctx.conversation,
+                    OutboundMessage(ctx.conversation.external_thread_id, text,
+                                    options={"welcome_code": item["welcome_code"],
+                                             "welcome_deadline": item.get("welcome_deadline")}),
+                    idempotency_key=f"welcome:{ctx.message.id}", db_session=ctx.db_session)
+                ctx.enqueued = True
+
+    async def _churn(self, ctx: HandlerContext, item: dict) -> None:
+        """The customer deleted a rep: tell that rep, their manager and the conversation's owner."""
+        targets: dict[int, User] = {}
+        rep_name = item.get("rep") or "?"
+        if item.get("rep"):
+            found = await reps.user_by_handle(ctx.message.channel_account_id, item["rep"], db_session=ctx.db_session)
+            if found is not None:
+                rep = found[0]
+                rep_name = rep.display_name or rep.username
+                targets[rep.id] = rep
+                if rep.manager_user_id is not None:
+                    manager = await ctx.db_session.get(User, rep.manager_user_id)
+                    if manager is not None and manager.is_active:
+                        targets[manager.id] = manager
+        if ctx.conversation.assignee_user_id is not None and ctx.conversation.assignee_user_id not in targets:
+            owner = await ctx.db_session.get(User, ctx.conversation.assignee_user_id)
+            if owner is not None:
+                targets[owner.id] = owner
+        for user in targets.values():
+            await _card(ctx, user, "card_churn", key=f"churn:{ctx.message.id}", rep=rep_name)
+
+
+async def alert_new_lead(ctx: HandlerContext, conversation: Conversation, *, key: str,
+                         exclude_user_id: int | None = None) -> int:
+    """A claimable card to every active rep reachable in a chat app; how many got it."""
+    count = 0
+    for rep in await reps.active_reps_with_handles(db_session=ctx.db_session):
+        if rep.id != exclude_user_id:
+            count += await _card(ctx, rep, "card_new_lead", key=key, conversation=conversation)
+    return count
+
+
+async def _alert_owner(ctx: HandlerContext, conversation: Conversation) -> None:
+    owner = await ctx.db_session.get(User, conversation.assignee_user_id)
+    if owner is not None and owner.is_active:
+        await _card(ctx, owner, "card_reply", key=f"reply:{ctx.message.id}", conversation=conversation)
+
+
+async def _card(ctx: HandlerContext, user: User, title_key: str, *, key: str,
+                conversation: Conversation | None = None, **params: object) -> int:
+    conversation = conversation or ctx.conversation
+    card = await reps.contact_card(conversation, db_session=ctx.db_session)
+    lang = user.language or "zh"
+    title = say(title_key, lang, id=conversation.id, name=card["name"], **params)
+    account = await ctx.db_session.get(ChannelAccount, conversation.channel_account_id)
+    where = f"{account.kind} · {account.name}" if account else ""
+    body = [f"#{conversation.id} {card['name']} · {where}"]
+    if card["source"]:
+        body.append(f"source: {card['source']}")
+    latest = ctx.message.text if ctx.message.conversation_id == conversation.id and ctx.message.text else None
+    if latest:
+        body.append(f"“{latest[:300]}”")
+    body.append(f"stage: {card['stage']} · owner: {card['owner'] or '-'}")
+    claimed = conversation.assignee_user_id is not None
+    queued = await reps.notify_user(user.id, OutboundMessage("", "\n".join(body),
+                                                             reps.card_buttons(conversation.id, claimed=claimed),
+                                                             title=title),
+                                    key=f"{key}:u{user.id}", db_session=ctx.db_session)
+    if queued:
+        ctx.enqueued = True
+    return queued

@@ -1,0 +1,84 @@
+"""What the rep bot says, in Chinese and English."""
+
+from __future__ import annotations
+
+from crm_core.reps import DEFAULT_STAGES
+
+# Chinese names reps may type for the pipeline stages.
+STAGE_ALIASES = {"新线索": "new", "已联系": "contacted", "已确认": "qualified", "有效": "qualified",
+                 "方案": "proposal", "报价": "proposal", "成交": "won", "赢单": "won", "丢单": "lost", "输单": "lost"}
+
+TEXTS: dict[str, dict[str, str]] = {
+    "help": {
+        "en": ("Commands (N is the conversation number on a card):\n"
+               "/claim N  take the conversation\n"
+               "/r N text  reply to the customer (or press Reply on a card, then just type)\n"
+               "/note N text  internal note, never sent\n"
+               "/stage N " + "|".join(DEFAULT_STAGES) + "\n"
+               "/assign N @user  hand over to a colleague\n"
+               "/mine  your open conversations\n"
+               "/card N  the customer's card and last messages"),
+        "zh": ("指令（N 为卡片上的会话编号）：\n"
+               "/认领 N  认领会话\n"
+               "/回复 N 内容  回复客户（或点卡片上的“回复”后直接输入）\n"
+               "/备注 N 内容  内部备注，不发给客户\n"
+               "/阶段 N 新线索|已联系|已确认|方案|成交|丢单\n"
+               "/转交 N @同事  转交给同事\n"
+               "/我的  我的进行中会话\n"
+               "/卡片 N  客户卡片与最近消息"),
+    },
+    "unknown_command": {"en": "Unknown command {command}. Send /help for the list.",
+                        "zh": "未知指令 {command}。发送 /帮助 查看指令列表。"},
+    "usage": {"en": "Usage: {usage}", "zh": "用法：{usage}"},
+    "not_registered": {
+        "en": "You are not registered as a rep in SCRM Hub (WeCom userid {userid}). Ask an admin to add you.",
+        "zh": "您（企业微信账号 {userid}）尚未登记为 SCRM Hub 的销售，请联系管理员添加。"},
+    "claimed": {"en": "Conversation #{id} with {name} is yours. Reply with /r {id} text or press Reply.",
+                "zh": "会话 #{id}（{name}）已由您认领。用 /回复 {id} 内容 或点“回复”回复客户。"},
+    "already_yours": {"en": "Conversation #{id} is already yours.", "zh": "会话 #{id} 已经是您的了。"},
+    "sent": {"en": "Sent to {name} (#{id}).", "zh": "已发送给 {name}（#{id}）。"},
+    "focus": {"en": "Type your reply to {name} (#{id}); each message goes to the customer. /r {id} also works.",
+              "zh": "请直接输入回复 {name}（#{id}）的内容，每条消息都会发给客户。也可用 /回复 {id} 内容。"},
+    "no_focus": {"en": "Not sent: press Reply on a card or use /r N text. Send /help for the commands.",
+                 "zh": "未发送：请先点卡片上的“回复”，或用 /回复 N 内容。发送 /帮助 查看指令。"},
+    "noted": {"en": "Note added to #{id}.", "zh": "已为 #{id} 添加备注。"},
+    "staged": {"en": "#{id} moved from {previous} to {stage}.", "zh": "#{id} 阶段已由 {previous} 改为 {stage}。"},
+    "assigned": {"en": "#{id} is now {name}'s.", "zh": "#{id} 已转交给 {name}。"},
+    "released": {"en": "#{id} is back in the queue; other reps were alerted.",
+                 "zh": "#{id} 已退回待认领，已通知其他同事。"},
+    "snoozed": {"en": "I will remind you about #{id} in {minutes} minutes.",
+                "zh": "{minutes} 分钟后提醒您跟进 #{id}。"},
+    "mine_empty": {"en": "You have no open conversations.", "zh": "您目前没有进行中的会话。"},
+    "mine": {"en": "Your open conversations:", "zh": "您的进行中会话："},
+    "no_user": {"en": "No active colleague called {name}.", "zh": "找不到名为 {name} 的在职同事。"},
+    # Refusals from crm_core.reps, by code.
+    "no_conversation": {"en": "There is no conversation #{id}.", "zh": "不存在会话 #{id}。"},
+    "not_claimed": {"en": "#{id} is not yours: /claim {id} first.", "zh": "#{id} 还不是您的会话，请先 /认领 {id}。"},
+    "not_yours": {"en": "#{id} belongs to another rep.", "zh": "#{id} 属于其他同事。"},
+    "taken": {"en": "Too late: #{id} was already claimed by {owner}.", "zh": "晚了一步：#{id} 已被 {owner} 认领。"},
+    "not_a_rep": {"en": "{user} cannot own conversations.", "zh": "{user} 不能负责会话。"},
+    "empty": {"en": "Nothing to send: the text is empty.", "zh": "内容为空，未发送。"},
+    "closed": {"en": "#{id} is closed.", "zh": "#{id} 已关闭。"},
+    "bad_stage": {"en": "Unknown stage {stage}. Stages: " + ", ".join(DEFAULT_STAGES) + ".",
+                  "zh": "未知阶段 {stage}。可用：新线索、已联系、已确认、方案、成交、丢单。"},
+    "forbidden": {"en": "You are not allowed to do that.", "zh": "您没有权限执行此操作。"},
+    "bad_target": {"en": "Choose another, active colleague.", "zh": "请选择另一位在职同事。"},
+    "handle_taken": {"en": "That account is linked to another user.", "zh": "该账号已关联到其他用户。"},
+    # Cards to reps.
+    "card_new_lead": {"en": "New lead #{id}", "zh": "新线索 #{id}"},
+    "card_reply": {"en": "{name} replied (#{id})", "zh": "{name} 回复了（#{id}）"},
+    "card_churn": {"en": "Churn alert: {name} deleted {rep} (#{id})", "zh": "流失预警：{name} 删除了 {rep}（#{id}）"},
+    "card_added": {"en": "{name} added you on WeCom (#{id})", "zh": "{name} 添加了您为联系人（#{id}）"},
+    "card_reminder": {"en": "Reminder: follow up #{id} ({name})", "zh": "提醒：跟进 #{id}（{name}）"},
+    "card_assigned": {"en": "#{id} ({name}) was handed to you by {by}", "zh": "{by} 将 #{id}（{name}）转交给您"},
+}
+
+
+def say(key: str, lang: str, **params: object) -> str:
+    entry = TEXTS[key]
+    return entry.get(lang, entry["en"]).format(**params)
+
+
+def bilingual(key: str, **params: object) -> str:
+    """Both languages, Chinese first: card titles read by reps of either language."""
+    return f"{say(key, 'zh', **params)} / {say(key, 'en', **params)}"

@@ -1,0 +1,228 @@
+"""The rep bot: what a rep types or clicks in their chat app (WeCom now, DingTalk later).
+
+Handles only messages from staff (`Contact.is_staff`), marks them handled so the
+customer bot never answers a colleague, and answers every command with a
+confirmation or a clear error in the language the rep wrote in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bots.language import reply_language
+from bots.rep.texts import STAGE_ALIASES, say
+from crm_core import reps
+from crm_core.db import utcnow
+from crm_core.models import Contact, Conversation, Identity, MessageKind, User, UserHandle
+from crm_core.ports import HandlerContext, OutboundMessage
+
+SNOOZE = dt.timedelta(minutes=30)
+
+COMMANDS = {
+    "help": "help", "h": "help", "帮助": "help",
+    "claim": "claim", "认领": "claim",
+    "r": "reply", "reply": "reply", "回复": "reply",
+    "note": "note", "备注": "note",
+    "stage": "stage", "阶段": "stage",
+    "assign": "assign", "转交": "assign",
+    "mine": "mine", "我的": "mine",
+    "card": "card", "卡片": "card",
+}
+USAGE = {
+    "claim": "/claim N", "reply": "/r N text", "note": "/note N text", "stage": "/stage N stage",
+    "assign": "/assign N @user", "card": "/card N",
+}
+_COMMAND = re.compile(r"^[/／](\S+)\s*(.*)$", re.S)
+_NUMBER_REST = re.compile(r"^#?(\d+)\s*(.*)$", re.S)
+
+
+class RepWorkspace:
+    async def handle(self, ctx: HandlerContext) -> None:
+        if not ctx.contact.is_staff:
+            return
+        ctx.handled = True
+        message = ctx.message
+        text = (message.text or "").strip()
+        found = await reps.user_by_handle(message.channel_account_id, ctx.identity.external_id,
+                                          db_session=ctx.db_session)
+        lang = reply_language(text) if text and message.kind != MessageKind.CALLBACK else "zh"
+        if found is None:
+            if message.kind in (MessageKind.TEXT, MessageKind.CALLBACK):
+                ctx.reply(say("not_registered", lang, userid=ctx.identity.external_id))
+            return
+        user, handle = found
+        if message.kind == MessageKind.CALLBACK:
+            lang = user.language or "zh"
+        elif text and user.language != lang:
+            user.language = lang
+        session = Session(ctx, user, handle, lang)
+        try:
+            if message.kind == MessageKind.CALLBACK:
+                await session.click(text)
+            elif message.kind == MessageKind.TEXT and text:
+                await session.text(text)
+        except reps.RepActionRefused as exc:
+            ctx.reply(say(exc.code, lang, **exc.params))
+
+
+class Session:
+    """One rep message being answered."""
+
+    def __init__(self, ctx: HandlerContext, user: User, handle: UserHandle, lang: str) -> None:
+        self.ctx = ctx
+        self.db: AsyncSession = ctx.db_session
+        self.user = user
+        self.handle = handle
+        self.lang = lang
+
+    def say(self, key: str, **params: object) -> None:
+        self.ctx.reply(say(key, self.lang, **params))
+
+    async def text(self, text: str) -> None:
+        match = _COMMAND.match(text)
+        if match is None:
+            if self.handle.focus_conversation_id is None:
+                self.say("no_focus")
+                return
+            await self._reply(self.handle.focus_conversation_id, text)
+            return
+        word, rest = match.group(1).lower(), match.group(2).strip()
+        command = COMMANDS.get(word)
+        if command is None:
+            self.say("unknown_command", command=f"/{word}")
+            return
+        if command == "help":
+            self.say("help")
+            return
+        if command == "mine":
+            await self._mine()
+            return
+        numbered = _NUMBER_REST.match(rest)
+        if numbered is None:
+            self.say("usage", usage=USAGE[command])
+            return
+        conversation_id, argument = int(numbered.group(1)), numbered.group(2).strip()
+        if command in ("reply", "note", "stage", "assign") and not argument:
+            self.say("usage", usage=USAGE[command])
+            return
+        if command == "claim":
+            await self._claim(conversation_id)
+        elif command == "reply":
+            await self._reply(conversation_id, argument)
+        elif command == "note":
+            conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+            await reps.add_note(conversation, self.user, argument, db_session=self.db)
+            self.say("noted", id=conversation_id)
+        elif command == "stage":
+            conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+            stage = STAGE_ALIASES.get(argument, argument)
+            previous = await reps.set_stage(conversation, self.user, stage, db_session=self.db)
+            self.say("staged", id=conversation_id, previous=previous, stage=stage.lower())
+        elif command == "assign":
+            await self._assign(conversation_id, argument)
+        elif command == "card":
+            await self._card(conversation_id)
+
+    async def click(self, data: str) -> None:
+        action, _, number = data.partition(":")
+        if not number.isdigit():
+            self.say("unknown_command", command=data)
+            return
+        conversation_id = int(number)
+        if action == "claim":
+            await self._claim(conversation_id)
+        elif action == "reply":
+            conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+            if conversation.assignee_user_id is None:
+                await reps.claim(conversation, self.user, db_session=self.db)
+            reps.ensure_may_act(self.user, conversation)
+            self.handle.focus_conversation_id = conversation_id
+            self.say("focus", id=conversation_id, name=await self._name(conversation))
+        elif action == "snooze":
+            conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+            name = await self._name(conversation)
+            reminder = OutboundMessage("", say("card_reminder", self.lang, id=conversation_id, name=name),
+                                       reps.card_buttons(conversation_id, claimed=conversation.assignee_user_id
+                                                         is not None),
+                                       title=say("card_reminder", self.lang, id=conversation_id, name=name))
+            await reps.notify_user(self.user.id, reminder, key=f"snooze:{self.ctx.message.id}",
+                                   not_before=utcnow() + SNOOZE, db_session=self.db)
+            self.ctx.enqueued = True
+            self.say("snoozed", id=conversation_id, minutes=int(SNOOZE.total_seconds() // 60))
+        elif action == "handover":
+            conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+            await reps.assign(conversation, None, self.user, db_session=self.db)
+            from bots.rep.alerts import alert_new_lead  # alerts builds on this module's texts
+
+            await alert_new_lead(self.ctx, conversation, key=f"handover:{self.ctx.message.id}",
+                                 exclude_user_id=self.user.id)
+            self.say("released", id=conversation_id)
+        else:
+            self.say("unknown_command", command=data)
+
+    async def _claim(self, conversation_id: int) -> None:
+        conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+        if not await reps.claim(conversation, self.user, db_session=self.db):
+            self.say("already_yours", id=conversation_id)
+            return
+        self.handle.focus_conversation_id = conversation_id
+        self.say("claimed", id=conversation_id, name=await self._name(conversation))
+
+    async def _reply(self, conversation_id: int, text: str) -> None:
+        conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+        await reps.reply(conversation, self.user, text, key=f"msg:{self.ctx.message.id}", db_session=self.db)
+        self.ctx.enqueued = True
+        self.handle.focus_conversation_id = conversation_id
+        self.say("sent", id=conversation_id, name=await self._name(conversation))
+
+    async def _assign(self, conversation_id: int, who: str) -> None:
+        conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+        target = await reps.find_user(who, db_session=self.db)
+        if target is None:
+            self.say("no_user", name=who)
+            return
+        await reps.assign(conversation, target, self.user, db_session=self.db)
+        name = await self._name(conversation)
+        by = self.user.display_name or self.user.username
+        lang = target.language or "zh"
+        title = say("card_assigned", lang, id=conversation_id, name=name, by=by)
+        await reps.notify_user(target.id, OutboundMessage("", title, reps.card_buttons(conversation_id, claimed=True),
+                                                          title=title),
+                               key=f"assigned:{self.ctx.message.id}", db_session=self.db)
+        self.ctx.enqueued = True
+        self.say("assigned", id=conversation_id, name=target.display_name or target.username)
+
+    async def _mine(self) -> None:
+        rows = await reps.mine(self.user, db_session=self.db)
+        if not rows:
+            self.say("mine_empty")
+            return
+        lines = [say("mine", self.lang)]
+        for conversation, contact in rows:
+            lines.append(f"#{conversation.id} {contact.display_name or '-'} · {contact.stage}")
+        self.ctx.reply("\n".join(lines))
+
+    async def _card(self, conversation_id: int) -> None:
+        conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+        reps.ensure_may_act(self.user, conversation)
+        card = await reps.contact_card(conversation, db_session=self.db)
+        self.ctx.reply(format_card(card), buttons=reps.card_buttons(conversation_id, claimed=True),
+                       title=f"#{card['id']} {card['name']}")
+
+    async def _name(self, conversation: Conversation) -> str:
+        identity = await self.db.get(Identity, conversation.identity_id)
+        contact = await self.db.get(Contact, conversation.contact_id)
+        return ((identity.display_name if identity else None) or (contact.display_name if contact else None)
+                or (identity.external_id if identity else f"#{conversation.id}"))
+
+
+def format_card(card: dict) -> str:
+    lines = [f"{card['name']} · stage {card['stage']}" + (f" · source {card['source']}" if card["source"] else ""),
+             f"owner: {card['owner'] or '-'} · notes: {card['notes']}"
+             + ("" if card["reachable"] else " · unreachable")]
+    lines += card["recent"]
+    return "\n".join(lines)
+

@@ -1,0 +1,457 @@
+"""A WeCom (企业微信) simulator: the server API a hub calls and the callbacks it receives.
+
+API side (`/cgi-bin/...`, WeCom's JSON with `errcode` / `errmsg`): gettoken
+(tokens expire; 40013 / 40001 for a wrong corp id or secret; 40014 / 42001 for
+a bad or expired token), message/send (text, markdown, template_card; 30
+messages a minute per member, then 45009; `invaliduser` for strangers),
+externalcontact/send_welcome_msg (the WelcomeCode is valid 20 s, once) and
+externalcontact/add_msg_template (a task the rep confirms; auto-confirmed by
+default, so the customer receives it).
+
+Callback side: everything a member or customer does becomes the XML WeCom
+posts, encrypted and signed with the app's Token and EncodingAESKey exactly
+like the platform, to the app's callback URL. A callback not answered 2xx
+within the deadline (5 s) is sent again with the same content, three retries
+at most, like WeCom.
+
+Control side (`/_sim/...`) for tests and the demo: create apps, members and
+customers, act for them, read what the hub sent, expire tokens, inject errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import secrets
+import string
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from channels.tencent import MessageCipher, build_xml
+
+log = logging.getLogger(__name__)
+
+TOKEN_LIFETIME = 7200
+WELCOME_WINDOW = 20.0
+
+
+@dataclass
+class SimApp:
+    corp_id: str
+    agent_id: int
+    secret: str
+    token: str
+    encoding_aes_key: str
+    callback_url: str | None = None
+    members: dict[str, str] = field(default_factory=dict)          # userid -> name
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)  # external userid -> {name, follow}
+    tokens: dict[str, float] = field(default_factory=dict)          # access_token -> expires (monotonic)
+    sent: list[dict[str, Any]] = field(default_factory=list)         # what the hub sent, accepted
+    calls: list[tuple[str, int]] = field(default_factory=list)       # (path, errcode) of every API call
+    welcome_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    auto_confirm_tasks: bool = True
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    member_rate: dict[str, deque[float]] = field(default_factory=dict)
+    per_member_per_minute: int = 30
+    queue: deque[dict[str, Any]] = field(default_factory=deque)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)   # every callback attempt
+    msg_ids: itertools.count = field(default_factory=lambda: itertools.count(int(time.time()) * 1000))
+
+    @property
+    def cipher(self) -> MessageCipher:
+        return MessageCipher(self.token, self.encoding_aes_key, self.corp_id)
+
+    def transcript(self, who: str) -> list[dict[str, Any]]:
+        """What one member or customer received from the hub, oldest first."""
+        return [m for m in self.sent if m["to"] == who]
+
+
+class WeComApiError(Exception):
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(errmsg)
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+def _random_id(prefix: str, n: int = 16) -> str:
+    return prefix + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(n))
+
+
+class WeComSimulator:
+    """The simulator's state and its ASGI app (`.app`)."""
+
+    def __init__(self, *, callback_deadline: float = 5.0, retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)) -> None:
+        self.apps: dict[int, SimApp] = {}
+        self.callback_deadline = callback_deadline
+        self.retry_delays = retry_delays  # three retries, as WeCom makes
+        self._deliverers: dict[int, asyncio.Task[None]] = {}
+        self._http: httpx.AsyncClient | None = None
+        self.app = Starlette(
+            routes=[
+                Route("/cgi-bin/gettoken", self._gettoken, methods=["GET"]),
+                Route("/cgi-bin/{path:path}", self._api, methods=["POST"]),
+                Route("/_sim/apps", self._create_app, methods=["POST"]),
+                Route("/_sim/apps/{agent_id:int}", self._state, methods=["GET"]),
+                Route("/_sim/apps/{agent_id:int}/config", self._config, methods=["POST"]),
+                Route("/_sim/apps/{agent_id:int}/faults", self._add_fault, methods=["POST"]),
+                Route("/_sim/apps/{agent_id:int}/members/{userid}/{action}", self._member_action, methods=["POST"]),
+                Route("/_sim/apps/{agent_id:int}/customers/{external}/{action}", self._customer_action,
+                      methods=["POST"]),
+            ],
+            lifespan=self._lifespan,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        await self.aclose()
+
+    # ---- state helpers (tests may call these directly) ------------------
+
+    def create_app(self, *, agent_id: int | None = None, corp_id: str | None = None) -> SimApp:
+        agent_id = agent_id or 1_000_002 + len(self.apps)
+        app = SimApp(
+            corp_id=corp_id or "ww" + secrets.token_hex(8),
+            agent_id=agent_id,
+            secret=secrets.token_urlsafe(32)[:43],
+            token=_random_id("", 16),
+            encoding_aes_key="".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43)),
+        )
+        self.apps[agent_id] = app
+        return app
+
+    def add_member(self, app: SimApp, userid: str, name: str | None = None) -> None:
+        app.members[userid] = name or userid
+
+    def member_writes(self, app: SimApp, userid: str, text: str) -> dict[str, Any]:
+        if userid not in app.members:
+            raise WeComApiError(60111, f"userid not found: {userid}")
+        return self._push(app, {"ToUserName": app.corp_id, "FromUserName": userid, "CreateTime": int(time.time()),
+                                "MsgType": "text", "Content": text, "MsgId": str(next(app.msg_ids)),
+                                "AgentID": app.agent_id})
+
+    def member_clicks(self, app: SimApp, userid: str, key: str, task_id: str = "") -> dict[str, Any]:
+        card = next((m for m in reversed(app.sent) if m["to"] == userid and m.get("card")
+                     and any(b["key"] == key for b in m["card"].get("button_list", []))), None)
+        if card is None:
+            raise WeComApiError(40058, f"no card with a button {key!r} was sent to {userid}")
+        return self._push(app, {"ToUserName": app.corp_id, "FromUserName": userid, "CreateTime": int(time.time()),
+                                "MsgType": "event", "Event": "template_card_event", "EventKey": key,
+                                "TaskId": task_id or card["card"].get("task_id", ""),
+                                "CardType": "button_interaction", "ResponseCode": _random_id("", 20),
+                                "AgentID": app.agent_id})
+
+    def customer_adds(self, app: SimApp, external: str, rep: str, *, name: str = "", state: str = "") -> dict:
+        if rep not in app.members:
+            raise WeComApiError(60111, f"userid not found: {rep}")
+        customer = app.customers.setdefault(external, {"name": name or external, "follow": set()})
+        customer["follow"].add(rep)
+        code = _random_id("", 32)
+        app.welcome_codes[code] = {"external": external, "rep": rep, "expires": time.monotonic() + WELCOME_WINDOW,
+                                   "used": False}
+        fields: dict[str, Any] = {"ToUserName": app.corp_id, "FromUserName": "sys", "CreateTime": int(time.time()),
+                                  "MsgType": "event", "Event": "change_external_contact",
+                                  "ChangeType": "add_external_contact", "UserID": rep, "ExternalUserID": external,
+                                  "WelcomeCode": code}
+        if state:
+            fields["State"] = state
+        return self._push(app, fields)
+
+    def customer_writes(self, app: SimApp, external: str, text: str) -> dict[str, Any]:
+        if external not in app.customers:
+            raise WeComApiError(84061, f"{external} is not an external contact of this corp")
+        return self._push(app, {"ToUserName": app.corp_id, "FromUserName": external, "CreateTime": int(time.time()),
+                                "MsgType": "text", "Content": text, "MsgId": str(next(app.msg_ids)),
+                                "AgentID": app.agent_id})
+
+    def customer_deletes_rep(self, app: SimApp, external: str, rep: str) -> dict[str, Any]:
+        customer = app.customers.get(external)
+        if customer is None or rep not in customer["follow"]:
+            raise WeComApiError(84061, f"{external} is not a contact of {rep}")
+        customer["follow"].discard(rep)
+        return self._push(app, {"ToUserName": app.corp_id, "FromUserName": "sys", "CreateTime": int(time.time()),
+                                "MsgType": "event", "Event": "change_external_contact",
+                                "ChangeType": "del_follow_user", "UserID": rep, "ExternalUserID": external})
+
+    # ---- callbacks -------------------------------------------------------
+
+    def _push(self, app: SimApp, fields: dict[str, Any]) -> dict[str, Any]:
+        app.queue.append(fields)
+        self._kick(app)
+        return fields
+
+    def _kick(self, app: SimApp) -> None:
+        if app.callback_url and app.queue:
+            task = self._deliverers.get(app.agent_id)
+            if task is None or task.done():
+                self._deliverers[app.agent_id] = asyncio.get_running_loop().create_task(self._deliver(app))
+
+    def signed_request(self, app: SimApp, fields: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+        """Query string and body of the callback WeCom would post for `fields`."""
+        envelope = app.cipher.envelope(build_xml(fields))
+        query = {"msg_signature": envelope["MsgSignature"], "timestamp": envelope["TimeStamp"],
+                 "nonce": envelope["Nonce"]}
+        body = build_xml({"ToUserName": app.corp_id, "AgentID": app.agent_id, "Encrypt": envelope["Encrypt"]})
+        return query, body.encode()
+
+    async def _deliver(self, app: SimApp) -> None:
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        while app.queue and app.callback_url:
+            fields = app.queue[0]
+            query, body = self.signed_request(app, fields)
+            for attempt in range(1 + len(self.retry_delays)):
+                started = time.monotonic()
+                try:
+                    resp = await self._http.post(app.callback_url, params=query, content=body,
+                                                 headers={"content-type": "text/xml"}, timeout=self.callback_deadline)
+                    status, error = resp.status_code, None if resp.is_success else resp.text[:300]
+                except httpx.HTTPError as exc:
+                    status, error = None, f"{type(exc).__name__}: {exc}"
+                app.deliveries.append({"fields": fields, "query": query, "attempt": attempt + 1, "status": status,
+                                       "error": error, "seconds": round(time.monotonic() - started, 3)})
+                if status is not None and 200 <= status < 300:
+                    break
+                if attempt < len(self.retry_delays):
+                    await asyncio.sleep(self.retry_delays[attempt])
+            else:
+                log.warning("wecom sim: callback %s dropped after retries", fields.get("MsgId") or fields.get("Event"))
+            app.queue.popleft()
+
+    # ---- API -------------------------------------------------------------
+
+    async def _gettoken(self, request: Request) -> JSONResponse:
+        corp_id = request.query_params.get("corpid", "")
+        secret = request.query_params.get("corpsecret", "")
+        apps = [a for a in self.apps.values() if a.corp_id == corp_id]
+        if not apps:
+            return _error(WeComApiError(40013, "invalid corpid"))
+        app = next((a for a in apps if secrets.compare_digest(a.secret, secret)), None)
+        if app is None:
+            apps[0].calls.append(("gettoken", 40001))
+            return _error(WeComApiError(40001, "invalid credential, access_token is invalid or not latest"))
+        token = secrets.token_urlsafe(48)
+        app.tokens[token] = time.monotonic() + TOKEN_LIFETIME
+        app.calls.append(("gettoken", 0))
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": TOKEN_LIFETIME})
+
+    async def _api(self, request: Request) -> JSONResponse:
+        path = request.path_params["path"]
+        token = request.query_params.get("access_token", "")
+        app = next((a for a in self.apps.values() if token in a.tokens), None)
+        if app is None:
+            return _error(WeComApiError(40014, "invalid access_token"))
+        try:
+            if app.tokens[token] < time.monotonic():
+                raise WeComApiError(42001, "access_token expired")
+            for fault in list(app.faults):
+                if fault["path"] == path:
+                    fault["remaining"] -= 1
+                    if fault["remaining"] <= 0:
+                        app.faults.remove(fault)
+                    raise WeComApiError(fault["errcode"], fault.get("errmsg", "simulated error"))
+            try:
+                body = json.loads(await request.body() or b"{}")
+            except ValueError:
+                raise WeComApiError(47001, "data format error") from None
+            handler = {"message/send": self._message_send,
+                       "externalcontact/send_welcome_msg": self._send_welcome,
+                       "externalcontact/add_msg_template": self._add_msg_template}.get(path)
+            if handler is None:
+                raise WeComApiError(48001, f"api forbidden: {path} is not simulated")
+            result = handler(app, body)
+        except WeComApiError as exc:
+            app.calls.append((path, exc.errcode))
+            return _error(exc)
+        app.calls.append((path, 0))
+        return JSONResponse({"errcode": 0, "errmsg": "ok", **result})
+
+    def _message_send(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("agentid") != app.agent_id:
+            raise WeComApiError(40056, "invalid agentid")
+        msgtype = body.get("msgtype")
+        if msgtype not in ("text", "markdown", "template_card"):
+            raise WeComApiError(40008, f"invalid message type {msgtype}")
+        users = [u for u in str(body.get("touser", "")).split("|") if u]
+        if not users:
+            raise WeComApiError(40003, "invalid userid")
+        known = [u for u in users if u in app.members]
+        invalid = [u for u in users if u not in app.members]
+        if not known:
+            raise WeComApiError(81013, "user & party & tag all invalid")
+        now = time.monotonic()
+        for userid in known:
+            window = app.member_rate.setdefault(userid, deque())
+            while window and now - window[0] > 60:
+                window.popleft()
+            if len(window) >= app.per_member_per_minute:
+                raise WeComApiError(45009, f"api freq out of limit: {userid} got {len(window)} messages this minute")
+        msgid = _random_id("", 24)
+        for userid in known:
+            app.member_rate[userid].append(now)
+            entry: dict[str, Any] = {"to": userid, "msgtype": msgtype, "msgid": msgid, "at": time.time()}
+            if msgtype == "template_card":
+                card = body.get("template_card") or {}
+                entry["card"] = card
+                entry["text"] = card.get("sub_title_text", "")
+            else:
+                entry["text"] = (body.get(msgtype) or {}).get("content", "")
+            app.sent.append(entry)
+        return {"msgid": msgid, "invaliduser": "|".join(invalid)}
+
+    def _send_welcome(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        code = app.welcome_codes.get(str(body.get("welcome_code", "")))
+        if code is None or code["used"]:
+            raise WeComApiError(41051, "invalid welcome code")
+        if time.monotonic() > code["expires"]:
+            raise WeComApiError(41096, "welcome code expired: send within 20 seconds of the add event")
+        code["used"] = True
+        text = (body.get("text") or {}).get("content", "")
+        app.sent.append({"to": code["external"], "msgtype": "welcome", "text": text, "from": code["rep"],
+                         "at": time.time()})
+        return {}
+
+    def _add_msg_template(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        sender = body.get("sender")
+        if sender not in app.members:
+            raise WeComApiError(60111, f"userid not found: {sender}")
+        targets = body.get("external_userid") or []
+        failed = [t for t in targets if sender not in app.customers.get(t, {}).get("follow", set())]
+        msgid = "msg" + _random_id("", 20)
+        task = {"msgid": msgid, "sender": sender, "targets": [t for t in targets if t not in failed],
+                "text": (body.get("text") or {}).get("content", ""), "confirmed": False}
+        app.tasks.append(task)
+        if app.auto_confirm_tasks:
+            self.confirm_task(app, msgid)
+        return {"msgid": msgid, "fail_list": failed}
+
+    def confirm_task(self, app: SimApp, msgid: str) -> None:
+        """The rep taps "send" on the task in WeCom: the customers receive it."""
+        task = next(t for t in app.tasks if t["msgid"] == msgid)
+        if task["confirmed"]:
+            return
+        task["confirmed"] = True
+        for target in task["targets"]:
+            app.sent.append({"to": target, "msgtype": "text", "text": task["text"], "from": task["sender"],
+                             "at": time.time()})
+
+    # ---- control ---------------------------------------------------------
+
+    def _app_of(self, request: Request) -> SimApp:
+        app = self.apps.get(request.path_params["agent_id"])
+        if app is None:
+            raise HTTPException(404, f"no simulated app {request.path_params['agent_id']}")
+        return app
+
+    async def _create_app(self, request: Request) -> JSONResponse:
+        body = await _json(request)
+        app = self.create_app(agent_id=body.get("agent_id"), corp_id=body.get("corp_id"))
+        for userid, name in (body.get("members") or {}).items():
+            self.add_member(app, userid, name)
+        if body.get("callback_url"):
+            app.callback_url = body["callback_url"]
+        return JSONResponse(_credentials(app))
+
+    async def _state(self, request: Request) -> JSONResponse:
+        app = self._app_of(request)
+        return JSONResponse({**_credentials(app), "callback_url": app.callback_url, "members": app.members,
+                             "customers": {k: {"name": v["name"], "follow": sorted(v["follow"])}
+                                           for k, v in app.customers.items()},
+                             "sent": app.sent, "tasks": app.tasks, "pending_callbacks": len(app.queue),
+                             "deliveries": [{k: v for k, v in d.items() if k != "fields"} for d in app.deliveries]})
+
+    async def _config(self, request: Request) -> JSONResponse:
+        app = self._app_of(request)
+        body = await _json(request)
+        if "callback_url" in body:
+            app.callback_url = body["callback_url"] or None
+            self._kick(app)  # deliver what waited for a URL
+        if "auto_confirm_tasks" in body:
+            app.auto_confirm_tasks = bool(body["auto_confirm_tasks"])
+        if body.get("expire_tokens"):
+            app.tokens = {t: 0.0 for t in app.tokens}
+        for userid, name in (body.get("members") or {}).items():
+            self.add_member(app, userid, name)
+        return JSONResponse({"ok": True})
+
+    async def _add_fault(self, request: Request) -> JSONResponse:
+        app = self._app_of(request)
+        body = await _json(request)
+        app.faults.append({"path": body["path"], "errcode": int(body["errcode"]), "errmsg": body.get("errmsg", ""),
+                           "remaining": int(body.get("count", 1))})
+        return JSONResponse({"ok": True})
+
+    async def _member_action(self, request: Request) -> JSONResponse:
+        app = self._app_of(request)
+        userid, action = request.path_params["userid"], request.path_params["action"]
+        body = await _json(request)
+        try:
+            if action == "messages":
+                fields = self.member_writes(app, userid, str(body.get("text", "")))
+            elif action == "clicks":
+                fields = self.member_clicks(app, userid, str(body.get("key", "")))
+            else:
+                return JSONResponse({"errcode": 404, "errmsg": f"unknown action {action}"}, status_code=404)
+        except WeComApiError as exc:
+            return _error(exc, status=400)
+        return JSONResponse({"callback": fields})
+
+    async def _customer_action(self, request: Request) -> JSONResponse:
+        app = self._app_of(request)
+        external, action = request.path_params["external"], request.path_params["action"]
+        body = await _json(request)
+        try:
+            if action == "add":
+                fields = self.customer_adds(app, external, str(body.get("rep", "")), name=body.get("name", ""),
+                                            state=body.get("state", ""))
+            elif action == "messages":
+                fields = self.customer_writes(app, external, str(body.get("text", "")))
+            elif action == "delete_rep":
+                fields = self.customer_deletes_rep(app, external, str(body.get("rep", "")))
+            else:
+                return JSONResponse({"errcode": 404, "errmsg": f"unknown action {action}"}, status_code=404)
+        except WeComApiError as exc:
+            return _error(exc, status=400)
+        return JSONResponse({"callback": fields})
+
+    async def aclose(self) -> None:
+        for task in self._deliverers.values():
+            task.cancel()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
+def _credentials(app: SimApp) -> dict[str, Any]:
+    return {"corp_id": app.corp_id, "agent_id": app.agent_id, "secret": app.secret, "token": app.token,
+            "encoding_aes_key": app.encoding_aes_key}
+
+
+def _error(exc: WeComApiError, status: int = 200) -> JSONResponse:
+    # WeCom answers API errors with HTTP 200 and a non-zero errcode.
+    return JSONResponse({"errcode": exc.errcode, "errmsg": exc.errmsg}, status_code=status)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if not body:
+        return {}
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

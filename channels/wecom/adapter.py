@@ -1,0 +1,351 @@
+"""WeCom (企业微信) adapter: one self-built app of one company.
+
+Inbound is the app's callback URL: GET verifies the URL (decrypt `echostr`),
+POST carries encrypted XML. Both are checked against `msg_signature` in
+constant time, decrypted for this account's corp id only, and parsed with the
+hardened parser; the answer is an empty 200 as soon as the events are stored,
+well inside WeCom's 5 s deadline (everything else happens in the worker).
+
+Who writes: app members (reps, `is_staff`) by their userid, external contacts
+(customers) by an external userid, which WeCom always starts with "wm" or "wo".
+Real WeCom hands over external contacts' chat content only through session
+archiving or WeChat Customer Service; this adapter accepts it on the callback
+in the same XML shape, which is how the simulator delivers it.
+
+Platform retries repeat MsgId (messages) or FromUserName + CreateTime
+(events), so the platform message id is built from those: a retry is a no-op.
+
+Outbound: app messages to members (text, or a template card when there are
+buttons) paced at 30 per minute per member; to external contacts a
+single-chat message task (`add_msg_template`) that the rep confirms, as WeCom
+requires; the welcome message with the add event's WelcomeCode, which is only
+valid for 20 seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from channels.base import (
+    Capabilities,
+    ConnectionCheck,
+    ConnectionFailed,
+    WebhookOutcome,
+    WebhookRejected,
+    WebhookRequest,
+)
+from channels.tencent import AES_KEY_PATTERN, CallbackRejected, MessageCipher, parse_xml, signature_matches
+from channels.wecom.client import (
+    DEFAULT_API_BASE,
+    RATE_LIMITED,
+    SYSTEM_BUSY,
+    AppKey,
+    WeComClient,
+    WeComError,
+    WeComUnavailable,
+)
+from crm_core.models import MessageKind
+from crm_core.ports import (
+    AccountRef,
+    InboundEvent,
+    InboundMessage,
+    OutboundMessage,
+    PermanentFailure,
+    RateLimit,
+    ReachabilityChanged,
+    RecipientUnreachable,
+    RetryLater,
+    Sender,
+    SendResult,
+    TemporaryFailure,
+)
+
+WELCOME_WINDOW_SECONDS = 20
+# A callback signed longer ago than this is refused: WeCom retries within
+# seconds, so an old signature means a captured request replayed (or a clock off).
+CALLBACK_MAX_AGE_SECONDS = 600
+# WeCom's external userids; members' userids are the company's own choice.
+EXTERNAL_ID = re.compile(r"^w[mo][A-Za-z0-9_-]{6,}$")
+UNREACHABLE_CODES = frozenset({40003, 81013, 84061})  # invalid userid, all recipients invalid, not a contact
+
+
+class WeComCredentials(BaseModel):
+    corp_id: str = Field(pattern=r"^w[wx][0-9a-f]{16}$", description="企业ID, like ww1234567890abcdef")
+    agent_id: int = Field(ge=1, description="The self-built app's AgentId")
+    secret: str = Field(min_length=16, max_length=128, description="The app's Secret")
+    token: str = Field(pattern=r"^[A-Za-z0-9]{3,32}$", description="Token from the app's 接收消息 settings")
+    encoding_aes_key: str = Field(pattern=AES_KEY_PATTERN, description="EncodingAESKey from the same page")
+
+
+class WeComSettings(BaseModel):
+    welcome_message_zh: str = Field(default="您好，很高兴为您服务！有任何问题请直接留言。", max_length=4000)
+    welcome_message_en: str = Field(default="Hello, glad to help! Just leave us a message with any question.",
+                                    max_length=4000)
+    # Who bot messages to external contacts are sent as when no rep owns the chat.
+    default_sender_userid: str | None = Field(default=None, max_length=64)
+    member_messages_per_minute: int = Field(default=30, ge=1, le=30)
+    app_messages_per_second: float = Field(default=20.0, gt=0, le=200)
+
+
+def is_external(userid: str) -> bool:
+    return bool(EXTERNAL_ID.match(userid))
+
+
+class WeComAdapter:
+    kind: ClassVar[str] = "wecom"
+    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, images=False, markdown=True,
+                                                        max_text_length=2048)
+    credentials_model: ClassVar[type[BaseModel]] = WeComCredentials
+    settings_model: ClassVar[type[BaseModel]] = WeComSettings
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "token", "encoding_aes_key"})
+
+    def __init__(self, client: WeComClient | None = None) -> None:
+        self.client = client or WeComClient()
+        self._ciphers: dict[tuple[str, str, str], MessageCipher] = {}
+
+    # ---- inbound -------------------------------------------------------
+
+    def parse_webhook(self, account: AccountRef, request: WebhookRequest) -> WebhookOutcome:
+        label = f"WeCom channel account {account.id}"
+        creds = account.credentials
+        cipher = self._cipher(creds)
+        query = request.query
+        missing = [k for k in ("msg_signature", "timestamp", "nonce") if not query.get(k)]
+        if missing:
+            raise WebhookRejected(400, f"{label}: callback without {', '.join(missing)} in the query string")
+        try:
+            if request.method == "GET":
+                echo = query.get("echostr", "")
+                if not echo:
+                    raise WebhookRejected(400, f"{label}: URL verification without echostr")
+                self._check_signature(label, creds, query, echo)
+                return WebhookOutcome(events=[], response=cipher.decrypt(echo, account_label=label))
+            if request.method != "POST":
+                raise WebhookRejected(405, f"{label}: WeCom callbacks are GET (URL check) or POST")
+            envelope = parse_xml(request.body, what=label)
+            encrypted = envelope.get("Encrypt")
+            if not encrypted:
+                raise WebhookRejected(400, f"{label}: callback without <Encrypt>: is the app in safe mode?")
+            self._check_signature(label, creds, query, encrypted)
+            fields = parse_xml(cipher.decrypt(encrypted, account_label=label), what=label)
+        except CallbackRejected as exc:
+            raise WebhookRejected(exc.status, exc.message) from None
+        if fields.get("ToUserName") not in (None, "", creds["corp_id"]):
+            raise WebhookRejected(403, f"{label}: callback addressed to corp {fields.get('ToUserName')}, "
+                                       f"not {creds['corp_id']}")
+        return WebhookOutcome(events=parse_callback(fields), response="")
+
+    def _check_signature(self, label: str, creds: dict[str, Any], query: Any, encrypted: str) -> None:
+        if not signature_matches(query["msg_signature"], creds["token"], query["timestamp"], query["nonce"],
+                                 encrypted):
+            raise WebhookRejected(403, f"WeCom signature mismatch for {label.split(' ', 1)[1]}: the Token saved "
+                                       "in the admin panel's channel page differs from the app's 接收消息 Token")
+        stamp = query["timestamp"]
+        skew = abs(time.time() - int(stamp)) if stamp.isdigit() else None
+        if skew is None or skew > CALLBACK_MAX_AGE_SECONDS:
+            raise WebhookRejected(403, f"{label}: callback timestamp {stamp} is "
+                                       + (f"{skew:.0f} s off the hub's clock" if skew is not None else "not a number")
+                                       + ": a replayed request, or the hub's clock is wrong")
+
+    def _cipher(self, creds: dict[str, Any]) -> MessageCipher:
+        key = (creds["token"], creds["encoding_aes_key"], creds["corp_id"])
+        cipher = self._ciphers.get(key)
+        if cipher is None:
+            cipher = self._ciphers[key] = MessageCipher(*key)
+        return cipher
+
+    # ---- outbound ------------------------------------------------------
+
+    def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:
+        settings = WeComSettings.model_validate(account.settings)
+        buckets = [(f"wecom:{account.id}", RateLimit(1, 1 / settings.app_messages_per_second))]
+        if not is_external(recipient):
+            buckets.append((f"wecom:{account.id}:{recipient}", RateLimit(settings.member_messages_per_minute, 60.0)))
+        return buckets
+
+    async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
+        app = _app(account)
+        options = message.options
+        try:
+            if options.get("welcome_code"):
+                deadline = float(options.get("welcome_deadline") or 0)
+                if deadline and time.time() > deadline:
+                    raise PermanentFailure("the WeCom welcome code expired (valid 20 s after the customer added "
+                                           "the rep); the welcome message was not sent")
+                await self.client.call(app, "/cgi-bin/externalcontact/send_welcome_msg", {
+                    "welcome_code": options["welcome_code"], "text": {"content": message.text}})
+                return SendResult(platform_message_id=f"welcome:{options['welcome_code']}")
+            if is_external(message.recipient):
+                settings = WeComSettings.model_validate(account.settings)
+                sender = options.get("sender") or settings.default_sender_userid
+                if not sender:
+                    raise PermanentFailure(
+                        f"no rep to send as: WeCom sends to external contact {message.recipient} only as one of "
+                        "the company's members; assign the conversation or set a default sender for the account")
+                body = await self.client.call(app, "/cgi-bin/externalcontact/add_msg_template", {
+                    "chat_type": "single", "external_userid": [message.recipient], "sender": sender,
+                    "text": {"content": _as_text(message)}})
+                if message.recipient in (body.get("fail_list") or []):
+                    raise RecipientUnreachable(f"WeCom: {message.recipient} is not a contact of {sender}")
+                return SendResult(platform_message_id=f"task:{body.get('msgid', '')}")
+            body = await self.client.call(app, "/cgi-bin/message/send", _app_message(app, account, message))
+            if body.get("invaliduser"):
+                raise RecipientUnreachable(f"WeCom: {body['invaliduser']} is not a member who can use the app")
+            return SendResult(platform_message_id=str(body.get("msgid", "")))
+        except WeComError as exc:
+            raise _send_error(exc, account) from None
+        except WeComUnavailable as exc:
+            raise TemporaryFailure(str(exc)) from None
+
+    async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
+        creds = WeComCredentials.model_validate(credentials)
+        try:
+            MessageCipher(creds.token, creds.encoding_aes_key, creds.corp_id)
+        except ValueError as exc:
+            raise ConnectionFailed(str(exc)) from None
+        app = AppKey(api_base or DEFAULT_API_BASE, creds.corp_id, creds.secret)
+        try:
+            await self.client.access_token(app, force=True)
+        except WeComError as exc:
+            hint = {40013: "the corp id is wrong", 40001: "the app Secret is wrong",
+                    40091: "the app Secret is wrong"}.get(exc.errcode, exc.errmsg)
+            raise ConnectionFailed(f"WeCom refused the credentials ({exc.errcode}): {hint}") from None
+        except WeComUnavailable as exc:
+            raise ConnectionFailed(str(exc)) from None
+        return ConnectionCheck(platform_account_id=f"{creds.corp_id}:{creds.agent_id}",
+                               display_name=f"WeCom app {creds.agent_id}")
+
+    async def activate(self, account: AccountRef, webhook_url: str) -> None:
+        """WeCom's callback URL is set in its admin console (it verifies it with a GET); nothing to call."""
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _app(account: AccountRef) -> AppKey:
+    creds = account.credentials
+    return AppKey(account.api_base or DEFAULT_API_BASE, creds["corp_id"], creds["secret"])
+
+
+def _as_text(message: OutboundMessage) -> str:
+    """Cards and buttons as text, for external contacts (no app cards in WeChat)."""
+    lines = [message.title, message.text] if message.title else [message.text]
+    lines += [f"{n}. {b.label}" for n, b in enumerate(message.buttons, 1)]
+    return "\n".join(lines)
+
+
+def _app_message(app: AppKey, account: AccountRef, message: OutboundMessage) -> dict[str, Any]:
+    agent_id = account.credentials["agent_id"]
+    base = {"touser": message.recipient, "agentid": agent_id}
+    if not message.buttons:
+        return {**base, "msgtype": "text", "text": {"content": _as_text(message)}}
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": (message.title or message.text.split("\n", 1)[0])[:26]},
+        "sub_title_text": message.text[:1000],
+        # WeCom shows at most 6 buttons; keys come back in template_card_event.
+        "button_list": [{"text": b.label[:10], "style": 1 if n == 0 else 2, "key": b.data[:1024]}
+                        for n, b in enumerate(message.buttons[:6])],
+        "task_id": uuid.uuid4().hex,
+    }
+    return {**base, "msgtype": "template_card", "template_card": card}
+
+
+def _send_error(exc: WeComError, account: AccountRef) -> Exception:
+    if exc.errcode in RATE_LIMITED:
+        return RetryLater(f"WeCom rate limit ({exc.errcode} {exc.errmsg})", retry_after=60.0)
+    if exc.errcode in UNREACHABLE_CODES:
+        return RecipientUnreachable(f"WeCom: {exc.errcode} {exc.errmsg}")
+    if exc.errcode == SYSTEM_BUSY:
+        return TemporaryFailure(f"WeCom busy: {exc.errmsg}")
+    if exc.errcode in (40001, 40014, 42001, 40013, 40091):
+        return TemporaryFailure(f"WeCom refused the credentials of channel account {account.id} ({exc.errcode} "
+                                f"{exc.errmsg}): check the corp id and Secret in the admin panel")
+    return PermanentFailure(f"WeCom rejected the message: {exc.errcode} {exc.errmsg}")
+
+
+def parse_callback(fields: dict[str, str]) -> list[InboundEvent]:
+    """Normalized events for one decrypted callback; kinds we do not handle give none."""
+    msg_type = fields.get("MsgType", "")
+    from_user = fields.get("FromUserName", "")
+    created = fields.get("CreateTime", "")
+    if msg_type == "event":
+        return _parse_event(fields, from_user, created)
+    if not from_user or not fields.get("MsgId"):
+        raise WebhookRejected(400, "WeCom message without FromUserName or MsgId")
+    sender = Sender(external_id=from_user, is_staff=not is_external(from_user))
+    kind, text, attachments = _content(msg_type, fields)
+    return [InboundMessage(platform_message_id=f"msg:{fields['MsgId']}", sender=sender, thread_id=from_user,
+                           kind=kind, text=text, raw=fields, attachments=attachments)]
+
+
+def _content(msg_type: str, f: dict[str, str]) -> tuple[MessageKind, str | None, list[dict[str, Any]]]:
+    if msg_type == "text":
+        return MessageKind.TEXT, f.get("Content", ""), []
+    if msg_type == "image":
+        return MessageKind.IMAGE, None, [{"type": "image", "media_id": f.get("MediaId"), "url": f.get("PicUrl")}]
+    if msg_type == "voice":
+        return MessageKind.VOICE, None, [{"type": "voice", "media_id": f.get("MediaId"), "format": f.get("Format")}]
+    if msg_type in ("file", "video"):
+        return MessageKind.FILE, f.get("FileName") or f.get("Title"), [{
+            "type": msg_type, "media_id": f.get("MediaId"), "name": f.get("FileName"),
+            "size": int(f["FileSize"]) if f.get("FileSize", "").isdigit() else None}]
+    if msg_type == "location":
+        return MessageKind.LOCATION, f.get("Label"), [{
+            "type": "location", "latitude": _float(f.get("Location_X")), "longitude": _float(f.get("Location_Y")),
+            "label": f.get("Label")}]
+    if msg_type == "link":
+        text = "\n".join(p for p in (f.get("Title"), f.get("Description"), f.get("Url")) if p)
+        return MessageKind.LINK, text, [{"type": "link", "title": f.get("Title"), "url": f.get("Url")}]
+    return MessageKind.TEXT, None, [{"type": msg_type or "unknown"}]
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _parse_event(f: dict[str, str], from_user: str, created: str) -> list[InboundEvent]:
+    event = f.get("Event", "")
+    if event == "change_external_contact":
+        change = f.get("ChangeType", "")
+        customer, rep = f.get("ExternalUserID", ""), f.get("UserID", "")
+        if not customer:
+            return []
+        # FromUserName + CreateTime identify an event; the change type and the
+        # two parties make events of the same second distinct.
+        platform_id = f"event:{from_user}:{created}:{change}:{customer}:{rep}"
+        sender = Sender(external_id=customer)
+        if change in ("add_external_contact", "add_half_external_contact"):
+            added = {"type": "contact_added", "rep": rep, "source": f.get("State") or None}
+            if f.get("WelcomeCode"):
+                added["welcome_code"] = f["WelcomeCode"]
+                added["welcome_deadline"] = (int(created) if created.isdigit() else int(time.time())) \
+                    + WELCOME_WINDOW_SECONDS
+            return [ReachabilityChanged(platform_message_id=platform_id, sender=sender, thread_id=customer,
+                                        reachable=True, reason=f"added {rep} on WeCom", raw=f,
+                                        attachments=[added])]
+        if change == "del_follow_user":
+            return [ReachabilityChanged(platform_message_id=platform_id, sender=sender, thread_id=customer,
+                                        reachable=False, reason=f"deleted {rep} on WeCom", raw=f,
+                                        attachments=[{"type": "customer_left", "rep": rep}])]
+        if change == "del_external_contact":
+            return [ReachabilityChanged(platform_message_id=platform_id, sender=sender, thread_id=customer,
+                                        reachable=False, reason=f"removed by {rep} on WeCom", raw=f,
+                                        attachments=[{"type": "rep_removed_customer", "rep": rep}])]
+        return []
+    if event == "template_card_event":
+        key = f.get("EventKey", "")
+        platform_id = f"event:{from_user}:{created}:card:{f.get('TaskId', '')}:{key}"
+        return [InboundMessage(platform_message_id=platform_id, sender=Sender(external_id=from_user, is_staff=True),
+                               thread_id=from_user, kind=MessageKind.CALLBACK, text=key, raw=f,
+                               attachments=[{"type": "card_click", "task_id": f.get("TaskId")}])]
+    return []  # enter_agent, menu views...: acknowledged, nothing to store

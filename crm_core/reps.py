@@ -1,0 +1,279 @@
+"""What reps do to conversations, wherever they do it from (WeCom, DingTalk, the API).
+
+Claim, reply, note, move the stage, hand over, reassign a departed rep's work;
+every change is audited, and every message a rep sends is stored in the
+conversation, so a manager can see what was promised. Users are reached in
+their chat app through `UserHandle`s; `notify_user` queues a card to them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core import audit
+from crm_core.models import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Identity,
+    Note,
+    OutboxMessage,
+    Role,
+    User,
+    UserHandle,
+)
+from crm_core.outbox import enqueue_to_conversation, enqueue_to_handle
+from crm_core.ports import Button, OutboundMessage
+
+DEFAULT_STAGES = ("new", "contacted", "qualified", "proposal", "won", "lost")
+SUPERVISORS = (Role.ADMIN, Role.MANAGER)
+
+
+class RepActionRefused(Exception):
+    """The action is not allowed or makes no sense; the message says why (in English, with a `code`)."""
+
+    def __init__(self, code: str, message: str, **params: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
+
+
+# ---- handles ----------------------------------------------------------------
+
+async def add_handle(user: User, *, channel_account_id: int, external_id: str,
+                     db_session: AsyncSession, actor: User | None = None) -> UserHandle:
+    existing = await db_session.scalar(select(UserHandle).where(
+        UserHandle.channel_account_id == channel_account_id, UserHandle.external_id == external_id))
+    if existing is not None:
+        if existing.user_id != user.id:
+            raise RepActionRefused("handle_taken", f"{external_id} on channel account {channel_account_id} "
+                                                   f"already belongs to user {existing.user_id}")
+        return existing
+    handle = UserHandle(user_id=user.id, channel_account_id=channel_account_id, external_id=external_id)
+    db_session.add(handle)
+    await db_session.flush()
+    await audit.record("user.handle_add", entity_type="user", entity_id=user.id, actor=actor, db_session=db_session,
+                       details={"channel_account_id": channel_account_id, "external_id": external_id})
+    return handle
+
+
+async def user_by_handle(channel_account_id: int, external_id: str, *,
+                         db_session: AsyncSession) -> tuple[User, UserHandle] | None:
+    row = (await db_session.execute(
+        select(User, UserHandle).join(UserHandle, UserHandle.user_id == User.id)
+        .where(UserHandle.channel_account_id == channel_account_id, UserHandle.external_id == external_id,
+               User.is_active.is_(True)))).first()
+    return (row[0], row[1]) if row else None
+
+
+async def handles_of(user_id: int, *, db_session: AsyncSession) -> list[UserHandle]:
+    return list((await db_session.scalars(
+        select(UserHandle).where(UserHandle.user_id == user_id).order_by(UserHandle.id))).all())
+
+
+async def find_user(name: str, *, db_session: AsyncSession) -> User | None:
+    """A user by username, display name or chat-app handle ("li", "@li", "Li Lei")."""
+    name = name.lstrip("@").strip()
+    if not name:
+        return None
+    user = await db_session.scalar(select(User).where(User.username == name, User.is_active.is_(True)))
+    if user is None:
+        user = await db_session.scalar(select(User).where(User.display_name == name, User.is_active.is_(True)))
+    if user is None:
+        user = await db_session.scalar(select(User).join(UserHandle, UserHandle.user_id == User.id)
+                                       .where(UserHandle.external_id == name, User.is_active.is_(True)).limit(1))
+    return user
+
+
+async def notify_user(user_id: int, message: OutboundMessage, *, key: str, db_session: AsyncSession,
+                      not_before: dt.datetime | None = None) -> int:
+    """Queue `message` (recipient ignored) to each of the user's chat-app handles; how many were queued."""
+    queued = 0
+    for handle in await handles_of(user_id, db_session=db_session):
+        await enqueue_to_handle(handle.channel_account_id, handle.external_id, message,
+                                idempotency_key=f"{key}:h{handle.id}", not_before=not_before,
+                                db_session=db_session)
+        queued += 1
+    return queued
+
+
+async def active_reps_with_handles(*, db_session: AsyncSession) -> Sequence[User]:
+    return (await db_session.scalars(
+        select(User).where(User.role == Role.REP, User.is_active.is_(True),
+                           select(UserHandle.id).where(UserHandle.user_id == User.id).exists())
+        .order_by(User.id))).all()
+
+
+# ---- conversation actions -------------------------------------------------
+
+async def get_open_conversation(conversation_id: int, *, db_session: AsyncSession) -> Conversation:
+    conversation = await db_session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise RepActionRefused("no_conversation", f"there is no conversation #{conversation_id}",
+                               id=conversation_id)
+    return conversation
+
+
+def ensure_may_act(user: User, conversation: Conversation) -> None:
+    if user.role in SUPERVISORS or conversation.assignee_user_id == user.id:
+        return
+    if conversation.assignee_user_id is None:
+        raise RepActionRefused("not_claimed", f"conversation #{conversation.id} is not yours: claim it first",
+                               id=conversation.id)
+    raise RepActionRefused("not_yours", f"conversation #{conversation.id} belongs to another rep",
+                           id=conversation.id)
+
+
+async def claim(conversation: Conversation, user: User, *, db_session: AsyncSession) -> bool:
+    """Take an unowned conversation; False if it was already the user's. Two reps racing: one wins."""
+    if conversation.assignee_user_id == user.id:
+        return False
+    result = await db_session.execute(
+        update(Conversation).where(Conversation.id == conversation.id, Conversation.assignee_user_id.is_(None))
+        .values(assignee_user_id=user.id).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        await db_session.refresh(conversation)
+        owner = await db_session.get(User, conversation.assignee_user_id)
+        raise RepActionRefused("taken", f"conversation #{conversation.id} was already claimed by "
+                                        f"{_name(owner)}", id=conversation.id, owner=_name(owner))
+    await db_session.refresh(conversation)
+    await audit.record("conversation.claim", entity_type="conversation", entity_id=conversation.id, actor=user,
+                       db_session=db_session)
+    return True
+
+
+async def assign(conversation: Conversation, to_user: User | None, by: User, *, db_session: AsyncSession) -> None:
+    """Hand the conversation to `to_user` (None: back to the queue). Owners and supervisors may."""
+    ensure_may_act(by, conversation)
+    if to_user is not None and (to_user.role not in (Role.REP, *SUPERVISORS) or not to_user.is_active):
+        raise RepActionRefused("not_a_rep", f"{_name(to_user)} cannot own conversations", user=_name(to_user))
+    previous = conversation.assignee_user_id
+    conversation.assignee_user_id = to_user.id if to_user else None
+    # Other people's "reply" focus on this conversation ends with their ownership.
+    unfocus = update(UserHandle).where(UserHandle.focus_conversation_id == conversation.id)
+    if to_user is not None:
+        unfocus = unfocus.where(UserHandle.user_id != to_user.id)
+    await db_session.execute(unfocus.values(focus_conversation_id=None).execution_options(synchronize_session=False))
+    await audit.record("conversation.assign", entity_type="conversation", entity_id=conversation.id, actor=by,
+                       db_session=db_session, details={"from": previous, "to": to_user.id if to_user else None})
+
+
+async def reply(conversation: Conversation, user: User, text: str, *, key: str,
+                db_session: AsyncSession) -> OutboxMessage:
+    """The rep's message to the customer, on the customer's channel, stored in the conversation."""
+    ensure_may_act(user, conversation)
+    text = text.strip()
+    if not text:
+        raise RepActionRefused("empty", "the reply is empty")
+    if conversation.status != ConversationStatus.OPEN:
+        raise RepActionRefused("closed", f"conversation #{conversation.id} is closed", id=conversation.id)
+    row = await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text),
+                                        idempotency_key=f"rep:{user.id}:{key}", author_user_id=user.id,
+                                        db_session=db_session)
+    await audit.record("conversation.send", entity_type="conversation", entity_id=conversation.id, actor=user,
+                       db_session=db_session, details={"outbox_id": row.id})
+    return row
+
+
+async def add_note(conversation: Conversation, user: User, text: str, *, db_session: AsyncSession) -> Note:
+    ensure_may_act(user, conversation)
+    if not text.strip():
+        raise RepActionRefused("empty", "the note is empty")
+    note = Note(conversation_id=conversation.id, author_user_id=user.id, text=text.strip())
+    db_session.add(note)
+    await db_session.flush()
+    return note
+
+
+async def set_stage(conversation: Conversation, user: User, stage: str, *, db_session: AsyncSession) -> str:
+    ensure_may_act(user, conversation)
+    stage = stage.strip().lower()
+    if stage not in DEFAULT_STAGES:
+        raise RepActionRefused("bad_stage", f"unknown stage {stage!r}; stages: {', '.join(DEFAULT_STAGES)}",
+                               stage=stage)
+    contact = await db_session.get(Contact, conversation.contact_id)
+    assert contact is not None
+    previous, contact.stage = contact.stage, stage
+    await audit.record("contact.stage", entity_type="contact", entity_id=contact.id, actor=user,
+                       db_session=db_session, details={"from": previous, "to": stage,
+                                                       "conversation_id": conversation.id})
+    return previous
+
+
+async def mine(user: User, *, db_session: AsyncSession, limit: int = 20) -> list[tuple[Conversation, Contact]]:
+    rows = await db_session.execute(
+        select(Conversation, Contact).join(Contact, Contact.id == Conversation.contact_id)
+        .where(Conversation.assignee_user_id == user.id, Conversation.status == ConversationStatus.OPEN)
+        .order_by(Conversation.last_message_at.desc()).limit(limit))
+    return [(c, p) for c, p in rows.all()]
+
+
+async def reassign_all(from_user: User, to_user: User, by: User, *, db_session: AsyncSession,
+                       deactivate: bool = True) -> int:
+    """离职继承: every open conversation of a departing rep goes, with its history, to `to_user`."""
+    if by.role not in SUPERVISORS:
+        raise RepActionRefused("forbidden", "only managers and admins reassign a rep's conversations")
+    if to_user.id == from_user.id or not to_user.is_active:
+        raise RepActionRefused("bad_target", "choose another, active user to inherit the conversations")
+    ids = list((await db_session.scalars(select(Conversation.id).where(
+        Conversation.assignee_user_id == from_user.id, Conversation.status == ConversationStatus.OPEN))).all())
+    if ids:
+        await db_session.execute(update(Conversation).where(Conversation.id.in_(ids))
+                                 .values(assignee_user_id=to_user.id).execution_options(synchronize_session=False))
+    await db_session.execute(update(UserHandle).where(UserHandle.user_id == from_user.id)
+                             .values(focus_conversation_id=None).execution_options(synchronize_session=False))
+    if deactivate:
+        from_user.is_active = False
+    await audit.record("user.handover", entity_type="user", entity_id=from_user.id, actor=by, db_session=db_session,
+                       details={"to": to_user.id, "conversations": ids, "deactivated": deactivate})
+    return len(ids)
+
+
+async def contact_card(conversation: Conversation, *, db_session: AsyncSession) -> dict:
+    """What a rep needs on a card: who, where, stage, source, owner, last messages."""
+    from crm_core.models import Direction, Message  # local: only the card needs them
+
+    contact = await db_session.get(Contact, conversation.contact_id)
+    identity = await db_session.get(Identity, conversation.identity_id)
+    owner = await db_session.get(User, conversation.assignee_user_id) if conversation.assignee_user_id else None
+    recent = (await db_session.scalars(
+        select(Message).where(Message.conversation_id == conversation.id, Message.text.is_not(None))
+        .order_by(Message.id.desc()).limit(5))).all()
+    notes = await db_session.scalar(select(func.count()).select_from(Note)
+                                    .where(Note.conversation_id == conversation.id))
+    assert contact is not None and identity is not None
+    return {
+        "id": conversation.id,
+        "name": identity.display_name or contact.display_name or identity.username or identity.external_id,
+        "channel_account_id": conversation.channel_account_id,
+        "stage": contact.stage,
+        "source": contact.source,
+        "owner": _name(owner) if owner else None,
+        "reachable": identity.reachable,
+        "notes": notes or 0,
+        "recent": [("→ " if m.direction == Direction.OUTBOUND else "← ") + (m.text or "")[:80]
+                   for m in reversed(recent)],
+    }
+
+
+def card_buttons(conversation_id: int, *, claimed: bool) -> tuple[Button, ...]:
+    """Buttons on a rep's card; their data comes back as `<action>:<conversation id>`.
+
+    Unowned: claim, reply (claims too), snooze. Owned: reply, snooze, hand over.
+    """
+    reply = Button("Reply 回复", f"reply:{conversation_id}")
+    snooze = Button("Snooze 稍后", f"snooze:{conversation_id}")
+    if not claimed:
+        return (Button("Claim 认领", f"claim:{conversation_id}"), reply, snooze)
+    return (reply, snooze, Button("Hand over 转交", f"handover:{conversation_id}"))
+
+
+def _name(user: User | None) -> str:
+    if user is None:
+        return "nobody"
+    return user.display_name or user.username
+

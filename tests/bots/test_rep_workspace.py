@@ -1,0 +1,170 @@
+"""A rep does their whole job from WeCom: cards, claim, reply, notes, stages, hand over.
+
+Everything goes over HTTP on 127.0.0.1: the Telegram simulator posts the
+customer's updates to the hub, the WeCom simulator posts the rep's encrypted
+callbacks, and the hub's sends land in the simulators.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from crm_core.models import AuditLog, Contact, Conversation, Note, User
+from tests.fakes.stack import eventually, workspace_stack
+
+
+def conversation_id_of(card: dict) -> int:
+    keys = [b["key"] for b in card["card"]["button_list"]]
+    return int(re.search(r":(\d+)$", keys[0]).group(1))
+
+
+async def test_telegram_customer_to_wecom_rep_and_back(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        await tg.customer_writes(1001, "Hi, I need a quote for 50 seats", first_name="Alice")
+
+        # Every rep gets a claimable new-lead card with the customer's words.
+        card = await ws.rep_receives("li", "新线索")
+        assert "Hi, I need a quote for 50 seats" in card["text"]
+        assert [b["key"].split(":")[0] for b in card["card"]["button_list"]] == ["claim", "reply", "snooze"]
+        await ws.rep_receives("wang", "新线索")
+        conv = conversation_id_of(card)
+
+        # Li claims first; Wang is told it is too late.
+        before = len(ws.rep_inbox("li"))
+        await ws.rep_clicks("li", f"claim:{conv}")
+        await ws.rep_receives("li", f"会话 #{conv}（Alice）已由您认领", after=before)
+        await ws.rep_clicks("wang", f"claim:{conv}")
+        await ws.rep_receives("wang", "晚了一步")
+
+        # Li replies with /r; the customer gets it on Telegram.
+        await ws.rep_writes("li", f"/r {conv} Sure, 50 seats cost 5,000 CNY a year.")
+        await customer_gets(tg, 1001, "Sure, 50 seats cost 5,000 CNY a year.")
+        await ws.rep_receives("li", f"Sent to Alice (#{conv})")
+
+        # The customer's answer comes back to Li's WeCom as a card.
+        await tg.customer_writes(1001, "Great, please send the contract")
+        answer = await ws.rep_receives("li", "Alice", after=before + 2)
+        assert "Great, please send the contract" in answer["text"]
+
+        # Notes and stages, with clear errors for mistakes.
+        mark = len(ws.rep_inbox("li"))
+        await ws.rep_writes("li", f"/note {conv} promised a 10% discount for a 2-year deal")
+        await ws.rep_receives("li", f"Note added to #{conv}", after=mark)
+        await ws.rep_writes("li", f"/stage {conv} qualified")
+        await ws.rep_receives("li", f"#{conv} moved from new to qualified", after=mark)
+        await ws.rep_writes("li", f"/stage {conv} maybe")
+        await ws.rep_receives("li", "Unknown stage maybe", after=mark)
+        await ws.rep_writes("li", "/claim 99999")
+        await ws.rep_receives("li", "There is no conversation #99999", after=mark)
+        await ws.rep_writes("li", "/frobnicate")
+        await ws.rep_receives("li", "Unknown command /frobnicate", after=mark)
+        await ws.rep_writes("li", "/mine")
+        await ws.rep_receives("li", f"#{conv} Alice · qualified", after=mark)
+
+        # Wang may not act on Li's conversation.
+        mark_w = len(ws.rep_inbox("wang"))
+        await ws.rep_writes("wang", f"/r {conv} I can do it cheaper!")
+        await ws.rep_receives("wang", f"#{conv} belongs to another rep", after=mark_w)
+        assert "I can do it cheaper!" not in tg.bot_lines(1001)
+
+        # The manager sees everything Li promised: the reply in the history with its author, the note.
+        resp = await tg.client.get(f"{tg.hub_base}/api/v1/conversations/{conv}/messages", headers=tg.api())
+        history = resp.json()
+        li_id = ws.reps["li"]
+        assert any(m["text"] == "Sure, 50 seats cost 5,000 CNY a year." and m["author_user_id"] == li_id
+                   and m["direction"] == "out" for m in history)
+        async with tg.hub.sessions() as session:
+            notes = (await session.scalars(select(Note.text).where(Note.conversation_id == conv))).all()
+            assert notes == ["promised a 10% discount for a 2-year deal"]
+            contact = await session.scalar(select(Contact).join(Conversation).where(Conversation.id == conv))
+            assert contact.stage == "qualified"
+            actions = (await session.scalars(select(AuditLog.action).where(AuditLog.actor_user_id == li_id))).all()
+            assert {"conversation.claim", "conversation.send", "contact.stage"} <= set(actions)
+
+
+async def test_reply_button_then_plain_text_and_chinese_commands(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        await tg.customer_writes(2002, "请问有试用吗？", first_name="王小明", language_code="zh-hans")
+        card = await ws.rep_receives("wang", "新线索")
+        conv = conversation_id_of(card)
+
+        # "Reply" on a card claims the conversation and makes plain text go to the customer.
+        await ws.rep_clicks("wang", f"reply:{conv}")
+        await ws.rep_receives("wang", "请直接输入回复")
+        await ws.rep_writes("wang", "有的，可以免费试用14天。")
+        await customer_gets(tg, 2002, "有的，可以免费试用14天。")
+        await ws.rep_receives("wang", f"已发送给 王小明（#{conv}）")
+
+        await ws.rep_writes("wang", f"/阶段 {conv} 已联系")
+        await ws.rep_receives("wang", f"#{conv} 阶段已由 new 改为 contacted")
+        await ws.rep_writes("wang", "/帮助")
+        await ws.rep_receives("wang", "/认领 N")
+
+        # Hand over to Li by name: Li gets a card, Wang's plain text no longer goes to the customer.
+        await ws.rep_writes("wang", f"/转交 {conv} @li")
+        await ws.rep_receives("wang", f"#{conv} 已转交给 Li Lei")
+        await ws.rep_receives("li", f"Wang Fang 将 #{conv}（王小明）转交给您")
+        await ws.rep_writes("wang", "还有别的问题吗？")
+        await ws.rep_receives("wang", "未发送")
+        assert "还有别的问题吗？" not in tg.bot_lines(2002)
+
+
+async def test_a_stranger_in_the_wecom_app_is_told_to_ask_an_admin(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        ws.wecom.add_member(ws.wecom_app, "intern", "Intern")
+        await ws.rep_writes("intern", "/mine")
+        await ws.rep_receives("intern", "not registered as a rep")
+        async with ws.tg.hub.sessions() as session:
+            staff = (await session.scalars(select(Contact).where(Contact.is_staff.is_(True)))).all()
+            assert [c.origin.split(":")[1] for c in staff] == ["intern"]
+        # Colleagues are not customers: the contacts API does not list them.
+        resp = await ws.tg.client.get(f"{ws.tg.hub_base}/api/v1/contacts", headers=ws.tg.api())
+        assert resp.json() == []
+
+
+async def test_departed_rep_conversations_go_to_a_colleague_with_history(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        await tg.customer_writes(3003, "Need 10 licences", first_name="Carol")
+        conv = conversation_id_of(await ws.rep_receives("li", "新线索"))
+        await ws.rep_writes("li", f"/claim {conv}")
+        await ws.rep_receives("li", "is yours")
+        await ws.rep_writes("li", f"/r {conv} I will send the offer on Monday.")
+        await customer_gets(tg, 3003, "I will send the offer on Monday.")
+
+        boss_token = await _token(tg, "boss")
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/users/{ws.reps['li']}/handover",
+                                    json={"to_user_id": ws.reps["wang"]}, headers=tg.api(boss_token))
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"reassigned": 1, "deactivated": True}
+        await ws.rep_receives("wang", "Li Lei 的 1 个会话已转交给您")
+
+        # Wang now owns it and sees what Li promised.
+        await ws.rep_writes("wang", f"/card {conv}")
+        card = await ws.rep_receives("wang", "I will send the offer on Monday.")
+        assert "owner: Wang Fang" in card["text"]
+        rep_token = await _token(tg, "wang")
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/users/{ws.reps['wang']}/handover",
+                                    json={"to_user_id": ws.reps["li"]}, headers=tg.api(rep_token))
+        assert resp.status_code == 403
+        async with tg.hub.sessions() as session:
+            li = await session.get(User, ws.reps["li"])
+            assert li.is_active is False
+
+
+async def _token(tg, username: str) -> str:
+    from crm_core import users
+
+    async with tg.hub.sessions() as session, session.begin():
+        user = await session.scalar(select(User).where(User.username == username))
+        return await users.create_token(user, name="test", db_session=session)
+
+
+async def customer_gets(tg, user_id: int, text: str) -> None:
+    async def check() -> bool:
+        return text in tg.bot_lines(user_id)
+    await eventually(check)

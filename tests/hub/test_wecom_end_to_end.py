@@ -1,0 +1,165 @@
+"""WeCom over HTTP: the simulator signs, encrypts and retries callbacks like the
+platform; the hub answers within the deadline, stores each event once, and
+sends welcome messages, cards and replies through the WeCom API."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from sqlalchemy import func, select
+
+from crm_core.models import Contact, Conversation, Identity, Message, OutboxMessage, OutboxStatus
+from hub.serving import running
+from tests.fakes.stack import eventually, workspace_stack
+
+
+async def _count(hub, model) -> int:
+    async with hub.sessions() as session:
+        return await session.scalar(select(func.count()).select_from(model))
+
+
+async def test_customer_adds_rep_gets_welcome_source_and_rep_card(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        app = ws.wecom_app
+        started = time.monotonic()
+        await ws.wecom_post("customers/wmAlice0001/add", {"rep": "li", "name": "Alice", "state": "expo-2026"})
+
+        async def welcomed():
+            return [m for m in app.transcript("wmAlice0001") if m["msgtype"] == "welcome"]
+        [welcome] = await eventually(welcomed)
+        assert time.monotonic() - started < 20  # WeCom accepts the WelcomeCode for 20 s only
+        assert welcome["text"] == "您好，很高兴为您服务！有任何问题请直接留言。" and welcome["from"] == "li"
+
+        card = await ws.rep_receives("li", "添加了您为联系人")
+        assert "source: expo-2026" in card["text"]
+        async with ws.tg.hub.sessions() as session:
+            contact = await session.scalar(select(Contact).where(Contact.source == "expo-2026"))
+            conversation = await session.scalar(select(Conversation).where(Conversation.contact_id == contact.id))
+            assert conversation.assignee_user_id == ws.reps["li"]
+
+        # The customer writes; Li (the owner) gets the card, replies, and the customer
+        # receives it as a message task sent as Li.
+        await ws.wecom_post("customers/wmAlice0001/messages", {"text": "Do you ship to Hangzhou?"})
+        await ws.rep_receives("li", "Do you ship to Hangzhou?")
+        await ws.rep_writes("li", f"/r {conversation.id} Yes, next-day delivery to Hangzhou.")
+
+        async def replied():
+            return [m for m in app.transcript("wmAlice0001") if m["text"] == "Yes, next-day delivery to Hangzhou."]
+        [reply] = await eventually(replied)
+        assert reply["from"] == "li"
+        assert app.tasks[-1]["sender"] == "li"
+
+        # The customer deletes Li: Li and Li's manager get a churn alert; the identity is unreachable.
+        await ws.wecom_post("customers/wmAlice0001/delete_rep", {"rep": "li"})
+        # Li last wrote in English, so Li's cards are English; the manager's stay Chinese.
+        churn = await ws.rep_receives("li", "Churn alert")
+        assert "wmAlice0001" in churn["text"]
+        await ws.rep_receives("boss", "流失预警")
+        assert not [m for m in ws.rep_inbox("wang") if "流失预警" in m.get("text", "")
+                    or "流失预警" in (m.get("card") or {}).get("main_title", {}).get("title", "")]
+        async with ws.tg.hub.sessions() as session:
+            identity = await session.scalar(select(Identity).where(Identity.external_id == "wmAlice0001"))
+            assert identity.reachable is False and "deleted li" in identity.unreachable_reason
+
+
+async def test_unanswered_callbacks_are_retried_and_stored_once(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        app = ws.wecom_app
+        hub_url = app.callback_url
+        # The hub is unreachable for the first attempts: a front that fails twice, then forwards.
+        attempts = []
+
+        async def flaky(scope, receive, send):
+            if scope["type"] != "http":
+                return
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            attempts.append(body)
+            if len(attempts) <= 2:
+                await send({"type": "http.response.start", "status": 502, "headers": []})
+                await send({"type": "http.response.body", "body": b"bad gateway"})
+                return
+            async with httpx.AsyncClient() as client:
+                resp = await client.post(hub_url, params=scope["query_string"].decode(), content=body,
+                                         headers={"content-type": "text/xml"})
+            await send({"type": "http.response.start", "status": resp.status_code, "headers": []})
+            await send({"type": "http.response.body", "body": resp.content})
+
+        async with running(flaky) as front:
+            app.callback_url = f"http://127.0.0.1:{front.port}/"
+            await ws.rep_writes("li", "/mine")
+            await ws.rep_receives("li", "no open conversations")
+        assert len(attempts) == 3 and attempts[0] == attempts[1] == attempts[2]  # same signed request each time
+        assert [d["status"] for d in app.deliveries] == [502, 502, 200]
+
+        # A replay of an answered callback (same MsgId) is a no-op.
+        before = await _count(ws.tg.hub, Message)
+        async with httpx.AsyncClient() as client:
+            resp = await client.post(hub_url, params=app.deliveries[-1]["query"], content=attempts[0],
+                                     headers={"content-type": "text/xml"})
+        assert resp.status_code == 200
+        assert await _count(ws.tg.hub, Message) == before
+
+
+async def test_bad_callbacks_get_a_4xx_and_store_nothing(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        app, hub = ws.wecom_app, ws.tg.hub
+        url = app.callback_url
+        fields = {"ToUserName": app.corp_id, "FromUserName": "li", "CreateTime": int(time.time()),
+                  "MsgType": "text", "Content": "hi", "MsgId": "42", "AgentID": app.agent_id}
+        query, body = ws.wecom.signed_request(app, fields)
+        entity_xml = (b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY big "' + b"A" * 100 + b'">]>'
+                      b"<xml><Encrypt>&big;</Encrypt></xml>")
+        cases = [
+            ("wrong signature", {**query, "msg_signature": "0" * 40}, body, 403),
+            ("entity declarations", query, entity_xml, 400),
+            ("not xml", query, b"{\"json\": true}", 400),
+            ("truncated body", query, body[: len(body) // 2], 400),
+            ("no signature", {}, body, 400),
+        ]
+        async with httpx.AsyncClient() as client:
+            for name, params, content, status in cases:
+                resp = await client.post(url, params=params, content=content)
+                assert resp.status_code == status, (name, resp.text)
+                assert resp.json()["detail"], name
+            resp = await client.post(url.replace(f"/{ws.wecom_account_id}", "/999"), params=query, content=body)
+            assert resp.status_code == 404
+            # Wrong corp: a valid callback of another company's app signed with its own Token.
+            other = ws.wecom.create_app()
+            q2, b2 = ws.wecom.signed_request(other, {**fields, "ToUserName": other.corp_id})
+            resp = await client.post(url, params=q2, content=b2)
+            assert resp.status_code == 403
+        assert await _count(hub, Message) == 0
+        assert await _count(hub, Contact) == 0
+
+
+async def test_access_token_is_cached_refetched_once_when_expired_and_45009_backs_off(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        app = ws.wecom_app
+        await ws.rep_writes("li", "/mine")
+        await ws.rep_receives("li", "no open conversations")
+        await ws.rep_writes("li", "/help")
+        await ws.rep_receives("li", "/claim N")
+        assert [p for p, _ in app.calls].count("gettoken") == 1  # cached across sends
+
+        app.tokens = {t: 0.0 for t in app.tokens}  # WeCom expired it early
+        await ws.rep_writes("li", "/帮助")
+        await ws.rep_receives("li", "/认领 N")
+        assert ("message/send", 42001) in app.calls
+        assert [p for p, _ in app.calls].count("gettoken") == 2
+
+        app.faults.append({"path": "message/send", "errcode": 45009, "errmsg": "api freq out of limit",
+                           "remaining": 1})
+        await ws.rep_writes("li", "/mine")
+
+        async def rate_limited():
+            async with ws.tg.hub.sessions() as session:
+                return await session.scalar(select(OutboxMessage).where(
+                    OutboxMessage.last_error.like("rate limited%45009%")))
+        row = await eventually(rate_limited)
+        assert row.status == OutboxStatus.PENDING and row.attempts == 0  # not a failed attempt: later
