@@ -23,6 +23,8 @@ class Capabilities:
     images: bool = False
     markdown: bool = False
     max_text_length: int = 4096
+    # Replies only within a window after the customer's last action (WeChat OA).
+    reply_window: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ from collections.abc import Iterable, Sequence
 
 from channels.base import ChannelAdapter
 from channels.telegram.adapter import TelegramAdapter
+from channels.wechat.adapter import WeChatAdapter
 from channels.wecom.adapter import WeComAdapter
 from crm_core.ports import AccountRef, OutboundMessage, RateLimit, SendResult
 
 
 def default_adapters() -> list[ChannelAdapter]:
-    return [TelegramAdapter(), WeComAdapter()]
+    return [TelegramAdapter(), WeComAdapter(), WeChatAdapter()]
 
 
 class UnknownChannel(KeyError):
@@ -37,6 +38,9 @@ class ChannelRegistry:
             return self._by_kind[kind]
         except KeyError:
             raise UnknownChannel(f"unknown channel kind {kind!r}; known: {', '.join(self.kinds)}") from None
+
+    def needs_recipient_activity(self, account: AccountRef) -> bool:
+        return self.get(account.kind).capabilities.reply_window
 
     def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:
         return self.get(account.kind).rate_limits(account, recipient)

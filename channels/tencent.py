@@ -18,11 +18,14 @@ import hmac
 import secrets
 import struct
 import time
+from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from wechatpy.crypto import BasePrpCrypto
+
+from crm_core.models import MessageKind
 
 AES_KEY_PATTERN = r"^[A-Za-z0-9+/]{43}$"
 
@@ -142,3 +145,34 @@ def build_xml(fields: dict[str, str | int | float]) -> str:
             parts.append(f"<{name}>{value}</{name}>")
     parts.append("</xml>")
     return "".join(parts)
+
+
+def message_content(msg_type: str, f: dict[str, str]) -> tuple[MessageKind, str | None, list[dict[str, Any]]]:
+    """Kind, text and attachments of a WeCom / WeChat message; both platforms use these fields."""
+    if msg_type == "text":
+        return MessageKind.TEXT, f.get("Content", ""), []
+    if msg_type == "image":
+        return MessageKind.IMAGE, None, [{"type": "image", "media_id": f.get("MediaId"), "url": f.get("PicUrl")}]
+    if msg_type == "voice":
+        # With speech recognition on, WeChat adds the transcript.
+        return MessageKind.VOICE, f.get("Recognition") or None, [
+            {"type": "voice", "media_id": f.get("MediaId"), "format": f.get("Format")}]
+    if msg_type in ("file", "video", "shortvideo"):
+        return MessageKind.FILE, f.get("FileName") or f.get("Title"), [{
+            "type": msg_type, "media_id": f.get("MediaId"), "name": f.get("FileName"),
+            "size": int(f["FileSize"]) if f.get("FileSize", "").isdigit() else None}]
+    if msg_type == "location":
+        return MessageKind.LOCATION, f.get("Label"), [{
+            "type": "location", "latitude": _float(f.get("Location_X")), "longitude": _float(f.get("Location_Y")),
+            "label": f.get("Label")}]
+    if msg_type == "link":
+        text = "\n".join(p for p in (f.get("Title"), f.get("Description"), f.get("Url")) if p)
+        return MessageKind.LINK, text, [{"type": "link", "title": f.get("Title"), "url": f.get("Url")}]
+    return MessageKind.TEXT, None, [{"type": msg_type or "unknown"}]
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

@@ -25,20 +25,21 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.ingest import mark_identity_unreachable
-from crm_core.models import ChannelAccount, Identity, Message, OutboxMessage, OutboxStatus
+from crm_core.models import ChannelAccount, Direction, Identity, Message, MessageKind, OutboxMessage, OutboxStatus
 from crm_core.ports import (
     AccountRef,
     OutboundGateway,
     OutboundMessage,
     PermanentFailure,
     RateLimit,
+    RecipientActivity,
     RecipientUnreachable,
     RetryLater,
     SendHeld,
@@ -120,6 +121,28 @@ class Pacer:
 
     def pause(self, bucket: str, seconds: float) -> None:
         self._paused_until[bucket] = max(self._paused_until.get(bucket, 0.0), time.monotonic() + seconds)
+
+
+_OWN_MESSAGE_KINDS = (MessageKind.TEXT, MessageKind.IMAGE, MessageKind.FILE, MessageKind.VOICE,
+                      MessageKind.LOCATION, MessageKind.LINK)
+_ACTION_KINDS = (MessageKind.EVENT, MessageKind.CALLBACK)
+
+
+async def recipient_activity(identity_id: int, *, db_session: AsyncSession) -> RecipientActivity:
+    """The customer's last message and last action, and how many sends reached them since each."""
+    async def last(kinds: tuple[MessageKind, ...]) -> dt.datetime | None:
+        return await db_session.scalar(select(func.max(Message.created_at)).where(
+            Message.identity_id == identity_id, Message.direction == Direction.INBOUND, Message.kind.in_(kinds)))
+
+    async def sent_since(moment: dt.datetime | None) -> int:
+        if moment is None:
+            return 0
+        return await db_session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.identity_id == identity_id, OutboxMessage.status == OutboxStatus.SENT,
+            OutboxMessage.sent_at >= moment)) or 0
+
+    last_message, last_event = await last(_OWN_MESSAGE_KINDS), await last(_ACTION_KINDS)
+    return RecipientActivity(last_message, last_event, await sent_since(last_message), await sent_since(last_event))
 
 
 @dataclass
@@ -241,22 +264,23 @@ class Dispatcher:
             # Disabled since the claim: back to pending; sent once it is enabled again.
             await self._retry(row, row.attempts, delay=0, error="channel account is disabled")
             return
-        last_seen = None
+        activity = None
         if row.identity_id is not None:
             async with self.sessions() as session:
                 identity = await session.get(Identity, row.identity_id)
+                if identity is not None and identity.reachable and self.gateway.needs_recipient_activity(account):
+                    activity = await recipient_activity(identity.id, db_session=session)
             if identity is not None and not identity.reachable:
                 await self._finish(row, OutboxStatus.UNREACHABLE,
                                    error=f"recipient unreachable: {identity.unreachable_reason or 'unknown reason'}")
                 return
-            last_seen = identity.last_inbound_at if identity is not None else None
 
         await self.pacer.wait(self.gateway.rate_limits(account, row.recipient))
         if not await self._mark_sending(row):
             log.info("outbox %s: claim lost to another dispatcher; not sending", row.id)
             return
         attempts = row.attempts + 1
-        message = OutboundMessage.from_payload(row.recipient, row.payload, recipient_last_seen=last_seen)
+        message = OutboundMessage.from_payload(row.recipient, row.payload, recipient_activity=activity)
         try:
             async with asyncio.timeout(self.policy.lease_seconds / 2):
                 result = await self.gateway.send(account, message)
@@ -272,7 +296,7 @@ class Dispatcher:
                     await mark_identity_unreachable(row.identity_id, str(exc), db_session=session)
         except SendHeld as exc:
             # Not an attempt: nothing reached the customer. Released by their next message.
-            await self._finish(row, OutboxStatus.HELD, error=f"held: {exc}", attempts=attempts - 1)
+            await self._finish(row, OutboxStatus.HELD, error=str(exc), attempts=attempts - 1)
         except PermanentFailure as exc:
             await self._finish(row, OutboxStatus.FAILED, error=str(exc), attempts=attempts)
         except Exception as exc:  # network errors, 5xx, timeouts: retry with backoff

@@ -234,6 +234,8 @@ class Message(Base):
         UniqueConstraint("channel_account_id", "platform_message_id"),
         Index("ix_message_unprocessed", "direction", "processed_at"),
         Index("ix_message_conversation", "conversation_id", "id"),
+        # Reply windows: the customer's latest messages and actions.
+        Index("ix_message_identity", "identity_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

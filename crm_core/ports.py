@@ -67,6 +67,16 @@ class Button:
 
 
 @dataclass(frozen=True)
+class RecipientActivity:
+    """The customer's latest actions and what we sent since, for reply-window rules."""
+
+    last_message_at: dt.datetime | None   # their last own message
+    last_event_at: dt.datetime | None     # their last follow, scan or menu click
+    sent_since_message: int               # our delivered sends since last_message_at
+    sent_since_event: int                 # ... since last_event_at
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """What to send; rich parts degrade to text on platforms without them.
 
@@ -80,9 +90,9 @@ class OutboundMessage:
     buttons: tuple[Button, ...] = ()
     title: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    # Filled by the dispatcher: when the recipient last wrote or acted, for
-    # platforms that only allow replies within a window (WeChat: 48 hours).
-    recipient_last_seen: dt.datetime | None = None
+    # Filled by the dispatcher for platforms that only allow replies within a
+    # window after the customer's last action (WeChat Official Accounts).
+    recipient_activity: RecipientActivity | None = None
 
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": self.text,
@@ -95,10 +105,10 @@ class OutboundMessage:
 
     @classmethod
     def from_payload(cls, recipient: str, payload: dict[str, Any],
-                     recipient_last_seen: dt.datetime | None = None) -> OutboundMessage:
+                     recipient_activity: RecipientActivity | None = None) -> OutboundMessage:
         buttons = tuple(Button(b["label"], b["data"]) for b in payload.get("buttons") or ())
         return cls(recipient=recipient, text=payload["text"], buttons=buttons, title=payload.get("title"),
-                   options=dict(payload.get("options") or {}), recipient_last_seen=recipient_last_seen)
+                   options=dict(payload.get("options") or {}), recipient_activity=recipient_activity)
 
 
 @dataclass(frozen=True)
@@ -160,6 +170,10 @@ class AccountRef:
 
 class OutboundGateway(Protocol):
     """Sends through the right adapter; implemented by the composition root."""
+
+    def needs_recipient_activity(self, account: AccountRef) -> bool:
+        """Whether sends on this account must carry `RecipientActivity` (reply windows)."""
+        ...
 
     def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:
         """Bucket names with their limits that one send to `recipient` counts against."""

@@ -17,6 +17,8 @@ from crm_core.models import ChannelAccount, Conversation, Direction, Message, Me
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import HandlerContext, OutboundMessage
 
+# Normalized events that carry where the customer came from (WeCom State, WeChat QR scene).
+SOURCE_EVENTS = ("contact_added", "followed", "scan")
 CUSTOMER_KINDS = (MessageKind.TEXT, MessageKind.IMAGE, MessageKind.FILE, MessageKind.VOICE, MessageKind.LOCATION,
                   MessageKind.LINK)
 
@@ -28,6 +30,8 @@ class RepAlerts:
         message = ctx.message
         for item in message.attachments or []:
             kind = item.get("type") if isinstance(item, dict) else None
+            if kind in SOURCE_EVENTS and item.get("source") and not ctx.contact.source:
+                ctx.contact.source = item["source"]  # the QR code / campaign that brought them first
             if kind == "contact_added":
                 await self._contact_added(ctx, item)
             elif kind == "customer_left":
@@ -46,9 +50,6 @@ class RepAlerts:
             await alert_new_lead(ctx, conversation, key=f"lead:{message.id}")
 
     async def _contact_added(self, ctx: HandlerContext, item: dict) -> None:
-        source = item.get("source")
-        if source and not ctx.contact.source:
-            ctx.contact.source = source
         found = None
         if item.get("rep"):
             found = await reps.user_by_handle(ctx.message.channel_account_id, item["rep"], db_session=ctx.db_session)

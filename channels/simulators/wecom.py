@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from channels.simulators.tencent import post_like_tencent
 from channels.tencent import MessageCipher, build_xml
 
 log = logging.getLogger(__name__)
@@ -214,21 +215,8 @@ class WeComSimulator:
         while app.queue and app.callback_url:
             fields = app.queue[0]
             query, body = self.signed_request(app, fields)
-            for attempt in range(1 + len(self.retry_delays)):
-                started = time.monotonic()
-                try:
-                    resp = await self._http.post(app.callback_url, params=query, content=body,
-                                                 headers={"content-type": "text/xml"}, timeout=self.callback_deadline)
-                    status, error = resp.status_code, None if resp.is_success else resp.text[:300]
-                except httpx.HTTPError as exc:
-                    status, error = None, f"{type(exc).__name__}: {exc}"
-                app.deliveries.append({"fields": fields, "query": query, "attempt": attempt + 1, "status": status,
-                                       "error": error, "seconds": round(time.monotonic() - started, 3)})
-                if status is not None and 200 <= status < 300:
-                    break
-                if attempt < len(self.retry_delays):
-                    await asyncio.sleep(self.retry_delays[attempt])
-            else:
+            if not await post_like_tencent(self._http, app.callback_url, query, body, deadline=self.callback_deadline,
+                                           retry_delays=self.retry_delays, record=app.deliveries, fields=fields):
                 log.warning("wecom sim: callback %s dropped after retries", fields.get("MsgId") or fields.get("Event"))
             app.queue.popleft()
 

@@ -40,16 +40,16 @@ from channels.base import (
     WebhookRejected,
     WebhookRequest,
 )
-from channels.tencent import AES_KEY_PATTERN, CallbackRejected, MessageCipher, parse_xml, signature_matches
-from channels.wecom.client import (
-    DEFAULT_API_BASE,
-    RATE_LIMITED,
-    SYSTEM_BUSY,
-    AppKey,
-    WeComClient,
-    WeComError,
-    WeComUnavailable,
+from channels.tencent import (
+    AES_KEY_PATTERN,
+    CallbackRejected,
+    MessageCipher,
+    message_content,
+    parse_xml,
+    signature_matches,
 )
+from channels.tencent_client import RATE_LIMITED, SYSTEM_BUSY, ApiError, ApiUnavailable, AppKey, TencentApiClient
+from channels.wecom.client import DEFAULT_API_BASE, wecom_client
 from crm_core.models import MessageKind
 from crm_core.ports import (
     AccountRef,
@@ -105,8 +105,8 @@ class WeComAdapter:
     settings_model: ClassVar[type[BaseModel]] = WeComSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "token", "encoding_aes_key"})
 
-    def __init__(self, client: WeComClient | None = None) -> None:
-        self.client = client or WeComClient()
+    def __init__(self, client: TencentApiClient | None = None) -> None:
+        self.client = client or wecom_client()
         self._ciphers: dict[tuple[str, str, str], MessageCipher] = {}
 
     # ---- inbound -------------------------------------------------------
@@ -198,9 +198,9 @@ class WeComAdapter:
             if body.get("invaliduser"):
                 raise RecipientUnreachable(f"WeCom: {body['invaliduser']} is not a member who can use the app")
             return SendResult(platform_message_id=str(body.get("msgid", "")))
-        except WeComError as exc:
+        except ApiError as exc:
             raise _send_error(exc, account) from None
-        except WeComUnavailable as exc:
+        except ApiUnavailable as exc:
             raise TemporaryFailure(str(exc)) from None
 
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
@@ -212,11 +212,11 @@ class WeComAdapter:
         app = AppKey(api_base or DEFAULT_API_BASE, creds.corp_id, creds.secret)
         try:
             await self.client.access_token(app, force=True)
-        except WeComError as exc:
+        except ApiError as exc:
             hint = {40013: "the corp id is wrong", 40001: "the app Secret is wrong",
                     40091: "the app Secret is wrong"}.get(exc.errcode, exc.errmsg)
             raise ConnectionFailed(f"WeCom refused the credentials ({exc.errcode}): {hint}") from None
-        except WeComUnavailable as exc:
+        except ApiUnavailable as exc:
             raise ConnectionFailed(str(exc)) from None
         return ConnectionCheck(platform_account_id=f"{creds.corp_id}:{creds.agent_id}",
                                display_name=f"WeCom app {creds.agent_id}")
@@ -257,7 +257,7 @@ def _app_message(app: AppKey, account: AccountRef, message: OutboundMessage) -> 
     return {**base, "msgtype": "template_card", "template_card": card}
 
 
-def _send_error(exc: WeComError, account: AccountRef) -> Exception:
+def _send_error(exc: ApiError, account: AccountRef) -> Exception:
     if exc.errcode in RATE_LIMITED:
         return RetryLater(f"WeCom rate limit ({exc.errcode} {exc.errmsg})", retry_after=60.0)
     if exc.errcode in UNREACHABLE_CODES:
@@ -280,37 +280,9 @@ def parse_callback(fields: dict[str, str]) -> list[InboundEvent]:
     if not from_user or not fields.get("MsgId"):
         raise WebhookRejected(400, "WeCom message without FromUserName or MsgId")
     sender = Sender(external_id=from_user, is_staff=not is_external(from_user))
-    kind, text, attachments = _content(msg_type, fields)
+    kind, text, attachments = message_content(msg_type, fields)
     return [InboundMessage(platform_message_id=f"msg:{fields['MsgId']}", sender=sender, thread_id=from_user,
                            kind=kind, text=text, raw=fields, attachments=attachments)]
-
-
-def _content(msg_type: str, f: dict[str, str]) -> tuple[MessageKind, str | None, list[dict[str, Any]]]:
-    if msg_type == "text":
-        return MessageKind.TEXT, f.get("Content", ""), []
-    if msg_type == "image":
-        return MessageKind.IMAGE, None, [{"type": "image", "media_id": f.get("MediaId"), "url": f.get("PicUrl")}]
-    if msg_type == "voice":
-        return MessageKind.VOICE, None, [{"type": "voice", "media_id": f.get("MediaId"), "format": f.get("Format")}]
-    if msg_type in ("file", "video"):
-        return MessageKind.FILE, f.get("FileName") or f.get("Title"), [{
-            "type": msg_type, "media_id": f.get("MediaId"), "name": f.get("FileName"),
-            "size": int(f["FileSize"]) if f.get("FileSize", "").isdigit() else None}]
-    if msg_type == "location":
-        return MessageKind.LOCATION, f.get("Label"), [{
-            "type": "location", "latitude": _float(f.get("Location_X")), "longitude": _float(f.get("Location_Y")),
-            "label": f.get("Label")}]
-    if msg_type == "link":
-        text = "\n".join(p for p in (f.get("Title"), f.get("Description"), f.get("Url")) if p)
-        return MessageKind.LINK, text, [{"type": "link", "title": f.get("Title"), "url": f.get("Url")}]
-    return MessageKind.TEXT, None, [{"type": msg_type or "unknown"}]
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 def _parse_event(f: dict[str, str], from_user: str, created: str) -> list[InboundEvent]:

@@ -1,113 +1,16 @@
-"""An async client for the WeCom server API (qyapi), at any base URL.
-
-wechatpy's client is synchronous and hard-codes the token URL, so the hub has
-its own: one httpx client, an access_token cached per app until shortly before
-it expires, fetched once at a time, and fetched again once when WeCom says it
-is invalid or expired (40014 / 42001 / 40001). Errors come back as
-`WeComError` with WeCom's errcode, which the adapter maps for the dispatcher.
-"""
+"""The WeCom server API client: Tencent's client with WeCom's token request."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from dataclasses import dataclass
-from typing import Any
-
-import httpx
-
-log = logging.getLogger(__name__)
+from channels.tencent_client import AppKey, TencentApiClient
 
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com"
-TOKEN_INVALID = frozenset({40001, 40014, 42001})
-RATE_LIMITED = frozenset({45009, 45033})
-SYSTEM_BUSY = -1
 
 
-class WeComError(Exception):
-    def __init__(self, errcode: int, errmsg: str, path: str) -> None:
-        super().__init__(f"WeCom {path}: {errcode} {errmsg}")
-        self.errcode = errcode
-        self.errmsg = errmsg
+def wecom_client() -> TencentApiClient:
+    return TencentApiClient(product="WeCom", token_path="/cgi-bin/gettoken",
+                            token_params=_token_params)
 
 
-class WeComUnavailable(Exception):
-    """Network error, timeout, 5xx or a body that is not WeCom JSON."""
-
-
-@dataclass(frozen=True)
-class AppKey:
-    api_base: str
-    corp_id: str
-    secret: str
-
-
-@dataclass
-class _Token:
-    value: str
-    expires_at: float
-
-
-class WeComClient:
-    def __init__(self, *, timeout: float = 15.0, refresh_margin: float = 300.0) -> None:
-        self._http = httpx.AsyncClient(timeout=timeout)
-        self._tokens: dict[AppKey, _Token] = {}
-        self._locks: dict[AppKey, asyncio.Lock] = {}
-        self.refresh_margin = refresh_margin
-
-    async def access_token(self, app: AppKey, *, force: bool = False) -> str:
-        cached = self._tokens.get(app)
-        if cached is not None and not force and cached.expires_at > time.monotonic():
-            return cached.value
-        lock = self._locks.setdefault(app, asyncio.Lock())
-        async with lock:
-            again = self._tokens.get(app)
-            if again is not None and again is not cached and again.expires_at > time.monotonic():
-                return again.value  # fetched by another caller while we waited
-            body = await self._request("GET", app.api_base, "/cgi-bin/gettoken",
-                                       params={"corpid": app.corp_id, "corpsecret": app.secret})
-            _raise_for_errcode(body, "/cgi-bin/gettoken")
-            lifetime = float(body.get("expires_in") or 7200)
-            token = _Token(str(body["access_token"]), time.monotonic() + max(60.0, lifetime - self.refresh_margin))
-            self._tokens[app] = token
-            log.info("wecom %s: new access_token, valid %.0fs", app.corp_id, lifetime)
-            return token.value
-
-    async def call(self, app: AppKey, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST `payload` to `path`; a token WeCom no longer accepts is fetched again, once."""
-        for attempt in (1, 2):
-            token = await self.access_token(app, force=attempt == 2)
-            body = await self._request("POST", app.api_base, path, params={"access_token": token}, json=payload)
-            if body.get("errcode") in TOKEN_INVALID and attempt == 1:
-                log.info("wecom %s: access_token refused (%s); fetching a new one", app.corp_id, body["errcode"])
-                continue
-            _raise_for_errcode(body, path)
-            return body
-        raise AssertionError("unreachable")
-
-    async def _request(self, method: str, base: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        url = base.rstrip("/") + path
-        try:
-            response = await self._http.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            raise WeComUnavailable(f"cannot reach WeCom at {base}: {type(exc).__name__}: {exc}") from None
-        if response.status_code >= 500:
-            raise WeComUnavailable(f"WeCom {path} answered HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise WeComUnavailable(f"{base} did not answer {path} like the WeCom API "
-                                   f"(HTTP {response.status_code}): check the API base URL") from None
-        if not isinstance(body, dict):
-            raise WeComUnavailable(f"WeCom {path}: unexpected answer {str(body)[:200]}")
-        return body
-
-    async def close(self) -> None:
-        await self._http.aclose()
-
-
-def _raise_for_errcode(body: dict[str, Any], path: str) -> None:
-    errcode = body.get("errcode", 0)
-    if errcode:
-        raise WeComError(int(errcode), str(body.get("errmsg", "")), path)
+def _token_params(app: AppKey) -> dict[str, str]:
+    return {"corpid": app.app_id, "corpsecret": app.secret}

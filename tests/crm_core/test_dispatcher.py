@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from crm_core.db import utcnow
-from crm_core.dispatcher import Dispatcher, DispatchPolicy
+from crm_core.dispatcher import Dispatcher, DispatchPolicy, Pacer
 from crm_core.ingest import ingest_events
 from crm_core.models import Conversation, Identity, Message, OutboxMessage, OutboxStatus
 from crm_core.outbox import enqueue_to_conversation
@@ -20,11 +20,14 @@ from crm_core.ports import (
     OutboundMessage,
     PermanentFailure,
     RateLimit,
+    RecipientActivity,
     RecipientUnreachable,
     RetryLater,
+    SendHeld,
     SendResult,
     TemporaryFailure,
 )
+from crm_core.processing import MessageWorker
 from tests.crm_core.test_ingest import CIPHER, make_account, text_event
 
 FAST = DispatchPolicy(lease_seconds=5, backoff_base=0.01, backoff_cap=0.05, max_attempts=3, idle_poll_seconds=0.02)
@@ -38,12 +41,18 @@ class ScriptedGateway:
         self.calls: list[str] = []
         self.script: dict[str, list[Exception]] = {}
         self.per_chat = per_chat
+        self.reply_window = False
+        self.activities: list[RecipientActivity | None] = []
+
+    def needs_recipient_activity(self, account: AccountRef) -> bool:
+        return self.reply_window
 
     def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:
         return [(f"acct:{account.id}", RateLimit(1000, 1)), (f"chat:{recipient}", self.per_chat)]
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
         self.calls.append(message.text)
+        self.activities.append(message.recipient_activity)
         errors = self.script.get(message.text)
         if errors:
             raise errors.pop(0)
@@ -276,3 +285,47 @@ async def test_concurrent_claims_never_exceed_the_batch_or_overlap(sessions):
             break
         seen.extend(row.id for r in rounds for row in r)
     assert len(seen) == len(set(seen)) == 200
+
+
+async def test_pacer_allows_a_burst_within_the_window_then_waits():
+    """30 a minute means a burst of 30, then the next when the oldest leaves the minute."""
+    pacer = Pacer()
+    limit = [("member:li", RateLimit(3, 0.4))]
+    started = time.monotonic()
+    for _ in range(3):
+        await pacer.wait(limit)
+    assert time.monotonic() - started < 0.05
+    await pacer.wait(limit)
+    assert 0.38 <= time.monotonic() - started < 0.6
+
+
+async def test_a_held_send_keeps_its_reason_and_goes_out_when_the_customer_writes_again(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    gateway.script["later"] = [SendHeld("outside the 48-hour window")]
+    [row_id] = await enqueue(sessions, conversation, "later")
+    await drain(dispatcher, 3)
+    row = await outbox(sessions, row_id)
+    assert (row.status, row.attempts, row.last_error) == (OutboxStatus.HELD, 0, "outside the 48-hour window")
+    assert gateway.sent == []
+
+    # The customer writes again: processing the message releases the held send.
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(42_999, user="42")], channel_account_id=account_id, db_session=session)
+    assert await MessageWorker(sessions, []).run_once() == 2  # the first message and the new one
+    await drain(dispatcher, 3)
+    row = await outbox(sessions, row_id)
+    assert (row.status, row.attempts) == (OutboxStatus.SENT, 1)
+    assert [text for _, text, _ in gateway.sent] == ["later"]
+
+
+async def test_reply_window_platforms_get_the_customers_activity(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    gateway.reply_window = True
+    conversation = await conversation_for(sessions, account_id)
+    await enqueue(sessions, conversation, "one", "two")
+    await drain(dispatcher, 3)
+    first, second = gateway.activities
+    assert isinstance(first, RecipientActivity) and first.last_message_at is not None
+    assert (first.sent_since_message, second.sent_since_message) == (0, 1)
+    assert first.last_event_at is None and first.sent_since_event == 0

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from channels.simulators.telegram import SimBot, TelegramSimulator
+from channels.simulators.wechat import SimAccount, WeChatSimulator
 from channels.simulators.wecom import SimApp, WeComSimulator
 from crm_core import accounts, users
 from crm_core import reps as crm_reps
@@ -123,6 +124,15 @@ class WorkspaceStack:
     wecom_base: str
     wecom_account_id: int
     reps: dict[str, int]  # WeCom userid -> hub user id
+    wechat: WeChatSimulator
+    wechat_account: SimAccount
+    wechat_base: str
+    wechat_account_id: int
+
+    async def follower(self, openid: str, action: str, **body: Any) -> None:
+        resp = await self.tg.client.post(
+            f"{self.wechat_base}/_sim/accounts/{self.wechat_account.app_id}/followers/{openid}/{action}", json=body)
+        assert resp.status_code == 200, resp.text
 
     async def wecom_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         resp = await self.tg.client.post(f"{self.wecom_base}/_sim/apps/{self.wecom_app.agent_id}/{path}", json=body)
@@ -153,16 +163,20 @@ class WorkspaceStack:
 
 
 @contextlib.asynccontextmanager
-async def workspace_stack(database_url: str, data_dir: Path,
-                          reps: dict[str, tuple[str, Role]] | None = None) -> AsyncIterator[WorkspaceStack]:
+async def workspace_stack(database_url: str, data_dir: Path, reps: dict[str, tuple[str, Role]] | None = None,
+                          wechat_mode: str = "safe") -> AsyncIterator[WorkspaceStack]:
     """`reps`: WeCom userid -> (display name, role); managers manage every rep."""
     reps = reps or {"li": ("Li Lei", Role.REP), "wang": ("Wang Fang", Role.REP), "boss": ("Zhao", Role.MANAGER)}
     wecom = WeComSimulator(callback_deadline=5.0, retry_delays=(0.2, 0.4, 0.8))
+    wechat = WeChatSimulator(callback_deadline=5.0, retry_delays=(0.2, 0.4, 0.8))
+    oa = wechat.create_account(mode=wechat_mode)
     app = wecom.create_app()
     for userid, (name, _) in reps.items():
         wecom.add_member(app, userid, name)
-    async with running(wecom.app) as wecom_server, telegram_stack(database_url, data_dir) as tg:
+    async with running(wecom.app) as wecom_server, running(wechat.app) as wechat_server, \
+            telegram_stack(database_url, data_dir) as tg:
         wecom_base = f"http://127.0.0.1:{wecom_server.port}"
+        wechat_base = f"http://127.0.0.1:{wechat_server.port}"
         hub = tg.hub
         ids: dict[str, int] = {}
         async with hub.sessions() as session, session.begin():
@@ -174,6 +188,13 @@ async def workspace_stack(database_url: str, data_dir: Path,
                 settings=hub.channels.get("wecom").settings_model.model_validate({}).model_dump(),
                 cipher=hub.cipher, actor=None,
                 db_session=session)
+            oa_account = await accounts.create(
+                kind="wechat", name="Official account", platform_account_id=oa.app_id,
+                credentials={"app_id": oa.app_id, "app_secret": oa.app_secret, "token": oa.token,
+                             "encoding_aes_key": oa.encoding_aes_key},
+                api_base=wechat_base,
+                settings=hub.channels.get("wechat").settings_model.model_validate({"mode": wechat_mode}).model_dump(),
+                cipher=hub.cipher, actor=None, db_session=session)
             managers = []
             for userid, (name, role) in reps.items():
                 user = await users.get_or_create(userid, role, display_name=name, db_session=session)
@@ -188,5 +209,7 @@ async def workspace_stack(database_url: str, data_dir: Path,
                         rep = await session.get(User, ids[userid])
                         rep.manager_user_id = managers[0].id
         app.callback_url = f"{tg.hub_base}/hooks/wecom/{account.id}"
+        oa.callback_url = f"{tg.hub_base}/hooks/wechat/{oa_account.id}"
         yield WorkspaceStack(tg=tg, wecom=wecom, wecom_app=app, wecom_base=wecom_base,
-                             wecom_account_id=account.id, reps=ids)
+                             wecom_account_id=account.id, reps=ids, wechat=wechat, wechat_account=oa,
+                             wechat_base=wechat_base, wechat_account_id=oa_account.id)

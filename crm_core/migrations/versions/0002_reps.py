@@ -1,4 +1,4 @@
-"""reps: user handles in chat apps, managers and language, notes, contact stage and source, held sends
+"""reps: user handles in chat apps, managers and language, notes, contact stage and source, held sends, message index by identity
 
 Revision ID: 0002
 Revises: 0001
@@ -55,11 +55,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_note'))
     )
     op.create_index(op.f('ix_note_conversation_id'), 'note', ['conversation_id'], unique=False)
+    op.create_index('ix_message_identity', 'message', ['identity_id', 'id'], unique=False)
     # Enums are VARCHAR(32) without CHECK constraints: the new members
     # (message kinds voice / location / link, outbox status held) need no DDL.
 
 
 def downgrade() -> None:
+    op.drop_index('ix_message_identity', table_name='message')
     op.drop_index(op.f('ix_note_conversation_id'), table_name='note')
     op.drop_table('note')
     op.drop_index(op.f('ix_user_handle_user_id'), table_name='user_handle')

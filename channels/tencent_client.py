@@ -1,0 +1,118 @@
+"""An async client for Tencent's server APIs (WeCom qyapi, WeChat api), at any base URL.
+
+wechatpy's clients are synchronous and hard-code the token URL, so the hub has
+its own: one httpx client, an access_token cached per app until shortly before
+it expires, fetched once at a time, and fetched again once when the platform
+says it is invalid or expired (40014 / 42001 / 40001). Errors come back as
+`ApiError` with the platform's errcode, which each adapter maps for the
+dispatcher. The two products differ only in how a token is asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+TOKEN_INVALID = frozenset({40001, 40014, 42001})
+RATE_LIMITED = frozenset({45009, 45033})
+SYSTEM_BUSY = -1
+
+
+class ApiError(Exception):
+    def __init__(self, errcode: int, errmsg: str, path: str) -> None:
+        super().__init__(f"{path}: {errcode} {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+class ApiUnavailable(Exception):
+    """Network error, timeout, 5xx or a body that is not the platform's JSON."""
+
+
+@dataclass(frozen=True)
+class AppKey:
+    api_base: str
+    app_id: str  # WeCom corp id, WeChat AppID
+    secret: str
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class TencentApiClient:
+    def __init__(self, *, product: str, token_path: str, token_params: Callable[[AppKey], dict[str, str]],
+                 timeout: float = 15.0, refresh_margin: float = 300.0) -> None:
+        self.product = product
+        self.token_path = token_path
+        self.token_params = token_params
+        self._http = httpx.AsyncClient(timeout=timeout)
+        self._tokens: dict[AppKey, _Token] = {}
+        self._locks: dict[AppKey, asyncio.Lock] = {}
+        self.refresh_margin = refresh_margin
+
+    async def access_token(self, app: AppKey, *, force: bool = False) -> str:
+        cached = self._tokens.get(app)
+        if cached is not None and not force and cached.expires_at > time.monotonic():
+            return cached.value
+        lock = self._locks.setdefault(app, asyncio.Lock())
+        async with lock:
+            again = self._tokens.get(app)
+            if again is not None and again is not cached and again.expires_at > time.monotonic():
+                return again.value  # fetched by another caller while we waited
+            body = await self._request("GET", app.api_base, self.token_path, params=self.token_params(app))
+            _raise_for_errcode(body, self.token_path)
+            lifetime = float(body.get("expires_in") or 7200)
+            token = _Token(str(body["access_token"]), time.monotonic() + max(60.0, lifetime - self.refresh_margin))
+            self._tokens[app] = token
+            log.info("%s %s: new access_token, valid %.0fs", self.product, app.app_id, lifetime)
+            return token.value
+
+    async def call(self, app: AppKey, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST `payload` to `path`; a token WeCom no longer accepts is fetched again, once."""
+        for attempt in (1, 2):
+            token = await self.access_token(app, force=attempt == 2)
+            body = await self._request("POST", app.api_base, path, params={"access_token": token}, json=payload)
+            if body.get("errcode") in TOKEN_INVALID and attempt == 1:
+                log.info("%s %s: access_token refused (%s); fetching a new one", self.product, app.app_id,
+                         body["errcode"])
+                continue
+            _raise_for_errcode(body, path)
+            return body
+        raise AssertionError("unreachable")
+
+    async def _request(self, method: str, base: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = base.rstrip("/") + path
+        try:
+            response = await self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiUnavailable(f"cannot reach {self.product} at {base}: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 500:
+            raise ApiUnavailable(f"{self.product} {path} answered HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise ApiUnavailable(f"{base} did not answer {path} like the {self.product} API "
+                                 f"(HTTP {response.status_code}): check the API base URL") from None
+        if not isinstance(body, dict):
+            raise ApiUnavailable(f"{self.product} {path}: unexpected answer {str(body)[:200]}")
+        return body
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+def _raise_for_errcode(body: dict[str, Any], path: str) -> None:
+    errcode = body.get("errcode", 0)
+    if errcode:
+        raise ApiError(int(errcode), str(body.get("errmsg", "")), path)
