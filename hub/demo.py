@@ -1,15 +1,24 @@
-"""`scrm demo`: the hub on SQLite beside the offline Telegram simulator."""
+"""`scrm demo`: the hub on SQLite beside the offline Telegram, WeCom and WeChat simulators.
+
+A Telegram customer and a WeChat Official Account follower talk to the bot; the
+reps Li Lei and Wang Fang and their manager Zhao Min work from the WeCom app.
+Credentials of the simulated bot, app and account are kept in the data
+directory, so a second run finds the same channel accounts and history.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 
 from sqlalchemy import select
 
 from channels.simulators.telegram import TelegramSimulator
-from crm_core import accounts, migrate, users
+from channels.simulators.wechat import SimAccount, WeChatSimulator
+from channels.simulators.wecom import SimApp, WeComSimulator
+from crm_core import accounts, migrate, reps, users
 from crm_core.models import ChannelAccount, Role
 from hub.app import HubChannelCatalog, create_app
 from hub.context import Hub
@@ -20,8 +29,14 @@ from hub.settings import Settings
 DEMO_DIR = Path("var/demo")
 
 
-async def run_demo(*, port: int, sim_port: int, data_dir: Path = DEMO_DIR,
-                   ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+DEMO_REPS = {"li": ("Li Lei", Role.REP), "wang": ("Wang Fang", Role.REP), "boss": ("Zhao Min", Role.MANAGER)}
+
+
+async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, wechat_port: int | None = None,
+                   data_dir: Path = DEMO_DIR, ready: asyncio.Event | None = None,
+                   stop: asyncio.Event | None = None) -> None:
+    wecom_port = wecom_port or sim_port + 1
+    wechat_port = wechat_port or sim_port + 2
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -38,28 +53,100 @@ async def run_demo(*, port: int, sim_port: int, data_dir: Path = DEMO_DIR,
     bot = simulator.create_bot(username="scrm_demo_bot", first_name="SCRM Demo",
                                token=token_file.read_text().strip() if token_file.exists() else None)
     token_file.write_text(bot.token)
+    wecom, wecom_app = _wecom_simulator(data_dir)
+    wechat, wechat_account = _wechat_simulator(data_dir)
 
     hub = Hub(settings)
     await migrate.upgrade(hub.engine)
     sim_base = f"http://127.0.0.1:{sim_port}"
-    async with running(simulator.app, port=sim_port):
+    wecom_base, wechat_base = f"http://127.0.0.1:{wecom_port}", f"http://127.0.0.1:{wechat_port}"
+    async with running(simulator.app, port=sim_port), running(wecom.app, port=wecom_port), \
+            running(wechat.app, port=wechat_port):
         account_id, api_token = await _seed(hub, sim_base, bot.token)
+        wecom_id, wechat_id = await _seed_workspace(hub, wecom_base, wecom_app, wechat_base, wechat_account)
+        wecom_app.callback_url = f"{settings.base_url}/hooks/wecom/{wecom_id}"
+        wechat_account.callback_url = f"{settings.base_url}/hooks/wechat/{wechat_id}"
         app = create_app(hub, background=Services(), long_running=True)
         async with running(app, port=port):
             print(
                 "\nSCRM Hub demo is running (SQLite at {db}).\n"
-                "  Chat as a customer (Telegram simulator): {sim}/\n"
-                "  Hub API documentation:                   http://127.0.0.1:{port}/docs\n"
-                "  Telegram channel account:                {account}\n"
-                "  Admin API token:                         {token}\n"
-                "  Try: curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/conversations\n"
+                "  Telegram customer (chat with the bot):        {sim}/\n"
+                "  WeChat follower (Official Account):           {wechat}/\n"
+                "  Reps in WeCom (Li Lei, Wang Fang, Zhao Min):  {wecom}/\n"
+                "  Hub API documentation:                        http://127.0.0.1:{port}/docs\n"
+                "  Admin API token:                              {token}\n"
+                "  Try: write as a customer, claim the lead card in WeCom, reply with /r N text.\n"
+                "       curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/conversations\n"
                 "Press Ctrl+C to stop.\n".format(db=settings.resolved_database_url.split("///")[-1], sim=sim_base,
-                                                 port=port, account=account_id, token=api_token),
+                                                 wechat=wechat_base, wecom=wecom_base, port=port, token=api_token),
                 flush=True,
             )
             if ready is not None:
                 ready.set()
             await stop.wait()
+
+
+def _wecom_simulator(data_dir: Path) -> tuple[WeComSimulator, SimApp]:
+    simulator = WeComSimulator()
+    saved = _load(data_dir / "wecom_app.json")
+    app = simulator.create_app(**saved) if saved else simulator.create_app()
+    _save(data_dir / "wecom_app.json", {"agent_id": app.agent_id, "corp_id": app.corp_id, "secret": app.secret,
+                                        "token": app.token, "encoding_aes_key": app.encoding_aes_key})
+    for userid, (name, _) in DEMO_REPS.items():
+        simulator.add_member(app, userid, name)
+    return simulator, app
+
+
+def _wechat_simulator(data_dir: Path) -> tuple[WeChatSimulator, SimAccount]:
+    simulator = WeChatSimulator()
+    saved = _load(data_dir / "wechat_account.json")
+    account = simulator.create_account(**saved) if saved else simulator.create_account()
+    _save(data_dir / "wechat_account.json", {"app_id": account.app_id, "app_secret": account.app_secret,
+                                             "token": account.token, "encoding_aes_key": account.encoding_aes_key})
+    return simulator, account
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _save(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data))
+    path.chmod(0o600)  # simulated secrets, but secrets: not for other users of the machine
+
+
+async def _seed_workspace(hub: Hub, wecom_base: str, wecom_app: SimApp, wechat_base: str,
+                          wechat_account: SimAccount) -> tuple[int, int]:
+    """The WeCom app with the demo reps as users, and the Official Account; created once."""
+    wecom_creds = {"corp_id": wecom_app.corp_id, "agent_id": wecom_app.agent_id, "secret": wecom_app.secret,
+                   "token": wecom_app.token, "encoding_aes_key": wecom_app.encoding_aes_key}
+    wechat_creds = {"app_id": wechat_account.app_id, "app_secret": wechat_account.app_secret,
+                    "token": wechat_account.token, "encoding_aes_key": wechat_account.encoding_aes_key}
+    ids = []
+    async with hub.sessions() as session, session.begin():
+        for kind, name, base, creds in (("wecom", "Sales app (WeCom)", wecom_base, wecom_creds),
+                                        ("wechat", "Official Account", wechat_base, wechat_creds)):
+            adapter = hub.channels.get(kind)
+            check = await adapter.check_connection(base, creds)
+            account = await session.scalar(select(ChannelAccount).where(
+                ChannelAccount.kind == kind, ChannelAccount.platform_account_id == check.platform_account_id))
+            if account is None:
+                account = await accounts.create(
+                    kind=kind, name=name, platform_account_id=check.platform_account_id,
+                    credentials=adapter.credentials_model.model_validate(creds).model_dump(), api_base=base,
+                    settings=adapter.settings_model().model_dump(), cipher=hub.cipher, actor=None,
+                    db_session=session)
+            account.api_base = base
+            ids.append(account.id)
+        users_by_id = {}
+        for userid, (display, role) in DEMO_REPS.items():
+            user = await users.get_or_create(userid, role, db_session=session, display_name=display)
+            users_by_id[userid] = user
+            await reps.add_handle(user, channel_account_id=ids[0], external_id=userid, db_session=session)
+        for userid, (_, role) in DEMO_REPS.items():
+            if role == Role.REP:
+                users_by_id[userid].manager_user_id = users_by_id["boss"].id
+    return ids[0], ids[1]
 
 
 async def _seed(hub: Hub, sim_base: str, bot_token: str) -> tuple[int, str]:

@@ -27,13 +27,14 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Literal
 
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from channels.simulators.tencent import post_like_tencent
@@ -73,10 +74,14 @@ class SimAccount:
     queue: deque[dict[str, Any]] = field(default_factory=deque)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     msg_ids: itertools.count = field(default_factory=lambda: itertools.count(int(time.time()) * 1000))
+    chats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def cipher(self) -> MessageCipher:
         return MessageCipher(self.token, self.encoding_aes_key, self.app_id)
+
+    def note(self, openid: str, author: str, text: str) -> None:
+        self.chats.setdefault(openid, []).append({"from": author, "text": text, "at": time.time()})
 
     def transcript(self, openid: str) -> list[str]:
         return [m["text"] for m in self.sent if m["to"] == openid]
@@ -100,7 +105,10 @@ class WeChatSimulator:
             routes=[
                 Route("/cgi-bin/token", self._token, methods=["GET"]),
                 Route("/cgi-bin/message/custom/send", self._custom_send, methods=["POST"]),
+                Route("/", self._page, methods=["GET"]),
                 Route("/_sim/accounts", self._create_account, methods=["POST"]),
+                Route("/_sim/accounts", self._list_accounts, methods=["GET"]),
+                Route("/_sim/accounts/{app_id}/chats/{openid}", self._chat, methods=["GET"]),
                 Route("/_sim/accounts/{app_id}", self._state, methods=["GET"]),
                 Route("/_sim/accounts/{app_id}/followers/{openid}/{action}", self._follower_action,
                       methods=["POST"]),
@@ -115,12 +123,16 @@ class WeChatSimulator:
 
     # ---- followers -------------------------------------------------------
 
-    def create_account(self, *, mode: Literal["plain", "compatible", "safe"] = "safe") -> SimAccount:
+    def create_account(self, *, mode: Literal["plain", "compatible", "safe"] = "safe", app_id: str | None = None,
+                       app_secret: str | None = None, token: str | None = None,
+                       encoding_aes_key: str | None = None) -> SimAccount:
+        """A new account; pass saved credentials to bring one back (the demo, across runs)."""
         account = SimAccount(
-            app_id="wx" + secrets.token_hex(8),
-            app_secret="".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(32)),
-            token="".join(secrets.choice(string.ascii_letters) for _ in range(16)),
-            encoding_aes_key="".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43)),
+            app_id=app_id or "wx" + secrets.token_hex(8),
+            app_secret=app_secret or "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(32)),
+            token=token or "".join(secrets.choice(string.ascii_letters) for _ in range(16)),
+            encoding_aes_key=encoding_aes_key or "".join(
+                secrets.choice(string.ascii_letters + string.digits) for _ in range(43)),
             original_id="gh_" + secrets.token_hex(6), mode=mode)
         self.accounts[account.app_id] = account
         return account
@@ -135,6 +147,7 @@ class WeChatSimulator:
         follower = account.followers.setdefault(openid, Follower(openid))
         follower.following = True
         follower.last_action = (time.time(), 0)
+        account.note(openid, "system", "you followed the account" + (f" (QR code {scene})" if scene else ""))
         fields = self._base(account, openid, "event") | {"Event": "subscribe"}
         if scene:
             fields["EventKey"] = f"qrscene_{scene}"
@@ -142,10 +155,12 @@ class WeChatSimulator:
 
     def unfollow(self, account: SimAccount, openid: str) -> dict[str, Any]:
         self._follower(account, openid).following = False
+        account.note(openid, "system", "you unfollowed the account")
         return self._push(account, self._base(account, openid, "event") | {"Event": "unsubscribe"})
 
     def write(self, account: SimAccount, openid: str, text: str) -> dict[str, Any]:
         self._follower(account, openid).last_message = (time.time(), 0)
+        account.note(openid, "me", text)
         return self._push(account, self._base(account, openid, "text") | {"Content": text,
                                                                            "MsgId": str(next(account.msg_ids))})
 
@@ -245,6 +260,7 @@ class WeChatSimulator:
             return _error(exc)
         account.calls.append(("message/custom/send", 0))
         account.sent.append({"to": openid, "text": body["text"]["content"], "at": time.time()})
+        account.note(openid, "hub", body["text"]["content"])
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
     @staticmethod
@@ -277,6 +293,19 @@ class WeChatSimulator:
         account = self.create_account(mode=body.get("mode", "safe"))
         account.callback_url = body.get("callback_url") or None
         return JSONResponse(_credentials(account))
+
+    async def _list_accounts(self, request: Request) -> JSONResponse:
+        return JSONResponse([{"app_id": a.app_id, "mode": a.mode, "callback_url": a.callback_url}
+                             for a in self.accounts.values()])
+
+    async def _chat(self, request: Request) -> JSONResponse:
+        account = self._account_of(request)
+        follower = account.followers.get(request.path_params["openid"])
+        return JSONResponse({"following": bool(follower and follower.following),
+                             "messages": account.chats.get(request.path_params["openid"], [])})
+
+    async def _page(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(resources.files("channels.simulators").joinpath("wechat.html").read_text(encoding="utf-8"))
 
     async def _state(self, request: Request) -> JSONResponse:
         account = self._account_of(request)

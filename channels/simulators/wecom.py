@@ -31,13 +31,14 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from channels.simulators.tencent import post_like_tencent
@@ -71,10 +72,16 @@ class SimApp:
     queue: deque[dict[str, Any]] = field(default_factory=deque)
     deliveries: list[dict[str, Any]] = field(default_factory=list)   # every callback attempt
     msg_ids: itertools.count = field(default_factory=lambda: itertools.count(int(time.time()) * 1000))
+    # What each member or customer sees in their chat with the app / with their rep.
+    chats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def cipher(self) -> MessageCipher:
         return MessageCipher(self.token, self.encoding_aes_key, self.corp_id)
+
+    def note(self, who: str, author: str, text: str, buttons: list[dict[str, Any]] | None = None) -> None:
+        self.chats.setdefault(who, []).append({"from": author, "text": text, "buttons": buttons or [],
+                                               "at": time.time()})
 
     def transcript(self, who: str) -> list[dict[str, Any]]:
         """What one member or customer received from the hub, oldest first."""
@@ -105,7 +112,10 @@ class WeComSimulator:
             routes=[
                 Route("/cgi-bin/gettoken", self._gettoken, methods=["GET"]),
                 Route("/cgi-bin/{path:path}", self._api, methods=["POST"]),
+                Route("/", self._page, methods=["GET"]),
                 Route("/_sim/apps", self._create_app, methods=["POST"]),
+                Route("/_sim/apps", self._list_apps, methods=["GET"]),
+                Route("/_sim/apps/{agent_id:int}/chats/{who}", self._chat, methods=["GET"]),
                 Route("/_sim/apps/{agent_id:int}", self._state, methods=["GET"]),
                 Route("/_sim/apps/{agent_id:int}/config", self._config, methods=["POST"]),
                 Route("/_sim/apps/{agent_id:int}/faults", self._add_fault, methods=["POST"]),
@@ -123,14 +133,17 @@ class WeComSimulator:
 
     # ---- state helpers (tests may call these directly) ------------------
 
-    def create_app(self, *, agent_id: int | None = None, corp_id: str | None = None) -> SimApp:
+    def create_app(self, *, agent_id: int | None = None, corp_id: str | None = None, secret: str | None = None,
+                   token: str | None = None, encoding_aes_key: str | None = None) -> SimApp:
+        """A new app; pass saved credentials to bring one back (the demo, across runs)."""
         agent_id = agent_id or 1_000_002 + len(self.apps)
         app = SimApp(
             corp_id=corp_id or "ww" + secrets.token_hex(8),
             agent_id=agent_id,
-            secret=secrets.token_urlsafe(32)[:43],
-            token=_random_id("", 16),
-            encoding_aes_key="".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43)),
+            secret=secret or secrets.token_urlsafe(32)[:43],
+            token=token or _random_id("", 16),
+            encoding_aes_key=encoding_aes_key or "".join(
+                secrets.choice(string.ascii_letters + string.digits) for _ in range(43)),
         )
         self.apps[agent_id] = app
         return app
@@ -141,6 +154,7 @@ class WeComSimulator:
     def member_writes(self, app: SimApp, userid: str, text: str) -> dict[str, Any]:
         if userid not in app.members:
             raise WeComApiError(60111, f"userid not found: {userid}")
+        app.note(userid, "me", text)
         return self._push(app, {"ToUserName": app.corp_id, "FromUserName": userid, "CreateTime": int(time.time()),
                                 "MsgType": "text", "Content": text, "MsgId": str(next(app.msg_ids)),
                                 "AgentID": app.agent_id})
@@ -150,6 +164,8 @@ class WeComSimulator:
                      and any(b["key"] == key for b in m["card"].get("button_list", []))), None)
         if card is None:
             raise WeComApiError(40058, f"no card with a button {key!r} was sent to {userid}")
+        label = next(b["text"] for b in card["card"]["button_list"] if b["key"] == key)
+        app.note(userid, "system", f"clicked “{label}”")
         return self._push(app, {"ToUserName": app.corp_id, "FromUserName": userid, "CreateTime": int(time.time()),
                                 "MsgType": "event", "Event": "template_card_event", "EventKey": key,
                                 "TaskId": task_id or card["card"].get("task_id", ""),
@@ -161,6 +177,7 @@ class WeComSimulator:
             raise WeComApiError(60111, f"userid not found: {rep}")
         customer = app.customers.setdefault(external, {"name": name or external, "follow": set()})
         customer["follow"].add(rep)
+        app.note(external, "system", f"you added {app.members[rep]} ({rep}) on WeCom")
         code = _random_id("", 32)
         app.welcome_codes[code] = {"external": external, "rep": rep, "expires": time.monotonic() + WELCOME_WINDOW,
                                    "used": False}
@@ -175,6 +192,7 @@ class WeComSimulator:
     def customer_writes(self, app: SimApp, external: str, text: str) -> dict[str, Any]:
         if external not in app.customers:
             raise WeComApiError(84061, f"{external} is not an external contact of this corp")
+        app.note(external, "me", text)
         return self._push(app, {"ToUserName": app.corp_id, "FromUserName": external, "CreateTime": int(time.time()),
                                 "MsgType": "text", "Content": text, "MsgId": str(next(app.msg_ids)),
                                 "AgentID": app.agent_id})
@@ -184,6 +202,7 @@ class WeComSimulator:
         if customer is None or rep not in customer["follow"]:
             raise WeComApiError(84061, f"{external} is not a contact of {rep}")
         customer["follow"].discard(rep)
+        app.note(external, "system", f"you deleted {app.members.get(rep, rep)}")
         return self._push(app, {"ToUserName": app.corp_id, "FromUserName": "sys", "CreateTime": int(time.time()),
                                 "MsgType": "event", "Event": "change_external_contact",
                                 "ChangeType": "del_follow_user", "UserID": rep, "ExternalUserID": external})
@@ -296,8 +315,11 @@ class WeComSimulator:
                 card = body.get("template_card") or {}
                 entry["card"] = card
                 entry["text"] = card.get("sub_title_text", "")
+                title = (card.get("main_title") or {}).get("title", "")
+                app.note(userid, "hub", f"【{title}】\n{entry['text']}", card.get("button_list"))
             else:
                 entry["text"] = (body.get(msgtype) or {}).get("content", "")
+                app.note(userid, "hub", entry["text"])
             app.sent.append(entry)
         return {"msgid": msgid, "invaliduser": "|".join(invalid)}
 
@@ -311,6 +333,7 @@ class WeComSimulator:
         text = (body.get("text") or {}).get("content", "")
         app.sent.append({"to": code["external"], "msgtype": "welcome", "text": text, "from": code["rep"],
                          "at": time.time()})
+        app.note(code["external"], "hub", text)
         return {}
 
     def _add_msg_template(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
@@ -336,6 +359,7 @@ class WeComSimulator:
         for target in task["targets"]:
             app.sent.append({"to": target, "msgtype": "text", "text": task["text"], "from": task["sender"],
                              "at": time.time()})
+            app.note(target, "hub", task["text"])
 
     # ---- control ---------------------------------------------------------
 
@@ -353,6 +377,19 @@ class WeComSimulator:
         if body.get("callback_url"):
             app.callback_url = body["callback_url"]
         return JSONResponse(_credentials(app))
+
+    async def _list_apps(self, request: Request) -> JSONResponse:
+        return JSONResponse([{"agent_id": a.agent_id, "corp_id": a.corp_id, "members": a.members,
+                              "callback_url": a.callback_url,
+                              "customers": {k: v["name"] for k, v in a.customers.items()}}
+                             for a in self.apps.values()])
+
+    async def _chat(self, request: Request) -> JSONResponse:
+        app = self._app_of(request)
+        return JSONResponse({"messages": app.chats.get(request.path_params["who"], [])})
+
+    async def _page(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(resources.files("channels.simulators").joinpath("wecom.html").read_text(encoding="utf-8"))
 
     async def _state(self, request: Request) -> JSONResponse:
         app = self._app_of(request)

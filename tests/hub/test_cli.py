@@ -125,9 +125,10 @@ async def run_demo_once(tmp_path, customer_text: str, processed: int) -> tuple[d
     processed, return the bot and its replies."""
     from hub.demo import run_demo
 
-    port, sim_port = free_port(), free_port()
+    port, sim_port, wecom_port, wechat_port = free_port(), free_port(), free_port(), free_port()
     ready, stop = asyncio.Event(), asyncio.Event()
-    demo = asyncio.create_task(run_demo(port=port, sim_port=sim_port, data_dir=tmp_path, ready=ready, stop=stop))
+    demo = asyncio.create_task(run_demo(port=port, sim_port=sim_port, wecom_port=wecom_port, wechat_port=wechat_port,
+                                        data_dir=tmp_path, ready=ready, stop=stop))
     try:
         await asyncio.wait_for(ready.wait(), 30)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}", timeout=10) as sim:
@@ -163,7 +164,8 @@ async def test_demo_answers_a_customer_typed_into_the_simulator(tmp_path):
     assert again["webhook_url"].endswith("/hooks/telegram/1")
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}")
     async with session_factory(engine)() as session:
-        texts = (await session.scalars(select(OutboxMessage.payload).order_by(OutboxMessage.id))).all()
+        texts = (await session.scalars(select(OutboxMessage.payload).where(OutboxMessage.channel_account_id == 1)
+                                       .order_by(OutboxMessage.id))).all()
     await engine.dispose()
     assert len(texts) == 1
     assert texts[0]["text"].startswith("您好，王伟")
@@ -207,3 +209,47 @@ def test_an_in_doubt_send_is_resolved_as_sent_or_queued_again(env):
     assert "queued to send again" in runner.invoke(main, ["outbox", "resolve", str(lost), "--resend"]).output
     assert asyncio.run(statuses()) == [OutboxStatus.SENT, OutboxStatus.PENDING]
     assert runner.invoke(main, ["outbox", "resolve", str(delivered), "--resend"]).exit_code != 0  # no longer in doubt
+
+
+async def test_demo_shows_a_wecom_rep_and_a_wechat_customer_beside_the_telegram_customer(tmp_path):
+    from hub.demo import run_demo
+
+    port, sim_port, wecom_port, wechat_port = free_port(), free_port(), free_port(), free_port()
+    ready, stop = asyncio.Event(), asyncio.Event()
+    demo = asyncio.create_task(run_demo(port=port, sim_port=sim_port, wecom_port=wecom_port, wechat_port=wechat_port,
+                                        data_dir=tmp_path, ready=ready, stop=stop))
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{wecom_port}", timeout=10) as wecom, \
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{wechat_port}", timeout=10) as wechat:
+            assert "企业微信" in (await wecom.get("/")).text
+            assert "公众号" in (await wechat.get("/")).text
+            [app] = (await wecom.get("/_sim/apps")).json()
+            assert set(app["members"]) == {"li", "wang", "boss"}
+            [account] = (await wechat.get("/_sim/accounts")).json()
+            followers = f"/_sim/accounts/{account['app_id']}/followers/oDemoZhang"
+            await wechat.post(f"{followers}/follow", json={"scene": "demo-qr"})
+            await wechat.post(f"{followers}/messages", json={"text": "你好，请问有折扣吗？"})
+
+            async def chat(path):
+                return (await (wecom if "apps" in path else wechat).get(path)).json()["messages"]
+
+            async def li_card():
+                cards = [m for m in await chat(f"/_sim/apps/{app['agent_id']}/chats/li") if m["buttons"]]
+                return cards and cards[-1]
+            card = await eventually(li_card, timeout=15)
+            assert "你好，请问有折扣吗？" in card["text"]
+            claim = next(b["key"] for b in card["buttons"] if b["key"].startswith("claim:"))
+            await wecom.post(f"/_sim/apps/{app['agent_id']}/members/li/clicks", json={"key": claim})
+            await wecom.post(f"/_sim/apps/{app['agent_id']}/members/li/messages",
+                             json={"text": f"/r {claim.split(':')[1]} 您好，本月订购九折。"})
+
+            async def answered():
+                lines = [m["text"] for m in await chat(f"/_sim/accounts/{account['app_id']}/chats/oDemoZhang")
+                         if m["from"] == "hub"]
+                return "您好，本月订购九折。" in lines and lines
+            lines = await eventually(answered, timeout=15)
+            assert lines[0].startswith("您好")  # the bot's greeting came first
+    finally:
+        stop.set()
+        await asyncio.wait_for(demo, 30)
