@@ -108,7 +108,8 @@ async def handover(user_id: int, body: HandoverRequest,
         from_name = departing.display_name or departing.username
         text = {"zh": f"{from_name} 的 {count} 个会话已转交给您，发送 /我的 查看。",
                 "en": f"{count} conversations of {from_name} are now yours; send /mine to see them."}[lang]
-        await reps.notify_user(heir.id, OutboundMessage("", text), key=f"handover:{departing.id}:{heir.id}:"
+        await reps.notify_user(heir.id, OutboundMessage("", text, title="转交 · Handover"),
+                               key=f"handover:{departing.id}:{heir.id}:"
                                f"{count}", db_session=session)
     await session.commit()
     ctx.on_enqueued()

@@ -194,7 +194,7 @@ class WeComAdapter:
                 if message.recipient in (body.get("fail_list") or []):
                     raise RecipientUnreachable(f"WeCom: {message.recipient} is not a contact of {sender}")
                 return SendResult(platform_message_id=f"task:{body.get('msgid', '')}")
-            body = await self.client.call(app, "/cgi-bin/message/send", _app_message(app, account, message))
+            body = await self.client.call(app, "/cgi-bin/message/send", _app_message(account, message))
             if body.get("invaliduser"):
                 raise RecipientUnreachable(f"WeCom: {body['invaliduser']} is not a member who can use the app")
             return SendResult(platform_message_id=str(body.get("msgid", "")))
@@ -240,9 +240,12 @@ def _as_text(message: OutboundMessage) -> str:
     return "\n".join(lines)
 
 
-def _app_message(app: AppKey, account: AccountRef, message: OutboundMessage) -> dict[str, Any]:
+def _app_message(account: AccountRef, message: OutboundMessage) -> dict[str, Any]:
+    """Text; a markdown message for a titled notice; a button card when there are buttons."""
     agent_id = account.credentials["agent_id"]
     base = {"touser": message.recipient, "agentid": agent_id}
+    if not message.buttons and message.title:
+        return {**base, "msgtype": "markdown", "markdown": {"content": f"**{message.title}**\n{message.text}"}}
     if not message.buttons:
         return {**base, "msgtype": "text", "text": {"content": _as_text(message)}}
     card = {

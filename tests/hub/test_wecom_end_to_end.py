@@ -9,6 +9,7 @@ import time
 import httpx
 from sqlalchemy import func, select
 
+from channels.tencent import build_xml, signature
 from crm_core.models import Contact, Conversation, Identity, Message, OutboxMessage, OutboxStatus
 from hub.serving import running
 from tests.fakes.stack import eventually, workspace_stack
@@ -94,16 +95,23 @@ async def test_unanswered_callbacks_are_retried_and_stored_once(database_url, tm
             app.callback_url = f"http://127.0.0.1:{front.port}/"
             await ws.rep_writes("li", "/mine")
             await ws.rep_receives("li", "no open conversations")
+        app.callback_url = hub_url
         assert len(attempts) == 3 and attempts[0] == attempts[1] == attempts[2]  # same signed request each time
         assert [d["status"] for d in app.deliveries] == [502, 502, 200]
 
-        # A replay of an answered callback (same MsgId) is a no-op.
+        # Platform retries of answered callbacks are no-ops: a message (same MsgId) and an
+        # event (same FromUserName + CreateTime).
+        await ws.wecom_post("customers/wmRetry0001/add", {"rep": "wang", "name": "Retry"})
+        await ws.rep_receives("wang", "添加了您为联系人")
         before = await _count(ws.tg.hub, Message)
         async with httpx.AsyncClient() as client:
-            resp = await client.post(hub_url, params=app.deliveries[-1]["query"], content=attempts[0],
-                                     headers={"content-type": "text/xml"})
-        assert resp.status_code == 200
+            for delivery in (app.deliveries[-2], app.deliveries[-1]):  # the /mine message, the add event
+                query, body = ws.wecom.signed_request(app, delivery["fields"])
+                resp = await client.post(hub_url, params=query, content=body)
+                assert resp.status_code == 200
         assert await _count(ws.tg.hub, Message) == before
+        # Every answered callback was answered well inside WeCom's 5 s deadline.
+        assert all(d["seconds"] < 5 for d in app.deliveries if d["status"] == 200)
 
 
 async def test_bad_callbacks_get_a_4xx_and_store_nothing(database_url, tmp_path):
@@ -115,7 +123,13 @@ async def test_bad_callbacks_get_a_4xx_and_store_nothing(database_url, tmp_path)
         query, body = ws.wecom.signed_request(app, fields)
         entity_xml = (b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY big "' + b"A" * 100 + b'">]>'
                       b"<xml><Encrypt>&big;</Encrypt></xml>")
+        # Truncated ciphertext, signed with the right Token (say, cut by a proxy before signing).
+        envelope = app.cipher.envelope(build_xml(fields))
+        cut = envelope["Encrypt"][:-20]
+        cut_query = {"msg_signature": signature(app.token, envelope["TimeStamp"], envelope["Nonce"], cut),
+                     "timestamp": envelope["TimeStamp"], "nonce": envelope["Nonce"]}
         cases = [
+            ("truncated ciphertext", cut_query, build_xml({"Encrypt": cut}).encode(), 400),
             ("wrong signature", {**query, "msg_signature": "0" * 40}, body, 403),
             ("entity declarations", query, entity_xml, 400),
             ("not xml", query, b"{\"json\": true}", 400),
