@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from bots.language import reply_language
 from crm_core.db import utcnow
-from crm_core.models import Direction, Message, MessageKind
+from crm_core.models import CUSTOMER_MESSAGE_KINDS, Direction, Message
 from crm_core.ports import HandlerContext
 
 GREETING = {
@@ -20,7 +20,6 @@ ACKNOWLEDGEMENT = {
     "en": "Thanks, we have received your message and will get back to you soon.",
     "zh": "已收到您的消息，我们会尽快回复您，谢谢！",
 }
-CUSTOMER_KINDS = (MessageKind.TEXT, MessageKind.IMAGE, MessageKind.FILE)
 
 
 class GreetingBot:
@@ -29,14 +28,14 @@ class GreetingBot:
 
     async def handle(self, ctx: HandlerContext) -> None:
         message = ctx.message
-        if message.kind not in CUSTOMER_KINDS or ctx.conversation.assignee_user_id is not None:
+        if message.kind not in CUSTOMER_MESSAGE_KINDS or ctx.conversation.assignee_user_id is not None:
             return  # edits, button presses and events need no reply; a person owns assigned chats
         lang = reply_language(message.text, ctx.identity.language)
         earlier_inbound = await ctx.db_session.scalar(
             select(func.count()).select_from(Message).where(
                 Message.conversation_id == ctx.conversation.id,
                 Message.direction == Direction.INBOUND,
-                Message.kind.in_(CUSTOMER_KINDS),
+                Message.kind.in_(CUSTOMER_MESSAGE_KINDS),
                 Message.id < message.id,
             )
         )

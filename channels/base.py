@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
-from crm_core.ports import AccountRef, InboundEvent, OutboundMessage, RateLimit, SendResult
+from crm_core.ports import AccountRef, InboundEvent, OutboundMessage, Profile, RateLimit, SendResult
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,14 @@ class ChannelAdapter(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class ProfileAdapter(ChannelAdapter, Protocol):
+    """An adapter that can ask its platform who a user is (name, WeChat unionid)."""
+
+    async def fetch_profile(self, account: AccountRef, external_id: str) -> Profile | None:
+        """None: no profile API for this user (a colleague, not a customer)."""
+        ...
 
 
 def numbered_options(message: OutboundMessage) -> str:

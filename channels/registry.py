@@ -8,7 +8,7 @@ from channels.base import ChannelAdapter
 from channels.telegram.adapter import TelegramAdapter
 from channels.wechat.adapter import WeChatAdapter
 from channels.wecom.adapter import WeComAdapter
-from crm_core.ports import AccountRef, OutboundMessage, RateLimit, SendResult
+from crm_core.ports import AccountRef, OutboundMessage, Profile, RateLimit, SendResult
 
 
 def default_adapters() -> list[ChannelAdapter]:
@@ -47,6 +47,11 @@ class ChannelRegistry:
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
         return await self.get(account.kind).send(account, message)
+
+    async def fetch_profile(self, account: AccountRef, external_id: str) -> Profile | None:
+        """The platform's profile of a user, or None where the channel has no profile API."""
+        fetch = getattr(self.get(account.kind), "fetch_profile", None)
+        return None if fetch is None else await fetch(account, external_id)
 
     async def close(self) -> None:
         for adapter in self._by_kind.values():

@@ -28,6 +28,10 @@ from wechatpy.crypto import BasePrpCrypto
 from crm_core.models import MessageKind
 
 AES_KEY_PATTERN = r"^[A-Za-z0-9+/]{43}$"
+# The contact key for a WeChat unionid: one person across a company's Official
+# Accounts and its WeCom external contacts (given when both are bound to one
+# WeChat Open Platform account).
+UNIONID_KEY = "wechat_unionid"
 
 
 class CallbackRejected(Exception):

@@ -78,11 +78,17 @@ class TencentApiClient:
             log.info("%s %s: new access_token, valid %.0fs", self.product, app.app_id, lifetime)
             return token.value
 
-    async def call(self, app: AppKey, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST `payload` to `path`; a token WeCom no longer accepts is fetched again, once."""
+    async def call(self, app: AppKey, path: str, payload: dict[str, Any] | None = None, *,
+                   params: dict[str, str] | None = None) -> dict[str, Any]:
+        """POST `payload` to `path` (GET with `params` when there is no payload);
+        a token the platform no longer accepts is fetched again, once."""
         for attempt in (1, 2):
             token = await self.access_token(app, force=attempt == 2)
-            body = await self._request("POST", app.api_base, path, params={"access_token": token}, json=payload)
+            query = {**(params or {}), "access_token": token}
+            if payload is None:
+                body = await self._request("GET", app.api_base, path, params=query)
+            else:
+                body = await self._request("POST", app.api_base, path, params=query, json=payload)
             if body.get("errcode") in TOKEN_INVALID and attempt == 1:
                 log.info("%s %s: access_token refused (%s); fetching a new one", self.product, app.app_id,
                          body["errcode"])

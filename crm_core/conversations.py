@@ -38,7 +38,9 @@ def _visible_contacts(user: User) -> Select:
 
 
 async def list_contacts(user: User, *, db_session: AsyncSession, limit: int = 50, offset: int = 0) -> list[Contact]:
-    stmt = _visible_contacts(user).order_by(Contact.id.desc()).limit(limit).offset(offset)
+    # Contacts merged into another are reached through that one (get_contact still finds them).
+    stmt = (_visible_contacts(user).where(Contact.merged_into_id.is_(None))
+            .order_by(Contact.id.desc()).limit(limit).offset(offset))
     return list((await db_session.scalars(stmt)).all())
 
 

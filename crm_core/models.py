@@ -58,6 +58,11 @@ class MessageKind(enum.StrEnum):
     LINK = "link"
 
 
+# What a customer writes (as opposed to events, button presses and edits).
+CUSTOMER_MESSAGE_KINDS = (MessageKind.TEXT, MessageKind.IMAGE, MessageKind.FILE, MessageKind.VOICE,
+                          MessageKind.LOCATION, MessageKind.LINK)
+
+
 class ConversationStatus(enum.StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -98,10 +103,31 @@ class Contact(Base):
     # Pipeline stage and where the contact came from (a channel QR code's State...).
     stage: Mapped[str] = mapped_column(String(32), default="new")
     source: Mapped[str | None] = mapped_column(String(200))
+    # Set when this contact turned out to be someone already known (same WeChat
+    # unionid...): its identities and conversations moved there.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     identities: Mapped[list[Identity]] = relationship(back_populates="contact", lazy="raise")
+
+
+class ContactKey(Base):
+    """Something that names one person across channels (a WeChat unionid...).
+
+    A second identity arriving with a known key joins that key's contact.
+    """
+
+    __tablename__ = "contact_key"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(200))
+    # The identity whose platform profile gave this key.
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("identity.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class ChannelAccount(Base):
@@ -153,6 +179,9 @@ class Identity(Base):
     unreachable_reason: Mapped[str | None] = mapped_column(String(500))
     unreachable_since: Mapped[dt.datetime | None]
     last_inbound_at: Mapped[dt.datetime | None]
+    # When the platform's profile of this identity was last looked up (name,
+    # unionid); NULL: not yet, the worker does it before the next message.
+    profile_checked_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     contact: Mapped[Contact] = relationship(back_populates="identities", lazy="raise")
@@ -223,6 +252,10 @@ class Conversation(Base):
     assignee_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_message_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # First-response SLA: the first unanswered customer message a reminder
+    # (and an escalation) went out for, so each is sent once per wait.
+    sla_reminded_message_id: Mapped[int | None] = mapped_column(Id)
+    sla_escalated_message_id: Mapped[int | None] = mapped_column(Id)
 
 
 class Message(Base):

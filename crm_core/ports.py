@@ -182,6 +182,28 @@ class OutboundGateway(Protocol):
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult: ...
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What a platform tells about one of its users when asked (WeCom
+    externalcontact/get, WeChat user/info)."""
+
+    display_name: str | None = None
+    # Cross-channel keys naming the person ({"wechat_unionid": "o6_bm..."}):
+    # another identity with the same key is the same contact.
+    keys: dict[str, str] = field(default_factory=dict)
+    # Anything else worth keeping (company name, gender...), stored as given.
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class ProfileLookup(Protocol):
+    """Asks the platform for an identity's profile; implemented by the composition root."""
+
+    async def fetch_profile(self, account_id: int, external_id: str) -> Profile | None:
+        """The profile (possibly empty); None when the channel has no profile
+        API for this user. Raises when the platform cannot answer now."""
+        ...
+
+
 @dataclass
 class HandlerContext:
     """One stored inbound message being processed by the worker."""

@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.db import utcnow
 from crm_core.dispatcher import new_owner_id
+from crm_core.linking import apply_profile
 from crm_core.models import Contact, Conversation, Direction, Identity, Message
 from crm_core.outbox import enqueue_to_conversation, release_held
-from crm_core.ports import HandlerContext, MessageHandler
+from crm_core.ports import HandlerContext, MessageHandler, Profile, ProfileLookup
 from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,13 @@ class MessageWorker:
         idle_poll_seconds: float = 0.5,
         on_enqueued: Callable[[], None] | None = None,
         owner: str | None = None,
+        profiles: ProfileLookup | None = None,
+        profile_timeout: float = 10.0,
     ) -> None:
         self.sessions = sessions
         self.handlers = list(handlers)
+        self.profiles = profiles
+        self.profile_timeout = profile_timeout
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.batch_size = batch_size
@@ -97,17 +102,45 @@ class MessageWorker:
             )
             return sorted(rows.scalars().all())
 
+    async def _lookup_profile(self, message_id: int) -> Profile | None:
+        """The platform's profile of a customer not looked up yet; asked outside
+        any transaction, so a slow platform holds no database lock."""
+        if self.profiles is None:
+            return None
+        async with self.sessions() as session:
+            row = (await session.execute(
+                select(Identity.channel_account_id, Identity.external_id)
+                .join(Message, Message.identity_id == Identity.id)
+                .join(Contact, Contact.id == Identity.contact_id)
+                .where(Message.id == message_id, Identity.profile_checked_at.is_(None), Contact.is_staff.is_(False))
+            )).first()
+        if row is None:
+            return None
+        try:
+            return await asyncio.wait_for(self.profiles.fetch_profile(row.channel_account_id, row.external_id),
+                                          self.profile_timeout)
+        except Exception as exc:
+            # The message is handled without it; the next message asks again.
+            log.warning("message %s: profile of %s not available now: %s: %s", message_id, row.external_id,
+                        type(exc).__name__, exc)
+            return None
+
     async def _process(self, message_id: int) -> None:
         try:
+            profile = await self._lookup_profile(message_id)
             async with self.sessions() as session, session.begin():
                 message = await session.get(Message, message_id, with_for_update=False)
                 if message is None or message.processed_at is not None or message.processing_owner != self.owner:
                     return
-                conversation = await session.get(Conversation, message.conversation_id)
                 identity = await session.get(Identity, message.identity_id)
-                assert conversation is not None and identity is not None
-                contact = await session.get(Contact, conversation.contact_id)
+                assert identity is not None
+                contact = await session.get(Contact, identity.contact_id)
                 assert contact is not None
+                if profile is not None and identity.profile_checked_at is None:
+                    # May move the identity and its conversations to the contact its unionid names.
+                    contact = await apply_profile(identity, contact, profile, db_session=session)
+                conversation = await session.get(Conversation, message.conversation_id)
+                assert conversation is not None
                 ctx = HandlerContext(session, message, conversation, contact, identity)
                 await release_held(identity.id, db_session=session)
                 for handler in self.handlers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.greeting import GreetingBot
 from bots.rep import RepAlerts, RepWorkspace
+from bots.rep.sla import SlaWatcher
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
 from crm_core import accounts
@@ -19,7 +21,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ingest import IngestWriter
 from crm_core.models import ChannelAccount
-from crm_core.ports import AccountRef, InboundEvent, MessageHandler
+from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile
 from crm_core.processing import MessageWorker
 from hub.settings import Settings
 
@@ -61,6 +63,14 @@ class Hub:
             handlers if handlers is not None else default_handlers(),
             lease_seconds=settings.dispatch_lease_seconds,
             on_enqueued=self.dispatcher.wake,
+            profiles=self,
+        )
+        self.sla = SlaWatcher(
+            self.sessions,
+            first_response=dt.timedelta(minutes=settings.sla_first_response_minutes),
+            escalate_after=dt.timedelta(minutes=settings.sla_escalate_minutes),
+            interval=settings.sla_check_seconds,
+            on_enqueued=self.dispatcher.wake,
         )
         self.ingest_writer = IngestWriter(self.sessions)
         self._accounts: dict[int, tuple[float, ChannelAccount, AccountRef]] = {}
@@ -83,6 +93,13 @@ class Hub:
         ref = accounts.to_ref(row, self.cipher)
         self._accounts[account_id] = (time.monotonic(), row, ref)
         return row, ref
+
+    async def fetch_profile(self, account_id: int, external_id: str) -> Profile | None:
+        """The worker's ProfileLookup: the platform's profile of a customer (name, unionid)."""
+        found = await self.account(account_id)
+        if found is None:
+            return None
+        return await self.channels.fetch_profile(found[1], external_id)
 
     def forget_account(self, account_id: int) -> None:
         self._accounts.pop(account_id, None)

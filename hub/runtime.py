@@ -43,6 +43,8 @@ class BackgroundRuntime:
     async def start(self) -> None:
         if self.services.worker:
             self._tasks.append(asyncio.create_task(self.hub.worker.run(self.stop), name="message-worker"))
+            # Safe in every worker process: each reminder is marked on its conversation once.
+            self._tasks.append(asyncio.create_task(self.hub.sla.run(self.stop), name="sla-watcher"))
         if self.services.dispatcher:
             await self.hub.dispatcher.recover_abandoned()
             self._tasks.append(asyncio.create_task(self.hub.dispatcher.run(self.stop), name="dispatcher"))

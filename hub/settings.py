@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(default=100, ge=1, le=5000)
     max_send_attempts: int = Field(default=10, ge=1, le=100)
     max_webhook_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # First-response SLA: a customer unanswered by a person this long reminds the
+    # owner (every rep if unclaimed); this long escalates to the manager.
+    sla_first_response_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
+    sla_escalate_minutes: float = Field(default=120.0, gt=0, le=30 * 24 * 60)
+    sla_check_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _sla_order(self) -> Settings:
+        if self.sla_escalate_minutes < self.sla_first_response_minutes:
+            raise ValueError("SCRM_SLA_ESCALATE_MINUTES must not be shorter than SCRM_SLA_FIRST_RESPONSE_MINUTES")
+        return self
     log_level: str = "INFO"
 
     @field_validator("base_url")

@@ -58,6 +58,10 @@ class ContactRead(BaseModel):
     id: int
     display_name: str | None
     language: str | None
+    stage: str
+    source: str | None
+    # Set when this contact turned out to be another one (same WeChat unionid): follow it.
+    merged_into_id: int | None
     created_at: dt.datetime
 
 

@@ -9,18 +9,17 @@ account's welcome message with the event's WelcomeCode.
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.language import reply_language
 from bots.rep.texts import say
 from crm_core import reps
-from crm_core.models import ChannelAccount, Conversation, Direction, Message, MessageKind, User
+from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Conversation, Direction, Message, User
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import HandlerContext, OutboundMessage
 
 # Normalized events that carry where the customer came from (WeCom State, WeChat QR scene).
 SOURCE_EVENTS = ("contact_added", "followed", "scan")
-CUSTOMER_KINDS = (MessageKind.TEXT, MessageKind.IMAGE, MessageKind.FILE, MessageKind.VOICE, MessageKind.LOCATION,
-                  MessageKind.LINK)
 
 
 class RepAlerts:
@@ -36,7 +35,7 @@ class RepAlerts:
                 await self._contact_added(ctx, item)
             elif kind == "customer_left":
                 await self._churn(ctx, item)
-        if message.kind not in CUSTOMER_KINDS:
+        if message.kind not in CUSTOMER_MESSAGE_KINDS:
             return
         conversation = ctx.conversation
         if conversation.assignee_user_id is not None:
@@ -45,7 +44,7 @@ class RepAlerts:
         earlier = await ctx.db_session.scalar(
             select(func.count()).select_from(Message).where(
                 Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND,
-                Message.kind.in_(CUSTOMER_KINDS), Message.id < message.id))
+                Message.kind.in_(CUSTOMER_MESSAGE_KINDS), Message.id < message.id))
         if not earlier:
             await alert_new_lead(ctx, conversation, key=f"lead:{message.id}")
 
@@ -110,23 +109,31 @@ async def _alert_owner(ctx: HandlerContext, conversation: Conversation) -> None:
 async def _card(ctx: HandlerContext, user: User, title_key: str, *, key: str,
                 conversation: Conversation | None = None, **params: object) -> int:
     conversation = conversation or ctx.conversation
-    card = await reps.contact_card(conversation, db_session=ctx.db_session)
+    latest = ctx.message.text if ctx.message.conversation_id == conversation.id else None
+    queued = await send_card(user, title_key, conversation, key=key, latest=latest, db_session=ctx.db_session,
+                             **params)
+    if queued:
+        ctx.enqueued = True
+    return queued
+
+
+async def send_card(user: User, title_key: str, conversation: Conversation, *, key: str, latest: str | None,
+                    db_session: AsyncSession, **params: object) -> int:
+    """A card about `conversation` to `user` in their language, with the buttons
+    that fit its state; how many of the user's chat apps it was queued to."""
+    card = await reps.contact_card(conversation, db_session=db_session)
     lang = user.language or "zh"
     title = say(title_key, lang, id=conversation.id, name=card["name"], **params)
-    account = await ctx.db_session.get(ChannelAccount, conversation.channel_account_id)
+    account = await db_session.get(ChannelAccount, conversation.channel_account_id)
     where = f"{account.kind} · {account.name}" if account else ""
     body = [f"#{conversation.id} {card['name']} · {where}"]
     if card["source"]:
         body.append(f"source: {card['source']}")
-    latest = ctx.message.text if ctx.message.conversation_id == conversation.id and ctx.message.text else None
     if latest:
         body.append(f"“{latest[:300]}”")
     body.append(f"stage: {card['stage']} · owner: {card['owner'] or '-'}")
     claimed = conversation.assignee_user_id is not None
-    queued = await reps.notify_user(user.id, OutboundMessage("", "\n".join(body),
-                                                             reps.card_buttons(conversation.id, claimed=claimed),
-                                                             title=title),
-                                    key=f"{key}:u{user.id}", db_session=ctx.db_session)
-    if queued:
-        ctx.enqueued = True
-    return queued
+    return await reps.notify_user(user.id, OutboundMessage("", "\n".join(body),
+                                                           reps.card_buttons(conversation.id, claimed=claimed),
+                                                           title=title),
+                                  key=f"{key}:u{user.id}", db_session=db_session)

@@ -69,6 +69,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "card_reply": {"en": "{name} replied (#{id})", "zh": "{name} 回复了（#{id}）"},
     "card_churn": {"en": "Churn alert: {name} deleted {rep} (#{id})", "zh": "流失预警：{name} 删除了 {rep}（#{id}）"},
     "card_added": {"en": "{name} added you on WeCom (#{id})", "zh": "{name} 添加了您为联系人（#{id}）"},
+    "card_sla": {"en": "{name} has waited {minutes} min for an answer (#{id})",
+                 "zh": "{name} 已等待回复 {minutes} 分钟（#{id}）"},
+    "card_sla_escalation": {"en": "Escalation: {name} unanswered {minutes} min (#{id})",
+                            "zh": "升级提醒：{name} {minutes} 分钟无人回复（#{id}）"},
     "card_reminder": {"en": "Reminder: follow up #{id} ({name})", "zh": "提醒：跟进 #{id}（{name}）"},
     "card_assigned": {"en": "#{id} ({name}) was handed to you by {by}", "zh": "{by} 将 #{id}（{name}）转交给您"},
 }

@@ -4,7 +4,8 @@ API side: /cgi-bin/token (40013 wrong AppID, 40125 wrong secret; tokens
 expire: 42001) and /cgi-bin/message/custom/send, which enforces WeChat's
 customer-service rules: after a follower's message, 5 sends within 48 hours;
 after a follow, QR scan or menu click, 3 within a minute; otherwise 45015
-(outside the window) or 45047 (over the quota); 43004 to an unfollower.
+(outside the window) or 45047 (over the quota); 43004 to an unfollower; and
+/cgi-bin/user/info (subscribe state, QR scene, the unionid when one is set).
 
 Callback side: followers' messages and events become the XML WeChat posts to
 the server URL, in plain, compatible or safe mode, signed like the platform and
@@ -52,6 +53,9 @@ ACTION_QUOTA = 3
 class Follower:
     openid: str
     following: bool = True
+    unionid: str = ""  # given by user/info, as when the account is bound to an Open Platform account
+    followed_at: float = 0.0
+    scene: str = ""
     # (at, sends since): the last message and the last action open separate windows.
     last_message: tuple[float, int] | None = None
     last_action: tuple[float, int] | None = None
@@ -105,6 +109,7 @@ class WeChatSimulator:
             routes=[
                 Route("/cgi-bin/token", self._token, methods=["GET"]),
                 Route("/cgi-bin/message/custom/send", self._custom_send, methods=["POST"]),
+                Route("/cgi-bin/user/info", self._user_info, methods=["GET"]),
                 Route("/", self._page, methods=["GET"]),
                 Route("/_sim/accounts", self._create_account, methods=["POST"]),
                 Route("/_sim/accounts", self._list_accounts, methods=["GET"]),
@@ -143,9 +148,11 @@ class WeChatSimulator:
             raise WeChatApiError(43004, f"{openid} does not follow the account")
         return follower
 
-    def follow(self, account: SimAccount, openid: str, scene: str = "") -> dict[str, Any]:
+    def follow(self, account: SimAccount, openid: str, scene: str = "", unionid: str = "") -> dict[str, Any]:
         follower = account.followers.setdefault(openid, Follower(openid))
         follower.following = True
+        follower.followed_at, follower.scene = time.time(), scene
+        follower.unionid = unionid or follower.unionid
         follower.last_action = (time.time(), 0)
         account.note(openid, "system", "you followed the account" + (f" (QR code {scene})" if scene else ""))
         fields = self._base(account, openid, "event") | {"Event": "subscribe"}
@@ -233,19 +240,47 @@ class WeChatSimulator:
         account.calls.append(("token", 0))
         return JSONResponse({"access_token": token, "expires_in": 7200})
 
-    async def _custom_send(self, request: Request) -> JSONResponse:
+    def _authorized(self, request: Request, path: str) -> SimAccount:
+        """The account whose valid access_token the call carries; faults set up
+        for `path` fire here (a fault without a path is for message/custom/send)."""
         token = request.query_params.get("access_token", "")
         account = next((a for a in self.accounts.values() if token in a.tokens), None)
         if account is None:
-            return _error(WeChatApiError(40001, "invalid credential, access_token is invalid or not latest"))
+            raise WeChatApiError(40001, "invalid credential, access_token is invalid or not latest")
+        if account.tokens[token] < time.monotonic():
+            raise WeChatApiError(42001, "access_token expired")
+        for fault in [f for f in account.faults if f.get("path", "message/custom/send") == path]:
+            fault["remaining"] -= 1
+            if fault["remaining"] <= 0:
+                account.faults.remove(fault)
+            raise WeChatApiError(fault["errcode"], fault.get("errmsg", "simulated error"))
+        return account
+
+    async def _user_info(self, request: Request) -> JSONResponse:
         try:
-            if account.tokens[token] < time.monotonic():
-                raise WeChatApiError(42001, "access_token expired")
-            for fault in list(account.faults):
-                fault["remaining"] -= 1
-                if fault["remaining"] <= 0:
-                    account.faults.remove(fault)
-                raise WeChatApiError(fault["errcode"], fault.get("errmsg", "simulated error"))
+            account = self._authorized(request, "user/info")
+        except WeChatApiError as exc:
+            return _error(exc)
+        openid = request.query_params.get("openid", "")
+        follower = account.followers.get(openid)
+        if follower is None:
+            account.calls.append(("user/info", 40003))
+            return _error(WeChatApiError(40003, "invalid openid"))
+        account.calls.append(("user/info", 0))
+        if not follower.following:
+            return JSONResponse({"subscribe": 0, "openid": openid})
+        info: dict[str, Any] = {"subscribe": 1, "openid": openid, "language": "zh_CN",
+                                "subscribe_time": int(follower.followed_at), "remark": "", "groupid": 0,
+                                "tagid_list": [], "subscribe_scene": "ADD_SCENE_QR_CODE" if follower.scene
+                                else "ADD_SCENE_SEARCH", "qr_scene": 0, "qr_scene_str": follower.scene}
+        if follower.unionid:
+            info["unionid"] = follower.unionid
+        return JSONResponse(info)
+
+    async def _custom_send(self, request: Request) -> JSONResponse:
+        account = None
+        try:
+            account = self._authorized(request, "message/custom/send")
             try:
                 body = json.loads(await request.body() or b"{}")
             except ValueError:
@@ -256,7 +291,8 @@ class WeChatSimulator:
                 raise WeChatApiError(44004, "empty content")
             self._spend_quota(follower)
         except WeChatApiError as exc:
-            account.calls.append(("message/custom/send", exc.errcode))
+            if account is not None:
+                account.calls.append(("message/custom/send", exc.errcode))
             return _error(exc)
         account.calls.append(("message/custom/send", 0))
         account.sent.append({"to": openid, "text": body["text"]["content"], "at": time.time()})
@@ -318,7 +354,7 @@ class WeChatSimulator:
         body = await _json(request)
         try:
             if action == "follow":
-                fields = self.follow(account, openid, str(body.get("scene", "")))
+                fields = self.follow(account, openid, str(body.get("scene", "")), str(body.get("unionid", "")))
             elif action == "unfollow":
                 fields = self.unfollow(account, openid)
             elif action == "messages":

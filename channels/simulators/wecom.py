@@ -6,7 +6,9 @@ a bad or expired token), message/send (text, markdown, template_card; 30
 messages a minute per member, then 45009; `invaliduser` for strangers),
 externalcontact/send_welcome_msg (the WelcomeCode is valid 20 s, once) and
 externalcontact/add_msg_template (a task the rep confirms; auto-confirmed by
-default, so the customer receives it).
+default, so the customer receives it), externalcontact/get (name, the rep's
+State, the WeChat unionid when the customer was added with one; 84061 for a
+stranger).
 
 Callback side: everything a member or customer does becomes the XML WeCom
 posts, encrypted and signed with the app's Token and EncodingAESKey exactly
@@ -111,7 +113,7 @@ class WeComSimulator:
         self.app = Starlette(
             routes=[
                 Route("/cgi-bin/gettoken", self._gettoken, methods=["GET"]),
-                Route("/cgi-bin/{path:path}", self._api, methods=["POST"]),
+                Route("/cgi-bin/{path:path}", self._api, methods=["GET", "POST"]),
                 Route("/", self._page, methods=["GET"]),
                 Route("/_sim/apps", self._create_app, methods=["POST"]),
                 Route("/_sim/apps", self._list_apps, methods=["GET"]),
@@ -172,11 +174,16 @@ class WeComSimulator:
                                 "CardType": "button_interaction", "ResponseCode": _random_id("", 20),
                                 "AgentID": app.agent_id})
 
-    def customer_adds(self, app: SimApp, external: str, rep: str, *, name: str = "", state: str = "") -> dict:
+    def customer_adds(self, app: SimApp, external: str, rep: str, *, name: str = "", state: str = "",
+                      unionid: str = "") -> dict:
+        """The customer adds `rep`; `unionid` is their WeChat unionid, which
+        externalcontact/get then reports (as when the corp has bound its Open Platform)."""
         if rep not in app.members:
             raise WeComApiError(60111, f"userid not found: {rep}")
-        customer = app.customers.setdefault(external, {"name": name or external, "follow": set()})
-        customer["follow"].add(rep)
+        customer = app.customers.setdefault(external, {"name": name or external, "follow": {}, "unionid": ""})
+        customer["follow"][rep] = {"state": state, "createtime": int(time.time())}
+        if unionid:
+            customer["unionid"] = unionid
         app.note(external, "system", f"you added {app.members[rep]} ({rep}) on WeCom")
         code = _random_id("", 32)
         app.welcome_codes[code] = {"external": external, "rep": rep, "expires": time.monotonic() + WELCOME_WINDOW,
@@ -201,7 +208,7 @@ class WeComSimulator:
         customer = app.customers.get(external)
         if customer is None or rep not in customer["follow"]:
             raise WeComApiError(84061, f"{external} is not a contact of {rep}")
-        customer["follow"].discard(rep)
+        customer["follow"].pop(rep, None)
         app.note(external, "system", f"you deleted {app.members.get(rep, rep)}")
         return self._push(app, {"ToUserName": app.corp_id, "FromUserName": "sys", "CreateTime": int(time.time()),
                                 "MsgType": "event", "Event": "change_external_contact",
@@ -271,13 +278,17 @@ class WeComSimulator:
                     if fault["remaining"] <= 0:
                         app.faults.remove(fault)
                     raise WeComApiError(fault["errcode"], fault.get("errmsg", "simulated error"))
-            try:
-                body = json.loads(await request.body() or b"{}")
-            except ValueError:
-                raise WeComApiError(47001, "data format error") from None
-            handler = {"message/send": self._message_send,
-                       "externalcontact/send_welcome_msg": self._send_welcome,
-                       "externalcontact/add_msg_template": self._add_msg_template}.get(path)
+            if request.method == "GET":
+                body: dict[str, Any] = dict(request.query_params)
+                handler = {"externalcontact/get": self._external_contact}.get(path)
+            else:
+                try:
+                    body = json.loads(await request.body() or b"{}")
+                except ValueError:
+                    raise WeComApiError(47001, "data format error") from None
+                handler = {"message/send": self._message_send,
+                           "externalcontact/send_welcome_msg": self._send_welcome,
+                           "externalcontact/add_msg_template": self._add_msg_template}.get(path)
             if handler is None:
                 raise WeComApiError(48001, f"api forbidden: {path} is not simulated")
             result = handler(app, body)
@@ -322,6 +333,18 @@ class WeComSimulator:
                 app.note(userid, "hub", entry["text"])
             app.sent.append(entry)
         return {"msgid": msgid, "invaliduser": "|".join(invalid)}
+
+    def _external_contact(self, app: SimApp, query: dict[str, Any]) -> dict[str, Any]:
+        external = str(query.get("external_userid", ""))
+        customer = app.customers.get(external)
+        if customer is None or not customer["follow"]:
+            raise WeComApiError(84061, "not external contact")
+        contact: dict[str, Any] = {"external_userid": external, "name": customer["name"], "type": 1, "gender": 0}
+        if customer["unionid"]:
+            contact["unionid"] = customer["unionid"]
+        follow = [{"userid": rep, "remark": "", "description": "", "createtime": f["createtime"],
+                   "state": f["state"]} for rep, f in customer["follow"].items()]
+        return {"external_contact": contact, "follow_user": follow}
 
     def _send_welcome(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         code = app.welcome_codes.get(str(body.get("welcome_code", "")))
@@ -442,7 +465,7 @@ class WeComSimulator:
         try:
             if action == "add":
                 fields = self.customer_adds(app, external, str(body.get("rep", "")), name=body.get("name", ""),
-                                            state=body.get("state", ""))
+                                            state=body.get("state", ""), unionid=body.get("unionid", ""))
             elif action == "messages":
                 fields = self.customer_writes(app, external, str(body.get("text", "")))
             elif action == "delete_rep":

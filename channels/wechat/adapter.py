@@ -39,6 +39,7 @@ from channels.base import (
 )
 from channels.tencent import (
     AES_KEY_PATTERN,
+    UNIONID_KEY,
     CallbackRejected,
     MessageCipher,
     message_content,
@@ -54,6 +55,7 @@ from crm_core.ports import (
     InboundMessage,
     OutboundMessage,
     PermanentFailure,
+    Profile,
     RateLimit,
     ReachabilityChanged,
     RecipientActivity,
@@ -174,18 +176,29 @@ class WeChatAdapter:
         settings = WeChatSettings.model_validate(account.settings)
         return [(f"wechat:{account.id}", RateLimit(1, 1 / settings.messages_per_second))]
 
+    async def fetch_profile(self, account: AccountRef, external_id: str) -> Profile | None:
+        """A follower's WeChat unionid (user/info; WeChat no longer gives nicknames there)."""
+        try:
+            body = await self.client.call(_app(account), "/cgi-bin/user/info",
+                                          params={"openid": external_id, "lang": "zh_CN"})
+        except ApiError as exc:
+            if exc.errcode in NOT_FOLLOWING:
+                return Profile()
+            raise
+        unionid = str(body.get("unionid") or "")
+        details = {k: body[k] for k in ("subscribe_scene", "qr_scene_str", "remark") if body.get(k)}
+        return Profile(keys={UNIONID_KEY: unionid} if unionid else {}, details=details)
+
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
         settings = WeChatSettings.model_validate(account.settings)
         refusal = window_refusal(message.recipient_activity, settings)
         if refusal is not None:
             raise SendHeld(refusal)
-        creds = account.credentials
         text = message.text
         if message.buttons:  # no buttons in customer-service text: numbered options
             text += "\n\n" + "\n".join(f"{n}. {b.label}" for n, b in enumerate(message.buttons, 1))
         try:
-            await self.client.call(AppKey(account.api_base or DEFAULT_API_BASE, creds["app_id"], creds["app_secret"]),
-                                   "/cgi-bin/message/custom/send",
+            await self.client.call(_app(account), "/cgi-bin/message/custom/send",
                                    {"touser": message.recipient, "msgtype": "text", "text": {"content": text}})
         except ApiError as exc:
             if exc.errcode in (OUTSIDE_WINDOW, OVER_QUOTA):
@@ -267,3 +280,8 @@ def parse_message(f: dict[str, str]) -> list[InboundEvent]:
     kind, text, attachments = message_content(msg_type, f)
     return [InboundMessage(platform_message_id=f"msg:{f['MsgId']}", sender=sender, thread_id=openid, kind=kind,
                            text=text, raw=f, attachments=attachments)]
+
+
+def _app(account: AccountRef) -> AppKey:
+    creds = account.credentials
+    return AppKey(account.api_base or DEFAULT_API_BASE, creds["app_id"], creds["app_secret"])

@@ -42,6 +42,7 @@ from channels.base import (
 )
 from channels.tencent import (
     AES_KEY_PATTERN,
+    UNIONID_KEY,
     CallbackRejected,
     MessageCipher,
     message_content,
@@ -57,6 +58,7 @@ from crm_core.ports import (
     InboundMessage,
     OutboundMessage,
     PermanentFailure,
+    Profile,
     RateLimit,
     ReachabilityChanged,
     RecipientUnreachable,
@@ -73,6 +75,7 @@ CALLBACK_MAX_AGE_SECONDS = 600
 # WeCom's external userids; members' userids are the company's own choice.
 EXTERNAL_ID = re.compile(r"^w[mo][A-Za-z0-9_-]{6,}$")
 UNREACHABLE_CODES = frozenset({40003, 81013, 84061})  # invalid userid, all recipients invalid, not a contact
+NO_SUCH_CONTACT = frozenset({40096, 84061})  # invalid external userid, not an external contact of the app's reps
 
 
 class WeComCredentials(BaseModel):
@@ -202,6 +205,23 @@ class WeComAdapter:
             raise _send_error(exc, account) from None
         except ApiUnavailable as exc:
             raise TemporaryFailure(str(exc)) from None
+
+    async def fetch_profile(self, account: AccountRef, external_id: str) -> Profile | None:
+        """An external contact's name and WeChat unionid (externalcontact/get)."""
+        if not is_external(external_id):
+            return None  # app members are colleagues
+        try:
+            body = await self.client.call(_app(account), "/cgi-bin/externalcontact/get",
+                                          params={"external_userid": external_id})
+        except ApiError as exc:
+            if exc.errcode in NO_SUCH_CONTACT:
+                return Profile()  # gone again, or never a contact of this app's reps: nothing to learn
+            raise
+        contact = body.get("external_contact") or {}
+        unionid = str(contact.get("unionid") or "")
+        details = {k: contact[k] for k in ("corp_name", "corp_full_name", "position") if contact.get(k)}
+        return Profile(display_name=contact.get("name") or None,
+                       keys={UNIONID_KEY: unionid} if unionid else {}, details=details)
 
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
         creds = WeComCredentials.model_validate(credentials)

@@ -26,7 +26,7 @@ async def test_migrations_match_the_models(database_url):
 async def test_a_new_database_reports_its_pending_migration(tmp_path):
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
     try:
-        assert await migrate.pending_revisions(engine) == ["0001", "0002"]
+        assert await migrate.pending_revisions(engine) == ["0001", "0002", "0003"]
         await migrate.upgrade(engine)
         assert await migrate.pending_revisions(engine) == []
         await migrate.upgrade(engine)  # idempotent
@@ -35,17 +35,18 @@ async def test_a_new_database_reports_its_pending_migration(tmp_path):
 
 
 async def test_a_foundation_database_upgrades_with_its_data(tmp_path):
-    """0001 -> head keeps the rows: contacts get stage "new" and are not staff."""
+    """0001 -> head keeps the rows: contacts get stage "new", are not staff nor merged."""
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
     try:
         await migrate.upgrade(engine, "0001")
-        assert await migrate.pending_revisions(engine) == ["0002"]
+        assert await migrate.pending_revisions(engine) == ["0002", "0003"]
         async with engine.begin() as conn:
             await conn.execute(text("INSERT INTO contact (display_name, origin, created_at, updated_at) "
                                     "VALUES ('Li Lei', '1:42', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
         await migrate.upgrade(engine)
         async with engine.connect() as conn:
-            row = (await conn.execute(text("SELECT display_name, stage, is_staff, source FROM contact"))).one()
-        assert tuple(row) == ("Li Lei", "new", 0, None)
+            row = (await conn.execute(text("SELECT display_name, stage, is_staff, source, merged_into_id "
+                                           "FROM contact"))).one()
+        assert tuple(row) == ("Li Lei", "new", 0, None, None)
     finally:
         await engine.dispose()

@@ -90,7 +90,7 @@ async def test_sends_outside_the_window_are_held_with_the_reason_and_released_by
         await ws.follower("oBob", "messages", text="yes, here")
         await delivered(7)
         assert oa.transcript("oBob")[-1] == "are you still there?"
-        oa.faults.append({"errcode": 45015, "errmsg": "response out of time limit", "remaining": 1})
+        oa.faults.append({"path": "message/custom/send", "errcode": 45015, "errmsg": "response out of time limit", "remaining": 1})
         await ws.rep_writes("wang", f"/r {conv} one more thing")
 
         async def refused():

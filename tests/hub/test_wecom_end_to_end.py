@@ -55,7 +55,7 @@ async def test_customer_adds_rep_gets_welcome_source_and_rep_card(database_url, 
         await ws.wecom_post("customers/wmAlice0001/delete_rep", {"rep": "li"})
         # Li last wrote in English, so Li's cards are English; the manager's stay Chinese.
         churn = await ws.rep_receives("li", "Churn alert")
-        assert "wmAlice0001" in churn["text"]
+        assert f"#{conversation.id} Alice" in churn["text"]  # named by WeCom's externalcontact/get
         await ws.rep_receives("boss", "流失预警")
         assert not [m for m in ws.rep_inbox("wang") if "流失预警" in m.get("text", "")
                     or "流失预警" in (m.get("card") or {}).get("main_title", {}).get("title", "")]

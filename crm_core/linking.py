@@ -1,0 +1,91 @@
+"""One person across channels: what a platform's profile of an identity says,
+and joining the identity to the contact its keys already name.
+
+A customer who follows the WeChat Official Account and later adds a rep in
+WeCom arrives as two identities; both platforms give the same WeChat unionid
+when the company has bound them to one WeChat Open Platform account. The
+second identity (with its conversations) then moves to the first contact,
+and the contact created for it is marked merged, with an audit entry.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core import audit
+from crm_core.db import utcnow
+from crm_core.models import Contact, ContactKey, Conversation, Identity
+from crm_core.ports import Profile
+from crm_core.sql import insert_ignoring_conflict
+
+
+async def apply_profile(identity: Identity, contact: Contact, profile: Profile, *,
+                        db_session: AsyncSession) -> Contact:
+    """Record `profile` on the identity; returns the contact it belongs to now."""
+    identity.profile_checked_at = utcnow()
+    if profile.display_name:
+        identity.display_name = profile.display_name
+        if not contact.display_name:
+            contact.display_name = profile.display_name
+    target = contact
+    for kind, value in sorted(profile.keys.items()):
+        if not value:
+            continue
+        owner_id = await _key_owner(kind, value, contact.id, identity.id, db_session=db_session)
+        if owner_id != target.id and target is contact:
+            target = await _live_contact(owner_id, db_session=db_session)
+    if target.id != contact.id:
+        await _move_identity(identity, contact, target, profile, db_session=db_session)
+    return target
+
+
+async def _key_owner(kind: str, value: str, contact_id: int, identity_id: int, *, db_session: AsyncSession) -> int:
+    """The contact holding this key; the key is given to `contact_id` if nobody holds it."""
+    await insert_ignoring_conflict(
+        db_session, ContactKey.__table__,
+        {"contact_id": contact_id, "kind": kind, "value": value, "identity_id": identity_id, "created_at": utcnow()},
+        conflict_columns=["kind", "value"],
+    )
+    owner = await db_session.scalar(select(ContactKey.contact_id).where(ContactKey.kind == kind,
+                                                                        ContactKey.value == value))
+    assert owner is not None
+    return owner
+
+
+async def _live_contact(contact_id: int, *, db_session: AsyncSession) -> Contact:
+    """Follows merges to the contact that is still in use."""
+    seen: set[int] = set()
+    while True:
+        contact = await db_session.get(Contact, contact_id)
+        assert contact is not None
+        if contact.merged_into_id is None or contact.id in seen:
+            return contact
+        seen.add(contact.id)
+        contact_id = contact.merged_into_id
+
+
+async def _move_identity(identity: Identity, source: Contact, target: Contact, profile: Profile, *,
+                         db_session: AsyncSession) -> None:
+    identity.contact_id = target.id
+    await db_session.execute(
+        update(Conversation).where(Conversation.identity_id == identity.id).values(contact_id=target.id)
+        .execution_options(synchronize_session=False)
+    )
+    left = await db_session.scalar(
+        select(Identity.id).where(Identity.contact_id == source.id, Identity.id != identity.id).limit(1))
+    details = {"identity_id": identity.id, "from_contact_id": source.id, "keys": sorted(profile.keys)}
+    if left is None:
+        # Nothing else knows the contact created for this identity: it was the same person all along.
+        await db_session.execute(
+            update(ContactKey).where(ContactKey.contact_id == source.id).values(contact_id=target.id)
+            .execution_options(synchronize_session=False)
+        )
+        target.display_name = target.display_name or source.display_name
+        target.language = target.language or source.language
+        target.source = target.source or source.source
+        source.merged_into_id = target.id
+        details["merged"] = True
+    await db_session.flush()
+    await audit.record("contact.linked", entity_type="contact", entity_id=target.id, actor=None,
+                       actor_label="system", details=details, db_session=db_session)

@@ -1,0 +1,54 @@
+"""contact keys (WeChat unionid...) linking identities across channels, profile lookups, merged contacts, first-response SLA marks
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+import crm_core.db
+
+revision = '0003'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+_id = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('contact') as batch:
+        batch.add_column(sa.Column('merged_into_id', _id, nullable=True))
+        batch.create_foreign_key(op.f('fk_contact_merged_into_id_contact'), 'contact', ['merged_into_id'], ['id'])
+    with op.batch_alter_table('identity') as batch:
+        batch.add_column(sa.Column('profile_checked_at', crm_core.db.UTCDateTime(timezone=True), nullable=True))
+    with op.batch_alter_table('conversation') as batch:
+        batch.add_column(sa.Column('sla_reminded_message_id', _id, nullable=True))
+        batch.add_column(sa.Column('sla_escalated_message_id', _id, nullable=True))
+    op.create_table('contact_key',
+    sa.Column('id', _id, nullable=False),
+    sa.Column('contact_id', _id, nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('value', sa.String(length=200), nullable=False),
+    sa.Column('identity_id', _id, nullable=True),
+    sa.Column('created_at', crm_core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_contact_key_contact_id_contact')),
+    sa.ForeignKeyConstraint(['identity_id'], ['identity.id'], name=op.f('fk_contact_key_identity_id_identity')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_contact_key')),
+    sa.UniqueConstraint('kind', 'value', name=op.f('uq_contact_key_kind_value'))
+    )
+    op.create_index(op.f('ix_contact_key_contact_id'), 'contact_key', ['contact_id'], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index(op.f('ix_contact_key_contact_id'), table_name='contact_key')
+    op.drop_table('contact_key')
+    with op.batch_alter_table('conversation') as batch:
+        batch.drop_column('sla_escalated_message_id')
+        batch.drop_column('sla_reminded_message_id')
+    with op.batch_alter_table('identity') as batch:
+        batch.drop_column('profile_checked_at')
+    with op.batch_alter_table('contact') as batch:
+        batch.drop_constraint(op.f('fk_contact_merged_into_id_contact'), type_='foreignkey')
+        batch.drop_column('merged_into_id')
