@@ -6,6 +6,7 @@ WeCom arrives as two identities; both platforms give the same WeChat unionid
 when the company has bound them to one WeChat Open Platform account. The
 second identity (with its conversations) then moves to the first contact,
 and the contact created for it is marked merged, with an audit entry.
+`unlink_identity` undoes it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
 from crm_core.db import utcnow
-from crm_core.models import Contact, ContactKey, Conversation, Identity
+from crm_core.models import Contact, ContactKey, Conversation, Identity, User
 from crm_core.ports import Profile
 from crm_core.sql import insert_ignoring_conflict
 
@@ -89,3 +90,45 @@ async def _move_identity(identity: Identity, source: Contact, target: Contact, p
     await db_session.flush()
     await audit.record("contact.linked", entity_type="contact", entity_id=target.id, actor=None,
                        actor_label="system", details=details, db_session=db_session)
+
+
+class UnlinkRefused(Exception):
+    pass
+
+
+async def unlink_identity(contact_id: int, identity_id: int, *, actor: User | None,
+                          db_session: AsyncSession) -> Contact:
+    """Undo a link: the identity and its conversations go back to the contact
+    first created for it (restored from its merge), or to a new contact.
+    Its profile is not looked up again, so it stays apart."""
+    identity = await db_session.get(Identity, identity_id)
+    if identity is None or identity.contact_id != contact_id:
+        raise UnlinkRefused(f"identity {identity_id} is not one of contact {contact_id}'s")
+    others = await db_session.scalar(
+        select(Identity.id).where(Identity.contact_id == contact_id, Identity.id != identity_id).limit(1))
+    if others is None:
+        raise UnlinkRefused(f"identity {identity_id} is contact {contact_id}'s only identity: nothing to unlink")
+    current = await db_session.get(Contact, contact_id)
+    assert current is not None
+    origin = f"{identity.channel_account_id}:{identity.external_id}"
+    home = await db_session.scalar(select(Contact).where(Contact.origin == origin))
+    if home is None or home.id == contact_id:
+        home = Contact(display_name=identity.display_name, language=identity.language, stage="new",
+                       source=current.source)
+        db_session.add(home)
+        await db_session.flush()
+    home.merged_into_id = None
+    identity.contact_id = home.id
+    await db_session.execute(
+        update(Conversation).where(Conversation.identity_id == identity.id).values(contact_id=home.id)
+        .execution_options(synchronize_session=False)
+    )
+    # Keys this identity brought stay with the contact that now holds it.
+    await db_session.execute(
+        update(ContactKey).where(ContactKey.identity_id == identity.id).values(contact_id=home.id)
+        .execution_options(synchronize_session=False)
+    )
+    await db_session.flush()
+    await audit.record("contact.unlinked", entity_type="contact", entity_id=contact_id, actor=actor,
+                       details={"identity_id": identity.id, "to_contact_id": home.id}, db_session=db_session)
+    return home

@@ -1,14 +1,17 @@
-"""Contacts: list and get with identities. Reps see only their own customers."""
+"""Contacts: list and get with identities; undo a link between two channels'
+identities. Reps see only their own customers."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ANY_ROLE, db_session, require_role
 from admin.api.schemas import ContactDetail, ContactRead
 from crm_core import conversations
-from crm_core.models import User
+from crm_core.linking import UnlinkRefused, unlink_identity
+from crm_core.models import Role, User
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
@@ -34,3 +37,27 @@ async def get_contact(
     if contact is None:
         raise HTTPException(404, f"no contact {contact_id}")
     return ContactDetail.model_validate(contact)
+
+
+class UnlinkRequest(BaseModel):
+    identity_id: int
+
+
+@router.post("/{contact_id}/unlink", response_model=ContactDetail)
+async def unlink(
+    contact_id: int,
+    body: UnlinkRequest,
+    user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR, Role.MANAGER)),
+    session: AsyncSession = Depends(db_session),
+) -> ContactDetail:
+    """Separate one identity (and its conversations) from a contact it was linked
+    to; returns the contact that now holds it. Audited."""
+    if await conversations.get_contact(contact_id, user, db_session=session) is None:
+        raise HTTPException(404, f"no contact {contact_id}")
+    try:
+        home = await unlink_identity(contact_id, body.identity_id, actor=user, db_session=session)
+    except UnlinkRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    await session.commit()
+    detail = await conversations.get_contact(home.id, user, db_session=session)
+    return ContactDetail.model_validate(detail)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm_core.models import Contact, Identity
+from crm_core.models import AuditLog, Contact, Identity
 from tests.fakes.stack import eventually, workspace_stack
 
 
@@ -53,6 +53,29 @@ async def test_a_follower_who_adds_a_rep_is_linked_to_one_contact(database_url, 
         async def welcomed():
             return [m for m in ws.wecom_app.transcript("wmAlice0001") if m["msgtype"] == "welcome"]
         await eventually(welcomed)
+
+        # A wrong link is undone: the WeCom identity goes back to the contact first made for it.
+        wecom_identity = await _identity(hub, "wmAlice0001")
+        base = f"{ws.tg.hub_base}/api/v1/contacts"
+        resp = await ws.tg.client.post(f"{base}/{follower.contact_id}/unlink",
+                                       json={"identity_id": wecom_identity.id}, headers=api)
+        assert resp.status_code == 200, resp.text
+        home = resp.json()
+        assert home["id"] != follower.contact_id and home["merged_into_id"] is None
+        assert [i["external_id"] for i in home["identities"]] == ["wmAlice0001"]
+        left = (await ws.tg.client.get(f"{base}/{follower.contact_id}", headers=api)).json()
+        assert [i["external_id"] for i in left["identities"]] == ["oAlice"]
+        conversations = (await ws.tg.client.get(f"{ws.tg.hub_base}/api/v1/conversations", headers=api)).json()
+        assert {c["contact_id"] for c in conversations} == {follower.contact_id, home["id"]}
+        again = await ws.tg.client.post(f"{base}/{follower.contact_id}/unlink",
+                                        json={"identity_id": wecom_identity.id}, headers=api)
+        assert again.status_code == 409 and "is not one of contact" in again.json()["detail"]
+        alone = await ws.tg.client.post(f"{base}/{home['id']}/unlink", json={"identity_id": wecom_identity.id},
+                                        headers=api)
+        assert alone.status_code == 409 and "only identity" in alone.json()["detail"]
+        async with hub.sessions() as session:
+            actions = (await session.scalars(select(AuditLog.action).where(AuditLog.entity_type == "contact"))).all()
+        assert actions == ["contact.linked", "contact.unlinked"]
 
 
 async def test_a_profile_the_platform_cannot_give_now_is_asked_for_again(database_url, tmp_path):
