@@ -25,6 +25,8 @@ class Capabilities:
     max_text_length: int = 4096
     # Replies only within a window after the customer's last action (WeChat OA).
     reply_window: bool = False
+    # Inbound messages carry a way to answer them (DingTalk sessionWebhook).
+    reply_via: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from channels.base import ChannelAdapter
+from channels.dingtalk.adapter import DingTalkAdapter
+from channels.dingtalk.group_robot import DingTalkGroupRobotAdapter
 from channels.telegram.adapter import TelegramAdapter
 from channels.wechat.adapter import WeChatAdapter
 from channels.wecom.adapter import WeComAdapter
@@ -12,7 +14,7 @@ from crm_core.ports import AccountRef, OutboundMessage, Profile, RateLimit, Send
 
 
 def default_adapters() -> list[ChannelAdapter]:
-    return [TelegramAdapter(), WeComAdapter(), WeChatAdapter()]
+    return [TelegramAdapter(), WeComAdapter(), WeChatAdapter(), DingTalkAdapter(), DingTalkGroupRobotAdapter()]
 
 
 class UnknownChannel(KeyError):
@@ -41,6 +43,9 @@ class ChannelRegistry:
 
     def needs_recipient_activity(self, account: AccountRef) -> bool:
         return self.get(account.kind).capabilities.reply_window
+
+    def wants_reply_via(self, account: AccountRef) -> bool:
+        return self.get(account.kind).capabilities.reply_via
 
     def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:
         return self.get(account.kind).rate_limits(account, recipient)

@@ -32,7 +32,16 @@ from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.ingest import mark_identity_unreachable
-from crm_core.models import ChannelAccount, Direction, Identity, Message, MessageKind, OutboxMessage, OutboxStatus
+from crm_core.models import (
+    ChannelAccount,
+    Conversation,
+    Direction,
+    Identity,
+    Message,
+    MessageKind,
+    OutboxMessage,
+    OutboxStatus,
+)
 from crm_core.ports import (
     AccountRef,
     OutboundGateway,
@@ -143,6 +152,17 @@ async def recipient_activity(identity_id: int, *, db_session: AsyncSession) -> R
 
     last_message, last_event = await last(_OWN_MESSAGE_KINDS), await last(_ACTION_KINDS)
     return RecipientActivity(last_message, last_event, await sent_since(last_message), await sent_since(last_event))
+
+
+async def reply_via(identity_id: int, thread: str, *, db_session: AsyncSession) -> dict | None:
+    """The "reply_via" attachment of the recipient's newest message in this thread, if it has one."""
+    attachments = await db_session.scalar(
+        select(Message.attachments)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.identity_id == identity_id, Message.direction == Direction.INBOUND,
+               Conversation.external_thread_id == thread)
+        .order_by(Message.id.desc()).limit(1))
+    return next((a for a in attachments or [] if isinstance(a, dict) and a.get("type") == "reply_via"), None)
 
 
 @dataclass
@@ -264,12 +284,14 @@ class Dispatcher:
             # Disabled since the claim: back to pending; sent once it is enabled again.
             await self._retry(row, row.attempts, delay=0, error="channel account is disabled")
             return
-        activity = None
+        activity = reply = None
         if row.identity_id is not None:
             async with self.sessions() as session:
                 identity = await session.get(Identity, row.identity_id)
                 if identity is not None and identity.reachable and self.gateway.needs_recipient_activity(account):
                     activity = await recipient_activity(identity.id, db_session=session)
+                if identity is not None and identity.reachable and self.gateway.wants_reply_via(account):
+                    reply = await reply_via(identity.id, row.recipient, db_session=session)
             if identity is not None and not identity.reachable:
                 await self._finish(row, OutboxStatus.UNREACHABLE,
                                    error=f"recipient unreachable: {identity.unreachable_reason or 'unknown reason'}")
@@ -280,7 +302,8 @@ class Dispatcher:
             log.info("outbox %s: claim lost to another dispatcher; not sending", row.id)
             return
         attempts = row.attempts + 1
-        message = OutboundMessage.from_payload(row.recipient, row.payload, recipient_activity=activity)
+        message = OutboundMessage.from_payload(row.recipient, row.payload, recipient_activity=activity,
+                                               reply_via=reply)
         try:
             async with asyncio.timeout(self.policy.lease_seconds / 2):
                 result = await self.gateway.send(account, message)

@@ -93,6 +93,10 @@ class OutboundMessage:
     # Filled by the dispatcher for platforms that only allow replies within a
     # window after the customer's last action (WeChat Official Accounts).
     recipient_activity: RecipientActivity | None = None
+    # Filled by the dispatcher for platforms whose inbound messages carry a way
+    # to answer them (a DingTalk sessionWebhook until it expires): the newest
+    # "reply_via" attachment of the recipient's messages in this thread.
+    reply_via: dict[str, Any] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": self.text,
@@ -105,10 +109,12 @@ class OutboundMessage:
 
     @classmethod
     def from_payload(cls, recipient: str, payload: dict[str, Any],
-                     recipient_activity: RecipientActivity | None = None) -> OutboundMessage:
+                     recipient_activity: RecipientActivity | None = None,
+                     reply_via: dict[str, Any] | None = None) -> OutboundMessage:
         buttons = tuple(Button(b["label"], b["data"]) for b in payload.get("buttons") or ())
         return cls(recipient=recipient, text=payload["text"], buttons=buttons, title=payload.get("title"),
-                   options=dict(payload.get("options") or {}), recipient_activity=recipient_activity)
+                   options=dict(payload.get("options") or {}), recipient_activity=recipient_activity,
+                   reply_via=reply_via)
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,10 @@ class OutboundGateway(Protocol):
 
     def needs_recipient_activity(self, account: AccountRef) -> bool:
         """Whether sends on this account must carry `RecipientActivity` (reply windows)."""
+        ...
+
+    def wants_reply_via(self, account: AccountRef) -> bool:
+        """Whether sends on this account can use the `reply_via` of the recipient's latest message."""
         ...
 
     def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -42,10 +43,15 @@ class ScriptedGateway:
         self.script: dict[str, list[Exception]] = {}
         self.per_chat = per_chat
         self.reply_window = False
+        self.reply_via = False
         self.activities: list[RecipientActivity | None] = []
+        self.replies_via: list[dict | None] = []
 
     def needs_recipient_activity(self, account: AccountRef) -> bool:
         return self.reply_window
+
+    def wants_reply_via(self, account: AccountRef) -> bool:
+        return self.reply_via
 
     def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:
         return [(f"acct:{account.id}", RateLimit(1000, 1)), (f"chat:{recipient}", self.per_chat)]
@@ -53,6 +59,7 @@ class ScriptedGateway:
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
         self.calls.append(message.text)
         self.activities.append(message.recipient_activity)
+        self.replies_via.append(message.reply_via)
         errors = self.script.get(message.text)
         if errors:
             raise errors.pop(0)
@@ -329,3 +336,20 @@ async def test_reply_window_platforms_get_the_customers_activity(setup):
     assert isinstance(first, RecipientActivity) and first.last_message_at is not None
     assert (first.sent_since_message, second.sent_since_message) == (0, 1)
     assert first.last_event_at is None and first.sent_since_event == 0
+
+
+async def test_reply_via_is_the_newest_offer_from_the_recipient_in_that_thread(setup):
+    """A DingTalk sessionWebhook comes with each message: sends use the newest one of that thread."""
+    sessions, account_id, gateway, dispatcher = setup
+    gateway.reply_via = True
+    conversation = await conversation_for(sessions, account_id)
+    await enqueue(sessions, conversation, "no offer yet")
+    await drain(dispatcher, 1)
+    hook = {"type": "reply_via", "session_webhook": "http://dt/session?s=2", "expires_at_ms": 1}
+    async with sessions() as session, session.begin():
+        for n, attachments in enumerate(([{**hook, "session_webhook": "http://dt/session?s=1"}], [hook])):
+            event = dataclasses.replace(text_event(50 + n), attachments=attachments)
+            await ingest_events([event], channel_account_id=account_id, db_session=session)
+    await enqueue(sessions, conversation, "answer")
+    await drain(dispatcher, 2)
+    assert gateway.replies_via == [None, hook]

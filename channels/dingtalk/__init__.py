@@ -1,0 +1,1 @@
+"""DingTalk (钉钉): the company's robot as a channel, in HTTP or stream mode."""
