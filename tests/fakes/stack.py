@@ -1,4 +1,4 @@
-"""A running hub (HTTP + worker + dispatcher) beside a Telegram simulator, on 127.0.0.1."""
+"""A running hub (HTTP + worker + dispatcher) beside the platform simulators, on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from channels.simulators.dingtalk import DingTalkSimulator, Robot
 from channels.simulators.telegram import SimBot, TelegramSimulator
 from channels.simulators.wechat import SimAccount, WeChatSimulator
 from channels.simulators.wecom import SimApp, WeComSimulator
@@ -162,6 +163,23 @@ class WorkspaceStack:
         return await eventually(check, timeout=timeout)
 
 
+async def seed_reps(reps: dict[str, tuple[str, Role]], account_id: int, session: Any) -> dict[str, int]:
+    """Users for `reps` (chat-app id -> (name, role)) with handles on the account; the
+    first manager manages every rep. Their hub ids by chat-app id."""
+    ids: dict[str, int] = {}
+    managers = []
+    for external_id, (name, role) in reps.items():
+        user = await users.get_or_create(external_id, role, display_name=name, db_session=session)
+        await crm_reps.add_handle(user, channel_account_id=account_id, external_id=external_id, db_session=session)
+        ids[external_id] = user.id
+        if role == Role.MANAGER:
+            managers.append(user)
+    for external_id, (_, role) in reps.items():
+        if role == Role.REP and managers:
+            (await session.get(User, ids[external_id])).manager_user_id = managers[0].id
+    return ids
+
+
 @contextlib.asynccontextmanager
 async def workspace_stack(database_url: str, data_dir: Path, reps: dict[str, tuple[str, Role]] | None = None,
                           wechat_mode: str = "safe") -> AsyncIterator[WorkspaceStack]:
@@ -178,7 +196,6 @@ async def workspace_stack(database_url: str, data_dir: Path, reps: dict[str, tup
         wecom_base = f"http://127.0.0.1:{wecom_server.port}"
         wechat_base = f"http://127.0.0.1:{wechat_server.port}"
         hub = tg.hub
-        ids: dict[str, int] = {}
         async with hub.sessions() as session, session.begin():
             creds = {"corp_id": app.corp_id, "agent_id": app.agent_id, "secret": app.secret, "token": app.token,
                      "encoding_aes_key": app.encoding_aes_key}
@@ -195,21 +212,75 @@ async def workspace_stack(database_url: str, data_dir: Path, reps: dict[str, tup
                 api_base=wechat_base,
                 settings=hub.channels.get("wechat").settings_model.model_validate({"mode": wechat_mode}).model_dump(),
                 cipher=hub.cipher, actor=None, db_session=session)
-            managers = []
-            for userid, (name, role) in reps.items():
-                user = await users.get_or_create(userid, role, display_name=name, db_session=session)
-                await crm_reps.add_handle(user, channel_account_id=account.id, external_id=userid,
-                                          db_session=session)
-                ids[userid] = user.id
-                if role == Role.MANAGER:
-                    managers.append(user)
-            if managers:
-                for userid, (_, role) in reps.items():
-                    if role == Role.REP:
-                        rep = await session.get(User, ids[userid])
-                        rep.manager_user_id = managers[0].id
+            ids = await seed_reps(reps, account.id, session)
         app.callback_url = f"{tg.hub_base}/hooks/wecom/{account.id}"
         oa.callback_url = f"{tg.hub_base}/hooks/wechat/{oa_account.id}"
         yield WorkspaceStack(tg=tg, wecom=wecom, wecom_app=app, wecom_base=wecom_base,
                              wecom_account_id=account.id, reps=ids, wechat=wechat, wechat_account=oa,
                              wechat_base=wechat_base, wechat_account_id=oa_account.id)
+
+
+@dataclass
+class DingTalkStack:
+    """The Telegram stack plus a DingTalk robot whose company staff are the reps."""
+
+    tg: Stack
+    sim: DingTalkSimulator
+    robot: Robot
+    base: str
+    account_id: int
+    reps: dict[str, int]  # DingTalk staffId -> hub user id
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        resp = await self.tg.client.post(f"{self.base}/_sim/robots/{self.robot.robot_code}/{path}", json=body)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    async def rep_writes(self, staff_id: str, text: str) -> None:
+        await self.post(f"staff/{staff_id}/messages", {"text": text})
+
+    async def rep_clicks(self, staff_id: str, action: str) -> None:
+        await self.post(f"staff/{staff_id}/clicks", {"action": action})
+
+    async def customer_writes(self, cid: str, sender: str, nick: str, text: str, *, at: bool = True) -> None:
+        await self.post(f"groups/{cid}/messages", {"sender": sender, "nick": nick, "text": text, "at": at})
+
+    def inbox(self, who: str) -> list[dict[str, Any]]:
+        return self.robot.transcript(who)
+
+    async def receives(self, who: str, contains: str, *, after: int = 0, timeout: float = 15) -> dict:
+        """The first message to `who` (a staffId or a group) from index `after` whose text or title has `contains`."""
+        async def check() -> dict | None:
+            for entry in self.inbox(who)[after:]:
+                if contains in entry.get("text", "") or contains in entry.get("title", ""):
+                    return entry
+            return None
+        return await eventually(check, timeout=timeout)
+
+
+@contextlib.asynccontextmanager
+async def dingtalk_stack(database_url: str, data_dir: Path, *, mode: str = "http",
+                         reps: dict[str, tuple[str, Role]] | None = None,
+                         session_lifetime: float = 3600.0) -> AsyncIterator[DingTalkStack]:
+    """`reps`: staffId -> (display name, role); the manager manages every rep."""
+    reps = reps or {"li01": ("Li Lei", Role.REP), "wang02": ("Wang Fang", Role.REP),
+                    "boss03": ("Zhao", Role.MANAGER)}
+    sim = DingTalkSimulator(callback_deadline=5.0, retry_delays=(0.2, 0.4, 0.8), session_lifetime=session_lifetime)
+    robot = sim.create_robot(mode="stream" if mode == "stream" else "http")
+    for staff_id, (name, _) in reps.items():
+        sim.add_staff(robot, staff_id, name)
+    async with running(sim.app) as sim_server, telegram_stack(database_url, data_dir) as tg:
+        base = f"http://127.0.0.1:{sim_server.port}"
+        sim.base_url = base
+        hub = tg.hub
+        adapter = hub.channels.get("dingtalk")
+        async with hub.sessions() as session, session.begin():
+            account = await accounts.create(
+                kind="dingtalk", name="Sales robot", platform_account_id=f"{robot.app_key}:{robot.robot_code}",
+                credentials={"app_key": robot.app_key, "app_secret": robot.app_secret, "robot_code": robot.robot_code},
+                api_base=base, settings=adapter.settings_model.model_validate({"mode": mode}).model_dump(),
+                cipher=hub.cipher, actor=None, db_session=session)
+            ids = await seed_reps(reps, account.id, session)
+        hub.accounts_changed.set()  # a stream-mode account starts its connection now
+        robot.callback_url = f"{tg.hub_base}/hooks/dingtalk/{account.id}" if mode == "http" else None
+        yield DingTalkStack(tg=tg, sim=sim, robot=robot, base=base, account_id=account.id, reps=ids)
