@@ -43,6 +43,8 @@ class WebhookOutcome:
     status: int = 200
     # What the platform expects back (Telegram: a method call or nothing).
     response: dict[str, Any] | str | None = None
+    # For a text response: its media type (default text/plain).
+    content_type: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

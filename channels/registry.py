@@ -7,14 +7,17 @@ from collections.abc import Iterable, Sequence
 from channels.base import ChannelAdapter
 from channels.dingtalk.adapter import DingTalkAdapter
 from channels.dingtalk.group_robot import DingTalkGroupRobotAdapter
+from channels.email.adapter import EmailAdapter
 from channels.telegram.adapter import TelegramAdapter
 from channels.wechat.adapter import WeChatAdapter
 from channels.wecom.adapter import WeComAdapter
 from crm_core.ports import AccountRef, OutboundMessage, Profile, RateLimit, SendResult
 
 
-def default_adapters() -> list[ChannelAdapter]:
-    return [TelegramAdapter(), WeComAdapter(), WeChatAdapter(), DingTalkAdapter(), DingTalkGroupRobotAdapter()]
+def default_adapters(public_base_url: str = "http://127.0.0.1:8080") -> list[ChannelAdapter]:
+    """Every channel; `public_base_url` is the hub's address in links it sends (email unsubscribe)."""
+    return [TelegramAdapter(), WeComAdapter(), WeChatAdapter(), DingTalkAdapter(), DingTalkGroupRobotAdapter(),
+            EmailAdapter(public_base_url)]
 
 
 class UnknownChannel(KeyError):

@@ -12,6 +12,8 @@ commit), and each request is answered only after that commit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,9 +32,10 @@ from crm_core.models import (
     Identity,
     Message,
     MessageKind,
+    ThreadAlias,
 )
 from crm_core.ports import InboundEvent, InboundMessage, ReachabilityChanged, Sender
-from crm_core.sql import insert_many_ignoring_conflict
+from crm_core.sql import dialect_of, insert_many_ignoring_conflict
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,7 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
     if not fresh:
         return
 
+    fresh = await _follow_thread_aliases(account_id, fresh, db_session)
     identities = await _resolve_identities(account_id, [event.sender for _, event in fresh], db_session)
     conversations = await _open_conversations(
         account_id, {event.thread_id: identities[event.sender.external_id] for _, event in fresh}, db_session)
@@ -156,9 +160,51 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
                                          ("b_language", event.sender.language)) if v})
     if identity_changes:
         await db_session.execute(_IDENTITY_SEEN, list(identity_changes.values()))
+    await _record_thread_aliases(account_id, fresh, conversations, now, db_session)
     touched = sorted({conversations[event.thread_id] for _, event in fresh})
     await db_session.execute(update(Conversation).where(Conversation.id.in_(touched))
                              .values(last_message_at=now).execution_options(synchronize_session=False))
+
+
+async def _follow_thread_aliases(account_id: int, fresh: list[tuple[int, InboundEvent]],
+                                 db_session: AsyncSession) -> list[tuple[int, InboundEvent]]:
+    """Events whose thread has no open conversation, but one of whose aliases
+    names one (an email reply whose References lost the root, a reply by
+    subject), join that conversation."""
+    wanted = {a for _, e in fresh if isinstance(e, InboundMessage) for a in e.thread_aliases}
+    if not wanted:
+        return fresh
+    threads = [e.thread_id for _, e in fresh if isinstance(e, InboundMessage) and e.thread_aliases]
+    open_threads = await _find_open_conversations(account_id, threads, db_session)
+    rows = await db_session.execute(
+        select(ThreadAlias.alias, Conversation.external_thread_id)
+        .join(Conversation, Conversation.id == ThreadAlias.conversation_id)
+        .where(ThreadAlias.channel_account_id == account_id, ThreadAlias.alias.in_(wanted),
+               Conversation.status == ConversationStatus.OPEN))
+    by_alias = dict(rows.all())
+    followed = []
+    for index, event in fresh:
+        if isinstance(event, InboundMessage) and event.thread_aliases and event.thread_id not in open_threads:
+            match = next((by_alias[a] for a in event.thread_aliases if a in by_alias), None)
+            if match is not None:
+                event = dataclasses.replace(event, thread_id=match)
+        followed.append((index, event))
+    return followed
+
+
+async def _record_thread_aliases(account_id: int, fresh: list[tuple[int, InboundEvent]],
+                                 conversations: dict[str, int], now: dt.datetime,
+                                 db_session: AsyncSession) -> None:
+    """Each alias names the conversation that last used it."""
+    rows = {a: {"channel_account_id": account_id, "alias": a, "conversation_id": conversations[e.thread_id],
+                "created_at": now}
+            for _, e in fresh if isinstance(e, InboundMessage) for a in e.thread_aliases}
+    if not rows:
+        return
+    stmt = dialect_of(db_session).insert(ThreadAlias.__table__)
+    stmt = stmt.on_conflict_do_update(index_elements=["channel_account_id", "alias"],
+                                      set_={"conversation_id": stmt.excluded.conversation_id})
+    await db_session.execute(stmt, list(rows.values()))
 
 
 async def _resolve_identities(account_id: int, senders: list[Sender],

@@ -258,6 +258,20 @@ class Conversation(Base):
     sla_escalated_message_id: Mapped[int | None] = mapped_column(Id)
 
 
+class ThreadAlias(Base):
+    """Another name of a conversation's thread (an email Message-ID in its
+    References, its subject from that sender), for messages that name it so."""
+
+    __tablename__ = "thread_alias"
+    __table_args__ = (UniqueConstraint("channel_account_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
+    alias: Mapped[str] = mapped_column(String(200))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Message(Base):
     """Every message in or out, with the raw platform payload kept as evidence."""
 

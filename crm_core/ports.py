@@ -41,6 +41,9 @@ class InboundMessage:
     raw: dict[str, Any]
     sent_at: dt.datetime | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    # Other names of this thread (an email's References, its subject from this
+    # sender): an open conversation known by one of them is this thread's.
+    thread_aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

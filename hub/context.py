@@ -46,7 +46,7 @@ class Hub:
         self.engine = create_engine(settings.resolved_database_url)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
         self.cipher = CredentialCipher(settings.resolved_secret_key())
-        self.channels = ChannelRegistry(adapters if adapters is not None else default_adapters())
+        self.channels = ChannelRegistry(adapters if adapters is not None else default_adapters(settings.base_url))
         self.dispatcher = Dispatcher(
             self.sessions,
             self.channels,

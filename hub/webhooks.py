@@ -76,6 +76,8 @@ async def platform_webhook(kind: str, account_id: int, request: Request) -> Resp
     if outcome.response is None:
         return Response(status_code=outcome.status)
     if isinstance(outcome.response, str):
+        if outcome.content_type:
+            return Response(outcome.response, status_code=outcome.status, media_type=outcome.content_type)
         return PlainTextResponse(outcome.response, status_code=outcome.status)
     return JSONResponse(outcome.response, status_code=outcome.status)
 

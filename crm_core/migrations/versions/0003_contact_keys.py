@@ -1,4 +1,4 @@
-"""contact keys (WeChat unionid...) linking identities across channels, profile lookups, merged contacts, first-response SLA marks
+"""contact keys (WeChat unionid...) linking identities across channels, profile lookups, merged contacts, first-response SLA marks, thread aliases
 
 Revision ID: 0003
 Revises: 0002
@@ -39,9 +39,25 @@ def upgrade() -> None:
     sa.UniqueConstraint('kind', 'value', name=op.f('uq_contact_key_kind_value'))
     )
     op.create_index(op.f('ix_contact_key_contact_id'), 'contact_key', ['contact_id'], unique=False)
+    op.create_table('thread_alias',
+    sa.Column('id', _id, nullable=False),
+    sa.Column('channel_account_id', _id, nullable=False),
+    sa.Column('alias', sa.String(length=200), nullable=False),
+    sa.Column('conversation_id', _id, nullable=False),
+    sa.Column('created_at', crm_core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['channel_account_id'], ['channel_account.id'],
+                            name=op.f('fk_thread_alias_channel_account_id_channel_account')),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id'],
+                            name=op.f('fk_thread_alias_conversation_id_conversation')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_thread_alias')),
+    sa.UniqueConstraint('channel_account_id', 'alias', name=op.f('uq_thread_alias_channel_account_id_alias'))
+    )
+    op.create_index(op.f('ix_thread_alias_conversation_id'), 'thread_alias', ['conversation_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_thread_alias_conversation_id'), table_name='thread_alias')
+    op.drop_table('thread_alias')
     op.drop_index(op.f('ix_contact_key_contact_id'), table_name='contact_key')
     op.drop_table('contact_key')
     with op.batch_alter_table('conversation') as batch:
