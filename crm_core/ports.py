@@ -235,7 +235,9 @@ class HandlerContext:
     enqueued: bool = False
 
     def reply(self, text: str, buttons: Sequence[Button] = (), *, title: str | None = None) -> None:
-        self.replies.append(OutboundMessage(self.conversation.external_thread_id, text, tuple(buttons), title=title))
+        """A bot's answer; marked automated (email sends it with Auto-Submitted: auto-replied)."""
+        self.replies.append(OutboundMessage(self.conversation.external_thread_id, text, tuple(buttons), title=title,
+                                            options={"automated": True}))
 
 
 class MessageHandler(Protocol):

@@ -168,6 +168,8 @@ class EmailAdapter:
         root = via.get("thread") or (message.recipient if message.recipient.startswith("<") else None)
         mail["Message-ID"] = own_message_id(root, _domain(creds.address))
         build_reply_headers(mail, parent_id=via.get("message_id"), parent_refs=list(via.get("references") or []))
+        if message.options.get("automated"):
+            mail["Auto-Submitted"] = "auto-replied"  # RFC 3834: other robots do not answer it
         if message.options.get("marketing"):
             link = self.unsubscribe_url(account, to)
             mail["List-Unsubscribe"] = f"<{link}>"
