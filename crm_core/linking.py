@@ -3,13 +3,17 @@ and joining the identity to the contact its keys already name.
 
 A customer who follows the WeChat Official Account and later adds a rep in
 WeCom arrives as two identities; both platforms give the same WeChat unionid
-when the company has bound them to one WeChat Open Platform account. The
-second identity (with its conversations) then moves to the first contact,
-and the contact created for it is marked merged, with an audit entry.
+when the company has bound them to one WeChat Open Platform account. An email
+sender's address is theirs; a phone number or address a customer states as
+their own (`nlp.entities`) is a key too. The second identity with a known key
+(and its conversations) moves to the first contact, and the contact created
+for it is marked merged, with an audit entry.
 `unlink_identity` undoes it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,15 +33,23 @@ async def apply_profile(identity: Identity, contact: Contact, profile: Profile, 
         identity.display_name = profile.display_name
         if not contact.display_name:
             contact.display_name = profile.display_name
+    return await link_keys(identity, contact, sorted(profile.keys.items()), source="profile",
+                           db_session=db_session)
+
+
+async def link_keys(identity: Identity, contact: Contact, keys: Sequence[tuple[str, str]], *, source: str,
+                    db_session: AsyncSession) -> Contact:
+    """Give `contact` the keys nobody holds; if one is another contact's, the
+    identity joins that contact (audited). Returns the identity's contact now."""
     target = contact
-    for kind, value in sorted(profile.keys.items()):
+    for kind, value in keys:
         if not value:
             continue
         owner_id = await _key_owner(kind, value, contact.id, identity.id, db_session=db_session)
         if owner_id != target.id and target is contact:
             target = await _live_contact(owner_id, db_session=db_session)
     if target.id != contact.id:
-        await _move_identity(identity, contact, target, profile, db_session=db_session)
+        await _move_identity(identity, contact, target, [k for k, _ in keys], source, db_session=db_session)
     return target
 
 
@@ -66,7 +78,7 @@ async def _live_contact(contact_id: int, *, db_session: AsyncSession) -> Contact
         contact_id = contact.merged_into_id
 
 
-async def _move_identity(identity: Identity, source: Contact, target: Contact, profile: Profile, *,
+async def _move_identity(identity: Identity, source: Contact, target: Contact, kinds: list[str], why: str, *,
                          db_session: AsyncSession) -> None:
     identity.contact_id = target.id
     await db_session.execute(
@@ -75,7 +87,8 @@ async def _move_identity(identity: Identity, source: Contact, target: Contact, p
     )
     left = await db_session.scalar(
         select(Identity.id).where(Identity.contact_id == source.id, Identity.id != identity.id).limit(1))
-    details = {"identity_id": identity.id, "from_contact_id": source.id, "keys": sorted(profile.keys)}
+    details = {"identity_id": identity.id, "from_contact_id": source.id, "keys": sorted(set(kinds)),
+               "source": why}
     if left is None:
         # Nothing else knows the contact created for this identity: it was the same person all along.
         await db_session.execute(

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.db import utcnow
 from crm_core.dispatcher import new_owner_id
-from crm_core.linking import apply_profile
-from crm_core.models import Contact, Conversation, Direction, Identity, Message
+from crm_core.linking import apply_profile, link_keys
+from crm_core.models import CUSTOMER_MESSAGE_KINDS, Contact, Conversation, Direction, Identity, Message
 from crm_core.outbox import enqueue_to_conversation, release_held
 from crm_core.ports import HandlerContext, MessageHandler, Profile, ProfileLookup
 from crm_core.waiting import wait_any
@@ -41,11 +41,14 @@ class MessageWorker:
         owner: str | None = None,
         profiles: ProfileLookup | None = None,
         profile_timeout: float = 10.0,
+        key_extractor: Callable[[str], Sequence[tuple[str, str]]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.handlers = list(handlers)
         self.profiles = profiles
         self.profile_timeout = profile_timeout
+        # Contact details a customer states as their own ("my phone is ..."): keys that link channels.
+        self.key_extractor = key_extractor
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.batch_size = batch_size
@@ -139,6 +142,12 @@ class MessageWorker:
                 if profile is not None and identity.profile_checked_at is None:
                     # May move the identity and its conversations to the contact its unionid names.
                     contact = await apply_profile(identity, contact, profile, db_session=session)
+                if self.key_extractor is not None and not contact.is_staff and message.text \
+                        and message.kind in CUSTOMER_MESSAGE_KINDS:
+                    stated = self.key_extractor(message.text)
+                    if stated:
+                        contact = await link_keys(identity, contact, stated, source=f"message {message.id}",
+                                                  db_session=session)
                 conversation = await session.get(Conversation, message.conversation_id)
                 assert conversation is not None
                 ctx = HandlerContext(session, message, conversation, contact, identity)

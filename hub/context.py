@@ -24,6 +24,7 @@ from crm_core.models import ChannelAccount
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile
 from crm_core.processing import MessageWorker
 from hub.settings import Settings
+from nlp.entities import stated_contact_keys
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Hub:
             lease_seconds=settings.dispatch_lease_seconds,
             on_enqueued=self.dispatcher.wake,
             profiles=self,
+            key_extractor=stated_contact_keys,
         )
         self.sla = SlaWatcher(
             self.sessions,

@@ -1,5 +1,5 @@
 """Understanding messages (sentiment, intents, entities, opinion monitoring).
 
-Empty until the NLP issue: the core calls analyzers through protocols it
-defines, so nothing depends on this package yet.
+The core calls analyzers through protocols it defines (`crm_core.ports`).
+So far: the contact details a customer states about themselves (`entities`).
 """

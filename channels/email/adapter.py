@@ -52,6 +52,7 @@ from crm_core.ports import (
     InboundMessage,
     OutboundMessage,
     PermanentFailure,
+    Profile,
     RateLimit,
     RecipientUnreachable,
     Sender,
@@ -132,6 +133,10 @@ class EmailAdapter:
             attachments=[{"type": "opt_out", "purpose": "marketing", "channel": "email",
                           "source": "list-unsubscribe-post" if one_click else "unsubscribe-link"}])
         return WebhookOutcome(events=[event], response="Unsubscribed · 已退订")
+
+    async def fetch_profile(self, account: AccountRef, external_id: str) -> Profile | None:
+        """A sender's address is theirs: the key that joins them to the same person elsewhere."""
+        return Profile(keys={"email": external_id.lower()}) if "@" in external_id else None
 
     def wants_polling(self, account: AccountRef) -> bool:
         return True

@@ -141,3 +141,22 @@ async def test_staff_are_never_looked_up(sessions):
     await _ingest(sessions, account, rep)
     await worker.run_once()
     assert profiles.asked == []
+
+
+async def test_the_same_stated_phone_on_two_channels_is_one_contact_and_a_mention_is_not(sessions):
+    from nlp.entities import stated_contact_keys
+
+    tg, dingtalk = await make_account(sessions, "tg"), await make_account(sessions, "dingtalk")
+    worker = MessageWorker(sessions, [], key_extractor=stated_contact_keys)
+    await _ingest(sessions, tg, text_event(1, user="tg-1", text="my phone is +86 138-0013-8000"))
+    await _ingest(sessions, dingtalk, text_event(2, user="dt-1", text="请联系我，手机 13800138000"))
+    await _ingest(sessions, dingtalk, text_event(3, user="dt-2", text="please cc 13800138000 and wang@x.com"))
+    await worker.run_once()
+    person = await _contact_of(sessions, "tg-1")
+    assert await _contact_of(sessions, "dt-1") == person
+    assert await _contact_of(sessions, "dt-2") != person  # mentioned in passing, not given as theirs
+    async with sessions() as session:
+        [entry] = (await session.scalars(select(AuditLog).where(AuditLog.action == "contact.linked"))).all()
+        assert entry.details["keys"] == ["phone"] and entry.details["source"].startswith("message ")
+        [key] = (await session.scalars(select(ContactKey))).all()
+        assert (key.kind, key.value, key.contact_id) == ("phone", "+8613800138000", person)

@@ -170,3 +170,27 @@ async def test_stream_client_stops_on_stop_and_on_cancel(database_url, tmp_path)
 
 async def _async(value):
     return value
+
+
+async def test_a_dingtalk_and_a_telegram_customer_giving_one_phone_are_one_contact(database_url, tmp_path):
+    from crm_core.models import AuditLog, Identity
+
+    async with dingtalk_stack(database_url, tmp_path) as dt:
+        hub = dt.tg.hub
+        await dt.customer_writes(GROUP, CUSTOMER, "陈先生", "我的手机是 138 0013 8000，请联系我")
+        await dt.receives("li01", "新线索")
+        await dt.tg.customer_writes(9001, "Hi, my phone is +86 138-0013-8000", first_name="Chen")
+
+        async def linked():
+            async with hub.sessions() as session:
+                rows = (await session.execute(select(Identity.external_id, Identity.contact_id))).all()
+            contacts = {ext: contact for ext, contact in rows}
+            return contacts if contacts.get("9001") == contacts.get(CUSTOMER) else None
+        contacts = await eventually(linked)
+        api = dt.tg.api()
+        detail = (await dt.tg.client.get(f"{dt.tg.hub_base}/api/v1/contacts/{contacts[CUSTOMER]}",
+                                         headers=api)).json()
+        assert sorted(i["external_id"] for i in detail["identities"]) == sorted([CUSTOMER, "9001"])
+        async with hub.sessions() as session:
+            [entry] = (await session.scalars(select(AuditLog).where(AuditLog.action == "contact.linked"))).all()
+        assert entry.details["keys"] == ["phone"] and entry.details["merged"] is True

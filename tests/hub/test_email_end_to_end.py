@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from channels.email.imap import ImapPoller
 from crm_core import accounts
-from crm_core.models import Conversation, Direction, Message, OutboxMessage
+from crm_core.models import Conversation, Direction, Identity, Message, OutboxMessage
 from tests.fakes.mail import dovecot_server, smtp_server
 from tests.fakes.stack import dingtalk_stack, eventually
 from tests.hub.test_dingtalk_end_to_end import card_conversation
@@ -126,6 +126,15 @@ async def test_email_customer_dingtalk_rep_threaded_reply_and_answer(database_ur
         finally:
             await client.logout()
         assert stored == []
+
+        # The same person on Telegram, giving their address: one contact (audited).
+        await dt.tg.customer_writes(9002, "This is Chen, my email is chen@customer.example", first_name="Chen")
+
+        async def linked():
+            async with hub.sessions() as session:
+                rows = dict((await session.execute(select(Identity.external_id, Identity.contact_id))).all())
+            return rows if rows.get("9002") == rows.get(CUSTOMER) else None
+        await eventually(linked)
 
 
 async def test_auto_replies_bounces_and_lists_never_become_customer_messages(database_url, tmp_path):
