@@ -87,6 +87,11 @@ class Robot:
     socket: WebSocket | None = None
     acks: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     connections: int = 0
+    chats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # what each staff / group sees
+
+    def note(self, who: str, author: str, text: str, buttons: list[dict[str, Any]] | None = None) -> None:
+        self.chats.setdefault(who, []).append({"from": author, "text": text, "buttons": buttons or [],
+                                               "at": time.time()})
 
     def transcript(self, who: str) -> list[dict[str, Any]]:
         """What one colleague or group received from the hub, oldest first."""
@@ -130,6 +135,7 @@ class DingTalkSimulator:
                 Route("/_sim/robots", self._create_robot, methods=["POST"]),
                 Route("/_sim/robots", self._list_robots, methods=["GET"]),
                 Route("/_sim/robots/{code}", self._state, methods=["GET"]),
+                Route("/_sim/robots/{code}/chats/{who:path}", self._chat, methods=["GET"]),
                 Route("/_sim/robots/{code}/config", self._config, methods=["POST"]),
                 Route("/_sim/robots/{code}/faults", self._add_fault, methods=["POST"]),
                 Route("/_sim/robots/{code}/stream/{action}", self._stream_action, methods=["POST"]),
@@ -169,6 +175,7 @@ class DingTalkSimulator:
     def staff_writes(self, robot: Robot, staff_id: str, text: str) -> dict[str, Any]:
         if staff_id not in robot.staff:
             raise ApiError(400, "staffId.notExisted", f"no staff {staff_id} in this company")
+        robot.note(staff_id, "me", text)
         return self._push(robot, self._message(robot, thread=staff_id, group=False, sender_id=f"$:LWCP_v1:${staff_id}",
                                                nick=robot.staff[staff_id], staff_id=staff_id,
                                                corp=robot.corp_id, text=text, at=True))
@@ -177,6 +184,7 @@ class DingTalkSimulator:
                                  at: bool = True, corp: str = "dingcustomercorp") -> dict[str, Any]:
         """A customer (of another company) writes in a group the robot is in."""
         robot.groups.setdefault(cid, f"group {cid[-6:]}")
+        robot.note(cid, "me", f"{nick}: {text}" if at else f"{nick}: {text} (not @robot)")
         return self._push(robot, self._message(robot, thread=cid, group=True, sender_id=sender_id, nick=nick,
                                                staff_id="", corp=corp, text=text, at=at))
 
@@ -185,6 +193,9 @@ class DingTalkSimulator:
                         if card["to"] == staff_id and action in card["actions"]), None)
         if card_id is None:
             raise ApiError(400, "card.notFound", f"no card with a button {action!r} was sent to {staff_id}")
+        label = next((b["label"] for m in robot.sent if m.get("card_id") == card_id for b in m["buttons"]
+                      if b["id"] == action), action)
+        robot.note(staff_id, "system", f"clicked “{label}”")
         content = {"cardPrivateData": {"actionIds": [action], "params": {}}}
         return self._push(robot, {"outTrackId": card_id, "corpId": robot.corp_id, "userId": staff_id,
                                   "type": "actionCallback", "requestId": uuid.uuid4().hex,
@@ -414,6 +425,7 @@ class DingTalkSimulator:
             if user not in invalid:
                 robot.sent.append({"to": user, "via": "batchSend", "msgKey": body.get("msgKey"), "text": text,
                                    "at": time.time()})
+                robot.note(user, "hub", text)
         robot.calls.append(("robot/oToMessages/batchSend", "ok"))
         return JSONResponse({"processQueryKey": _random(24), "invalidStaffIdList": invalid,
                              "flowControlledStaffIdList": []})
@@ -429,6 +441,7 @@ class DingTalkSimulator:
             return _error(exc)
         robot.sent.append({"to": cid, "via": "groupMessages", "msgKey": body.get("msgKey"), "text": text,
                            "at": time.time()})
+        robot.note(cid, "hub", text)
         robot.calls.append(("robot/groupMessages/send", "ok"))
         return JSONResponse({"processQueryKey": _random(24)})
 
@@ -453,6 +466,7 @@ class DingTalkSimulator:
         robot.sent.append({"to": receiver, "via": "interactiveCard", "title": title, "text": text,
                            "buttons": [{"id": a["id"], "label": a["label"]["text"]} for a in actions],
                            "card_id": biz_id, "at": time.time()})
+        robot.note(receiver, "hub", f"{title}\n{text}", [{"id": a["id"], "text": a["label"]["text"]} for a in actions])
         robot.calls.append(("im/interactiveCards/send", "ok"))
         return JSONResponse({"processQueryKey": biz_id})
 
@@ -468,6 +482,7 @@ class DingTalkSimulator:
             return JSONResponse({"errcode": 40035, "errmsg": "missing content"})
         thread = robot.sessions[session]["thread"]
         robot.sent.append({"to": thread, "via": "sessionWebhook", "msgKey": kind, "text": text, "at": time.time()})
+        robot.note(thread, "hub", text)
         robot.calls.append(("sendBySession", "ok"))
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
@@ -513,6 +528,10 @@ class DingTalkSimulator:
         robot = self._robot_of(request)
         return JSONResponse({**_credentials(robot), "staff": robot.staff, "groups": robot.groups,
                              "sent": robot.sent, "calls": robot.calls, "connected": robot.socket is not None})
+
+    async def _chat(self, request: Request) -> JSONResponse:
+        robot = self._robot_of(request)
+        return JSONResponse({"messages": robot.chats.get(request.path_params["who"], [])})
 
     async def _config(self, request: Request) -> JSONResponse:
         robot = self._robot_of(request)

@@ -110,3 +110,16 @@ async def test_custom_group_robot_signs_and_is_held_to_twenty_a_minute(sim):
         assert len(custom.received) == 20
     finally:
         await adapter.close()
+
+
+async def test_the_simulator_page_shows_rep_and_group_chats(sim):
+    import httpx
+
+    robot = sim.create_robot()
+    sim.add_staff(robot, "li01", "Li Lei")
+    sim.customer_writes_in_group(robot, "cidG==", "$:c1", "陈", "hello")
+    async with httpx.AsyncClient() as client:
+        page = await client.get(f"{sim.base_url}/")
+        chat = await client.get(f"{sim.base_url}/_sim/robots/{robot.robot_code}/chats/cidG==")
+    assert page.status_code == 200 and "钉钉" in page.text
+    assert chat.json()["messages"][0]["text"] == "陈: hello"
