@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import accounts
+from crm_core import accounts, consent
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.ingest import mark_identity_unreachable
@@ -39,6 +39,7 @@ from crm_core.models import (
     Identity,
     Message,
     MessageKind,
+    MessagePurpose,
     OutboxMessage,
     OutboxStatus,
 )
@@ -180,6 +181,7 @@ class _Claimed:
     identity_id: int | None
     message_id: int | None
     attempts: int
+    purpose: MessagePurpose = MessagePurpose.SERVICE
 
 
 class Dispatcher:
@@ -271,6 +273,7 @@ class Dispatcher:
                 OutboxMessage.identity_id,
                 OutboxMessage.message_id,
                 OutboxMessage.attempts,
+                OutboxMessage.purpose,
             )
             .execution_options(synchronize_session=False)
         )
@@ -288,10 +291,19 @@ class Dispatcher:
         if row.identity_id is not None:
             async with self.sessions() as session:
                 identity = await session.get(Identity, row.identity_id)
-                if identity is not None and identity.reachable and self.gateway.needs_recipient_activity(account):
-                    activity = await recipient_activity(identity.id, db_session=session)
-                if identity is not None and identity.reachable and self.gateway.wants_reply_via(account):
-                    reply = await reply_via(identity.id, row.recipient, db_session=session)
+                decision = None
+                if identity is not None:
+                    # Consent again at send time: it may have been withdrawn since the row was queued.
+                    decision = await consent.decide(identity.contact_id, purpose=MessagePurpose(row.purpose),
+                                                    channel=account.kind, db_session=session)
+                if identity is not None and identity.reachable and decision is not None and decision.allowed:
+                    if self.gateway.needs_recipient_activity(account):
+                        activity = await recipient_activity(identity.id, db_session=session)
+                    if self.gateway.wants_reply_via(account):
+                        reply = await reply_via(identity.id, row.recipient, db_session=session)
+            if decision is not None and not decision.allowed:
+                await self._finish(row, OutboxStatus.CANCELLED, error=f"not sent: {decision.reason}")
+                return
             if identity is not None and not identity.reachable:
                 await self._finish(row, OutboxStatus.UNREACHABLE,
                                    error=f"recipient unreachable: {identity.unreachable_reason or 'unknown reason'}")

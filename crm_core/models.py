@@ -354,6 +354,29 @@ class Lease(Base):
     expires_at: Mapped[dt.datetime]
 
 
+class ConsentEvent(Base):
+    """The consent ledger: one row per grant or revocation, never changed.
+
+    The current state of a contact's consent for a purpose on a channel is the
+    newest row for that purpose whose channel is that channel or all (NULL).
+    """
+
+    __tablename__ = "consent_event"
+    __table_args__ = (Index("ix_consent_event_contact", "contact_id", "purpose", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
+    purpose: Mapped[MessagePurpose] = mapped_column(_enum(MessagePurpose))
+    channel: Mapped[str | None] = mapped_column(String(32))  # a channel kind; NULL: every channel
+    granted: Mapped[bool] = mapped_column(Boolean)
+    # How it was given or withdrawn: message, list-unsubscribe-post, form, import, api, admin...
+    source: Mapped[str] = mapped_column(String(64))
+    # The proof: which message and words, which link, which form.
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor_label: Mapped[str] = mapped_column(String(200), default="system")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class AuditLog(Base):
     """Who changed what, when. Append-only."""
 

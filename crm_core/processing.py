@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core import consent
 from crm_core.db import utcnow
 from crm_core.dispatcher import new_owner_id
 from crm_core.linking import apply_profile, link_keys
-from crm_core.models import CUSTOMER_MESSAGE_KINDS, Contact, Conversation, Direction, Identity, Message
+from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Contact, Conversation, Direction, Identity, Message
 from crm_core.outbox import enqueue_to_conversation, release_held
 from crm_core.ports import HandlerContext, MessageHandler, Profile, ProfileLookup
 from crm_core.waiting import wait_any
@@ -148,6 +149,10 @@ class MessageWorker:
                     if stated:
                         contact = await link_keys(identity, contact, stated, source=f"message {message.id}",
                                                   db_session=session)
+                if any(isinstance(a, dict) and a.get("type") == "opt_out" for a in message.attachments or []):
+                    account = await session.get(ChannelAccount, message.channel_account_id)
+                    await consent.apply_opt_outs(message, contact, account.kind if account else "?",
+                                                 db_session=session)
                 conversation = await session.get(Conversation, message.conversation_id)
                 assert conversation is not None
                 ctx = HandlerContext(session, message, conversation, contact, identity)

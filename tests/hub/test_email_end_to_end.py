@@ -13,8 +13,16 @@ import httpx
 from sqlalchemy import func, select
 
 from channels.email.imap import ImapPoller
-from crm_core import accounts
-from crm_core.models import Conversation, Direction, Identity, Message, OutboxMessage
+from crm_core import accounts, consent
+from crm_core.models import (
+    ConsentEvent,
+    Conversation,
+    Direction,
+    Identity,
+    Message,
+    MessagePurpose,
+    OutboxMessage,
+)
 from tests.fakes.mail import dovecot_server, smtp_server
 from tests.fakes.stack import dingtalk_stack, eventually
 from tests.hub.test_dingtalk_end_to_end import card_conversation
@@ -186,6 +194,18 @@ async def test_marketing_mail_has_one_click_unsubscribe_that_records_the_opt_out
             opt_out = await session.scalar(select(Message).where(Message.channel_account_id == account_id))
         assert opt_out.attachments == [{"type": "opt_out", "purpose": "marketing", "channel": "email",
                                         "source": "list-unsubscribe-post"}]
+
+        # The worker writes it into the consent ledger: marketing to this contact stops, with the proof kept.
+        async def withdrawn():
+            async with hub.sessions() as session:
+                return await session.scalar(select(ConsentEvent).where(ConsentEvent.granted.is_(False)))
+        event = await eventually(withdrawn)
+        assert event.source == "list-unsubscribe-post" and event.evidence["channel"] == "email"
+        async with hub.sessions() as session:
+            contact_id = await session.scalar(select(Identity.contact_id).where(Identity.external_id == CUSTOMER))
+            decision = await consent.decide(contact_id, purpose=MessagePurpose.MARKETING, channel="email",
+                                            db_session=session)
+        assert event.contact_id == contact_id and not decision.allowed
         # Service mail carries no unsubscribe header.
         await adapter.send(found[1], OutboundMessage(CUSTOMER, "您的发票已开具"))
         assert smtp.received[-1]["List-Unsubscribe"] is None

@@ -1,4 +1,4 @@
-"""contact keys (WeChat unionid...) linking identities across channels, profile lookups, merged contacts, first-response SLA marks, thread aliases
+"""contact keys (WeChat unionid...) linking identities across channels, profile lookups, merged contacts, first-response SLA marks, thread aliases, the consent ledger
 
 Revision ID: 0003
 Revises: 0002
@@ -6,6 +6,7 @@ Revises: 0002
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import crm_core.db
 
@@ -53,9 +54,26 @@ def upgrade() -> None:
     sa.UniqueConstraint('channel_account_id', 'alias', name=op.f('uq_thread_alias_channel_account_id_alias'))
     )
     op.create_index(op.f('ix_thread_alias_conversation_id'), 'thread_alias', ['conversation_id'], unique=False)
+    op.create_table('consent_event',
+    sa.Column('id', _id, nullable=False),
+    sa.Column('contact_id', _id, nullable=False),
+    sa.Column('purpose', sa.String(length=32), nullable=False),
+    sa.Column('channel', sa.String(length=32), nullable=True),
+    sa.Column('granted', sa.Boolean(), nullable=False),
+    sa.Column('source', sa.String(length=64), nullable=False),
+    sa.Column('evidence', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
+              nullable=False),
+    sa.Column('actor_label', sa.String(length=200), nullable=False),
+    sa.Column('created_at', crm_core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_consent_event_contact_id_contact')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_event'))
+    )
+    op.create_index('ix_consent_event_contact', 'consent_event', ['contact_id', 'purpose', 'id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_consent_event_contact', table_name='consent_event')
+    op.drop_table('consent_event')
     op.drop_index(op.f('ix_thread_alias_conversation_id'), table_name='thread_alias')
     op.drop_table('thread_alias')
     op.drop_index(op.f('ix_contact_key_contact_id'), table_name='contact_key')

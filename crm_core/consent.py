@@ -1,0 +1,93 @@
+"""Consent: an append-only ledger, the state derived from it, and its use.
+
+Every grant or withdrawal is a `ConsentEvent` with its source and evidence
+(the message and words, the unsubscribe link, the form). The state for a
+purpose on a channel is the newest event for that purpose on that channel or
+on all channels. Marketing needs a grant; service messages (an answer to the
+customer's own question) need none, but a service withdrawal stops them too.
+
+An opt-out arrives as an inbound message carrying an `opt_out` attachment
+(email's one-click List-Unsubscribe today; keywords such as STOP / 退订 with
+the NLP issue): `apply_opt_outs` records it and cancels every pending
+marketing send to the contact. The dispatcher checks again at send time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.models import (
+    ConsentEvent,
+    Contact,
+    Identity,
+    Message,
+    MessagePurpose,
+    OutboxMessage,
+    OutboxStatus,
+)
+
+WAITING = (OutboxStatus.PENDING, OutboxStatus.HELD)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+    event: ConsentEvent | None
+
+
+async def record(contact_id: int, *, purpose: MessagePurpose, granted: bool, source: str,
+                 channel: str | None = None, evidence: dict[str, Any] | None = None, actor_label: str = "system",
+                 db_session: AsyncSession) -> ConsentEvent:
+    event = ConsentEvent(contact_id=contact_id, purpose=purpose, channel=channel, granted=granted, source=source,
+                         evidence=evidence or {}, actor_label=actor_label)
+    db_session.add(event)
+    await db_session.flush()
+    return event
+
+
+async def decide(contact_id: int, *, purpose: MessagePurpose, channel: str, db_session: AsyncSession) -> Decision:
+    """May this contact be sent a message of this purpose on this channel now?"""
+    latest = await db_session.scalar(
+        select(ConsentEvent)
+        .where(ConsentEvent.contact_id == contact_id, ConsentEvent.purpose == purpose,
+               or_(ConsentEvent.channel.is_(None), ConsentEvent.channel == channel))
+        .order_by(ConsentEvent.id.desc()).limit(1))
+    if latest is not None:
+        when = latest.created_at.strftime("%Y-%m-%d %H:%M UTC")
+        verb = "granted" if latest.granted else "withdrawn"
+        return Decision(latest.granted, f"{purpose.value} consent {verb} {when} via {latest.source}", latest)
+    if purpose == MessagePurpose.MARKETING:
+        return Decision(False, "no marketing consent recorded for this contact", None)
+    return Decision(True, "service messages need no consent", None)
+
+
+async def apply_opt_outs(message: Message, contact: Contact, channel: str, *, db_session: AsyncSession) -> int:
+    """Record the opt-outs a stored message carries; cancel pending marketing. Rows cancelled."""
+    cancelled = 0
+    for item in message.attachments or []:
+        if not isinstance(item, dict) or item.get("type") != "opt_out":
+            continue
+        purpose = MessagePurpose(item.get("purpose", MessagePurpose.MARKETING.value))
+        await record(contact.id, purpose=purpose, granted=False, source=str(item.get("source", "message")),
+                     channel=item.get("channel_only"),  # an opt-out covers every channel unless it says otherwise
+                     evidence={"message_id": message.id, "channel": channel, "words": message.text},
+                     db_session=db_session)
+        cancelled += await cancel_pending(contact.id, purpose, reason=f"{purpose.value} consent withdrawn "
+                                          f"({item.get('source', 'message')})", db_session=db_session)
+    return cancelled
+
+
+async def cancel_pending(contact_id: int, purpose: MessagePurpose, *, reason: str, db_session: AsyncSession) -> int:
+    identities = select(Identity.id).where(Identity.contact_id == contact_id)
+    result = await db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.identity_id.in_(identities), OutboxMessage.purpose == purpose,
+               OutboxMessage.status.in_(WAITING))
+        .values(status=OutboxStatus.CANCELLED, last_error=reason)
+        .execution_options(synchronize_session=False))
+    return result.rowcount or 0

@@ -1,0 +1,96 @@
+"""The consent ledger: state derived from events, checked at send time, opt-outs
+recorded with their proof and cancelling pending marketing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlalchemy import select
+
+from crm_core import consent
+from crm_core.ingest import ingest_events
+from crm_core.models import ConsentEvent, Conversation, MessagePurpose, OutboxMessage, OutboxStatus
+from crm_core.outbox import enqueue_to_conversation
+from crm_core.ports import OutboundMessage
+from crm_core.processing import MessageWorker
+from tests.crm_core.test_dispatcher import conversation_for, drain, outbox, setup  # noqa: F401 (fixture)
+from tests.crm_core.test_ingest import text_event
+
+MARKETING, SERVICE = MessagePurpose.MARKETING, MessagePurpose.SERVICE
+
+
+async def queue(sessions, conversation: Conversation, text: str, purpose: MessagePurpose) -> int:
+    async with sessions() as session, session.begin():
+        row = await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text),
+                                            idempotency_key=f"t:{text}", purpose=purpose, db_session=session)
+        return row.id
+
+
+async def test_state_is_the_newest_event_for_the_purpose_and_channel(sessions):
+    from tests.crm_core.test_ingest import make_account
+    account = await make_account(sessions)
+    conversation = await conversation_for(sessions, account)
+    contact = conversation.contact_id
+    async with sessions() as session, session.begin():
+        assert not (await consent.decide(contact, purpose=MARKETING, channel="email", db_session=session)).allowed
+        assert (await consent.decide(contact, purpose=SERVICE, channel="email", db_session=session)).allowed
+        await consent.record(contact, purpose=MARKETING, granted=True, source="form", db_session=session)
+        assert (await consent.decide(contact, purpose=MARKETING, channel="email", db_session=session)).allowed
+        await consent.record(contact, purpose=MARKETING, granted=False, source="message", db_session=session)
+        await consent.record(contact, purpose=MARKETING, granted=True, source="admin", channel="wecom",
+                             db_session=session)
+        email = await consent.decide(contact, purpose=MARKETING, channel="email", db_session=session)
+        wecom = await consent.decide(contact, purpose=MARKETING, channel="wecom", db_session=session)
+    assert not email.allowed and "withdrawn" in email.reason and "via message" in email.reason
+    assert wecom.allowed
+
+
+async def test_marketing_goes_only_with_consent_checked_again_at_send_time(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    no_consent = await queue(sessions, conversation, "promo without consent", MARKETING)
+    answer = await queue(sessions, conversation, "answer to your question", SERVICE)
+    await drain(dispatcher, 3)
+    row = await outbox(sessions, no_consent)
+    assert row.status == OutboxStatus.CANCELLED and "no marketing consent" in row.last_error
+    assert (await outbox(sessions, answer)).status == OutboxStatus.SENT
+
+    async with sessions() as session, session.begin():
+        await consent.record(conversation.contact_id, purpose=MARKETING, granted=True, source="form",
+                             db_session=session)
+    granted = await queue(sessions, conversation, "promo with consent", MARKETING)
+    await drain(dispatcher, 3)
+    assert (await outbox(sessions, granted)).status == OutboxStatus.SENT
+
+    # Withdrawn after queueing, before sending: not sent.
+    late = await queue(sessions, conversation, "promo queued before the opt-out", MARKETING)
+    async with sessions() as session, session.begin():
+        await consent.record(conversation.contact_id, purpose=MARKETING, granted=False, source="message",
+                             db_session=session)
+    await drain(dispatcher, 3)
+    assert (await outbox(sessions, late)).status == OutboxStatus.CANCELLED
+    assert [text for _, text, _ in gateway.sent] == ["answer to your question", "promo with consent"]
+
+
+async def test_an_opt_out_message_is_recorded_with_proof_and_cancels_pending_marketing(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    async with sessions() as session, session.begin():
+        await consent.record(conversation.contact_id, purpose=MARKETING, granted=True, source="form",
+                             db_session=session)
+    promo = await queue(sessions, conversation, "promo", MARKETING)
+    service = await queue(sessions, conversation, "your invoice", SERVICE)
+    opt_out = dataclasses.replace(text_event(77, text="unsubscribed"), attachments=[
+        {"type": "opt_out", "purpose": "marketing", "source": "list-unsubscribe-post"}])
+    async with sessions() as session, session.begin():
+        await ingest_events([opt_out], channel_account_id=account_id, db_session=session)
+    await MessageWorker(sessions, []).run_once()
+    assert (await outbox(sessions, promo)).status == OutboxStatus.CANCELLED
+    assert (await outbox(sessions, service)).status == OutboxStatus.PENDING
+    async with sessions() as session:
+        events = (await session.scalars(select(ConsentEvent).order_by(ConsentEvent.id))).all()
+        rows = (await session.scalars(select(OutboxMessage))).all()
+    assert [(e.granted, e.source, e.channel) for e in events] == [(True, "form", None),
+                                                                   (False, "list-unsubscribe-post", None)]
+    assert events[1].evidence["words"] == "unsubscribed" and events[1].evidence["channel"] == "telegram"
+    assert "consent withdrawn" in next(r for r in rows if r.id == promo).last_error
