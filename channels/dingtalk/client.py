@@ -93,39 +93,36 @@ class DingTalkApi:
 
     async def post_webhook(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST to a session webhook or custom robot URL (old-style `errcode` answers)."""
-        try:
-            response = await self._http.post(url, json=payload)
-        except httpx.HTTPError as exc:
-            raise DingTalkUnavailable(f"cannot reach DingTalk webhook: {type(exc).__name__}: {exc}") from None
-        if response.status_code >= 500:
-            raise DingTalkUnavailable(f"DingTalk webhook answered HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise DingTalkUnavailable(f"DingTalk webhook answered HTTP {response.status_code} without JSON") from None
-        errcode = int(body.get("errcode") or 0) if isinstance(body, dict) else -1
+        status, body = await self._post(url, payload, headers={}, what="DingTalk webhook")
+        errcode = int(body.get("errcode") or 0)
         if errcode:
-            raise DingTalkError(response.status_code, str(errcode), str(body.get("errmsg", "")), "webhook")
+            raise DingTalkError(status, str(errcode), str(body.get("errmsg", "")), "webhook")
         return body
 
     async def _request(self, base: str, path: str, payload: dict[str, Any], *,
                        headers: dict[str, str]) -> dict[str, Any]:
+        status, body = await self._post(base.rstrip("/") + path, payload, headers=headers,
+                                        what=f"DingTalk {path} (check the API base URL {base})")
+        if status >= 400:
+            raise DingTalkError(status, str(body.get("code", "")), str(body.get("message", "")), path)
+        return body
+
+    async def _post(self, url: str, payload: dict[str, Any], *, headers: dict[str, str],
+                    what: str) -> tuple[int, dict[str, Any]]:
+        """Status and JSON object of a POST; DingTalkUnavailable for anything but a JSON answer below 500."""
         try:
-            response = await self._http.post(base.rstrip("/") + path, json=payload, headers=headers)
+            response = await self._http.post(url, json=payload, headers=headers)
         except httpx.HTTPError as exc:
-            raise DingTalkUnavailable(f"cannot reach DingTalk at {base}: {type(exc).__name__}: {exc}") from None
+            raise DingTalkUnavailable(f"cannot reach {what}: {type(exc).__name__}: {exc}") from None
         if response.status_code >= 500:
-            raise DingTalkUnavailable(f"DingTalk {path} answered HTTP {response.status_code}")
+            raise DingTalkUnavailable(f"{what} answered HTTP {response.status_code}")
         try:
             body = response.json()
         except ValueError:
-            raise DingTalkUnavailable(f"{base} did not answer {path} like the DingTalk API (HTTP "
-                                      f"{response.status_code}): check the API base URL") from None
+            raise DingTalkUnavailable(f"{what} answered HTTP {response.status_code} without JSON") from None
         if not isinstance(body, dict):
-            raise DingTalkUnavailable(f"DingTalk {path}: unexpected answer {str(body)[:200]}")
-        if response.status_code >= 400:
-            raise DingTalkError(response.status_code, str(body.get("code", "")), str(body.get("message", "")), path)
-        return body
+            raise DingTalkUnavailable(f"{what}: unexpected answer {str(body)[:200]}")
+        return response.status_code, body
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -13,8 +13,8 @@ from crm_core.models import ConsentEvent, Conversation, MessagePurpose, OutboxMe
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 from crm_core.processing import MessageWorker
-from tests.crm_core.test_dispatcher import conversation_for, drain, outbox, setup  # noqa: F401 (fixture)
-from tests.crm_core.test_ingest import text_event
+from tests.crm_core.test_dispatcher import conversation_for, drain, outbox
+from tests.crm_core.test_ingest import make_account, text_event
 
 MARKETING, SERVICE = MessagePurpose.MARKETING, MessagePurpose.SERVICE
 
@@ -27,7 +27,6 @@ async def queue(sessions, conversation: Conversation, text: str, purpose: Messag
 
 
 async def test_state_is_the_newest_event_for_the_purpose_and_channel(sessions):
-    from tests.crm_core.test_ingest import make_account
     account = await make_account(sessions)
     conversation = await conversation_for(sessions, account)
     contact = conversation.contact_id

@@ -8,7 +8,6 @@ import datetime as dt
 import time
 from collections.abc import Sequence
 
-import pytest
 from sqlalchemy import select, update
 
 from crm_core.db import utcnow
@@ -94,14 +93,6 @@ async def drain(dispatcher: Dispatcher, rounds: int = 50) -> None:
     for _ in range(rounds):
         await dispatcher.run_once()
         await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def setup(sessions):
-    account_id = await make_account(sessions)
-    gateway = ScriptedGateway()
-    dispatcher = Dispatcher(sessions, gateway, CIPHER, policy=FAST)
-    return sessions, account_id, gateway, dispatcher
 
 
 async def test_sends_and_records_the_platform_message_id(setup):
