@@ -223,3 +223,34 @@ async def test_marketing_mail_has_one_click_unsubscribe_that_records_the_opt_out
 async def _async(value):
     await asyncio.sleep(0)
     return value
+
+
+async def test_a_25_mb_attachment_and_broken_mime_are_stored_safely(database_url, tmp_path):
+    async with email_stack(database_url, tmp_path) as (dt, imap, smtp, account_id):
+        hub = dt.tg.hub
+        big = EmailMessage()
+        big["From"], big["To"], big["Subject"] = f"陈先生 <{CUSTOMER}>", "sales@hub.example", "图纸"
+        big["Message-ID"] = make_msgid(domain="customer.example")
+        big.set_content("图纸见附件，请报价。")
+        big.add_attachment(bytes(range(256)) * (25 * 4096), maintype="application", subtype="octet-stream",
+                           filename="drawing.dwg")
+        imap.deliver(big.as_bytes())
+        broken = (b"From: li@customer.example\r\nSubject: =?gb2312?B?broken?=\r\nMessage-ID: <broken1@customer>\r\n"
+                  b"Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\n"
+                  b"Content-Type: text/plain; charset=gb2312\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                  b"1eLKx9bQzsQ=!!\r\n--B\r\nContent-Type: text/plain; charset=no-such-charset\r\n\r\n\xff\xfe\r\n")
+        imap.deliver(broken)
+
+        async def both():
+            async with hub.sessions() as session:
+                rows = (await session.scalars(select(Message).where(
+                    Message.channel_account_id == account_id, Message.direction == Direction.INBOUND)
+                    .order_by(Message.id))).all()
+            return rows if len(rows) == 2 else None
+        first, second = await eventually(both, timeout=60)
+        assert first.text == "图纸见附件，请报价。"
+        assert {"type": "file", "name": "drawing.dwg", "content_type": "application/octet-stream",
+                "size": 25 * 1024 * 1024} in first.attachments
+        assert first.raw["size"] > 25 * 1024 * 1024 and len(str(first.raw)) < 20_000
+        assert second.text.startswith("这是中文") and second.raw["defects"]
+        assert all("\\Seen" in f for f in imap.flags().values())
