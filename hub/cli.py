@@ -232,18 +232,20 @@ def outbox_resolve(outbox_id: int, mark_sent: bool, resend: bool) -> None:
 @click.option("--sim-port", default=8081, type=int, help="Telegram simulator port")
 @click.option("--wecom-port", default=8082, type=int, help="WeCom simulator port")
 @click.option("--wechat-port", default=8083, type=int, help="WeChat Official Account simulator port")
-def demo(port: int, sim_port: int, wecom_port: int, wechat_port: int) -> None:
-    """Run the hub on SQLite with the offline Telegram, WeCom and WeChat simulators."""
+@click.option("--dingtalk-port", default=8084, type=int, help="DingTalk simulator port")
+def demo(port: int, sim_port: int, wecom_port: int, wechat_port: int, dingtalk_port: int) -> None:
+    """Run the hub on SQLite with the offline Telegram, WeCom, WeChat and DingTalk simulators."""
     from hub.demo import run_demo
 
     _setup_logging("INFO")
     try:
-        asyncio.run(run_demo(port=port, sim_port=sim_port, wecom_port=wecom_port, wechat_port=wechat_port))
+        asyncio.run(run_demo(port=port, sim_port=sim_port, wecom_port=wecom_port, wechat_port=wechat_port,
+                             dingtalk_port=dingtalk_port))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
         raise click.ClickException(f"{exc}: is another demo running? try --port / --sim-port / --wecom-port / "
-                                   "--wechat-port") from None
+                                   "--wechat-port / --dingtalk-port") from None
 
 
 if __name__ == "__main__":

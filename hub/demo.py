@@ -1,7 +1,8 @@
-"""`scrm demo`: the hub on SQLite beside the offline Telegram, WeCom and WeChat simulators.
+"""`scrm demo`: the hub on SQLite beside the offline Telegram, WeCom, WeChat and DingTalk simulators.
 
-A Telegram customer and a WeChat Official Account follower talk to the bot; the
-reps Li Lei and Wang Fang and their manager Zhao Min work from the WeCom app.
+A Telegram customer, a WeChat Official Account follower and a customer in a
+DingTalk group talk to the bot; the reps Li Lei and Wang Fang and their
+manager Zhao Min work from the WeCom app or from the DingTalk robot.
 Credentials of the simulated bot, app and account are kept in the data
 directory, so a second run finds the same channel accounts and history.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from channels.simulators.dingtalk import DingTalkSimulator, Robot
 from channels.simulators.telegram import TelegramSimulator
 from channels.simulators.wechat import SimAccount, WeChatSimulator
 from channels.simulators.wecom import SimApp, WeComSimulator
@@ -33,10 +35,11 @@ DEMO_REPS = {"li": ("Li Lei", Role.REP), "wang": ("Wang Fang", Role.REP), "boss"
 
 
 async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, wechat_port: int | None = None,
-                   data_dir: Path = DEMO_DIR, ready: asyncio.Event | None = None,
+                   dingtalk_port: int | None = None, data_dir: Path = DEMO_DIR, ready: asyncio.Event | None = None,
                    stop: asyncio.Event | None = None) -> None:
     wecom_port = wecom_port or sim_port + 1
     wechat_port = wechat_port or sim_port + 2
+    dingtalk_port = dingtalk_port or sim_port + 3
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -55,17 +58,21 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
     token_file.write_text(bot.token)
     wecom, wecom_app = _wecom_simulator(data_dir)
     wechat, wechat_account = _wechat_simulator(data_dir)
+    dingtalk, robot = _dingtalk_simulator(data_dir)
 
     hub = Hub(settings)
     await migrate.upgrade(hub.engine)
     sim_base = f"http://127.0.0.1:{sim_port}"
     wecom_base, wechat_base = f"http://127.0.0.1:{wecom_port}", f"http://127.0.0.1:{wechat_port}"
+    dingtalk_base = dingtalk.base_url = f"http://127.0.0.1:{dingtalk_port}"
     async with running(simulator.app, port=sim_port), running(wecom.app, port=wecom_port), \
-            running(wechat.app, port=wechat_port):
+            running(wechat.app, port=wechat_port), running(dingtalk.app, port=dingtalk_port):
         account_id, api_token = await _seed(hub, sim_base, bot.token)
-        wecom_id, wechat_id = await _seed_workspace(hub, wecom_base, wecom_app, wechat_base, wechat_account)
+        wecom_id, wechat_id, dingtalk_id = await _seed_workspace(hub, wecom_base, wecom_app, wechat_base,
+                                                                 wechat_account, dingtalk_base, robot)
         wecom_app.callback_url = f"{settings.base_url}/hooks/wecom/{wecom_id}"
         wechat_account.callback_url = f"{settings.base_url}/hooks/wechat/{wechat_id}"
+        robot.callback_url = f"{settings.base_url}/hooks/dingtalk/{dingtalk_id}"
         app = create_app(hub, background=Services(), long_running=True)
         async with running(app, port=port):
             print(
@@ -73,12 +80,13 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
                 "  Telegram customer (chat with the bot):        {sim}/\n"
                 "  WeChat follower (Official Account):           {wechat}/\n"
                 "  Reps in WeCom (Li Lei, Wang Fang, Zhao Min):  {wecom}/\n"
+                "  DingTalk: reps and a customer group:          {dingtalk}/\n"
                 "  Hub API documentation:                        http://127.0.0.1:{port}/docs\n"
                 "  Admin API token:                              {token}\n"
                 "  Try: write as a customer, claim the lead card in WeCom, reply with /r N text.\n"
                 "       curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/conversations\n"
                 "Press Ctrl+C to stop.\n".format(db=settings.resolved_database_url.split("///")[-1], sim=sim_base,
-                                                 wechat=wechat_base, wecom=wecom_base, port=port, token=api_token),
+                                                 wechat=wechat_base, wecom=wecom_base, dingtalk=dingtalk_base, port=port, token=api_token),
                 flush=True,
             )
             if ready is not None:
@@ -106,6 +114,17 @@ def _wechat_simulator(data_dir: Path) -> tuple[WeChatSimulator, SimAccount]:
     return simulator, account
 
 
+def _dingtalk_simulator(data_dir: Path) -> tuple[DingTalkSimulator, Robot]:
+    simulator = DingTalkSimulator()
+    saved = _load(data_dir / "dingtalk_robot.json")
+    robot = simulator.create_robot(**saved) if saved else simulator.create_robot()
+    _save(data_dir / "dingtalk_robot.json", {"app_key": robot.app_key, "app_secret": robot.app_secret,
+                                             "robot_code": robot.robot_code, "corp_id": robot.corp_id})
+    for userid, (name, _) in DEMO_REPS.items():
+        simulator.add_staff(robot, userid, name)
+    return simulator, robot
+
+
 def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -116,16 +135,19 @@ def _save(path: Path, data: dict) -> None:
 
 
 async def _seed_workspace(hub: Hub, wecom_base: str, wecom_app: SimApp, wechat_base: str,
-                          wechat_account: SimAccount) -> tuple[int, int]:
-    """The WeCom app with the demo reps as users, and the Official Account; created once."""
+                          wechat_account: SimAccount, dingtalk_base: str, robot: Robot) -> tuple[int, int, int]:
+    """The WeCom app and the DingTalk robot with the demo reps as users, and the
+    Official Account; created once."""
     wecom_creds = {"corp_id": wecom_app.corp_id, "agent_id": wecom_app.agent_id, "secret": wecom_app.secret,
                    "token": wecom_app.token, "encoding_aes_key": wecom_app.encoding_aes_key}
     wechat_creds = {"app_id": wechat_account.app_id, "app_secret": wechat_account.app_secret,
                     "token": wechat_account.token, "encoding_aes_key": wechat_account.encoding_aes_key}
+    dingtalk_creds = {"app_key": robot.app_key, "app_secret": robot.app_secret, "robot_code": robot.robot_code}
     ids = []
     async with hub.sessions() as session, session.begin():
         for kind, name, base, creds in (("wecom", "Sales app (WeCom)", wecom_base, wecom_creds),
-                                        ("wechat", "Official Account", wechat_base, wechat_creds)):
+                                        ("wechat", "Official Account", wechat_base, wechat_creds),
+                                        ("dingtalk", "Sales robot (DingTalk)", dingtalk_base, dingtalk_creds)):
             adapter = hub.channels.get(kind)
             check = await adapter.check_connection(base, creds)
             account = await session.scalar(select(ChannelAccount).where(
@@ -142,11 +164,12 @@ async def _seed_workspace(hub: Hub, wecom_base: str, wecom_app: SimApp, wechat_b
         for userid, (display, role) in DEMO_REPS.items():
             user = await users.get_or_create(userid, role, db_session=session, display_name=display)
             users_by_id[userid] = user
-            await reps.add_handle(user, channel_account_id=ids[0], external_id=userid, db_session=session)
+            for account_id in (ids[0], ids[2]):  # WeCom userid and DingTalk staffId
+                await reps.add_handle(user, channel_account_id=account_id, external_id=userid, db_session=session)
         for userid, (_, role) in DEMO_REPS.items():
             if role == Role.REP:
                 users_by_id[userid].manager_user_id = users_by_id["boss"].id
-    return ids[0], ids[1]
+    return ids[0], ids[1], ids[2]
 
 
 async def _seed(hub: Hub, sim_base: str, bot_token: str) -> tuple[int, str]:

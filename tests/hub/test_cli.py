@@ -126,9 +126,10 @@ async def run_demo_once(tmp_path, customer_text: str, processed: int) -> tuple[d
     from hub.demo import run_demo
 
     port, sim_port, wecom_port, wechat_port = free_port(), free_port(), free_port(), free_port()
+    dingtalk_port = free_port()
     ready, stop = asyncio.Event(), asyncio.Event()
     demo = asyncio.create_task(run_demo(port=port, sim_port=sim_port, wecom_port=wecom_port, wechat_port=wechat_port,
-                                        data_dir=tmp_path, ready=ready, stop=stop))
+                                        dingtalk_port=dingtalk_port, data_dir=tmp_path, ready=ready, stop=stop))
     try:
         await asyncio.wait_for(ready.wait(), 30)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}", timeout=10) as sim:
@@ -211,13 +212,14 @@ def test_an_in_doubt_send_is_resolved_as_sent_or_queued_again(env):
     assert runner.invoke(main, ["outbox", "resolve", str(delivered), "--resend"]).exit_code != 0  # no longer in doubt
 
 
-async def test_demo_shows_a_wecom_rep_and_a_wechat_customer_beside_the_telegram_customer(tmp_path):
+async def test_demo_shows_wecom_and_dingtalk_reps_and_wechat_and_group_customers(tmp_path):
     from hub.demo import run_demo
 
     port, sim_port, wecom_port, wechat_port = free_port(), free_port(), free_port(), free_port()
+    dingtalk_port = free_port()
     ready, stop = asyncio.Event(), asyncio.Event()
     demo = asyncio.create_task(run_demo(port=port, sim_port=sim_port, wecom_port=wecom_port, wechat_port=wechat_port,
-                                        data_dir=tmp_path, ready=ready, stop=stop))
+                                        dingtalk_port=dingtalk_port, data_dir=tmp_path, ready=ready, stop=stop))
     try:
         await asyncio.wait_for(ready.wait(), 30)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{wecom_port}", timeout=10) as wecom, \
@@ -250,6 +252,19 @@ async def test_demo_shows_a_wecom_rep_and_a_wechat_customer_beside_the_telegram_
                 return "您好，本月订购九折。" in lines and lines
             lines = await eventually(answered, timeout=15)
             assert lines[0].startswith("您好")  # the bot's greeting came first
+
+        # DingTalk: a customer @s the robot in a group; Li, also in DingTalk, gets the card there.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{dingtalk_port}", timeout=10) as dingtalk:
+            assert "钉钉" in (await dingtalk.get("/")).text
+            [robot] = (await dingtalk.get("/_sim/robots")).json()
+            assert set(robot["staff"]) == {"li", "wang", "boss"}
+            await dingtalk.post(f"/_sim/robots/{robot['robot_code']}/groups/cidDemoGroup==/messages",
+                                json={"sender": "$:LWCP_v1:$demo", "nick": "陈先生", "text": "有演示吗？"})
+
+            async def dingtalk_card():
+                chat = (await dingtalk.get(f"/_sim/robots/{robot['robot_code']}/chats/li")).json()["messages"]
+                return [m for m in chat if m["buttons"] and "有演示吗？" in m["text"]]
+            await eventually(dingtalk_card, timeout=15)
     finally:
         stop.set()
         await asyncio.wait_for(demo, 30)
