@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -57,6 +58,8 @@ from crm_core.ports import (
     SendResult,
     TemporaryFailure,
 )
+
+log = logging.getLogger(__name__)
 
 BATCH_LIMIT = 20  # users per robot/oToMessages/batchSend call
 # A sessionWebhook this close to expiry is not used: the OpenAPI is.
@@ -128,8 +131,13 @@ class DingTalkAdapter:
             hook = via.get("session_webhook")
             if hook and int(via.get("expires_at_ms") or 0) - SESSION_MARGIN_MS > time.time() * 1000 \
                     and not message.buttons:
-                await self.api.post_webhook(hook, webhook_message(message))
-                return SendResult(platform_message_id=f"session:{uuid.uuid4().hex}")
+                try:
+                    await self.api.post_webhook(hook, webhook_message(message))
+                    return SendResult(platform_message_id=f"session:{uuid.uuid4().hex}")
+                except DingTalkError as exc:
+                    # The session ended early (or DingTalk refuses it): the OpenAPI still reaches them.
+                    log.info("DingTalk account %s: sessionWebhook refused (%s %s); using the OpenAPI",
+                             account.id, exc.code, exc.message)
             if message.recipient.startswith(GROUP_PREFIX):
                 body = await self.api.call(_app(account), "/v1.0/robot/groupMessages/send", {
                     "robotCode": account.credentials["robot_code"], "openConversationId": message.recipient,
@@ -244,8 +252,6 @@ def _send_error(exc: DingTalkError, account: AccountRef) -> Exception:
     if exc.status in (401, 403) and "Auth" in exc.code:
         return TemporaryFailure(f"DingTalk refused the credentials of channel account {account.id} ({exc.code}): "
                                 "check the AppKey and AppSecret in the admin panel")
-    if exc.code in ("300005", "300001") or "chatbot.notFound" in exc.code:
-        return PermanentFailure(f"DingTalk: {exc.code} {exc.message}")
     return PermanentFailure(f"DingTalk rejected the message: HTTP {exc.status} {exc.code} {exc.message}")
 
 

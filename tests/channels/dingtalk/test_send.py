@@ -123,3 +123,17 @@ async def test_the_simulator_page_shows_rep_and_group_chats(sim):
         chat = await client.get(f"{sim.base_url}/_sim/robots/{robot.robot_code}/chats/cidG==")
     assert page.status_code == 200 and "钉钉" in page.text
     assert chat.json()["messages"][0]["text"] == "陈: hello"
+
+
+async def test_a_session_webhook_that_ended_early_falls_back_to_the_openapi(sim):
+    robot = sim.create_robot()
+    body = sim.customer_writes_in_group(robot, "cidGroupX==", "$:c9", "陈", "hi")
+    robot.sessions.clear()  # DingTalk ended the session before its announced expiry
+    adapter = DingTalkAdapter()
+    via = {"type": "reply_via", "session_webhook": body["sessionWebhook"],
+           "expires_at_ms": body["sessionWebhookExpiredTime"]}
+    try:
+        await adapter.send(account_for(sim, robot), OutboundMessage("cidGroupX==", "您好", reply_via=via))
+    finally:
+        await adapter.close()
+    assert [m["via"] for m in robot.transcript("cidGroupX==")] == ["groupMessages"]
