@@ -304,6 +304,10 @@ class Message(Base):
     processing_claimed_at: Mapped[dt.datetime | None]
     processing_attempts: Mapped[int] = mapped_column(Integer, default=0)
     processing_error: Mapped[str | None] = mapped_column(Text)
+    # A customer message's sentiment, scored by the worker (nlp): negative / neutral / positive.
+    sentiment: Mapped[str | None] = mapped_column(String(16))
+    sentiment_score: Mapped[float | None]
+    sentiment_confidence: Mapped[float | None]
 
 
 class OutboxMessage(Base):

@@ -196,6 +196,21 @@ class OutboundGateway(Protocol):
 
 
 @dataclass(frozen=True)
+class Sentiment:
+    """How a message feels: negative / neutral / positive."""
+
+    label: str
+    score: float        # P(positive) - P(negative), -1 to 1
+    confidence: float   # the probability of `label`
+
+
+class SentimentAnalyzer(Protocol):
+    """Implemented in `nlp`; the worker scores every customer message with it."""
+
+    def analyze(self, text: str) -> Sentiment: ...
+
+
+@dataclass(frozen=True)
 class Profile:
     """What a platform tells about one of its users when asked (WeCom
     externalcontact/get, WeChat user/info)."""

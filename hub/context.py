@@ -21,7 +21,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ingest import IngestWriter
 from crm_core.models import ChannelAccount
-from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile
+from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
 from crm_core.processing import MessageWorker
 from hub.settings import Settings
 from nlp.entities import stated_contact_keys
@@ -29,9 +29,20 @@ from nlp.entities import stated_contact_keys
 log = logging.getLogger(__name__)
 
 
-def default_handlers() -> list[MessageHandler]:
+def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
+    """The default sentiment analyzer, or None (with the reason logged): the hub runs without it."""
+    from nlp.sentiment.default import DefaultSentiment, ModelUnavailable
+
+    try:
+        return DefaultSentiment(settings.resolved_sentiment_model)
+    except ModelUnavailable as exc:
+        log.warning("sentiment analysis is off: %s", exc)
+        return None
+
+
+def default_handlers(negative_alert_confidence: float = 0.7) -> list[MessageHandler]:
     # The rep bot first: it takes staff messages, which no customer bot may answer.
-    return [RepWorkspace(), RepAlerts(), GreetingBot()]
+    return [RepWorkspace(), RepAlerts(negative_confidence=negative_alert_confidence), GreetingBot()]
 
 
 class Hub:
@@ -61,11 +72,12 @@ class Hub:
         )
         self.worker = MessageWorker(
             self.sessions,
-            handlers if handlers is not None else default_handlers(),
+            handlers if handlers is not None else default_handlers(settings.negative_alert_confidence),
             lease_seconds=settings.dispatch_lease_seconds,
             on_enqueued=self.dispatcher.wake,
             profiles=self,
             key_extractor=stated_contact_keys,
+            sentiment=load_sentiment(settings),
         )
         self.sla = SlaWatcher(
             self.sessions,

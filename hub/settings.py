@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     sla_first_response_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
     sla_escalate_minutes: float = Field(default=120.0, gt=0, le=30 * 24 * 60)
     sla_check_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # The default sentiment model (`scrm nlp train-sentiment` makes it; `./dev` does
+    # when it is missing). Unset: <data_dir>/models/sentiment-default.joblib.
+    sentiment_model: Path | None = None
+    # Negative messages at least this sure make an alert card to the owner and manager.
+    negative_alert_confidence: float = Field(default=0.7, ge=0.34, le=1.0)
 
     @model_validator(mode="after")
     def _sla_order(self) -> Settings:
@@ -86,6 +91,10 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as fh:
             fh.write(key + "\n")
         return key
+
+    @property
+    def resolved_sentiment_model(self) -> Path:
+        return self.sentiment_model or self.data_dir / "models" / "sentiment-default.joblib"
 
     def ensure_data_dir(self) -> None:
         if self.resolved_database_url.startswith("sqlite"):

@@ -1,4 +1,6 @@
-"""Shared fixtures: every database test runs on SQLite and on PostgreSQL."""
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL; the
+default sentiment model is trained once per session (about 15 s), or the one
+`./dev` trained is used if it is usable."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import migrate
 from crm_core.db import create_engine, session_factory
+from nlp.sentiment.default import DefaultSentiment, train, usable
 from tests.fakes.databases import prepare_postgres
 
 
@@ -29,3 +32,20 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     engine = create_engine(database_url)
     yield session_factory(engine)
     await engine.dispose()
+
+
+DEV_MODEL = Path("var/models/sentiment-default.joblib")
+
+
+@pytest.fixture(scope="session")
+def sentiment_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if usable(DEV_MODEL):
+        return DEV_MODEL.resolve()
+    path = tmp_path_factory.mktemp("models") / "sentiment-default.joblib"
+    train(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sentiment(sentiment_model_path: Path) -> DefaultSentiment:
+    return DefaultSentiment(sentiment_model_path)

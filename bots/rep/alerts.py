@@ -23,6 +23,10 @@ SOURCE_EVENTS = ("contact_added", "followed", "scan")
 
 
 class RepAlerts:
+    def __init__(self, negative_confidence: float = 0.7) -> None:
+        # A customer message scored negative at least this surely raises an alert.
+        self.negative_confidence = negative_confidence
+
     async def handle(self, ctx: HandlerContext) -> None:
         if ctx.contact.is_staff:
             return
@@ -37,6 +41,8 @@ class RepAlerts:
                 await self._churn(ctx, item)
         if message.kind not in CUSTOMER_MESSAGE_KINDS:
             return
+        if message.sentiment == "negative" and (message.sentiment_confidence or 0) >= self.negative_confidence:
+            await self._negative(ctx)
         conversation = ctx.conversation
         if conversation.assignee_user_id is not None:
             await _alert_owner(ctx, conversation)
@@ -67,6 +73,26 @@ class RepAlerts:
                                              "welcome_deadline": item.get("welcome_deadline")}),
                     idempotency_key=f"welcome:{ctx.message.id}", db_session=ctx.db_session)
                 ctx.enqueued = True
+
+    async def _negative(self, ctx: HandlerContext) -> None:
+        """An unhappy customer: the owner (every rep while unclaimed) and the manager hear of it at once."""
+        targets: dict[int, User] = {}
+        owner = await ctx.db_session.get(User, ctx.conversation.assignee_user_id) \
+            if ctx.conversation.assignee_user_id else None
+        if owner is not None and owner.is_active:
+            targets[owner.id] = owner
+            if owner.manager_user_id is not None:
+                manager = await ctx.db_session.get(User, owner.manager_user_id)
+                if manager is not None and manager.is_active:
+                    targets[manager.id] = manager
+        else:
+            for user in await reps.active_reps_with_handles(db_session=ctx.db_session):
+                targets[user.id] = user
+            for user in await reps.active_managers_with_handles(db_session=ctx.db_session):
+                targets[user.id] = user
+        percent = round((ctx.message.sentiment_confidence or 0) * 100)
+        for user in targets.values():
+            await _card(ctx, user, "card_negative", key=f"negative:{ctx.message.id}", percent=percent)
 
     async def _churn(self, ctx: HandlerContext, item: dict) -> None:
         """The customer deleted a rep: tell that rep, their manager and the conversation's owner."""

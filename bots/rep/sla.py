@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bots.rep.alerts import send_card
 from crm_core import reps, sla
 from crm_core.db import utcnow
-from crm_core.models import Conversation, Message, Role, User, UserHandle
+from crm_core.models import Conversation, Message, User
 from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,4 @@ class SlaWatcher:
             manager = await session.get(User, owner.manager_user_id)
             if manager is not None and manager.is_active:
                 return [manager]
-        return (await session.scalars(
-            select(User).where(User.role == Role.MANAGER, User.is_active.is_(True),
-                               select(UserHandle.id).where(UserHandle.user_id == User.id).exists())
-            .order_by(User.id))).all()
+        return await reps.active_managers_with_handles(db_session=session)

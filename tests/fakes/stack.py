@@ -85,11 +85,11 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def telegram_stack(database_url: str, data_dir: Path, *, mode: str = "webhook",
-                         policy: DispatchPolicy | None = None) -> AsyncIterator[Stack]:
+                         policy: DispatchPolicy | None = None, **settings: Any) -> AsyncIterator[Stack]:
     simulator = TelegramSimulator(webhook_retry_delays=(0.05, 0.1, 0.2))
     bot = simulator.create_bot()
     port = free_port()
-    hub = Hub(make_settings(database_url, data_dir, port))
+    hub = Hub(make_settings(database_url, data_dir, port, **settings))
     if policy is not None:
         hub.dispatcher.policy = policy
     app = create_app(hub, background=Services())
@@ -182,7 +182,7 @@ async def seed_reps(reps: dict[str, tuple[str, Role]], account_id: int, session:
 
 @contextlib.asynccontextmanager
 async def workspace_stack(database_url: str, data_dir: Path, reps: dict[str, tuple[str, Role]] | None = None,
-                          wechat_mode: str = "safe") -> AsyncIterator[WorkspaceStack]:
+                          wechat_mode: str = "safe", **settings: Any) -> AsyncIterator[WorkspaceStack]:
     """`reps`: WeCom userid -> (display name, role); managers manage every rep."""
     reps = reps or {"li": ("Li Lei", Role.REP), "wang": ("Wang Fang", Role.REP), "boss": ("Zhao", Role.MANAGER)}
     wecom = WeComSimulator(callback_deadline=5.0, retry_delays=(0.2, 0.4, 0.8))
@@ -192,7 +192,7 @@ async def workspace_stack(database_url: str, data_dir: Path, reps: dict[str, tup
     for userid, (name, _) in reps.items():
         wecom.add_member(app, userid, name)
     async with running(wecom.app) as wecom_server, running(wechat.app) as wechat_server, \
-            telegram_stack(database_url, data_dir) as tg:
+            telegram_stack(database_url, data_dir, **settings) as tg:
         wecom_base = f"http://127.0.0.1:{wecom_server.port}"
         wechat_base = f"http://127.0.0.1:{wechat_server.port}"
         hub = tg.hub

@@ -1,4 +1,4 @@
-"""contact keys (WeChat unionid...) linking identities across channels, profile lookups, merged contacts, first-response SLA marks, thread aliases, the consent ledger
+"""contact keys (WeChat unionid...) linking identities across channels, profile lookups, merged contacts, first-response SLA marks, thread aliases, the consent ledger, message sentiment
 
 Revision ID: 0003
 Revises: 0002
@@ -24,6 +24,10 @@ def upgrade() -> None:
         batch.create_foreign_key(op.f('fk_contact_merged_into_id_contact'), 'contact', ['merged_into_id'], ['id'])
     with op.batch_alter_table('identity') as batch:
         batch.add_column(sa.Column('profile_checked_at', crm_core.db.UTCDateTime(timezone=True), nullable=True))
+    with op.batch_alter_table('message') as batch:
+        batch.add_column(sa.Column('sentiment', sa.String(length=16), nullable=True))
+        batch.add_column(sa.Column('sentiment_score', sa.Float(), nullable=True))
+        batch.add_column(sa.Column('sentiment_confidence', sa.Float(), nullable=True))
     with op.batch_alter_table('conversation') as batch:
         batch.add_column(sa.Column('sla_reminded_message_id', _id, nullable=True))
         batch.add_column(sa.Column('sla_escalated_message_id', _id, nullable=True))
@@ -78,6 +82,10 @@ def downgrade() -> None:
     op.drop_table('thread_alias')
     op.drop_index(op.f('ix_contact_key_contact_id'), table_name='contact_key')
     op.drop_table('contact_key')
+    with op.batch_alter_table('message') as batch:
+        batch.drop_column('sentiment_confidence')
+        batch.drop_column('sentiment_score')
+        batch.drop_column('sentiment')
     with op.batch_alter_table('conversation') as batch:
         batch.drop_column('sla_escalated_message_id')
         batch.drop_column('sla_reminded_message_id')

