@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -306,8 +307,8 @@ class Message(Base):
     processing_error: Mapped[str | None] = mapped_column(Text)
     # A customer message's sentiment, scored by the worker (nlp): negative / neutral / positive.
     sentiment: Mapped[str | None] = mapped_column(String(16))
-    sentiment_score: Mapped[float | None]
-    sentiment_confidence: Mapped[float | None]
+    sentiment_score: Mapped[float | None] = mapped_column(Float)
+    sentiment_confidence: Mapped[float | None] = mapped_column(Float)
 
 
 class OutboxMessage(Base):
