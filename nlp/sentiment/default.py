@@ -11,6 +11,8 @@ with the command that remakes it.
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -100,15 +102,58 @@ class DefaultSentiment:
         self.model: Pipeline = saved["model"]
         self.figures: dict[str, Any] = saved.get("figures", {})
         self.classes = list(self.model.classes_)
+        self._fast = _FastPath(self.model)
 
     def analyze(self, text: str) -> Sentiment:
-        return self.analyze_many([text])[0]
+        """One message: the same arithmetic as the pipeline, without its per-call overhead."""
+        return self._result(self._fast.probabilities(text))
 
     def analyze_many(self, texts: list[str]) -> list[Sentiment]:
-        results = []
-        for probabilities in self.model.predict_proba(texts):
-            by_label = dict(zip(self.classes, probabilities, strict=True))
-            label = max(by_label, key=by_label.__getitem__)
-            score = float(by_label.get("positive", 0.0) - by_label.get("negative", 0.0))
-            results.append(Sentiment(label=label, score=round(score, 4), confidence=round(float(by_label[label]), 4)))
-        return results
+        return [self._result(p) for p in self.model.predict_proba(texts)]
+
+    def _result(self, probabilities: Any) -> Sentiment:
+        by_label = dict(zip(self.classes, (float(p) for p in probabilities), strict=True))
+        label = max(by_label, key=by_label.__getitem__)
+        score = by_label.get("positive", 0.0) - by_label.get("negative", 0.0)
+        return Sentiment(label=label, score=round(score, 4), confidence=round(by_label[label], 4))
+
+
+class _FastPath:
+    """TF-IDF (char n-grams, sublinear tf, L2) and the multinomial logistic regression
+    for a single text in plain Python: scikit-learn's transform + predict_proba cost
+    about 0.8 ms a call whatever the size; this costs a few dozen microseconds."""
+
+    def __init__(self, model: Pipeline) -> None:
+        vectorizer: TfidfVectorizer = model.steps[0][1]
+        regression: LogisticRegression = model.steps[-1][1]
+        self.min_n, self.max_n = vectorizer.ngram_range
+        self.lowercase = vectorizer.lowercase
+        idf = vectorizer.idf_
+        coef = regression.coef_.T  # features x classes
+        # n-gram -> (idf, per-class weights), only for features the model knows.
+        self.weights = {gram: (float(idf[i]), coef[i].tolist()) for gram, i in vectorizer.vocabulary_.items()}
+        self.intercept = regression.intercept_.tolist()
+        self.whitespace = re.compile(r"\s\s+")
+
+    def probabilities(self, text: str) -> list[float]:
+        if self.lowercase:
+            text = text.lower()
+        text = self.whitespace.sub(" ", text)
+        counts: dict[str, int] = {}
+        length = len(text)
+        for n in range(self.min_n, min(self.max_n, length) + 1):
+            for start in range(length - n + 1):
+                gram = text[start:start + n]
+                if gram in self.weights:
+                    counts[gram] = counts.get(gram, 0) + 1
+        values = [(1.0 + math.log(tf)) * self.weights[gram][0] for gram, tf in counts.items()]
+        norm = math.sqrt(sum(v * v for v in values)) or 1.0
+        logits = list(self.intercept)
+        for (gram, _), value in zip(counts.items(), values, strict=True):
+            weight = value / norm
+            for k, w in enumerate(self.weights[gram][1]):
+                logits[k] += weight * w
+        top = max(logits)
+        exps = [math.exp(x - top) for x in logits]
+        total = sum(exps)
+        return [e / total for e in exps]

@@ -38,3 +38,15 @@ def test_the_trained_model_reports_its_held_out_figures(sentiment):
     figures = sentiment.figures
     assert figures["overall"]["n"] > 2000 and figures["zh"]["accuracy"] > 0.8
     assert set(figures) >= {"overall", "zh", "en", "negative", "neutral", "positive", "short"}
+
+
+def test_the_single_message_path_computes_exactly_what_the_pipeline_does(sentiment):
+    import numpy as np
+
+    from nlp.sentiment.data import load_examples, split
+
+    texts = [e.text for e in split(load_examples())[1]][:400] + ["", "   ", "😀👍", "OK", "退订 STOP"]
+    pipeline = sentiment.model.predict_proba(texts)
+    single = np.array([sentiment._fast.probabilities(t) for t in texts])
+    assert np.abs(pipeline - single).max() < 1e-9
+    assert [r.label for r in sentiment.analyze_many(texts)] == [sentiment.analyze(t).label for t in texts]
