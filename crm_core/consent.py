@@ -67,11 +67,13 @@ async def decide(contact_id: int, *, purpose: MessagePurpose, channel: str, db_s
 
 
 async def apply_opt_outs(message: Message, contact: Contact, channel: str, *, db_session: AsyncSession) -> int:
-    """Record the opt-outs a stored message carries; cancel pending marketing. Rows cancelled."""
+    """Record the opt-outs a stored message carries (an `opt_out` attachment, or the
+    opt_out intent in the customer's words); cancel pending marketing. Rows cancelled."""
+    requests = [item for item in message.attachments or [] if isinstance(item, dict) and item.get("type") == "opt_out"]
+    if "opt_out" in (message.intents or []) and not requests:
+        requests.append({"type": "opt_out", "purpose": MessagePurpose.MARKETING.value, "source": "message"})
     cancelled = 0
-    for item in message.attachments or []:
-        if not isinstance(item, dict) or item.get("type") != "opt_out":
-            continue
+    for item in requests:
         purpose = MessagePurpose(item.get("purpose", MessagePurpose.MARKETING.value))
         await record(contact.id, purpose=purpose, granted=False, source=str(item.get("source", "message")),
                      channel=item.get("channel_only"),  # an opt-out covers every channel unless it says otherwise
@@ -80,6 +82,19 @@ async def apply_opt_outs(message: Message, contact: Contact, channel: str, *, db
         cancelled += await cancel_pending(contact.id, purpose, reason=f"{purpose.value} consent withdrawn "
                                           f"({item.get('source', 'message')})", db_session=db_session)
     return cancelled
+
+
+async def newly_withdrawn(contact_id: int, message_id: int, *, db_session: AsyncSession) -> bool:
+    """Did this message withdraw marketing consent that was not already withdrawn?
+    (An opt-out is confirmed to the customer once, not at every repeat.)"""
+    latest = (await db_session.scalars(
+        select(ConsentEvent).where(ConsentEvent.contact_id == contact_id,
+                                   ConsentEvent.purpose == MessagePurpose.MARKETING,
+                                   ConsentEvent.channel.is_(None))
+        .order_by(ConsentEvent.id.desc()).limit(2))).all()
+    if not latest or latest[0].granted or latest[0].evidence.get("message_id") != message_id:
+        return False
+    return len(latest) == 1 or latest[1].granted
 
 
 async def cancel_pending(contact_id: int, purpose: MessagePurpose, *, reason: str, db_session: AsyncSession) -> int:

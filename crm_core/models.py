@@ -309,6 +309,8 @@ class Message(Base):
     sentiment: Mapped[str | None] = mapped_column(String(16))
     sentiment_score: Mapped[float | None] = mapped_column(Float)
     sentiment_confidence: Mapped[float | None] = mapped_column(Float)
+    # What the customer wants (nlp): opt_out, opt_in, human, buying, complaint, event_registration.
+    intents: Mapped[list[Any] | None]
 
 
 class OutboxMessage(Base):

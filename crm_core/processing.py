@@ -44,6 +44,7 @@ class MessageWorker:
         profile_timeout: float = 10.0,
         key_extractor: Callable[[str], Sequence[tuple[str, str]]] | None = None,
         sentiment: SentimentAnalyzer | None = None,
+        intents: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.handlers = list(handlers)
@@ -52,6 +53,7 @@ class MessageWorker:
         # Contact details a customer states as their own ("my phone is ..."): keys that link channels.
         self.key_extractor = key_extractor
         self.sentiment = sentiment
+        self.intents = intents
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.batch_size = batch_size
@@ -150,12 +152,15 @@ class MessageWorker:
                     felt = self.sentiment.analyze(message.text or "")
                     message.sentiment, message.sentiment_score = felt.label, felt.score
                     message.sentiment_confidence = felt.confidence
+                if self.intents is not None and customer_text and message.intents is None:
+                    message.intents = list(self.intents(message.text or ""))
                 if self.key_extractor is not None and customer_text:
                     stated = self.key_extractor(message.text)
                     if stated:
                         contact = await link_keys(identity, contact, stated, source=f"message {message.id}",
                                                   db_session=session)
-                if any(isinstance(a, dict) and a.get("type") == "opt_out" for a in message.attachments or []):
+                if "opt_out" in (message.intents or []) or any(
+                        isinstance(a, dict) and a.get("type") == "opt_out" for a in message.attachments or []):
                     account = await session.get(ChannelAccount, message.channel_account_id)
                     await consent.apply_opt_outs(message, contact, account.kind if account else "?",
                                                  db_session=session)

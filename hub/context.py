@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bots.consent import OptOutBot
 from bots.greeting import GreetingBot
 from bots.rep import RepAlerts, RepWorkspace
 from bots.rep.sla import SlaWatcher
@@ -25,6 +26,7 @@ from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, Se
 from crm_core.processing import MessageWorker
 from hub.settings import Settings
 from nlp.entities import stated_contact_keys
+from nlp.intents import detect as detect_intents
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
 
 def default_handlers(negative_alert_confidence: float = 0.7) -> list[MessageHandler]:
     # The rep bot first: it takes staff messages, which no customer bot may answer.
-    return [RepWorkspace(), RepAlerts(negative_confidence=negative_alert_confidence), GreetingBot()]
+    return [RepWorkspace(), RepAlerts(negative_confidence=negative_alert_confidence), OptOutBot(), GreetingBot()]
 
 
 class Hub:
@@ -78,6 +80,7 @@ class Hub:
             profiles=self,
             key_extractor=stated_contact_keys,
             sentiment=load_sentiment(settings),
+            intents=detect_intents,
         )
         self.sla = SlaWatcher(
             self.sessions,

@@ -1,0 +1,26 @@
+"""A customer's opt-out, answered: "STOP" / "退订" is confirmed once, in their
+language; the consent ledger already has it (the worker records it before the
+bots run). Repeats get no second confirmation, and no greeting either."""
+
+from __future__ import annotations
+
+from bots.language import reply_language
+from crm_core import consent
+from crm_core.ports import HandlerContext
+
+CONFIRMATION = {
+    "en": "You will receive no more marketing messages from us. Replies to your own questions still reach you.",
+    "zh": "已为您退订，我们不会再向您发送营销信息；您咨询的问题仍会正常回复。",
+}
+
+
+class OptOutBot:
+    async def handle(self, ctx: HandlerContext) -> None:
+        if "opt_out" not in (ctx.message.intents or []) or ctx.contact.is_staff:
+            return
+        if await consent.newly_withdrawn(ctx.contact.id, ctx.message.id, db_session=ctx.db_session):
+            text = (ctx.message.text or "").strip()
+            # "TD" / "T" is the Chinese SMS convention for 退订.
+            lang = "zh" if text.upper() in ("TD", "T") else reply_language(text, ctx.identity.language)
+            ctx.reply(CONFIRMATION[lang])
+        ctx.handled = True  # an opt-out is not a conversation opener
