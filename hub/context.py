@@ -25,6 +25,7 @@ from crm_core.models import ChannelAccount
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
 from crm_core.processing import MessageWorker
 from hub.settings import Settings
+from nlp.compliance import ComplianceCheck
 from nlp.entities import stated_contact_keys
 from nlp.intents import detect as detect_intents
 
@@ -42,9 +43,11 @@ def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
         return None
 
 
-def default_handlers(negative_alert_confidence: float = 0.7) -> list[MessageHandler]:
+def default_handlers(negative_alert_confidence: float = 0.7,
+                     compliance_terms: dict[str, list[str]] | None = None) -> list[MessageHandler]:
     # The rep bot first: it takes staff messages, which no customer bot may answer.
-    return [RepWorkspace(), RepAlerts(negative_confidence=negative_alert_confidence), OptOutBot(), GreetingBot()]
+    return [RepWorkspace(compliance=ComplianceCheck(compliance_terms)),
+            RepAlerts(negative_confidence=negative_alert_confidence), OptOutBot(), GreetingBot()]
 
 
 class Hub:
@@ -74,7 +77,8 @@ class Hub:
         )
         self.worker = MessageWorker(
             self.sessions,
-            handlers if handlers is not None else default_handlers(settings.negative_alert_confidence),
+            handlers if handlers is not None else default_handlers(settings.negative_alert_confidence,
+                                                                   settings.compliance_terms),
             lease_seconds=settings.dispatch_lease_seconds,
             on_enqueued=self.dispatcher.wake,
             profiles=self,

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     sentiment_model: Path | None = None
     # Negative messages at least this sure make an alert card to the owner and manager.
     negative_alert_confidence: float = Field(default=0.7, ge=0.34, le=1.0)
+    # Wording in reps' replies flagged to their manager, as JSON {"category": ["term", ...]};
+    # unset: nlp.compliance.DEFAULT_TERMS (discounts, refunds, guarantees; zh and en).
+    compliance_terms: dict[str, list[str]] | None = None
 
     @model_validator(mode="after")
     def _sla_order(self) -> Settings:

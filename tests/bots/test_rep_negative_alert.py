@@ -47,3 +47,22 @@ async def test_without_a_model_the_hub_runs_and_scores_nothing(database_url, tmp
         async with ws.tg.hub.sessions() as session:
             message = await session.scalar(select(Message).where(Message.text == "太差了，退款！"))
         assert message.sentiment is None
+
+
+async def test_a_reps_promise_is_flagged_to_the_manager(database_url, tmp_path):
+    from crm_core.models import AuditLog
+
+    async with workspace_stack(database_url, tmp_path) as ws:
+        await ws.tg.customer_writes(3003, "Can you do a better price?", first_name="Kim")
+        conv = conversation_id_of(await ws.rep_receives("li", "新线索"))
+        await ws.rep_clicks("li", f"claim:{conv}")
+        await ws.rep_writes("li", f"/r {conv} Here is the price list.")
+        await ws.rep_receives("li", "Sent to")
+        await ws.rep_writes("li", f"/r {conv} I guarantee a 30% discount if you sign today.")
+        flag = await ws.rep_receives("boss", "合规提醒")
+        assert "guarantee" in flag["text"] and "discount" in flag["text"] and "30% discount" in flag["text"]
+        assert len([t for t in titles(ws, "boss") if "合规提醒" in t]) == 1  # the clean reply raised nothing
+        assert not any("合规提醒" in t for t in titles(ws, "wang"))
+        async with ws.tg.hub.sessions() as session:
+            [entry] = (await session.scalars(select(AuditLog).where(AuditLog.action == "compliance.flagged"))).all()
+        assert entry.actor_label == "li" and ["guarantee", "guarantee"] in entry.details["terms"]
