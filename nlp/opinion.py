@@ -1,0 +1,130 @@
+"""Opinion monitoring, the arithmetic: hourly series, spikes against a learned
+baseline, and the terms behind them.
+
+A spike hour: at least `min_volume` messages, and a negative share above the
+trailing baseline (the previous `baseline_hours` hours with traffic, at least
+`min_baseline_hours` of them) mean + k standard deviations, the deviation
+floored so that a very quiet baseline does not alert on noise. Consecutive
+spike hours are one alert, open from its first hour until an hour falls back
+under the threshold: a burst raises one alert, not one per hour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+_STOPWORDS = frozenset(
+    "the a an and or but to of in on at for with is are was were be been it this that i you we they he she my your our "
+    "me us them please hi hello thanks thank can could would will do does did not no yes so just have has had from by "
+    "about as if what when how why which who there here am pm ok "
+    "的 了 是 我 你 您 他 她 它 们 我们 你们 在 和 也 就 都 而 及 与 着 或 一个 没有 吗 呢 吧 啊 呀 哦 嗯 请问 请 "
+    "这 那 这个 那个 有 还 又 很 太 不 没 个 把 被 让 给 对 说 要 会 能 可以 什么 怎么 为什么 已经 还是 一下 一直".split())
+
+
+@dataclass(frozen=True)
+class Hour:
+    start: dt.datetime
+    volume: int
+    negative: int
+    sentiment_sum: float = 0.0
+
+    @property
+    def negative_share(self) -> float:
+        return self.negative / self.volume if self.volume else 0.0
+
+    @property
+    def mean_sentiment(self) -> float:
+        return self.sentiment_sum / self.volume if self.volume else 0.0
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One message as the series sees it."""
+
+    at: dt.datetime
+    sentiment: str
+    score: float = 0.0
+
+
+@dataclass
+class SpikeAlert:
+    first_hour: dt.datetime
+    last_hour: dt.datetime
+    peak_share: float
+    baseline_mean: float
+    threshold: float
+    volume: int
+    hours: list[dt.datetime] = field(default_factory=list)
+
+
+def hourly(messages: Iterable[Scored], *, start: dt.datetime, end: dt.datetime) -> list[Hour]:
+    """Every hour from `start` to `end` (hours without messages included, empty)."""
+    start = start.replace(minute=0, second=0, microsecond=0)
+    buckets: dict[dt.datetime, list[Scored]] = {}
+    for message in messages:
+        buckets.setdefault(message.at.replace(minute=0, second=0, microsecond=0), []).append(message)
+    hours = []
+    at = start
+    while at < end:
+        chosen = buckets.get(at, [])
+        hours.append(Hour(at, len(chosen), sum(m.sentiment == "negative" for m in chosen),
+                          sum(m.score for m in chosen)))
+        at += dt.timedelta(hours=1)
+    return hours
+
+
+def spike_alerts(series: Sequence[Hour], *, k: float = 3.0, baseline_hours: int = 7 * 24,
+                 min_baseline_hours: int = 24, min_volume: int = 20, std_floor: float = 0.03) -> list[SpikeAlert]:
+    alerts: list[SpikeAlert] = []
+    open_alert: SpikeAlert | None = None
+    for index, hour in enumerate(series):
+        window = [h for h in series[max(0, index - baseline_hours):index] if h.volume > 0]
+        spike = False
+        threshold = mean = 0.0
+        if len(window) >= min_baseline_hours and hour.volume >= min_volume:
+            shares = [h.negative_share for h in window]
+            mean = sum(shares) / len(shares)
+            std = math.sqrt(sum((s - mean) ** 2 for s in shares) / len(shares))
+            threshold = mean + k * max(std, std_floor)
+            spike = hour.negative_share > threshold
+        if spike:
+            if open_alert is None:
+                open_alert = SpikeAlert(hour.start, hour.start, hour.negative_share, round(mean, 4),
+                                        round(threshold, 4), hour.volume, [hour.start])
+                alerts.append(open_alert)
+            else:
+                open_alert.last_hour = hour.start
+                open_alert.hours.append(hour.start)
+                open_alert.volume += hour.volume
+                open_alert.peak_share = max(open_alert.peak_share, hour.negative_share)
+        else:
+            open_alert = None  # back under the threshold: the next spike is a new alert
+    return alerts
+
+
+def terms(text: str) -> list[str]:
+    """Words of a message: Chinese segmented with jieba, Latin words as they are."""
+    import jieba  # loads its dictionary on first use (about 1 s)
+
+    words = []
+    for token in jieba.lcut((text or "").lower()):
+        token = token.strip()
+        if len(token) < 2 and not re.fullmatch(r"[\u4e00-\u9fff]", token):
+            continue
+        if token in _STOPWORDS or not re.search(r"[\w\u4e00-\u9fff]", token) or token.isdigit():
+            continue
+        words.append(token)
+    return words
+
+
+def top_terms(texts: Iterable[str], n: int = 10) -> list[tuple[str, int]]:
+    """The most frequent terms, each counted once per message."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(set(t for t in terms(text) if len(t) > 1))
+    return counts.most_common(n)
