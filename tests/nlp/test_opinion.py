@@ -26,7 +26,7 @@ def generated_week(seed: int = 7, burst_day: int = 5, burst_hours: range = range
             negative_rate = 0.08
             if day == burst_day and hour in burst_hours:
                 volume, negative_rate = 90, 0.55
-            for n in range(volume):
+            for _ in range(volume):
                 negative = rng.random() < negative_rate
                 minute = dt.timedelta(minutes=rng.randint(0, 59))
                 messages.append(Scored(at + minute, "negative" if negative else rng.choice(["neutral", "positive"]),
