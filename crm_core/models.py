@@ -384,6 +384,29 @@ class ConsentEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class OpinionAlert(Base):
+    """A spike of negative messages in one slice of traffic (a channel account...),
+    open while it lasts, with the messages behind it."""
+
+    __tablename__ = "opinion_alert"
+    __table_args__ = (Index("ix_opinion_alert_open", "dimension", "key", "status"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(32))   # "channel" (campaign, keyword, team later)
+    key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open / closed
+    first_hour: Mapped[dt.datetime]
+    last_hour: Mapped[dt.datetime]
+    peak_share: Mapped[float] = mapped_column(Float)
+    baseline: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    volume: Mapped[int] = mapped_column(Integer)
+    top_terms: Mapped[list[Any]] = mapped_column(default=list)
+    message_ids: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[dt.datetime | None]
+
+
 class AuditLog(Base):
     """Who changed what, when. Append-only."""
 

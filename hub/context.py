@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bots.consent import OptOutBot
 from bots.greeting import GreetingBot
 from bots.rep import RepAlerts, RepWorkspace
+from bots.rep.opinion import OpinionWatcher
 from bots.rep.sla import SlaWatcher
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
@@ -93,6 +94,8 @@ class Hub:
             interval=settings.sla_check_seconds,
             on_enqueued=self.dispatcher.wake,
         )
+        self.opinion = OpinionWatcher(self.sessions, interval=settings.opinion_check_seconds, k=settings.opinion_k,
+                                      min_volume=settings.opinion_min_volume, on_enqueued=self.dispatcher.wake)
         self.ingest_writer = IngestWriter(self.sessions)
         self._accounts: dict[int, tuple[float, ChannelAccount, AccountRef]] = {}
         # Set when an account is added or changed, so pollers start without waiting a tick.

@@ -45,6 +45,8 @@ class BackgroundRuntime:
             self._tasks.append(asyncio.create_task(self.hub.worker.run(self.stop), name="message-worker"))
             # Safe in every worker process: each reminder is marked on its conversation once.
             self._tasks.append(asyncio.create_task(self.hub.sla.run(self.stop), name="sla-watcher"))
+            # Every worker process may run it: an open alert per channel is found and extended, not repeated.
+            self._tasks.append(asyncio.create_task(self.hub.opinion.run(self.stop), name="opinion-watcher"))
         if self.services.dispatcher:
             await self.hub.dispatcher.recover_abandoned()
             self._tasks.append(asyncio.create_task(self.hub.dispatcher.run(self.stop), name="dispatcher"))

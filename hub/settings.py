@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # Wording in reps' replies flagged to their manager, as JSON {"category": ["term", ...]};
     # unset: nlp.compliance.DEFAULT_TERMS (discounts, refunds, guarantees; zh and en).
     compliance_terms: dict[str, list[str]] | None = None
+    # Opinion monitoring: an hour with at least this many scored messages whose negative
+    # share is above the trailing week's mean + k standard deviations alerts the managers.
+    opinion_check_seconds: float = Field(default=300.0, gt=0, le=3600)
+    opinion_k: float = Field(default=3.0, gt=0, le=10)
+    opinion_min_volume: int = Field(default=20, ge=1)
 
     @model_validator(mode="after")
     def _sla_order(self) -> Settings:

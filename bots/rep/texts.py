@@ -70,6 +70,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "card_churn": {"en": "Churn alert: {name} deleted {rep} (#{id})", "zh": "流失预警：{name} 删除了 {rep}（#{id}）"},
     "card_added": {"en": "{name} added you on WeCom (#{id})", "zh": "{name} 添加了您为联系人（#{id}）"},
     "card_compliance": {"en": "Check wording: {rep} on #{id}", "zh": "合规提醒：{rep}（#{id}）"},
+    "card_opinion": {"en": "Opinion alert: {channel}, {share} negative", "zh": "舆情预警：{channel} 负面 {share}"},
     "card_negative": {"en": "Unhappy customer: {name} (#{id}, {percent}% sure)",
                       "zh": "负面情绪：{name}（#{id}，置信度 {percent}%）"},
     "card_sla": {"en": "{name} has waited {minutes} min for an answer (#{id})",

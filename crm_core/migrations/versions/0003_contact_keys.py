@@ -1,4 +1,4 @@
-"""contact keys (WeChat unionid...) linking identities across channels, profile lookups, merged contacts, first-response SLA marks, thread aliases, the consent ledger, message sentiment and intents
+"""contact keys (WeChat unionid...) linking identities across channels, profile lookups, merged contacts, first-response SLA marks, thread aliases, the consent ledger, message sentiment and intents, opinion alerts
 
 Revision ID: 0003
 Revises: 0002
@@ -75,9 +75,30 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_event'))
     )
     op.create_index('ix_consent_event_contact', 'consent_event', ['contact_id', 'purpose', 'id'], unique=False)
+    _json = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
+    op.create_table('opinion_alert',
+    sa.Column('id', _id, nullable=False),
+    sa.Column('dimension', sa.String(length=32), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('first_hour', crm_core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_hour', crm_core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('peak_share', sa.Float(), nullable=False),
+    sa.Column('baseline', sa.Float(), nullable=False),
+    sa.Column('threshold', sa.Float(), nullable=False),
+    sa.Column('volume', sa.Integer(), nullable=False),
+    sa.Column('top_terms', _json, nullable=False),
+    sa.Column('message_ids', _json, nullable=False),
+    sa.Column('created_at', crm_core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', crm_core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opinion_alert'))
+    )
+    op.create_index('ix_opinion_alert_open', 'opinion_alert', ['dimension', 'key', 'status'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_opinion_alert_open', table_name='opinion_alert')
+    op.drop_table('opinion_alert')
     op.drop_index('ix_consent_event_contact', table_name='consent_event')
     op.drop_table('consent_event')
     op.drop_index(op.f('ix_thread_alias_conversation_id'), table_name='thread_alias')
