@@ -311,6 +311,8 @@ class Message(Base):
     sentiment_confidence: Mapped[float | None] = mapped_column(Float)
     # What the customer wants (nlp): opt_out, opt_in, human, buying, complaint, event_registration.
     intents: Mapped[list[Any] | None]
+    # What it states (nlp): phones, emails, wechat_ids, name, company, budget, dates.
+    entities: Mapped[dict[str, Any] | None]
 
 
 class OutboxMessage(Base):

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -45,6 +46,7 @@ class MessageWorker:
         key_extractor: Callable[[str], Sequence[tuple[str, str]]] | None = None,
         sentiment: SentimentAnalyzer | None = None,
         intents: Callable[[str], Sequence[str]] | None = None,
+        entities: Callable[[str], dict[str, Any]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.handlers = list(handlers)
@@ -54,6 +56,7 @@ class MessageWorker:
         self.key_extractor = key_extractor
         self.sentiment = sentiment
         self.intents = intents
+        self.entities = entities
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.batch_size = batch_size
@@ -154,6 +157,8 @@ class MessageWorker:
                     message.sentiment_confidence = felt.confidence
                 if self.intents is not None and customer_text and message.intents is None:
                     message.intents = list(self.intents(message.text or ""))
+                if self.entities is not None and customer_text and message.entities is None:
+                    message.entities = self.entities(message.text or "")
                 if self.key_extractor is not None and customer_text:
                     stated = self.key_extractor(message.text)
                     if stated:

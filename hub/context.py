@@ -27,6 +27,7 @@ from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, Se
 from crm_core.processing import MessageWorker
 from hub.settings import Settings
 from nlp.compliance import ComplianceCheck
+from nlp.entities import extract as extract_entities
 from nlp.entities import stated_contact_keys
 from nlp.intents import detect as detect_intents
 
@@ -86,6 +87,7 @@ class Hub:
             key_extractor=stated_contact_keys,
             sentiment=load_sentiment(settings),
             intents=detect_intents,
+            entities=extract_entities,
         )
         self.sla = SlaWatcher(
             self.sessions,

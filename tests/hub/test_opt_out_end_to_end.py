@@ -62,6 +62,15 @@ async def test_chinese_opt_out_is_confirmed_in_chinese(database_url, tmp_path):
         await stack.customer_writes(4002, "TD", first_name="王伟", language_code="zh-hans")
         [line] = await eventually(lambda: _lines(stack, 4002, 1))
         assert line.startswith("已为您退订")
+        from crm_core.models import Message
+        await stack.customer_writes(4002, "我是华为的王伟，预算 5万")
+
+        async def stated():
+            async with stack.hub.sessions() as session:
+                message = await session.scalar(select(Message).where(Message.text.like("我是华为%")))
+            return message.entities if message is not None and message.entities is not None else None
+        assert await eventually(stated) == {"name": "王伟", "company": "华为",
+                                            "budget": {"amount": 50000.0, "currency": "CNY"}}
 
 
 async def _lines(stack, user_id: int, at_least: int):

@@ -21,3 +21,21 @@ def test_mentions_numbers_and_non_phones_are_not_keys():
     for text in ("please cc wang@x.com on this thread", "order 20231234567890 shipped",
                  "price is 13800138000 yuan for the whole project?", "12345678901", ""):
         assert stated_contact_keys(text) == [], text
+
+
+def test_everything_a_customer_states():
+    from nlp.entities import extract
+
+    assert extract("我是华为的张伟，手机 138 0013 8000，微信号 zhangwei_88") == {
+        "phones": ["+8613800138000"], "wechat_ids": ["zhangwei_88"], "name": "张伟", "company": "华为"}
+    assert extract("预算大概 10万 元，希望 12月15日 前上线") == {
+        "budget": {"amount": 100000.0, "currency": "CNY"}, "dates": ["12-15"]}
+    assert extract("Hi, I am Anna Smith from Contoso Ltd, budget is $50k, deadline 2026-12-31") == {
+        "name": "Anna Smith", "company": "Contoso Ltd", "budget": {"amount": 50000.0, "currency": "USD"},
+        "dates": ["2026-12-31"]}
+    assert extract("我叫李娜") == {"name": "李娜"}
+    assert extract("我们是深圳云帆科技有限公司") == {"company": "深圳云帆科技有限公司"}
+    assert extract("next week works, email Anna@Contoso.com") == {"emails": ["anna@contoso.com"],
+                                                                 "dates": ["next week"]}
+    assert extract("please cc wang@x.com")["emails"] == ["wang@x.com"]  # found, though not a key of the writer
+    assert extract("你好") == {} and extract("") == {}

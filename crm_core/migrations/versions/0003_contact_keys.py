@@ -1,4 +1,4 @@
-"""contact keys (WeChat unionid...) linking identities across channels, profile lookups, merged contacts, first-response SLA marks, thread aliases, the consent ledger, message sentiment and intents, opinion alerts
+"""contact keys (WeChat unionid...) linking identities across channels, profile lookups, merged contacts, first-response SLA marks, thread aliases, the consent ledger, message sentiment, intents and entities, opinion alerts
 
 Revision ID: 0003
 Revises: 0002
@@ -30,6 +30,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column('sentiment_confidence', sa.Float(), nullable=True))
         batch.add_column(sa.Column('intents', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()),
                                                                      'postgresql'), nullable=True))
+        batch.add_column(sa.Column('entities', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()),
+                                                                      'postgresql'), nullable=True))
     with op.batch_alter_table('conversation') as batch:
         batch.add_column(sa.Column('sla_reminded_message_id', _id, nullable=True))
         batch.add_column(sa.Column('sla_escalated_message_id', _id, nullable=True))
@@ -106,6 +108,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_contact_key_contact_id'), table_name='contact_key')
     op.drop_table('contact_key')
     with op.batch_alter_table('message') as batch:
+        batch.drop_column('entities')
         batch.drop_column('intents')
         batch.drop_column('sentiment_confidence')
         batch.drop_column('sentiment_score')
