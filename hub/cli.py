@@ -252,6 +252,37 @@ def nlp_train_sentiment(out: Path | None, if_missing: bool) -> None:
         click.echo(f"  {part:<9} {figures[part]['accuracy']:.1%}  (n={figures[part]['n']})")
 
 
+@nlp.command("train-transformer")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Model directory (default: SCRM_SENTIMENT_TRANSFORMER_DIR or <data dir>/models/...)")
+@click.option("--epochs", type=click.IntRange(1, 50), default=4, show_default=True)
+@click.option("--layers", type=click.IntRange(1, 12), default=4, show_default=True)
+@click.option("--hidden", type=click.IntRange(16, 1024), default=256, show_default=True,
+              help="Hidden size (a multiple of the 4 attention heads)")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="torch threads (default: all cores)")
+def nlp_train_transformer(out: Path | None, epochs: int, layers: int, hidden: int, threads: int | None) -> None:
+    """Train the transformers sentiment backend from scratch (CPU; about half an hour on 2 cores)."""
+    from nlp.sentiment.default import ModelUnavailable
+    from nlp.sentiment.transformer import TrainConfig, train
+
+    if hidden % 4:
+        raise click.BadParameter("must be a multiple of 4 (the attention heads)", param_hint="--hidden")
+    path = out or _settings().resolved_sentiment_transformer_dir
+    click.echo(f"training the transformer sentiment model ({layers} layers, hidden {hidden}, {epochs} epochs) "
+               f"-> {path} ...")
+    try:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        figures = train(path, TrainConfig(layers=layers, hidden=hidden, epochs=epochs), progress=click.echo)
+    except ModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"done in {figures['seconds']} s on {figures['trained_on']} sentences; held-out accuracy:")
+    for part in ("overall", "zh", "en", "negative", "neutral", "positive", "short"):
+        click.echo(f"  {part:<9} {figures[part]['accuracy']:.1%}  (n={figures[part]['n']})")
+
+
 @main.command()
 @click.option("--port", default=8080, type=int, help="Hub port")
 @click.option("--sim-port", default=8081, type=int, help="Telegram simulator port")

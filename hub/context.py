@@ -35,10 +35,14 @@ log = logging.getLogger(__name__)
 
 
 def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
-    """The default sentiment analyzer, or None (with the reason logged): the hub runs without it."""
+    """The configured sentiment analyzer, or None (with the reason logged): the hub runs without it."""
     from nlp.sentiment.default import DefaultSentiment, ModelUnavailable
 
     try:
+        if settings.sentiment_backend == "transformers":
+            from nlp.sentiment.transformer import TransformerSentiment
+
+            return TransformerSentiment(settings.resolved_sentiment_transformer_dir)
         return DefaultSentiment(settings.resolved_sentiment_model)
     except ModelUnavailable as exc:
         log.warning("sentiment analysis is off: %s", exc)
@@ -97,7 +101,9 @@ class Hub:
             on_enqueued=self.dispatcher.wake,
         )
         self.opinion = OpinionWatcher(self.sessions, interval=settings.opinion_check_seconds, k=settings.opinion_k,
-                                      min_volume=settings.opinion_min_volume, on_enqueued=self.dispatcher.wake)
+                                      min_volume=settings.opinion_min_volume, products=settings.opinion_products,
+                                      rule_min_messages=settings.opinion_rule_min_messages,
+                                      on_enqueued=self.dispatcher.wake)
         self.ingest_writer = IngestWriter(self.sessions)
         self._accounts: dict[int, tuple[float, ChannelAccount, AccountRef]] = {}
         # Set when an account is added or changed, so pollers start without waiting a tick.

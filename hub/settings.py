@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,11 @@ class Settings(BaseSettings):
     # The default sentiment model (`scrm nlp train-sentiment` makes it; `./dev` does
     # when it is missing). Unset: <data_dir>/models/sentiment-default.joblib.
     sentiment_model: Path | None = None
+    # "transformers": the small BERT-style model `scrm nlp train-transformer` saves in
+    # SCRM_SENTIMENT_TRANSFORMER_DIR (unset: <data_dir>/models/sentiment-transformer);
+    # needs torch and the `transformers` extra. Only a local directory is ever loaded.
+    sentiment_backend: Literal["default", "transformers"] = "default"
+    sentiment_transformer_dir: Path | None = None
     # Negative messages at least this sure make an alert card to the owner and manager.
     negative_alert_confidence: float = Field(default=0.7, ge=0.34, le=1.0)
     # Wording in reps' replies flagged to their manager, as JSON {"category": ["term", ...]};
@@ -52,6 +58,10 @@ class Settings(BaseSettings):
     opinion_check_seconds: float = Field(default=300.0, gt=0, le=3600)
     opinion_k: float = Field(default=3.0, gt=0, le=10)
     opinion_min_volume: int = Field(default=20, ge=1)
+    # Products watched, as JSON {"X200": ["x200", "X200充电器"], ...}: each is a slice of its own,
+    # and this many complaints naming one in an hour alert whatever the baseline.
+    opinion_products: dict[str, list[str]] | None = None
+    opinion_rule_min_messages: int = Field(default=3, ge=1)
 
     @model_validator(mode="after")
     def _sla_order(self) -> Settings:
@@ -103,6 +113,10 @@ class Settings(BaseSettings):
     @property
     def resolved_sentiment_model(self) -> Path:
         return self.sentiment_model or self.data_dir / "models" / "sentiment-default.joblib"
+
+    @property
+    def resolved_sentiment_transformer_dir(self) -> Path:
+        return self.sentiment_transformer_dir or self.data_dir / "models" / "sentiment-transformer"
 
     def ensure_data_dir(self) -> None:
         if self.resolved_database_url.startswith("sqlite"):

