@@ -387,14 +387,16 @@ class ConsentEvent(Base):
 
 
 class OpinionAlert(Base):
-    """A spike of negative messages in one slice of traffic (a channel account...),
-    open while it lasts, with the messages behind it."""
+    """A spike of negative messages in one slice of traffic (a channel account, a
+    campaign, a team, a product) or a product named in complaints, open while it
+    lasts, with the messages behind it."""
 
     __tablename__ = "opinion_alert"
     __table_args__ = (Index("ix_opinion_alert_open", "dimension", "key", "status"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    dimension: Mapped[str] = mapped_column(String(32))   # "channel" (campaign, keyword, team later)
+    # channel / campaign / team / keyword (spikes), keyword_rule (complaints naming a product)
+    dimension: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open / closed
     first_hour: Mapped[dt.datetime]
@@ -405,6 +407,8 @@ class OpinionAlert(Base):
     volume: Mapped[int] = mapped_column(Integer)
     top_terms: Mapped[list[Any]] = mapped_column(default=list)
     message_ids: Mapped[list[Any]] = mapped_column(default=list)
+    # Mostly the same messages as this open alert, which was sent: recorded, not sent again.
+    covered_by_id: Mapped[int | None] = mapped_column(ForeignKey("opinion_alert.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[dt.datetime | None]
 

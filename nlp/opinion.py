@@ -7,6 +7,9 @@ trailing baseline (the previous `baseline_hours` hours with traffic, at least
 floored so that a very quiet baseline does not alert on noise. Consecutive
 spike hours are one alert, open from its first hour until an hour falls back
 under the threshold: a burst raises one alert, not one per hour.
+
+Keyword rules: a configured product named in complaints (`ProductMatcher`,
+`rule_alerts`) fires on a count in one hour, without a baseline.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import datetime as dt
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 _STOPWORDS = frozenset(
@@ -80,30 +83,36 @@ def hourly(messages: Iterable[Scored], *, start: dt.datetime, end: dt.datetime) 
 
 def spike_alerts(series: Sequence[Hour], *, k: float = 3.0, baseline_hours: int = 7 * 24,
                  min_baseline_hours: int = 24, min_volume: int = 20, std_floor: float = 0.03) -> list[SpikeAlert]:
-    alerts: list[SpikeAlert] = []
-    open_alert: SpikeAlert | None = None
+    firing: list[tuple[float, float] | None] = []  # per hour: (baseline mean, threshold) when it spikes
     for index, hour in enumerate(series):
         window = [h for h in series[max(0, index - baseline_hours):index] if h.volume > 0]
-        spike = False
-        threshold = mean = 0.0
-        if len(window) >= min_baseline_hours and hour.volume >= min_volume:
-            shares = [h.negative_share for h in window]
-            mean = sum(shares) / len(shares)
-            std = math.sqrt(sum((s - mean) ** 2 for s in shares) / len(shares))
-            threshold = mean + k * max(std, std_floor)
-            spike = hour.negative_share > threshold
-        if spike:
-            if open_alert is None:
-                open_alert = SpikeAlert(hour.start, hour.start, hour.negative_share, round(mean, 4),
-                                        round(threshold, 4), hour.volume, [hour.start])
-                alerts.append(open_alert)
-            else:
-                open_alert.last_hour = hour.start
-                open_alert.hours.append(hour.start)
-                open_alert.volume += hour.volume
-                open_alert.peak_share = max(open_alert.peak_share, hour.negative_share)
+        if len(window) < min_baseline_hours or hour.volume < min_volume:
+            firing.append(None)
+            continue
+        shares = [h.negative_share for h in window]
+        mean = sum(shares) / len(shares)
+        std = math.sqrt(sum((s - mean) ** 2 for s in shares) / len(shares))
+        threshold = mean + k * max(std, std_floor)
+        firing.append((mean, threshold) if hour.negative_share > threshold else None)
+    return _runs(series, firing)
+
+
+def _runs(series: Sequence[Hour], firing: Sequence[tuple[float, float] | None]) -> list[SpikeAlert]:
+    """Consecutive firing hours as one alert each; a quiet hour ends it, the next firing hour opens a new one."""
+    alerts: list[SpikeAlert] = []
+    open_alert: SpikeAlert | None = None
+    for hour, fired in zip(series, firing, strict=True):
+        if fired is None:
+            open_alert = None
+        elif open_alert is None:
+            open_alert = SpikeAlert(hour.start, hour.start, hour.negative_share, round(fired[0], 4),
+                                    round(fired[1], 4), hour.volume, [hour.start])
+            alerts.append(open_alert)
         else:
-            open_alert = None  # back under the threshold: the next spike is a new alert
+            open_alert.last_hour = hour.start
+            open_alert.hours.append(hour.start)
+            open_alert.volume += hour.volume
+            open_alert.peak_share = max(open_alert.peak_share, hour.negative_share)
     return alerts
 
 
@@ -128,3 +137,34 @@ def top_terms(texts: Iterable[str], n: int = 10) -> list[tuple[str, int]]:
     for text in texts:
         counts.update(set(t for t in terms(text) if len(t) > 1))
     return counts.most_common(n)
+
+
+def rule_alerts(series: Sequence[Hour], *, min_messages: int = 3) -> list[SpikeAlert]:
+    """Keyword rules: an hour with at least `min_messages` complaints naming one product fires,
+    whatever the baseline (a product is rarely talked about enough for one). Consecutive
+    firing hours are one alert, as with spikes; `negative` counts the complaints."""
+    return _runs(series, [(0.0, float(min_messages)) if h.negative >= min_messages else None for h in series])
+
+
+class ProductMatcher:
+    """Which configured products a message names: {"X200": ["x200", "X200充电器"], ...}.
+
+    Case-insensitive. A Latin name matches as a whole word ("x200" not in "x2000");
+    a Chinese name matches anywhere, as Chinese has no spaces.
+    """
+
+    def __init__(self, products: Mapping[str, Sequence[str]] | None) -> None:
+        self.patterns: list[tuple[str, re.Pattern[str]]] = []
+        for product, aliases in (products or {}).items():
+            names = sorted({product, *aliases}, key=len, reverse=True)
+            parts = [re.escape(n.lower()) if re.search(r"[\u4e00-\u9fff]", n)
+                     else rf"(?<![a-z0-9]){re.escape(n.lower())}(?![a-z0-9])" for n in names if n.strip()]
+            if parts:
+                self.patterns.append((product, re.compile("|".join(parts))))
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def products(self, text: str | None) -> list[str]:
+        lowered = (text or "").lower()
+        return [product for product, pattern in self.patterns if pattern.search(lowered)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from nlp.opinion import Scored, hourly, spike_alerts, top_terms
+from nlp.opinion import ProductMatcher, Scored, hourly, rule_alerts, spike_alerts, top_terms
 
 START = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)  # a Monday
 COMPLAINTS = ["X200 充电器坏了，要求退款", "X200 charger broke after a day, refund please", "X200 又坏了，太差了",
@@ -73,3 +73,24 @@ def test_two_bursts_are_two_alerts_and_the_first_day_has_no_baseline():
     first_day = [m for m in merged if m.at < START + dt.timedelta(hours=20)]
     first_day += [Scored(START + dt.timedelta(hours=19, minutes=n % 60), "negative") for n in range(80)]
     assert spike_alerts(hourly(first_day, start=START, end=START + dt.timedelta(hours=20))) == []
+
+
+def test_products_are_found_by_name_and_alias_in_both_languages():
+    matcher = ProductMatcher({"X200": ["x200", "X200充电器"], "云盒": ["cloudbox", "云盒子"]})
+    assert matcher.products("X200 charger broke") == ["X200"]
+    assert matcher.products("我的x200坏了") == ["X200"]  # no spaces around it in Chinese
+    assert matcher.products("the X2000 is fine, so is bx200") == []  # a Latin name is a whole word
+    assert matcher.products("云盒子连不上，cloudbox 也一样") == ["云盒"]
+    assert matcher.products("X200 和 云盒 都有问题") == ["X200", "云盒"]
+    assert matcher.products(None) == [] and not ProductMatcher(None) and not ProductMatcher({})
+
+
+def test_a_keyword_rule_fires_on_the_count_of_complaints_in_an_hour():
+    at = START + dt.timedelta(days=2, hours=10)
+    messages = ([Scored(at - dt.timedelta(hours=5), "negative")] * 2  # two complaints: below the rule
+                + [Scored(at + dt.timedelta(minutes=m), "negative") for m in (1, 20, 40)]
+                + [Scored(at + dt.timedelta(minutes=50), "other")]
+                + [Scored(at + dt.timedelta(hours=1, minutes=5), "negative")] * 4)
+    [alert] = rule_alerts(hourly(messages, start=START, end=START + dt.timedelta(days=7)), min_messages=3)
+    assert (alert.first_hour, alert.last_hour, alert.volume) == (at, at + dt.timedelta(hours=1), 8)
+    assert alert.peak_share == 1.0 and alert.threshold == 3
