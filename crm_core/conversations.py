@@ -28,6 +28,11 @@ def _visible_conversations(user: User) -> Select:
     return stmt
 
 
+def visible_conversation_ids(user: User) -> Select:
+    """The ids of the conversations `user` may read, as a subquery."""
+    return _visible_conversations(user).with_only_columns(Conversation.id)
+
+
 def _visible_contacts(user: User) -> Select:
     stmt = select(Contact).where(Contact.is_staff.is_(False))
     if user.role == Role.REP:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
-from admin.api import channel_accounts, contacts, conversations, users
+from admin.api import channel_accounts, contacts, conversations, opinion, users
 from channels.base import ConnectionCheck
 from crm_core import accounts, migrate
 from crm_core.db import run_sqlite_checkpoints
@@ -59,6 +59,7 @@ class HubApiContext:
         self.sessions = hub.sessions
         self.cipher = hub.cipher
         self.catalog = HubChannelCatalog(hub)
+        self.opinion = hub.opinion
         self._hub = hub
 
     def on_enqueued(self) -> None:
@@ -109,7 +110,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.state.hub = hub
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)
-    for module in (channel_accounts, contacts, conversations, users):
+    for module in (channel_accounts, contacts, conversations, opinion, users):
         app.include_router(module.router, prefix="/api/v1")
 
     @app.get("/healthz", tags=["health"])

@@ -261,7 +261,7 @@ def nlp_train_sentiment(out: Path | None, if_missing: bool) -> None:
               help="Hidden size (a multiple of the 4 attention heads)")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="torch threads (default: all cores)")
 def nlp_train_transformer(out: Path | None, epochs: int, layers: int, hidden: int, threads: int | None) -> None:
-    """Train the transformers sentiment backend from scratch (CPU; about half an hour on 2 cores)."""
+    """Train the transformers sentiment backend from scratch (CPU: about 20 minutes on 2 cores)."""
     from nlp.sentiment.default import ModelUnavailable
     from nlp.sentiment.transformer import TrainConfig, train
 

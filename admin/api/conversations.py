@@ -42,7 +42,10 @@ async def list_messages(
         MessageRead(id=v.message.id, direction=v.message.direction.value, kind=v.message.kind.value,
                     text=v.message.text, attachments=v.message.attachments, author_user_id=v.message.author_user_id,
                     platform_message_id=v.message.platform_message_id, created_at=v.message.created_at,
-                    delivery_status=v.delivery_status, delivery_error=v.delivery_error)
+                    delivery_status=v.delivery_status, delivery_error=v.delivery_error,
+                    sentiment=v.message.sentiment, sentiment_score=v.message.sentiment_score,
+                    sentiment_confidence=v.message.sentiment_confidence, intents=v.message.intents or [],
+                    entities=v.message.entities or {})
         for v in views
     ]
 

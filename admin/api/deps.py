@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
@@ -37,10 +38,26 @@ class ChannelCatalog(Protocol):
     def webhook_url(self, account: ChannelAccount) -> str: ...
 
 
+class HourLike(Protocol):
+    start: dt.datetime
+    volume: int
+    negative: int
+    negative_share: float
+    mean_sentiment: float
+
+
+class OpinionSeries(Protocol):
+    """What the API needs of opinion monitoring (the hub's watcher)."""
+
+    async def series(self, dimension: str, key: str, *, hours: int = ...) -> tuple[
+        Sequence[HourLike], list[tuple[str, int]]]: ...
+
+
 class ApiContext(Protocol):
     sessions: async_sessionmaker[AsyncSession]
     cipher: CredentialCipher
     catalog: ChannelCatalog
+    opinion: OpinionSeries
 
     def on_enqueued(self) -> None: ...
 

@@ -94,6 +94,13 @@ class MessageRead(BaseModel):
     delivery_status: str | None = Field(description="Outbound only: pending, sending, sent, failed, unreachable, "
                                                     "in_doubt, cancelled")
     delivery_error: str | None
+    sentiment: str | None = Field(None, description="Customer messages: negative, neutral or positive")
+    sentiment_score: float | None = Field(None, description="P(positive) - P(negative)")
+    sentiment_confidence: float | None = None
+    intents: list[str] = Field(default_factory=list, description="opt_out, opt_in, human, buying, complaint, "
+                                                                 "event_registration")
+    entities: dict[str, Any] = Field(default_factory=dict, description="Phones, emails, WeChat ids, name, company, "
+                                                                       "budget, dates the customer stated")
 
 
 class MessageCreate(BaseModel):
@@ -110,3 +117,48 @@ class OutboxRead(BaseModel):
     next_attempt_at: dt.datetime
     platform_message_id: str | None
     last_error: str | None
+
+
+class OpinionHourRead(BaseModel):
+    start: dt.datetime
+    volume: int
+    negative: int = Field(description="Negative messages (complaints for keyword_rule)")
+    negative_share: float
+    mean_sentiment: float
+
+
+class OpinionSeriesRead(BaseModel):
+    dimension: str
+    key: str
+    hours: list[OpinionHourRead]
+    top_terms: list[list[Any]] = Field(description="[term, messages] of the negative messages in the window")
+
+
+class OpinionAlertRead(BaseModel):
+    id: int
+    dimension: str
+    key: str
+    status: str
+    first_hour: dt.datetime
+    last_hour: dt.datetime
+    peak_share: float
+    baseline: float
+    threshold: float
+    volume: int
+    top_terms: list[list[Any]]
+    message_ids: list[int]
+    covered_by_id: int | None = Field(description="Mostly the same messages as this alert, which was sent instead")
+    created_at: dt.datetime
+    closed_at: dt.datetime | None
+    messages_url: str
+
+
+class OpinionMessageRead(BaseModel):
+    id: int
+    conversation_id: int
+    channel_account_id: int
+    text: str | None
+    sentiment: str | None
+    sentiment_score: float | None
+    intents: list[str]
+    created_at: dt.datetime

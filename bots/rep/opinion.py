@@ -47,7 +47,7 @@ from crm_core.models import (
 from crm_core.outbox import enqueue_to_handle
 from crm_core.ports import OutboundMessage
 from crm_core.waiting import wait_any
-from nlp.opinion import ProductMatcher, Scored, SpikeAlert, hourly, rule_alerts, spike_alerts, top_terms
+from nlp.opinion import Hour, ProductMatcher, Scored, SpikeAlert, hourly, rule_alerts, spike_alerts, top_terms
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +88,7 @@ class OpinionWatcher:
         last_complete = hour - dt.timedelta(hours=1)
         opened = announced = 0
         async with self.sessions() as session, session.begin():
-            rows = (await session.execute(
-                select(Message.id, Message.created_at, Message.channel_account_id, Message.sentiment,
-                       Message.sentiment_score, Message.text, Message.intents, Conversation.assignee_user_id,
-                       Contact.source, User.role.label("owner_role"), User.manager_user_id)
-                .join(Conversation, Message.conversation_id == Conversation.id)
-                .join(Contact, Conversation.contact_id == Contact.id)
-                .outerjoin(User, Conversation.assignee_user_id == User.id)
-                .where(Message.direction == Direction.INBOUND, Message.sentiment.is_not(None),
-                       Message.created_at >= hour - HISTORY, Message.created_at < hour))).all()
-            slices = self._slices(rows)
+            slices = self._slices(await _scored_messages(session, hour - HISTORY, hour))
             unseen = {(a.dimension, a.key): a for a in (await session.scalars(
                 select(OpinionAlert).where(OpinionAlert.status == "open").order_by(OpinionAlert.id))).all()}
             # First every slice's state: open alerts extended or closed, new ones found.
@@ -141,6 +132,22 @@ class OpinionWatcher:
         if announced and self.on_enqueued is not None:
             self.on_enqueued()
         return opened
+
+    async def series(self, dimension: str, key: str, *, hours: int = 7 * 24,
+                     now: dt.datetime | None = None) -> tuple[list[Hour], list[tuple[str, int]]]:
+        """One slice's hourly series up to the current hour (included, partial), and the top
+        terms of its negative messages (complaints for `keyword_rule`) in that time."""
+        if dimension not in DIMENSIONS:
+            raise ValueError(f"unknown dimension {dimension!r}; one of {', '.join(DIMENSIONS)}")
+        end = _hour(now or utcnow()) + dt.timedelta(hours=1)
+        start = end - dt.timedelta(hours=hours)
+        async with self.sessions() as session:
+            messages = self._slices(await _scored_messages(session, start, end)).get(dimension, {}).get(key, [])
+        rule = dimension == "keyword_rule"
+        series = hourly((Scored(m.created_at, "negative" if (_complaint(m) if rule else m.sentiment == "negative")
+                                else "other", m.sentiment_score or 0.0) for m in messages), start=start, end=end)
+        negative = (m.text or "" for m in messages if (_complaint(m) if rule else m.sentiment == "negative"))
+        return series, top_terms(negative, 10)
 
     def _slices(self, rows: Sequence[Any]) -> dict[str, dict[str, list[Any]]]:
         slices: dict[str, dict[str, list[Any]]] = {}
@@ -233,6 +240,19 @@ class OpinionWatcher:
             return f"team {manager.display_name or manager.username}" if manager else f"team {alert.key}"
         label = {"campaign": "campaign", "keyword": "product", "keyword_rule": "product complaints"}[alert.dimension]
         return f"{label} {alert.key}"
+
+
+async def _scored_messages(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> Sequence[Any]:
+    """Scored customer messages in [start, end) with what slicing needs: owner, team, campaign."""
+    return (await session.execute(
+        select(Message.id, Message.created_at, Message.channel_account_id, Message.sentiment,
+               Message.sentiment_score, Message.text, Message.intents, Conversation.assignee_user_id,
+               Contact.source, User.role.label("owner_role"), User.manager_user_id)
+        .join(Conversation, Message.conversation_id == Conversation.id)
+        .join(Contact, Conversation.contact_id == Contact.id)
+        .outerjoin(User, Conversation.assignee_user_id == User.id)
+        .where(Message.direction == Direction.INBOUND, Message.sentiment.is_not(None),
+               Message.created_at >= start, Message.created_at < end))).all()
 
 
 def _complaint(message: Any) -> bool:

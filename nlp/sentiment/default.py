@@ -58,7 +58,7 @@ def build() -> Pipeline:
             ("words", TfidfVectorizer(tokenizer=words, token_pattern=None, lowercase=False, ngram_range=(1, 2),
                                       sublinear_tf=True)),
         ]),
-        LogisticRegression(C=8.0, max_iter=4000, class_weight="balanced"),
+        LogisticRegression(C=6.0, max_iter=4000, class_weight="balanced"),
     )
 
 
