@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -27,6 +28,29 @@ from crm_core.ports import HandlerContext, MessageHandler, Profile, ProfileLooku
 from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What is read from a message's text; `nlp` supplies the functions, the hub wires them."""
+
+    sentiment: SentimentAnalyzer | None = None
+    intents: Callable[[str], Sequence[str]] | None = None
+    entities: Callable[[str], dict[str, Any]] | None = None
+
+    def annotate(self, message: Message) -> None:
+        """Sentiment, intents and entities of a message with text, each only once."""
+        text = message.text or ""
+        if not text:
+            return
+        if self.sentiment is not None and message.sentiment is None:
+            felt = self.sentiment.analyze(text)
+            message.sentiment, message.sentiment_score = felt.label, felt.score
+            message.sentiment_confidence = felt.confidence
+        if self.intents is not None and message.intents is None:
+            message.intents = list(self.intents(text))
+        if self.entities is not None and message.entities is None:
+            message.entities = self.entities(text)
 
 
 class MessageWorker:
@@ -54,9 +78,7 @@ class MessageWorker:
         self.profile_timeout = profile_timeout
         # Contact details a customer states as their own ("my phone is ..."): keys that link channels.
         self.key_extractor = key_extractor
-        self.sentiment = sentiment
-        self.intents = intents
-        self.entities = entities
+        self.understanding = Understanding(sentiment, intents, entities)
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.batch_size = batch_size
@@ -151,14 +173,8 @@ class MessageWorker:
                     # May move the identity and its conversations to the contact its unionid names.
                     contact = await apply_profile(identity, contact, profile, db_session=session)
                 customer_text = not contact.is_staff and bool(message.text) and message.kind in CUSTOMER_MESSAGE_KINDS
-                if self.sentiment is not None and customer_text and message.sentiment is None:
-                    felt = self.sentiment.analyze(message.text or "")
-                    message.sentiment, message.sentiment_score = felt.label, felt.score
-                    message.sentiment_confidence = felt.confidence
-                if self.intents is not None and customer_text and message.intents is None:
-                    message.intents = list(self.intents(message.text or ""))
-                if self.entities is not None and customer_text and message.entities is None:
-                    message.entities = self.entities(message.text or "")
+                if customer_text:
+                    self.understanding.annotate(message)
                 if self.key_extractor is not None and customer_text:
                     stated = self.key_extractor(message.text)
                     if stated:

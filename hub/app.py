@@ -60,6 +60,7 @@ class HubApiContext:
         self.cipher = hub.cipher
         self.catalog = HubChannelCatalog(hub)
         self.opinion = hub.opinion
+        self.rep_review = hub.rep_review
         self._hub = hub
 
     def on_enqueued(self) -> None:

@@ -14,6 +14,7 @@ from bots.consent import OptOutBot
 from bots.greeting import GreetingBot
 from bots.rep import RepAlerts, RepWorkspace
 from bots.rep.opinion import OpinionWatcher
+from bots.rep.review import RepMessageReview
 from bots.rep.sla import SlaWatcher
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
@@ -24,7 +25,7 @@ from crm_core.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ingest import IngestWriter
 from crm_core.models import ChannelAccount
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
-from crm_core.processing import MessageWorker
+from crm_core.processing import MessageWorker, Understanding
 from hub.settings import Settings
 from nlp.compliance import ComplianceCheck
 from nlp.entities import extract as extract_entities
@@ -50,9 +51,9 @@ def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
 
 
 def default_handlers(negative_alert_confidence: float = 0.7,
-                     compliance_terms: dict[str, list[str]] | None = None) -> list[MessageHandler]:
+                     review: RepMessageReview | None = None) -> list[MessageHandler]:
     # The rep bot first: it takes staff messages, which no customer bot may answer.
-    return [RepWorkspace(compliance=ComplianceCheck(compliance_terms)),
+    return [RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck())),
             RepAlerts(negative_confidence=negative_alert_confidence), OptOutBot(), GreetingBot()]
 
 
@@ -81,17 +82,20 @@ class Hub:
                 max_attempts=settings.max_send_attempts,
             ),
         )
+        # Customer and rep messages are read with the same functions.
+        self.understanding = Understanding(load_sentiment(settings), detect_intents, extract_entities)
+        self.rep_review = RepMessageReview(self.understanding, ComplianceCheck(settings.compliance_terms))
         self.worker = MessageWorker(
             self.sessions,
             handlers if handlers is not None else default_handlers(settings.negative_alert_confidence,
-                                                                   settings.compliance_terms),
+                                                                   self.rep_review),
             lease_seconds=settings.dispatch_lease_seconds,
             on_enqueued=self.dispatcher.wake,
             profiles=self,
             key_extractor=stated_contact_keys,
-            sentiment=load_sentiment(settings),
-            intents=detect_intents,
-            entities=extract_entities,
+            sentiment=self.understanding.sentiment,
+            intents=self.understanding.intents,
+            entities=self.understanding.entities,
         )
         self.sla = SlaWatcher(
             self.sessions,

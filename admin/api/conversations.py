@@ -65,6 +65,7 @@ async def send_message(
         raise HTTPException(404, f"no conversation {conversation_id}")
     row = await conversations.send_from_user(conversation, body.text, user, db_session=session,
                                              idempotency_key=idempotency_key)
+    await ctx.rep_review.review(row, conversation, user, db_session=session)
     await session.commit()
     ctx.on_enqueued()
     return OutboxRead.model_validate(row)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import users
 from crm_core.crypto import CredentialCipher
-from crm_core.models import ChannelAccount, Role, User
+from crm_core.models import ChannelAccount, Conversation, OutboxMessage, Role, User
 
 
 class ConnectionCheckResult(Protocol):
@@ -53,11 +53,19 @@ class OpinionSeries(Protocol):
         Sequence[HourLike], list[tuple[str, int]]]: ...
 
 
+class SentMessageReview(Protocol):
+    """Reads a person's message to a customer and flags wording for their manager (bots/rep/review.py)."""
+
+    async def review(self, sent: OutboxMessage, conversation: Conversation, user: User, *,
+                     db_session: AsyncSession) -> bool: ...
+
+
 class ApiContext(Protocol):
     sessions: async_sessionmaker[AsyncSession]
     cipher: CredentialCipher
     catalog: ChannelCatalog
     opinion: OpinionSeries
+    rep_review: SentMessageReview
 
     def on_enqueued(self) -> None: ...
 

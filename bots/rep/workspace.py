@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.language import reply_language
+from bots.rep.review import RepMessageReview
 from bots.rep.texts import STAGE_ALIASES, say
-from crm_core import audit, reps
+from crm_core import reps
 from crm_core.db import utcnow
 from crm_core.models import Contact, Conversation, Identity, MessageKind, User, UserHandle
 from crm_core.ports import HandlerContext, OutboundMessage
@@ -41,9 +41,9 @@ _NUMBER_REST = re.compile(r"^#?(\d+)\s*(.*)$", re.S)
 
 
 class RepWorkspace:
-    def __init__(self, compliance: Callable[[str], list[tuple[str, str]]] | None = None) -> None:
-        # Flags wording in a rep's reply (discounts, refunds, guarantees) for their manager.
-        self.compliance = compliance
+    def __init__(self, review: RepMessageReview | None = None) -> None:
+        # Reads a rep's reply and flags wording (discounts, refunds, guarantees) for their manager.
+        self.review = review
 
     async def handle(self, ctx: HandlerContext) -> None:
         if not ctx.contact.is_staff:
@@ -63,7 +63,7 @@ class RepWorkspace:
             lang = user.language or "zh"
         elif text and user.language != lang:
             user.language = lang
-        session = Session(ctx, user, handle, lang, self.compliance)
+        session = Session(ctx, user, handle, lang, self.review)
         try:
             if message.kind == MessageKind.CALLBACK:
                 await session.click(text)
@@ -77,9 +77,9 @@ class Session:
     """One rep message being answered."""
 
     def __init__(self, ctx: HandlerContext, user: User, handle: UserHandle, lang: str,
-                 compliance: Callable[[str], list[tuple[str, str]]] | None = None) -> None:
+                 review: RepMessageReview | None = None) -> None:
         self.ctx = ctx
-        self.compliance = compliance
+        self.review = review
         self.db: AsyncSession = ctx.db_session
         self.user = user
         self.handle = handle
@@ -180,36 +180,12 @@ class Session:
 
     async def _reply(self, conversation_id: int, text: str) -> None:
         conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
-        await reps.reply(conversation, self.user, text, key=f"msg:{self.ctx.message.id}", db_session=self.db)
+        row = await reps.reply(conversation, self.user, text, key=f"msg:{self.ctx.message.id}", db_session=self.db)
         self.ctx.enqueued = True
         self.handle.focus_conversation_id = conversation_id
         self.say("sent", id=conversation_id, name=await self._name(conversation))
-        flags = self.compliance(text) if self.compliance is not None else []
-        if flags:
-            await self._flag_to_manager(conversation, text, flags)
-
-    async def _flag_to_manager(self, conversation: Conversation, text: str, flags: list[tuple[str, str]]) -> None:
-        """The rep promised something a manager should see: a card to their manager (every manager if none)."""
-        managers = []
-        if self.user.manager_user_id is not None:
-            manager = await self.db.get(User, self.user.manager_user_id)
-            if manager is not None and manager.is_active:
-                managers = [manager]
-        if not managers:
-            managers = list(await reps.active_managers_with_handles(db_session=self.db))
-        rep = self.user.display_name or self.user.username
-        terms = ", ".join(f"{category}: {term}" for category, term in flags)
-        await audit.record("compliance.flagged", entity_type="conversation", entity_id=conversation.id,
-                           actor=self.user, details={"terms": [list(f) for f in flags], "text": text[:1000]},
-                           db_session=self.db)
-        for manager in managers:
-            lang = manager.language or "zh"
-            card = OutboundMessage("", f"{rep} → #{conversation.id}: “{text[:500]}”\n{terms}",
-                                   reps.card_buttons(conversation.id, claimed=True),
-                                   title=say("card_compliance", lang, rep=rep, id=conversation.id))
-            if await reps.notify_user(manager.id, card, key=f"compliance:{self.ctx.message.id}:u{manager.id}",
-                                      db_session=self.db):
-                self.ctx.enqueued = True
+        if self.review is not None and await self.review.review(row, conversation, self.user, db_session=self.db):
+            self.ctx.enqueued = True
 
     async def _assign(self, conversation_id: int, who: str) -> None:
         conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)

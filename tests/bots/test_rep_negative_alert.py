@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm_core.models import Message
+from crm_core import users
+from crm_core.models import Direction, Message, Role
 from tests.bots.test_rep_workspace import conversation_id_of
 from tests.fakes.stack import eventually, workspace_stack
 
@@ -49,10 +50,10 @@ async def test_without_a_model_the_hub_runs_and_scores_nothing(database_url, tmp
         assert message.sentiment is None
 
 
-async def test_a_reps_promise_is_flagged_to_the_manager(database_url, tmp_path):
+async def test_a_reps_promise_is_flagged_to_the_manager(database_url, tmp_path, sentiment_model_path):
     from crm_core.models import AuditLog
 
-    async with workspace_stack(database_url, tmp_path) as ws:
+    async with workspace_stack(database_url, tmp_path, sentiment_model=sentiment_model_path) as ws:
         await ws.tg.customer_writes(3003, "Can you do a better price?", first_name="Kim")
         conv = conversation_id_of(await ws.rep_receives("li", "新线索"))
         await ws.rep_clicks("li", f"claim:{conv}")
@@ -66,3 +67,30 @@ async def test_a_reps_promise_is_flagged_to_the_manager(database_url, tmp_path):
         async with ws.tg.hub.sessions() as session:
             [entry] = (await session.scalars(select(AuditLog).where(AuditLog.action == "compliance.flagged"))).all()
         assert entry.actor_label == "li" and ["guarantee", "guarantee"] in entry.details["terms"]
+        # The rep's messages are read like a customer's.
+        async with ws.tg.hub.sessions() as session:
+            sent = await session.scalar(select(Message).where(Message.text == "Here is the price list."))
+        assert sent.direction == Direction.OUTBOUND and sent.author_user_id is not None
+        assert sent.sentiment in ("neutral", "positive") and sent.intents is not None and sent.entities is not None
+
+        # The same from the API: a person's message is read and flagged the same way, once per request.
+        async with ws.tg.hub.sessions() as session, session.begin():
+            li = await users.get_or_create("li", Role.REP, db_session=session)
+            token = await users.create_token(li, name="t", db_session=session)
+        headers = {**ws.tg.api(token), "Idempotency-Key": "promise-1"}
+        url = f"{ws.tg.hub_base}/api/v1/conversations/{conv}/messages"
+        for _ in range(2):
+            resp = await ws.tg.client.post(url, json={"text": "我们保证全额退款，请放心。"}, headers=headers)
+            assert resp.status_code == 202, resp.text
+
+        async def flagged_twice() -> bool:
+            return len([t for t in titles(ws, "boss") if "合规提醒" in t]) == 2
+
+        await eventually(flagged_twice)
+        async with ws.tg.hub.sessions() as session:
+            entries = (await session.scalars(select(AuditLog).where(AuditLog.action == "compliance.flagged")
+                                             .order_by(AuditLog.id))).all()
+            promise = await session.scalar(select(Message).where(Message.text == "我们保证全额退款，请放心。"))
+        assert len(entries) == 2 and entries[1].details["message_id"] == promise.id
+        assert {"guarantee", "refund"} <= {category for category, _ in entries[1].details["terms"]}
+        assert promise.intents is not None and promise.sentiment is not None

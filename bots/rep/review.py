@@ -1,0 +1,66 @@
+"""A person's message to a customer, from the rep bot or the API: read like a customer's
+(sentiment, intents, entities), and wording a manager should see (discounts, refunds,
+guarantees) flagged to the author's manager with a card and an audit entry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bots.rep.texts import say
+from crm_core import audit, reps
+from crm_core.models import Conversation, Message, OutboxMessage, User
+from crm_core.ports import OutboundMessage
+from crm_core.processing import Understanding
+
+
+class RepMessageReview:
+    def __init__(self, understanding: Understanding | None = None,
+                 compliance: Callable[[str], list[tuple[str, str]]] | None = None) -> None:
+        self.understanding = understanding or Understanding()
+        self.compliance = compliance
+
+    async def review(self, sent: OutboxMessage, conversation: Conversation, user: User, *,
+                     db_session: AsyncSession) -> bool:
+        """After `sent` was queued; True when a card to a manager was queued too."""
+        message = await db_session.get(Message, sent.message_id) if sent.message_id is not None else None
+        if message is None or not message.text:
+            return False
+        if message.intents is not None:  # read before: a repeated request (same Idempotency-Key)
+            return False
+        self.understanding.annotate(message)
+        message.intents = message.intents or []
+        flags = self.compliance(message.text) if self.compliance is not None else []
+        if not flags:
+            return False
+        return await self._flag_to_manager(conversation, user, message, flags, db_session)
+
+    @staticmethod
+    async def _flag_to_manager(conversation: Conversation, user: User, message: Message,
+                               flags: list[tuple[str, str]], db_session: AsyncSession) -> bool:
+        """A card to the author's manager (every manager if they have none)."""
+        managers = []
+        if user.manager_user_id is not None:
+            manager = await db_session.get(User, user.manager_user_id)
+            if manager is not None and manager.is_active:
+                managers = [manager]
+        if not managers:
+            managers = list(await reps.active_managers_with_handles(db_session=db_session))
+        author = user.display_name or user.username
+        text = message.text or ""
+        terms = ", ".join(f"{category}: {term}" for category, term in flags)
+        await audit.record("compliance.flagged", entity_type="conversation", entity_id=conversation.id,
+                           actor=user, details={"terms": [list(f) for f in flags], "text": text[:1000],
+                                                "message_id": message.id},
+                           db_session=db_session)
+        queued = False
+        for manager in managers:
+            lang = manager.language or "zh"
+            card = OutboundMessage("", f"{author} → #{conversation.id}: “{text[:500]}”\n{terms}",
+                                   reps.card_buttons(conversation.id, claimed=True),
+                                   title=say("card_compliance", lang, rep=author, id=conversation.id))
+            if await reps.notify_user(manager.id, card, key=f"compliance:m{message.id}:u{manager.id}",
+                                      db_session=db_session):
+                queued = True
+        return queued
