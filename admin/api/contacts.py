@@ -4,14 +4,16 @@ identities. Reps see only their own customers."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ANY_ROLE, db_session, require_role
 from admin.api.schemas import ContactDetail, ContactRead
-from crm_core import conversations
+from crm_core import audit, conversations
 from crm_core.linking import UnlinkRefused, unlink_identity
 from crm_core.models import Role, User
+from crm_core.privacy import export_person
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
@@ -61,3 +63,25 @@ async def unlink(
     await session.commit()
     detail = await conversations.get_contact(home.id, user, db_session=session)
     return ContactDetail.model_validate(detail)
+
+
+@router.get("/{contact_id}/export", response_class=JSONResponse,
+            responses={200: {"description": "Everything the hub holds about the person, as JSON"}})
+async def export(
+    contact_id: int,
+    user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
+    session: AsyncSession = Depends(db_session),
+) -> JSONResponse:
+    """A person's data (a data subject's access request): the contact, contacts merged into it,
+    identities, conversations and messages, notes, the consent ledger and audit entries. Audited."""
+    contact = await conversations.get_contact(contact_id, user, db_session=session)
+    if contact is None:
+        raise HTTPException(404, f"no contact {contact_id}")
+    if contact.merged_into_id is not None:
+        raise HTTPException(409, f"contact {contact_id} was merged into {contact.merged_into_id}; export that one")
+    data = await export_person(contact, db_session=session)
+    await audit.record("contact.export", entity_type="contact", entity_id=contact.id, actor=user,
+                       details={"messages": len(data["messages"])}, db_session=session)
+    await session.commit()
+    return JSONResponse(data, headers={
+        "Content-Disposition": f'attachment; filename="contact-{contact.id}-export.json"'})

@@ -173,3 +173,52 @@ async def _sent_count(stack, n: int) -> bool:
     async with stack.hub.sessions() as session:
         rows = (await session.scalars(select(OutboxMessage.status))).all()
     return sum(1 for s in rows if s == OutboxStatus.SENT) >= n
+
+
+async def test_a_persons_data_is_exported_whole_and_only_theirs(stack):
+    import json
+
+    from crm_core import consent
+    from crm_core.models import Contact, MessagePurpose
+
+    mine = await a_conversation(stack, 805, text="my email is eve@example.com")
+    await a_conversation(stack, 806, text="someone else entirely")
+    await eventually(lambda: _sent_count(stack, 2))
+    async with stack.hub.sessions() as session, session.begin():
+        conversation = await session.get(Conversation, mine)
+        await consent.record(conversation.contact_id, purpose=MessagePurpose.MARKETING, granted=True, source="form",
+                             evidence={"form": "spring-fair"}, actor_label="operator", db_session=session)
+        contact_id = conversation.contact_id
+        # The same person met earlier on another channel, merged into this contact.
+        earlier = Contact(display_name="Eve (email)", stage="new", merged_into_id=contact_id)
+        session.add(earlier)
+        await session.flush()
+        await consent.record(earlier.id, purpose=MessagePurpose.MARKETING, granted=False, source="message",
+                             evidence={"words": "STOP"}, db_session=session)
+        earlier_id = earlier.id
+        other = await session.scalar(select(Contact.id).where(Contact.id.not_in([contact_id, earlier.id]),
+                                                              Contact.is_staff.is_(False)))
+    resp = await stack.client.get(f"{stack.hub_base}/api/v1/contacts/{contact_id}/export", headers=stack.api())
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-disposition"] == f'attachment; filename="contact-{contact_id}-export.json"'
+    data = resp.json()
+    assert data["format"] == "scrm-hub.person-export.v1" and data["contact"]["id"] == contact_id
+    assert [(i["channel"], i["external_id"]) for i in data["identities"]] == [("telegram", "805")]
+    assert [m["text"] for m in data["messages"]][0] == "my email is eve@example.com"
+    assert data["messages"][1]["direction"] == "out" and data["messages"][1]["delivery_status"] == "sent"
+    assert [c["display_name"] for c in data["merged_contacts"]] == ["Eve (email)"]
+    assert [(e["purpose"], e["granted"], e["evidence"]) for e in data["consent_ledger"]] == [
+        ("marketing", True, {"form": "spring-fair"}), ("marketing", False, {"words": "STOP"})]
+    assert "someone else entirely" not in json.dumps(data, ensure_ascii=False)
+    async with stack.hub.sessions() as session:
+        exported = (await session.scalars(select(AuditLog).where(AuditLog.action == "contact.export"))).all()
+    assert [(a.entity_id, a.details["messages"]) for a in exported] == [(str(contact_id), 2)]
+    # Only admins and operators may take a person's data out; a rep or manager may not.
+    for role in (Role.REP, Role.MANAGER):
+        token, _ = await token_for(stack, role)
+        denied = await stack.client.get(f"{stack.hub_base}/api/v1/contacts/{other}/export", headers=stack.api(token))
+        assert denied.status_code == 403
+    merged = await stack.client.get(f"{stack.hub_base}/api/v1/contacts/{earlier_id}/export", headers=stack.api())
+    assert merged.status_code == 409 and f"merged into {contact_id}" in merged.json()["detail"]
+    missing = await stack.client.get(f"{stack.hub_base}/api/v1/contacts/999999/export", headers=stack.api())
+    assert missing.status_code == 404

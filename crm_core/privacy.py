@@ -1,0 +1,92 @@
+"""A person's data, for them: everything the hub holds about one contact, machine-readable.
+
+The export covers the contact and every contact merged into it (one person
+across channels): identities, contact keys, conversations with every message
+(text, attachments as recorded, the platform's raw payload, sentiment, intents,
+entities, delivery state), notes, the consent ledger with its evidence, and the
+audit entries about them. Staff contacts (colleagues writing to the rep bot) are
+not customers and are not exported here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.db import utcnow
+from crm_core.models import (
+    AuditLog,
+    ChannelAccount,
+    ConsentEvent,
+    Contact,
+    ContactKey,
+    Conversation,
+    Identity,
+    Message,
+    Note,
+    OutboxMessage,
+)
+
+EXPORT_FORMAT = "scrm-hub.person-export.v1"
+
+
+def _plain(row: Any, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A model row's columns as JSON-ready values."""
+    out: dict[str, Any] = {}
+    for column in row.__table__.columns:
+        if column.key in skip:
+            continue
+        value = getattr(row, column.key)
+        if isinstance(value, dt.datetime):
+            value = value.isoformat()
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        out[column.key] = value
+    return out
+
+
+async def export_person(contact: Contact, *, db_session: AsyncSession) -> dict[str, Any]:
+    contacts = [contact, *(await db_session.scalars(
+        select(Contact).where(Contact.merged_into_id == contact.id).order_by(Contact.id))).all()]
+    ids = [c.id for c in contacts]
+    identities = (await db_session.scalars(
+        select(Identity).where(Identity.contact_id.in_(ids)).order_by(Identity.id))).all()
+    accounts = {a.id: a for a in (await db_session.scalars(select(ChannelAccount).where(
+        ChannelAccount.id.in_({i.channel_account_id for i in identities})))).all()}
+    conversations = (await db_session.scalars(
+        select(Conversation).where(Conversation.contact_id.in_(ids)).order_by(Conversation.id))).all()
+    conversation_ids = [c.id for c in conversations]
+    messages = (await db_session.execute(
+        select(Message, OutboxMessage.status)
+        .outerjoin(OutboxMessage, OutboxMessage.message_id == Message.id)
+        .where(Message.conversation_id.in_(conversation_ids)).order_by(Message.id))).all()
+    notes = (await db_session.scalars(
+        select(Note).where(Note.conversation_id.in_(conversation_ids)).order_by(Note.id))).all()
+    consent = (await db_session.scalars(
+        select(ConsentEvent).where(ConsentEvent.contact_id.in_(ids)).order_by(ConsentEvent.id))).all()
+    keys = (await db_session.scalars(
+        select(ContactKey).where(ContactKey.contact_id.in_(ids)).order_by(ContactKey.id))).all()
+    audit = (await db_session.scalars(select(AuditLog).where(
+        ((AuditLog.entity_type == "contact") & AuditLog.entity_id.in_([str(i) for i in ids]))
+        | ((AuditLog.entity_type == "conversation") & AuditLog.entity_id.in_([str(i) for i in conversation_ids])))
+        .order_by(AuditLog.id))).all()
+    return {
+        "format": EXPORT_FORMAT,
+        "exported_at": utcnow().isoformat(),
+        "contact": _plain(contact),
+        "merged_contacts": [_plain(c) for c in contacts[1:]],
+        "identities": [{**_plain(i), "channel": accounts[i.channel_account_id].kind
+                        if i.channel_account_id in accounts else None} for i in identities],
+        "contact_keys": [_plain(k) for k in keys],
+        "conversations": [_plain(c) for c in conversations],
+        "messages": [{**_plain(m, skip=("processing_owner", "processing_lease_until", "processing_attempts",
+                                        "processing_error")), "delivery_status": status}
+                     for m, status in messages],
+        "notes": [_plain(n) for n in notes],
+        "consent_ledger": [_plain(e) for e in consent],
+        "audit": [_plain(a) for a in audit],
+    }
