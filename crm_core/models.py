@@ -392,7 +392,12 @@ class OpinionAlert(Base):
     lasts, with the messages behind it."""
 
     __tablename__ = "opinion_alert"
-    __table_args__ = (Index("ix_opinion_alert_open", "dimension", "key", "status"),)
+    __table_args__ = (
+        Index("ix_opinion_alert_open", "dimension", "key", "status"),
+        # One open alert per slice, even with several workers watching.
+        Index("uq_opinion_alert_open_slice", "dimension", "key", unique=True,
+              sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # channel / campaign / team / keyword (spikes), keyword_rule (complaints naming a product)
