@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ANY_ROLE, db_session, require_role
@@ -13,7 +13,7 @@ from admin.api.schemas import ContactDetail, ContactRead
 from crm_core import audit, conversations
 from crm_core.linking import UnlinkRefused, unlink_identity
 from crm_core.models import Role, User
-from crm_core.privacy import export_person
+from crm_core.privacy import ErasureRefused, erase_person, export_person
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
@@ -85,3 +85,29 @@ async def export(
     await session.commit()
     return JSONResponse(data, headers={
         "Content-Disposition": f'attachment; filename="contact-{contact.id}-export.json"'})
+
+
+class EraseRequest(BaseModel):
+    confirm_contact_id: int = Field(description="The contact's id again: erasure cannot be undone")
+
+
+@router.post("/{contact_id}/erase")
+async def erase(
+    contact_id: int,
+    body: EraseRequest,
+    user: User = Depends(require_role(Role.ADMIN)),
+    session: AsyncSession = Depends(db_session),
+) -> dict[str, int]:
+    """Erase a person's data (names, platform ids, contact details, message texts and payloads, notes,
+    queued sends), keeping the counts and the consent ledger. Cannot be undone; audited."""
+    if body.confirm_contact_id != contact_id:
+        raise HTTPException(422, "confirm_contact_id must repeat the contact id: erasure cannot be undone")
+    contact = await conversations.get_contact(contact_id, user, db_session=session)
+    if contact is None:
+        raise HTTPException(404, f"no contact {contact_id}")
+    try:
+        counts = await erase_person(contact, actor=user, db_session=session)
+    except ErasureRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    await session.commit()
+    return counts

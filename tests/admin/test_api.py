@@ -3,10 +3,13 @@ conversations, sending into a conversation, health and OpenAPI."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select, update
 
 from crm_core import users
+from crm_core.db import utcnow
 from crm_core.models import AuditLog, ChannelAccount, Conversation, OutboxMessage, OutboxStatus, Role
 from tests.fakes.stack import eventually, telegram_stack
 
@@ -222,3 +225,63 @@ async def test_a_persons_data_is_exported_whole_and_only_theirs(stack):
     assert merged.status_code == 409 and f"merged into {contact_id}" in merged.json()["detail"]
     missing = await stack.client.get(f"{stack.hub_base}/api/v1/contacts/999999/export", headers=stack.api())
     assert missing.status_code == 404
+
+
+async def test_erasure_removes_the_person_and_keeps_counts_and_consent_proof(stack):
+    import json
+
+    from crm_core import consent
+    from crm_core.models import Contact, ContactKey, Identity, Message, MessagePurpose
+    from crm_core.outbox import enqueue_to_conversation
+    from crm_core.ports import OutboundMessage
+
+    conversation_id = await a_conversation(stack, 807, text="I'm Eve Zhang, my phone is +8613800138000")
+    await eventually(lambda: _sent_count(stack, 1))
+    async with stack.hub.sessions() as session, session.begin():
+        conversation = await session.get(Conversation, conversation_id)
+        contact_id = conversation.contact_id
+        keys = (await session.scalars(select(ContactKey.value).where(ContactKey.contact_id == contact_id))).all()
+        assert keys == ["+8613800138000"]  # the phone they stated, a key linking channels
+        await consent.record(contact_id, purpose=MessagePurpose.MARKETING, granted=False, source="message",
+                             evidence={"words": "STOP"}, db_session=session)
+        queued = await enqueue_to_conversation(
+            conversation, OutboundMessage(conversation.external_thread_id, "Eve, our spring offer"),
+            idempotency_key="later", purpose=MessagePurpose.SERVICE, db_session=session,
+            not_before=utcnow() + dt.timedelta(days=1))
+        queued_id = queued.id
+    url = f"{stack.hub_base}/api/v1/contacts/{contact_id}/erase"
+    wrong = await stack.client.post(url, json={"confirm_contact_id": contact_id + 1}, headers=stack.api())
+    assert wrong.status_code == 422
+    for role in (Role.OPERATOR, Role.MANAGER, Role.REP):
+        token, _ = await token_for(stack, role)
+        assert (await stack.client.post(url, json={"confirm_contact_id": contact_id},
+                                        headers=stack.api(token))).status_code == 403
+    resp = await stack.client.post(url, json={"confirm_contact_id": contact_id}, headers=stack.api())
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["messages"] == 3 and resp.json()["sends_cancelled"] == 1  # in, greeting, queued
+
+    data = (await stack.client.get(f"{stack.hub_base}/api/v1/contacts/{contact_id}/export",
+                                   headers=stack.api())).json()
+    dumped = json.dumps(data, ensure_ascii=False)
+    for personal in ("Eve", "8613800138000", '"807"', "spring offer"):
+        assert personal not in dumped, personal
+    assert len(data["messages"]) == 3 and all(m["text"] is None for m in data["messages"])  # counts kept
+    assert [(e["granted"], e["evidence"]) for e in data["consent_ledger"]] == [(False, {"words": "STOP"})]
+    async with stack.hub.sessions() as session:
+        assert (await session.scalars(select(ContactKey).where(ContactKey.contact_id == contact_id))).all() == []
+        row = await session.get(OutboxMessage, queued_id)
+        assert row.status == OutboxStatus.CANCELLED and row.payload == {}
+        assert (await session.scalars(select(AuditLog.action).where(AuditLog.action == "contact.erase"))).all()
+
+    # Writing again, the person is someone new: nothing links back to the erased contact.
+    await stack.customer_writes(807, "hello again", first_name="Eve")
+
+    async def new_contact():
+        async with stack.hub.sessions() as session:
+            return await session.scalar(select(Identity.contact_id).where(Identity.external_id == "807"))
+
+    assert await eventually(new_contact) != contact_id
+    async with stack.hub.sessions() as session:
+        erased = await session.get(Contact, contact_id)
+        assert erased.display_name is None and erased.merged_into_id is None
+        assert await session.scalar(select(Message.text).where(Message.text == "hello again"))
