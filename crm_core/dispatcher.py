@@ -32,6 +32,7 @@ from crm_core import accounts, consent
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.ingest import mark_identity_unreachable
+from crm_core.marketing_rules import MarketingRules, hold_back
 from crm_core.models import (
     ChannelAccount,
     Conversation,
@@ -93,6 +94,7 @@ class DispatchPolicy:
     backoff_cap: float = 900.0
     idle_poll_seconds: float = 0.5
     account_cache_seconds: float = 30.0
+    marketing: MarketingRules = field(default_factory=MarketingRules)
 
     def backoff(self, attempts: int) -> float:
         """Exponential backoff with full jitter, at least a tenth of the step."""
@@ -287,7 +289,7 @@ class Dispatcher:
             # Disabled since the claim: back to pending; sent once it is enabled again.
             await self._retry(row, row.attempts, delay=0, error="channel account is disabled")
             return
-        activity = reply = None
+        activity = reply = identity = None
         if row.identity_id is not None:
             async with self.sessions() as session:
                 identity = await session.get(Identity, row.identity_id)
@@ -310,8 +312,12 @@ class Dispatcher:
                 return
 
         await self.pacer.wait(self.gateway.rate_limits(account, row.recipient))
-        if not await self._mark_sending(row):
-            log.info("outbox %s: claim lost to another dispatcher; not sending", row.id)
+        marketing_contact = identity.contact_id if (
+            row.identity_id is not None and identity is not None and row.purpose == MessagePurpose.MARKETING) else None
+        marked = await self._mark_sending(row, marketing_contact)
+        if marked != "sending":
+            if marked == "lost":
+                log.info("outbox %s: claim lost to another dispatcher; not sending", row.id)
             return
         attempts = row.attempts + 1
         message = OutboundMessage.from_payload(row.recipient, row.payload, recipient_activity=activity,
@@ -344,16 +350,33 @@ class Dispatcher:
         else:
             await self._record_sent(row, result, attempts)
 
-    async def _mark_sending(self, row: _Claimed) -> bool:
+    async def _mark_sending(self, row: _Claimed, marketing_contact: int | None = None) -> str:
+        """"sending", "lost" (another dispatcher has it) or "held" (a marketing rule: back to pending).
+
+        For marketing, the frequency cap and quiet hours are decided in this same
+        transaction, under a lock on the contact, so the cap holds across dispatchers."""
+        ours = (OutboxMessage.id == row.id, OutboxMessage.status == OutboxStatus.CLAIMED,
+                OutboxMessage.claimed_by == self.owner)
         async with self.sessions() as session, session.begin():
-            result: CursorResult = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.status == OutboxStatus.CLAIMED,
-                       OutboxMessage.claimed_by == self.owner)
+            if marketing_contact is not None:
+                held = await hold_back(row.id, marketing_contact, self.policy.marketing, db_session=session)
+                if held is not None:
+                    until, reason = held
+                    result: CursorResult = await session.execute(
+                        update(OutboxMessage).where(*ours)
+                        .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None,
+                                next_attempt_at=until, last_error=reason)
+                        .execution_options(synchronize_session=False))
+                    if result.rowcount == 1:
+                        log.info("outbox %s: %s", row.id, reason)
+                        return "held"
+                    return "lost"
+            result = await session.execute(
+                update(OutboxMessage).where(*ours)
                 .values(status=OutboxStatus.SENDING, attempts=row.attempts + 1, claimed_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
-        return result.rowcount == 1
+        return "sending" if result.rowcount == 1 else "lost"
 
     def _ours(self, row: _Claimed):
         return (

@@ -101,6 +101,8 @@ class Contact(Base):
     origin: Mapped[str | None] = mapped_column(String(300), unique=True)
     # Staff writing to the hub's own apps (a rep in WeCom) are not customers.
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    # IANA time zone ("Europe/Berlin") for quiet hours; unset: the hub's default.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     # Pipeline stage and where the contact came from (a channel QR code's State...).
     stage: Mapped[str] = mapped_column(String(32), default="new")
     source: Mapped[str | None] = mapped_column(String(200))

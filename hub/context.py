@@ -80,6 +80,7 @@ class Hub:
                 batch_size=settings.dispatch_batch_size,
                 concurrency=settings.dispatch_concurrency,
                 max_attempts=settings.max_send_attempts,
+                marketing=settings.marketing_rules,
             ),
         )
         # Customer and rep messages are read with the same functions.

@@ -6,9 +6,12 @@ import os
 import secrets
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm_core.marketing_rules import MarketingRules
 
 
 class Settings(BaseSettings):
@@ -62,6 +65,33 @@ class Settings(BaseSettings):
     # and this many complaints naming one in an hour alert whatever the baseline.
     opinion_products: dict[str, list[str]] | None = None
     opinion_rule_min_messages: int = Field(default=3, ge=1)
+    # Marketing at send time, across channels: at most this many per contact in this many
+    # days; none in the quiet hours of the contact's time zone (unset: the default zone).
+    marketing_cap_count: int = Field(default=2, ge=1, le=1000)
+    marketing_cap_days: float = Field(default=7.0, gt=0, le=365)
+    marketing_quiet_hours: str = Field(default="21:00-08:00", description='"HH:MM-HH:MM", or "" for none')
+    default_timezone: str = "Asia/Shanghai"
+
+    @field_validator("marketing_quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        MarketingRules.parse_quiet_hours(value)  # a clear error at start, not at the first send
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Asia/Shanghai") from None
+        return value
+
+    @property
+    def marketing_rules(self) -> MarketingRules:
+        start, end = MarketingRules.parse_quiet_hours(self.marketing_quiet_hours)
+        return MarketingRules(cap_count=self.marketing_cap_count, cap_days=self.marketing_cap_days,
+                              quiet_start=start, quiet_end=end, default_timezone=self.default_timezone)
 
     @model_validator(mode="after")
     def _sla_order(self) -> Settings:

@@ -1,0 +1,104 @@
+"""When a marketing message may go out: the frequency cap across channels and the
+contact's quiet hours, decided at send time inside the transaction that marks the
+send, under a lock on the contact row, so two dispatchers sending to the same
+person on two channels cannot both pass the cap.
+
+A send held back is not lost: it goes back to pending with the time it may go
+and the reason, visible in the API ("held back: ... ; rescheduled to ...").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.db import utcnow
+from crm_core.models import Contact, Identity, MessagePurpose, OutboxMessage, OutboxStatus
+
+# Sends that count against the cap: gone out, or maybe gone out.
+COUNTED = (OutboxStatus.SENDING, OutboxStatus.SENT, OutboxStatus.IN_DOUBT)
+
+
+@dataclass(frozen=True)
+class MarketingRules:
+    cap_count: int = 2           # at most this many marketing messages per contact ...
+    cap_days: float = 7.0        # ... in this many days, across every channel
+    # Local times in the contact's time zone; None: no quiet hours (the hub's settings
+    # default to 21:00-08:00).
+    quiet_start: dt.time | None = None
+    quiet_end: dt.time | None = None
+    default_timezone: str = "Asia/Shanghai"
+
+    @staticmethod
+    def parse_quiet_hours(text: str) -> tuple[dt.time | None, dt.time | None]:
+        """"21:00-08:00" -> (21:00, 08:00); "" -> no quiet hours."""
+        if not text.strip():
+            return None, None
+        try:
+            start, end = (dt.time.fromisoformat(part.strip()) for part in text.split("-"))
+        except ValueError:
+            raise ValueError(f"quiet hours {text!r}: expected HH:MM-HH:MM, like 21:00-08:00") from None
+        if start == end:
+            raise ValueError(f"quiet hours {text!r}: start and end are the same")
+        return start, end
+
+    def zone(self, name: str | None) -> ZoneInfo:
+        for candidate in (name, self.default_timezone):
+            if candidate:
+                try:
+                    return ZoneInfo(candidate)
+                except (ZoneInfoNotFoundError, ValueError):
+                    continue
+        return ZoneInfo("UTC")
+
+    def quiet_until(self, now: dt.datetime, timezone: str | None) -> dt.datetime | None:
+        """The end of the quiet hours `now` falls in (UTC), or None if it is not quiet."""
+        if self.quiet_start is None or self.quiet_end is None:
+            return None
+        local = now.astimezone(self.zone(timezone))
+        at = local.time().replace(tzinfo=None)
+        if self.quiet_start < self.quiet_end:  # e.g. 12:00-14:00
+            quiet = self.quiet_start <= at < self.quiet_end
+            end_day = local.date()
+        else:  # across midnight, e.g. 21:00-08:00
+            quiet = at >= self.quiet_start or at < self.quiet_end
+            end_day = local.date() + dt.timedelta(days=1) if at >= self.quiet_start else local.date()
+        if not quiet:
+            return None
+        end = dt.datetime.combine(end_day, self.quiet_end, tzinfo=local.tzinfo)
+        return end.astimezone(dt.UTC)
+
+
+async def hold_back(row_id: int, contact_id: int, rules: MarketingRules, *,
+                    db_session: AsyncSession) -> tuple[dt.datetime, str] | None:
+    """Inside the transaction that would mark outbox row `row_id` sending: lock the
+    contact, then (time it may go, reason) if it must wait, else None."""
+    now = utcnow()
+    # The lock: every dispatcher deciding for this contact writes its row first, so
+    # they take turns (a row lock on PostgreSQL, the write lock on SQLite).
+    await db_session.execute(update(Contact).where(Contact.id == contact_id).values(updated_at=now)
+                             .execution_options(synchronize_session=False))
+    timezone = await db_session.scalar(select(Contact.timezone).where(Contact.id == contact_id))
+    quiet_end = rules.quiet_until(now, timezone)
+    if quiet_end is not None:
+        zone = rules.zone(timezone).key
+        return quiet_end, (f"held back: quiet hours {rules.quiet_start:%H:%M}-{rules.quiet_end:%H:%M} {zone}; "
+                           f"rescheduled to {quiet_end:%Y-%m-%d %H:%M} UTC")
+    since = now - dt.timedelta(days=rules.cap_days)
+    went_at = func.coalesce(OutboxMessage.sent_at, OutboxMessage.claimed_at)
+    recent = (await db_session.scalars(
+        select(went_at)
+        .where(OutboxMessage.identity_id.in_(select(Identity.id).where(Identity.contact_id == contact_id)),
+               OutboxMessage.purpose == MessagePurpose.MARKETING, OutboxMessage.status.in_(COUNTED),
+               OutboxMessage.id != row_id, went_at >= since)
+        .order_by(went_at))).all()
+    if len(recent) < rules.cap_count:
+        return None
+    # The oldest counted send leaving the window frees a place.
+    free_at = recent[len(recent) - rules.cap_count] + dt.timedelta(days=rules.cap_days)
+    return free_at, (f"held back: frequency cap of {rules.cap_count} marketing messages per "
+                     f"{rules.cap_days:g} days across channels; rescheduled to {free_at:%Y-%m-%d %H:%M} UTC")
