@@ -127,7 +127,7 @@ async def erase_person(contact: Contact, *, actor: User | None, db_session: Asyn
     counts: dict[str, int] = {"contacts": len(contacts)}
     for person in contacts:
         person.display_name = None
-        person.language = None
+        person.language = person.timezone = None
         person.origin = f"erased:{person.id}"
     identities = (await db_session.scalars(select(Identity).where(Identity.contact_id.in_(ids)))).all()
     for identity in identities:
