@@ -132,10 +132,11 @@ def terms(text: str) -> list[str]:
 
 
 def top_terms(texts: Iterable[str], n: int = 10) -> list[tuple[str, int]]:
-    """The most frequent terms, each counted once per message."""
+    """The most frequent terms, each counted once per message; ties in order of first use
+    (not in set order, which changes from run to run)."""
     counts: Counter[str] = Counter()
     for text in texts:
-        counts.update(set(t for t in terms(text) if len(t) > 1))
+        counts.update(list(dict.fromkeys(t for t in terms(text) if len(t) > 1)))
     return counts.most_common(n)
 
 
