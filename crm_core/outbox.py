@@ -13,10 +13,13 @@ import datetime as dt
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core import consent
 from crm_core.db import utcnow
 from crm_core.models import (
+    ChannelAccount,
     Conversation,
     Direction,
+    Identity,
     Message,
     MessageKind,
     MessagePurpose,
@@ -77,6 +80,16 @@ async def enqueue_to_conversation(
     conversation.last_message_at = now
     row = await db_session.get(OutboxMessage, row_id)
     assert row is not None
+    if purpose == MessagePurpose.MARKETING:
+        # Consent when the send is scheduled (and again when it is sent, by the dispatcher).
+        identity = await db_session.get(Identity, conversation.identity_id)
+        kind = await db_session.scalar(select(ChannelAccount.kind).where(
+            ChannelAccount.id == conversation.channel_account_id))
+        decision = await consent.decide(identity.contact_id, purpose=purpose, channel=kind or "?",
+                                        db_session=db_session)
+        if not decision.allowed:
+            row.status, row.last_error = OutboxStatus.CANCELLED, f"not scheduled: {decision.reason}"
+            await db_session.flush()
     return row
 
 

@@ -48,10 +48,13 @@ async def test_marketing_goes_only_with_consent_checked_again_at_send_time(setup
     sessions, account_id, gateway, dispatcher = setup
     conversation = await conversation_for(sessions, account_id)
     no_consent = await queue(sessions, conversation, "promo without consent", MARKETING)
+    # Checked when scheduled: cancelled at once, before any dispatcher sees it.
+    row = await outbox(sessions, no_consent)
+    assert row.status == OutboxStatus.CANCELLED
+    assert row.last_error.startswith("not scheduled: no marketing consent")
     answer = await queue(sessions, conversation, "answer to your question", SERVICE)
     await drain(dispatcher, 3)
-    row = await outbox(sessions, no_consent)
-    assert row.status == OutboxStatus.CANCELLED and "no marketing consent" in row.last_error
+    assert (await outbox(sessions, no_consent)).status == OutboxStatus.CANCELLED
     assert (await outbox(sessions, answer)).status == OutboxStatus.SENT
 
     async with sessions() as session, session.begin():
@@ -66,8 +69,10 @@ async def test_marketing_goes_only_with_consent_checked_again_at_send_time(setup
     async with sessions() as session, session.begin():
         await consent.record(conversation.contact_id, purpose=MARKETING, granted=False, source="message",
                              db_session=session)
+    assert (await outbox(sessions, late)).status == OutboxStatus.PENDING  # allowed when it was scheduled
     await drain(dispatcher, 3)
-    assert (await outbox(sessions, late)).status == OutboxStatus.CANCELLED
+    late_row = await outbox(sessions, late)
+    assert late_row.status == OutboxStatus.CANCELLED and late_row.last_error.startswith("not sent: ")
     assert [text for _, text, _ in gateway.sent] == ["answer to your question", "promo with consent"]
 
 
