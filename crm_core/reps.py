@@ -109,6 +109,20 @@ async def active_managers_with_handles(*, db_session: AsyncSession) -> Sequence[
     return await _active_with_handles(Role.MANAGER, db_session)
 
 
+async def manager_of(user: User, *, db_session: AsyncSession) -> User | None:
+    """The user's manager, if they have an active one."""
+    if user.manager_user_id is None:
+        return None
+    manager = await db_session.get(User, user.manager_user_id)
+    return manager if manager is not None and manager.is_active else None
+
+
+async def managers_for(user: User | None, *, db_session: AsyncSession) -> Sequence[User]:
+    """Who manages `user`: their manager, or every manager when they have none (or nobody owns it)."""
+    manager = await manager_of(user, db_session=db_session) if user is not None else None
+    return [manager] if manager is not None else await active_managers_with_handles(db_session=db_session)
+
+
 async def _active_with_handles(role: Role, db_session: AsyncSession) -> Sequence[User]:
     return (await db_session.scalars(
         select(User).where(User.role == role, User.is_active.is_(True),

@@ -81,10 +81,9 @@ class RepAlerts:
             if ctx.conversation.assignee_user_id else None
         if owner is not None and owner.is_active:
             targets[owner.id] = owner
-            if owner.manager_user_id is not None:
-                manager = await ctx.db_session.get(User, owner.manager_user_id)
-                if manager is not None and manager.is_active:
-                    targets[manager.id] = manager
+            manager = await reps.manager_of(owner, db_session=ctx.db_session)
+            if manager is not None:
+                targets[manager.id] = manager
         else:
             for user in await reps.active_reps_with_handles(db_session=ctx.db_session):
                 targets[user.id] = user
@@ -104,10 +103,9 @@ class RepAlerts:
                 rep = found[0]
                 rep_name = rep.display_name or rep.username
                 targets[rep.id] = rep
-                if rep.manager_user_id is not None:
-                    manager = await ctx.db_session.get(User, rep.manager_user_id)
-                    if manager is not None and manager.is_active:
-                        targets[manager.id] = manager
+                manager = await reps.manager_of(rep, db_session=ctx.db_session)
+                if manager is not None:
+                    targets[manager.id] = manager
         if ctx.conversation.assignee_user_id is not None and ctx.conversation.assignee_user_id not in targets:
             owner = await ctx.db_session.get(User, ctx.conversation.assignee_user_id)
             if owner is not None:

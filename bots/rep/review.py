@@ -40,13 +40,7 @@ class RepMessageReview:
     async def _flag_to_manager(conversation: Conversation, user: User, message: Message,
                                flags: list[tuple[str, str]], db_session: AsyncSession) -> bool:
         """A card to the author's manager (every manager if they have none)."""
-        managers = []
-        if user.manager_user_id is not None:
-            manager = await db_session.get(User, user.manager_user_id)
-            if manager is not None and manager.is_active:
-                managers = [manager]
-        if not managers:
-            managers = list(await reps.active_managers_with_handles(db_session=db_session))
+        managers = await reps.managers_for(user, db_session=db_session)
         author = user.display_name or user.username
         text = message.text or ""
         terms = ", ".join(f"{category}: {term}" for category, term in flags)

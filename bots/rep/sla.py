@@ -66,7 +66,7 @@ class SlaWatcher:
                         await sla.mark(waiting, escalated=True, db_session=session):
                     owner = await session.get(User, conversation.assignee_user_id) \
                         if conversation.assignee_user_id else None
-                    for manager in await self._managers(owner, session):  # the card names the owner
+                    for manager in await reps.managers_for(owner, db_session=session):  # the card names the owner
                         queued += await send_card(manager, "card_sla_escalation", conversation,
                                                   key=f"sla-escalation:{waiting.first_message_id}", latest=latest,
                                                   minutes=minutes, db_session=session)
@@ -84,10 +84,3 @@ class SlaWatcher:
                 return [owner]
         return await reps.active_reps_with_handles(db_session=session)
 
-    @staticmethod
-    async def _managers(owner: User | None, session: AsyncSession) -> Sequence[User]:
-        if owner is not None and owner.manager_user_id is not None:
-            manager = await session.get(User, owner.manager_user_id)
-            if manager is not None and manager.is_active:
-                return [manager]
-        return await reps.active_managers_with_handles(db_session=session)
