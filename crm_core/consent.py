@@ -66,14 +66,19 @@ async def decide(contact_id: int, *, purpose: MessagePurpose, channel: str, db_s
     return Decision(True, "service messages need no consent", None)
 
 
-async def apply_opt_outs(message: Message, contact: Contact, channel: str, *, db_session: AsyncSession) -> int:
-    """Record the opt-outs a stored message carries (an `opt_out` attachment, or the
-    opt_out intent in the customer's words); cancel pending marketing. Rows cancelled."""
+def opt_out_requests(message: Message) -> list[dict[str, Any]]:
+    """The opt-outs a stored message carries: `opt_out` attachments (an email one-click
+    unsubscribe...), or else the opt_out intent in the customer's words."""
     requests = [item for item in message.attachments or [] if isinstance(item, dict) and item.get("type") == "opt_out"]
     if "opt_out" in (message.intents or []) and not requests:
         requests.append({"type": "opt_out", "purpose": MessagePurpose.MARKETING.value, "source": "message"})
+    return requests
+
+
+async def apply_opt_outs(message: Message, contact: Contact, channel: str, *, db_session: AsyncSession) -> int:
+    """Record the opt-outs a stored message carries; cancel pending marketing. Rows cancelled."""
     cancelled = 0
-    for item in requests:
+    for item in opt_out_requests(message):
         purpose = MessagePurpose(item.get("purpose", MessagePurpose.MARKETING.value))
         await record(contact.id, purpose=purpose, granted=False, source=str(item.get("source", "message")),
                      channel=item.get("channel_only"),  # an opt-out covers every channel unless it says otherwise

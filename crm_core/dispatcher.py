@@ -312,8 +312,8 @@ class Dispatcher:
                 return
 
         await self.pacer.wait(self.gateway.rate_limits(account, row.recipient))
-        marketing_contact = identity.contact_id if (
-            row.identity_id is not None and identity is not None and row.purpose == MessagePurpose.MARKETING) else None
+        marketing_contact = identity.contact_id \
+            if identity is not None and row.purpose == MessagePurpose.MARKETING else None
         marked = await self._mark_sending(row, marketing_contact)
         if marked != "sending":
             if marked == "lost":

@@ -68,9 +68,7 @@ class MessageWorker:
         profiles: ProfileLookup | None = None,
         profile_timeout: float = 10.0,
         key_extractor: Callable[[str], Sequence[tuple[str, str]]] | None = None,
-        sentiment: SentimentAnalyzer | None = None,
-        intents: Callable[[str], Sequence[str]] | None = None,
-        entities: Callable[[str], dict[str, Any]] | None = None,
+        understanding: Understanding | None = None,
     ) -> None:
         self.sessions = sessions
         self.handlers = list(handlers)
@@ -78,7 +76,7 @@ class MessageWorker:
         self.profile_timeout = profile_timeout
         # Contact details a customer states as their own ("my phone is ..."): keys that link channels.
         self.key_extractor = key_extractor
-        self.understanding = Understanding(sentiment, intents, entities)
+        self.understanding = understanding or Understanding()
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.batch_size = batch_size
@@ -180,8 +178,7 @@ class MessageWorker:
                     if stated:
                         contact = await link_keys(identity, contact, stated, source=f"message {message.id}",
                                                   db_session=session)
-                if "opt_out" in (message.intents or []) or any(
-                        isinstance(a, dict) and a.get("type") == "opt_out" for a in message.attachments or []):
+                if consent.opt_out_requests(message):
                     account = await session.get(ChannelAccount, message.channel_account_id)
                     await consent.apply_opt_outs(message, contact, account.kind if account else "?",
                                                  db_session=session)

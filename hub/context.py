@@ -94,9 +94,7 @@ class Hub:
             on_enqueued=self.dispatcher.wake,
             profiles=self,
             key_extractor=stated_contact_keys,
-            sentiment=self.understanding.sentiment,
-            intents=self.understanding.intents,
-            entities=self.understanding.entities,
+            understanding=self.understanding,
         )
         self.sla = SlaWatcher(
             self.sessions,
