@@ -143,11 +143,8 @@ class OpinionWatcher:
         start = end - dt.timedelta(hours=hours)
         async with self.sessions() as session:
             messages = self._slices(await _scored_messages(session, start, end)).get(dimension, {}).get(key, [])
-        rule = dimension == "keyword_rule"
-        series = hourly((Scored(m.created_at, "negative" if (_complaint(m) if rule else m.sentiment == "negative")
-                                else "other", m.sentiment_score or 0.0) for m in messages), start=start, end=end)
-        negative = (m.text or "" for m in messages if (_complaint(m) if rule else m.sentiment == "negative"))
-        return series, top_terms(negative, 10)
+        negative = (m.text or "" for m in messages if _counts_against(dimension, m))
+        return _series(dimension, messages, start, end), top_terms(negative, 10)
 
     def _slices(self, rows: Sequence[Any]) -> dict[str, dict[str, list[Any]]]:
         slices: dict[str, dict[str, list[Any]]] = {}
@@ -170,21 +167,15 @@ class OpinionWatcher:
     def _current(self, dimension: str, messages: list[Any], hour: dt.datetime,
                  last_complete: dt.datetime) -> SpikeAlert | None:
         """The slice's alert if it covers the last completed hour."""
-        if dimension == "keyword_rule":
-            series = hourly((Scored(m.created_at, "negative" if _complaint(m) else "other") for m in messages),
-                            start=hour - HISTORY, end=hour)
-            alerts = rule_alerts(series, min_messages=self.rule_min_messages)
-        else:
-            series = hourly((Scored(m.created_at, m.sentiment, m.sentiment_score or 0.0) for m in messages),
-                            start=hour - HISTORY, end=hour)
-            alerts = spike_alerts(series, k=self.k, min_volume=self.min_volume)
+        series = _series(dimension, messages, hour - HISTORY, hour)
+        alerts = rule_alerts(series, min_messages=self.rule_min_messages) if dimension == "keyword_rule" \
+            else spike_alerts(series, k=self.k, min_volume=self.min_volume)
         return alerts[-1] if alerts and alerts[-1].last_hour == last_complete else None
 
     @staticmethod
     def _behind(dimension: str, messages: list[Any], alert: SpikeAlert) -> list[Any]:
         hours = set(alert.hours)
-        chosen = [m for m in messages if _hour(m.created_at) in hours]
-        return [m for m in chosen if (_complaint(m) if dimension == "keyword_rule" else m.sentiment == "negative")]
+        return [m for m in messages if _hour(m.created_at) in hours and _counts_against(dimension, m)]
 
     @staticmethod
     def _covering(alert: OpinionAlert, others: Sequence[OpinionAlert]) -> int | None:
@@ -255,5 +246,13 @@ async def _scored_messages(session: AsyncSession, start: dt.datetime, end: dt.da
                Message.created_at >= start, Message.created_at < end))).all()
 
 
-def _complaint(message: Any) -> bool:
-    return message.sentiment == "negative" or "complaint" in (message.intents or [])
+def _counts_against(dimension: str, message: Any) -> bool:
+    """Negative, or for a keyword rule a complaint (complaint intent or negative sentiment)."""
+    if dimension == "keyword_rule":
+        return message.sentiment == "negative" or "complaint" in (message.intents or [])
+    return message.sentiment == "negative"
+
+
+def _series(dimension: str, messages: Sequence[Any], start: dt.datetime, end: dt.datetime) -> list[Hour]:
+    return hourly((Scored(m.created_at, "negative" if _counts_against(dimension, m) else "other",
+                          m.sentiment_score or 0.0) for m in messages), start=start, end=end)
