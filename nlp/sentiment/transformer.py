@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -217,7 +218,7 @@ def train(out: Path, config: TrainConfig | None = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(out.name + ".tmp")
     if temporary.exists():
-        _remove_tree(temporary)
+        shutil.rmtree(temporary)
     model.save_pretrained(str(temporary))
     tokenizer.save_pretrained(str(temporary))
     analyzer = TransformerSentiment(temporary)
@@ -226,7 +227,7 @@ def train(out: Path, config: TrainConfig | None = None,
                    vocabulary=len(tokenizer), config=config.__dict__)
     (temporary / FIGURES_FILE).write_text(json.dumps(figures, indent=2))
     if out.exists():  # swapped in whole: a reader never sees half of a model
-        _remove_tree(out)
+        shutil.rmtree(out)
     temporary.replace(out)
     return figures
 
@@ -247,10 +248,4 @@ def _pad(torch: Any, ids: list[list[int]], pad: int) -> tuple[Any, Any]:
         input_ids[i, :len(row)] = torch.tensor(row)
         attention[i, :len(row)] = 1
     return input_ids, attention
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path)
 
