@@ -20,9 +20,12 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.db import utcnow
 from crm_core.models import (
     ConsentEvent,
     Contact,
+    Enrolment,
+    EnrolmentStatus,
     Identity,
     Message,
     MessagePurpose,
@@ -103,6 +106,8 @@ async def newly_withdrawn(contact_id: int, message_id: int, *, db_session: Async
 
 
 async def cancel_pending(contact_id: int, purpose: MessagePurpose, *, reason: str, db_session: AsyncSession) -> int:
+    """Cancel the contact's waiting sends of this purpose; a marketing withdrawal also ends
+    their nurture campaigns at once. Returns the sends cancelled."""
     identities = select(Identity.id).where(Identity.contact_id == contact_id)
     result = await db_session.execute(
         update(OutboxMessage)
@@ -110,4 +115,11 @@ async def cancel_pending(contact_id: int, purpose: MessagePurpose, *, reason: st
                OutboxMessage.status.in_(WAITING))
         .values(status=OutboxStatus.CANCELLED, last_error=reason)
         .execution_options(synchronize_session=False))
+    if purpose == MessagePurpose.MARKETING:
+        await db_session.execute(
+            update(Enrolment)
+            .where(Enrolment.contact_id == contact_id, Enrolment.status == EnrolmentStatus.ACTIVE)
+            .values(status=EnrolmentStatus.EXITED, exit_reason="opted_out", exited_at=utcnow(), next_due_at=None,
+                    note=reason)
+            .execution_options(synchronize_session=False))
     return result.rowcount or 0

@@ -341,6 +341,9 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
+    # A nurture campaign's send: which enrolment and step (for the campaign's results).
+    enrolment_id: Mapped[int | None] = mapped_column(ForeignKey("enrolment.id"), index=True)
+    campaign_step_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_step.id"), index=True)
 
 
 class Note(Base):
@@ -418,6 +421,97 @@ class OpinionAlert(Base):
     covered_by_id: Mapped[int | None] = mapped_column(ForeignKey("opinion_alert.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[dt.datetime | None]
+
+
+class ContactTag(Base):
+    """A label on a contact ("vip", "expo-2026"), for campaign audiences."""
+
+    __tablename__ = "contact_tag"
+    __table_args__ = (Index("ix_contact_tag_tag", "tag"),)
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CampaignStatus(enum.StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ENDED = "ended"
+
+
+class Campaign(Base):
+    """A nurture campaign: who (audience), what and when (steps), and when to stop (exits)."""
+
+    __tablename__ = "campaign"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus), default=CampaignStatus.DRAFT)
+    # A segment: {"tags": [...], "stages": [...], "sources": [...], "channels": [...],
+    # "sentiment": "negative", "min_score": 10, "consent": true}; see crm_core.nurture.Audience.
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Besides opt-out and manual exits, which always apply: "reply", "conversion".
+    exits: Mapped[list[Any]] = mapped_column(default=list)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CampaignStep(Base):
+    """One message of a campaign: on which channel, what text, when, and on what condition."""
+
+    __tablename__ = "campaign_step"
+    __table_args__ = (UniqueConstraint("campaign_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # 1, 2, 3...
+    name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str | None] = mapped_column(String(32))  # a channel kind; NULL: the contact's latest
+    template: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"zh": "...", "en": "..."}
+    delay_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    delay_from: Mapped[str] = mapped_column(String(16), default="previous")  # previous / enrolment
+    send_at: Mapped[dt.datetime | None]  # an absolute date instead of a delay
+    # Local send window in the contact's time zone ("09:00", "18:00"); NULL: any time.
+    window_start: Mapped[str | None] = mapped_column(String(5))
+    window_end: Mapped[str | None] = mapped_column(String(5))
+    # {"replied": false} / {"clicked": true} / {"stages": [...]} / {"tag": "vip"}: checked when due.
+    condition: Mapped[dict[str, Any] | None]
+    # Where to go when the condition is not met: a step position, or NULL: exit the campaign.
+    else_position: Mapped[int | None] = mapped_column(Integer)
+
+
+class EnrolmentStatus(enum.StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    EXITED = "exited"
+
+
+class Enrolment(Base):
+    """A contact's way through a campaign: the next step and when it is due."""
+
+    __tablename__ = "enrolment"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id", "rotation"),
+        Index("ix_enrolment_due", "status", "next_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    # Enrolled again after finishing (a repeating campaign): 2, 3...
+    rotation: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[EnrolmentStatus] = mapped_column(_enum(EnrolmentStatus), default=EnrolmentStatus.ACTIVE)
+    next_position: Mapped[int | None] = mapped_column(Integer)
+    next_due_at: Mapped[dt.datetime | None]
+    enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_step_at: Mapped[dt.datetime | None]
+    # Why the last step did not send, or why the contact left: visible in the API.
+    note: Mapped[str | None] = mapped_column(String(500))
+    exit_reason: Mapped[str | None] = mapped_column(String(32))  # replied / converted / opted_out / manual...
+    exited_at: Mapped[dt.datetime | None]
 
 
 class AuditLog(Base):

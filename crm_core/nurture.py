@@ -1,0 +1,649 @@
+"""Nurture campaigns: an audience enrolled, steps planned when due, exits honoured.
+
+The database is the source of truth. An enrolment holds its next step and when it
+is due; the planner takes due enrolments (FOR UPDATE SKIP LOCKED, so several
+planners share them), queues the step's message in the outbox and moves the
+enrolment on, in one transaction. A planner killed midway rolls back and the next
+tick plans the same steps again; each send's idempotency key is
+(enrolment, step, rotation), so no step is ever queued twice. The dispatcher then
+checks consent, the frequency cap and quiet hours at send time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import string
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import String, and_, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core import audit, consent
+from crm_core.db import utcnow
+from crm_core.models import (
+    CUSTOMER_MESSAGE_KINDS,
+    Campaign,
+    CampaignStatus,
+    CampaignStep,
+    ChannelAccount,
+    ConsentEvent,
+    Contact,
+    ContactTag,
+    Conversation,
+    Direction,
+    Enrolment,
+    EnrolmentStatus,
+    Identity,
+    Message,
+    MessageKind,
+    MessagePurpose,
+    OutboxMessage,
+    OutboxStatus,
+    User,
+)
+from crm_core.outbox import enqueue_to_conversation
+from crm_core.ports import OutboundMessage
+from crm_core.waiting import wait_any
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_VARIABLES = ("name", "rep", "campaign")
+EXITS = ("reply", "conversion")   # opt-out and manual exits always apply
+SENTIMENTS = ("negative", "neutral", "positive")
+CONDITIONS = ("replied", "clicked", "stages", "tag")
+
+
+class CampaignInvalid(ValueError):
+    """A campaign definition that cannot run; the message says what to change."""
+
+
+# ---- definitions -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Audience:
+    """A segment of contacts. Every given criterion must hold; staff and merged contacts never match."""
+
+    tags: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    sentiment: str | None = None   # of the contact's latest scored message
+    consent: bool = True           # only contacts whose latest marketing consent is a grant
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Audience:
+        unknown = set(data) - {"tags", "stages", "sources", "channels", "sentiment", "consent"}
+        if unknown:
+            raise CampaignInvalid(f"audience: unknown criteria {', '.join(sorted(unknown))}; known: tags, stages, "
+                                  "sources, channels, sentiment, consent")
+
+        def names(key: str) -> tuple[str, ...]:
+            value = data.get(key) or []
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise CampaignInvalid(f"audience.{key}: a list of non-empty strings, like [\"vip\"]")
+            return tuple(v.strip() for v in value)
+
+        sentiment = data.get("sentiment")
+        if sentiment is not None and sentiment not in SENTIMENTS:
+            raise CampaignInvalid(f"audience.sentiment {sentiment!r}: one of {', '.join(SENTIMENTS)}")
+        if not isinstance(data.get("consent", True), bool):
+            raise CampaignInvalid("audience.consent: true or false")
+        return cls(names("tags"), names("stages"), names("sources"), names("channels"), sentiment,
+                   data.get("consent", True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tags": list(self.tags), "stages": list(self.stages), "sources": list(self.sources),
+                "channels": list(self.channels), "sentiment": self.sentiment, "consent": self.consent}
+
+    def contact_filter(self) -> list[Any]:
+        """SQL conditions on `Contact` selecting the segment."""
+        where: list[Any] = [Contact.is_staff.is_(False), Contact.merged_into_id.is_(None)]
+        for tag in self.tags:
+            where.append(exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag))
+        if self.stages:
+            where.append(Contact.stage.in_(self.stages))
+        if self.sources:
+            where.append(Contact.source.in_(self.sources))
+        if self.channels:
+            where.append(exists().where(Identity.contact_id == Contact.id,
+                                        Identity.channel_account_id == ChannelAccount.id,
+                                        ChannelAccount.kind.in_(self.channels)))
+        if self.sentiment:
+            latest = (select(Message.sentiment).join(Identity, Identity.id == Message.identity_id)
+                      .where(Identity.contact_id == Contact.id, Message.direction == Direction.INBOUND,
+                             Message.sentiment.is_not(None))
+                      .order_by(Message.id.desc()).limit(1).scalar_subquery())
+            where.append(latest == self.sentiment)
+        if self.consent:
+            latest_marketing = (select(ConsentEvent.granted)
+                                .where(ConsentEvent.contact_id == Contact.id,
+                                       ConsentEvent.purpose == MessagePurpose.MARKETING)
+                                .order_by(ConsentEvent.id.desc()).limit(1).scalar_subquery())
+            where.append(latest_marketing.is_(True))
+        return where
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    template: dict[str, str]
+    channel: str | None = None
+    delay_minutes: int = 0
+    delay_from: str = "previous"
+    send_at: dt.datetime | None = None
+    window_start: str | None = None
+    window_end: str | None = None
+    condition: dict[str, Any] | None = None
+    else_position: int | None = None
+
+
+def validate_template(template: dict[str, str], where: str) -> None:
+    if not isinstance(template, dict) or not template:
+        raise CampaignInvalid(f"{where}: a template per language, like {{\"zh\": \"您好 {{name}}\", "
+                              "\"en\": \"Hello {name}\"}")
+    for language, text in template.items():
+        if language not in ("zh", "en"):
+            raise CampaignInvalid(f"{where}: language {language!r}; templates are zh and en")
+        if not isinstance(text, str) or not text.strip():
+            raise CampaignInvalid(f"{where}.{language}: the text is empty")
+        try:
+            fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(text)
+                      if name is not None]
+        except ValueError as exc:
+            raise CampaignInvalid(f"{where}.{language}: {exc}; write a literal brace as {{{{ or }}}}") from None
+        for name, spec, conv in fields:
+            if name not in TEMPLATE_VARIABLES or spec or conv:
+                raise CampaignInvalid(f"{where}.{language}: unknown variable {{{name}}}; variables: "
+                                      + ", ".join(f"{{{v}}}" for v in TEMPLATE_VARIABLES))
+
+
+def validate_steps(steps: list[StepSpec], channel_kinds: Iterable[str]) -> None:
+    kinds = set(channel_kinds)
+    if not steps:
+        raise CampaignInvalid("a campaign needs at least one step")
+    for position, step in enumerate(steps, start=1):
+        where = f"step {position}"
+        if not step.name.strip():
+            raise CampaignInvalid(f"{where}: give it a name")
+        validate_template(step.template, f"{where}.template")
+        if step.channel is not None and step.channel not in kinds:
+            raise CampaignInvalid(f"{where}.channel {step.channel!r}: one of {', '.join(sorted(kinds))}, "
+                                  "or none for the contact's latest channel")
+        if step.delay_minutes < 0:
+            raise CampaignInvalid(f"{where}.delay_minutes: 0 or more")
+        if step.delay_from not in ("previous", "enrolment"):
+            raise CampaignInvalid(f"{where}.delay_from: previous or enrolment")
+        if step.send_at is not None and step.send_at.tzinfo is None:
+            raise CampaignInvalid(f"{where}.send_at: give a time zone, like 2026-12-01T09:00:00+08:00")
+        if (step.window_start is None) != (step.window_end is None):
+            raise CampaignInvalid(f"{where}: a send window needs both window_start and window_end")
+        if step.window_start is not None:
+            try:
+                start, end = dt.time.fromisoformat(step.window_start), dt.time.fromisoformat(step.window_end)
+            except ValueError:
+                raise CampaignInvalid(f"{where}: window times as HH:MM, like 09:00 and 18:00") from None
+            if start == end:
+                raise CampaignInvalid(f"{where}: the send window starts and ends at the same time")
+        if step.condition is not None:
+            unknown = set(step.condition) - set(CONDITIONS)
+            if unknown or not step.condition:
+                raise CampaignInvalid(f"{where}.condition: keys among {', '.join(CONDITIONS)}")
+        if step.else_position is not None:
+            if step.condition is None:
+                raise CampaignInvalid(f"{where}.else_position: only a step with a condition branches")
+            # Forward only: a campaign always ends.
+            if not position < step.else_position <= len(steps):
+                raise CampaignInvalid(f"{where}.else_position: a later step, {position + 1}..{len(steps)}")
+
+
+async def create_campaign(name: str, *, audience: dict[str, Any], steps: list[StepSpec], exits: list[str],
+                          channel_kinds: Iterable[str], actor: User | None, db_session: AsyncSession) -> Campaign:
+    """A draft campaign; nothing is sent until it is activated."""
+    name = name.strip()
+    if not name:
+        raise CampaignInvalid("give the campaign a name")
+    parsed = Audience.from_dict(audience)
+    bad = set(exits) - set(EXITS)
+    if bad:
+        raise CampaignInvalid(f"exits: unknown {', '.join(sorted(bad))}; choose among {', '.join(EXITS)} "
+                              "(opt-out and manual exits always apply)")
+    validate_steps(steps, channel_kinds)
+    if await db_session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
+        raise CampaignInvalid(f"a campaign named {name!r} exists already")
+    campaign = Campaign(name=name, audience=parsed.to_dict(), exits=sorted(set(exits)),
+                        created_by_user_id=actor.id if actor else None)
+    db_session.add(campaign)
+    await db_session.flush()
+    for position, spec in enumerate(steps, start=1):
+        db_session.add(CampaignStep(campaign_id=campaign.id, position=position, name=spec.name.strip(),
+                                    channel=spec.channel, template=spec.template, delay_minutes=spec.delay_minutes,
+                                    delay_from=spec.delay_from, send_at=spec.send_at, window_start=spec.window_start,
+                                    window_end=spec.window_end, condition=spec.condition,
+                                    else_position=spec.else_position))
+    await db_session.flush()
+    await audit.record("campaign.create", entity_type="campaign", entity_id=campaign.id, actor=actor,
+                       db_session=db_session, details={"name": name, "steps": len(steps)})
+    return campaign
+
+
+async def steps_of(campaign_id: int, *, db_session: AsyncSession) -> list[CampaignStep]:
+    return list((await db_session.scalars(
+        select(CampaignStep).where(CampaignStep.campaign_id == campaign_id).order_by(CampaignStep.position))).all())
+
+
+def first_due(step: CampaignStep, enrolled_at: dt.datetime) -> dt.datetime:
+    return step.send_at if step.send_at is not None else enrolled_at + dt.timedelta(minutes=step.delay_minutes)
+
+
+async def set_status(campaign: Campaign, status: CampaignStatus, *, actor: User | None,
+                     db_session: AsyncSession, progress: Callable[[int], None] | None = None) -> int:
+    """Activate (enrolling the audience), pause, resume or end. Returns how many were enrolled."""
+    allowed = {CampaignStatus.ACTIVE: (CampaignStatus.DRAFT, CampaignStatus.PAUSED),
+               CampaignStatus.PAUSED: (CampaignStatus.ACTIVE,),
+               CampaignStatus.ENDED: (CampaignStatus.DRAFT, CampaignStatus.ACTIVE, CampaignStatus.PAUSED)}
+    if campaign.status not in allowed.get(status, ()):
+        raise CampaignInvalid(f"campaign {campaign.name!r} is {campaign.status.value}; it cannot become "
+                              f"{status.value}")
+    previous, campaign.status = campaign.status, status
+    enrolled = 0
+    if status == CampaignStatus.ACTIVE:
+        enrolled = await enrol_audience(campaign, db_session=db_session, progress=progress)
+    elif status == CampaignStatus.ENDED:
+        ids = select(Enrolment.id).where(Enrolment.campaign_id == campaign.id,
+                                         Enrolment.status == EnrolmentStatus.ACTIVE)
+        await _cancel_sends(ids, "campaign ended", db_session=db_session)
+        await db_session.execute(update(Enrolment).where(Enrolment.id.in_(ids))
+                                 .values(status=EnrolmentStatus.EXITED, exit_reason="campaign_ended",
+                                         exited_at=utcnow(), next_due_at=None)
+                                 .execution_options(synchronize_session=False))
+    await audit.record("campaign.status", entity_type="campaign", entity_id=campaign.id, actor=actor,
+                       db_session=db_session, details={"from": previous.value, "to": status.value,
+                                                       "enrolled": enrolled})
+    return enrolled
+
+
+async def enrol_audience(campaign: Campaign, *, db_session: AsyncSession, now: dt.datetime | None = None,
+                         progress: Callable[[int], None] | None = None, chunk: int = 5000) -> int:
+    """Enrol every contact of the audience not enrolled before; the number enrolled.
+
+    Works in chunks of contact ids so a large audience shows progress and never
+    holds one huge statement; enrolling twice enrols nobody twice.
+    """
+    steps = await steps_of(campaign.id, db_session=db_session)
+    if not steps:
+        raise CampaignInvalid(f"campaign {campaign.name!r} has no steps")
+    now = now or utcnow()
+    where = Audience.from_dict(campaign.audience).contact_filter()
+    not_enrolled = ~exists().where(Enrolment.campaign_id == campaign.id, Enrolment.contact_id == Contact.id)
+    total, after = 0, 0
+    while True:
+        bounds = (await db_session.scalars(
+            select(Contact.id).where(Contact.id > after).order_by(Contact.id).limit(chunk))).all()
+        if not bounds:
+            break
+        columns = Enrolment.__table__.c  # typed literals: stored as the ORM stores them (UTC timestamps...)
+        chosen = (select(literal(campaign.id, columns.campaign_id.type), Contact.id, literal(1),
+                         literal(EnrolmentStatus.ACTIVE, columns.status.type),
+                         literal(steps[0].position), literal(first_due(steps[0], now), columns.next_due_at.type),
+                         literal(now, columns.enrolled_at.type))
+                  .where(Contact.id >= bounds[0], Contact.id <= bounds[-1], not_enrolled, *where))
+        result = await db_session.execute(
+            insert(Enrolment).from_select(["campaign_id", "contact_id", "rotation", "status", "next_position",
+                                           "next_due_at", "enrolled_at"], chosen))
+        total += result.rowcount or 0
+        after = bounds[-1]
+        if progress is not None:
+            progress(total)
+    return total
+
+
+async def enrol_contacts(campaign: Campaign, contact_ids: Iterable[int], *, db_session: AsyncSession,
+                         now: dt.datetime | None = None) -> int:
+    """Enrol chosen contacts (the API, a lead form); those enrolled before are left as they are."""
+    steps = await steps_of(campaign.id, db_session=db_session)
+    now = now or utcnow()
+    enrolled = 0
+    for contact_id in contact_ids:
+        known = await db_session.scalar(select(Enrolment.id).where(Enrolment.campaign_id == campaign.id,
+                                                                   Enrolment.contact_id == contact_id))
+        if known is None:
+            db_session.add(Enrolment(campaign_id=campaign.id, contact_id=contact_id, rotation=1,
+                                     next_position=steps[0].position, next_due_at=first_due(steps[0], now),
+                                     enrolled_at=now))
+            enrolled += 1
+    await db_session.flush()
+    return enrolled
+
+
+async def exit_enrolment(enrolment: Enrolment, reason: str, *, db_session: AsyncSession,
+                         actor: User | None = None) -> None:
+    """Take the contact out of the campaign; its queued sends are cancelled."""
+    if enrolment.status != EnrolmentStatus.ACTIVE:
+        return
+    await _cancel_sends(select(literal(enrolment.id)), f"left the campaign: {reason}", db_session=db_session)
+    enrolment.status, enrolment.exit_reason = EnrolmentStatus.EXITED, reason
+    enrolment.exited_at, enrolment.next_due_at = utcnow(), None
+    if actor is not None:
+        await audit.record("enrolment.exit", entity_type="enrolment", entity_id=enrolment.id, actor=actor,
+                           db_session=db_session, details={"reason": reason})
+
+
+async def _cancel_sends(enrolment_ids: Any, reason: str, *, db_session: AsyncSession) -> None:
+    await db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.enrolment_id.in_(enrolment_ids), OutboxMessage.status.in_(consent.WAITING))
+        .values(status=OutboxStatus.CANCELLED, last_error=reason).execution_options(synchronize_session=False))
+
+
+# ---- planning ----------------------------------------------------------------
+
+def render(template: dict[str, str], language: str | None, variables: dict[str, str]) -> str:
+    """The step's text in the contact's language (the other one when it has none)."""
+    preferred = "zh" if (language or "").lower().startswith("zh") else "en"
+    text = template.get(preferred) or next(iter(template.values()))
+    return string.Formatter().vformat(text, (), {name: variables.get(name, "") for name in TEMPLATE_VARIABLES})
+
+
+def window_opening(now: dt.datetime, step: CampaignStep, zone: ZoneInfo) -> dt.datetime | None:
+    """None if `now` is inside the step's send window, else when the window next opens (UTC)."""
+    if step.window_start is None or step.window_end is None:
+        return None
+    start, end = dt.time.fromisoformat(step.window_start), dt.time.fromisoformat(step.window_end)
+    local = now.astimezone(zone)
+    at = local.time().replace(tzinfo=None)
+    inside = start <= at < end if start < end else (at >= start or at < end)
+    if inside:
+        return None
+    day = local.date() if at < start else local.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, start, tzinfo=zone).astimezone(dt.UTC)
+
+
+@dataclass
+class PlanReport:
+    planned: int = 0          # enrolments looked at
+    queued: int = 0           # step sends put in the outbox
+    skipped: int = 0          # a condition not met, or no channel to send on
+    completed: int = 0
+    exited: dict[str, int] = field(default_factory=dict)
+    waiting: int = 0          # outside the step's send window
+
+
+class NurturePlanner:
+    """Turns due enrolment steps into outbox rows. Safe to run in every worker process."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, batch_size: int = 500,
+                 default_timezone: str = "Asia/Shanghai", interval: float = 30.0,
+                 on_enqueued: Callable[[], None] | None = None) -> None:
+        self.sessions = sessions
+        self.batch_size = batch_size
+        self.default_timezone = default_timezone
+        self.interval = interval
+        self.on_enqueued = on_enqueued
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Plan until stopped (the scheduler calls `run_once` instead when it runs the hub)."""
+        while not stop.is_set():
+            try:
+                while (await self.run_once()).planned >= self.batch_size and not stop.is_set():
+                    pass
+            except Exception:
+                log.exception("nurture planner: tick failed")
+            await wait_any(stop, timeout=self.interval)
+
+    async def run_until_idle(self, now: dt.datetime | None = None) -> PlanReport:
+        total = PlanReport()
+        while True:
+            report = await self.run_once(now)
+            for name in ("planned", "queued", "skipped", "completed", "waiting"):
+                setattr(total, name, getattr(total, name) + getattr(report, name))
+            for reason, count in report.exited.items():
+                total.exited[reason] = total.exited.get(reason, 0) + count
+            if report.planned < self.batch_size:
+                return total
+
+    async def run_once(self, now: dt.datetime | None = None) -> PlanReport:
+        """Plan one batch of due enrolments, in one transaction."""
+        now = now or utcnow()
+        report = PlanReport()
+        async with self.sessions() as session, session.begin():
+            due = (await session.scalars(
+                select(Enrolment)
+                .join(Campaign, Campaign.id == Enrolment.campaign_id)
+                .where(Enrolment.status == EnrolmentStatus.ACTIVE, Enrolment.next_due_at <= now,
+                       Campaign.status == CampaignStatus.ACTIVE)
+                .order_by(Enrolment.next_due_at, Enrolment.id)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True, of=Enrolment))).all()
+            campaigns: dict[int, tuple[Campaign, dict[int, CampaignStep]]] = {}
+            for enrolment in due:
+                if enrolment.campaign_id not in campaigns:
+                    campaign = await session.get(Campaign, enrolment.campaign_id)
+                    steps = await steps_of(enrolment.campaign_id, db_session=session)
+                    campaigns[enrolment.campaign_id] = (campaign, {s.position: s for s in steps})
+                campaign, steps = campaigns[enrolment.campaign_id]
+                report.planned += 1
+                await self._advance(enrolment, campaign, steps, now, report, session)
+        if report.queued and self.on_enqueued is not None:
+            self.on_enqueued()
+        if report.planned:
+            log.info("nurture planner: %d due, %d queued, %d skipped, %d completed, exits %s",
+                     report.planned, report.queued, report.skipped, report.completed, report.exited)
+        return report
+
+    async def _advance(self, enrolment: Enrolment, campaign: Campaign, steps: dict[int, CampaignStep],
+                       now: dt.datetime, report: PlanReport, session: AsyncSession) -> None:
+        contact = await session.get(Contact, enrolment.contact_id)
+        reason = await self._exit_reason(enrolment, campaign, contact, session)
+        if reason is not None:
+            await exit_enrolment(enrolment, reason, db_session=session)
+            report.exited[reason] = report.exited.get(reason, 0) + 1
+            return
+        for _ in range(len(steps) + 1):  # branches only go forward, so this ends
+            step = steps.get(enrolment.next_position or 0)
+            if step is None:
+                enrolment.status, enrolment.next_due_at = EnrolmentStatus.COMPLETED, None
+                report.completed += 1
+                return
+            if enrolment.next_due_at is not None and enrolment.next_due_at > now:
+                return
+            if step.condition and not await self._condition_met(step.condition, enrolment, contact, session):
+                report.skipped += 1
+                if step.else_position is None:
+                    await exit_enrolment(enrolment, "condition_not_met", db_session=session)
+                    enrolment.note = f"step {step.position} ({step.name}): condition not met"
+                    report.exited["condition_not_met"] = report.exited.get("condition_not_met", 0) + 1
+                    return
+                enrolment.note = f"step {step.position} ({step.name}): condition not met; " \
+                                 f"went to step {step.else_position}"
+                self._move_to(enrolment, steps.get(step.else_position), now)
+                continue
+            zone = self._zone(contact)
+            opening = window_opening(now, step, zone)
+            if opening is not None:
+                enrolment.next_due_at = opening
+                enrolment.note = f"step {step.position}: waiting for its send window " \
+                                 f"{step.window_start}-{step.window_end} {zone.key}"
+                report.waiting += 1
+                return
+            if await self._queue(enrolment, campaign, step, contact, session):
+                report.queued += 1
+            else:
+                report.skipped += 1
+            enrolment.last_step_at = now
+            self._move_to(enrolment, steps.get(step.position + 1), now)
+
+    def _move_to(self, enrolment: Enrolment, step: CampaignStep | None, now: dt.datetime) -> None:
+        if step is None:
+            enrolment.next_position, enrolment.next_due_at = None, now
+            return
+        enrolment.next_position = step.position
+        if step.send_at is not None:
+            enrolment.next_due_at = step.send_at
+        else:
+            base = enrolment.enrolled_at if step.delay_from == "enrolment" else now
+            enrolment.next_due_at = base + dt.timedelta(minutes=step.delay_minutes)
+
+    def _zone(self, contact: Contact) -> ZoneInfo:
+        for name in (contact.timezone, self.default_timezone, "UTC"):
+            try:
+                return ZoneInfo(name) if name else ZoneInfo("UTC")
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+        return ZoneInfo("UTC")
+
+    @staticmethod
+    async def _exit_reason(enrolment: Enrolment, campaign: Campaign, contact: Contact,
+                           session: AsyncSession) -> str | None:
+        withdrawn = await session.scalar(
+            select(ConsentEvent.granted).where(ConsentEvent.contact_id == contact.id,
+                                               ConsentEvent.purpose == MessagePurpose.MARKETING,
+                                               ConsentEvent.channel.is_(None))
+            .order_by(ConsentEvent.id.desc()).limit(1))
+        if withdrawn is False:
+            return "opted_out"
+        if contact.merged_into_id is not None:
+            return "merged"
+        if "conversion" in campaign.exits and contact.stage == "won":
+            return "converted"
+        if "reply" in campaign.exits and await _wrote_since(contact.id, enrolment.enrolled_at,
+                                                            CUSTOMER_MESSAGE_KINDS, session):
+            return "replied"
+        return None
+
+    @staticmethod
+    async def _condition_met(condition: dict[str, Any], enrolment: Enrolment, contact: Contact,
+                             session: AsyncSession) -> bool:
+        since = enrolment.last_step_at or enrolment.enrolled_at
+        if "replied" in condition and \
+                await _wrote_since(contact.id, since, CUSTOMER_MESSAGE_KINDS, session) != bool(condition["replied"]):
+            return False
+        if "clicked" in condition and \
+                await _wrote_since(contact.id, since, (MessageKind.CALLBACK,), session) != bool(condition["clicked"]):
+            return False
+        if "stages" in condition and contact.stage not in condition["stages"]:
+            return False
+        if "tag" in condition:
+            tagged = await session.scalar(select(ContactTag.tag).where(ContactTag.contact_id == contact.id,
+                                                                       ContactTag.tag == condition["tag"]))
+            if tagged is None:
+                return False
+        return True
+
+    async def _queue(self, enrolment: Enrolment, campaign: Campaign, step: CampaignStep, contact: Contact,
+                     session: AsyncSession) -> bool:
+        """Put the step's message in the outbox; False (with the reason noted) if there is nowhere to send it."""
+        where = [Conversation.contact_id == contact.id, Identity.reachable.is_(True),
+                 ChannelAccount.is_active.is_(True)]
+        if step.channel is not None:
+            where.append(ChannelAccount.kind == step.channel)
+        conversation = await session.scalar(
+            select(Conversation)
+            .join(Identity, Identity.id == Conversation.identity_id)
+            .join(ChannelAccount, ChannelAccount.id == Conversation.channel_account_id)
+            .where(*where).order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(1))
+        if conversation is None:
+            enrolment.note = f"step {step.position} ({step.name}): not sent, the contact has no reachable " \
+                             f"{step.channel or 'channel'} conversation"
+            return False
+        rep = None
+        if conversation.assignee_user_id is not None:
+            owner = await session.get(User, conversation.assignee_user_id)
+            rep = owner.display_name or owner.username if owner else None
+        text = render(step.template, contact.language,
+                      {"name": contact.display_name or "", "rep": rep or "", "campaign": campaign.name})
+        row = await enqueue_to_conversation(
+            conversation, OutboundMessage(conversation.external_thread_id, text),
+            idempotency_key=f"nurture:{enrolment.id}:{step.id}:{enrolment.rotation}",
+            purpose=MessagePurpose.MARKETING, db_session=session)
+        row.enrolment_id, row.campaign_step_id = enrolment.id, step.id
+        enrolment.note = None if row.status != OutboxStatus.CANCELLED else \
+            f"step {step.position} ({step.name}): {row.last_error}"
+        return row.status != OutboxStatus.CANCELLED
+
+
+def _engaged(kinds: Iterable[MessageKind]) -> Any:
+    """The customer's own messages of these kinds, an opt-out ("STOP") not counting as a reply."""
+    return and_(Message.direction == Direction.INBOUND, Message.kind.in_(tuple(kinds)),
+                ~func.coalesce(cast(Message.intents, String), "").like('%"opt_out"%'))
+
+
+async def _wrote_since(contact_id: int, since: dt.datetime, kinds: Iterable[MessageKind],
+                       session: AsyncSession) -> bool:
+    return await session.scalar(
+        select(Message.id)
+        .where(Message.identity_id.in_(select(Identity.id).where(Identity.contact_id == contact_id)),
+               _engaged(kinds), Message.created_at > since).limit(1)) is not None
+
+
+# ---- results -------------------------------------------------------------------
+
+async def results(campaign: Campaign, *, db_session: AsyncSession) -> dict[str, Any]:
+    """Enrolled, sent, delivered, replied, opted out and converted: for the campaign and each step.
+
+    A step's replies and opt-outs are those that came after its send; its
+    conversions are enrolments that left as converted after it.
+    """
+    counts = dict((await db_session.execute(
+        select(Enrolment.status, func.count()).where(Enrolment.campaign_id == campaign.id)
+        .group_by(Enrolment.status))).all())
+    exits = dict((await db_session.execute(
+        select(Enrolment.exit_reason, func.count())
+        .where(Enrolment.campaign_id == campaign.id, Enrolment.exit_reason.is_not(None))
+        .group_by(Enrolment.exit_reason))).all())
+    # Correlated two levels down, so named explicitly.
+    contact_identities = select(Identity.id).where(Identity.contact_id == Enrolment.contact_id).correlate(Enrolment)
+    went = OutboxMessage.status.in_((OutboxStatus.SENDING, OutboxStatus.SENT, OutboxStatus.IN_DOUBT))
+    replied_after = exists().where(Message.identity_id.in_(contact_identities), _engaged(CUSTOMER_MESSAGE_KINDS),
+                                   Message.created_at > OutboxMessage.sent_at)
+    opted_out_after = exists().where(ConsentEvent.contact_id == Enrolment.contact_id,
+                                     ConsentEvent.purpose == MessagePurpose.MARKETING,
+                                     ConsentEvent.granted.is_(False),
+                                     ConsentEvent.created_at > func.coalesce(OutboxMessage.sent_at,
+                                                                             OutboxMessage.created_at))
+    converted_after = and_(Enrolment.exit_reason == "converted", Enrolment.exited_at > OutboxMessage.created_at)
+
+    def count_if(condition: Any) -> Any:
+        return func.count(func.nullif(func.coalesce(condition, False), False))
+
+    rows = (await db_session.execute(
+        select(CampaignStep.position, CampaignStep.name, func.count(OutboxMessage.id),
+               count_if(went), count_if(OutboxMessage.status == OutboxStatus.SENT),
+               count_if(or_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.status == OutboxStatus.HELD)),
+               count_if(OutboxMessage.status == OutboxStatus.CANCELLED),
+               count_if(and_(OutboxMessage.status == OutboxStatus.SENT, replied_after)),
+               count_if(and_(went, opted_out_after)), count_if(and_(went, converted_after)))
+        .select_from(CampaignStep)
+        .outerjoin(OutboxMessage, OutboxMessage.campaign_step_id == CampaignStep.id)
+        .outerjoin(Enrolment, Enrolment.id == OutboxMessage.enrolment_id)
+        .where(CampaignStep.campaign_id == campaign.id)
+        .group_by(CampaignStep.position, CampaignStep.name).order_by(CampaignStep.position))).all()
+    steps = [{"position": position, "name": name, "queued": queued, "sent": sent, "delivered": delivered,
+              "waiting": waiting, "cancelled": cancelled, "replied": replied, "opted_out": opted_out,
+              "converted": converted}
+             for position, name, queued, sent, delivered, waiting, cancelled, replied, opted_out, converted in rows]
+    return {
+        "campaign_id": campaign.id, "name": campaign.name, "status": campaign.status.value,
+        "enrolled": sum(counts.values()),
+        "active": counts.get(EnrolmentStatus.ACTIVE, 0),
+        "completed": counts.get(EnrolmentStatus.COMPLETED, 0),
+        "sent": sum(s["sent"] for s in steps), "delivered": sum(s["delivered"] for s in steps),
+        "replied": await _replied_enrolments(campaign, db_session),
+        "opted_out": exits.get("opted_out", 0), "converted": exits.get("converted", 0),
+        "exits": exits, "steps": steps,
+    }
+
+
+async def _replied_enrolments(campaign: Campaign, session: AsyncSession) -> int:
+    """Enrolments whose contact wrote after enrolling (when replies do not end the campaign)."""
+    return await session.scalar(
+        select(func.count()).select_from(Enrolment)
+        .where(Enrolment.campaign_id == campaign.id,
+               exists().where(Message.identity_id.in_(select(Identity.id)
+                                                      .where(Identity.contact_id == Enrolment.contact_id)
+                                                      .correlate(Enrolment)),
+                              _engaged(CUSTOMER_MESSAGE_KINDS), Message.created_at > Enrolment.enrolled_at))) or 0

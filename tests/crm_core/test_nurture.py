@@ -1,0 +1,286 @@
+"""Nurture campaigns as a customer and an operator see them: the right people get each
+step once, in their language and send window; replying, buying or opting out ends it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select, update
+
+from crm_core import consent, nurture
+from crm_core.db import utcnow
+from crm_core.dispatcher import Dispatcher
+from crm_core.ingest import ingest_events
+from crm_core.models import (
+    Campaign,
+    CampaignStatus,
+    Contact,
+    ContactTag,
+    Enrolment,
+    EnrolmentStatus,
+    Message,
+    MessagePurpose,
+    OutboxMessage,
+    OutboxStatus,
+)
+from crm_core.nurture import CampaignInvalid, NurturePlanner, StepSpec
+from tests.crm_core.test_dispatcher import FAST, ScriptedGateway, conversation_for, drain
+from tests.crm_core.test_ingest import CIPHER, make_account, text_event
+
+KINDS = ("telegram", "email", "wecom")
+WELCOME = StepSpec("welcome", {"zh": "{name}您好，欢迎了解 X200", "en": "Hi {name}, meet the X200"})
+FOLLOW_UP = StepSpec("follow-up", {"zh": "X200 试用还有名额", "en": "X200 trial seats left"}, delay_minutes=3 * 24 * 60)
+
+
+async def customers(sessions, account_id: int, *users: str, consent_to_marketing: bool = True,
+                    tag: str | None = "expo") -> list[int]:
+    ids = []
+    for user in users:
+        conversation = await conversation_for(sessions, account_id, user)
+        ids.append(conversation.contact_id)
+        async with sessions() as session, session.begin():
+            if consent_to_marketing:
+                await consent.record(conversation.contact_id, purpose=MessagePurpose.MARKETING, granted=True,
+                                     source="form", db_session=session)
+            if tag:
+                session.add(ContactTag(contact_id=conversation.contact_id, tag=tag))
+    return ids
+
+
+async def campaign_of(sessions, steps, *, audience=None, exits=("reply",), activate=True) -> int:
+    async with sessions() as session, session.begin():
+        campaign = await nurture.create_campaign("Expo follow-up", audience=audience or {"tags": ["expo"]},
+                                                 steps=list(steps), exits=list(exits), channel_kinds=KINDS,
+                                                 actor=None, db_session=session)
+        if activate:
+            await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
+        return campaign.id
+
+
+async def sends(sessions, *statuses: OutboxStatus) -> list[OutboxMessage]:
+    async with sessions() as session:
+        query = select(OutboxMessage).where(OutboxMessage.enrolment_id.is_not(None)).order_by(OutboxMessage.id)
+        if statuses:
+            query = query.where(OutboxMessage.status.in_(statuses))
+        return list((await session.scalars(query)).all())
+
+
+async def enrolments(sessions) -> dict[int, Enrolment]:
+    async with sessions() as session:
+        return {e.contact_id: e for e in (await session.scalars(select(Enrolment))).all()}
+
+
+async def customer_writes(sessions, account_id: int, user: str, text: str, update_id: int) -> None:
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(update_id, user=user, text=text)], channel_account_id=account_id,
+                            db_session=session)
+
+
+def later(days: float) -> dt.datetime:
+    return utcnow() + dt.timedelta(days=days)
+
+
+async def test_a_campaign_that_cannot_run_is_refused_with_what_to_change(sessions):
+    cases = [
+        ([StepSpec("a", {"en": "Hi {first_name}"})], "unknown variable {first_name}"),
+        ([StepSpec("a", {"fr": "Salut"})], "templates are zh and en"),
+        ([StepSpec("a", {"en": "Hi"}, channel="fax")], "channel 'fax'"),
+        ([StepSpec("a", {"en": "Hi"}, window_start="09:00")], "needs both window_start and window_end"),
+        ([StepSpec("a", {"en": "Hi"}, condition={"replied": False}, else_position=1),
+          StepSpec("b", {"en": "Hey"})], "a later step, 2..2"),
+        ([StepSpec("a", {"en": "Hi"}, condition={"opened": True})], "condition: keys among"),
+        ([StepSpec("a", {"en": "Hi {name"})], "write a literal brace"),
+        ([], "at least one step"),
+    ]
+    for steps, message in cases:
+        async with sessions() as session:
+            with pytest.raises(CampaignInvalid, match=message.replace("{", r"\{").replace("(", r"\(")):
+                await nurture.create_campaign("c", audience={}, steps=steps, exits=[], channel_kinds=KINDS,
+                                              actor=None, db_session=session)
+    async with sessions() as session:
+        with pytest.raises(CampaignInvalid, match="unknown criteria colour"):
+            await nurture.create_campaign("c", audience={"colour": "red"}, steps=[WELCOME], exits=[],
+                                          channel_kinds=KINDS, actor=None, db_session=session)
+        with pytest.raises(CampaignInvalid, match="exits: unknown click"):
+            await nurture.create_campaign("c", audience={}, steps=[WELCOME], exits=["click"], channel_kinds=KINDS,
+                                          actor=None, db_session=session)
+
+
+async def test_the_audience_is_the_tagged_contacts_who_agreed_to_marketing_each_enrolled_once(sessions):
+    account = await make_account(sessions)
+    tagged = await customers(sessions, account, "1", "2")
+    no_consent = await customers(sessions, account, "3", consent_to_marketing=False)
+    untagged = await customers(sessions, account, "4", tag=None)
+    campaign_id = await campaign_of(sessions, [WELCOME])
+    assert set(await enrolments(sessions)) == set(tagged)
+    async with sessions() as session, session.begin():
+        campaign = await session.get(Campaign, campaign_id)
+        assert await nurture.enrol_audience(campaign, db_session=session) == 0  # nobody twice
+        session.add(ContactTag(contact_id=untagged[0], tag="expo"))
+        await session.flush()
+        assert await nurture.enrol_audience(campaign, db_session=session) == 1  # a newcomer joins
+    assert no_consent[0] not in await enrolments(sessions)
+
+
+async def test_each_step_is_queued_once_in_the_contacts_language_even_with_planners_racing(sessions):
+    account = await make_account(sessions)
+    li, bob = await customers(sessions, account, "1", "2")
+    async with sessions() as session, session.begin():
+        await session.execute(update(Contact).where(Contact.id == li).values(language="zh-CN", display_name="李雷"))
+        await session.execute(update(Contact).where(Contact.id == bob).values(language="en", display_name="Bob"))
+    await campaign_of(sessions, [WELCOME, FOLLOW_UP])
+    planners = [NurturePlanner(sessions, batch_size=1) for _ in range(3)]
+    await asyncio.gather(*(p.run_until_idle() for p in planners))
+    await asyncio.gather(*(p.run_until_idle() for p in planners))
+    first = await sends(sessions)
+    assert sorted(row.payload["text"] for row in first) == ["Hi Bob, meet the X200", "李雷您好，欢迎了解 X200"]
+    assert {row.purpose for row in first} == {MessagePurpose.MARKETING}
+    # The follow-up is due three days later, not before.
+    await planners[0].run_until_idle(later(2.9))
+    assert len(await sends(sessions)) == 2
+    await asyncio.gather(*(p.run_until_idle(later(3.1)) for p in planners))
+    await planners[0].run_until_idle(later(30))
+    rows = await sends(sessions)
+    assert len(rows) == 4 and len({row.idempotency_key for row in rows}) == 4
+    assert {e.status for e in (await enrolments(sessions)).values()} == {EnrolmentStatus.COMPLETED}
+
+
+async def test_a_planner_that_crashes_midway_plans_the_same_steps_again_without_doubles(sessions, monkeypatch):
+    account = await make_account(sessions)
+    await customers(sessions, account, "1", "2", "3")
+    await campaign_of(sessions, [WELCOME])
+    planner = NurturePlanner(sessions)
+    real_queue, calls = planner._queue, []
+
+    async def crash_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise ConnectionError("database went away")
+        return await real_queue(*args, **kwargs)
+
+    monkeypatch.setattr(planner, "_queue", crash_on_the_third)
+    with pytest.raises(ConnectionError):
+        await planner.run_once()
+    assert await sends(sessions) == []  # the batch rolled back as one
+    await planner.run_until_idle()
+    await NurturePlanner(sessions).run_until_idle()
+    assert len(await sends(sessions)) == 3
+
+
+async def test_replying_ends_the_campaign_and_stop_ends_it_at_once_with_its_queued_send(sessions):
+    account = await make_account(sessions)
+    replier, stopper, quiet = await customers(sessions, account, "1", "2", "3")
+    await campaign_of(sessions, [WELCOME, FOLLOW_UP])
+    planner = NurturePlanner(sessions)
+    await planner.run_until_idle()
+    await customer_writes(sessions, account, "1", "what does it cost?", 9001)
+    # "STOP" from the second: the worker records it through the ledger.
+    await customer_writes(sessions, account, "2", "STOP", 9002)
+    async with sessions() as session, session.begin():
+        message = await session.scalar(select(Message).where(Message.text == "STOP"))
+        message.intents = ["opt_out"]
+        contact = await session.get(Contact, stopper)
+        await consent.apply_opt_outs(message, contact, "telegram", db_session=session)
+    state = await enrolments(sessions)
+    assert (state[stopper].status, state[stopper].exit_reason) == (EnrolmentStatus.EXITED, "opted_out")
+    stopper_sends = [row for row in await sends(sessions) if row.enrolment_id == state[stopper].id]
+    assert [row.status for row in stopper_sends] == [OutboxStatus.CANCELLED]
+    await planner.run_until_idle(later(4))
+    state = await enrolments(sessions)
+    assert (state[replier].status, state[replier].exit_reason) == (EnrolmentStatus.EXITED, "replied")
+    assert state[quiet].status == EnrolmentStatus.COMPLETED
+    follow_ups = [row for row in await sends(sessions) if row.payload["text"] == "X200 trial seats left"]
+    assert [row.enrolment_id for row in follow_ups] == [state[quiet].id]
+
+
+async def test_a_condition_branches_and_a_won_deal_is_a_conversion_exit(sessions):
+    account = await make_account(sessions)
+    silent, talker, buyer = await customers(sessions, account, "1", "2", "3")
+    steps = [WELCOME,
+             StepSpec("nudge", {"en": "Still interested?"}, delay_minutes=60, condition={"replied": False},
+                      else_position=3),
+             StepSpec("case study", {"en": "How others use the X200"}, delay_minutes=60)]
+    await campaign_of(sessions, steps, exits=["conversion"])
+    planner = NurturePlanner(sessions)
+    await planner.run_until_idle()
+    await customer_writes(sessions, account, "2", "tell me more", 9100)
+    async with sessions() as session, session.begin():
+        await session.execute(update(Contact).where(Contact.id == buyer).values(stage="won"))
+    await planner.run_until_idle(later(1 / 24 + 0.001))
+    await planner.run_until_idle(later(3 / 24))
+    texts: dict[int, list[str]] = {}
+    state = await enrolments(sessions)
+    by_enrolment = {e.id: contact for contact, e in state.items()}
+    for row in await sends(sessions):
+        texts.setdefault(by_enrolment[row.enrolment_id], []).append(row.payload["text"])
+    assert texts[silent] == ["Hi Alice, meet the X200", "Still interested?", "How others use the X200"]
+    assert texts[talker] == ["Hi Alice, meet the X200", "How others use the X200"]  # the nudge skipped
+    assert texts[buyer] == ["Hi Alice, meet the X200"]
+    assert state[buyer].exit_reason == "converted"
+    assert state[talker].status == state[silent].status == EnrolmentStatus.COMPLETED
+
+
+async def test_a_step_waits_for_its_send_window_in_the_contacts_time_zone(sessions):
+    account = await make_account(sessions)
+    berlin, = await customers(sessions, account, "1")
+    async with sessions() as session, session.begin():
+        await session.execute(update(Contact).where(Contact.id == berlin).values(timezone="Europe/Berlin"))
+    await campaign_of(sessions, [StepSpec("morning", {"en": "Good morning"}, window_start="09:00",
+                                          window_end="11:00")], activate=False)
+    async with sessions() as session, session.begin():
+        campaign = await session.scalar(select(Campaign))
+        campaign.status = CampaignStatus.ACTIVE
+        night = dt.datetime(2026, 11, 23, 22, 0, tzinfo=dt.UTC)  # 23:00 in Berlin
+        await nurture.enrol_audience(campaign, db_session=session, now=night)
+    planner = NurturePlanner(sessions)
+    report = await planner.run_once(night)
+    assert (report.waiting, report.queued) == (1, 0)
+    state = (await enrolments(sessions))[berlin]
+    assert state.next_due_at == dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)  # 09:00 CET
+    assert "send window 09:00-11:00 Europe/Berlin" in state.note
+    assert (await planner.run_once(dt.datetime(2026, 11, 24, 8, 1, tzinfo=dt.UTC))).queued == 1
+
+
+async def test_results_count_each_step_sent_delivered_replied_and_opted_out(sessions):
+    account = await make_account(sessions)
+    _, _, leaver = await customers(sessions, account, "1", "2", "3")
+    campaign_id = await campaign_of(sessions, [WELCOME, FOLLOW_UP], exits=[])
+    gateway = ScriptedGateway()
+    dispatcher = Dispatcher(sessions, gateway, CIPHER, policy=FAST)
+    await NurturePlanner(sessions).run_until_idle()
+    await drain(dispatcher)
+    await customer_writes(sessions, account, "1", "interesting", 9200)
+    await customer_writes(sessions, account, "3", "退订", 9201)
+    async with sessions() as session, session.begin():
+        message = await session.scalar(select(Message).where(Message.text == "退订"))
+        message.intents = ["opt_out"]
+        await consent.apply_opt_outs(message, await session.get(Contact, leaver), "telegram",
+                                     db_session=session)
+    async with sessions() as session:
+        result = await nurture.results(await session.get(Campaign, campaign_id), db_session=session)
+    assert (result["enrolled"], result["sent"], result["delivered"]) == (3, 3, 3)
+    assert (result["replied"], result["opted_out"], result["converted"]) == (1, 1, 0)
+    welcome, follow_up = result["steps"]
+    assert (welcome["sent"], welcome["delivered"], welcome["replied"], welcome["opted_out"]) == (3, 3, 1, 1)
+    assert follow_up["queued"] == 0
+    assert len(gateway.sent) == 3
+
+
+async def test_marketing_sends_of_a_campaign_still_respect_consent_at_send_time(sessions):
+    """Withdrawn between planning and sending (another channel's opt-out, an admin): not sent."""
+    account = await make_account(sessions)
+    contact, = await customers(sessions, account, "1")
+    await campaign_of(sessions, [WELCOME])
+    await NurturePlanner(sessions).run_until_idle()
+    async with sessions() as session, session.begin():
+        await consent.record(contact, purpose=MessagePurpose.MARKETING, granted=False, source="admin",
+                             channel="telegram", db_session=session)
+    gateway = ScriptedGateway()
+    await drain(Dispatcher(sessions, gateway, CIPHER, policy=FAST))
+    assert gateway.sent == []
+    row, = await sends(sessions)
+    assert row.status == OutboxStatus.CANCELLED and "withdrawn" in row.last_error
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Enrolment)) == 1
