@@ -11,7 +11,6 @@ checks consent, the frequency cap and quiet hours at send time.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import string
@@ -48,7 +47,6 @@ from crm_core.models import (
 )
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
-from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +306,7 @@ async def enrol_contacts(campaign: Campaign, contact_ids: Iterable[int], *, db_s
     steps = await steps_of(campaign.id, db_session=db_session)
     now = now or utcnow()
     enrolled = 0
-    for contact_id in contact_ids:
+    for contact_id in dict.fromkeys(contact_ids):
         known = await db_session.scalar(select(Enrolment.id).where(Enrolment.campaign_id == campaign.id,
                                                                    Enrolment.contact_id == contact_id))
         if known is None:
@@ -374,26 +372,15 @@ class PlanReport:
 
 
 class NurturePlanner:
-    """Turns due enrolment steps into outbox rows. Safe to run in every worker process."""
+    """Turns due enrolment steps into outbox rows. Safe to run in every worker process;
+    the hub's scheduler calls `run_until_idle` every few seconds."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, batch_size: int = 500,
-                 default_timezone: str = "Asia/Shanghai", interval: float = 30.0,
-                 on_enqueued: Callable[[], None] | None = None) -> None:
+                 default_timezone: str = "Asia/Shanghai", on_enqueued: Callable[[], None] | None = None) -> None:
         self.sessions = sessions
         self.batch_size = batch_size
         self.default_timezone = default_timezone
-        self.interval = interval
         self.on_enqueued = on_enqueued
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Plan until stopped (the scheduler calls `run_once` instead when it runs the hub)."""
-        while not stop.is_set():
-            try:
-                while (await self.run_once()).planned >= self.batch_size and not stop.is_set():
-                    pass
-            except Exception:
-                log.exception("nurture planner: tick failed")
-            await wait_any(stop, timeout=self.interval)
 
     async def run_until_idle(self, now: dt.datetime | None = None) -> PlanReport:
         total = PlanReport()

@@ -8,22 +8,25 @@ import logging
 import time
 from collections.abc import Sequence
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.consent import OptOutBot
 from bots.greeting import GreetingBot
 from bots.rep import RepAlerts, RepWorkspace
+from bots.rep.digest import RepDigest
 from bots.rep.opinion import OpinionWatcher
 from bots.rep.review import RepMessageReview
 from bots.rep.sla import SlaWatcher
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
-from crm_core import accounts
+from crm_core import accounts, nurture
 from crm_core.crypto import CredentialCipher
 from crm_core.db import create_engine, session_factory
 from crm_core.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ingest import IngestWriter
-from crm_core.models import ChannelAccount
+from crm_core.models import Campaign, CampaignStatus, ChannelAccount
+from crm_core.nurture import NurturePlanner
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
 from crm_core.processing import MessageWorker, Understanding
 from hub.settings import Settings
@@ -100,17 +103,33 @@ class Hub:
             self.sessions,
             first_response=dt.timedelta(minutes=settings.sla_first_response_minutes),
             escalate_after=dt.timedelta(minutes=settings.sla_escalate_minutes),
-            interval=settings.sla_check_seconds,
             on_enqueued=self.dispatcher.wake,
         )
-        self.opinion = OpinionWatcher(self.sessions, interval=settings.opinion_check_seconds, k=settings.opinion_k,
+        self.opinion = OpinionWatcher(self.sessions, k=settings.opinion_k,
                                       min_volume=settings.opinion_min_volume, products=settings.opinion_products,
                                       rule_min_messages=settings.opinion_rule_min_messages,
                                       on_enqueued=self.dispatcher.wake)
+        self.nurture = NurturePlanner(self.sessions, default_timezone=settings.default_timezone,
+                                      on_enqueued=self.dispatcher.wake)
+        self.digest = RepDigest(self.sessions, timezone=settings.default_timezone, on_enqueued=self.dispatcher.wake)
         self.ingest_writer = IngestWriter(self.sessions)
         self._accounts: dict[int, tuple[float, ChannelAccount, AccountRef]] = {}
         # Set when an account is added or changed, so pollers start without waiting a tick.
         self.accounts_changed = asyncio.Event()
+
+    async def nurture_audiences(self) -> int:
+        """Enrol contacts who have come to match an active campaign's audience since it started."""
+        enrolled = 0
+        async with self.sessions() as session:
+            ids = (await session.scalars(select(Campaign.id).where(Campaign.status == CampaignStatus.ACTIVE))).all()
+        for campaign_id in ids:
+            async with self.sessions() as session, session.begin():
+                campaign = await session.get(Campaign, campaign_id)
+                if campaign is not None and campaign.status == CampaignStatus.ACTIVE:
+                    enrolled += await nurture.enrol_audience(campaign, db_session=session)
+        if enrolled:
+            log.info("nurture: %d contacts newly match an active campaign's audience; enrolled", enrolled)
+        return enrolled
 
     def webhook_url(self, account: ChannelAccount | AccountRef) -> str:
         return f"{self.settings.base_url}/hooks/{account.kind}/{account.id}"

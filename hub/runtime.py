@@ -1,4 +1,4 @@
-"""Background services: the message worker, the dispatcher and the pollers.
+"""Background services: the message worker, the dispatcher, the pollers and the scheduled jobs.
 
 Runs inside `scrm serve` (embedded default) or alone as `scrm worker`.
 Pollers hold a database lease per account, so with several workers exactly
@@ -11,6 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from crm_core import accounts, leases
@@ -18,6 +19,7 @@ from crm_core.dispatcher import new_owner_id
 from crm_core.models import ChannelAccount
 from crm_core.waiting import wait_any
 from hub.context import Hub
+from hub.scheduler import build_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +41,15 @@ class BackgroundRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._pollers: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self.owner = new_owner_id("poller")
+        self.scheduler: AsyncIOScheduler | None = None
 
     async def start(self) -> None:
         if self.services.worker:
             self._tasks.append(asyncio.create_task(self.hub.worker.run(self.stop), name="message-worker"))
-            # Safe in every worker process: each reminder is marked on its conversation once.
-            self._tasks.append(asyncio.create_task(self.hub.sla.run(self.stop), name="sla-watcher"))
-            # Every worker process may run it: an open alert per channel is found and extended, not repeated.
-            self._tasks.append(asyncio.create_task(self.hub.opinion.run(self.stop), name="opinion-watcher"))
+            # Nurture planning, SLA reminders, opinion watch, digests: safe in every worker process
+            # (batches taken with SKIP LOCKED, reminders and alerts marked once, sends keyed).
+            self.scheduler = build_scheduler(self.hub)
+            self.scheduler.start()
         if self.services.dispatcher:
             await self.hub.dispatcher.recover_abandoned()
             self._tasks.append(asyncio.create_task(self.hub.dispatcher.run(self.stop), name="dispatcher"))
@@ -55,6 +58,8 @@ class BackgroundRuntime:
 
     async def shutdown(self) -> None:
         self.stop.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
         for _, stop in self._pollers.values():
             stop.set()
         tasks = self._tasks + [task for task, _ in self._pollers.values()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -71,6 +72,21 @@ class Settings(BaseSettings):
     marketing_cap_days: float = Field(default=7.0, gt=0, le=365)
     marketing_quiet_hours: str = Field(default="21:00-08:00", description='"HH:MM-HH:MM", or "" for none')
     default_timezone: str = "Asia/Shanghai"
+    # Nurture campaigns: how often due steps are planned, and how often active campaigns'
+    # audiences are looked at again for new contacts to enrol.
+    nurture_plan_seconds: float = Field(default=10.0, gt=0, le=3600)
+    nurture_audience_minutes: float = Field(default=10.0, gt=0, le=24 * 60)
+    # Each rep's daily digest (open conversations, customers waiting, new leads), local time.
+    rep_digest_time: str = Field(default="09:00", description='"HH:MM" in SCRM_DEFAULT_TIMEZONE')
+
+    @field_validator("rep_digest_time")
+    @classmethod
+    def _digest_time(cls, value: str) -> str:
+        try:
+            dt.time.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"SCRM_REP_DIGEST_TIME {value!r}: expected HH:MM, like 09:00") from None
+        return value[:5]
 
     @field_validator("marketing_quiet_hours")
     @classmethod

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ANY_ROLE, db_session, require_role
-from admin.api.schemas import ContactDetail, ContactRead
-from crm_core import audit, conversations
+from admin.api.schemas import ContactDetail, ContactRead, TagsUpdate
+from crm_core import audit, conversations, tags
 from crm_core.linking import UnlinkRefused, unlink_identity
 from crm_core.models import Role, User
 from crm_core.privacy import ErasureRefused, erase_person, export_person
@@ -39,6 +39,21 @@ async def get_contact(
     if contact is None:
         raise HTTPException(404, f"no contact {contact_id}")
     return ContactDetail.model_validate(contact)
+
+
+@router.put("/{contact_id}/tags")
+async def set_tags(
+    contact_id: int,
+    body: TagsUpdate,
+    user: User = Depends(require_role(*ANY_ROLE)),
+    session: AsyncSession = Depends(db_session),
+) -> dict:
+    """Replace the contact's tags (campaign audiences select by them). Reps tag their own customers."""
+    if await conversations.get_contact(contact_id, user, db_session=session) is None:
+        raise HTTPException(404, f"no contact {contact_id}")
+    result = await tags.set_tags(contact_id, body.tags, actor=user, db_session=session)
+    await session.commit()
+    return {"contact_id": contact_id, "tags": result}
 
 
 class UnlinkRequest(BaseModel):

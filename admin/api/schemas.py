@@ -162,3 +162,82 @@ class OpinionMessageRead(BaseModel):
     sentiment_score: float | None
     intents: list[str]
     created_at: dt.datetime
+
+
+class CampaignStepCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    channel: str | None = Field(default=None, description="A channel kind; none: the contact's latest channel")
+    template: dict[str, str] = Field(description='Text per language: {"zh": "{name}您好", "en": "Hi {name}"}; '
+                                                 "variables {name}, {rep}, {campaign}")
+    delay_minutes: int = Field(default=0, ge=0, le=366 * 24 * 60)
+    delay_from: str = Field(default="previous", pattern="^(previous|enrolment)$")
+    send_at: dt.datetime | None = Field(default=None, description="An absolute time instead of a delay")
+    window_start: str | None = Field(default=None, examples=["09:00"])
+    window_end: str | None = Field(default=None, examples=["18:00"])
+    condition: dict[str, Any] | None = Field(default=None, description='{"replied": false}, {"clicked": true}, '
+                                                                       '{"stages": ["qualified"]}, {"tag": "vip"}')
+    else_position: int | None = Field(default=None, description="Where to go when the condition is not met; "
+                                                                "none: leave the campaign")
+
+
+class CampaignCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    audience: dict[str, Any] = Field(default_factory=dict,
+                                     description="tags, stages, sources, channels, sentiment, consent (default true)")
+    exits: list[str] = Field(default_factory=lambda: ["reply", "conversion"],
+                             description="reply, conversion; opt-out and manual exits always apply")
+    steps: list[CampaignStepCreate] = Field(min_length=1, max_length=50)
+
+
+class CampaignStepRead(CampaignStepCreate):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    position: int
+
+
+class CampaignRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    status: str
+    audience: dict[str, Any]
+    exits: list[str]
+    created_at: dt.datetime
+    steps: list[CampaignStepRead] = Field(default_factory=list)
+
+
+class CampaignStatusUpdate(BaseModel):
+    status: str = Field(pattern="^(active|paused|ended)$")
+
+
+class EnrolmentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    campaign_id: int
+    contact_id: int
+    rotation: int
+    status: str
+    next_position: int | None
+    next_due_at: dt.datetime | None
+    enrolled_at: dt.datetime
+    note: str | None
+    exit_reason: str | None
+
+
+class EnrolContacts(BaseModel):
+    contact_ids: list[int] = Field(min_length=1, max_length=10_000)
+
+
+class TagsUpdate(BaseModel):
+    tags: list[str] = Field(max_length=100, description="The contact's tags after the change")
+
+    @field_validator("tags")
+    @classmethod
+    def _clean(cls, value: list[str]) -> list[str]:
+        cleaned = sorted({tag.strip() for tag in value if tag.strip()})
+        if any(len(tag) > 64 for tag in cleaned):
+            raise ValueError("a tag is at most 64 characters")
+        return cleaned

@@ -2,7 +2,7 @@
 reaches the reps who own those conversations, their managers and the team's
 group robots, once per alert.
 
-Every `interval` seconds the watcher reads the scored customer messages of the
+At each tick of the hub's scheduler the watcher reads the scored customer messages of the
 last 8 days (up to the last completed hour) and slices them:
 
 - `channel`: the channel account;
@@ -22,7 +22,6 @@ behind an alert already open is recorded as covered by it and sends nothing.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +45,6 @@ from crm_core.models import (
 )
 from crm_core.outbox import enqueue_to_handle
 from crm_core.ports import OutboundMessage
-from crm_core.waiting import wait_any
 from nlp.opinion import Hour, ProductMatcher, Scored, SpikeAlert, hourly, rule_alerts, spike_alerts, top_terms
 
 log = logging.getLogger(__name__)
@@ -63,24 +61,15 @@ def _hour(at: dt.datetime) -> dt.datetime:
 
 
 class OpinionWatcher:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, interval: float = 300.0, k: float = 3.0,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, k: float = 3.0,
                  min_volume: int = 20, products: Mapping[str, Sequence[str]] | None = None,
                  rule_min_messages: int = 3, on_enqueued: Callable[[], None] | None = None) -> None:
         self.sessions = sessions
-        self.interval = interval
         self.k = k
         self.min_volume = min_volume
         self.products = ProductMatcher(products)
         self.rule_min_messages = rule_min_messages
         self.on_enqueued = on_enqueued
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("opinion watcher: tick failed; trying again next tick")
-            await wait_any(stop, timeout=self.interval)
 
     async def run_once(self, now: dt.datetime | None = None) -> int:
         """Alerts opened this tick (covered ones included)."""

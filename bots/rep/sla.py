@@ -1,6 +1,6 @@
 """First-response SLA reminders to reps, escalations to their managers.
 
-Every `interval` seconds: a customer who has waited longer than the
+At each tick of the hub's scheduler: a customer who has waited longer than the
 first-response time for a person's answer makes a card to the conversation's
 owner (every rep when nobody has claimed it); past the escalation time, to
 the owner's manager (every manager when unowned). One reminder and one
@@ -10,7 +10,6 @@ their next message after that starts a new one.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
@@ -22,31 +21,19 @@ from bots.rep.alerts import send_card
 from crm_core import reps, sla
 from crm_core.db import utcnow
 from crm_core.models import Conversation, Message, User
-from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
 
 
 class SlaWatcher:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, first_response: dt.timedelta,
-                 escalate_after: dt.timedelta, interval: float = 30.0,
-                 on_enqueued: Callable[[], None] | None = None) -> None:
+                 escalate_after: dt.timedelta, on_enqueued: Callable[[], None] | None = None) -> None:
         if escalate_after < first_response:
             raise ValueError("the escalation time must not be shorter than the first-response time")
         self.sessions = sessions
         self.first_response = first_response
         self.escalate_after = escalate_after
-        self.interval = interval
         self.on_enqueued = on_enqueued
-
-    async def run(self, stop: asyncio.Event) -> None:
-        log.info("SLA watcher: reminders after %s, escalation after %s", self.first_response, self.escalate_after)
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("SLA watcher: tick failed; trying again next tick")
-            await wait_any(stop, timeout=self.interval)
 
     async def run_once(self, now: dt.datetime | None = None) -> int:
         """Cards queued this tick."""

@@ -78,6 +78,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "card_sla_escalation": {"en": "Escalation: {name} unanswered {minutes} min (#{id})",
                             "zh": "升级提醒：{name} {minutes} 分钟无人回复（#{id}）"},
     "card_reminder": {"en": "Reminder: follow up #{id} ({name})", "zh": "提醒：跟进 #{id}（{name}）"},
+    "digest_title": {"en": "Your day, {day}", "zh": "今日概览 {day}"},
+    "digest_open": {"en": "{count} open conversations are yours.", "zh": "您负责 {count} 个进行中的会话。"},
+    "digest_waiting": {"en": "{count} customers wait for your answer, the longest {hours} h:",
+                       "zh": "{count} 位客户在等您回复，最久已等 {hours} 小时："},
     "card_assigned": {"en": "#{id} ({name}) was handed to you by {by}", "zh": "{by} 将 #{id}（{name}）转交给您"},
 }
 

@@ -1,0 +1,31 @@
+"""Contact tags ("vip", "expo-2026"): labels reps and operators put on people,
+which campaign audiences and conditions select by."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core import audit
+from crm_core.models import ContactTag, User
+
+
+async def tags_of(contact_id: int, *, db_session: AsyncSession) -> list[str]:
+    return list((await db_session.scalars(
+        select(ContactTag.tag).where(ContactTag.contact_id == contact_id).order_by(ContactTag.tag))).all())
+
+
+async def set_tags(contact_id: int, tags: list[str], *, actor: User | None, db_session: AsyncSession) -> list[str]:
+    """Make the contact's tags exactly `tags`; audited with what was added and removed."""
+    before = set(await tags_of(contact_id, db_session=db_session))
+    after = {tag.strip() for tag in tags if tag.strip()}
+    removed, added = sorted(before - after), sorted(after - before)
+    if removed:
+        await db_session.execute(delete(ContactTag).where(ContactTag.contact_id == contact_id,
+                                                          ContactTag.tag.in_(removed)))
+    db_session.add_all(ContactTag(contact_id=contact_id, tag=tag) for tag in added)
+    await db_session.flush()
+    if added or removed:
+        await audit.record("contact.tags", entity_type="contact", entity_id=contact_id, actor=actor,
+                           db_session=db_session, details={"added": added, "removed": removed})
+    return sorted(after)

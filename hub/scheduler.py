@@ -1,0 +1,61 @@
+"""The periodic jobs of a worker process, run by APScheduler.
+
+The scheduler only says when to look; the database says what is due. Jobs keep
+no state of their own (APScheduler's default in-memory job store is enough), so
+a restart loses nothing, and every job is safe to run in several processes at
+once: planner batches are taken with SKIP LOCKED, reminders and alerts are marked
+once, every send has an idempotency key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from hub.context import Hub
+
+log = logging.getLogger(__name__)
+
+
+def build_scheduler(hub: Hub) -> AsyncIOScheduler:
+    settings = hub.settings
+    scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
+        "coalesce": True,          # ticks missed while busy or asleep run once, not in a burst
+        "max_instances": 1,        # a slow tick is never overlapped by the next
+        "misfire_grace_time": None,
+    })
+
+    def every(seconds: float, name: str, job: Callable[[], Awaitable[Any]]) -> None:
+        scheduler.add_job(_logged(name, job), IntervalTrigger(seconds=seconds), id=name, name=name,
+                          next_run_time=None if seconds > 60 else _soon())
+
+    every(settings.nurture_plan_seconds, "nurture-planner", hub.nurture.run_until_idle)
+    every(settings.nurture_audience_minutes * 60, "nurture-audience", hub.nurture_audiences)
+    every(settings.sla_check_seconds, "sla-reminders", hub.sla.run_once)
+    every(settings.opinion_check_seconds, "opinion-watch", hub.opinion.run_once)
+    hour, minute = settings.rep_digest_time.split(":")
+    scheduler.add_job(_logged("rep-digest", hub.digest.run_once),
+                      CronTrigger(hour=int(hour), minute=int(minute), timezone=settings.default_timezone),
+                      id="rep-digest", name="rep-digest")
+    return scheduler
+
+
+def _soon() -> dt.datetime:
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+
+
+def _logged(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await job()
+        except Exception:
+            # The next tick tries again; the database still holds everything due.
+            log.exception("scheduled job %s failed; it runs again at its next tick", name)
+
+    return run
