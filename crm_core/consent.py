@@ -14,6 +14,7 @@ marketing send to the contact. The dispatcher checks again at send time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,12 @@ async def decide(contact_id: int, *, purpose: MessagePurpose, channel: str, db_s
         .where(ConsentEvent.contact_id == contact_id, ConsentEvent.purpose == purpose,
                or_(ConsentEvent.channel.is_(None), ConsentEvent.channel == channel))
         .order_by(ConsentEvent.id.desc()).limit(1))
+    return decide_from([latest] if latest is not None else [], purpose=purpose, channel=channel)
+
+
+def decide_from(events: Sequence[ConsentEvent], *, purpose: MessagePurpose, channel: str) -> Decision:
+    """`decide` on events read already: the contact's events for `purpose`, newest first."""
+    latest = next((e for e in events if e.channel is None or e.channel == channel), None)
     if latest is not None:
         when = latest.created_at.strftime("%Y-%m-%d %H:%M UTC")
         verb = "granted" if latest.granted else "withdrawn"

@@ -248,6 +248,9 @@ class HandlerContext:
     handled: bool = False
     # Set by a handler that queued sends elsewhere (a rep's card), to wake the dispatcher.
     enqueued: bool = False
+    # Users already sent a card about this message (a routed lead's new owner), so later
+    # handlers do not send them a second one.
+    notified: set[int] = field(default_factory=set)
 
     def reply(self, text: str, buttons: Sequence[Button] = (), *, title: str | None = None) -> None:
         """A bot's answer; marked automated (email sends it with Auto-Submitted: auto-replied)."""

@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import audit
+from crm_core import audit, leads
+from crm_core.leads import DEFAULT_STAGES, LeadRules
 from crm_core.models import (
     Contact,
     Conversation,
     ConversationStatus,
     Identity,
+    Lead,
     Note,
     OutboxMessage,
     Role,
@@ -29,7 +31,6 @@ from crm_core.models import (
 from crm_core.outbox import enqueue_to_conversation, enqueue_to_handle
 from crm_core.ports import Button, OutboundMessage
 
-DEFAULT_STAGES = ("new", "contacted", "qualified", "proposal", "won", "lost")
 SUPERVISORS = (Role.ADMIN, Role.MANAGER)
 
 
@@ -163,6 +164,7 @@ async def claim(conversation: Conversation, user: User, *, db_session: AsyncSess
         raise RepActionRefused("taken", f"conversation #{conversation.id} was already claimed by "
                                         f"{_name(owner)}", id=conversation.id, owner=_name(owner))
     await db_session.refresh(conversation)
+    await leads.claimed(conversation.contact_id, user, db_session=db_session)
     await audit.record("conversation.claim", entity_type="conversation", entity_id=conversation.id, actor=user,
                        db_session=db_session)
     return True
@@ -198,6 +200,7 @@ async def reply(conversation: Conversation, user: User, text: str, *, key: str,
                                         db_session=db_session)
     await audit.record("conversation.send", entity_type="conversation", entity_id=conversation.id, actor=user,
                        db_session=db_session, details={"outbox_id": row.id})
+    await leads.responded(conversation.contact_id, db_session=db_session)
     return row
 
 
@@ -220,6 +223,9 @@ async def set_stage(conversation: Conversation, user: User, stage: str, *, db_se
     contact = await db_session.get(Contact, conversation.contact_id)
     assert contact is not None
     previous, contact.stage = contact.stage, stage
+    lead = await db_session.scalar(select(Lead).where(Lead.contact_id == contact.id, Lead.status == "open"))
+    if lead is not None:
+        await leads.set_stage(lead, stage, rules=LeadRules(), actor=user, db_session=db_session)
     await audit.record("contact.stage", entity_type="contact", entity_id=contact.id, actor=user,
                        db_session=db_session, details={"from": previous, "to": stage,
                                                        "conversation_id": conversation.id})
@@ -236,7 +242,7 @@ async def mine(user: User, *, db_session: AsyncSession, limit: int = 20) -> list
 
 async def reassign_all(from_user: User, to_user: User, by: User, *, db_session: AsyncSession,
                        deactivate: bool = True) -> int:
-    """离职继承: every open conversation of a departing rep goes, with its history, to `to_user`."""
+    """离职继承: every open conversation and lead of a departing rep goes, with its history, to `to_user`."""
     if by.role not in SUPERVISORS:
         raise RepActionRefused("forbidden", "only managers and admins reassign a rep's conversations")
     if to_user.id == from_user.id or not to_user.is_active:
@@ -248,10 +254,12 @@ async def reassign_all(from_user: User, to_user: User, by: User, *, db_session: 
                                  .values(assignee_user_id=to_user.id).execution_options(synchronize_session=False))
     await db_session.execute(update(UserHandle).where(UserHandle.user_id == from_user.id)
                              .values(focus_conversation_id=None).execution_options(synchronize_session=False))
+    lead_ids = await leads.reassign(from_user, to_user, by, db_session=db_session)
     if deactivate:
         from_user.is_active = False
     await audit.record("user.handover", entity_type="user", entity_id=from_user.id, actor=by, db_session=db_session,
-                       details={"to": to_user.id, "conversations": ids, "deactivated": deactivate})
+                       details={"to": to_user.id, "conversations": ids, "leads": lead_ids,
+                                "deactivated": deactivate})
     return len(ids)
 
 

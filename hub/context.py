@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.consent import OptOutBot
 from bots.greeting import GreetingBot
+from bots.leads import LeadCapture
 from bots.rep import RepAlerts, RepWorkspace
 from bots.rep.digest import RepDigest
 from bots.rep.opinion import OpinionWatcher
 from bots.rep.review import RepMessageReview
-from bots.rep.sla import SlaWatcher
+from bots.rep.sla import LeadSlaWatcher, SlaWatcher
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
 from crm_core import accounts, nurture
@@ -25,6 +26,7 @@ from crm_core.crypto import CredentialCipher
 from crm_core.db import create_engine, session_factory
 from crm_core.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ingest import IngestWriter
+from crm_core.leads import LeadRules
 from crm_core.models import Campaign, CampaignStatus, ChannelAccount
 from crm_core.nurture import NurturePlanner
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
@@ -53,11 +55,13 @@ def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
         return None
 
 
-def default_handlers(negative_alert_confidence: float = 0.7,
-                     review: RepMessageReview | None = None) -> list[MessageHandler]:
+def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageReview | None = None,
+                     lead_rules: LeadRules | None = None) -> list[MessageHandler]:
     # The rep bot first: it takes staff messages, which no customer bot may answer.
+    # Lead capture before the alerts: a routed lead's owner gets one card, not two.
     return [RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck())),
-            RepAlerts(negative_confidence=negative_alert_confidence), OptOutBot(), GreetingBot()]
+            LeadCapture(lead_rules), RepAlerts(negative_confidence=negative_alert_confidence), OptOutBot(),
+            GreetingBot()]
 
 
 class Hub:
@@ -92,7 +96,7 @@ class Hub:
         self.worker = MessageWorker(
             self.sessions,
             handlers if handlers is not None else default_handlers(settings.negative_alert_confidence,
-                                                                   self.rep_review),
+                                                                   self.rep_review, settings.lead_rules),
             lease_seconds=settings.dispatch_lease_seconds,
             on_enqueued=self.dispatcher.wake,
             profiles=self,
@@ -109,6 +113,7 @@ class Hub:
                                       min_volume=settings.opinion_min_volume, products=settings.opinion_products,
                                       rule_min_messages=settings.opinion_rule_min_messages,
                                       on_enqueued=self.dispatcher.wake)
+        self.lead_sla = LeadSlaWatcher(self.sessions, settings.lead_rules, on_enqueued=self.dispatcher.wake)
         self.nurture = NurturePlanner(self.sessions, default_timezone=settings.default_timezone,
                                       on_enqueued=self.dispatcher.wake)
         self.digest = RepDigest(self.sessions, timezone=settings.default_timezone, on_enqueued=self.dispatcher.wake)

@@ -38,6 +38,7 @@ def build_scheduler(hub: Hub) -> AsyncIOScheduler:
     every(settings.nurture_plan_seconds, "nurture-planner", hub.nurture.run_until_idle)
     every(settings.nurture_audience_minutes * 60, "nurture-audience", hub.nurture_audiences)
     every(settings.sla_check_seconds, "sla-reminders", hub.sla.run_once)
+    every(settings.sla_check_seconds, "lead-first-response", hub.lead_sla.run_once)
     every(settings.opinion_check_seconds, "opinion-watch", hub.opinion.run_once)
     hour, minute = settings.rep_digest_time.split(":")
     scheduler.add_job(_logged("rep-digest", hub.digest.run_once),

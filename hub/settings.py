@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crm_core.leads import LeadRules
 from crm_core.marketing_rules import MarketingRules
 
 
@@ -78,6 +79,33 @@ class Settings(BaseSettings):
     nurture_audience_minutes: float = Field(default=10.0, gt=0, le=24 * 60)
     # Each rep's daily digest (open conversations, customers waiting, new leads), local time.
     rep_digest_time: str = Field(default="09:00", description='"HH:MM" in SCRM_DEFAULT_TIMEZONE')
+
+    # Leads: the pipeline (comma-separated, first stage first; must include won and lost),
+    # how new leads are routed after the sticky owner (claim: a card every rep may claim;
+    # round_robin / load, preferring reps whose territory covers the lead),
+    # the hot score, and the first-response deadline and escalation.
+    lead_stages: str = "new,contacted,qualified,proposal,won,lost"
+    lead_routing: Literal["claim", "round_robin", "load"] = "claim"
+    lead_hot_score: int = Field(default=50, ge=1)
+    lead_first_response_minutes: float = Field(default=60.0, gt=0, le=30 * 24 * 60)
+    lead_escalate_minutes: float = Field(default=240.0, gt=0, le=60 * 24 * 60)
+
+    @property
+    def lead_rules(self) -> LeadRules:
+        return LeadRules(stages=tuple(s.strip().lower() for s in self.lead_stages.split(",") if s.strip()),
+                         routing=self.lead_routing, hot_score=self.lead_hot_score,
+                         first_response=dt.timedelta(minutes=self.lead_first_response_minutes),
+                         escalate_after=dt.timedelta(minutes=self.lead_escalate_minutes))
+
+    @model_validator(mode="after")
+    def _lead_rules(self) -> Settings:
+        try:
+            self.lead_rules  # noqa: B018  (validates the stages and their order at start)
+        except ValueError as exc:
+            raise ValueError(f"SCRM_LEAD_STAGES / SCRM_LEAD_ROUTING: {exc}") from None
+        if self.lead_escalate_minutes < self.lead_first_response_minutes:
+            raise ValueError("SCRM_LEAD_ESCALATE_MINUTES must not be shorter than SCRM_LEAD_FIRST_RESPONSE_MINUTES")
+        return self
 
     @field_validator("rep_digest_time")
     @classmethod

@@ -126,7 +126,7 @@ async def alert_new_lead(ctx: HandlerContext, conversation: Conversation, *, key
 
 async def _alert_owner(ctx: HandlerContext, conversation: Conversation) -> None:
     owner = await ctx.db_session.get(User, conversation.assignee_user_id)
-    if owner is not None and owner.is_active:
+    if owner is not None and owner.is_active and owner.id not in ctx.notified:
         await _card(ctx, owner, "card_reply", key=f"reply:{ctx.message.id}", conversation=conversation)
 
 

@@ -18,9 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.rep.alerts import send_card
-from crm_core import reps, sla
+from bots.rep.texts import say
+from crm_core import leads, reps, sla
 from crm_core.db import utcnow
-from crm_core.models import Conversation, Message, User
+from crm_core.leads import LeadRules
+from crm_core.models import Contact, Conversation, Message, User
+from crm_core.ports import OutboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +74,44 @@ class SlaWatcher:
                 return [owner]
         return await reps.active_reps_with_handles(db_session=session)
 
+
+
+class LeadSlaWatcher:
+    """A lead nobody has contacted by its first-response deadline reminds its owner; past the
+    escalation time, the owner's manager (every manager for an unrouted lead). Once each."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], rules: LeadRules, *,
+                 on_enqueued: Callable[[], None] | None = None) -> None:
+        self.sessions = sessions
+        self.rules = rules
+        self.on_enqueued = on_enqueued
+
+    async def run_once(self, now: dt.datetime | None = None) -> int:
+        """Cards queued this tick."""
+        now = now or utcnow()
+        queued = 0
+        async with self.sessions() as session, session.begin():
+            for lead, escalate in await leads.overdue_first_responses(now, self.rules, db_session=session):
+                if not await leads.mark_reminded(lead, escalated=escalate, db_session=session):
+                    continue
+                owner = await session.get(User, lead.owner_user_id) if lead.owner_user_id else None
+                contact = await session.get(Contact, lead.contact_id)
+                name = (contact.display_name if contact else None) or f"contact {lead.contact_id}"
+                minutes = int((now - lead.created_at).total_seconds() // 60)
+                if escalate:
+                    targets = await reps.managers_for(owner, db_session=session)
+                    key, params = "card_lead_escalation", {"rep": owner.display_name or owner.username
+                                                           if owner else "-"}
+                else:
+                    targets = [owner] if owner is not None and owner.is_active else \
+                        await reps.active_reps_with_handles(db_session=session)
+                    key, params = "card_lead_sla", {}
+                for user in targets:
+                    text = say(key, user.language or "zh", lead=lead.id, name=name, minutes=minutes, **params)
+                    queued += await reps.notify_user(user.id, OutboundMessage("", text, title=text),
+                                                     key=f"{key}:{lead.id}:{user.id}", db_session=session)
+                await leads.record(lead, "sla_escalated" if escalate else "sla_reminded", db_session=session,
+                                   to=[u.id for u in targets], minutes=minutes)
+        if queued and self.on_enqueued is not None:
+            self.on_enqueued()
+        return queued

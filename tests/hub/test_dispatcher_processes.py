@@ -17,14 +17,12 @@ import pytest
 from sqlalchemy import func, select, update
 
 from channels.simulators.telegram import TelegramSimulator
-from crm_core import accounts
 from crm_core.crypto import CredentialCipher
-from crm_core.db import create_engine, session_factory
 from crm_core.ingest import ingest_events
 from crm_core.models import ChannelAccount, Conversation, MessageKind, OutboxMessage, OutboxStatus
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import InboundMessage, OutboundMessage, Sender
-from hub.serving import running
+from tests.fakes.crowd import fast_telegram_account
 from tests.fakes.stack import SECRET
 
 pytestmark = pytest.mark.slow
@@ -34,16 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 async def seed(sessions, simulator: TelegramSimulator, sim_base: str, *, chats: int, per_chat: int,
                active: bool = True) -> list[str]:
     """A fast Telegram account with `chats` customers and `per_chat` queued messages each."""
-    bot = simulator.create_bot()
-    bot.enforce_limits = False
-    cipher = CredentialCipher(SECRET)
     texts = []
     async with sessions() as session, session.begin():
-        account = await accounts.create(
-            kind="telegram", name="load", platform_account_id=str(bot.id),
-            credentials={"bot_token": bot.token, "webhook_secret": "x" * 32}, api_base=sim_base,
-            settings={"mode": "webhook", "messages_per_second": 1000, "per_chat_per_second": 100},
-            cipher=cipher, actor=None, db_session=session)
+        account, bot = await fast_telegram_account(session, simulator, sim_base, CredentialCipher(SECRET))
         account.is_active = active
         for n in range(chats):
             user_id = 20_000 + n
@@ -79,15 +70,18 @@ async def set_active(sessions, active: bool) -> None:
         await session.execute(update(ChannelAccount).values(is_active=active))
 
 
-def start_worker(database_url: str, data_dir: Path, *extra: str) -> subprocess.Popen:
+def start_worker(database_url: str, data_dir: Path, *extra: str, mode: str = "--dispatch-only",
+                 **settings: str) -> subprocess.Popen:
+    """`scrm worker` as its own process (a dispatcher unless `mode` says otherwise); `settings`
+    are SCRM_* variables (nurture_plan_seconds="1" -> SCRM_NURTURE_PLAN_SECONDS=1)."""
     env = {**os.environ, "SCRM_DATABASE_URL": database_url, "SCRM_SECRET_KEY": SECRET,
            "SCRM_DATA_DIR": str(data_dir), "SCRM_LOG_LEVEL": "WARNING", "SCRM_DISPATCH_CONCURRENCY": "16",
-           "SCRM_DISPATCH_BATCH_SIZE": "50"}
+           "SCRM_DISPATCH_BATCH_SIZE": "50", **{f"SCRM_{k.upper()}": v for k, v in settings.items()}}
     # A log file, not a pipe: nobody reads a pipe while the test waits, and a full
     # pipe would block the worker.
     log_path = data_dir / f"worker-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--dispatch-only", *extra],
+        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", mode, *extra],
                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     proc.log_path = log_path
     return proc
@@ -120,28 +114,6 @@ def stop(procs) -> None:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-@pytest.fixture
-async def postgres_url():
-    from tests.fakes.databases import prepare_postgres
-
-    return await prepare_postgres()
-
-
-@pytest.fixture
-async def pg_sessions(postgres_url):
-    engine = create_engine(postgres_url)
-    yield session_factory(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def telegram_api():
-    """The Telegram simulator, served on 127.0.0.1: (simulator, its base URL)."""
-    simulator = TelegramSimulator()
-    async with running(simulator.app) as server:
-        yield simulator, f"http://127.0.0.1:{server.port}"
 
 
 async def test_two_dispatcher_processes_send_2000_rows_exactly_once(postgres_url, pg_sessions, telegram_api,

@@ -1,4 +1,4 @@
-"""nurture campaigns: tags, campaigns, steps, enrolments; outbox rows know their step
+"""nurture campaigns: tags, campaigns, steps, enrolments; outbox rows know their step and are indexed by person
 
 Revision ID: 0006
 Revises: 0005
@@ -87,6 +87,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('enrolment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
         batch_op.add_column(sa.Column('campaign_step_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
         batch_op.create_index(batch_op.f('ix_outbox_message_campaign_step_id'), ['campaign_step_id'], unique=False)
+        batch_op.create_index('ix_outbox_identity', ['identity_id', 'purpose', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_message_enrolment_id'), ['enrolment_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_outbox_message_campaign_step_id_campaign_step'), 'campaign_step', ['campaign_step_id'], ['id'])
         batch_op.create_foreign_key(batch_op.f('fk_outbox_message_enrolment_id_enrolment'), 'enrolment', ['enrolment_id'], ['id'])
@@ -99,6 +100,7 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f('fk_outbox_message_campaign_step_id_campaign_step'), type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_outbox_message_enrolment_id'))
         batch_op.drop_index(batch_op.f('ix_outbox_message_campaign_step_id'))
+        batch_op.drop_index('ix_outbox_identity')
         batch_op.drop_column('campaign_step_id')
         batch_op.drop_column('enrolment_id')
 

@@ -1,0 +1,132 @@
+"""Nurture throughput: plan and dispatch N due campaign sends to the Telegram simulator.
+
+Run by hand: `.venv/bin/python bench/nurture.py [--contacts 100000] [--database-url URL]`.
+On a fresh database (a temporary SQLite file unless a URL is given; a PostgreSQL
+database given here is emptied first) it seeds N customers who agreed to
+marketing, activates a one-step campaign for all of them, then runs the nurture
+planner and a dispatcher side by side in this process, as `scrm worker` does,
+against the simulator on 127.0.0.1, until every send is delivered. Prints
+progress every few seconds, then sends/s, the planner's share of the time (the
+scheduler's overhead), peak memory, and checks that each customer got exactly
+one message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select, text  # noqa: E402
+
+from channels.registry import ChannelRegistry, default_adapters  # noqa: E402
+from channels.simulators.telegram import TelegramSimulator  # noqa: E402
+from crm_core import migrate, nurture  # noqa: E402
+from crm_core.crypto import CredentialCipher  # noqa: E402
+from crm_core.db import create_engine, session_factory  # noqa: E402
+from crm_core.dispatcher import Dispatcher, DispatchPolicy  # noqa: E402
+from crm_core.marketing_rules import MarketingRules  # noqa: E402
+from crm_core.models import CampaignStatus, OutboxMessage, OutboxStatus  # noqa: E402
+from crm_core.nurture import NurturePlanner, StepSpec  # noqa: E402
+from hub.serving import running  # noqa: E402
+from tests.fakes.crowd import fast_telegram_account, seed_crowd  # noqa: E402
+
+SECRET = "bench-secret-key-0123456789abcdef"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def main(contacts: int, database_url: str | None) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="scrm-bench-nurture-"))
+    url = database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    engine = create_engine(url)
+    if url.startswith("postgresql"):
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    await migrate.upgrade(engine)
+    sessions = session_factory(engine)
+    cipher = CredentialCipher(SECRET)
+    simulator = TelegramSimulator()
+    async with running(simulator.app) as server:
+        async with sessions() as session, session.begin():
+            account, bot = await fast_telegram_account(session, simulator, f"http://127.0.0.1:{server.port}", cipher)
+        started = time.perf_counter()
+        await seed_crowd(sessions, account.id, contacts, simulator=simulator, bot=bot)
+        say(f"seeded {contacts:,} customers in {time.perf_counter() - started:.1f}s ({url.split(':')[0]})")
+
+        started = time.perf_counter()
+        async with sessions() as session, session.begin():
+            campaign = await nurture.create_campaign(
+                "bench", audience={}, steps=[StepSpec("only", {"en": "Hi {name}, our winter offer"})], exits=[],
+                channel_kinds=["telegram"], actor=None, db_session=session)
+            enrolled = await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
+        say(f"enrolled {enrolled:,} in {time.perf_counter() - started:.1f}s")
+
+        policy = DispatchPolicy(batch_size=500, concurrency=64, marketing=MarketingRules())  # no quiet hours
+        registry = ChannelRegistry(default_adapters("http://127.0.0.1"))
+        dispatcher = Dispatcher(sessions, registry, cipher, policy=policy)
+        planner = NurturePlanner(sessions, batch_size=1000, on_enqueued=dispatcher.wake)
+        stop = asyncio.Event()
+        planner_seconds = 0.0
+
+        async def plan() -> None:
+            nonlocal planner_seconds
+            while not stop.is_set():
+                began = time.perf_counter()
+                report = await planner.run_once()
+                planner_seconds += time.perf_counter() - began
+                if report.planned < planner.batch_size:
+                    await asyncio.sleep(0.2)
+
+        async def progress() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(5)
+                say(f"  {time.perf_counter() - began:6.1f}s  delivered {len(bot.sent):,} / {enrolled:,}")
+
+        began = time.perf_counter()
+        tasks = [asyncio.create_task(plan()), asyncio.create_task(dispatcher.run(stop)),
+                 asyncio.create_task(progress())]
+        while len(bot.sent) < enrolled:
+            await asyncio.sleep(0.1)
+            if any(task.done() for task in tasks):
+                for task in tasks:
+                    if task.done():
+                        task.result()
+        elapsed = time.perf_counter() - began
+        stop.set()
+        dispatcher.wake()
+        await asyncio.gather(*tasks)
+        await registry.close()
+
+    async with sessions() as session:
+        statuses = dict((await session.execute(select(OutboxMessage.status, func.count())
+                                               .group_by(OutboxMessage.status))).all())
+    await engine.dispose()
+    per_chat = collections.Counter(m["chat_id"] for m in bot.sent)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    say(f"\n{enrolled:,} campaign sends planned and delivered in {elapsed:.1f}s: {enrolled / elapsed:,.0f} sends/s")
+    say(f"planner (scheduler) share of the time: {planner_seconds / elapsed:.1%} ({planner_seconds:.1f}s)")
+    say(f"peak memory (this process, simulator included): {peak_mib:,.0f} MiB")
+    say(f"outbox: {', '.join(f'{s.value} {n:,}' for s, n in statuses.items())}")
+    ok = len(per_chat) == enrolled and max(per_chat.values()) == 1 and statuses.get(OutboxStatus.SENT) == enrolled
+    say("each customer got exactly one message" if ok else "MISMATCH: see the counts above")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.contacts, args.database_url)))
