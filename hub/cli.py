@@ -229,6 +229,52 @@ def outbox_resolve(outbox_id: int, mark_sent: bool, resend: bool) -> None:
 
 
 @main.group()
+def leads() -> None:
+    """Leads: import them from a file."""
+
+
+@leads.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", help="What the leads are from (default: the file name), e.g. \"Expo 2026\"")
+@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the rejected rows and their reasons here (CSV); default: next to the file")
+def leads_import(path: Path, source: str | None, rejected_path: Path | None) -> None:
+    """Import a CSV or Excel file of leads (name, phone, email, company, region, industry, tags, consent)."""
+    from crm_core.db import create_engine, session_factory
+    from crm_core.lead_import import ImportRefused, import_leads
+    from nlp.entities import stated_contact_keys
+
+    settings = _settings()
+
+    def progress(done: int, report: Any) -> None:
+        click.echo(f"  {done:,} rows: {report.leads_opened:,} new leads, {report.contacts_matched:,} known people, "
+                   f"{len(report.rejected):,} rejected", err=True)
+
+    async def go() -> None:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            pending = await migrations.pending_revisions(engine)
+            if pending:
+                raise click.ClickException(f"the database needs {len(pending)} migration(s): run `scrm migrate`")
+            report = await import_leads(path, sessions=session_factory(engine), key_of=stated_contact_keys,
+                                        rules=settings.lead_rules, source=source, progress=progress)
+        except ImportRefused as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            await engine.dispose()
+        summary = report.summary()
+        click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items() if k != "file"))
+        for row, reason in report.consents_refused:
+            click.echo(f"  row {row}: {reason}")
+        if report.rejected:
+            target = rejected_path or path.with_name(f"{path.stem}.rejected.csv")
+            target.write_text(report.rejected_csv(), encoding="utf-8-sig")
+            click.echo(f"{len(report.rejected)} rows rejected, with reasons: {target}")
+
+    _run(go)
+
+
+@main.group()
 def nlp() -> None:
     """Language models: train and check them."""
 

@@ -103,10 +103,11 @@ def _all_contact_details(text: str) -> list[tuple[str, str]]:
     """Every phone and email in the text, stated as one's own or not."""
     found: list[tuple[str, str]] = [("email", m.group(0).lower()) for m in EMAIL.finditer(text)]
     rest = EMAIL.sub(" ", text)
-    found += [("phone", "+86" + "".join(m.groups())) for m in MOBILE_CN.finditer(rest)]
-    rest = MOBILE_CN.sub(" ", rest)
+    # Other countries' numbers first: "+49 151 2345 6789" ends in what looks like a Chinese mobile.
     for match in E164.finditer(rest):
         digits = re.sub(r"\D", "", match.group(1))
         if not digits.startswith("86"):
             found.append(("phone", "+" + digits))
+            rest = rest.replace(match.group(0), " ", 1)
+    found += [("phone", "+86" + "".join(m.groups())) for m in MOBILE_CN.finditer(rest)]
     return found

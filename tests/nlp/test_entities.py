@@ -11,6 +11,8 @@ def test_stated_phones_and_emails_are_normalized_keys():
         "邮箱：Chen@Customer.example，电话 13800138000": [("email", "chen@customer.example"),
                                                      ("phone", "+8613800138000")],
         "call me at +44 20 7946 0958": [("phone", "+442079460958")],
+        # A German mobile whose last eleven digits look like a Chinese one stays German.
+        "+49 151 2345 6789": [("phone", "+4915123456789")],
         "chen@customer.example": [("email", "chen@customer.example")],
     }
     for text, keys in cases.items():
