@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core import consent, leads, tags
 from crm_core.db import utcnow
 from crm_core.leads import LeadRules
-from crm_core.models import ConsentEvent, Contact, ContactKey, MessagePurpose, User
+from crm_core.models import ConsentEvent, Contact, ContactKey, Lead, MessagePurpose, User
 from crm_core.sql import insert_ignoring_conflict
 
 # Column names understood, Chinese and English (case and spaces ignored).
@@ -155,9 +155,18 @@ async def import_leads(path: Path, *, sessions: async_sessionmaker[AsyncSession]
     return report
 
 
+async def import_one(values: dict[str, str], *, session: AsyncSession, key_of: KeyReader, rules: LeadRules,
+                     source: str, actor: User | None) -> tuple[ImportReport, Lead | None]:
+    """One person given through the API: the same checks and matching as a file's row."""
+    report = ImportReport(file=source, rows=1)
+    return report, await _import_row(1, values, session, report, key_of, rules, source, actor, {},
+                                     source_kind="api")
+
+
 async def _import_row(number: int, values: dict[str, str], session: AsyncSession, report: ImportReport,
                       key_of: KeyReader, rules: LeadRules, source: str, actor: User | None,
-                      seen: dict[tuple[str, str], int]) -> None:
+                      seen: dict[tuple[str, str], int], source_kind: str = "import") -> Lead | None:
+    """The row's lead, or None (rejected, with the reason in the report)."""
     def reject(reason: str) -> None:
         report.rejected.append(Rejected(number, reason, values))
 
@@ -190,7 +199,7 @@ async def _import_row(number: int, values: dict[str, str], session: AsyncSession
         contact = await session.get(Contact, owners.pop())
         report.contacts_matched += 1
     else:
-        contact = Contact(display_name=name or company, source=f"import: {source}", stage=rules.stages[0])
+        contact = Contact(display_name=name or company, source=f"{source_kind}: {source}", stage=rules.stages[0])
         session.add(contact)
         await session.flush()
         report.contacts_created += 1
@@ -198,7 +207,7 @@ async def _import_row(number: int, values: dict[str, str], session: AsyncSession
         await insert_ignoring_conflict(session, ContactKey.__table__,
                                        {"contact_id": contact.id, "kind": kind, "value": value, "identity_id": None,
                                         "created_at": utcnow()}, conflict_columns=["kind", "value"])
-    opened = await leads.open_lead(contact.id, source_kind="import", source=source, company=company or None,
+    opened = await leads.open_lead(contact.id, source_kind=source_kind, source=source, company=company or None,
                                    region=values.get("region") or None, industry=values.get("industry") or None,
                                    rules=rules, actor=actor, db_session=session)
     if opened.created:
@@ -218,8 +227,9 @@ async def _import_row(number: int, values: dict[str, str], session: AsyncSession
             if not latest.granted:
                 report.consents_refused.append((number, f"marketing consent not recorded: withdrawn "
                                                         f"{latest.created_at:%Y-%m-%d} via {latest.source}"))
-            return
-        await consent.record(contact.id, purpose=MessagePurpose.MARKETING, granted=True, source="import",
+            return opened.lead
+        await consent.record(contact.id, purpose=MessagePurpose.MARKETING, granted=True, source=source_kind,
                              evidence={"file": source, "row": number}, actor_label=actor.username if actor else "import",
                              db_session=session)
         report.consents += 1
+    return opened.lead

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
-from admin.api import campaigns, channel_accounts, contacts, conversations, opinion, users
+from admin.api import campaigns, channel_accounts, contacts, conversations, leads, opinion, users
 from channels.base import ConnectionCheck
 from crm_core import accounts, migrate
 from crm_core.db import run_sqlite_checkpoints
@@ -22,6 +22,7 @@ from crm_core.models import ChannelAccount, OutboxMessage, OutboxStatus
 from hub import webhooks
 from hub.context import Hub
 from hub.runtime import BackgroundRuntime, Services
+from nlp.entities import stated_contact_keys
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class HubApiContext:
         self.catalog = HubChannelCatalog(hub)
         self.opinion = hub.opinion
         self.rep_review = hub.rep_review
+        self.lead_rules = hub.settings.lead_rules
+        self.contact_keys = stated_contact_keys
         self._hub = hub
 
     def on_enqueued(self) -> None:
@@ -111,7 +114,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.state.hub = hub
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)
-    for module in (campaigns, channel_accounts, contacts, conversations, opinion, users):
+    for module in (campaigns, channel_accounts, contacts, conversations, leads, opinion, users):
         app.include_router(module.router, prefix="/api/v1")
 
     @app.get("/healthz", tags=["health"])

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import users
 from crm_core.crypto import CredentialCipher
+from crm_core.leads import LeadRules
 from crm_core.models import ChannelAccount, Conversation, OutboxMessage, Role, User
 
 
@@ -66,6 +67,9 @@ class ApiContext(Protocol):
     catalog: ChannelCatalog
     opinion: OpinionSeries
     rep_review: SentMessageReview
+    lead_rules: LeadRules
+    # Normalized ("phone", "+86...") / ("email", ...) keys in a cell of text (nlp.entities).
+    contact_keys: Callable[[str], list[tuple[str, str]]]
 
     def on_enqueued(self) -> None: ...
 

@@ -241,3 +241,61 @@ class TagsUpdate(BaseModel):
         if any(len(tag) > 64 for tag in cleaned):
             raise ValueError("a tag is at most 64 characters")
         return cleaned
+
+
+class LeadCreate(BaseModel):
+    contact_id: int | None = Field(default=None, description="An existing contact; or give name / phone / email")
+    name: str = Field(default="", max_length=200)
+    phone: str = Field(default="", max_length=50)
+    email: str = Field(default="", max_length=200)
+    company: str = Field(default="", max_length=200)
+    region: str = Field(default="", max_length=100)
+    industry: str = Field(default="", max_length=100)
+    source: str = Field(default="api", max_length=200)
+
+
+class LeadRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    contact_id: int
+    status: str
+    stage: str
+    source_kind: str
+    source: str | None
+    company: str | None
+    region: str | None
+    industry: str | None
+    score: int
+    segment: str
+    order_total: float
+    order_count: int
+    owner_user_id: int | None
+    first_response_due_at: dt.datetime | None
+    first_responded_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+class LeadEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str
+    details: dict[str, Any]
+    actor_user_id: int | None
+    at: dt.datetime
+
+
+class LeadDetail(LeadRead):
+    events: list[LeadEventRead]
+
+
+class LeadStageUpdate(BaseModel):
+    stage: str = Field(min_length=1, max_length=32)
+
+
+class LeadOrder(BaseModel):
+    amount: float = Field(gt=0, le=1e12)
+
+
+class LeadAssign(BaseModel):
+    user_id: int

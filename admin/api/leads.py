@@ -1,0 +1,144 @@
+"""Leads: list, read with history, create, import a file, move the stage, record an order, assign.
+
+Reps see and work only their own leads; managers, operators and admins see all.
+Imports (CSV / Excel) are for operators and admins and answer with the report of
+rejected rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
+from admin.api.schemas import LeadAssign, LeadCreate, LeadDetail, LeadEventRead, LeadOrder, LeadRead, LeadStageUpdate
+from crm_core import leads
+from crm_core.lead_import import ImportRefused, import_leads, import_one
+from crm_core.leads import LeadRefused
+from crm_core.models import Contact, Lead, LeadEvent, Role, User
+
+router = APIRouter(prefix="/leads", tags=["leads"])
+
+SUPERVISORS = (Role.ADMIN, Role.OPERATOR, Role.MANAGER)
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+
+
+async def _lead(lead_id: int, user: User, session: AsyncSession) -> Lead:
+    lead = await session.get(Lead, lead_id)
+    # A rep asking for someone else's lead gets the same answer as for a missing one.
+    if lead is None or (user.role == Role.REP and lead.owner_user_id != user.id):
+        raise HTTPException(404, f"lead {lead_id} not found")
+    return lead
+
+
+async def _detail(lead: Lead, session: AsyncSession) -> LeadDetail:
+    events = (await session.scalars(select(LeadEvent).where(LeadEvent.lead_id == lead.id)
+                                    .order_by(LeadEvent.id))).all()
+    return LeadDetail(**LeadRead.model_validate(lead).model_dump(),
+                      events=[LeadEventRead.model_validate(e) for e in events])
+
+
+@router.get("", response_model=list[LeadRead])
+async def list_leads(status: str | None = Query(None, pattern="^(open|closed)$"), stage: str | None = None,
+                     owner_user_id: int | None = None, limit: int = Query(50, ge=1, le=500),
+                     offset: int = Query(0, ge=0), user: User = Depends(require_role(*ANY_ROLE)),
+                     session: AsyncSession = Depends(db_session)) -> list[LeadRead]:
+    stmt = select(Lead).order_by(Lead.id.desc())
+    if user.role == Role.REP:
+        stmt = stmt.where(Lead.owner_user_id == user.id)
+    elif owner_user_id is not None:
+        stmt = stmt.where(Lead.owner_user_id == owner_user_id)
+    if status:
+        stmt = stmt.where(Lead.status == status)
+    if stage:
+        stmt = stmt.where(Lead.stage == stage)
+    return [LeadRead.model_validate(lead) for lead in (await session.scalars(stmt.limit(limit).offset(offset))).all()]
+
+
+@router.get("/{lead_id}", response_model=LeadDetail)
+async def get_lead(lead_id: int, user: User = Depends(require_role(*ANY_ROLE)),
+                   session: AsyncSession = Depends(db_session)) -> LeadDetail:
+    return await _detail(await _lead(lead_id, user, session), session)
+
+
+@router.post("", response_model=LeadDetail, status_code=201)
+async def create(body: LeadCreate, user: User = Depends(require_role(*ANY_ROLE)),
+                 ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> LeadDetail:
+    """A lead for a known contact, or for a person given by name and phone / email (matched to a
+    known contact by them). A rep's new lead is their own."""
+    owner = user if user.role == Role.REP else None
+    if body.contact_id is not None:
+        contact = await session.get(Contact, body.contact_id)
+        if contact is None:
+            raise HTTPException(422, f"no contact {body.contact_id}")
+        try:
+            opened = await leads.open_lead(contact.id, source_kind="api", source=body.source,
+                                           company=body.company or None, region=body.region or None,
+                                           industry=body.industry or None, rules=ctx.lead_rules, actor=user,
+                                           owner=owner, db_session=session)
+        except LeadRefused as exc:
+            raise HTTPException(422, str(exc)) from None
+        lead = opened.lead
+    else:
+        values = {k: v for k, v in body.model_dump().items() if k not in ("contact_id", "source") and v}
+        report, lead = await import_one(values, session=session, key_of=ctx.contact_keys, rules=ctx.lead_rules,
+                                        source=body.source, actor=user)
+        if lead is None:
+            raise HTTPException(422, report.rejected[0].reason)
+        if owner is not None and lead.owner_user_id is None:
+            await leads.route(lead, ctx.lead_rules, db_session=session, owner=owner, actor=user)
+    await session.commit()
+    return await _detail(lead, session)
+
+
+@router.post("/import")
+async def import_file(file: UploadFile = File(...), source: str | None = Query(None, max_length=200),
+                      user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
+                      ctx: ApiContext = Depends(api_context)) -> dict:
+    data = await file.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        raise HTTPException(413, f"the file is larger than {MAX_IMPORT_BYTES // 1024 // 1024} MB; split it")
+    try:
+        report = await import_leads(Path(file.filename or "upload.csv"), data=data, sessions=ctx.sessions,
+                                    key_of=ctx.contact_keys, rules=ctx.lead_rules, source=source, actor=user)
+    except ImportRefused as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {**report.summary(), "rejected_rows": [{"row": r.row, "reason": r.reason, "values": r.values}
+                                                  for r in report.rejected],
+            "consents_refused": [{"row": row, "reason": reason} for row, reason in report.consents_refused]}
+
+
+@router.post("/{lead_id}/stage", response_model=LeadDetail)
+async def set_stage(lead_id: int, body: LeadStageUpdate, user: User = Depends(require_role(*ANY_ROLE)),
+                    ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> LeadDetail:
+    lead = await _lead(lead_id, user, session)
+    try:
+        await leads.set_stage(lead, body.stage, rules=ctx.lead_rules, actor=user, db_session=session)
+    except LeadRefused as exc:
+        raise HTTPException(422, str(exc)) from None
+    await session.commit()
+    return await _detail(lead, session)
+
+
+@router.post("/{lead_id}/orders", response_model=LeadDetail)
+async def add_order(lead_id: int, body: LeadOrder, user: User = Depends(require_role(*ANY_ROLE)),
+                    ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> LeadDetail:
+    lead = await _lead(lead_id, user, session)
+    await leads.add_order(lead, body.amount, rules=ctx.lead_rules, actor=user, db_session=session)
+    await session.commit()
+    return await _detail(lead, session)
+
+
+@router.post("/{lead_id}/assign", response_model=LeadDetail)
+async def assign(lead_id: int, body: LeadAssign, user: User = Depends(require_role(*SUPERVISORS)),
+                 ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> LeadDetail:
+    lead = await _lead(lead_id, user, session)
+    target = await session.get(User, body.user_id)
+    if target is None or not target.is_active or target.role == Role.OPERATOR:
+        raise HTTPException(422, f"user {body.user_id} is not an active rep, manager or admin")
+    await leads.route(lead, ctx.lead_rules, db_session=session, owner=target, actor=user)
+    await session.commit()
+    return await _detail(lead, session)

@@ -1,0 +1,65 @@
+"""The leads API: a rep creates and works their own leads and sees nobody else's; an
+operator imports a spreadsheet and gets the rejected rows back; a manager reassigns."""
+
+from __future__ import annotations
+
+import openpyxl
+import pytest
+
+from crm_core.models import Role
+from tests.admin.test_api import token_for
+from tests.fakes.stack import telegram_stack
+
+
+@pytest.fixture
+async def stack(database_url, tmp_path):
+    async with telegram_stack(database_url, tmp_path) as stack:
+        yield stack
+
+
+async def test_reps_work_their_own_leads_and_operators_import_files(stack, tmp_path):
+    base, client = f"{stack.hub_base}/api/v1/leads", stack.client
+    li, li_id = await token_for(stack, Role.REP, "li")
+    wang, _ = await token_for(stack, Role.REP, "wang")
+    operator, _ = await token_for(stack, Role.OPERATOR, "op")
+    manager, _ = await token_for(stack, Role.MANAGER, "zhao")
+
+    resp = await client.post(base, json={"name": "陈静", "phone": "138 0013 8000", "company": "华为"},
+                             headers=stack.api(li))
+    assert resp.status_code == 201, resp.text
+    lead = resp.json()
+    assert (lead["owner_user_id"], lead["company"], lead["source_kind"]) == (li_id, "华为", "api")
+    assert [e["kind"] for e in lead["events"]] == ["created", "unrouted", "assigned"]
+    bad = await client.post(base, json={"name": "x", "phone": "12"}, headers=stack.api(li))
+    assert bad.status_code == 422 and "is not a phone number" in bad.text
+
+    # Wang sees neither the list entry nor the lead itself.
+    assert (await client.get(base, headers=stack.api(wang))).json() == []
+    assert (await client.get(f"{base}/{lead['id']}", headers=stack.api(wang))).status_code == 404
+    resp = await client.post(f"{base}/{lead['id']}/stage", json={"stage": "qualified"}, headers=stack.api(li))
+    assert resp.json()["stage"] == "qualified" and resp.json()["first_responded_at"] is not None
+    resp = await client.post(f"{base}/{lead['id']}/orders", json={"amount": 12000}, headers=stack.api(li))
+    assert (resp.json()["segment"], resp.json()["order_count"]) == ("C", 1)
+    resp = await client.post(f"{base}/{lead['id']}/stage", json={"stage": "signed"}, headers=stack.api(li))
+    assert resp.status_code == 422 and "stages: new, contacted" in resp.text
+
+    book = openpyxl.Workbook()
+    book.active.append(["姓名", "手机", "公司"])
+    book.active.append(["陈静", "13800138000", "华为"])     # the same person: no duplicate
+    book.active.append(["王强", "13911112222", "小米"])
+    book.active.append(["赵六", "000", "某公司"])
+    book.save(tmp_path / "expo.xlsx")
+    files = {"file": ("expo.xlsx", (tmp_path / "expo.xlsx").read_bytes())}
+    assert (await client.post(f"{base}/import", files=files, headers=stack.api(li))).status_code == 403
+    resp = await client.post(f"{base}/import", files=files, headers=stack.api(operator))
+    body = resp.json()
+    assert (body["rows"], body["leads_opened"], body["leads_existing"], body["rejected"]) == (3, 1, 1, 1), body
+    assert body["rejected_rows"][0]["row"] == 4 and "'000' is not a phone number" in body["rejected_rows"][0]["reason"]
+
+    # Li leaves: the manager gives the lead to Wang, and the history says so.
+    wang_id = (await client.get(f"{stack.hub_base}/api/v1/users", headers=stack.api(manager))).json()
+    wang_id = next(u["id"] for u in wang_id if u["username"] == "wang")
+    resp = await client.post(f"{base}/{lead['id']}/assign", json={"user_id": wang_id}, headers=stack.api(manager))
+    assert resp.json()["owner_user_id"] == wang_id
+    assert [e["kind"] for e in resp.json()["events"]][-1] == "assigned"
+    assert (await client.get(f"{base}/{lead['id']}", headers=stack.api(wang))).status_code == 200
