@@ -4,14 +4,40 @@ bots run). Repeats get no second confirmation, and no greeting either."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from bots.language import reply_language
 from crm_core import consent
+from crm_core.models import ConsentEvent
 from crm_core.ports import HandlerContext
 
 CONFIRMATION = {
     "en": "You will receive no more marketing messages from us. Replies to your own questions still reach you.",
     "zh": "已为您退订，我们不会再向您发送营销信息；您咨询的问题仍会正常回复。",
 }
+
+
+SUBSCRIBED = {
+    "en": "Thank you, you are subscribed. Reply STOP at any time to stop.",
+    "zh": "感谢确认，您已成功订阅。回复“退订”即可随时取消。",
+}
+
+
+class OptInBot:
+    """Confirms a grant the customer's own message just gave (a "yes" to a double opt-in
+    question, or "subscribe me"), once, in their language."""
+
+    async def handle(self, ctx: HandlerContext) -> None:
+        if ctx.contact.is_staff or not ctx.message.text:
+            return
+        granted = await ctx.db_session.scalar(
+            select(ConsentEvent.id).where(ConsentEvent.contact_id == ctx.contact.id, ConsentEvent.granted.is_(True),
+                                          ConsentEvent.evidence["message_id"].as_integer() == ctx.message.id)
+            .limit(1))
+        if granted is None:
+            return
+        ctx.reply(SUBSCRIBED[reply_language(ctx.message.text, ctx.identity.language or ctx.contact.language)])
+        ctx.handled = True
 
 
 class OptOutBot:

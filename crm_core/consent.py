@@ -14,6 +14,8 @@ marketing send to the contact. The dispatcher checks again at send time.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.db import utcnow
 from crm_core.models import (
     ConsentEvent,
+    ConsentRequest,
     Contact,
+    Conversation,
     Enrolment,
     EnrolmentStatus,
     Identity,
@@ -33,8 +37,11 @@ from crm_core.models import (
     OutboxMessage,
     OutboxStatus,
 )
+from crm_core.ports import OutboundMessage
 
 WAITING = (OutboxStatus.PENDING, OutboxStatus.HELD)
+# A person's "yes" to a double opt-in question.
+CONFIRMATION_WORDS = re.compile(r"^\s*(yes|y|ok|okay|confirm|i confirm|是|是的|确认|好|好的|同意|可以)\s*[.!。！]*\s*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -130,3 +137,110 @@ async def cancel_pending(contact_id: int, purpose: MessagePurpose, *, reason: st
                     note=reason)
             .execution_options(synchronize_session=False))
     return result.rowcount or 0
+
+
+# ---- double opt-in -------------------------------------------------------------
+
+DOUBLE_OPT_IN_DAYS = 7
+QUESTION = {
+    "zh": "您好！{who}为您登记了订阅我们的{what}。如确认愿意接收，请回复“是”；不回复则不会发送。",
+    "en": "Hello! {who} signed you up for our {what}. Reply YES to confirm; without your reply we send nothing.",
+}
+WHAT = {MessagePurpose.MARKETING: {"zh": "优惠与资讯", "en": "offers and news"},
+        MessagePurpose.SERVICE: {"zh": "服务通知", "en": "service messages"}}
+
+
+async def request_confirmation(contact_id: int, *, purpose: MessagePurpose, source: str, actor_label: str,
+                               evidence: dict[str, Any], db_session: AsyncSession, language: str = "zh",
+                               channel: str | None = None) -> ConsentRequest:
+    """Ask the person to confirm a grant made on their behalf, in their latest reachable
+    conversation; nothing enters the ledger until they answer yes. Raises LookupError
+    when there is no conversation to ask in."""
+    from crm_core.outbox import enqueue_to_conversation  # the outbox imports this module
+
+    conversation = await db_session.scalar(
+        select(Conversation).join(Identity, Identity.id == Conversation.identity_id)
+        .where(Conversation.contact_id == contact_id, Identity.reachable.is_(True))
+        .order_by(Conversation.last_message_at.desc()).limit(1))
+    if conversation is None:
+        raise LookupError(f"contact {contact_id} has no conversation to ask for confirmation in")
+    now = utcnow()
+    request = ConsentRequest(contact_id=contact_id, purpose=purpose, channel=channel, source=source,
+                             evidence=evidence, actor_label=actor_label,
+                             expires_at=now + dt.timedelta(days=DOUBLE_OPT_IN_DAYS))
+    db_session.add(request)
+    await db_session.flush()
+    lang = "zh" if language.startswith("zh") else "en"
+    text = QUESTION[lang].format(who=actor_label if source != "form" else ("您" if lang == "zh" else "you"),
+                                 what=WHAT[purpose][lang])
+    row = await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text),
+                                        idempotency_key=f"consent-request:{request.id}", db_session=db_session)
+    request.outbox_id = row.id
+    return request
+
+
+async def apply_opt_ins(message: Message, contact: Contact, channel: str, *,
+                        db_session: AsyncSession) -> list[ConsentEvent]:
+    """Grants a customer message gives: confirmations of pending requests, else their own
+    "subscribe me" / "订阅" (a bare "yes" grants nothing unless they were asked)."""
+    confirmed = await confirm_pending(message, contact, channel, db_session=db_session)
+    if confirmed or "opt_in" not in (message.intents or []) or is_confirmation(message.text):
+        return confirmed
+    return [await record(contact.id, purpose=MessagePurpose.MARKETING, granted=True, source="message",
+                         evidence={"message_id": message.id, "channel": channel, "words": message.text},
+                         db_session=db_session)]
+
+
+def is_confirmation(text: str | None) -> bool:
+    return bool(text) and CONFIRMATION_WORDS.match(text) is not None
+
+
+async def confirm_pending(message: Message, contact: Contact, channel: str, *,
+                          db_session: AsyncSession) -> list[ConsentEvent]:
+    """The person's "yes" to open confirmation requests: each becomes a grant in the ledger,
+    with both halves of the proof (who asked, and the person's own words)."""
+    if not is_confirmation(message.text):
+        return []
+    now = utcnow()
+    requests = (await db_session.scalars(
+        select(ConsentRequest).where(ConsentRequest.contact_id == contact.id, ConsentRequest.status == "pending")
+        .order_by(ConsentRequest.id))).all()
+    events = []
+    for request in requests:
+        if request.expires_at <= now:
+            request.status = "expired"
+            continue
+        event = await record(contact.id, purpose=request.purpose, granted=True, source="double_opt_in",
+                             channel=request.channel, actor_label=request.actor_label,
+                             evidence={"request_id": request.id, "requested_via": request.source,
+                                       "requested_by": request.actor_label, "request": request.evidence,
+                                       "message_id": message.id, "channel": channel, "words": message.text},
+                             db_session=db_session)
+        request.status, request.confirmed_event_id = "confirmed", event.id
+        events.append(event)
+    return events
+
+
+async def ledger(contact_id: int, *, db_session: AsyncSession) -> dict[str, Any]:
+    """The state per purpose and channel, every event as proof, and confirmations still awaited."""
+    events = (await db_session.scalars(select(ConsentEvent).where(ConsentEvent.contact_id == contact_id)
+                                       .order_by(ConsentEvent.id))).all()
+    state: dict[str, dict[str, Any]] = {}
+    for event in events:  # oldest first: the newest for each purpose and channel wins
+        scope = state.setdefault(event.purpose.value, {})
+        if event.channel is None:
+            scope.clear()  # an all-channel event overrides earlier per-channel ones
+        scope[event.channel or "*"] = {"granted": event.granted, "since": event.created_at.isoformat(),
+                                       "source": event.source, "event_id": event.id}
+    pending = (await db_session.scalars(select(ConsentRequest).where(
+        ConsentRequest.contact_id == contact_id, ConsentRequest.status == "pending"))).all()
+    return {
+        "contact_id": contact_id,
+        "state": state,
+        "events": [{"id": e.id, "purpose": e.purpose.value, "channel": e.channel, "granted": e.granted,
+                    "source": e.source, "evidence": e.evidence, "actor": e.actor_label,
+                    "at": e.created_at.isoformat()} for e in events],
+        "awaiting_confirmation": [{"id": r.id, "purpose": r.purpose.value, "source": r.source,
+                                   "requested_by": r.actor_label, "expires_at": r.expires_at.isoformat()}
+                                  for r in pending],
+    }

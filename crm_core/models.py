@@ -399,6 +399,28 @@ class ConsentEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ConsentRequest(Base):
+    """Double opt-in: a grant given on someone's behalf (a form, an import, a colleague) waits
+    for the person's own "yes" before it enters the ledger."""
+
+    __tablename__ = "consent_request"
+    __table_args__ = (Index("ix_consent_request_contact", "contact_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
+    purpose: Mapped[MessagePurpose] = mapped_column(_enum(MessagePurpose))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(64))             # form / import / api / admin
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor_label: Mapped[str] = mapped_column(String(200), default="system")
+    # Where the question went (the outbox row), and what answered it.
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_message.id"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / confirmed / expired
+    confirmed_event_id: Mapped[int | None] = mapped_column(ForeignKey("consent_event.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+
+
 class OpinionAlert(Base):
     """A spike of negative messages in one slice of traffic (a channel account, a
     campaign, a team, a product) or a product named in complaints, open while it

@@ -182,6 +182,11 @@ class MessageWorker:
                     account = await session.get(ChannelAccount, message.channel_account_id)
                     await consent.apply_opt_outs(message, contact, account.kind if account else "?",
                                                  db_session=session)
+                elif customer_text:
+                    # A "yes" to a double opt-in question, or the customer's own "subscribe me".
+                    account = await session.get(ChannelAccount, message.channel_account_id)
+                    await consent.apply_opt_ins(message, contact, account.kind if account else "?",
+                                                db_session=session)
                 conversation = await session.get(Conversation, message.conversation_id)
                 assert conversation is not None
                 ctx = HandlerContext(session, message, conversation, contact, identity)

@@ -8,11 +8,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from admin.api.deps import ANY_ROLE, db_session, require_role
+from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import ContactDetail, ContactRead, TagsUpdate
-from crm_core import audit, conversations, tags
+from crm_core import audit, consent, conversations, tags
 from crm_core.linking import UnlinkRefused, unlink_identity
-from crm_core.models import Role, User
+from crm_core.models import MessagePurpose, Role, User
 from crm_core.privacy import ErasureRefused, erase_person, export_person
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
@@ -54,6 +54,61 @@ async def set_tags(
     result = await tags.set_tags(contact_id, body.tags, actor=user, db_session=session)
     await session.commit()
     return {"contact_id": contact_id, "tags": result}
+
+
+class ConsentChange(BaseModel):
+    purpose: MessagePurpose = MessagePurpose.MARKETING
+    granted: bool
+    channel: str | None = Field(default=None, max_length=32, description="A channel kind; none: every channel")
+    double_opt_in: bool = Field(default=False, description="Ask the person to confirm before it counts")
+    note: str = Field(default="", max_length=500, description="Where it comes from: the form, the call...")
+
+
+@router.get("/{contact_id}/consent")
+async def consent_ledger(
+    contact_id: int,
+    user: User = Depends(require_role(*ANY_ROLE)),
+    session: AsyncSession = Depends(db_session),
+) -> dict:
+    """The consent state per purpose and channel, and every grant and withdrawal with its proof."""
+    if await conversations.get_contact(contact_id, user, db_session=session) is None:
+        raise HTTPException(404, f"no contact {contact_id}")
+    return await consent.ledger(contact_id, db_session=session)
+
+
+@router.post("/{contact_id}/consent")
+async def change_consent(
+    contact_id: int,
+    body: ConsentChange,
+    user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR, Role.MANAGER)),
+    ctx: ApiContext = Depends(api_context),
+    session: AsyncSession = Depends(db_session),
+) -> dict:
+    """Record a grant or withdrawal given outside the chat (a form, a call). A withdrawal cancels
+    queued sends of that purpose at once; a double opt-in grant asks the person first."""
+    contact = await conversations.get_contact(contact_id, user, db_session=session)
+    if contact is None:
+        raise HTTPException(404, f"no contact {contact_id}")
+    evidence = {"note": body.note, "by_user_id": user.id}
+    if body.granted and body.double_opt_in:
+        try:
+            request = await consent.request_confirmation(
+                contact_id, purpose=body.purpose, channel=body.channel, source="api", actor_label=user.username,
+                evidence=evidence, language=contact.language or "zh", db_session=session)
+        except LookupError as exc:
+            raise HTTPException(409, f"{exc}; record the grant without double opt-in if you hold its proof") from None
+        await session.commit()
+        ctx.on_enqueued()
+        return {"status": "awaiting_confirmation", "request_id": request.id}
+    await consent.record(contact_id, purpose=body.purpose, granted=body.granted, channel=body.channel,
+                         source="api", evidence=evidence, actor_label=user.username, db_session=session)
+    cancelled = 0
+    if not body.granted and body.channel is None:
+        cancelled = await consent.cancel_pending(contact_id, body.purpose, reason=f"{body.purpose.value} consent "
+                                                 f"withdrawn by {user.username}", db_session=session)
+    await session.commit()
+    return {"status": "recorded", "cancelled_sends": cancelled,
+            **await consent.ledger(contact_id, db_session=session)}
 
 
 class UnlinkRequest(BaseModel):
