@@ -92,13 +92,14 @@ async def find_user(name: str, *, db_session: AsyncSession) -> User | None:
 
 async def notify_user(user_id: int, message: OutboundMessage, *, key: str, db_session: AsyncSession,
                       not_before: dt.datetime | None = None) -> int:
-    """Queue `message` (recipient ignored) to each of the user's chat-app handles; how many were queued."""
+    """Queue `message` (recipient ignored) to each of the user's chat-app handles; how many were
+    newly queued (a key queued before counts nothing)."""
     queued = 0
     for handle in await handles_of(user_id, db_session=db_session):
-        await enqueue_to_handle(handle.channel_account_id, handle.external_id, message,
-                                idempotency_key=f"{key}:h{handle.id}", not_before=not_before,
-                                db_session=db_session)
-        queued += 1
+        if await enqueue_to_handle(handle.channel_account_id, handle.external_id, message,
+                                   idempotency_key=f"{key}:h{handle.id}", not_before=not_before,
+                                   db_session=db_session) is not None:
+            queued += 1
     return queued
 
 
