@@ -32,6 +32,7 @@ class UserRead(BaseModel):
     role: Role
     manager_user_id: int | None
     is_active: bool
+    territory: dict | None = None
 
 
 class HandleCreate(BaseModel):
@@ -114,3 +115,28 @@ async def handover(user_id: int, body: HandoverRequest,
     await session.commit()
     ctx.on_enqueued()
     return HandoverResult(reassigned=count, deactivated=body.deactivate)
+
+
+class TerritoryUpdate(BaseModel):
+    regions: list[str] = Field(default_factory=list, max_length=100)
+    industries: list[str] = Field(default_factory=list, max_length=100)
+
+
+@router.put("/{user_id}/territory", response_model=UserRead)
+async def set_territory(user_id: int, body: TerritoryUpdate,
+                        actor: User = Depends(require_role(Role.ADMIN, Role.MANAGER)),
+                        session: AsyncSession = Depends(db_session)) -> UserRead:
+    """The regions and industries a rep covers: new leads from there go to them first."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise HTTPException(404, f"no user {user_id}")
+    def names(values: list[str]) -> list[str]:
+        # One spelling per name: "North China" and " north china " are the same region.
+        return list({v.strip().lower(): v.strip() for v in reversed(values) if v.strip()}.values())[::-1]
+
+    territory = {"regions": names(body.regions), "industries": names(body.industries)}
+    previous, user.territory = user.territory, territory
+    await audit.record("user.territory", entity_type="user", entity_id=user.id, actor=actor, db_session=session,
+                       details={"from": previous, "to": territory})
+    await session.commit()
+    return UserRead.model_validate(user)

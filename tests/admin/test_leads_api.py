@@ -63,3 +63,21 @@ async def test_reps_work_their_own_leads_and_operators_import_files(stack, tmp_p
     assert resp.json()["owner_user_id"] == wang_id
     assert [e["kind"] for e in resp.json()["events"]][-1] == "assigned"
     assert (await client.get(f"{base}/{lead['id']}", headers=stack.api(wang))).status_code == 200
+
+
+async def test_a_managers_territories_route_new_leads(database_url, tmp_path):
+    async with telegram_stack(database_url, tmp_path, lead_routing="round_robin") as stack:
+        client, base = stack.client, f"{stack.hub_base}/api/v1"
+        manager, _ = await token_for(stack, Role.MANAGER, "zhao")
+        _, li_id = await token_for(stack, Role.REP, "li")
+        _, wang_id = await token_for(stack, Role.REP, "wang")
+        resp = await client.put(f"{base}/users/{wang_id}/territory", headers=stack.api(manager),
+                                json={"regions": ["North China", " north china "], "industries": []})
+        assert resp.json()["territory"] == {"regions": ["North China"], "industries": []}
+        for n in range(3):
+            resp = await client.post(f"{base}/leads", headers=stack.api(manager),
+                                     json={"name": f"客户{n}", "phone": f"1380013800{n}", "region": "North China"})
+            assert resp.json()["owner_user_id"] == wang_id, resp.text
+        resp = await client.post(f"{base}/leads", headers=stack.api(manager),
+                                 json={"name": "客户9", "phone": "13800138009", "region": "South China"})
+        assert resp.json()["owner_user_id"] == li_id  # nobody covers it: the rep who waited longest
