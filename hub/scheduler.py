@@ -32,8 +32,10 @@ def build_scheduler(hub: Hub) -> AsyncIOScheduler:
     })
 
     def every(seconds: float, name: str, job: Callable[[], Awaitable[Any]]) -> None:
-        scheduler.add_job(_logged(name, job), IntervalTrigger(seconds=seconds), id=name, name=name,
-                          next_run_time=None if seconds > 60 else _soon())
+        # Frequent jobs also run right after start (work due while the hub was down); the
+        # others at their first interval. (next_run_time=None would add the job paused.)
+        extra = {"next_run_time": _soon()} if seconds <= 60 else {}
+        scheduler.add_job(_logged(name, job), IntervalTrigger(seconds=seconds), id=name, name=name, **extra)
 
     every(settings.nurture_plan_seconds, "nurture-planner", hub.nurture.run_until_idle)
     every(settings.nurture_audience_minutes * 60, "nurture-audience", hub.nurture_audiences)

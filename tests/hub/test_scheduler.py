@@ -1,0 +1,41 @@
+"""The worker's periodic jobs: every one scheduled (none paused), each run once at a
+time however slow, and a failing job tried again at its next tick."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from hub.context import Hub
+from hub.scheduler import build_scheduler
+from tests.fakes.stack import make_settings
+
+JOBS = {"nurture-planner", "nurture-audience", "sla-reminders", "lead-first-response", "opinion-watch", "rep-digest"}
+
+
+async def test_every_job_is_scheduled_and_a_failing_one_runs_again(database_url, tmp_path, caplog):
+    hub = Hub(make_settings(database_url, tmp_path, nurture_plan_seconds=0.2))
+    calls = []
+
+    async def failing() -> None:
+        calls.append(1)
+        raise RuntimeError("database went away")
+
+    hub.nurture.run_until_idle = failing
+    scheduler = build_scheduler(hub)
+    scheduler.start()
+    try:
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        assert set(jobs) == JOBS
+        assert all(job.next_run_time is not None for job in jobs.values()), "a paused job never runs"
+        assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
+        with caplog.at_level(logging.ERROR):
+            for _ in range(100):
+                if len(calls) >= 3:
+                    break
+                await asyncio.sleep(0.05)
+        assert len(calls) >= 3
+        assert "scheduled job nurture-planner failed; it runs again at its next tick" in caplog.text
+    finally:
+        scheduler.shutdown(wait=False)
+        await hub.close()
