@@ -333,6 +333,26 @@ async def exit_enrolment(enrolment: Enrolment, reason: str, *, db_session: Async
                            db_session=db_session, details={"reason": reason})
 
 
+async def exit_on_reply(contact_id: int, *, db_session: AsyncSession) -> int:
+    """The contact wrote: their enrolments in campaigns that end on a reply end, and the steps
+    those queued and not yet sent (waiting for the morning, say) are cancelled, even when the
+    enrolment had just completed. How many enrolments ended."""
+    rows = (await db_session.execute(
+        select(Enrolment.id, Enrolment.status).join(Campaign, Campaign.id == Enrolment.campaign_id)
+        .where(Enrolment.contact_id == contact_id,
+               Enrolment.status.in_((EnrolmentStatus.ACTIVE, EnrolmentStatus.COMPLETED)),
+               cast(Campaign.exits, String).like('%"reply"%')))).all()
+    if not rows:
+        return 0
+    await _cancel_sends([row_id for row_id, _ in rows], "left the campaign: replied", db_session=db_session)
+    ended = [row_id for row_id, status in rows if status == EnrolmentStatus.ACTIVE]
+    if ended:
+        await db_session.execute(update(Enrolment).where(Enrolment.id.in_(ended))
+                                 .values(status=EnrolmentStatus.EXITED, exit_reason="replied", exited_at=utcnow(),
+                                         next_due_at=None).execution_options(synchronize_session=False))
+    return len(ended)
+
+
 async def _cancel_sends(enrolment_ids: Any, reason: str, *, db_session: AsyncSession) -> None:
     await db_session.execute(
         update(OutboxMessage)

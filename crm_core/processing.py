@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import consent
+from crm_core import consent, nurture
 from crm_core.db import utcnow
 from crm_core.dispatcher import new_owner_id
 from crm_core.linking import apply_profile, link_keys
@@ -187,6 +187,8 @@ class MessageWorker:
                     account = await session.get(ChannelAccount, message.channel_account_id)
                     await consent.apply_opt_ins(message, contact, account.kind if account else "?",
                                                 db_session=session)
+                    # They answered: campaigns that end on a reply end now, queued steps with them.
+                    await nurture.exit_on_reply(contact.id, db_session=session)
                 conversation = await session.get(Conversation, message.conversation_id)
                 assert conversation is not None
                 ctx = HandlerContext(session, message, conversation, contact, identity)

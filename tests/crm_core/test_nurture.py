@@ -284,3 +284,25 @@ async def test_marketing_sends_of_a_campaign_still_respect_consent_at_send_time(
     assert row.status == OutboxStatus.CANCELLED and "withdrawn" in row.last_error
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Enrolment)) == 1
+
+
+async def test_a_reply_ends_the_campaign_at_once_and_cancels_the_step_waiting_for_morning(sessions):
+    account = await make_account(sessions)
+    replier, other, done = await customers(sessions, account, "1", "2", "3")
+    await campaign_of(sessions, [WELCOME, FOLLOW_UP], exits=["reply"])
+    await NurturePlanner(sessions).run_until_idle()  # queued; say the quiet hours hold it till morning
+    async with sessions() as session, session.begin():  # one had finished the campaign already
+        await session.execute(update(Enrolment).where(Enrolment.contact_id == done)
+                              .values(status=EnrolmentStatus.COMPLETED))
+        assert await nurture.exit_on_reply(done, db_session=session) == 0
+    async with sessions() as session, session.begin():
+        assert await nurture.exit_on_reply(replier, db_session=session) == 1
+        assert await nurture.exit_on_reply(replier, db_session=session) == 0
+    state = await enrolments(sessions)
+    assert (state[replier].status, state[replier].exit_reason) == (EnrolmentStatus.EXITED, "replied")
+    assert state[other].status == EnrolmentStatus.ACTIVE
+    by_enrolment = {row.enrolment_id: row for row in await sends(sessions)}
+    assert by_enrolment[state[done].id].status == OutboxStatus.CANCELLED  # its last step, not yet sent
+    assert by_enrolment[state[replier].id].status == OutboxStatus.CANCELLED
+    assert by_enrolment[state[replier].id].last_error == "left the campaign: replied"
+    assert by_enrolment[state[other].id].status == OutboxStatus.PENDING
