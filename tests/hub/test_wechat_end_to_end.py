@@ -104,6 +104,14 @@ async def test_unfollow_makes_the_follower_unreachable(database_url, tmp_path):
     async with workspace_stack(database_url, tmp_path, wechat_mode="plain") as ws:
         await ws.follower("oCarol", "follow")
         await ws.follower("oCarol", "messages", text="hi")
+
+        async def answered():
+            # The greeting has gone before she unfollows; sent after, it would fail with 43004
+            # and mark her unreachable for that reason first.
+            async with ws.tg.hub.sessions() as session:
+                return await session.scalar(select(OutboxMessage.id).where(
+                    OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.recipient == "oCarol"))
+        await eventually(answered)
         await ws.follower("oCarol", "unfollow")
 
         async def unreachable():
