@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import LeadAssign, LeadCreate, LeadDetail, LeadEventRead, LeadOrder, LeadRead, LeadStageUpdate
-from crm_core import leads
+from crm_core import conversations, leads
 from crm_core.lead_import import ImportRefused, import_leads, import_one
 from crm_core.leads import LeadRefused
-from crm_core.models import Contact, Lead, LeadEvent, Role, User
+from crm_core.models import Lead, LeadEvent, Role, User
 
 router = APIRouter(prefix="/leads", tags=["leads"])
 
@@ -71,7 +71,8 @@ async def create(body: LeadCreate, user: User = Depends(require_role(*ANY_ROLE))
     known contact by them). A rep's new lead is their own."""
     owner = user if user.role == Role.REP else None
     if body.contact_id is not None:
-        contact = await session.get(Contact, body.contact_id)
+        # A rep may open a lead only for a customer they can see, or one could take anyone's.
+        contact = await conversations.get_contact(body.contact_id, user, db_session=session)
         if contact is None:
             raise HTTPException(422, f"no contact {body.contact_id}")
         try:

@@ -33,6 +33,9 @@ async def test_reps_work_their_own_leads_and_operators_import_files(stack, tmp_p
     bad = await client.post(base, json={"name": "x", "phone": "12"}, headers=stack.api(li))
     assert bad.status_code == 422 and "is not a phone number" in bad.text
 
+    # Wang may not open a lead on Li's customer (it would make the customer his).
+    resp = await client.post(base, json={"contact_id": lead["contact_id"]}, headers=stack.api(wang))
+    assert resp.status_code == 422 and f"no contact {lead['contact_id']}" in resp.text
     # Wang sees neither the list entry nor the lead itself.
     assert (await client.get(base, headers=stack.api(wang))).json() == []
     assert (await client.get(f"{base}/{lead['id']}", headers=stack.api(wang))).status_code == 404
