@@ -47,31 +47,39 @@ class MarketingRules:
         return start, end
 
     def zone(self, name: str | None) -> ZoneInfo:
-        for candidate in (name, self.default_timezone):
-            if candidate:
-                try:
-                    return ZoneInfo(candidate)
-                except (ZoneInfoNotFoundError, ValueError):
-                    continue
-        return ZoneInfo("UTC")
+        return zone_named(name, self.default_timezone)
 
     def quiet_until(self, now: dt.datetime, timezone: str | None) -> dt.datetime | None:
         """The end of the quiet hours `now` falls in (UTC), or None if it is not quiet."""
         if self.quiet_start is None or self.quiet_end is None:
             return None
-        local = now.astimezone(self.zone(timezone))
-        at = local.time().replace(tzinfo=None)
-        if self.quiet_start < self.quiet_end:  # e.g. 12:00-14:00
-            quiet = self.quiet_start <= at < self.quiet_end
-            end_day = local.date()
-        else:  # across midnight, e.g. 21:00-08:00
-            quiet = at >= self.quiet_start or at < self.quiet_end
-            end_day = local.date() + dt.timedelta(days=1) if at >= self.quiet_start else local.date()
-        if not quiet:
-            return None
-        end = dt.datetime.combine(end_day, self.quiet_end, tzinfo=local.tzinfo)
-        return end.astimezone(dt.UTC)
+        return interval_end(now, self.zone(timezone), self.quiet_start, self.quiet_end)
 
+
+def zone_named(name: str | None, default: str) -> ZoneInfo:
+    """A contact's time zone, else the default; an unknown name is passed over, UTC last."""
+    for candidate in (name, default):
+        if candidate:
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def interval_end(now: dt.datetime, zone: ZoneInfo, start: dt.time, end: dt.time) -> dt.datetime | None:
+    """If `now` falls in the daily local interval [start, end) (across midnight when end is
+    earlier, as 21:00-08:00), when that interval ends, in UTC; None if it does not."""
+    local = now.astimezone(zone)
+    at = local.time().replace(tzinfo=None)
+    if start < end:  # e.g. 12:00-14:00
+        inside, end_day = start <= at < end, local.date()
+    else:  # across midnight, e.g. 21:00-08:00
+        inside = at >= start or at < end
+        end_day = local.date() + dt.timedelta(days=1) if at >= start else local.date()
+    if not inside:
+        return None
+    return dt.datetime.combine(end_day, end, tzinfo=zone).astimezone(dt.UTC)
 
 async def hold_back(row_id: int, contact_id: int, rules: MarketingRules, *,
                     db_session: AsyncSession) -> tuple[dt.datetime, str] | None:

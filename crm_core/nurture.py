@@ -18,13 +18,14 @@ import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, and_, cast, exists, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import audit, consent
 from crm_core.db import utcnow
+from crm_core.marketing_rules import interval_end, zone_named
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
     Campaign,
@@ -370,18 +371,11 @@ def render(template: dict[str, str], language: str | None, variables: dict[str, 
 
 
 def window_opening(now: dt.datetime, step: CampaignStep, zone: ZoneInfo) -> dt.datetime | None:
-    """None if `now` is inside the step's send window, else when the window next opens (UTC)."""
+    """None if `now` is inside the step's send window, else when the window next opens (UTC):
+    outside a window is the interval from its end to its start."""
     if step.window_start is None or step.window_end is None:
         return None
-    start, end = dt.time.fromisoformat(step.window_start), dt.time.fromisoformat(step.window_end)
-    local = now.astimezone(zone)
-    at = local.time().replace(tzinfo=None)
-    inside = start <= at < end if start < end else (at >= start or at < end)
-    if inside:
-        return None
-    day = local.date() if at < start else local.date() + dt.timedelta(days=1)
-    return dt.datetime.combine(day, start, tzinfo=zone).astimezone(dt.UTC)
-
+    return interval_end(now, zone, dt.time.fromisoformat(step.window_end), dt.time.fromisoformat(step.window_start))
 
 @dataclass
 class PlanReport:
@@ -599,12 +593,7 @@ class NurturePlanner:
             enrolment.next_due_at = base + dt.timedelta(minutes=step.delay_minutes)
 
     def _zone(self, contact: Contact) -> ZoneInfo:
-        for name in (contact.timezone, self.default_timezone, "UTC"):
-            try:
-                return ZoneInfo(name) if name else ZoneInfo("UTC")
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-        return ZoneInfo("UTC")
+        return zone_named(contact.timezone, self.default_timezone)
 
     @staticmethod
     def _exit_reason(enrolment: Enrolment, campaign: Campaign, contact: Contact, known: _Known) -> str | None:

@@ -243,6 +243,22 @@ async def test_a_step_waits_for_its_send_window_in_the_contacts_time_zone(sessio
     assert (await planner.run_once(dt.datetime(2026, 11, 24, 8, 1, tzinfo=dt.UTC))).queued == 1
 
 
+async def test_a_contact_without_a_time_zone_has_the_hubs_default_for_the_send_window(sessions):
+    account = await make_account(sessions)
+    somewhere, = await customers(sessions, account, "1")
+    await campaign_of(sessions, [StepSpec("morning", {"en": "Good morning"}, window_start="09:00",
+                                          window_end="11:00")], activate=False)
+    dawn = dt.datetime(2026, 11, 23, 22, 0, tzinfo=dt.UTC)  # 06:00 in Shanghai
+    async with sessions() as session, session.begin():
+        campaign = await session.scalar(select(Campaign))
+        campaign.status = CampaignStatus.ACTIVE
+        await nurture.enrol_audience(campaign, db_session=session, now=dawn)
+    await NurturePlanner(sessions, default_timezone="Asia/Shanghai").run_once(dawn)
+    state = (await enrolments(sessions))[somewhere]
+    assert state.next_due_at == dt.datetime(2026, 11, 24, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai
+    assert "Asia/Shanghai" in state.note
+
+
 async def test_results_count_each_step_sent_delivered_replied_and_opted_out(sessions):
     account = await make_account(sessions)
     _, _, leaver = await customers(sessions, account, "1", "2", "3")
