@@ -12,10 +12,18 @@ from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, requir
 from admin.api.schemas import ContactDetail, ContactRead, TagsUpdate
 from crm_core import audit, consent, conversations, tags
 from crm_core.linking import UnlinkRefused, unlink_identity
-from crm_core.models import MessagePurpose, Role, User
+from crm_core.models import Contact, MessagePurpose, Role, User
 from crm_core.privacy import ErasureRefused, erase_person, export_person
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
+
+
+async def _visible_contact(contact_id: int, user: User, session: AsyncSession) -> Contact:
+    """The contact, if `user` may see it (a rep: their own customers); else 404, as for a missing one."""
+    contact = await conversations.get_contact(contact_id, user, db_session=session)
+    if contact is None:
+        raise HTTPException(404, f"no contact {contact_id}")
+    return contact
 
 
 @router.get("", response_model=list[ContactRead])
@@ -35,9 +43,7 @@ async def get_contact(
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
 ) -> ContactDetail:
-    contact = await conversations.get_contact(contact_id, user, db_session=session)
-    if contact is None:
-        raise HTTPException(404, f"no contact {contact_id}")
+    contact = await _visible_contact(contact_id, user, session)
     return ContactDetail.model_validate(contact)
 
 
@@ -49,8 +55,7 @@ async def set_tags(
     session: AsyncSession = Depends(db_session),
 ) -> dict:
     """Replace the contact's tags (campaign audiences select by them). Reps tag their own customers."""
-    if await conversations.get_contact(contact_id, user, db_session=session) is None:
-        raise HTTPException(404, f"no contact {contact_id}")
+    await _visible_contact(contact_id, user, session)
     result = await tags.set_tags(contact_id, body.tags, actor=user, db_session=session)
     await session.commit()
     return {"contact_id": contact_id, "tags": result}
@@ -71,8 +76,7 @@ async def consent_ledger(
     session: AsyncSession = Depends(db_session),
 ) -> dict:
     """The consent state per purpose and channel, and every grant and withdrawal with its proof."""
-    if await conversations.get_contact(contact_id, user, db_session=session) is None:
-        raise HTTPException(404, f"no contact {contact_id}")
+    await _visible_contact(contact_id, user, session)
     return await consent.ledger(contact_id, db_session=session)
 
 
@@ -86,9 +90,7 @@ async def change_consent(
 ) -> dict:
     """Record a grant or withdrawal given outside the chat (a form, a call). A withdrawal cancels
     queued sends of that purpose at once; a double opt-in grant asks the person first."""
-    contact = await conversations.get_contact(contact_id, user, db_session=session)
-    if contact is None:
-        raise HTTPException(404, f"no contact {contact_id}")
+    contact = await _visible_contact(contact_id, user, session)
     evidence = {"note": body.note, "by_user_id": user.id}
     if body.granted and body.double_opt_in:
         try:
@@ -124,8 +126,7 @@ async def unlink(
 ) -> ContactDetail:
     """Separate one identity (and its conversations) from a contact it was linked
     to; returns the contact that now holds it. Audited."""
-    if await conversations.get_contact(contact_id, user, db_session=session) is None:
-        raise HTTPException(404, f"no contact {contact_id}")
+    await _visible_contact(contact_id, user, session)
     try:
         home = await unlink_identity(contact_id, body.identity_id, actor=user, db_session=session)
     except UnlinkRefused as exc:
@@ -144,9 +145,7 @@ async def export(
 ) -> JSONResponse:
     """A person's data (a data subject's access request): the contact, contacts merged into it,
     identities, conversations and messages, notes, the consent ledger and audit entries. Audited."""
-    contact = await conversations.get_contact(contact_id, user, db_session=session)
-    if contact is None:
-        raise HTTPException(404, f"no contact {contact_id}")
+    contact = await _visible_contact(contact_id, user, session)
     if contact.merged_into_id is not None:
         raise HTTPException(409, f"contact {contact_id} was merged into {contact.merged_into_id}; export that one")
     data = await export_person(contact, db_session=session)
@@ -172,9 +171,7 @@ async def erase(
     queued sends), keeping the counts and the consent ledger. Cannot be undone; audited."""
     if body.confirm_contact_id != contact_id:
         raise HTTPException(422, "confirm_contact_id must repeat the contact id: erasure cannot be undone")
-    contact = await conversations.get_contact(contact_id, user, db_session=session)
-    if contact is None:
-        raise HTTPException(404, f"no contact {contact_id}")
+    contact = await _visible_contact(contact_id, user, session)
     try:
         counts = await erase_person(contact, actor=user, db_session=session)
     except ErasureRefused as exc:
