@@ -258,10 +258,7 @@ async def set_status(campaign: Campaign, status: CampaignStatus, *, actor: User 
         ids = select(Enrolment.id).where(Enrolment.campaign_id == campaign.id,
                                          Enrolment.status == EnrolmentStatus.ACTIVE)
         await _cancel_sends(ids, "campaign ended", db_session=db_session)
-        await db_session.execute(update(Enrolment).where(Enrolment.id.in_(ids))
-                                 .values(status=EnrolmentStatus.EXITED, exit_reason="campaign_ended",
-                                         exited_at=utcnow(), next_due_at=None)
-                                 .execution_options(synchronize_session=False))
+        await _mark_exited(ids, "campaign_ended", db_session=db_session)
     await audit.record("campaign.status", entity_type="campaign", entity_id=campaign.id, actor=actor,
                        db_session=db_session, details={"from": previous.value, "to": status.value,
                                                        "enrolled": enrolled})
@@ -348,10 +345,14 @@ async def exit_on_reply(contact_id: int, *, db_session: AsyncSession) -> int:
     await _cancel_sends([row_id for row_id, _ in rows], "left the campaign: replied", db_session=db_session)
     ended = [row_id for row_id, status in rows if status == EnrolmentStatus.ACTIVE]
     if ended:
-        await db_session.execute(update(Enrolment).where(Enrolment.id.in_(ended))
-                                 .values(status=EnrolmentStatus.EXITED, exit_reason="replied", exited_at=utcnow(),
-                                         next_due_at=None).execution_options(synchronize_session=False))
+        await _mark_exited(ended, "replied", db_session=db_session)
     return len(ended)
+
+
+async def _mark_exited(enrolment_ids: Any, reason: str, *, db_session: AsyncSession) -> None:
+    await db_session.execute(update(Enrolment).where(Enrolment.id.in_(enrolment_ids))
+                             .values(status=EnrolmentStatus.EXITED, exit_reason=reason, exited_at=utcnow(),
+                                     next_due_at=None).execution_options(synchronize_session=False))
 
 
 async def _cancel_sends(enrolment_ids: Any, reason: str, *, db_session: AsyncSession) -> None:

@@ -322,3 +322,26 @@ async def test_a_reply_ends_the_campaign_at_once_and_cancels_the_step_waiting_fo
     assert by_enrolment[state[replier].id].status == OutboxStatus.CANCELLED
     assert by_enrolment[state[replier].id].last_error == "left the campaign: replied"
     assert by_enrolment[state[other].id].status == OutboxStatus.PENDING
+
+
+async def test_a_paused_campaign_plans_nothing_and_an_ended_one_takes_back_what_it_queued(sessions):
+    account = await make_account(sessions)
+    await customers(sessions, account, "1", "2")
+    campaign_id = await campaign_of(sessions, [WELCOME, FOLLOW_UP])
+    async with sessions() as session, session.begin():
+        campaign = await session.get(Campaign, campaign_id)
+        await nurture.set_status(campaign, CampaignStatus.PAUSED, actor=None, db_session=session)
+    assert (await NurturePlanner(sessions).run_until_idle()).planned == 0
+    async with sessions() as session, session.begin():
+        campaign = await session.get(Campaign, campaign_id)
+        await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)  # resumed
+    assert (await NurturePlanner(sessions).run_until_idle()).queued == 2
+    async with sessions() as session, session.begin():
+        campaign = await session.get(Campaign, campaign_id)
+        await nurture.set_status(campaign, CampaignStatus.ENDED, actor=None, db_session=session)
+        with pytest.raises(CampaignInvalid, match="is ended; it cannot become active"):
+            await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
+    assert {(e.status, e.exit_reason) for e in (await enrolments(sessions)).values()} == \
+        {(EnrolmentStatus.EXITED, "campaign_ended")}
+    assert {(row.status, row.last_error) for row in await sends(sessions)} == \
+        {(OutboxStatus.CANCELLED, "campaign ended")}
