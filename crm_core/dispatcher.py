@@ -22,19 +22,23 @@ import socket
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import accounts, consent
 from crm_core.crypto import CredentialCipher
-from crm_core.db import utcnow
+from crm_core.db import is_postgres, utcnow
+from crm_core.group_commit import GroupCommit
 from crm_core.ingest import mark_identity_unreachable
 from crm_core.marketing_rules import MarketingRules, hold_back
 from crm_core.models import (
     ChannelAccount,
+    Contact,
     Conversation,
     Direction,
     Identity,
@@ -118,7 +122,8 @@ class Pacer:
         free = window[0] + limit.period if window is not None and len(window) >= limit.count else 0.0
         return max(free, self._paused_until.get(name, 0.0))
 
-    async def wait(self, buckets: Sequence[tuple[str, RateLimit]]) -> None:
+    async def wait(self, buckets: Sequence[tuple[str, RateLimit]]) -> float:
+        """Wait for a free place in every bucket and take it; the moment taken, for `sent`."""
         while True:
             now = time.monotonic()
             ready_at = max((self._ready_at(name, limit) for name, limit in buckets), default=0.0)
@@ -128,8 +133,21 @@ class Pacer:
                     if window is None or window.maxlen != limit.count:
                         window = self._windows[name] = deque(window or (), maxlen=limit.count)
                     window.append(now)
-                return
+                return now
             await asyncio.sleep(ready_at - now)
+
+    def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
+        """The send that took its place at `taken` goes out now: count it from now.
+
+        Between the two the row is marked sending in a group commit whose length
+        varies; counted from the wait, two sends could reach a chat closer together
+        than its limit allows."""
+        now = time.monotonic()
+        for name, _ in buckets:
+            window = self._windows.get(name)
+            if window is not None and taken in window:
+                stamps = sorted(now if stamp == taken else stamp for stamp in window)
+                self._windows[name] = deque(stamps, maxlen=window.maxlen)
 
     def pause(self, bucket: str, seconds: float) -> None:
         self._paused_until[bucket] = max(self._paused_until.get(bucket, 0.0), time.monotonic() + seconds)
@@ -184,6 +202,25 @@ class _Claimed:
     message_id: int | None
     attempts: int
     purpose: MessagePurpose = MessagePurpose.SERVICE
+    contact_id: int | None = None
+
+
+@dataclass
+class _Marked:
+    outcome: str  # sending | lost | held | cancelled | unreachable
+    activity: RecipientActivity | None = None
+    reply_via: dict | None = None
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One row's state change, written in a group commit with the others'."""
+
+    apply: Callable[[AsyncSession], Awaitable[Any]]
+    lock_contact: int | None = None
+
+
+_T = TypeVar("_T")
 
 
 class Dispatcher:
@@ -205,6 +242,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._accounts: OrderedDict[int, tuple[float, AccountRef | None]] = OrderedDict()
         self._last_recovery = 0.0
+        self._writes: GroupCommit[_Change, Any] = GroupCommit(sessions, self._apply, max_batch=self.policy.batch_size,
+                                                               name="dispatcher-writes")
 
     def wake(self) -> None:
         """Something was enqueued: look now instead of at the next poll."""
@@ -281,7 +320,12 @@ class Dispatcher:
         )
         async with self.sessions() as session, session.begin():
             rows = (await session.execute(stmt)).all()
-        return sorted((_Claimed(*row) for row in rows), key=lambda r: r.id)
+            identities = {row.identity_id for row in rows if row.identity_id is not None}
+            contact_of = dict((await session.execute(
+                select(Identity.id, Identity.contact_id).where(Identity.id.in_(identities)))).all()) \
+                if identities else {}
+        return sorted((_Claimed(*row, contact_id=contact_of.get(row.identity_id)) for row in rows),
+                      key=lambda r: r.id)
 
     async def _send_one(self, row: _Claimed) -> None:
         account = await self._account(row.account_id)
@@ -289,52 +333,29 @@ class Dispatcher:
             # Disabled since the claim: back to pending; sent once it is enabled again.
             await self._retry(row, row.attempts, delay=0, error="channel account is disabled")
             return
-        activity = reply = identity = None
-        if row.identity_id is not None:
-            async with self.sessions() as session:
-                identity = await session.get(Identity, row.identity_id)
-                decision = None
-                if identity is not None:
-                    # Consent again at send time: it may have been withdrawn since the row was queued.
-                    decision = await consent.decide(identity.contact_id, purpose=MessagePurpose(row.purpose),
-                                                    channel=account.kind, db_session=session)
-                if identity is not None and identity.reachable and decision is not None and decision.allowed:
-                    if self.gateway.needs_recipient_activity(account):
-                        activity = await recipient_activity(identity.id, db_session=session)
-                    if self.gateway.wants_reply_via(account):
-                        reply = await reply_via(identity.id, row.recipient, db_session=session)
-            if decision is not None and not decision.allowed:
-                await self._finish(row, OutboxStatus.CANCELLED, error=f"not sent: {decision.reason}")
-                return
-            if identity is not None and not identity.reachable:
-                await self._finish(row, OutboxStatus.UNREACHABLE,
-                                   error=f"recipient unreachable: {identity.unreachable_reason or 'unknown reason'}")
-                return
-
-        await self.pacer.wait(self.gateway.rate_limits(account, row.recipient))
-        marketing_contact = identity.contact_id \
-            if identity is not None and row.purpose == MessagePurpose.MARKETING else None
-        marked = await self._mark_sending(row, marketing_contact)
-        if marked != "sending":
-            if marked == "lost":
+        limits = self.gateway.rate_limits(account, row.recipient)
+        taken = await self.pacer.wait(limits)
+        marketing_contact = row.contact_id if row.purpose == MessagePurpose.MARKETING else None
+        marked = await self._write(partial(self._mark_sending, row, account), lock_contact=marketing_contact)
+        if marked.outcome != "sending":
+            if marked.outcome == "lost":
                 log.info("outbox %s: claim lost to another dispatcher; not sending", row.id)
             return
         attempts = row.attempts + 1
-        message = OutboundMessage.from_payload(row.recipient, row.payload, recipient_activity=activity,
-                                               reply_via=reply)
+        message = OutboundMessage.from_payload(row.recipient, row.payload, recipient_activity=marked.activity,
+                                               reply_via=marked.reply_via)
+        self.pacer.sent(limits, taken)
         try:
             async with asyncio.timeout(self.policy.lease_seconds / 2):
                 result = await self.gateway.send(account, message)
         except RetryLater as exc:
-            for bucket, _ in self.gateway.rate_limits(account, row.recipient)[:1]:
+            for bucket, _ in limits[:1]:
                 self.pacer.pause(bucket, exc.retry_after)
             # A rate limit is the platform's pacing, not a failed attempt.
             await self._retry(row, attempts - 1, delay=exc.retry_after, error=f"rate limited: {exc}")
         except RecipientUnreachable as exc:
-            await self._finish(row, OutboxStatus.UNREACHABLE, error=str(exc), attempts=attempts)
-            if row.identity_id is not None:
-                async with self.sessions() as session, session.begin():
-                    await mark_identity_unreachable(row.identity_id, str(exc), db_session=session)
+            await self._finish(row, OutboxStatus.UNREACHABLE, error=str(exc), attempts=attempts,
+                               unreachable_identity=row.identity_id)
         except SendHeld as exc:
             # Not an attempt: nothing reached the customer. Released by their next message.
             await self._finish(row, OutboxStatus.HELD, error=str(exc), attempts=attempts - 1)
@@ -348,35 +369,63 @@ class Dispatcher:
             else:
                 await self._retry(row, attempts, delay=self.policy.backoff(attempts), error=error)
         else:
-            await self._record_sent(row, result, attempts)
+            await self._write(partial(self._record_sent, row, result, attempts))
 
-    async def _mark_sending(self, row: _Claimed, marketing_contact: int | None = None) -> str:
-        """"sending", "lost" (another dispatcher has it) or "held" (a marketing rule: back to pending).
+    async def _write(self, change: Callable[[AsyncSession], Awaitable[_T]], *, lock_contact: int | None = None) -> _T:
+        """`change` committed, together with the other rows' state changes queued meanwhile."""
+        return await self._writes.submit(_Change(change, lock_contact))
 
-        For marketing, the frequency cap and quiet hours are decided in this same
-        transaction, under a lock on the contact, so the cap holds across dispatchers."""
+    @staticmethod
+    async def _apply(session: AsyncSession, changes: list[_Change]) -> list[Any]:
+        contacts = sorted({c.lock_contact for c in changes if c.lock_contact is not None})
+        if contacts and is_postgres(session):
+            # Every contact a marketing rule is decided for, locked up front in id order:
+            # two dispatchers' batches then never wait on each other in a cycle.
+            await session.execute(select(Contact.id).where(Contact.id.in_(contacts)).order_by(Contact.id)
+                                  .with_for_update())
+        return [await change.apply(session) for change in changes]
+
+    async def _mark_sending(self, row: _Claimed, account: AccountRef, session: AsyncSession) -> _Marked:
+        """Decide, in the transaction that marks the row `sending`, whether it may go now.
+
+        Reachability and consent are read here, just before the network call. For
+        marketing, the frequency cap and quiet hours are decided under a lock on the
+        contact (`hold_back`), so the cap holds across dispatchers."""
         ours = (OutboxMessage.id == row.id, OutboxMessage.status == OutboxStatus.CLAIMED,
                 OutboxMessage.claimed_by == self.owner)
-        async with self.sessions() as session, session.begin():
-            if marketing_contact is not None:
-                held = await hold_back(row.id, marketing_contact, self.policy.marketing, db_session=session)
+
+        async def settle(outcome: str, **values: Any) -> _Marked:
+            result: CursorResult = await session.execute(
+                update(OutboxMessage).where(*ours).values(**values).execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                return _Marked("lost")
+            if outcome != "sending":
+                log.info("outbox %s: %s", row.id, values.get("last_error"))
+            return _Marked(outcome)
+
+        identity = await session.get(Identity, row.identity_id) if row.identity_id is not None else None
+        if identity is not None:
+            if not identity.reachable:
+                return await settle("unreachable", status=OutboxStatus.UNREACHABLE, last_error=(
+                    f"recipient unreachable: {identity.unreachable_reason or 'unknown reason'}"))
+            # Consent again at send time: it may have been withdrawn since the row was queued.
+            decision = await consent.decide(identity.contact_id, purpose=MessagePurpose(row.purpose),
+                                            channel=account.kind, db_session=session)
+            if not decision.allowed:
+                return await settle("cancelled", status=OutboxStatus.CANCELLED, last_error=f"not sent: {decision.reason}")
+            if row.purpose == MessagePurpose.MARKETING:
+                held = await hold_back(row.id, identity.contact_id, self.policy.marketing, db_session=session)
                 if held is not None:
                     until, reason = held
-                    result: CursorResult = await session.execute(
-                        update(OutboxMessage).where(*ours)
-                        .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None,
-                                next_attempt_at=until, last_error=reason)
-                        .execution_options(synchronize_session=False))
-                    if result.rowcount == 1:
-                        log.info("outbox %s: %s", row.id, reason)
-                        return "held"
-                    return "lost"
-            result = await session.execute(
-                update(OutboxMessage).where(*ours)
-                .values(status=OutboxStatus.SENDING, attempts=row.attempts + 1, claimed_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-        return "sending" if result.rowcount == 1 else "lost"
+                    return await settle("held", status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None,
+                                        next_attempt_at=until, last_error=reason)
+        marked = await settle("sending", status=OutboxStatus.SENDING, attempts=row.attempts + 1, claimed_at=utcnow())
+        if marked.outcome == "sending" and identity is not None:
+            if self.gateway.needs_recipient_activity(account):
+                marked.activity = await recipient_activity(identity.id, db_session=session)
+            if self.gateway.wants_reply_via(account):
+                marked.reply_via = await reply_via(identity.id, row.recipient, db_session=session)
+        return marked
 
     def _ours(self, row: _Claimed):
         return (
@@ -385,26 +434,25 @@ class Dispatcher:
             OutboxMessage.status.in_([OutboxStatus.CLAIMED, OutboxStatus.SENDING, OutboxStatus.IN_DOUBT]),
         )
 
-    async def _record_sent(self, row: _Claimed, result: SendResult, attempts: int) -> None:
-        now = utcnow()
-        async with self.sessions() as session, session.begin():
+    async def _record_sent(self, row: _Claimed, result: SendResult, attempts: int, session: AsyncSession) -> None:
+        await session.execute(
+            update(OutboxMessage)
+            .where(*self._ours(row))
+            .values(status=OutboxStatus.SENT, platform_message_id=result.platform_message_id, sent_at=utcnow(),
+                    attempts=attempts, last_error=None)
+            .execution_options(synchronize_session=False)
+        )
+        if row.message_id is not None:
             await session.execute(
-                update(OutboxMessage)
-                .where(*self._ours(row))
-                .values(status=OutboxStatus.SENT, platform_message_id=result.platform_message_id, sent_at=now,
-                        attempts=attempts, last_error=None)
+                update(Message).where(Message.id == row.message_id)
+                .values(platform_message_id=result.platform_message_id)
                 .execution_options(synchronize_session=False)
             )
-            if row.message_id is not None:
-                await session.execute(
-                    update(Message).where(Message.id == row.message_id)
-                    .values(platform_message_id=result.platform_message_id)
-                    .execution_options(synchronize_session=False)
-                )
 
     async def _retry(self, row: _Claimed, attempts: int, *, delay: float, error: str) -> None:
         log.warning("outbox %s: retry in %.1fs (attempt %d): %s", row.id, delay, attempts, error)
-        async with self.sessions() as session, session.begin():
+
+        async def change(session: AsyncSession) -> None:
             await session.execute(
                 update(OutboxMessage)
                 .where(*self._ours(row))
@@ -413,16 +461,24 @@ class Dispatcher:
                 .execution_options(synchronize_session=False)
             )
 
-    async def _finish(self, row: _Claimed, status: OutboxStatus, *, error: str, attempts: int | None = None) -> None:
+        await self._write(change)
+
+    async def _finish(self, row: _Claimed, status: OutboxStatus, *, error: str, attempts: int | None = None,
+                      unreachable_identity: int | None = None) -> None:
         log.warning("outbox %s: %s: %s", row.id, status.value, error)
         values: dict = {"status": status, "last_error": error}
         if attempts is not None:
             values["attempts"] = attempts
-        async with self.sessions() as session, session.begin():
+
+        async def change(session: AsyncSession) -> None:
             await session.execute(
                 update(OutboxMessage).where(*self._ours(row)).values(**values)
                 .execution_options(synchronize_session=False)
             )
+            if unreachable_identity is not None:
+                await mark_identity_unreachable(unreachable_identity, error, db_session=session)
+
+        await self._write(change)
 
     async def _account(self, account_id: int) -> AccountRef | None:
         cached = self._accounts.get(account_id)

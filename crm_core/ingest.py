@@ -11,7 +11,6 @@ commit), and each request is answered only after that commit.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import accounts
 from crm_core.db import UTCDateTime, utcnow
+from crm_core.group_commit import GroupCommit
 from crm_core.models import (
     Contact,
     Conversation,
@@ -296,74 +296,34 @@ async def mark_identity_unreachable(identity_id: int, reason: str, *, db_session
 
 
 @dataclass
-class _Pending:
+class _Request:
     account_id: int
     events: Sequence[InboundEvent]
     cursor: tuple[str, str] | None
-    done: asyncio.Future[IngestResult]
 
 
 class IngestWriter:
-    """Group commit: requests that arrive together are stored in one transaction.
+    """Concurrent requests stored in one transaction (`crm_core.group_commit`).
 
     `submit` returns only after the commit that holds its events, so a webhook
-    answered after it is durable. If a batch fails, each request is retried
-    alone, so one bad request cannot fail the others.
+    answered after it is durable; one bad request does not fail the others.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, max_batch: int = 256) -> None:
-        self.sessions = sessions
-        self.max_batch = max_batch
-        self._queue: list[_Pending] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._group: GroupCommit[_Request, IngestResult] = GroupCommit(
+            sessions, self._write, max_batch=max_batch, name="ingest-writer")
 
     async def submit(self, account_id: int, events: Sequence[InboundEvent],
                      cursor: tuple[str, str] | None = None) -> IngestResult:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="ingest-writer")
-        done: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(account_id, events, cursor, done))
-        self._wake.set()
-        return await asyncio.shield(done)
+        return await self._group.submit(_Request(account_id, events, cursor))
 
-    async def _run(self) -> None:
-        while True:
-            if not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-            batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
-            try:
-                results = await self._write(batch)
-            except Exception:
-                if len(batch) > 1:
-                    log.warning("ingest batch of %d failed; storing its requests one by one", len(batch))
-                for pending in batch:
-                    try:
-                        [result] = await self._write([pending])
-                    except Exception as exc:
-                        if not pending.done.done():
-                            pending.done.set_exception(exc)
-                    else:
-                        if not pending.done.done():
-                            pending.done.set_result(result)
-                continue
-            for pending, result in zip(batch, results, strict=True):
-                if not pending.done.done():
-                    pending.done.set_result(result)
-
-    async def _write(self, batch: list[_Pending]) -> list[IngestResult]:
-        async with self.sessions() as session, session.begin():
-            results = await ingest_batch([(p.account_id, p.events) for p in batch], db_session=session)
-            for pending in batch:
-                if pending.cursor is not None:
-                    await accounts.set_cursor(pending.account_id, *pending.cursor, db_session=session)
+    @staticmethod
+    async def _write(session: AsyncSession, batch: list[_Request]) -> list[IngestResult]:
+        results = await ingest_batch([(r.account_id, r.events) for r in batch], db_session=session)
+        for request in batch:
+            if request.cursor is not None:
+                await accounts.set_cursor(request.account_id, *request.cursor, db_session=session)
         return results
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._group.close()

@@ -345,3 +345,31 @@ async def test_reply_via_is_the_newest_offer_from_the_recipient_in_that_thread(s
     await enqueue(sessions, conversation, "answer")
     await drain(dispatcher, 2)
     assert gateway.replies_via == [None, hook]
+
+
+async def test_sends_that_go_together_share_their_commits(sessions):
+    """A commit is an fsync: forty sends must not cost eighty of them."""
+    from sqlalchemy import event
+
+    account_id = await make_account(sessions)
+    gateway = ScriptedGateway()
+    dispatcher = Dispatcher(sessions, gateway, CIPHER, policy=FAST)
+    for user in range(100, 140):
+        await enqueue(sessions, await conversation_for(sessions, account_id, str(user)), f"hi {user}")
+    commits = []
+
+    def count(connection) -> None:
+        commits.append(connection)
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "commit", count)
+    try:
+        assert await dispatcher.run_once() == 40
+    finally:
+        event.remove(engine, "commit", count)
+    assert len(gateway.sent) == 40
+    async with sessions() as session:
+        statuses = (await session.scalars(select(OutboxMessage.status))).all()
+    assert statuses == [OutboxStatus.SENT] * 40
+    # The claim, then the marks and the outcomes in groups: each row alone would take 1 + 2 * 40.
+    assert len(commits) <= 20, len(commits)
