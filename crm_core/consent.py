@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,20 @@ async def decide(contact_id: int, *, purpose: MessagePurpose, channel: str, db_s
                or_(ConsentEvent.channel.is_(None), ConsentEvent.channel == channel))
         .order_by(ConsentEvent.id.desc()).limit(1))
     return decide_from([latest] if latest is not None else [], purpose=purpose, channel=channel)
+
+
+async def events_of(contact_ids: Iterable[int], purposes: Iterable[MessagePurpose], *,
+                    db_session: AsyncSession) -> dict[tuple[int, MessagePurpose], list[ConsentEvent]]:
+    """Many contacts' ledgers at once, for `decide_from`: (contact, purpose) -> events, newest first."""
+    contact_ids, purposes = sorted(set(contact_ids)), sorted(set(purposes))
+    found: dict[tuple[int, MessagePurpose], list[ConsentEvent]] = {}
+    if not contact_ids or not purposes:
+        return found
+    for event in (await db_session.scalars(
+            select(ConsentEvent).where(ConsentEvent.contact_id.in_(contact_ids), ConsentEvent.purpose.in_(purposes))
+            .order_by(ConsentEvent.id.desc()))).all():
+        found.setdefault((event.contact_id, MessagePurpose(event.purpose)), []).append(event)
+    return found
 
 
 def decide_from(events: Sequence[ConsentEvent], *, purpose: MessagePurpose, channel: str) -> Decision:

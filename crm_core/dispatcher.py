@@ -22,23 +22,21 @@ import socket
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import accounts, consent
 from crm_core.crypto import CredentialCipher
-from crm_core.db import is_postgres, utcnow
+from crm_core.db import utcnow
 from crm_core.group_commit import GroupCommit
 from crm_core.ingest import mark_identity_unreachable
 from crm_core.marketing_rules import MarketingRules, hold_back
 from crm_core.models import (
     ChannelAccount,
-    Contact,
     Conversation,
     Direction,
     Identity,
@@ -58,7 +56,6 @@ from crm_core.ports import (
     RecipientUnreachable,
     RetryLater,
     SendHeld,
-    SendResult,
 )
 from crm_core.waiting import wait_any
 
@@ -213,14 +210,25 @@ class _Marked:
 
 
 @dataclass(frozen=True)
-class _Change:
-    """One row's state change, written in a group commit with the others'."""
+class _Mark:
+    """A row about to go: decide whether it may, and mark it `sending` if so."""
 
-    apply: Callable[[AsyncSession], Awaitable[Any]]
-    lock_contact: int | None = None
+    row: _Claimed
+    account: AccountRef
 
 
-_T = TypeVar("_T")
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of a row: its new column values (`status` among them)."""
+
+    row: _Claimed
+    values: dict[str, Any]
+    unreachable_identity: int | None = None
+    platform_message_id: str | None = None  # also written to the stored Message
+
+
+# Where a row may still be changed by the dispatcher that claimed it.
+_STILL_OURS = (OutboxStatus.CLAIMED, OutboxStatus.SENDING, OutboxStatus.IN_DOUBT)
 
 
 class Dispatcher:
@@ -242,8 +250,9 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._accounts: OrderedDict[int, tuple[float, AccountRef | None]] = OrderedDict()
         self._last_recovery = 0.0
-        self._writes: GroupCommit[_Change, Any] = GroupCommit(sessions, self._apply, max_batch=self.policy.batch_size,
-                                                               name="dispatcher-writes")
+        # Marks and outcomes of rows sent together share their commits.
+        self._writes: GroupCommit[_Mark | _Outcome, _Marked | None] = GroupCommit(
+            sessions, self._apply, max_batch=self.policy.batch_size, name="dispatcher-writes")
 
     def wake(self) -> None:
         """Something was enqueued: look now instead of at the next poll."""
@@ -335,8 +344,7 @@ class Dispatcher:
             return
         limits = self.gateway.rate_limits(account, row.recipient)
         taken = await self.pacer.wait(limits)
-        marketing_contact = row.contact_id if row.purpose == MessagePurpose.MARKETING else None
-        marked = await self._write(partial(self._mark_sending, row, account), lock_contact=marketing_contact)
+        marked = await self._writes.submit(_Mark(row, account))
         if marked.outcome != "sending":
             if marked.outcome == "lost":
                 log.info("outbox %s: claim lost to another dispatcher; not sending", row.id)
@@ -369,116 +377,125 @@ class Dispatcher:
             else:
                 await self._retry(row, attempts, delay=self.policy.backoff(attempts), error=error)
         else:
-            await self._write(partial(self._record_sent, row, result, attempts))
+            await self._writes.submit(_Outcome(
+                row, {"status": OutboxStatus.SENT, "platform_message_id": result.platform_message_id,
+                      "sent_at": utcnow(), "attempts": attempts, "last_error": None},
+                platform_message_id=result.platform_message_id))
 
-    async def _write(self, change: Callable[[AsyncSession], Awaitable[_T]], *, lock_contact: int | None = None) -> _T:
-        """`change` committed, together with the other rows' state changes queued meanwhile."""
-        return await self._writes.submit(_Change(change, lock_contact))
+    async def _apply(self, session: AsyncSession, items: list[_Mark | _Outcome]) -> list[_Marked | None]:
+        marks = [item for item in items if isinstance(item, _Mark)]
+        marked = dict(zip((id(m) for m in marks), await self._mark_sending(marks, session), strict=True))
+        await self._record([item for item in items if isinstance(item, _Outcome)], session)
+        return [marked.get(id(item)) for item in items]
 
-    @staticmethod
-    async def _apply(session: AsyncSession, changes: list[_Change]) -> list[Any]:
-        contacts = sorted({c.lock_contact for c in changes if c.lock_contact is not None})
-        if contacts and is_postgres(session):
-            # Every contact a marketing rule is decided for, locked up front in id order:
-            # two dispatchers' batches then never wait on each other in a cycle.
-            await session.execute(select(Contact.id).where(Contact.id.in_(contacts)).order_by(Contact.id)
-                                  .with_for_update())
-        return [await change.apply(session) for change in changes]
-
-    async def _mark_sending(self, row: _Claimed, account: AccountRef, session: AsyncSession) -> _Marked:
-        """Decide, in the transaction that marks the row `sending`, whether it may go now.
+    async def _mark_sending(self, marks: list[_Mark], session: AsyncSession) -> list[_Marked]:
+        """Decide, in the transaction that marks rows `sending`, which may go now.
 
         Reachability and consent are read here, just before the network call. For
-        marketing, the frequency cap and quiet hours are decided under a lock on the
-        contact (`hold_back`), so the cap holds across dispatchers."""
-        ours = (OutboxMessage.id == row.id, OutboxMessage.status == OutboxStatus.CLAIMED,
-                OutboxMessage.claimed_by == self.owner)
-
-        async def settle(outcome: str, **values: Any) -> _Marked:
-            result: CursorResult = await session.execute(
-                update(OutboxMessage).where(*ours).values(**values).execution_options(synchronize_session=False))
-            if result.rowcount != 1:
-                return _Marked("lost")
-            if outcome != "sending":
-                log.info("outbox %s: %s", row.id, values.get("last_error"))
-            return _Marked(outcome)
-
-        identity = await session.get(Identity, row.identity_id) if row.identity_id is not None else None
-        if identity is not None:
+        marketing, the frequency cap and quiet hours are decided under a lock on each
+        contact (`hold_back`), so the cap holds across dispatchers. A handful of
+        statements for the whole batch, not a few per row."""
+        if not marks:
+            return []
+        identity_ids = {m.row.identity_id for m in marks if m.row.identity_id is not None}
+        identities = {i.id: i for i in (await session.scalars(
+            select(Identity).where(Identity.id.in_(identity_ids)))).all()} if identity_ids else {}
+        events = await consent.events_of({i.contact_id for i in identities.values()},
+                                             {MessagePurpose(m.row.purpose) for m in marks}, db_session=session)
+        settled: dict[int, tuple[str, dict[str, Any]]] = {}  # row id: (outcome, values) for those that do not go
+        marketing: list[tuple[int, int]] = []
+        for mark in marks:
+            row, identity = mark.row, identities.get(mark.row.identity_id)
+            if identity is None:
+                continue
             if not identity.reachable:
-                return await settle("unreachable", status=OutboxStatus.UNREACHABLE, last_error=(
-                    f"recipient unreachable: {identity.unreachable_reason or 'unknown reason'}"))
+                settled[row.id] = "unreachable", {"status": OutboxStatus.UNREACHABLE, "last_error": (
+                    f"recipient unreachable: {identity.unreachable_reason or 'unknown reason'}")}
+                continue
             # Consent again at send time: it may have been withdrawn since the row was queued.
-            decision = await consent.decide(identity.contact_id, purpose=MessagePurpose(row.purpose),
-                                            channel=account.kind, db_session=session)
+            purpose = MessagePurpose(row.purpose)
+            decision = consent.decide_from(events.get((identity.contact_id, purpose), []), purpose=purpose,
+                                           channel=mark.account.kind)
             if not decision.allowed:
-                return await settle("cancelled", status=OutboxStatus.CANCELLED, last_error=f"not sent: {decision.reason}")
-            if row.purpose == MessagePurpose.MARKETING:
-                held = await hold_back(row.id, identity.contact_id, self.policy.marketing, db_session=session)
-                if held is not None:
-                    until, reason = held
-                    return await settle("held", status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None,
-                                        next_attempt_at=until, last_error=reason)
-        marked = await settle("sending", status=OutboxStatus.SENDING, attempts=row.attempts + 1, claimed_at=utcnow())
-        if marked.outcome == "sending" and identity is not None:
-            if self.gateway.needs_recipient_activity(account):
-                marked.activity = await recipient_activity(identity.id, db_session=session)
-            if self.gateway.wants_reply_via(account):
-                marked.reply_via = await reply_via(identity.id, row.recipient, db_session=session)
-        return marked
+                settled[row.id] = "cancelled", {"status": OutboxStatus.CANCELLED,
+                                                "last_error": f"not sent: {decision.reason}"}
+            elif purpose == MessagePurpose.MARKETING:
+                marketing.append((row.id, identity.contact_id))
+        for row_id, (until, reason) in (await hold_back(marketing, self.policy.marketing, db_session=session)).items():
+            settled[row_id] = "held", {"status": OutboxStatus.PENDING, "claimed_by": None, "claimed_at": None,
+                                       "next_attempt_at": until, "last_error": reason}
 
-    def _ours(self, row: _Claimed):
-        return (
-            OutboxMessage.id == row.id,
-            OutboxMessage.claimed_by == self.owner,
-            OutboxMessage.status.in_([OutboxStatus.CLAIMED, OutboxStatus.SENDING, OutboxStatus.IN_DOUBT]),
-        )
+        ours = (OutboxMessage.status == OutboxStatus.CLAIMED, OutboxMessage.claimed_by == self.owner)
+        going = [m.row.id for m in marks if m.row.id not in settled]
+        still_ours: set[int] = set()
+        if going:
+            still_ours.update((await session.scalars(
+                update(OutboxMessage).where(OutboxMessage.id.in_(going), *ours)
+                .values(status=OutboxStatus.SENDING, attempts=OutboxMessage.attempts + 1, claimed_at=utcnow())
+                .returning(OutboxMessage.id).execution_options(synchronize_session=False))).all())
+        for row_id, (_, values) in settled.items():
+            result: CursorResult = await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row_id, *ours).values(**values)
+                .execution_options(synchronize_session=False))
+            if result.rowcount == 1:
+                still_ours.add(row_id)
+                log.info("outbox %s: %s", row_id, values["last_error"])
 
-    async def _record_sent(self, row: _Claimed, result: SendResult, attempts: int, session: AsyncSession) -> None:
-        await session.execute(
-            update(OutboxMessage)
-            .where(*self._ours(row))
-            .values(status=OutboxStatus.SENT, platform_message_id=result.platform_message_id, sent_at=utcnow(),
-                    attempts=attempts, last_error=None)
-            .execution_options(synchronize_session=False)
-        )
-        if row.message_id is not None:
-            await session.execute(
-                update(Message).where(Message.id == row.message_id)
-                .values(platform_message_id=result.platform_message_id)
-                .execution_options(synchronize_session=False)
-            )
+        results = []
+        for mark in marks:
+            row, identity = mark.row, identities.get(mark.row.identity_id)
+            if row.id not in still_ours:
+                results.append(_Marked("lost"))
+                continue
+            marked = _Marked(settled[row.id][0] if row.id in settled else "sending")
+            if marked.outcome == "sending" and identity is not None:
+                if self.gateway.needs_recipient_activity(mark.account):
+                    marked.activity = await recipient_activity(identity.id, db_session=session)
+                if self.gateway.wants_reply_via(mark.account):
+                    marked.reply_via = await reply_via(identity.id, row.recipient, db_session=session)
+            results.append(marked)
+        return results
+
+    async def _record(self, outcomes: list[_Outcome], session: AsyncSession) -> None:
+        """Write outcomes, one executemany per kind of change."""
+        table, messages = OutboxMessage.__table__, Message.__table__
+        connection = await session.connection()
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for outcome in outcomes:
+            columns = tuple(sorted(outcome.values))
+            # Bound as "new_<column>": a bind parameter may not share its column's name.
+            by_columns.setdefault(columns, []).append(
+                {"row_id": outcome.row.id, **{f"new_{name}": value for name, value in outcome.values.items()}})
+        for columns, params in by_columns.items():
+            await connection.execute(
+                table.update()
+                .where(table.c.id == bindparam("row_id"), table.c.claimed_by == self.owner,
+                       or_(*(table.c.status == status for status in _STILL_OURS)))  # no IN in an executemany
+                .values({name: bindparam(f"new_{name}") for name in columns}), params)
+        stored = [{"message_row": o.row.message_id, "new_platform_message_id": o.platform_message_id}
+                  for o in outcomes if o.row.message_id is not None and o.platform_message_id is not None]
+        if stored:
+            await connection.execute(
+                messages.update().where(messages.c.id == bindparam("message_row"))
+                .values(platform_message_id=bindparam("new_platform_message_id")), stored)
+        for outcome in outcomes:
+            if outcome.unreachable_identity is not None:
+                await mark_identity_unreachable(outcome.unreachable_identity, outcome.values["last_error"],
+                                                db_session=session)
 
     async def _retry(self, row: _Claimed, attempts: int, *, delay: float, error: str) -> None:
         log.warning("outbox %s: retry in %.1fs (attempt %d): %s", row.id, delay, attempts, error)
-
-        async def change(session: AsyncSession) -> None:
-            await session.execute(
-                update(OutboxMessage)
-                .where(*self._ours(row))
-                .values(status=OutboxStatus.PENDING, attempts=attempts, claimed_by=None, claimed_at=None,
-                        next_attempt_at=utcnow() + dt.timedelta(seconds=delay), last_error=error)
-                .execution_options(synchronize_session=False)
-            )
-
-        await self._write(change)
+        await self._writes.submit(_Outcome(row, {
+            "status": OutboxStatus.PENDING, "attempts": attempts, "claimed_by": None, "claimed_at": None,
+            "next_attempt_at": utcnow() + dt.timedelta(seconds=delay), "last_error": error}))
 
     async def _finish(self, row: _Claimed, status: OutboxStatus, *, error: str, attempts: int | None = None,
                       unreachable_identity: int | None = None) -> None:
         log.warning("outbox %s: %s: %s", row.id, status.value, error)
-        values: dict = {"status": status, "last_error": error}
+        values: dict[str, Any] = {"status": status, "last_error": error}
         if attempts is not None:
             values["attempts"] = attempts
-
-        async def change(session: AsyncSession) -> None:
-            await session.execute(
-                update(OutboxMessage).where(*self._ours(row)).values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if unreachable_identity is not None:
-                await mark_identity_unreachable(unreachable_identity, error, db_session=session)
-
-        await self._write(change)
+        await self._writes.submit(_Outcome(row, values, unreachable_identity=unreachable_identity))
 
     async def _account(self, account_id: int) -> AccountRef | None:
         cached = self._accounts.get(account_id)

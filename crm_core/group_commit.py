@@ -57,9 +57,10 @@ class GroupCommit(Generic[Item, Result]):
             batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
             try:
                 results = await self._commit([queued.item for queued in batch])
-            except Exception:
+            except Exception as exc:
                 if len(batch) > 1:
-                    log.warning("%s: a batch of %d failed; writing its items one by one", self.name, len(batch))
+                    log.warning("%s: a batch of %d failed (%s: %s); writing its items one by one",
+                                self.name, len(batch), type(exc).__name__, exc)
                 for queued in batch:
                     try:
                         [result] = await self._commit([queued.item])

@@ -10,6 +10,7 @@ and the reason, visible in the API ("held back: ... ; rescheduled to ...").
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -81,32 +82,53 @@ def interval_end(now: dt.datetime, zone: ZoneInfo, start: dt.time, end: dt.time)
         return None
     return dt.datetime.combine(end_day, end, tzinfo=zone).astimezone(dt.UTC)
 
-async def hold_back(row_id: int, contact_id: int, rules: MarketingRules, *,
-                    db_session: AsyncSession) -> tuple[dt.datetime, str] | None:
-    """Inside the transaction that would mark outbox row `row_id` sending: lock the
-    contact, then (time it may go, reason) if it must wait, else None."""
+async def hold_back(sends: Sequence[tuple[int, int]], rules: MarketingRules, *,
+                    db_session: AsyncSession) -> dict[int, tuple[dt.datetime, str]]:
+    """Inside the transaction that would mark these outbox rows sending, given as
+    (row id, contact id) in the order they would go: lock their contacts, then for
+    each row that must wait, (time it may go, reason). The others go, and count
+    against the cap of the rows after them."""
+    if not sends:
+        return {}
     now = utcnow()
-    # The lock: every dispatcher deciding for this contact writes its row first, so
-    # they take turns (a row lock on PostgreSQL, the write lock on SQLite).
-    await db_session.execute(update(Contact).where(Contact.id == contact_id).values(updated_at=now)
+    contact_ids = sorted({contact_id for _, contact_id in sends})
+    # The lock: every dispatcher deciding for a contact writes its row first, so they
+    # take turns (row locks on PostgreSQL, taken in id order so two batches never wait
+    # on each other in a cycle; the write lock on SQLite).
+    if db_session.bind.dialect.name == "postgresql":
+        await db_session.execute(select(Contact.id).where(Contact.id.in_(contact_ids)).order_by(Contact.id)
+                                 .with_for_update())
+    await db_session.execute(update(Contact).where(Contact.id.in_(contact_ids)).values(updated_at=now)
                              .execution_options(synchronize_session=False))
-    timezone = await db_session.scalar(select(Contact.timezone).where(Contact.id == contact_id))
-    quiet_end = rules.quiet_until(now, timezone)
-    if quiet_end is not None:
-        zone = rules.zone(timezone).key
-        return quiet_end, (f"held back: quiet hours {rules.quiet_start:%H:%M}-{rules.quiet_end:%H:%M} {zone}; "
-                           f"rescheduled to {quiet_end:%Y-%m-%d %H:%M} UTC")
+    timezones = dict((await db_session.execute(
+        select(Contact.id, Contact.timezone).where(Contact.id.in_(contact_ids)))).all())
     since = now - dt.timedelta(days=rules.cap_days)
     went_at = func.coalesce(OutboxMessage.sent_at, OutboxMessage.claimed_at)
-    recent = (await db_session.scalars(
-        select(went_at)
-        .where(OutboxMessage.identity_id.in_(select(Identity.id).where(Identity.contact_id == contact_id)),
-               OutboxMessage.purpose == MessagePurpose.MARKETING, OutboxMessage.status.in_(COUNTED),
-               OutboxMessage.id != row_id, went_at >= since)
-        .order_by(went_at))).all()
-    if len(recent) < rules.cap_count:
-        return None
-    # The oldest counted send leaving the window frees a place.
-    free_at = recent[len(recent) - rules.cap_count] + dt.timedelta(days=rules.cap_days)
-    return free_at, (f"held back: frequency cap of {rules.cap_count} marketing messages per "
-                     f"{rules.cap_days:g} days across channels; rescheduled to {free_at:%Y-%m-%d %H:%M} UTC")
+    recent: dict[int, list[dt.datetime]] = {contact_id: [] for contact_id in contact_ids}
+    for contact_id, at in (await db_session.execute(
+            select(Identity.contact_id, went_at)
+            .join(Identity, Identity.id == OutboxMessage.identity_id)
+            .where(Identity.contact_id.in_(contact_ids), OutboxMessage.purpose == MessagePurpose.MARKETING,
+                   OutboxMessage.status.in_(COUNTED), OutboxMessage.id.not_in([row_id for row_id, _ in sends]),
+                   went_at >= since)
+            .order_by(went_at))).all():
+        recent[contact_id].append(at)
+
+    held: dict[int, tuple[dt.datetime, str]] = {}
+    for row_id, contact_id in sends:
+        quiet_end = rules.quiet_until(now, timezones.get(contact_id))
+        if quiet_end is not None:
+            zone = rules.zone(timezones.get(contact_id)).key
+            held[row_id] = quiet_end, (f"held back: quiet hours {rules.quiet_start:%H:%M}-{rules.quiet_end:%H:%M} "
+                                       f"{zone}; rescheduled to {quiet_end:%Y-%m-%d %H:%M} UTC")
+            continue
+        went = recent[contact_id]
+        if len(went) < rules.cap_count:
+            went.append(now)  # this one goes: it counts for the next row to the same person
+            continue
+        # The oldest counted send leaving the window frees a place.
+        free_at = sorted(went)[len(went) - rules.cap_count] + dt.timedelta(days=rules.cap_days)
+        held[row_id] = free_at, (f"held back: frequency cap of {rules.cap_count} marketing messages per "
+                                 f"{rules.cap_days:g} days across channels; rescheduled to "
+                                 f"{free_at:%Y-%m-%d %H:%M} UTC")
+    return held

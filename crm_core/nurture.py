@@ -421,12 +421,8 @@ class _Known:
 
 async def _load(contact_ids: list[int], session: AsyncSession) -> _Known:
     contacts = {c.id: c for c in (await session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))).all()}
-    marketing: dict[int, list[ConsentEvent]] = {}
-    for event in (await session.scalars(
-            select(ConsentEvent).where(ConsentEvent.contact_id.in_(contact_ids),
-                                       ConsentEvent.purpose == MessagePurpose.MARKETING)
-            .order_by(ConsentEvent.id.desc()))).all():
-        marketing.setdefault(event.contact_id, []).append(event)
+    marketing = {contact_id: events for (contact_id, _), events in (await consent.events_of(
+        contact_ids, [MessagePurpose.MARKETING], db_session=session)).items()}
     last_message: dict[int, dt.datetime] = {}
     last_click: dict[int, dt.datetime] = {}
     for contact_id, kind, at in (await session.execute(

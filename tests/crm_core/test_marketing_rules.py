@@ -78,13 +78,14 @@ async def test_the_cap_holds_across_channels_and_reschedules_the_rest(sessions):
     dispatcher = Dispatcher(sessions, gateway, CIPHER, policy=dataclasses.replace(
         FAST, marketing=MarketingRules(cap_count=2, cap_days=7)))
     await drain(dispatcher, rounds=10)
-    assert sorted(text for _, text, _ in gateway.sent) == ["promo 1", "promo 2"]
+    # Two of the three go; which two depends on which channel answered first.
+    assert len(gateway.sent) == 2
     async with sessions() as session:
         rows = {r.id: r for r in (await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))))}
-    held = rows[ids[2]]
+    [held] = [row for row in rows.values() if row.status != OutboxStatus.SENT]
     assert held.status == OutboxStatus.PENDING and held.attempts == 0
     assert "frequency cap of 2 marketing messages per 7 days" in held.last_error
-    first_sent = min(rows[i].sent_at for i in ids[:2])
+    first_sent = min(row.sent_at for row in rows.values() if row.status == OutboxStatus.SENT)
     assert abs((held.next_attempt_at - (first_sent + dt.timedelta(days=7))).total_seconds()) < 2
     # Service messages (answers to the customer) are not marketing: they go.
     async with sessions() as session, session.begin():

@@ -2,9 +2,9 @@
 one of them killed with SIGKILL midway: every due send is delivered exactly once, and
 the customers who opted out get nothing.
 
-CI runs it with 3,000 customers (about 40 s). The issue's 20,000 took 260 s on a 2-core
-machine, the simulator sharing the cores: `SCRM_LOAD_CONTACTS=20000 ./dev test
-tests/hub/test_campaign_processes.py` runs that size.
+20,000 customers, as the issue asks: about 130 s on a 2-core machine, the simulator
+sharing the cores. `SCRM_LOAD_CONTACTS=N ./dev test tests/hub/test_campaign_processes.py`
+runs another size.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tests.hub.test_dispatcher_processes import ROOT, log_of, start_worker, stat
 
 pytestmark = pytest.mark.slow
 
-CUSTOMERS = int(os.environ.get("SCRM_LOAD_CONTACTS", "3000"))
+CUSTOMERS = int(os.environ.get("SCRM_LOAD_CONTACTS", "20000"))
 OPTED_OUT = CUSTOMERS // 20
 
 
