@@ -14,9 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from crm_core import audit
+from crm_core.db import utcnow
 from crm_core.models import Contact, Conversation, Message, OutboxMessage, Role, User
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
+
+
+def person_takes_over(conversation: Conversation, reason: str) -> None:
+    """A person has the conversation now (claimed, assigned, replied, or asked for by the
+    customer): the customer bot stays silent in it until the customer asks for it back."""
+    if conversation.handoff_at is None:
+        conversation.handoff_at, conversation.handoff_reason = utcnow(), reason
 
 
 def _visible_conversations(user: User) -> Select:
@@ -98,6 +106,7 @@ async def send_from_user(
 ) -> OutboxMessage:
     """A person's message into the conversation, through the outbox."""
     key = f"user:{user.id}:{idempotency_key or uuid.uuid4().hex}"
+    person_takes_over(conversation, "replied")
     row = await enqueue_to_conversation(
         conversation,
         OutboundMessage(conversation.external_thread_id, text),

@@ -263,6 +263,11 @@ class Conversation(Base):
     # (and an escalation) went out for, so each is sent once per wait.
     sla_reminded_message_id: Mapped[int | None] = mapped_column(Id)
     sla_escalated_message_id: Mapped[int | None] = mapped_column(Id)
+    # Handed to a person (the customer asked, the bot failed twice, or they were upset):
+    # the customer bot stays silent until the customer asks for it back.
+    handoff_at: Mapped[dt.datetime | None]
+    handoff_reason: Mapped[str | None] = mapped_column(String(32))
+    resolved_at: Mapped[dt.datetime | None]
 
 
 class ThreadAlias(Base):
@@ -571,6 +576,8 @@ class Lead(Base):
     segment: Mapped[str] = mapped_column(String(1), default="E")
     order_total: Mapped[float] = mapped_column(Float, default=0.0)
     order_count: Mapped[int] = mapped_column(Integer, default=0)
+    # What the customer told the bot's lead form: need, budget, time frame.
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     # First response: due by then; met when the owner first writes to the contact or moves the stage.
     first_response_due_at: Mapped[dt.datetime | None]
@@ -595,6 +602,54 @@ class LeadEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FaqEntry(Base):
+    """A question operators answer once for the customer bot: ways of asking it and
+    the answer, in Chinese and English, with synonym groups for its key words."""
+
+    __tablename__ = "faq_entry"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # None: every channel account; else only conversations on this one.
+    channel_account_id: Mapped[int | None] = mapped_column(ForeignKey("channel_account.id"), index=True)
+    questions: Mapped[dict[str, Any]] = mapped_column(default=dict)   # {"zh": [...], "en": [...]}
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)     # {"zh": "...", "en": "..."}
+    synonyms: Mapped[list[Any]] = mapped_column(default=list)          # [["价格", "价钱", "price"], ...]
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class BotSession(Base):
+    """What the customer bot remembers of a person between messages, on any channel: the
+    lead form in progress (resumable days later), its language, and how often in a row
+    it could not answer."""
+
+    __tablename__ = "bot_session"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), unique=True)
+    language: Mapped[str | None] = mapped_column(String(8))
+    # {"status": "open" | "done" | "left", "fields": {...}, "asking": "phone", "tries": 1, ...}
+    form: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    misses: Mapped[int] = mapped_column(Integer, default=0)  # questions in a row without an answer
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CsatSurvey(Base):
+    """"How did we do?" after a conversation was resolved, and the customer's 1-5."""
+
+    __tablename__ = "csat_survey"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    rep_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    asked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    score: Mapped[int | None] = mapped_column(Integer)
+    answered_at: Mapped[dt.datetime | None]
+    answer_message_id: Mapped[int | None] = mapped_column(Id)
 
 
 class AuditLog(Base):

@@ -60,7 +60,9 @@ async def enqueue_to_conversation(
         direction=Direction.OUTBOUND,
         kind=MessageKind.TEXT,
         text=message.text,
-        attachments=[],
+        # The options offered, so a customer's "2" can be read as the second (customer bot).
+        attachments=[{"type": "options", "options": [{"label": b.label, "data": b.data} for b in message.buttons]}]
+        if message.buttons else [],
         raw=None,
         author_user_id=author_user_id,
         created_at=now,

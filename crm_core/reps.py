@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit, leads
+from crm_core.conversations import person_takes_over
 from crm_core.leads import DEFAULT_STAGES, LeadRules
 from crm_core.models import (
     Contact,
@@ -165,6 +166,7 @@ async def claim(conversation: Conversation, user: User, *, db_session: AsyncSess
         raise RepActionRefused("taken", f"conversation #{conversation.id} was already claimed by "
                                         f"{_name(owner)}", id=conversation.id, owner=_name(owner))
     await db_session.refresh(conversation)
+    person_takes_over(conversation, "claimed")
     await leads.claimed(conversation.contact_id, user, db_session=db_session)
     await audit.record("conversation.claim", entity_type="conversation", entity_id=conversation.id, actor=user,
                        db_session=db_session)
@@ -178,6 +180,7 @@ async def assign(conversation: Conversation, to_user: User | None, by: User, *, 
         raise RepActionRefused("not_a_rep", f"{_name(to_user)} cannot own conversations", user=_name(to_user))
     previous = conversation.assignee_user_id
     conversation.assignee_user_id = to_user.id if to_user else None
+    person_takes_over(conversation, "assigned")  # back to the queue: still waiting for a person
     # Other people's "reply" focus on this conversation ends with their ownership.
     unfocus = update(UserHandle).where(UserHandle.focus_conversation_id == conversation.id)
     if to_user is not None:
@@ -196,6 +199,7 @@ async def reply(conversation: Conversation, user: User, text: str, *, key: str,
         raise RepActionRefused("empty", "the reply is empty")
     if conversation.status != ConversationStatus.OPEN:
         raise RepActionRefused("closed", f"conversation #{conversation.id} is closed", id=conversation.id)
+    person_takes_over(conversation, "replied")
     row = await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text),
                                         idempotency_key=f"rep:{user.id}:{key}", author_user_id=user.id,
                                         db_session=db_session)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.consent import OptInBot, OptOutBot
-from bots.greeting import GreetingBot
+from bots.customer import CustomerBot
 from bots.leads import LeadCapture
 from bots.rep import RepAlerts, RepWorkspace
 from bots.rep.digest import RepDigest
@@ -61,7 +61,7 @@ def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageR
     # Lead capture before the alerts: a routed lead's owner gets one card, not two.
     return [RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck())),
             LeadCapture(lead_rules), RepAlerts(negative_confidence=negative_alert_confidence), OptOutBot(),
-            OptInBot(), GreetingBot()]
+            OptInBot(), CustomerBot(lead_rules=lead_rules)]
 
 
 class Hub:

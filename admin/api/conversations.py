@@ -7,10 +7,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import ConversationRead, MessageCreate, MessageRead, OutboxRead
-from crm_core import conversations
-from crm_core.models import User
+from crm_core import conversations, csat
+from crm_core.models import Conversation, User
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
+
+
+async def _visible_conversation(conversation_id: int, user: User, session: AsyncSession) -> Conversation:
+    """404 unless the caller may see it (a rep: only their own)."""
+    conversation = await conversations.get_conversation(conversation_id, user, db_session=session)
+    if conversation is None:
+        raise HTTPException(404, f"no conversation {conversation_id}")
+    return conversation
 
 
 @router.get("", response_model=list[ConversationRead])
@@ -34,9 +42,7 @@ async def list_messages(
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
 ) -> list[MessageRead]:
-    conversation = await conversations.get_conversation(conversation_id, user, db_session=session)
-    if conversation is None:
-        raise HTTPException(404, f"no conversation {conversation_id}")
+    conversation = await _visible_conversation(conversation_id, user, session)
     views = await conversations.list_messages(conversation, db_session=session, after_id=after_id, limit=limit)
     return [
         MessageRead(id=v.message.id, direction=v.message.direction.value, kind=v.message.kind.value,
@@ -60,12 +66,27 @@ async def send_message(
     session: AsyncSession = Depends(db_session),
     ctx: ApiContext = Depends(api_context),
 ) -> OutboxRead:
-    conversation = await conversations.get_conversation(conversation_id, user, db_session=session)
-    if conversation is None:
-        raise HTTPException(404, f"no conversation {conversation_id}")
+    conversation = await _visible_conversation(conversation_id, user, session)
     row = await conversations.send_from_user(conversation, body.text, user, db_session=session,
                                              idempotency_key=idempotency_key)
     await ctx.rep_review.review(row, conversation, user, db_session=session)
     await session.commit()
     ctx.on_enqueued()
     return OutboxRead.model_validate(row)
+
+
+@router.post("/{conversation_id}/resolve")
+async def resolve(
+    conversation_id: int,
+    user: User = Depends(require_role(*ANY_ROLE)),
+    session: AsyncSession = Depends(db_session),
+    ctx: ApiContext = Depends(api_context),
+) -> dict:
+    """Mark the conversation resolved; the customer is asked for a 1-5 score (once a week at most)."""
+    conversation = await _visible_conversation(conversation_id, user, session)
+    survey = await csat.resolve(conversation, user, db_session=session)
+    await session.commit()
+    ctx.on_enqueued()
+    return {"conversation_id": conversation_id, "resolved_at": conversation.resolved_at,
+            "survey_id": survey.id if survey else None,
+            "asked": survey is not None}

@@ -80,6 +80,9 @@ class ConversationRead(BaseModel):
     assignee_user_id: int | None
     created_at: dt.datetime
     last_message_at: dt.datetime
+    handoff_at: dt.datetime | None = None
+    handoff_reason: str | None = None
+    resolved_at: dt.datetime | None = None
 
 
 class MessageRead(BaseModel):
@@ -299,3 +302,29 @@ class LeadOrder(BaseModel):
 
 class LeadAssign(BaseModel):
     user_id: int
+
+
+class FaqCreate(BaseModel):
+    questions: dict[str, list[str]] = Field(description="Ways of asking, per language", examples=[
+        {"zh": ["怎么退货", "退货流程是什么"], "en": ["How do I return an item?"]}])
+    answers: dict[str, str] = Field(examples=[{"zh": "在订单页点击“申请退货”……", "en": "Open the order and ..."}])
+    synonyms: list[list[str]] = Field(default_factory=list, examples=[[["退货", "退换货", "return", "refund"]]])
+    channel_account_id: int | None = Field(default=None, description="Only this account's conversations; "
+                                                                     "none: every account")
+    is_active: bool = True
+
+
+class FaqRead(FaqCreate):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class FaqMatchRead(BaseModel):
+    id: int
+    score: float
+    question: str
+    answers: dict[str, str]
+    confident: bool

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bots.language import reply_language
 from bots.rep.texts import say
 from crm_core import reps
+from crm_core.conversations import person_takes_over
 from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Conversation, Direction, Message, User
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import HandlerContext, OutboundMessage
@@ -60,6 +61,7 @@ class RepAlerts:
             found = await reps.user_by_handle(ctx.message.channel_account_id, item["rep"], db_session=ctx.db_session)
         if found is not None and ctx.conversation.assignee_user_id is None:
             ctx.conversation.assignee_user_id = found[0].id
+            person_takes_over(ctx.conversation, "rep_contact")  # the rep's own WeChat contact, not the bot's
             await _card(ctx, found[0], "card_added", key=f"added:{ctx.message.id}")
         if item.get("welcome_code"):
             account = await ctx.db_session.get(ChannelAccount, ctx.message.channel_account_id)
@@ -138,6 +140,7 @@ async def _card(ctx: HandlerContext, user: User, title_key: str, *, key: str,
                              **params)
     if queued:
         ctx.enqueued = True
+        ctx.notified.add(user.id)  # one card per person per message: later handlers leave them be
     return queued
 
 

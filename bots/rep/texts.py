@@ -17,7 +17,8 @@ TEXTS: dict[str, dict[str, str]] = {
                "/stage N " + "|".join(DEFAULT_STAGES) + "\n"
                "/assign N @user  hand over to a colleague\n"
                "/mine  your open conversations\n"
-               "/card N  the customer's card and last messages"),
+               "/card N  the customer's card and last messages\n"
+               "/resolve N  mark it resolved; the customer is asked how we did"),
         "zh": ("指令（N 为卡片上的会话编号）：\n"
                "/认领 N  认领会话\n"
                "/回复 N 内容  回复客户（或点卡片上的“回复”后直接输入）\n"
@@ -25,7 +26,8 @@ TEXTS: dict[str, dict[str, str]] = {
                "/阶段 N 新线索|已联系|已确认|方案|成交|丢单\n"
                "/转交 N @同事  转交给同事\n"
                "/我的  我的进行中会话\n"
-               "/卡片 N  客户卡片与最近消息"),
+               "/卡片 N  客户卡片与最近消息\n"
+               "/解决 N  标记为已解决，并请客户评价服务"),
     },
     "unknown_command": {"en": "Unknown command {command}. Send /help for the list.",
                         "zh": "未知指令 {command}。发送 /帮助 查看指令列表。"},
@@ -78,6 +80,12 @@ TEXTS: dict[str, dict[str, str]] = {
     "card_sla_escalation": {"en": "Escalation: {name} unanswered {minutes} min (#{id})",
                             "zh": "升级提醒：{name} {minutes} 分钟无人回复（#{id}）"},
     "card_reminder": {"en": "Reminder: follow up #{id} ({name})", "zh": "提醒：跟进 #{id}（{name}）"},
+    "card_handoff": {"en": "Handoff #{id}: {reason}", "zh": "转人工 #{id}：{reason}"},
+    "card_form_done": {"en": "Lead form filled: {name} (#{id})", "zh": "客户已填写线索表单：{name}（#{id}）"},
+    "card_low_csat": {"en": "Low satisfaction: {name} gave {score}/5 (#{id})",
+                      "zh": "满意度低：{name} 评分 {score}/5（#{id}）"},
+    "resolved": {"en": "#{id} marked resolved; {name} is asked how we did.",
+                 "zh": "#{id} 已标记为解决，已请 {name} 评价服务。"},
     "card_lead_routed": {"en": "New lead L{lead} for you: {name} (#{id}, {source})",
                          "zh": "新线索 L{lead} 分配给您：{name}（#{id}，{source}）"},
     "card_hot_lead": {"en": "Hot lead L{lead}: {name} scores {score} (#{id})",

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bots.language import reply_language
 from bots.rep.review import RepMessageReview
 from bots.rep.texts import STAGE_ALIASES, say
-from crm_core import reps
+from crm_core import csat, reps
 from crm_core.db import utcnow
 from crm_core.models import Contact, Conversation, Identity, MessageKind, User, UserHandle
 from crm_core.ports import HandlerContext, OutboundMessage
@@ -31,10 +31,11 @@ COMMANDS = {
     "assign": "assign", "转交": "assign",
     "mine": "mine", "我的": "mine",
     "card": "card", "卡片": "card",
+    "resolve": "resolve", "done": "resolve", "解决": "resolve", "已解决": "resolve",
 }
 USAGE = {
     "claim": "/claim N", "reply": "/r N text", "note": "/note N text", "stage": "/stage N stage",
-    "assign": "/assign N @user", "card": "/card N",
+    "assign": "/assign N @user", "card": "/card N", "resolve": "/resolve N",
 }
 _COMMAND = re.compile(r"^[/／](\S+)\s*(.*)$", re.S)
 _NUMBER_REST = re.compile(r"^#?(\d+)\s*(.*)$", re.S)
@@ -132,6 +133,12 @@ class Session:
             await self._assign(conversation_id, argument)
         elif command == "card":
             await self._card(conversation_id)
+        elif command == "resolve":
+            conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+            reps.ensure_may_act(self.user, conversation)
+            await csat.resolve(conversation, self.user, db_session=self.db)
+            self.ctx.enqueued = True
+            self.say("resolved", id=conversation_id, name=await self._name(conversation))
 
     async def click(self, data: str) -> None:
         action, _, number = data.partition(":")

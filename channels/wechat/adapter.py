@@ -36,6 +36,7 @@ from channels.base import (
     WebhookOutcome,
     WebhookRejected,
     WebhookRequest,
+    numbered_options,
 )
 from channels.tencent import (
     AES_KEY_PATTERN,
@@ -194,9 +195,7 @@ class WeChatAdapter:
         refusal = window_refusal(message.recipient_activity, settings)
         if refusal is not None:
             raise SendHeld(refusal)
-        text = message.text
-        if message.buttons:  # no buttons in customer-service text: numbered options
-            text += "\n\n" + "\n".join(f"{n}. {b.label}" for n, b in enumerate(message.buttons, 1))
+        text = numbered_options(message)  # no buttons in customer-service text
         try:
             await self.client.call(_app(account), "/cgi-bin/message/custom/send",
                                    {"touser": message.recipient, "msgtype": "text", "text": {"content": text}})

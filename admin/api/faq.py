@@ -1,0 +1,96 @@
+"""The customer bot's FAQ: operators add, edit and retire answers, and try a question.
+
+`POST /faq/search` shows what the bot would answer and how sure it is, so an
+operator can add a phrasing or a synonym where it misses.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from admin.api.deps import db_session, require_role
+from admin.api.schemas import FaqCreate, FaqMatchRead, FaqRead
+from bots.customer import CustomerBotSettings
+from crm_core import faq
+from crm_core.faq import FaqIndexes, FaqInvalid, FaqSpec
+from crm_core.models import FaqEntry, Role, User
+
+router = APIRouter(prefix="/faq", tags=["faq"])
+
+EDITORS = (Role.ADMIN, Role.OPERATOR)
+_indexes = FaqIndexes()
+
+
+class FaqQuestion(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+    channel_account_id: int | None = None
+
+
+def _spec(body: FaqCreate) -> FaqSpec:
+    return FaqSpec(questions=body.questions, answers=body.answers, synonyms=body.synonyms,
+                   channel_account_id=body.channel_account_id, is_active=body.is_active)
+
+
+async def _entry(entry_id: int, session: AsyncSession) -> FaqEntry:
+    entry = await session.get(FaqEntry, entry_id)
+    if entry is None:
+        raise HTTPException(404, f"FAQ entry {entry_id} not found")
+    return entry
+
+
+@router.get("", response_model=list[FaqRead])
+async def list_entries(channel_account_id: int | None = None, _: User = Depends(require_role(*EDITORS)),
+                       session: AsyncSession = Depends(db_session)) -> list[FaqRead]:
+    query = select(FaqEntry).order_by(FaqEntry.id)
+    if channel_account_id is not None:
+        query = query.where(FaqEntry.channel_account_id == channel_account_id)
+    return [FaqRead.model_validate(e) for e in (await session.scalars(query)).all()]
+
+
+@router.post("", response_model=FaqRead, status_code=201)
+async def create(body: FaqCreate, user: User = Depends(require_role(*EDITORS)),
+                 session: AsyncSession = Depends(db_session)) -> FaqRead:
+    try:
+        entry = await faq.create(_spec(body), actor=user, db_session=session)
+    except FaqInvalid as exc:
+        raise HTTPException(422, str(exc)) from None
+    await session.commit()
+    return FaqRead.model_validate(entry)
+
+
+@router.get("/{entry_id}", response_model=FaqRead)
+async def get(entry_id: int, _: User = Depends(require_role(*EDITORS)),
+              session: AsyncSession = Depends(db_session)) -> FaqRead:
+    return FaqRead.model_validate(await _entry(entry_id, session))
+
+
+@router.put("/{entry_id}", response_model=FaqRead)
+async def update(entry_id: int, body: FaqCreate, user: User = Depends(require_role(*EDITORS)),
+                 session: AsyncSession = Depends(db_session)) -> FaqRead:
+    entry = await _entry(entry_id, session)
+    try:
+        await faq.update(entry, _spec(body), actor=user, db_session=session)
+    except FaqInvalid as exc:
+        raise HTTPException(422, str(exc)) from None
+    await session.commit()
+    return FaqRead.model_validate(entry)
+
+
+@router.delete("/{entry_id}", status_code=204)
+async def delete(entry_id: int, user: User = Depends(require_role(*EDITORS)),
+                 session: AsyncSession = Depends(db_session)) -> Response:
+    await faq.delete(await _entry(entry_id, session), actor=user, db_session=session)
+    await session.commit()
+    return Response(status_code=204)
+
+
+@router.post("/search", response_model=list[FaqMatchRead])
+async def search(body: FaqQuestion, _: User = Depends(require_role(*EDITORS)),
+                 session: AsyncSession = Depends(db_session)) -> list[FaqMatchRead]:
+    index = await _indexes.index_for(body.channel_account_id, db_session=session)
+    threshold = CustomerBotSettings().faq_threshold
+    return [FaqMatchRead(id=m.item.id, score=m.score, question=m.question, answers=m.item.answers,
+                         confident=m.score >= threshold) for m in index.search(body.text, limit=5)]

@@ -1,0 +1,5 @@
+"""The customer bot: FAQ answers, the lead form, consent, handoff to a person, satisfaction."""
+
+from bots.customer.bot import CustomerBot, CustomerBotSettings
+
+__all__ = ["CustomerBot", "CustomerBotSettings"]

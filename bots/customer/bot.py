@@ -1,0 +1,401 @@
+"""The customer bot: the first to answer a customer on every channel.
+
+For each customer message, in this order:
+1. While a person has the conversation (handed off, claimed, assigned, or a rep
+   wrote in it: `Conversation.handoff_at`) it stays silent, unless the customer
+   asks for the bot back ("bot", "机器人").
+2. A pending satisfaction question takes a 1-5 answer (a button or a number).
+3. "人工" / "human", a strongly negative complaint, or a second question in a row
+   it cannot answer hands the conversation to a person with a summary.
+4. A lead form in progress takes the answer, a correction ("sorry, my number
+   is ..."), or a "stop"; a buying signal starts one. The form asks only what is
+   missing, re-asks with the reason when an answer is not valid, survives days
+   of silence, and ends in the lead's details, a card to the rep, and the
+   marketing consent question (asked once, in the customer's channel).
+5. Otherwise the FAQ: an answer when the match is sure enough, else an honest
+   "not sure" with a button to a person.
+A number answers the options of the bot's last message ("1" for its first
+button), so channels without buttons work the same.
+
+One reply per customer message, in the customer's language (the account's
+default when the message has no words to tell).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bots.customer import form as lead_form
+from bots.customer.handoff import hand_off
+from bots.customer.texts import CHANNEL_NAMES, FIELD_NAMES, say
+from bots.language import reply_language
+from bots.rep.alerts import send_card
+from crm_core import consent, csat, leads, reps
+from crm_core.db import utcnow
+from crm_core.faq import FaqIndexes
+from crm_core.leads import LeadRules
+from crm_core.models import (
+    CUSTOMER_MESSAGE_KINDS,
+    BotSession,
+    ChannelAccount,
+    ConsentRequest,
+    ContactKey,
+    Direction,
+    Lead,
+    Message,
+    MessageKind,
+    MessagePurpose,
+    User,
+)
+from crm_core.ports import Button, HandlerContext
+
+_BOT_BACK = re.compile(r"^\s*(bot|back to (the )?bot|机器人|自助|返回机器人|回到机器人)\s*[.!。！]*\s*$", re.I)
+_LEAVE_FORM = re.compile(r"^\s*(stop the form|cancel|never ?mind|forget it|later|not now|算了|不用了|以后再说|"
+                         r"先不了|取消|稍后)\s*[.!。！]*\s*$", re.I)
+_NUMBER = re.compile(r"^\s*(?:第\s*)?(\d{1,2})\s*(?:个|项|号)?\s*[.。)]?\s*$")
+_SCORE = re.compile(r"^\s*([1-5])\s*(?:分|/\s*5|stars?|星)?\s*[.!。！]*\s*$", re.I)
+_NOT_WORDS = re.compile(r"\S+@\S+|https?://\S+|www\.\S+|[+\d][\d\s()-]{5,}\d")
+# A question of the customer's own, not an answer to the form's.
+_QUESTION = re.compile(r"[?？]\s*$|吗\s*[。.!！]?\s*$|呢\s*$|^\s*(what|how|why|when|where|which|who|can|could|do|does|is|are)\b|"
+                       r"(什么|怎么|怎样|如何|为什么|多少|哪|几|是否|能否|可否|可不可以|有没有)", re.I)
+_NO = re.compile(r"^\s*(no|n|nope|no thanks|不|否|不要|不用|不需要|不同意)\s*[.!。！]*\s*$", re.I)
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomerBotSettings:
+    faq_threshold: float = 0.4           # below it the bot does not guess
+    misses_before_handoff: int = 2       # questions in a row it could not answer
+    upset_confidence: float = 0.85       # a negative message this sure goes to a person at once
+    resume_after: dt.timedelta = dt.timedelta(hours=6)    # a form idle this long is greeted back
+    form_recent: dt.timedelta = dt.timedelta(days=30)     # a form finished this recently is not asked again
+    csat_window: dt.timedelta = dt.timedelta(days=3)      # a score is accepted this long after asking
+    low_csat: int = 2                    # at or below: the manager hears of it
+
+
+class CustomerBot:
+    def __init__(self, faq: FaqIndexes | None = None, settings: CustomerBotSettings | None = None,
+                 lead_rules: LeadRules | None = None) -> None:
+        self.faq = faq or FaqIndexes()
+        self.settings = settings or CustomerBotSettings()
+        self.lead_rules = lead_rules or LeadRules()
+
+    async def handle(self, ctx: HandlerContext) -> None:
+        message = ctx.message
+        if ctx.contact.is_staff or message.kind not in (*CUSTOMER_MESSAGE_KINDS, MessageKind.CALLBACK):
+            return
+        state = await _state(ctx)
+        account = await ctx.db_session.get(ChannelAccount, message.channel_account_id)
+        lang = self._language(ctx, state, account)
+        choice = await _choice(ctx)  # a pressed button, or the number of one
+        text = (message.text or "").strip()
+        conversation = ctx.conversation
+
+        if await self._csat_answer(ctx, choice, text, lang):
+            return  # a score is taken whoever owns the conversation
+        if conversation.handoff_at is not None:
+            if choice == "bot:back" or _BOT_BACK.match(text):
+                conversation.handoff_at = conversation.handoff_reason = None
+                ctx.reply(say("bot_back", lang))
+            return
+        conversation.resolved_at = None  # they wrote again: it is live
+
+        if await self._consent_declined(ctx, text, lang):
+            return
+        intents = message.intents or []
+        # Strongly negative: the model is sure, and the words agree (a complaint). The model
+        # alone calls short neutral answers ("张三", "三个月内") negative too often.
+        upset = message.sentiment == "negative" and (message.sentiment_confidence or 0) >= \
+            self.settings.upset_confidence and "complaint" in intents
+        if choice == "handoff" or "human" in intents or upset:
+            await self._hand_off(ctx, state, "upset" if upset and "human" not in intents and choice != "handoff"
+                                 else "asked", lang)
+            return
+
+        prefix = await self._hello(ctx, lang)
+        form = dict(state.form or {})
+        if form.get("status") == "open":
+            reply = await self._form_turn(ctx, state, form, text, lang, account)
+            if reply is not None:
+                ctx.reply(prefix + reply)
+                return
+        elif "buying" in intents and not self._form_recent(form):
+            ctx.reply(prefix + await self._start_form(ctx, state, lang))
+            return
+
+        answer = await self._faq_answer(ctx, text, lang)
+        # While the form waits for an answer, every other reply ends by asking again.
+        reminder = "\n\n" + say("form_still_need", lang, question=say(f"ask_{form['asking']}", lang)) \
+            if form.get("status") == "open" else ""
+        if answer is not None:
+            state.misses = 0
+            ctx.reply(prefix + answer + reminder)
+            return
+        if prefix and not _QUESTION.search(text) and "buying" not in intents:
+            # A first "hello" is not a question the bot failed.
+            ctx.reply(say("greeting", lang, name=_name_suffix(ctx, lang)))
+            return
+        state.misses += 1
+        if state.misses >= self.settings.misses_before_handoff:
+            await self._hand_off(ctx, state, "not_understood", lang)
+            return
+        ctx.reply(prefix + say("not_sure", lang) + reminder, [Button(say("talk_to_person", lang), "handoff")])
+
+    # -- language and greeting ------------------------------------------------
+
+    def _language(self, ctx: HandlerContext, state: BotSession, account: ChannelAccount | None) -> str:
+        text = ctx.message.text if ctx.message.kind != MessageKind.CALLBACK else None
+        default = (account.settings or {}).get("default_language") if account is not None else None
+        # An address or a number says nothing of the language: "zhang@xingchen.cn" is no English.
+        words = _NOT_WORDS.sub(" ", text or "")
+        if re.search(r"[A-Za-z]{2}|[\u4e00-\u9fff]", words):
+            state.language = reply_language(words, ctx.identity.language)
+        return state.language or reply_language(None, ctx.identity.language or ctx.contact.language or default)
+
+    async def _hello(self, ctx: HandlerContext, lang: str) -> str:
+        """"Hello, name! " on the first message of a conversation, else ""."""
+        earlier = await ctx.db_session.scalar(select(func.count()).select_from(Message).where(
+            Message.conversation_id == ctx.conversation.id, Message.direction == Direction.INBOUND,
+            Message.kind.in_(CUSTOMER_MESSAGE_KINDS), Message.id < ctx.message.id))
+        return "" if earlier else say("hello", lang, name=_name_suffix(ctx, lang))
+
+    # -- handoff --------------------------------------------------------------
+
+    async def _hand_off(self, ctx: HandlerContext, state: BotSession, reason: str, lang: str) -> None:
+        state.misses = 0
+        await hand_off(ctx, reason, state)
+        ctx.reply(say("handoff", lang))
+
+    # -- FAQ ------------------------------------------------------------------
+
+    async def _faq_answer(self, ctx: HandlerContext, text: str, lang: str) -> str | None:
+        if not text:
+            return None
+        index = await self.faq.index_for(ctx.message.channel_account_id, db_session=ctx.db_session)
+        matches = index.search(text, limit=1)
+        if not matches or matches[0].score < self.settings.faq_threshold:
+            return None
+        answers = matches[0].item.answers
+        return answers.get(lang) or next(iter(answers.values()))
+
+    # -- the lead form --------------------------------------------------------
+
+    def _form_recent(self, form: dict[str, Any]) -> bool:
+        finished = form.get("finished_at")
+        return form.get("status") == "done" and finished is not None and \
+            utcnow() - dt.datetime.fromisoformat(finished) < self.settings.form_recent
+
+    async def _start_form(self, ctx: HandlerContext, state: BotSession, lang: str) -> str:
+        fields: dict[str, str] = {}
+        name = ctx.contact.display_name or ctx.identity.display_name
+        if name and lead_form.parse("name", name).value:
+            fields["name"] = name
+        lead = await _open_lead(ctx)
+        if lead is not None and lead.company:
+            fields["company"] = lead.company
+        known = await _known_contact(ctx)
+        if known:
+            fields["contact"] = known
+        given = lead_form.volunteered_contact(ctx.message.text or "")
+        if given:
+            fields["contact"] = given
+        asking = lead_form.missing(fields)
+        state.form = {"status": "open", "fields": fields, "asking": asking, "started_at": utcnow().isoformat(),
+                      "touched_at": utcnow().isoformat(), "conversation_id": ctx.conversation.id}
+        return _join(lang, say("form_intro", lang), say(f"ask_{asking}", lang))
+
+    async def _form_turn(self, ctx: HandlerContext, state: BotSession, form: dict[str, Any], text: str, lang: str,
+                         account: ChannelAccount | None) -> str | None:
+        """The reply to a message while the form is open; None when the message is not for the form."""
+        fields: dict[str, str] = dict(form.get("fields", {}))
+        asking: str = form["asking"]
+        touched = dt.datetime.fromisoformat(form.get("touched_at") or form["started_at"])
+        welcome = say("form_resume", lang) if utcnow() - touched > self.settings.resume_after else ""
+        form["touched_at"] = utcnow().isoformat()
+        if _LEAVE_FORM.match(text):
+            form["status"] = "left"
+            state.form = form
+            return say("form_left", lang)
+        fixed = lead_form.correction(text, asking)
+        if fixed is not None:
+            field, parsed = fixed
+            if parsed.value is None:
+                state.form = form
+                return _join(lang, say(parsed.problem, lang), say(f"ask_{field}", lang))
+            fields[field] = parsed.value
+            form["fields"] = fields
+            state.form = form
+            updated = say("form_updated", lang, field=FIELD_NAMES[field]["zh" if lang == "zh" else "en"],
+                          value=parsed.value)
+            return _join(lang, updated, say(f"ask_{asking}", lang))
+        parsed = lead_form.parse(asking, text) if not _QUESTION.search(text) or asking == "need" \
+            else lead_form.Parsed(None, "")
+        if parsed.value is None:
+            state.form = form
+            if welcome:
+                return _join(lang, welcome, say(f"ask_{asking}", lang))
+            if not parsed.problem or await self._faq_answer(ctx, text, lang) is not None:
+                return None  # a question of their own: answered below, then the form asks again
+            return _join(lang, say(parsed.problem, lang), say(f"ask_{asking}", lang))
+        fields[asking] = parsed.value
+        if asking != "contact" and not fields.get("contact"):
+            given = lead_form.volunteered_contact(text)
+            if given:
+                fields["contact"] = given
+        next_field = lead_form.missing(fields)
+        form.update(fields=fields, asking=next_field)
+        if next_field is not None:
+            state.form = form
+            return _join(lang, welcome, say(f"ask_{next_field}", lang))
+        form.update(status="done", finished_at=utcnow().isoformat())
+        state.form = form
+        return _join(lang, welcome, await self._finish_form(ctx, fields, lang, account))
+
+    async def _finish_form(self, ctx: HandlerContext, fields: dict[str, str], lang: str,
+                           account: ChannelAccount | None) -> str:
+        db = ctx.db_session
+        opened = await leads.open_lead(ctx.contact.id, source_kind="form", source=f"customer bot, message "
+                                       f"{ctx.message.id}", company=fields.get("company"), rules=self.lead_rules,
+                                       db_session=db)
+        lead = opened.lead
+        if fields.get("company"):
+            lead.company = fields["company"]
+        lead.details = {**(lead.details or {}), **{k: fields[k] for k in ("need", "budget", "timeframe", "contact")}}
+        if not ctx.contact.display_name or ctx.contact.display_name == ctx.identity.display_name:
+            ctx.contact.display_name = fields["name"]
+        await leads.record(lead, "form_filled", db_session=db, **fields)
+        await leads.score(lead, "stated_contact", rules=self.lead_rules, db_session=db, message_id=ctx.message.id)
+        await db.refresh(ctx.conversation, ["assignee_user_id"])
+        owner = await db.get(User, lead.owner_user_id) if lead.owner_user_id else None
+        if owner is not None and owner.is_active:
+            if await send_card(owner, "card_form_done", ctx.conversation, key=f"form:{lead.id}:{ctx.message.id}",
+                               latest=_fields_text(fields, owner.language or "zh"), db_session=db):
+                ctx.enqueued = True
+                ctx.notified.add(owner.id)
+        summary = _fields_text(fields, lang)
+        reply = say("form_done", lang, name=_name_suffix(ctx, lang, fields.get("name")), summary=summary)
+        question = await self._consent_question(ctx, lang, account)
+        return reply + ("\n\n" + question if question else "")
+
+    async def _consent_question(self, ctx: HandlerContext, lang: str, account: ChannelAccount | None) -> str | None:
+        """Asked once, for this channel, only when the ledger has no marketing answer yet; the
+        customer's "yes" is recorded by the worker as the confirmation of this request."""
+        db = ctx.db_session
+        kind = account.kind if account is not None else "?"
+        if (await consent.decide(ctx.contact.id, purpose=MessagePurpose.MARKETING, channel=kind,
+                                 db_session=db)).event is not None:
+            return None
+        asked = await db.scalar(select(ConsentRequest.id).where(ConsentRequest.contact_id == ctx.contact.id,
+                                                                ConsentRequest.source == "customer_bot").limit(1))
+        if asked is not None:
+            return None
+        channel = CHANNEL_NAMES.get(kind, {}).get("zh" if lang == "zh" else "en", kind)
+        question = say("consent_question", lang, channel=channel)
+        db.add(ConsentRequest(contact_id=ctx.contact.id, purpose=MessagePurpose.MARKETING, channel=kind,
+                              source="customer_bot", actor_label="customer bot",
+                              evidence={"question": question, "conversation_id": ctx.conversation.id,
+                                        "after_message_id": ctx.message.id},
+                              expires_at=utcnow() + dt.timedelta(days=consent.DOUBLE_OPT_IN_DAYS)))
+        return question
+
+    async def _consent_declined(self, ctx: HandlerContext, text: str, lang: str) -> bool:
+        """A "no" to the consent question: recorded as a refusal, with the question and their words."""
+        if not _NO.match(text):
+            return False
+        db = ctx.db_session
+        request = await db.scalar(select(ConsentRequest).where(
+            ConsentRequest.contact_id == ctx.contact.id, ConsentRequest.status == "pending",
+            ConsentRequest.expires_at > utcnow()).order_by(ConsentRequest.id.desc()).limit(1))
+        if request is None:
+            return False
+        account = await db.get(ChannelAccount, ctx.message.channel_account_id)
+        event = await consent.record(ctx.contact.id, purpose=request.purpose, granted=False, source="double_opt_in",
+                                     channel=request.channel, actor_label=request.actor_label,
+                                     evidence={"request_id": request.id, "request": request.evidence,
+                                               "message_id": ctx.message.id,
+                                               "channel": account.kind if account else None, "words": ctx.message.text},
+                                     db_session=db)
+        request.status, request.confirmed_event_id = "declined", event.id
+        ctx.reply(say("consent_declined", lang))
+        return True
+
+    # -- satisfaction ---------------------------------------------------------
+
+    async def _csat_answer(self, ctx: HandlerContext, choice: str | None, text: str, lang: str) -> bool:
+        score = int(choice.split(":")[1]) if choice and choice.startswith("csat:") else None
+        if score is None and _SCORE.match(text):
+            score = int(_SCORE.match(text).group(1))
+        if score is None:
+            return False
+        db = ctx.db_session
+        survey = await csat.pending(ctx.conversation.id, self.settings.csat_window, db_session=db)
+        if survey is None:
+            return False
+        survey.score, survey.answered_at, survey.answer_message_id = score, utcnow(), ctx.message.id
+        if score <= self.settings.low_csat:
+            rep = await db.get(User, survey.rep_user_id) if survey.rep_user_id else None
+            for manager in await reps.managers_for(rep, db_session=db):
+                if await send_card(manager, "card_low_csat", ctx.conversation, key=f"csat:{survey.id}",
+                                   latest=ctx.message.text, db_session=db, score=score):
+                    ctx.enqueued = True
+            ctx.reply(say("csat_sorry", lang))
+        else:
+            ctx.reply(say("csat_thanks", lang))
+        return True
+
+
+async def _state(ctx: HandlerContext) -> BotSession:
+    state = await ctx.db_session.scalar(select(BotSession).where(BotSession.contact_id == ctx.contact.id))
+    if state is None:
+        state = BotSession(contact_id=ctx.contact.id, form={}, misses=0)
+        ctx.db_session.add(state)
+        await ctx.db_session.flush()
+    return state
+
+
+async def _choice(ctx: HandlerContext) -> str | None:
+    """The data of the button the customer pressed, or of the option whose number they wrote."""
+    message = ctx.message
+    if message.kind == MessageKind.CALLBACK:
+        return message.text
+    number = _NUMBER.match(message.text or "")
+    if number is None:
+        return None
+    last = await ctx.db_session.scalar(
+        select(Message).where(Message.conversation_id == ctx.conversation.id, Message.direction == Direction.OUTBOUND,
+                              Message.id < message.id).order_by(Message.id.desc()).limit(1))
+    options = next((item.get("options") for item in (last.attachments if last is not None else None) or []
+                    if isinstance(item, dict) and item.get("type") == "options"), None)
+    n = int(number.group(1))
+    return options[n - 1]["data"] if options and 1 <= n <= len(options) else None
+
+
+async def _open_lead(ctx: HandlerContext) -> Lead | None:
+    return await ctx.db_session.scalar(select(Lead).where(Lead.contact_id == ctx.contact.id, Lead.status == "open"))
+
+
+async def _known_contact(ctx: HandlerContext) -> str | None:
+    values = (await ctx.db_session.scalars(select(ContactKey.value).where(
+        ContactKey.contact_id == ctx.contact.id, ContactKey.kind.in_(("phone", "email"))).order_by(ContactKey.id))).all()
+    return ", ".join(values) if values else None
+
+
+def _name_suffix(ctx: HandlerContext, lang: str, name: str | None = None) -> str:
+    name = name or ctx.identity.display_name or ctx.contact.display_name
+    if not name:
+        return ""
+    return f"，{name}" if lang == "zh" else f", {name}"
+
+
+def _fields_text(fields: dict[str, str], lang: str) -> str:
+    key = "zh" if lang == "zh" else "en"
+    return "\n".join(f"- {FIELD_NAMES[name][key]}: {fields[name]}" for name in lead_form.FIELDS if fields.get(name))
+
+
+def _join(lang: str, *parts: str) -> str:
+    """Sentences one after another: with a space in English, without one in Chinese."""
+    return ("" if lang == "zh" else " ").join(part for part in parts if part)

@@ -1,0 +1,112 @@
+"""Handing a customer to a person, with the whole story.
+
+The conversation is marked handed off (the bot goes quiet), and the rep who owns
+it, or every rep while nobody does, gets a card in WeCom / DingTalk that says who
+the customer is, what they asked, what the bot answered, how they feel and what
+the lead form collected, so nobody has to ask the customer again. An upset
+customer's card goes to the managers too.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bots.rep.texts import say as rep_say
+from crm_core import reps
+from crm_core.db import utcnow
+from crm_core.models import (
+    CUSTOMER_MESSAGE_KINDS,
+    BotSession,
+    ChannelAccount,
+    ContactKey,
+    Conversation,
+    Direction,
+    Lead,
+    Message,
+    User,
+)
+from crm_core.ports import HandlerContext, OutboundMessage
+
+REASONS = {
+    "asked": {"en": "asked for a person", "zh": "要求转人工"},
+    "not_understood": {"en": "the bot could not answer twice in a row", "zh": "机器人连续两次无法回答"},
+    "upset": {"en": "the customer is upset", "zh": "客户情绪负面"},
+}
+
+
+async def hand_off(ctx: HandlerContext, reason: str, session_state: BotSession | None) -> int:
+    """Mark the conversation handed off and send the summary card; how many reps got it."""
+    conversation = ctx.conversation
+    conversation.handoff_at, conversation.handoff_reason = utcnow(), reason
+    db = ctx.db_session
+    targets: dict[int, User] = {}
+    owner = await db.get(User, conversation.assignee_user_id) if conversation.assignee_user_id else None
+    if owner is not None and owner.is_active:
+        targets[owner.id] = owner
+    else:
+        for rep in await reps.active_reps_with_handles(db_session=db):
+            targets[rep.id] = rep
+    if reason == "upset":
+        for manager in await reps.managers_for(owner, db_session=db):
+            targets[manager.id] = manager
+    sent = 0
+    for user in targets.values():
+        lang = user.language or "zh"
+        card = OutboundMessage("", await summary(conversation, ctx, session_state, lang=lang),
+                               reps.card_buttons(conversation.id, claimed=conversation.assignee_user_id is not None),
+                               title=rep_say("card_handoff", lang, id=conversation.id,
+                                             reason=REASONS[reason]["zh" if lang == "zh" else "en"]))
+        sent += await reps.notify_user(user.id, card, key=f"handoff:{ctx.message.id}:u{user.id}", db_session=db)
+    if sent:
+        ctx.enqueued = True
+    return sent
+
+
+async def summary(conversation: Conversation, ctx: HandlerContext, state: BotSession | None, *, lang: str,
+                  turns: int = 4) -> str:
+    """Who, what they asked, what the bot answered, how they feel, what the form collected."""
+    db: AsyncSession = ctx.db_session
+    zh = lang == "zh"
+    contact = ctx.contact
+    account = await db.get(ChannelAccount, conversation.channel_account_id)
+    keys = (await db.scalars(select(ContactKey.value).where(ContactKey.contact_id == contact.id)
+                             .order_by(ContactKey.id))).all()
+    lines = [f"#{conversation.id} {contact.display_name or ctx.identity.display_name or '?'}"
+             f" · {account.kind if account else '?'} · {account.name if account else ''}".rstrip(" ·")]
+    if keys:
+        lines.append(("联系方式：" if zh else "contact: ") + ", ".join(keys))
+    history = (await db.scalars(
+        select(Message).where(Message.conversation_id == conversation.id, Message.kind.in_(CUSTOMER_MESSAGE_KINDS))
+        .order_by(Message.id.desc()).limit(turns * 2))).all()
+    asked = [m.text for m in reversed(history) if m.direction == Direction.INBOUND and m.text]
+    answered = [m.text for m in reversed(history) if m.direction == Direction.OUTBOUND and m.text
+                and m.author_user_id is None]
+    if asked:
+        lines.append("客户说：" if zh else "customer said:")
+        lines += [f"  “{_short(text)}”" for text in asked[-turns:]]
+    if answered:
+        lines.append("机器人答：" if zh else "bot answered:")
+        lines += [f"  “{_short(text)}”" for text in answered[-turns:]]
+    scored = [m for m in history if m.direction == Direction.INBOUND and m.sentiment]
+    if scored:
+        latest = scored[0]
+        negatives = sum(1 for m in scored if m.sentiment == "negative")
+        lines.append(("情绪：" if zh else "sentiment: ") +
+                     f"{latest.sentiment} ({round((latest.sentiment_confidence or 0) * 100)}%)" +
+                     (f", {negatives}/{len(scored)} negative" if not zh else f"，{len(scored)} 条中 {negatives} 条负面"))
+    fields = dict((state.form or {}).get("fields", {})) if state is not None else {}
+    lead = await db.scalar(select(Lead).where(Lead.contact_id == contact.id, Lead.status == "open"))
+    if lead is not None:
+        fields = {**{k: v for k, v in (lead.details or {}).items() if v}, **fields}
+        if lead.company and "company" not in fields:
+            fields["company"] = lead.company
+        lines.append(("线索：" if zh else "lead: ") + f"#{lead.id} {lead.stage} · score {lead.score}")
+    if fields:
+        lines.append(("表单：" if zh else "form: ") + "; ".join(f"{k}={v}" for k, v in fields.items()))
+    return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,70 @@
+"""Customer satisfaction: "how did we do?" once a conversation is resolved.
+
+A rep (or the API) marks the conversation resolved; the customer is asked for a
+score from 1 to 5, with buttons where the channel has them and numbered text
+where it does not. The customer bot reads the answer (`record_score`); a low
+score is the manager's to follow up. Asked at most once per conversation in
+`ASK_AGAIN_AFTER`, so resolving twice does not pester anyone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core import audit
+from crm_core.db import utcnow
+from crm_core.models import BotSession, Contact, Conversation, CsatSurvey, Identity, User
+from crm_core.outbox import enqueue_to_conversation
+from crm_core.ports import Button, OutboundMessage
+
+ASK_AGAIN_AFTER = dt.timedelta(days=7)
+QUESTION = {
+    "en": "Your question is resolved. How did we do? Reply with a score from 1 (poor) to 5 (excellent).",
+    "zh": "您的问题已处理完毕。请为本次服务打分：1（很差）到 5（很好）。",
+}
+LABELS = {"en": ("1 poor", "2", "3", "4", "5 excellent"), "zh": ("1 很差", "2", "3", "4", "5 很好")}
+
+
+async def resolve(conversation: Conversation, by: User, *, db_session: AsyncSession) -> CsatSurvey | None:
+    """Mark the conversation resolved and ask the customer for a score; the survey, or None
+    when they were asked recently."""
+    now = utcnow()
+    conversation.resolved_at = now
+    conversation.handoff_at = conversation.handoff_reason = None
+    await audit.record("conversation.resolve", entity_type="conversation", entity_id=conversation.id, actor=by,
+                       db_session=db_session)
+    recent = await db_session.scalar(select(CsatSurvey.id).where(
+        CsatSurvey.conversation_id == conversation.id, CsatSurvey.asked_at > now - ASK_AGAIN_AFTER).limit(1))
+    if recent is not None:
+        return None
+    survey = CsatSurvey(conversation_id=conversation.id, contact_id=conversation.contact_id,
+                        rep_user_id=conversation.assignee_user_id or by.id, asked_at=now)
+    db_session.add(survey)
+    await db_session.flush()
+    lang = await _language(conversation, db_session)
+    buttons = tuple(Button(label, f"csat:{n}") for n, label in enumerate(LABELS[lang], 1))
+    await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, QUESTION[lang],
+                                                                buttons, options={"automated": True}),
+                                  idempotency_key=f"csat:{survey.id}", db_session=db_session)
+    return survey
+
+
+async def pending(conversation_id: int, within: dt.timedelta, *, db_session: AsyncSession) -> CsatSurvey | None:
+    return await db_session.scalar(select(CsatSurvey).where(
+        CsatSurvey.conversation_id == conversation_id, CsatSurvey.score.is_(None),
+        CsatSurvey.asked_at > utcnow() - within).order_by(CsatSurvey.id.desc()).limit(1))
+
+
+async def _language(conversation: Conversation, db_session: AsyncSession) -> str:
+    """The language the bot last spoke with them, else their app's, else Chinese."""
+    spoken = await db_session.scalar(select(BotSession.language).where(
+        BotSession.contact_id == conversation.contact_id))
+    identity = await db_session.get(Identity, conversation.identity_id)
+    contact = await db_session.get(Contact, conversation.contact_id)
+    for language in (spoken, identity.language if identity else None, contact.language if contact else None):
+        if language:
+            return "zh" if language.lower().startswith("zh") else "en"
+    return "zh"

@@ -1,0 +1,145 @@
+"""FAQ retrieval: which operator-written answer fits a customer's question, and how surely.
+
+Questions are compared as TF-IDF vectors (cosine similarity, 0 to 1) over three
+kinds of term, so a paraphrase still meets its question:
+- words: jieba's search-mode cut for Chinese ("退货流程" also gives "退货", "流程"),
+  English words lowercased and crudely stemmed ("refunds", "refunded" -> "refund");
+- Chinese character bigrams, which match where the segmenter cut differently;
+- synonyms: the operators' groups ("价格 / 价钱 / 多少钱 / price / cost"), every member
+  replaced by the group's first word before anything else, in questions and queries.
+An entry has several phrasings of its question (zh and en); it scores by its best.
+Below the threshold the caller should not guess (the customer bot offers a person).
+What this cannot do: keep "退货要多久" (how long does a return take?) from meeting
+"发货要多久" (shipping) when the FAQ has no question about return times: all but the
+topic word match. Operators add the question; `POST /api/v1/faq/search` shows them
+what the bot would answer and how surely.
+
+Not scikit-learn's TfidfVectorizer: it drops a query's words the questions never
+use, so "refund for my flight to Mars" would score as high as "refund". Here they
+stay in the query's length and lower the score, which is what makes it a confidence.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN_RUN = re.compile(f"[{_HAN}]+")
+_LATIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_STOPWORDS = frozenset(
+    "a an the is are am was were be been do does did i you we my your our me it its this that to of in on for "
+    "and or with can could would should will how what when where which who why please hi hello there any "
+    "的 了 吗 呢 吧 啊 呀 我 你 您 我们 你们 是 在 有 和 与 或 请问 请 一下 怎么 怎样 如何 什么 可以 能 能否 "
+    "想 要 需要 这个 那个 哪里 哪儿 多少 几 我想 我要 想要 你好 您好 谢谢 麻烦 一下子".split())
+
+
+@dataclass(frozen=True)
+class FaqItem:
+    id: int
+    questions: tuple[str, ...]           # the question and other ways of asking it, any language
+    answers: dict[str, str]              # language ("zh" / "en") -> answer
+
+
+@dataclass(frozen=True)
+class Match:
+    item: FaqItem
+    score: float                         # cosine similarity of the best phrasing, 0..1
+    question: str                        # that phrasing
+
+
+def _stem(word: str) -> str:
+    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            return word[: len(word) - len(suffix)] + keep
+    return word
+
+
+class SynonymMap:
+    """Operators' synonym groups: every member is written as the group's first member.
+    Groups sharing a member are one group."""
+
+    def __init__(self, groups: Iterable[Sequence[str]] = ()) -> None:
+        canonical: dict[str, str] = {}
+        for group in groups:
+            words = [w.strip().lower() for w in group if w and w.strip()]
+            if len(words) < 2:
+                continue
+            head = next((canonical[w] for w in words if w in canonical), words[0])
+            for word in words:
+                old = canonical.get(word)
+                if old is not None and old != head:  # joins two groups: move the other one over
+                    for member, target in list(canonical.items()):
+                        if target == old:
+                            canonical[member] = head
+                canonical[word] = head
+        self._canonical = canonical
+        # Longest first, so "多少钱" is replaced before a shorter member inside it.
+        members = sorted((w for w in canonical if canonical[w] != w), key=len, reverse=True)
+        parts = [re.escape(w) if _HAN_RUN.fullmatch(w) or not w.isascii() else rf"\b{re.escape(w)}\b"
+                 for w in members]
+        self._pattern = re.compile("|".join(parts)) if parts else None
+
+    def word(self, word: str) -> str:
+        return self._canonical.get(word, word)
+
+    def apply(self, text: str) -> str:
+        text = text.lower()
+        if self._pattern is None:
+            return text
+        # Padded with spaces: a canonical English word must not glue onto its neighbours.
+        return self._pattern.sub(lambda m: f" {self._canonical[m.group(0)]} ", text)
+
+
+def terms(text: str, synonyms: SynonymMap | None = None) -> list[str]:
+    """The terms a question is compared by (see the module's first lines)."""
+    import jieba  # loads its dictionary on first use (about 1 s)
+
+    text = synonyms.apply(text) if synonyms is not None else text.lower()
+    found: list[str] = []
+    for run in _HAN_RUN.findall(text):
+        found.extend(w for w in jieba.lcut_for_search(run) if w not in _STOPWORDS)
+        # Marked apart from words: a bigram that is also a word would otherwise count twice.
+        found.extend(f"~{a}{b}" for a, b in zip(run, run[1:]) if f"{a}{b}" not in _STOPWORDS)
+        if len(run) == 1 and run not in _STOPWORDS:
+            found.append(run)
+    # A stemmed word may only now be a synonym ("refunds" -> "refund").
+    canonical = synonyms.word if synonyms is not None else str
+    found.extend(canonical(_stem(w)) for w in _LATIN_WORD.findall(text) if w not in _STOPWORDS)
+    return found
+
+
+class FaqIndex:
+    def __init__(self, items: Sequence[FaqItem], synonyms: Iterable[Sequence[str]] = ()) -> None:
+        self.synonyms = SynonymMap(synonyms)
+        self._phrasings: list[tuple[FaqItem, str, Counter[str]]] = [
+            (item, question, Counter(terms(question, self.synonyms)))
+            for item in items for question in item.questions if question.strip()]
+        documents = len(self._phrasings) or 1
+        seen_in: Counter[str] = Counter()
+        for _, _, counts in self._phrasings:
+            seen_in.update(counts.keys())
+        # Smoothed IDF, as scikit-learn's: a term in every phrasing still weighs a little.
+        self._idf = {term: math.log((1 + documents) / (1 + n)) + 1 for term, n in seen_in.items()}
+        self._unseen_idf = math.log(1 + documents) + 1
+        self._vectors = [self._vector(counts) for _, _, counts in self._phrasings]
+
+    def _vector(self, counts: Counter[str]) -> dict[str, float]:
+        weights = {term: (1 + math.log(n)) * self._idf.get(term, self._unseen_idf) for term, n in counts.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        return {term: w / norm for term, w in weights.items()}
+
+    def search(self, text: str, *, limit: int = 3) -> list[Match]:
+        """The best entries for `text`, best first, one match per entry."""
+        query = self._vector(Counter(terms(text, self.synonyms)))
+        if not query:
+            return []
+        best: dict[int, Match] = {}
+        for (item, question, _), vector in zip(self._phrasings, self._vectors, strict=True):
+            score = sum(weight * vector.get(term, 0.0) for term, weight in query.items())
+            if score > 0 and (item.id not in best or score > best[item.id].score):
+                best[item.id] = Match(item, round(score, 4), question)
+        return sorted(best.values(), key=lambda m: (-m.score, m.item.id))[:limit]

@@ -1,0 +1,67 @@
+"""FAQ retrieval finds the operators' answer for questions asked in other words, in
+Chinese and English, and is unsure (low score) about what the FAQ does not cover."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlp.faq import FaqIndex, FaqItem, SynonymMap
+
+THRESHOLD = 0.4  # the customer bot's default
+
+ITEMS = [
+    FaqItem(1, ("退货流程是什么", "怎么退货", "How do I return an item?"), {"zh": "退货", "en": "returns"}),
+    FaqItem(2, ("营业时间", "你们几点开门", "What are your opening hours?"), {"zh": "营业时间", "en": "hours"}),
+    FaqItem(3, ("产品价格", "How much does it cost?"), {"zh": "价格", "en": "price"}),
+    FaqItem(4, ("发货要多久", "需要几天发货", "How long does shipping take?"), {"zh": "发货", "en": "shipping"}),
+    FaqItem(5, ("发票怎么开", "可以开增值税专用发票吗", "Can I get an invoice?"), {"zh": "发票", "en": "invoice"}),
+    FaqItem(6, ("忘记密码怎么办", "How do I reset my password?"), {"zh": "密码", "en": "password"}),
+]
+SYNONYMS = [["价格", "价钱", "多少钱", "报价", "price", "cost", "pricing"],
+            ["退货", "退换货", "退回", "退款", "return", "refund"],
+            ["发货", "寄出", "配送", "shipping", "delivery", "ship"],
+            ["密码", "password", "pwd"]]
+
+
+@pytest.fixture(scope="module")
+def index() -> FaqIndex:
+    return FaqIndex(ITEMS, SYNONYMS)
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("我想退换货，流程是怎样的", 1),          # a synonym and different segmentation
+    ("退货的流程", 1),
+    ("请问你们的价钱", 3),                    # 价钱 is 价格
+    ("what's the price?", 3),
+    ("what does the pro plan cost", 3),
+    ("when do you open", 2),
+    ("how long does delivery take", 4),      # delivery is shipping
+    ("几天能发货", 4),
+    ("我要开专票，可以开增值税发票吗", 5),
+    ("refunds?", 1),                          # stemmed, then a synonym
+    ("I forgot my pwd, how do I reset it", 6),
+])
+def test_a_paraphrase_finds_its_question(index, question, expected):
+    [best, *_] = index.search(question)
+    assert best.item.id == expected, (question, best)
+    assert best.score >= THRESHOLD, (question, best)
+
+
+@pytest.mark.parametrize("question", [
+    "今天天气怎么样",
+    "can you recommend a good restaurant nearby",
+    "你好",
+    "refund for my flight to mars and my cat",  # one known word among many unknown ones
+])
+def test_what_the_faq_does_not_cover_scores_below_the_threshold(index, question):
+    matches = index.search(question)
+    assert not matches or matches[0].score < THRESHOLD, (question, matches)
+
+
+def test_synonym_groups_sharing_a_word_are_one_group():
+    synonyms = SynonymMap([["价格", "价钱"], ["price", "价钱"], ["cost", "price"]])
+    assert {synonyms.word(w) for w in ("价格", "价钱", "price", "cost")} == {"价格"}
+
+
+def test_an_empty_knowledge_base_finds_nothing():
+    assert FaqIndex([]).search("怎么退货") == []
