@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel
 
 from crm_core.ports import AccountRef, InboundEvent, OutboundMessage, Profile, RateLimit, SendResult
+
+
+class AccountSettings(BaseModel):
+    """Settings every channel account has, whatever its platform."""
+
+    # The customer bot's language when a customer's message does not tell (a number, a
+    # sticker) and their app does not either.
+    default_language: Literal["zh", "en"] | None = None
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,17 @@ async def cancel_pending(contact_id: int, purpose: MessagePurpose, *, reason: st
 # ---- double opt-in -------------------------------------------------------------
 
 DOUBLE_OPT_IN_DAYS = 7
+OPT_OUT_HINT = {"en": "\n\nReply STOP to stop these messages.", "zh": "\n\n回复“退订”即可不再接收此类消息。"}
+
+
+def opt_out_hint(language: str | None, channel: str) -> str:
+    """How to stop marketing, added to a person's first marketing message; email has its
+    one-click unsubscribe link instead."""
+    if channel == "email":
+        return ""
+    return OPT_OUT_HINT["zh" if (language or "").lower().startswith("zh") else "en"]
+
+
 QUESTION = {
     "zh": "您好！{who}为您登记了订阅我们的{what}。如确认愿意接收，请回复“是”；不回复则不会发送。",
     "en": "Hello! {who} signed you up for our {what}. Reply YES to confirm; without your reply we send nothing.",

@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 
 from crm_core import audit
 from crm_core.db import utcnow
-from crm_core.models import Contact, Conversation, Message, OutboxMessage, Role, User
+from crm_core.models import BotSession, Contact, Conversation, Identity, Message, OutboxMessage, Role, User
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 
@@ -25,6 +25,17 @@ def person_takes_over(conversation: Conversation, reason: str) -> None:
     customer): the customer bot stays silent in it until the customer asks for it back."""
     if conversation.handoff_at is None:
         conversation.handoff_at, conversation.handoff_reason = utcnow(), reason
+
+
+async def spoken_language(contact_id: int, *, db_session: AsyncSession, identity_id: int | None = None) -> str:
+    """"zh" or "en": what the bot last spoke with them, else their app's language, else Chinese."""
+    spoken = await db_session.scalar(select(BotSession.language).where(BotSession.contact_id == contact_id))
+    identity = await db_session.get(Identity, identity_id) if identity_id is not None else None
+    contact = await db_session.get(Contact, contact_id)
+    for language in (spoken, identity.language if identity else None, contact.language if contact else None):
+        if language:
+            return "zh" if language.lower().startswith("zh") else "en"
+    return "zh"
 
 
 def _visible_conversations(user: User) -> Select:

@@ -15,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
+from crm_core.conversations import spoken_language
 from crm_core.db import utcnow
-from crm_core.models import BotSession, Contact, Conversation, CsatSurvey, Identity, User
+from crm_core.models import Conversation, CsatSurvey, User
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import Button, OutboundMessage
 
@@ -44,7 +45,8 @@ async def resolve(conversation: Conversation, by: User, *, db_session: AsyncSess
                         rep_user_id=conversation.assignee_user_id or by.id, asked_at=now)
     db_session.add(survey)
     await db_session.flush()
-    lang = await _language(conversation, db_session)
+    lang = await spoken_language(conversation.contact_id, identity_id=conversation.identity_id,
+                                 db_session=db_session)
     buttons = tuple(Button(label, f"csat:{n}") for n, label in enumerate(LABELS[lang], 1))
     await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, QUESTION[lang],
                                                                 buttons, options={"automated": True}),
@@ -56,15 +58,3 @@ async def pending(conversation_id: int, within: dt.timedelta, *, db_session: Asy
     return await db_session.scalar(select(CsatSurvey).where(
         CsatSurvey.conversation_id == conversation_id, CsatSurvey.score.is_(None),
         CsatSurvey.asked_at > utcnow() - within).order_by(CsatSurvey.id.desc()).limit(1))
-
-
-async def _language(conversation: Conversation, db_session: AsyncSession) -> str:
-    """The language the bot last spoke with them, else their app's, else Chinese."""
-    spoken = await db_session.scalar(select(BotSession.language).where(
-        BotSession.contact_id == conversation.contact_id))
-    identity = await db_session.get(Identity, conversation.identity_id)
-    contact = await db_session.get(Contact, conversation.contact_id)
-    for language in (spoken, identity.language if identity else None, contact.language if contact else None):
-        if language:
-            return "zh" if language.lower().startswith("zh") else "en"
-    return "zh"

@@ -9,6 +9,11 @@ the network and go back to `pending`.
 On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED, so any number of
 dispatcher processes share the work; every state change is a compare-and-set
 on (status, claimed_by), so a dispatcher that lost its claim never sends.
+
+State changes of rows sent together share a commit (`crm_core.group_commit`):
+the marks (with consent, reachability and the marketing rules decided for the
+whole group) and the outcomes. Each recipient is a lane sent in order, and rows
+are claimed as lanes drain, so a slowly paced recipient holds up nobody else.
 """
 
 from __future__ import annotations
@@ -259,20 +264,74 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Send until `stop`. Each recipient is a lane of rows sent in order; rows are
+        claimed as lanes drain, so a recipient the platform paces slowly (a rep's WeCom
+        app: 30 a minute) never holds up the customers' answers behind it."""
         log.info("dispatcher %s started", self.owner)
+        lanes: dict[tuple[int, str], deque[_Claimed]] = {}
+        limit = asyncio.Semaphore(self.policy.concurrency)
+        progress = asyncio.Event()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def lane(key: tuple[int, str]) -> None:
+            rows = lanes[key]
+            try:
+                while rows and not stop.is_set():
+                    try:
+                        async with limit:
+                            await self._send_one(rows[0])
+                    except Exception:
+                        log.exception("dispatcher %s: outbox %s failed; it goes back to the queue",
+                                      self.owner, rows[0].id)
+                        await self._release([rows[0]])
+                    rows.popleft()
+                    progress.set()
+            finally:
+                del lanes[key]
+                if rows:  # stopping: what was claimed but not begun goes back for another process
+                    await self._release(list(rows))
+
         while not stop.is_set():
+            claimed: list[_Claimed] = []
+            room = self.policy.batch_size - sum(len(rows) for rows in lanes.values())
             try:
                 if time.monotonic() - self._last_recovery > min(5.0, self.policy.lease_seconds / 4):
                     await self.recover_abandoned()
-                handled = await self.run_once()
+                if room > 0:
+                    claimed = await self._claim(room)
             except Exception:
                 log.exception("dispatcher %s: tick failed; retrying shortly", self.owner)
-                handled = 0
                 await asyncio.sleep(1.0)
-            if handled == 0:
+            for row in claimed:
+                key = (row.account_id, row.recipient)
+                if key in lanes:
+                    lanes[key].append(row)
+                else:
+                    lanes[key] = deque([row])
+                    task = asyncio.create_task(lane(key), name=f"dispatch {key}")
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            if not claimed:
                 self._wake.clear()
-                await wait_any(self._wake, stop, timeout=self.policy.idle_poll_seconds)
+                progress.clear()
+                await wait_any(self._wake, stop, *([progress] if room <= 0 else []),
+                               timeout=self.policy.idle_poll_seconds)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         log.info("dispatcher %s stopped", self.owner)
+
+    async def _release(self, rows: list[_Claimed]) -> None:
+        """Claimed rows not sent after all: back to pending, untouched."""
+        try:
+            async with self.sessions() as session, session.begin():
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.claimed_by == self.owner,
+                           OutboxMessage.status == OutboxStatus.CLAIMED)
+                    .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None)
+                    .execution_options(synchronize_session=False))
+        except Exception:
+            log.exception("dispatcher %s: could not release %d claimed rows; recovery will", self.owner, len(rows))
 
     async def run_once(self) -> int:
         """Claim one batch of due rows and send them; the number of rows handled."""
@@ -293,7 +352,7 @@ class Dispatcher:
         await asyncio.gather(*(send_group(rows) for rows in by_recipient.values()))
         return len(claimed)
 
-    async def _claim(self) -> list[_Claimed]:
+    async def _claim(self, limit: int | None = None) -> list[_Claimed]:
         now = utcnow()
         due = (
             select(OutboxMessage.id)
@@ -304,7 +363,7 @@ class Dispatcher:
                 ChannelAccount.is_active.is_(True),
             )
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(self.policy.batch_size)
+            .limit(limit or self.policy.batch_size)
             .with_for_update(skip_locked=True, of=OutboxMessage)
         )
         # A MATERIALIZED CTE, not `id IN (subquery)`: PostgreSQL may re-run a

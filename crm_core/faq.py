@@ -2,8 +2,8 @@
 
 An entry holds ways of asking a question and its answer, in Chinese and / or
 English, with synonym groups for its key words; it applies to every channel
-account or to one. `index_for` builds the retrieval index (`nlp.faq`) an
-account's conversations search, rebuilt only when the entries changed.
+account or to one. The customer bot searches them with `nlp.faq`
+(`bots/customer/faq.py` builds and caches the index).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
 from crm_core.db import utcnow
 from crm_core.models import ChannelAccount, FaqEntry, User
-from nlp.faq import FaqIndex, FaqItem
 
 LANGUAGES = ("zh", "en")
 
@@ -101,7 +100,7 @@ async def delete(entry: FaqEntry, *, actor: User | None, db_session: AsyncSessio
     await db_session.flush()
 
 
-def _visible_to(channel_account_id: int | None) -> Any:
+def visible_to(channel_account_id: int | None) -> Any:
     if channel_account_id is None:
         return FaqEntry.channel_account_id.is_(None)
     return or_(FaqEntry.channel_account_id.is_(None), FaqEntry.channel_account_id == channel_account_id)
@@ -109,27 +108,5 @@ def _visible_to(channel_account_id: int | None) -> Any:
 
 async def entries_for(channel_account_id: int | None, *, db_session: AsyncSession) -> Sequence[FaqEntry]:
     return (await db_session.scalars(
-        select(FaqEntry).where(FaqEntry.is_active.is_(True), _visible_to(channel_account_id))
+        select(FaqEntry).where(FaqEntry.is_active.is_(True), visible_to(channel_account_id))
         .order_by(FaqEntry.id))).all()
-
-
-class FaqIndexes:
-    """One index per channel account, rebuilt when an entry it covers changed."""
-
-    def __init__(self) -> None:
-        self._built: dict[int | None, tuple[tuple[Any, ...], FaqIndex]] = {}
-
-    async def index_for(self, channel_account_id: int | None, *, db_session: AsyncSession) -> FaqIndex:
-        # Every entry, active or not: deactivating one changes its updated_at too.
-        version = tuple((await db_session.execute(
-            select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.max(FaqEntry.id))
-            .where(_visible_to(channel_account_id)))).one())
-        built = self._built.get(channel_account_id)
-        if built is not None and built[0] == version:
-            return built[1]
-        entries = await entries_for(channel_account_id, db_session=db_session)
-        index = FaqIndex([FaqItem(e.id, tuple(q for lang in LANGUAGES for q in e.questions.get(lang, [])),
-                                  dict(e.answers)) for e in entries],
-                         [group for e in entries for group in e.synonyms])
-        self._built[channel_account_id] = (version, index)
-        return index

@@ -652,6 +652,39 @@ class CsatSurvey(Base):
     answer_message_id: Mapped[int | None] = mapped_column(Id)
 
 
+class Event(Base):
+    """Something customers register for (a launch, a webinar, a trade-fair visit)."""
+
+    __tablename__ = "event"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    names: Mapped[dict[str, Any]] = mapped_column(default=dict)        # {"zh": "...", "en": "..."}
+    starts_at: Mapped[dt.datetime]
+    location: Mapped[str | None] = mapped_column(String(300))
+    capacity: Mapped[int | None] = mapped_column(Integer)               # None: no limit
+    # Words that name it in a message ("X200", "发布会"), beside its names.
+    keywords: Mapped[list[Any]] = mapped_column(default=list)
+    remind_hours: Mapped[list[Any]] = mapped_column(default=lambda: [24, 1])  # reminders this long before
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class EventRegistration(Base):
+    """A person registered for an event, once; cancelled ones are kept."""
+
+    __tablename__ = "event_registration"
+    __table_args__ = (UniqueConstraint("event_id", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
+    status: Mapped[str] = mapped_column(String(16), default="registered")  # registered / cancelled
+    registered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    message_id: Mapped[int | None] = mapped_column(Id)                      # the customer's own words
+    reminded_hours: Mapped[list[Any]] = mapped_column(default=list)         # reminders already queued
+
+
 class AuditLog(Base):
     """Who changed what, when. Append-only."""
 

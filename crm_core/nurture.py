@@ -413,6 +413,9 @@ class _Known:
     routes: dict[int, list[_Route]]             # newest conversation first
     owner_names: dict[int, str]
     handles: dict[tuple[int, int], str]         # (user, channel account) -> the user's id there
+    # Contacts who have had a marketing message (queued or sent); the others' first one
+    # says how to stop them.
+    marketed: set[int] = field(default_factory=set)
 
     def wrote_since(self, contact_id: int, since: dt.datetime, *, clicks: bool = False) -> bool:
         at = (self.last_click if clicks else self.last_message).get(contact_id)
@@ -458,7 +461,11 @@ async def _load(contact_ids: list[int], session: AsyncSession) -> _Known:
                 select(UserHandle.user_id, UserHandle.channel_account_id, UserHandle.external_id)
                 .where(UserHandle.user_id.in_(owners)))).all():
             handles[(user_id, account_id)] = external_id
-    return _Known(contacts, marketing, last_message, last_click, tags, routes, owner_names, handles)
+    marketed = set((await session.scalars(
+        select(Identity.contact_id).join(OutboxMessage, OutboxMessage.identity_id == Identity.id)
+        .where(Identity.contact_id.in_(contact_ids), OutboxMessage.purpose == MessagePurpose.MARKETING,
+               OutboxMessage.status != OutboxStatus.CANCELLED).distinct())).all())
+    return _Known(contacts, marketing, last_message, last_click, tags, routes, owner_names, handles, marketed)
 
 
 @dataclass
@@ -628,6 +635,9 @@ class NurturePlanner:
         text = render(step.template, contact.language,
                       {"name": contact.display_name or "", "campaign": campaign.name,
                        "rep": known.owner_names.get(route.assignee_user_id or 0, "")})
+        if contact.id not in known.marketed:
+            text += consent.opt_out_hint(contact.language, route.kind)
+            known.marketed.add(contact.id)
         # Consent when the send is scheduled (and again when it is sent, by the dispatcher).
         decision = consent.decide_from(known.marketing.get(contact.id, []), purpose=MessagePurpose.MARKETING,
                                        channel=route.kind)

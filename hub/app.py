@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
-from admin.api import campaigns, channel_accounts, contacts, conversations, faq, leads, opinion, users
+from admin.api import campaigns, channel_accounts, contacts, conversations, events, faq, leads, opinion, users
 from channels.base import ConnectionCheck
 from crm_core import accounts, migrate
 from crm_core.db import run_sqlite_checkpoints
@@ -114,7 +114,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.state.hub = hub
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)
-    for module in (campaigns, channel_accounts, contacts, conversations, faq, leads, opinion, users):
+    for module in (campaigns, channel_accounts, contacts, conversations, events, faq, leads, opinion, users):
         app.include_router(module.router, prefix="/api/v1")
 
     @app.get("/healthz", tags=["health"])

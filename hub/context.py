@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.consent import OptInBot, OptOutBot
-from bots.customer import CustomerBot
+from bots.customer import CustomerBot, CustomerBotSettings
 from bots.leads import LeadCapture
 from bots.rep import RepAlerts, RepWorkspace
 from bots.rep.digest import RepDigest
@@ -21,9 +21,9 @@ from bots.rep.review import RepMessageReview
 from bots.rep.sla import LeadSlaWatcher, SlaWatcher
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
-from crm_core import accounts, nurture
+from crm_core import accounts, events, nurture
 from crm_core.crypto import CredentialCipher
-from crm_core.db import create_engine, session_factory
+from crm_core.db import create_engine, session_factory, utcnow
 from crm_core.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ingest import IngestWriter
 from crm_core.leads import LeadRules
@@ -56,12 +56,12 @@ def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
 
 
 def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageReview | None = None,
-                     lead_rules: LeadRules | None = None) -> list[MessageHandler]:
+                     lead_rules: LeadRules | None = None, timezone: str = "Asia/Shanghai") -> list[MessageHandler]:
     # The rep bot first: it takes staff messages, which no customer bot may answer.
     # Lead capture before the alerts: a routed lead's owner gets one card, not two.
     return [RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck())),
             LeadCapture(lead_rules), RepAlerts(negative_confidence=negative_alert_confidence), OptOutBot(),
-            OptInBot(), CustomerBot(lead_rules=lead_rules)]
+            OptInBot(), CustomerBot(settings=CustomerBotSettings(timezone=timezone), lead_rules=lead_rules)]
 
 
 class Hub:
@@ -96,7 +96,8 @@ class Hub:
         self.worker = MessageWorker(
             self.sessions,
             handlers if handlers is not None else default_handlers(settings.negative_alert_confidence,
-                                                                   self.rep_review, settings.lead_rules),
+                                                                   self.rep_review, settings.lead_rules,
+                                                                   settings.default_timezone),
             lease_seconds=settings.dispatch_lease_seconds,
             on_enqueued=self.dispatcher.wake,
             profiles=self,
@@ -121,6 +122,14 @@ class Hub:
         self._accounts: dict[int, tuple[float, ChannelAccount, AccountRef]] = {}
         # Set when an account is added or changed, so pollers start without waiting a tick.
         self.accounts_changed = asyncio.Event()
+
+    async def event_reminders(self) -> int:
+        """Queue the event reminders now due (each once per registration and lead time)."""
+        async with self.sessions() as session, session.begin():
+            queued = await events.send_reminders(utcnow(), db_session=session, zone=self.settings.default_timezone)
+        if queued:
+            self.dispatcher.wake()
+        return queued
 
     async def nurture_audiences(self) -> int:
         """Enrol contacts who have come to match an active campaign's audience since it started."""

@@ -20,6 +20,7 @@ from crm_core.models import ChannelAccount
 from crm_core.waiting import wait_any
 from hub.context import Hub
 from hub.scheduler import build_scheduler
+from nlp import faq
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class BackgroundRuntime:
 
     async def start(self) -> None:
         if self.services.worker:
+            # The segmenter the FAQ and sentiment use, loaded before the first customer waits for it.
+            await asyncio.to_thread(faq.warm_up)
             self._tasks.append(asyncio.create_task(self.hub.worker.run(self.stop), name="message-worker"))
             # Nurture planning, SLA reminders, opinion watch, digests: safe in every worker process
             # (batches taken with SKIP LOCKED, reminders and alerts marked once, sends keyed).

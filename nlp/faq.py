@@ -94,6 +94,13 @@ class SynonymMap:
         return self._pattern.sub(lambda m: f" {self._canonical[m.group(0)]} ", text)
 
 
+def warm_up() -> None:
+    """Load jieba's dictionary now (about 1 s), not on a customer's first question."""
+    import jieba
+
+    jieba.initialize()
+
+
 def terms(text: str, synonyms: SynonymMap | None = None) -> list[str]:
     """The terms a question is compared by (see the module's first lines)."""
     import jieba  # loads its dictionary on first use (about 1 s)

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from admin.api.deps import db_session, require_role
 from admin.api.schemas import FaqCreate, FaqMatchRead, FaqRead
 from bots.customer import CustomerBotSettings
+from bots.customer.faq import FaqIndexes
 from crm_core import faq
-from crm_core.faq import FaqIndexes, FaqInvalid, FaqSpec
+from crm_core.faq import FaqInvalid, FaqSpec
 from crm_core.models import FaqEntry, Role, User
 
 router = APIRouter(prefix="/faq", tags=["faq"])

@@ -328,3 +328,31 @@ class FaqMatchRead(BaseModel):
     question: str
     answers: dict[str, str]
     confident: bool
+
+
+class EventCreate(BaseModel):
+    names: dict[str, str] = Field(examples=[{"zh": "X200 发布会", "en": "X200 launch"}])
+    starts_at: dt.datetime = Field(description="With a time zone", examples=["2026-12-01T14:00:00+08:00"])
+    location: str | None = Field(default=None, max_length=300)
+    capacity: int | None = Field(default=None, description="Seats; none: no limit")
+    keywords: list[str] = Field(default_factory=list, description="Other words naming it in a message")
+    remind_hours: list[float] = Field(default_factory=lambda: [24, 1])
+    is_active: bool = True
+
+
+class EventRead(EventCreate):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    registered: int = 0
+    created_at: dt.datetime
+
+
+class EventRegistrationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    contact_id: int
+    status: str
+    registered_at: dt.datetime
+    reminded_hours: list[float]

@@ -7,12 +7,14 @@ For each customer message, in this order:
 2. A pending satisfaction question takes a 1-5 answer (a button or a number).
 3. "人工" / "human", a strongly negative complaint, or a second question in a row
    it cannot answer hands the conversation to a person with a summary.
-4. A lead form in progress takes the answer, a correction ("sorry, my number
+4. Events: registering ("报名" names one, or the options to choose from), "am I
+   registered?", and cancelling.
+5. A lead form in progress takes the answer, a correction ("sorry, my number
    is ..."), or a "stop"; a buying signal starts one. The form asks only what is
    missing, re-asks with the reason when an answer is not valid, survives days
    of silence, and ends in the lead's details, a card to the rep, and the
    marketing consent question (asked once, in the customer's channel).
-5. Otherwise the FAQ: an answer when the match is sure enough, else an honest
+6. Otherwise the FAQ: an answer when the match is sure enough, else an honest
    "not sure" with a button to a person.
 A number answers the options of the bot's last message ("1" for its first
 button), so channels without buttons work the same.
@@ -31,13 +33,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bots.customer import form as lead_form
+from bots.customer.faq import FaqIndexes
 from bots.customer.handoff import hand_off
 from bots.customer.texts import CHANNEL_NAMES, FIELD_NAMES, say
 from bots.language import reply_language
 from bots.rep.alerts import send_card
-from crm_core import consent, csat, leads, reps
+from crm_core import consent, csat, events, leads, reps
 from crm_core.db import utcnow
-from crm_core.faq import FaqIndexes
 from crm_core.leads import LeadRules
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
@@ -46,6 +48,7 @@ from crm_core.models import (
     ConsentRequest,
     ContactKey,
     Direction,
+    Event,
     Lead,
     Message,
     MessageKind,
@@ -63,6 +66,12 @@ _NOT_WORDS = re.compile(r"\S+@\S+|https?://\S+|www\.\S+|[+\d][\d\s()-]{5,}\d")
 # A question of the customer's own, not an answer to the form's.
 _QUESTION = re.compile(r"[?？]\s*$|吗\s*[。.!！]?\s*$|呢\s*$|^\s*(what|how|why|when|where|which|who|can|could|do|does|is|are)\b|"
                        r"(什么|怎么|怎样|如何|为什么|多少|哪|几|是否|能否|可否|可不可以|有没有)", re.I)
+_SMALL_TALK = re.compile(r"^\s*(hi|hello|hey|hiya|good (morning|afternoon|evening)|thanks?|thank you|thx|ok|okay|"
+                         r"cool|great|bye|你好|您好|在吗|在不在|哈喽|嗨|谢谢|多谢|好的|好|嗯|收到|再见|拜拜)"
+                         r"(\s+(again|there|so much|a lot))?\s*[!.。！~～]*\s*$|^\W*$", re.I)
+_ASKS_REGISTERED = re.compile(r"\b(am i|are we|i'm|we're) (registered|signed up|booked|on the list)\b|"
+                              r"我(报名|报上名|报好名)了吗|报名成功了吗|有没有报上名|是否报名成功|我的报名|查(询)?(一下)?报名", re.I)
+_CANCELS_REGISTRATION = re.compile(r"\bcancel (my |the )?(registration|booking|rsvp)\b|取消报名|不去了|不参加了", re.I)
 _NO = re.compile(r"^\s*(no|n|nope|no thanks|不|否|不要|不用|不需要|不同意)\s*[.!。！]*\s*$", re.I)
 
 
@@ -75,6 +84,8 @@ class CustomerBotSettings:
     form_recent: dt.timedelta = dt.timedelta(days=30)     # a form finished this recently is not asked again
     csat_window: dt.timedelta = dt.timedelta(days=3)      # a score is accepted this long after asking
     low_csat: int = 2                    # at or below: the manager hears of it
+    timezone: str = "Asia/Shanghai"      # event times are told in it
+    quiet_spell: dt.timedelta = dt.timedelta(minutes=10)  # small talk after this long is greeted again
 
 
 class CustomerBot:
@@ -118,6 +129,12 @@ class CustomerBot:
 
         prefix = await self._hello(ctx, lang)
         form = dict(state.form or {})
+        about_events = await self._events(ctx, choice, text, intents, lang)
+        if about_events is not None:
+            ctx.reply(prefix + about_events[0], about_events[1])
+            return
+        if message.kind == MessageKind.CALLBACK:
+            return  # a button of an earlier message that means nothing now
         if form.get("status") == "open":
             reply = await self._form_turn(ctx, state, form, text, lang, account)
             if reply is not None:
@@ -138,6 +155,11 @@ class CustomerBot:
         if prefix and not _QUESTION.search(text) and "buying" not in intents:
             # A first "hello" is not a question the bot failed.
             ctx.reply(say("greeting", lang, name=_name_suffix(ctx, lang)))
+            return
+        if _SMALL_TALK.match(text):
+            # "hello again", "thanks", "ok": no question, no miss; greeted only after a quiet spell.
+            if await self._quiet_for(ctx, self.settings.quiet_spell):
+                ctx.reply(say("greeting", lang, name=_name_suffix(ctx, lang)))
             return
         state.misses += 1
         if state.misses >= self.settings.misses_before_handoff:
@@ -162,6 +184,12 @@ class CustomerBot:
             Message.conversation_id == ctx.conversation.id, Message.direction == Direction.INBOUND,
             Message.kind.in_(CUSTOMER_MESSAGE_KINDS), Message.id < ctx.message.id))
         return "" if earlier else say("hello", lang, name=_name_suffix(ctx, lang))
+
+    async def _quiet_for(self, ctx: HandlerContext, spell: dt.timedelta) -> bool:
+        """Nothing was sent in this conversation for `spell`."""
+        last = await ctx.db_session.scalar(select(func.max(Message.created_at)).where(
+            Message.conversation_id == ctx.conversation.id, Message.direction == Direction.OUTBOUND))
+        return last is None or utcnow() - last > spell
 
     # -- handoff --------------------------------------------------------------
 
@@ -190,15 +218,17 @@ class CustomerBot:
             utcnow() - dt.datetime.fromisoformat(finished) < self.settings.form_recent
 
     async def _start_form(self, ctx: HandlerContext, state: BotSession, lang: str) -> str:
-        fields: dict[str, str] = {}
+        # A form they left earlier goes on from what they had said.
+        fields: dict[str, str] = dict((state.form or {}).get("fields", {})) \
+            if (state.form or {}).get("status") == "left" else {}
         name = ctx.contact.display_name or ctx.identity.display_name
-        if name and lead_form.parse("name", name).value:
+        if name and not fields.get("name") and lead_form.parse("name", name).value:
             fields["name"] = name
         lead = await _open_lead(ctx)
-        if lead is not None and lead.company:
+        if lead is not None and lead.company and not fields.get("company"):
             fields["company"] = lead.company
         known = await _known_contact(ctx)
-        if known:
+        if known and not fields.get("contact"):
             fields["contact"] = known
         given = lead_form.volunteered_contact(ctx.message.text or "")
         if given:
@@ -322,6 +352,55 @@ class CustomerBot:
         request.status, request.confirmed_event_id = "declined", event.id
         ctx.reply(say("consent_declined", lang))
         return True
+
+    # -- events ---------------------------------------------------------------
+
+    async def _events(self, ctx: HandlerContext, choice: str | None, text: str, intents: list[str],
+                      lang: str) -> tuple[str, list[Button]] | None:
+        """Registering, "am I registered?" and cancelling; None when the message is about none of it."""
+        db, contact_id = ctx.db_session, ctx.contact.id
+        zone = self.settings.timezone
+        if _ASKS_REGISTERED.search(text):
+            mine = await events.registrations_of(contact_id, db_session=db)
+            if not mine:
+                return say("event_status_none", lang), []
+            lines = []
+            for _, event in mine:
+                about = events.describe(event, lang, zone)
+                lines.append(f"- {about['name']}: {about['when']}{about['where']}")
+            return say("event_status", lang, list="\n".join(lines)), []
+        if _CANCELS_REGISTRATION.search(text):
+            mine = await events.registrations_of(contact_id, db_session=db)
+            named = events.named_in(text, [e for _, e in mine]) or [e for _, e in mine]
+            if len(named) != 1:
+                return (say("event_status_none", lang), []) if not named else None
+            registration = next(r for r, e in mine if e.id == named[0].id)
+            registration.status = "cancelled"
+            return say("event_cancelled", lang, name=events.describe(named[0], lang, zone)["name"]), []
+        chosen = None
+        if choice and choice.startswith("event:") and choice[6:].isdigit():
+            chosen = await db.get(Event, int(choice[6:]))
+        elif "event_registration" not in intents:
+            return None
+        if chosen is None:
+            open_events = await events.upcoming(db_session=db)
+            if not open_events:
+                return say("event_none", lang), []
+            candidates = events.named_in(text, open_events) or list(open_events)
+            if len(candidates) > 1:
+                buttons = []
+                for event in candidates[:5]:
+                    about = events.describe(event, lang, zone)
+                    buttons.append(Button(f"{about['name']} · {about['when'][:16]}", f"event:{event.id}"))
+                return say("event_choose", lang), buttons
+            chosen = candidates[0]
+        about = events.describe(chosen, lang, zone)
+        try:
+            _, new = await events.register(chosen, contact_id, conversation_id=ctx.conversation.id,
+                                           message_id=ctx.message.id, db_session=db)
+        except events.EventFull:
+            return say("event_full", lang, name=about["name"]), []
+        return say("event_registered" if new else "event_already", lang, **about), []
 
     # -- satisfaction ---------------------------------------------------------
 

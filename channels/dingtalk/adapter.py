@@ -33,6 +33,7 @@ from dingtalk_stream.chatbot import ChatbotMessage
 from pydantic import BaseModel, Field
 
 from channels.base import (
+    AccountSettings,
     Capabilities,
     ConnectionCheck,
     ConnectionFailed,
@@ -73,7 +74,7 @@ class DingTalkCredentials(BaseModel):
     robot_code: str = Field(min_length=1, max_length=64, description="The robot's RobotCode (often the AppKey)")
 
 
-class DingTalkSettings(BaseModel):
+class DingTalkSettings(AccountSettings):
     # How messages reach the hub: the robot's HTTP callback, or a stream connection.
     mode: Literal["http", "stream"] = "http"
     card_template_id: str = Field(default="StandardCard", max_length=100)

@@ -35,6 +35,7 @@ import aiosmtplib
 from pydantic import BaseModel, Field
 
 from channels.base import (
+    AccountSettings,
     Capabilities,
     ConnectionCheck,
     ConnectionFailed,
@@ -79,7 +80,7 @@ class EmailCredentials(BaseModel):
     link_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32), min_length=16)
 
 
-class EmailSettings(BaseModel):
+class EmailSettings(AccountSettings):
     folder: str = Field(default="INBOX", max_length=200)
     poll_seconds: float = Field(default=60.0, ge=1, le=3600)
     idle: bool = True  # wait with IMAP IDLE where the server offers it

@@ -32,6 +32,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, U
 from pydantic import BaseModel, Field, ValidationError
 
 from channels.base import (
+    AccountSettings,
     Capabilities,
     ConnectionCheck,
     ConnectionFailed,
@@ -73,7 +74,7 @@ class TelegramCredentials(BaseModel):
     webhook_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32), pattern=r"^[A-Za-z0-9_-]{16,256}$")
 
 
-class TelegramSettings(BaseModel):
+class TelegramSettings(AccountSettings):
     mode: Literal["webhook", "polling"] = "webhook"
     # Telegram's documented limits; raise only for a bot with a paid higher limit.
     messages_per_second: float = Field(default=30.0, gt=0, le=1000)

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from channels.base import (
+    AccountSettings,
     Capabilities,
     ConnectionCheck,
     ConnectionFailed,
@@ -82,7 +83,7 @@ class WeChatCredentials(BaseModel):
                                          description="EncodingAESKey; required in safe and compatible mode")
 
 
-class WeChatSettings(BaseModel):
+class WeChatSettings(AccountSettings):
     # As chosen under 消息加解密方式; unset: safe when an EncodingAESKey is saved, else plain.
     mode: Literal["plain", "compatible", "safe"] | None = None
     # WeChat's customer-service rules; change only if WeChat changes them.

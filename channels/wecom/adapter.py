@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from channels.base import (
+    AccountSettings,
     Capabilities,
     ConnectionCheck,
     ConnectionFailed,
@@ -86,7 +87,7 @@ class WeComCredentials(BaseModel):
     encoding_aes_key: str = Field(pattern=AES_KEY_PATTERN, description="EncodingAESKey from the same page")
 
 
-class WeComSettings(BaseModel):
+class WeComSettings(AccountSettings):
     welcome_message_zh: str = Field(default="您好，很高兴为您服务！有任何问题请直接留言。", max_length=4000)
     welcome_message_en: str = Field(default="Hello, glad to help! Just leave us a message with any question.",
                                     max_length=4000)

@@ -373,3 +373,36 @@ async def test_sends_that_go_together_share_their_commits(sessions):
     assert statuses == [OutboxStatus.SENT] * 40
     # The claim, then the marks and the outcomes in groups: each row alone would take 1 + 2 * 40.
     assert len(commits) <= 20, len(commits)
+
+
+async def test_a_slowly_paced_recipient_does_not_hold_up_sends_queued_after_it(sessions):
+    """Five cards to a rep whose app takes one a second, then a customer's answer: the
+    answer goes at once, not after the rep's cards."""
+    account_id = await make_account(sessions)
+    gateway = ScriptedGateway(per_chat=RateLimit(1, 1.0))
+    dispatcher = Dispatcher(sessions, gateway, CIPHER, policy=FAST)
+    rep = await conversation_for(sessions, account_id, "50")
+    customer = await conversation_for(sessions, account_id, "51")
+    await enqueue(sessions, rep, *(f"card {n}" for n in range(5)))
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await asyncio.sleep(0.3)  # the rep's lane is claimed and under way
+        asked = time.monotonic()
+        await enqueue(sessions, customer, "your answer")
+        dispatcher.wake()
+        for _ in range(100):
+            if any(text == "your answer" for _, text, _ in gateway.sent):
+                break
+            await asyncio.sleep(0.02)
+        answered = next((at for _, text, at in gateway.sent if text == "your answer"), None)
+        assert answered is not None and answered - asked < 0.5, "the answer waited behind the rep's cards"
+        assert len([text for _, text, _ in gateway.sent if text.startswith("card")]) < 5  # still pacing
+    finally:
+        stop.set()
+        dispatcher.wake()
+        await running
+    # Stopped mid-lane: the cards not begun went back to the queue, none lost or stuck.
+    async with sessions() as session:
+        statuses = sorted((await session.scalars(select(OutboxMessage.status))).all())
+    assert set(statuses) <= {OutboxStatus.SENT, OutboxStatus.PENDING} and len(statuses) == 6

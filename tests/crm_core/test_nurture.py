@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from crm_core import consent, nurture
+from crm_core.consent import OPT_OUT_HINT
 from crm_core.db import utcnow
 from crm_core.dispatcher import Dispatcher
 from crm_core.ingest import ingest_events
@@ -135,7 +136,9 @@ async def test_each_step_is_queued_once_in_the_contacts_language_even_with_plann
     await asyncio.gather(*(p.run_until_idle() for p in planners))
     await asyncio.gather(*(p.run_until_idle() for p in planners))
     first = await sends(sessions)
-    assert sorted(row.payload["text"] for row in first) == ["Hi Bob, meet the X200", "李雷您好，欢迎了解 X200"]
+    # A person's first marketing message says how to stop them; later ones do not.
+    assert sorted(row.payload["text"] for row in first) == ["Hi Bob, meet the X200" + OPT_OUT_HINT["en"],
+                                                            "李雷您好，欢迎了解 X200" + OPT_OUT_HINT["zh"]]
     assert {row.purpose for row in first} == {MessagePurpose.MARKETING}
     # The follow-up is due three days later, not before.
     await planners[0].run_until_idle(later(2.9))
@@ -215,9 +218,10 @@ async def test_a_condition_branches_and_a_won_deal_is_a_conversion_exit(sessions
     by_enrolment = {e.id: contact for contact, e in state.items()}
     for row in await sends(sessions):
         texts.setdefault(by_enrolment[row.enrolment_id], []).append(row.payload["text"])
-    assert texts[silent] == ["Hi Alice, meet the X200", "Still interested?", "How others use the X200"]
-    assert texts[talker] == ["Hi Alice, meet the X200", "How others use the X200"]  # the nudge skipped
-    assert texts[buyer] == ["Hi Alice, meet the X200"]
+    welcome = "Hi Alice, meet the X200" + OPT_OUT_HINT["en"]
+    assert texts[silent] == [welcome, "Still interested?", "How others use the X200"]
+    assert texts[talker] == [welcome, "How others use the X200"]  # the nudge skipped
+    assert texts[buyer] == [welcome]
     assert state[buyer].exit_reason == "converted"
     assert state[talker].status == state[silent].status == EnrolmentStatus.COMPLETED
 

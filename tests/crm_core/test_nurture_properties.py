@@ -98,7 +98,7 @@ actions = st.lists(st.one_of(
 ), min_size=5, max_size=30)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # The dangerous orders, always tried besides hypothesis's own: consent withdrawn between
 # planning and sending; a dispatcher dying after the platform took the message; three
 # steps due at once (the cap); a contact in their night (quiet hours).

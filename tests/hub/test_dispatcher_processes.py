@@ -116,12 +116,12 @@ def stop(procs) -> None:
             proc.kill()
 
 
-async def test_two_dispatcher_processes_send_2000_rows_exactly_once(postgres_url, pg_sessions, telegram_api,
+async def test_two_dispatcher_processes_send_1000_rows_exactly_once(postgres_url, pg_sessions, telegram_api,
                                                                     tmp_path):
     simulator, sim_base = telegram_api
     sessions = pg_sessions
-    texts = await seed(sessions, simulator, sim_base, chats=200, per_chat=10, active=False)
-    assert len(texts) == 2000
+    texts = await seed(sessions, simulator, sim_base, chats=100, per_chat=10, active=False)
+    assert len(texts) == 1000
     procs = [start_worker(postgres_url, tmp_path), start_worker(postgres_url, tmp_path)]
     try:
         for proc in procs:
@@ -132,7 +132,7 @@ async def test_two_dispatcher_processes_send_2000_rows_exactly_once(postgres_url
         stop(procs)
     bot = next(iter(simulator.bots.values()))
     delivered = collections.Counter(m["text"] for m in bot.sent)
-    assert counts == {"sent": 2000}
+    assert counts == {"sent": 1000}
     assert sorted(delivered) == sorted(texts)  # none lost
     assert max(delivered.values()) == 1  # none twice
     async with sessions() as session:

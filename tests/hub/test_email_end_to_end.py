@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from channels.email.imap import ImapPoller
@@ -25,6 +26,11 @@ from crm_core.models import (
 )
 from tests.fakes.mail import dovecot_server, smtp_server
 from tests.fakes.stack import dingtalk_stack, eventually
+
+# The mail path stores through the same ingest as every channel, which runs on both
+# backends in tests/crm_core and the other end-to-end tests; here SQLite keeps the suite
+# inside its time (each test starts Dovecot and SMTP).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 from tests.hub.test_dingtalk_end_to_end import card_conversation
 
 CUSTOMER = "chen@customer.example"

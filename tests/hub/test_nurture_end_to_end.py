@@ -57,8 +57,11 @@ async def test_a_campaign_built_in_the_api_reaches_each_customer_once_and_stop_e
         async def both_steps():
             return len(stack.bot_lines(5001)) >= 3 and len(stack.bot_lines(5002)) >= 3
         await eventually(both_steps)
-        assert stack.bot_lines(5001)[-2:] == ["Hi Anna! The X200 is here", "X200 trial seats are few"]
-        assert stack.bot_lines(5002)[-2:] == ["王芳您好！冬季新品 X200 到货", "X200 试用名额有限"]
+        # The first says how to stop them; the second does not repeat it.
+        assert stack.bot_lines(5001)[-2:] == ["Hi Anna! The X200 is here\n\nReply STOP to stop these messages.",
+                                              "X200 trial seats are few"]
+        assert stack.bot_lines(5002)[-2:] == ["王芳您好！冬季新品 X200 到货\n\n回复“退订”即可不再接收此类消息。",
+                                              "X200 试用名额有限"]
         assert len(stack.bot_lines(5003)) == 1  # only the greeting
 
         async def results():

@@ -10,7 +10,8 @@ from hub.context import Hub
 from hub.scheduler import build_scheduler
 from tests.fakes.stack import make_settings
 
-JOBS = {"nurture-planner", "nurture-audience", "sla-reminders", "lead-first-response", "opinion-watch", "rep-digest"}
+JOBS = {"nurture-planner", "nurture-audience", "sla-reminders", "lead-first-response", "opinion-watch", "rep-digest",
+        "event-reminders"}
 
 
 async def test_every_job_is_scheduled_and_a_failing_one_runs_again(database_url, tmp_path, caplog):
