@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit, leads
 from crm_core.conversations import person_takes_over
-from crm_core.leads import DEFAULT_STAGES, LeadRules
+from crm_core.leads import LeadRules
 from crm_core.models import (
     Contact,
     Conversation,
@@ -219,18 +219,21 @@ async def add_note(conversation: Conversation, user: User, text: str, *, db_sess
     return note
 
 
-async def set_stage(conversation: Conversation, user: User, stage: str, *, db_session: AsyncSession) -> str:
+async def set_stage(conversation: Conversation, user: User, stage: str, *, db_session: AsyncSession,
+                    rules: LeadRules | None = None) -> str:
+    """Move the customer (and their open lead) to one of the pipeline's stages (SCRM_LEAD_STAGES)."""
     ensure_may_act(user, conversation)
+    rules = rules or LeadRules()
     stage = stage.strip().lower()
-    if stage not in DEFAULT_STAGES:
-        raise RepActionRefused("bad_stage", f"unknown stage {stage!r}; stages: {', '.join(DEFAULT_STAGES)}",
-                               stage=stage)
+    if stage not in rules.stages:
+        raise RepActionRefused("bad_stage", f"unknown stage {stage!r}; stages: {', '.join(rules.stages)}",
+                               stage=stage, stages=", ".join(rules.stages))
     contact = await db_session.get(Contact, conversation.contact_id)
     assert contact is not None
     previous, contact.stage = contact.stage, stage
     lead = await db_session.scalar(select(Lead).where(Lead.contact_id == contact.id, Lead.status == "open"))
     if lead is not None:
-        await leads.set_stage(lead, stage, rules=LeadRules(), actor=user, db_session=db_session)
+        await leads.set_stage(lead, stage, rules=rules, actor=user, db_session=db_session)
     await audit.record("contact.stage", entity_type="contact", entity_id=contact.id, actor=user,
                        db_session=db_session, details={"from": previous, "to": stage,
                                                        "conversation_id": conversation.id})

@@ -59,7 +59,7 @@ def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageR
                      lead_rules: LeadRules | None = None, timezone: str = "Asia/Shanghai") -> list[MessageHandler]:
     # The rep bot first: it takes staff messages, which no customer bot may answer.
     # Lead capture before the alerts: a routed lead's owner gets one card, not two.
-    return [RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck())),
+    return [RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck()), lead_rules=lead_rules),
             LeadCapture(lead_rules), RepAlerts(negative_confidence=negative_alert_confidence), OptOutBot(),
             OptInBot(), CustomerBot(settings=CustomerBotSettings(timezone=timezone), lead_rules=lead_rules)]
 

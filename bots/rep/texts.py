@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from crm_core.reps import DEFAULT_STAGES
-
 # Chinese names reps may type for the pipeline stages.
 STAGE_ALIASES = {"新线索": "new", "已联系": "contacted", "已确认": "qualified", "有效": "qualified",
                  "方案": "proposal", "报价": "proposal", "成交": "won", "赢单": "won", "丢单": "lost", "输单": "lost"}
@@ -14,7 +12,7 @@ TEXTS: dict[str, dict[str, str]] = {
                "/claim N  take the conversation\n"
                "/r N text  reply to the customer (or press Reply on a card, then just type)\n"
                "/note N text  internal note, never sent\n"
-               "/stage N " + "|".join(DEFAULT_STAGES) + "\n"
+               "/stage N {stages}\n"
                "/assign N @user  hand over to a colleague\n"
                "/mine  your open conversations\n"
                "/card N  the customer's card and last messages\n"
@@ -61,8 +59,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "not_a_rep": {"en": "{user} cannot own conversations.", "zh": "{user} 不能负责会话。"},
     "empty": {"en": "Nothing to send: the text is empty.", "zh": "内容为空，未发送。"},
     "closed": {"en": "#{id} is closed.", "zh": "#{id} 已关闭。"},
-    "bad_stage": {"en": "Unknown stage {stage}. Stages: " + ", ".join(DEFAULT_STAGES) + ".",
-                  "zh": "未知阶段 {stage}。可用：新线索、已联系、已确认、方案、成交、丢单。"},
+    "bad_stage": {"en": "Unknown stage {stage}. Stages: {stages}.", "zh": "未知阶段 {stage}。可用阶段：{stages}。"},
     "forbidden": {"en": "You are not allowed to do that.", "zh": "您没有权限执行此操作。"},
     "bad_target": {"en": "Choose another, active colleague.", "zh": "请选择另一位在职同事。"},
     "handle_taken": {"en": "That account is linked to another user.", "zh": "该账号已关联到其他用户。"},

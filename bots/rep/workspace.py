@@ -17,6 +17,7 @@ from bots.rep.review import RepMessageReview
 from bots.rep.texts import STAGE_ALIASES, say
 from crm_core import csat, reps
 from crm_core.db import utcnow
+from crm_core.leads import LeadRules
 from crm_core.models import Contact, Conversation, Identity, MessageKind, User, UserHandle
 from crm_core.ports import HandlerContext, OutboundMessage
 
@@ -42,9 +43,10 @@ _NUMBER_REST = re.compile(r"^#?(\d+)\s*(.*)$", re.S)
 
 
 class RepWorkspace:
-    def __init__(self, review: RepMessageReview | None = None) -> None:
+    def __init__(self, review: RepMessageReview | None = None, lead_rules: LeadRules | None = None) -> None:
         # Reads a rep's reply and flags wording (discounts, refunds, guarantees) for their manager.
         self.review = review
+        self.lead_rules = lead_rules or LeadRules()  # the pipeline's stages for /stage
 
     async def handle(self, ctx: HandlerContext) -> None:
         if not ctx.contact.is_staff:
@@ -64,7 +66,7 @@ class RepWorkspace:
             lang = user.language or "zh"
         elif text and user.language != lang:
             user.language = lang
-        session = Session(ctx, user, handle, lang, self.review)
+        session = Session(ctx, user, handle, lang, self.review, self.lead_rules)
         try:
             if message.kind == MessageKind.CALLBACK:
                 await session.click(text)
@@ -78,9 +80,10 @@ class Session:
     """One rep message being answered."""
 
     def __init__(self, ctx: HandlerContext, user: User, handle: UserHandle, lang: str,
-                 review: RepMessageReview | None = None) -> None:
+                 review: RepMessageReview | None = None, lead_rules: LeadRules | None = None) -> None:
         self.ctx = ctx
         self.review = review
+        self.lead_rules = lead_rules or LeadRules()
         self.db: AsyncSession = ctx.db_session
         self.user = user
         self.handle = handle
@@ -103,7 +106,7 @@ class Session:
             self.say("unknown_command", command=f"/{word}")
             return
         if command == "help":
-            self.say("help")
+            self.say("help", stages="|".join(self.lead_rules.stages))
             return
         if command == "mine":
             await self._mine()
@@ -127,7 +130,8 @@ class Session:
         elif command == "stage":
             conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
             stage = STAGE_ALIASES.get(argument, argument)
-            previous = await reps.set_stage(conversation, self.user, stage, db_session=self.db)
+            previous = await reps.set_stage(conversation, self.user, stage, rules=self.lead_rules,
+                                            db_session=self.db)
             self.say("staged", id=conversation_id, previous=previous, stage=stage.lower())
         elif command == "assign":
             await self._assign(conversation_id, argument)

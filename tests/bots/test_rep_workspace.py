@@ -56,7 +56,8 @@ async def test_telegram_customer_to_wecom_rep_and_back(database_url, tmp_path):
         await ws.rep_writes("li", f"/stage {conv} qualified")
         await ws.rep_receives("li", f"#{conv} moved from new to qualified", after=mark)
         await ws.rep_writes("li", f"/stage {conv} maybe")
-        await ws.rep_receives("li", "Unknown stage maybe", after=mark)
+        await ws.rep_receives("li", "Unknown stage maybe. Stages: new, contacted, qualified, proposal, won, lost",
+                              after=mark)
         await ws.rep_writes("li", "/claim 99999")
         await ws.rep_receives("li", "There is no conversation #99999", after=mark)
         await ws.rep_writes("li", "/frobnicate")

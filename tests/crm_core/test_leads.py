@@ -186,3 +186,19 @@ async def test_a_departing_reps_leads_go_to_a_colleague_with_their_history(sessi
     assert [e.kind for e in history] == ["created", "assigned", "reassigned"]
     assert history[-1].details == {"from_user_id": people["li"].id, "to_user_id": people["qian"].id}
     assert history[-1].actor_user_id == people["zhao"].id
+
+
+async def test_a_rep_moves_a_customer_through_the_companys_own_pipeline(sessions):
+    pipeline = LeadRules(stages=("new", "demo", "trial", "won", "lost"), routing="round_robin")
+    account = await make_account(sessions)
+    await team(sessions, account)
+    lead = await open_for(sessions, account, "7", rules=pipeline)
+    async with sessions() as session, session.begin():
+        conversation = await session.scalar(select(Conversation).where(Conversation.contact_id == lead.contact_id))
+        rep = await session.get(User, (await session.get(Lead, lead.id)).owner_user_id)
+        assert await reps.set_stage(conversation, rep, "Demo", rules=pipeline, db_session=session) == "new"
+        with pytest.raises(reps.RepActionRefused) as refused:
+            await reps.set_stage(conversation, rep, "qualified", rules=pipeline, db_session=session)
+        assert refused.value.params["stages"] == "new, demo, trial, won, lost"
+    async with sessions() as session:
+        assert (await session.get(Lead, lead.id)).stage == "demo"

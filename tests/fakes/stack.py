@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -29,10 +31,22 @@ from hub.settings import Settings
 SECRET = "test-secret-key-0123456789abcdef"
 
 
+_START = random.randrange(20_000, 32_000)
+_PORTS = itertools.cycle([*range(_START, 32_000), *range(20_000, _START)])
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port to listen on, below the kernel's ephemeral range (32768+): a port the OS
+    hands out (bind to 0) can be taken by an outgoing connection before the server
+    binds it, which failed a CI run with "address already in use"."""
+    for _, port in zip(range(12_000), _PORTS, strict=False):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000 on 127.0.0.1")
 
 
 def make_settings(database_url: str, data_dir: Path, port: int = 8080, **extra: Any) -> Settings:
