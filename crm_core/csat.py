@@ -2,8 +2,9 @@
 
 A rep (or the API) marks the conversation resolved; the customer is asked for a
 score from 1 to 5, with buttons where the channel has them and numbered text
-where it does not. The customer bot reads the answer (`record_score`); a low
-score is the manager's to follow up. Asked at most once per conversation in
+where it does not. The customer bot takes the answer to the open survey
+(`pending`); a low score is the manager's to follow up. Resolving hands the
+conversation back to the bot. Asked at most once per conversation in
 `ASK_AGAIN_AFTER`, so resolving twice does not pester anyone.
 """
 

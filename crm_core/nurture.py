@@ -40,6 +40,7 @@ from crm_core.models import (
     Enrolment,
     EnrolmentStatus,
     Identity,
+    Lead,
     Message,
     MessageKind,
     MessagePurpose,
@@ -75,13 +76,14 @@ class Audience:
     channels: tuple[str, ...] = ()
     sentiment: str | None = None   # of the contact's latest scored message
     consent: bool = True           # only contacts whose latest marketing consent is a grant
+    min_score: int | None = None   # only contacts whose open lead scores at least this
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Audience:
-        unknown = set(data) - {"tags", "stages", "sources", "channels", "sentiment", "consent"}
+        unknown = set(data) - {"tags", "stages", "sources", "channels", "sentiment", "consent", "min_score"}
         if unknown:
             raise CampaignInvalid(f"audience: unknown criteria {', '.join(sorted(unknown))}; known: tags, stages, "
-                                  "sources, channels, sentiment, consent")
+                                  "sources, channels, sentiment, consent, min_score")
 
         def names(key: str) -> tuple[str, ...]:
             value = data.get(key) or []
@@ -94,12 +96,16 @@ class Audience:
             raise CampaignInvalid(f"audience.sentiment {sentiment!r}: one of {', '.join(SENTIMENTS)}")
         if not isinstance(data.get("consent", True), bool):
             raise CampaignInvalid("audience.consent: true or false")
+        min_score = data.get("min_score")
+        if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, int)):
+            raise CampaignInvalid("audience.min_score: a whole number, the lowest lead score to include")
         return cls(names("tags"), names("stages"), names("sources"), names("channels"), sentiment,
-                   data.get("consent", True))
+                   data.get("consent", True), min_score)
 
     def to_dict(self) -> dict[str, Any]:
         return {"tags": list(self.tags), "stages": list(self.stages), "sources": list(self.sources),
-                "channels": list(self.channels), "sentiment": self.sentiment, "consent": self.consent}
+                "channels": list(self.channels), "sentiment": self.sentiment, "consent": self.consent,
+                "min_score": self.min_score}
 
     def contact_filter(self) -> list[Any]:
         """SQL conditions on `Contact` selecting the segment."""
@@ -120,6 +126,9 @@ class Audience:
                              Message.sentiment.is_not(None))
                       .order_by(Message.id.desc()).limit(1).scalar_subquery())
             where.append(latest == self.sentiment)
+        if self.min_score is not None:
+            where.append(exists().where(Lead.contact_id == Contact.id, Lead.status == "open",
+                                        Lead.score >= self.min_score))
         if self.consent:
             latest_marketing = (select(ConsentEvent.granted)
                                 .where(ConsentEvent.contact_id == Contact.id,

@@ -125,6 +125,26 @@ async def test_the_audience_is_the_tagged_contacts_who_agreed_to_marketing_each_
     assert no_consent[0] not in await enrolments(sessions)
 
 
+async def test_an_audience_by_lead_score_takes_only_the_warm_leads(sessions):
+    from crm_core import leads
+    from crm_core.leads import LeadRules
+
+    account = await make_account(sessions)
+    warm, cold, no_lead = await customers(sessions, account, "1", "2", "3")
+    async with sessions() as session, session.begin():
+        for contact_id, score in ((warm, 40), (cold, 10)):
+            lead = (await leads.open_lead(contact_id, source_kind="api", rules=LeadRules(),
+                                          db_session=session)).lead
+            lead.score = score
+    await campaign_of(sessions, [WELCOME], audience={"tags": ["expo"], "min_score": 30})
+    assert set(await enrolments(sessions)) == {warm}
+    assert no_lead not in await enrolments(sessions)
+    async with sessions() as session:
+        with pytest.raises(CampaignInvalid, match="min_score: a whole number"):
+            await nurture.create_campaign("c", audience={"min_score": "hot"}, steps=[WELCOME], exits=[],
+                                          channel_kinds=KINDS, actor=None, db_session=session)
+
+
 async def test_each_step_is_queued_once_in_the_contacts_language_even_with_planners_racing(sessions):
     account = await make_account(sessions)
     li, bob = await customers(sessions, account, "1", "2")
