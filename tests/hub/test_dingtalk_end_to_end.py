@@ -9,11 +9,17 @@ import json
 import time
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from channels.dingtalk.signing import sign
 from crm_core.models import Conversation, Message
 from tests.fakes.stack import dingtalk_stack, eventually
+
+# The same ingest, worker and dispatcher run on PostgreSQL in tests/crm_core, the admin
+# API tests, the multi-process tests and the customer bot's reply-time test; these
+# end-to-end runs use SQLite to keep the suite inside its 15 minutes.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 GROUP = "cidCustomerGroup01=="
 CUSTOMER = "$:LWCP_v1:$customer0001"

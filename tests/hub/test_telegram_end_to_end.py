@@ -11,6 +11,11 @@ from sqlalchemy import func, select
 from crm_core.models import Identity, Message, MessageKind, OutboxMessage, OutboxStatus
 from tests.fakes.stack import eventually, telegram_stack
 
+# The same ingest, worker and dispatcher run on PostgreSQL in tests/crm_core, the admin
+# API tests, the multi-process tests and the customer bot's reply-time test; these
+# end-to-end runs use SQLite to keep the suite inside its 15 minutes.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 async def count(stack, model, *where) -> int:
     async with stack.hub.sessions() as session:

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from crm_core.models import Contact, Identity, Message, OutboxMessage, OutboxStatus
 from tests.bots.test_rep_workspace import conversation_id_of
 from tests.fakes.stack import eventually, workspace_stack
+
+# The same ingest, worker and dispatcher run on PostgreSQL in tests/crm_core, the admin
+# API tests, the multi-process tests and the customer bot's reply-time test; these
+# end-to-end runs use SQLite to keep the suite inside its 15 minutes.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def test_wechat_follower_and_wecom_rep(database_url, tmp_path):

@@ -7,12 +7,18 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from channels.tencent import build_xml, signature
 from crm_core.models import Contact, Conversation, Identity, Message, OutboxMessage, OutboxStatus
 from hub.serving import running
 from tests.fakes.stack import eventually, workspace_stack
+
+# The same ingest, worker and dispatcher run on PostgreSQL in tests/crm_core, the admin
+# API tests, the multi-process tests and the customer bot's reply-time test; these
+# end-to-end runs use SQLite to keep the suite inside its 15 minutes.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def _count(hub, model) -> int:
