@@ -108,11 +108,19 @@ class ProfileAdapter(ChannelAdapter, Protocol):
         ...
 
 
-def numbered_options(message: OutboundMessage) -> str:
-    """Buttons as numbered text lines, for platforms without buttons."""
-    if not message.buttons:
-        return message.text
-    lines = [message.text, ""] + [f"{n}. {b.label}" for n, b in enumerate(message.buttons, 1)]
+def media_lines(message: OutboundMessage) -> list[str]:
+    """A picture's and a link's addresses, for channels that cannot show them."""
+    return [f"{mark} {url}" for mark, url in (("🖼", message.image_url), ("🔗", message.link_url)) if url]
+
+
+def numbered_options(message: OutboundMessage, *, with_media: bool = True) -> str:
+    """Buttons as numbered text lines, for platforms without buttons; the picture and
+    link as addresses unless the caller shows them itself (`with_media=False`)."""
+    lines = [message.text]
+    if with_media and (message.image_url or message.link_url):
+        lines += media_lines(message)
+    if message.buttons:
+        lines += [""] + [f"{n}. {b.label}" for n, b in enumerate(message.buttons, 1)]
     return "\n".join(lines)
 
 

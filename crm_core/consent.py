@@ -42,6 +42,7 @@ from crm_core.ports import OutboundMessage
 WAITING = (OutboxStatus.PENDING, OutboxStatus.HELD)
 # A person's "yes" to a double opt-in question.
 CONFIRMATION_WORDS = re.compile(r"^\s*(yes|y|ok|okay|confirm|i confirm|是|是的|确认|好|好的|同意|可以)\s*[.!。！]*\s*$", re.I)
+REFUSAL_WORDS = re.compile(r"^\s*(no|n|nope|no thanks|不|否|不要|不用|不需要|不同意)\s*[.!。！]*\s*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,12 @@ async def request_confirmation(contact_id: int, *, purpose: MessagePurpose, sour
 
 async def apply_opt_ins(message: Message, contact: Contact, channel: str, *,
                         db_session: AsyncSession) -> list[ConsentEvent]:
-    """Grants a customer message gives: confirmations of pending requests, else their own
-    "subscribe me" / "订阅" (a bare "yes" grants nothing unless they were asked)."""
-    confirmed = await confirm_pending(message, contact, channel, db_session=db_session)
+    """What a customer message says to consent: a "yes" or "no" to pending requests (a
+    "no" is kept as a refusal, with their words), else their own "subscribe me" / "订阅"
+    (a bare "yes" grants nothing unless they were asked)."""
+    if is_refusal(message.text):
+        return await answer_pending(message, contact, channel, granted=False, db_session=db_session)
+    confirmed = await answer_pending(message, contact, channel, granted=True, db_session=db_session)
     if confirmed or "opt_in" not in (message.intents or []) or is_confirmation(message.text):
         return confirmed
     return [await record(contact.id, purpose=MessagePurpose.MARKETING, granted=True, source="message",
@@ -220,11 +224,16 @@ def is_confirmation(text: str | None) -> bool:
     return bool(text) and CONFIRMATION_WORDS.match(text) is not None
 
 
-async def confirm_pending(message: Message, contact: Contact, channel: str, *,
-                          db_session: AsyncSession) -> list[ConsentEvent]:
-    """The person's "yes" to open confirmation requests: each becomes a grant in the ledger,
-    with both halves of the proof (who asked, and the person's own words)."""
-    if not is_confirmation(message.text):
+def is_refusal(text: str | None) -> bool:
+    return bool(text) and REFUSAL_WORDS.match(text) is not None
+
+
+async def answer_pending(message: Message, contact: Contact, channel: str, *, granted: bool,
+                         db_session: AsyncSession) -> list[ConsentEvent]:
+    """The person's "yes" (`granted`) or "no" to open confirmation requests: each becomes a
+    grant or a refusal in the ledger, with both halves of the proof (who asked, and the
+    person's own words). Returns the events recorded."""
+    if not (is_confirmation(message.text) if granted else is_refusal(message.text)):
         return []
     now = utcnow()
     requests = (await db_session.scalars(
@@ -235,13 +244,13 @@ async def confirm_pending(message: Message, contact: Contact, channel: str, *,
         if request.expires_at <= now:
             request.status = "expired"
             continue
-        event = await record(contact.id, purpose=request.purpose, granted=True, source="double_opt_in",
+        event = await record(contact.id, purpose=request.purpose, granted=granted, source="double_opt_in",
                              channel=request.channel, actor_label=request.actor_label,
                              evidence={"request_id": request.id, "requested_via": request.source,
                                        "requested_by": request.actor_label, "request": request.evidence,
                                        "message_id": message.id, "channel": channel, "words": message.text},
                              db_session=db_session)
-        request.status, request.confirmed_event_id = "confirmed", event.id
+        request.status, request.confirmed_event_id = "confirmed" if granted else "declined", event.id
         events.append(event)
     return events
 
@@ -250,13 +259,19 @@ async def ledger(contact_id: int, *, db_session: AsyncSession) -> dict[str, Any]
     """The state per purpose and channel, every event as proof, and confirmations still awaited."""
     events = (await db_session.scalars(select(ConsentEvent).where(ConsentEvent.contact_id == contact_id)
                                        .order_by(ConsentEvent.id))).all()
+    # Per purpose: "*" is the newest all-channel event; a channel is listed while an event of
+    # its own is what decides it (`decide_from`), i.e. newer than the newest all-channel one.
     state: dict[str, dict[str, Any]] = {}
-    for event in events:  # oldest first: the newest for each purpose and channel wins
-        scope = state.setdefault(event.purpose.value, {})
-        if event.channel is None:
-            scope.clear()  # an all-channel event overrides earlier per-channel ones
-        scope[event.channel or "*"] = {"granted": event.granted, "since": event.created_at.isoformat(),
-                                       "source": event.source, "event_id": event.id}
+    for purpose in dict.fromkeys(e.purpose for e in events):
+        newest_first = [e for e in reversed(events) if e.purpose == purpose]
+        deciding = {"*": next((e for e in newest_first if e.channel is None), None)}
+        for channel in dict.fromkeys(e.channel for e in events if e.purpose == purpose and e.channel):
+            event = decide_from(newest_first, purpose=purpose, channel=channel).event
+            if event is not None and event.channel == channel:
+                deciding[channel] = event
+        state[purpose.value] = {scope: {"granted": e.granted, "since": e.created_at.isoformat(),
+                                        "source": e.source, "event_id": e.id}
+                                for scope, e in deciding.items() if e is not None}
     pending = (await db_session.scalars(select(ConsentRequest).where(
         ConsentRequest.contact_id == contact_id, ConsentRequest.status == "pending"))).all()
     return {

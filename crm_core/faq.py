@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +34,20 @@ class FaqSpec:
     synonyms: list[list[str]]
     channel_account_id: int | None = None
     is_active: bool = True
+    image_url: str | None = None
+    link_url: str | None = None
+
+
+def _web_address(value: str | None, field: str) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FaqInvalid(f"{field} must be a web address starting with https:// (got {value[:80]!r})")
+    if len(value) > 1000:
+        raise FaqInvalid(f"{field} is {len(value)} characters; keep it under 1,000")
+    return value
 
 
 def _clean(spec: FaqSpec) -> FaqSpec:
@@ -61,7 +76,8 @@ def _clean(spec: FaqSpec) -> FaqSpec:
             raise FaqInvalid(f"synonym group {n} needs at least two words, e.g. [\"价格\", \"价钱\", \"price\"]")
         synonyms.append(words)
     return FaqSpec({k: v for k, v in questions.items() if v}, {k: v for k, v in answers.items() if v}, synonyms,
-                   spec.channel_account_id, spec.is_active)
+                   spec.channel_account_id, spec.is_active, _web_address(spec.image_url, "image_url"),
+                   _web_address(spec.link_url, "link_url"))
 
 
 async def _check_account(account_id: int | None, db_session: AsyncSession) -> None:
@@ -73,7 +89,8 @@ async def create(spec: FaqSpec, *, actor: User | None, db_session: AsyncSession)
     spec = _clean(spec)
     await _check_account(spec.channel_account_id, db_session)
     entry = FaqEntry(questions=spec.questions, answers=spec.answers, synonyms=spec.synonyms,
-                     channel_account_id=spec.channel_account_id, is_active=spec.is_active)
+                     channel_account_id=spec.channel_account_id, is_active=spec.is_active,
+                     image_url=spec.image_url, link_url=spec.link_url)
     db_session.add(entry)
     await db_session.flush()
     await audit.record("faq.create", entity_type="faq_entry", entity_id=entry.id, actor=actor,
@@ -86,6 +103,7 @@ async def update(entry: FaqEntry, spec: FaqSpec, *, actor: User | None, db_sessi
     await _check_account(spec.channel_account_id, db_session)
     entry.questions, entry.answers, entry.synonyms = spec.questions, spec.answers, spec.synonyms
     entry.channel_account_id, entry.is_active = spec.channel_account_id, spec.is_active
+    entry.image_url, entry.link_url = spec.image_url, spec.link_url
     entry.updated_at = utcnow()
     await db_session.flush()
     await audit.record("faq.update", entity_type="faq_entry", entity_id=entry.id, actor=actor,

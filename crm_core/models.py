@@ -616,6 +616,9 @@ class FaqEntry(Base):
     questions: Mapped[dict[str, Any]] = mapped_column(default=dict)   # {"zh": [...], "en": [...]}
     answers: Mapped[dict[str, Any]] = mapped_column(default=dict)     # {"zh": "...", "en": "..."}
     synonyms: Mapped[list[Any]] = mapped_column(default=list)          # [["价格", "价钱", "price"], ...]
+    # Shown with the answer where the channel can (a photo, an article card); else as addresses.
+    image_url: Mapped[str | None] = mapped_column(String(1000))
+    link_url: Mapped[str | None] = mapped_column(String(1000))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,9 +61,7 @@ async def enqueue_to_conversation(
         direction=Direction.OUTBOUND,
         kind=MessageKind.TEXT,
         text=message.text,
-        # The options offered, so a customer's "2" can be read as the second (customer bot).
-        attachments=[{"type": "options", "options": [{"label": b.label, "data": b.data} for b in message.buttons]}]
-        if message.buttons else [],
+        attachments=_history_attachments(message),
         raw=None,
         author_user_id=author_user_id,
         created_at=now,
@@ -152,3 +151,16 @@ async def release_held(identity_id: int, *, db_session: AsyncSession) -> int:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount
+
+
+def _history_attachments(message: OutboundMessage) -> list[dict[str, Any]]:
+    """What the thread keeps besides the text: the picture and link shown, and the options
+    offered, so a customer's "2" can be read as the second (customer bot)."""
+    parts: list[dict[str, Any]] = []
+    if message.image_url:
+        parts.append({"type": "image", "url": message.image_url})
+    if message.link_url:
+        parts.append({"type": "link", "title": message.title, "url": message.link_url})
+    if message.buttons:
+        parts.append({"type": "options", "options": [{"label": b.label, "data": b.data} for b in message.buttons]})
+    return parts

@@ -83,7 +83,10 @@ class RecipientActivity:
 class OutboundMessage:
     """What to send; rich parts degrade to text on platforms without them.
 
-    `title` makes a card where the platform has cards (WeCom template cards).
+    `title` makes a card where the platform has cards (WeCom template cards);
+    `image_url` and `link_url` make it a picture card (a photo with its caption,
+    a WeChat article, a DingTalk markdown picture, an HTML mail) and degrade to
+    their addresses in text where the channel cannot show them.
     `options` carries platform-specific parts the core passes through untouched
     (a WeCom WelcomeCode, the rep an external-contact message is sent as...).
     """
@@ -92,6 +95,8 @@ class OutboundMessage:
     text: str
     buttons: tuple[Button, ...] = ()
     title: str | None = None
+    image_url: str | None = None
+    link_url: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     # Filled by the dispatcher for platforms that only allow replies within a
     # window after the customer's last action (WeChat Official Accounts).
@@ -104,8 +109,9 @@ class OutboundMessage:
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": self.text,
                                    "buttons": [{"label": b.label, "data": b.data} for b in self.buttons]}
-        if self.title:
-            payload["title"] = self.title
+        for name in ("title", "image_url", "link_url"):
+            if getattr(self, name):
+                payload[name] = getattr(self, name)
         if self.options:
             payload["options"] = self.options
         return payload
@@ -116,6 +122,7 @@ class OutboundMessage:
                      reply_via: dict[str, Any] | None = None) -> OutboundMessage:
         buttons = tuple(Button(b["label"], b["data"]) for b in payload.get("buttons") or ())
         return cls(recipient=recipient, text=payload["text"], buttons=buttons, title=payload.get("title"),
+                   image_url=payload.get("image_url"), link_url=payload.get("link_url"),
                    options=dict(payload.get("options") or {}), recipient_activity=recipient_activity,
                    reply_via=reply_via)
 
@@ -252,10 +259,11 @@ class HandlerContext:
     # handlers do not send them a second one.
     notified: set[int] = field(default_factory=set)
 
-    def reply(self, text: str, buttons: Sequence[Button] = (), *, title: str | None = None) -> None:
+    def reply(self, text: str, buttons: Sequence[Button] = (), *, title: str | None = None,
+              image_url: str | None = None, link_url: str | None = None) -> None:
         """A bot's answer; marked automated (email sends it with Auto-Submitted: auto-replied)."""
         self.replies.append(OutboundMessage(self.conversation.external_thread_id, text, tuple(buttons), title=title,
-                                            options={"automated": True}))
+                                            image_url=image_url, link_url=link_url, options={"automated": True}))
 
 
 class MessageHandler(Protocol):

@@ -272,11 +272,14 @@ async def reassign_all(from_user: User, to_user: User, by: User, *, db_session: 
 
 
 async def contact_card(conversation: Conversation, *, db_session: AsyncSession) -> dict:
-    """What a rep needs on a card: who, where, stage, source, owner, last messages."""
-    from crm_core.models import Direction, Message  # local: only the card needs them
+    """What a rep needs on a card: who, where, how to reach them, stage, source, owner, last messages."""
+    from crm_core.models import ChannelAccount, ContactKey, Direction, Message  # local: only the card needs them
 
     contact = await db_session.get(Contact, conversation.contact_id)
     identity = await db_session.get(Identity, conversation.identity_id)
+    account = await db_session.get(ChannelAccount, conversation.channel_account_id)
+    keys = (await db_session.scalars(select(ContactKey.value).where(ContactKey.contact_id == conversation.contact_id)
+                                     .order_by(ContactKey.id))).all()
     owner = await db_session.get(User, conversation.assignee_user_id) if conversation.assignee_user_id else None
     recent = (await db_session.scalars(
         select(Message).where(Message.conversation_id == conversation.id, Message.text.is_not(None))
@@ -288,6 +291,8 @@ async def contact_card(conversation: Conversation, *, db_session: AsyncSession) 
         "id": conversation.id,
         "name": identity.display_name or contact.display_name or identity.username or identity.external_id,
         "channel_account_id": conversation.channel_account_id,
+        "where": f"{account.kind} · {account.name}" if account else "",
+        "keys": list(keys),
         "stage": contact.stage,
         "source": contact.source,
         "owner": _name(owner) if owner else None,

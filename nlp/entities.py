@@ -23,8 +23,10 @@ CUE = re.compile(r"\b(my|me|i'm|i am|call|reach|contact|phone|mobile|cell|tel|wh
                  r"我的|我是|本人|联系|电话|手机|号码|邮箱|邮件|微信|打给我|找我", re.I)
 
 
-def stated_contact_keys(text: str) -> list[tuple[str, str]]:
-    """("phone", "+8613800138000") / ("email", "chen@example.cn") pairs the writer gives as their own."""
+def stated_contact_keys(text: str, *, asked: bool = False) -> list[tuple[str, str]]:
+    """("phone", "+8613800138000") / ("email", "chen@example.cn") pairs the writer gives as their own:
+    alone on a line, or with words that say so ("my number is ..."). `asked`: the text answers
+    "your phone or email?", so every one in it is theirs, whatever words surround it."""
     keys: list[tuple[str, str]] = []
     for line in (text or "").splitlines():
         found = _all_contact_details(line)
@@ -32,7 +34,7 @@ def stated_contact_keys(text: str) -> list[tuple[str, str]]:
             continue
         rest = E164.sub(" ", MOBILE_CN.sub(" ", EMAIL.sub(" ", line)))
         alone = len(re.sub(r"[\W_]+", "", rest)) <= 4
-        if alone or CUE.search(line):
+        if asked or alone or CUE.search(line):
             keys.extend(k for k in found if k not in keys)
     return keys
 

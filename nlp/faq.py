@@ -42,6 +42,8 @@ class FaqItem:
     id: int
     questions: tuple[str, ...]           # the question and other ways of asking it, any language
     answers: dict[str, str]              # language ("zh" / "en") -> answer
+    image_url: str | None = None         # shown with the answer where the channel can
+    link_url: str | None = None
 
 
 @dataclass(frozen=True)

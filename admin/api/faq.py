@@ -32,7 +32,8 @@ class FaqQuestion(BaseModel):
 
 def _spec(body: FaqCreate) -> FaqSpec:
     return FaqSpec(questions=body.questions, answers=body.answers, synonyms=body.synonyms,
-                   channel_account_id=body.channel_account_id, is_active=body.is_active)
+                   channel_account_id=body.channel_account_id, is_active=body.is_active,
+                   image_url=body.image_url, link_url=body.link_url)
 
 
 async def _entry(entry_id: int, session: AsyncSession) -> FaqEntry:

@@ -312,6 +312,8 @@ class FaqCreate(BaseModel):
     channel_account_id: int | None = Field(default=None, description="Only this account's conversations; "
                                                                      "none: every account")
     is_active: bool = True
+    image_url: str | None = Field(default=None, description="A picture shown with the answer (https://...)")
+    link_url: str | None = Field(default=None, description="A page the answer links to (https://...)")
 
 
 class FaqRead(FaqCreate):

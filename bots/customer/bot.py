@@ -45,6 +45,7 @@ from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
     BotSession,
     ChannelAccount,
+    ConsentEvent,
     ConsentRequest,
     ContactKey,
     Direction,
@@ -72,7 +73,14 @@ _SMALL_TALK = re.compile(r"^\s*(hi|hello|hey|hiya|good (morning|afternoon|evenin
 _ASKS_REGISTERED = re.compile(r"\b(am i|are we|i'm|we're) (registered|signed up|booked|on the list)\b|"
                               r"我(报名|报上名|报好名)了吗|报名成功了吗|有没有报上名|是否报名成功|我的报名|查(询)?(一下)?报名", re.I)
 _CANCELS_REGISTRATION = re.compile(r"\bcancel (my |the )?(registration|booking|rsvp)\b|取消报名|不去了|不参加了", re.I)
-_NO = re.compile(r"^\s*(no|n|nope|no thanks|不|否|不要|不用|不需要|不同意)\s*[.!。！]*\s*$", re.I)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaqAnswer:
+    text: str                 # in the customer's language when the entry has it
+    question: str             # the way of asking it matched
+    image_url: str | None
+    link_url: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +123,7 @@ class CustomerBot:
             return
         conversation.resolved_at = None  # they wrote again: it is live
 
-        if await self._consent_declined(ctx, text, lang):
+        if await self._consent_declined(ctx, lang):
             return
         intents = message.intents or []
         # Strongly negative: the model is sure, and the words agree (a complaint). The model
@@ -150,7 +158,12 @@ class CustomerBot:
             if form.get("status") == "open" else ""
         if answer is not None:
             state.misses = 0
-            ctx.reply(prefix + answer + reminder)
+            if answer.image_url or answer.link_url:
+                # A picture card: the question they asked as its title.
+                ctx.reply(prefix + answer.text + reminder, title=answer.question, image_url=answer.image_url,
+                          link_url=answer.link_url)
+            else:
+                ctx.reply(prefix + answer.text + reminder)
             return
         if prefix and not _QUESTION.search(text) and "buying" not in intents:
             # A first "hello" is not a question the bot failed.
@@ -200,15 +213,16 @@ class CustomerBot:
 
     # -- FAQ ------------------------------------------------------------------
 
-    async def _faq_answer(self, ctx: HandlerContext, text: str, lang: str) -> str | None:
+    async def _faq_answer(self, ctx: HandlerContext, text: str, lang: str) -> FaqAnswer | None:
         if not text:
             return None
         index = await self.faq.index_for(ctx.message.channel_account_id, db_session=ctx.db_session)
         matches = index.search(text, limit=1)
         if not matches or matches[0].score < self.settings.faq_threshold:
             return None
-        answers = matches[0].item.answers
-        return answers.get(lang) or next(iter(answers.values()))
+        item = matches[0].item
+        return FaqAnswer(item.answers.get(lang) or next(iter(item.answers.values())), matches[0].question,
+                         item.image_url, item.link_url)
 
     # -- the lead form --------------------------------------------------------
 
@@ -301,11 +315,14 @@ class CustomerBot:
         await leads.score(lead, "stated_contact", rules=self.lead_rules, db_session=db, message_id=ctx.message.id)
         await db.refresh(ctx.conversation, ["assignee_user_id"])
         owner = await db.get(User, lead.owner_user_id) if lead.owner_user_id else None
-        if owner is not None and owner.is_active:
-            if await send_card(owner, "card_form_done", ctx.conversation, key=f"form:{lead.id}:{ctx.message.id}",
-                               latest=_fields_text(fields, owner.language or "zh"), db_session=db):
+        # The owner; while nobody owns it (claim routing), every rep, so the first to claim knows the answers.
+        targets = [owner] if owner is not None and owner.is_active else \
+            await reps.active_reps_with_handles(db_session=db)
+        for user in targets:
+            if await send_card(user, "card_form_done", ctx.conversation, key=f"form:{lead.id}:{ctx.message.id}",
+                               latest=_fields_text(fields, user.language or "zh"), db_session=db):
                 ctx.enqueued = True
-                ctx.notified.add(owner.id)
+                ctx.notified.add(user.id)
         summary = _fields_text(fields, lang)
         reply = say("form_done", lang, name=_name_suffix(ctx, lang, fields.get("name")), summary=summary)
         question = await self._consent_question(ctx, lang, account)
@@ -332,24 +349,16 @@ class CustomerBot:
                               expires_at=utcnow() + dt.timedelta(days=consent.DOUBLE_OPT_IN_DAYS)))
         return question
 
-    async def _consent_declined(self, ctx: HandlerContext, text: str, lang: str) -> bool:
-        """A "no" to the consent question: recorded as a refusal, with the question and their words."""
-        if not _NO.match(text):
+    async def _consent_declined(self, ctx: HandlerContext, lang: str) -> bool:
+        """This message said "no" to a consent question (the worker put the refusal in the
+        ledger, `consent.answer_pending`): acknowledged, and nothing else is answered."""
+        refused = await ctx.db_session.scalar(
+            select(ConsentEvent.id).where(ConsentEvent.contact_id == ctx.contact.id, ConsentEvent.granted.is_(False),
+                                          ConsentEvent.source == "double_opt_in",
+                                          ConsentEvent.evidence["message_id"].as_integer() == ctx.message.id)
+            .limit(1))
+        if refused is None:
             return False
-        db = ctx.db_session
-        request = await db.scalar(select(ConsentRequest).where(
-            ConsentRequest.contact_id == ctx.contact.id, ConsentRequest.status == "pending",
-            ConsentRequest.expires_at > utcnow()).order_by(ConsentRequest.id.desc()).limit(1))
-        if request is None:
-            return False
-        account = await db.get(ChannelAccount, ctx.message.channel_account_id)
-        event = await consent.record(ctx.contact.id, purpose=request.purpose, granted=False, source="double_opt_in",
-                                     channel=request.channel, actor_label=request.actor_label,
-                                     evidence={"request_id": request.id, "request": request.evidence,
-                                               "message_id": ctx.message.id,
-                                               "channel": account.kind if account else None, "words": ctx.message.text},
-                                     db_session=db)
-        request.status, request.confirmed_event_id = "declined", event.id
         ctx.reply(say("consent_declined", lang))
         return True
 

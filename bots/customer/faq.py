@@ -28,7 +28,7 @@ class FaqIndexes:
             return built[1]
         entries = await entries_for(channel_account_id, db_session=db_session)
         index = FaqIndex([FaqItem(e.id, tuple(q for lang in LANGUAGES for q in e.questions.get(lang, [])),
-                                  dict(e.answers)) for e in entries],
+                                  dict(e.answers), e.image_url, e.link_url) for e in entries],
                          [group for e in entries for group in e.synonyms])
         self._built[channel_account_id] = (version, index)
         return index

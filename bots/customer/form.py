@@ -58,7 +58,7 @@ def parse(field: str, text: str) -> Parsed:
     """`text` as an answer for `field`."""
     text = (text or "").strip()
     if field == "contact":
-        keys = stated_contact_keys(text) or _keys_anywhere(text)
+        keys = stated_contact_keys(text, asked=True)
         return Parsed(", ".join(value for _, value in keys)) if keys else Parsed(None, "bad_contact")
     value = _TRAILING.sub("", _LEADING[field].sub("", text, count=1)) if field in _LEADING else text
     value = value.strip()
@@ -77,11 +77,6 @@ def parse(field: str, text: str) -> Parsed:
         ok = _NOT_SURE.match(value) or _TIME.search(value)
         return Parsed(value[:100]) if ok else Parsed(None, "bad_timeframe")
     raise ValueError(f"unknown form field {field!r}")
-
-
-def _keys_anywhere(text: str) -> list[tuple[str, str]]:
-    """An answer to "your phone or email?" is theirs even with words around it."""
-    return stated_contact_keys(f"my contact: {text}")
 
 
 def correction(text: str, asking: str | None) -> tuple[str, Parsed] | None:

@@ -18,8 +18,6 @@ from crm_core.db import utcnow
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
     BotSession,
-    ChannelAccount,
-    ContactKey,
     Conversation,
     Direction,
     Lead,
@@ -69,13 +67,10 @@ async def summary(conversation: Conversation, ctx: HandlerContext, state: BotSes
     db: AsyncSession = ctx.db_session
     zh = lang == "zh"
     contact = ctx.contact
-    account = await db.get(ChannelAccount, conversation.channel_account_id)
-    keys = (await db.scalars(select(ContactKey.value).where(ContactKey.contact_id == contact.id)
-                             .order_by(ContactKey.id))).all()
-    lines = [f"#{conversation.id} {contact.display_name or ctx.identity.display_name or '?'}"
-             f" · {account.kind if account else '?'} · {account.name if account else ''}".rstrip(" ·")]
-    if keys:
-        lines.append(("联系方式：" if zh else "contact: ") + ", ".join(keys))
+    card = await reps.contact_card(conversation, db_session=db)
+    lines = [f"#{conversation.id} {card['name']} · {card['where']}".rstrip(" ·")]
+    if card["keys"]:
+        lines.append(("联系方式：" if zh else "contact: ") + ", ".join(card["keys"]))
     history = (await db.scalars(
         select(Message).where(Message.conversation_id == conversation.id, Message.kind.in_(CUSTOMER_MESSAGE_KINDS))
         .order_by(Message.id.desc()).limit(turns * 2))).all()

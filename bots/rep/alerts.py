@@ -151,9 +151,7 @@ async def send_card(user: User, title_key: str, conversation: Conversation, *, k
     card = await reps.contact_card(conversation, db_session=db_session)
     lang = user.language or "zh"
     title = say(title_key, lang, id=conversation.id, name=card["name"], **params)
-    account = await db_session.get(ChannelAccount, conversation.channel_account_id)
-    where = f"{account.kind} · {account.name}" if account else ""
-    body = [f"#{conversation.id} {card['name']} · {where}"]
+    body = [f"#{conversation.id} {card['name']} · {card['where']}"]
     if card["source"]:
         body.append(f"source: {card['source']}")
     if latest:

@@ -27,6 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 from dingtalk_stream.chatbot import ChatbotMessage
@@ -219,25 +220,40 @@ def _app(account: AccountRef) -> App:
     return App(account.api_base or DEFAULT_API_BASE, creds["app_key"], creds["app_secret"])
 
 
+def _markdown(message: OutboundMessage) -> str:
+    """The message as DingTalk markdown: heading, picture, text, options, link."""
+    parts = [f"#### {message.title}"] if message.title else []
+    if message.image_url:
+        parts.append(f"![]({message.image_url})")
+    parts.append(numbered_options(message, with_media=False))
+    if message.link_url:
+        parts.append(f"[{message.link_url}]({message.link_url})")
+    return "\n\n".join(parts)
+
+
+def _heading(message: OutboundMessage) -> str:
+    return message.title or message.text.split("\n", 1)[0][:60]
+
+
 def _template(message: OutboundMessage) -> dict[str, str]:
-    """A robot message template: markdown when titled, plain text otherwise."""
-    if message.title:
-        param = {"title": message.title, "text": f"#### {message.title}\n\n{numbered_options(message)}"}
+    """A robot message template: markdown for a titled notice or a picture, plain text otherwise."""
+    if message.title or message.image_url or message.link_url:
+        param = {"title": _heading(message), "text": _markdown(message)}
         return {"msgKey": "sampleMarkdown", "msgParam": json.dumps(param, ensure_ascii=False)}
     return {"msgKey": "sampleText", "msgParam": json.dumps({"content": numbered_options(message)},
                                                           ensure_ascii=False)}
 
 
 def webhook_message(message: OutboundMessage) -> dict[str, Any]:
-    if message.title:
-        return {"msgtype": "markdown", "markdown": {"title": message.title,
-                                                    "text": f"#### {message.title}\n\n{numbered_options(message)}"}}
+    if message.title or message.image_url or message.link_url:
+        return {"msgtype": "markdown", "markdown": {"title": _heading(message), "text": _markdown(message)}}
     return {"msgtype": "text", "text": {"content": numbered_options(message)}}
 
 
 def _standard_card(message: OutboundMessage) -> dict[str, Any]:
     """DingTalk's StandardCard: a title, the text, and one button per action (its id comes back)."""
-    contents: list[dict[str, Any]] = [{"type": "markdown", "text": message.text, "id": "text"}]
+    body = _markdown(replace(message, title=None, buttons=()))
+    contents: list[dict[str, Any]] = [{"type": "markdown", "text": body, "id": "text"}]
     contents.append({"type": "action", "id": "actions", "actions": [
         {"type": "button", "id": b.data[:200], "label": {"type": "text", "text": b.label[:20]},
          "actionType": "request", "status": "primary" if n == 0 else "normal"}

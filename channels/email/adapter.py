@@ -181,6 +181,8 @@ class EmailAdapter:
             mail["List-Unsubscribe"] = f"<{link}>"
             mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         mail.set_content(numbered_options(message))
+        if message.image_url or message.link_url:
+            mail.add_alternative(_html(message), subtype="html")
         return mail
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
@@ -295,3 +297,15 @@ def unsubscribe_token(account: AccountRef, address: str) -> str:
 
 def _domain(address: str) -> str:
     return parseaddr(address)[1].rsplit("@", 1)[-1] or "localhost"
+
+
+def _html(message: OutboundMessage) -> str:
+    """The HTML part of a message with a picture or link; the plain part says the same."""
+    parts = [f"<h3>{html.escape(message.title)}</h3>"] if message.title else []
+    if message.image_url:
+        parts.append(f'<p><img src="{html.escape(message.image_url)}" alt="" style="max-width:100%"></p>')
+    parts.append("<p>" + html.escape(numbered_options(message, with_media=False)).replace("\n", "<br>") + "</p>")
+    if message.link_url:
+        url = html.escape(message.link_url)
+        parts.append(f'<p><a href="{url}">{url}</a></p>')
+    return "<!doctype html><html><body>" + "".join(parts) + "</body></html>"

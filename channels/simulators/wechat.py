@@ -287,16 +287,18 @@ class WeChatSimulator:
                 raise WeChatApiError(47001, "data format error") from None
             openid = str(body.get("touser", ""))
             follower = self._follower(account, openid)
-            if body.get("msgtype") != "text" or not (body.get("text") or {}).get("content"):
-                raise WeChatApiError(44004, "empty content")
+            text = _content(body)
             self._spend_quota(follower)
         except WeChatApiError as exc:
             if account is not None:
                 account.calls.append(("message/custom/send", exc.errcode))
             return _error(exc)
         account.calls.append(("message/custom/send", 0))
-        account.sent.append({"to": openid, "text": body["text"]["content"], "at": time.time()})
-        account.note(openid, "hub", body["text"]["content"])
+        entry = {"to": openid, "text": text, "at": time.time(), "msgtype": body["msgtype"]}
+        if body["msgtype"] == "news":
+            entry["article"] = body["news"]["articles"][0]
+        account.sent.append(entry)
+        account.note(openid, "hub", text)
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
     @staticmethod
@@ -394,3 +396,23 @@ async def _json(request: Request) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _content(body: dict[str, Any]) -> str:
+    """What a customer-service text or article message shows, as the transcript keeps it."""
+    if body.get("msgtype") == "text":
+        content = (body.get("text") or {}).get("content")
+        if not content:
+            raise WeChatApiError(44004, "empty content")
+        return str(content)
+    if body.get("msgtype") == "news":
+        articles = (body.get("news") or {}).get("articles") or []
+        if len(articles) != 1:
+            raise WeChatApiError(45008, "article size out of limit")  # customer service sends one article
+        article = articles[0]
+        if not article.get("title") or not str(article.get("url", "")).startswith(("http://", "https://")):
+            raise WeChatApiError(47001, "data format error")
+        lines = [article["title"], article.get("description") or ""]
+        lines += [f"[picture] {article['picurl']}"] if article.get("picurl") else []
+        return "\n".join(line for line in lines if line)
+    raise WeChatApiError(40008, f"invalid message type {body.get('msgtype')}")

@@ -14,6 +14,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
+CAPTION_LIMIT = 1024  # characters of a photo caption
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 BOT_TOKEN_PATTERN = r"^\d{3,20}:[A-Za-z0-9_-]{20,}$"
 
@@ -147,15 +149,20 @@ class TelegramAdapter:
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
         bot = self.bot(account)
-        markup = None
-        if message.buttons:
-            markup = InlineKeyboardMarkup(
-                inline_keyboard=[[InlineKeyboardButton(text=b.label, callback_data=b.data[:64])]
-                                 for b in message.buttons]
-            )
+        rows = [[InlineKeyboardButton(text=b.label, callback_data=b.data[:64])] for b in message.buttons]
+        if message.link_url:
+            rows.append([InlineKeyboardButton(text=(message.title or _host(message.link_url))[:64],
+                                              url=message.link_url)])
+        markup = InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
         try:
-            sent = await bot.send_message(chat_id=int(message.recipient), text=message.text, reply_markup=markup,
-                                          request_timeout=20)
+            if message.image_url and len(message.text) <= CAPTION_LIMIT:
+                sent = await bot.send_photo(chat_id=int(message.recipient), photo=message.image_url,
+                                            caption=message.text, reply_markup=markup, request_timeout=20)
+            else:
+                # A caption longer than Telegram allows: the text, whose link preview shows the picture.
+                text = f"{message.text}\n{message.image_url}" if message.image_url else message.text
+                sent = await bot.send_message(chat_id=int(message.recipient), text=text, reply_markup=markup,
+                                              request_timeout=20)
         except TelegramRetryAfter as exc:
             raise RetryLater(f"Telegram flood control: {exc.message}", retry_after=float(exc.retry_after)) from None
         except TelegramForbiddenError as exc:
@@ -236,6 +243,10 @@ class TelegramAdapter:
         for _, bot in self._bots.values():
             await bot.session.close()
         self._bots.clear()
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or url
 
 
 def _make_bot(token: str, api_base: str | None) -> Bot:

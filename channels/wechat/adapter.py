@@ -124,7 +124,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 class WeChatAdapter:
     kind: ClassVar[str] = "wechat"
-    capabilities: ClassVar[Capabilities] = Capabilities(buttons=False, images=False, markdown=False,
+    capabilities: ClassVar[Capabilities] = Capabilities(buttons=False, images=True, markdown=False,
                                                         max_text_length=2000, reply_window=True)
     credentials_model: ClassVar[type[BaseModel]] = WeChatCredentials
     settings_model: ClassVar[type[BaseModel]] = WeChatSettings
@@ -196,10 +196,8 @@ class WeChatAdapter:
         refusal = window_refusal(message.recipient_activity, settings)
         if refusal is not None:
             raise SendHeld(refusal)
-        text = numbered_options(message)  # no buttons in customer-service text
         try:
-            await self.client.call(_app(account), "/cgi-bin/message/custom/send",
-                                   {"touser": message.recipient, "msgtype": "text", "text": {"content": text}})
+            await self.client.call(_app(account), "/cgi-bin/message/custom/send", _custom_message(message))
         except ApiError as exc:
             if exc.errcode in (OUTSIDE_WINDOW, OVER_QUOTA):
                 raise SendHeld(f"WeChat refused it ({exc.errcode} {exc.errmsg}): outside the reply window or over "
@@ -285,3 +283,17 @@ def parse_message(f: dict[str, str]) -> list[InboundEvent]:
 def _app(account: AccountRef) -> AppKey:
     creds = account.credentials
     return AppKey(account.api_base or DEFAULT_API_BASE, creds["app_id"], creds["app_secret"])
+
+
+def _custom_message(message: OutboundMessage) -> dict[str, Any]:
+    """A customer-service message: an article card (one, the most the API sends) for a
+    picture or a link, else text. Neither has buttons: options come numbered."""
+    if not (message.image_url or message.link_url):
+        return {"touser": message.recipient, "msgtype": "text", "text": {"content": numbered_options(message)}}
+    article = {"title": (message.title or message.text.split("\n", 1)[0])[:64],
+               "description": numbered_options(message, with_media=False),
+               # Tapping the card opens the link, or the picture itself when there is none.
+               "url": message.link_url or message.image_url}
+    if message.image_url:
+        article["picurl"] = message.image_url
+    return {"touser": message.recipient, "msgtype": "news", "news": {"articles": [article]}}

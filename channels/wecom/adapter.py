@@ -40,6 +40,8 @@ from channels.base import (
     WebhookOutcome,
     WebhookRejected,
     WebhookRequest,
+    media_lines,
+    numbered_options,
 )
 from channels.tencent import (
     AES_KEY_PATTERN,
@@ -256,9 +258,7 @@ def _app(account: AccountRef) -> AppKey:
 
 def _as_text(message: OutboundMessage) -> str:
     """Cards and buttons as text, for external contacts (no app cards in WeChat)."""
-    lines = [message.title, message.text] if message.title else [message.text]
-    lines += [f"{n}. {b.label}" for n, b in enumerate(message.buttons, 1)]
-    return "\n".join(lines)
+    return f"{message.title}\n{numbered_options(message)}" if message.title else numbered_options(message)
 
 
 def _app_message(account: AccountRef, message: OutboundMessage) -> dict[str, Any]:
@@ -266,13 +266,14 @@ def _app_message(account: AccountRef, message: OutboundMessage) -> dict[str, Any
     agent_id = account.credentials["agent_id"]
     base = {"touser": message.recipient, "agentid": agent_id}
     if not message.buttons and message.title:
-        return {**base, "msgtype": "markdown", "markdown": {"content": f"**{message.title}**\n{message.text}"}}
+        return {**base, "msgtype": "markdown",
+                "markdown": {"content": f"**{message.title}**\n{numbered_options(message)}"}}
     if not message.buttons:
         return {**base, "msgtype": "text", "text": {"content": _as_text(message)}}
     card = {
         "card_type": "button_interaction",
         "main_title": {"title": (message.title or message.text.split("\n", 1)[0])[:26]},
-        "sub_title_text": message.text[:1000],
+        "sub_title_text": "\n".join([message.text, *media_lines(message)])[:1000],
         # WeCom shows at most 6 buttons; keys come back in template_card_event.
         "button_list": [{"text": b.label[:10], "style": 1 if n == 0 else 2, "key": b.data[:1024]}
                         for n, b in enumerate(message.buttons[:6])],

@@ -40,8 +40,15 @@ async def test_state_is_the_newest_event_for_the_purpose_and_channel(sessions):
                              db_session=session)
         email = await consent.decide(contact, purpose=MARKETING, channel="email", db_session=session)
         wecom = await consent.decide(contact, purpose=MARKETING, channel="wecom", db_session=session)
+        shown = (await consent.ledger(contact, db_session=session))["state"]["marketing"]
+        await consent.record(contact, purpose=MARKETING, granted=False, source="message", db_session=session)
+        after_all_channels = (await consent.ledger(contact, db_session=session))["state"]["marketing"]
     assert not email.allowed and "withdrawn" in email.reason and "via message" in email.reason
     assert wecom.allowed
+    # The ledger shows what decides each channel: the all-channel "no", and WeCom's own later "yes".
+    assert {scope: (v["granted"], v["source"]) for scope, v in shown.items()} == {
+        "*": (False, "message"), "wecom": (True, "admin")}
+    assert {scope: v["granted"] for scope, v in after_all_channels.items()} == {"*": False}
 
 
 async def test_marketing_goes_only_with_consent_checked_again_at_send_time(setup):

@@ -26,7 +26,7 @@ FAQ = [
      "synonyms": [["发货", "配送", "寄出", "shipping", "delivery", "ship"]]},
     {"questions": {"zh": ["发票怎么开", "可以开发票吗"], "en": ["Can I get an invoice?"]},
      "answers": {"zh": "可以开增值税发票，请在订单页填写开票信息。", "en": "Yes: fill in the invoice details on the order page."},
-     "synonyms": []},
+     "synonyms": [], "image_url": "https://cdn.example.cn/help/invoice.png", "link_url": "https://help.example.cn/invoice"},
 ]
 
 
@@ -146,6 +146,10 @@ async def test_faq_answers_then_a_person_takes_over_with_the_whole_story(ws):
         > 可以开发票吗？
         < 可以开增值税发票
     """)
+    # An answer with a picture: a photo with its caption and a button to the page.
+    last = ws.tg.bot.sent[-1]
+    assert last["photo"][-1]["url"] == FAQ[2]["image_url"] and last["caption"].startswith("可以开增值税发票")
+    assert last["reply_markup"]["inline_keyboard"][-1][0]["url"] == FAQ[2]["link_url"]
 
 
 @sqlite_only
@@ -170,6 +174,8 @@ async def test_a_lead_form_with_a_correction_resumed_a_day_later_ends_in_a_lead_
         < When would you like to start?
         > next month
         < Thank you, Alice! | Acme Trading Ltd | +8613900139000 | 50 seats | about 50k | next month | here on Telegram
+        # Nobody has claimed the lead yet: every rep gets the answers.
+        @li < 客户已填写线索表单 | Acme Trading Ltd | +8613900139000 | about 50k
         > yes
         < you are subscribed
     """)
@@ -187,6 +193,35 @@ async def test_a_lead_form_with_a_correction_resumed_a_day_later_ends_in_a_lead_
     assert grant["granted"] and grant["channel"] == "telegram" and grant["evidence"]["words"] == "yes"
     assert "here on Telegram" in grant["evidence"]["request"]["question"]
     assert request.status == "confirmed"
+
+    # Another customer says no: a refusal in the ledger, with the same proof, and no marketing.
+    talk = transcript(ws, TelegramCustomer(ws.tg, 712, "Bruno", "en"))
+    await talk.play("""
+        > Hi, I'd like a quote for the Pro plan
+        < Which company are you with?
+        > Bruno Design
+        < What phone number or email
+        > bruno@design.example
+        < What do you need
+        > A CRM for 5 people
+        < Roughly what budget
+        > 10k
+        < When would you like to start?
+        > this quarter
+        < Thank you, Bruno! | here on Telegram
+        > no
+        < we will not send you marketing messages
+    """)
+    async with ws.tg.hub.sessions() as session:
+        contact_id = await session.scalar(select(Identity.contact_id).where(Identity.external_id == "712"))
+        [refusal] = (await consent.ledger(contact_id, db_session=session))["events"]
+        request = await session.scalar(select(ConsentRequest).where(ConsentRequest.contact_id == contact_id))
+        decision = await consent.decide(contact_id, purpose=MessagePurpose.MARKETING, channel="telegram",
+                                        db_session=session)
+    assert not refusal["granted"] and refusal["evidence"]["words"] == "no"
+    assert "here on Telegram" in refusal["evidence"]["request"]["question"]
+    assert request.status == "declined" and request.confirmed_event_id == refusal["id"]
+    assert not decision.allowed
 
 
 @sqlite_only
@@ -210,6 +245,9 @@ async def test_an_opt_out_in_the_middle_of_the_form_is_honoured_and_the_form_goe
         < 您计划什么时候开始
         > 三个月内
         < 谢谢，张三！ | 星辰科技有限公司 | zhang@xingchen.cn | 不确定
+        # An answer with a picture is an article card on WeChat.
+        > 可以开发票吗？
+        < 可以开发票吗 | 可以开增值税发票 | [picture]
         # No buttons on WeChat: the options come numbered, and a number answers them.
         > 你们在火星有分公司吗？
         < 抱歉，我没有完全理解 | 1. 转人工
@@ -218,6 +256,8 @@ async def test_an_opt_out_in_the_middle_of_the_form_is_honoured_and_the_form_goe
         @li < 转人工 | 要求转人工 | 星辰科技有限公司
     """)
     assert "最后一个问题" not in "".join(talk.chat.bot_lines())  # no consent question after an opt-out
+    [card] = [m for m in ws.wechat_account.sent if m["msgtype"] == "news"]
+    assert (card["article"]["picurl"], card["article"]["url"]) == (FAQ[2]["image_url"], FAQ[2]["link_url"])
     async with ws.tg.hub.sessions() as session:
         contact_id = await session.scalar(select(Identity.contact_id).where(Identity.external_id == "oZhang"))
         decision = await consent.decide(contact_id, purpose=MessagePurpose.MARKETING, channel="wechat",

@@ -25,6 +25,13 @@ def test_mentions_numbers_and_non_phones_are_not_keys():
         assert stated_contact_keys(text) == [], text
 
 
+def test_an_answer_to_the_contact_question_is_theirs_whatever_words_surround_it():
+    text = "the office on 13800138000 is open during the day"
+    assert stated_contact_keys(text) == []
+    assert stated_contact_keys(text, asked=True) == [("phone", "+8613800138000")]
+    assert stated_contact_keys("no idea", asked=True) == []
+
+
 def test_everything_a_customer_states():
     from nlp.entities import extract
 
