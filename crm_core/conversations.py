@@ -9,13 +9,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from crm_core import audit
 from crm_core.db import utcnow
-from crm_core.models import BotSession, Contact, Conversation, Identity, Message, OutboxMessage, Role, User
+from crm_core.models import BotSession, Contact, ContactKey, Conversation, Identity, Message, OutboxMessage, Role, User
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 
@@ -61,10 +61,18 @@ def _visible_contacts(user: User) -> Select:
     return stmt
 
 
-async def list_contacts(user: User, *, db_session: AsyncSession, limit: int = 50, offset: int = 0) -> list[Contact]:
+async def list_contacts(user: User, *, db_session: AsyncSession, limit: int = 50, offset: int = 0,
+                        q: str | None = None) -> list[Contact]:
     # Contacts merged into another are reached through that one (get_contact still finds them).
-    stmt = (_visible_contacts(user).where(Contact.merged_into_id.is_(None))
-            .order_by(Contact.id.desc()).limit(limit).offset(offset))
+    stmt = _visible_contacts(user).where(Contact.merged_into_id.is_(None))
+    if q and q.strip():
+        like = f"%{q.strip()}%"
+        stmt = stmt.where(or_(
+            Contact.display_name.ilike(like),
+            exists().where(Identity.contact_id == Contact.id,
+                           or_(Identity.display_name.ilike(like), Identity.username.ilike(like))),
+            exists().where(ContactKey.contact_id == Contact.id, ContactKey.value.ilike(like))))
+    stmt = stmt.order_by(Contact.id.desc()).limit(limit).offset(offset)
     return list((await db_session.scalars(stmt)).all())
 
 

@@ -14,7 +14,19 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
-from admin.api import campaigns, channel_accounts, contacts, conversations, events, faq, leads, opinion, users
+from admin.api import (
+    campaigns,
+    channel_accounts,
+    contacts,
+    conversations,
+    events,
+    faq,
+    leads,
+    opinion,
+    panel,
+    users,
+)
+from admin.panel import routes as panel_routes
 from channels.base import ConnectionCheck
 from crm_core import accounts, migrate
 from crm_core.db import run_sqlite_checkpoints
@@ -114,8 +126,9 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.state.hub = hub
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)
-    for module in (campaigns, channel_accounts, contacts, conversations, events, faq, leads, opinion, users):
+    for module in (campaigns, channel_accounts, contacts, conversations, events, faq, leads, opinion, panel, users):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(panel_routes.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:

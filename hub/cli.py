@@ -165,6 +165,52 @@ def token_create(role: str, username: str | None, name: str) -> None:
 
 
 @main.group()
+def user() -> None:
+    """People who sign in to the admin panel."""
+
+
+@user.command("password")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=None,
+              help="Create the user with this role if there is none of that name")
+@click.option("--password", envvar="SCRM_NEW_PASSWORD", default=None,
+              help="The new password (default: asked for, hidden); or set SCRM_NEW_PASSWORD")
+def user_password(username: str, role: str | None, password: str | None) -> None:
+    """Set USERNAME's admin panel password (argon2-hashed; their open sessions end)."""
+    from sqlalchemy import select
+
+    from crm_core import web_auth
+    from crm_core.db import create_engine, session_factory
+    from crm_core.models import User
+
+    settings = _settings()
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        web_auth.check_password_rules(password, username)
+    except web_auth.PasswordRejected as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def go() -> str:
+        settings.ensure_data_dir()
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            await migrations.upgrade(engine)
+            async with session_factory(engine)() as session, session.begin():
+                found = await session.scalar(select(User).where(User.username == username))
+                if found is None:
+                    if role is None:
+                        raise click.ClickException(f"no user {username!r}: pass --role to create one")
+                    found = await users.get_or_create(username, Role(role), db_session=session)
+                await web_auth.set_password(found, password, actor=None, db_session=session)
+                return f"password set for {found.username} ({found.role.value}); sign in at /admin"
+        finally:
+            await engine.dispose()
+
+    click.echo(_run(go))
+
+
+@main.group()
 def outbox() -> None:
     """Inspect and resolve outbox rows."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import signal
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from channels.simulators.dingtalk import DingTalkSimulator, Robot
 from channels.simulators.telegram import TelegramSimulator
 from channels.simulators.wechat import SimAccount, WeChatSimulator
 from channels.simulators.wecom import SimApp, WeComSimulator
-from crm_core import accounts, migrate, reps, users
+from crm_core import accounts, migrate, reps, users, web_auth
 from crm_core.models import ChannelAccount, Role
 from hub.app import HubChannelCatalog, create_app
 from hub.context import Hub
@@ -68,7 +69,12 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
     dingtalk_base = dingtalk.base_url = f"http://127.0.0.1:{dingtalk_port}"
     async with running(simulator.app, port=sim_port), running(wecom.app, port=wecom_port), \
             running(wechat.app, port=wechat_port), running(dingtalk.app, port=dingtalk_port):
-        account_id, api_token = await _seed(hub, sim_base, bot.token)
+        password_file = data_dir / "admin_password"
+        if not password_file.exists():
+            password_file.write_text(secrets.token_urlsafe(12))
+            password_file.chmod(0o600)
+        admin_password = password_file.read_text().strip()
+        account_id, api_token = await _seed(hub, sim_base, bot.token, admin_password)
         wecom_id, wechat_id, dingtalk_id = await _seed_workspace(hub, wecom_base, wecom_app, wechat_base,
                                                                  wechat_account, dingtalk_base, robot)
         wecom_app.callback_url = f"{settings.base_url}/hooks/wecom/{wecom_id}"
@@ -82,12 +88,15 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
                 "  WeChat follower (Official Account):           {wechat}/\n"
                 "  Reps in WeCom (Li Lei, Wang Fang, Zhao Min):  {wecom}/\n"
                 "  DingTalk: reps and a customer group:          {dingtalk}/\n"
+                "  Admin panel:                                  http://127.0.0.1:{port}/admin\n"
+                "      user demo-admin, password {password} (kept in {password_file})\n"
                 "  Hub API documentation:                        http://127.0.0.1:{port}/docs\n"
                 "  Admin API token:                              {token}\n"
                 "  Try: write as a customer, claim the lead card in WeCom, reply with /r N text.\n"
                 "       curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/conversations\n"
                 "Press Ctrl+C to stop.\n".format(db=settings.resolved_database_url.split("///")[-1], sim=sim_base,
-                                                 wechat=wechat_base, wecom=wecom_base, dingtalk=dingtalk_base, port=port, token=api_token),
+                                                 wechat=wechat_base, wecom=wecom_base, dingtalk=dingtalk_base, port=port, token=api_token,
+                                                 password=admin_password, password_file=password_file),
                 flush=True,
             )
             if ready is not None:
@@ -173,8 +182,9 @@ async def _seed_workspace(hub: Hub, wecom_base: str, wecom_app: SimApp, wechat_b
     return ids[0], ids[1], ids[2]
 
 
-async def _seed(hub: Hub, sim_base: str, bot_token: str) -> tuple[int, str]:
-    """The demo's Telegram account (created once, re-pointed at the simulator) and an admin token."""
+async def _seed(hub: Hub, sim_base: str, bot_token: str, admin_password: str) -> tuple[int, str]:
+    """The demo's Telegram account (created once, re-pointed at the simulator), an admin token,
+    and the admin's panel password (set on the first run)."""
     adapter = hub.channels.get("telegram")
     check = await adapter.check_connection(sim_base, {"bot_token": bot_token})
     async with hub.sessions() as session, session.begin():
@@ -189,5 +199,7 @@ async def _seed(hub: Hub, sim_base: str, bot_token: str) -> tuple[int, str]:
         account.api_base = sim_base
         admin = await users.get_or_create("demo-admin", Role.ADMIN, db_session=session, display_name="Demo admin")
         token = await users.create_token(admin, name="demo", db_session=session)
+        if admin.password_hash is None:
+            await web_auth.set_password(admin, admin_password, actor=None, db_session=session)
     await HubChannelCatalog(hub).activate(account)
     return account.id, token

@@ -30,10 +30,11 @@ async def _visible_contact(contact_id: int, user: User, session: AsyncSession) -
 async def list_contacts(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
+    q: str | None = Query(None, max_length=100, description="Part of a name, a channel name or a phone / email"),
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
 ) -> list[ContactRead]:
-    rows = await conversations.list_contacts(user, db_session=session, limit=limit, offset=offset)
+    rows = await conversations.list_contacts(user, db_session=session, limit=limit, offset=offset, q=q)
     return [ContactRead.model_validate(c) for c in rows]
 
 

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import users
+from crm_core import users, web_auth
 from crm_core.crypto import CredentialCipher
 from crm_core.leads import LeadRules
 from crm_core.models import ChannelAccount, Conversation, OutboxMessage, Role, User
@@ -85,22 +85,44 @@ async def db_session(ctx: ApiContext = Depends(api_context)) -> AsyncIterator[As
 
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `scrm token create --role admin`")
+SESSION_COOKIE = "scrm_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def current_user(
+    request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     session: AsyncSession = Depends(db_session),
 ) -> User:
+    """The caller: a bearer token (scripts), or the admin panel's session cookie, whose
+    changes must carry the session's CSRF token in the X-CSRF-Token header."""
     if credentials is None:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return await _session_caller(request, cookie, session)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "missing bearer token: send 'Authorization: Bearer <token>' "
-                            "(create one with `scrm token create --role admin`)",
+                            "(create one with `scrm token create --role admin`), or sign in at /admin",
                             headers={"WWW-Authenticate": "Bearer"})
     user = await users.authenticate(credentials.credentials, db_session=session)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
                             headers={"WWW-Authenticate": "Bearer"})
     await session.commit()  # last_used_at
+    return user
+
+
+async def _session_caller(request: Request, cookie: str, session: AsyncSession) -> User:
+    found = await web_auth.session_user(cookie, db_session=session)
+    await session.commit()  # last_seen_at, or the expiry
+    if found is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "your session has ended: sign in again at /admin/login")
+    user, web_session = found
+    if request.method not in SAFE_METHODS and not web_auth.csrf_matches(web_session,
+                                                                        request.headers.get(CSRF_HEADER)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token: reload the page and try again")
+    request.state.web_session = web_session
     return user
 
 

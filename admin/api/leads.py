@@ -43,7 +43,8 @@ async def _detail(lead: Lead, session: AsyncSession) -> LeadDetail:
 
 @router.get("", response_model=list[LeadRead])
 async def list_leads(status: str | None = Query(None, pattern="^(open|closed)$"), stage: str | None = None,
-                     owner_user_id: int | None = None, limit: int = Query(50, ge=1, le=500),
+                     owner_user_id: int | None = None, contact_id: int | None = None,
+                     limit: int = Query(50, ge=1, le=500),
                      offset: int = Query(0, ge=0), user: User = Depends(require_role(*ANY_ROLE)),
                      session: AsyncSession = Depends(db_session)) -> list[LeadRead]:
     stmt = select(Lead).order_by(Lead.id.desc())
@@ -55,6 +56,8 @@ async def list_leads(status: str | None = Query(None, pattern="^(open|closed)$")
         stmt = stmt.where(Lead.status == status)
     if stage:
         stmt = stmt.where(Lead.stage == stage)
+    if contact_id is not None:
+        stmt = stmt.where(Lead.contact_id == contact_id)
     return [LeadRead.model_validate(lead) for lead in (await session.scalars(stmt.limit(limit).offset(offset))).all()]
 
 

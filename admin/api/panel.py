@@ -1,0 +1,457 @@
+"""What the admin panel reads and does beyond the resource APIs: who is signed in, the
+dashboard's figures, the inbox (filtered list, one person's thread across channels,
+notes, assignment), passwords and the audit log. Every route checks the role; a rep
+sees only their own conversations, as everywhere in the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
+from crm_core import audit, nurture, reps, web_auth
+from crm_core.conversations import visible_conversation_ids
+from crm_core.db import utcnow
+from crm_core.models import (
+    CUSTOMER_MESSAGE_KINDS,
+    AuditLog,
+    Campaign,
+    ChannelAccount,
+    Contact,
+    Conversation,
+    Direction,
+    Identity,
+    Lead,
+    Message,
+    Note,
+    OpinionAlert,
+    Role,
+    User,
+)
+from crm_core.reps import RepActionRefused
+
+router = APIRouter(tags=["admin panel"])
+
+SUPERVISING = (Role.ADMIN, Role.OPERATOR, Role.MANAGER)
+
+
+class Me(BaseModel):
+    id: int
+    username: str
+    display_name: str | None
+    role: Role
+    language: str | None
+    signed_in_with: Literal["session", "token"]
+
+
+@router.get("/me", response_model=Me)
+async def me(request: Request, user: User = Depends(require_role(*ANY_ROLE))) -> Me:
+    via = "session" if getattr(request.state, "web_session", None) is not None else "token"
+    return Me(id=user.id, username=user.username, display_name=user.display_name, role=user.role,
+              language=user.language, signed_in_with=via)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=200)
+    new_password: str = Field(max_length=200)
+
+
+@router.post("/me/password", status_code=204)
+async def change_own_password(body: PasswordChange, user: User = Depends(require_role(*ANY_ROLE)),
+                              session: AsyncSession = Depends(db_session)) -> None:
+    try:
+        await web_auth.sign_in(user.username, body.current_password, ip="password-change", user_agent=None,
+                               db_session=session)
+    except (web_auth.SignInRefused, web_auth.SignInThrottled):
+        await session.commit()
+        raise HTTPException(403, "the current password is wrong") from None
+    try:
+        await web_auth.set_password(user, body.new_password, actor=user, db_session=session)
+    except web_auth.PasswordRejected as exc:
+        raise HTTPException(422, str(exc)) from None
+    await session.commit()
+
+
+class PasswordSet(BaseModel):
+    password: str = Field(max_length=200)
+
+
+@router.post("/users/{user_id}/password", status_code=204)
+async def set_user_password(user_id: int, body: PasswordSet, admin: User = Depends(require_role(Role.ADMIN)),
+                            session: AsyncSession = Depends(db_session)) -> None:
+    target = await session.get(User, user_id)
+    if target is None:
+        raise HTTPException(404, f"no user {user_id}")
+    try:
+        await web_auth.set_password(target, body.password, actor=admin, db_session=session)
+    except web_auth.PasswordRejected as exc:
+        raise HTTPException(422, str(exc)) from None
+    await session.commit()
+
+
+# ---- the inbox ------------------------------------------------------------------
+
+
+class InboxRow(BaseModel):
+    id: int
+    contact_id: int
+    name: str
+    channel: str
+    account: str
+    status: str
+    owner: str | None
+    owner_id: int | None
+    last_message_at: dt.datetime
+    last_text: str | None
+    last_direction: str | None
+    sentiment: str | None
+    waiting: bool        # the customer wrote last
+
+
+class InboxPage(BaseModel):
+    rows: list[InboxRow]
+    version: int         # the newest message id visible: poll with it to learn of changes
+
+
+def _name(user: User | None) -> str | None:
+    return (user.display_name or user.username) if user is not None else None
+
+
+@router.get("/inbox", response_model=InboxPage)
+async def inbox(channel: str | None = None, owner: str | None = Query(None, description="me, none or a user id"),
+                status: Literal["open", "closed", "waiting", "handoff"] | None = None,
+                sentiment: Literal["positive", "neutral", "negative"] | None = None,
+                q: str | None = Query(None, max_length=100), limit: int = Query(50, ge=1, le=200),
+                user: User = Depends(require_role(*ANY_ROLE)),
+                session: AsyncSession = Depends(db_session)) -> InboxPage:
+    visible = visible_conversation_ids(user)
+    last_id = (select(func.max(Message.id)).where(Message.conversation_id == Conversation.id)
+               .correlate(Conversation).scalar_subquery())
+    stmt = (select(Conversation, Contact, ChannelAccount, Identity, Message)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .join(ChannelAccount, ChannelAccount.id == Conversation.channel_account_id)
+            .join(Identity, Identity.id == Conversation.identity_id)
+            .outerjoin(Message, Message.id == last_id)
+            .where(Conversation.id.in_(visible)))
+    if channel:
+        stmt = stmt.where(ChannelAccount.kind == channel)
+    if owner == "me":
+        stmt = stmt.where(Conversation.assignee_user_id == user.id)
+    elif owner == "none":
+        stmt = stmt.where(Conversation.assignee_user_id.is_(None))
+    elif owner:
+        if not owner.isdigit():
+            raise HTTPException(422, "owner is 'me', 'none' or a user id")
+        stmt = stmt.where(Conversation.assignee_user_id == int(owner))
+    if status in ("open", "closed"):
+        stmt = stmt.where(Conversation.status == status)
+    elif status == "waiting":
+        stmt = stmt.where(Message.direction == Direction.INBOUND)
+    elif status == "handoff":
+        stmt = stmt.where(Conversation.handoff_at.is_not(None), Conversation.resolved_at.is_(None))
+    if sentiment:
+        stmt = stmt.where(Message.sentiment == sentiment)
+    if q:
+        like = f"%{q.strip()}%"
+        stmt = stmt.where(or_(Contact.display_name.ilike(like), Identity.display_name.ilike(like),
+                              Identity.username.ilike(like)))
+    rows = (await session.execute(stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+                                  .limit(limit))).all()
+    owners = {u.id: u for u in (await session.scalars(select(User).where(
+        User.id.in_({c.assignee_user_id for c, *_ in rows if c.assignee_user_id})))).all()}
+    version = await session.scalar(select(func.max(Message.id)).where(Message.conversation_id.in_(visible))) or 0
+    return InboxPage(version=version, rows=[InboxRow(
+        id=c.id, contact_id=c.contact_id,
+        name=identity.display_name or contact.display_name or identity.username or identity.external_id,
+        channel=account.kind, account=account.name, status=c.status.value,
+        owner=_name(owners.get(c.assignee_user_id)), owner_id=c.assignee_user_id, last_message_at=c.last_message_at,
+        last_text=(last.text or "")[:140] if last is not None else None,
+        last_direction=last.direction.value if last is not None else None,
+        sentiment=last.sentiment if last is not None else None,
+        waiting=last is not None and last.direction == Direction.INBOUND) for c, contact, account, identity, last in rows])
+
+
+class ThreadMessage(BaseModel):
+    id: int
+    conversation_id: int
+    channel: str
+    direction: str
+    text: str | None
+    author: str | None
+    created_at: dt.datetime
+    sentiment: str | None
+
+
+class NoteRead(BaseModel):
+    id: int
+    conversation_id: int
+    author: str | None
+    text: str
+    created_at: dt.datetime
+
+
+class Thread(BaseModel):
+    conversation: InboxRow
+    messages: list[ThreadMessage]    # every channel of this person that the caller may see, oldest first
+    notes: list[NoteRead]
+    may_act: bool
+
+
+async def _conversation(conversation_id: int, user: User, session: AsyncSession) -> Conversation:
+    conversation = await session.scalar(select(Conversation).where(
+        Conversation.id == conversation_id, Conversation.id.in_(visible_conversation_ids(user))))
+    if conversation is None:
+        raise HTTPException(404, f"no conversation {conversation_id}")
+    return conversation
+
+
+@router.get("/inbox/{conversation_id}", response_model=Thread)
+async def thread(conversation_id: int, limit: int = Query(200, ge=1, le=1000),
+                 user: User = Depends(require_role(*ANY_ROLE)),
+                 session: AsyncSession = Depends(db_session)) -> Thread:
+    conversation = await _conversation(conversation_id, user, session)
+    # The person's other conversations too (one person across channels), as far as the caller may see them.
+    ids = (await session.scalars(select(Conversation.id).where(
+        Conversation.contact_id == conversation.contact_id,
+        Conversation.id.in_(visible_conversation_ids(user))))).all()
+    kinds = dict((await session.execute(select(Conversation.id, ChannelAccount.kind).join(
+        ChannelAccount, ChannelAccount.id == Conversation.channel_account_id).where(Conversation.id.in_(ids)))).all())
+    messages = list(reversed((await session.scalars(
+        select(Message).where(Message.conversation_id.in_(ids), Message.text.is_not(None))
+        .order_by(Message.id.desc()).limit(limit))).all()))
+    notes = (await session.scalars(select(Note).where(Note.conversation_id.in_(ids)).order_by(Note.id))).all()
+    authors = {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(
+        {m.author_user_id for m in messages if m.author_user_id} | {n.author_user_id for n in notes
+                                                                   if n.author_user_id})))).all()}
+    page = await inbox(channel=None, owner=None, status=None, sentiment=None, q=None, limit=200, user=user,
+                       session=session)
+    row = next((r for r in page.rows if r.id == conversation.id), None)
+    if row is None:  # older than the inbox's first page
+        contact = await session.get(Contact, conversation.contact_id)
+        account = await session.get(ChannelAccount, conversation.channel_account_id)
+        owner = await session.get(User, conversation.assignee_user_id) if conversation.assignee_user_id else None
+        row = InboxRow(id=conversation.id, contact_id=conversation.contact_id,
+                       name=(contact.display_name if contact else None) or f"#{conversation.contact_id}",
+                       channel=account.kind if account else "?", account=account.name if account else "?",
+                       status=conversation.status.value, owner=_name(owner), owner_id=conversation.assignee_user_id,
+                       last_message_at=conversation.last_message_at, last_text=None, last_direction=None,
+                       sentiment=None, waiting=False)
+    may_act = user.role in reps.SUPERVISORS or conversation.assignee_user_id in (None, user.id)
+    return Thread(
+        conversation=row, may_act=may_act,
+        messages=[ThreadMessage(id=m.id, conversation_id=m.conversation_id, channel=kinds.get(m.conversation_id, "?"),
+                                direction=m.direction.value, text=m.text,
+                                author=_name(authors.get(m.author_user_id)) if m.author_user_id else None,
+                                created_at=m.created_at, sentiment=m.sentiment) for m in messages],
+        notes=[NoteRead(id=n.id, conversation_id=n.conversation_id, author=_name(authors.get(n.author_user_id)),
+                        text=n.text, created_at=n.created_at) for n in notes])
+
+
+class NoteCreate(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+@router.post("/conversations/{conversation_id}/notes", response_model=NoteRead, status_code=201)
+async def add_note(conversation_id: int, body: NoteCreate, user: User = Depends(require_role(*ANY_ROLE)),
+                   session: AsyncSession = Depends(db_session)) -> NoteRead:
+    conversation = await _conversation(conversation_id, user, session)
+    try:
+        note = await reps.add_note(conversation, user, body.text, db_session=session)
+    except RepActionRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    await audit.record("conversation.note", entity_type="conversation", entity_id=conversation.id, actor=user,
+                       details={"note_id": note.id}, db_session=session)
+    await session.commit()
+    return NoteRead(id=note.id, conversation_id=note.conversation_id, author=_name(user), text=note.text,
+                    created_at=note.created_at)
+
+
+class AssignBody(BaseModel):
+    user_id: int | None = Field(description="The new owner; null: back to the queue")
+
+
+@router.post("/conversations/{conversation_id}/assign", status_code=204)
+async def assign(conversation_id: int, body: AssignBody, user: User = Depends(require_role(*ANY_ROLE)),
+                 session: AsyncSession = Depends(db_session), ctx: ApiContext = Depends(api_context)) -> None:
+    conversation = await _conversation(conversation_id, user, session)
+    to_user = None
+    if body.user_id is not None:
+        to_user = await session.get(User, body.user_id)
+        if to_user is None:
+            raise HTTPException(422, f"no user {body.user_id}")
+    try:
+        await reps.assign(conversation, to_user, user, db_session=session)
+    except RepActionRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    await session.commit()
+
+
+# ---- the dashboard --------------------------------------------------------------
+
+
+def _day(value: Any) -> str:
+    return str(value)[:10]
+
+
+@router.get("/dashboard")
+async def dashboard(days: int = Query(14, ge=1, le=90), user: User = Depends(require_role(*SUPERVISING)),
+                    session: AsyncSession = Depends(db_session), ctx: ApiContext = Depends(api_context)) -> dict:
+    """Messages per day by channel, the leads funnel, response times, the sentiment trend with
+    its alerts, and campaign results, for the last `days` days (UTC)."""
+    since = (utcnow() - dt.timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    labels = [(since + dt.timedelta(days=n)).date().isoformat() for n in range(days)]
+    customer = Conversation.contact_id.in_(select(Contact.id).where(Contact.is_staff.is_(False)))
+    by_channel: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(labels, 0))
+    for day, kind, count in (await session.execute(
+            select(func.date(Message.created_at), ChannelAccount.kind, func.count())
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .join(ChannelAccount, ChannelAccount.id == Message.channel_account_id)
+            .where(Message.created_at >= since, customer)
+            .group_by(func.date(Message.created_at), ChannelAccount.kind))).all():
+        if _day(day) in labels:
+            by_channel[kind][_day(day)] += count
+
+    stage_counts = dict((await session.execute(
+        select(Lead.stage, func.count()).group_by(Lead.stage))).all())
+    funnel = [{"stage": stage, "count": stage_counts.get(stage, 0)} for stage in ctx.lead_rules.stages]
+
+    # Response time: from a customer's message to the next answer (bot or person) in that conversation.
+    rows = (await session.execute(
+        select(Message.conversation_id, Message.direction, Message.created_at, Message.author_user_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.created_at >= since, customer,
+               or_(Message.direction == Direction.OUTBOUND, Message.kind.in_(CUSTOMER_MESSAGE_KINDS)))
+        .order_by(Message.conversation_id, Message.id).limit(50_000))).all()
+    waits: dict[str, list[float]] = defaultdict(list)
+    person_waits: dict[str, list[float]] = defaultdict(list)
+    asked: dict[int, dt.datetime] = {}
+    for conversation_id, direction, at, author in rows:
+        if direction == Direction.INBOUND:
+            asked.setdefault(conversation_id, at)
+        elif conversation_id in asked:
+            start = asked.pop(conversation_id)
+            (person_waits if author else waits)[_day(start.date())].append((at - start).total_seconds())
+    response = [{"day": d, "bot_median_s": round(statistics.median(waits[d]), 1) if waits[d] else None,
+                 "person_median_s": round(statistics.median(person_waits[d]), 1) if person_waits[d] else None}
+                for d in labels]
+
+    sentiment = {d: {"day": d, "messages": 0, "negative": 0} for d in labels}
+    for day, label, count in (await session.execute(
+            select(func.date(Message.created_at), Message.sentiment, func.count())
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.created_at >= since, Message.direction == Direction.INBOUND, customer,
+                   Message.sentiment.is_not(None))
+            .group_by(func.date(Message.created_at), Message.sentiment))).all():
+        if _day(day) in sentiment:
+            sentiment[_day(day)]["messages"] += count
+            if label == "negative":
+                sentiment[_day(day)]["negative"] += count
+    alerts = (await session.scalars(select(OpinionAlert).where(OpinionAlert.last_hour >= since)
+                                    .order_by(OpinionAlert.first_hour))).all()
+
+    campaigns = []
+    for campaign in (await session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(8))).all():
+        result = await nurture.results(campaign, db_session=session)
+        campaigns.append({"id": campaign.id, "name": campaign.name, "status": campaign.status.value,
+                          **{k: result.get(k) for k in ("enrolled", "sent", "delivered", "replied", "opted_out",
+                                                        "converted") if k in result}})
+    return {
+        "days": labels,
+        "messages_by_channel": {kind: [counts[d] for d in labels] for kind, counts in sorted(by_channel.items())},
+        "funnel": funnel,
+        "response_times": response,
+        "sentiment": [{**v, "negative_share": round(v["negative"] / v["messages"], 3) if v["messages"] else None}
+                      for v in sentiment.values()],
+        "alerts": [{"id": a.id, "dimension": a.dimension, "key": a.key, "status": a.status,
+                    "day": a.first_hour.date().isoformat(), "peak_share": a.peak_share} for a in alerts],
+        "campaigns": campaigns,
+    }
+
+
+# ---- the audit log --------------------------------------------------------------
+
+
+@router.get("/audit")
+async def audit_log(limit: int = Query(100, ge=1, le=1000), before_id: int | None = None,
+                    action: str | None = Query(None, max_length=100),
+                    _: User = Depends(require_role(Role.ADMIN)),
+                    session: AsyncSession = Depends(db_session)) -> list[dict]:
+    stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(AuditLog.id < before_id)
+    if action:
+        stmt = stmt.where(AuditLog.action.startswith(action))
+    return [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor_label, "action": e.action,
+             "entity": f"{e.entity_type} {e.entity_id or ''}".strip(), "details": e.details}
+            for e in (await session.scalars(stmt)).all()]
+
+
+# ---- campaign builder: audience and message preview -------------------------------
+
+
+class CampaignPreview(BaseModel):
+    audience: dict[str, Any] = Field(default_factory=dict)
+    templates: list[dict[str, str]] = Field(default_factory=list, description="Each step's template")
+
+
+@router.post("/campaigns/preview")
+async def campaign_preview(body: CampaignPreview, _: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
+                           session: AsyncSession = Depends(db_session)) -> dict:
+    """How many contacts the audience holds now, a few of them, and each step's text as
+    the first of them would read it, before anything is saved."""
+    try:
+        where = nurture.Audience.from_dict(body.audience).contact_filter()
+        for n, template in enumerate(body.templates, 1):
+            nurture.validate_template(template, f"step {n}")
+    except nurture.CampaignInvalid as exc:
+        raise HTTPException(422, str(exc)) from None
+    count = await session.scalar(select(func.count()).select_from(Contact).where(*where)) or 0
+    sample = (await session.scalars(select(Contact).where(*where).order_by(Contact.id).limit(5))).all()
+    first = sample[0] if sample else None
+    variables = {"name": (first.display_name if first else None) or "王伟", "rep": "李雷", "campaign": "…"}
+    return {"count": count,
+            "sample": [{"id": c.id, "name": c.display_name, "language": c.language} for c in sample],
+            "previews": [{lang: nurture.render(template, lang, variables) for lang in template}
+                         for template in body.templates]}
+
+
+# ---- channels: the fields each kind needs, and a connection test ------------------
+
+
+@router.get("/channel-kinds")
+async def channel_kinds(_: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
+                        ctx: ApiContext = Depends(api_context)) -> dict:
+    """Per kind, the JSON schema of its credentials and settings, for a guided form."""
+    return {kind: {"credentials": ctx.catalog.credentials_model(kind).model_json_schema(),
+                   "settings": ctx.catalog.settings_model(kind).model_json_schema()} for kind in ctx.catalog.kinds}
+
+
+class ConnectionTest(BaseModel):
+    kind: str
+    credentials: dict[str, Any]
+    api_base: str | None = None
+
+
+@router.post("/channel-accounts/test")
+async def test_connection(body: ConnectionTest, _: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
+                          ctx: ApiContext = Depends(api_context)) -> dict:
+    """Try the credentials against the platform without saving anything."""
+    if body.kind not in ctx.catalog.kinds:
+        raise HTTPException(422, f"unknown channel kind {body.kind!r}; supported: {', '.join(ctx.catalog.kinds)}")
+    try:
+        credentials = ctx.catalog.credentials_model(body.kind).model_validate(body.credentials)
+    except ValidationError as exc:
+        raise HTTPException(422, [{"loc": ["body", "credentials", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                                  for e in exc.errors(include_input=False, include_url=False)]) from None
+    try:
+        check = await ctx.catalog.check_connection(body.kind, body.api_base, credentials.model_dump())
+    except Exception as exc:
+        raise HTTPException(400, f"connection test failed: {exc}") from None
+    return {"ok": True, "platform_account_id": check.platform_account_id, "display_name": check.display_name}

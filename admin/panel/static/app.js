@@ -1,0 +1,671 @@
+// SCRM Hub admin panel: pages over the REST API (/api/v1), which checks every role.
+// Every value shown is escaped (esc); every change carries the session's CSRF token.
+"use strict";
+
+const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+const ME = JSON.parse(document.querySelector('meta[name="me"]').content);
+let LANG = document.querySelector('meta[name="language"]').content === "zh" ? "zh" : "en";
+
+// ---- texts ------------------------------------------------------------------------
+
+const TEXT = {
+  en: {
+    dashboard: "Dashboard", inbox: "Inbox", contacts: "Contacts", leads: "Leads", campaigns: "Campaigns",
+    channels: "Channels", faq: "Knowledge base", monitoring: "Monitoring", users: "Users & teams", audit: "Audit log",
+    sign_out: "Sign out", other_language: "中文", refused: "Your role may not open this page.",
+    loading: "Loading…", nothing: "Nothing here yet.", save: "Save", cancel: "Cancel", search: "Search",
+    all: "All", saved: "Saved", error: "Error",
+    messages_per_day: "Messages per day by channel", funnel: "Leads funnel by stage",
+    response_times: "Median response time (seconds)", bot: "bot", person: "person",
+    sentiment_trend: "Negative share of customer messages (⚠ opinion alert)", negative: "negative",
+    campaign_results: "Campaign results", enrolled: "Enrolled", sent: "Sent", delivered: "Delivered",
+    replied: "Replied", opted_out: "Opted out", converted: "Converted",
+    channel: "Channel", owner: "Owner", status: "Status", sentiment: "Sentiment", me: "Mine", unowned: "Unowned",
+    open: "Open", closed: "Closed", waiting: "Waiting for us", handoff: "Handed to a person",
+    positive: "Positive", neutral: "Neutral", pick_conversation: "Pick a conversation.",
+    reply: "Reply", send: "Send", note: "Note", add_note: "Add note", assign: "Assign", queue: "Back to the queue",
+    reply_placeholder: "Write to the customer…", note_placeholder: "Internal note (the customer never sees it)",
+    sent_ok: "Sent to the customer", note_ok: "Note added", assigned_ok: "Assigned",
+    name: "Name", stage: "Stage", source: "Source", language: "Language", created: "Created",
+    identities: "Identities", timeline: "Timeline across channels", consent: "Consent history", proof: "proof",
+    granted: "granted", withdrawn: "withdrawn", export: "Export (JSON)", erase: "Erase", score: "Score",
+    erase_confirm: "Erase this contact's personal data? Type ERASE to confirm.", erased: "Erased",
+    company: "Company", segment: "Segment", new_campaign: "New campaign", start: "Start", pause: "Pause",
+    results: "Results", audience: "Audience", tags: "Tags (comma separated)", stages: "Stages (comma separated)",
+    channels_filter: "Channels (comma separated kinds)", min_score: "Minimum lead score",
+    consent_only: "Only contacts who consented to marketing", preview: "Preview",
+    audience_count: "{n} contacts match now", step: "Step", add_step: "Add step", remove: "Remove",
+    template_zh: "Message (中文)", template_en: "Message (English)", variables: "Variables: {name} {rep} {campaign}",
+    delay: "Delay (minutes after the previous step)", window_start: "Send from (HH:MM)", window_end: "Send until (HH:MM)",
+    condition: "Condition", cond_none: "Always", cond_not_replied: "Only if they have not replied",
+    cond_replied: "Only if they replied", exits: "Leave the campaign on", exit_reply: "a reply", exit_conversion: "a conversion",
+    create_campaign: "Create campaign", created_ok: "Created", started_ok: "Started", paused_ok: "Paused",
+    any_channel: "Their latest channel", add_channel: "Add a channel account", kind: "Kind",
+    test_connection: "Test connection", connection_ok: "Connection works: {name}", webhook_url: "Webhook URL (paste it into the platform)",
+    secrets_note: "Secrets are stored encrypted and never shown again.", api_base: "API base URL (simulators, proxies)",
+    account_name: "Account name", copy: "Copy", copied: "Copied", active: "active",
+    question_zh: "Questions (中文, one per line)", question_en: "Questions (English, one per line)",
+    answer_zh: "Answer (中文)", answer_en: "Answer (English)", synonyms: "Synonym groups (one group per line, words separated by commas)",
+    image_url: "Picture URL", link_url: "Link URL", new_entry: "New entry", try_question: "Try a question",
+    confident: "would answer", not_confident: "not sure: offers a person", delete: "Delete", deleted: "Deleted",
+    alerts: "Opinion alerts", volume: "Messages", peak: "Peak negative share", terms: "Top terms",
+    username: "Username", display_name: "Display name", role: "Role", manager: "Manager", new_user: "New user",
+    set_password: "Set password", password: "Password", password_set: "Password set", team: "Team",
+    when: "When", who: "Who", action: "Action", entity: "Entity", details: "Details", more: "More",
+  },
+  zh: {
+    dashboard: "仪表盘", inbox: "会话收件箱", contacts: "联系人", leads: "线索", campaigns: "营销活动",
+    channels: "渠道", faq: "知识库", monitoring: "舆情监控", users: "用户与团队", audit: "审计日志",
+    sign_out: "退出登录", other_language: "English", refused: "您的角色无权打开此页面。",
+    loading: "加载中…", nothing: "暂无数据。", save: "保存", cancel: "取消", search: "搜索",
+    all: "全部", saved: "已保存", error: "错误",
+    messages_per_day: "各渠道每日消息量", funnel: "线索漏斗（按阶段）",
+    response_times: "响应时间中位数（秒）", bot: "机器人", person: "人工",
+    sentiment_trend: "客户消息负面占比（⚠ 舆情告警）", negative: "负面",
+    campaign_results: "营销活动效果", enrolled: "参与", sent: "已发送", delivered: "已送达",
+    replied: "已回复", opted_out: "已退订", converted: "已转化",
+    channel: "渠道", owner: "负责人", status: "状态", sentiment: "情绪", me: "我的", unowned: "未分配",
+    open: "进行中", closed: "已关闭", waiting: "待我们回复", handoff: "已转人工",
+    positive: "正面", neutral: "中性", pick_conversation: "请选择一个会话。",
+    reply: "回复", send: "发送", note: "备注", add_note: "添加备注", assign: "分配", queue: "退回待领取",
+    reply_placeholder: "回复客户…", note_placeholder: "内部备注（客户看不到）",
+    sent_ok: "已发送给客户", note_ok: "已添加备注", assigned_ok: "已分配",
+    name: "姓名", stage: "阶段", source: "来源", language: "语言", created: "创建时间",
+    identities: "身份", timeline: "跨渠道时间线", consent: "授权记录", proof: "凭证",
+    granted: "同意", withdrawn: "撤回", export: "导出 (JSON)", erase: "删除个人数据", score: "评分",
+    erase_confirm: "确定删除该联系人的个人数据？请输入 ERASE 确认。", erased: "已删除",
+    company: "公司", segment: "分层", new_campaign: "新建活动", start: "启动", pause: "暂停",
+    results: "效果", audience: "目标人群", tags: "标签（逗号分隔）", stages: "阶段（逗号分隔）",
+    channels_filter: "渠道（逗号分隔）", min_score: "最低线索评分",
+    consent_only: "仅限同意接收营销信息的联系人", preview: "预览",
+    audience_count: "当前匹配 {n} 位联系人", step: "步骤", add_step: "添加步骤", remove: "删除",
+    template_zh: "消息（中文）", template_en: "消息（English）", variables: "变量：{name} {rep} {campaign}",
+    delay: "延迟（上一步之后的分钟数）", window_start: "发送开始 (HH:MM)", window_end: "发送结束 (HH:MM)",
+    condition: "条件", cond_none: "总是发送", cond_not_replied: "仅当客户未回复", cond_replied: "仅当客户已回复",
+    exits: "以下情况退出活动", exit_reply: "客户回复", exit_conversion: "客户转化",
+    create_campaign: "创建活动", created_ok: "已创建", started_ok: "已启动", paused_ok: "已暂停",
+    any_channel: "客户最近使用的渠道", add_channel: "添加渠道账号", kind: "类型",
+    test_connection: "测试连接", connection_ok: "连接成功：{name}", webhook_url: "回调地址（粘贴到平台后台）",
+    secrets_note: "密钥加密存储，保存后不再显示。", api_base: "API 地址（模拟器、代理）",
+    account_name: "账号名称", copy: "复制", copied: "已复制", active: "启用",
+    question_zh: "问题（中文，每行一个）", question_en: "问题（English，每行一个）",
+    answer_zh: "答案（中文）", answer_en: "答案（English）", synonyms: "同义词组（每行一组，词之间用逗号分隔）",
+    image_url: "图片地址", link_url: "链接地址", new_entry: "新建条目", try_question: "试问一个问题",
+    confident: "会这样回答", not_confident: "不确定：会转人工", delete: "删除", deleted: "已删除",
+    alerts: "舆情告警", volume: "消息数", peak: "负面占比峰值", terms: "高频词",
+    username: "用户名", display_name: "显示名", role: "角色", manager: "上级", new_user: "新建用户",
+    set_password: "设置密码", password: "密码", password_set: "密码已设置", team: "团队",
+    when: "时间", who: "操作人", action: "操作", entity: "对象", details: "详情", more: "更多",
+  },
+};
+const t = (key, vars = {}) => (TEXT[LANG][key] || TEXT.en[key] || key).replace(/\{(\w+)\}/g, (m, k) => (k in vars ? vars[k] : m));
+const esc = (s) => (s === null || s === undefined ? "" : String(s)).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+const when = (iso) => (iso ? new Date(iso).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {dateStyle: "short", timeStyle: "short"}) : "");
+
+// ---- the API --------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    const text = Array.isArray(detail) ? detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ")
+      : (typeof detail === "string" ? detail : JSON.stringify(detail));
+    super(text || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  const options = {method, credentials: "same-origin", headers: {"X-CSRF-Token": CSRF}};
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch("/api/v1" + path, options);
+  if (response.status === 401) {
+    location.href = "/admin/login?next=" + encodeURIComponent("/admin" + location.hash);
+    throw new ApiError(401, "signed out");
+  }
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data && data.detail);
+  return data;
+}
+
+function toast(message, bad = false) {
+  const box = $("#toast");
+  box.textContent = message;
+  box.className = "toast show" + (bad ? " bad" : "");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { box.className = "toast"; }, 3500);
+}
+
+// Runs an action, shows its error where the user looks; returns its result or undefined.
+async function attempt(action, okMessage) {
+  try {
+    const result = await action();
+    if (okMessage) toast(okMessage);
+    return result;
+  } catch (error) {
+    toast(`${t("error")}: ${error.message}`, true);
+    return undefined;
+  }
+}
+
+// ---- navigation and roles ---------------------------------------------------------
+
+const PAGES = [
+  {id: "dashboard", roles: ["admin", "operator", "manager"], render: dashboardPage},
+  {id: "inbox", roles: ["admin", "operator", "manager", "rep"], render: inboxPage},
+  {id: "contacts", roles: ["admin", "operator", "manager", "rep"], render: contactsPage},
+  {id: "leads", roles: ["admin", "operator", "manager", "rep"], render: leadsPage},
+  {id: "campaigns", roles: ["admin", "operator", "manager"], render: campaignsPage},
+  {id: "channels", roles: ["admin", "operator"], render: channelsPage},
+  {id: "faq", roles: ["admin", "operator"], render: faqPage},
+  {id: "monitoring", roles: ["admin", "operator", "manager"], render: monitoringPage},
+  {id: "users", roles: ["admin", "manager"], render: usersPage},
+  {id: "audit", roles: ["admin"], render: auditPage},
+];
+let stopPage = () => {};
+
+function drawChrome() {
+  $("#nav").innerHTML = PAGES.filter((p) => p.roles.includes(ME.role))
+    .map((p) => `<a href="#/${p.id}" data-page="${p.id}">${esc(t(p.id))}</a>`).join("");
+  $("#who").textContent = `${ME.display_name || ME.username} · ${ME.role}`;
+  $("#logout").textContent = t("sign_out");
+  const other = LANG === "zh" ? "en" : "zh";
+  const switcher = $("#language-switch");
+  switcher.textContent = t("other_language");
+  switcher.href = `/admin/language/${other}?next=${encodeURIComponent("/admin")}`;
+  switcher.onclick = (event) => {
+    // Switch in place (the cookie is set by the hub for the next visit too).
+    event.preventDefault();
+    fetch(switcher.href, {credentials: "same-origin", redirect: "manual"}).finally(() => {
+      LANG = other;
+      document.documentElement.lang = other === "zh" ? "zh-CN" : "en";
+      drawChrome();
+      route();
+    });
+  };
+}
+
+async function route() {
+  stopPage();
+  stopPage = () => {};
+  const [, pageId = "", ...rest] = (location.hash || "#/").split("/");
+  const allowed = PAGES.filter((p) => p.roles.includes(ME.role));
+  const page = PAGES.find((p) => p.id === pageId) || allowed[0];
+  $$("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page.id));
+  $("#nav").classList.remove("open");
+  const main = $("#main");
+  if (!page.roles.includes(ME.role)) {
+    main.innerHTML = `<div class="card refused" id="refused">${esc(t("refused"))}</div>`;
+    return;
+  }
+  main.innerHTML = `<p class="muted">${esc(t("loading"))}</p>`;
+  try {
+    const stop = await page.render(main, rest);
+    if (typeof stop === "function") stopPage = stop;
+  } catch (error) {
+    main.innerHTML = error.status === 403 ? `<div class="card refused" id="refused">${esc(t("refused"))}</div>`
+      : `<div class="card error">${esc(t("error"))}: ${esc(error.message)}</div>`;
+  }
+}
+
+// ---- dashboard --------------------------------------------------------------------
+
+async function dashboardPage(main) {
+  const d = await api("GET", "/dashboard?days=14");
+  const marks = d.alerts.map((a) => ({index: d.days.indexOf(a.day), label: `${a.dimension} ${a.key}`})).filter((m) => m.index >= 0);
+  const campaigns = d.campaigns.length ? `<div class="table-wrap"><table><tr><th>${esc(t("campaigns"))}</th><th>${esc(t("status"))}</th>
+      ${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"].map((k) => `<th>${esc(t(k))}</th>`).join("")}</tr>
+      ${d.campaigns.map((c) => `<tr><td><a href="#/campaigns/${c.id}">${esc(c.name)}</a></td><td><span class="badge">${esc(c.status)}</span></td>
+      ${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"].map((k) => `<td>${esc(c[k] ?? "")}</td>`).join("")}</tr>`).join("")}
+      </table></div>` : `<p class="muted">${esc(t("nothing"))}</p>`;
+  main.innerHTML = `<h1>${esc(t("dashboard"))}</h1>
+    <div class="grid">
+      <section class="card" id="chart-messages"><h3>${esc(t("messages_per_day"))}</h3>${Charts.stackedBars(d.days, d.messages_by_channel, t("messages_per_day"))}</section>
+      <section class="card" id="chart-funnel"><h3>${esc(t("funnel"))}</h3>${Charts.funnel(d.funnel, t("funnel"))}</section>
+      <section class="card" id="chart-response"><h3>${esc(t("response_times"))}</h3>${Charts.lines(d.days, {
+        [t("bot")]: d.response_times.map((r) => r.bot_median_s), [t("person")]: d.response_times.map((r) => r.person_median_s)}, t("response_times"), [], "s")}</section>
+      <section class="card" id="chart-sentiment"><h3>${esc(t("sentiment_trend"))}</h3>${Charts.lines(d.days, {
+        [t("negative")]: d.sentiment.map((s) => s.negative_share)}, t("sentiment_trend"), marks, "%")}</section>
+    </div>
+    <section class="card"><h3>${esc(t("campaign_results"))}</h3>${campaigns}</section>`;
+}
+
+// ---- inbox ------------------------------------------------------------------------
+
+async function inboxPage(main, rest) {
+  const filters = {channel: "", owner: "", status: "", sentiment: "", q: ""};
+  let selected = rest[0] ? Number(rest[0]) : null;
+  let version = -1;
+  const option = (value, label, current) => `<option value="${esc(value)}"${value === current ? " selected" : ""}>${esc(label)}</option>`;
+  main.innerHTML = `<h1>${esc(t("inbox"))}</h1>
+    <div class="toolbar" id="inbox-filters">
+      <select name="channel" aria-label="${esc(t("channel"))}">${option("", `${t("channel")}: ${t("all")}`, "")}
+        ${["telegram", "wechat", "wecom", "dingtalk", "email"].map((k) => option(k, k, "")).join("")}</select>
+      <select name="owner" aria-label="${esc(t("owner"))}">${option("", `${t("owner")}: ${t("all")}`, "")}${option("me", t("me"), "")}${option("none", t("unowned"), "")}</select>
+      <select name="status" aria-label="${esc(t("status"))}">${option("", `${t("status")}: ${t("all")}`, "")}
+        ${["open", "waiting", "handoff", "closed"].map((k) => option(k, t(k), "")).join("")}</select>
+      <select name="sentiment" aria-label="${esc(t("sentiment"))}">${option("", `${t("sentiment")}: ${t("all")}`, "")}
+        ${["negative", "neutral", "positive"].map((k) => option(k, t(k), "")).join("")}</select>
+      <input name="q" type="search" placeholder="${esc(t("search"))}">
+    </div>
+    <div class="inbox" id="inbox"><div class="inbox-list" id="inbox-list"></div><section class="thread" id="thread"><p class="muted" style="padding:14px">${esc(t("pick_conversation"))}</p></section></div>`;
+  $$("#inbox-filters select, #inbox-filters input").forEach((el) => {
+    el.addEventListener(el.tagName === "INPUT" ? "input" : "change", () => { filters[el.name] = el.value; version = -1; refresh(); });
+  });
+  let users = [];
+  if (ME.role === "admin" || ME.role === "manager") users = await api("GET", "/users").catch(() => []);
+
+  async function refresh() {
+    const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
+    const page = await api("GET", "/inbox" + (query ? "?" + query : ""));
+    if (page.version === version && $("#inbox-list").childElementCount) return;
+    const changed = version !== -1 && page.version !== version;
+    version = page.version;
+    $("#inbox-list").innerHTML = page.rows.length ? page.rows.map((r) => `
+      <div class="inbox-item${r.id === selected ? " active" : ""}" data-id="${r.id}">
+        <div class="line1"><strong>${esc(r.name)}</strong><span class="muted">${esc(when(r.last_message_at))}</span></div>
+        <div class="row"><span class="badge">${esc(r.channel)}</span>${r.waiting ? `<span class="badge waiting">${esc(t("waiting"))}</span>` : ""}
+          ${r.sentiment === "negative" ? `<span class="badge negative">${esc(t("negative"))}</span>` : ""}<span class="muted">${esc(r.owner || t("unowned"))}</span></div>
+        <div class="preview">${r.last_direction === "out" ? "↩ " : ""}${esc(r.last_text || "")}</div>
+      </div>`).join("") : `<p class="muted" style="padding:12px">${esc(t("nothing"))}</p>`;
+    $$("#inbox-list .inbox-item").forEach((item) => item.addEventListener("click", () => {
+      selected = Number(item.dataset.id);
+      history.replaceState(null, "", `#/inbox/${selected}`);
+      $$("#inbox-list .inbox-item").forEach((i) => i.classList.toggle("active", i === item));
+      openThread();
+    }));
+    if (selected && (changed || !$("#thread").dataset.id)) openThread();
+  }
+
+  async function openThread() {
+    const box = $("#thread");
+    const th = await api("GET", `/inbox/${selected}`);
+    $("#inbox").classList.add("has-thread");
+    const c = th.conversation;
+    const assign = users.length ? `<select id="assign-to" aria-label="${esc(t("assign"))}">
+        ${option("", t("queue"), c.owner_id ? "" : "")}${users.filter((u) => u.is_active && ["rep", "manager", "admin"].includes(u.role))
+        .map((u) => option(String(u.id), u.display_name || u.username, String(c.owner_id || ""))).join("")}</select>
+        <button id="assign" type="button">${esc(t("assign"))}</button>` : "";
+    const items = [...th.messages.map((m) => ({at: m.created_at, html: `<div class="msg ${m.direction === "out" ? "out" : "in"}">${esc(m.text)}
+        <div class="meta">${esc(m.channel)} · ${esc(when(m.created_at))}${m.author ? " · " + esc(m.author) : (m.direction === "out" ? " · " + esc(t("bot")) : "")}${m.sentiment === "negative" ? " · ⚠" : ""}</div></div>`})),
+      ...th.notes.map((n) => ({at: n.created_at, html: `<div class="note">📝 ${esc(n.text)}<div class="meta">${esc(n.author || "")} · ${esc(when(n.created_at))}</div></div>`}))]
+      .sort((a, b) => a.at.localeCompare(b.at));
+    box.dataset.id = String(c.id);
+    box.innerHTML = `<div class="thread-head"><div class="row"><button type="button" class="link" id="back-to-list" aria-label="back">←</button>
+        <strong>${esc(c.name)}</strong><span class="badge">${esc(c.channel)} · ${esc(c.account)}</span>
+        <a href="#/contacts/${c.contact_id}">${esc(t("contacts"))} #${c.contact_id}</a><span class="muted">${esc(t("owner"))}: ${esc(c.owner || t("unowned"))}</span></div>
+        <div class="row" style="margin-top:6px">${assign}</div></div>
+      <div class="messages" id="messages">${items.map((i) => i.html).join("") || `<p class="muted">${esc(t("nothing"))}</p>`}</div>
+      ${th.may_act ? `<form class="composer" id="reply-form"><textarea name="text" required placeholder="${esc(t("reply_placeholder"))}" aria-label="${esc(t("reply"))}"></textarea>
+        <div class="row"><button class="primary" type="submit" id="send-reply">${esc(t("send"))}</button></div></form>
+      <form class="composer" id="note-form"><textarea name="text" required placeholder="${esc(t("note_placeholder"))}" aria-label="${esc(t("note"))}"></textarea>
+        <div class="row"><button type="submit">${esc(t("add_note"))}</button></div></form>` : ""}`;
+    const list = $("#messages");
+    list.scrollTop = list.scrollHeight;
+    $("#back-to-list").onclick = () => { $("#inbox").classList.remove("has-thread"); };
+    const replyForm = $("#reply-form");
+    if (replyForm) replyForm.onsubmit = async (event) => {
+      event.preventDefault();
+      const text = replyForm.text.value.trim();
+      if (!text) return;
+      const button = $("#send-reply");
+      button.disabled = true;
+      const ok = await attempt(() => fetch(`/api/v1/conversations/${c.id}/messages`, {
+        method: "POST", credentials: "same-origin",
+        headers: {"Content-Type": "application/json", "X-CSRF-Token": CSRF, "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now())},
+        body: JSON.stringify({text})}).then(async (r) => { if (!r.ok) throw new ApiError(r.status, (await r.json()).detail); return r; }), t("sent_ok"));
+      button.disabled = false;
+      if (ok) { replyForm.text.value = ""; version = -1; await refresh(); openThread(); }
+    };
+    const noteForm = $("#note-form");
+    if (noteForm) noteForm.onsubmit = async (event) => {
+      event.preventDefault();
+      const text = noteForm.text.value.trim();
+      if (text && await attempt(() => api("POST", `/conversations/${c.id}/notes`, {text}), t("note_ok"))) openThread();
+    };
+    const assignButton = $("#assign");
+    if (assignButton) assignButton.onclick = async () => {
+      const value = $("#assign-to").value;
+      if (await attempt(() => api("POST", `/conversations/${c.id}/assign`, {user_id: value ? Number(value) : null}), t("assigned_ok")) !== undefined) {
+        version = -1; refresh();
+      }
+    };
+  }
+
+  await refresh();
+  if (selected) await openThread();
+  // Live: new messages and changes appear without a reload.
+  const timer = setInterval(() => { if (!document.hidden) refresh().catch(() => {}); }, 3000);
+  return () => clearInterval(timer);
+}
+
+// ---- contacts and leads --------------------------------------------------------------
+
+async function contactsPage(main, rest) {
+  if (rest[0]) return contactPage(main, Number(rest[0]));
+  const draw = async (q) => {
+    const rows = await api("GET", "/contacts?limit=100" + (q ? "&q=" + encodeURIComponent(q) : ""));
+    $("#contact-rows").innerHTML = rows.length ? rows.map((c) => `<tr class="clickable" data-id="${c.id}"><td>#${c.id}</td><td>${esc(c.display_name || "")}</td>
+      <td><span class="badge">${esc(c.stage)}</span></td><td>${esc(c.source || "")}</td><td>${esc(c.language || "")}</td><td>${esc(when(c.created_at))}</td></tr>`).join("")
+      : `<tr><td colspan="6" class="muted">${esc(t("nothing"))}</td></tr>`;
+    $$("#contact-rows tr.clickable").forEach((tr) => tr.addEventListener("click", () => { location.hash = `#/contacts/${tr.dataset.id}`; }));
+  };
+  main.innerHTML = `<h1>${esc(t("contacts"))}</h1><div class="toolbar"><input type="search" id="contact-search" placeholder="${esc(t("search"))}"></div>
+    <div class="table-wrap"><table><thead><tr><th>#</th><th>${esc(t("name"))}</th><th>${esc(t("stage"))}</th><th>${esc(t("source"))}</th><th>${esc(t("language"))}</th><th>${esc(t("created"))}</th></tr></thead>
+    <tbody id="contact-rows"></tbody></table></div>`;
+  let pending;
+  $("#contact-search").addEventListener("input", (e) => { clearTimeout(pending); pending = setTimeout(() => draw(e.target.value.trim()), 250); });
+  await draw("");
+}
+
+async function contactPage(main, id) {
+  const contact = await api("GET", `/contacts/${id}`);
+  const conversations = await api("GET", `/conversations?contact_id=${id}`);
+  const consent = await api("GET", `/contacts/${id}/consent`).catch(() => null);
+  const leads = await api("GET", `/leads?contact_id=${id}`).catch(() => []);
+  const thread = conversations.length ? await api("GET", `/inbox/${conversations[0].id}`) : null;
+  const mayErase = ME.role === "admin";
+  main.innerHTML = `<h1>${esc(contact.display_name || "#" + contact.id)} <span class="badge">${esc(contact.stage)}</span></h1>
+    <div class="grid">
+      <section class="card"><dl class="kv"><dt>#</dt><dd>${contact.id}</dd><dt>${esc(t("source"))}</dt><dd>${esc(contact.source || "")}</dd>
+        <dt>${esc(t("language"))}</dt><dd>${esc(contact.language || "")}</dd><dt>${esc(t("owner"))}</dt><dd>${esc(thread ? thread.conversation.owner || t("unowned") : "")}</dd>
+        <dt>${esc(t("created"))}</dt><dd>${esc(when(contact.created_at))}</dd></dl>
+        <div class="row" style="margin-top:12px"><a class="button" href="/api/v1/contacts/${id}/export" download="contact-${id}.json" id="export">${esc(t("export"))}</a>
+        ${mayErase ? `<button class="danger" type="button" id="erase">${esc(t("erase"))}</button>` : ""}</div></section>
+      <section class="card"><h3>${esc(t("identities"))}</h3><ul>${contact.identities.map((i) => `<li>${esc(i.display_name || i.username || i.external_id)}
+        <span class="muted">· #${i.channel_account_id} · ${esc(i.external_id)}</span>${i.reachable ? "" : ` <span class="badge bad">${esc(i.unreachable_reason || "unreachable")}</span>`}</li>`).join("")}</ul>
+        <h3>${esc(t("leads"))}</h3>${leads.length ? leads.map((l) => `<div>#${l.id} <span class="badge">${esc(l.stage)}</span> ${esc(t("score"))} ${l.score} · ${esc(l.company || "")}</div>`).join("") : `<p class="muted">${esc(t("nothing"))}</p>`}</section>
+    </div>
+    <section class="card"><h3>${esc(t("consent"))}</h3>${consent && consent.events.length ? `<div class="table-wrap"><table><tr><th>${esc(t("when"))}</th><th></th><th>${esc(t("channel"))}</th><th>${esc(t("source"))}</th><th>${esc(t("proof"))}</th></tr>
+      ${consent.events.map((e) => `<tr><td>${esc(when(e.at))}</td><td><span class="badge ${e.granted ? "good" : "bad"}">${esc(t(e.granted ? "granted" : "withdrawn"))}</span> ${esc(e.purpose)}</td>
+      <td>${esc(e.channel || "*")}</td><td>${esc(e.source)}${e.actor ? " · " + esc(e.actor) : ""}</td><td><code>${esc(JSON.stringify(e.evidence))}</code></td></tr>`).join("")}</table></div>`
+      : `<p class="muted">${esc(t("nothing"))}</p>`}</section>
+    <section class="card"><h3>${esc(t("timeline"))}</h3><div class="messages" style="max-height:none">${thread ? thread.messages.map((m) => `<div class="msg ${m.direction === "out" ? "out" : "in"}">${esc(m.text)}<div class="meta">${esc(m.channel)} · ${esc(when(m.created_at))}</div></div>`).join("") : ""}</div></section>`;
+  const erase = $("#erase");
+  if (erase) erase.onclick = async () => {
+    if (prompt(t("erase_confirm")) !== "ERASE") return;
+    if (await attempt(() => api("POST", `/contacts/${id}/erase`), t("erased")) !== undefined) location.hash = "#/contacts";
+  };
+}
+
+async function leadsPage(main) {
+  const leads = await api("GET", "/leads?limit=200");
+  main.innerHTML = `<h1>${esc(t("leads"))}</h1><div class="table-wrap"><table><tr><th>#</th><th>${esc(t("company"))}</th><th>${esc(t("stage"))}</th>
+    <th>${esc(t("score"))}</th><th>${esc(t("segment"))}</th><th>${esc(t("source"))}</th><th>${esc(t("contacts"))}</th></tr>
+    ${leads.map((l) => `<tr><td>${l.id}</td><td>${esc(l.company || "")}</td><td><span class="badge">${esc(l.stage)}</span></td><td>${l.score}</td>
+    <td>${esc(l.segment)}</td><td>${esc(l.source_kind)}</td><td><a href="#/contacts/${l.contact_id}">#${l.contact_id}</a></td></tr>`).join("")
+    || `<tr><td colspan="7" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>`;
+}
+
+// ---- campaigns ------------------------------------------------------------------------
+
+async function campaignsPage(main, rest) {
+  if (rest[0] === "new") return campaignBuilder(main);
+  if (rest[0]) return campaignResults(main, Number(rest[0]));
+  const campaigns = await api("GET", "/campaigns");
+  const builder = ["admin", "operator"].includes(ME.role);
+  main.innerHTML = `<h1>${esc(t("campaigns"))}</h1>${builder ? `<div class="toolbar"><a class="button primary" href="#/campaigns/new" id="new-campaign">${esc(t("new_campaign"))}</a></div>` : ""}
+    <div class="table-wrap"><table><tr><th>#</th><th>${esc(t("name"))}</th><th>${esc(t("status"))}</th><th>${esc(t("step"))}</th><th></th></tr>
+    ${campaigns.map((c) => `<tr><td>${c.id}</td><td><a href="#/campaigns/${c.id}">${esc(c.name)}</a></td><td><span class="badge" data-status="${esc(c.status)}">${esc(c.status)}</span></td>
+      <td>${c.steps.length}</td><td>${builder ? (c.status === "active" ? `<button type="button" data-pause="${c.id}">${esc(t("pause"))}</button>`
+      : (c.status === "draft" || c.status === "paused" ? `<button type="button" class="primary" data-start="${c.id}">${esc(t("start"))}</button>` : "")) : ""}</td></tr>`).join("")
+    || `<tr><td colspan="5" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>`;
+  $$("[data-start]").forEach((b) => b.onclick = async () => {
+    if (await attempt(() => api("POST", `/campaigns/${b.dataset.start}/status`, {status: "active"}), t("started_ok")) !== undefined) route();
+  });
+  $$("[data-pause]").forEach((b) => b.onclick = async () => {
+    if (await attempt(() => api("POST", `/campaigns/${b.dataset.pause}/status`, {status: "paused"}), t("paused_ok")) !== undefined) route();
+  });
+}
+
+async function campaignResults(main, id) {
+  const [campaign, results] = await Promise.all([api("GET", `/campaigns/${id}`), api("GET", `/campaigns/${id}/results`)]);
+  main.innerHTML = `<h1>${esc(campaign.name)} <span class="badge" id="campaign-status">${esc(campaign.status)}</span></h1>
+    <section class="card"><h3>${esc(t("results"))}</h3><dl class="kv">${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"]
+      .map((k) => `<dt>${esc(t(k))}</dt><dd>${esc(results[k])}</dd>`).join("")}</dl></section>
+    <div class="table-wrap"><table><tr><th>${esc(t("step"))}</th><th>${esc(t("name"))}</th>${["sent", "delivered", "replied", "opted_out", "converted"].map((k) => `<th>${esc(t(k))}</th>`).join("")}</tr>
+    ${results.steps.map((s) => `<tr><td>${s.position}</td><td>${esc(s.name)}</td>${["sent", "delivered", "replied", "opted_out", "converted"].map((k) => `<td>${esc(s[k])}</td>`).join("")}</tr>`).join("")}</table></div>`;
+}
+
+function campaignBuilder(main) {
+  const list = (value) => value.split(/[,，]/).map((s) => s.trim()).filter(Boolean);
+  main.innerHTML = `<h1>${esc(t("new_campaign"))}</h1>
+    <form id="campaign-form" class="card" novalidate>
+      <label>${esc(t("name"))}<input name="name" required maxlength="200"></label>
+      <h3>${esc(t("audience"))}</h3>
+      <div class="step-grid"><label>${esc(t("tags"))}<input name="tags"></label><label>${esc(t("stages"))}<input name="stages"></label>
+        <label>${esc(t("channels_filter"))}<input name="channels"></label><label>${esc(t("min_score"))}<input name="min_score" type="number" min="0"></label></div>
+      <label class="row"><input type="checkbox" name="consent" checked style="width:auto"> ${esc(t("consent_only"))}</label>
+      <h3>${esc(t("step"))}</h3><div id="steps"></div>
+      <button type="button" id="add-step">${esc(t("add_step"))}</button>
+      <h3>${esc(t("exits"))}</h3><div class="row"><label class="row"><input type="checkbox" name="exit_reply" checked style="width:auto"> ${esc(t("exit_reply"))}</label>
+        <label class="row"><input type="checkbox" name="exit_conversion" checked style="width:auto"> ${esc(t("exit_conversion"))}</label></div>
+      <div class="row"><button type="button" id="preview">${esc(t("preview"))}</button><button type="submit" class="primary" id="create-campaign">${esc(t("create_campaign"))}</button></div>
+      <div id="preview-out" class="card" hidden></div>
+    </form>`;
+  const form = $("#campaign-form");
+  const addStep = () => {
+    const n = $$("#steps .step").length + 1;
+    const div = document.createElement("div");
+    div.className = "step";
+    div.innerHTML = `<div class="row"><strong>${esc(t("step"))} ${n}</strong><span class="spacer" style="flex:1"></span><button type="button" class="link remove-step">${esc(t("remove"))}</button></div>
+      <div class="step-grid"><label>${esc(t("name"))}<input name="step_name" value="${esc(t("step"))} ${n}"></label>
+        <label>${esc(t("channel"))}<select name="step_channel"><option value="">${esc(t("any_channel"))}</option>${["telegram", "wechat", "wecom", "dingtalk", "email"].map((k) => `<option>${k}</option>`).join("")}</select></label>
+        <label>${esc(t("delay"))}<input name="delay" type="number" min="0" value="${n === 1 ? 0 : 1440}"></label>
+        <label>${esc(t("window_start"))}<input name="window_start" placeholder="09:00" pattern="\\d{2}:\\d{2}"></label>
+        <label>${esc(t("window_end"))}<input name="window_end" placeholder="18:00" pattern="\\d{2}:\\d{2}"></label>
+        <label>${esc(t("condition"))}<select name="condition"><option value="">${esc(t("cond_none"))}</option><option value="not_replied">${esc(t("cond_not_replied"))}</option><option value="replied">${esc(t("cond_replied"))}</option></select></label></div>
+      <label>${esc(t("template_zh"))}<textarea name="template_zh">{name}您好！</textarea></label>
+      <label>${esc(t("template_en"))}<textarea name="template_en">Hi {name}!</textarea></label><div class="hint">${esc(t("variables"))}</div>`;
+    div.querySelector(".remove-step").onclick = () => { if ($$("#steps .step").length > 1) div.remove(); };
+    $("#steps").appendChild(div);
+  };
+  addStep();
+  $("#add-step").onclick = addStep;
+  const collect = () => {
+    const audience = {consent: form.consent.checked};
+    for (const key of ["tags", "stages", "channels"]) if (list(form[key].value).length) audience[key] = list(form[key].value);
+    if (form.min_score.value !== "") audience.min_score = Number(form.min_score.value);
+    const steps = $$("#steps .step").map((div) => {
+      const v = (name) => div.querySelector(`[name="${name}"]`).value.trim();
+      const template = {};
+      if (v("template_zh")) template.zh = v("template_zh");
+      if (v("template_en")) template.en = v("template_en");
+      const step = {name: v("step_name") || t("step"), channel: v("step_channel") || null, template, delay_minutes: Number(v("delay") || 0)};
+      if (v("window_start")) step.window_start = v("window_start");
+      if (v("window_end")) step.window_end = v("window_end");
+      if (v("condition")) step.condition = {replied: v("condition") === "replied"};
+      return step;
+    });
+    const exits = [];
+    if (form.exit_reply.checked) exits.push("reply");
+    if (form.exit_conversion.checked) exits.push("conversion");
+    return {name: form.name.value.trim(), audience, steps, exits};
+  };
+  $("#preview").onclick = async () => {
+    const body = collect();
+    const result = await attempt(() => api("POST", "/campaigns/preview", {audience: body.audience, templates: body.steps.map((s) => s.template)}));
+    if (!result) return;
+    const out = $("#preview-out");
+    out.hidden = false;
+    out.innerHTML = `<strong id="audience-count">${esc(t("audience_count", {n: result.count}))}</strong>
+      <div class="muted">${result.sample.map((c) => esc(c.name || "#" + c.id)).join(", ")}</div>
+      ${result.previews.map((p, i) => `<h3>${esc(t("step"))} ${i + 1}</h3>${Object.entries(p).map(([lang, text]) => `<div class="preview-box">${esc(lang)}: ${esc(text)}</div>`).join("")}`).join("")}`;
+  };
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const body = collect();
+    if (!body.name) { toast(`${t("error")}: ${t("name")}`, true); form.name.focus(); return; }
+    const created = await attempt(() => api("POST", "/campaigns", body), t("created_ok"));
+    if (created) location.hash = "#/campaigns";
+  };
+}
+
+// ---- channels ---------------------------------------------------------------------
+
+async function channelsPage(main) {
+  const [accounts, kinds] = await Promise.all([api("GET", "/channel-accounts"), api("GET", "/channel-kinds")]);
+  main.innerHTML = `<h1>${esc(t("channels"))}</h1>
+    <div class="table-wrap"><table><tr><th>#</th><th>${esc(t("kind"))}</th><th>${esc(t("account_name"))}</th><th>${esc(t("webhook_url"))}</th></tr>
+    ${accounts.map((a) => `<tr><td>${a.id}</td><td><span class="badge">${esc(a.kind)}</span></td><td>${esc(a.name)}</td>
+      <td><div class="copy-field"><input readonly value="${esc(a.webhook_url)}" aria-label="${esc(t("webhook_url"))}"><button type="button" class="copy">${esc(t("copy"))}</button></div></td></tr>`).join("")
+      || `<tr><td colspan="4" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>
+    <form class="card" id="channel-form"><h2>${esc(t("add_channel"))}</h2>
+      <label>${esc(t("kind"))}<select name="kind" id="channel-kind">${Object.keys(kinds).map((k) => `<option>${esc(k)}</option>`).join("")}</select></label>
+      <label>${esc(t("account_name"))}<input name="name" required maxlength="200"></label>
+      <div id="channel-fields"></div>
+      <label>${esc(t("api_base"))}<input name="api_base" placeholder="https://…"></label>
+      <p class="hint">${esc(t("secrets_note"))}</p>
+      <div class="row"><button type="button" id="test-connection">${esc(t("test_connection"))}</button><button type="submit" class="primary" id="save-channel">${esc(t("save"))}</button></div>
+      <div id="channel-result"></div></form>`;
+  $$(".copy").forEach((b) => b.onclick = () => { const input = b.previousElementSibling; input.select(); navigator.clipboard?.writeText(input.value); toast(t("copied")); });
+  const form = $("#channel-form");
+  const fieldsFor = (kind) => {
+    const schema = kinds[kind].credentials;
+    const required = new Set(schema.required || []);
+    return Object.entries(schema.properties || {}).map(([name, prop]) => {
+      const secret = /secret|token|password|aes_key|app_secret/i.test(name);
+      const type = prop.type === "integer" ? "number" : (secret ? "password" : "text");
+      const options = prop.enum || (prop.anyOf || []).flatMap((a) => a.enum || []);
+      const input = options.length ? `<select name="cred_${esc(name)}">${options.map((o) => `<option${o === prop.default ? " selected" : ""}>${esc(o)}</option>`).join("")}</select>`
+        : `<input name="cred_${esc(name)}" type="${type}" autocomplete="off"${required.has(name) ? " required" : ""}${prop.default !== undefined && prop.default !== null ? ` value="${esc(prop.default)}"` : ""}>`;
+      return `<label>${esc(prop.title || name)}${required.has(name) ? " *" : ""}${input}${prop.description ? `<span class="hint">${esc(prop.description)}</span>` : ""}</label>`;
+    }).join("");
+  };
+  const drawFields = () => { $("#channel-fields").innerHTML = fieldsFor(form.kind.value); };
+  form.kind.onchange = drawFields;
+  drawFields();
+  const collect = () => {
+    const credentials = {};
+    $$("#channel-fields [name^=cred_]").forEach((el) => {
+      if (el.value === "") return;
+      credentials[el.name.slice(5)] = el.type === "number" ? Number(el.value) : el.value;
+    });
+    return {kind: form.kind.value, name: form.name.value.trim(), credentials, api_base: form.api_base.value.trim() || null};
+  };
+  $("#test-connection").onclick = async () => {
+    const body = collect();
+    const result = await attempt(() => api("POST", "/channel-accounts/test", {kind: body.kind, credentials: body.credentials, api_base: body.api_base}));
+    if (result) $("#channel-result").innerHTML = `<p class="badge good" id="connection-ok">${esc(t("connection_ok", {name: result.display_name}))}</p>`;
+  };
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const created = await attempt(() => api("POST", "/channel-accounts", collect()), t("saved"));
+    if (!created) return;
+    $$("#channel-fields input").forEach((el) => { el.value = ""; });  // secrets leave the page
+    $("#channel-result").innerHTML = `<h3>${esc(t("webhook_url"))}</h3><div class="copy-field"><input readonly id="new-webhook-url" value="${esc(created.webhook_url)}"></div>`;
+  };
+}
+
+// ---- knowledge base -----------------------------------------------------------------
+
+async function faqPage(main) {
+  const entries = await api("GET", "/faq");
+  const lines = (s) => s.split("\n").map((x) => x.trim()).filter(Boolean);
+  main.innerHTML = `<h1>${esc(t("faq"))}</h1>
+    <form class="card toolbar" id="faq-try"><input name="q" placeholder="${esc(t("try_question"))}" style="flex:1"><button type="submit">${esc(t("try_question"))}</button><div id="faq-try-out" style="flex-basis:100%"></div></form>
+    <div class="table-wrap"><table><tr><th>#</th><th>${esc(t("question_zh"))}</th><th>${esc(t("question_en"))}</th><th>${esc(t("answer_zh"))}</th><th></th></tr>
+    ${entries.map((e) => `<tr><td>${e.id}</td><td>${esc((e.questions.zh || []).join(" / "))}</td><td>${esc((e.questions.en || []).join(" / "))}</td>
+      <td>${esc(e.answers.zh || e.answers.en || "")}</td><td><button type="button" data-edit="${e.id}">✎</button> <button type="button" class="danger" data-delete="${e.id}">${esc(t("delete"))}</button></td></tr>`).join("")
+      || `<tr><td colspan="5" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>
+    <form class="card" id="faq-form"><h2 id="faq-form-title">${esc(t("new_entry"))}</h2><input type="hidden" name="id">
+      <div class="grid"><label>${esc(t("question_zh"))}<textarea name="q_zh"></textarea></label><label>${esc(t("question_en"))}<textarea name="q_en"></textarea></label>
+      <label>${esc(t("answer_zh"))}<textarea name="a_zh"></textarea></label><label>${esc(t("answer_en"))}<textarea name="a_en"></textarea></label></div>
+      <label>${esc(t("synonyms"))}<textarea name="synonyms"></textarea></label>
+      <div class="grid"><label>${esc(t("image_url"))}<input name="image_url" placeholder="https://"></label><label>${esc(t("link_url"))}<input name="link_url" placeholder="https://"></label></div>
+      <button type="submit" class="primary">${esc(t("save"))}</button></form>`;
+  const form = $("#faq-form");
+  $$("[data-edit]").forEach((b) => b.onclick = () => {
+    const e = entries.find((x) => x.id === Number(b.dataset.edit));
+    form.id.value = e.id;
+    form.q_zh.value = (e.questions.zh || []).join("\n"); form.q_en.value = (e.questions.en || []).join("\n");
+    form.a_zh.value = e.answers.zh || ""; form.a_en.value = e.answers.en || "";
+    form.synonyms.value = (e.synonyms || []).map((g) => g.join(", ")).join("\n");
+    form.image_url.value = e.image_url || ""; form.link_url.value = e.link_url || "";
+    $("#faq-form-title").textContent = `#${e.id}`;
+    form.scrollIntoView();
+  });
+  $$("[data-delete]").forEach((b) => b.onclick = async () => {
+    if (confirm(t("delete") + "?") && await attempt(() => api("DELETE", `/faq/${b.dataset.delete}`), t("deleted")) !== undefined) route();
+  });
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const body = {questions: {}, answers: {}, synonyms: lines(form.synonyms.value).map((l) => l.split(/[,，]/).map((w) => w.trim()).filter(Boolean)),
+                  image_url: form.image_url.value.trim() || null, link_url: form.link_url.value.trim() || null};
+    if (lines(form.q_zh.value).length) body.questions.zh = lines(form.q_zh.value);
+    if (lines(form.q_en.value).length) body.questions.en = lines(form.q_en.value);
+    if (form.a_zh.value.trim()) body.answers.zh = form.a_zh.value.trim();
+    if (form.a_en.value.trim()) body.answers.en = form.a_en.value.trim();
+    const id = form.id.value;
+    if (await attempt(() => api(id ? "PUT" : "POST", id ? `/faq/${id}` : "/faq", body), t("saved"))) route();
+  };
+  $("#faq-try").onsubmit = async (event) => {
+    event.preventDefault();
+    const q = event.target.q.value.trim();
+    if (!q) return;
+    const matches = await attempt(() => api("POST", "/faq/search", {text: q}));
+    if (matches) $("#faq-try-out").innerHTML = matches.map((m) => `<div>${Math.round(m.score * 100)}% · <strong>${esc(m.question)}</strong> ·
+      <span class="badge ${m.confident ? "good" : "warn"}">${esc(t(m.confident ? "confident" : "not_confident"))}</span></div>`).join("") || esc(t("nothing"));
+  };
+}
+
+// ---- monitoring -------------------------------------------------------------------
+
+async function monitoringPage(main) {
+  const alerts = await api("GET", "/opinion/alerts");
+  main.innerHTML = `<h1>${esc(t("monitoring"))}</h1><h2>${esc(t("alerts"))}</h2>
+    <div class="table-wrap"><table><tr><th>#</th><th>${esc(t("when"))}</th><th>${esc(t("entity"))}</th><th>${esc(t("status"))}</th><th>${esc(t("peak"))}</th><th>${esc(t("volume"))}</th><th>${esc(t("terms"))}</th></tr>
+    ${alerts.map((a) => `<tr><td>${a.id}</td><td>${esc(when(a.first_hour))}</td><td>${esc(a.dimension)} · ${esc(a.key)}</td><td><span class="badge ${a.status === "open" ? "bad" : ""}">${esc(a.status)}</span></td>
+      <td>${Math.round(a.peak_share * 100)}%</td><td>${a.volume}</td><td>${esc(a.top_terms.map((x) => x[0]).join(", "))}</td></tr>`).join("")
+      || `<tr><td colspan="7" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>`;
+}
+
+// ---- users and audit ----------------------------------------------------------------
+
+async function usersPage(main) {
+  const users = await api("GET", "/users");
+  const admin = ME.role === "admin";
+  const byId = Object.fromEntries(users.map((u) => [u.id, u]));
+  main.innerHTML = `<h1>${esc(t("users"))}</h1>
+    <div class="table-wrap"><table><tr><th>#</th><th>${esc(t("username"))}</th><th>${esc(t("display_name"))}</th><th>${esc(t("role"))}</th><th>${esc(t("manager"))}</th><th></th></tr>
+    ${users.map((u) => `<tr><td>${u.id}</td><td>${esc(u.username)}</td><td>${esc(u.display_name || "")}</td><td><span class="badge">${esc(u.role)}</span>${u.is_active ? "" : ` <span class="badge bad">off</span>`}</td>
+      <td>${esc(u.manager_user_id ? (byId[u.manager_user_id]?.display_name || byId[u.manager_user_id]?.username || "#" + u.manager_user_id) : "")}</td>
+      <td>${admin ? `<button type="button" data-password="${u.id}">${esc(t("set_password"))}</button>` : ""}</td></tr>`).join("")}</table></div>
+    ${admin ? `<form class="card" id="user-form"><h2>${esc(t("new_user"))}</h2><div class="step-grid">
+      <label>${esc(t("username"))}<input name="username" required pattern="[A-Za-z0-9_.@-]+"></label><label>${esc(t("display_name"))}<input name="display_name"></label>
+      <label>${esc(t("role"))}<select name="role">${["rep", "manager", "operator", "admin"].map((r) => `<option>${r}</option>`).join("")}</select></label>
+      <label>${esc(t("manager"))}<select name="manager"><option value=""></option>${users.filter((u) => u.role === "manager").map((u) => `<option value="${u.id}">${esc(u.display_name || u.username)}</option>`).join("")}</select></label>
+      <label>${esc(t("password"))}<input name="password" type="password" autocomplete="new-password" minlength="10"></label></div>
+      <button type="submit" class="primary">${esc(t("save"))}</button></form>` : ""}`;
+  $$("[data-password]").forEach((b) => b.onclick = async () => {
+    const password = prompt(t("password"));
+    if (password) await attempt(() => api("POST", `/users/${b.dataset.password}/password`, {password}), t("password_set"));
+  });
+  const form = $("#user-form");
+  if (form) form.onsubmit = async (event) => {
+    event.preventDefault();
+    const created = await attempt(() => api("POST", "/users", {username: form.username.value.trim(), display_name: form.display_name.value.trim() || null,
+      role: form.role.value, manager_user_id: form.manager.value ? Number(form.manager.value) : null}));
+    if (!created) return;
+    if (form.password.value && await attempt(() => api("POST", `/users/${created.id}/password`, {password: form.password.value})) === undefined) return route();
+    toast(t("saved"));
+    route();
+  };
+}
+
+async function auditPage(main) {
+  const entries = await api("GET", "/audit?limit=200");
+  main.innerHTML = `<h1>${esc(t("audit"))}</h1><div class="table-wrap"><table><tr><th>${esc(t("when"))}</th><th>${esc(t("who"))}</th><th>${esc(t("action"))}</th><th>${esc(t("entity"))}</th><th>${esc(t("details"))}</th></tr>
+    ${entries.map((e) => `<tr><td>${esc(when(e.at))}</td><td>${esc(e.actor)}</td><td><code>${esc(e.action)}</code></td><td>${esc(e.entity)}</td><td><code>${esc(JSON.stringify(e.details))}</code></td></tr>`).join("")}</table></div>`;
+}
+
+// ---- start ------------------------------------------------------------------------
+
+$("#menu-toggle").onclick = () => $("#nav").classList.toggle("open");
+window.addEventListener("hashchange", route);
+drawChrome();
+route();
