@@ -167,6 +167,7 @@ const PAGES = [
   {id: "audit", roles: ["admin"], render: auditPage},
 ];
 let stopPage = () => {};
+let routeSeq = 0;
 
 function drawChrome() {
   $("#nav").innerHTML = PAGES.filter((p) => p.roles.includes(ME.role))
@@ -197,7 +198,11 @@ async function route() {
   const page = PAGES.find((p) => p.id === pageId) || allowed[0];
   $$("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page.id));
   $("#nav").classList.remove("open");
-  const main = $("#main");
+  // Each visit renders into its own section: a slower earlier page that finishes late
+  // writes into a section no longer shown, and its timers are stopped at once.
+  const seq = ++routeSeq;
+  const main = document.createElement("section");
+  $("#main").replaceChildren(main);
   if (!page.roles.includes(ME.role)) {
     main.innerHTML = `<div class="card refused" id="refused">${esc(t("refused"))}</div>`;
     return;
@@ -205,7 +210,10 @@ async function route() {
   main.innerHTML = `<p class="muted">${esc(t("loading"))}</p>`;
   try {
     const stop = await page.render(main, rest);
-    if (typeof stop === "function") stopPage = stop;
+    if (typeof stop === "function") {
+      if (seq === routeSeq) stopPage = stop;
+      else stop();
+    }
   } catch (error) {
     main.innerHTML = error.status === 403 ? `<div class="card refused" id="refused">${esc(t("refused"))}</div>`
       : `<div class="card error">${esc(t("error"))}: ${esc(error.message)}</div>`;
@@ -278,7 +286,24 @@ async function inboxPage(main, rest) {
       $$("#inbox-list .inbox-item").forEach((i) => i.classList.toggle("active", i === item));
       openThread();
     }));
-    if (selected && (changed || !$("#thread").dataset.id)) openThread();
+    if (selected && $("#thread").dataset.id !== String(selected)) openThread();
+    else if (selected && changed) updateThread();
+  }
+
+  function threadItems(th) {
+    return [...th.messages.map((m) => ({at: m.created_at, html: `<div class="msg ${m.direction === "out" ? "out" : "in"}">${esc(m.text)}<div class="meta">${esc(m.channel)} · ${esc(when(m.created_at))}${m.author ? " · " + esc(m.author) : (m.direction === "out" ? " · " + esc(t("bot")) : "")}${m.sentiment === "negative" ? " · ⚠" : ""}</div></div>`})),
+      ...th.notes.map((n) => ({at: n.created_at, html: `<div class="note">📝 ${esc(n.text)}<div class="meta">${esc(n.author || "")} · ${esc(when(n.created_at))}</div></div>`}))]
+      .sort((a, b) => a.at.localeCompare(b.at)).map((i) => i.html).join("") || `<p class="muted">${esc(t("nothing"))}</p>`;
+  }
+
+  // New messages and notes only: what the user is typing stays where it is.
+  async function updateThread() {
+    const th = await api("GET", `/inbox/${selected}`);
+    const list = $("#messages");
+    if (!list || $("#thread").dataset.id !== String(th.conversation.id)) return;
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.innerHTML = threadItems(th);
+    if (atBottom) list.scrollTop = list.scrollHeight;
   }
 
   async function openThread() {
@@ -290,16 +315,12 @@ async function inboxPage(main, rest) {
         ${option("", t("queue"), c.owner_id ? "" : "")}${users.filter((u) => u.is_active && ["rep", "manager", "admin"].includes(u.role))
         .map((u) => option(String(u.id), u.display_name || u.username, String(c.owner_id || ""))).join("")}</select>
         <button id="assign" type="button">${esc(t("assign"))}</button>` : "";
-    const items = [...th.messages.map((m) => ({at: m.created_at, html: `<div class="msg ${m.direction === "out" ? "out" : "in"}">${esc(m.text)}
-        <div class="meta">${esc(m.channel)} · ${esc(when(m.created_at))}${m.author ? " · " + esc(m.author) : (m.direction === "out" ? " · " + esc(t("bot")) : "")}${m.sentiment === "negative" ? " · ⚠" : ""}</div></div>`})),
-      ...th.notes.map((n) => ({at: n.created_at, html: `<div class="note">📝 ${esc(n.text)}<div class="meta">${esc(n.author || "")} · ${esc(when(n.created_at))}</div></div>`}))]
-      .sort((a, b) => a.at.localeCompare(b.at));
     box.dataset.id = String(c.id);
     box.innerHTML = `<div class="thread-head"><div class="row"><button type="button" class="link" id="back-to-list" aria-label="back">←</button>
         <strong>${esc(c.name)}</strong><span class="badge">${esc(c.channel)} · ${esc(c.account)}</span>
         <a href="#/contacts/${c.contact_id}">${esc(t("contacts"))} #${c.contact_id}</a><span class="muted">${esc(t("owner"))}: ${esc(c.owner || t("unowned"))}</span></div>
         <div class="row" style="margin-top:6px">${assign}</div></div>
-      <div class="messages" id="messages">${items.map((i) => i.html).join("") || `<p class="muted">${esc(t("nothing"))}</p>`}</div>
+      <div class="messages" id="messages">${threadItems(th)}</div>
       ${th.may_act ? `<form class="composer" id="reply-form"><textarea name="text" required placeholder="${esc(t("reply_placeholder"))}" aria-label="${esc(t("reply"))}"></textarea>
         <div class="row"><button class="primary" type="submit" id="send-reply">${esc(t("send"))}</button></div></form>
       <form class="composer" id="note-form"><textarea name="text" required placeholder="${esc(t("note_placeholder"))}" aria-label="${esc(t("note"))}"></textarea>
@@ -319,25 +340,27 @@ async function inboxPage(main, rest) {
         headers: {"Content-Type": "application/json", "X-CSRF-Token": CSRF, "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now())},
         body: JSON.stringify({text})}).then(async (r) => { if (!r.ok) throw new ApiError(r.status, (await r.json()).detail); return r; }), t("sent_ok"));
       button.disabled = false;
-      if (ok) { replyForm.text.value = ""; version = -1; await refresh(); openThread(); }
+      if (ok) { replyForm.text.value = ""; await refresh(); updateThread(); }
     };
     const noteForm = $("#note-form");
     if (noteForm) noteForm.onsubmit = async (event) => {
       event.preventDefault();
       const text = noteForm.text.value.trim();
-      if (text && await attempt(() => api("POST", `/conversations/${c.id}/notes`, {text}), t("note_ok"))) openThread();
+      if (text && await attempt(() => api("POST", `/conversations/${c.id}/notes`, {text}), t("note_ok"))) {
+        noteForm.text.value = "";
+        updateThread();
+      }
     };
     const assignButton = $("#assign");
     if (assignButton) assignButton.onclick = async () => {
       const value = $("#assign-to").value;
       if (await attempt(() => api("POST", `/conversations/${c.id}/assign`, {user_id: value ? Number(value) : null}), t("assigned_ok")) !== undefined) {
-        version = -1; refresh();
+        version = -1; await refresh(); openThread();
       }
     };
   }
 
   await refresh();
-  if (selected) await openThread();
   // Live: new messages and changes appear without a reload.
   const timer = setInterval(() => { if (!document.hidden) refresh().catch(() => {}); }, 3000);
   return () => clearInterval(timer);

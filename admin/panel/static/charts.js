@@ -7,12 +7,12 @@ const Charts = (() => {
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
   const W = 600, H = 220, L = 40, R = 10, T = 10, B = 28;
 
-  function axis(max, labels, step) {
+  function axis(max, labels, step, unit = "") {
     let out = "";
     for (let i = 0; i <= 4; i++) {
       const v = max * i / 4, y = T + (H - T - B) * (1 - i / 4);
       out += `<line x1="${L}" x2="${W - R}" y1="${y}" y2="${y}" stroke="#eef0f3"/>` +
-             `<text x="${L - 6}" y="${y + 4}" font-size="10" text-anchor="end" fill="#667085">${esc(fmt(v))}</text>`;
+             `<text x="${L - 6}" y="${y + 4}" font-size="10" text-anchor="end" fill="#667085">${esc(unit === "%" ? Math.round(v * 100) + "%" : fmt(v))}</text>`;
     }
     const every = Math.max(1, Math.ceil(labels.length / 8));
     labels.forEach((label, i) => {
@@ -31,7 +31,7 @@ const Charts = (() => {
   function stackedBars(labels, series, title) {
     const names = Object.keys(series);
     const totals = labels.map((_, i) => names.reduce((s, n) => s + (series[n][i] || 0), 0));
-    const max = Math.max(1, ...totals);
+    const max = Math.max(4, Math.ceil(Math.max(...totals) / 4) * 4);  // whole numbers on the axis
     const step = (W - L - R) / Math.max(1, labels.length);
     let bars = "";
     labels.forEach((label, i) => {
@@ -69,8 +69,7 @@ const Charts = (() => {
       return `<g class="alert-mark"><line x1="${x}" x2="${x}" y1="${T}" y2="${H - B}" stroke="#dc2626" stroke-dasharray="3 3"/>` +
              `<text x="${x + 3}" y="${T + 10}" font-size="11" fill="#dc2626">⚠</text><title>${esc(m.label)}</title></g>`;
     }).join("");
-    const shownMax = unit === "%" ? max : max;
-    return `<div class="chart"><svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)}">${axis(shownMax, labels, step)}${flags}${paths}</svg>${legend(names)}</div>`;
+    return `<div class="chart"><svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)}">${axis(max, labels, step, unit)}${flags}${paths}</svg>${legend(names)}</div>`;
   }
 
   // steps: [{stage, count}]

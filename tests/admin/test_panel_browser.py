@@ -1,0 +1,178 @@
+"""The admin panel in a real headless Chromium (Playwright driving the system browser):
+sign in, add a channel, build and start a campaign, reply from the inbox, switch the
+language, and a role refused. Screenshots go to $SCRM_SCREENSHOTS_DIR when it is set
+(the README's come from `SCRM_SCREENSHOTS_DIR=docs/screenshots ./dev test tests/admin/test_panel_browser.py`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from crm_core import users, web_auth
+from crm_core.models import Campaign, CampaignStatus, Role
+from tests.fakes.stack import eventually, telegram_stack
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+PASSWORD = "panel password 1"
+CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium") if p and os.path.exists(p)), None)
+
+
+@pytest.fixture
+async def stack(database_url, tmp_path):
+    async with telegram_stack(database_url, tmp_path, marketing_quiet_hours="") as stack:
+        async with stack.hub.sessions() as session, session.begin():
+            for username, role in (("ada", Role.ADMIN), ("rita", Role.REP)):
+                user = await users.get_or_create(username, role, db_session=session, display_name=username.title())
+                await web_auth.set_password(user, PASSWORD, actor=None, db_session=session)
+        yield stack
+
+
+@pytest.fixture
+async def browser():
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def page_for(browser, stack, *, width: int = 1280, height: int = 860, locale: str = "en-GB"):
+    context = await browser.new_context(viewport={"width": width, "height": height}, locale=locale,
+                                        base_url=stack.hub_base)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.script_errors = errors
+    return page
+
+
+async def sign_in(page, username: str) -> None:
+    await page.goto("/admin")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#nav a")
+
+
+async def shot(page, name: str) -> None:
+    target = os.environ.get("SCRM_SCREENSHOTS_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=False)
+
+
+async def test_an_admin_signs_in_adds_a_channel_and_starts_a_campaign(stack, browser):
+    page = await page_for(browser, stack)
+    await stack.customer_writes(901, "Hello, how much is the Pro plan?", first_name="Wang Wei")
+    await page.goto("/admin")
+    assert page.url.endswith("/admin/login")
+    await shot(page, "sign-in")
+    await sign_in(page, "ada")
+    await page.wait_for_selector("#chart-messages svg")
+    await shot(page, "dashboard")
+
+    # A second Telegram bot, tested first, then saved: the webhook URL to paste, the token gone from the page.
+    second = stack.simulator.create_bot(username="sales_bot")
+    await page.click("#nav a[data-page=channels]")
+    await page.select_option("#channel-kind", "telegram")
+    await page.fill("input[name=name]", "Sales bot")
+    await page.fill("input[name=cred_bot_token]", second.token)
+    await page.fill("input[name=api_base]", stack.sim_base)
+    await page.click("#test-connection")
+    await page.wait_for_selector("#connection-ok")
+    assert "@sales_bot" in await page.inner_text("#connection-ok")
+    await page.click("#save-channel")
+    url = await page.wait_for_selector("#new-webhook-url")
+    webhook = await url.get_attribute("value")
+    assert webhook.startswith(f"{stack.hub.settings.base_url}/hooks/telegram/")
+    assert second.webhook_url == webhook  # registered with the platform
+    assert second.token not in await page.content()
+    await shot(page, "channels")
+
+    # A campaign: audience preview with its count, a step per language, created, then started.
+    await page.goto("/admin#/campaigns/new")
+    await page.fill("input[name=name]", "Spring offer")
+    await page.uncheck("input[name=consent]")
+    await page.fill("#steps textarea[name=template_en]", "Hi {name}, spring prices are in.")
+    await page.click("#preview")
+    count = await page.wait_for_selector("#audience-count")
+    assert "1 contacts match" in await count.inner_text()
+    assert "Hi Wang Wei, spring prices are in." in await page.inner_text("#preview-out")
+    await shot(page, "campaign-builder")
+    await page.click("#create-campaign")
+    await page.wait_for_selector("[data-start]")
+    await page.click("[data-start]")
+    await page.wait_for_selector("[data-status=active]")
+
+    async def started():
+        async with stack.hub.sessions() as session:
+            return await session.scalar(select(Campaign.status).where(Campaign.name == "Spring offer")) \
+                == CampaignStatus.ACTIVE
+    await eventually(started)
+    assert page.script_errors == []
+
+
+async def test_a_reply_from_the_inbox_reaches_the_customer_and_new_messages_appear_live(stack, browser):
+    page = await page_for(browser, stack)
+    await stack.customer_writes(902, "我的订单还没到，能帮我查一下吗？", first_name="李娜")
+    await sign_in(page, "ada")
+    await page.click("#nav a[data-page=inbox]")
+    item = await page.wait_for_selector(".inbox-item:has-text('李娜')")
+    await item.click()
+    await page.wait_for_selector("#reply-form")
+    await page.fill("#reply-form textarea", "李女士您好，您的订单明天送达。")
+    await page.click("#send-reply")
+
+    async def delivered():
+        return any("明天送达" in (m.get("text") or "") for m in stack.chat(902) if m["from"] == "bot")
+    await eventually(delivered)
+    await page.fill("#note-form textarea", "VIP: call before delivery")
+    await page.click("#note-form button[type=submit]")
+    await page.wait_for_selector(".note:has-text('VIP: call before delivery')")
+    # The customer writes again: it shows in the open thread without a reload.
+    await stack.customer_writes(902, "好的，谢谢！", first_name="李娜")
+    await page.wait_for_selector(".msg:has-text('好的，谢谢')", timeout=15_000)
+    await shot(page, "inbox")
+
+    phone = await page_for(browser, stack, width=390, height=844)
+    await sign_in(phone, "ada")
+    await phone.goto("/admin#/inbox")
+    await phone.wait_for_selector(".inbox-item")
+    assert await phone.is_visible("#menu-toggle")
+    await shot(phone, "inbox-phone")
+    assert page.script_errors == [] and phone.script_errors == []
+
+
+async def test_the_language_switches_and_a_rep_is_refused_what_their_role_may_not_open(stack, browser):
+    page = await page_for(browser, stack)
+    await sign_in(page, "ada")
+    assert await page.inner_text("#nav a[data-page=inbox]") == "Inbox"
+    await page.click("#language-switch")
+    await page.wait_for_function("document.querySelector('#nav a[data-page=inbox]').textContent === '会话收件箱'")
+    assert await page.inner_text("#logout") == "退出登录"
+    await page.reload()  # the choice is kept
+    assert await page.inner_text("#nav a[data-page=dashboard]") == "仪表盘"
+
+    rep = await page_for(browser, stack)
+    await sign_in(rep, "rita")
+    pages = await rep.eval_on_selector_all("#nav a", "links => links.map(a => a.dataset.page)")
+    assert "channels" not in pages and "audit" not in pages and "inbox" in pages
+    await rep.goto("/admin#/channels")
+    refused = await rep.wait_for_selector("#refused")
+    assert "may not open" in await refused.inner_text()
+    # Not just hidden: the API refuses the rep too.
+    status = await rep.evaluate("fetch('/api/v1/channel-accounts').then(r => r.status)")
+    assert status == 403
+    await shot(rep, "refused")
