@@ -7,16 +7,22 @@ rejected rows.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import LeadAssign, LeadCreate, LeadDetail, LeadEventRead, LeadOrder, LeadRead, LeadStageUpdate
 from crm_core import conversations, leads
-from crm_core.lead_import import ImportRefused, import_leads, import_one
+from crm_core.lead_import import ImportRefused, ImportReport, import_leads, import_one, read_rows
 from crm_core.leads import LeadRefused
 from crm_core.models import Lead, LeadEvent, Role, User
 
@@ -24,6 +30,7 @@ router = APIRouter(prefix="/leads", tags=["leads"])
 
 SUPERVISORS = (Role.ADMIN, Role.OPERATOR, Role.MANAGER)
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 async def _lead(lead_id: int, user: User, session: AsyncSession) -> Lead:
@@ -100,16 +107,62 @@ async def create(body: LeadCreate, user: User = Depends(require_role(*ANY_ROLE))
 
 @router.post("/import")
 async def import_file(file: UploadFile = File(...), source: str | None = Query(None, max_length=200),
+                      stream: bool = Query(False, description="Answer with NDJSON lines: progress, then the report"),
                       user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
-                      ctx: ApiContext = Depends(api_context)) -> dict:
+                      ctx: ApiContext = Depends(api_context)) -> Any:
     data = await file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise HTTPException(413, f"the file is larger than {MAX_IMPORT_BYTES // 1024 // 1024} MB; split it")
+    path = Path(file.filename or "upload.csv")
     try:
-        report = await import_leads(Path(file.filename or "upload.csv"), data=data, sessions=ctx.sessions,
-                                    key_of=ctx.contact_keys, rules=ctx.lead_rules, source=source, actor=user)
+        _, rows = read_rows(path, data)
+        total = sum(1 for _ in rows)
     except ImportRefused as exc:
         raise HTTPException(422, str(exc)) from None
+
+    def run(progress: Callable[[int, ImportReport], None] | None = None) -> Awaitable[ImportReport]:
+        return import_leads(path, data=data, sessions=ctx.sessions, key_of=ctx.contact_keys, rules=ctx.lead_rules,
+                            source=source, actor=user, progress=progress, chunk=200 if stream else 500)
+
+    if not stream:
+        try:
+            return _import_result(await run())
+        except ImportRefused as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    lines: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def work() -> None:
+        try:
+            report = await run(lambda done, _: lines.put_nowait({"rows": done, "total": total}))
+            lines.put_nowait({"report": _import_result(report)})
+        except ImportRefused as exc:
+            lines.put_nowait({"error": str(exc)})
+        except Exception as exc:
+            log.exception("lead import of %s failed", path.name)
+            lines.put_nowait({"error": f"the import stopped: {type(exc).__name__}: {exc}; rows before it are "
+                                       "imported, importing the file again skips them"})
+
+    # The import goes on if the browser leaves: each chunk of rows is its own transaction.
+    task = asyncio.create_task(work())
+    _running_imports.add(task)
+    task.add_done_callback(_running_imports.discard)
+
+    async def ndjson() -> AsyncIterator[bytes]:
+        yield (json.dumps({"rows": 0, "total": total}) + "\n").encode()
+        while True:
+            line = await lines.get()
+            yield (json.dumps(line, ensure_ascii=False) + "\n").encode()
+            if "report" in line or "error" in line:
+                return
+
+    return StreamingResponse(ndjson(), media_type="application/x-ndjson")
+
+
+_running_imports: set[asyncio.Task[None]] = set()
+
+
+def _import_result(report: ImportReport) -> dict[str, Any]:
     return {**report.summary(), "rejected_rows": [{"row": r.row, "reason": r.reason, "values": r.values}
                                                   for r in report.rejected],
             "consents_refused": [{"row": row, "reason": reason} for row, reason in report.consents_refused]}

@@ -14,6 +14,8 @@ from crm_core.models import AuditLog, Role, User, WebSession
 from tests.fakes.stack import telegram_stack
 
 PASSWORD = "correct horse battery"
+# The sign-in, throttling and CSRF tests run on both databases; the rest on SQLite (suite time).
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -108,6 +110,7 @@ async def test_the_sign_in_form_and_every_change_need_their_csrf_token(stack):
         assert (await stale.get("/api/v1/me")).status_code == 401
 
 
+@sqlite_only
 @pytest.mark.parametrize(("role", "allowed", "refused"), [
     (Role.REP, ["/api/v1/inbox", "/api/v1/contacts"], ["/api/v1/dashboard", "/api/v1/channel-accounts",
                                                        "/api/v1/audit", "/api/v1/faq", "/api/v1/users"]),
@@ -128,6 +131,7 @@ async def test_each_role_reaches_only_its_routes(stack, role, allowed, refused):
             assert f"role {role.value} may not" in resp.json()["detail"]
 
 
+@sqlite_only
 async def test_a_password_change_ends_the_other_sessions_and_weak_ones_are_refused(stack):
     user_id = await a_user(stack, "olga", Role.ADMIN)
     async with browser_for(stack) as laptop, browser_for(stack) as phone:
@@ -148,6 +152,7 @@ async def test_a_password_change_ends_the_other_sessions_and_weak_ones_are_refus
         assert (await sign_in(browser, "olga", "a new long secret")).status_code == 303
 
 
+@sqlite_only
 async def test_next_never_leaves_the_panel(stack):
     await a_user(stack, "olga", Role.ADMIN)
     async with browser_for(stack) as browser:

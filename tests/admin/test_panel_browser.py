@@ -73,7 +73,7 @@ async def shot(page, name: str) -> None:
         await page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=False)
 
 
-async def test_an_admin_signs_in_adds_a_channel_and_starts_a_campaign(stack, browser):
+async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_leads(stack, browser, tmp_path):
     page = await page_for(browser, stack)
     await stack.customer_writes(901, "Hello, how much is the Pro plan?", first_name="Wang Wei")
     await page.goto("/admin")
@@ -115,6 +115,21 @@ async def test_an_admin_signs_in_adds_a_channel_and_starts_a_campaign(stack, bro
     await page.wait_for_selector("[data-start]")
     await page.click("[data-start]")
     await page.wait_for_selector("[data-status=active]")
+
+    # A lead import with its progress and its error report.
+    sheet = tmp_path / "expo-leads.csv"
+    sheet.write_text("姓名,公司,手机,邮箱\n张伟,星辰科技,13800138000,\n李娜,云帆贸易,,lina@yunfan.example\n"
+                     "王芳,海风物流,12345,\n", encoding="utf-8")
+    await page.goto("/admin#/leads")
+    await page.set_input_files("#import-form input[type=file]", str(sheet))
+    await page.click("#start-import")
+    await page.wait_for_selector("#import-summary")
+    assert await page.inner_text("#import-count") == "3 of 3 rows"
+    assert await page.inner_text("#import-summary dd[data-key=leads_opened]") == "2"
+    rejected = await page.inner_text("#rejected-rows")
+    assert "4" in rejected and "王芳" in rejected and "12345" in rejected
+    assert await page.get_attribute("#rejected-download", "href")
+    await shot(page, "lead-import")
 
     async def started():
         async with stack.hub.sessions() as session:

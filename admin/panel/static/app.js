@@ -52,6 +52,12 @@ const TEXT = {
     username: "Username", display_name: "Display name", role: "Role", manager: "Manager", new_user: "New user",
     set_password: "Set password", password: "Password", password_set: "Password set", team: "Team",
     when: "When", who: "Who", action: "Action", entity: "Entity", details: "Details", more: "More",
+    import_leads: "Import leads", import: "Import", reason: "Reason",
+    import_hint: "CSV (UTF-8 or GBK) or Excel; columns name / 姓名, company / 公司, phone / 手机, email / 邮箱, source, consent…",
+    import_rows: "{n} of {total} rows", import_rejected: "Rejected rows (fix them and import the file again)",
+    import_download: "Download the rejected rows (CSV)", import_rows_label: "Rows",
+    import_contacts_created: "New contacts", import_contacts_matched: "Matched to known people", import_leads_opened: "Leads opened",
+    import_leads_existing: "Leads already open", import_marketing_consents: "Marketing consents", import_rejected_count: "Rejected",
   },
   zh: {
     dashboard: "仪表盘", inbox: "会话收件箱", contacts: "联系人", leads: "线索", campaigns: "营销活动",
@@ -96,6 +102,12 @@ const TEXT = {
     username: "用户名", display_name: "显示名", role: "角色", manager: "上级", new_user: "新建用户",
     set_password: "设置密码", password: "密码", password_set: "密码已设置", team: "团队",
     when: "时间", who: "操作人", action: "操作", entity: "对象", details: "详情", more: "更多",
+    import_leads: "导入线索", import: "导入", reason: "原因",
+    import_hint: "CSV（UTF-8 或 GBK）或 Excel；列名 name / 姓名、company / 公司、phone / 手机、email / 邮箱、source、consent…",
+    import_rows: "已处理 {n} / {total} 行", import_rejected: "未导入的行（修改后可重新导入整个文件）",
+    import_download: "下载未导入的行 (CSV)", import_rows_label: "行数",
+    import_contacts_created: "新建联系人", import_contacts_matched: "匹配到已有联系人", import_leads_opened: "新建线索",
+    import_leads_existing: "已有进行中线索", import_marketing_consents: "营销授权", import_rejected_count: "未导入",
   },
 };
 const t = (key, vars = {}) => (TEXT[LANG][key] || TEXT.en[key] || key).replace(/\{(\w+)\}/g, (m, k) => (k in vars ? vars[k] : m));
@@ -417,11 +429,86 @@ async function contactPage(main, id) {
 
 async function leadsPage(main) {
   const leads = await api("GET", "/leads?limit=200");
-  main.innerHTML = `<h1>${esc(t("leads"))}</h1><div class="table-wrap"><table><tr><th>#</th><th>${esc(t("company"))}</th><th>${esc(t("stage"))}</th>
-    <th>${esc(t("score"))}</th><th>${esc(t("segment"))}</th><th>${esc(t("source"))}</th><th>${esc(t("contacts"))}</th></tr>
-    ${leads.map((l) => `<tr><td>${l.id}</td><td>${esc(l.company || "")}</td><td><span class="badge">${esc(l.stage)}</span></td><td>${l.score}</td>
-    <td>${esc(l.segment)}</td><td>${esc(l.source_kind)}</td><td><a href="#/contacts/${l.contact_id}">#${l.contact_id}</a></td></tr>`).join("")
-    || `<tr><td colspan="7" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>`;
+  const importer = ["admin", "operator"].includes(ME.role);
+  main.innerHTML = `<h1>${esc(t("leads"))}</h1>
+    ${importer ? `<form class="card" id="import-form"><h2>${esc(t("import_leads"))}</h2>
+      <p class="hint">${esc(t("import_hint"))}</p>
+      <div class="row"><input type="file" name="file" accept=".csv,.xlsx,.xlsm" required aria-label="${esc(t("import_leads"))}">
+      <button type="submit" class="primary" id="start-import">${esc(t("import"))}</button></div>
+      <div id="import-progress" hidden><progress max="1" value="0" style="width:100%"></progress><div class="muted" id="import-count"></div></div>
+      <div id="import-report"></div></form>` : ""}
+    <div class="table-wrap"><table><thead><tr><th>#</th><th>${esc(t("company"))}</th><th>${esc(t("stage"))}</th>
+    <th>${esc(t("score"))}</th><th>${esc(t("segment"))}</th><th>${esc(t("source"))}</th><th>${esc(t("contacts"))}</th></tr></thead>
+    <tbody id="lead-rows"></tbody></table></div>`;
+  const drawLeads = (rows) => {
+    $("#lead-rows").innerHTML = rows.map((l) => `<tr><td>${l.id}</td><td>${esc(l.company || "")}</td><td><span class="badge">${esc(l.stage)}</span></td><td>${l.score}</td>
+      <td>${esc(l.segment)}</td><td>${esc(l.source_kind)}</td><td><a href="#/contacts/${l.contact_id}">#${l.contact_id}</a></td></tr>`).join("")
+      || `<tr><td colspan="7" class="muted">${esc(t("nothing"))}</td></tr>`;
+  };
+  drawLeads(leads);
+  const form = $("#import-form");
+  if (form) form.onsubmit = async (event) => {
+    event.preventDefault();
+    const file = form.file.files[0];
+    if (!file) return;
+    const body = new FormData();
+    body.append("file", file);
+    const button = $("#start-import");
+    button.disabled = true;
+    $("#import-progress").hidden = false;
+    $("#import-report").innerHTML = "";
+    try {
+      const response = await fetch("/api/v1/leads/import?stream=true", {method: "POST", body, credentials: "same-origin",
+                                                                         headers: {"X-CSRF-Token": CSRF}});
+      if (!response.ok) throw new ApiError(response.status, (await response.json().catch(() => ({}))).detail);
+      // One JSON line per chunk of rows, then the report.
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const {done, value} = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, {stream: true});
+        let cut;
+        while ((cut = buffer.indexOf("\n")) >= 0) {
+          const line = JSON.parse(buffer.slice(0, cut));
+          buffer = buffer.slice(cut + 1);
+          if (line.error) throw new Error(line.error);
+          if (line.total !== undefined) {
+            $("#import-progress progress").max = Math.max(1, line.total);
+            $("#import-progress progress").value = line.rows;
+            $("#import-count").textContent = t("import_rows", {n: line.rows, total: line.total});
+          }
+          if (line.report) {
+            showImportReport(line.report);
+            drawLeads(await api("GET", "/leads?limit=200"));
+          }
+        }
+      }
+    } catch (error) {
+      toast(`${t("error")}: ${error.message}`, true);
+    } finally {
+      button.disabled = false;
+    }
+  };
+}
+
+function showImportReport(report) {
+  const box = $("#import-report");
+  const rejected = report.rejected_rows;
+  box.innerHTML = `<dl class="kv" id="import-summary">${["rows", "contacts_created", "contacts_matched", "leads_opened", "leads_existing", "marketing_consents", "rejected"]
+      .map((k) => `<dt>${esc(t({rows: "import_rows_label", rejected: "import_rejected_count"}[k] || "import_" + k))}</dt><dd data-key="${k}">${esc(report[k])}</dd>`).join("")}</dl>
+    ${rejected.length ? `<h3>${esc(t("import_rejected"))}</h3><div class="table-wrap"><table id="rejected-rows"><tr><th>#</th><th>${esc(t("reason"))}</th><th>${esc(t("details"))}</th></tr>
+      ${rejected.map((r) => `<tr><td>${r.row}</td><td>${esc(r.reason)}</td><td>${esc(Object.values(r.values).filter(Boolean).join(" · "))}</td></tr>`).join("")}</table></div>
+      <a class="button" id="rejected-download" download="rejected.csv">${esc(t("import_download"))}</a>` : ""}`;
+  const link = $("#rejected-download");
+  if (link) {
+    const names = [...new Set(rejected.flatMap((r) => Object.keys(r.values)))];
+    const cell = (v) => `"${String(v ?? "").replace(/"/g, '""')}"`;
+    const csv = [["row", "reason", ...names].map(cell).join(","),
+                 ...rejected.map((r) => [r.row, r.reason, ...names.map((n) => r.values[n])].map(cell).join(","))].join("\r\n");
+    link.href = URL.createObjectURL(new Blob(["\ufeff" + csv], {type: "text/csv"}));
+  }
 }
 
 // ---- campaigns ------------------------------------------------------------------------
