@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import ContactDetail, ContactRead, TagsUpdate
-from crm_core import audit, consent, conversations, tags
+from crm_core import audit, consent, conversations, merging, tags
 from crm_core.linking import UnlinkRefused, unlink_identity
 from crm_core.models import Contact, MessagePurpose, Role, User
 from crm_core.privacy import ErasureRefused, erase_person, export_person
@@ -179,3 +179,44 @@ async def erase(
         raise HTTPException(409, str(exc)) from None
     await session.commit()
     return counts
+
+
+class MergeRequest(BaseModel):
+    source_contact_id: int = Field(description="The contact merged into this one; it is reached through this one "
+                                               "afterwards")
+
+
+@router.get("/{contact_id}/merge")
+async def merge_preview(
+    contact_id: int,
+    source_contact_id: int = Query(description="The contact that would be merged into this one"),
+    user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR, Role.MANAGER)),
+    session: AsyncSession = Depends(db_session),
+) -> dict:
+    """What merging `source_contact_id` into this contact would move and what clashes; changes nothing."""
+    await _visible_contact(contact_id, user, session)
+    source = await _visible_contact(source_contact_id, user, session)
+    try:
+        plan = await merging.preview(source_contact_id, contact_id, db_session=session)
+    except merging.MergeRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {**plan.as_dict(), "source": ContactDetail.model_validate(source).model_dump(mode="json")}
+
+
+@router.post("/{contact_id}/merge")
+async def merge(
+    contact_id: int,
+    body: MergeRequest,
+    user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR, Role.MANAGER)),
+    session: AsyncSession = Depends(db_session),
+) -> dict:
+    """Merge another contact into this one: identities, conversations, consent ledger, leads, enrolments,
+    tags... (crm_core/merging.py). Audited."""
+    await _visible_contact(contact_id, user, session)
+    await _visible_contact(body.source_contact_id, user, session)
+    try:
+        plan = await merging.merge(body.source_contact_id, contact_id, actor=user, db_session=session)
+    except merging.MergeRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    await session.commit()
+    return plan.as_dict()

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core import users, web_auth
-from crm_core.models import Campaign, CampaignStatus, Role
+from crm_core.models import Campaign, CampaignStatus, Contact, Role
 from tests.fakes.stack import eventually, telegram_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -130,6 +130,23 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     assert "4" in rejected and "王芳" in rejected and "12345" in rejected
     assert await page.get_attribute("#rejected-download", "href")
     await shot(page, "lead-import")
+
+    # The imported 张伟 is the Telegram customer: merged by hand, after a preview.
+    async with stack.hub.sessions() as session:
+        names = dict((await session.execute(select(Contact.display_name, Contact.id))).all())
+    await page.goto(f"/admin#/contacts/{names['Wang Wei']}")
+    await page.fill("#merge-form input[name=source]", str(names["张伟"]))
+    await page.click("#merge-form button[type=submit]")
+    await page.wait_for_selector("#merge-moves")
+    assert "Phones and emails: 1" in await page.inner_text("#merge-moves")
+    assert "stays open" in await page.inner_text("#merge-conflicts")
+    await shot(page, "merge-preview")
+    await page.click("#confirm-merge")
+
+    async def merged():
+        async with stack.hub.sessions() as session:
+            return (await session.get(Contact, names["张伟"])).merged_into_id == names["Wang Wei"]
+    await eventually(merged)
 
     async def started():
         async with stack.hub.sessions() as session:

@@ -53,6 +53,12 @@ const TEXT = {
     set_password: "Set password", password: "Password", password_set: "Password set", team: "Team",
     when: "When", who: "Who", action: "Action", entity: "Entity", details: "Details", more: "More",
     import_leads: "Import leads", import: "Import", reason: "Reason",
+    merge_into_this: "Merge another contact (#) into this one", merge: "Merge", merged: "Merged",
+    merge_preview: "{source} → {target}: what moves", merge_conflicts: "Where both have one, this contact's stays:",
+    merge_result: "Afterwards", merge_identities: "Identities", merge_conversations: "Conversations",
+    merge_contact_details: "Phones and emails", merge_consent_events: "Consent events", merge_consent_requests: "Consent requests",
+    merge_satisfaction_surveys: "Satisfaction surveys", merge_leads: "Leads", merge_enrolments: "Campaign enrolments",
+    merge_event_registrations: "Event registrations", merge_tags: "Tags",
     import_hint: "CSV (UTF-8 or GBK) or Excel; columns name / 姓名, company / 公司, phone / 手机, email / 邮箱, source, consent…",
     import_rows: "{n} of {total} rows", import_rejected: "Rejected rows (fix them and import the file again)",
     import_download: "Download the rejected rows (CSV)", import_rows_label: "Rows",
@@ -103,6 +109,12 @@ const TEXT = {
     set_password: "设置密码", password: "密码", password_set: "密码已设置", team: "团队",
     when: "时间", who: "操作人", action: "操作", entity: "对象", details: "详情", more: "更多",
     import_leads: "导入线索", import: "导入", reason: "原因",
+    merge_into_this: "将另一个联系人（#）合并到此联系人", merge: "合并", merged: "已合并",
+    merge_preview: "{source} → {target}：将移动的数据", merge_conflicts: "双方都有时，保留此联系人的：",
+    merge_result: "合并后", merge_identities: "身份", merge_conversations: "会话",
+    merge_contact_details: "手机与邮箱", merge_consent_events: "授权记录", merge_consent_requests: "授权请求",
+    merge_satisfaction_surveys: "满意度调查", merge_leads: "线索", merge_enrolments: "营销活动参与",
+    merge_event_registrations: "活动报名", merge_tags: "标签",
     import_hint: "CSV（UTF-8 或 GBK）或 Excel；列名 name / 姓名、company / 公司、phone / 手机、email / 邮箱、source、consent…",
     import_rows: "已处理 {n} / {total} 行", import_rejected: "未导入的行（修改后可重新导入整个文件）",
     import_download: "下载未导入的行 (CSV)", import_rows_label: "行数",
@@ -410,7 +422,10 @@ async function contactPage(main, id) {
         <dt>${esc(t("language"))}</dt><dd>${esc(contact.language || "")}</dd><dt>${esc(t("owner"))}</dt><dd>${esc(thread ? thread.conversation.owner || t("unowned") : "")}</dd>
         <dt>${esc(t("created"))}</dt><dd>${esc(when(contact.created_at))}</dd></dl>
         <div class="row" style="margin-top:12px"><a class="button" href="/api/v1/contacts/${id}/export" download="contact-${id}.json" id="export">${esc(t("export"))}</a>
-        ${mayErase ? `<button class="danger" type="button" id="erase">${esc(t("erase"))}</button>` : ""}</div></section>
+        ${mayErase ? `<button class="danger" type="button" id="erase">${esc(t("erase"))}</button>` : ""}</div>
+        ${["admin", "operator", "manager"].includes(ME.role) ? `<form id="merge-form" class="row" style="margin-top:14px">
+          <label style="margin:0">${esc(t("merge_into_this"))}<input name="source" type="number" min="1" placeholder="#"></label>
+          <button type="submit">${esc(t("preview"))}</button></form><div id="merge-preview"></div>` : ""}</section>
       <section class="card"><h3>${esc(t("identities"))}</h3><ul>${contact.identities.map((i) => `<li>${esc(i.display_name || i.username || i.external_id)}
         <span class="muted">· #${i.channel_account_id} · ${esc(i.external_id)}</span>${i.reachable ? "" : ` <span class="badge bad">${esc(i.unreachable_reason || "unreachable")}</span>`}</li>`).join("")}</ul>
         <h3>${esc(t("leads"))}</h3>${leads.length ? leads.map((l) => `<div>#${l.id} <span class="badge">${esc(l.stage)}</span> ${esc(t("score"))} ${l.score} · ${esc(l.company || "")}</div>`).join("") : `<p class="muted">${esc(t("nothing"))}</p>`}</section>
@@ -423,8 +438,27 @@ async function contactPage(main, id) {
   const erase = $("#erase");
   if (erase) erase.onclick = async () => {
     if (prompt(t("erase_confirm")) !== "ERASE") return;
-    if (await attempt(() => api("POST", `/contacts/${id}/erase`), t("erased")) !== undefined) location.hash = "#/contacts";
+    if (await attempt(() => api("POST", `/contacts/${id}/erase`, {confirm_contact_id: id}), t("erased")) !== undefined) location.hash = "#/contacts";
   };
+  const mergeForm = $("#merge-form");
+  if (mergeForm) {
+    mergeForm.onsubmit = async (event) => {
+      event.preventDefault();
+      const source = Number(mergeForm.source.value);
+      if (!source) return;
+      const plan = await attempt(() => api("GET", `/contacts/${id}/merge?source_contact_id=${source}`));
+      if (!plan) return;
+      const moves = Object.entries(plan.moves).filter(([, n]) => n).map(([k, n]) => `<li>${esc(t("merge_" + k))}: ${n}</li>`).join("");
+      $("#merge-preview").innerHTML = `<h3>${esc(t("merge_preview", {source: plan.source.display_name || "#" + source, target: contact.display_name || "#" + id}))}</h3>
+        <ul id="merge-moves">${moves || `<li class="muted">${esc(t("nothing"))}</li>`}</ul>
+        ${plan.conflicts.length ? `<p><strong>${esc(t("merge_conflicts"))}</strong></p><ul id="merge-conflicts">${plan.conflicts.map((c) => `<li>${esc(c)}</li>`).join("")}</ul>` : ""}
+        <p class="muted">${esc(t("merge_result"))}: ${esc(plan.result.display_name || "")} · ${esc(plan.result.language || "")} · ${esc((plan.result.tags || []).join(", "))}</p>
+        <button type="button" class="primary" id="confirm-merge">${esc(t("merge"))}</button>`;
+      $("#confirm-merge").onclick = async () => {
+        if (await attempt(() => api("POST", `/contacts/${id}/merge`, {source_contact_id: source}), t("merged")) !== undefined) route();
+      };
+    };
+  }
 }
 
 async function leadsPage(main) {
