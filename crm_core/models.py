@@ -722,6 +722,18 @@ class EventRegistration(Base):
     reminded_hours: Mapped[list[Any]] = mapped_column(default=list)         # reminders already queued
 
 
+class HubSetting(Base):
+    """A setting changed in the admin panel, over the SCRM_* environment: every process
+    reads these and applies them while it runs (hub/live_settings.py)."""
+
+    __tablename__ = "hub_setting"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"value": ...}: any JSON value
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+
 class AuditLog(Base):
     """Who changed what, when. Append-only."""
 

@@ -26,14 +26,17 @@ from admin.api import (
     panel,
     users,
 )
+from admin.api import settings as settings_api
 from admin.panel import routes as panel_routes
 from channels.base import ConnectionCheck
 from crm_core import accounts, migrate
 from crm_core.db import run_sqlite_checkpoints
+from crm_core.leads import LeadRules
 from crm_core.models import ChannelAccount, OutboxMessage, OutboxStatus
-from hub import webhooks
+from hub import live_settings, webhooks
 from hub.context import Hub
 from hub.runtime import BackgroundRuntime, Services
+from hub.settings import Settings
 from nlp.entities import stated_contact_keys
 
 log = logging.getLogger(__name__)
@@ -74,9 +77,23 @@ class HubApiContext:
         self.catalog = HubChannelCatalog(hub)
         self.opinion = hub.opinion
         self.rep_review = hub.rep_review
-        self.lead_rules = hub.settings.lead_rules
         self.contact_keys = stated_contact_keys
         self._hub = hub
+
+    @property
+    def lead_rules(self) -> LeadRules:
+        return self._hub.settings.lead_rules  # as the panel last set it
+
+    @property
+    def settings(self) -> Settings:
+        return self._hub.settings
+
+    @property
+    def base_settings(self) -> Settings:
+        return self._hub.base_settings
+
+    async def reload_settings(self) -> bool:
+        return await self._hub.reload_settings()
 
     def on_enqueued(self) -> None:
         self._hub.dispatcher.wake()
@@ -105,6 +122,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_migrations:
             await migrate.upgrade(hub.engine)
+        await hub.reload_settings()  # what the admin panel saved, over the environment's
         runtime = BackgroundRuntime(hub, background) if background else None
         if runtime:
             await runtime.start()
@@ -112,6 +130,8 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
             tune_garbage_collector()
         stop_checkpoints = asyncio.Event()
         checkpoints = asyncio.create_task(run_sqlite_checkpoints(hub.engine, stop_checkpoints))
+        # Settings another process saved reach this one's API too (the worker's scheduler reloads its own).
+        reloads = asyncio.create_task(_reload_settings_every(hub, live_settings.RELOAD_SECONDS, stop_checkpoints))
         try:
             yield
         finally:
@@ -119,6 +139,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
                 await runtime.shutdown()
             stop_checkpoints.set()
             await checkpoints
+            await reloads
             await hub.close()
 
     app = FastAPI(title="SCRM Hub", version="0.1.0", lifespan=lifespan,
@@ -126,7 +147,8 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.state.hub = hub
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)
-    for module in (campaigns, channel_accounts, contacts, conversations, events, faq, leads, opinion, panel, users):
+    for module in (campaigns, channel_accounts, contacts, conversations, events, faq, leads, opinion, panel,
+                   settings_api, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
 
@@ -150,3 +172,14 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
         })
 
     return app
+
+
+async def _reload_settings_every(hub: Hub, seconds: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        except TimeoutError:
+            try:
+                await hub.reload_settings()
+            except Exception:  # a database hiccup: try again next time
+                log.exception("reloading the panel's settings failed")

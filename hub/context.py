@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,7 +23,7 @@ from bots.rep.review import RepMessageReview
 from bots.rep.sla import LeadSlaWatcher, SlaWatcher
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
-from crm_core import accounts, events, nurture
+from crm_core import accounts, events, hub_settings, nurture
 from crm_core.crypto import CredentialCipher
 from crm_core.db import create_engine, session_factory, utcnow
 from crm_core.dispatcher import Dispatcher, DispatchPolicy
@@ -31,11 +33,13 @@ from crm_core.models import Campaign, CampaignStatus, ChannelAccount
 from crm_core.nurture import NurturePlanner
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
 from crm_core.processing import MessageWorker, Understanding
+from hub import live_settings
 from hub.settings import Settings
 from nlp.compliance import ComplianceCheck
 from nlp.entities import extract as extract_entities
 from nlp.entities import stated_contact_keys
 from nlp.intents import detect as detect_intents
+from nlp.opinion import ProductMatcher
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,8 @@ class Hub:
         handlers: Sequence[MessageHandler] | None = None,
     ) -> None:
         self.settings = settings
+        self.base_settings = settings  # the environment's; the panel's saved values go over it
+        self._settings_version: tuple[int, Any] | None = None
         settings.ensure_data_dir()
         self.engine = create_engine(settings.resolved_database_url)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
@@ -122,6 +128,41 @@ class Hub:
         self._accounts: dict[int, tuple[float, ChannelAccount, AccountRef]] = {}
         # Set when an account is added or changed, so pollers start without waiting a tick.
         self.accounts_changed = asyncio.Event()
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Use `settings` from now on where the panel may change them (hub/live_settings.py)."""
+        self.settings = settings
+        rules = settings.lead_rules
+        self.dispatcher.policy = dataclasses.replace(self.dispatcher.policy, marketing=settings.marketing_rules)
+        self.rep_review.compliance = ComplianceCheck(settings.compliance_terms)
+        for handler in self.worker.handlers:
+            if isinstance(handler, (RepWorkspace, CustomerBot)):
+                handler.lead_rules = rules
+            elif isinstance(handler, LeadCapture):
+                handler.rules = rules
+            elif isinstance(handler, RepAlerts):
+                handler.negative_confidence = settings.negative_alert_confidence
+        self.sla.first_response = dt.timedelta(minutes=settings.sla_first_response_minutes)
+        self.sla.escalate_after = dt.timedelta(minutes=settings.sla_escalate_minutes)
+        self.lead_sla.rules = rules
+        self.opinion.products = ProductMatcher(settings.opinion_products)
+
+    async def reload_settings(self) -> bool:
+        """Apply the panel's saved settings if they changed since last time; whether they did.
+        A stored value this version cannot use is logged and the rest still applied."""
+        async with self.sessions() as session:
+            version = await hub_settings.version(db_session=session)
+            if version == self._settings_version:
+                return False
+            stored = await hub_settings.stored(db_session=session)
+        try:
+            settings = live_settings.effective(self.base_settings, stored)
+        except live_settings.SettingsRefused as exc:
+            log.error("saved settings refused, keeping the environment's: %s", exc)
+            settings = self.base_settings
+        self.apply_settings(settings)
+        self._settings_version = version
+        return True
 
     async def event_reminders(self) -> int:
         """Queue the event reminders now due (each once per registration and lead time)."""

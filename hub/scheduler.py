@@ -18,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from hub import live_settings
 from hub.context import Hub
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def build_scheduler(hub: Hub) -> AsyncIOScheduler:
     every(settings.sla_check_seconds, "lead-first-response", hub.lead_sla.run_once)
     every(settings.opinion_check_seconds, "opinion-watch", hub.opinion.run_once)
     every(60, "event-reminders", hub.event_reminders)
+    every(live_settings.RELOAD_SECONDS, "settings-reload", hub.reload_settings)
     hour, minute = settings.rep_digest_time.split(":")
     scheduler.add_job(_logged("rep-digest", hub.digest.run_once),
                       CronTrigger(hour=int(hour), minute=int(minute), timezone=settings.default_timezone),

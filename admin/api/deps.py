@@ -70,6 +70,11 @@ class ApiContext(Protocol):
     lead_rules: LeadRules
     # Normalized ("phone", "+86...") / ("email", ...) keys in a cell of text (nlp.entities).
     contact_keys: Callable[[str], list[tuple[str, str]]]
+    # The hub's settings in force (with the panel's changes) and the environment's alone.
+    settings: Any
+    base_settings: Any
+
+    async def reload_settings(self) -> bool: ...
 
     def on_enqueued(self) -> None: ...
 

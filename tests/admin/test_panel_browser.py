@@ -187,9 +187,19 @@ async def test_a_reply_from_the_inbox_reaches_the_customer_and_new_messages_appe
     assert page.script_errors == [] and phone.script_errors == []
 
 
-async def test_the_language_switches_and_a_rep_is_refused_what_their_role_may_not_open(stack, browser):
+async def test_settings_change_live_the_language_switches_and_a_rep_is_refused(stack, browser):
     page = await page_for(browser, stack)
     await sign_in(page, "ada")
+    # Settings while the hub runs: the SLA and a keyword rule, in force at once.
+    await page.goto("/admin#/settings")
+    await page.fill("input[name=sla_first_response_minutes]", "15")
+    await page.fill("textarea[name=opinion_products]", "X200: x200, X200充电器")
+    await page.click("#save-settings")
+    await page.wait_for_selector("label:has(input[name=sla_first_response_minutes]) .badge")
+    assert stack.hub.sla.first_response.total_seconds() == 15 * 60
+    assert stack.hub.opinion.products.products("X200充电器坏了") == ["X200"]
+    await shot(page, "settings")
+    await page.goto("/admin#/dashboard")
     assert await page.inner_text("#nav a[data-page=inbox]") == "Inbox"
     await page.click("#language-switch")
     await page.wait_for_function("document.querySelector('#nav a[data-page=inbox]').textContent === '会话收件箱'")
@@ -200,7 +210,7 @@ async def test_the_language_switches_and_a_rep_is_refused_what_their_role_may_no
     rep = await page_for(browser, stack)
     await sign_in(rep, "rita")
     pages = await rep.eval_on_selector_all("#nav a", "links => links.map(a => a.dataset.page)")
-    assert "channels" not in pages and "audit" not in pages and "inbox" in pages
+    assert "channels" not in pages and "audit" not in pages and "settings" not in pages and "inbox" in pages
     await rep.goto("/admin#/channels")
     refused = await rep.wait_for_selector("#refused")
     assert "may not open" in await refused.inner_text()

@@ -59,6 +59,21 @@ const TEXT = {
     merge_contact_details: "Phones and emails", merge_consent_events: "Consent events", merge_consent_requests: "Consent requests",
     merge_satisfaction_surveys: "Satisfaction surveys", merge_leads: "Leads", merge_enrolments: "Campaign enrolments",
     merge_event_registrations: "Event registrations", merge_tags: "Tags",
+    settings: "Settings", changed_in_panel: "changed here", environment: "environment", reset: "back to the environment's",
+    setting_default: "the built-in list", settings_read_only: "Only an admin changes these.",
+    section_sla: "SLA", section_routing: "Lead routing", section_marketing: "Marketing limits", section_monitoring: "Monitoring",
+    setting_sla_first_response_minutes: "First response within (minutes)", setting_hint_sla_first_response_minutes: "then the owner (or every rep) is reminded",
+    setting_sla_escalate_minutes: "Escalate after (minutes)", setting_hint_sla_escalate_minutes: "then the manager is told",
+    setting_lead_routing: "New leads go to", setting_hint_lead_routing: "claim: a card every rep may claim; round_robin / load: a rep, by territory",
+    setting_lead_hot_score: "Hot lead score", setting_hint_lead_hot_score: "a lead this high alerts its owner",
+    setting_lead_first_response_minutes: "Lead first response within (minutes)", setting_hint_lead_first_response_minutes: "for a new lead's owner",
+    setting_lead_escalate_minutes: "Lead escalation after (minutes)", setting_hint_lead_escalate_minutes: "then the manager is told",
+    setting_marketing_cap_count: "Marketing messages at most", setting_hint_marketing_cap_count: "per person, across channels",
+    setting_marketing_cap_days: "… in this many days", setting_hint_marketing_cap_days: "the cap's window",
+    setting_marketing_quiet_hours: "Quiet hours", setting_hint_marketing_quiet_hours: "HH:MM-HH:MM in the person's time zone, empty for none",
+    setting_negative_alert_confidence: "Negative alert confidence", setting_hint_negative_alert_confidence: "0.34-1: how sure the model must be to alert",
+    setting_opinion_products: "Keyword rules: products watched", setting_hint_opinion_products: "one per line: product: word, word",
+    setting_compliance_terms: "Sensitive words in reps' replies", setting_hint_compliance_terms: "one list per line: category: word, word; flagged to the manager",
     import_hint: "CSV (UTF-8 or GBK) or Excel; columns name / 姓名, company / 公司, phone / 手机, email / 邮箱, source, consent…",
     import_rows: "{n} of {total} rows", import_rejected: "Rejected rows (fix them and import the file again)",
     import_download: "Download the rejected rows (CSV)", import_rows_label: "Rows",
@@ -115,6 +130,21 @@ const TEXT = {
     merge_contact_details: "手机与邮箱", merge_consent_events: "授权记录", merge_consent_requests: "授权请求",
     merge_satisfaction_surveys: "满意度调查", merge_leads: "线索", merge_enrolments: "营销活动参与",
     merge_event_registrations: "活动报名", merge_tags: "标签",
+    settings: "系统设置", changed_in_panel: "已在此修改", environment: "环境变量", reset: "恢复为环境变量的值",
+    setting_default: "内置列表", settings_read_only: "仅管理员可以修改。",
+    section_sla: "服务时效 (SLA)", section_routing: "线索分配", section_marketing: "营销频次", section_monitoring: "监控",
+    setting_sla_first_response_minutes: "首次响应时限（分钟）", setting_hint_sla_first_response_minutes: "超时提醒负责人（无人认领时提醒所有销售）",
+    setting_sla_escalate_minutes: "升级时限（分钟）", setting_hint_sla_escalate_minutes: "超时通知经理",
+    setting_lead_routing: "新线索分配方式", setting_hint_lead_routing: "claim：所有销售可认领；round_robin / load：按区域分配给销售",
+    setting_lead_hot_score: "热线索分数", setting_hint_lead_hot_score: "达到此分数提醒负责人",
+    setting_lead_first_response_minutes: "线索首次响应时限（分钟）", setting_hint_lead_first_response_minutes: "新线索负责人",
+    setting_lead_escalate_minutes: "线索升级时限（分钟）", setting_hint_lead_escalate_minutes: "超时通知经理",
+    setting_marketing_cap_count: "营销消息上限", setting_hint_marketing_cap_count: "每人，跨渠道合计",
+    setting_marketing_cap_days: "……统计天数", setting_hint_marketing_cap_days: "上限的时间窗口",
+    setting_marketing_quiet_hours: "免打扰时段", setting_hint_marketing_quiet_hours: "HH:MM-HH:MM，按客户时区；留空表示不限",
+    setting_negative_alert_confidence: "负面告警置信度", setting_hint_negative_alert_confidence: "0.34-1：模型把握多大时告警",
+    setting_opinion_products: "关键词规则：监控的产品", setting_hint_opinion_products: "每行一个：产品: 词, 词",
+    setting_compliance_terms: "销售回复中的敏感词", setting_hint_compliance_terms: "每行一组：类别: 词, 词；命中时通知经理",
     import_hint: "CSV（UTF-8 或 GBK）或 Excel；列名 name / 姓名、company / 公司、phone / 手机、email / 邮箱、source、consent…",
     import_rows: "已处理 {n} / {total} 行", import_rejected: "未导入的行（修改后可重新导入整个文件）",
     import_download: "下载未导入的行 (CSV)", import_rows_label: "行数",
@@ -188,6 +218,7 @@ const PAGES = [
   {id: "faq", roles: ["admin", "operator"], render: faqPage},
   {id: "monitoring", roles: ["admin", "operator", "manager"], render: monitoringPage},
   {id: "users", roles: ["admin", "manager"], render: usersPage},
+  {id: "settings", roles: ["admin", "manager"], render: settingsPage},
   {id: "audit", roles: ["admin"], render: auditPage},
 ];
 let stopPage = () => {};
@@ -799,6 +830,59 @@ async function usersPage(main) {
     toast(t("saved"));
     route();
   };
+}
+
+// Settings: the values in force; the environment's beside each one the panel changed.
+const SETTING_KINDS = {
+  sla_first_response_minutes: "number", sla_escalate_minutes: "number", lead_hot_score: "number",
+  lead_first_response_minutes: "number", lead_escalate_minutes: "number", marketing_cap_count: "number",
+  marketing_cap_days: "number", negative_alert_confidence: "number", marketing_quiet_hours: "text",
+  lead_routing: ["claim", "round_robin", "load"], opinion_products: "groups", compliance_terms: "groups",
+};
+const groupsText = (value) => Object.entries(value || {}).map(([name, words]) => `${name}: ${words.join(", ")}`).join("\n");
+const groupsValue = (text) => Object.fromEntries(text.split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
+  const [name, ...rest] = line.split(/[:：]/);
+  return [name.trim(), rest.join(":").split(/[,，]/).map((w) => w.trim()).filter(Boolean)];
+}));
+
+async function settingsPage(main) {
+  const data = await api("GET", "/settings");
+  const admin = ME.role === "admin";
+  const field = (name) => {
+    const kind = SETTING_KINDS[name] || "text", value = data.values[name], env = data.environment[name];
+    const changed = data.changed_in_panel.includes(name);
+    const input = Array.isArray(kind) ? `<select name="${name}"${admin ? "" : " disabled"}>${kind.map((o) => `<option${o === value ? " selected" : ""}>${esc(o)}</option>`).join("")}</select>`
+      : kind === "groups" ? `<textarea name="${name}"${admin ? "" : " readonly"}>${esc(groupsText(value))}</textarea>`
+      : `<input name="${name}" type="${kind}" step="any" value="${esc(value ?? "")}"${admin ? "" : " readonly"}>`;
+    const envText = kind === "groups" ? (env ? groupsText(env).replace(/\n/g, "; ") : t("setting_default")) : (env ?? "");
+    return `<label>${esc(t("setting_" + name))}${changed ? ` <span class="badge warn">${esc(t("changed_in_panel"))}</span>` : ""}${input}
+      <span class="hint">${esc(t("setting_hint_" + name))} · ${esc(t("environment"))}: ${esc(envText)}${changed && admin ? ` · <a href="#" data-reset="${name}">${esc(t("reset"))}</a>` : ""}</span></label>`;
+  };
+  main.innerHTML = `<h1>${esc(t("settings"))}</h1><form id="settings-form">
+    ${Object.entries(data.sections).map(([section, names]) => `<section class="card"><h2>${esc(t("section_" + section))}</h2>
+      <div class="${section === "monitoring" ? "" : "step-grid"}">${names.map(field).join("")}</div></section>`).join("")}
+    ${admin ? `<button type="submit" class="primary" id="save-settings">${esc(t("save"))}</button>` : `<p class="muted">${esc(t("settings_read_only"))}</p>`}</form>`;
+  const form = $("#settings-form");
+  const read = (name) => {
+    const el = form.elements[name], kind = SETTING_KINDS[name];
+    if (kind === "number") return el.value === "" ? null : Number(el.value);
+    if (kind === "groups") { const v = groupsValue(el.value); return Object.keys(v).length ? v : null; }
+    return el.value;
+  };
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const changes = {};
+    for (const names of Object.values(data.sections)) for (const name of names) {
+      const value = read(name);
+      if (JSON.stringify(value) !== JSON.stringify(data.values[name] ?? null)) changes[name] = value;
+    }
+    if (!Object.keys(changes).length) return toast(t("saved"));
+    if (await attempt(() => api("PUT", "/settings", {changes}), t("saved"))) route();
+  };
+  $$("[data-reset]").forEach((a) => a.onclick = async (event) => {
+    event.preventDefault();
+    if (await attempt(() => api("PUT", "/settings", {changes: {[a.dataset.reset]: null}}), t("saved"))) route();
+  });
 }
 
 async function auditPage(main) {

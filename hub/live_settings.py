@@ -1,0 +1,50 @@
+"""Settings operators change in the admin panel while the hub runs: SLA times, lead
+routing, marketing caps and quiet hours, the alert threshold, watched products
+(keyword rules) and the wording flagged in reps' replies (sensitive-word lists).
+
+The environment (SCRM_*) gives the starting values; a value saved in the panel
+(crm_core/hub_settings.py) overrides it in every process: the process that saved it
+at once, the others within `RELOAD_SECONDS` (the worker's scheduler looks). A value is
+checked with the same rules as at start, so a bad one is refused with the reason
+instead of stopping a worker later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from hub.settings import Settings
+
+RELOAD_SECONDS = 15.0
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "sla": ("sla_first_response_minutes", "sla_escalate_minutes"),
+    "routing": ("lead_routing", "lead_hot_score", "lead_first_response_minutes", "lead_escalate_minutes"),
+    "marketing": ("marketing_cap_count", "marketing_cap_days", "marketing_quiet_hours"),
+    "monitoring": ("negative_alert_confidence", "opinion_products", "compliance_terms"),
+}
+EDITABLE = frozenset(name for names in SECTIONS.values() for name in names)
+
+
+class SettingsRefused(ValueError):
+    """Values that may not be saved; the message says which and why."""
+
+
+def effective(base: Settings, stored: dict[str, Any]) -> Settings:
+    """`base` with the stored values over it, validated as a whole. Raises SettingsRefused."""
+    unknown = sorted(set(stored) - EDITABLE)
+    if unknown:
+        raise SettingsRefused(f"not settable here: {', '.join(unknown)}; settable: {', '.join(sorted(EDITABLE))}")
+    values = {name: getattr(base, name) for name in type(base).model_fields}
+    try:
+        return type(base)(**{**values, **stored})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+                             for e in exc.errors(include_url=False, include_input=False))
+        raise SettingsRefused(problems) from None
+
+
+def public_values(settings: Settings) -> dict[str, Any]:
+    """The editable values, as JSON."""
+    return {name: settings.model_dump(mode="json", include={name})[name] for name in sorted(EDITABLE)}
