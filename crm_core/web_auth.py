@@ -100,6 +100,23 @@ async def _throttled(username: str, ip: str, db_session: AsyncSession) -> dt.tim
     return None
 
 
+async def check_password(user: User, password: str, *, ip: str, db_session: AsyncSession) -> None:
+    """Is `password` the signed-in `user`'s own (before a change)? Failures count towards
+    the sign-in throttle; raises SignInThrottled or SignInRefused."""
+    wait = await _throttled(user.username.lower(), ip, db_session)
+    if wait is not None:
+        raise SignInThrottled(wait)
+    try:
+        ok = user.password_hash is not None and _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok:
+        db_session.add(LoginAttempt(username=user.username.lower(), ip=ip, succeeded=False))
+        await audit.record("auth.failed", entity_type="user", entity_id=user.id, actor=user,
+                           details={"ip": ip, "during": "password change"}, db_session=db_session)
+        raise SignInRefused("the current password is wrong")
+
+
 async def sign_in(username: str, password: str, *, ip: str, user_agent: str | None,
                   db_session: AsyncSession) -> SignedIn:
     """A new session for the right username and password. Raises SignInThrottled after

@@ -64,14 +64,18 @@ class PasswordChange(BaseModel):
 
 
 @router.post("/me/password", status_code=204)
-async def change_own_password(body: PasswordChange, user: User = Depends(require_role(*ANY_ROLE)),
+async def change_own_password(body: PasswordChange, request: Request, user: User = Depends(require_role(*ANY_ROLE)),
                               session: AsyncSession = Depends(db_session)) -> None:
+    """The signed-in user's own password; their other sessions end, this one too (sign in again)."""
     try:
-        await web_auth.sign_in(user.username, body.current_password, ip="password-change", user_agent=None,
-                               db_session=session)
-    except (web_auth.SignInRefused, web_auth.SignInThrottled):
+        await web_auth.check_password(user, body.current_password,
+                                      ip=request.client.host if request.client else "?", db_session=session)
+    except web_auth.SignInThrottled as exc:
         await session.commit()
-        raise HTTPException(403, "the current password is wrong") from None
+        raise HTTPException(429, str(exc)) from None
+    except web_auth.SignInRefused as exc:
+        await session.commit()  # the failure counts
+        raise HTTPException(403, str(exc)) from None
     try:
         await web_auth.set_password(user, body.new_password, actor=user, db_session=session)
     except web_auth.PasswordRejected as exc:

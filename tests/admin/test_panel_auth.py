@@ -50,6 +50,7 @@ async def csrf_of(browser: httpx.AsyncClient) -> str:
 
 async def test_a_password_is_stored_as_argon2_and_signing_in_opens_a_session(stack):
     user_id = await a_user(stack, "olga", Role.OPERATOR)
+    await stack.customer_writes(930, "Do you ship to Hangzhou?", first_name="Chen")
     async with browser_for(stack) as browser:
         assert (await browser.get("/admin")).headers["location"] == "/admin/login"
         resp = await sign_in(browser, "Olga")  # usernames are not case-sensitive at sign-in
@@ -58,7 +59,12 @@ async def test_a_password_is_stored_as_argon2_and_signing_in_opens_a_session(sta
         shell = await browser.get("/admin")
         assert shell.status_code == 200 and "default-src 'self'" in shell.headers["content-security-policy"]
         me = (await browser.get("/api/v1/me")).json()
+        # The panel's reads on this database: the dashboard's day buckets, the inbox's last messages.
+        dashboard = (await browser.get("/api/v1/dashboard?days=3")).json()
+        inbox = (await browser.get("/api/v1/inbox?channel=telegram&status=open")).json()
     assert (me["username"], me["role"], me["signed_in_with"]) == ("olga", "operator", "session")
+    assert dashboard["messages_by_channel"]["telegram"][-1] >= 1 and len(dashboard["days"]) == 3
+    assert [row["name"] for row in inbox["rows"]] == ["Chen"] and inbox["version"] > 0
     async with stack.hub.sessions() as session:
         user = await session.get(User, user_id)
         stored = (await session.scalars(select(WebSession.token_hash))).all()
@@ -161,3 +167,20 @@ async def test_next_never_leaves_the_panel(stack):
         resp = await browser.post("/admin/login", data={"username": "olga", "password": PASSWORD, "csrf": csrf,
                                                         "next": "https://evil.example/admin"})
         assert resp.headers["location"] == "/admin"
+
+
+@sqlite_only
+async def test_changing_ones_own_password_needs_the_current_one(stack):
+    await a_user(stack, "olga", Role.REP)
+    async with browser_for(stack) as browser:
+        await sign_in(browser, "olga")
+        csrf = await csrf_of(browser)
+        wrong = await browser.post("/api/v1/me/password", headers={"X-CSRF-Token": csrf},
+                                   json={"current_password": "not it at all", "new_password": "another long one"})
+        assert wrong.status_code == 403 and "current password" in wrong.json()["detail"]
+        ok = await browser.post("/api/v1/me/password", headers={"X-CSRF-Token": csrf},
+                                json={"current_password": PASSWORD, "new_password": "another long one"})
+        assert ok.status_code == 204
+        assert (await browser.get("/api/v1/me")).status_code == 401  # signed out everywhere, here too
+    async with browser_for(stack) as browser:
+        assert (await sign_in(browser, "olga", "another long one")).status_code == 303

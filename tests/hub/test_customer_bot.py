@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crm_core import consent
 from crm_core.models import BotSession, ConsentRequest, CsatSurvey, Identity, Lead, MessagePurpose
@@ -396,6 +396,38 @@ async def test_replies_go_out_within_two_seconds_of_arriving_under_normal_load(w
 
     delays = await eventually(delays, timeout=30)
     assert len(delays) == len(customers)
+    assert max(delays.values()) < 2.0, sorted(round(d, 2) for d in delays.values())
+
+
+@sqlite_only
+async def test_on_the_embedded_database_a_steady_stream_is_answered_within_two_seconds(ws):
+    """The embedded SQLite under the load a small team's hub sees: new customers arriving
+    two a second for ten seconds, each answered within 2 s of arriving (with a card to
+    every rep for each). Ten at the same instant can take a little longer on SQLite (its
+    one write lock); the test above holds that on PostgreSQL."""
+    import asyncio
+
+    from crm_core.models import Message, OutboxMessage
+
+    customers = range(820, 840)
+    questions = ["发货要多久？", "How long does shipping take?", "可以开发票吗？"]
+    for user in customers:
+        await ws.tg.customer_writes(user, questions[user % 3], first_name=f"C{user}")
+        await asyncio.sleep(0.5)
+
+    async def delays() -> dict[int, float] | None:
+        async with ws.tg.hub.sessions() as session:
+            arrived = dict((await session.execute(
+                select(Message.conversation_id, Message.created_at).where(Message.direction == "in"))).all())
+            sent = dict((await session.execute(
+                select(OutboxMessage.conversation_id, func.min(OutboxMessage.sent_at))
+                .where(OutboxMessage.conversation_id.in_(arrived), OutboxMessage.sent_at.is_not(None))
+                .group_by(OutboxMessage.conversation_id))).all())
+        if len(arrived) < len(customers) or set(sent) != set(arrived):
+            return None
+        return {conversation: (sent[conversation] - at).total_seconds() for conversation, at in arrived.items()}
+
+    delays = await eventually(delays, timeout=30)
     assert max(delays.values()) < 2.0, sorted(round(d, 2) for d in delays.values())
 
 

@@ -59,6 +59,9 @@ const TEXT = {
     merge_contact_details: "Phones and emails", merge_consent_events: "Consent events", merge_consent_requests: "Consent requests",
     merge_satisfaction_surveys: "Satisfaction surveys", merge_leads: "Leads", merge_enrolments: "Campaign enrolments",
     merge_event_registrations: "Event registrations", merge_tags: "Tags",
+    change_password: "Change my password", current_password: "Current password", new_password: "New password",
+    repeat_password: "New password again", passwords_differ: "The two new passwords differ",
+    password_rules: "At least 10 characters, not containing your username. You sign in again afterwards, everywhere.",
     settings: "Settings", changed_in_panel: "changed here", environment: "environment", reset: "back to the environment's",
     setting_default: "the built-in list", settings_read_only: "Only an admin changes these.",
     section_sla: "SLA", section_routing: "Lead routing", section_marketing: "Marketing limits", section_monitoring: "Monitoring",
@@ -130,6 +133,9 @@ const TEXT = {
     merge_contact_details: "手机与邮箱", merge_consent_events: "授权记录", merge_consent_requests: "授权请求",
     merge_satisfaction_surveys: "满意度调查", merge_leads: "线索", merge_enrolments: "营销活动参与",
     merge_event_registrations: "活动报名", merge_tags: "标签",
+    change_password: "修改我的密码", current_password: "当前密码", new_password: "新密码",
+    repeat_password: "再次输入新密码", passwords_differ: "两次输入的新密码不一致",
+    password_rules: "至少 10 个字符，不能包含用户名。修改后所有设备需重新登录。",
     settings: "系统设置", changed_in_panel: "已在此修改", environment: "环境变量", reset: "恢复为环境变量的值",
     setting_default: "内置列表", settings_read_only: "仅管理员可以修改。",
     section_sla: "服务时效 (SLA)", section_routing: "线索分配", section_marketing: "营销频次", section_monitoring: "监控",
@@ -220,12 +226,13 @@ const PAGES = [
   {id: "users", roles: ["admin", "manager"], render: usersPage},
   {id: "settings", roles: ["admin", "manager"], render: settingsPage},
   {id: "audit", roles: ["admin"], render: auditPage},
+  {id: "account", roles: ["admin", "operator", "manager", "rep"], render: accountPage, hidden: true},
 ];
 let stopPage = () => {};
 let routeSeq = 0;
 
 function drawChrome() {
-  $("#nav").innerHTML = PAGES.filter((p) => p.roles.includes(ME.role))
+  $("#nav").innerHTML = PAGES.filter((p) => p.roles.includes(ME.role) && !p.hidden)
     .map((p) => `<a href="#/${p.id}" data-page="${p.id}">${esc(t(p.id))}</a>`).join("");
   $("#who").textContent = `${ME.display_name || ME.username} · ${ME.role}`;
   $("#logout").textContent = t("sign_out");
@@ -883,6 +890,23 @@ async function settingsPage(main) {
     event.preventDefault();
     if (await attempt(() => api("PUT", "/settings", {changes: {[a.dataset.reset]: null}}), t("saved"))) route();
   });
+}
+
+async function accountPage(main) {
+  main.innerHTML = `<h1>${esc(ME.display_name || ME.username)}</h1>
+    <form class="card" id="password-form" style="max-width:420px"><h2>${esc(t("change_password"))}</h2>
+      <label>${esc(t("current_password"))}<input name="current" type="password" autocomplete="current-password" required></label>
+      <label>${esc(t("new_password"))}<input name="next" type="password" autocomplete="new-password" minlength="10" required></label>
+      <label>${esc(t("repeat_password"))}<input name="again" type="password" autocomplete="new-password" minlength="10" required></label>
+      <p class="hint">${esc(t("password_rules"))}</p>
+      <button type="submit" class="primary">${esc(t("save"))}</button></form>`;
+  const form = $("#password-form");
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    if (form.next.value !== form.again.value) return toast(t("passwords_differ"), true);
+    const done = await attempt(() => api("POST", "/me/password", {current_password: form.current.value, new_password: form.next.value}));
+    if (done !== undefined) location.href = "/admin/login";  // every session ends with the old password
+  };
 }
 
 async function auditPage(main) {
