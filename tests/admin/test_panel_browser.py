@@ -202,7 +202,7 @@ async def test_settings_change_live_the_language_switches_and_a_rep_is_refused(s
     await page.goto("/admin#/dashboard")
     assert await page.inner_text("#nav a[data-page=inbox]") == "Inbox"
     await page.click("#language-switch")
-    await page.wait_for_function("document.querySelector('#nav a[data-page=inbox]').textContent === '会话收件箱'")
+    await page.wait_for_selector("#nav a[data-page=inbox]:text-is('会话收件箱')")
     assert await page.inner_text("#logout") == "退出登录"
     await page.reload()  # the choice is kept
     assert await page.inner_text("#nav a[data-page=dashboard]") == "仪表盘"
@@ -218,3 +218,51 @@ async def test_settings_change_live_the_language_switches_and_a_rep_is_refused(s
     status = await rep.evaluate("fetch('/api/v1/channel-accounts').then(r => r.status)")
     assert status == 403
     await shot(rep, "refused")
+
+
+async def test_every_page_opens_in_both_languages_and_the_forms_save(stack, browser):
+    await stack.customer_writes(903, "Can I get an invoice?", first_name="Olu")
+    page = await page_for(browser, stack)
+    await sign_in(page, "ada")
+    links = await page.eval_on_selector_all("#nav a", "links => links.map(a => a.dataset.page)")
+    assert len(links) == 11
+    for language in ("en", "zh"):
+        for name in [*links, "account", "campaigns/new"]:
+            await page.goto(f"/admin#/{name}")
+            await page.wait_for_selector("#main h1")
+            assert not await page.query_selector("#main .error"), f"{language} {name}: {await page.inner_text('#main')}"
+        if language == "en":
+            await page.click("#language-switch")
+            await page.wait_for_selector("#nav a[data-page=inbox]:text-is('会话收件箱')")
+
+    # The knowledge base form, then "try a question".
+    await page.goto("/admin#/faq")
+    await page.fill("#faq-form textarea[name=q_en]", "What are your opening hours?")
+    await page.fill("#faq-form textarea[name=a_en]", "9:00 to 18:00, Monday to Friday.")
+    await page.click("#faq-form button[type=submit]")
+    await page.wait_for_selector("td:has-text('What are your opening hours?')")
+    await page.fill("#faq-try input[name=q]", "when are you open")
+    await page.click("#faq-try button[type=submit]")
+    await page.wait_for_selector("#faq-try-out div")
+
+    # A new rep with a password signs in with it.
+    await page.goto("/admin#/users")
+    await page.fill("#user-form input[name=username]", "newrep")
+    await page.fill("#user-form input[name=password]", "a long first password")
+    await page.click("#user-form button[type=submit]")
+    await page.wait_for_selector("td:has-text('newrep')")
+    other = await page_for(browser, stack)
+    await other.goto("/admin")
+    await other.fill("input[name=username]", "newrep")
+    await other.fill("input[name=password]", "a long first password")
+    await other.click("button[type=submit]")
+    await other.wait_for_selector("#nav a[data-page=inbox]")
+
+    # Contacts: search, the 360 view.
+    await page.goto("/admin#/contacts")
+    await page.fill("#contact-search", "Olu")
+    row = await page.wait_for_selector("#contact-rows tr.clickable:has-text('Olu')")
+    await row.click()
+    await page.wait_for_selector("#main h1:has-text('Olu')")
+    assert "Can I get an invoice?" in await page.inner_text("#main")
+    assert page.script_errors == [] and other.script_errors == []

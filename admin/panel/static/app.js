@@ -332,6 +332,7 @@ async function inboxPage(main, rest) {
   async function refresh() {
     const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
     const page = await api("GET", "/inbox" + (query ? "?" + query : ""));
+    if (!$("#inbox-list")) return;  // the user has gone to another page meanwhile
     if (page.version === version && $("#inbox-list").childElementCount) return;
     const changed = version !== -1 && page.version !== version;
     version = page.version;
@@ -369,8 +370,9 @@ async function inboxPage(main, rest) {
   }
 
   async function openThread() {
-    const box = $("#thread");
     const th = await api("GET", `/inbox/${selected}`);
+    const box = $("#thread");
+    if (!box) return;
     $("#inbox").classList.add("has-thread");
     const c = th.conversation;
     const assign = users.length ? `<select id="assign-to" aria-label="${esc(t("assign"))}">
@@ -432,8 +434,11 @@ async function inboxPage(main, rest) {
 
 async function contactsPage(main, rest) {
   if (rest[0]) return contactPage(main, Number(rest[0]));
+  let drawn = 0;
   const draw = async (q) => {
+    const mine = ++drawn;
     const rows = await api("GET", "/contacts?limit=100" + (q ? "&q=" + encodeURIComponent(q) : ""));
+    if (mine !== drawn || !$("#contact-rows")) return;  // a newer search, or another page meanwhile
     $("#contact-rows").innerHTML = rows.length ? rows.map((c) => `<tr class="clickable" data-id="${c.id}"><td>#${c.id}</td><td>${esc(c.display_name || "")}</td>
       <td><span class="badge">${esc(c.stage)}</span></td><td>${esc(c.source || "")}</td><td>${esc(c.language || "")}</td><td>${esc(when(c.created_at))}</td></tr>`).join("")
       : `<tr><td colspan="6" class="muted">${esc(t("nothing"))}</td></tr>`;
