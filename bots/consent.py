@@ -4,11 +4,8 @@ bots run). Repeats get no second confirmation, and no greeting either."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from bots.language import reply_language
 from crm_core import consent
-from crm_core.models import ConsentEvent
 from crm_core.ports import HandlerContext
 
 CONFIRMATION = {
@@ -30,11 +27,7 @@ class OptInBot:
     async def handle(self, ctx: HandlerContext) -> None:
         if ctx.contact.is_staff or not ctx.message.text:
             return
-        granted = await ctx.db_session.scalar(
-            select(ConsentEvent.id).where(ConsentEvent.contact_id == ctx.contact.id, ConsentEvent.granted.is_(True),
-                                          ConsentEvent.evidence["message_id"].as_integer() == ctx.message.id)
-            .limit(1))
-        if granted is None:
+        if not await consent.recorded_from(ctx.message.id, ctx.contact.id, granted=True, db_session=ctx.db_session):
             return
         ctx.reply(SUBSCRIBED[reply_language(ctx.message.text, ctx.identity.language or ctx.contact.language)])
         ctx.handled = True

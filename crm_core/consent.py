@@ -224,6 +224,16 @@ def is_confirmation(text: str | None) -> bool:
     return bool(text) and CONFIRMATION_WORDS.match(text) is not None
 
 
+async def recorded_from(message_id: int, contact_id: int, *, granted: bool, db_session: AsyncSession,
+                        source: str | None = None) -> bool:
+    """Did this message put a grant (or a refusal) in the contact's ledger (optionally from `source`)?"""
+    stmt = select(ConsentEvent.id).where(ConsentEvent.contact_id == contact_id, ConsentEvent.granted.is_(granted),
+                                         ConsentEvent.evidence["message_id"].as_integer() == message_id)
+    if source is not None:
+        stmt = stmt.where(ConsentEvent.source == source)
+    return await db_session.scalar(stmt.limit(1)) is not None
+
+
 def is_refusal(text: str | None) -> bool:
     return bool(text) and REFUSAL_WORDS.match(text) is not None
 

@@ -86,8 +86,20 @@ async def _pair(source_id: int, target_id: int, db_session: AsyncSession) -> tup
     return contacts[source_id], contacts[target_id]
 
 
-async def preview(source_id: int, target_id: int, *, db_session: AsyncSession) -> MergePlan:
-    """What `merge` would do; changes nothing."""
+@dataclass
+class _Survey:
+    """What both contacts hold that a merge must know, read once."""
+
+    source: Contact
+    target: Contact
+    source_lead: Lead | None
+    target_lead: Lead | None
+    shared_campaigns: list[int]
+    shared_events: list[int]
+    plan: MergePlan
+
+
+async def _survey(source_id: int, target_id: int, db_session: AsyncSession) -> _Survey:
     source, target = await _pair(source_id, target_id, db_session)
     plan = MergePlan(source.id, target.id)
     for name, model in _MOVED:
@@ -118,18 +130,24 @@ async def preview(source_id: int, target_id: int, *, db_session: AsyncSession) -
     plan.moves["tags"] = len(source_tags - target_tags)
     plan.result = {name: getattr(target, name) or getattr(source, name) for name in _FILLED}
     plan.result.update(stage=target.stage, tags=sorted(source_tags | target_tags))
-    return plan
+    return _Survey(source, target, source_lead, target_lead, shared_campaigns, shared_events, plan)
+
+
+async def preview(source_id: int, target_id: int, *, db_session: AsyncSession) -> MergePlan:
+    """What `merge` would do; changes nothing."""
+    return (await _survey(source_id, target_id, db_session)).plan
 
 
 async def merge(source_id: int, target_id: int, *, actor: User | None, db_session: AsyncSession) -> MergePlan:
     """Merge contact `source_id` into `target_id` (see the module's docstring)."""
-    plan = await preview(source_id, target_id, db_session=db_session)
-    source, target = await _pair(source_id, target_id, db_session)
+    survey = await _survey(source_id, target_id, db_session)
+    source, target = survey.source, survey.target
+    source_lead, target_lead = survey.source_lead, survey.target_lead
+    shared_campaigns, shared_events = survey.shared_campaigns, survey.shared_events
     for name in _FILLED:
         if not getattr(target, name) and getattr(source, name):
             setattr(target, name, getattr(source, name))
 
-    source_lead, target_lead = await _open_lead(source.id, db_session), await _open_lead(target.id, db_session)
     if source_lead is not None and target_lead is not None:
         target_lead.score = max(target_lead.score, source_lead.score)
         target_lead.details = {**(source_lead.details or {}), **(target_lead.details or {})}
@@ -138,14 +156,12 @@ async def merge(source_id: int, target_id: int, *, actor: User | None, db_sessio
         await leads.record(target_lead, "merged_in", db_session=db_session, actor=actor, lead_id=source_lead.id)
         await db_session.flush()
 
-    shared_campaigns = await _shared(Enrolment, Enrolment.campaign_id, source.id, target.id, db_session)
     if shared_campaigns:
         await db_session.execute(
             update(Enrolment).where(Enrolment.contact_id == source.id, Enrolment.campaign_id.in_(shared_campaigns),
                                     Enrolment.status == EnrolmentStatus.ACTIVE)
             .values(status=EnrolmentStatus.EXITED, exit_reason="merged", exited_at=utcnow(), next_due_at=None)
             .execution_options(synchronize_session=False))
-    shared_events = await _shared(EventRegistration, EventRegistration.event_id, source.id, target.id, db_session)
     target_tags = select(ContactTag.tag).where(ContactTag.contact_id == target.id).scalar_subquery()
     await db_session.execute(delete(ContactTag).where(ContactTag.contact_id == source.id,
                                                       ContactTag.tag.in_(target_tags))
@@ -164,8 +180,8 @@ async def merge(source_id: int, target_id: int, *, actor: User | None, db_sessio
     source.merged_into_id = target.id
     await db_session.flush()
     await audit.record("contact.merge", entity_type="contact", entity_id=target.id, actor=actor,
-                       details=plan.as_dict(), db_session=db_session)
-    return plan
+                       details=survey.plan.as_dict(), db_session=db_session)
+    return survey.plan
 
 
 async def _open_lead(contact_id: int, db_session: AsyncSession) -> Lead | None:

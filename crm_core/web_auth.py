@@ -62,6 +62,13 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _verifies(stored: str | None, password: str) -> bool:
+    try:
+        return stored is not None and _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def check_password_rules(password: str, username: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise PasswordRejected(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
@@ -106,11 +113,7 @@ async def check_password(user: User, password: str, *, ip: str, db_session: Asyn
     wait = await _throttled(user.username.lower(), ip, db_session)
     if wait is not None:
         raise SignInThrottled(wait)
-    try:
-        ok = user.password_hash is not None and _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        ok = False
-    if not ok:
+    if not _verifies(user.password_hash, password):
         db_session.add(LoginAttempt(username=user.username.lower(), ip=ip, succeeded=False))
         await audit.record("auth.failed", entity_type="user", entity_id=user.id, actor=user,
                            details={"ip": ip, "during": "password change"}, db_session=db_session)
@@ -129,11 +132,7 @@ async def sign_in(username: str, password: str, *, ip: str, user_agent: str | No
         raise SignInThrottled(wait)
     user = await db_session.scalar(select(User).where(func.lower(User.username) == username))
     stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
-    try:
-        ok = _hasher.verify(stored, password) and user is not None and user.password_hash is not None \
-            and user.is_active
-    except (VerificationError, InvalidHashError):
-        ok = False
+    ok = _verifies(stored, password) and user is not None and user.password_hash is not None and user.is_active
     db_session.add(LoginAttempt(username=username, ip=ip, succeeded=ok))
     if not ok:
         await audit.record("auth.failed", entity_type="user", entity_id=user.id if user else None, actor=None,

@@ -114,21 +114,18 @@ async def import_file(file: UploadFile = File(...), source: str | None = Query(N
     if len(data) > MAX_IMPORT_BYTES:
         raise HTTPException(413, f"the file is larger than {MAX_IMPORT_BYTES // 1024 // 1024} MB; split it")
     path = Path(file.filename or "upload.csv")
-    try:
-        _, rows = read_rows(path, data)
-        total = sum(1 for _ in rows)
-    except ImportRefused as exc:
-        raise HTTPException(422, str(exc)) from None
 
     def run(progress: Callable[[int, ImportReport], None] | None = None) -> Awaitable[ImportReport]:
         return import_leads(path, data=data, sessions=ctx.sessions, key_of=ctx.contact_keys, rules=ctx.lead_rules,
                             source=source, actor=user, progress=progress, chunk=200 if stream else 500)
 
-    if not stream:
-        try:
+    try:
+        if not stream:
             return _import_result(await run())
-        except ImportRefused as exc:
-            raise HTTPException(422, str(exc)) from None
+        _, rows = read_rows(path, data)  # the progress bar's total (and the file's refusal, before streaming)
+        total = sum(1 for _ in rows)
+    except ImportRefused as exc:
+        raise HTTPException(422, str(exc)) from None
 
     lines: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 

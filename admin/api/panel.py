@@ -128,6 +128,33 @@ def _name(user: User | None) -> str | None:
     return (user.display_name or user.username) if user is not None else None
 
 
+def _inbox_query(user: User) -> Any:
+    """Conversations the user may see, each with its contact, account, identity and last message."""
+    last_id = (select(func.max(Message.id)).where(Message.conversation_id == Conversation.id)
+               .correlate(Conversation).scalar_subquery())
+    return (select(Conversation, Contact, ChannelAccount, Identity, Message)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .join(ChannelAccount, ChannelAccount.id == Conversation.channel_account_id)
+            .join(Identity, Identity.id == Conversation.identity_id)
+            .outerjoin(Message, Message.id == last_id)
+            .where(Conversation.id.in_(visible_conversation_ids(user))))
+
+
+async def _inbox_rows(stmt: Any, session: AsyncSession) -> list[InboxRow]:
+    rows = (await session.execute(stmt)).all()
+    owners = {u.id: u for u in (await session.scalars(select(User).where(
+        User.id.in_({c.assignee_user_id for c, *_ in rows if c.assignee_user_id})))).all()}
+    return [InboxRow(
+        id=c.id, contact_id=c.contact_id,
+        name=identity.display_name or contact.display_name or identity.username or identity.external_id,
+        channel=account.kind, account=account.name, status=c.status.value,
+        owner=_name(owners.get(c.assignee_user_id)), owner_id=c.assignee_user_id, last_message_at=c.last_message_at,
+        last_text=(last.text or "")[:140] if last is not None else None,
+        last_direction=last.direction.value if last is not None else None,
+        sentiment=last.sentiment if last is not None else None,
+        waiting=last is not None and last.direction == Direction.INBOUND) for c, contact, account, identity, last in rows]
+
+
 @router.get("/inbox", response_model=InboxPage)
 async def inbox(channel: str | None = None, owner: str | None = Query(None, description="me, none or a user id"),
                 status: Literal["open", "closed", "waiting", "handoff"] | None = None,
@@ -135,15 +162,7 @@ async def inbox(channel: str | None = None, owner: str | None = Query(None, desc
                 q: str | None = Query(None, max_length=100), limit: int = Query(50, ge=1, le=200),
                 user: User = Depends(require_role(*ANY_ROLE)),
                 session: AsyncSession = Depends(db_session)) -> InboxPage:
-    visible = visible_conversation_ids(user)
-    last_id = (select(func.max(Message.id)).where(Message.conversation_id == Conversation.id)
-               .correlate(Conversation).scalar_subquery())
-    stmt = (select(Conversation, Contact, ChannelAccount, Identity, Message)
-            .join(Contact, Contact.id == Conversation.contact_id)
-            .join(ChannelAccount, ChannelAccount.id == Conversation.channel_account_id)
-            .join(Identity, Identity.id == Conversation.identity_id)
-            .outerjoin(Message, Message.id == last_id)
-            .where(Conversation.id.in_(visible)))
+    stmt = _inbox_query(user)
     if channel:
         stmt = stmt.where(ChannelAccount.kind == channel)
     if owner == "me":
@@ -166,20 +185,11 @@ async def inbox(channel: str | None = None, owner: str | None = Query(None, desc
         like = f"%{q.strip()}%"
         stmt = stmt.where(or_(Contact.display_name.ilike(like), Identity.display_name.ilike(like),
                               Identity.username.ilike(like)))
-    rows = (await session.execute(stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-                                  .limit(limit))).all()
-    owners = {u.id: u for u in (await session.scalars(select(User).where(
-        User.id.in_({c.assignee_user_id for c, *_ in rows if c.assignee_user_id})))).all()}
-    version = await session.scalar(select(func.max(Message.id)).where(Message.conversation_id.in_(visible))) or 0
-    return InboxPage(version=version, rows=[InboxRow(
-        id=c.id, contact_id=c.contact_id,
-        name=identity.display_name or contact.display_name or identity.username or identity.external_id,
-        channel=account.kind, account=account.name, status=c.status.value,
-        owner=_name(owners.get(c.assignee_user_id)), owner_id=c.assignee_user_id, last_message_at=c.last_message_at,
-        last_text=(last.text or "")[:140] if last is not None else None,
-        last_direction=last.direction.value if last is not None else None,
-        sentiment=last.sentiment if last is not None else None,
-        waiting=last is not None and last.direction == Direction.INBOUND) for c, contact, account, identity, last in rows])
+    rows = await _inbox_rows(stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+                             .limit(limit), session)
+    version = await session.scalar(select(func.max(Message.id)).where(
+        Message.conversation_id.in_(visible_conversation_ids(user)))) or 0
+    return InboxPage(version=version, rows=rows)
 
 
 class ThreadMessage(BaseModel):
@@ -234,19 +244,7 @@ async def thread(conversation_id: int, limit: int = Query(200, ge=1, le=1000),
     authors = {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(
         {m.author_user_id for m in messages if m.author_user_id} | {n.author_user_id for n in notes
                                                                    if n.author_user_id})))).all()}
-    page = await inbox(channel=None, owner=None, status=None, sentiment=None, q=None, limit=200, user=user,
-                       session=session)
-    row = next((r for r in page.rows if r.id == conversation.id), None)
-    if row is None:  # older than the inbox's first page
-        contact = await session.get(Contact, conversation.contact_id)
-        account = await session.get(ChannelAccount, conversation.channel_account_id)
-        owner = await session.get(User, conversation.assignee_user_id) if conversation.assignee_user_id else None
-        row = InboxRow(id=conversation.id, contact_id=conversation.contact_id,
-                       name=(contact.display_name if contact else None) or f"#{conversation.contact_id}",
-                       channel=account.kind if account else "?", account=account.name if account else "?",
-                       status=conversation.status.value, owner=_name(owner), owner_id=conversation.assignee_user_id,
-                       last_message_at=conversation.last_message_at, last_text=None, last_direction=None,
-                       sentiment=None, waiting=False)
+    [row] = await _inbox_rows(_inbox_query(user).where(Conversation.id == conversation.id), session)
     may_act = user.role in reps.SUPERVISORS or conversation.assignee_user_id in (None, user.id)
     return Thread(
         conversation=row, may_act=may_act,

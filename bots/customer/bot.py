@@ -45,7 +45,6 @@ from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
     BotSession,
     ChannelAccount,
-    ConsentEvent,
     ConsentRequest,
     ContactKey,
     Direction,
@@ -158,12 +157,10 @@ class CustomerBot:
             if form.get("status") == "open" else ""
         if answer is not None:
             state.misses = 0
-            if answer.image_url or answer.link_url:
-                # A picture card: the question they asked as its title.
-                ctx.reply(prefix + answer.text + reminder, title=answer.question, image_url=answer.image_url,
-                          link_url=answer.link_url)
-            else:
-                ctx.reply(prefix + answer.text + reminder)
+            # With a picture or link it is a card: the question they asked as its title.
+            card = bool(answer.image_url or answer.link_url)
+            ctx.reply(prefix + answer.text + reminder, title=answer.question if card else None,
+                      image_url=answer.image_url, link_url=answer.link_url)
             return
         if prefix and not _QUESTION.search(text) and "buying" not in intents:
             # A first "hello" is not a question the bot failed.
@@ -352,12 +349,8 @@ class CustomerBot:
     async def _consent_declined(self, ctx: HandlerContext, lang: str) -> bool:
         """This message said "no" to a consent question (the worker put the refusal in the
         ledger, `consent.answer_pending`): acknowledged, and nothing else is answered."""
-        refused = await ctx.db_session.scalar(
-            select(ConsentEvent.id).where(ConsentEvent.contact_id == ctx.contact.id, ConsentEvent.granted.is_(False),
-                                          ConsentEvent.source == "double_opt_in",
-                                          ConsentEvent.evidence["message_id"].as_integer() == ctx.message.id)
-            .limit(1))
-        if refused is None:
+        if not await consent.recorded_from(ctx.message.id, ctx.contact.id, granted=False, source="double_opt_in",
+                                           db_session=ctx.db_session):
             return False
         ctx.reply(say("consent_declined", lang))
         return True

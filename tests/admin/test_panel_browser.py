@@ -58,10 +58,10 @@ async def page_for(browser, stack, *, width: int = 1280, height: int = 860, loca
     return page
 
 
-async def sign_in(page, username: str) -> None:
+async def sign_in(page, username: str, password: str = PASSWORD) -> None:
     await page.goto("/admin")
     await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", PASSWORD)
+    await page.fill("input[name=password]", password)
     await page.click("button[type=submit]")
     await page.wait_for_selector("#nav a")
 
@@ -252,11 +252,8 @@ async def test_every_page_opens_in_both_languages_and_the_forms_save(stack, brow
     await page.click("#user-form button[type=submit]")
     await page.wait_for_selector("td:has-text('newrep')")
     other = await page_for(browser, stack)
-    await other.goto("/admin")
-    await other.fill("input[name=username]", "newrep")
-    await other.fill("input[name=password]", "a long first password")
-    await other.click("button[type=submit]")
-    await other.wait_for_selector("#nav a[data-page=inbox]")
+    await sign_in(other, "newrep", "a long first password")
+    assert await other.is_visible("#nav a[data-page=inbox]")
 
     # Contacts: search, the 360 view.
     await page.goto("/admin#/contacts")

@@ -175,8 +175,8 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const options = {method, credentials: "same-origin", headers: {"X-CSRF-Token": CSRF}};
+async function api(method, path, body, headers = {}) {
+  const options = {method, credentials: "same-origin", headers: {"X-CSRF-Token": CSRF, ...headers}};
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -399,10 +399,9 @@ async function inboxPage(main, rest) {
       if (!text) return;
       const button = $("#send-reply");
       button.disabled = true;
-      const ok = await attempt(() => fetch(`/api/v1/conversations/${c.id}/messages`, {
-        method: "POST", credentials: "same-origin",
-        headers: {"Content-Type": "application/json", "X-CSRF-Token": CSRF, "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now())},
-        body: JSON.stringify({text})}).then(async (r) => { if (!r.ok) throw new ApiError(r.status, (await r.json()).detail); return r; }), t("sent_ok"));
+      // A double click or a retry is one send.
+      const key = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+      const ok = await attempt(() => api("POST", `/conversations/${c.id}/messages`, {text}, {"Idempotency-Key": key}), t("sent_ok"));
       button.disabled = false;
       if (ok) { replyForm.text.value = ""; await refresh(); updateThread(); }
     };
