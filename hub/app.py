@@ -36,7 +36,6 @@ from crm_core.models import ChannelAccount, OutboxMessage, OutboxStatus
 from hub import live_settings, webhooks
 from hub.context import Hub
 from hub.runtime import BackgroundRuntime, Services
-from hub.settings import Settings
 from nlp.entities import stated_contact_keys
 
 log = logging.getLogger(__name__)
@@ -78,22 +77,13 @@ class HubApiContext:
         self.opinion = hub.opinion
         self.rep_review = hub.rep_review
         self.contact_keys = stated_contact_keys
+        self.live_settings = live_settings.HubLiveSettings(hub)
         self._hub = hub
 
     @property
     def lead_rules(self) -> LeadRules:
         return self._hub.settings.lead_rules  # as the panel last set it
 
-    @property
-    def settings(self) -> Settings:
-        return self._hub.settings
-
-    @property
-    def base_settings(self) -> Settings:
-        return self._hub.base_settings
-
-    async def reload_settings(self) -> bool:
-        return await self._hub.reload_settings()
 
     def on_enqueued(self) -> None:
         self._hub.dispatcher.wake()

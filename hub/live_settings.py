@@ -11,11 +11,14 @@ instead of stopping a worker later.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from hub.context import Hub
 
 RELOAD_SECONDS = 15.0
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -48,3 +51,24 @@ def effective(base: Settings, stored: dict[str, Any]) -> Settings:
 def public_values(settings: Settings) -> dict[str, Any]:
     """The editable values, as JSON."""
     return {name: settings.model_dump(mode="json", include={name})[name] for name in sorted(EDITABLE)}
+
+
+class HubLiveSettings:
+    """What the API needs of them (admin.api.deps.LiveSettings), for one hub."""
+
+    sections = SECTIONS
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def values(self) -> dict[str, Any]:
+        return public_values(self.hub.settings)
+
+    def environment(self) -> dict[str, Any]:
+        return public_values(self.hub.base_settings)
+
+    def check(self, stored: dict[str, Any]) -> None:
+        effective(self.hub.base_settings, stored)
+
+    async def reload(self) -> bool:
+        return await self.hub.reload_settings()

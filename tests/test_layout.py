@@ -45,3 +45,15 @@ def test_the_import_check_catches_a_forbidden_import(tmp_path):
 def test_bots_never_call_channel_adapters_directly():
     for path in sorted((ROOT / "bots").rglob("*.py")):
         assert not any(m.split(".")[0] == "channels" for m in imported_modules(path)), path
+
+
+def test_only_hub_imports_hub():
+    """The composition root depends on the others, never the reverse (hub -> admin, bots, channels, nlp)."""
+    offenders = []
+    for package in PACKAGES:
+        if package == "hub":
+            continue
+        for path in sorted((ROOT / package).rglob("*.py")):
+            offenders += [f"{path.relative_to(ROOT)} imports {m}" for m in imported_modules(path)
+                          if m.split(".")[0] == "hub"]
+    assert offenders == []

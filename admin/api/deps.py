@@ -61,6 +61,22 @@ class SentMessageReview(Protocol):
                      db_session: AsyncSession) -> bool: ...
 
 
+class LiveSettings(Protocol):
+    """The settings the panel may change while the hub runs (the hub's hub/live_settings.py)."""
+
+    sections: dict[str, tuple[str, ...]]
+
+    def values(self) -> dict[str, Any]: ...          # in force, as JSON
+
+    def environment(self) -> dict[str, Any]: ...     # the environment's alone
+
+    def check(self, stored: dict[str, Any]) -> None:
+        """Raise ValueError saying why, unless these saved values may be used together."""
+        ...
+
+    async def reload(self) -> bool: ...
+
+
 class ApiContext(Protocol):
     sessions: async_sessionmaker[AsyncSession]
     cipher: CredentialCipher
@@ -70,11 +86,7 @@ class ApiContext(Protocol):
     lead_rules: LeadRules
     # Normalized ("phone", "+86...") / ("email", ...) keys in a cell of text (nlp.entities).
     contact_keys: Callable[[str], list[tuple[str, str]]]
-    # The hub's settings in force (with the panel's changes) and the environment's alone.
-    settings: Any
-    base_settings: Any
-
-    async def reload_settings(self) -> bool: ...
+    live_settings: LiveSettings
 
     def on_enqueued(self) -> None: ...
 

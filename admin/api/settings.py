@@ -1,6 +1,7 @@
 """Settings the panel changes while the hub runs: SLA times, lead routing, marketing caps
 and quiet hours, the alert threshold, watched products (keyword rules) and the wording
-flagged in reps' replies (sensitive-word lists). See hub/live_settings.py."""
+flagged in reps' replies (sensitive-word lists). The hub supplies what they are and how
+they are checked and applied (`ApiContext.live_settings`, hub/live_settings.py)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from admin.api.deps import ApiContext, api_context, db_session, require_role
 from crm_core import hub_settings
 from crm_core.models import Role, User
-from hub import live_settings
 
 router = APIRouter(prefix="/settings", tags=["settings"])
 
 
 def _view(ctx: ApiContext, stored: dict[str, Any]) -> dict[str, Any]:
-    return {"sections": {name: list(keys) for name, keys in live_settings.SECTIONS.items()},
-            "values": live_settings.public_values(ctx.settings),
-            "environment": live_settings.public_values(ctx.base_settings),
+    live = ctx.live_settings
+    return {"sections": {name: list(keys) for name, keys in live.sections.items()},
+            "values": live.values(), "environment": live.environment(),
             "changed_in_panel": sorted(stored)}
 
 
@@ -29,7 +29,7 @@ def _view(ctx: ApiContext, stored: dict[str, Any]) -> dict[str, Any]:
 async def read(_: User = Depends(require_role(Role.ADMIN, Role.MANAGER)), ctx: ApiContext = Depends(api_context),
                session: AsyncSession = Depends(db_session)) -> dict[str, Any]:
     """The values in force, the environment's, and which the panel changed."""
-    await ctx.reload_settings()
+    await ctx.live_settings.reload()
     return _view(ctx, await hub_settings.stored(db_session=session))
 
 
@@ -49,10 +49,10 @@ async def change(body: SettingsChange, user: User = Depends(require_role(Role.AD
     stored = await hub_settings.stored(db_session=session)
     merged = {k: v for k, v in {**stored, **body.changes}.items() if v is not None}
     try:
-        live_settings.effective(ctx.base_settings, merged)
-    except live_settings.SettingsRefused as exc:
+        ctx.live_settings.check(merged)
+    except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     await hub_settings.save(body.changes, actor=user, db_session=session)
     await session.commit()
-    await ctx.reload_settings()
+    await ctx.live_settings.reload()
     return _view(ctx, await hub_settings.stored(db_session=session))
