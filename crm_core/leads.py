@@ -9,7 +9,7 @@ that survives the rep: a departed rep's leads move to a successor with it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,11 @@ class LeadRules:
     def __post_init__(self) -> None:
         if len(set(self.stages)) != len(self.stages) or not set(CLOSED_STAGES) <= set(self.stages):
             raise ValueError(f"lead stages {', '.join(self.stages)}: distinct names that include won and lost")
+        if self.stages[0] in CLOSED_STAGES:
+            raise ValueError(f"lead stages: new leads start in the first stage, so it cannot be {self.stages[0]}")
+        too_long = [s for s in self.stages if len(s) > 32]
+        if too_long:
+            raise ValueError(f"lead stage {too_long[0]!r}: at most 32 characters")
         if self.routing not in ("claim", "round_robin", "load"):
             raise ValueError(f"lead routing {self.routing!r}: claim, round_robin or load")
 
@@ -67,6 +72,15 @@ class LeadRules:
             if total >= at_least_total or count >= at_least_count:
                 return letter
         return "E"
+
+
+async def stages_held(stages: Iterable[str], *, db_session: AsyncSession) -> dict[str, int]:
+    """Stages outside `stages` that open leads are still in, with how many: a pipeline
+    without them would strand those leads, so they must be moved first."""
+    rows = (await db_session.execute(
+        select(Lead.stage, func.count()).where(Lead.status == "open", Lead.stage.not_in(list(stages)))
+        .group_by(Lead.stage).order_by(Lead.stage))).all()
+    return {stage: count for stage, count in rows}
 
 
 class LeadRefused(ValueError):

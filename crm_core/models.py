@@ -200,6 +200,9 @@ class User(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[Role] = mapped_column(_enum(Role))
     manager_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # use_alter: team and user_account refer to each other (a team's manager is a user).
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("team.id", use_alter=True, name="fk_user_account_team_id_team"))
     # zh / en: the language the user last wrote to the rep bot in; cards follow it.
     language: Mapped[str | None] = mapped_column(String(16))
     # Lead routing: the regions and industries this rep covers ({"regions": [...], "industries": [...]}),
@@ -211,6 +214,19 @@ class User(Base):
     # The admin panel's sign-in: an argon2 hash (crm_core/web_auth.py); none: no panel sign-in.
     password_hash: Mapped[str | None] = mapped_column(String(200))
     password_changed_at: Mapped[dt.datetime | None]
+
+
+class Team(Base):
+    """Reps who work together under a manager: the manager hears of their SLA breaches and
+    negative customers, and leads that come in on the team's channels go to its reps first."""
+
+    __tablename__ = "team"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    manager_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    channels: Mapped[list[Any]] = mapped_column(default=list)   # channel kinds: ["wecom", "email"]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class UserHandle(Base):
@@ -523,6 +539,9 @@ class Campaign(Base):
     audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Besides opt-out and manual exits, which always apply: "reply", "conversion".
     exits: Mapped[list[Any]] = mapped_column(default=list)
+    # This campaign's own limits, under the hub-wide marketing cap: {"per_contact": {"messages": 2,
+    # "days": 7}, "per_day": 500}; see crm_core.nurture.CampaignCaps.
+    caps: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -540,6 +559,8 @@ class CampaignStep(Base):
     name: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str | None] = mapped_column(String(32))  # a channel kind; NULL: the contact's latest
     template: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"zh": "...", "en": "..."}
+    # Other wording where the contact is reached on one channel: {"email": {"zh": ..., "en": ...}}.
+    channel_templates: Mapped[dict[str, Any]] = mapped_column(default=dict)
     delay_minutes: Mapped[int] = mapped_column(Integer, default=0)
     delay_from: Mapped[str] = mapped_column(String(16), default="previous")  # previous / enrolment
     send_at: Mapped[dt.datetime | None]  # an absolute date instead of a delay

@@ -1,5 +1,5 @@
-"""Settings operators change in the admin panel while the hub runs: SLA times, lead
-routing, marketing caps and quiet hours, the alert threshold, watched products
+"""Settings operators change in the admin panel while the hub runs: SLA times, the lead
+pipeline's stages and routing, marketing caps and quiet hours, the alert threshold, watched products
 (keyword rules) and the wording flagged in reps' replies (sensitive-word lists).
 
 The environment (SCRM_*) gives the starting values; a value saved in the panel
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 RELOAD_SECONDS = 15.0
 SECTIONS: dict[str, tuple[str, ...]] = {
     "sla": ("sla_first_response_minutes", "sla_escalate_minutes"),
-    "routing": ("lead_routing", "lead_hot_score", "lead_first_response_minutes", "lead_escalate_minutes"),
+    "routing": ("lead_stages", "lead_routing", "lead_hot_score", "lead_first_response_minutes", "lead_escalate_minutes"),
     "marketing": ("marketing_cap_count", "marketing_cap_days", "marketing_quiet_hours"),
     "monitoring": ("negative_alert_confidence", "opinion_products", "compliance_terms"),
 }
@@ -69,6 +69,9 @@ class HubLiveSettings:
 
     def check(self, stored: dict[str, Any]) -> None:
         effective(self.hub.base_settings, stored)
+
+    def lead_stages(self, stored: dict[str, Any]) -> tuple[str, ...]:
+        return effective(self.hub.base_settings, stored).lead_rules.stages
 
     async def reload(self) -> bool:
         return await self.hub.reload_settings()

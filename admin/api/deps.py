@@ -74,6 +74,8 @@ class LiveSettings(Protocol):
         """Raise ValueError saying why, unless these saved values may be used together."""
         ...
 
+    def lead_stages(self, stored: dict[str, Any]) -> tuple[str, ...]: ...  # the pipeline these values give
+
     async def reload(self) -> bool: ...
 
 

@@ -1,4 +1,4 @@
-"""Settings the panel changes while the hub runs: SLA times, lead routing, marketing caps
+"""Settings the panel changes while the hub runs: SLA times, the lead pipeline and routing, marketing caps
 and quiet hours, the alert threshold, watched products (keyword rules) and the wording
 flagged in reps' replies (sensitive-word lists). The hub supplies what they are and how
 they are checked and applied (`ApiContext.live_settings`, hub/live_settings.py)."""
@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ApiContext, api_context, db_session, require_role
-from crm_core import hub_settings
+from crm_core import hub_settings, leads
 from crm_core.models import Role, User
 
 router = APIRouter(prefix="/settings", tags=["settings"])
@@ -52,6 +52,12 @@ async def change(body: SettingsChange, user: User = Depends(require_role(Role.AD
         ctx.live_settings.check(merged)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
+    if "lead_stages" in body.changes:
+        stranded = await leads.stages_held(ctx.live_settings.lead_stages(merged), db_session=session)
+        if stranded:
+            held = ", ".join(f"{stage} ({count} open leads)" for stage, count in stranded.items())
+            raise HTTPException(422, f"lead_stages: open leads are still in {held}; move them to another "
+                                     "stage first, or keep those stages")
     await hub_settings.save(body.changes, actor=user, db_session=session)
     await session.commit()
     await ctx.live_settings.reload()

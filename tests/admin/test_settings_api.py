@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from bots.customer import CustomerBot
 from bots.leads import LeadCapture
-from crm_core import users
-from crm_core.models import AuditLog, Role
+from bots.rep.workspace import RepWorkspace
+from crm_core import leads, users
+from crm_core.models import AuditLog, Contact, Role
 from hub.context import Hub
 from tests.fakes.stack import make_settings, telegram_stack
 
@@ -87,3 +88,32 @@ async def test_managers_read_the_settings_and_only_admins_change_them(stack):
     put = await stack.client.put(f"{stack.hub_base}/api/v1/settings", headers=stack.api(token),
                                  json={"changes": {"sla_first_response_minutes": 10}})
     assert put.status_code == 403
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_pipeline_stages_change_live_but_never_strand_an_open_lead(stack):
+    async with stack.hub.sessions() as session, session.begin():
+        contact = Contact(display_name="Lin")
+        session.add(contact)
+        await session.flush()
+        opened = await leads.open_lead(contact.id, source_kind="api", rules=stack.hub.settings.lead_rules,
+                                       db_session=session)
+        await leads.set_stage(opened.lead, "proposal", rules=stack.hub.settings.lead_rules, actor=None,
+                              db_session=session)
+    url = f"{stack.hub_base}/api/v1/settings"
+
+    resp = await stack.client.put(url, json={"changes": {"lead_stages": "new,demo,won,lost"}}, headers=stack.api())
+    assert resp.status_code == 422, resp.text
+    assert "open leads are still in proposal (1 open leads)" in resp.json()["detail"]
+    resp = await stack.client.put(url, json={"changes": {"lead_stages": "won,new,lost"}}, headers=stack.api())
+    assert resp.status_code == 422 and "cannot be won" in resp.json()["detail"], resp.text
+    assert stack.hub.settings.lead_rules.stages[1] == "contacted"
+
+    resp = await stack.client.put(url, json={"changes": {"lead_stages": "new,demo,proposal,won,lost"}},
+                                  headers=stack.api())
+    assert resp.status_code == 200, resp.text
+    pipeline = ("new", "demo", "proposal", "won", "lost")
+    assert stack.hub.lead_sla.rules.stages == pipeline
+    assert {type(h): h for h in stack.hub.worker.handlers}[RepWorkspace].lead_rules.stages == pipeline
+    funnel = (await stack.client.get(f"{stack.hub_base}/api/v1/dashboard?days=1", headers=stack.api())).json()
+    assert [row["stage"] for row in funnel["funnel"]] == list(pipeline)
