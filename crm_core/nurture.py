@@ -6,7 +6,8 @@ planners share them), queues the step's message in the outbox and moves the
 enrolment on, in one transaction. A planner killed midway rolls back and the next
 tick plans the same steps again; each send's idempotency key is
 (enrolment, step, rotation), so no step is ever queued twice. The dispatcher then
-checks consent, the frequency cap and quiet hours at send time.
+checks consent, the frequency cap and quiet hours at send time. A campaign's own
+caps (per person, per day) hold a step back here until it fits.
 """
 
 from __future__ import annotations
@@ -139,10 +140,60 @@ class Audience:
 
 
 @dataclass(frozen=True)
+class CampaignCaps:
+    """A campaign's own limits, under the hub-wide marketing cap (which the dispatcher
+    applies at send time): at most `per_contact_messages` of its messages to one person in
+    `per_contact_days` days, and at most `per_day` in all per day (the hub's time zone).
+    A step that would go over waits until it may go; it is never dropped."""
+
+    per_contact_messages: int | None = None
+    per_contact_days: float | None = None
+    per_day: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> CampaignCaps:
+        data = data or {}
+        unknown = set(data) - {"per_contact", "per_day"}
+        if unknown:
+            raise CampaignInvalid(f"caps: unknown {', '.join(sorted(unknown))}; known: per_contact "
+                                  "({\"messages\": 2, \"days\": 7}), per_day (500)")
+
+        def whole(value: Any, where: str, most: int) -> int:
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise CampaignInvalid(f"{where}: a whole number from 1 to {most}")
+            return value
+
+        per_contact = data.get("per_contact")
+        messages = days = None
+        if per_contact is not None:
+            if not isinstance(per_contact, dict) or set(per_contact) != {"messages", "days"}:
+                raise CampaignInvalid('caps.per_contact: {"messages": 2, "days": 7}: at most this many of the '
+                                      "campaign's messages to one person in this many days")
+            messages = whole(per_contact["messages"], "caps.per_contact.messages", 1000)
+            days = per_contact["days"]
+            if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 365:
+                raise CampaignInvalid("caps.per_contact.days: more than 0, at most 365")
+        per_day = data.get("per_day")
+        if per_day is not None:
+            per_day = whole(per_day, "caps.per_day", 10_000_000)
+        return cls(messages, days, per_day)
+
+    def to_dict(self) -> dict[str, Any]:
+        caps: dict[str, Any] = {}
+        if self.per_contact_messages is not None:
+            caps["per_contact"] = {"messages": self.per_contact_messages, "days": self.per_contact_days}
+        if self.per_day is not None:
+            caps["per_day"] = self.per_day
+        return caps
+
+
+@dataclass(frozen=True)
 class StepSpec:
     name: str
     template: dict[str, str]
     channel: str | None = None
+    # Other wording where the contact is reached on a channel: {"email": {"zh": ..., "en": ...}}.
+    channel_templates: dict[str, dict[str, str]] = field(default_factory=dict)
     delay_minutes: int = 0
     delay_from: str = "previous"
     send_at: dt.datetime | None = None
@@ -172,6 +223,26 @@ def validate_template(template: dict[str, str], where: str) -> None:
                                       + ", ".join(f"{{{v}}}" for v in TEMPLATE_VARIABLES))
 
 
+def validate_channel_templates(templates: dict[str, dict[str, str]], channel: str | None, kinds: set[str],
+                               where: str) -> None:
+    if not isinstance(templates, dict):
+        raise CampaignInvalid(f"{where}.channel_templates: wording per channel kind, like "
+                              '{"email": {"en": "Dear {name}, ..."}}')
+    for kind, template in templates.items():
+        if kind not in kinds:
+            raise CampaignInvalid(f"{where}.channel_templates.{kind}: not a channel kind; one of "
+                                  f"{', '.join(sorted(kinds))}")
+        if channel is not None and kind != channel:
+            raise CampaignInvalid(f"{where}.channel_templates.{kind}: the step sends only on {channel}; "
+                                  "choose their latest channel to word it per channel")
+        validate_template(template, f"{where}.channel_templates.{kind}")
+
+
+def step_template(step: CampaignStep | StepSpec, kind: str) -> dict[str, str]:
+    """The step's wording for a contact reached on `kind`."""
+    return (step.channel_templates or {}).get(kind) or step.template
+
+
 def validate_steps(steps: list[StepSpec], channel_kinds: Iterable[str]) -> None:
     kinds = set(channel_kinds)
     if not steps:
@@ -184,6 +255,7 @@ def validate_steps(steps: list[StepSpec], channel_kinds: Iterable[str]) -> None:
         if step.channel is not None and step.channel not in kinds:
             raise CampaignInvalid(f"{where}.channel {step.channel!r}: one of {', '.join(sorted(kinds))}, "
                                   "or none for the contact's latest channel")
+        validate_channel_templates(step.channel_templates, step.channel, kinds, where)
         if step.delay_minutes < 0:
             raise CampaignInvalid(f"{where}.delay_minutes: 0 or more")
         if step.delay_from not in ("previous", "enrolment"):
@@ -212,12 +284,14 @@ def validate_steps(steps: list[StepSpec], channel_kinds: Iterable[str]) -> None:
 
 
 async def create_campaign(name: str, *, audience: dict[str, Any], steps: list[StepSpec], exits: list[str],
-                          channel_kinds: Iterable[str], actor: User | None, db_session: AsyncSession) -> Campaign:
+                          channel_kinds: Iterable[str], actor: User | None, db_session: AsyncSession,
+                          caps: dict[str, Any] | None = None) -> Campaign:
     """A draft campaign; nothing is sent until it is activated."""
     name = name.strip()
     if not name:
         raise CampaignInvalid("give the campaign a name")
     parsed = Audience.from_dict(audience)
+    limits = CampaignCaps.from_dict(caps)
     bad = set(exits) - set(EXITS)
     if bad:
         raise CampaignInvalid(f"exits: unknown {', '.join(sorted(bad))}; choose among {', '.join(EXITS)} "
@@ -225,19 +299,20 @@ async def create_campaign(name: str, *, audience: dict[str, Any], steps: list[St
     validate_steps(steps, channel_kinds)
     if await db_session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
         raise CampaignInvalid(f"a campaign named {name!r} exists already")
-    campaign = Campaign(name=name, audience=parsed.to_dict(), exits=sorted(set(exits)),
+    campaign = Campaign(name=name, audience=parsed.to_dict(), exits=sorted(set(exits)), caps=limits.to_dict(),
                         created_by_user_id=actor.id if actor else None)
     db_session.add(campaign)
     await db_session.flush()
     for position, spec in enumerate(steps, start=1):
         db_session.add(CampaignStep(campaign_id=campaign.id, position=position, name=spec.name.strip(),
-                                    channel=spec.channel, template=spec.template, delay_minutes=spec.delay_minutes,
+                                    channel=spec.channel, template=spec.template,
+                                    channel_templates=spec.channel_templates, delay_minutes=spec.delay_minutes,
                                     delay_from=spec.delay_from, send_at=spec.send_at, window_start=spec.window_start,
                                     window_end=spec.window_end, condition=spec.condition,
                                     else_position=spec.else_position))
     await db_session.flush()
     await audit.record("campaign.create", entity_type="campaign", entity_id=campaign.id, actor=actor,
-                       db_session=db_session, details={"name": name, "steps": len(steps)})
+                       db_session=db_session, details={"name": name, "steps": len(steps), "caps": campaign.caps})
     return campaign
 
 
@@ -395,6 +470,7 @@ class PlanReport:
     completed: int = 0
     exited: dict[str, int] = field(default_factory=dict)
     waiting: int = 0          # outside the step's send window
+    capped: int = 0           # held back by the campaign's own caps until they allow it
 
 
 @dataclass(frozen=True)
@@ -486,6 +562,65 @@ class _Send:
     refused: str | None  # no consent when scheduled: recorded cancelled, with the reason
 
 
+@dataclass
+class _CapState:
+    """What one capped campaign has sent, as far as the batch's contacts and today go."""
+
+    caps: CampaignCaps
+    sent_to: dict[int, list[dt.datetime]]   # contact -> the campaign's sends in the per-person window, oldest first
+    today: int
+    tomorrow: dt.datetime                   # when the next day's count starts (UTC)
+
+    def wait(self, contact_id: int, now: dt.datetime) -> tuple[dt.datetime, str] | None:
+        """When the next send to this contact may go, and why not now; None: now."""
+        if self.caps.per_day is not None and self.today >= self.caps.per_day:
+            return self.tomorrow, f"the campaign's {self.caps.per_day} a day have gone"
+        messages = self.caps.per_contact_messages
+        if messages is not None and self.caps.per_contact_days is not None:
+            window = dt.timedelta(days=self.caps.per_contact_days)
+            recent = [at for at in self.sent_to.get(contact_id, []) if at > now - window]
+            if len(recent) >= messages:
+                # Once the oldest that still counts leaves the window, one more fits.
+                return recent[len(recent) - messages] + window, \
+                    f"{messages} in {self.caps.per_contact_days:g} days to this person already"
+        return None
+
+    def count(self, contact_id: int, now: dt.datetime) -> None:
+        self.sent_to.setdefault(contact_id, []).append(now)
+        self.today += 1
+
+
+async def _cap_states(campaigns: Iterable[Campaign], contact_ids: list[int], now: dt.datetime, zone: ZoneInfo,
+                      session: AsyncSession) -> dict[int, _CapState]:
+    states: dict[int, _CapState] = {}
+    local = now.astimezone(zone)
+    midnight = dt.datetime.combine(local.date(), dt.time(0), tzinfo=zone)
+    tomorrow = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
+    for campaign in sorted(campaigns, key=lambda c: c.id):
+        caps = CampaignCaps.from_dict(campaign.caps)
+        if caps == CampaignCaps():
+            continue
+        sent = (select(Enrolment.contact_id, OutboxMessage.created_at)
+                .join(Enrolment, Enrolment.id == OutboxMessage.enrolment_id)
+                .where(Enrolment.campaign_id == campaign.id, OutboxMessage.status != OutboxStatus.CANCELLED))
+        today = 0
+        if caps.per_day is not None:
+            # Planners in other processes count the same day: one at a time per campaign
+            # (in id order, so two never wait on each other).
+            await session.execute(select(Campaign.id).where(Campaign.id == campaign.id).with_for_update())
+            today = await session.scalar(select(func.count()).select_from(
+                sent.where(OutboxMessage.created_at >= midnight.astimezone(dt.UTC)).subquery())) or 0
+        sent_to: dict[int, list[dt.datetime]] = {}
+        if caps.per_contact_days is not None:
+            since = now - dt.timedelta(days=caps.per_contact_days)
+            for contact_id, at in (await session.execute(
+                    sent.where(Enrolment.contact_id.in_(contact_ids), OutboxMessage.created_at > since)
+                    .order_by(OutboxMessage.created_at))).all():
+                sent_to.setdefault(contact_id, []).append(at)
+        states[campaign.id] = _CapState(caps, sent_to, today, tomorrow.astimezone(dt.UTC))
+    return states
+
+
 class NurturePlanner:
     """Turns due enrolment steps into outbox rows. Safe to run in every worker process;
     the hub's scheduler calls `run_until_idle` every few seconds."""
@@ -501,7 +636,7 @@ class NurturePlanner:
         total = PlanReport()
         while True:
             report = await self.run_once(now)
-            for name in ("planned", "queued", "skipped", "completed", "waiting"):
+            for name in ("planned", "queued", "skipped", "completed", "waiting", "capped"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
             for reason, count in report.exited.items():
                 total.exited[reason] = total.exited.get(reason, 0) + count
@@ -531,22 +666,27 @@ class NurturePlanner:
                 campaign = await session.get(Campaign, campaign_id)
                 steps = await steps_of(campaign_id, db_session=session)
                 campaigns[campaign_id] = (campaign, {s.position: s for s in steps})
-            known = await _load(sorted({e.contact_id for e in due}), session)
+            contact_ids = sorted({e.contact_id for e in due})
+            known = await _load(contact_ids, session)
+            capped = await _cap_states([c for c, _ in campaigns.values()], contact_ids, now,
+                                       zone_named(None, self.default_timezone), session)
             sends: list[_Send] = []
             for enrolment in due:
                 campaign, steps = campaigns[enrolment.campaign_id]
                 report.planned += 1
-                await self._advance(enrolment, campaign, steps, known, now, report, sends)
+                await self._advance(enrolment, campaign, steps, known, now, report, sends,
+                                    capped.get(campaign.id))
             await _enqueue(sends, known, now, session)
         if report.queued and self.on_enqueued is not None:
             self.on_enqueued()
         if report.planned:
-            log.info("nurture planner: %d due, %d queued, %d skipped, %d completed, exits %s",
-                     report.planned, report.queued, report.skipped, report.completed, report.exited)
+            log.info("nurture planner: %d due, %d queued, %d skipped, %d held by caps, %d completed, exits %s",
+                     report.planned, report.queued, report.skipped, report.capped, report.completed, report.exited)
         return report
 
     async def _advance(self, enrolment: Enrolment, campaign: Campaign, steps: dict[int, CampaignStep],
-                       known: _Known, now: dt.datetime, report: PlanReport, sends: list[_Send]) -> None:
+                       known: _Known, now: dt.datetime, report: PlanReport, sends: list[_Send],
+                       caps: _CapState | None = None) -> None:
         contact = known.contacts[enrolment.contact_id]
         reason = self._exit_reason(enrolment, campaign, contact, known)
         if reason is not None:
@@ -580,8 +720,16 @@ class NurturePlanner:
                                  f"{step.window_start}-{step.window_end} {zone.key}"
                 report.waiting += 1
                 return
+            wait = caps.wait(contact.id, now) if caps is not None else None
+            if wait is not None:
+                enrolment.next_due_at = wait[0]
+                enrolment.note = f"step {step.position}: waiting for the campaign's cap ({wait[1]})"
+                report.capped += 1
+                return
             if await self._queue(enrolment, campaign, step, contact, known, sends):
                 report.queued += 1
+                if caps is not None:
+                    caps.count(contact.id, now)
             else:
                 report.skipped += 1
             enrolment.last_step_at = now
@@ -641,7 +789,7 @@ class NurturePlanner:
             enrolment.note = f"step {step.position} ({step.name}): not sent, the contact has no reachable " \
                              f"{step.channel or 'channel'} conversation"
             return False
-        text = render(step.template, contact.language,
+        text = render(step_template(step, route.kind), contact.language,
                       {"name": contact.display_name or "", "campaign": campaign.name,
                        "rep": known.owner_names.get(route.assignee_user_id or 0, "")})
         if contact.id not in known.marketed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select, update
@@ -17,8 +18,10 @@ from crm_core.ingest import ingest_events
 from crm_core.models import (
     Campaign,
     CampaignStatus,
+    ChannelAccount,
     Contact,
     ContactTag,
+    Conversation,
     Enrolment,
     EnrolmentStatus,
     Message,
@@ -81,6 +84,13 @@ async def customer_writes(sessions, account_id: int, user: str, text: str, updat
 
 def later(days: float) -> dt.datetime:
     return utcnow() + dt.timedelta(days=days)
+
+
+def local_time(zone: str, days_ahead: int, hour: int) -> dt.datetime:
+    """`hour`:00 in `zone`, `days_ahead` days from now, in UTC: after the customers' own
+    messages (a reply would end the campaign) and whatever the time of year."""
+    day = (utcnow() + dt.timedelta(days=days_ahead)).date()
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=ZoneInfo(zone)).astimezone(dt.UTC)
 
 
 async def test_a_campaign_that_cannot_run_is_refused_with_what_to_change(sessions):
@@ -256,15 +266,15 @@ async def test_a_step_waits_for_its_send_window_in_the_contacts_time_zone(sessio
     async with sessions() as session, session.begin():
         campaign = await session.scalar(select(Campaign))
         campaign.status = CampaignStatus.ACTIVE
-        night = dt.datetime(2026, 11, 23, 22, 0, tzinfo=dt.UTC)  # 23:00 in Berlin
+        night = local_time("Europe/Berlin", 2, 23)
         await nurture.enrol_audience(campaign, db_session=session, now=night)
     planner = NurturePlanner(sessions)
     report = await planner.run_once(night)
     assert (report.waiting, report.queued) == (1, 0)
     state = (await enrolments(sessions))[berlin]
-    assert state.next_due_at == dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)  # 09:00 CET
+    assert state.next_due_at == local_time("Europe/Berlin", 3, 9)
     assert "send window 09:00-11:00 Europe/Berlin" in state.note
-    assert (await planner.run_once(dt.datetime(2026, 11, 24, 8, 1, tzinfo=dt.UTC))).queued == 1
+    assert (await planner.run_once(local_time("Europe/Berlin", 3, 9) + dt.timedelta(minutes=1))).queued == 1
 
 
 async def test_a_contact_without_a_time_zone_has_the_hubs_default_for_the_send_window(sessions):
@@ -272,14 +282,14 @@ async def test_a_contact_without_a_time_zone_has_the_hubs_default_for_the_send_w
     somewhere, = await customers(sessions, account, "1")
     await campaign_of(sessions, [StepSpec("morning", {"en": "Good morning"}, window_start="09:00",
                                           window_end="11:00")], activate=False)
-    dawn = dt.datetime(2026, 11, 23, 22, 0, tzinfo=dt.UTC)  # 06:00 in Shanghai
+    dawn = local_time("Asia/Shanghai", 2, 6)
     async with sessions() as session, session.begin():
         campaign = await session.scalar(select(Campaign))
         campaign.status = CampaignStatus.ACTIVE
         await nurture.enrol_audience(campaign, db_session=session, now=dawn)
     await NurturePlanner(sessions, default_timezone="Asia/Shanghai").run_once(dawn)
     state = (await enrolments(sessions))[somewhere]
-    assert state.next_due_at == dt.datetime(2026, 11, 24, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai
+    assert state.next_due_at == local_time("Asia/Shanghai", 2, 9)
     assert "Asia/Shanghai" in state.note
 
 
@@ -369,3 +379,83 @@ async def test_a_paused_campaign_plans_nothing_and_an_ended_one_takes_back_what_
         {(EnrolmentStatus.EXITED, "campaign_ended")}
     assert {(row.status, row.last_error) for row in await sends(sessions)} == \
         {(OutboxStatus.CANCELLED, "campaign ended")}
+
+
+async def test_a_step_worded_per_channel_reads_as_its_channel_wants(sessions):
+    telegram = await make_account(sessions, "1")
+    mailbox = await make_account(sessions, "2")
+    async with sessions() as session, session.begin():
+        # The planner knows a channel by its kind alone; an email account needs no mail server here.
+        await session.execute(update(ChannelAccount).where(ChannelAccount.id == mailbox).values(kind="email"))
+    on_telegram = (await customers(sessions, telegram, "1"))[0]
+    by_mail = (await customers(sessions, mailbox, "2"))[0]
+    step = StepSpec("welcome", {"en": "Hi {name}, meet the X200"},
+                    channel_templates={"email": {"en": "Dear {name},\n\nthe X200 is here. Regards"}})
+    await campaign_of(sessions, [step])
+    await NurturePlanner(sessions).run_until_idle()
+    texts = {row.conversation_id: row.payload["text"] for row in await sends(sessions)}
+    async with sessions() as session:
+        conversation_of = dict((await session.execute(select(Conversation.contact_id, Conversation.id))).all())
+    assert texts[conversation_of[on_telegram]].startswith("Hi Alice, meet the X200")
+    assert texts[conversation_of[by_mail]].startswith("Dear Alice,\n\nthe X200 is here. Regards")
+
+    refused = [
+        (StepSpec("a", {"en": "Hi"}, channel="telegram", channel_templates={"email": {"en": "Dear"}}),
+         "the step sends only on telegram"),
+        (StepSpec("a", {"en": "Hi"}, channel_templates={"fax": {"en": "Hi"}}), "fax: not a channel kind"),
+        (StepSpec("a", {"en": "Hi"}, channel_templates={"email": {"en": "Dear {surname}"}}),
+         "channel_templates.email.en: unknown variable {surname}"),
+    ]
+    for spec, message in refused:
+        async with sessions() as session:
+            with pytest.raises(CampaignInvalid, match=message.replace("{", r"\{")):
+                await nurture.create_campaign("c", audience={}, steps=[spec], exits=[], channel_kinds=KINDS,
+                                              actor=None, db_session=session)
+
+
+async def test_a_campaigns_own_caps_hold_steps_back_until_they_fit_and_drop_none(sessions):
+    account = await make_account(sessions)
+    first, second, third = await customers(sessions, account, "1", "2", "3")
+    steps = [StepSpec(f"step {n}", {"en": f"Message {n}"}) for n in (1, 2, 3)]
+    async with sessions() as session, session.begin():
+        campaign = await nurture.create_campaign(
+            "Capped", audience={"tags": ["expo"]}, steps=steps, exits=[], channel_kinds=KINDS, actor=None,
+            caps={"per_contact": {"messages": 2, "days": 7}, "per_day": 4}, db_session=session)
+        await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
+    planner = NurturePlanner(sessions, default_timezone="UTC")
+    start = (utcnow() + dt.timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+
+    async def sent_per_contact() -> dict[int, int]:
+        async with sessions() as session:
+            return dict((await session.execute(
+                select(Enrolment.contact_id, func.count()).join(OutboxMessage, OutboxMessage.enrolment_id == Enrolment.id)
+                .group_by(Enrolment.contact_id))).all())
+
+    report = await planner.run_until_idle(start)
+    # Two each to the first two people, then the day's four are used: the third waits for tomorrow.
+    assert report.queued == 4 and report.capped == 3
+    assert await sent_per_contact() == {first: 2, second: 2}
+    held = await enrolments(sessions)
+    assert "2 in 7 days to this person already" in held[first].note
+    assert "the campaign's 4 a day have gone" in held[third].note
+    assert held[third].next_due_at == start.replace(hour=0) + dt.timedelta(days=1)
+
+    await planner.run_until_idle(start + dt.timedelta(days=1))
+    assert await sent_per_contact() == {first: 2, second: 2, third: 2}
+    await planner.run_until_idle(start + dt.timedelta(days=6.9))
+    assert await sent_per_contact() == {first: 2, second: 2, third: 2}   # nobody's week is over yet
+    await planner.run_until_idle(start + dt.timedelta(days=7, minutes=1))
+    assert await sent_per_contact() == {first: 3, second: 3, third: 2}
+    await planner.run_until_idle(start + dt.timedelta(days=8, minutes=1))
+    assert await sent_per_contact() == {first: 3, second: 3, third: 3}
+    assert {e.status for e in (await enrolments(sessions)).values()} == {EnrolmentStatus.COMPLETED}
+    assert len({row.idempotency_key for row in await sends(sessions)}) == 9
+
+    for caps, message in (({"per_contact": {"messages": 2}}, "caps.per_contact"),
+                          ({"per_day": 0}, "caps.per_day: a whole number from 1"),
+                          ({"per_contact": {"messages": 1, "days": 0}}, "days: more than 0"),
+                          ({"per_week": 3}, "caps: unknown per_week")):
+        async with sessions() as session:
+            with pytest.raises(CampaignInvalid, match=message):
+                await nurture.create_campaign("c", audience={}, steps=[WELCOME], exits=[], channel_kinds=KINDS,
+                                              actor=None, caps=caps, db_session=session)
