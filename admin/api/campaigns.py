@@ -40,7 +40,7 @@ async def _campaign(campaign_id: int, session: AsyncSession) -> Campaign:
 async def _read(campaign: Campaign, session: AsyncSession) -> CampaignRead:
     steps = await nurture.steps_of(campaign.id, db_session=session)
     return CampaignRead(id=campaign.id, name=campaign.name, status=campaign.status.value, audience=campaign.audience,
-                        exits=campaign.exits, created_at=campaign.created_at,
+                        exits=campaign.exits, caps=campaign.caps, created_at=campaign.created_at,
                         steps=[CampaignStepRead.model_validate(step) for step in steps])
 
 
@@ -50,7 +50,8 @@ async def create(body: CampaignCreate, user: User = Depends(require_role(*BUILDE
     steps = [StepSpec(**step.model_dump()) for step in body.steps]
     try:
         campaign = await nurture.create_campaign(body.name, audience=body.audience, steps=steps, exits=body.exits,
-                                                 channel_kinds=ctx.catalog.kinds, actor=user, db_session=session)
+                                                 channel_kinds=ctx.catalog.kinds, actor=user, caps=body.caps,
+                                                 db_session=session)
     except CampaignInvalid as exc:
         raise HTTPException(422, str(exc)) from None
     await session.commit()

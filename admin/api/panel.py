@@ -401,17 +401,23 @@ async def audit_log(limit: int = Query(100, ge=1, le=1000), before_id: int | Non
 class CampaignPreview(BaseModel):
     audience: dict[str, Any] = Field(default_factory=dict)
     templates: list[dict[str, str]] = Field(default_factory=list, description="Each step's template")
+    channel_templates: list[dict[str, dict[str, str]]] = Field(
+        default_factory=list, description="Each step's wording per channel kind, beside `templates`")
 
 
 @router.post("/campaigns/preview")
 async def campaign_preview(body: CampaignPreview, _: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
+                           ctx: ApiContext = Depends(api_context),
                            session: AsyncSession = Depends(db_session)) -> dict:
     """How many contacts the audience holds now, a few of them, and each step's text as
-    the first of them would read it, before anything is saved."""
+    the first of them would read it (per language, and per channel where worded so),
+    before anything is saved."""
+    per_channel = body.channel_templates + [{}] * (len(body.templates) - len(body.channel_templates))
     try:
         where = nurture.Audience.from_dict(body.audience).contact_filter()
-        for n, template in enumerate(body.templates, 1):
+        for n, (template, by_kind) in enumerate(zip(body.templates, per_channel, strict=False), 1):
             nurture.validate_template(template, f"step {n}")
+            nurture.validate_channel_templates(by_kind, None, set(ctx.catalog.kinds), f"step {n}")
     except nurture.CampaignInvalid as exc:
         raise HTTPException(422, str(exc)) from None
     count = await session.scalar(select(func.count()).select_from(Contact).where(*where)) or 0
@@ -420,8 +426,10 @@ async def campaign_preview(body: CampaignPreview, _: User = Depends(require_role
     variables = {"name": (first.display_name if first else None) or "王伟", "rep": "李雷", "campaign": "…"}
     return {"count": count,
             "sample": [{"id": c.id, "name": c.display_name, "language": c.language} for c in sample],
-            "previews": [{lang: nurture.render(template, lang, variables) for lang in template}
-                         for template in body.templates]}
+            "previews": [{**{lang: nurture.render(template, lang, variables) for lang in template},
+                          **{f"{kind} · {lang}": nurture.render(worded, lang, variables)
+                             for kind, worded in by_kind.items() for lang in worded}}
+                         for template, by_kind in zip(body.templates, per_channel, strict=False)]}
 
 
 # ---- channels: the fields each kind needs, and a connection test ------------------

@@ -172,6 +172,9 @@ class CampaignStepCreate(BaseModel):
     channel: str | None = Field(default=None, description="A channel kind; none: the contact's latest channel")
     template: dict[str, str] = Field(description='Text per language: {"zh": "{name}您好", "en": "Hi {name}"}; '
                                                  "variables {name}, {rep}, {campaign}")
+    channel_templates: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description='Other wording where the contact is reached on a channel kind: '
+                                          '{"email": {"en": "Dear {name}, ..."}}; the template elsewhere')
     delay_minutes: int = Field(default=0, ge=0, le=366 * 24 * 60)
     delay_from: str = Field(default="previous", pattern="^(previous|enrolment)$")
     send_at: dt.datetime | None = Field(default=None, description="An absolute time instead of a delay")
@@ -190,6 +193,10 @@ class CampaignCreate(BaseModel):
     exits: list[str] = Field(default_factory=lambda: ["reply", "conversion"],
                              description="reply, conversion; opt-out and manual exits always apply")
     steps: list[CampaignStepCreate] = Field(min_length=1, max_length=50)
+    caps: dict[str, Any] = Field(default_factory=dict, examples=[{"per_contact": {"messages": 2, "days": 7},
+                                                                  "per_day": 500}],
+                                 description="The campaign's own limits under the hub's marketing cap: per "
+                                             "person in a number of days, and per day in all")
 
 
 class CampaignStepRead(CampaignStepCreate):
@@ -207,6 +214,7 @@ class CampaignRead(BaseModel):
     status: str
     audience: dict[str, Any]
     exits: list[str]
+    caps: dict[str, Any] = Field(default_factory=dict)
     created_at: dt.datetime
     steps: list[CampaignStepRead] = Field(default_factory=list)
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core import users, web_auth
-from crm_core.models import Campaign, CampaignStatus, Contact, Role
+from crm_core.models import Campaign, CampaignStatus, CampaignStep, Contact, Role
 from tests.fakes.stack import eventually, telegram_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -106,15 +106,29 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     await page.fill("input[name=name]", "Spring offer")
     await page.uncheck("input[name=consent]")
     await page.fill("#steps textarea[name=template_en]", "Hi {name}, spring prices are in.")
+    await page.select_option("#steps .wording-kind", "email")
+    await page.click("#steps .add-wording")
+    await page.fill("#steps .wording[data-kind=email] textarea[name=wording_en]", "Dear {name},\n\nour spring prices are in.")
+    await page.fill("input[name=cap_messages]", "2")
+    await page.fill("input[name=cap_days]", "7")
+    await page.fill("input[name=cap_per_day]", "500")
     await page.click("#preview")
     count = await page.wait_for_selector("#audience-count")
     assert "1 contacts match" in await count.inner_text()
-    assert "Hi Wang Wei, spring prices are in." in await page.inner_text("#preview-out")
+    preview = await page.inner_text("#preview-out")
+    assert "Hi Wang Wei, spring prices are in." in preview and "email · en: Dear Wang Wei," in preview
     await shot(page, "campaign-builder")
     await page.click("#create-campaign")
     await page.wait_for_selector("[data-start]")
     await page.click("[data-start]")
     await page.wait_for_selector("[data-status=active]")
+    async with stack.hub.sessions() as session:
+        campaign = await session.scalar(select(Campaign).where(Campaign.name == "Spring offer"))
+        step = await session.scalar(select(CampaignStep).where(CampaignStep.campaign_id == campaign.id))
+    assert campaign.caps == {"per_contact": {"messages": 2, "days": 7}, "per_day": 500}
+    assert step.channel_templates == {"email": {"en": "Dear {name},\n\nour spring prices are in."}}
+    await page.click(f"a[href='#/campaigns/{campaign.id}']")
+    assert "2 per person in 7 days · 500 a day" in await (await page.wait_for_selector("#campaign-caps")).inner_text()
 
     # A lead import with its progress and its error report.
     sheet = tmp_path / "expo-leads.csv"

@@ -39,6 +39,10 @@ const TEXT = {
     delay: "Delay (minutes after the previous step)", window_start: "Send from (HH:MM)", window_end: "Send until (HH:MM)",
     condition: "Condition", cond_none: "Always", cond_not_replied: "Only if they have not replied",
     cond_replied: "Only if they replied", exits: "Leave the campaign on", exit_reply: "a reply", exit_conversion: "a conversion",
+    caps: "Campaign caps (beyond the hub's marketing cap)", cap_messages: "At most … messages to one person",
+    cap_days: "… in this many days", cap_per_day: "At most … messages a day in all", caps_hint: "A step over a cap waits until it fits; none is dropped.",
+    add_channel_wording: "Word it differently for a channel", channel_wording: "Wording for {kind}",
+    caps_none: "none", per_person: "{n} per person in {d} days", per_day: "{n} a day",
     create_campaign: "Create campaign", created_ok: "Created", started_ok: "Started", paused_ok: "Paused",
     any_channel: "Their latest channel", add_channel: "Add a channel account", kind: "Kind",
     test_connection: "Test connection", connection_ok: "Connection works: {name}", webhook_url: "Webhook URL (paste it into the platform)",
@@ -114,6 +118,10 @@ const TEXT = {
     delay: "延迟（上一步之后的分钟数）", window_start: "发送开始 (HH:MM)", window_end: "发送结束 (HH:MM)",
     condition: "条件", cond_none: "总是发送", cond_not_replied: "仅当客户未回复", cond_replied: "仅当客户已回复",
     exits: "以下情况退出活动", exit_reply: "客户回复", exit_conversion: "客户转化",
+    caps: "活动频次上限（在全局营销上限之内）", cap_messages: "每人最多……条",
+    cap_days: "……统计天数", cap_per_day: "每天合计最多……条", caps_hint: "超出上限的步骤会等待，不会丢弃。",
+    add_channel_wording: "为某个渠道单独撰写", channel_wording: "{kind} 渠道文案",
+    caps_none: "无", per_person: "每人 {d} 天内 {n} 条", per_day: "每天 {n} 条",
     create_campaign: "创建活动", created_ok: "已创建", started_ok: "已启动", paused_ok: "已暂停",
     any_channel: "客户最近使用的渠道", add_channel: "添加渠道账号", kind: "类型",
     test_connection: "测试连接", connection_ok: "连接成功：{name}", webhook_url: "回调地址（粘贴到平台后台）",
@@ -610,9 +618,14 @@ async function campaignsPage(main, rest) {
   });
 }
 
+const CHANNEL_KINDS = ["telegram", "wechat", "wecom", "dingtalk", "email"];
+const capsText = (caps) => [caps.per_contact ? t("per_person", {n: caps.per_contact.messages, d: caps.per_contact.days}) : "",
+  caps.per_day ? t("per_day", {n: caps.per_day}) : ""].filter(Boolean).join(" · ") || t("caps_none");
+
 async function campaignResults(main, id) {
   const [campaign, results] = await Promise.all([api("GET", `/campaigns/${id}`), api("GET", `/campaigns/${id}/results`)]);
   main.innerHTML = `<h1>${esc(campaign.name)} <span class="badge" id="campaign-status">${esc(campaign.status)}</span></h1>
+    <p class="muted" id="campaign-caps">${esc(t("caps"))}: ${esc(capsText(campaign.caps))}</p>
     <section class="card"><h3>${esc(t("results"))}</h3><dl class="kv">${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"]
       .map((k) => `<dt>${esc(t(k))}</dt><dd>${esc(results[k])}</dd>`).join("")}</dl></section>
     <div class="table-wrap"><table><tr><th>${esc(t("step"))}</th><th>${esc(t("name"))}</th>${["sent", "delivered", "replied", "opted_out", "converted"].map((k) => `<th>${esc(t(k))}</th>`).join("")}</tr>
@@ -630,6 +643,11 @@ function campaignBuilder(main) {
       <label class="row"><input type="checkbox" name="consent" checked style="width:auto"> ${esc(t("consent_only"))}</label>
       <h3>${esc(t("step"))}</h3><div id="steps"></div>
       <button type="button" id="add-step">${esc(t("add_step"))}</button>
+      <h3>${esc(t("caps"))}</h3><div class="step-grid">
+        <label>${esc(t("cap_messages"))}<input name="cap_messages" type="number" min="1" max="1000"></label>
+        <label>${esc(t("cap_days"))}<input name="cap_days" type="number" min="0.1" max="365" step="any"></label>
+        <label>${esc(t("cap_per_day"))}<input name="cap_per_day" type="number" min="1"></label></div>
+      <div class="hint">${esc(t("caps_hint"))}</div>
       <h3>${esc(t("exits"))}</h3><div class="row"><label class="row"><input type="checkbox" name="exit_reply" checked style="width:auto"> ${esc(t("exit_reply"))}</label>
         <label class="row"><input type="checkbox" name="exit_conversion" checked style="width:auto"> ${esc(t("exit_conversion"))}</label></div>
       <div class="row"><button type="button" id="preview">${esc(t("preview"))}</button><button type="submit" class="primary" id="create-campaign">${esc(t("create_campaign"))}</button></div>
@@ -642,14 +660,29 @@ function campaignBuilder(main) {
     div.className = "step";
     div.innerHTML = `<div class="row"><strong>${esc(t("step"))} ${n}</strong><span class="spacer" style="flex:1"></span><button type="button" class="link remove-step">${esc(t("remove"))}</button></div>
       <div class="step-grid"><label>${esc(t("name"))}<input name="step_name" value="${esc(t("step"))} ${n}"></label>
-        <label>${esc(t("channel"))}<select name="step_channel"><option value="">${esc(t("any_channel"))}</option>${["telegram", "wechat", "wecom", "dingtalk", "email"].map((k) => `<option>${k}</option>`).join("")}</select></label>
+        <label>${esc(t("channel"))}<select name="step_channel"><option value="">${esc(t("any_channel"))}</option>${CHANNEL_KINDS.map((k) => `<option>${k}</option>`).join("")}</select></label>
         <label>${esc(t("delay"))}<input name="delay" type="number" min="0" value="${n === 1 ? 0 : 1440}"></label>
         <label>${esc(t("window_start"))}<input name="window_start" placeholder="09:00" pattern="\\d{2}:\\d{2}"></label>
         <label>${esc(t("window_end"))}<input name="window_end" placeholder="18:00" pattern="\\d{2}:\\d{2}"></label>
         <label>${esc(t("condition"))}<select name="condition"><option value="">${esc(t("cond_none"))}</option><option value="not_replied">${esc(t("cond_not_replied"))}</option><option value="replied">${esc(t("cond_replied"))}</option></select></label></div>
       <label>${esc(t("template_zh"))}<textarea name="template_zh">{name}您好！</textarea></label>
-      <label>${esc(t("template_en"))}<textarea name="template_en">Hi {name}!</textarea></label><div class="hint">${esc(t("variables"))}</div>`;
+      <label>${esc(t("template_en"))}<textarea name="template_en">Hi {name}!</textarea></label><div class="hint">${esc(t("variables"))}</div>
+      <div class="channel-wordings"></div>
+      <div class="row"><select class="wording-kind">${CHANNEL_KINDS.map((k) => `<option>${k}</option>`).join("")}</select>
+        <button type="button" class="add-wording">${esc(t("add_channel_wording"))}</button></div>`;
     div.querySelector(".remove-step").onclick = () => { if ($$("#steps .step").length > 1) div.remove(); };
+    div.querySelector(".add-wording").onclick = () => {
+      const kind = div.querySelector(".wording-kind").value;
+      if (div.querySelector(`.wording[data-kind="${kind}"]`)) return div.querySelector(`.wording[data-kind="${kind}"] textarea`).focus();
+      const block = document.createElement("div");
+      block.className = "wording";
+      block.dataset.kind = kind;
+      block.innerHTML = `<div class="row"><strong>${esc(t("channel_wording", {kind}))}</strong><span style="flex:1"></span><button type="button" class="link">${esc(t("remove"))}</button></div>
+        <label>${esc(t("template_zh"))}<textarea name="wording_zh"></textarea></label><label>${esc(t("template_en"))}<textarea name="wording_en"></textarea></label>`;
+      block.querySelector("button").onclick = () => block.remove();
+      div.querySelector(".channel-wordings").appendChild(block);
+      block.querySelector("textarea").focus();
+    };
     $("#steps").appendChild(div);
   };
   addStep();
@@ -663,7 +696,16 @@ function campaignBuilder(main) {
       const template = {};
       if (v("template_zh")) template.zh = v("template_zh");
       if (v("template_en")) template.en = v("template_en");
-      const step = {name: v("step_name") || t("step"), channel: v("step_channel") || null, template, delay_minutes: Number(v("delay") || 0)};
+      const channel_templates = {};
+      div.querySelectorAll(".wording").forEach((block) => {
+        const worded = {};
+        for (const lang of ["zh", "en"]) {
+          const text = block.querySelector(`[name="wording_${lang}"]`).value.trim();
+          if (text) worded[lang] = text;
+        }
+        if (Object.keys(worded).length) channel_templates[block.dataset.kind] = worded;
+      });
+      const step = {name: v("step_name") || t("step"), channel: v("step_channel") || null, template, channel_templates, delay_minutes: Number(v("delay") || 0)};
       if (v("window_start")) step.window_start = v("window_start");
       if (v("window_end")) step.window_end = v("window_end");
       if (v("condition")) step.condition = {replied: v("condition") === "replied"};
@@ -672,11 +714,14 @@ function campaignBuilder(main) {
     const exits = [];
     if (form.exit_reply.checked) exits.push("reply");
     if (form.exit_conversion.checked) exits.push("conversion");
-    return {name: form.name.value.trim(), audience, steps, exits};
+    const caps = {};
+    if (form.cap_messages.value !== "" || form.cap_days.value !== "") caps.per_contact = {messages: Number(form.cap_messages.value), days: Number(form.cap_days.value)};
+    if (form.cap_per_day.value !== "") caps.per_day = Number(form.cap_per_day.value);
+    return {name: form.name.value.trim(), audience, steps, exits, caps};
   };
   $("#preview").onclick = async () => {
     const body = collect();
-    const result = await attempt(() => api("POST", "/campaigns/preview", {audience: body.audience, templates: body.steps.map((s) => s.template)}));
+    const result = await attempt(() => api("POST", "/campaigns/preview", {audience: body.audience, templates: body.steps.map((s) => s.template), channel_templates: body.steps.map((s) => s.channel_templates)}));
     if (!result) return;
     const out = $("#preview-out");
     out.hidden = false;
