@@ -1,9 +1,10 @@
 """Leads: opened once per contact, routed to a rep, scored, segmented, timed, handed on.
 
 No lead is forgotten: each open lead has an owner from the routing rules (sticky
-to the contact's existing owner, else by territory, then round-robin or load),
-a first-response deadline the SLA watcher enforces, and a history (`LeadEvent`)
-that survives the rep: a departed rep's leads move to a successor with it.
+to the contact's existing owner, else the team taking the customer's channel, by
+territory, then round-robin or load), a first-response deadline the SLA watcher
+enforces, and a history (`LeadEvent`) that survives the rep: a departed rep's
+leads move to a successor with it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core import teams
 from crm_core.db import utcnow
 from crm_core.models import Contact, Conversation, Lead, LeadEvent, Role, User
 
@@ -134,10 +136,15 @@ async def route(lead: Lead, rules: LeadRules, *, db_session: AsyncSession, owner
         await record(lead, "unrouted", db_session=db_session, reason="waiting for a rep to claim it")
         return None
     if owner is None:
-        reps = list((await db_session.scalars(select(User).where(User.role == Role.REP, User.is_active.is_(True))
-                                              .order_by(User.id))).all())
+        everyone = list((await db_session.scalars(select(User).where(User.role == Role.REP,
+                                                                     User.is_active.is_(True))
+                                                  .order_by(User.id))).all())
+        # Teams that take the channel the customer wrote on come first, then territories.
+        kind = await teams.latest_kind(lead.contact_id, db_session=db_session)
+        in_team = teams.members_of(everyone, await teams.covering(kind, db_session=db_session))
+        reps, why = (in_team, "team, ") if in_team else (everyone, "")
         covering = [r for r in reps if _covers(r, lead)]
-        candidates, why = (covering, "territory, ") if covering else (reps, "")
+        candidates, why = (covering, why + "territory, ") if covering else (reps, why)
         if not candidates:
             await record(lead, "unrouted", db_session=db_session, reason="no active rep")
             return None

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import audit, leads
+from crm_core import audit, leads, teams
 from crm_core.conversations import person_takes_over
 from crm_core.leads import LeadRules
 from crm_core.models import (
@@ -112,12 +112,21 @@ async def active_managers_with_handles(*, db_session: AsyncSession) -> Sequence[
     return await _active_with_handles(Role.MANAGER, db_session)
 
 
+async def reps_for(conversation: Conversation, *, db_session: AsyncSession) -> Sequence[User]:
+    """The reps who should hear of an unowned customer: those of the teams that take the
+    conversation's channel, else every active rep reachable in a chat app."""
+    everyone = await active_reps_with_handles(db_session=db_session)
+    kind = await teams.kind_of_conversation(conversation.id, db_session=db_session)
+    return teams.first_in_line(everyone, await teams.covering(kind, db_session=db_session))
+
+
 async def manager_of(user: User, *, db_session: AsyncSession) -> User | None:
-    """The user's manager, if they have an active one."""
-    if user.manager_user_id is None:
-        return None
-    manager = await db_session.get(User, user.manager_user_id)
-    return manager if manager is not None and manager.is_active else None
+    """The user's manager if they have an active one, else their team's."""
+    if user.manager_user_id is not None:
+        manager = await db_session.get(User, user.manager_user_id)
+        if manager is not None and manager.is_active:
+            return manager
+    return await teams.team_manager(user, db_session=db_session)
 
 
 async def managers_for(user: User | None, *, db_session: AsyncSession) -> Sequence[User]:

@@ -24,6 +24,7 @@ from admin.api import (
     leads,
     opinion,
     panel,
+    teams,
     users,
 )
 from admin.api import settings as settings_api
@@ -138,7 +139,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)
     for module in (campaigns, channel_accounts, contacts, conversations, events, faq, leads, opinion, panel,
-                   settings_api, users):
+                   settings_api, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ApiContext, api_context, db_session, require_role
-from crm_core import audit, reps
+from crm_core import audit, reps, teams
 from crm_core.models import ChannelAccount, Role, User
 from crm_core.ports import OutboundMessage
 
@@ -21,6 +21,7 @@ class UserCreate(BaseModel):
     display_name: str | None = Field(default=None, max_length=200)
     role: Role
     manager_user_id: int | None = None
+    team_id: int | None = None
 
 
 class UserRead(BaseModel):
@@ -31,8 +32,19 @@ class UserRead(BaseModel):
     display_name: str | None
     role: Role
     manager_user_id: int | None
+    team_id: int | None = None
     is_active: bool
     territory: dict | None = None
+
+
+class UserUpdate(BaseModel):
+    """The fields to change; those left out stay as they are."""
+
+    display_name: str | None = Field(default=None, max_length=200)
+    role: Role | None = None
+    manager_user_id: int | None = Field(default=None, description="0: no manager")
+    team_id: int | None = Field(default=None, description="0: in no team")
+    is_active: bool | None = None
 
 
 class HandleCreate(BaseModel):
@@ -68,8 +80,55 @@ async def create_user(body: UserCreate, actor: User = Depends(require_role(Role.
                 manager_user_id=body.manager_user_id)
     session.add(user)
     await session.flush()
+    if body.team_id is not None:
+        try:
+            await teams.join(user, body.team_id, actor=actor, db_session=session)
+        except teams.TeamRefused as exc:
+            raise HTTPException(422, str(exc)) from None
     await audit.record("user.create", entity_type="user", entity_id=user.id, actor=actor, db_session=session,
                        details={"username": user.username, "role": user.role.value})
+    await session.commit()
+    return UserRead.model_validate(user)
+
+
+@router.patch("/{user_id}", response_model=UserRead)
+async def update_user(user_id: int, body: UserUpdate, actor: User = Depends(require_role(Role.ADMIN)),
+                      session: AsyncSession = Depends(db_session)) -> UserRead:
+    """Rename, change the role, the manager or the team, switch off or on (audited)."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise HTTPException(404, f"no user {user_id}")
+    changes = body.model_dump(exclude_unset=True)
+    if user.id == actor.id and (changes.get("role", Role.ADMIN) != Role.ADMIN or changes.get("is_active") is False):
+        raise HTTPException(422, "you cannot take away your own admin role or switch yourself off; "
+                                 "ask another admin")
+    before = {"display_name": user.display_name, "role": user.role.value, "manager_user_id": user.manager_user_id,
+              "team_id": user.team_id, "is_active": user.is_active}
+    if "manager_user_id" in changes:
+        manager_id = changes["manager_user_id"] or None
+        manager = await session.get(User, manager_id) if manager_id else None
+        if manager_id is not None and (manager is None or manager.role not in (Role.MANAGER, Role.ADMIN)):
+            raise HTTPException(422, f"user {manager_id} is not a manager; choose a manager or admin")
+        if manager_id == user.id:
+            raise HTTPException(422, "a user cannot be their own manager")
+        user.manager_user_id = manager_id
+    if "team_id" in changes:
+        try:
+            await teams.join(user, changes["team_id"] or None, actor=actor, db_session=session)
+        except teams.TeamRefused as exc:
+            raise HTTPException(422, str(exc)) from None
+    if changes.get("role") is not None:
+        user.role = changes["role"]
+    if changes.get("is_active") is not None:
+        user.is_active = changes["is_active"]
+    if "display_name" in changes:
+        user.display_name = (changes["display_name"] or "").strip() or None
+    after = {"display_name": user.display_name, "role": user.role.value, "manager_user_id": user.manager_user_id,
+             "team_id": user.team_id, "is_active": user.is_active}
+    if after != before:
+        await audit.record("user.update", entity_type="user", entity_id=user.id, actor=actor, db_session=session,
+                           details={"from": {k: v for k, v in before.items() if after[k] != v},
+                                    "to": {k: v for k, v in after.items() if before[k] != v}})
     await session.commit()
     return UserRead.model_validate(user)
 

@@ -314,7 +314,7 @@ class CustomerBot:
         owner = await db.get(User, lead.owner_user_id) if lead.owner_user_id else None
         # The owner; while nobody owns it (claim routing), every rep, so the first to claim knows the answers.
         targets = [owner] if owner is not None and owner.is_active else \
-            await reps.active_reps_with_handles(db_session=db)
+            await reps.reps_for(ctx.conversation, db_session=db)
         for user in targets:
             if await send_card(user, "card_form_done", ctx.conversation, key=f"form:{lead.id}:{ctx.message.id}",
                                latest=_fields_text(fields, user.language or "zh"), db_session=db):

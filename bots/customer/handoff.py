@@ -43,7 +43,7 @@ async def hand_off(ctx: HandlerContext, reason: str, session_state: BotSession |
     if owner is not None and owner.is_active:
         targets[owner.id] = owner
     else:
-        for rep in await reps.active_reps_with_handles(db_session=db):
+        for rep in await reps.reps_for(conversation, db_session=db):
             targets[rep.id] = rep
     if reason == "upset":
         for manager in await reps.managers_for(owner, db_session=db):

@@ -118,9 +118,10 @@ class RepAlerts:
 
 async def alert_new_lead(ctx: HandlerContext, conversation: Conversation, *, key: str,
                          exclude_user_id: int | None = None) -> int:
-    """A claimable card to every active rep reachable in a chat app; how many got it."""
+    """A claimable card to every active rep reachable in a chat app (those of the teams
+    taking the customer's channel, if any); how many got it."""
     count = 0
-    for rep in await reps.active_reps_with_handles(db_session=ctx.db_session):
+    for rep in await reps.reps_for(conversation, db_session=ctx.db_session):
         if rep.id != exclude_user_id:
             count += await _card(ctx, rep, "card_new_lead", key=key, conversation=conversation)
     return count

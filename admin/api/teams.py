@@ -1,0 +1,86 @@
+"""Teams: reps under a manager, and the channels whose new leads go to them first.
+Admins change them; managers read them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from admin.api.deps import ApiContext, api_context, db_session, require_role
+from crm_core import teams
+from crm_core.models import Role, Team, User
+
+router = APIRouter(prefix="/teams", tags=["teams"])
+
+
+class TeamWrite(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    manager_user_id: int | None = Field(default=None, description="An active manager who leads the team")
+    channels: list[str] = Field(default_factory=list, max_length=20,
+                                description="Channel kinds whose new leads and unclaimed customers go to "
+                                            "this team's reps first")
+
+
+class TeamRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    manager_user_id: int | None
+    channels: list[str]
+    members: int = 0
+
+
+async def _team(team_id: int, session: AsyncSession) -> Team:
+    team = await session.get(Team, team_id)
+    if team is None:
+        raise HTTPException(404, f"no team {team_id}")
+    return team
+
+
+async def _read(team: Team, session: AsyncSession) -> TeamRead:
+    members = await session.scalar(select(func.count()).where(User.team_id == team.id)) or 0
+    return TeamRead(id=team.id, name=team.name, manager_user_id=team.manager_user_id, channels=team.channels,
+                    members=members)
+
+
+@router.get("", response_model=list[TeamRead])
+async def list_teams(_: User = Depends(require_role(Role.ADMIN, Role.MANAGER)),
+                     session: AsyncSession = Depends(db_session)) -> list[TeamRead]:
+    return [await _read(t, session) for t in (await session.scalars(select(Team).order_by(Team.name))).all()]
+
+
+@router.post("", response_model=TeamRead, status_code=201)
+async def create(body: TeamWrite, actor: User = Depends(require_role(Role.ADMIN)),
+                 ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> TeamRead:
+    try:
+        team = await teams.create(body.name, manager_user_id=body.manager_user_id, channels=body.channels,
+                                  channel_kinds=ctx.catalog.kinds, actor=actor, db_session=session)
+    except teams.TeamRefused as exc:
+        raise HTTPException(409 if "exists already" in str(exc) else 422, str(exc)) from None
+    await session.commit()
+    return await _read(team, session)
+
+
+@router.put("/{team_id}", response_model=TeamRead)
+async def update(team_id: int, body: TeamWrite, actor: User = Depends(require_role(Role.ADMIN)),
+                 ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> TeamRead:
+    team = await _team(team_id, session)
+    try:
+        await teams.update_team(team, name=body.name, manager_user_id=body.manager_user_id, channels=body.channels,
+                                channel_kinds=ctx.catalog.kinds, actor=actor, db_session=session)
+    except teams.TeamRefused as exc:
+        raise HTTPException(409 if "exists already" in str(exc) else 422, str(exc)) from None
+    await session.commit()
+    return await _read(team, session)
+
+
+@router.delete("/{team_id}")
+async def delete(team_id: int, actor: User = Depends(require_role(Role.ADMIN)),
+                 session: AsyncSession = Depends(db_session)) -> dict:
+    """Remove the team; its members stay, in no team."""
+    members = await teams.delete(await _team(team_id, session), actor=actor, db_session=session)
+    await session.commit()
+    return {"deleted": team_id, "members_now_without_team": members}
