@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core import users, web_auth
-from crm_core.models import Campaign, CampaignStatus, CampaignStep, Contact, Role
+from crm_core.models import Campaign, CampaignStatus, CampaignStep, Contact, Role, Team, User
 from tests.fakes.stack import eventually, telegram_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -208,8 +208,10 @@ async def test_settings_change_live_the_language_switches_and_a_rep_is_refused(s
     await page.goto("/admin#/settings")
     await page.fill("input[name=sla_first_response_minutes]", "15")
     await page.fill("textarea[name=opinion_products]", "X200: x200, X200充电器")
+    await page.fill("input[name=lead_stages]", "new,contacted,demo,won,lost")
     await page.click("#save-settings")
     await page.wait_for_selector("label:has(input[name=sla_first_response_minutes]) .badge")
+    assert stack.hub.settings.lead_rules.stages == ("new", "contacted", "demo", "won", "lost")
     assert stack.hub.sla.first_response.total_seconds() == 15 * 60
     assert stack.hub.opinion.products.products("X200充电器坏了") == ["X200"]
     await shot(page, "settings")
@@ -268,6 +270,26 @@ async def test_every_page_opens_in_both_languages_and_the_forms_save(stack, brow
     other = await page_for(browser, stack)
     await sign_in(other, "newrep", "a long first password")
     assert await other.is_visible("#nav a[data-page=inbox]")
+
+    # A team that takes the Telegram leads; the new rep joins it, with a territory.
+    await page.goto("/admin#/users")
+    await page.fill("#team-form input[name=name]", "上海团队")
+    await page.check("#team-form input[name=channel][value=telegram]")
+    await page.click("#save-team")
+    await page.wait_for_selector("#teams-table td:has-text('上海团队')")
+    async with stack.hub.sessions() as session:
+        newrep = await session.scalar(select(User).where(User.username == "newrep"))
+    await page.click(f"[data-edit='{newrep.id}']")
+    await page.select_option("#edit-user-form select[name=team]", label="上海团队")
+    await page.fill("#edit-user-form input[name=regions]", "华东, East China")
+    await page.click("#save-user")
+    await page.wait_for_selector(f"tr[data-user='{newrep.id}'] td:has-text('上海团队')")
+    async with stack.hub.sessions() as session:
+        team = await session.scalar(select(Team))
+        newrep = await session.get(User, newrep.id)
+    assert (team.name, team.channels, newrep.team_id) == ("上海团队", ["telegram"], team.id)
+    assert newrep.territory == {"regions": ["华东", "East China"], "industries": []}
+    await shot(page, "users-teams")
 
     # Contacts: search, the 360 view.
     await page.goto("/admin#/contacts")

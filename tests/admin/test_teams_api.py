@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core import leads, reps
-from crm_core.models import AuditLog, Contact, Conversation, Lead, Role, User
+from crm_core.models import AuditLog, Contact, Conversation, Lead, Role, User, UserHandle
 from tests.admin.test_api import token_for
 from tests.fakes.stack import eventually, telegram_stack
 
@@ -56,6 +56,13 @@ async def test_a_team_takes_the_new_leads_of_its_channel_and_its_manager_hears_o
             imported = await leads.open_lead(sheet.id, source_kind="import", rules=rules, db_session=session)
             assert imported.lead.owner_user_id == li
 
+            # While nobody owns a Telegram customer, the claim and handoff cards go to the team.
+            for rep_id in (li, wang):
+                session.add(UserHandle(user_id=rep_id, channel_account_id=stack.account_id, external_id=f"r{rep_id}"))
+            await session.flush()
+            conversation = await session.scalar(select(Conversation))
+            assert [u.id for u in await reps.reps_for(conversation, db_session=session)] == [wang]
+
             # Wang has no manager of his own: the team's manager hears of his customers.
             assert (await reps.manager_of(await session.get(User, wang), db_session=session)).id == mia
             assert await reps.manager_of(await session.get(User, li), db_session=session) is None
@@ -65,6 +72,8 @@ async def test_a_team_takes_the_new_leads_of_its_channel_and_its_manager_hears_o
         async with stack.hub.sessions() as session:
             assert (await session.get(User, wang)).team_id is None
             assert await session.scalar(select(Lead.owner_user_id).where(Lead.contact_id == contact_id)) == wang
+            conversation = await session.scalar(select(Conversation))
+            assert [u.id for u in await reps.reps_for(conversation, db_session=session)] == [li, wang]
             actions = (await session.scalars(select(AuditLog.action).where(AuditLog.entity_type == "team"))).all()
         assert actions == ["team.create", "team.delete"]
 

@@ -39,7 +39,7 @@ const TEXT = {
     delay: "Delay (minutes after the previous step)", window_start: "Send from (HH:MM)", window_end: "Send until (HH:MM)",
     condition: "Condition", cond_none: "Always", cond_not_replied: "Only if they have not replied",
     cond_replied: "Only if they replied", exits: "Leave the campaign on", exit_reply: "a reply", exit_conversion: "a conversion",
-    caps: "Campaign caps (beyond the hub's marketing cap)", cap_messages: "At most … messages to one person",
+    caps: "Campaign caps (on top of the hub's marketing cap)", cap_messages: "At most … messages to one person",
     cap_days: "… in this many days", cap_per_day: "At most … messages a day in all", caps_hint: "A step over a cap waits until it fits; none is dropped.",
     add_channel_wording: "Word it differently for a channel", channel_wording: "Wording for {kind}",
     caps_none: "none", per_person: "{n} per person in {d} days", per_day: "{n} a day",
@@ -55,6 +55,11 @@ const TEXT = {
     alerts: "Opinion alerts", volume: "Messages", peak: "Peak negative share", terms: "Top terms",
     username: "Username", display_name: "Display name", role: "Role", manager: "Manager", new_user: "New user",
     set_password: "Set password", password: "Password", password_set: "Password set", team: "Team",
+    teams: "Teams", new_team: "New team", edit: "Edit", members: "Members", team_channels: "Takes new leads from",
+    team_channels_hint: "Leads and unclaimed customers on these channels go to this team's reps first.",
+    no_team: "No team", no_manager: "No manager", territory: "Territory", regions: "Regions (comma separated)",
+    industries: "Industries (comma separated)", active_user: "Active (may sign in, gets leads)", edit_user: "Edit {name}",
+    delete_team_confirm: "Delete this team? Its members stay, in no team.",
     when: "When", who: "Who", action: "Action", entity: "Entity", details: "Details", more: "More",
     import_leads: "Import leads", import: "Import", reason: "Reason",
     merge_into_this: "Merge another contact (#) into this one", merge: "Merge", merged: "Merged",
@@ -134,6 +139,11 @@ const TEXT = {
     alerts: "舆情告警", volume: "消息数", peak: "负面占比峰值", terms: "高频词",
     username: "用户名", display_name: "显示名", role: "角色", manager: "上级", new_user: "新建用户",
     set_password: "设置密码", password: "密码", password_set: "密码已设置", team: "团队",
+    teams: "团队", new_team: "新建团队", edit: "编辑", members: "成员", team_channels: "负责以下渠道的新线索",
+    team_channels_hint: "这些渠道的线索和无人认领的客户优先分配给本团队的销售。",
+    no_team: "无团队", no_manager: "无上级", territory: "负责区域", regions: "地区（逗号分隔）",
+    industries: "行业（逗号分隔）", active_user: "启用（可登录、可分配线索）", edit_user: "编辑 {name}",
+    delete_team_confirm: "删除此团队？成员保留，但不再属于任何团队。",
     when: "时间", who: "操作人", action: "操作", entity: "对象", details: "详情", more: "更多",
     import_leads: "导入线索", import: "导入", reason: "原因",
     merge_into_this: "将另一个联系人（#）合并到此联系人", merge: "合并", merged: "已合并",
@@ -805,7 +815,7 @@ async function faqPage(main) {
     ${entries.map((e) => `<tr><td>${e.id}</td><td>${esc((e.questions.zh || []).join(" / "))}</td><td>${esc((e.questions.en || []).join(" / "))}</td>
       <td>${esc(e.answers.zh || e.answers.en || "")}</td><td><button type="button" data-edit="${e.id}">✎</button> <button type="button" class="danger" data-delete="${e.id}">${esc(t("delete"))}</button></td></tr>`).join("")
       || `<tr><td colspan="5" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>
-    <form class="card" id="faq-form"><h2 id="faq-form-title">${esc(t("new_entry"))}</h2><input type="hidden" name="id">
+    <form class="card" id="faq-form"><h2 id="faq-form-title">${esc(t("new_entry"))}</h2><input type="hidden" name="team_id">
       <div class="grid"><label>${esc(t("question_zh"))}<textarea name="q_zh"></textarea></label><label>${esc(t("question_en"))}<textarea name="q_en"></textarea></label>
       <label>${esc(t("answer_zh"))}<textarea name="a_zh"></textarea></label><label>${esc(t("answer_en"))}<textarea name="a_en"></textarea></label></div>
       <label>${esc(t("synonyms"))}<textarea name="synonyms"></textarea></label>
@@ -860,29 +870,95 @@ async function monitoringPage(main) {
 // ---- users and audit ----------------------------------------------------------------
 
 async function usersPage(main) {
-  const users = await api("GET", "/users");
+  const [users, teams] = await Promise.all([api("GET", "/users"), api("GET", "/teams")]);
   const admin = ME.role === "admin";
   const byId = Object.fromEntries(users.map((u) => [u.id, u]));
+  const teamById = Object.fromEntries(teams.map((team) => [team.id, team]));
+  const nameOf = (id) => (id ? (byId[id]?.display_name || byId[id]?.username || "#" + id) : "");
+  const leaders = users.filter((u) => ["manager", "admin"].includes(u.role) && u.is_active);
+  const options = (items, chosen, none) => `<option value="">${esc(none)}</option>` +
+    items.map(([id, label]) => `<option value="${id}"${id === chosen ? " selected" : ""}>${esc(label)}</option>`).join("");
+  const territoryText = (u) => [...(u.territory?.regions || []), ...(u.territory?.industries || [])].join(", ");
+  const list = (value) => value.split(/[,，]/).map((x) => x.trim()).filter(Boolean);
   main.innerHTML = `<h1>${esc(t("users"))}</h1>
-    <div class="table-wrap"><table><tr><th>#</th><th>${esc(t("username"))}</th><th>${esc(t("display_name"))}</th><th>${esc(t("role"))}</th><th>${esc(t("manager"))}</th><th></th></tr>
-    ${users.map((u) => `<tr><td>${u.id}</td><td>${esc(u.username)}</td><td>${esc(u.display_name || "")}</td><td><span class="badge">${esc(u.role)}</span>${u.is_active ? "" : ` <span class="badge bad">off</span>`}</td>
-      <td>${esc(u.manager_user_id ? (byId[u.manager_user_id]?.display_name || byId[u.manager_user_id]?.username || "#" + u.manager_user_id) : "")}</td>
-      <td>${admin ? `<button type="button" data-password="${u.id}">${esc(t("set_password"))}</button>` : ""}</td></tr>`).join("")}</table></div>
-    ${admin ? `<form class="card" id="user-form"><h2>${esc(t("new_user"))}</h2><div class="step-grid">
+    <div class="table-wrap"><table id="users-table"><tr><th>#</th><th>${esc(t("username"))}</th><th>${esc(t("display_name"))}</th><th>${esc(t("role"))}</th><th>${esc(t("manager"))}</th><th>${esc(t("team"))}</th><th>${esc(t("territory"))}</th><th></th></tr>
+    ${users.map((u) => `<tr data-user="${u.id}"><td>${u.id}</td><td>${esc(u.username)}</td><td>${esc(u.display_name || "")}</td><td><span class="badge">${esc(u.role)}</span>${u.is_active ? "" : ` <span class="badge bad">off</span>`}</td>
+      <td>${esc(nameOf(u.manager_user_id))}</td><td>${esc(teamById[u.team_id]?.name || "")}</td><td>${esc(territoryText(u))}</td>
+      <td class="row"><button type="button" data-edit="${u.id}">${esc(t("edit"))}</button>${admin ? `<button type="button" data-password="${u.id}">${esc(t("set_password"))}</button>` : ""}</td></tr>`).join("")}</table></div>
+    <div id="user-editor"></div>
+    <h2>${esc(t("teams"))}</h2>
+    <div class="table-wrap"><table id="teams-table"><tr><th>${esc(t("name"))}</th><th>${esc(t("manager"))}</th><th>${esc(t("team_channels"))}</th><th>${esc(t("members"))}</th><th></th></tr>
+    ${teams.map((team) => `<tr data-team="${team.id}"><td>${esc(team.name)}</td><td>${esc(nameOf(team.manager_user_id))}</td><td>${team.channels.map((c) => `<span class="badge">${esc(c)}</span>`).join(" ")}</td><td>${team.members}</td>
+      <td class="row">${admin ? `<button type="button" data-edit-team="${team.id}">${esc(t("edit"))}</button><button type="button" class="link" data-delete-team="${team.id}">${esc(t("delete"))}</button>` : ""}</td></tr>`).join("")
+      || `<tr><td colspan="5" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>
+    ${admin ? `<form class="card" id="team-form"><h2 id="team-form-title">${esc(t("new_team"))}</h2><input type="hidden" name="team_id">
+      <div class="step-grid"><label>${esc(t("name"))}<input name="name" required maxlength="100"></label>
+        <label>${esc(t("manager"))}<select name="manager">${options(leaders.map((u) => [u.id, u.display_name || u.username]), null, t("no_manager"))}</select></label></div>
+      <fieldset class="row" id="team-channels"><legend>${esc(t("team_channels"))}</legend>${CHANNEL_KINDS.map((k) => `<label class="row"><input type="checkbox" name="channel" value="${k}" style="width:auto"> ${k}</label>`).join("")}</fieldset>
+      <div class="hint">${esc(t("team_channels_hint"))}</div>
+      <button type="submit" class="primary" id="save-team">${esc(t("save"))}</button></form>
+    <form class="card" id="user-form"><h2>${esc(t("new_user"))}</h2><div class="step-grid">
       <label>${esc(t("username"))}<input name="username" required pattern="[A-Za-z0-9_.@-]+"></label><label>${esc(t("display_name"))}<input name="display_name"></label>
       <label>${esc(t("role"))}<select name="role">${["rep", "manager", "operator", "admin"].map((r) => `<option>${r}</option>`).join("")}</select></label>
-      <label>${esc(t("manager"))}<select name="manager"><option value=""></option>${users.filter((u) => u.role === "manager").map((u) => `<option value="${u.id}">${esc(u.display_name || u.username)}</option>`).join("")}</select></label>
+      <label>${esc(t("manager"))}<select name="manager">${options(leaders.map((u) => [u.id, u.display_name || u.username]), null, t("no_manager"))}</select></label>
+      <label>${esc(t("team"))}<select name="team">${options(teams.map((team) => [team.id, team.name]), null, t("no_team"))}</select></label>
       <label>${esc(t("password"))}<input name="password" type="password" autocomplete="new-password" minlength="10"></label></div>
       <button type="submit" class="primary">${esc(t("save"))}</button></form>` : ""}`;
   $$("[data-password]").forEach((b) => b.onclick = async () => {
     const password = prompt(t("password"));
     if (password) await attempt(() => api("POST", `/users/${b.dataset.password}/password`, {password}), t("password_set"));
   });
+  // Admins edit everything about a user; managers their reps' territories.
+  $$("[data-edit]").forEach((b) => b.onclick = () => {
+    const u = byId[Number(b.dataset.edit)];
+    const box = $("#user-editor");
+    box.innerHTML = `<form class="card" id="edit-user-form"><h2>${esc(t("edit_user", {name: u.display_name || u.username}))}</h2>
+      ${admin ? `<div class="step-grid"><label>${esc(t("display_name"))}<input name="display_name" value="${esc(u.display_name || "")}"></label>
+        <label>${esc(t("role"))}<select name="role">${["rep", "manager", "operator", "admin"].map((r) => `<option${r === u.role ? " selected" : ""}>${r}</option>`).join("")}</select></label>
+        <label>${esc(t("manager"))}<select name="manager">${options(leaders.filter((m) => m.id !== u.id).map((m) => [m.id, m.display_name || m.username]), u.manager_user_id, t("no_manager"))}</select></label>
+        <label>${esc(t("team"))}<select name="team">${options(teams.map((team) => [team.id, team.name]), u.team_id, t("no_team"))}</select></label></div>
+        <label class="row"><input type="checkbox" name="is_active"${u.is_active ? " checked" : ""} style="width:auto"> ${esc(t("active_user"))}</label>` : ""}
+      <h3>${esc(t("territory"))}</h3><div class="step-grid"><label>${esc(t("regions"))}<input name="regions" value="${esc((u.territory?.regions || []).join(", "))}"></label>
+        <label>${esc(t("industries"))}<input name="industries" value="${esc((u.territory?.industries || []).join(", "))}"></label></div>
+      <div class="row"><button type="submit" class="primary" id="save-user">${esc(t("save"))}</button><button type="button" id="cancel-edit">${esc(t("cancel"))}</button></div></form>`;
+    const form = $("#edit-user-form");
+    form.querySelector("[name=" + (admin ? "display_name" : "regions") + "]").focus();
+    $("#cancel-edit").onclick = () => { box.innerHTML = ""; };
+    form.onsubmit = async (event) => {
+      event.preventDefault();
+      if (admin && await attempt(() => api("PATCH", `/users/${u.id}`, {display_name: form.display_name.value.trim() || null, role: form.role.value,
+        manager_user_id: form.manager.value ? Number(form.manager.value) : null, team_id: form.team.value ? Number(form.team.value) : null,
+        is_active: form.is_active.checked})) === undefined) return;
+      if (await attempt(() => api("PUT", `/users/${u.id}/territory`, {regions: list(form.regions.value), industries: list(form.industries.value)}), t("saved")) !== undefined) route();
+    };
+  });
+  const teamForm = $("#team-form");
+  if (teamForm) {
+    $$("[data-edit-team]").forEach((b) => b.onclick = () => {
+      const team = teamById[Number(b.dataset.editTeam)];
+      teamForm.team_id.value = team.id;
+      teamForm.name.value = team.name;
+      teamForm.manager.value = team.manager_user_id || "";
+      teamForm.querySelectorAll("[name=channel]").forEach((box) => { box.checked = team.channels.includes(box.value); });
+      $("#team-form-title").textContent = t("edit_user", {name: team.name});
+      teamForm.name.focus();
+    });
+    $$("[data-delete-team]").forEach((b) => b.onclick = async () => {
+      if (confirm(t("delete_team_confirm")) && await attempt(() => api("DELETE", `/teams/${b.dataset.deleteTeam}`), t("deleted")) !== undefined) route();
+    });
+    teamForm.onsubmit = async (event) => {
+      event.preventDefault();
+      const id = teamForm.team_id.value;
+      const body = {name: teamForm.name.value.trim(), manager_user_id: teamForm.manager.value ? Number(teamForm.manager.value) : null,
+        channels: [...teamForm.querySelectorAll("[name=channel]:checked")].map((box) => box.value)};
+      if (await attempt(() => api(id ? "PUT" : "POST", id ? `/teams/${id}` : "/teams", body), t("saved"))) route();
+    };
+  }
   const form = $("#user-form");
   if (form) form.onsubmit = async (event) => {
     event.preventDefault();
     const created = await attempt(() => api("POST", "/users", {username: form.username.value.trim(), display_name: form.display_name.value.trim() || null,
-      role: form.role.value, manager_user_id: form.manager.value ? Number(form.manager.value) : null}));
+      role: form.role.value, manager_user_id: form.manager.value ? Number(form.manager.value) : null, team_id: form.team.value ? Number(form.team.value) : null}));
     if (!created) return;
     if (form.password.value && await attempt(() => api("POST", `/users/${created.id}/password`, {password: form.password.value})) === undefined) return route();
     toast(t("saved"));
