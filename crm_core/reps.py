@@ -112,12 +112,16 @@ async def active_managers_with_handles(*, db_session: AsyncSession) -> Sequence[
     return await _active_with_handles(Role.MANAGER, db_session)
 
 
-async def reps_for(conversation: Conversation, *, db_session: AsyncSession) -> Sequence[User]:
-    """The reps who should hear of an unowned customer: those of the teams that take the
-    conversation's channel, else every active rep reachable in a chat app."""
+async def reps_for_channel(kind: str | None, *, db_session: AsyncSession) -> Sequence[User]:
+    """The reps who should hear of an unowned customer on channel `kind`: those of the teams
+    that take it, else every active rep reachable in a chat app."""
     everyone = await active_reps_with_handles(db_session=db_session)
-    kind = await teams.kind_of_conversation(conversation.id, db_session=db_session)
     return teams.first_in_line(everyone, await teams.covering(kind, db_session=db_session))
+
+
+async def reps_for(conversation: Conversation, *, db_session: AsyncSession) -> Sequence[User]:
+    kind = await teams.kind_of_conversation(conversation.id, db_session=db_session)
+    return await reps_for_channel(kind, db_session=db_session)
 
 
 async def manager_of(user: User, *, db_session: AsyncSession) -> User | None:

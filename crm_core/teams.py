@@ -21,6 +21,10 @@ class TeamRefused(ValueError):
     """A team change that cannot be made; the message says what to change."""
 
 
+class TeamNameTaken(TeamRefused):
+    """Another team has the name already."""
+
+
 async def _check(name: str, manager_user_id: int | None, channels: Iterable[str], channel_kinds: Iterable[str],
                  db_session: AsyncSession, team_id: int | None = None) -> tuple[str, list[str]]:
     name = name.strip()
@@ -30,7 +34,7 @@ async def _check(name: str, manager_user_id: int | None, channels: Iterable[str]
     if team_id is not None:
         same = same.where(Team.id != team_id)
     if await db_session.scalar(same) is not None:
-        raise TeamRefused(f"a team named {name!r} exists already")
+        raise TeamNameTaken(f"a team named {name!r} exists already")
     if manager_user_id is not None:
         manager = await db_session.get(User, manager_user_id)
         if manager is None or not manager.is_active or manager.role not in LEADERS:

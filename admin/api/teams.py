@@ -59,7 +59,7 @@ async def create(body: TeamWrite, actor: User = Depends(require_role(Role.ADMIN)
         team = await teams.create(body.name, manager_user_id=body.manager_user_id, channels=body.channels,
                                   channel_kinds=ctx.catalog.kinds, actor=actor, db_session=session)
     except teams.TeamRefused as exc:
-        raise HTTPException(409 if "exists already" in str(exc) else 422, str(exc)) from None
+        raise HTTPException(409 if isinstance(exc, teams.TeamNameTaken) else 422, str(exc)) from None
     await session.commit()
     return await _read(team, session)
 
@@ -72,7 +72,7 @@ async def update(team_id: int, body: TeamWrite, actor: User = Depends(require_ro
         await teams.update_team(team, name=body.name, manager_user_id=body.manager_user_id, channels=body.channels,
                                 channel_kinds=ctx.catalog.kinds, actor=actor, db_session=session)
     except teams.TeamRefused as exc:
-        raise HTTPException(409 if "exists already" in str(exc) else 422, str(exc)) from None
+        raise HTTPException(409 if isinstance(exc, teams.TeamNameTaken) else 422, str(exc)) from None
     await session.commit()
     return await _read(team, session)
 

@@ -2,7 +2,8 @@
 
 At each tick of the hub's scheduler: a customer who has waited longer than the
 first-response time for a person's answer makes a card to the conversation's
-owner (every rep when nobody has claimed it); past the escalation time, to
+owner (when nobody has claimed it, the reps of the teams taking its channel, or
+every rep); past the escalation time, to
 the owner's manager (every manager when unowned). One reminder and one
 escalation per wait: the customer's next answer from a person ends the wait,
 their next message after that starts a new one.
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.rep.alerts import send_card
 from bots.rep.texts import say
-from crm_core import leads, reps, sla
+from crm_core import leads, reps, sla, teams
 from crm_core.db import utcnow
 from crm_core.leads import LeadRules
 from crm_core.models import Contact, Conversation, Message, User
@@ -72,7 +73,7 @@ class SlaWatcher:
             owner = await session.get(User, conversation.assignee_user_id)
             if owner is not None and owner.is_active:
                 return [owner]
-        return await reps.active_reps_with_handles(db_session=session)
+        return await reps.reps_for(conversation, db_session=session)
 
 
 
@@ -104,7 +105,8 @@ class LeadSlaWatcher:
                                                            if owner else "-"}
                 else:
                     targets = [owner] if owner is not None and owner.is_active else \
-                        await reps.active_reps_with_handles(db_session=session)
+                        await reps.reps_for_channel(await teams.latest_kind(lead.contact_id, db_session=session),
+                                                    db_session=session)
                     key, params = "card_lead_sla", {}
                 for user in targets:
                     text = say(key, user.language or "zh", lead=lead.id, name=name, minutes=minutes, **params)
