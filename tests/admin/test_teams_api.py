@@ -62,6 +62,8 @@ async def test_a_team_takes_the_new_leads_of_its_channel_and_its_manager_hears_o
             await session.flush()
             conversation = await session.scalar(select(Conversation))
             assert [u.id for u in await reps.reps_for(conversation, db_session=session)] == [wang]
+            assert [u.id for u in await reps.reps_for_channel("telegram", db_session=session)] == [wang]
+            assert [u.id for u in await reps.reps_for_channel(None, db_session=session)] == [li, wang]
 
             # Wang has no manager of his own: the team's manager hears of his customers.
             assert (await reps.manager_of(await session.get(User, wang), db_session=session)).id == mia

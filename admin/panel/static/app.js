@@ -973,6 +973,7 @@ const SETTING_KINDS = {
   marketing_cap_days: "number", negative_alert_confidence: "number", marketing_quiet_hours: "text",
   lead_routing: ["claim", "round_robin", "load"], opinion_products: "groups", compliance_terms: "groups",
 };
+const WIDE_SETTINGS = ["lead_stages"];
 const groupsText = (value) => Object.entries(value || {}).map(([name, words]) => `${name}: ${words.join(", ")}`).join("\n");
 const groupsValue = (text) => Object.fromEntries(text.split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
   const [name, ...rest] = line.split(/[:：]/);
@@ -989,7 +990,7 @@ async function settingsPage(main) {
       : kind === "groups" ? `<textarea name="${name}"${admin ? "" : " readonly"}>${esc(groupsText(value))}</textarea>`
       : `<input name="${name}" type="${kind}" step="any" value="${esc(value ?? "")}"${admin ? "" : " readonly"}>`;
     const envText = kind === "groups" ? (env ? groupsText(env).replace(/\n/g, "; ") : t("setting_default")) : (env ?? "");
-    return `<label>${esc(t("setting_" + name))}${changed ? ` <span class="badge warn">${esc(t("changed_in_panel"))}</span>` : ""}${input}
+    return `<label${WIDE_SETTINGS.includes(name) ? ' class="wide"' : ""}>${esc(t("setting_" + name))}${changed ? ` <span class="badge warn">${esc(t("changed_in_panel"))}</span>` : ""}${input}
       <span class="hint">${esc(t("setting_hint_" + name))} · ${esc(t("environment"))}: ${esc(envText)}${changed && admin ? ` · <a href="#" data-reset="${name}">${esc(t("reset"))}</a>` : ""}</span></label>`;
   };
   main.innerHTML = `<h1>${esc(t("settings"))}</h1><form id="settings-form">
