@@ -81,15 +81,11 @@ async def delete(team: Team, *, actor: User | None, db_session: AsyncSession) ->
     return members
 
 
-async def join(user: User, team_id: int | None, *, actor: User | None, db_session: AsyncSession) -> None:
-    """Put the user in a team (None: in none)."""
+async def join(user: User, team_id: int | None, *, db_session: AsyncSession) -> None:
+    """Put the user in a team (None: in none); the caller audits the user's change."""
     if team_id is not None and await db_session.get(Team, team_id) is None:
         raise TeamRefused(f"there is no team {team_id}")
-    if team_id == user.team_id:
-        return
-    before, user.team_id = user.team_id, team_id
-    await audit.record("user.team", entity_type="user", entity_id=user.id, actor=actor, db_session=db_session,
-                       details={"from": before, "to": team_id})
+    user.team_id = team_id
 
 
 async def team_manager(user: User, *, db_session: AsyncSession) -> User | None:
@@ -100,7 +96,7 @@ async def team_manager(user: User, *, db_session: AsyncSession) -> User | None:
     if team is None or team.manager_user_id is None or team.manager_user_id == user.id:
         return None
     manager = await db_session.get(User, team.manager_user_id)
-    return manager if manager is not None and manager.is_active else None
+    return manager if manager is not None and manager.is_active and manager.role in LEADERS else None
 
 
 async def covering(kind: str | None, *, db_session: AsyncSession) -> Sequence[Team]:

@@ -42,8 +42,8 @@ class UserUpdate(BaseModel):
 
     display_name: str | None = Field(default=None, max_length=200)
     role: Role | None = None
-    manager_user_id: int | None = Field(default=None, description="0: no manager")
-    team_id: int | None = Field(default=None, description="0: in no team")
+    manager_user_id: int | None = Field(default=None, description="null: no manager")
+    team_id: int | None = Field(default=None, description="null: in no team")
     is_active: bool | None = None
 
 
@@ -82,11 +82,11 @@ async def create_user(body: UserCreate, actor: User = Depends(require_role(Role.
     await session.flush()
     if body.team_id is not None:
         try:
-            await teams.join(user, body.team_id, actor=actor, db_session=session)
+            await teams.join(user, body.team_id, db_session=session)
         except teams.TeamRefused as exc:
             raise HTTPException(422, str(exc)) from None
     await audit.record("user.create", entity_type="user", entity_id=user.id, actor=actor, db_session=session,
-                       details={"username": user.username, "role": user.role.value})
+                       details={"username": user.username, "role": user.role.value, "team_id": user.team_id})
     await session.commit()
     return UserRead.model_validate(user)
 
@@ -105,7 +105,7 @@ async def update_user(user_id: int, body: UserUpdate, actor: User = Depends(requ
     before = {"display_name": user.display_name, "role": user.role.value, "manager_user_id": user.manager_user_id,
               "team_id": user.team_id, "is_active": user.is_active}
     if "manager_user_id" in changes:
-        manager_id = changes["manager_user_id"] or None
+        manager_id = changes["manager_user_id"]
         manager = await session.get(User, manager_id) if manager_id else None
         if manager_id is not None and (manager is None or manager.role not in (Role.MANAGER, Role.ADMIN)):
             raise HTTPException(422, f"user {manager_id} is not a manager; choose a manager or admin")
@@ -114,7 +114,7 @@ async def update_user(user_id: int, body: UserUpdate, actor: User = Depends(requ
         user.manager_user_id = manager_id
     if "team_id" in changes:
         try:
-            await teams.join(user, changes["team_id"] or None, actor=actor, db_session=session)
+            await teams.join(user, changes["team_id"], db_session=session)
         except teams.TeamRefused as exc:
             raise HTTPException(422, str(exc)) from None
     if changes.get("role") is not None:
