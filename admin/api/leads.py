@@ -1,4 +1,4 @@
-"""Leads: list, read with history, create, import a file, move the stage, record an order, assign.
+"""Leads: list, export, read with history, create, import a file, move the stage, record an order, assign.
 
 Reps see and work only their own leads; managers, operators and admins see all.
 Imports (CSV / Excel) are for operators and admins and answer with the report of
@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import LeadAssign, LeadCreate, LeadDetail, LeadEventRead, LeadOrder, LeadRead, LeadStageUpdate
-from crm_core import conversations, leads
+from crm_core import audit, conversations, lead_export, leads
+from crm_core.db import utcnow
 from crm_core.lead_import import ImportRefused, ImportReport, import_leads, import_one, read_rows
 from crm_core.leads import LeadRefused
-from crm_core.models import Lead, LeadEvent, Role, User
+from crm_core.models import Contact, Lead, LeadEvent, Role, User
 
 router = APIRouter(prefix="/leads", tags=["leads"])
 
@@ -48,24 +49,68 @@ async def _detail(lead: Lead, session: AsyncSession) -> LeadDetail:
                       events=[LeadEventRead.model_validate(e) for e in events])
 
 
+def _visible_leads(user: User, status: str | None, stage: str | None, owner_user_id: int | None,
+                   contact_id: int | None = None) -> list[Any]:
+    """Conditions on `Lead`: the filters, and for a rep only their own leads."""
+    where: list[Any] = []
+    if user.role == Role.REP:
+        where.append(Lead.owner_user_id == user.id)
+    elif owner_user_id is not None:
+        where.append(Lead.owner_user_id == owner_user_id)
+    if status:
+        where.append(Lead.status == status)
+    if stage:
+        where.append(Lead.stage == stage)
+    if contact_id is not None:
+        where.append(Lead.contact_id == contact_id)
+    return where
+
+
 @router.get("", response_model=list[LeadRead])
 async def list_leads(status: str | None = Query(None, pattern="^(open|closed)$"), stage: str | None = None,
                      owner_user_id: int | None = None, contact_id: int | None = None,
                      limit: int = Query(50, ge=1, le=500),
                      offset: int = Query(0, ge=0), user: User = Depends(require_role(*ANY_ROLE)),
                      session: AsyncSession = Depends(db_session)) -> list[LeadRead]:
-    stmt = select(Lead).order_by(Lead.id.desc())
-    if user.role == Role.REP:
-        stmt = stmt.where(Lead.owner_user_id == user.id)
-    elif owner_user_id is not None:
-        stmt = stmt.where(Lead.owner_user_id == owner_user_id)
-    if status:
-        stmt = stmt.where(Lead.status == status)
-    if stage:
-        stmt = stmt.where(Lead.stage == stage)
-    if contact_id is not None:
-        stmt = stmt.where(Lead.contact_id == contact_id)
-    return [LeadRead.model_validate(lead) for lead in (await session.scalars(stmt.limit(limit).offset(offset))).all()]
+    rows = (await session.execute(
+        select(Lead, Contact.display_name, User.display_name, User.username)
+        .join(Contact, Contact.id == Lead.contact_id)
+        .outerjoin(User, User.id == Lead.owner_user_id)
+        .where(*_visible_leads(user, status, stage, owner_user_id, contact_id))
+        .order_by(Lead.id.desc()).limit(limit).offset(offset))).all()
+    return [LeadRead.model_validate(lead).model_copy(update={"contact_name": name,
+                                                             "owner_name": owner_display or owner_username})
+            for lead, name, owner_display, owner_username in rows]
+
+
+@router.get("/pipeline")
+async def pipeline(_: User = Depends(require_role(*ANY_ROLE)), ctx: ApiContext = Depends(api_context)) -> dict:
+    """The pipeline's stages, first stage first (the panel's stage pickers)."""
+    return {"stages": list(ctx.lead_rules.stages)}
+
+
+@router.get("/export")
+async def export(status: str | None = Query(None, pattern="^(open|closed)$"), stage: str | None = None,
+                 owner_user_id: int | None = None, language: str = Query("en", pattern="^(zh|en)$"),
+                 user: User = Depends(require_role(*ANY_ROLE)), ctx: ApiContext = Depends(api_context),
+                 session: AsyncSession = Depends(db_session)) -> StreamingResponse:
+    """The leads the user may see, filtered as the list is, as CSV (UTF-8 with a BOM, so Excel
+    reads Chinese); the file imports back. Audited: it carries people's phones and emails."""
+    where = _visible_leads(user, status, stage, owner_user_id)
+    filters = {"status": status, "stage": stage, "owner_user_id": owner_user_id if user.role != Role.REP else user.id}
+    await audit.record("lead.export", entity_type="lead", entity_id=None, actor=user, db_session=session,
+                       details={k: v for k, v in filters.items() if v is not None})
+    await session.commit()
+
+    async def lines() -> AsyncIterator[bytes]:
+        yield ("\ufeff" + lead_export.csv_line(lead_export.header(language))).encode()
+        async with ctx.sessions() as reading:
+            async for cells in lead_export.lead_rows(where, db_session=reading):
+                yield lead_export.csv_line(cells).encode()
+
+    stamp = utcnow().strftime("%Y%m%d-%H%M")
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="leads-{stamp}.csv"'})
 
 
 @router.get("/{lead_id}", response_model=LeadDetail)

@@ -285,6 +285,8 @@ class LeadRead(BaseModel):
     first_response_due_at: dt.datetime | None
     first_responded_at: dt.datetime | None
     created_at: dt.datetime
+    contact_name: str | None = None   # in lists
+    owner_name: str | None = None
 
 
 class LeadEventRead(BaseModel):

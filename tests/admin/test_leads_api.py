@@ -3,10 +3,14 @@ operator imports a spreadsheet and gets the rejected rows back; a manager reassi
 
 from __future__ import annotations
 
+import csv
+import io
+
 import openpyxl
 import pytest
+from sqlalchemy import select
 
-from crm_core.models import Role
+from crm_core.models import AuditLog, Role
 from tests.admin.test_api import token_for
 from tests.fakes.stack import telegram_stack
 
@@ -84,3 +88,41 @@ async def test_a_managers_territories_route_new_leads(database_url, tmp_path):
         resp = await client.post(f"{base}/leads", headers=stack.api(manager),
                                  json={"name": "客户9", "phone": "13800138009", "region": "South China"})
         assert resp.json()["owner_user_id"] == li_id  # nobody covers it: the rep who waited longest
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_export_opens_in_a_spreadsheet_shows_only_what_the_user_may_see_and_imports_back(stack):
+    base, client = f"{stack.hub_base}/api/v1/leads", stack.client
+    li, li_id = await token_for(stack, Role.REP, "li")
+    wang, _ = await token_for(stack, Role.REP, "wang")
+    operator, _ = await token_for(stack, Role.OPERATOR, "op")
+    for name, phone, token in (("陈静", "13800138000", li), ("=HYPERLINK(\"http://x\")", "13911112222", wang)):
+        resp = await client.post(base, json={"name": name, "phone": phone, "company": "华为"}, headers=stack.api(token))
+        assert resp.status_code == 201, resp.text
+    listed = (await client.get(base, headers=stack.api(li))).json()
+    assert [(lead["contact_name"], lead["owner_name"]) for lead in listed] == [("陈静", "li")]
+
+    resp = await client.get(f"{base}/export?language=zh", headers=stack.api(operator))
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
+    assert 'filename="leads-' in resp.headers["content-disposition"]
+    assert resp.content.startswith(b"\xef\xbb\xbf")  # Excel reads the Chinese only with the BOM
+    rows = list(csv.reader(io.StringIO(resp.content.decode("utf-8-sig"))))
+    assert rows[0][:5] == ["线索编号", "姓名", "手机", "邮箱", "公司"]
+    assert [(r[1], r[2], r[9], r[13]) for r in rows[1:]] == [
+        ("陈静", "+8613800138000", "new", "li"),
+        ("'=HYPERLINK(\"http://x\")", "+8613911112222", "new", "wang")]  # never run as a formula
+
+    mine = (await client.get(f"{base}/export", headers=stack.api(li))).content.decode("utf-8-sig")
+    assert "陈静" in mine and "HYPERLINK" not in mine and mine.startswith("lead,name,phone,email,company")
+    assert (await client.get(f"{base}/export?status=closed", headers=stack.api(operator))).text.count("\n") == 1
+
+    # The export imports back: the same people, nobody twice.
+    files = {"file": ("leads.csv", resp.content)}
+    report = (await client.post(f"{base}/import", files=files, headers=stack.api(operator))).json()
+    assert (report["rows"], report["contacts_created"], report["contacts_matched"], report["rejected"]) == \
+        (2, 0, 2, 0), report
+    async with stack.hub.sessions() as session:
+        exports = (await session.scalars(select(AuditLog).where(AuditLog.action == "lead.export")
+                                         .order_by(AuditLog.id))).all()
+    assert [e.details for e in exports] == [{}, {"owner_user_id": li_id}, {"status": "closed"}]
+    assert (await client.get(f"{base}/pipeline", headers=stack.api(li))).json()["stages"][0] == "new"

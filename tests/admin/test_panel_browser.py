@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core import users, web_auth
-from crm_core.models import Campaign, CampaignStatus, CampaignStep, Contact, Role, Team, User
+from crm_core.models import Campaign, CampaignStatus, CampaignStep, Contact, Lead, Role, Team, User
 from tests.fakes.stack import eventually, telegram_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -144,6 +144,25 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     assert "4" in rejected and "王芳" in rejected and "12345" in rejected
     assert await page.get_attribute("#rejected-download", "href")
     await shot(page, "lead-import")
+
+    # The list: names and owners; a stage moved from it; an export of what it shows.
+    async with stack.hub.sessions() as session:
+        imported = await session.scalar(select(Lead).join(Contact, Contact.id == Lead.contact_id)
+                                        .where(Contact.display_name == "张伟"))
+    await page.wait_for_selector("#lead-rows tr:has-text('张伟')")
+    await page.select_option(f"select.lead-stage[data-lead='{imported.id}']", "contacted")
+
+    async def moved():
+        async with stack.hub.sessions() as session:
+            return (await session.get(Lead, imported.id)).stage == "contacted"
+    await eventually(moved)
+    await page.select_option("#lead-filters select[name=stage]", "contacted")
+    await page.wait_for_selector("#lead-rows tr:has-text('李娜')", state="detached")
+    assert "张伟" in await page.inner_text("#lead-rows")
+    href = await page.get_attribute("#export-leads", "href")
+    assert href == "/api/v1/leads/export?status=open&stage=contacted&language=en"
+    exported = await (await page.request.get(href)).text()
+    assert "张伟" in exported and "李娜" not in exported
 
     # The imported 张伟 is the Telegram customer: merged by hand, after a preview.
     async with stack.hub.sessions() as session:

@@ -62,6 +62,8 @@ const TEXT = {
     delete_team_confirm: "Delete this team? Its members stay, in no team.",
     when: "When", who: "Who", action: "Action", entity: "Entity", details: "Details", more: "More",
     import_leads: "Import leads", import: "Import", reason: "Reason",
+    export_csv: "Export (CSV)", all_stages: "All stages", all_owners: "All owners", stage_moved: "Stage moved",
+    status_open: "Open", status_closed: "Closed", all_statuses: "Open and closed",
     merge_into_this: "Merge another contact (#) into this one", merge: "Merge", merged: "Merged",
     merge_preview: "{source} → {target}: what moves", merge_conflicts: "Where both have one, this contact's stays:",
     merge_result: "Afterwards", merge_identities: "Identities", merge_conversations: "Conversations",
@@ -146,6 +148,8 @@ const TEXT = {
     delete_team_confirm: "删除此团队？成员保留，但不再属于任何团队。",
     when: "时间", who: "操作人", action: "操作", entity: "对象", details: "详情", more: "更多",
     import_leads: "导入线索", import: "导入", reason: "原因",
+    export_csv: "导出 (CSV)", all_stages: "全部阶段", all_owners: "全部负责人", stage_moved: "阶段已更新",
+    status_open: "进行中", status_closed: "已关闭", all_statuses: "进行中和已关闭",
     merge_into_this: "将另一个联系人（#）合并到此联系人", merge: "合并", merged: "已合并",
     merge_preview: "{source} → {target}：将移动的数据", merge_conflicts: "双方都有时，保留此联系人的：",
     merge_result: "合并后", merge_identities: "身份", merge_conversations: "会话",
@@ -375,7 +379,7 @@ async function inboxPage(main, rest) {
 
   function threadItems(th) {
     return [...th.messages.map((m) => ({at: m.created_at, html: `<div class="msg ${m.direction === "out" ? "out" : "in"}">${esc(m.text)}<div class="meta">${esc(m.channel)} · ${esc(when(m.created_at))}${m.author ? " · " + esc(m.author) : (m.direction === "out" ? " · " + esc(t("bot")) : "")}${m.sentiment === "negative" ? " · ⚠" : ""}</div></div>`})),
-      ...th.notes.map((n) => ({at: n.created_at, html: `<div class="note">📝 ${esc(n.text)}<div class="meta">${esc(n.author || "")} · ${esc(when(n.created_at))}</div></div>`}))]
+      ...th.notes.map((n) => ({at: n.created_at, html: `<div class="note"><strong>${esc(t("note"))}:</strong> ${esc(n.text)}<div class="meta">${esc(n.author || "")} · ${esc(when(n.created_at))}</div></div>`}))]
       .sort((a, b) => a.at.localeCompare(b.at)).map((i) => i.html).join("") || `<p class="muted">${esc(t("nothing"))}</p>`;
   }
 
@@ -524,7 +528,8 @@ async function contactPage(main, id) {
 }
 
 async function leadsPage(main) {
-  const leads = await api("GET", "/leads?limit=200");
+  const supervisor = ["admin", "manager"].includes(ME.role);
+  const [{stages}, owners] = await Promise.all([api("GET", "/leads/pipeline"), supervisor ? api("GET", "/users") : []]);
   const importer = ["admin", "operator"].includes(ME.role);
   main.innerHTML = `<h1>${esc(t("leads"))}</h1>
     ${importer ? `<form class="card" id="import-form"><h2>${esc(t("import_leads"))}</h2>
@@ -533,15 +538,46 @@ async function leadsPage(main) {
       <button type="submit" class="primary" id="start-import">${esc(t("import"))}</button></div>
       <div id="import-progress" hidden><progress max="1" value="0" style="width:100%"></progress><div class="muted" id="import-count"></div></div>
       <div id="import-report"></div></form>` : ""}
-    <div class="table-wrap"><table><thead><tr><th>#</th><th>${esc(t("company"))}</th><th>${esc(t("stage"))}</th>
-    <th>${esc(t("score"))}</th><th>${esc(t("segment"))}</th><th>${esc(t("source"))}</th><th>${esc(t("contacts"))}</th></tr></thead>
+    <div class="toolbar row" id="lead-filters">
+      <select name="status" aria-label="${esc(t("status"))}"><option value="open">${esc(t("status_open"))}</option><option value="closed">${esc(t("status_closed"))}</option><option value="">${esc(t("all_statuses"))}</option></select>
+      <select name="stage" aria-label="${esc(t("stage"))}"><option value="">${esc(t("all_stages"))}</option>${stages.map((s) => `<option>${esc(s)}</option>`).join("")}</select>
+      ${supervisor ? `<select name="owner" aria-label="${esc(t("owner"))}"><option value="">${esc(t("all_owners"))}</option>${owners.filter((u) => u.is_active).map((u) => `<option value="${u.id}">${esc(u.display_name || u.username)}</option>`).join("")}</select>` : ""}
+      <a class="button" id="export-leads" href="#">${esc(t("export_csv"))}</a></div>
+    <div class="table-wrap"><table><thead><tr><th>#</th><th>${esc(t("name"))}</th><th>${esc(t("company"))}</th><th>${esc(t("stage"))}</th>
+    <th>${esc(t("score"))}</th><th>${esc(t("segment"))}</th><th>${esc(t("owner"))}</th><th>${esc(t("source"))}</th></tr></thead>
     <tbody id="lead-rows"></tbody></table></div>`;
-  const drawLeads = (rows) => {
-    $("#lead-rows").innerHTML = rows.map((l) => `<tr><td>${l.id}</td><td>${esc(l.company || "")}</td><td><span class="badge">${esc(l.stage)}</span></td><td>${l.score}</td>
-      <td>${esc(l.segment)}</td><td>${esc(l.source_kind)}</td><td><a href="#/contacts/${l.contact_id}">#${l.contact_id}</a></td></tr>`).join("")
-      || `<tr><td colspan="7" class="muted">${esc(t("nothing"))}</td></tr>`;
+  const filters = $("#lead-filters", main);
+  const query = () => {
+    const params = new URLSearchParams();
+    for (const name of ["status", "stage", "owner"]) {
+      const el = filters.querySelector(`[name=${name}]`);
+      if (el && el.value) params.set(name === "owner" ? "owner_user_id" : name, el.value);
+    }
+    return params;
   };
-  drawLeads(leads);
+  const drawLeads = (rows) => {
+    $("#lead-rows", main).innerHTML = rows.map((l) => `<tr><td>${l.id}</td><td><a href="#/contacts/${l.contact_id}">${esc(l.contact_name || "#" + l.contact_id)}</a></td><td>${esc(l.company || "")}</td>
+      <td><select class="lead-stage" data-lead="${l.id}" aria-label="${esc(t("stage"))}"${l.status === "open" ? "" : " disabled"}>${(stages.includes(l.stage) ? stages : [l.stage, ...stages]).map((s) => `<option${s === l.stage ? " selected" : ""}>${esc(s)}</option>`).join("")}</select></td><td>${l.score}</td>
+      <td>${esc(l.segment)}</td><td>${esc(l.owner_name || t("unowned"))}</td><td>${esc(l.source || l.source_kind)}</td></tr>`).join("")
+      || `<tr><td colspan="8" class="muted">${esc(t("nothing"))}</td></tr>`;
+    $$(".lead-stage", main).forEach((select) => select.onchange = async () => {
+      await attempt(() => api("POST", `/leads/${select.dataset.lead}/stage`, {stage: select.value}), t("stage_moved"));
+      await refresh();  // won or lost closes the lead; a refusal puts the old stage back
+    });
+  };
+  let asked = 0;
+  const refresh = async () => {
+    const params = query(), mine = ++asked;
+    params.set("limit", "200");
+    const rows = await api("GET", `/leads?${params}`);
+    if (mine !== asked) return;  // a newer filter's answer wins
+    drawLeads(rows);
+    const exported = query();
+    exported.set("language", LANG);
+    $("#export-leads", main).href = `/api/v1/leads/export?${exported}`;
+  };
+  filters.querySelectorAll("select").forEach((el) => el.onchange = refresh);
+  await refresh();
   const form = $("#import-form");
   if (form) form.onsubmit = async (event) => {
     event.preventDefault();
@@ -577,7 +613,7 @@ async function leadsPage(main) {
           }
           if (line.report) {
             showImportReport(line.report);
-            drawLeads(await api("GET", "/leads?limit=200"));
+            await refresh();
           }
         }
       }
