@@ -382,15 +382,26 @@ async def dashboard(days: int = Query(14, ge=1, le=90), user: User = Depends(req
 
 @router.get("/audit")
 async def audit_log(limit: int = Query(100, ge=1, le=1000), before_id: int | None = None,
-                    action: str | None = Query(None, max_length=100),
+                    action: str | None = Query(None, max_length=100, description="Actions starting with this"),
+                    entity_type: str | None = Query(None, max_length=50),
+                    entity_id: str | None = Query(None, max_length=100),
+                    actor_user_id: int | None = None,
                     _: User = Depends(require_role(Role.ADMIN)),
                     session: AsyncSession = Depends(db_session)) -> list[dict]:
+    """Newest first; `before_id` pages back."""
     stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
     if before_id is not None:
         stmt = stmt.where(AuditLog.id < before_id)
     if action:
         stmt = stmt.where(AuditLog.action.startswith(action))
-    return [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor_label, "action": e.action,
+    if entity_type:
+        stmt = stmt.where(AuditLog.entity_type == entity_type)
+    if entity_id:
+        stmt = stmt.where(AuditLog.entity_id == entity_id)
+    if actor_user_id is not None:
+        stmt = stmt.where(AuditLog.actor_user_id == actor_user_id)
+    return [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor_label, "actor_user_id": e.actor_user_id,
+             "action": e.action, "entity_type": e.entity_type, "entity_id": e.entity_id,
              "entity": f"{e.entity_type} {e.entity_id or ''}".strip(), "details": e.details}
             for e in (await session.scalars(stmt)).all()]
 

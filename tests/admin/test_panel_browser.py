@@ -310,6 +310,14 @@ async def test_every_page_opens_in_both_languages_and_the_forms_save(stack, brow
     assert newrep.territory == {"regions": ["华东", "East China"], "industries": []}
     await shot(page, "users-teams")
 
+    # The audit log, narrowed to teams: who made that one.
+    await page.goto("/admin#/audit")
+    await page.wait_for_selector("#audit-rows tr")
+    await page.select_option("#audit-filters select[name=entity_type]", "team")
+    await page.wait_for_selector("#audit-rows tr:has-text('user.password')", state="detached")
+    rows = await page.inner_text("#audit-rows")
+    assert "team.create" in rows and "ada" in rows and "name: 上海团队" in rows
+
     # Contacts: search, the 360 view.
     await page.goto("/admin#/contacts")
     await page.fill("#contact-search", "Olu")

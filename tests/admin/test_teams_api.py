@@ -105,3 +105,14 @@ async def test_an_admin_changes_a_users_role_manager_and_activity_but_cannot_loc
             entry = await session.scalar(select(AuditLog).where(AuditLog.action == "user.update"))
         assert entry.details == {"from": {"display_name": None, "role": "rep", "manager_user_id": None},
                                  "to": {"display_name": "李丽", "role": "manager", "manager_user_id": mia}}
+
+        # The audit log finds it by action, by the user changed, and by who changed it, page by page.
+        audit = f"{stack.hub_base}/api/v1/audit"
+        for query in (f"action=user.up", f"entity_type=user&entity_id={li}&action=user.update",
+                      f"actor_user_id={admin_id}&action=user."):
+            found = (await client.get(f"{audit}?{query}", headers=stack.api())).json()
+            assert [e["action"] for e in found] == ["user.update"], query
+        newest = (await client.get(f"{audit}?limit=1", headers=stack.api())).json()
+        older = (await client.get(f"{audit}?limit=1&before_id={newest[0]['id']}", headers=stack.api())).json()
+        assert len(older) == 1 and older[0]["id"] < newest[0]["id"]
+        assert (await client.get(f"{audit}?entity_type=team", headers=stack.api())).json() == []

@@ -61,6 +61,7 @@ const TEXT = {
     industries: "Industries (comma separated)", active_user: "Active (may sign in, gets leads)", edit_user: "Edit {name}",
     delete_team_confirm: "Delete this team? Its members stay, in no team.",
     when: "When", who: "Who", action: "Action", entity: "Entity", details: "Details", more: "More",
+    audit_action_hint: "Action starts with… (campaign., user.)", audit_all_entities: "Every kind", audit_everyone: "Everyone",
     import_leads: "Import leads", import: "Import", reason: "Reason",
     export_csv: "Export (CSV)", all_stages: "All stages", all_owners: "All owners", stage_moved: "Stage moved",
     status_open: "Open", status_closed: "Closed", all_statuses: "Open and closed",
@@ -147,6 +148,7 @@ const TEXT = {
     industries: "行业（逗号分隔）", active_user: "启用（可登录、可分配线索）", edit_user: "编辑 {name}",
     delete_team_confirm: "删除此团队？成员保留，但不再属于任何团队。",
     when: "时间", who: "操作人", action: "操作", entity: "对象", details: "详情", more: "更多",
+    audit_action_hint: "操作开头为……（campaign.、user.）", audit_all_entities: "全部类型", audit_everyone: "所有人",
     import_leads: "导入线索", import: "导入", reason: "原因",
     export_csv: "导出 (CSV)", all_stages: "全部阶段", all_owners: "全部负责人", stage_moved: "阶段已更新",
     status_open: "进行中", status_closed: "已关闭", all_statuses: "进行中和已关闭",
@@ -1073,10 +1075,46 @@ async function accountPage(main) {
   };
 }
 
+const AUDIT_ENTITIES = ["user", "team", "contact", "lead", "conversation", "campaign", "enrolment", "channel_account",
+  "faq_entry", "event", "settings", "outbox_message"];
+const detailsText = (details) => Object.entries(details || {}).map(([key, value]) =>
+  `${key}: ${typeof value === "object" && value !== null ? JSON.stringify(value) : value}`).join("\n");
+
 async function auditPage(main) {
-  const entries = await api("GET", "/audit?limit=200");
-  main.innerHTML = `<h1>${esc(t("audit"))}</h1><div class="table-wrap"><table><tr><th>${esc(t("when"))}</th><th>${esc(t("who"))}</th><th>${esc(t("action"))}</th><th>${esc(t("entity"))}</th><th>${esc(t("details"))}</th></tr>
-    ${entries.map((e) => `<tr><td>${esc(when(e.at))}</td><td>${esc(e.actor)}</td><td><code>${esc(e.action)}</code></td><td>${esc(e.entity)}</td><td><code>${esc(JSON.stringify(e.details))}</code></td></tr>`).join("")}</table></div>`;
+  const users = await api("GET", "/users");
+  main.innerHTML = `<h1>${esc(t("audit"))}</h1>
+    <form class="toolbar row" id="audit-filters">
+      <input name="action" placeholder="${esc(t("audit_action_hint"))}" aria-label="${esc(t("action"))}">
+      <select name="entity_type" aria-label="${esc(t("entity"))}"><option value="">${esc(t("audit_all_entities"))}</option>${AUDIT_ENTITIES.map((k) => `<option>${k}</option>`).join("")}</select>
+      <input name="entity_id" placeholder="#" aria-label="#" style="width:6em">
+      <select name="actor_user_id" aria-label="${esc(t("who"))}"><option value="">${esc(t("audit_everyone"))}</option>${users.map((u) => `<option value="${u.id}">${esc(u.display_name || u.username)}</option>`).join("")}</select>
+      <button type="submit">${esc(t("search"))}</button></form>
+    <div class="table-wrap"><table><thead><tr><th>${esc(t("when"))}</th><th>${esc(t("who"))}</th><th>${esc(t("action"))}</th><th>${esc(t("entity"))}</th><th>${esc(t("details"))}</th></tr></thead>
+    <tbody id="audit-rows"></tbody></table></div>
+    <button type="button" id="audit-more" hidden>${esc(t("more"))}</button>`;
+  const form = $("#audit-filters", main);
+  let oldest = null, asked = 0;
+  const load = async (more) => {
+    const params = new URLSearchParams({limit: "100"});
+    for (const name of ["action", "entity_type", "entity_id", "actor_user_id"]) {
+      const value = form.elements[name].value.trim();  // form.action would be the form's own attribute
+      if (value) params.set(name, value);
+    }
+    if (more && oldest) params.set("before_id", oldest);
+    const mine = ++asked;
+    const entries = await api("GET", `/audit?${params}`);
+    if (mine !== asked) return;
+    const rows = entries.map((e) => `<tr><td>${esc(when(e.at))}</td><td>${esc(e.actor)}</td><td><code>${esc(e.action)}</code></td><td>${esc(e.entity)}</td><td class="details">${esc(detailsText(e.details))}</td></tr>`).join("");
+    const body = $("#audit-rows", main);
+    if (more) body.insertAdjacentHTML("beforeend", rows);
+    else body.innerHTML = rows || `<tr><td colspan="5" class="muted">${esc(t("nothing"))}</td></tr>`;
+    if (entries.length) oldest = entries[entries.length - 1].id;
+    $("#audit-more", main).hidden = entries.length < 100;
+  };
+  form.onsubmit = (event) => { event.preventDefault(); load(false); };
+  form.elements.entity_type.onchange = form.elements.actor_user_id.onchange = () => load(false);
+  $("#audit-more", main).onclick = () => load(true);
+  await load(false);
 }
 
 // ---- start ------------------------------------------------------------------------
