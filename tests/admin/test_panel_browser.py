@@ -326,3 +326,32 @@ async def test_every_page_opens_in_both_languages_and_the_forms_save(stack, brow
     await page.wait_for_selector("#main h1:has-text('Olu')")
     assert "Can I get an invoice?" in await page.inner_text("#main")
     assert page.script_errors == [] and other.script_errors == []
+
+
+async def test_an_opinion_alert_opens_to_its_trend_and_messages_and_the_word_lists_save(stack, browser):
+    from tests.admin.test_opinion_api import seed
+
+    await seed(stack)
+    page = await page_for(browser, stack)
+    await sign_in(page, "ada")
+    await page.goto("/admin#/monitoring")
+    await page.click("#alert-rows tr[data-alert]")
+    await page.wait_for_selector("#alert-detail svg circle")
+    messages = await page.inner_text("#alert-message-list")
+    assert "li: 退款还没到，太差了" in messages and "wang: 发货太慢了，要求退款" in messages
+    assert "请问什么时候发货" not in messages          # a neutral message is not behind the alert
+    await page.select_option("#alert-filters select[name=status]", "closed")
+    await page.wait_for_selector("#alert-rows tr[data-alert]", state="detached")
+    await page.select_option("#alert-filters select[name=status]", "open")
+    await page.wait_for_selector("#alert-rows tr[data-alert]")
+
+    await page.fill("#rules-form textarea[name=compliance_terms]", "refund: 全额退款, full refund")
+    await page.click("#save-rules")
+    await page.wait_for_selector("#rules-form textarea[name=compliance_terms]:text('全额退款')")
+    assert [w for _, w, _ in stack.hub.rep_review.compliance.rules] == ["全额退款", "full refund"]
+    await page.click("#alert-rows tr[data-alert]")
+    await page.wait_for_selector("#alert-detail svg circle")
+    await shot(page, "monitoring")
+    await page.click("#alert-message-list a >> nth=0")
+    await page.wait_for_selector("#reply-form")
+    assert page.script_errors == []

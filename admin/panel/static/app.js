@@ -53,6 +53,10 @@ const TEXT = {
     image_url: "Picture URL", link_url: "Link URL", new_entry: "New entry", try_question: "Try a question",
     confident: "would answer", not_confident: "not sure: offers a person", delete: "Delete", deleted: "Deleted",
     alerts: "Opinion alerts", volume: "Messages", peak: "Peak negative share", terms: "Top terms",
+    all_kinds: "Every slice", alert_open: "Open", alert_closed: "Closed", pick_alert: "Pick an alert to see its trend and the messages behind it.",
+    alert_trend: "Negative share per hour in {slice}", alert_messages: "The messages behind it", open_in_inbox: "Open in the inbox",
+    rules_title: "Keyword rules and sensitive words", rules_hint: "Products watched raise an alert when complaints name them; sensitive words in reps' replies are flagged to their manager.",
+    rules_settings_only: "An admin or manager sees these in Settings.",
     username: "Username", display_name: "Display name", role: "Role", manager: "Manager", new_user: "New user",
     set_password: "Set password", password: "Password", password_set: "Password set", team: "Team",
     teams: "Teams", new_team: "New team", edit: "Edit", members: "Members", team_channels: "Takes new leads from",
@@ -140,6 +144,10 @@ const TEXT = {
     image_url: "图片地址", link_url: "链接地址", new_entry: "新建条目", try_question: "试问一个问题",
     confident: "会这样回答", not_confident: "不确定：会转人工", delete: "删除", deleted: "已删除",
     alerts: "舆情告警", volume: "消息数", peak: "负面占比峰值", terms: "高频词",
+    all_kinds: "全部维度", alert_open: "进行中", alert_closed: "已结束", pick_alert: "选择一条告警，查看趋势及相关消息。",
+    alert_trend: "{slice} 每小时负面占比", alert_messages: "相关消息", open_in_inbox: "在收件箱中打开",
+    rules_title: "关键词规则与敏感词", rules_hint: "投诉中提到被监控的产品时告警；销售回复中出现敏感词时通知其经理。",
+    rules_settings_only: "管理员或经理可在系统设置中查看。",
     username: "用户名", display_name: "显示名", role: "角色", manager: "上级", new_user: "新建用户",
     set_password: "设置密码", password: "密码", password_set: "密码已设置", team: "团队",
     teams: "团队", new_team: "新建团队", edit: "编辑", members: "成员", team_channels: "负责以下渠道的新线索",
@@ -897,12 +905,65 @@ async function faqPage(main) {
 // ---- monitoring -------------------------------------------------------------------
 
 async function monitoringPage(main) {
-  const alerts = await api("GET", "/opinion/alerts");
+  const readsSettings = ["admin", "manager"].includes(ME.role);
+  const settings = readsSettings ? await api("GET", "/settings") : null;
   main.innerHTML = `<h1>${esc(t("monitoring"))}</h1><h2>${esc(t("alerts"))}</h2>
-    <div class="table-wrap"><table><tr><th>#</th><th>${esc(t("when"))}</th><th>${esc(t("entity"))}</th><th>${esc(t("status"))}</th><th>${esc(t("peak"))}</th><th>${esc(t("volume"))}</th><th>${esc(t("terms"))}</th></tr>
-    ${alerts.map((a) => `<tr><td>${a.id}</td><td>${esc(when(a.first_hour))}</td><td>${esc(a.dimension)} · ${esc(a.key)}</td><td><span class="badge ${a.status === "open" ? "bad" : ""}">${esc(a.status)}</span></td>
+    <div class="toolbar row" id="alert-filters">
+      <select name="status" aria-label="${esc(t("status"))}"><option value="">${esc(t("all"))}</option><option value="open">${esc(t("alert_open"))}</option><option value="closed">${esc(t("alert_closed"))}</option></select>
+      <select name="dimension" aria-label="${esc(t("entity"))}"><option value="">${esc(t("all_kinds"))}</option>${["channel", "campaign", "team", "keyword", "keyword_rule"].map((d) => `<option>${d}</option>`).join("")}</select></div>
+    <div class="table-wrap"><table><thead><tr><th>#</th><th>${esc(t("when"))}</th><th>${esc(t("entity"))}</th><th>${esc(t("status"))}</th><th>${esc(t("peak"))}</th><th>${esc(t("volume"))}</th><th>${esc(t("terms"))}</th></tr></thead>
+    <tbody id="alert-rows"></tbody></table></div>
+    <section class="card" id="alert-detail"><p class="muted">${esc(t("pick_alert"))}</p></section>
+    <section class="card" id="monitoring-rules"><h2>${esc(t("rules_title"))}</h2><p class="hint">${esc(t("rules_hint"))}</p>
+      ${settings ? `<form id="rules-form">${["opinion_products", "compliance_terms"].map((name) => `<label>${esc(t("setting_" + name))}
+        <textarea name="${name}"${ME.role === "admin" ? "" : " readonly"}>${esc(groupsText(settings.values[name]))}</textarea><span class="hint">${esc(t("setting_hint_" + name))}</span></label>`).join("")}
+        ${ME.role === "admin" ? `<button type="submit" class="primary" id="save-rules">${esc(t("save"))}</button>` : `<p class="muted">${esc(t("settings_read_only"))}</p>`}</form>`
+      : `<p class="muted">${esc(t("rules_settings_only"))}</p>`}</section>`;
+  const filters = $("#alert-filters", main);
+  let asked = 0;
+  const showAlert = async (alert) => {
+    const box = $("#alert-detail", main);
+    const hours = Math.min(8 * 24, Math.max(24, Math.ceil((Date.now() - new Date(alert.first_hour)) / 3600e3) + 24));
+    const [series, messages] = await Promise.all([
+      api("GET", `/opinion/series?dimension=${encodeURIComponent(alert.dimension)}&key=${encodeURIComponent(alert.key)}&hours=${hours}`),
+      api("GET", `/opinion/alerts/${alert.id}/messages`)]);
+    const labels = series.hours.map((h) => h.start.slice(0, 13).replace("T", " ") + ":00");
+    const first = labels.indexOf(alert.first_hour.slice(0, 13).replace("T", " ") + ":00");
+    const slice = `${alert.dimension} · ${alert.key}`;
+    box.innerHTML = `<h3>${esc(t("alert_trend", {slice}))}</h3>
+      ${Charts.lines(labels, {[t("negative")]: series.hours.map((h) => (h.volume ? h.negative_share : null))}, t("alert_trend", {slice}),
+        first >= 0 ? [{index: first, label: `#${alert.id}`}] : [], "%")}
+      <h3>${esc(t("alert_messages"))}</h3><div id="alert-message-list">${messages.map((m) => `<div class="msg in">${esc(m.text || "")}
+        <div class="meta">${esc(when(m.created_at))}${m.sentiment ? " · " + esc(m.sentiment) : ""} · <a href="#/inbox/${m.conversation_id}">${esc(t("open_in_inbox"))}</a></div></div>`).join("")
+        || `<p class="muted">${esc(t("nothing"))}</p>`}</div>`;
+  };
+  const refresh = async () => {
+    const params = new URLSearchParams();
+    for (const name of ["status", "dimension"]) if (filters.querySelector(`[name=${name}]`).value) params.set(name, filters.querySelector(`[name=${name}]`).value);
+    const mine = ++asked;
+    const alerts = await api("GET", `/opinion/alerts?${params}`);
+    if (mine !== asked) return;
+    $("#alert-rows", main).innerHTML = alerts.map((a) => `<tr class="clickable" data-alert="${a.id}"><td>${a.id}</td><td>${esc(when(a.first_hour))}</td><td>${esc(a.dimension)} · ${esc(a.key)}</td><td><span class="badge ${a.status === "open" ? "bad" : ""}">${esc(a.status)}</span></td>
       <td>${Math.round(a.peak_share * 100)}%</td><td>${a.volume}</td><td>${esc(a.top_terms.map((x) => x[0]).join(", "))}</td></tr>`).join("")
-      || `<tr><td colspan="7" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>`;
+      || `<tr><td colspan="7" class="muted">${esc(t("nothing"))}</td></tr>`;
+    $$("[data-alert]", main).forEach((row) => row.onclick = () => {
+      $$("[data-alert]", main).forEach((r) => r.classList.toggle("selected", r === row));
+      attempt(() => showAlert(alerts.find((a) => a.id === Number(row.dataset.alert))));
+    });
+  };
+  filters.querySelectorAll("select").forEach((el) => el.onchange = refresh);
+  const rules = $("#rules-form", main);
+  if (rules && ME.role === "admin") rules.onsubmit = async (event) => {
+    event.preventDefault();
+    const changes = {};
+    for (const name of ["opinion_products", "compliance_terms"]) {
+      const value = groupsValue(rules.elements[name].value), wanted = Object.keys(value).length ? value : null;
+      if (JSON.stringify(wanted) !== JSON.stringify(settings.values[name] ?? null)) changes[name] = wanted;
+    }
+    if (!Object.keys(changes).length) return toast(t("saved"));
+    if (await attempt(() => api("PUT", "/settings", {changes}), t("saved"))) route();
+  };
+  await refresh();
 }
 
 // ---- users and audit ----------------------------------------------------------------
