@@ -17,6 +17,10 @@ class DuplicateAccount(Exception):
     pass
 
 
+class OtherAccount(Exception):
+    """New credentials that belong to another platform account than this one."""
+
+
 async def create(
     *,
     kind: str,
@@ -52,6 +56,32 @@ async def create(
     await audit.record("channel_account.create", entity_type="channel_account", entity_id=account.id,
                        actor=actor, db_session=db_session, details={"kind": kind, "name": name})
     return account
+
+
+async def update(account: ChannelAccount, *, cipher: CredentialCipher, actor: User | None, db_session: AsyncSession,
+                 name: str | None = None, is_active: bool | None = None, credentials: dict[str, Any] | None = None,
+                 credentials_account_id: str | None = None) -> dict[str, Any]:
+    """Rename, switch off or on, or replace the credentials (a rotated secret) of the same
+    platform account (`credentials_account_id`: whose they are, from a connection test).
+    What changed, as audited: never the secrets themselves."""
+    changes: dict[str, Any] = {}
+    if credentials is not None:
+        if credentials_account_id != account.platform_account_id:
+            raise OtherAccount(f"these credentials belong to {account.kind} account {credentials_account_id}, not "
+                               f"{account.platform_account_id} ({account.name!r}); add that one as a new account")
+        account.credentials_encrypted = cipher.encrypt(credentials)
+        changes["credentials"] = "replaced"
+    if name is not None and name.strip() and name.strip() != account.name:
+        changes["name"] = {"from": account.name, "to": name.strip()}
+        account.name = name.strip()
+    if is_active is not None and is_active != account.is_active:
+        changes["is_active"] = is_active
+        account.is_active = is_active
+    if changes:
+        await db_session.flush()
+        await audit.record("channel_account.update", entity_type="channel_account", entity_id=account.id,
+                           actor=actor, db_session=db_session, details=changes)
+    return changes
 
 
 async def get(account_id: int, *, db_session: AsyncSession) -> ChannelAccount | None:

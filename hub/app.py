@@ -66,6 +66,9 @@ class HubChannelCatalog:
         adapter = self.hub.channels.get(account.kind)
         await adapter.activate(accounts.to_ref(account, self.hub.cipher), self.hub.webhook_url(account))
 
+    def forget(self, account_id: int) -> None:
+        self.hub.forget_account(account_id)
+
     def webhook_url(self, account: ChannelAccount) -> str:
         return self.hub.webhook_url(account)
 

@@ -1,4 +1,5 @@
-"""Channel accounts: connect (after testing the connection), list, get. Secrets never leave."""
+"""Channel accounts: connect (after testing the connection), list, get, test again, rename,
+switch off or on, replace the credentials. Secrets never leave."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ApiContext, api_context, db_session, require_role
-from admin.api.schemas import ChannelAccountCreate, ChannelAccountRead
+from admin.api.schemas import ChannelAccountCreate, ChannelAccountRead, ChannelAccountUpdate
 from crm_core import accounts
 from crm_core.models import ChannelAccount, Role, User
 
@@ -27,6 +28,13 @@ def _read(account: ChannelAccount, ctx: ApiContext) -> ChannelAccountRead:
 def _validation_detail(kind: str, part: str, exc: ValidationError) -> list[dict]:
     return [{"loc": ["body", part, *e["loc"]], "msg": f"{kind} {part}: {e['msg']}", "type": e["type"]}
             for e in exc.errors(include_input=False, include_url=False)]
+
+
+async def _account(account_id: int, session: AsyncSession) -> ChannelAccount:
+    account = await accounts.get(account_id, db_session=session)
+    if account is None:
+        raise HTTPException(404, f"no channel account {account_id}")
+    return account
 
 
 @router.post("", response_model=ChannelAccountRead, status_code=status.HTTP_201_CREATED)
@@ -86,7 +94,60 @@ async def get_channel_account(
     session: AsyncSession = Depends(db_session),
     ctx: ApiContext = Depends(api_context),
 ) -> ChannelAccountRead:
-    account = await accounts.get(account_id, db_session=session)
-    if account is None:
-        raise HTTPException(404, f"no channel account {account_id}")
+    return _read(await _account(account_id, session), ctx)
+
+
+@router.post("/{account_id}/test")
+async def test_saved_connection(
+    account_id: int,
+    _: User = Depends(require_role(*MANAGE)),
+    session: AsyncSession = Depends(db_session),
+    ctx: ApiContext = Depends(api_context),
+) -> dict:
+    """Try the stored credentials against the platform now."""
+    account = await _account(account_id, session)
+    ref = accounts.to_ref(account, ctx.cipher)
+    try:
+        check = await ctx.catalog.check_connection(account.kind, account.api_base, ref.credentials)
+    except Exception as exc:
+        raise HTTPException(400, f"connection test of {account.kind} account {account.id} ({account.name!r}) "
+                                 f"failed: {exc}; check its credentials, or replace them") from None
+    return {"ok": True, "platform_account_id": check.platform_account_id, "display_name": check.display_name}
+
+
+@router.patch("/{account_id}", response_model=ChannelAccountRead)
+async def update_channel_account(
+    account_id: int,
+    body: ChannelAccountUpdate,
+    user: User = Depends(require_role(*MANAGE)),
+    session: AsyncSession = Depends(db_session),
+    ctx: ApiContext = Depends(api_context),
+) -> ChannelAccountRead:
+    """Rename, switch off (no more receiving or sending) or on again (the webhook registered
+    anew), or replace the credentials: tested first, and only for the same platform account."""
+    account = await _account(account_id, session)
+    creds, whose = None, None
+    if body.credentials is not None:
+        try:
+            creds = ctx.catalog.credentials_model(account.kind).model_validate(body.credentials).model_dump()
+        except ValidationError as exc:
+            raise HTTPException(422, _validation_detail(account.kind, "credentials", exc)) from None
+        try:
+            whose = (await ctx.catalog.check_connection(account.kind, account.api_base, creds)).platform_account_id
+        except Exception as exc:
+            raise HTTPException(400, f"connection test failed: {exc}; the old credentials stay") from None
+    try:
+        changes = await accounts.update(account, name=body.name, is_active=body.is_active, credentials=creds,
+                                        credentials_account_id=whose, cipher=ctx.cipher, actor=user,
+                                        db_session=session)
+    except accounts.OtherAccount as exc:
+        raise HTTPException(409, str(exc)) from None
+    if account.is_active and ("credentials" in changes or changes.get("is_active") is True):
+        try:
+            await ctx.catalog.activate(account)
+        except Exception as exc:
+            await session.rollback()
+            raise HTTPException(400, f"the platform did not accept our webhook: {exc}") from None
+    await session.commit()
+    ctx.catalog.forget(account.id)
     return _read(account, ctx)

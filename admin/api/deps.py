@@ -36,6 +36,8 @@ class ChannelCatalog(Protocol):
 
     async def activate(self, account: ChannelAccount) -> None: ...
 
+    def forget(self, account_id: int) -> None: ...  # its cached credentials and pollers: it changed
+
     def webhook_url(self, account: ChannelAccount) -> str: ...
 
 

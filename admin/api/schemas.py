@@ -24,6 +24,15 @@ class ChannelAccountCreate(BaseModel):
         return value.rstrip("/") if value else value
 
 
+class ChannelAccountUpdate(BaseModel):
+    """The fields to change; those left out stay as they are."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    is_active: bool | None = Field(default=None, description="false: stop receiving and sending on it")
+    credentials: dict[str, Any] | None = Field(default=None, description="A complete new set (a rotated secret), "
+                                                                        "tested first; stored encrypted")
+
+
 class ChannelAccountRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

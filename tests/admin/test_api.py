@@ -3,6 +3,7 @@ conversations, sending into a conversation, health and OpenAPI."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import select, update
 
 from crm_core import users
 from crm_core.db import utcnow
-from crm_core.models import AuditLog, ChannelAccount, Conversation, OutboxMessage, OutboxStatus, Role
+from crm_core.models import AuditLog, ChannelAccount, Conversation, Message, OutboxMessage, OutboxStatus, Role
 from tests.fakes.stack import eventually, telegram_stack
 
 
@@ -285,3 +286,52 @@ async def test_erasure_removes_the_person_and_keeps_counts_and_consent_proof(sta
         erased = await session.get(Contact, contact_id)
         assert erased.display_name is None and erased.merged_into_id is None
         assert await session.scalar(select(Message.text).where(Message.text == "hello again"))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_operator_retests_renames_switches_off_and_rotates_a_channels_secret(stack):
+    base = f"{stack.hub_base}/api/v1/channel-accounts/{stack.account_id}"
+    client = stack.client
+    ok = (await client.post(f"{base}/test", headers=stack.api())).json()
+    assert ok["ok"] and ok["platform_account_id"] == str(stack.bot.id)
+    rep, _ = await token_for(stack, Role.REP, "li")
+    assert (await client.patch(base, json={"is_active": False}, headers=stack.api(rep))).status_code == 403
+
+    # Switched off: the platform's calls are refused and nothing is stored, though the hub had
+    # just taken a message from it; on again, the webhook is registered anew.
+    await stack.customer_writes(610, "hello while on")
+
+    async def stored():
+        async with stack.hub.sessions() as session:
+            return await session.scalar(select(Message.id).where(Message.text == "hello while on"))
+    await eventually(stored)
+    resp = await client.patch(base, json={"is_active": False, "name": "Old bot"}, headers=stack.api())
+    assert (resp.json()["is_active"], resp.json()["name"]) == (False, "Old bot")
+    await stack.customer_writes(611, "hello while off")
+    await asyncio.sleep(0.5)  # the simulator pushes it at once, and again after 0.05, 0.1 and 0.2 s
+    async with stack.hub.sessions() as session:
+        assert await session.scalar(select(Message.id).where(Message.text == "hello while off")) is None
+    stack.bot.webhook_url = None
+    resp = await client.patch(base, json={"is_active": True}, headers=stack.api())
+    assert resp.json()["is_active"] and stack.bot.webhook_url == resp.json()["webhook_url"]
+
+    # The token is rotated at the platform: the saved one stops working, the new one replaces it.
+    rotated = stack.simulator.create_bot(token=f"{stack.bot.id}:{'r' * 35}")
+    failed = await client.post(f"{base}/test", headers=stack.api())
+    assert failed.status_code == 400 and "check its credentials, or replace them" in failed.json()["detail"]
+    other = stack.simulator.create_bot(username="someone_elses_bot")
+    for credentials, status, words in (({"bot_token": "nope"}, 422, "telegram credentials"),
+                                       ({"bot_token": f"{stack.bot.id}:{'w' * 35}"}, 400, "the old credentials stay"),
+                                       ({"bot_token": other.token}, 409, "add that one as a new account")):
+        resp = await client.patch(base, json={"credentials": credentials}, headers=stack.api())
+        assert resp.status_code == status and words in str(resp.json()["detail"]), resp.text
+    resp = await client.patch(base, json={"credentials": {"bot_token": rotated.token}}, headers=stack.api())
+    assert resp.status_code == 200 and rotated.token not in resp.text
+    assert rotated.webhook_url == resp.json()["webhook_url"]
+    assert (await client.post(f"{base}/test", headers=stack.api())).json()["ok"]
+    async with stack.hub.sessions() as session:
+        updates = (await session.scalars(select(AuditLog).where(AuditLog.action == "channel_account.update")
+                                         .order_by(AuditLog.id))).all()
+    assert [u.details for u in updates] == [{"name": {"from": "Test bot", "to": "Old bot"}, "is_active": False},
+                                            {"is_active": True}, {"credentials": "replaced"}]
+    assert rotated.token not in str([u.details for u in updates])

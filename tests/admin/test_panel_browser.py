@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core import users, web_auth
-from crm_core.models import Campaign, CampaignStatus, CampaignStep, Contact, Lead, Role, Team, User
+from crm_core.models import Campaign, CampaignStatus, CampaignStep, ChannelAccount, Contact, Lead, Role, Team, User
 from tests.fakes.stack import eventually, telegram_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -100,6 +100,24 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     assert second.webhook_url == webhook  # registered with the platform
     assert second.token not in await page.content()
     await shot(page, "channels")
+
+    # Later: the saved account tested again, its rotated token replaced, switched off.
+    async with stack.hub.sessions() as session:
+        saved = await session.scalar(select(ChannelAccount).where(ChannelAccount.name == "Sales bot"))
+    await page.click(f"[data-test='{saved.id}']")  # listed at once
+    await page.wait_for_selector(".toast:has-text('@sales_bot')")
+    rotated = stack.simulator.create_bot(username="sales_bot", token=f"{second.id}:{'n' * 35}")
+    await page.click(f"[data-edit-account='{saved.id}']")
+    await page.fill("#account-form input[name=cred_bot_token]", rotated.token)
+    await page.click("#save-account")
+    await page.wait_for_selector("#account-form", state="detached")
+    async with stack.hub.sessions() as session:
+        saved = await session.get(ChannelAccount, saved.id)
+    assert stack.hub.cipher.decrypt(saved.credentials_encrypted)["bot_token"] == rotated.token
+    assert rotated.webhook_url == webhook and rotated.token not in await page.content()
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.click(f"[data-toggle='{saved.id}']")
+    await page.wait_for_selector(f"tr[data-account='{saved.id}'] .badge.bad")
 
     # A campaign: audience preview with its count, a step per language, created, then started.
     await page.goto("/admin#/campaigns/new")

@@ -48,6 +48,9 @@ const TEXT = {
     test_connection: "Test connection", connection_ok: "Connection works: {name}", webhook_url: "Webhook URL (paste it into the platform)",
     secrets_note: "Secrets are stored encrypted and never shown again.", api_base: "API base URL (simulators, proxies)",
     account_name: "Account name", copy: "Copy", copied: "Copied", active: "active",
+    switched_off: "off", switch_off: "Switch off", switch_on: "Switch on",
+    switch_off_confirm: "Switch off {name}? Messages to it are refused and nothing is sent on it until it is switched on again.",
+    replace_credentials: "Replace the credentials", replace_credentials_hint: "Leave empty to keep the current ones. A new set (a rotated secret) is tested first and must be for the same account.",
     question_zh: "Questions (中文, one per line)", question_en: "Questions (English, one per line)",
     answer_zh: "Answer (中文)", answer_en: "Answer (English)", synonyms: "Synonym groups (one group per line, words separated by commas)",
     image_url: "Picture URL", link_url: "Link URL", new_entry: "New entry", try_question: "Try a question",
@@ -139,6 +142,9 @@ const TEXT = {
     test_connection: "测试连接", connection_ok: "连接成功：{name}", webhook_url: "回调地址（粘贴到平台后台）",
     secrets_note: "密钥加密存储，保存后不再显示。", api_base: "API 地址（模拟器、代理）",
     account_name: "账号名称", copy: "复制", copied: "已复制", active: "启用",
+    switched_off: "已停用", switch_off: "停用", switch_on: "启用",
+    switch_off_confirm: "停用 {name}？停用后不再接收发往该账号的消息，也不会通过它发送，直到再次启用。",
+    replace_credentials: "更换凭据", replace_credentials_hint: "留空则保留现有凭据。新凭据（如轮换后的密钥）会先测试，且必须属于同一账号。",
     question_zh: "问题（中文，每行一个）", question_en: "问题（English，每行一个）",
     answer_zh: "答案（中文）", answer_en: "答案（English）", synonyms: "同义词组（每行一组，词之间用逗号分隔）",
     image_url: "图片地址", link_url: "链接地址", new_entry: "新建条目", try_question: "试问一个问题",
@@ -799,10 +805,13 @@ function campaignBuilder(main) {
 async function channelsPage(main) {
   const [accounts, kinds] = await Promise.all([api("GET", "/channel-accounts"), api("GET", "/channel-kinds")]);
   main.innerHTML = `<h1>${esc(t("channels"))}</h1>
-    <div class="table-wrap"><table><tr><th>#</th><th>${esc(t("kind"))}</th><th>${esc(t("account_name"))}</th><th>${esc(t("webhook_url"))}</th></tr>
-    ${accounts.map((a) => `<tr><td>${a.id}</td><td><span class="badge">${esc(a.kind)}</span></td><td>${esc(a.name)}</td>
-      <td><div class="copy-field"><input readonly value="${esc(a.webhook_url)}" aria-label="${esc(t("webhook_url"))}"><button type="button" class="copy">${esc(t("copy"))}</button></div></td></tr>`).join("")
-      || `<tr><td colspan="4" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>
+    <div class="table-wrap"><table id="accounts-table"><tr><th>#</th><th>${esc(t("kind"))}</th><th>${esc(t("account_name"))}</th><th>${esc(t("webhook_url"))}</th><th></th></tr>
+    ${accounts.map((a) => `<tr data-account="${a.id}"><td>${a.id}</td><td><span class="badge">${esc(a.kind)}</span>${a.is_active ? "" : ` <span class="badge bad">${esc(t("switched_off"))}</span>`}</td><td>${esc(a.name)}</td>
+      <td><div class="copy-field"><input readonly value="${esc(a.webhook_url)}" aria-label="${esc(t("webhook_url"))}"><button type="button" class="copy">${esc(t("copy"))}</button></div></td>
+      <td class="row"><button type="button" data-test="${a.id}">${esc(t("test_connection"))}</button><button type="button" data-edit-account="${a.id}">${esc(t("edit"))}</button>
+        <button type="button" data-toggle="${a.id}">${esc(t(a.is_active ? "switch_off" : "switch_on"))}</button></td></tr>`).join("")
+      || `<tr><td colspan="5" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>
+    <div id="account-editor"></div>
     <form class="card" id="channel-form"><h2>${esc(t("add_channel"))}</h2>
       <label>${esc(t("kind"))}<select name="kind" id="channel-kind">${Object.keys(kinds).map((k) => `<option>${esc(k)}</option>`).join("")}</select></label>
       <label>${esc(t("account_name"))}<input name="name" required maxlength="200"></label>
@@ -825,6 +834,40 @@ async function channelsPage(main) {
       return `<label>${esc(prop.title || name)}${required.has(name) ? " *" : ""}${input}${prop.description ? `<span class="hint">${esc(prop.description)}</span>` : ""}</label>`;
     }).join("");
   };
+  const byId = Object.fromEntries(accounts.map((a) => [a.id, a]));
+  $$("[data-test]", main).forEach((b) => b.onclick = async () => {
+    const result = await attempt(() => api("POST", `/channel-accounts/${b.dataset.test}/test`));
+    if (result) toast(t("connection_ok", {name: result.display_name}));
+  });
+  $$("[data-toggle]", main).forEach((b) => b.onclick = async () => {
+    const account = byId[Number(b.dataset.toggle)];
+    if (account.is_active && !confirm(t("switch_off_confirm", {name: account.name}))) return;
+    if (await attempt(() => api("PATCH", `/channel-accounts/${account.id}`, {is_active: !account.is_active}), t("saved"))) route();
+  });
+  $$("[data-edit-account]", main).forEach((b) => b.onclick = () => {
+    const account = byId[Number(b.dataset.editAccount)];
+    $("#account-editor", main).innerHTML = `<form class="card" id="account-form"><h2>${esc(t("edit_user", {name: account.name}))}</h2>
+      <label>${esc(t("account_name"))}<input name="name" required maxlength="200" value="${esc(account.name)}"></label>
+      <h3>${esc(t("replace_credentials"))}</h3><p class="hint">${esc(t("replace_credentials_hint"))}</p>
+      <div id="account-fields">${fieldsFor(account.kind).replace(/ required/g, "")}</div>
+      <div class="row"><button type="submit" class="primary" id="save-account">${esc(t("save"))}</button><button type="button" id="cancel-account">${esc(t("cancel"))}</button></div></form>`;
+    const edit = $("#account-form", main);
+    $("#cancel-account", main).onclick = () => { $("#account-editor", main).innerHTML = ""; };
+    edit.name.focus();
+    edit.onsubmit = async (event) => {
+      event.preventDefault();
+      const fields = [...edit.querySelectorAll("[name^=cred_]")];
+      const body = {name: edit.name.value.trim()};
+      // Typing into any field means a new set; a pre-filled default or a choice alone does not.
+      if (fields.some((el) => el.tagName === "INPUT" && el.value !== "" && el.value !== el.defaultValue)) {
+        body.credentials = Object.fromEntries(fields.filter((el) => el.value !== "")
+          .map((el) => [el.name.slice(5), el.type === "number" ? Number(el.value) : el.value]));
+      }
+      const saved = await attempt(() => api("PATCH", `/channel-accounts/${account.id}`, body), t("saved"));
+      edit.querySelectorAll("input[name^=cred_]").forEach((el) => { el.value = ""; });  // secrets leave the page
+      if (saved) route();
+    };
+  });
   const drawFields = () => { $("#channel-fields").innerHTML = fieldsFor(form.kind.value); };
   form.kind.onchange = drawFields;
   drawFields();
@@ -845,8 +888,10 @@ async function channelsPage(main) {
     event.preventDefault();
     const created = await attempt(() => api("POST", "/channel-accounts", collect()), t("saved"));
     if (!created) return;
-    $$("#channel-fields input").forEach((el) => { el.value = ""; });  // secrets leave the page
-    $("#channel-result").innerHTML = `<h3>${esc(t("webhook_url"))}</h3><div class="copy-field"><input readonly id="new-webhook-url" value="${esc(created.webhook_url)}"></div>`;
+    // Drawn again (secrets leave the page), with the new account listed and its webhook URL to paste.
+    await channelsPage(main);
+    $("#channel-result", main).innerHTML = `<h3>${esc(t("webhook_url"))}</h3><div class="copy-field"><input readonly id="new-webhook-url" value="${esc(created.webhook_url)}"></div>`;
+    $("#new-webhook-url", main).scrollIntoView({block: "center"});
   };
 }
 
