@@ -76,6 +76,9 @@ class ContactRead(BaseModel):
 
 class ContactDetail(ContactRead):
     identities: list[IdentityRead]
+    phones: list[str] = Field(default_factory=list)
+    emails: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
 
 
 class ConversationRead(BaseModel):

@@ -13,7 +13,19 @@ import pytest
 from sqlalchemy import select
 
 from crm_core import users, web_auth
-from crm_core.models import Campaign, CampaignStatus, CampaignStep, ChannelAccount, Contact, Lead, Role, Team, User
+from crm_core.models import (
+    Campaign,
+    CampaignStatus,
+    CampaignStep,
+    ChannelAccount,
+    ConsentEvent,
+    Contact,
+    ContactTag,
+    Lead,
+    Role,
+    Team,
+    User,
+)
 from tests.fakes.stack import eventually, telegram_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -343,6 +355,23 @@ async def test_every_page_opens_in_both_languages_and_the_forms_save(stack, brow
     await row.click()
     await page.wait_for_selector("#main h1:has-text('Olu')")
     assert "Can I get an invoice?" in await page.inner_text("#main")
+    # Tagged, and an opt-out she gave on the phone recorded with where it comes from.
+    await page.fill("#tags-form input[name=tags]", "vip, 展会")
+    await page.click("#tags-form button[type=submit]")
+
+    async def tags_saved():
+        async with stack.hub.sessions() as session:
+            return (await session.scalars(select(ContactTag.tag).order_by(ContactTag.tag))).all() == ["vip", "展会"]
+    await eventually(tags_saved)
+    await page.fill("#consent-form input[name=note]", "phoned on 1 Dec: no more offers")
+    await page.click("#record-consent")
+    await page.wait_for_selector("#consent-state .badge.bad")
+    async with stack.hub.sessions() as session:
+        olu = await session.scalar(select(Contact).where(Contact.display_name == "Olu"))
+        event = await session.scalar(select(ConsentEvent).where(ConsentEvent.contact_id == olu.id))
+    assert (event.purpose.value, event.granted, event.evidence["note"]) == ("marketing", False,
+                                                                           "phoned on 1 Dec: no more offers")
+    assert "phoned on 1 Dec: no more offers" in await page.inner_text("#consent-card")
     assert page.script_errors == [] and other.script_errors == []
 
 

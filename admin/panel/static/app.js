@@ -28,7 +28,11 @@ const TEXT = {
     sent_ok: "Sent to the customer", note_ok: "Note added", assigned_ok: "Assigned",
     name: "Name", stage: "Stage", source: "Source", language: "Language", created: "Created",
     identities: "Identities", timeline: "Timeline across channels", consent: "Consent history", proof: "proof",
-    granted: "granted", withdrawn: "withdrawn", export: "Export (JSON)", erase: "Erase", score: "Score",
+    phones: "Phones", emails: "Emails", purpose: "Purpose", purpose_marketing: "Marketing", purpose_service: "Service",
+    every_channel: "every channel", consent_none: "No consent recorded: no marketing is sent.",
+    awaiting_confirmation: "{purpose}: waiting for the person's own yes, until {until}", consent_note: "Where it comes from",
+    consent_note_hint: "the signed form, the call of 3 May…", double_opt_in: "Ask the person to confirm first (double opt-in)",
+    record_consent: "Record", granted: "granted", withdrawn: "withdrawn", export: "Export (JSON)", erase: "Erase", score: "Score",
     erase_confirm: "Erase this contact's personal data? Type ERASE to confirm.", erased: "Erased",
     company: "Company", segment: "Segment", new_campaign: "New campaign", start: "Start", pause: "Pause",
     results: "Results", audience: "Audience", tags: "Tags (comma separated)", stages: "Stages (comma separated)",
@@ -122,7 +126,11 @@ const TEXT = {
     sent_ok: "已发送给客户", note_ok: "已添加备注", assigned_ok: "已分配",
     name: "姓名", stage: "阶段", source: "来源", language: "语言", created: "创建时间",
     identities: "身份", timeline: "跨渠道时间线", consent: "授权记录", proof: "凭证",
-    granted: "同意", withdrawn: "撤回", export: "导出 (JSON)", erase: "删除个人数据", score: "评分",
+    phones: "手机", emails: "邮箱", purpose: "用途", purpose_marketing: "营销", purpose_service: "服务",
+    every_channel: "全部渠道", consent_none: "没有同意记录：不会发送营销消息。",
+    awaiting_confirmation: "{purpose}：等待本人确认，截至 {until}", consent_note: "来源说明",
+    consent_note_hint: "签字的表格、5 月 3 日的电话……", double_opt_in: "先请本人确认（双重确认）",
+    record_consent: "记录", granted: "同意", withdrawn: "撤回", export: "导出 (JSON)", erase: "删除个人数据", score: "评分",
     erase_confirm: "确定删除该联系人的个人数据？请输入 ERASE 确认。", erased: "已删除",
     company: "公司", segment: "分层", new_campaign: "新建活动", start: "启动", pause: "暂停",
     results: "效果", audience: "目标人群", tags: "标签（逗号分隔）", stages: "阶段（逗号分隔）",
@@ -502,7 +510,10 @@ async function contactPage(main, id) {
     <div class="grid">
       <section class="card"><dl class="kv"><dt>#</dt><dd>${contact.id}</dd><dt>${esc(t("source"))}</dt><dd>${esc(contact.source || "")}</dd>
         <dt>${esc(t("language"))}</dt><dd>${esc(contact.language || "")}</dd><dt>${esc(t("owner"))}</dt><dd>${esc(thread ? thread.conversation.owner || t("unowned") : "")}</dd>
-        <dt>${esc(t("created"))}</dt><dd>${esc(when(contact.created_at))}</dd></dl>
+        <dt>${esc(t("created"))}</dt><dd>${esc(when(contact.created_at))}</dd>
+        <dt>${esc(t("phones"))}</dt><dd id="contact-phones">${esc(contact.phones.join(", "))}</dd><dt>${esc(t("emails"))}</dt><dd id="contact-emails">${esc(contact.emails.join(", "))}</dd></dl>
+        <form id="tags-form" class="row" style="margin-top:12px"><label style="margin:0;flex:1">${esc(t("tags"))}<input name="tags" value="${esc(contact.tags.join(", "))}"></label>
+          <button type="submit">${esc(t("save"))}</button></form>
         <div class="row" style="margin-top:12px"><a class="button" href="/api/v1/contacts/${id}/export" download="contact-${id}.json" id="export">${esc(t("export"))}</a>
         ${mayErase ? `<button class="danger" type="button" id="erase">${esc(t("erase"))}</button>` : ""}</div>
         ${["admin", "operator", "manager"].includes(ME.role) ? `<form id="merge-form" class="row" style="margin-top:14px">
@@ -512,11 +523,37 @@ async function contactPage(main, id) {
         <span class="muted">· #${i.channel_account_id} · ${esc(i.external_id)}</span>${i.reachable ? "" : ` <span class="badge bad">${esc(i.unreachable_reason || "unreachable")}</span>`}</li>`).join("")}</ul>
         <h3>${esc(t("leads"))}</h3>${leads.length ? leads.map((l) => `<div>#${l.id} <span class="badge">${esc(l.stage)}</span> ${esc(t("score"))} ${l.score} · ${esc(l.company || "")}</div>`).join("") : `<p class="muted">${esc(t("nothing"))}</p>`}</section>
     </div>
-    <section class="card"><h3>${esc(t("consent"))}</h3>${consent && consent.events.length ? `<div class="table-wrap"><table><tr><th>${esc(t("when"))}</th><th></th><th>${esc(t("channel"))}</th><th>${esc(t("source"))}</th><th>${esc(t("proof"))}</th></tr>
-      ${consent.events.map((e) => `<tr><td>${esc(when(e.at))}</td><td><span class="badge ${e.granted ? "good" : "bad"}">${esc(t(e.granted ? "granted" : "withdrawn"))}</span> ${esc(e.purpose)}</td>
-      <td>${esc(e.channel || "*")}</td><td>${esc(e.source)}${e.actor ? " · " + esc(e.actor) : ""}</td><td><code>${esc(JSON.stringify(e.evidence))}</code></td></tr>`).join("")}</table></div>`
-      : `<p class="muted">${esc(t("nothing"))}</p>`}</section>
+    <section class="card" id="consent-card"><h3>${esc(t("consent"))}</h3>
+      ${consent ? `<div id="consent-state">${Object.entries(consent.state).map(([purpose, scopes]) => `<div><strong>${esc(t("purpose_" + purpose))}</strong>: ${Object.entries(scopes).map(([scope, st]) =>
+        `<span class="badge ${st.granted ? "good" : "bad"}">${esc(scope === "*" ? t("every_channel") : scope)} · ${esc(t(st.granted ? "granted" : "withdrawn"))}</span> <span class="muted">${esc(when(st.since))}</span>`).join(" ")}</div>`).join("")
+        || `<p class="muted">${esc(t("consent_none"))}</p>`}
+        ${consent.awaiting_confirmation.map((r) => `<div class="muted">${esc(t("awaiting_confirmation", {purpose: t("purpose_" + r.purpose), until: when(r.expires_at)}))}</div>`).join("")}</div>` : ""}
+      ${consent && consent.events.length ? `<div class="table-wrap"><table><tr><th>${esc(t("when"))}</th><th></th><th>${esc(t("channel"))}</th><th>${esc(t("source"))}</th><th>${esc(t("proof"))}</th></tr>
+      ${consent.events.map((e) => `<tr><td>${esc(when(e.at))}</td><td><span class="badge ${e.granted ? "good" : "bad"}">${esc(t(e.granted ? "granted" : "withdrawn"))}</span> ${esc(t("purpose_" + e.purpose))}</td>
+      <td>${esc(e.channel || "*")}</td><td>${esc(e.source)}${e.actor ? " · " + esc(e.actor) : ""}</td><td class="details">${esc(detailsText(e.evidence))}</td></tr>`).join("")}</table></div>`
+      : ""}
+      ${["admin", "operator", "manager"].includes(ME.role) ? `<form id="consent-form" class="step-grid" style="margin-top:12px">
+        <label>${esc(t("purpose"))}<select name="purpose"><option value="marketing">${esc(t("purpose_marketing"))}</option><option value="service">${esc(t("purpose_service"))}</option></select></label>
+        <label>${esc(t("consent"))}<select name="granted"><option value="false">${esc(t("withdrawn"))}</option><option value="true">${esc(t("granted"))}</option></select></label>
+        <label>${esc(t("channel"))}<select name="channel"><option value="">${esc(t("every_channel"))}</option>${CHANNEL_KINDS.map((k) => `<option>${k}</option>`).join("")}</select></label>
+        <label>${esc(t("consent_note"))}<input name="note" required maxlength="500" placeholder="${esc(t("consent_note_hint"))}"></label>
+        <label class="row"><input type="checkbox" name="double_opt_in" style="width:auto"> ${esc(t("double_opt_in"))}</label>
+        <button type="submit" id="record-consent">${esc(t("record_consent"))}</button></form>` : ""}</section>
     <section class="card"><h3>${esc(t("timeline"))}</h3><div class="messages" style="max-height:none">${thread ? thread.messages.map((m) => `<div class="msg ${m.direction === "out" ? "out" : "in"}">${esc(m.text)}<div class="meta">${esc(m.channel)} · ${esc(when(m.created_at))}</div></div>`).join("") : ""}</div></section>`;
+  $("#tags-form", main).onsubmit = async (event) => {
+    event.preventDefault();
+    const tags = event.target.tags.value.split(/[,，]/).map((x) => x.trim()).filter(Boolean);
+    await attempt(() => api("PUT", `/contacts/${id}/tags`, {tags}), t("saved"));
+  };
+  const consentForm = $("#consent-form", main);
+  if (consentForm) consentForm.onsubmit = async (event) => {
+    event.preventDefault();
+    const f = consentForm.elements;
+    if (!f.note.value.trim()) { toast(`${t("error")}: ${t("consent_note")}`, true); return f.note.focus(); }
+    const body = {purpose: f.purpose.value, granted: f.granted.value === "true", channel: f.channel.value || null,
+      note: f.note.value.trim(), double_opt_in: f.double_opt_in.checked && f.granted.value === "true"};
+    if (await attempt(() => api("POST", `/contacts/${id}/consent`, body), t("saved")) !== undefined) route();
+  };
   const erase = $("#erase");
   if (erase) erase.onclick = async () => {
     if (prompt(t("erase_confirm")) !== "ERASE") return;
