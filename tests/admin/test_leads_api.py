@@ -101,6 +101,8 @@ async def test_an_export_opens_in_a_spreadsheet_shows_only_what_the_user_may_see
         assert resp.status_code == 201, resp.text
     listed = (await client.get(base, headers=stack.api(li))).json()
     assert [(lead["contact_name"], lead["owner_name"]) for lead in listed] == [("陈静", "li")]
+    card = (await client.get(f"{stack.hub_base}/api/v1/contacts/{listed[0]['contact_id']}", headers=stack.api(li))).json()
+    assert (card["phones"], card["emails"], card["tags"]) == (["+8613800138000"], [], [])
 
     resp = await client.get(f"{base}/export?language=zh", headers=stack.api(operator))
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
