@@ -15,7 +15,18 @@ from sqlalchemy.orm import selectinload
 
 from crm_core import audit
 from crm_core.db import utcnow
-from crm_core.models import BotSession, Contact, ContactKey, Conversation, Identity, Message, OutboxMessage, Role, User
+from crm_core.models import (
+    BotSession,
+    Contact,
+    ContactKey,
+    Conversation,
+    Identity,
+    Lead,
+    Message,
+    OutboxMessage,
+    Role,
+    User,
+)
 from crm_core.outbox import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 
@@ -55,9 +66,11 @@ def visible_conversation_ids(user: User) -> Select:
 def _visible_contacts(user: User) -> Select:
     stmt = select(Contact).where(Contact.is_staff.is_(False))
     if user.role == Role.REP:
-        stmt = stmt.where(
-            exists().where(Conversation.contact_id == Contact.id, Conversation.assignee_user_id == user.id)
-        )
+        # Their customers: in a conversation they own, or the person of a lead they own
+        # (an imported lead may have no conversation yet).
+        stmt = stmt.where(or_(
+            exists().where(Conversation.contact_id == Contact.id, Conversation.assignee_user_id == user.id),
+            exists().where(Lead.contact_id == Contact.id, Lead.owner_user_id == user.id)))
     return stmt
 
 

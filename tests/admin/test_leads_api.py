@@ -103,6 +103,9 @@ async def test_an_export_opens_in_a_spreadsheet_shows_only_what_the_user_may_see
     assert [(lead["contact_name"], lead["owner_name"]) for lead in listed] == [("陈静", "li")]
     card = (await client.get(f"{stack.hub_base}/api/v1/contacts/{listed[0]['contact_id']}", headers=stack.api(li))).json()
     assert (card["phones"], card["emails"], card["tags"]) == (["+8613800138000"], [], [])
+    # Li owns the lead, so he may open the person (who has no conversation yet); Wang may not.
+    assert (await client.get(f"{stack.hub_base}/api/v1/contacts/{listed[0]['contact_id']}",
+                             headers=stack.api(wang))).status_code == 404
 
     resp = await client.get(f"{base}/export?language=zh", headers=stack.api(operator))
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
