@@ -159,6 +159,11 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     assert step.channel_templates == {"email": {"en": "Dear {name},\n\nour spring prices are in."}}
     await page.click(f"a[href='#/campaigns/{campaign.id}']")
     assert "2 per person in 7 days · 500 a day" in await (await page.wait_for_selector("#campaign-caps")).inner_text()
+    await page.wait_for_selector("#enrolment-rows tr a")  # the customer, enrolled
+    await page.click("[data-set-status=paused]")
+    await page.wait_for_selector("#campaign-status[data-status=paused]")
+    await page.click("[data-set-status=active]")
+    await page.wait_for_selector("#campaign-status[data-status=active]")
 
     # A lead import with its progress and its error report.
     sheet = tmp_path / "expo-leads.csv"

@@ -47,6 +47,9 @@ const TEXT = {
     cap_days: "… in this many days", cap_per_day: "At most … messages a day in all", caps_hint: "A step over a cap waits until it fits; none is dropped.",
     add_channel_wording: "Word it differently for a channel", channel_wording: "Wording for {kind}",
     caps_none: "none", per_person: "{n} per person in {d} days", per_day: "{n} a day",
+    end_campaign: "End", end_confirm: "End {name}? Its queued steps are cancelled; it cannot be started again.",
+    after_minutes: "after {n} min", worded_for: "own wording for {kinds}", enrolments: "Enrolments", next_step: "Next step",
+    due: "Due", enrolment_active: "active", enrolment_completed: "completed", enrolment_exited: "left",
     create_campaign: "Create campaign", created_ok: "Created", started_ok: "Started", paused_ok: "Paused",
     any_channel: "Their latest channel", add_channel: "Add a channel account", kind: "Kind",
     test_connection: "Test connection", connection_ok: "Connection works: {name}", webhook_url: "Webhook URL (paste it into the platform)",
@@ -145,6 +148,9 @@ const TEXT = {
     cap_days: "……统计天数", cap_per_day: "每天合计最多……条", caps_hint: "超出上限的步骤会等待，不会丢弃。",
     add_channel_wording: "为某个渠道单独撰写", channel_wording: "{kind} 渠道文案",
     caps_none: "无", per_person: "每人 {d} 天内 {n} 条", per_day: "每天 {n} 条",
+    end_campaign: "结束", end_confirm: "结束 {name}？已排队的步骤将取消，之后不能再启动。",
+    after_minutes: "{n} 分钟后", worded_for: "{kinds} 单独文案", enrolments: "参与者", next_step: "下一步",
+    due: "到期", enrolment_active: "进行中", enrolment_completed: "已完成", enrolment_exited: "已退出",
     create_campaign: "创建活动", created_ok: "已创建", started_ok: "已启动", paused_ok: "已暂停",
     any_channel: "客户最近使用的渠道", add_channel: "添加渠道账号", kind: "类型",
     test_connection: "测试连接", connection_ok: "连接成功：{name}", webhook_url: "回调地址（粘贴到平台后台）",
@@ -723,12 +729,45 @@ const capsText = (caps) => [caps.per_contact ? t("per_person", {n: caps.per_cont
 
 async function campaignResults(main, id) {
   const [campaign, results] = await Promise.all([api("GET", `/campaigns/${id}`), api("GET", `/campaigns/${id}/results`)]);
-  main.innerHTML = `<h1>${esc(campaign.name)} <span class="badge" id="campaign-status">${esc(campaign.status)}</span></h1>
+  const builder = ["admin", "operator"].includes(ME.role);
+  const actions = !builder ? "" : [campaign.status === "active" ? ["paused", "pause"] : null,
+    ["draft", "paused"].includes(campaign.status) ? ["active", "start"] : null,
+    campaign.status !== "ended" ? ["ended", "end_campaign"] : null].filter(Boolean)
+    .map(([status, label]) => `<button type="button" data-set-status="${status}"${status === "active" ? ' class="primary"' : ""}>${esc(t(label))}</button>`).join("");
+  const stepText = (step) => [step.channel || t("any_channel"), step.delay_minutes ? t("after_minutes", {n: step.delay_minutes}) : "",
+    step.window_start ? `${step.window_start}-${step.window_end}` : "", step.condition ? JSON.stringify(step.condition) : ""].filter(Boolean).join(" · ");
+  main.innerHTML = `<h1>${esc(campaign.name)} <span class="badge" id="campaign-status" data-status="${esc(campaign.status)}">${esc(campaign.status)}</span></h1>
+    <div class="toolbar row">${actions}</div>
     <p class="muted" id="campaign-caps">${esc(t("caps"))}: ${esc(capsText(campaign.caps))}</p>
     <section class="card"><h3>${esc(t("results"))}</h3><dl class="kv">${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"]
       .map((k) => `<dt>${esc(t(k))}</dt><dd>${esc(results[k])}</dd>`).join("")}</dl></section>
-    <div class="table-wrap"><table><tr><th>${esc(t("step"))}</th><th>${esc(t("name"))}</th>${["sent", "delivered", "replied", "opted_out", "converted"].map((k) => `<th>${esc(t(k))}</th>`).join("")}</tr>
-    ${results.steps.map((s) => `<tr><td>${s.position}</td><td>${esc(s.name)}</td>${["sent", "delivered", "replied", "opted_out", "converted"].map((k) => `<td>${esc(s[k])}</td>`).join("")}</tr>`).join("")}</table></div>`;
+    <div class="table-wrap"><table><tr><th>${esc(t("step"))}</th><th>${esc(t("name"))}</th><th></th>${["sent", "delivered", "replied", "opted_out", "converted"].map((k) => `<th>${esc(t(k))}</th>`).join("")}</tr>
+    ${results.steps.map((r) => { const step = campaign.steps.find((x) => x.position === r.position) || {};
+      return `<tr><td>${r.position}</td><td>${esc(r.name)}<div class="hint">${esc(Object.values(step.template || {})[0] || "")}</div></td><td class="muted">${esc(stepText(step))}${Object.keys(step.channel_templates || {}).length ? ` · ${esc(t("worded_for", {kinds: Object.keys(step.channel_templates).join(", ")}))}` : ""}</td>${["sent", "delivered", "replied", "opted_out", "converted"].map((k) => `<td>${esc(r[k])}</td>`).join("")}</tr>`; }).join("")}</table></div>
+    <h2>${esc(t("enrolments"))}</h2>
+    <div class="toolbar row"><select id="enrolment-status" aria-label="${esc(t("status"))}"><option value="">${esc(t("all"))}</option>${["active", "completed", "exited"].map((x) => `<option value="${x}">${esc(t("enrolment_" + x))}</option>`).join("")}</select></div>
+    <div class="table-wrap"><table><thead><tr><th>${esc(t("contacts"))}</th><th>${esc(t("status"))}</th><th>${esc(t("next_step"))}</th><th>${esc(t("due"))}</th><th>${esc(t("note"))}</th></tr></thead><tbody id="enrolment-rows"></tbody></table></div>
+    <button type="button" id="enrolments-more" hidden>${esc(t("more"))}</button>`;
+  $$("[data-set-status]", main).forEach((b) => b.onclick = async () => {
+    if (b.dataset.setStatus === "ended" && !confirm(t("end_confirm", {name: campaign.name}))) return;
+    if (await attempt(() => api("POST", `/campaigns/${id}/status`, {status: b.dataset.setStatus}), t("saved")) !== undefined) route();
+  });
+  let offset = 0, asked = 0;
+  const load = async (more) => {
+    const status = $("#enrolment-status", main).value, mine = ++asked;
+    offset = more ? offset : 0;
+    const rows = await api("GET", `/campaigns/${id}/enrolments?limit=100&offset=${offset}${status ? `&status=${status}` : ""}`);
+    if (mine !== asked) return;
+    offset += rows.length;
+    const html = rows.map((e) => `<tr><td><a href="#/contacts/${e.contact_id}">#${e.contact_id}</a></td><td><span class="badge">${esc(t("enrolment_" + e.status))}</span>${e.exit_reason ? ` <span class="muted">${esc(e.exit_reason)}</span>` : ""}</td>
+      <td>${esc(e.next_position ?? "")}</td><td>${esc(when(e.next_due_at))}</td><td class="muted">${esc(e.note || "")}</td></tr>`).join("");
+    if (more) $("#enrolment-rows", main).insertAdjacentHTML("beforeend", html);
+    else $("#enrolment-rows", main).innerHTML = html || `<tr><td colspan="5" class="muted">${esc(t("nothing"))}</td></tr>`;
+    $("#enrolments-more", main).hidden = rows.length < 100;
+  };
+  $("#enrolment-status", main).onchange = () => load(false);
+  $("#enrolments-more", main).onclick = () => load(true);
+  await load(false);
 }
 
 function campaignBuilder(main) {
