@@ -2,11 +2,11 @@
 
 At each tick of the hub's scheduler: a customer who has waited longer than the
 first-response time for a person's answer makes a card to the conversation's
-owner (when nobody has claimed it, the reps of the teams taking its channel, or
-every rep); past the escalation time, to
-the owner's manager (every manager when unowned). One reminder and one
-escalation per wait: the customer's next answer from a person ends the wait,
-their next message after that starts a new one.
+owner (when nobody has claimed it, to the reps of the teams taking its channel,
+else every rep); past the escalation time, to the owner's manager (every
+manager when unowned). One reminder and one escalation per wait: the customer's
+next answer from a person ends the wait, their next message after that starts
+a new one.
 """
 
 from __future__ import annotations
