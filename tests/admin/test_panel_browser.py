@@ -94,6 +94,10 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     await sign_in(page, "ada")
     await page.wait_for_selector("#chart-messages svg")
     await shot(page, "dashboard")
+    await page.select_option("#dashboard-range", "30")
+    await page.wait_for_selector("#dashboard-range option[value='30'][selected]", state="attached")
+    assert page.url.endswith("#/dashboard/30")
+    assert "1\nleads in the pipeline" in await page.inner_text("#dashboard-tiles")
 
     # A second Telegram bot, tested first, then saved: the webhook URL to paste, the token gone from the page.
     second = stack.simulator.create_bot(username="sales_bot")

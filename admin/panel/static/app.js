@@ -15,6 +15,8 @@ const TEXT = {
     sign_out: "Sign out", other_language: "中文", refused: "Your role may not open this page.",
     loading: "Loading…", nothing: "Nothing here yet.", save: "Save", cancel: "Cancel", search: "Search",
     all: "All", saved: "Saved", error: "Error",
+    range: "Period", last_days: "Last {n} days", tile_messages: "messages (in and out)", tile_leads: "leads in the pipeline",
+    tile_negative: "negative", tile_alerts: "opinion alerts",
     messages_per_day: "Messages per day by channel", funnel: "Leads funnel by stage",
     response_times: "Median response time (seconds)", bot: "bot", person: "person",
     sentiment_trend: "Negative share of customer messages (⚠ opinion alert)", negative: "negative",
@@ -116,6 +118,8 @@ const TEXT = {
     sign_out: "退出登录", other_language: "English", refused: "您的角色无权打开此页面。",
     loading: "加载中…", nothing: "暂无数据。", save: "保存", cancel: "取消", search: "搜索",
     all: "全部", saved: "已保存", error: "错误",
+    range: "时间范围", last_days: "最近 {n} 天", tile_messages: "条消息（收发）", tile_leads: "条线索",
+    tile_negative: "负面占比", tile_alerts: "条舆情告警",
     messages_per_day: "各渠道每日消息量", funnel: "线索漏斗（按阶段）",
     response_times: "响应时间中位数（秒）", bot: "机器人", person: "人工",
     sentiment_trend: "客户消息负面占比（⚠ 舆情告警）", negative: "负面",
@@ -338,15 +342,25 @@ async function route() {
 
 // ---- dashboard --------------------------------------------------------------------
 
-async function dashboardPage(main) {
-  const d = await api("GET", "/dashboard?days=14");
+const DASHBOARD_RANGES = [7, 14, 30, 90];
+
+async function dashboardPage(main, rest) {
+  const days = DASHBOARD_RANGES.includes(Number(rest[0])) ? Number(rest[0]) : 14;
+  const d = await api("GET", `/dashboard?days=${days}`);
   const marks = d.alerts.map((a) => ({index: d.days.indexOf(a.day), label: `${a.dimension} ${a.key}`})).filter((m) => m.index >= 0);
   const campaigns = d.campaigns.length ? `<div class="table-wrap"><table><tr><th>${esc(t("campaigns"))}</th><th>${esc(t("status"))}</th>
       ${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"].map((k) => `<th>${esc(t(k))}</th>`).join("")}</tr>
       ${d.campaigns.map((c) => `<tr><td><a href="#/campaigns/${c.id}">${esc(c.name)}</a></td><td><span class="badge">${esc(c.status)}</span></td>
       ${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"].map((k) => `<td>${esc(c[k] ?? "")}</td>`).join("")}</tr>`).join("")}
       </table></div>` : `<p class="muted">${esc(t("nothing"))}</p>`;
+  const total = Object.values(d.messages_by_channel).flat().reduce((a, b) => a + b, 0);
+  const scored = d.sentiment.reduce((a, x) => a + x.messages, 0), negative = d.sentiment.reduce((a, x) => a + x.negative, 0);
   main.innerHTML = `<h1>${esc(t("dashboard"))}</h1>
+    <div class="toolbar row"><select id="dashboard-range" aria-label="${esc(t("range"))}">${DASHBOARD_RANGES.map((n) => `<option value="${n}"${n === days ? " selected" : ""}>${esc(t("last_days", {n}))}</option>`).join("")}</select></div>
+    <div class="tiles" id="dashboard-tiles"><div class="tile"><strong>${total}</strong><span>${esc(t("tile_messages"))}</span></div>
+      <div class="tile"><strong>${d.funnel.reduce((a, f) => a + f.count, 0)}</strong><span>${esc(t("tile_leads"))}</span></div>
+      <div class="tile"><strong>${scored ? Math.round(negative / scored * 100) + "%" : "–"}</strong><span>${esc(t("tile_negative"))}</span></div>
+      <div class="tile"><strong>${d.alerts.length}</strong><span>${esc(t("tile_alerts"))}</span></div></div>
     <div class="grid">
       <section class="card" id="chart-messages"><h3>${esc(t("messages_per_day"))}</h3>${Charts.stackedBars(d.days, d.messages_by_channel, t("messages_per_day"))}</section>
       <section class="card" id="chart-funnel"><h3>${esc(t("funnel"))}</h3>${Charts.funnel(d.funnel, t("funnel"))}</section>
@@ -356,6 +370,7 @@ async function dashboardPage(main) {
         [t("negative")]: d.sentiment.map((s) => s.negative_share)}, t("sentiment_trend"), marks, "%")}</section>
     </div>
     <section class="card"><h3>${esc(t("campaign_results"))}</h3>${campaigns}</section>`;
+  $("#dashboard-range", main).onchange = (event) => { location.hash = `#/dashboard/${event.target.value}`; };
 }
 
 // ---- inbox ------------------------------------------------------------------------
