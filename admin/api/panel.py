@@ -213,6 +213,7 @@ class NoteRead(BaseModel):
 
 class Thread(BaseModel):
     conversation: InboxRow
+    conversations: list[InboxRow] = Field(default_factory=list)  # the person's, that the caller may see: reply on any
     messages: list[ThreadMessage]    # every channel of this person that the caller may see, oldest first
     notes: list[NoteRead]
     may_act: bool
@@ -244,10 +245,11 @@ async def thread(conversation_id: int, limit: int = Query(200, ge=1, le=1000),
     authors = {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(
         {m.author_user_id for m in messages if m.author_user_id} | {n.author_user_id for n in notes
                                                                    if n.author_user_id})))).all()}
-    [row] = await _inbox_rows(_inbox_query(user).where(Conversation.id == conversation.id), session)
+    rows = await _inbox_rows(_inbox_query(user).where(Conversation.id.in_(ids)), session)
+    [row] = [r for r in rows if r.id == conversation.id]
     may_act = user.role in reps.SUPERVISORS or conversation.assignee_user_id in (None, user.id)
     return Thread(
-        conversation=row, may_act=may_act,
+        conversation=row, conversations=rows, may_act=may_act,
         messages=[ThreadMessage(id=m.id, conversation_id=m.conversation_id, channel=kinds.get(m.conversation_id, "?"),
                                 direction=m.direction.value, text=m.text,
                                 author=_name(authors.get(m.author_user_id)) if m.author_user_id else None,

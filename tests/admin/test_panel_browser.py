@@ -236,6 +236,7 @@ async def test_a_reply_from_the_inbox_reaches_the_customer_and_new_messages_appe
     item = await page.wait_for_selector(".inbox-item:has-text('李娜')")
     await item.click()
     await page.wait_for_selector("#reply-form")
+    assert await page.inner_text("#reply-on") == "telegram · Test bot"  # the channels she may be answered on
     await page.fill("#reply-form textarea", "李女士您好，您的订单明天送达。")
     await page.click("#send-reply")
 

@@ -25,7 +25,7 @@ const TEXT = {
     channel: "Channel", owner: "Owner", status: "Status", sentiment: "Sentiment", me: "Mine", unowned: "Unowned",
     open: "Open", closed: "Closed", waiting: "Waiting for us", handoff: "Handed to a person",
     positive: "Positive", neutral: "Neutral", pick_conversation: "Pick a conversation.",
-    reply: "Reply", send: "Send", note: "Note", add_note: "Add note", assign: "Assign", queue: "Back to the queue",
+    reply_on: "on", reply: "Reply", send: "Send", note: "Note", add_note: "Add note", assign: "Assign", queue: "Back to the queue",
     reply_placeholder: "Write to the customer…", note_placeholder: "Internal note (the customer never sees it)",
     sent_ok: "Sent to the customer", note_ok: "Note added", assigned_ok: "Assigned",
     name: "Name", stage: "Stage", source: "Source", language: "Language", created: "Created",
@@ -128,7 +128,7 @@ const TEXT = {
     channel: "渠道", owner: "负责人", status: "状态", sentiment: "情绪", me: "我的", unowned: "未分配",
     open: "进行中", closed: "已关闭", waiting: "待我们回复", handoff: "已转人工",
     positive: "正面", neutral: "中性", pick_conversation: "请选择一个会话。",
-    reply: "回复", send: "发送", note: "备注", add_note: "添加备注", assign: "分配", queue: "退回待领取",
+    reply_on: "通过", reply: "回复", send: "发送", note: "备注", add_note: "添加备注", assign: "分配", queue: "退回待领取",
     reply_placeholder: "回复客户…", note_placeholder: "内部备注（客户看不到）",
     sent_ok: "已发送给客户", note_ok: "已添加备注", assigned_ok: "已分配",
     name: "姓名", stage: "阶段", source: "来源", language: "语言", created: "创建时间",
@@ -455,7 +455,8 @@ async function inboxPage(main, rest) {
         <div class="row" style="margin-top:6px">${assign}</div></div>
       <div class="messages" id="messages">${threadItems(th)}</div>
       ${th.may_act ? `<form class="composer" id="reply-form"><textarea name="text" required placeholder="${esc(t("reply_placeholder"))}" aria-label="${esc(t("reply"))}"></textarea>
-        <div class="row"><button class="primary" type="submit" id="send-reply">${esc(t("send"))}</button></div></form>
+        <div class="row"><button class="primary" type="submit" id="send-reply">${esc(t("send"))}</button>
+          <label class="row" style="margin:0">${esc(t("reply_on"))}<select name="on" id="reply-on">${th.conversations.map((x) => option(String(x.id), `${x.channel} · ${x.account}`, String(c.id))).join("")}</select></label></div></form>
       <form class="composer" id="note-form"><textarea name="text" required placeholder="${esc(t("note_placeholder"))}" aria-label="${esc(t("note"))}"></textarea>
         <div class="row"><button type="submit">${esc(t("add_note"))}</button></div></form>` : ""}`;
     const list = $("#messages");
@@ -470,7 +471,8 @@ async function inboxPage(main, rest) {
       button.disabled = true;
       // A double click or a retry is one send.
       const key = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
-      const ok = await attempt(() => api("POST", `/conversations/${c.id}/messages`, {text}, {"Idempotency-Key": key}), t("sent_ok"));
+      const on = Number(replyForm.elements.on.value) || c.id;
+      const ok = await attempt(() => api("POST", `/conversations/${on}/messages`, {text}, {"Idempotency-Key": key}), t("sent_ok"));
       button.disabled = false;
       if (ok) { replyForm.text.value = ""; await refresh(); updateThread(); }
     };
