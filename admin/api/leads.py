@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
@@ -25,7 +25,7 @@ from crm_core import audit, conversations, lead_export, leads
 from crm_core.db import utcnow
 from crm_core.lead_import import ImportRefused, ImportReport, import_leads, import_one, read_rows
 from crm_core.leads import LeadRefused
-from crm_core.models import Contact, Lead, LeadEvent, Role, User
+from crm_core.models import Contact, ContactKey, Lead, LeadEvent, Role, User
 
 router = APIRouter(prefix="/leads", tags=["leads"])
 
@@ -50,9 +50,14 @@ async def _detail(lead: Lead, session: AsyncSession) -> LeadDetail:
 
 
 def _visible_leads(user: User, status: str | None, stage: str | None, owner_user_id: int | None,
-                   contact_id: int | None = None) -> list[Any]:
+                   contact_id: int | None = None, q: str | None = None) -> list[Any]:
     """Conditions on `Lead`: the filters, and for a rep only their own leads."""
     where: list[Any] = []
+    if q and q.strip():
+        like = f"%{q.strip()}%"
+        where.append(or_(Lead.company.ilike(like),
+                         Lead.contact_id.in_(select(Contact.id).where(Contact.display_name.ilike(like))),
+                         Lead.contact_id.in_(select(ContactKey.contact_id).where(ContactKey.value.ilike(like)))))
     if user.role == Role.REP:
         where.append(Lead.owner_user_id == user.id)
     elif owner_user_id is not None:
@@ -69,6 +74,7 @@ def _visible_leads(user: User, status: str | None, stage: str | None, owner_user
 @router.get("", response_model=list[LeadRead])
 async def list_leads(status: str | None = Query(None, pattern="^(open|closed)$"), stage: str | None = None,
                      owner_user_id: int | None = None, contact_id: int | None = None,
+                     q: str | None = Query(None, max_length=100, description="Part of a name, company, phone or email"),
                      limit: int = Query(50, ge=1, le=500),
                      offset: int = Query(0, ge=0), user: User = Depends(require_role(*ANY_ROLE)),
                      session: AsyncSession = Depends(db_session)) -> list[LeadRead]:
@@ -76,7 +82,7 @@ async def list_leads(status: str | None = Query(None, pattern="^(open|closed)$")
         select(Lead, Contact.display_name, User.display_name, User.username)
         .join(Contact, Contact.id == Lead.contact_id)
         .outerjoin(User, User.id == Lead.owner_user_id)
-        .where(*_visible_leads(user, status, stage, owner_user_id, contact_id))
+        .where(*_visible_leads(user, status, stage, owner_user_id, contact_id, q))
         .order_by(Lead.id.desc()).limit(limit).offset(offset))).all()
     return [LeadRead.model_validate(lead).model_copy(update={"contact_name": name,
                                                              "owner_name": owner_display or owner_username})
@@ -91,13 +97,15 @@ async def pipeline(_: User = Depends(require_role(*ANY_ROLE)), ctx: ApiContext =
 
 @router.get("/export")
 async def export(status: str | None = Query(None, pattern="^(open|closed)$"), stage: str | None = None,
-                 owner_user_id: int | None = None, language: str = Query("en", pattern="^(zh|en)$"),
+                 owner_user_id: int | None = None, q: str | None = Query(None, max_length=100),
+                 language: str = Query("en", pattern="^(zh|en)$"),
                  user: User = Depends(require_role(*ANY_ROLE)), ctx: ApiContext = Depends(api_context),
                  session: AsyncSession = Depends(db_session)) -> StreamingResponse:
     """The leads the user may see, filtered as the list is, as CSV (UTF-8 with a BOM, so Excel
     reads Chinese); the file imports back. Audited: it carries people's phones and emails."""
-    where = _visible_leads(user, status, stage, owner_user_id)
-    filters = {"status": status, "stage": stage, "owner_user_id": owner_user_id if user.role != Role.REP else user.id}
+    where = _visible_leads(user, status, stage, owner_user_id, q=q)
+    filters = {"status": status, "stage": stage, "owner_user_id": owner_user_id if user.role != Role.REP else user.id,
+               "q": q}
     await audit.record("lead.export", entity_type="lead", entity_id=None, actor=user, db_session=session,
                        details={k: v for k, v in filters.items() if v is not None})
     await session.commit()

@@ -101,6 +101,10 @@ async def test_an_export_opens_in_a_spreadsheet_shows_only_what_the_user_may_see
         assert resp.status_code == 201, resp.text
     listed = (await client.get(base, headers=stack.api(li))).json()
     assert [(lead["contact_name"], lead["owner_name"]) for lead in listed] == [("陈静", "li")]
+    for q, found in (("陈", ["陈静"]), ("13911", ["=HYPERLINK(\"http://x\")"]), ("华为", ["=HYPERLINK(\"http://x\")", "陈静"]),
+                     ("nobody", [])):
+        rows = (await client.get(base, params={"q": q}, headers=stack.api(operator))).json()
+        assert [lead["contact_name"] for lead in rows] == found, q
     card = (await client.get(f"{stack.hub_base}/api/v1/contacts/{listed[0]['contact_id']}", headers=stack.api(li))).json()
     assert (card["phones"], card["emails"], card["tags"]) == (["+8613800138000"], [], [])
     # Li owns the lead, so he may open the person (who has no conversation yet); Wang may not.

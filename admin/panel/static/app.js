@@ -618,6 +618,7 @@ async function leadsPage(main) {
       <select name="status" aria-label="${esc(t("status"))}"><option value="open">${esc(t("status_open"))}</option><option value="closed">${esc(t("status_closed"))}</option><option value="">${esc(t("all_statuses"))}</option></select>
       <select name="stage" aria-label="${esc(t("stage"))}"><option value="">${esc(t("all_stages"))}</option>${stages.map((s) => `<option>${esc(s)}</option>`).join("")}</select>
       ${supervisor ? `<select name="owner" aria-label="${esc(t("owner"))}"><option value="">${esc(t("all_owners"))}</option>${owners.filter((u) => u.is_active).map((u) => `<option value="${u.id}">${esc(u.display_name || u.username)}</option>`).join("")}</select>` : ""}
+      <input type="search" name="q" placeholder="${esc(t("search"))}" aria-label="${esc(t("search"))}">
       <a class="button" id="export-leads" href="#">${esc(t("export_csv"))}</a></div>
     <div class="table-wrap"><table><thead><tr><th>#</th><th>${esc(t("name"))}</th><th>${esc(t("company"))}</th><th>${esc(t("stage"))}</th>
     <th>${esc(t("score"))}</th><th>${esc(t("segment"))}</th><th>${esc(t("owner"))}</th><th>${esc(t("source"))}</th></tr></thead>
@@ -625,9 +626,9 @@ async function leadsPage(main) {
   const filters = $("#lead-filters", main);
   const query = () => {
     const params = new URLSearchParams();
-    for (const name of ["status", "stage", "owner"]) {
+    for (const name of ["status", "stage", "owner", "q"]) {
       const el = filters.querySelector(`[name=${name}]`);
-      if (el && el.value) params.set(name === "owner" ? "owner_user_id" : name, el.value);
+      if (el && el.value.trim()) params.set(name === "owner" ? "owner_user_id" : name, el.value.trim());
     }
     return params;
   };
@@ -653,6 +654,8 @@ async function leadsPage(main) {
     $("#export-leads", main).href = `/api/v1/leads/export?${exported}`;
   };
   filters.querySelectorAll("select").forEach((el) => el.onchange = refresh);
+  let typing;
+  filters.querySelector("[name=q]").oninput = () => { clearTimeout(typing); typing = setTimeout(refresh, 300); };
   await refresh();
   const form = $("#import-form");
   if (form) form.onsubmit = async (event) => {
