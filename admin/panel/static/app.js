@@ -904,8 +904,8 @@ async function channelsPage(main) {
     <div class="table-wrap"><table id="accounts-table"><tr><th>#</th><th>${esc(t("kind"))}</th><th>${esc(t("account_name"))}</th><th>${esc(t("webhook_url"))}</th><th></th></tr>
     ${accounts.map((a) => `<tr data-account="${a.id}"><td>${a.id}</td><td><span class="badge">${esc(a.kind)}</span>${a.is_active ? "" : ` <span class="badge bad">${esc(t("switched_off"))}</span>`}</td><td>${esc(a.name)}</td>
       <td><div class="copy-field"><input readonly value="${esc(a.webhook_url)}" aria-label="${esc(t("webhook_url"))}"><button type="button" class="copy">${esc(t("copy"))}</button></div></td>
-      <td class="row"><button type="button" data-test="${a.id}">${esc(t("test_connection"))}</button><button type="button" data-edit-account="${a.id}">${esc(t("edit"))}</button>
-        <button type="button" data-toggle="${a.id}">${esc(t(a.is_active ? "switch_off" : "switch_on"))}</button></td></tr>`).join("")
+      <td><div class="row actions"><button type="button" data-test="${a.id}">${esc(t("test_connection"))}</button><button type="button" data-edit-account="${a.id}">${esc(t("edit"))}</button>
+        <button type="button" data-toggle="${a.id}">${esc(t(a.is_active ? "switch_off" : "switch_on"))}</button></div></td></tr>`).join("")
       || `<tr><td colspan="5" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>
     <div id="account-editor"></div>
     <form class="card" id="channel-form"><h2>${esc(t("add_channel"))}</h2>
@@ -1124,12 +1124,12 @@ async function usersPage(main) {
     <div class="table-wrap"><table id="users-table"><tr><th>#</th><th>${esc(t("username"))}</th><th>${esc(t("display_name"))}</th><th>${esc(t("role"))}</th><th>${esc(t("manager"))}</th><th>${esc(t("team"))}</th><th>${esc(t("territory"))}</th><th></th></tr>
     ${users.map((u) => `<tr data-user="${u.id}"><td>${u.id}</td><td>${esc(u.username)}</td><td>${esc(u.display_name || "")}</td><td><span class="badge">${esc(u.role)}</span>${u.is_active ? "" : ` <span class="badge bad">off</span>`}</td>
       <td>${esc(nameOf(u.manager_user_id))}</td><td>${esc(teamById[u.team_id]?.name || "")}</td><td>${esc(territoryText(u))}</td>
-      <td class="row"><button type="button" data-edit="${u.id}">${esc(t("edit"))}</button>${admin ? `<button type="button" data-password="${u.id}">${esc(t("set_password"))}</button>` : ""}</td></tr>`).join("")}</table></div>
+      <td><div class="row actions"><button type="button" data-edit="${u.id}">${esc(t("edit"))}</button>${admin ? `<button type="button" data-password="${u.id}">${esc(t("set_password"))}</button>` : ""}</div></td></tr>`).join("")}</table></div>
     <div id="user-editor"></div>
     <h2>${esc(t("teams"))}</h2>
     <div class="table-wrap"><table id="teams-table"><tr><th>${esc(t("name"))}</th><th>${esc(t("manager"))}</th><th>${esc(t("team_channels"))}</th><th>${esc(t("members"))}</th><th></th></tr>
     ${teams.map((team) => `<tr data-team="${team.id}"><td>${esc(team.name)}</td><td>${esc(nameOf(team.manager_user_id))}</td><td>${team.channels.map((c) => `<span class="badge">${esc(c)}</span>`).join(" ")}</td><td>${team.members}</td>
-      <td class="row">${admin ? `<button type="button" data-edit-team="${team.id}">${esc(t("edit"))}</button><button type="button" class="link" data-delete-team="${team.id}">${esc(t("delete"))}</button>` : ""}</td></tr>`).join("")
+      <td><div class="row actions">${admin ? `<button type="button" data-edit-team="${team.id}">${esc(t("edit"))}</button><button type="button" class="link" data-delete-team="${team.id}">${esc(t("delete"))}</button>` : ""}</div></td></tr>`).join("")
       || `<tr><td colspan="5" class="muted">${esc(t("nothing"))}</td></tr>`}</table></div>
     ${admin ? `<form class="card" id="team-form"><h2 id="team-form-title">${esc(t("new_team"))}</h2><input type="hidden" name="team_id">
       <div class="step-grid"><label>${esc(t("name"))}<input name="name" required maxlength="100"></label>
