@@ -238,6 +238,18 @@ def validate_channel_templates(templates: dict[str, dict[str, str]], channel: st
         validate_template(template, f"{where}.channel_templates.{kind}")
 
 
+def validate_condition(condition: dict[str, Any], where: str) -> None:
+    for key in ("replied", "clicked"):
+        if key in condition and not isinstance(condition[key], bool):
+            raise CampaignInvalid(f"{where}.condition.{key}: true or false")
+    stages = condition.get("stages")
+    if "stages" in condition and (not isinstance(stages, list) or not stages
+                                  or not all(isinstance(x, str) and x.strip() for x in stages)):
+        raise CampaignInvalid(f"{where}.condition.stages: a list of stage names, like [\"qualified\"]")
+    if "tag" in condition and (not isinstance(condition["tag"], str) or not condition["tag"].strip()):
+        raise CampaignInvalid(f"{where}.condition.tag: the tag's name")
+
+
 def step_template(step: CampaignStep | StepSpec, kind: str) -> dict[str, str]:
     """The step's wording for a contact reached on `kind`."""
     return (step.channel_templates or {}).get(kind) or step.template
@@ -275,6 +287,7 @@ def validate_steps(steps: list[StepSpec], channel_kinds: Iterable[str]) -> None:
             unknown = set(step.condition) - set(CONDITIONS)
             if unknown or not step.condition:
                 raise CampaignInvalid(f"{where}.condition: keys among {', '.join(CONDITIONS)}")
+            validate_condition(step.condition, where)
         if step.else_position is not None:
             if step.condition is None:
                 raise CampaignInvalid(f"{where}.else_position: only a step with a condition branches")

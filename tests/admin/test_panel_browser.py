@@ -146,6 +146,13 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     await page.fill("input[name=cap_messages]", "2")
     await page.fill("input[name=cap_days]", "7")
     await page.fill("input[name=cap_per_day]", "500")
+    # A second step, and a branch: without the vip tag, step 1 gives way to step 2, which waits for no reply.
+    await page.click("#add-step")
+    steps = page.locator("#steps .step")
+    await steps.nth(0).locator("select[name=condition]").select_option("tag")
+    await steps.nth(0).locator("input[name=condition_value]").fill("vip")
+    await steps.nth(0).locator("select[name=else_position]").select_option("2")
+    await steps.nth(1).locator("select[name=condition]").select_option("not_replied")
     await page.click("#preview")
     count = await page.wait_for_selector("#audience-count")
     assert "1 contacts match" in await count.inner_text()
@@ -158,9 +165,12 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     await page.wait_for_selector("[data-status=active]")
     async with stack.hub.sessions() as session:
         campaign = await session.scalar(select(Campaign).where(Campaign.name == "Spring offer"))
-        step = await session.scalar(select(CampaignStep).where(CampaignStep.campaign_id == campaign.id))
+        step, second = (await session.scalars(select(CampaignStep).where(CampaignStep.campaign_id == campaign.id)
+                                              .order_by(CampaignStep.position))).all()
     assert campaign.caps == {"per_contact": {"messages": 2, "days": 7}, "per_day": 500}
     assert step.channel_templates == {"email": {"en": "Dear {name},\n\nour spring prices are in."}}
+    assert (step.condition, step.else_position, second.condition, second.delay_minutes) == \
+        ({"tag": "vip"}, 2, {"replied": False}, 1440)
     await page.click(f"a[href='#/campaigns/{campaign.id}']")
     assert "2 per person in 7 days · 500 a day" in await (await page.wait_for_selector("#campaign-caps")).inner_text()
     await page.wait_for_selector("#enrolment-rows tr a")  # the customer, enrolled

@@ -102,6 +102,9 @@ async def test_a_campaign_that_cannot_run_is_refused_with_what_to_change(session
         ([StepSpec("a", {"en": "Hi"}, condition={"replied": False}, else_position=1),
           StepSpec("b", {"en": "Hey"})], "a later step, 2..2"),
         ([StepSpec("a", {"en": "Hi"}, condition={"opened": True})], "condition: keys among"),
+        ([StepSpec("a", {"en": "Hi"}, condition={"tag": " "})], "condition.tag: the tag's name"),
+        ([StepSpec("a", {"en": "Hi"}, condition={"stages": []})], "condition.stages: a list of stage names"),
+        ([StepSpec("a", {"en": "Hi"}, condition={"replied": "no"})], "condition.replied: true or false"),
         ([StepSpec("a", {"en": "Hi {name"})], "write a literal brace"),
         ([], "at least one step"),
     ]

@@ -44,7 +44,10 @@ const TEXT = {
     template_zh: "Message (中文)", template_en: "Message (English)", variables: "Variables: {name} {rep} {campaign}",
     delay: "Delay (minutes after the previous step)", window_start: "Send from (HH:MM)", window_end: "Send until (HH:MM)",
     condition: "Condition", cond_none: "Always", cond_not_replied: "Only if they have not replied",
-    cond_replied: "Only if they replied", exits: "Leave the campaign on", exit_reply: "a reply", exit_conversion: "a conversion",
+    cond_replied: "Only if they replied", cond_clicked: "Only if they pressed a button", cond_not_clicked: "Only if they pressed no button",
+    cond_stages: "Only in these stages", cond_tag: "Only with this tag", cond_value: "Stages (comma separated) or tag",
+    cond_else: "Otherwise", cond_leave: "leave the campaign", go_to_step: "go to step {n}", delay_from: "Delay counted from",
+    from_previous: "the previous step", from_enrolment: "joining the campaign", exits: "Leave the campaign on", exit_reply: "a reply", exit_conversion: "a conversion",
     caps: "Campaign caps (on top of the hub's marketing cap)", cap_messages: "At most … messages to one person",
     cap_days: "… in this many days", cap_per_day: "At most … messages a day in all", caps_hint: "A step over a cap waits until it fits; none is dropped.",
     add_channel_wording: "Word it differently for a channel", channel_wording: "Wording for {kind}",
@@ -147,6 +150,9 @@ const TEXT = {
     template_zh: "消息（中文）", template_en: "消息（English）", variables: "变量：{name} {rep} {campaign}",
     delay: "延迟（上一步之后的分钟数）", window_start: "发送开始 (HH:MM)", window_end: "发送结束 (HH:MM)",
     condition: "条件", cond_none: "总是发送", cond_not_replied: "仅当客户未回复", cond_replied: "仅当客户已回复",
+    cond_clicked: "仅当客户点过按钮", cond_not_clicked: "仅当客户没点按钮", cond_stages: "仅限以下阶段", cond_tag: "仅限带此标签",
+    cond_value: "阶段（逗号分隔）或标签", cond_else: "否则", cond_leave: "退出活动", go_to_step: "跳到第 {n} 步",
+    delay_from: "延迟起算", from_previous: "上一步", from_enrolment: "加入活动时",
     exits: "以下情况退出活动", exit_reply: "客户回复", exit_conversion: "客户转化",
     caps: "活动频次上限（在全局营销上限之内）", cap_messages: "每人最多……条",
     cap_days: "……统计天数", cap_per_day: "每天合计最多……条", caps_hint: "超出上限的步骤会等待，不会丢弃。",
@@ -822,13 +828,23 @@ function campaignBuilder(main) {
         <label>${esc(t("delay"))}<input name="delay" type="number" min="0" value="${n === 1 ? 0 : 1440}"></label>
         <label>${esc(t("window_start"))}<input name="window_start" placeholder="09:00" pattern="\\d{2}:\\d{2}"></label>
         <label>${esc(t("window_end"))}<input name="window_end" placeholder="18:00" pattern="\\d{2}:\\d{2}"></label>
-        <label>${esc(t("condition"))}<select name="condition"><option value="">${esc(t("cond_none"))}</option><option value="not_replied">${esc(t("cond_not_replied"))}</option><option value="replied">${esc(t("cond_replied"))}</option></select></label></div>
+        <label>${esc(t("delay_from"))}<select name="delay_from"><option value="previous">${esc(t("from_previous"))}</option><option value="enrolment">${esc(t("from_enrolment"))}</option></select></label>
+        <label>${esc(t("condition"))}<select name="condition">${["", "not_replied", "replied", "clicked", "not_clicked", "stages", "tag"]
+          .map((c) => `<option value="${c}">${esc(t(c ? "cond_" + c : "cond_none"))}</option>`).join("")}</select></label>
+        <label class="cond-value" hidden>${esc(t("cond_value"))}<input name="condition_value"></label>
+        <label class="cond-else" hidden>${esc(t("cond_else"))}<select name="else_position"></select></label></div>
       <label>${esc(t("template_zh"))}<textarea name="template_zh">{name}您好！</textarea></label>
       <label>${esc(t("template_en"))}<textarea name="template_en">Hi {name}!</textarea></label><div class="hint">${esc(t("variables"))}</div>
       <div class="channel-wordings"></div>
       <div class="row"><select class="wording-kind">${CHANNEL_KINDS.map((k) => `<option>${k}</option>`).join("")}</select>
         <button type="button" class="add-wording">${esc(t("add_channel_wording"))}</button></div>`;
-    div.querySelector(".remove-step").onclick = () => { if ($$("#steps .step").length > 1) div.remove(); };
+    div.querySelector(".remove-step").onclick = () => { if ($$("#steps .step").length > 1) { div.remove(); renumber(); } };
+    const condition = div.querySelector("[name=condition]");
+    condition.onchange = () => {
+      div.querySelector(".cond-value").hidden = !["stages", "tag"].includes(condition.value);
+      div.querySelector(".cond-else").hidden = !condition.value;
+      renumber();
+    };
     div.querySelector(".add-wording").onclick = () => {
       const kind = div.querySelector(".wording-kind").value;
       if (div.querySelector(`.wording[data-kind="${kind}"]`)) return div.querySelector(`.wording[data-kind="${kind}"] textarea`).focus();
@@ -843,8 +859,14 @@ function campaignBuilder(main) {
     };
     $("#steps").appendChild(div);
   };
+  // Where a step whose condition fails goes: a later step, or out of the campaign.
+  const renumber = () => $$("#steps .step").forEach((div, i, all) => {
+    const pick = div.querySelector("[name=else_position]"), chosen = pick.value;
+    pick.innerHTML = `<option value="">${esc(t("cond_leave"))}</option>` + all.slice(i + 1)
+      .map((_, k) => `<option value="${i + k + 2}"${String(i + k + 2) === chosen ? " selected" : ""}>${esc(t("go_to_step", {n: i + k + 2}))}</option>`).join("");
+  });
   addStep();
-  $("#add-step").onclick = addStep;
+  $("#add-step").onclick = () => { addStep(); renumber(); };
   const collect = () => {
     const audience = {consent: form.consent.checked};
     for (const key of ["tags", "stages", "channels"]) if (list(form[key].value).length) audience[key] = list(form[key].value);
@@ -866,7 +888,13 @@ function campaignBuilder(main) {
       const step = {name: v("step_name") || t("step"), channel: v("step_channel") || null, template, channel_templates, delay_minutes: Number(v("delay") || 0)};
       if (v("window_start")) step.window_start = v("window_start");
       if (v("window_end")) step.window_end = v("window_end");
-      if (v("condition")) step.condition = {replied: v("condition") === "replied"};
+      step.delay_from = v("delay_from") || "previous";
+      const cond = v("condition"), value = v("condition_value");
+      if (cond === "replied" || cond === "not_replied") step.condition = {replied: cond === "replied"};
+      if (cond === "clicked" || cond === "not_clicked") step.condition = {clicked: cond === "clicked"};
+      if (cond === "stages") step.condition = {stages: list(value)};
+      if (cond === "tag") step.condition = {tag: value};
+      if (step.condition && v("else_position")) step.else_position = Number(v("else_position"));
       return step;
     });
     const exits = [];
