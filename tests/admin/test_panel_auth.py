@@ -118,12 +118,13 @@ async def test_the_sign_in_form_and_every_change_need_their_csrf_token(stack):
 
 @sqlite_only
 @pytest.mark.parametrize(("role", "allowed", "refused"), [
-    (Role.REP, ["/api/v1/inbox", "/api/v1/contacts"], ["/api/v1/dashboard", "/api/v1/channel-accounts",
-                                                       "/api/v1/audit", "/api/v1/faq", "/api/v1/users"]),
-    (Role.MANAGER, ["/api/v1/dashboard", "/api/v1/users"], ["/api/v1/audit", "/api/v1/faq",
-                                                            "/api/v1/channel-kinds"]),
-    (Role.OPERATOR, ["/api/v1/channel-kinds", "/api/v1/faq", "/api/v1/dashboard"], ["/api/v1/audit",
-                                                                                    "/api/v1/users"]),
+    (Role.REP, ["/api/v1/inbox", "/api/v1/contacts", "/api/v1/leads/pipeline", "/api/v1/leads/export"],
+     ["/api/v1/dashboard", "/api/v1/channel-accounts", "/api/v1/audit", "/api/v1/faq", "/api/v1/users",
+      "/api/v1/teams", "/api/v1/settings"]),
+    (Role.MANAGER, ["/api/v1/dashboard", "/api/v1/users", "/api/v1/teams", "/api/v1/settings"],
+     ["/api/v1/audit", "/api/v1/faq", "/api/v1/channel-kinds"]),
+    (Role.OPERATOR, ["/api/v1/channel-kinds", "/api/v1/faq", "/api/v1/dashboard", "/api/v1/leads/export"],
+     ["/api/v1/audit", "/api/v1/users", "/api/v1/teams", "/api/v1/settings"]),
 ])
 async def test_each_role_reaches_only_its_routes(stack, role, allowed, refused):
     await a_user(stack, f"u-{role.value}", role)
