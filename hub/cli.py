@@ -25,6 +25,8 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiogram").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Two lines per job run every few seconds drown what the hub itself says; failures still show.
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
 
 
 def _settings() -> Settings:
