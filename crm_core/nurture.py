@@ -610,7 +610,13 @@ async def _cap_states(campaigns: Iterable[Campaign], contact_ids: list[int], now
     midnight = dt.datetime.combine(local.date(), dt.time(0), tzinfo=zone)
     tomorrow = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
     for campaign in sorted(campaigns, key=lambda c: c.id):
-        caps = CampaignCaps.from_dict(campaign.caps)
+        try:
+            caps = CampaignCaps.from_dict(campaign.caps)
+        except CampaignInvalid as exc:
+            # Saved through the API they are valid; one edited by hand must not stop every campaign.
+            log.error("campaign %d (%s): its caps are ignored, only the hub's marketing cap applies: %s",
+                      campaign.id, campaign.name, exc)
+            continue
         if caps == CampaignCaps():
             continue
         sent = (select(Enrolment.contact_id, OutboxMessage.created_at)
