@@ -40,7 +40,7 @@ const TEXT = {
     results: "Results", audience: "Audience", tags: "Tags (comma separated)", stages: "Stages (comma separated)",
     channels_filter: "Channels (comma separated kinds)", min_score: "Minimum lead score",
     consent_only: "Only contacts who consented to marketing", preview: "Preview",
-    audience_count: "{n} contacts match now", step: "Step", add_step: "Add step", remove: "Remove",
+    audience_count: "{n} contacts match now", audience_count_one: "1 contact matches now", step: "Step", add_step: "Add step", remove: "Remove",
     template_zh: "Message (中文)", template_en: "Message (English)", variables: "Variables: {name} {rep} {campaign}",
     delay: "Delay (minutes after the previous step)", window_start: "Send from (HH:MM)", window_end: "Send until (HH:MM)",
     condition: "Condition", cond_none: "Always", cond_not_replied: "Only if they have not replied",
@@ -146,7 +146,7 @@ const TEXT = {
     results: "效果", audience: "目标人群", tags: "标签（逗号分隔）", stages: "阶段（逗号分隔）",
     channels_filter: "渠道（逗号分隔）", min_score: "最低线索评分",
     consent_only: "仅限同意接收营销信息的联系人", preview: "预览",
-    audience_count: "当前匹配 {n} 位联系人", step: "步骤", add_step: "添加步骤", remove: "删除",
+    audience_count: "当前匹配 {n} 位联系人", audience_count_one: "当前匹配 1 位联系人", step: "步骤", add_step: "添加步骤", remove: "删除",
     template_zh: "消息（中文）", template_en: "消息（English）", variables: "变量：{name} {rep} {campaign}",
     delay: "延迟（上一步之后的分钟数）", window_start: "发送开始 (HH:MM)", window_end: "发送结束 (HH:MM)",
     condition: "条件", cond_none: "总是发送", cond_not_replied: "仅当客户未回复", cond_replied: "仅当客户已回复",
@@ -911,7 +911,7 @@ function campaignBuilder(main) {
     if (!result) return;
     const out = $("#preview-out");
     out.hidden = false;
-    out.innerHTML = `<strong id="audience-count">${esc(t("audience_count", {n: result.count}))}</strong>
+    out.innerHTML = `<strong id="audience-count">${esc(t(result.count === 1 ? "audience_count_one" : "audience_count", {n: result.count}))}</strong>
       <div class="muted">${result.sample.map((c) => esc(c.name || "#" + c.id)).join(", ")}</div>
       ${result.previews.map((p, i) => `<h3>${esc(t("step"))} ${i + 1}</h3>${Object.entries(p).map(([lang, text]) => `<div class="preview-box">${esc(lang)}: ${esc(text)}</div>`).join("")}`).join("")}`;
   };
