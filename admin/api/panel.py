@@ -156,7 +156,8 @@ async def _inbox_rows(stmt: Any, session: AsyncSession) -> list[InboxRow]:
 
 
 @router.get("/inbox", response_model=InboxPage)
-async def inbox(channel: str | None = None, owner: str | None = Query(None, description="me, none or a user id"),
+async def inbox(channel: str | None = None,
+                owner: str | None = Query(None, description="me, none, a user id, or team:ID (its members)"),
                 status: Literal["open", "closed", "waiting", "handoff"] | None = None,
                 sentiment: Literal["positive", "neutral", "negative"] | None = None,
                 q: str | None = Query(None, max_length=100), limit: int = Query(50, ge=1, le=200),
@@ -169,9 +170,11 @@ async def inbox(channel: str | None = None, owner: str | None = Query(None, desc
         stmt = stmt.where(Conversation.assignee_user_id == user.id)
     elif owner == "none":
         stmt = stmt.where(Conversation.assignee_user_id.is_(None))
+    elif owner and owner.startswith("team:") and owner[5:].isdigit():
+        stmt = stmt.where(Conversation.assignee_user_id.in_(select(User.id).where(User.team_id == int(owner[5:]))))
     elif owner:
         if not owner.isdigit():
-            raise HTTPException(422, "owner is 'me', 'none' or a user id")
+            raise HTTPException(422, "owner is 'me', 'none', a user id or team:ID")
         stmt = stmt.where(Conversation.assignee_user_id == int(owner))
     if status in ("open", "closed"):
         stmt = stmt.where(Conversation.status == status)

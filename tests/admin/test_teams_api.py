@@ -69,6 +69,12 @@ async def test_a_team_takes_the_new_leads_of_its_channel_and_its_manager_hears_o
             assert (await reps.manager_of(await session.get(User, wang), db_session=session)).id == mia
             assert await reps.manager_of(await session.get(User, li), db_session=session) is None
 
+        # The inbox narrowed to the team: Wang's customer, now his.
+        for owner, names in ((f"team:{team['id']}", ["Zhou"]), (str(li), []), (str(wang), ["Zhou"])):
+            rows = (await client.get(f"{base}/inbox", params={"owner": owner}, headers=stack.api())).json()["rows"]
+            assert [r["name"] for r in rows] == names, owner
+        assert (await client.get(f"{base}/inbox", params={"owner": "team:x"}, headers=stack.api())).status_code == 422
+
         resp = await client.delete(f"{base}/teams/{team['id']}", headers=stack.api())
         assert resp.json() == {"deleted": team["id"], "members_now_without_team": 1}
         async with stack.hub.sessions() as session:

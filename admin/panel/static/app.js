@@ -401,8 +401,14 @@ async function inboxPage(main, rest) {
   $$("#inbox-filters select, #inbox-filters input").forEach((el) => {
     el.addEventListener(el.tagName === "INPUT" ? "input" : "change", () => { filters[el.name] = el.value; version = -1; refresh(); });
   });
-  let users = [];
-  if (ME.role === "admin" || ME.role === "manager") users = await api("GET", "/users").catch(() => []);
+  let users = [], teams = [];
+  if (ME.role === "admin" || ME.role === "manager") {
+    [users, teams] = await Promise.all([api("GET", "/users").catch(() => []), api("GET", "/teams").catch(() => [])]);
+    // Supervisors narrow the inbox to one person or one team as well.
+    $("#inbox-filters select[name=owner]").insertAdjacentHTML("beforeend",
+      teams.map((team) => option(`team:${team.id}`, `${t("team")}: ${team.name}`, "")).join("") +
+      users.filter((u) => u.is_active && ["rep", "manager", "admin"].includes(u.role)).map((u) => option(String(u.id), u.display_name || u.username, "")).join(""));
+  }
 
   async function refresh() {
     const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
