@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy import String, and_, cast, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import audit, consent
@@ -63,6 +63,10 @@ CONDITIONS = ("replied", "clicked", "stages", "tag")
 
 class CampaignInvalid(ValueError):
     """A campaign definition that cannot run; the message says what to change."""
+
+
+class CampaignStarted(CampaignInvalid):
+    """A change only a draft may have."""
 
 
 # ---- definitions -------------------------------------------------------------
@@ -296,10 +300,18 @@ def validate_steps(steps: list[StepSpec], channel_kinds: Iterable[str]) -> None:
                 raise CampaignInvalid(f"{where}.else_position: a later step, {position + 1}..{len(steps)}")
 
 
-async def create_campaign(name: str, *, audience: dict[str, Any], steps: list[StepSpec], exits: list[str],
-                          channel_kinds: Iterable[str], actor: User | None, db_session: AsyncSession,
-                          caps: dict[str, Any] | None = None) -> Campaign:
-    """A draft campaign; nothing is sent until it is activated."""
+def _step_rows(campaign_id: int, steps: list[StepSpec]) -> list[CampaignStep]:
+    return [CampaignStep(campaign_id=campaign_id, position=position, name=spec.name.strip(), channel=spec.channel,
+                         template=spec.template, channel_templates=spec.channel_templates,
+                         delay_minutes=spec.delay_minutes, delay_from=spec.delay_from, send_at=spec.send_at,
+                         window_start=spec.window_start, window_end=spec.window_end, condition=spec.condition,
+                         else_position=spec.else_position)
+            for position, spec in enumerate(steps, start=1)]
+
+
+async def _checked(name: str, audience: dict[str, Any], steps: list[StepSpec], exits: list[str],
+                   caps: dict[str, Any] | None, channel_kinds: Iterable[str], db_session: AsyncSession,
+                   campaign_id: int | None = None) -> tuple[str, Audience, CampaignCaps, list[str]]:
     name = name.strip()
     if not name:
         raise CampaignInvalid("give the campaign a name")
@@ -310,23 +322,70 @@ async def create_campaign(name: str, *, audience: dict[str, Any], steps: list[St
         raise CampaignInvalid(f"exits: unknown {', '.join(sorted(bad))}; choose among {', '.join(EXITS)} "
                               "(opt-out and manual exits always apply)")
     validate_steps(steps, channel_kinds)
-    if await db_session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
+    same = select(Campaign.id).where(Campaign.name == name)
+    if campaign_id is not None:
+        same = same.where(Campaign.id != campaign_id)
+    if await db_session.scalar(same) is not None:
         raise CampaignInvalid(f"a campaign named {name!r} exists already")
-    campaign = Campaign(name=name, audience=parsed.to_dict(), exits=sorted(set(exits)), caps=limits.to_dict(),
+    return name, parsed, limits, sorted(set(exits))
+
+
+async def create_campaign(name: str, *, audience: dict[str, Any], steps: list[StepSpec], exits: list[str],
+                          channel_kinds: Iterable[str], actor: User | None, db_session: AsyncSession,
+                          caps: dict[str, Any] | None = None) -> Campaign:
+    """A draft campaign; nothing is sent until it is activated."""
+    name, parsed, limits, exits = await _checked(name, audience, steps, exits, caps, channel_kinds, db_session)
+    campaign = Campaign(name=name, audience=parsed.to_dict(), exits=exits, caps=limits.to_dict(),
                         created_by_user_id=actor.id if actor else None)
     db_session.add(campaign)
     await db_session.flush()
-    for position, spec in enumerate(steps, start=1):
-        db_session.add(CampaignStep(campaign_id=campaign.id, position=position, name=spec.name.strip(),
-                                    channel=spec.channel, template=spec.template,
-                                    channel_templates=spec.channel_templates, delay_minutes=spec.delay_minutes,
-                                    delay_from=spec.delay_from, send_at=spec.send_at, window_start=spec.window_start,
-                                    window_end=spec.window_end, condition=spec.condition,
-                                    else_position=spec.else_position))
+    db_session.add_all(_step_rows(campaign.id, steps))
     await db_session.flush()
     await audit.record("campaign.create", entity_type="campaign", entity_id=campaign.id, actor=actor,
                        db_session=db_session, details={"name": name, "steps": len(steps), "caps": campaign.caps})
     return campaign
+
+
+async def update_draft(campaign: Campaign, *, name: str, audience: dict[str, Any], steps: list[StepSpec],
+                       exits: list[str], channel_kinds: Iterable[str], actor: User | None, db_session: AsyncSession,
+                       caps: dict[str, Any] | None = None) -> Campaign:
+    """Replace a draft's definition. A campaign that has started is not edited under the
+    people in it: copy it, change the copy, and end the old one."""
+    if campaign.status != CampaignStatus.DRAFT:
+        raise CampaignStarted(f"campaign {campaign.name!r} is {campaign.status.value}; only a draft is edited: "
+                              "copy it and change the copy")
+    name, parsed, limits, exits = await _checked(name, audience, steps, exits, caps, channel_kinds, db_session,
+                                                 campaign_id=campaign.id)
+    campaign.name, campaign.audience, campaign.exits, campaign.caps = name, parsed.to_dict(), exits, limits.to_dict()
+    await db_session.execute(delete(CampaignStep).where(CampaignStep.campaign_id == campaign.id))
+    db_session.add_all(_step_rows(campaign.id, steps))
+    await db_session.flush()
+    await audit.record("campaign.update", entity_type="campaign", entity_id=campaign.id, actor=actor,
+                       db_session=db_session, details={"name": name, "steps": len(steps), "caps": campaign.caps})
+    return campaign
+
+
+async def copy_campaign(campaign: Campaign, *, actor: User | None, db_session: AsyncSession) -> Campaign:
+    """A new draft with the same audience, steps, exits and caps, named "<name> (copy)"."""
+    taken = set((await db_session.scalars(select(Campaign.name).where(
+        Campaign.name.startswith(f"{campaign.name} (copy")))).all())
+    name = next(n for n in (f"{campaign.name} (copy)", *(f"{campaign.name} (copy {k})" for k in range(2, 1000)))
+                if n not in taken)
+    copy = Campaign(name=name[:200], audience=dict(campaign.audience), exits=list(campaign.exits),
+                    caps=dict(campaign.caps or {}), created_by_user_id=actor.id if actor else None)
+    db_session.add(copy)
+    await db_session.flush()
+    for step in await steps_of(campaign.id, db_session=db_session):
+        db_session.add(CampaignStep(
+            campaign_id=copy.id, position=step.position, name=step.name, channel=step.channel,
+            template=dict(step.template), channel_templates=dict(step.channel_templates or {}),
+            delay_minutes=step.delay_minutes, delay_from=step.delay_from, send_at=step.send_at,
+            window_start=step.window_start, window_end=step.window_end, condition=step.condition,
+            else_position=step.else_position))
+    await db_session.flush()
+    await audit.record("campaign.copy", entity_type="campaign", entity_id=copy.id, actor=actor,
+                       db_session=db_session, details={"from": campaign.id, "name": copy.name})
+    return copy
 
 
 async def steps_of(campaign_id: int, *, db_session: AsyncSession) -> list[CampaignStep]:

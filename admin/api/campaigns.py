@@ -1,4 +1,4 @@
-"""Nurture campaigns: create, activate / pause / end, enrol, exit, results.
+"""Nurture campaigns: create, edit a draft, copy, activate / pause / end, enrol, exit, results.
 
 Operators and admins build and run campaigns; managers may read them and their
 results. Nothing is sent by the API itself: the worker's planner queues the steps
@@ -56,6 +56,30 @@ async def create(body: CampaignCreate, user: User = Depends(require_role(*BUILDE
         raise HTTPException(422, str(exc)) from None
     await session.commit()
     return await _read(campaign, session)
+
+
+@router.put("/{campaign_id}", response_model=CampaignRead)
+async def update(campaign_id: int, body: CampaignCreate, user: User = Depends(require_role(*BUILDERS)),
+                 ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> CampaignRead:
+    """Replace a draft's name, audience, steps, exits and caps (409 once it has started: copy it)."""
+    campaign = await _campaign(campaign_id, session)
+    steps = [StepSpec(**step.model_dump()) for step in body.steps]
+    try:
+        await nurture.update_draft(campaign, name=body.name, audience=body.audience, steps=steps, exits=body.exits,
+                                   caps=body.caps, channel_kinds=ctx.catalog.kinds, actor=user, db_session=session)
+    except CampaignInvalid as exc:
+        raise HTTPException(409 if isinstance(exc, nurture.CampaignStarted) else 422, str(exc)) from None
+    await session.commit()
+    return await _read(campaign, session)
+
+
+@router.post("/{campaign_id}/copy", response_model=CampaignRead, status_code=201)
+async def copy(campaign_id: int, user: User = Depends(require_role(*BUILDERS)),
+               session: AsyncSession = Depends(db_session)) -> CampaignRead:
+    """A new draft like this campaign, to change and start (a started campaign is not edited)."""
+    copied = await nurture.copy_campaign(await _campaign(campaign_id, session), actor=user, db_session=session)
+    await session.commit()
+    return await _read(copied, session)
 
 
 @router.get("", response_model=list[CampaignRead])

@@ -178,6 +178,23 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     await page.wait_for_selector("#campaign-status[data-status=paused]")
     await page.click("[data-set-status=active]")
     await page.wait_for_selector("#campaign-status[data-status=active]")
+    # A started campaign is copied to change it: the builder opens on the copy, filled in.
+    await page.click("#copy-campaign")
+    await page.wait_for_selector("#main h1:has-text('Spring offer (copy)')")
+    assert await page.input_value("#campaign-form input[name=name]") == "Spring offer (copy)"
+    assert await page.input_value("input[name=cap_per_day]") == "500"
+    assert await page.input_value("#steps .step >> nth=0 >> select[name=else_position]") == "2"
+    assert "our spring prices are in." in await page.input_value(
+        "#steps .wording[data-kind=email] textarea[name=wording_en]")
+    await page.fill("#campaign-form input[name=name]", "Spring offer, round two")
+    await page.click("#create-campaign")
+    await page.wait_for_selector("#campaign-status[data-status=draft]")
+    async with stack.hub.sessions() as session:
+        copied = await session.scalar(select(Campaign).where(Campaign.name == "Spring offer, round two"))
+        copied_steps = (await session.scalars(select(CampaignStep).where(CampaignStep.campaign_id == copied.id)
+                                              .order_by(CampaignStep.position))).all()
+    assert copied.caps == campaign.caps and [x.condition for x in copied_steps] == [{"tag": "vip"}, {"replied": False}]
+    assert copied_steps[0].channel_templates == step.channel_templates and copied_steps[0].else_position == 2
 
     # A lead import with its progress and its error report.
     sheet = tmp_path / "expo-leads.csv"

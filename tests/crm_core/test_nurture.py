@@ -462,3 +462,28 @@ async def test_a_campaigns_own_caps_hold_steps_back_until_they_fit_and_drop_none
             with pytest.raises(CampaignInvalid, match=message):
                 await nurture.create_campaign("c", audience={}, steps=[WELCOME], exits=[], channel_kinds=KINDS,
                                               actor=None, caps=caps, db_session=session)
+
+
+async def test_a_draft_is_edited_a_started_campaign_is_copied_instead(sessions):
+    draft_id = await campaign_of(sessions, [WELCOME], activate=False)
+    async with sessions() as session, session.begin():
+        draft = await session.get(Campaign, draft_id)
+        await nurture.update_draft(draft, name="Expo, second try", audience={"tags": ["vip"]},
+                                   steps=[FOLLOW_UP, WELCOME], exits=["conversion"], channel_kinds=KINDS,
+                                   caps={"per_day": 10}, actor=None, db_session=session)
+    async with sessions() as session, session.begin():
+        draft = await session.get(Campaign, draft_id)
+        assert (draft.name, draft.audience["tags"], draft.exits, draft.caps) == \
+            ("Expo, second try", ["vip"], ["conversion"], {"per_day": 10})
+        assert [s.name for s in await nurture.steps_of(draft_id, db_session=session)] == ["follow-up", "welcome"]
+        await nurture.set_status(draft, CampaignStatus.ACTIVE, actor=None, db_session=session)
+    async with sessions() as session, session.begin():
+        started = await session.get(Campaign, draft_id)
+        with pytest.raises(nurture.CampaignStarted, match="only a draft is edited: copy it"):
+            await nurture.update_draft(started, name="x", audience={}, steps=[WELCOME], exits=[],
+                                       channel_kinds=KINDS, actor=None, db_session=session)
+        first = await nurture.copy_campaign(started, actor=None, db_session=session)
+        second = await nurture.copy_campaign(started, actor=None, db_session=session)
+        assert (first.name, second.name) == ("Expo, second try (copy)", "Expo, second try (copy 2)")
+        assert first.status == CampaignStatus.DRAFT and first.caps == {"per_day": 10}
+        assert [s.name for s in await nurture.steps_of(first.id, db_session=session)] == ["follow-up", "welcome"]

@@ -52,7 +52,7 @@ const TEXT = {
     cap_days: "… in this many days", cap_per_day: "At most … messages a day in all", caps_hint: "A step over a cap waits until it fits; none is dropped.",
     add_channel_wording: "Word it differently for a channel", channel_wording: "Wording for {kind}",
     caps_none: "none", per_person: "{n} per person in {d} days", per_day: "{n} a day",
-    end_campaign: "End", end_confirm: "End {name}? Its queued steps are cancelled; it cannot be started again.",
+    copy_campaign: "Copy", end_campaign: "End", end_confirm: "End {name}? Its queued steps are cancelled; it cannot be started again.",
     after_minutes: "after {n} min", worded_for: "own wording for {kinds}", enrolments: "Enrolments", next_step: "Next step",
     due: "Due", enrolment_active: "active", enrolment_completed: "completed", enrolment_exited: "left",
     create_campaign: "Create campaign", created_ok: "Created", started_ok: "Started", paused_ok: "Paused",
@@ -158,7 +158,7 @@ const TEXT = {
     cap_days: "……统计天数", cap_per_day: "每天合计最多……条", caps_hint: "超出上限的步骤会等待，不会丢弃。",
     add_channel_wording: "为某个渠道单独撰写", channel_wording: "{kind} 渠道文案",
     caps_none: "无", per_person: "每人 {d} 天内 {n} 条", per_day: "每天 {n} 条",
-    end_campaign: "结束", end_confirm: "结束 {name}？已排队的步骤将取消，之后不能再启动。",
+    copy_campaign: "复制", end_campaign: "结束", end_confirm: "结束 {name}？已排队的步骤将取消，之后不能再启动。",
     after_minutes: "{n} 分钟后", worded_for: "{kinds} 单独文案", enrolments: "参与者", next_step: "下一步",
     due: "到期", enrolment_active: "进行中", enrolment_completed: "已完成", enrolment_exited: "已退出",
     create_campaign: "创建活动", created_ok: "已创建", started_ok: "已启动", paused_ok: "已暂停",
@@ -738,6 +738,7 @@ function showImportReport(report) {
 
 async function campaignsPage(main, rest) {
   if (rest[0] === "new") return campaignBuilder(main);
+  if (rest[0] && rest[1] === "edit") return campaignBuilder(main, await api("GET", `/campaigns/${Number(rest[0])}`));
   if (rest[0]) return campaignResults(main, Number(rest[0]));
   const campaigns = await api("GET", "/campaigns");
   const builder = ["admin", "operator"].includes(ME.role);
@@ -765,7 +766,9 @@ async function campaignResults(main, id) {
   const actions = !builder ? "" : [campaign.status === "active" ? ["paused", "pause"] : null,
     ["draft", "paused"].includes(campaign.status) ? ["active", "start"] : null,
     campaign.status !== "ended" ? ["ended", "end_campaign"] : null].filter(Boolean)
-    .map(([status, label]) => `<button type="button" data-set-status="${status}"${status === "active" ? ' class="primary"' : ""}>${esc(t(label))}</button>`).join("");
+    .map(([status, label]) => `<button type="button" data-set-status="${status}"${status === "active" ? ' class="primary"' : ""}>${esc(t(label))}</button>`).join("")
+    + (campaign.status === "draft" ? `<a class="button" id="edit-campaign" href="#/campaigns/${id}/edit">${esc(t("edit"))}</a>` : "")
+    + `<button type="button" id="copy-campaign">${esc(t("copy_campaign"))}</button>`;
   const stepText = (step) => [step.channel || t("any_channel"), step.delay_minutes ? t("after_minutes", {n: step.delay_minutes}) : "",
     step.window_start ? `${step.window_start}-${step.window_end}` : "", step.condition ? JSON.stringify(step.condition) : ""].filter(Boolean).join(" · ");
   main.innerHTML = `<h1>${esc(campaign.name)} <span class="badge" id="campaign-status" data-status="${esc(campaign.status)}">${esc(campaign.status)}</span></h1>
@@ -780,6 +783,11 @@ async function campaignResults(main, id) {
     <div class="toolbar row"><select id="enrolment-status" aria-label="${esc(t("status"))}"><option value="">${esc(t("all"))}</option>${["active", "completed", "exited"].map((x) => `<option value="${x}">${esc(t("enrolment_" + x))}</option>`).join("")}</select></div>
     <div class="table-wrap"><table><thead><tr><th>${esc(t("contacts"))}</th><th>${esc(t("status"))}</th><th>${esc(t("next_step"))}</th><th>${esc(t("due"))}</th><th>${esc(t("note"))}</th></tr></thead><tbody id="enrolment-rows"></tbody></table></div>
     <button type="button" id="enrolments-more" hidden>${esc(t("more"))}</button>`;
+  const copyButton = $("#copy-campaign", main);
+  if (copyButton) copyButton.onclick = async () => {
+    const copied = await attempt(() => api("POST", `/campaigns/${id}/copy`), t("created_ok"));
+    if (copied) location.hash = `#/campaigns/${copied.id}/edit`;
+  };
   $$("[data-set-status]", main).forEach((b) => b.onclick = async () => {
     if (b.dataset.setStatus === "ended" && !confirm(t("end_confirm", {name: campaign.name}))) return;
     if (await attempt(() => api("POST", `/campaigns/${id}/status`, {status: b.dataset.setStatus}), t("saved")) !== undefined) route();
@@ -802,9 +810,10 @@ async function campaignResults(main, id) {
   await load(false);
 }
 
-function campaignBuilder(main) {
+// A new campaign, or a draft to change (`draft`, as the API reads it).
+function campaignBuilder(main, draft = null) {
   const list = (value) => value.split(/[,，]/).map((s) => s.trim()).filter(Boolean);
-  main.innerHTML = `<h1>${esc(t("new_campaign"))}</h1>
+  main.innerHTML = `<h1>${esc(draft ? t("edit_user", {name: draft.name}) : t("new_campaign"))}</h1>
     <form id="campaign-form" class="card" novalidate>
       <label>${esc(t("name"))}<input name="name" required maxlength="200"></label>
       <h3>${esc(t("audience"))}</h3>
@@ -820,11 +829,11 @@ function campaignBuilder(main) {
       <div class="hint">${esc(t("caps_hint"))}</div>
       <h3>${esc(t("exits"))}</h3><div class="row"><label class="row"><input type="checkbox" name="exit_reply" checked style="width:auto"> ${esc(t("exit_reply"))}</label>
         <label class="row"><input type="checkbox" name="exit_conversion" checked style="width:auto"> ${esc(t("exit_conversion"))}</label></div>
-      <div class="row"><button type="button" id="preview">${esc(t("preview"))}</button><button type="submit" class="primary" id="create-campaign">${esc(t("create_campaign"))}</button></div>
+      <div class="row"><button type="button" id="preview">${esc(t("preview"))}</button><button type="submit" class="primary" id="create-campaign">${esc(t(draft ? "save" : "create_campaign"))}</button></div>
       <div id="preview-out" class="card" hidden></div>
     </form>`;
   const form = $("#campaign-form");
-  const addStep = () => {
+  const addStep = (initial = null) => {
     const n = $$("#steps .step").length + 1;
     const div = document.createElement("div");
     div.className = "step";
@@ -864,14 +873,57 @@ function campaignBuilder(main) {
       block.querySelector("textarea").focus();
     };
     $("#steps").appendChild(div);
+    if (initial) fillStep(div, initial);
+  };
+  const fillStep = (div, step) => {
+    const set = (name, value) => { div.querySelector(`[name="${name}"]`).value = value ?? ""; };
+    set("step_name", step.name);
+    set("step_channel", step.channel || "");
+    set("delay", step.delay_minutes);
+    set("window_start", step.window_start);
+    set("window_end", step.window_end);
+    set("delay_from", step.delay_from || "previous");
+    set("template_zh", step.template.zh);
+    set("template_en", step.template.en);
+    const c = step.condition || {};
+    const kind = "replied" in c ? (c.replied ? "replied" : "not_replied") : "clicked" in c ? (c.clicked ? "clicked" : "not_clicked")
+      : c.stages ? "stages" : c.tag ? "tag" : "";
+    set("condition", kind);
+    set("condition_value", c.stages ? c.stages.join(", ") : (c.tag || ""));
+    div.querySelector(".cond-value").hidden = !["stages", "tag"].includes(kind);
+    div.querySelector(".cond-else").hidden = !kind;
+    div.dataset.elsePosition = step.else_position || "";
+    for (const [channel, worded] of Object.entries(step.channel_templates || {})) {
+      div.querySelector(".wording-kind").value = channel;
+      div.querySelector(".add-wording").click();
+      const block = div.querySelector(`.wording[data-kind="${channel}"]`);
+      block.querySelector("[name=wording_zh]").value = worded.zh || "";
+      block.querySelector("[name=wording_en]").value = worded.en || "";
+    }
   };
   // Where a step whose condition fails goes: a later step, or out of the campaign.
   const renumber = () => $$("#steps .step").forEach((div, i, all) => {
-    const pick = div.querySelector("[name=else_position]"), chosen = pick.value;
+    const pick = div.querySelector("[name=else_position]"), chosen = pick.value || div.dataset.elsePosition || "";
+    delete div.dataset.elsePosition;
     pick.innerHTML = `<option value="">${esc(t("cond_leave"))}</option>` + all.slice(i + 1)
       .map((_, k) => `<option value="${i + k + 2}"${String(i + k + 2) === chosen ? " selected" : ""}>${esc(t("go_to_step", {n: i + k + 2}))}</option>`).join("");
   });
-  addStep();
+  if (draft) {
+    form.name.value = draft.name;
+    const a = draft.audience;
+    for (const key of ["tags", "stages", "channels"]) form[key].value = (a[key] || []).join(", ");
+    form.min_score.value = a.min_score ?? "";
+    form.consent.checked = a.consent !== false;
+    form.cap_messages.value = draft.caps.per_contact?.messages ?? "";
+    form.cap_days.value = draft.caps.per_contact?.days ?? "";
+    form.cap_per_day.value = draft.caps.per_day ?? "";
+    form.exit_reply.checked = draft.exits.includes("reply");
+    form.exit_conversion.checked = draft.exits.includes("conversion");
+    draft.steps.forEach((step) => addStep(step));
+  } else {
+    addStep();
+  }
+  renumber();
   $("#add-step").onclick = () => { addStep(); renumber(); };
   const collect = () => {
     const audience = {consent: form.consent.checked};
@@ -925,8 +977,9 @@ function campaignBuilder(main) {
     event.preventDefault();
     const body = collect();
     if (!body.name) { toast(`${t("error")}: ${t("name")}`, true); form.name.focus(); return; }
-    const created = await attempt(() => api("POST", "/campaigns", body), t("created_ok"));
-    if (created) location.hash = "#/campaigns";
+    const saved = await attempt(() => (draft ? api("PUT", `/campaigns/${draft.id}`, body) : api("POST", "/campaigns", body)),
+                                t(draft ? "saved" : "created_ok"));
+    if (saved) location.hash = draft ? `#/campaigns/${draft.id}` : "#/campaigns";
   };
 }
 
