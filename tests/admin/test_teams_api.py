@@ -114,7 +114,7 @@ async def test_an_admin_changes_a_users_role_manager_and_activity_but_cannot_loc
 
         # The audit log finds it by action, by the user changed, and by who changed it, page by page.
         audit = f"{stack.hub_base}/api/v1/audit"
-        for query in (f"action=user.up", f"entity_type=user&entity_id={li}&action=user.update",
+        for query in ("action=user.up", f"entity_type=user&entity_id={li}&action=user.update",
                       f"actor_user_id={admin_id}&action=user."):
             found = (await client.get(f"{audit}?{query}", headers=stack.api())).json()
             assert [e["action"] for e in found] == ["user.update"], query
