@@ -21,6 +21,7 @@ from crm_core.models import (
     ConsentEvent,
     Contact,
     ContactTag,
+    Conversation,
     Lead,
     Role,
     Team,
@@ -376,6 +377,20 @@ async def test_every_page_opens_in_both_languages_and_the_forms_save(stack, brow
     assert (team.name, team.channels, newrep.team_id) == ("上海团队", ["telegram"], team.id)
     assert newrep.territory == {"regions": ["华东", "East China"], "industries": []}
     await shot(page, "users-teams")
+
+    # Rita leaves: switched off, her customer handed to the new rep with the conversation.
+    async with stack.hub.sessions() as session, session.begin():
+        rita = await session.scalar(select(User).where(User.username == "rita"))
+        chat = await session.scalar(select(Conversation))
+        chat.assignee_user_id = rita.id
+    await page.click(f"[data-edit='{rita.id}']")
+    await page.uncheck("#edit-user-form input[name=is_active]")
+    await page.select_option("#edit-user-form select[name=heir]", str(newrep.id))
+    await page.click("#save-user")
+    await page.wait_for_selector(f"tr[data-user='{rita.id}'] .badge.bad")
+    async with stack.hub.sessions() as session:
+        assert (await session.get(User, rita.id)).is_active is False
+        assert (await session.get(Conversation, chat.id)).assignee_user_id == newrep.id
 
     # The audit log, narrowed to teams: who made that one.
     await page.goto("/admin#/audit")

@@ -79,6 +79,9 @@ const TEXT = {
     no_team: "No team", no_manager: "No manager", territory: "Territory", regions: "Regions (comma separated)",
     industries: "Industries (comma separated)", active_user: "Active (may sign in, gets leads)", edit_user: "Edit {name}",
     delete_team_confirm: "Delete this team? Its members stay, in no team.",
+    hand_over_to: "Hand their open conversations and leads to", hand_over_nobody: "Nobody (keep them)",
+    hand_over_hint: "For a rep who leaves or moves: their customers go on with the colleague, history and all.",
+    handed_over: "{n} conversations handed over",
     when: "When", who: "Who", action: "Action", entity: "Entity", details: "Details", more: "More",
     audit_action_hint: "Action starts with… (campaign., user.)", audit_all_entities: "Every kind", audit_everyone: "Everyone",
     import_leads: "Import leads", import: "Import", reason: "Reason",
@@ -185,6 +188,8 @@ const TEXT = {
     no_team: "无团队", no_manager: "无上级", territory: "负责区域", regions: "地区（逗号分隔）",
     industries: "行业（逗号分隔）", active_user: "启用（可登录、可分配线索）", edit_user: "编辑 {name}",
     delete_team_confirm: "删除此团队？成员保留，但不再属于任何团队。",
+    hand_over_to: "将其进行中的会话和线索转交给", hand_over_nobody: "不转交",
+    hand_over_hint: "销售离职或调岗时：客户连同历史记录交给同事继续跟进。", handed_over: "已转交 {n} 个会话",
     when: "时间", who: "操作人", action: "操作", entity: "对象", details: "详情", more: "更多",
     audit_action_hint: "操作开头为……（campaign.、user.）", audit_all_entities: "全部类型", audit_everyone: "所有人",
     import_leads: "导入线索", import: "导入", reason: "原因",
@@ -1245,6 +1250,8 @@ async function usersPage(main) {
         <label>${esc(t("manager"))}<select name="manager">${options(leaders.filter((m) => m.id !== u.id).map((m) => [m.id, m.display_name || m.username]), u.manager_user_id, t("no_manager"))}</select></label>
         <label>${esc(t("team"))}<select name="team">${options(teams.map((team) => [team.id, team.name]), u.team_id, t("no_team"))}</select></label></div>
         <label class="row"><input type="checkbox" name="is_active"${u.is_active ? " checked" : ""} style="width:auto"> ${esc(t("active_user"))}</label>` : ""}
+      ${u.is_active ? `<label>${esc(t("hand_over_to"))}<select name="heir">${options(users.filter((x) => x.is_active && x.id !== u.id && ["rep", "manager", "admin"].includes(x.role))
+        .map((x) => [x.id, x.display_name || x.username]), null, t("hand_over_nobody"))}</select><span class="hint">${esc(t("hand_over_hint"))}</span></label>` : ""}
       <h3>${esc(t("territory"))}</h3><div class="step-grid"><label>${esc(t("regions"))}<input name="regions" value="${esc((u.territory?.regions || []).join(", "))}"></label>
         <label>${esc(t("industries"))}<input name="industries" value="${esc((u.territory?.industries || []).join(", "))}"></label></div>
       <div class="row"><button type="submit" class="primary" id="save-user">${esc(t("save"))}</button><button type="button" id="cancel-edit">${esc(t("cancel"))}</button></div></form>`;
@@ -1253,6 +1260,13 @@ async function usersPage(main) {
     $("#cancel-edit").onclick = () => { box.innerHTML = ""; };
     form.onsubmit = async (event) => {
       event.preventDefault();
+      const heir = form.elements.heir ? form.elements.heir.value : "";
+      const leaving = admin && !form.is_active.checked;
+      if (heir) {
+        const moved = await attempt(() => api("POST", `/users/${u.id}/handover`, {to_user_id: Number(heir), deactivate: leaving}));
+        if (moved === undefined) return;
+        toast(t("handed_over", {n: moved.reassigned}));
+      }
       if (admin && await attempt(() => api("PATCH", `/users/${u.id}`, {display_name: form.display_name.value.trim() || null, role: form.role.value,
         manager_user_id: form.manager.value ? Number(form.manager.value) : null, team_id: form.team.value ? Number(form.team.value) : null,
         is_active: form.is_active.checked})) === undefined) return;
