@@ -300,6 +300,14 @@ def validate_steps(steps: list[StepSpec], channel_kinds: Iterable[str]) -> None:
                 raise CampaignInvalid(f"{where}.else_position: a later step, {position + 1}..{len(steps)}")
 
 
+def spec_of(step: CampaignStep) -> StepSpec:
+    """A stored step as the definition it was made from."""
+    return StepSpec(name=step.name, template=dict(step.template), channel=step.channel,
+                    channel_templates=dict(step.channel_templates or {}), delay_minutes=step.delay_minutes,
+                    delay_from=step.delay_from, send_at=step.send_at, window_start=step.window_start,
+                    window_end=step.window_end, condition=step.condition, else_position=step.else_position)
+
+
 def _step_rows(campaign_id: int, steps: list[StepSpec]) -> list[CampaignStep]:
     return [CampaignStep(campaign_id=campaign_id, position=position, name=spec.name.strip(), channel=spec.channel,
                          template=spec.template, channel_templates=spec.channel_templates,
@@ -375,13 +383,8 @@ async def copy_campaign(campaign: Campaign, *, actor: User | None, db_session: A
                     caps=dict(campaign.caps or {}), created_by_user_id=actor.id if actor else None)
     db_session.add(copy)
     await db_session.flush()
-    for step in await steps_of(campaign.id, db_session=db_session):
-        db_session.add(CampaignStep(
-            campaign_id=copy.id, position=step.position, name=step.name, channel=step.channel,
-            template=dict(step.template), channel_templates=dict(step.channel_templates or {}),
-            delay_minutes=step.delay_minutes, delay_from=step.delay_from, send_at=step.send_at,
-            window_start=step.window_start, window_end=step.window_end, condition=step.condition,
-            else_position=step.else_position))
+    steps = await steps_of(campaign.id, db_session=db_session)
+    db_session.add_all(_step_rows(copy.id, [spec_of(step) for step in steps]))
     await db_session.flush()
     await audit.record("campaign.copy", entity_type="campaign", entity_id=copy.id, actor=actor,
                        db_session=db_session, details={"from": campaign.id, "name": copy.name})
