@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from admin.api.deps import ApiContext, api_context, db_session, require_role
+from admin.api.deps import ApiContext, ConnectionCheckResult, api_context, db_session, require_role
 from admin.api.schemas import ChannelAccountCreate, ChannelAccountRead, ChannelAccountUpdate
 from crm_core import accounts
 from crm_core.models import ChannelAccount, Role, User
@@ -30,6 +30,32 @@ def _validation_detail(kind: str, part: str, exc: ValidationError) -> list[dict]
             for e in exc.errors(include_input=False, include_url=False)]
 
 
+def _credentials(kind: str, raw: dict, ctx: ApiContext) -> dict:
+    """The credentials as the kind's model reads them; 422 saying which field is wrong."""
+    try:
+        return ctx.catalog.credentials_model(kind).model_validate(raw).model_dump()
+    except ValidationError as exc:
+        raise HTTPException(422, _validation_detail(kind, "credentials", exc)) from None
+
+
+async def _connection(ctx: ApiContext, kind: str, api_base: str | None, credentials: dict, *,
+                      what: str = "connection test", then: str = "") -> ConnectionCheckResult:
+    """The platform's answer to these credentials; 400 with its words when it refuses."""
+    try:
+        return await ctx.catalog.check_connection(kind, api_base, credentials)
+    except Exception as exc:
+        raise HTTPException(400, f"{what} failed: {exc}{then}") from None
+
+
+async def _activate_or_roll_back(account: ChannelAccount, session: AsyncSession, ctx: ApiContext) -> None:
+    """Register the webhook with the platform; nothing is saved when it refuses."""
+    try:
+        await ctx.catalog.activate(account)
+    except Exception as exc:
+        await session.rollback()
+        raise HTTPException(400, f"the platform did not accept our webhook: {exc}") from None
+
+
 async def _account(account_id: int, session: AsyncSession) -> ChannelAccount:
     account = await accounts.get(account_id, db_session=session)
     if account is None:
@@ -46,20 +72,13 @@ async def create_channel_account(
 ) -> ChannelAccountRead:
     if body.kind not in ctx.catalog.kinds:
         raise HTTPException(422, f"unknown channel kind {body.kind!r}; supported: {', '.join(ctx.catalog.kinds)}")
-    try:
-        credentials = ctx.catalog.credentials_model(body.kind).model_validate(body.credentials)
-    except ValidationError as exc:
-        raise HTTPException(422, _validation_detail(body.kind, "credentials", exc)) from None
+    creds = _credentials(body.kind, body.credentials, ctx)
     try:
         settings = ctx.catalog.settings_model(body.kind).model_validate(body.settings)
     except ValidationError as exc:
         raise HTTPException(422, _validation_detail(body.kind, "settings", exc)) from None
-    creds = credentials.model_dump()
     # Test the connection before saving anything, as the platform sees it.
-    try:
-        check = await ctx.catalog.check_connection(body.kind, body.api_base, creds)
-    except Exception as exc:
-        raise HTTPException(400, f"connection test failed: {exc}") from None
+    check = await _connection(ctx, body.kind, body.api_base, creds)
     try:
         account = await accounts.create(
             kind=body.kind, name=body.name, platform_account_id=check.platform_account_id, credentials=creds,
@@ -69,11 +88,7 @@ async def create_channel_account(
     except accounts.DuplicateAccount as exc:
         raise HTTPException(409, str(exc)) from None
     await session.flush()
-    try:
-        await ctx.catalog.activate(account)
-    except Exception as exc:
-        await session.rollback()
-        raise HTTPException(400, f"the platform did not accept our webhook: {exc}") from None
+    await _activate_or_roll_back(account, session, ctx)
     await session.commit()
     return _read(account, ctx)
 
@@ -106,12 +121,9 @@ async def test_saved_connection(
 ) -> dict:
     """Try the stored credentials against the platform now."""
     account = await _account(account_id, session)
-    ref = accounts.to_ref(account, ctx.cipher)
-    try:
-        check = await ctx.catalog.check_connection(account.kind, account.api_base, ref.credentials)
-    except Exception as exc:
-        raise HTTPException(400, f"connection test of {account.kind} account {account.id} ({account.name!r}) "
-                                 f"failed: {exc}; check its credentials, or replace them") from None
+    check = await _connection(ctx, account.kind, account.api_base, accounts.to_ref(account, ctx.cipher).credentials,
+                              what=f"connection test of {account.kind} account {account.id} ({account.name!r})",
+                              then="; check its credentials, or replace them")
     return {"ok": True, "platform_account_id": check.platform_account_id, "display_name": check.display_name}
 
 
@@ -128,14 +140,9 @@ async def update_channel_account(
     account = await _account(account_id, session)
     creds, whose = None, None
     if body.credentials is not None:
-        try:
-            creds = ctx.catalog.credentials_model(account.kind).model_validate(body.credentials).model_dump()
-        except ValidationError as exc:
-            raise HTTPException(422, _validation_detail(account.kind, "credentials", exc)) from None
-        try:
-            whose = (await ctx.catalog.check_connection(account.kind, account.api_base, creds)).platform_account_id
-        except Exception as exc:
-            raise HTTPException(400, f"connection test failed: {exc}; the old credentials stay") from None
+        creds = _credentials(account.kind, body.credentials, ctx)
+        whose = (await _connection(ctx, account.kind, account.api_base, creds,
+                                   then="; the old credentials stay")).platform_account_id
     try:
         changes = await accounts.update(account, name=body.name, is_active=body.is_active, credentials=creds,
                                         credentials_account_id=whose, cipher=ctx.cipher, actor=user,
@@ -143,11 +150,7 @@ async def update_channel_account(
     except accounts.OtherAccount as exc:
         raise HTTPException(409, str(exc)) from None
     if account.is_active and ("credentials" in changes or changes.get("is_active") is True):
-        try:
-            await ctx.catalog.activate(account)
-        except Exception as exc:
-            await session.rollback()
-            raise HTTPException(400, f"the platform did not accept our webhook: {exc}") from None
+        await _activate_or_roll_back(account, session, ctx)
     await session.commit()
     ctx.catalog.forget(account.id)
     return _read(account, ctx)
