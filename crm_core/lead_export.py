@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.models import Contact, ContactKey, ContactTag, Lead, User
+from crm_core.linking import reach_keys
+from crm_core.models import Contact, ContactTag, Lead, User
 
 # (English header, Chinese header): the import reads back name to tags in either language.
 EXPORTED = (
@@ -59,12 +60,7 @@ async def lead_rows(where: Sequence[Any], *, db_session: AsyncSession, chunk: in
         if not batch:
             return
         contact_ids = sorted({lead.contact_id for lead, _ in batch})
-        keys: dict[tuple[int, str], list[str]] = {}
-        for contact_id, kind, value in (await db_session.execute(
-                select(ContactKey.contact_id, ContactKey.kind, ContactKey.value)
-                .where(ContactKey.contact_id.in_(contact_ids), ContactKey.kind.in_(("phone", "email")))
-                .order_by(ContactKey.id))).all():
-            keys.setdefault((contact_id, kind), []).append(value)
+        keys = await reach_keys(contact_ids, db_session=db_session)
         tags: dict[int, list[str]] = {}
         for contact_id, tag in (await db_session.execute(
                 select(ContactTag.contact_id, ContactTag.tag).where(ContactTag.contact_id.in_(contact_ids))
@@ -74,8 +70,9 @@ async def lead_rows(where: Sequence[Any], *, db_session: AsyncSession, chunk: in
         owners = {user_id: display_name or username for user_id, display_name, username in (await db_session.execute(
             select(User.id, User.display_name, User.username).where(User.id.in_(owner_ids)))).all()}
         for lead, name in batch:
-            yield [lead.id, name, "; ".join(keys.get((lead.contact_id, "phone"), [])),
-                   "; ".join(keys.get((lead.contact_id, "email"), [])), lead.company, lead.region, lead.industry,
+            known = keys.get(lead.contact_id, [])
+            yield [lead.id, name, "; ".join(v for k, v in known if k == "phone"),
+                   "; ".join(v for k, v in known if k == "email"), lead.company, lead.region, lead.industry,
                    ", ".join(tags.get(lead.contact_id, [])), lead.status, lead.stage, lead.score, lead.segment,
                    lead.order_total, owners.get(lead.owner_user_id),
                    lead.source or lead.source_kind, lead.created_at.strftime("%Y-%m-%d %H:%M")]

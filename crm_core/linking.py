@@ -13,7 +13,7 @@ for it is marked merged, with an audit entry.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,19 @@ from crm_core.db import utcnow
 from crm_core.models import Contact, ContactKey, Conversation, Identity, User
 from crm_core.ports import Profile
 from crm_core.sql import insert_ignoring_conflict
+
+REACH_KINDS = ("phone", "email")
+
+
+async def reach_keys(contact_ids: Iterable[int], *, db_session: AsyncSession) -> dict[int, list[tuple[str, str]]]:
+    """Each contact's phones and emails, as (kind, value) in the order they became known."""
+    found: dict[int, list[tuple[str, str]]] = {}
+    for contact_id, kind, value in (await db_session.execute(
+            select(ContactKey.contact_id, ContactKey.kind, ContactKey.value)
+            .where(ContactKey.contact_id.in_(list(contact_ids)), ContactKey.kind.in_(REACH_KINDS))
+            .order_by(ContactKey.id))).all():
+        found.setdefault(contact_id, []).append((kind, value))
+    return found
 
 
 async def apply_profile(identity: Identity, contact: Contact, profile: Profile, *,

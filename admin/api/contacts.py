@@ -6,14 +6,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import ContactDetail, ContactRead, TagsUpdate
 from crm_core import audit, consent, conversations, merging, tags
-from crm_core.linking import UnlinkRefused, unlink_identity
-from crm_core.models import Contact, ContactKey, MessagePurpose, Role, User
+from crm_core.linking import UnlinkRefused, reach_keys, unlink_identity
+from crm_core.models import Contact, MessagePurpose, Role, User
 from crm_core.privacy import ErasureRefused, erase_person, export_person
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
@@ -46,9 +45,7 @@ async def get_contact(
     session: AsyncSession = Depends(db_session),
 ) -> ContactDetail:
     contact = await _visible_contact(contact_id, user, session)
-    keys = (await session.execute(select(ContactKey.kind, ContactKey.value)
-                                  .where(ContactKey.contact_id == contact.id, ContactKey.kind.in_(("phone", "email")))
-                                  .order_by(ContactKey.id))).all()
+    keys = (await reach_keys([contact.id], db_session=session)).get(contact.id, [])
     return ContactDetail.model_validate(contact).model_copy(update={
         "phones": [v for k, v in keys if k == "phone"], "emails": [v for k, v in keys if k == "email"],
         "tags": await tags.tags_of(contact.id, db_session=session)})

@@ -41,12 +41,12 @@ from bots.rep.alerts import send_card
 from crm_core import consent, csat, events, leads, reps
 from crm_core.db import utcnow
 from crm_core.leads import LeadRules
+from crm_core.linking import reach_keys
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
     BotSession,
     ChannelAccount,
     ConsentRequest,
-    ContactKey,
     Direction,
     Event,
     Lead,
@@ -460,9 +460,8 @@ async def _open_lead(ctx: HandlerContext) -> Lead | None:
 
 
 async def _known_contact(ctx: HandlerContext) -> str | None:
-    values = (await ctx.db_session.scalars(select(ContactKey.value).where(
-        ContactKey.contact_id == ctx.contact.id, ContactKey.kind.in_(("phone", "email"))).order_by(ContactKey.id))).all()
-    return ", ".join(values) if values else None
+    keys = (await reach_keys([ctx.contact.id], db_session=ctx.db_session)).get(ctx.contact.id, [])
+    return ", ".join(value for _, value in keys) if keys else None
 
 
 def _name_suffix(ctx: HandlerContext, lang: str, name: str | None = None) -> str:
