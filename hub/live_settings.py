@@ -1,6 +1,7 @@
 """Settings operators change in the admin panel while the hub runs: SLA times, the lead
-pipeline's stages and routing, marketing caps and quiet hours, the alert threshold, watched products
-(keyword rules) and the wording flagged in reps' replies (sensitive-word lists).
+pipeline's stages and routing, marketing caps and quiet hours, the alert threshold,
+watched products (keyword rules) and the wording flagged in reps' replies
+(sensitive-word lists).
 
 The environment (SCRM_*) gives the starting values; a value saved in the panel
 (crm_core/hub_settings.py) overrides it in every process: the process that saved it
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 RELOAD_SECONDS = 15.0
 SECTIONS: dict[str, tuple[str, ...]] = {
     "sla": ("sla_first_response_minutes", "sla_escalate_minutes"),
-    "routing": ("lead_stages", "lead_routing", "lead_hot_score", "lead_first_response_minutes", "lead_escalate_minutes"),
+    "routing": ("lead_stages", "lead_routing", "lead_hot_score", "lead_first_response_minutes",
+                "lead_escalate_minutes"),
     "marketing": ("marketing_cap_count", "marketing_cap_days", "marketing_quiet_hours"),
     "monitoring": ("negative_alert_confidence", "opinion_products", "compliance_terms"),
 }

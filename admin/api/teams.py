@@ -40,16 +40,26 @@ async def _team(team_id: int, session: AsyncSession) -> Team:
     return team
 
 
-async def _read(team: Team, session: AsyncSession) -> TeamRead:
-    members = await session.scalar(select(func.count()).where(User.team_id == team.id)) or 0
+async def _member_counts(team_ids: list[int], session: AsyncSession) -> dict[int, int]:
+    return dict((await session.execute(select(User.team_id, func.count()).where(User.team_id.in_(team_ids))
+                                       .group_by(User.team_id))).all())
+
+
+def _view(team: Team, members: int) -> TeamRead:
     return TeamRead(id=team.id, name=team.name, manager_user_id=team.manager_user_id, channels=team.channels,
                     members=members)
+
+
+async def _read(team: Team, session: AsyncSession) -> TeamRead:
+    return _view(team, (await _member_counts([team.id], session)).get(team.id, 0))
 
 
 @router.get("", response_model=list[TeamRead])
 async def list_teams(_: User = Depends(require_role(Role.ADMIN, Role.MANAGER)),
                      session: AsyncSession = Depends(db_session)) -> list[TeamRead]:
-    return [await _read(t, session) for t in (await session.scalars(select(Team).order_by(Team.name))).all()]
+    all_teams = (await session.scalars(select(Team).order_by(Team.name))).all()
+    counts = await _member_counts([t.id for t in all_teams], session)
+    return [_view(t, counts.get(t.id, 0)) for t in all_teams]
 
 
 @router.post("", response_model=TeamRead, status_code=201)
