@@ -231,6 +231,8 @@ const t = (key, vars = {}) => (TEXT[LANG][key] || TEXT.en[key] || key).replace(/
 const esc = (s) => (s === null || s === undefined ? "" : String(s)).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+// "a, b，c" (either comma, as Chinese and English keyboards type it) -> ["a", "b", "c"].
+const commaList = (value) => value.split(/[,，]/).map((x) => x.trim()).filter(Boolean);
 const when = (iso) => (iso ? new Date(iso).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {dateStyle: "short", timeStyle: "short"}) : "");
 
 // ---- the API --------------------------------------------------------------------
@@ -582,7 +584,7 @@ async function contactPage(main, id) {
     <section class="card"><h3>${esc(t("timeline"))}</h3><div class="messages" style="max-height:none">${thread ? thread.messages.map((m) => `<div class="msg ${m.direction === "out" ? "out" : "in"}">${esc(m.text)}<div class="meta">${esc(m.channel)} · ${esc(when(m.created_at))}</div></div>`).join("") : ""}</div></section>`;
   $("#tags-form", main).onsubmit = async (event) => {
     event.preventDefault();
-    const tags = event.target.tags.value.split(/[,，]/).map((x) => x.trim()).filter(Boolean);
+    const tags = commaList(event.target.tags.value);
     await attempt(() => api("PUT", `/contacts/${id}/tags`, {tags}), t("saved"));
   };
   const consentForm = $("#consent-form", main);
@@ -817,7 +819,6 @@ async function campaignResults(main, id) {
 
 // A new campaign, or a draft to change (`draft`, as the API reads it).
 function campaignBuilder(main, draft = null) {
-  const list = (value) => value.split(/[,，]/).map((s) => s.trim()).filter(Boolean);
   main.innerHTML = `<h1>${esc(draft ? t("edit_user", {name: draft.name}) : t("new_campaign"))}</h1>
     <form id="campaign-form" class="card" novalidate>
       <label>${esc(t("name"))}<input name="name" required maxlength="200"></label>
@@ -932,7 +933,7 @@ function campaignBuilder(main, draft = null) {
   $("#add-step").onclick = () => { addStep(); renumber(); };
   const collect = () => {
     const audience = {consent: form.consent.checked};
-    for (const key of ["tags", "stages", "channels"]) if (list(form[key].value).length) audience[key] = list(form[key].value);
+    for (const key of ["tags", "stages", "channels"]) if (commaList(form[key].value).length) audience[key] = commaList(form[key].value);
     if (form.min_score.value !== "") audience.min_score = Number(form.min_score.value);
     const steps = $$("#steps .step").map((div) => {
       const v = (name) => div.querySelector(`[name="${name}"]`).value.trim();
@@ -955,7 +956,7 @@ function campaignBuilder(main, draft = null) {
       const cond = v("condition"), value = v("condition_value");
       if (cond === "replied" || cond === "not_replied") step.condition = {replied: cond === "replied"};
       if (cond === "clicked" || cond === "not_clicked") step.condition = {clicked: cond === "clicked"};
-      if (cond === "stages") step.condition = {stages: list(value)};
+      if (cond === "stages") step.condition = {stages: commaList(value)};
       if (cond === "tag") step.condition = {tag: value};
       if (step.condition && v("else_position")) step.else_position = Number(v("else_position"));
       return step;
@@ -1116,7 +1117,7 @@ async function faqPage(main) {
   });
   form.onsubmit = async (event) => {
     event.preventDefault();
-    const body = {questions: {}, answers: {}, synonyms: lines(form.synonyms.value).map((l) => l.split(/[,，]/).map((w) => w.trim()).filter(Boolean)),
+    const body = {questions: {}, answers: {}, synonyms: lines(form.synonyms.value).map(commaList),
                   image_url: form.image_url.value.trim() || null, link_url: form.link_url.value.trim() || null};
     if (lines(form.q_zh.value).length) body.questions.zh = lines(form.q_zh.value);
     if (lines(form.q_en.value).length) body.questions.en = lines(form.q_en.value);
@@ -1211,7 +1212,6 @@ async function usersPage(main) {
   const options = (items, chosen, none) => `<option value="">${esc(none)}</option>` +
     items.map(([id, label]) => `<option value="${id}"${id === chosen ? " selected" : ""}>${esc(label)}</option>`).join("");
   const territoryText = (u) => [...(u.territory?.regions || []), ...(u.territory?.industries || [])].join(", ");
-  const list = (value) => value.split(/[,，]/).map((x) => x.trim()).filter(Boolean);
   main.innerHTML = `<h1>${esc(t("users"))}</h1>
     <div class="table-wrap"><table id="users-table"><tr><th>#</th><th>${esc(t("username"))}</th><th>${esc(t("display_name"))}</th><th>${esc(t("role"))}</th><th>${esc(t("manager"))}</th><th>${esc(t("team"))}</th><th>${esc(t("territory"))}</th><th></th></tr>
     ${users.map((u) => `<tr data-user="${u.id}"><td>${u.id}</td><td>${esc(u.username)}</td><td>${esc(u.display_name || "")}</td><td><span class="badge">${esc(u.role)}</span>${u.is_active ? "" : ` <span class="badge bad">off</span>`}</td>
@@ -1270,7 +1270,7 @@ async function usersPage(main) {
       if (admin && await attempt(() => api("PATCH", `/users/${u.id}`, {display_name: form.display_name.value.trim() || null, role: form.role.value,
         manager_user_id: form.manager.value ? Number(form.manager.value) : null, team_id: form.team.value ? Number(form.team.value) : null,
         is_active: form.is_active.checked})) === undefined) return;
-      if (await attempt(() => api("PUT", `/users/${u.id}/territory`, {regions: list(form.regions.value), industries: list(form.industries.value)}), t("saved")) !== undefined) route();
+      if (await attempt(() => api("PUT", `/users/${u.id}/territory`, {regions: commaList(form.regions.value), industries: commaList(form.industries.value)}), t("saved")) !== undefined) route();
     };
   });
   const teamForm = $("#team-form");
@@ -1318,7 +1318,7 @@ const WIDE_SETTINGS = ["lead_stages"];
 const groupsText = (value) => Object.entries(value || {}).map(([name, words]) => `${name}: ${words.join(", ")}`).join("\n");
 const groupsValue = (text) => Object.fromEntries(text.split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
   const [name, ...rest] = line.split(/[:：]/);
-  return [name.trim(), rest.join(":").split(/[,，]/).map((w) => w.trim()).filter(Boolean)];
+  return [name.trim(), commaList(rest.join(":"))];
 }));
 
 async function settingsPage(main) {
