@@ -231,6 +231,12 @@ const t = (key, vars = {}) => (TEXT[LANG][key] || TEXT.en[key] || key).replace(/
 const esc = (s) => (s === null || s === undefined ? "" : String(s)).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+// Loads that overlap (typing in a search, changing a filter): only the newest may draw.
+// `fresh(promise)` gives its value, or undefined once a newer load has started.
+const newestOnly = () => {
+  let started = 0;
+  return async (promise) => { const mine = ++started; const value = await promise; return mine === started ? value : undefined; };
+};
 // "a, b，c" (either comma, as Chinese and English keyboards type it) -> ["a", "b", "c"].
 const commaList = (value) => value.split(/[,，]/).map((x) => x.trim()).filter(Boolean);
 const when = (iso) => (iso ? new Date(iso).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", {dateStyle: "short", timeStyle: "short"}) : "");
@@ -523,11 +529,10 @@ async function inboxPage(main, rest) {
 
 async function contactsPage(main, rest) {
   if (rest[0]) return contactPage(main, Number(rest[0]));
-  let drawn = 0;
+  const fresh = newestOnly();
   const draw = async (q) => {
-    const mine = ++drawn;
-    const rows = await api("GET", "/contacts?limit=100" + (q ? "&q=" + encodeURIComponent(q) : ""));
-    if (mine !== drawn || !$("#contact-rows")) return;  // a newer search, or another page meanwhile
+    const rows = await fresh(api("GET", "/contacts?limit=100" + (q ? "&q=" + encodeURIComponent(q) : "")));
+    if (rows === undefined || !$("#contact-rows")) return;  // a newer search, or another page meanwhile
     $("#contact-rows").innerHTML = rows.length ? rows.map((c) => `<tr class="clickable" data-id="${c.id}"><td>#${c.id}</td><td>${esc(c.display_name || "")}</td>
       <td><span class="badge">${esc(c.stage)}</span></td><td>${esc(c.source || "")}</td><td>${esc(c.language || "")}</td><td>${esc(when(c.created_at))}</td></tr>`).join("")
       : `<tr><td colspan="6" class="muted">${esc(t("nothing"))}</td></tr>`;
@@ -661,12 +666,12 @@ async function leadsPage(main) {
       await refresh();  // won or lost closes the lead; a refusal puts the old stage back
     });
   };
-  let asked = 0;
+  const fresh = newestOnly();
   const refresh = async () => {
-    const params = query(), mine = ++asked;
+    const params = query();
     params.set("limit", "200");
-    const rows = await api("GET", `/leads?${params}`);
-    if (mine !== asked) return;  // a newer filter's answer wins
+    const rows = await fresh(api("GET", `/leads?${params}`));
+    if (rows === undefined) return;  // a newer filter's answer wins
     drawLeads(rows);
     const exported = query();
     exported.set("language", LANG);
@@ -799,12 +804,13 @@ async function campaignResults(main, id) {
     if (b.dataset.setStatus === "ended" && !confirm(t("end_confirm", {name: campaign.name}))) return;
     if (await attempt(() => api("POST", `/campaigns/${id}/status`, {status: b.dataset.setStatus}), t("saved")) !== undefined) route();
   });
-  let offset = 0, asked = 0;
+  let offset = 0;
+  const fresh = newestOnly();
   const load = async (more) => {
-    const status = $("#enrolment-status", main).value, mine = ++asked;
+    const status = $("#enrolment-status", main).value;
     offset = more ? offset : 0;
-    const rows = await api("GET", `/campaigns/${id}/enrolments?limit=100&offset=${offset}${status ? `&status=${status}` : ""}`);
-    if (mine !== asked) return;
+    const rows = await fresh(api("GET", `/campaigns/${id}/enrolments?limit=100&offset=${offset}${status ? `&status=${status}` : ""}`));
+    if (rows === undefined) return;
     offset += rows.length;
     const html = rows.map((e) => `<tr><td><a href="#/contacts/${e.contact_id}">#${e.contact_id}</a></td><td><span class="badge">${esc(t("enrolment_" + e.status))}</span>${e.exit_reason ? ` <span class="muted">${esc(e.exit_reason)}</span>` : ""}</td>
       <td>${esc(e.next_position ?? "")}</td><td>${esc(when(e.next_due_at))}</td><td class="muted">${esc(e.note || "")}</td></tr>`).join("");
@@ -1154,7 +1160,7 @@ async function monitoringPage(main) {
         ${ME.role === "admin" ? `<button type="submit" class="primary" id="save-rules">${esc(t("save"))}</button>` : `<p class="muted">${esc(t("settings_read_only"))}</p>`}</form>`
       : `<p class="muted">${esc(t("rules_settings_only"))}</p>`}</section>`;
   const filters = $("#alert-filters", main);
-  let asked = 0;
+  const fresh = newestOnly();
   const showAlert = async (alert) => {
     const box = $("#alert-detail", main);
     const hours = Math.min(8 * 24, Math.max(24, Math.ceil((Date.now() - new Date(alert.first_hour)) / 3600e3) + 24));
@@ -1174,9 +1180,8 @@ async function monitoringPage(main) {
   const refresh = async () => {
     const params = new URLSearchParams();
     for (const name of ["status", "dimension"]) if (filters.querySelector(`[name=${name}]`).value) params.set(name, filters.querySelector(`[name=${name}]`).value);
-    const mine = ++asked;
-    const alerts = await api("GET", `/opinion/alerts?${params}`);
-    if (mine !== asked) return;
+    const alerts = await fresh(api("GET", `/opinion/alerts?${params}`));
+    if (alerts === undefined) return;
     $("#alert-rows", main).innerHTML = alerts.map((a) => `<tr class="clickable" data-alert="${a.id}"><td>${a.id}</td><td>${esc(when(a.first_hour))}</td><td>${esc(a.dimension)} · ${esc(a.key)}</td><td><span class="badge ${a.status === "open" ? "bad" : ""}">${esc(a.status)}</span></td>
       <td>${Math.round(a.peak_share * 100)}%</td><td>${a.volume}</td><td>${esc(a.top_terms.map((x) => x[0]).join(", "))}</td></tr>`).join("")
       || `<tr><td colspan="7" class="muted">${esc(t("nothing"))}</td></tr>`;
@@ -1396,7 +1401,8 @@ async function auditPage(main) {
     <tbody id="audit-rows"></tbody></table></div>
     <button type="button" id="audit-more" hidden>${esc(t("more"))}</button>`;
   const form = $("#audit-filters", main);
-  let oldest = null, asked = 0;
+  let oldest = null;
+  const fresh = newestOnly();
   const load = async (more) => {
     const params = new URLSearchParams({limit: "100"});
     for (const name of ["action", "entity_type", "entity_id", "actor_user_id"]) {
@@ -1404,9 +1410,8 @@ async function auditPage(main) {
       if (value) params.set(name, value);
     }
     if (more && oldest) params.set("before_id", oldest);
-    const mine = ++asked;
-    const entries = await api("GET", `/audit?${params}`);
-    if (mine !== asked) return;
+    const entries = await fresh(api("GET", `/audit?${params}`));
+    if (entries === undefined) return;
     const rows = entries.map((e) => `<tr><td>${esc(when(e.at))}</td><td>${esc(e.actor)}</td><td><code>${esc(e.action)}</code></td><td>${esc(e.entity)}</td><td class="details">${esc(detailsText(e.details))}</td></tr>`).join("");
     const body = $("#audit-rows", main);
     if (more) body.insertAdjacentHTML("beforeend", rows);
