@@ -1,7 +1,6 @@
 """Contacts and conversations as the API and the reps see them.
 
-Reps see only the conversations assigned to them, and only the contacts of
-those conversations; admins, operators and managers see everything.
+Who sees what is decided in `crm_core.visibility`, one rule per record kind.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from crm_core import audit
+from crm_core import audit, visibility
 from crm_core.db import utcnow
 from crm_core.models import (
     BotSession,
@@ -49,35 +48,15 @@ async def spoken_language(contact_id: int, *, db_session: AsyncSession, identity
     return "zh"
 
 
-def _visible_conversations(user: User) -> Select:
-    # Colleagues' chats with the rep bot are not customer conversations.
-    stmt = select(Conversation).where(
-        Conversation.contact_id.in_(select(Contact.id).where(Contact.is_staff.is_(False))))
-    if user.role == Role.REP:
-        stmt = stmt.where(Conversation.assignee_user_id == user.id)
-    return stmt
-
-
 def visible_conversation_ids(user: User) -> Select:
     """The ids of the conversations `user` may read, as a subquery."""
-    return _visible_conversations(user).with_only_columns(Conversation.id)
-
-
-def _visible_contacts(user: User) -> Select:
-    stmt = select(Contact).where(Contact.is_staff.is_(False))
-    if user.role == Role.REP:
-        # Their customers: in a conversation they own, or the person of a lead they own
-        # (an imported lead may have no conversation yet).
-        stmt = stmt.where(or_(
-            exists().where(Conversation.contact_id == Contact.id, Conversation.assignee_user_id == user.id),
-            exists().where(Lead.contact_id == Contact.id, Lead.owner_user_id == user.id)))
-    return stmt
+    return visibility.conversation_ids(user)
 
 
 async def list_contacts(user: User, *, db_session: AsyncSession, limit: int = 50, offset: int = 0,
                         q: str | None = None) -> list[Contact]:
     # Contacts merged into another are reached through that one (get_contact still finds them).
-    stmt = _visible_contacts(user).where(Contact.merged_into_id.is_(None))
+    stmt = visibility.contacts(user).where(Contact.merged_into_id.is_(None))
     if q and q.strip():
         like = f"%{q.strip()}%"
         stmt = stmt.where(or_(
@@ -90,14 +69,14 @@ async def list_contacts(user: User, *, db_session: AsyncSession, limit: int = 50
 
 
 async def get_contact(contact_id: int, user: User, *, db_session: AsyncSession) -> Contact | None:
-    stmt = _visible_contacts(user).where(Contact.id == contact_id).options(selectinload(Contact.identities))
+    stmt = visibility.contacts(user).where(Contact.id == contact_id).options(selectinload(Contact.identities))
     return await db_session.scalar(stmt)
 
 
 async def list_conversations(
     user: User, *, db_session: AsyncSession, contact_id: int | None = None, limit: int = 50, offset: int = 0
 ) -> list[Conversation]:
-    stmt = _visible_conversations(user)
+    stmt = visibility.conversations(user)
     if contact_id is not None:
         stmt = stmt.where(Conversation.contact_id == contact_id)
     stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(limit).offset(offset)
@@ -105,7 +84,7 @@ async def list_conversations(
 
 
 async def get_conversation(conversation_id: int, user: User, *, db_session: AsyncSession) -> Conversation | None:
-    return await db_session.scalar(_visible_conversations(user).where(Conversation.id == conversation_id))
+    return await db_session.scalar(visibility.conversations(user).where(Conversation.id == conversation_id))
 
 
 @dataclass

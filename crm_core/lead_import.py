@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import consent, leads, tags
+from crm_core import consent, leads, tags, visibility
 from crm_core.db import utcnow
 from crm_core.leads import LeadRules
 from crm_core.models import ConsentEvent, Contact, ContactKey, Lead, MessagePurpose, User
@@ -51,6 +51,7 @@ class Rejected:
     row: int          # as a spreadsheet numbers it: the header is row 1
     reason: str
     values: dict[str, str]
+    not_yours: bool = False  # the person is a customer the importing user may not see
 
 
 @dataclass
@@ -167,8 +168,8 @@ async def _import_row(number: int, values: dict[str, str], session: AsyncSession
                       key_of: KeyReader, rules: LeadRules, source: str, actor: User | None,
                       seen: dict[tuple[str, str], int], source_kind: str = "import") -> Lead | None:
     """The row's lead, or None (rejected, with the reason in the report)."""
-    def reject(reason: str) -> None:
-        report.rejected.append(Rejected(number, reason, values))
+    def reject(reason: str, *, not_yours: bool = False) -> None:
+        report.rejected.append(Rejected(number, reason, values, not_yours))
 
     name, company = values.get("name", ""), values.get("company", "")
     if not name and not company:
@@ -195,21 +196,29 @@ async def _import_row(number: int, values: dict[str, str], session: AsyncSession
     if len(owners) > 1:
         return reject(f"its phone and email belong to two different contacts ({', '.join(map(str, sorted(owners)))}); "
                       "merge them first")
+    created = False
     if owners:
         contact = await session.get(Contact, owners.pop())
-        report.contacts_matched += 1
+        # Matched by a phone or email: the importer must be allowed to see the person, as by id.
+        if actor is not None and not await visibility.may_see_contact(actor, contact.id, db_session=session):
+            return reject(leads.NOT_YOURS, not_yours=True)
     else:
+        created = True
         contact = Contact(display_name=name or company, source=f"{source_kind}: {source}", stage=rules.stages[0])
         session.add(contact)
         await session.flush()
         report.contacts_created += 1
+    try:
+        opened = await leads.open_lead(contact.id, source_kind=source_kind, source=source, company=company or None,
+                                       region=values.get("region") or None, industry=values.get("industry") or None,
+                                       rules=rules, actor=actor, db_session=session)
+    except leads.LeadNotYours as exc:
+        return reject(str(exc), not_yours=True)
     for kind, value in keys:
         await insert_ignoring_conflict(session, ContactKey.__table__,
                                        {"contact_id": contact.id, "kind": kind, "value": value, "identity_id": None,
                                         "created_at": utcnow()}, conflict_columns=["kind", "value"])
-    opened = await leads.open_lead(contact.id, source_kind=source_kind, source=source, company=company or None,
-                                   region=values.get("region") or None, industry=values.get("industry") or None,
-                                   rules=rules, actor=actor, db_session=session)
+    report.contacts_matched += not created
     if opened.created:
         report.leads_opened += 1
     else:

@@ -17,13 +17,15 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import teams
+from crm_core import teams, visibility
 from crm_core.db import utcnow
 from crm_core.models import Contact, Conversation, Lead, LeadEvent, Role, User
 
 DEFAULT_STAGES = ("new", "contacted", "qualified", "proposal", "won", "lost")
 CLOSED_STAGES = ("won", "lost")
 SOURCE_KINDS = ("signal", "qr", "form", "import", "api")
+NOT_YOURS = ("this person is another rep's customer: ask your manager to hand them to you "
+             "(nothing was changed)")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ class LeadRefused(ValueError):
     """A lead change that is not allowed; the message says why."""
 
 
+class LeadNotYours(LeadRefused):
+    """The person's open lead is another rep's: adding it again would reach into it."""
+
+
 @dataclass
 class Opened:
     lead: Lead
@@ -106,11 +112,14 @@ async def record(lead: Lead, kind: str, *, db_session: AsyncSession, actor: User
 async def open_lead(contact_id: int, *, source_kind: str, rules: LeadRules, db_session: AsyncSession,
                     source: str | None = None, company: str | None = None, region: str | None = None,
                     industry: str | None = None, actor: User | None = None, owner: User | None = None) -> Opened:
-    """The contact's open lead, or a new one routed to a rep (or to `owner`)."""
+    """The contact's open lead, or a new one routed to a rep (or to `owner`). A person
+    `actor` may not take the open lead of (another rep's) is refused with LeadNotYours."""
     if source_kind not in SOURCE_KINDS:
         raise LeadRefused(f"lead source {source_kind!r}: one of {', '.join(SOURCE_KINDS)}")
     existing = await db_session.scalar(select(Lead).where(Lead.contact_id == contact_id, Lead.status == "open"))
     if existing is not None:
+        if actor is not None and not visibility.may_take_lead(actor, existing):
+            raise LeadNotYours(NOT_YOURS)
         for name, value in (("company", company), ("region", region), ("industry", industry)):
             if value and not getattr(existing, name):
                 setattr(existing, name, value)

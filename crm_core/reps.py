@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import audit, leads, teams
+from crm_core import audit, leads, teams, users
 from crm_core.conversations import person_takes_over
 from crm_core.leads import LeadRules
 from crm_core.models import (
@@ -268,6 +268,8 @@ async def reassign_all(from_user: User, to_user: User, by: User, *, db_session: 
         raise RepActionRefused("forbidden", "only managers and admins reassign a rep's conversations")
     if to_user.id == from_user.id or not to_user.is_active:
         raise RepActionRefused("bad_target", "choose another, active user to inherit the conversations")
+    if deactivate and from_user.is_active:
+        users.check_may_switch_off(by, from_user)
     ids = list((await db_session.scalars(select(Conversation.id).where(
         Conversation.assignee_user_id == from_user.id, Conversation.status == ConversationStatus.OPEN))).all())
     if ids:

@@ -53,3 +53,22 @@ async def authenticate(token: str, *, db_session: AsyncSession) -> User | None:
     api_token, user = found
     api_token.last_used_at = utcnow()
     return user
+
+
+class UserChangeRefused(Exception):
+    """A change to a user that the actor may not make; `status` is 403 or 422 and the message says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_may_switch_off(actor: User, user: User) -> None:
+    """One rule for switching a user off, whatever the route (the user's form, a handover):
+    only an admin may, and never themself (an admin could lock the company out)."""
+    if actor.role != Role.ADMIN:
+        raise UserChangeRefused(403, f"only an admin may switch a user off; {actor.username} is a "
+                                     f"{actor.role.value}: hand the work over without switching "
+                                     f"{user.username} off, and ask an admin")
+    if actor.id == user.id:
+        raise UserChangeRefused(422, "you cannot switch yourself off; ask another admin")

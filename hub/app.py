@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import StatementError
 
 from admin.api import (
     campaigns,
@@ -105,6 +106,16 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(20_000, 20, 40)
 
 
+async def _unencodable_text(request: Request, exc: Exception) -> JSONResponse:
+    """JSON may carry half of a UTF-16 pair (`"\\ud800"`), which no database can store: a 422
+    saying so. The request's transaction was not committed, so nothing of it is kept."""
+    cause = exc.orig if isinstance(exc, StatementError) else exc
+    if not isinstance(cause, UnicodeEncodeError):
+        raise exc
+    return JSONResponse({"detail": "the text holds an unpaired UTF-16 surrogate (an escape such as \\ud800 "
+                                   "without its pair): send valid Unicode"}, status_code=422)
+
+
 def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | None = None,
                long_running: bool = False) -> FastAPI:
     """The app; with `background` it also runs the worker, dispatcher and pollers.
@@ -145,8 +156,10 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
                    settings_api, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
+    app.add_exception_handler(UnicodeEncodeError, _unencodable_text)
+    app.add_exception_handler(StatementError, _unencodable_text)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], responses={503: {"description": "The database does not answer"}})
     async def healthz() -> JSONResponse:
         try:
             async with hub.sessions() as session:

@@ -12,6 +12,8 @@ import logging
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from admin.api.errors import REASONS, Refused
+from admin.api.ids import PathId
 from channels.base import WebhookRejected, WebhookRequest
 from channels.registry import UnknownChannel
 from hub.context import Hub
@@ -44,7 +46,7 @@ def _reject(status: int, message: str, kind: str, account_id: int, request: Requ
     return JSONResponse({"detail": message}, status_code=status)
 
 
-async def platform_webhook(kind: str, account_id: int, request: Request) -> Response:
+async def platform_webhook(kind: str, account_id: PathId, request: Request) -> Response:
     """Platform callbacks (GET for URL verification where a platform uses it)."""
     hub: Hub = request.app.state.hub
     limit = hub.settings.max_webhook_body_bytes
@@ -82,7 +84,13 @@ async def platform_webhook(kind: str, account_id: int, request: Request) -> Resp
     return JSONResponse(outcome.response, status_code=outcome.status)
 
 
+# What platforms are answered: their own reply format, or a refusal saying what to check.
+_ANSWERS: dict[int | str, dict] = {
+    200: {"description": "Taken: the platform's expected answer",
+          "content": {"application/json": {}, "text/plain": {}, "application/xml": {}, "text/xml": {}, "text/html": {}}},
+    **{code: {"model": Refused, "description": REASONS[code]} for code in (400, 403, 404, 405, 413, 422)},
+}
 router.add_api_route("/hooks/{kind}/{account_id}", platform_webhook, methods=["POST"],
-                     operation_id="platform_webhook_post")
+                     operation_id="platform_webhook_post", responses=_ANSWERS)
 router.add_api_route("/hooks/{kind}/{account_id}", platform_webhook, methods=["GET"],
-                     operation_id="platform_webhook_verify")
+                     operation_id="platform_webhook_verify", responses=_ANSWERS)

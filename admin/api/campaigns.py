@@ -11,6 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
+from admin.api.ids import Offset, PathId
 from admin.api.deps import ApiContext, api_context, db_session, require_role
 from admin.api.schemas import (
     CampaignCreate,
@@ -44,7 +46,7 @@ async def _read(campaign: Campaign, session: AsyncSession) -> CampaignRead:
                         steps=[CampaignStepRead.model_validate(step) for step in steps])
 
 
-@router.post("", response_model=CampaignRead, status_code=201)
+@router.post("", response_model=CampaignRead, status_code=201, responses=errors())
 async def create(body: CampaignCreate, user: User = Depends(require_role(*BUILDERS)),
                  ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> CampaignRead:
     steps = [StepSpec(**step.model_dump()) for step in body.steps]
@@ -58,8 +60,8 @@ async def create(body: CampaignCreate, user: User = Depends(require_role(*BUILDE
     return await _read(campaign, session)
 
 
-@router.put("/{campaign_id}", response_model=CampaignRead)
-async def update(campaign_id: int, body: CampaignCreate, user: User = Depends(require_role(*BUILDERS)),
+@router.put("/{campaign_id}", response_model=CampaignRead, responses=errors(404, 409))
+async def update(campaign_id: PathId, body: CampaignCreate, user: User = Depends(require_role(*BUILDERS)),
                  ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> CampaignRead:
     """Replace a draft's name, audience, steps, exits and caps (409 once it has started: copy it)."""
     campaign = await _campaign(campaign_id, session)
@@ -73,8 +75,8 @@ async def update(campaign_id: int, body: CampaignCreate, user: User = Depends(re
     return await _read(campaign, session)
 
 
-@router.post("/{campaign_id}/copy", response_model=CampaignRead, status_code=201)
-async def copy(campaign_id: int, user: User = Depends(require_role(*BUILDERS)),
+@router.post("/{campaign_id}/copy", response_model=CampaignRead, status_code=201, responses=errors(404))
+async def copy(campaign_id: PathId, user: User = Depends(require_role(*BUILDERS)),
                session: AsyncSession = Depends(db_session)) -> CampaignRead:
     """A new draft like this campaign, to change and start (a started campaign is not edited)."""
     copied = await nurture.copy_campaign(await _campaign(campaign_id, session), actor=user, db_session=session)
@@ -82,21 +84,21 @@ async def copy(campaign_id: int, user: User = Depends(require_role(*BUILDERS)),
     return await _read(copied, session)
 
 
-@router.get("", response_model=list[CampaignRead])
+@router.get("", response_model=list[CampaignRead], responses=errors())
 async def list_campaigns(_: User = Depends(require_role(*READERS)),
                          session: AsyncSession = Depends(db_session)) -> list[CampaignRead]:
     campaigns = (await session.scalars(select(Campaign).order_by(Campaign.id.desc()))).all()
     return [await _read(c, session) for c in campaigns]
 
 
-@router.get("/{campaign_id}", response_model=CampaignRead)
-async def get(campaign_id: int, _: User = Depends(require_role(*READERS)),
+@router.get("/{campaign_id}", response_model=CampaignRead, responses=errors(404))
+async def get(campaign_id: PathId, _: User = Depends(require_role(*READERS)),
               session: AsyncSession = Depends(db_session)) -> CampaignRead:
     return await _read(await _campaign(campaign_id, session), session)
 
 
-@router.post("/{campaign_id}/status")
-async def set_status(campaign_id: int, body: CampaignStatusUpdate, user: User = Depends(require_role(*BUILDERS)),
+@router.post("/{campaign_id}/status", responses=errors(404, 409))
+async def set_status(campaign_id: PathId, body: CampaignStatusUpdate, user: User = Depends(require_role(*BUILDERS)),
                      ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> dict:
     campaign = await _campaign(campaign_id, session)
     try:
@@ -107,15 +109,15 @@ async def set_status(campaign_id: int, body: CampaignStatusUpdate, user: User = 
     return {"id": campaign.id, "status": campaign.status.value, "enrolled": enrolled}
 
 
-@router.get("/{campaign_id}/results")
-async def results(campaign_id: int, _: User = Depends(require_role(*READERS)),
+@router.get("/{campaign_id}/results", responses=errors(404))
+async def results(campaign_id: PathId, _: User = Depends(require_role(*READERS)),
                   session: AsyncSession = Depends(db_session)) -> dict:
     return await nurture.results(await _campaign(campaign_id, session), db_session=session)
 
 
-@router.get("/{campaign_id}/enrolments", response_model=list[EnrolmentRead])
-async def enrolments(campaign_id: int, status: EnrolmentStatus | None = None,
-                     limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+@router.get("/{campaign_id}/enrolments", response_model=list[EnrolmentRead], responses=errors(404))
+async def enrolments(campaign_id: PathId, status: EnrolmentStatus | None = None,
+                     limit: int = Query(100, ge=1, le=1000), offset: Offset = 0,
                      _: User = Depends(require_role(*READERS)),
                      session: AsyncSession = Depends(db_session)) -> list[EnrolmentRead]:
     await _campaign(campaign_id, session)
@@ -125,8 +127,8 @@ async def enrolments(campaign_id: int, status: EnrolmentStatus | None = None,
     return [EnrolmentRead.model_validate(e) for e in (await session.scalars(stmt.limit(limit).offset(offset))).all()]
 
 
-@router.post("/{campaign_id}/enrolments")
-async def enrol(campaign_id: int, body: EnrolContacts, _: User = Depends(require_role(*BUILDERS)),
+@router.post("/{campaign_id}/enrolments", responses=errors(404, 409))
+async def enrol(campaign_id: PathId, body: EnrolContacts, _: User = Depends(require_role(*BUILDERS)),
                 session: AsyncSession = Depends(db_session)) -> dict:
     campaign = await _campaign(campaign_id, session)
     if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.ACTIVE, CampaignStatus.PAUSED):
@@ -141,8 +143,8 @@ async def enrol(campaign_id: int, body: EnrolContacts, _: User = Depends(require
     return {"enrolled": enrolled, "already_enrolled": len(set(body.contact_ids)) - enrolled}
 
 
-@router.post("/{campaign_id}/enrolments/{enrolment_id}/exit", response_model=EnrolmentRead)
-async def exit_enrolment(campaign_id: int, enrolment_id: int, user: User = Depends(require_role(*BUILDERS)),
+@router.post("/{campaign_id}/enrolments/{enrolment_id}/exit", response_model=EnrolmentRead, responses=errors(404))
+async def exit_enrolment(campaign_id: PathId, enrolment_id: PathId, user: User = Depends(require_role(*BUILDERS)),
                          session: AsyncSession = Depends(db_session)) -> EnrolmentRead:
     enrolment = await session.get(Enrolment, enrolment_id)
     if enrolment is None or enrolment.campaign_id != campaign_id:

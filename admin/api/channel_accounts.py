@@ -7,6 +7,8 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
+from admin.api.ids import PathId
 from admin.api.deps import ApiContext, ConnectionCheckResult, api_context, db_session, require_role
 from admin.api.schemas import ChannelAccountCreate, ChannelAccountRead, ChannelAccountUpdate
 from crm_core import accounts
@@ -63,7 +65,7 @@ async def _account(account_id: int, session: AsyncSession) -> ChannelAccount:
     return account
 
 
-@router.post("", response_model=ChannelAccountRead, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=ChannelAccountRead, status_code=status.HTTP_201_CREATED, responses=errors(400, 409))
 async def create_channel_account(
     body: ChannelAccountCreate,
     user: User = Depends(require_role(*MANAGE)),
@@ -93,7 +95,7 @@ async def create_channel_account(
     return _read(account, ctx)
 
 
-@router.get("", response_model=list[ChannelAccountRead])
+@router.get("", response_model=list[ChannelAccountRead], responses=errors())
 async def list_channel_accounts(
     _: User = Depends(require_role(*VIEW)),
     session: AsyncSession = Depends(db_session),
@@ -102,9 +104,9 @@ async def list_channel_accounts(
     return [_read(a, ctx) for a in await accounts.list_all(db_session=session)]
 
 
-@router.get("/{account_id}", response_model=ChannelAccountRead)
+@router.get("/{account_id}", response_model=ChannelAccountRead, responses=errors(404))
 async def get_channel_account(
-    account_id: int,
+    account_id: PathId,
     _: User = Depends(require_role(*VIEW)),
     session: AsyncSession = Depends(db_session),
     ctx: ApiContext = Depends(api_context),
@@ -112,9 +114,9 @@ async def get_channel_account(
     return _read(await _account(account_id, session), ctx)
 
 
-@router.post("/{account_id}/test")
+@router.post("/{account_id}/test", responses=errors(400, 404))
 async def test_saved_connection(
-    account_id: int,
+    account_id: PathId,
     _: User = Depends(require_role(*MANAGE)),
     session: AsyncSession = Depends(db_session),
     ctx: ApiContext = Depends(api_context),
@@ -127,9 +129,9 @@ async def test_saved_connection(
     return {"ok": True, "platform_account_id": check.platform_account_id, "display_name": check.display_name}
 
 
-@router.patch("/{account_id}", response_model=ChannelAccountRead)
+@router.patch("/{account_id}", response_model=ChannelAccountRead, responses=errors(400, 404, 409))
 async def update_channel_account(
-    account_id: int,
+    account_id: PathId,
     body: ChannelAccountUpdate,
     user: User = Depends(require_role(*MANAGE)),
     session: AsyncSession = Depends(db_session),

@@ -8,6 +8,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
+from admin.api.ids import ID_MAX, Id, Offset, PathId
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import ContactDetail, ContactRead, TagsUpdate
 from crm_core import audit, consent, conversations, merging, tags
@@ -26,10 +28,10 @@ async def _visible_contact(contact_id: int, user: User, session: AsyncSession) -
     return contact
 
 
-@router.get("", response_model=list[ContactRead])
+@router.get("", response_model=list[ContactRead], responses=errors())
 async def list_contacts(
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     q: str | None = Query(None, max_length=100, description="Part of a name, a channel name or a phone / email"),
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
@@ -38,9 +40,9 @@ async def list_contacts(
     return [ContactRead.model_validate(c) for c in rows]
 
 
-@router.get("/{contact_id}", response_model=ContactDetail)
+@router.get("/{contact_id}", response_model=ContactDetail, responses=errors(404))
 async def get_contact(
-    contact_id: int,
+    contact_id: PathId,
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
 ) -> ContactDetail:
@@ -51,9 +53,9 @@ async def get_contact(
         "tags": await tags.tags_of(contact.id, db_session=session)})
 
 
-@router.put("/{contact_id}/tags")
+@router.put("/{contact_id}/tags", responses=errors(404))
 async def set_tags(
-    contact_id: int,
+    contact_id: PathId,
     body: TagsUpdate,
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
@@ -73,9 +75,9 @@ class ConsentChange(BaseModel):
     note: str = Field(default="", max_length=500, description="Where it comes from: the form, the call...")
 
 
-@router.get("/{contact_id}/consent")
+@router.get("/{contact_id}/consent", responses=errors(404))
 async def consent_ledger(
-    contact_id: int,
+    contact_id: PathId,
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
 ) -> dict:
@@ -84,9 +86,9 @@ async def consent_ledger(
     return await consent.ledger(contact_id, db_session=session)
 
 
-@router.post("/{contact_id}/consent")
+@router.post("/{contact_id}/consent", responses=errors(404, 409))
 async def change_consent(
-    contact_id: int,
+    contact_id: PathId,
     body: ConsentChange,
     user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR, Role.MANAGER)),
     ctx: ApiContext = Depends(api_context),
@@ -118,12 +120,12 @@ async def change_consent(
 
 
 class UnlinkRequest(BaseModel):
-    identity_id: int
+    identity_id: Id
 
 
-@router.post("/{contact_id}/unlink", response_model=ContactDetail)
+@router.post("/{contact_id}/unlink", response_model=ContactDetail, responses=errors(404, 409))
 async def unlink(
-    contact_id: int,
+    contact_id: PathId,
     body: UnlinkRequest,
     user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR, Role.MANAGER)),
     session: AsyncSession = Depends(db_session),
@@ -141,9 +143,9 @@ async def unlink(
 
 
 @router.get("/{contact_id}/export", response_class=JSONResponse,
-            responses={200: {"description": "Everything the hub holds about the person, as JSON"}})
+            responses={200: {"description": "Everything the hub holds about the person, as JSON"}, **errors(404, 409)})
 async def export(
-    contact_id: int,
+    contact_id: PathId,
     user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
     session: AsyncSession = Depends(db_session),
 ) -> JSONResponse:
@@ -161,12 +163,12 @@ async def export(
 
 
 class EraseRequest(BaseModel):
-    confirm_contact_id: int = Field(description="The contact's id again: erasure cannot be undone")
+    confirm_contact_id: int = Field(ge=1, le=ID_MAX, description="The contact's id again: erasure cannot be undone")
 
 
-@router.post("/{contact_id}/erase")
+@router.post("/{contact_id}/erase", responses=errors(404, 409))
 async def erase(
-    contact_id: int,
+    contact_id: PathId,
     body: EraseRequest,
     user: User = Depends(require_role(Role.ADMIN)),
     session: AsyncSession = Depends(db_session),
@@ -185,14 +187,14 @@ async def erase(
 
 
 class MergeRequest(BaseModel):
-    source_contact_id: int = Field(description="The contact merged into this one; it is reached through this one "
+    source_contact_id: int = Field(ge=1, le=ID_MAX, description="The contact merged into this one; it is reached through this one "
                                                "afterwards")
 
 
-@router.get("/{contact_id}/merge")
+@router.get("/{contact_id}/merge", responses=errors(404, 409))
 async def merge_preview(
-    contact_id: int,
-    source_contact_id: int = Query(description="The contact that would be merged into this one"),
+    contact_id: PathId,
+    source_contact_id: int = Query(ge=1, le=ID_MAX, description="The contact that would be merged into this one"),
     user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR, Role.MANAGER)),
     session: AsyncSession = Depends(db_session),
 ) -> dict:
@@ -206,9 +208,9 @@ async def merge_preview(
     return {**plan.as_dict(), "source": ContactDetail.model_validate(source).model_dump(mode="json")}
 
 
-@router.post("/{contact_id}/merge")
+@router.post("/{contact_id}/merge", responses=errors(404, 409))
 async def merge(
-    contact_id: int,
+    contact_id: PathId,
     body: MergeRequest,
     user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR, Role.MANAGER)),
     session: AsyncSession = Depends(db_session),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
+from admin.api.ids import ID_MAX, Offset, PathId, QueryId
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import ConversationRead, MessageCreate, MessageRead, OutboxRead
 from crm_core import conversations, csat
@@ -21,11 +23,11 @@ async def _visible_conversation(conversation_id: int, user: User, session: Async
     return conversation
 
 
-@router.get("", response_model=list[ConversationRead])
+@router.get("", response_model=list[ConversationRead], responses=errors())
 async def list_conversations(
-    contact_id: int | None = None,
+    contact_id: QueryId = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
 ) -> list[ConversationRead]:
@@ -34,10 +36,10 @@ async def list_conversations(
     return [ConversationRead.model_validate(c) for c in rows]
 
 
-@router.get("/{conversation_id}/messages", response_model=list[MessageRead])
+@router.get("/{conversation_id}/messages", response_model=list[MessageRead], responses=errors(404))
 async def list_messages(
-    conversation_id: int,
-    after_id: int = Query(0, ge=0, description="Only messages newer than this id (for polling)"),
+    conversation_id: PathId,
+    after_id: int = Query(0, ge=0, le=ID_MAX, description="Only messages newer than this id (for polling)"),
     limit: int = Query(100, ge=1, le=1000),
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
@@ -56,9 +58,9 @@ async def list_messages(
     ]
 
 
-@router.post("/{conversation_id}/messages", response_model=OutboxRead, status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{conversation_id}/messages", response_model=OutboxRead, status_code=status.HTTP_202_ACCEPTED, responses=errors(404))
 async def send_message(
-    conversation_id: int,
+    conversation_id: PathId,
     body: MessageCreate,
     idempotency_key: str | None = Header(default=None, max_length=100,
                                          description="Repeat a request with the same key: sent once"),
@@ -75,9 +77,9 @@ async def send_message(
     return OutboxRead.model_validate(row)
 
 
-@router.post("/{conversation_id}/resolve")
+@router.post("/{conversation_id}/resolve", responses=errors(404))
 async def resolve(
-    conversation_id: int,
+    conversation_id: PathId,
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
     ctx: ApiContext = Depends(api_context),

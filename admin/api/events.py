@@ -6,6 +6,8 @@ from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
+from admin.api.ids import PathId
 from admin.api.deps import db_session, require_role
 from admin.api.schemas import EventCreate, EventRead, EventRegistrationRead
 from crm_core import events
@@ -25,7 +27,7 @@ async def _read(event: Event, session: AsyncSession) -> EventRead:
                                      "registered": registered})
 
 
-@router.post("", response_model=EventRead, status_code=201)
+@router.post("", response_model=EventRead, status_code=201, responses=errors())
 async def create(body: EventCreate, user: User = Depends(require_role(*EDITORS)),
                  session: AsyncSession = Depends(db_session)) -> EventRead:
     try:
@@ -36,15 +38,15 @@ async def create(body: EventCreate, user: User = Depends(require_role(*EDITORS))
     return await _read(event, session)
 
 
-@router.get("", response_model=list[EventRead])
+@router.get("", response_model=list[EventRead], responses=errors())
 async def list_events(_: User = Depends(require_role(*READERS)),
                       session: AsyncSession = Depends(db_session)) -> list[EventRead]:
     rows = (await session.scalars(select(Event).order_by(Event.starts_at.desc()))).all()
     return [await _read(e, session) for e in rows]
 
 
-@router.get("/{event_id}/registrations", response_model=list[EventRegistrationRead])
-async def registrations(event_id: int, _: User = Depends(require_role(*READERS)),
+@router.get("/{event_id}/registrations", response_model=list[EventRegistrationRead], responses=errors(404))
+async def registrations(event_id: PathId, _: User = Depends(require_role(*READERS)),
                         session: AsyncSession = Depends(db_session)) -> list[EventRegistrationRead]:
     if await session.get(Event, event_id) is None:
         raise HTTPException(404, f"event {event_id} not found")

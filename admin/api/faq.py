@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
+from admin.api.ids import Id, PathId, QueryId
 from admin.api.deps import db_session, require_role
 from admin.api.schemas import FaqCreate, FaqMatchRead, FaqRead
 from bots.customer import CustomerBotSettings
@@ -27,7 +29,7 @@ _indexes = FaqIndexes()
 
 class FaqQuestion(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
-    channel_account_id: int | None = None
+    channel_account_id: Id | None = None
 
 
 def _spec(body: FaqCreate) -> FaqSpec:
@@ -43,8 +45,8 @@ async def _entry(entry_id: int, session: AsyncSession) -> FaqEntry:
     return entry
 
 
-@router.get("", response_model=list[FaqRead])
-async def list_entries(channel_account_id: int | None = None, _: User = Depends(require_role(*EDITORS)),
+@router.get("", response_model=list[FaqRead], responses=errors())
+async def list_entries(channel_account_id: QueryId = None, _: User = Depends(require_role(*EDITORS)),
                        session: AsyncSession = Depends(db_session)) -> list[FaqRead]:
     query = select(FaqEntry).order_by(FaqEntry.id)
     if channel_account_id is not None:
@@ -52,7 +54,7 @@ async def list_entries(channel_account_id: int | None = None, _: User = Depends(
     return [FaqRead.model_validate(e) for e in (await session.scalars(query)).all()]
 
 
-@router.post("", response_model=FaqRead, status_code=201)
+@router.post("", response_model=FaqRead, status_code=201, responses=errors())
 async def create(body: FaqCreate, user: User = Depends(require_role(*EDITORS)),
                  session: AsyncSession = Depends(db_session)) -> FaqRead:
     try:
@@ -63,14 +65,14 @@ async def create(body: FaqCreate, user: User = Depends(require_role(*EDITORS)),
     return FaqRead.model_validate(entry)
 
 
-@router.get("/{entry_id}", response_model=FaqRead)
-async def get(entry_id: int, _: User = Depends(require_role(*EDITORS)),
+@router.get("/{entry_id}", response_model=FaqRead, responses=errors(404))
+async def get(entry_id: PathId, _: User = Depends(require_role(*EDITORS)),
               session: AsyncSession = Depends(db_session)) -> FaqRead:
     return FaqRead.model_validate(await _entry(entry_id, session))
 
 
-@router.put("/{entry_id}", response_model=FaqRead)
-async def update(entry_id: int, body: FaqCreate, user: User = Depends(require_role(*EDITORS)),
+@router.put("/{entry_id}", response_model=FaqRead, responses=errors(404))
+async def update(entry_id: PathId, body: FaqCreate, user: User = Depends(require_role(*EDITORS)),
                  session: AsyncSession = Depends(db_session)) -> FaqRead:
     entry = await _entry(entry_id, session)
     try:
@@ -81,15 +83,15 @@ async def update(entry_id: int, body: FaqCreate, user: User = Depends(require_ro
     return FaqRead.model_validate(entry)
 
 
-@router.delete("/{entry_id}", status_code=204)
-async def delete(entry_id: int, user: User = Depends(require_role(*EDITORS)),
+@router.delete("/{entry_id}", status_code=204, responses=errors(404))
+async def delete(entry_id: PathId, user: User = Depends(require_role(*EDITORS)),
                  session: AsyncSession = Depends(db_session)) -> Response:
     await faq.delete(await _entry(entry_id, session), actor=user, db_session=session)
     await session.commit()
     return Response(status_code=204)
 
 
-@router.post("/search", response_model=list[FaqMatchRead])
+@router.post("/search", response_model=list[FaqMatchRead], responses=errors())
 async def search(body: FaqQuestion, _: User = Depends(require_role(*EDITORS)),
                  session: AsyncSession = Depends(db_session)) -> list[FaqMatchRead]:
     index = await _indexes.index_for(body.channel_account_id, db_session=session)

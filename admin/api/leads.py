@@ -19,9 +19,11 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
+from admin.api.ids import Offset, PathId, QueryId
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import LeadAssign, LeadCreate, LeadDetail, LeadEventRead, LeadOrder, LeadRead, LeadStageUpdate
-from crm_core import audit, conversations, lead_export, leads
+from crm_core import audit, conversations, lead_export, leads, visibility
 from crm_core.db import utcnow
 from crm_core.lead_import import ImportRefused, ImportReport, import_leads, import_one, read_rows
 from crm_core.leads import LeadRefused
@@ -36,8 +38,8 @@ log = logging.getLogger(__name__)
 
 async def _lead(lead_id: int, user: User, session: AsyncSession) -> Lead:
     lead = await session.get(Lead, lead_id)
-    # A rep asking for someone else's lead gets the same answer as for a missing one.
-    if lead is None or (user.role == Role.REP and lead.owner_user_id != user.id):
+    # Someone else's lead gets the same answer as a missing one.
+    if lead is None or not visibility.may_see_lead(user, lead):
         raise HTTPException(404, f"lead {lead_id} not found")
     return lead
 
@@ -58,9 +60,8 @@ def _visible_leads(user: User, status: str | None, stage: str | None, owner_user
         where.append(or_(Lead.company.ilike(like),
                          Lead.contact_id.in_(select(Contact.id).where(Contact.display_name.ilike(like))),
                          Lead.contact_id.in_(select(ContactKey.contact_id).where(ContactKey.value.ilike(like)))))
-    if user.role == Role.REP:
-        where.append(Lead.owner_user_id == user.id)
-    elif owner_user_id is not None:
+    where.append(visibility.leads(user))
+    if user.role != Role.REP and owner_user_id is not None:
         where.append(Lead.owner_user_id == owner_user_id)
     if status:
         where.append(Lead.status == status)
@@ -71,12 +72,12 @@ def _visible_leads(user: User, status: str | None, stage: str | None, owner_user
     return where
 
 
-@router.get("", response_model=list[LeadRead])
+@router.get("", response_model=list[LeadRead], responses=errors())
 async def list_leads(status: str | None = Query(None, pattern="^(open|closed)$"), stage: str | None = None,
-                     owner_user_id: int | None = None, contact_id: int | None = None,
+                     owner_user_id: QueryId = None, contact_id: QueryId = None,
                      q: str | None = Query(None, max_length=100, description="Part of a name, company, phone or email"),
                      limit: int = Query(50, ge=1, le=500),
-                     offset: int = Query(0, ge=0), user: User = Depends(require_role(*ANY_ROLE)),
+                     offset: Offset = 0, user: User = Depends(require_role(*ANY_ROLE)),
                      session: AsyncSession = Depends(db_session)) -> list[LeadRead]:
     rows = (await session.execute(
         select(Lead, Contact.display_name, User.display_name, User.username)
@@ -89,15 +90,16 @@ async def list_leads(status: str | None = Query(None, pattern="^(open|closed)$")
             for lead, name, owner_display, owner_username in rows]
 
 
-@router.get("/pipeline")
+@router.get("/pipeline", responses=errors())
 async def pipeline(_: User = Depends(require_role(*ANY_ROLE)), ctx: ApiContext = Depends(api_context)) -> dict:
     """The pipeline's stages, first stage first (the panel's stage pickers)."""
     return {"stages": list(ctx.lead_rules.stages)}
 
 
-@router.get("/export")
+@router.get("/export", response_class=StreamingResponse, responses={
+    200: {"content": {"text/csv": {}}, "description": "The leads as CSV (UTF-8 with a BOM)"}, **errors()})
 async def export(status: str | None = Query(None, pattern="^(open|closed)$"), stage: str | None = None,
-                 owner_user_id: int | None = None, q: str | None = Query(None, max_length=100),
+                 owner_user_id: QueryId = None, q: str | None = Query(None, max_length=100),
                  language: str = Query("en", pattern="^(zh|en)$"),
                  user: User = Depends(require_role(*ANY_ROLE)), ctx: ApiContext = Depends(api_context),
                  session: AsyncSession = Depends(db_session)) -> StreamingResponse:
@@ -121,28 +123,31 @@ async def export(status: str | None = Query(None, pattern="^(open|closed)$"), st
                              headers={"Content-Disposition": f'attachment; filename="leads-{stamp}.csv"'})
 
 
-@router.get("/{lead_id}", response_model=LeadDetail)
-async def get_lead(lead_id: int, user: User = Depends(require_role(*ANY_ROLE)),
+@router.get("/{lead_id}", response_model=LeadDetail, responses=errors(404))
+async def get_lead(lead_id: PathId, user: User = Depends(require_role(*ANY_ROLE)),
                    session: AsyncSession = Depends(db_session)) -> LeadDetail:
     return await _detail(await _lead(lead_id, user, session), session)
 
 
-@router.post("", response_model=LeadDetail, status_code=201)
+@router.post("", response_model=LeadDetail, status_code=201, responses=errors(404))
 async def create(body: LeadCreate, user: User = Depends(require_role(*ANY_ROLE)),
                  ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> LeadDetail:
     """A lead for a known contact, or for a person given by name and phone / email (matched to a
-    known contact by them). A rep's new lead is their own."""
+    known contact by them). A rep's new lead is their own; a person who is another rep's
+    customer is refused (403) and left as it was."""
     owner = user if user.role == Role.REP else None
     if body.contact_id is not None:
-        # A rep may open a lead only for a customer they can see, or one could take anyone's.
+        # The same rule as reading the contact by id: a customer the caller cannot see is not found.
         contact = await conversations.get_contact(body.contact_id, user, db_session=session)
         if contact is None:
-            raise HTTPException(422, f"no contact {body.contact_id}")
+            raise HTTPException(404, f"no contact {body.contact_id}")
         try:
             opened = await leads.open_lead(contact.id, source_kind="api", source=body.source,
                                            company=body.company or None, region=body.region or None,
                                            industry=body.industry or None, rules=ctx.lead_rules, actor=user,
                                            owner=owner, db_session=session)
+        except leads.LeadNotYours as exc:
+            raise HTTPException(403, str(exc)) from None
         except LeadRefused as exc:
             raise HTTPException(422, str(exc)) from None
         lead = opened.lead
@@ -151,14 +156,17 @@ async def create(body: LeadCreate, user: User = Depends(require_role(*ANY_ROLE))
         report, lead = await import_one(values, session=session, key_of=ctx.contact_keys, rules=ctx.lead_rules,
                                         source=body.source, actor=user)
         if lead is None:
-            raise HTTPException(422, report.rejected[0].reason)
+            rejected = report.rejected[0]
+            raise HTTPException(403 if rejected.not_yours else 422, rejected.reason)
         if owner is not None and lead.owner_user_id is None:
             await leads.route(lead, ctx.lead_rules, db_session=session, owner=owner, actor=user)
     await session.commit()
     return await _detail(lead, session)
 
 
-@router.post("/import")
+@router.post("/import", responses={
+    200: {"content": {"application/json": {}, "application/x-ndjson": {}},
+          "description": "The report; with stream=true, progress lines then the report"}, **errors(413)})
 async def import_file(file: UploadFile = File(...), source: str | None = Query(None, max_length=200),
                       stream: bool = Query(False, description="Answer with NDJSON lines: progress, then the report"),
                       user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
@@ -218,8 +226,8 @@ def _import_result(report: ImportReport) -> dict[str, Any]:
             "consents_refused": [{"row": row, "reason": reason} for row, reason in report.consents_refused]}
 
 
-@router.post("/{lead_id}/stage", response_model=LeadDetail)
-async def set_stage(lead_id: int, body: LeadStageUpdate, user: User = Depends(require_role(*ANY_ROLE)),
+@router.post("/{lead_id}/stage", response_model=LeadDetail, responses=errors(404))
+async def set_stage(lead_id: PathId, body: LeadStageUpdate, user: User = Depends(require_role(*ANY_ROLE)),
                     ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> LeadDetail:
     lead = await _lead(lead_id, user, session)
     try:
@@ -230,8 +238,8 @@ async def set_stage(lead_id: int, body: LeadStageUpdate, user: User = Depends(re
     return await _detail(lead, session)
 
 
-@router.post("/{lead_id}/orders", response_model=LeadDetail)
-async def add_order(lead_id: int, body: LeadOrder, user: User = Depends(require_role(*ANY_ROLE)),
+@router.post("/{lead_id}/orders", response_model=LeadDetail, responses=errors(404))
+async def add_order(lead_id: PathId, body: LeadOrder, user: User = Depends(require_role(*ANY_ROLE)),
                     ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> LeadDetail:
     lead = await _lead(lead_id, user, session)
     await leads.add_order(lead, body.amount, rules=ctx.lead_rules, actor=user, db_session=session)
@@ -239,8 +247,8 @@ async def add_order(lead_id: int, body: LeadOrder, user: User = Depends(require_
     return await _detail(lead, session)
 
 
-@router.post("/{lead_id}/assign", response_model=LeadDetail)
-async def assign(lead_id: int, body: LeadAssign, user: User = Depends(require_role(*SUPERVISORS)),
+@router.post("/{lead_id}/assign", response_model=LeadDetail, responses=errors(404))
+async def assign(lead_id: PathId, body: LeadAssign, user: User = Depends(require_role(*SUPERVISORS)),
                  ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> LeadDetail:
     lead = await _lead(lead_id, user, session)
     target = await session.get(User, body.user_id)

@@ -13,6 +13,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
+from admin.api.ids import Offset, PathId
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import OpinionAlertRead, OpinionHourRead, OpinionMessageRead, OpinionSeriesRead
 from crm_core.conversations import visible_conversation_ids
@@ -23,7 +25,7 @@ router = APIRouter(prefix="/opinion", tags=["opinion"])
 Dimension = Literal["channel", "campaign", "team", "keyword", "keyword_rule"]
 
 
-@router.get("/series", response_model=OpinionSeriesRead)
+@router.get("/series", response_model=OpinionSeriesRead, responses=errors())
 async def series(
     dimension: Dimension,
     key: str = Query(min_length=1, max_length=200,
@@ -40,12 +42,12 @@ async def series(
                for h in hourly])
 
 
-@router.get("/alerts", response_model=list[OpinionAlertRead])
+@router.get("/alerts", response_model=list[OpinionAlertRead], responses=errors())
 async def list_alerts(
     status: Literal["open", "closed"] | None = None,
     dimension: Dimension | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
 ) -> list[OpinionAlertRead]:
@@ -73,9 +75,9 @@ async def list_alerts(
     return shown
 
 
-@router.get("/alerts/{alert_id}/messages", response_model=list[OpinionMessageRead])
+@router.get("/alerts/{alert_id}/messages", response_model=list[OpinionMessageRead], responses=errors(404))
 async def alert_messages(
-    alert_id: int,
+    alert_id: PathId,
     user: User = Depends(require_role(*ANY_ROLE)),
     session: AsyncSession = Depends(db_session),
 ) -> list[OpinionMessageRead]:

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
+from admin.api.ids import Id, PathId, QueryId
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from crm_core import audit, nurture, reps, web_auth
 from crm_core.conversations import visible_conversation_ids
@@ -51,7 +53,7 @@ class Me(BaseModel):
     signed_in_with: Literal["session", "token"]
 
 
-@router.get("/me", response_model=Me)
+@router.get("/me", response_model=Me, responses=errors())
 async def me(request: Request, user: User = Depends(require_role(*ANY_ROLE))) -> Me:
     via = "session" if getattr(request.state, "web_session", None) is not None else "token"
     return Me(id=user.id, username=user.username, display_name=user.display_name, role=user.role,
@@ -63,7 +65,7 @@ class PasswordChange(BaseModel):
     new_password: str = Field(max_length=200)
 
 
-@router.post("/me/password", status_code=204)
+@router.post("/me/password", status_code=204, responses=errors(429))
 async def change_own_password(body: PasswordChange, request: Request, user: User = Depends(require_role(*ANY_ROLE)),
                               session: AsyncSession = Depends(db_session)) -> None:
     """The signed-in user's own password; their other sessions end, this one too (sign in again)."""
@@ -87,8 +89,8 @@ class PasswordSet(BaseModel):
     password: str = Field(max_length=200)
 
 
-@router.post("/users/{user_id}/password", status_code=204)
-async def set_user_password(user_id: int, body: PasswordSet, admin: User = Depends(require_role(Role.ADMIN)),
+@router.post("/users/{user_id}/password", status_code=204, responses=errors(404))
+async def set_user_password(user_id: PathId, body: PasswordSet, admin: User = Depends(require_role(Role.ADMIN)),
                             session: AsyncSession = Depends(db_session)) -> None:
     target = await session.get(User, user_id)
     if target is None:
@@ -105,13 +107,13 @@ async def set_user_password(user_id: int, body: PasswordSet, admin: User = Depen
 
 class InboxRow(BaseModel):
     id: int
-    contact_id: int
+    contact_id: Id
     name: str
     channel: str
     account: str
     status: str
     owner: str | None
-    owner_id: int | None
+    owner_id: Id | None
     last_message_at: dt.datetime
     last_text: str | None
     last_direction: str | None
@@ -155,7 +157,7 @@ async def _inbox_rows(stmt: Any, session: AsyncSession) -> list[InboxRow]:
         waiting=last is not None and last.direction == Direction.INBOUND) for c, contact, account, identity, last in rows]
 
 
-@router.get("/inbox", response_model=InboxPage)
+@router.get("/inbox", response_model=InboxPage, responses=errors())
 async def inbox(channel: str | None = None,
                 owner: str | None = Query(None, description="me, none, a user id, or team:ID (its members)"),
                 status: Literal["open", "closed", "waiting", "handoff"] | None = None,
@@ -197,7 +199,7 @@ async def inbox(channel: str | None = None,
 
 class ThreadMessage(BaseModel):
     id: int
-    conversation_id: int
+    conversation_id: Id
     channel: str
     direction: str
     text: str | None
@@ -230,8 +232,8 @@ async def _conversation(conversation_id: int, user: User, session: AsyncSession)
     return conversation
 
 
-@router.get("/inbox/{conversation_id}", response_model=Thread)
-async def thread(conversation_id: int, limit: int = Query(200, ge=1, le=1000),
+@router.get("/inbox/{conversation_id}", response_model=Thread, responses=errors(404))
+async def thread(conversation_id: PathId, limit: int = Query(200, ge=1, le=1000),
                  user: User = Depends(require_role(*ANY_ROLE)),
                  session: AsyncSession = Depends(db_session)) -> Thread:
     conversation = await _conversation(conversation_id, user, session)
@@ -265,8 +267,8 @@ class NoteCreate(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
 
 
-@router.post("/conversations/{conversation_id}/notes", response_model=NoteRead, status_code=201)
-async def add_note(conversation_id: int, body: NoteCreate, user: User = Depends(require_role(*ANY_ROLE)),
+@router.post("/conversations/{conversation_id}/notes", response_model=NoteRead, status_code=201, responses=errors(404, 409))
+async def add_note(conversation_id: PathId, body: NoteCreate, user: User = Depends(require_role(*ANY_ROLE)),
                    session: AsyncSession = Depends(db_session)) -> NoteRead:
     conversation = await _conversation(conversation_id, user, session)
     try:
@@ -281,11 +283,11 @@ async def add_note(conversation_id: int, body: NoteCreate, user: User = Depends(
 
 
 class AssignBody(BaseModel):
-    user_id: int | None = Field(description="The new owner; null: back to the queue")
+    user_id: Id | None = Field(description="The new owner; null: back to the queue")
 
 
-@router.post("/conversations/{conversation_id}/assign", status_code=204)
-async def assign(conversation_id: int, body: AssignBody, user: User = Depends(require_role(*ANY_ROLE)),
+@router.post("/conversations/{conversation_id}/assign", status_code=204, responses=errors(404, 409))
+async def assign(conversation_id: PathId, body: AssignBody, user: User = Depends(require_role(*ANY_ROLE)),
                  session: AsyncSession = Depends(db_session), ctx: ApiContext = Depends(api_context)) -> None:
     conversation = await _conversation(conversation_id, user, session)
     to_user = None
@@ -307,7 +309,7 @@ def _day(value: Any) -> str:
     return str(value)[:10]
 
 
-@router.get("/dashboard")
+@router.get("/dashboard", responses=errors())
 async def dashboard(days: int = Query(14, ge=1, le=90), user: User = Depends(require_role(*SUPERVISING)),
                     session: AsyncSession = Depends(db_session), ctx: ApiContext = Depends(api_context)) -> dict:
     """Messages per day by channel, the leads funnel, response times, the sentiment trend with
@@ -385,12 +387,12 @@ async def dashboard(days: int = Query(14, ge=1, le=90), user: User = Depends(req
 # ---- the audit log --------------------------------------------------------------
 
 
-@router.get("/audit")
-async def audit_log(limit: int = Query(100, ge=1, le=1000), before_id: int | None = None,
+@router.get("/audit", responses=errors())
+async def audit_log(limit: int = Query(100, ge=1, le=1000), before_id: QueryId = None,
                     action: str | None = Query(None, max_length=100, description="Actions starting with this"),
                     entity_type: str | None = Query(None, max_length=50),
                     entity_id: str | None = Query(None, max_length=100),
-                    actor_user_id: int | None = None,
+                    actor_user_id: QueryId = None,
                     _: User = Depends(require_role(Role.ADMIN)),
                     session: AsyncSession = Depends(db_session)) -> list[dict]:
     """Newest first; `before_id` pages back."""
@@ -421,7 +423,7 @@ class CampaignPreview(BaseModel):
         default_factory=list, description="Each step's wording per channel kind, beside `templates`")
 
 
-@router.post("/campaigns/preview")
+@router.post("/campaigns/preview", responses=errors())
 async def campaign_preview(body: CampaignPreview, _: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
                            ctx: ApiContext = Depends(api_context),
                            session: AsyncSession = Depends(db_session)) -> dict:
@@ -451,7 +453,7 @@ async def campaign_preview(body: CampaignPreview, _: User = Depends(require_role
 # ---- channels: the fields each kind needs, and a connection test ------------------
 
 
-@router.get("/channel-kinds")
+@router.get("/channel-kinds", responses=errors())
 async def channel_kinds(_: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
                         ctx: ApiContext = Depends(api_context)) -> dict:
     """Per kind, the JSON schema of its credentials and settings, for a guided form."""
@@ -465,7 +467,7 @@ class ConnectionTest(BaseModel):
     api_base: str | None = None
 
 
-@router.post("/channel-accounts/test")
+@router.post("/channel-accounts/test", responses=errors(400))
 async def test_connection(body: ConnectionTest, _: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
                           ctx: ApiContext = Depends(api_context)) -> dict:
     """Try the credentials against the platform without saving anything."""

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from admin.api.ids import Id
+
 
 class ChannelAccountCreate(BaseModel):
     kind: str = Field(examples=["telegram"])
@@ -194,7 +196,7 @@ class CampaignStepCreate(BaseModel):
     window_end: str | None = Field(default=None, examples=["18:00"])
     condition: dict[str, Any] | None = Field(default=None, description='{"replied": false}, {"clicked": true}, '
                                                                        '{"stages": ["qualified"]}, {"tag": "vip"}')
-    else_position: int | None = Field(default=None, description="Where to go when the condition is not met; "
+    else_position: int | None = Field(default=None, ge=0, le=50, description="Where to go when the condition is not met; "
                                                                 "none: leave the campaign")
 
 
@@ -251,7 +253,7 @@ class EnrolmentRead(BaseModel):
 
 
 class EnrolContacts(BaseModel):
-    contact_ids: list[int] = Field(min_length=1, max_length=10_000)
+    contact_ids: list[Id] = Field(min_length=1, max_length=10_000)
 
 
 class TagsUpdate(BaseModel):
@@ -267,7 +269,7 @@ class TagsUpdate(BaseModel):
 
 
 class LeadCreate(BaseModel):
-    contact_id: int | None = Field(default=None, description="An existing contact; or give name / phone / email")
+    contact_id: Id | None = Field(default=None, description="An existing contact; or give name / phone / email")
     name: str = Field(default="", max_length=200)
     phone: str = Field(default="", max_length=50)
     email: str = Field(default="", max_length=200)
@@ -323,7 +325,7 @@ class LeadOrder(BaseModel):
 
 
 class LeadAssign(BaseModel):
-    user_id: int
+    user_id: Id
 
 
 class FaqCreate(BaseModel):
@@ -331,7 +333,7 @@ class FaqCreate(BaseModel):
         {"zh": ["怎么退货", "退货流程是什么"], "en": ["How do I return an item?"]}])
     answers: dict[str, str] = Field(examples=[{"zh": "在订单页点击“申请退货”……", "en": "Open the order and ..."}])
     synonyms: list[list[str]] = Field(default_factory=list, examples=[[["退货", "退换货", "return", "refund"]]])
-    channel_account_id: int | None = Field(default=None, description="Only this account's conversations; "
+    channel_account_id: Id | None = Field(default=None, description="Only this account's conversations; "
                                                                      "none: every account")
     is_active: bool = True
     image_url: str | None = Field(default=None, description="A picture shown with the answer (https://...)")
@@ -358,7 +360,7 @@ class EventCreate(BaseModel):
     names: dict[str, str] = Field(examples=[{"zh": "X200 发布会", "en": "X200 launch"}])
     starts_at: dt.datetime = Field(description="With a time zone", examples=["2026-12-01T14:00:00+08:00"])
     location: str | None = Field(default=None, max_length=300)
-    capacity: int | None = Field(default=None, description="Seats; none: no limit")
+    capacity: int | None = Field(default=None, ge=1, le=1_000_000, description="Seats; none: no limit")
     keywords: list[str] = Field(default_factory=list, description="Other words naming it in a message")
     remind_hours: list[float] = Field(default_factory=lambda: [24, 1])
     is_active: bool = True

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
 from admin.api.deps import ApiContext, api_context, db_session, require_role
 from crm_core import hub_settings, leads
 from crm_core.models import Role, User
@@ -25,7 +26,7 @@ def _view(ctx: ApiContext, stored: dict[str, Any]) -> dict[str, Any]:
             "changed_in_panel": sorted(stored)}
 
 
-@router.get("")
+@router.get("", responses=errors())
 async def read(_: User = Depends(require_role(Role.ADMIN, Role.MANAGER)), ctx: ApiContext = Depends(api_context),
                session: AsyncSession = Depends(db_session)) -> dict[str, Any]:
     """The values in force, the environment's, and which the panel changed."""
@@ -38,7 +39,7 @@ class SettingsChange(BaseModel):
                                     examples=[{"sla_first_response_minutes": 15, "lead_routing": "round_robin"}])
 
 
-@router.put("")
+@router.put("", responses=errors())
 async def change(body: SettingsChange, user: User = Depends(require_role(Role.ADMIN)),
                  ctx: ApiContext = Depends(api_context),
                  session: AsyncSession = Depends(db_session)) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
+from admin.api.ids import Id, PathId
 from admin.api.deps import ApiContext, api_context, db_session, require_role
 from crm_core import teams
 from crm_core.models import Role, Team, User
@@ -17,7 +19,7 @@ router = APIRouter(prefix="/teams", tags=["teams"])
 
 class TeamWrite(BaseModel):
     name: str = Field(min_length=1, max_length=100)
-    manager_user_id: int | None = Field(default=None, description="An active manager who leads the team")
+    manager_user_id: Id | None = Field(default=None, description="An active manager who leads the team")
     channels: list[str] = Field(default_factory=list, max_length=20,
                                 description="Channel kinds whose new leads and unclaimed customers go to "
                                             "this team's reps first")
@@ -54,7 +56,7 @@ async def _read(team: Team, session: AsyncSession) -> TeamRead:
     return _view(team, (await _member_counts([team.id], session)).get(team.id, 0))
 
 
-@router.get("", response_model=list[TeamRead])
+@router.get("", response_model=list[TeamRead], responses=errors())
 async def list_teams(_: User = Depends(require_role(Role.ADMIN, Role.MANAGER)),
                      session: AsyncSession = Depends(db_session)) -> list[TeamRead]:
     all_teams = (await session.scalars(select(Team).order_by(Team.name))).all()
@@ -62,7 +64,7 @@ async def list_teams(_: User = Depends(require_role(Role.ADMIN, Role.MANAGER)),
     return [_view(t, counts.get(t.id, 0)) for t in all_teams]
 
 
-@router.post("", response_model=TeamRead, status_code=201)
+@router.post("", response_model=TeamRead, status_code=201, responses=errors(409))
 async def create(body: TeamWrite, actor: User = Depends(require_role(Role.ADMIN)),
                  ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> TeamRead:
     try:
@@ -74,8 +76,8 @@ async def create(body: TeamWrite, actor: User = Depends(require_role(Role.ADMIN)
     return await _read(team, session)
 
 
-@router.put("/{team_id}", response_model=TeamRead)
-async def update(team_id: int, body: TeamWrite, actor: User = Depends(require_role(Role.ADMIN)),
+@router.put("/{team_id}", response_model=TeamRead, responses=errors(404, 409))
+async def update(team_id: PathId, body: TeamWrite, actor: User = Depends(require_role(Role.ADMIN)),
                  ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> TeamRead:
     team = await _team(team_id, session)
     try:
@@ -87,8 +89,8 @@ async def update(team_id: int, body: TeamWrite, actor: User = Depends(require_ro
     return await _read(team, session)
 
 
-@router.delete("/{team_id}")
-async def delete(team_id: int, actor: User = Depends(require_role(Role.ADMIN)),
+@router.delete("/{team_id}", responses=errors(404))
+async def delete(team_id: PathId, actor: User = Depends(require_role(Role.ADMIN)),
                  session: AsyncSession = Depends(db_session)) -> dict:
     """Remove the team; its members stay, in no team."""
     members = await teams.delete(await _team(team_id, session), actor=actor, db_session=session)

@@ -8,8 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.errors import errors
+from admin.api.ids import Id, PathId
 from admin.api.deps import ApiContext, api_context, db_session, require_role
-from crm_core import audit, reps, teams
+from crm_core import audit, reps, teams, users
 from crm_core.models import ChannelAccount, Role, User
 from crm_core.ports import OutboundMessage
 
@@ -20,8 +22,8 @@ class UserCreate(BaseModel):
     username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
     display_name: str | None = Field(default=None, max_length=200)
     role: Role
-    manager_user_id: int | None = None
-    team_id: int | None = None
+    manager_user_id: Id | None = None
+    team_id: Id | None = None
 
 
 class UserRead(BaseModel):
@@ -42,18 +44,18 @@ class UserUpdate(BaseModel):
 
     display_name: str | None = Field(default=None, max_length=200)
     role: Role | None = None
-    manager_user_id: int | None = Field(default=None, description="null: no manager")
-    team_id: int | None = Field(default=None, description="null: in no team")
+    manager_user_id: Id | None = Field(default=None, description="null: no manager")
+    team_id: Id | None = Field(default=None, description="null: in no team")
     is_active: bool | None = None
 
 
 class HandleCreate(BaseModel):
-    channel_account_id: int
+    channel_account_id: Id
     external_id: str = Field(min_length=1, max_length=200, description="The user's id in that app (WeCom userid)")
 
 
 class HandoverRequest(BaseModel):
-    to_user_id: int
+    to_user_id: Id
     deactivate: bool = True
 
 
@@ -62,14 +64,14 @@ class HandoverResult(BaseModel):
     deactivated: bool
 
 
-@router.get("", response_model=list[UserRead])
+@router.get("", response_model=list[UserRead], responses=errors())
 async def list_users(_: User = Depends(require_role(Role.ADMIN, Role.MANAGER)),
                      session: AsyncSession = Depends(db_session)) -> list[UserRead]:
     rows = (await session.scalars(select(User).order_by(User.id))).all()
     return [UserRead.model_validate(u) for u in rows]
 
 
-@router.post("", response_model=UserRead, status_code=201)
+@router.post("", response_model=UserRead, status_code=201, responses=errors(409))
 async def create_user(body: UserCreate, actor: User = Depends(require_role(Role.ADMIN)),
                       session: AsyncSession = Depends(db_session)) -> UserRead:
     if await session.scalar(select(User.id).where(User.username == body.username)) is not None:
@@ -91,17 +93,18 @@ async def create_user(body: UserCreate, actor: User = Depends(require_role(Role.
     return UserRead.model_validate(user)
 
 
-@router.patch("/{user_id}", response_model=UserRead)
-async def update_user(user_id: int, body: UserUpdate, actor: User = Depends(require_role(Role.ADMIN)),
+@router.patch("/{user_id}", response_model=UserRead, responses=errors(404))
+async def update_user(user_id: PathId, body: UserUpdate, actor: User = Depends(require_role(Role.ADMIN)),
                       session: AsyncSession = Depends(db_session)) -> UserRead:
     """Rename, change the role, the manager or the team, switch off or on (audited)."""
     user = await session.get(User, user_id)
     if user is None:
         raise HTTPException(404, f"no user {user_id}")
     changes = body.model_dump(exclude_unset=True)
-    if user.id == actor.id and (changes.get("role", Role.ADMIN) != Role.ADMIN or changes.get("is_active") is False):
-        raise HTTPException(422, "you cannot take away your own admin role or switch yourself off; "
-                                 "ask another admin")
+    if user.id == actor.id and changes.get("role", Role.ADMIN) != Role.ADMIN:
+        raise HTTPException(422, "you cannot take away your own admin role; ask another admin")
+    if changes.get("is_active") is False and user.is_active:
+        _check_may_switch_off(actor, user)
     before = {"display_name": user.display_name, "role": user.role.value, "manager_user_id": user.manager_user_id,
               "team_id": user.team_id, "is_active": user.is_active}
     if "manager_user_id" in changes:
@@ -133,8 +136,8 @@ async def update_user(user_id: int, body: UserUpdate, actor: User = Depends(requ
     return UserRead.model_validate(user)
 
 
-@router.post("/{user_id}/handles", status_code=201)
-async def add_handle(user_id: int, body: HandleCreate, actor: User = Depends(require_role(Role.ADMIN)),
+@router.post("/{user_id}/handles", status_code=201, responses=errors(404, 409))
+async def add_handle(user_id: PathId, body: HandleCreate, actor: User = Depends(require_role(Role.ADMIN)),
                      session: AsyncSession = Depends(db_session)) -> dict:
     user = await session.get(User, user_id)
     if user is None:
@@ -150,8 +153,8 @@ async def add_handle(user_id: int, body: HandleCreate, actor: User = Depends(req
     return {"id": handle.id, "channel_account_id": handle.channel_account_id, "external_id": handle.external_id}
 
 
-@router.post("/{user_id}/handover", response_model=HandoverResult)
-async def handover(user_id: int, body: HandoverRequest,
+@router.post("/{user_id}/handover", response_model=HandoverResult, responses=errors(404))
+async def handover(user_id: PathId, body: HandoverRequest,
                    actor: User = Depends(require_role(Role.ADMIN, Role.MANAGER)),
                    session: AsyncSession = Depends(db_session),
                    ctx: ApiContext = Depends(api_context)) -> HandoverResult:
@@ -163,6 +166,8 @@ async def handover(user_id: int, body: HandoverRequest,
         count = await reps.reassign_all(departing, heir, actor, deactivate=body.deactivate, db_session=session)
     except reps.RepActionRefused as exc:
         raise HTTPException(422, str(exc)) from None
+    except users.UserChangeRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from None
     if count:
         lang = heir.language or "zh"
         from_name = departing.display_name or departing.username
@@ -176,13 +181,20 @@ async def handover(user_id: int, body: HandoverRequest,
     return HandoverResult(reassigned=count, deactivated=body.deactivate)
 
 
+def _check_may_switch_off(actor: User, user: User) -> None:
+    try:
+        users.check_may_switch_off(actor, user)
+    except users.UserChangeRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+
+
 class TerritoryUpdate(BaseModel):
     regions: list[str] = Field(default_factory=list, max_length=100)
     industries: list[str] = Field(default_factory=list, max_length=100)
 
 
-@router.put("/{user_id}/territory", response_model=UserRead)
-async def set_territory(user_id: int, body: TerritoryUpdate,
+@router.put("/{user_id}/territory", response_model=UserRead, responses=errors(404))
+async def set_territory(user_id: PathId, body: TerritoryUpdate,
                         actor: User = Depends(require_role(Role.ADMIN, Role.MANAGER)),
                         session: AsyncSession = Depends(db_session)) -> UserRead:
     """The regions and industries a rep covers: new leads from there go to them first."""

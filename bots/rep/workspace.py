@@ -161,6 +161,8 @@ class Session:
             self.say("focus", id=conversation_id, name=await self._name(conversation))
         elif action == "snooze":
             conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+            if conversation.assignee_user_id is not None:  # an unclaimed one's card went to every rep
+                reps.ensure_may_act(self.user, conversation)
             name = await self._name(conversation)
             reminder = OutboundMessage("", say("card_reminder", self.lang, id=conversation_id, name=name),
                                        reps.card_buttons(conversation_id, claimed=conversation.assignee_user_id

@@ -39,7 +39,7 @@ async def test_reps_work_their_own_leads_and_operators_import_files(stack, tmp_p
 
     # Wang may not open a lead on Li's customer (it would make the customer his).
     resp = await client.post(base, json={"contact_id": lead["contact_id"]}, headers=stack.api(wang))
-    assert resp.status_code == 422 and f"no contact {lead['contact_id']}" in resp.text
+    assert resp.status_code == 404 and f"no contact {lead['contact_id']}" in resp.text
     # Wang sees neither the list entry nor the lead itself.
     assert (await client.get(base, headers=stack.api(wang))).json() == []
     assert (await client.get(f"{base}/{lead['id']}", headers=stack.api(wang))).status_code == 404

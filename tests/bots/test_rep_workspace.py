@@ -139,9 +139,10 @@ async def test_departed_rep_conversations_go_to_a_colleague_with_history(databas
 
         boss_token = await _token(tg, "boss")
         resp = await tg.client.post(f"{tg.hub_base}/api/v1/users/{ws.reps['li']}/handover",
-                                    json={"to_user_id": ws.reps["wang"]}, headers=tg.api(boss_token))
+                                    json={"to_user_id": ws.reps["wang"], "deactivate": False},
+                                    headers=tg.api(boss_token))  # a manager hands over; an admin switches off
         assert resp.status_code == 200, resp.text
-        assert resp.json() == {"reassigned": 1, "deactivated": True}
+        assert resp.json() == {"reassigned": 1, "deactivated": False}
         await ws.rep_receives("wang", "Li Lei 的 1 个会话已转交给您")
 
         # Wang now owns it and sees what Li promised.
