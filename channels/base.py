@@ -8,6 +8,7 @@ platform has none. Adapters declare their capabilities and rate limits.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
@@ -63,6 +64,34 @@ class WebhookRejected(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+# Platform JSON is a few levels deep and its integers (ids, timestamps) fit in 64 bits:
+# anything beyond is refused before a parser, a driver or a clock has to deal with it.
+MAX_JSON_DEPTH = 32
+MAX_JSON_INT = 2**63 - 1
+
+
+def load_json_object(body: bytes | str, what: str) -> dict[str, Any]:
+    """A platform's JSON body as an object; WebhookRejected(400) for anything else: not JSON,
+    nested deeper than MAX_JSON_DEPTH, or holding an integer beyond 64 bits."""
+    try:
+        loaded = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # ValueError: not JSON, or an integer of over 4,300 digits
+        raise WebhookRejected(400, f"{what}: the body is not readable JSON ({type(exc).__name__}: "
+                                   f"{str(exc)[:200]})") from None
+    if not isinstance(loaded, dict):
+        raise WebhookRejected(400, f"{what}: the body is not a JSON object")
+    stack: list[tuple[Any, int]] = [(loaded, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise WebhookRejected(400, f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_JSON_INT:
+            raise WebhookRejected(400, f"{what}: a number beyond 64 bits ({str(value)[:30]}...)")
+    return loaded
 
 
 class ConnectionFailed(Exception):

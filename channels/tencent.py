@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import struct
 import time
@@ -124,18 +125,43 @@ def parse_xml(body: bytes | str, *, what: str) -> dict[str, str]:
     if root.tag != "xml":
         raise CallbackRejected(400, f"{what}: expected an <xml> document, got <{root.tag}>")
     fields: dict[str, str] = {}
-    _flatten(root, "", fields)
+    _flatten(root, "", fields, what)
     return fields
 
 
-def _flatten(element: Element, prefix: str, into: dict[str, str]) -> None:
+# Tencent's documents are at most four levels deep (a card event's selected options).
+MAX_XML_DEPTH = 8
+
+
+def _flatten(element: Element, prefix: str, into: dict[str, str], what: str, depth: int = 1) -> None:
+    if depth > MAX_XML_DEPTH:
+        raise CallbackRejected(400, f"{what}: XML nested deeper than {MAX_XML_DEPTH} levels")
     for child in element:
         name = f"{prefix}{child.tag}"
         if len(child):
-            _flatten(child, name + ".", into)
+            _flatten(child, name + ".", into, what, depth + 1)
             continue
         value = (child.text or "").strip()
         into[name] = f"{into[name]},{value}" if name in into else value
+
+
+_ENCRYPT = re.compile(rb"<Encrypt>\s*(?:<!\[CDATA\[)?([A-Za-z0-9+/=]{1,1048576})(?:\]\]>)?\s*</Encrypt>")
+
+
+def encrypted_part(body: bytes, *, what: str) -> str:
+    """The <Encrypt> text of an encrypted callback, found without parsing the document, so that
+    the signature over it is checked before any parser sees a byte the platform did not sign."""
+    found = _ENCRYPT.findall(body or b"")
+    if len(found) != 1:
+        raise CallbackRejected(400, f"{what}: callback without exactly one <Encrypt>: is the app in safe mode?")
+    return found[0].decode()
+
+
+def seconds_off(stamp: str) -> float | None:
+    """How far a callback's Unix `timestamp` is from now, or None unless it is one (digits only)."""
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+        return None
+    return abs(time.time() - int(stamp))
 
 
 def build_xml(fields: dict[str, str | int | float]) -> str:

@@ -20,10 +20,8 @@ from crm_core.models import (
     ContactKey,
     Conversation,
     Identity,
-    Lead,
     Message,
     OutboxMessage,
-    Role,
     User,
 )
 from crm_core.outbox import enqueue_to_conversation

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -87,12 +88,24 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             # is only the safety net if that task is not running.
             cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             cur.close()
+            _owner_only(engine.url.database)
 
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 WAL_AUTOCHECKPOINT_PAGES = 50_000
+
+
+def _owner_only(database: str | None) -> None:
+    """The SQLite file and its WAL and shared-memory files: this user's alone (0600)."""
+    if not database or database == ":memory:":
+        return
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.chmod(database + suffix, 0o600)
+        except OSError:  # not there (yet), or another user's file
+            pass
 
 
 async def run_sqlite_checkpoints(engine: AsyncEngine, stop: asyncio.Event, interval: float = 1.0) -> None:

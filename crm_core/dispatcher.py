@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, func, or_, select, update
+from sqlalchemy import CursorResult, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import accounts, consent
@@ -534,13 +534,34 @@ class Dispatcher:
         stored = [{"message_row": o.row.message_id, "new_platform_message_id": o.platform_message_id}
                   for o in outcomes if o.row.message_id is not None and o.platform_message_id is not None]
         if stored:
+            await self._log_taken_ids(outcomes, session)
+            # A platform id another message of the account holds already (a platform that reuses
+            # ids, a retried send) stays on the outbox row only: the send happened, and a unique
+            # key must not turn it into a failed transaction that leaves the row `sending`.
+            other = messages.alias("other")
             await connection.execute(
-                messages.update().where(messages.c.id == bindparam("message_row"))
+                messages.update().where(
+                    messages.c.id == bindparam("message_row"),
+                    ~exists().where(other.c.channel_account_id == messages.c.channel_account_id,
+                                    other.c.platform_message_id == bindparam("new_platform_message_id"),
+                                    other.c.id != messages.c.id))
                 .values(platform_message_id=bindparam("new_platform_message_id")), stored)
         for outcome in outcomes:
             if outcome.unreachable_identity is not None:
                 await mark_identity_unreachable(outcome.unreachable_identity, outcome.values["last_error"],
                                                 db_session=session)
+
+    @staticmethod
+    async def _log_taken_ids(outcomes: list[_Outcome], session: AsyncSession) -> None:
+        ids = {o.platform_message_id for o in outcomes if o.row.message_id is not None and o.platform_message_id}
+        taken = {(account, platform_id): message_id for account, platform_id, message_id in (await session.execute(
+            select(Message.channel_account_id, Message.platform_message_id, Message.id)
+            .where(Message.platform_message_id.in_(ids)))).all()}
+        for outcome in outcomes:
+            holder = taken.get((outcome.row.account_id, outcome.platform_message_id))
+            if holder is not None and holder != outcome.row.message_id:
+                log.warning("outbox %s: sent, but the platform's id %r is already recorded on message %s; "
+                            "kept on the outbox row only", outcome.row.id, outcome.platform_message_id, holder)
 
     async def _retry(self, row: _Claimed, attempts: int, *, delay: float, error: str) -> None:
         log.warning("outbox %s: retry in %.1fs (attempt %d): %s", row.id, delay, attempts, error)

@@ -9,11 +9,15 @@ user is deactivated.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
+import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -83,41 +87,74 @@ def check_password_rules(password: str, username: str) -> None:
 async def set_password(user: User, password: str, *, actor: User | None, db_session: AsyncSession) -> None:
     """Hash and store a new password; the user's open sessions end (other browsers sign in again)."""
     check_password_rules(password, user.username)
-    user.password_hash = _hasher.hash(password)
+    user.password_hash = await hash_password(password)
     user.password_changed_at = utcnow()
     await end_sessions(user.id, db_session=db_session)
     await audit.record("user.password", entity_type="user", entity_id=user.id, actor=actor,
                        details={"username": user.username}, db_session=db_session)
 
 
-async def _throttled(username: str, ip: str, db_session: AsyncSession) -> dt.timedelta | None:
-    """How long this username or address must wait, or None."""
+def _hash_limit() -> int:
+    return max(1, min(4, (os.cpu_count() or 1)))
+
+
+# argon2 is meant to be slow (tens of ms of CPU): it runs on these threads, never on the event
+# loop that answers webhooks, and no more hashes at once than there are threads; a burst of
+# sign-ins queues here instead of stalling everything else.
+_hashing = ThreadPoolExecutor(max_workers=_hash_limit(), thread_name_prefix="argon2")
+
+
+async def _off_loop(function: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(_hashing, function, *args)
+
+
+async def hash_password(password: str) -> str:
+    return await _off_loop(_hasher.hash, password)
+
+
+async def _failures_before(attempt: LoginAttempt, db_session: AsyncSession) -> dt.timedelta | None:
+    """How long this name or address must wait, counting `attempt` itself, or None.
+
+    The attempt is committed as a failure before it is counted (and before the password is
+    verified), so concurrent guesses cannot all see the same count: of any number racing,
+    the one counting last sees every earlier one, and at most the limit are let through."""
     since = utcnow() - THROTTLE_WINDOW
-    for column, value, limit in ((LoginAttempt.username, username, MAX_FAILURES_PER_USER),
-                                 (LoginAttempt.ip, ip, MAX_FAILURES_PER_ADDRESS)):
+    for column, value, limit in ((LoginAttempt.username, attempt.username, MAX_FAILURES_PER_USER),
+                                 (LoginAttempt.ip, attempt.ip, MAX_FAILURES_PER_ADDRESS)):
         # Failures since the last success (a success clears the slate for that name or address).
         last_ok = await db_session.scalar(select(func.max(LoginAttempt.at)).where(
             column == value, LoginAttempt.succeeded.is_(True), LoginAttempt.at >= since))
         failures = (await db_session.scalars(
             select(LoginAttempt.at).where(column == value, LoginAttempt.succeeded.is_(False),
                                           LoginAttempt.at >= max(since, last_ok or since))
-            .order_by(LoginAttempt.at.desc()).limit(limit))).all()
-        if len(failures) >= limit:
+            .order_by(LoginAttempt.at.desc()).limit(limit + 1))).all()
+        if len(failures) > limit:
             return failures[-1] + THROTTLE_WINDOW - utcnow()
     return None
+
+
+async def _reserve(username: str, ip: str, db_session: AsyncSession) -> LoginAttempt:
+    """Record the try as a failure, committed, then see whether it is over the limit; a throttled
+    try is taken back (it was never checked) and SignInThrottled raised."""
+    attempt = LoginAttempt(username=username, ip=ip, succeeded=False)
+    db_session.add(attempt)
+    await db_session.commit()
+    wait = await _failures_before(attempt, db_session)
+    if wait is not None:
+        await db_session.delete(attempt)
+        raise SignInThrottled(wait)
+    return attempt
 
 
 async def check_password(user: User, password: str, *, ip: str, db_session: AsyncSession) -> None:
     """Is `password` the signed-in `user`'s own (before a change)? Failures count towards
     the sign-in throttle; raises SignInThrottled or SignInRefused."""
-    wait = await _throttled(user.username.lower(), ip, db_session)
-    if wait is not None:
-        raise SignInThrottled(wait)
-    if not _verifies(user.password_hash, password):
-        db_session.add(LoginAttempt(username=user.username.lower(), ip=ip, succeeded=False))
+    attempt = await _reserve(user.username.lower(), ip, db_session)
+    if not await _off_loop(_verifies, user.password_hash, password):
         await audit.record("auth.failed", entity_type="user", entity_id=user.id, actor=user,
                            details={"ip": ip, "during": "password change"}, db_session=db_session)
         raise SignInRefused("the current password is wrong")
+    attempt.succeeded = True
 
 
 async def sign_in(username: str, password: str, *, ip: str, user_agent: str | None,
@@ -125,22 +162,24 @@ async def sign_in(username: str, password: str, *, ip: str, user_agent: str | No
     """A new session for the right username and password. Raises SignInThrottled after
     too many failures, SignInRefused otherwise; every try is recorded."""
     username = username.strip().lower()[:100]
-    wait = await _throttled(username, ip, db_session)
-    if wait is not None:
+    try:
+        attempt = await _reserve(username, ip, db_session)
+    except SignInThrottled:
         await audit.record("auth.throttled", entity_type="user", entity_id=None, actor=None,
                            actor_label=username or "?", details={"ip": ip}, db_session=db_session)
-        raise SignInThrottled(wait)
+        raise
     user = await db_session.scalar(select(User).where(func.lower(User.username) == username))
     stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
-    ok = _verifies(stored, password) and user is not None and user.password_hash is not None and user.is_active
-    db_session.add(LoginAttempt(username=username, ip=ip, succeeded=ok))
+    ok = await _off_loop(_verifies, stored, password) and user is not None and user.password_hash is not None \
+        and user.is_active
     if not ok:
         await audit.record("auth.failed", entity_type="user", entity_id=user.id if user else None, actor=None,
                            actor_label=username or "?", details={"ip": ip}, db_session=db_session)
         raise SignInRefused("wrong username or password")
     assert user is not None and user.password_hash is not None
+    attempt.succeeded = True
     if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+        user.password_hash = await hash_password(password)
     token = secrets.token_urlsafe(32)
     now = utcnow()
     session = WebSession(token_hash=_hash_token(token), csrf_token=secrets.token_urlsafe(32), user_id=user.id,

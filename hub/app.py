@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from admin.api import (
     campaigns,
@@ -30,6 +30,7 @@ from admin.api import (
 )
 from admin.api import settings as settings_api
 from admin.panel import routes as panel_routes
+from channels import destinations
 from channels.base import ConnectionCheck
 from crm_core import accounts, migrate
 from crm_core.db import run_sqlite_checkpoints
@@ -60,7 +61,14 @@ class HubChannelCatalog:
         return self.hub.channels.get(kind).settings_model
 
     async def check_connection(self, kind: str, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
-        return await self.hub.channels.get(kind).check_connection(api_base, credentials)
+        """The platform's answer; first, every place the operator named must be one the hub may call."""
+        adapter = self.hub.channels.get(kind)
+        allow = self.hub.settings.allow_private_api_base
+        if api_base:
+            await destinations.check_url(api_base, allow_private=allow, what="api_base")
+        for what, host in getattr(adapter, "destinations", lambda _: [])(credentials):
+            await destinations.check_host(host, allow_private=allow, what=what)
+        return await adapter.check_connection(api_base, credentials)
 
     async def activate(self, account: ChannelAccount) -> None:
         self.hub.forget_account(account.id)
@@ -116,6 +124,15 @@ async def _unencodable_text(request: Request, exc: Exception) -> JSONResponse:
                                    "without its pair): send valid Unicode"}, status_code=422)
 
 
+async def _conflict(request: Request, exc: Exception) -> JSONResponse:
+    """Two requests saving the same unique thing at once (a name, a handle): the route checked
+    first, but the other committed in between. The loser's transaction is rolled back: a 409."""
+    log.info("%s %s: conflict with a concurrent write: %s", request.method, request.url.path,
+             str(getattr(exc, "orig", exc))[:300])
+    return JSONResponse({"detail": "another change saved the same name or key a moment ago; reload and try "
+                                   "again"}, status_code=409)
+
+
 def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | None = None,
                long_running: bool = False) -> FastAPI:
     """The app; with `background` it also runs the worker, dispatcher and pollers.
@@ -158,6 +175,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.include_router(panel_routes.router)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_text)
     app.add_exception_handler(StatementError, _unencodable_text)
+    app.add_exception_handler(IntegrityError, _conflict)
 
     @app.get("/healthz", tags=["health"], responses={503: {"description": "The database does not answer"}})
     async def healthz() -> JSONResponse:

@@ -50,7 +50,8 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
             pass
     # The sentiment model `./dev` trained for this checkout (<data dir>/models), not one per demo directory.
     settings = Settings(data_dir=data_dir, database_url=None, base_url=f"http://127.0.0.1:{port}",
-                        host="127.0.0.1", port=port, sentiment_model=Settings().resolved_sentiment_model)
+                        host="127.0.0.1", port=port, sentiment_model=Settings().resolved_sentiment_model,
+                        allow_private_api_base=True)  # its simulators are on 127.0.0.1
     simulator = TelegramSimulator()
     # The bot keeps its token across demo runs, so the stored account stays valid.
     token_file = data_dir / "telegram_bot_token"

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(default=100, ge=1, le=5000)
     max_send_attempts: int = Field(default=10, ge=1, le=100)
     max_webhook_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # API base URLs, mail servers and platform-given URLs on loopback, private or link-local
+    # addresses are refused unless this is set (the demo's and the tests' simulators are local).
+    allow_private_api_base: bool = False
     # First-response SLA: a customer unanswered by a person this long reminds the
     # owner (every rep if unclaimed); this long escalates to the manager.
     sla_first_response_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
@@ -177,7 +180,7 @@ class Settings(BaseSettings):
                 "SCRM_SECRET_KEY is required with a shared database: every API and worker process must use the "
                 "same key. Generate one with `scrm secret` and set it everywhere."
             )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.ensure_data_dir()
         key = secrets.token_urlsafe(48)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -193,5 +196,9 @@ class Settings(BaseSettings):
         return self.sentiment_transformer_dir or self.data_dir / "models" / "sentiment-transformer"
 
     def ensure_data_dir(self) -> None:
-        if self.resolved_database_url.startswith("sqlite"):
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+        """The data directory, readable by this user alone (it holds the database and the key)."""
+        if not self.resolved_database_url.startswith("sqlite"):
+            return
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.data_dir.stat().st_uid == os.getuid():
+            self.data_dir.chmod(0o700)

@@ -87,7 +87,8 @@ async def platform_webhook(kind: str, account_id: PathId, request: Request) -> R
 # What platforms are answered: their own reply format, or a refusal saying what to check.
 _ANSWERS: dict[int | str, dict] = {
     200: {"description": "Taken: the platform's expected answer",
-          "content": {"application/json": {}, "text/plain": {}, "application/xml": {}, "text/xml": {}, "text/html": {}}},
+          "content": {kind: {} for kind in ("application/json", "text/plain", "application/xml", "text/xml",
+                                            "text/html")}},
     **{code: {"model": Refused, "description": REASONS[code]} for code in (400, 403, 404, 405, 413, 422)},
 }
 router.add_api_route("/hooks/{kind}/{account_id}", platform_webhook, methods=["POST"],

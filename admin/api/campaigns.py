@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.deps import ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Offset, PathId
-from admin.api.deps import ApiContext, api_context, db_session, require_role
 from admin.api.schemas import (
     CampaignCreate,
     CampaignRead,

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.deps import ApiContext, ConnectionCheckResult, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import PathId
-from admin.api.deps import ApiContext, ConnectionCheckResult, api_context, db_session, require_role
 from admin.api.schemas import ChannelAccountCreate, ChannelAccountRead, ChannelAccountUpdate
 from crm_core import accounts
 from crm_core.models import ChannelAccount, Role, User

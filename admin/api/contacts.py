@@ -8,9 +8,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import ID_MAX, Id, Offset, PathId
-from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import ContactDetail, ContactRead, TagsUpdate
 from crm_core import audit, consent, conversations, merging, tags
 from crm_core.linking import UnlinkRefused, reach_keys, unlink_identity
@@ -187,7 +187,8 @@ async def erase(
 
 
 class MergeRequest(BaseModel):
-    source_contact_id: int = Field(ge=1, le=ID_MAX, description="The contact merged into this one; it is reached through this one "
+    source_contact_id: int = Field(ge=1, le=ID_MAX,
+                                   description="The contact merged into this one; it is reached through this one "
                                                "afterwards")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import ID_MAX, Offset, PathId, QueryId
-from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import ConversationRead, MessageCreate, MessageRead, OutboxRead
 from crm_core import conversations, csat
 from crm_core.models import Conversation, User
@@ -58,7 +58,8 @@ async def list_messages(
     ]
 
 
-@router.post("/{conversation_id}/messages", response_model=OutboxRead, status_code=status.HTTP_202_ACCEPTED, responses=errors(404))
+@router.post("/{conversation_id}/messages", response_model=OutboxRead, status_code=status.HTTP_202_ACCEPTED,
+             responses=errors(404))
 async def send_message(
     conversation_id: PathId,
     body: MessageCreate,

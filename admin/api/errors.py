@@ -4,8 +4,8 @@ Every refusal is `{"detail": ...}`: a sentence saying what to fix (a route's own
 check), or the list of fields found wrong (request validation). Each route
 declares the statuses it answers besides its success with `errors(...)`; 400 (a
 body that is not JSON), 401 and 403 (no or another role's token, a missing CSRF
-token) and 422 come with every route, since every one reads and checks the
-caller and its input.
+token), 409 (a unique name or key saved by a concurrent request) and 422 come
+with every route, since every one reads and checks the caller and its input.
 """
 
 from __future__ import annotations
@@ -33,4 +33,5 @@ REASONS = {400: "Unreadable: a body that is not JSON, or a platform's refusal", 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The `responses` of a route that may also answer `codes`."""
-    return {code: {"model": Refused, "description": REASONS[code]} for code in sorted({400, 401, 403, 422, *codes})}
+    every = {400, 401, 403, 409, 422, *codes}
+    return {code: {"model": Refused, "description": REASONS[code]} for code in sorted(every)}

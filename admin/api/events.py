@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.deps import db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import PathId
-from admin.api.deps import db_session, require_role
 from admin.api.schemas import EventCreate, EventRead, EventRegistrationRead
 from crm_core import events
 from crm_core.events import EventInvalid, EventSpec

@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.deps import db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId, QueryId
-from admin.api.deps import db_session, require_role
 from admin.api.schemas import FaqCreate, FaqMatchRead, FaqRead
 from bots.customer import CustomerBotSettings
 from bots.customer.faq import FaqIndexes

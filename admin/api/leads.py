@@ -19,9 +19,9 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Offset, PathId, QueryId
-from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import LeadAssign, LeadCreate, LeadDetail, LeadEventRead, LeadOrder, LeadRead, LeadStageUpdate
 from crm_core import audit, conversations, lead_export, leads, visibility
 from crm_core.db import utcnow

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Offset, PathId
-from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.schemas import OpinionAlertRead, OpinionHourRead, OpinionMessageRead, OpinionSeriesRead
 from crm_core.conversations import visible_conversation_ids
 from crm_core.models import Message, OpinionAlert, Role, User

@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId, QueryId
-from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from crm_core import audit, nurture, reps, web_auth
 from crm_core.conversations import visible_conversation_ids
 from crm_core.db import utcnow
@@ -81,6 +81,7 @@ async def change_own_password(body: PasswordChange, request: Request, user: User
     try:
         await web_auth.set_password(user, body.new_password, actor=user, db_session=session)
     except web_auth.PasswordRejected as exc:
+        await session.commit()  # the current password was right: that try is no failure
         raise HTTPException(422, str(exc)) from None
     await session.commit()
 
@@ -267,7 +268,8 @@ class NoteCreate(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
 
 
-@router.post("/conversations/{conversation_id}/notes", response_model=NoteRead, status_code=201, responses=errors(404, 409))
+@router.post("/conversations/{conversation_id}/notes", response_model=NoteRead, status_code=201,
+             responses=errors(404, 409))
 async def add_note(conversation_id: PathId, body: NoteCreate, user: User = Depends(require_role(*ANY_ROLE)),
                    session: AsyncSession = Depends(db_session)) -> NoteRead:
     conversation = await _conversation(conversation_id, user, session)

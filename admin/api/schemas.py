@@ -196,8 +196,9 @@ class CampaignStepCreate(BaseModel):
     window_end: str | None = Field(default=None, examples=["18:00"])
     condition: dict[str, Any] | None = Field(default=None, description='{"replied": false}, {"clicked": true}, '
                                                                        '{"stages": ["qualified"]}, {"tag": "vip"}')
-    else_position: int | None = Field(default=None, ge=0, le=50, description="Where to go when the condition is not met; "
-                                                                "none: leave the campaign")
+    else_position: int | None = Field(default=None, ge=0, le=50,
+                                      description="Where to go when the condition is not met; "
+                                                  "none: leave the campaign")
 
 
 class CampaignCreate(BaseModel):

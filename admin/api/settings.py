@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from admin.api.errors import errors
 from admin.api.deps import ApiContext, api_context, db_session, require_role
+from admin.api.errors import errors
 from crm_core import hub_settings, leads
 from crm_core.models import Role, User
 

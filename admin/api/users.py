@@ -8,9 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.deps import ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId
-from admin.api.deps import ApiContext, api_context, db_session, require_role
 from crm_core import audit, reps, teams, users
 from crm_core.models import ChannelAccount, Role, User
 from crm_core.ports import OutboundMessage

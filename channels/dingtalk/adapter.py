@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import logging
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -42,10 +43,12 @@ from channels.base import (
     WebhookOutcome,
     WebhookRejected,
     WebhookRequest,
+    load_json_object,
     numbered_options,
 )
 from channels.dingtalk.client import DEFAULT_API_BASE, App, DingTalkApi, DingTalkError, DingTalkUnavailable
-from channels.dingtalk.signing import SignatureRejected, check
+from channels.dingtalk.signing import MAX_SKEW_MS, SignatureRejected, check
+from channels.replay import ReplayedSignature, ReplayGuard
 from crm_core.models import MessageKind
 from crm_core.ports import (
     AccountRef,
@@ -95,6 +98,8 @@ class DingTalkAdapter:
 
     def __init__(self, api: DingTalkApi | None = None) -> None:
         self.api = api or DingTalkApi()
+        # A pair is valid from an hour before its timestamp to an hour after.
+        self.replays = ReplayGuard(valid_for_seconds=2 * MAX_SKEW_MS / 1000)
 
     # ---- inbound -------------------------------------------------------
 
@@ -102,21 +107,20 @@ class DingTalkAdapter:
         label = f"DingTalk channel account {account.id}"
         if request.method != "POST":
             raise WebhookRejected(405, f"{label}: DingTalk calls back with POST")
+        timestamp, given = request.headers.get("timestamp"), request.headers.get("sign")
         try:
-            check(request.headers.get("timestamp"), request.headers.get("sign"), account.credentials["app_secret"])
+            check(timestamp, given, account.credentials["app_secret"])
+            self.replays.check((str(account.id), timestamp or "", given or ""), request.body)
         except SignatureRejected as exc:
             raise WebhookRejected(exc.status, f"{label}: {exc.message}") from None
-        try:
-            body = json.loads(request.body)
-        except ValueError as exc:
-            raise WebhookRejected(400, f"{label}: the body is not JSON ({exc})") from None
-        if not isinstance(body, dict):
-            raise WebhookRejected(400, f"{label}: the body is not a JSON object")
+        except ReplayedSignature as exc:
+            raise WebhookRejected(403, f"{label}: {exc}") from None
+        body = load_json_object(request.body, label)
         try:
             events = parse_payload(body)
         except ValueError as exc:
             raise WebhookRejected(400, f"{label}: {exc}") from None
-        return WebhookOutcome(events=events, response={})
+        return WebhookOutcome(events=[checked_reply_via(e, account) for e in events], response={})
 
     # ---- outbound ------------------------------------------------------
 
@@ -131,6 +135,10 @@ class DingTalkAdapter:
         try:
             via = message.reply_via or {}
             hook = via.get("session_webhook")
+            if hook and (refused := session_webhook_refused(hook, account.api_base)):
+                log.warning("DingTalk account %s: not posting to sessionWebhook %r: %s", account.id, hook[:200],
+                            refused)
+                hook = None
             if hook and int(via.get("expires_at_ms") or 0) - SESSION_MARGIN_MS > time.time() * 1000 \
                     and not message.buttons:
                 try:
@@ -213,6 +221,48 @@ class DingTalkAdapter:
 
     async def close(self) -> None:
         await self.api.close()
+
+
+# Where DingTalk's sessionWebhook points: its own robot endpoint (open.dingtalk.com documents
+# https://oapi.dingtalk.com/robot/sendBySession?session=...).
+SESSION_WEBHOOK_HOSTS = frozenset({"oapi.dingtalk.com"})
+SESSION_WEBHOOK_PATH = "/robot/sendBySession"
+
+
+def session_webhook_refused(url: str, api_base: str | None) -> str | None:
+    """Why the hub will not POST a reply to this sessionWebhook, or None. It comes in the
+    callback's body, which the signature does not cover: only DingTalk's own endpoint (or the
+    account's configured API base, a simulator or proxy the operator chose) is called."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "not a URL"
+    if parts.path != SESSION_WEBHOOK_PATH or parts.username or parts.password or parts.fragment:
+        return f"not DingTalk's {SESSION_WEBHOOK_PATH} endpoint"
+    if parts.scheme == "https" and parts.hostname in SESSION_WEBHOOK_HOSTS and port in (None, 443):
+        return None
+    if api_base:
+        base = urllib.parse.urlsplit(api_base)
+        if (parts.scheme, parts.hostname, port or None) == (base.scheme, base.hostname, base.port or None):
+            return None
+    return f"the host {parts.hostname!r} is not DingTalk's ({', '.join(sorted(SESSION_WEBHOOK_HOSTS))})"
+
+
+def checked_reply_via(event: InboundEvent, account: AccountRef) -> InboundEvent:
+    """The event without a sessionWebhook the hub would not call, the reason logged."""
+    if not isinstance(event, InboundMessage):
+        return event
+    kept = []
+    for item in event.attachments:
+        refused = item.get("type") == "reply_via" and session_webhook_refused(str(item.get("session_webhook")),
+                                                                              account.api_base)
+        if refused:
+            log.warning("DingTalk account %s: dropped the sessionWebhook of message %s: %s", account.id,
+                        event.platform_message_id, refused)
+            continue
+        kept.append(item)
+    return replace(event, attachments=kept) if len(kept) != len(event.attachments) else event
 
 
 def _app(account: AccountRef) -> App:
@@ -300,10 +350,9 @@ def parse_robot_message(body: dict[str, Any]) -> list[InboundEvent]:
     kind, text, attachments = _content(body, msg)
     if msg.session_webhook:
         attachments.append({"type": "reply_via", "session_webhook": msg.session_webhook,
-                            "expires_at_ms": int(msg.session_webhook_expired_time or 0)})
-    sent_at = None
-    if str(msg.create_at or "").isdigit():
-        sent_at = dt.datetime.fromtimestamp(int(msg.create_at) / 1000, dt.UTC)
+                            "expires_at_ms": _millis(msg.session_webhook_expired_time) or 0})
+    created_ms = _millis(msg.create_at)
+    sent_at = dt.datetime.fromtimestamp(created_ms / 1000, dt.UTC) if created_ms else None
     thread = str(msg.conversation_id) if group else external_id
     return [InboundMessage(platform_message_id=f"msg:{msg.message_id}",
                            sender=Sender(external_id=external_id, display_name=msg.sender_nick or None,
@@ -332,6 +381,14 @@ def _content(body: dict[str, Any], msg: ChatbotMessage) -> tuple[MessageKind, st
         return MessageKind.FILE, content.get("fileName") or None, [
             {"type": msgtype, "download_code": content.get("downloadCode"), "name": content.get("fileName")}]
     return MessageKind.TEXT, f"[{msgtype}]", []
+
+
+def _millis(value: Any) -> int | None:
+    """A DingTalk time in milliseconds, or None unless it is one (digits, before the year 2100)."""
+    text = str(value if value is not None else "")
+    if not (text.isascii() and text.isdigit() and len(text) <= 13) or not 0 < int(text) < 4_102_444_800_000:
+        return None
+    return int(text)
 
 
 def parse_card_callback(body: dict[str, Any]) -> list[InboundEvent]:

@@ -32,7 +32,7 @@ def check(timestamp: str | None, given: str | None, secret: str, *, now_ms: int 
     """A robot callback's `timestamp` and `sign` headers, compared in constant time."""
     if not timestamp or not given:
         raise SignatureRejected(403, "missing the timestamp or sign header: not a DingTalk robot callback")
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 16):
         raise SignatureRejected(400, f"timestamp header {timestamp[:30]!r} is not milliseconds since 1970")
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if abs(now_ms - int(timestamp)) > MAX_SKEW_MS:

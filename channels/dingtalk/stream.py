@@ -143,11 +143,11 @@ class StreamPoller:
         if kind != CallbackMessage.TYPE:
             log.info("%s: ignoring a %s frame", self.label, kind)
             return None
-        from channels.dingtalk.adapter import parse_payload
+        from channels.dingtalk.adapter import checked_reply_via, parse_payload
 
         try:
             callback = CallbackMessage.from_dict(frame)
-            events = parse_payload(callback.data)
+            events = [checked_reply_via(e, self.account) for e in parse_payload(callback.data)]
         except (ValueError, TypeError, AttributeError) as exc:
             log.warning("%s: malformed callback acknowledged with 400: %s", self.label, exc)
             headers = Headers.from_dict(frame.get("headers") or {})

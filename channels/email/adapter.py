@@ -216,20 +216,35 @@ class EmailAdapter:
 
     # ---- setup ---------------------------------------------------------
 
+    def destinations(self, credentials: dict[str, Any]) -> list[tuple[str, str]]:
+        """The hosts the operator typed, which the hub checks before it connects to them."""
+        creds = EmailCredentials.model_validate(credentials)
+        return [("imap_host", creds.imap_host), ("smtp_host", creds.smtp_host)]
+
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
+        """Sign in to both servers. When nothing that speaks IMAP (or SMTP) answers, the reason
+        is one sentence whatever happened (refused, silent, another protocol), so that the
+        test does not tell which ports of a host are open."""
         from channels.email.imap import ImapError, open_mailbox
 
         creds = EmailCredentials.model_validate(credentials)
         try:
-            client, _ = await open_mailbox(creds, "INBOX")
+            client, _ = await open_mailbox(creds, "INBOX", timeout=15)
             await client.logout()
-        except (ImapError, OSError, TimeoutError) as exc:
+        except ImapError as exc:  # an IMAP server answered, and refused
             raise ConnectionFailed(f"IMAP {creds.imap_host}:{creds.imap_port}: {exc}") from None
+        except Exception:
+            raise ConnectionFailed(_no_server("IMAP", creds.imap_host, creds.imap_port,
+                                              creds.imap_security)) from None
         try:
             smtp = aiosmtplib.SMTP(hostname=creds.smtp_host, port=creds.smtp_port,
                                    use_tls=creds.smtp_security == "tls",
                                    start_tls=creds.smtp_security == "starttls", timeout=15)
             await smtp.connect()
+        except Exception:
+            raise ConnectionFailed(_no_server("SMTP", creds.smtp_host, creds.smtp_port,
+                                              creds.smtp_security)) from None
+        try:
             if creds.smtp_security != "none" or smtp.supports_extension("auth"):
                 await smtp.login(creds.username, creds.password)
             await smtp.quit()
@@ -242,6 +257,11 @@ class EmailAdapter:
 
     async def close(self) -> None:
         return None
+
+
+def _no_server(protocol: str, host: str, port: int, security: str) -> str:
+    return (f"{protocol} {host}:{port}: no {protocol} server answered there with {security} security; check the "
+            "host, the port and the security setting your mail provider gives")
 
 
 def mail_event(mail: ParsedMail, *, raw_size: int, own_domain: str) -> InboundMessage:

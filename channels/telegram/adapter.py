@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +40,7 @@ from channels.base import (
     WebhookOutcome,
     WebhookRejected,
     WebhookRequest,
+    load_json_object,
 )
 from crm_core.models import MessageKind
 from crm_core.ports import (
@@ -111,12 +111,7 @@ class TelegramAdapter:
                 f"Telegram secret token mismatch for channel account {account.id}: the update was not sent by "
                 "the webhook this hub registered. Re-save the account in the admin panel to register it again.",
             )
-        try:
-            raw = json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise WebhookRejected(400, f"Telegram update is not valid JSON: {exc}") from None
-        if not isinstance(raw, dict):
-            raise WebhookRejected(400, "Telegram update must be a JSON object")
+        raw = load_json_object(request.body, f"Telegram update for channel account {account.id}")
         if not isinstance(raw.get("update_id"), int):
             raise WebhookRejected(400, "not a Telegram update: update_id missing or not an integer")
         handled = [key for key in ALLOWED_UPDATES if key in raw]

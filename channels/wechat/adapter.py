@@ -39,6 +39,7 @@ from channels.base import (
     WebhookRequest,
     numbered_options,
 )
+from channels.replay import ReplayedSignature, ReplayGuard
 from channels.tencent import (
     AES_KEY_PATTERN,
     UNIONID_KEY,
@@ -46,6 +47,7 @@ from channels.tencent import (
     MessageCipher,
     message_content,
     parse_xml,
+    seconds_off,
     signature_matches,
 )
 from channels.tencent_client import ApiError, ApiUnavailable, AppKey, TencentApiClient
@@ -132,6 +134,7 @@ class WeChatAdapter:
 
     def __init__(self, client: TencentApiClient | None = None) -> None:
         self.client = client or wechat_client()
+        self.replays = ReplayGuard(valid_for_seconds=2 * CALLBACK_MAX_AGE_SECONDS)
 
     # ---- inbound -------------------------------------------------------
 
@@ -152,9 +155,17 @@ class WeChatAdapter:
             return WebhookOutcome(events=[], response=query["echostr"])
         if request.method != "POST":
             raise WebhookRejected(405, f"{label}: WeChat calls the server URL with GET or POST")
+        mode = settings.mode or ("safe" if creds.get("encoding_aes_key") else "plain")
         try:
             fields = parse_xml(request.body, what=label)
             encrypted = fields.get("Encrypt")
+            if mode == "plain" or not encrypted:
+                # The plain signature covers the timestamp and nonce, not the body: one signature, one body.
+                try:
+                    self.replays.check((str(account.id), query["timestamp"], query["nonce"], query["signature"]),
+                                       request.body)
+                except ReplayedSignature as exc:
+                    raise WebhookRejected(403, f"{label}: {exc}") from None
             if encrypted:
                 if not creds.get("encoding_aes_key"):
                     raise WebhookRejected(400, f"{label}: encrypted message but no EncodingAESKey is saved: "
@@ -165,8 +176,10 @@ class WeChatAdapter:
                                                "check the Token in the admin panel")
                 cipher = MessageCipher(creds["token"], creds["encoding_aes_key"], creds["app_id"])
                 fields = parse_xml(cipher.decrypt(encrypted, account_label=label), what=label)
-            elif (settings.mode or ("safe" if creds.get("encoding_aes_key") else "plain")) == "safe":
-                raise WebhookRejected(400, f"{label}: plaintext message but the account is in safe mode: "
+            elif mode in ("safe", "compatible"):
+                # Compatible mode sends the message twice, in clear and encrypted; only the encrypted
+                # copy is signed, so a body without it is not taken.
+                raise WebhookRejected(400, f"{label}: plaintext message but the account is in {mode} mode: "
                                            "WeChat's 消息加解密方式 and the admin panel must agree")
         except CallbackRejected as exc:
             raise WebhookRejected(exc.status, exc.message) from None
@@ -240,7 +253,7 @@ class WeChatAdapter:
 
 
 def _check_age(label: str, stamp: str) -> None:
-    skew = abs(time.time() - int(stamp)) if stamp.isdigit() else None
+    skew = seconds_off(stamp)
     if skew is None or skew > CALLBACK_MAX_AGE_SECONDS:
         raise WebhookRejected(403, f"{label}: request timestamp {stamp} is "
                                    + (f"{skew:.0f} s off the hub's clock" if skew is not None else "not a number")

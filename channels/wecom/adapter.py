@@ -48,8 +48,10 @@ from channels.tencent import (
     UNIONID_KEY,
     CallbackRejected,
     MessageCipher,
+    encrypted_part,
     message_content,
     parse_xml,
+    seconds_off,
     signature_matches,
 )
 from channels.tencent_client import RATE_LIMITED, SYSTEM_BUSY, ApiError, ApiUnavailable, AppKey, TencentApiClient
@@ -134,11 +136,10 @@ class WeComAdapter:
                 return WebhookOutcome(events=[], response=cipher.decrypt(echo, account_label=label))
             if request.method != "POST":
                 raise WebhookRejected(405, f"{label}: WeCom callbacks are GET (URL check) or POST")
-            envelope = parse_xml(request.body, what=label)
-            encrypted = envelope.get("Encrypt")
-            if not encrypted:
-                raise WebhookRejected(400, f"{label}: callback without <Encrypt>: is the app in safe mode?")
+            # The signature covers the ciphertext alone: checked before the document is parsed.
+            encrypted = encrypted_part(request.body, what=label)
             self._check_signature(label, creds, query, encrypted)
+            parse_xml(request.body, what=label)  # the envelope must still be a well-formed <xml>
             fields = parse_xml(cipher.decrypt(encrypted, account_label=label), what=label)
         except CallbackRejected as exc:
             raise WebhookRejected(exc.status, exc.message) from None
@@ -153,7 +154,7 @@ class WeComAdapter:
             raise WebhookRejected(403, f"WeCom signature mismatch for {label.split(' ', 1)[1]}: the Token saved "
                                        "in the admin panel's channel page differs from the app's 接收消息 Token")
         stamp = query["timestamp"]
-        skew = abs(time.time() - int(stamp)) if stamp.isdigit() else None
+        skew = seconds_off(stamp)
         if skew is None or skew > CALLBACK_MAX_AGE_SECONDS:
             raise WebhookRejected(403, f"{label}: callback timestamp {stamp} is "
                                        + (f"{skew:.0f} s off the hub's clock" if skew is not None else "not a number")
@@ -325,7 +326,7 @@ def _parse_event(f: dict[str, str], from_user: str, created: str) -> list[Inboun
             added = {"type": "contact_added", "rep": rep, "source": f.get("State") or None}
             if f.get("WelcomeCode"):
                 added["welcome_code"] = f["WelcomeCode"]
-                added["welcome_deadline"] = (int(created) if created.isdigit() else int(time.time())) \
+                added["welcome_deadline"] = (int(created) if seconds_off(created) is not None else int(time.time())) \
                     + WELCOME_WINDOW_SECONDS
             return [ReachabilityChanged(platform_message_id=platform_id, sender=sender, thread_id=customer,
                                         reachable=True, reason=f"added {rep} on WeCom", raw=f,

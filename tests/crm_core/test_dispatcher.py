@@ -406,3 +406,27 @@ async def test_a_slowly_paced_recipient_does_not_hold_up_sends_queued_after_it(s
     async with sessions() as session:
         statuses = sorted((await session.scalars(select(OutboxMessage.status))).all())
     assert set(statuses) <= {OutboxStatus.SENT, OutboxStatus.PENDING} and len(statuses) == 6
+
+
+async def test_a_send_the_platform_took_is_recorded_sent_even_when_its_id_is_taken(setup, caplog):
+    """The platform answers with an id another stored message holds (a platform reusing ids):
+    the row is sent, never left in `sending` to be sent again, and the clash is logged."""
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    async with sessions() as session:
+        inbound = await session.scalar(select(Message).where(Message.conversation_id == conversation.id))
+    [row_id] = await enqueue(sessions, conversation, "taken id")
+
+    async def same_id(account: AccountRef, message: OutboundMessage) -> SendResult:
+        gateway.calls.append(message.text)
+        return SendResult(platform_message_id=inbound.platform_message_id)
+
+    gateway.send = same_id
+    await drain(dispatcher, 3)
+    row = await outbox(sessions, row_id)
+    assert (row.status, row.platform_message_id) == (OutboxStatus.SENT, inbound.platform_message_id)
+    assert gateway.calls == ["taken id"]  # once
+    assert "already recorded on message" in caplog.text
+    async with sessions() as session:
+        sent = await session.get(Message, row.message_id)
+    assert sent.platform_message_id != inbound.platform_message_id

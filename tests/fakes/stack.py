@@ -51,7 +51,8 @@ def free_port() -> int:
 
 def make_settings(database_url: str, data_dir: Path, port: int = 8080, **extra: Any) -> Settings:
     return Settings(database_url=database_url, secret_key=SECRET, data_dir=data_dir,
-                    base_url=f"http://127.0.0.1:{port}", port=port, **extra)
+                    base_url=f"http://127.0.0.1:{port}", port=port,
+                    **{"allow_private_api_base": True, **extra})  # the simulators are on 127.0.0.1
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.05) -> Any:

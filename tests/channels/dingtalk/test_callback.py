@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import time
 
@@ -100,8 +101,12 @@ def request(body: bytes, headers: dict[str, str]) -> WebhookRequest:
     return WebhookRequest(method="POST", headers=headers, query={}, body=body)
 
 
+_calls = itertools.count()
+
+
 def signed(timestamp: int | None = None) -> dict[str, str]:
-    timestamp = timestamp or int(time.time() * 1000)
+    # One signature per callback, as DingTalk signs them: a signature with another body is a replay.
+    timestamp = timestamp or int(time.time() * 1000) + next(_calls)
     return {"timestamp": str(timestamp), "sign": sign(timestamp, SECRET)}
 
 
@@ -113,7 +118,7 @@ def test_the_webhook_refuses_bad_input_with_a_clear_status():
         (request(good, {}), 403, "missing the timestamp or sign"),
         (request(good, signed(int(time.time() * 1000) - 2 * 3600 * 1000)), 403, "more than an hour off"),
         (request(good, {"timestamp": signed()["timestamp"], "sign": "AAAA"}), 403, "sign does not match"),
-        (request(b"{not json", signed()), 400, "not JSON"),
+        (request(b"{not json", signed()), 400, "not readable JSON"),
         (request(b"[1, 2]", signed()), 400, "not a JSON object"),
         (request(json.dumps({"msgtype": "text"}).encode(), signed()), 400, "needs msgId and msgtype"),
         (request(json.dumps({"outTrackId": "x", "userId": "u", "content": "{"}).encode(), signed()), 400,
