@@ -78,7 +78,7 @@ def load_json_object(body: bytes | str, what: str) -> dict[str, Any]:
     try:
         loaded = json.loads(body)
     except (ValueError, RecursionError) as exc:  # ValueError: not JSON, or an integer of over 4,300 digits
-        raise WebhookRejected(400, f"{what}: the body is not readable JSON ({type(exc).__name__}: "
+        raise WebhookRejected(400, f"{what}: the body is not valid JSON ({type(exc).__name__}: "
                                    f"{str(exc)[:200]})") from None
     if not isinstance(loaded, dict):
         raise WebhookRejected(400, f"{what}: the body is not a JSON object")

@@ -145,7 +145,7 @@ def _flatten(element: Element, prefix: str, into: dict[str, str], what: str, dep
         into[name] = f"{into[name]},{value}" if name in into else value
 
 
-_ENCRYPT = re.compile(rb"<Encrypt>\s*(?:<!\[CDATA\[)?([A-Za-z0-9+/=]{1,1048576})(?:\]\]>)?\s*</Encrypt>")
+_ENCRYPT = re.compile(rb"<Encrypt>\s*(?:<!\[CDATA\[)?([^<\]]{1,1048576})(?:\]\]>)?\s*</Encrypt>")
 
 
 def encrypted_part(body: bytes, *, what: str) -> str:
@@ -154,7 +154,7 @@ def encrypted_part(body: bytes, *, what: str) -> str:
     found = _ENCRYPT.findall(body or b"")
     if len(found) != 1:
         raise CallbackRejected(400, f"{what}: callback without exactly one <Encrypt>: is the app in safe mode?")
-    return found[0].decode()
+    return found[0].decode("latin-1")
 
 
 def seconds_off(stamp: str) -> float | None:

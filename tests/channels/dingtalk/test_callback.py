@@ -118,7 +118,7 @@ def test_the_webhook_refuses_bad_input_with_a_clear_status():
         (request(good, {}), 403, "missing the timestamp or sign"),
         (request(good, signed(int(time.time() * 1000) - 2 * 3600 * 1000)), 403, "more than an hour off"),
         (request(good, {"timestamp": signed()["timestamp"], "sign": "AAAA"}), 403, "sign does not match"),
-        (request(b"{not json", signed()), 400, "not readable JSON"),
+        (request(b"{not json", signed()), 400, "not valid JSON"),
         (request(b"[1, 2]", signed()), 400, "not a JSON object"),
         (request(json.dumps({"msgtype": "text"}).encode(), signed()), 400, "needs msgId and msgtype"),
         (request(json.dumps({"outTrackId": "x", "userId": "u", "content": "{"}).encode(), signed()), 400,
