@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -44,11 +44,6 @@ async def spoken_language(contact_id: int, *, db_session: AsyncSession, identity
         if language:
             return "zh" if language.lower().startswith("zh") else "en"
     return "zh"
-
-
-def visible_conversation_ids(user: User) -> Select:
-    """The ids of the conversations `user` may read, as a subquery."""
-    return visibility.conversation_ids(user)
 
 
 async def list_contacts(user: User, *, db_session: AsyncSession, limit: int = 50, offset: int = 0,

@@ -17,8 +17,8 @@ from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, requir
 from admin.api.errors import errors
 from admin.api.ids import Offset, PathId
 from admin.api.schemas import OpinionAlertRead, OpinionHourRead, OpinionMessageRead, OpinionSeriesRead
-from crm_core.conversations import visible_conversation_ids
 from crm_core.models import Message, OpinionAlert, Role, User
+from crm_core.visibility import conversation_ids as visible_conversation_ids
 
 router = APIRouter(prefix="/opinion", tags=["opinion"])
 

@@ -19,7 +19,6 @@ from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, requir
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId, QueryId
 from crm_core import audit, nurture, reps, web_auth
-from crm_core.conversations import visible_conversation_ids
 from crm_core.db import utcnow
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
@@ -38,6 +37,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.reps import RepActionRefused
+from crm_core.visibility import conversation_ids as visible_conversation_ids
 
 router = APIRouter(tags=["admin panel"])
 
