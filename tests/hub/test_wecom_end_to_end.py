@@ -134,10 +134,15 @@ async def test_bad_callbacks_get_a_4xx_and_store_nothing(database_url, tmp_path)
         cut = envelope["Encrypt"][:-20]
         cut_query = {"msg_signature": signature(app.token, envelope["TimeStamp"], envelope["Nonce"], cut),
                      "timestamp": envelope["TimeStamp"], "nonce": envelope["Nonce"]}
+        # Entity declarations signed with the right Token (the signature covers only "&big;"): the
+        # parser must refuse them; unsigned, the signature check refuses them before any parser runs.
+        entity_query = {**cut_query, "msg_signature": signature(app.token, envelope["TimeStamp"],
+                                                                envelope["Nonce"], "&big;")}
         cases = [
             ("truncated ciphertext", cut_query, build_xml({"Encrypt": cut}).encode(), 400),
             ("wrong signature", {**query, "msg_signature": "0" * 40}, body, 403),
-            ("entity declarations", query, entity_xml, 400),
+            ("entity declarations", entity_query, entity_xml, 400),
+            ("unsigned entity declarations", query, entity_xml, 403),
             ("not xml", query, b"{\"json\": true}", 400),
             ("truncated body", query, body[: len(body) // 2], 400),
             ("no signature", {}, body, 400),
