@@ -5,7 +5,9 @@ Who sees what is decided in `crm_core.visibility`, one rule per record kind.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import exists, or_, select
@@ -19,12 +21,14 @@ from crm_core.models import (
     Contact,
     ContactKey,
     Conversation,
+    Direction,
     Identity,
     Message,
     OutboxMessage,
+    OutboxStatus,
     User,
 )
-from crm_core.outbox import enqueue_to_conversation
+from crm_core.outbox import DeliveryState, delivery_state, enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 
 
@@ -80,24 +84,47 @@ async def get_conversation(conversation_id: int, user: User, *, db_session: Asyn
     return await db_session.scalar(visibility.conversations(user).where(Conversation.id == conversation_id))
 
 
+@dataclass(frozen=True)
+class DeliveryView:
+    """Where one outgoing message is, for the person who wrote it."""
+
+    state: DeliveryState
+    status: OutboxStatus
+    detail: str | None                  # the platform's reason, or why it waits
+    attempts: int
+    next_attempt_at: dt.datetime | None  # queued only: when it goes at the earliest
+
+
 @dataclass
 class MessageView:
     message: Message
-    delivery_status: str | None
-    delivery_error: str | None
+    delivery: DeliveryView | None  # outgoing messages only
+
+
+async def deliveries(message_ids: Collection[int], *, db_session: AsyncSession) -> dict[int, DeliveryView]:
+    """The delivery of each outgoing message among these (a message the hub sent has one outbox row)."""
+    if not message_ids:
+        return {}
+    rows = await db_session.execute(
+        select(OutboxMessage.message_id, OutboxMessage.status, OutboxMessage.accepted_as, OutboxMessage.last_error,
+               OutboxMessage.attempts, OutboxMessage.next_attempt_at)
+        .where(OutboxMessage.message_id.in_(message_ids)))
+    views = {}
+    for message_id, status, accepted_as, error, attempts, next_at in rows.all():
+        state = delivery_state(status, accepted_as)
+        views[message_id] = DeliveryView(state, status, error, attempts,
+                                         next_at if state == DeliveryState.QUEUED else None)
+    return views
 
 
 async def list_messages(
     conversation: Conversation, *, db_session: AsyncSession, after_id: int = 0, limit: int = 100
 ) -> list[MessageView]:
-    rows = await db_session.execute(
-        select(Message, OutboxMessage.status, OutboxMessage.last_error)
-        .outerjoin(OutboxMessage, OutboxMessage.message_id == Message.id)
-        .where(Message.conversation_id == conversation.id, Message.id > after_id)
-        .order_by(Message.id)
-        .limit(limit)
-    )
-    return [MessageView(m, status.value if status else None, error) for m, status, error in rows.all()]
+    messages = (await db_session.scalars(
+        select(Message).where(Message.conversation_id == conversation.id, Message.id > after_id)
+        .order_by(Message.id).limit(limit))).all()
+    sent = await deliveries([m.id for m in messages if m.direction == Direction.OUTBOUND], db_session=db_session)
+    return [MessageView(m, sent.get(m.id)) for m in messages]
 
 
 async def send_from_user(

@@ -438,7 +438,8 @@ class Dispatcher:
         else:
             await self._writes.submit(_Outcome(
                 row, {"status": OutboxStatus.SENT, "platform_message_id": result.platform_message_id,
-                      "sent_at": utcnow(), "attempts": attempts, "last_error": None},
+                      "sent_at": utcnow(), "attempts": attempts, "last_error": None,
+                      "accepted_as": result.delivery},
                 platform_message_id=result.platform_message_id))
 
     async def _apply(self, session: AsyncSession, items: list[_Mark | _Outcome]) -> list[_Marked | None]:

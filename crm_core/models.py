@@ -83,6 +83,15 @@ class OutboxStatus(enum.StrEnum):
     HELD = "held"
 
 
+class Delivery(enum.StrEnum):
+    """What a platform's "accepted" means for the customer: shown per message in the inbox."""
+
+    IN_CHAT = "in_chat"          # the message is in the customer's chat now (Telegram, WeChat, WeCom app, DingTalk)
+    HANDED_OVER = "handed_over"  # another server delivers it later, or not (email: the SMTP server took it)
+    # A person must confirm it on the platform before it goes (WeCom's 群发 task to an external contact).
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+
+
 class MessagePurpose(enum.StrEnum):
     SERVICE = "service"
     MARKETING = "marketing"
@@ -404,6 +413,7 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
+    accepted_as: Mapped[Delivery | None] = mapped_column(_enum(Delivery))  # what `sent` meant, from the adapter
     # A nurture campaign's send: which enrolment and step (for the campaign's results).
     enrolment_id: Mapped[int | None] = mapped_column(ForeignKey("enrolment.id"), index=True)
     campaign_step_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_step.id"), index=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 from typing import Any
 
 from sqlalchemy import select, update
@@ -19,6 +20,7 @@ from crm_core.db import utcnow
 from crm_core.models import (
     ChannelAccount,
     Conversation,
+    Delivery,
     Direction,
     Identity,
     Message,
@@ -164,3 +166,35 @@ def _history_attachments(message: OutboundMessage) -> list[dict[str, Any]]:
     if message.buttons:
         parts.append({"type": "options", "options": [{"label": b.label, "data": b.data} for b in message.buttons]})
     return parts
+
+
+class DeliveryState(enum.StrEnum):
+    """Where an outgoing message is, as the person who wrote it needs to know it."""
+
+    # Waiting for its turn: new, paced, after a failed attempt, in a campaign's quiet hours (the reason is kept).
+    QUEUED = "queued"
+    SENDING = "sending"
+    DELIVERED = "delivered"            # in the customer's chat
+    SENT = "sent"                      # accepted; the platform delivers it later (email)
+    AWAITING_CONFIRMATION = "awaiting_confirmation"  # a person confirms it on the platform (WeCom 群发 task)
+    FAILED = "failed"                  # given up: the platform's reason is kept
+    UNREACHABLE = "unreachable"        # the platform says the customer cannot be reached there
+    HELD = "held"                      # the platform's rules forbid it now; goes when the customer writes again
+    IN_DOUBT = "in_doubt"              # the sender died mid-call: maybe delivered, not sent again
+    CANCELLED = "cancelled"            # not sent (consent withdrawn, campaign stopped)
+
+
+_SETTLED = {
+    OutboxStatus.FAILED: DeliveryState.FAILED, OutboxStatus.UNREACHABLE: DeliveryState.UNREACHABLE,
+    OutboxStatus.HELD: DeliveryState.HELD, OutboxStatus.IN_DOUBT: DeliveryState.IN_DOUBT,
+    OutboxStatus.CANCELLED: DeliveryState.CANCELLED, OutboxStatus.SENDING: DeliveryState.SENDING,
+}
+_ACCEPTED = {Delivery.IN_CHAT: DeliveryState.DELIVERED, Delivery.HANDED_OVER: DeliveryState.SENT,
+             Delivery.AWAITING_CONFIRMATION: DeliveryState.AWAITING_CONFIRMATION}
+
+
+def delivery_state(status: OutboxStatus, accepted_as: Delivery | None) -> DeliveryState:
+    """One outbox row's state, from its status and what the platform's acceptance meant."""
+    if status == OutboxStatus.SENT:
+        return _ACCEPTED.get(accepted_as, DeliveryState.SENT)  # None: sent before the hub kept what it meant
+    return _SETTLED.get(status, DeliveryState.QUEUED)  # pending, claimed

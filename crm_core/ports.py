@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.models import Contact, Conversation, Identity, Message, MessageKind
+from crm_core.models import Contact, Conversation, Delivery, Identity, Message, MessageKind
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,7 @@ class OutboundMessage:
 @dataclass(frozen=True)
 class SendResult:
     platform_message_id: str
+    delivery: Delivery = Delivery.HANDED_OVER  # never "in the chat" unless the adapter knows it is
 
 
 class SendError(Exception):

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import ID_MAX, Offset, PathId, QueryId
-from admin.api.schemas import ConversationRead, MessageCreate, MessageRead, OutboxRead
+from admin.api.schemas import ConversationRead, DeliveryRead, MessageCreate, MessageRead, OutboxRead
 from crm_core import conversations, csat
 from crm_core.models import Conversation, User
 
@@ -50,7 +50,9 @@ async def list_messages(
         MessageRead(id=v.message.id, direction=v.message.direction.value, kind=v.message.kind.value,
                     text=v.message.text, attachments=v.message.attachments, author_user_id=v.message.author_user_id,
                     platform_message_id=v.message.platform_message_id, created_at=v.message.created_at,
-                    delivery_status=v.delivery_status, delivery_error=v.delivery_error,
+                    delivery=DeliveryRead.of(v.delivery),
+                    delivery_status=v.delivery.status.value if v.delivery else None,
+                    delivery_error=v.delivery.detail if v.delivery else None,
                     sentiment=v.message.sentiment, sentiment_score=v.message.sentiment_score,
                     sentiment_confidence=v.message.sentiment_confidence, intents=v.message.intents or [],
                     entities=v.message.entities or {})

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId, QueryId
-from crm_core import audit, nurture, reps, web_auth
+from admin.api.schemas import DeliveryRead
+from crm_core import audit, conversations, nurture, reps, web_auth
 from crm_core.db import utcnow
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
@@ -207,6 +208,7 @@ class ThreadMessage(BaseModel):
     author: str | None
     created_at: dt.datetime
     sentiment: str | None
+    delivery: DeliveryRead | None = None  # outgoing messages: queued, delivered, failed with the reason...
 
 
 class NoteRead(BaseModel):
@@ -251,6 +253,8 @@ async def thread(conversation_id: PathId, limit: int = Query(200, ge=1, le=1000)
     authors = {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(
         {m.author_user_id for m in messages if m.author_user_id} | {n.author_user_id for n in notes
                                                                    if n.author_user_id})))).all()}
+    sent = await conversations.deliveries([m.id for m in messages if m.direction == Direction.OUTBOUND],
+                                          db_session=session)
     rows = await _inbox_rows(_inbox_query(user).where(Conversation.id.in_(ids)), session)
     [row] = [r for r in rows if r.id == conversation.id]
     may_act = user.role in reps.SUPERVISORS or conversation.assignee_user_id in (None, user.id)
@@ -259,7 +263,8 @@ async def thread(conversation_id: PathId, limit: int = Query(200, ge=1, le=1000)
         messages=[ThreadMessage(id=m.id, conversation_id=m.conversation_id, channel=kinds.get(m.conversation_id, "?"),
                                 direction=m.direction.value, text=m.text,
                                 author=_name(authors.get(m.author_user_id)) if m.author_user_id else None,
-                                created_at=m.created_at, sentiment=m.sentiment) for m in messages],
+                                created_at=m.created_at, sentiment=m.sentiment,
+                                delivery=DeliveryRead.of(sent.get(m.id))) for m in messages],
         notes=[NoteRead(id=n.id, conversation_id=n.conversation_id, author=_name(authors.get(n.author_user_id)),
                         text=n.text, created_at=n.created_at) for n in notes])
 

@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from admin.api.ids import Id
+from crm_core.conversations import DeliveryView
+from crm_core.outbox import DeliveryState
 
 
 class ChannelAccountCreate(BaseModel):
@@ -99,6 +101,25 @@ class ConversationRead(BaseModel):
     resolved_at: dt.datetime | None = None
 
 
+class DeliveryRead(BaseModel):
+    """Where an outgoing message is."""
+
+    state: DeliveryState = Field(description="queued, sending, delivered (in the customer's chat), sent (accepted; "
+                                             "the platform delivers it later, as email does), awaiting_confirmation "
+                                             "(a person confirms it on the platform: WeCom's 群发 task), failed, "
+                                             "unreachable, held (the platform's rules forbid it now), in_doubt, "
+                                             "cancelled")
+    detail: str | None = Field(description="The platform's reason for a failure or hold, or why it waits")
+    attempts: int
+    next_attempt_at: dt.datetime | None = Field(description="Queued only: when it goes at the earliest")
+
+    @classmethod
+    def of(cls, view: DeliveryView | None) -> DeliveryRead | None:
+        if view is None:
+            return None
+        return cls(state=view.state, detail=view.detail, attempts=view.attempts, next_attempt_at=view.next_attempt_at)
+
+
 class MessageRead(BaseModel):
     id: int
     direction: str
@@ -108,8 +129,9 @@ class MessageRead(BaseModel):
     author_user_id: int | None
     platform_message_id: str | None
     created_at: dt.datetime
-    delivery_status: str | None = Field(description="Outbound only: pending, sending, sent, failed, unreachable, "
-                                                    "in_doubt, cancelled")
+    delivery: DeliveryRead | None = Field(None, description="Outbound only: where the message is")
+    delivery_status: str | None = Field(description="Outbound only, the outbox row's status: pending, claimed, "
+                                                    "sending, sent, failed, unreachable, in_doubt, cancelled, held")
     delivery_error: str | None
     sentiment: str | None = Field(None, description="Customer messages: negative, neutral or positive")
     sentiment_score: float | None = Field(None, description="P(positive) - P(negative)")

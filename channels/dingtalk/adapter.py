@@ -49,7 +49,7 @@ from channels.base import (
 from channels.dingtalk.client import DEFAULT_API_BASE, App, DingTalkApi, DingTalkError, DingTalkUnavailable
 from channels.dingtalk.signing import MAX_SKEW_MS, SignatureRejected, check
 from channels.replay import ReplayedSignature, ReplayGuard
-from crm_core.models import MessageKind
+from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
     AccountRef,
     InboundEvent,
@@ -143,7 +143,7 @@ class DingTalkAdapter:
                     and not message.buttons:
                 try:
                     await self.api.post_webhook(hook, webhook_message(message))
-                    return SendResult(platform_message_id=f"session:{uuid.uuid4().hex}")
+                    return SendResult(platform_message_id=f"session:{uuid.uuid4().hex}", delivery=Delivery.IN_CHAT)
                 except DingTalkError as exc:
                     # The session ended early (or DingTalk refuses it): the OpenAPI still reaches them.
                     log.info("DingTalk account %s: sessionWebhook refused (%s %s); using the OpenAPI",
@@ -189,7 +189,7 @@ class DingTalkAdapter:
             "callbackRouteKey": settings.card_callback_route_key,
             "cardData": json.dumps(_standard_card(message), ensure_ascii=False),
         })
-        return SendResult(platform_message_id=f"card:{biz_id}")
+        return SendResult(platform_message_id=f"card:{biz_id}", delivery=Delivery.IN_CHAT)
 
     # ---- setup ---------------------------------------------------------
 

@@ -18,6 +18,7 @@ from channels.base import Capabilities, ConnectionCheck, WebhookOutcome, Webhook
 from channels.dingtalk.adapter import webhook_message
 from channels.dingtalk.client import DingTalkApi, DingTalkError, DingTalkUnavailable
 from channels.dingtalk.signing import signed_robot_url
+from crm_core.models import Delivery
 from crm_core.ports import (
     AccountRef,
     OutboundMessage,
@@ -79,7 +80,7 @@ class DingTalkGroupRobotAdapter:
             raise PermanentFailure(f"DingTalk group robot: {exc.code} {exc.message}") from None
         except DingTalkUnavailable as exc:
             raise TemporaryFailure(str(exc)) from None
-        return SendResult(platform_message_id="")
+        return SendResult(platform_message_id="", delivery=Delivery.IN_CHAT)
 
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
         """Custom robots have no read-only call to test: the URL and secret are checked by form."""

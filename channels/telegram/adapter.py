@@ -42,7 +42,7 @@ from channels.base import (
     WebhookRequest,
     load_json_object,
 )
-from crm_core.models import MessageKind
+from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
     AccountRef,
     InboundEvent,
@@ -178,7 +178,7 @@ class TelegramAdapter:
         except ClientDecodeError as exc:
             raise TemporaryFailure(f"not a Telegram Bot API answer from {_bot_api_base(account.api_base)}: "
                                    f"{str(exc.data)[:200]}") from None
-        return SendResult(platform_message_id=f"{sent.chat.id}:{sent.message_id}")
+        return SendResult(platform_message_id=f"{sent.chat.id}:{sent.message_id}", delivery=Delivery.IN_CHAT)
 
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
         creds = TelegramCredentials.model_validate(credentials)

@@ -52,7 +52,7 @@ from channels.tencent import (
 )
 from channels.tencent_client import ApiError, ApiUnavailable, AppKey, TencentApiClient
 from channels.wechat.client import DEFAULT_API_BASE, wechat_client
-from crm_core.models import MessageKind
+from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
     AccountRef,
     InboundEvent,
@@ -225,7 +225,7 @@ class WeChatAdapter:
         except ApiUnavailable as exc:
             raise TemporaryFailure(str(exc)) from None
         # The customer-service API returns no message id.
-        return SendResult(platform_message_id=f"cs:{message.recipient}:{time.time_ns()}")
+        return SendResult(platform_message_id=f"cs:{message.recipient}:{time.time_ns()}", delivery=Delivery.IN_CHAT)
 
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
         creds = WeChatCredentials.model_validate(credentials)

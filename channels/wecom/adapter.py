@@ -56,7 +56,7 @@ from channels.tencent import (
 )
 from channels.tencent_client import RATE_LIMITED, SYSTEM_BUSY, ApiError, ApiUnavailable, AppKey, TencentApiClient
 from channels.wecom.client import DEFAULT_API_BASE, wecom_client
-from crm_core.models import MessageKind
+from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
     AccountRef,
     InboundEvent,
@@ -187,7 +187,7 @@ class WeComAdapter:
                                            "the rep); the welcome message was not sent")
                 await self.client.call(app, "/cgi-bin/externalcontact/send_welcome_msg", {
                     "welcome_code": options["welcome_code"], "text": {"content": message.text}})
-                return SendResult(platform_message_id=f"welcome:{options['welcome_code']}")
+                return SendResult(platform_message_id=f"welcome:{options['welcome_code']}", delivery=Delivery.IN_CHAT)
             if is_external(message.recipient):
                 settings = WeComSettings.model_validate(account.settings)
                 sender = options.get("sender") or settings.default_sender_userid
@@ -200,11 +200,13 @@ class WeComAdapter:
                     "text": {"content": _as_text(message)}})
                 if message.recipient in (body.get("fail_list") or []):
                     raise RecipientUnreachable(f"WeCom: {message.recipient} is not a contact of {sender}")
-                return SendResult(platform_message_id=f"task:{body.get('msgid', '')}")
+                # A 群发 task: it reaches the customer once the rep confirms it in WeCom.
+                return SendResult(platform_message_id=f"task:{body.get('msgid', '')}",
+                                  delivery=Delivery.AWAITING_CONFIRMATION)
             body = await self.client.call(app, "/cgi-bin/message/send", _app_message(account, message))
             if body.get("invaliduser"):
                 raise RecipientUnreachable(f"WeCom: {body['invaliduser']} is not a member who can use the app")
-            return SendResult(platform_message_id=str(body.get("msgid", "")))
+            return SendResult(platform_message_id=str(body.get("msgid", "")), delivery=Delivery.IN_CHAT)
         except ApiError as exc:
             raise _send_error(exc, account) from None
         except ApiUnavailable as exc:

@@ -267,10 +267,23 @@ async def test_a_reply_from_the_inbox_reaches_the_customer_and_new_messages_appe
     assert await page.inner_text("#reply-on") == "telegram · Test bot"  # the channels she may be answered on
     await page.fill("#reply-form textarea", "李女士您好，您的订单明天送达。")
     await page.click("#send-reply")
+    await page.wait_for_selector("#toast.show:has-text('Queued')")  # not "sent" before it is
 
     async def delivered():
         return any("明天送达" in (m.get("text") or "") for m in stack.chat(902) if m["from"] == "bot")
     await eventually(delivered)
+    # The thread follows the reply until it settles: in the customer's chat.
+    line = await page.wait_for_selector(".msg:has-text('明天送达') .delivery[data-state=delivered]", timeout=15_000)
+    assert await line.inner_text() == "✓ Delivered"
+    # Telegram refuses the next one: the thread says so with Telegram's reason, and nothing says sent.
+    resp = await stack.client.post(f"{stack.sim_base}/_sim/bots/{stack.bot.id}/faults", json={
+        "error_code": 400, "description": "Bad Request: message is too long", "chat_id": 902})
+    assert resp.status_code == 200
+    await page.fill("#reply-form textarea", "附上完整的物流单号清单")
+    await page.click("#send-reply")
+    line = await page.wait_for_selector(".msg:has-text('物流单号') .delivery[data-state=failed]", timeout=15_000)
+    assert "Failed: Telegram rejected the message: Bad Request: message is too long" in await line.inner_text()
+    assert "物流单号" not in " ".join(stack.bot_lines(902))
     await page.fill("#note-form textarea", "VIP: call before delivery")
     await page.click("#note-form button[type=submit]")
     await page.wait_for_selector(".note:has-text('VIP: call before delivery')")

@@ -56,6 +56,13 @@ async def test_customer_adds_rep_gets_welcome_source_and_rep_card(database_url, 
         [reply] = await eventually(replied)
         assert reply["from"] == "li"
         assert app.tasks[-1]["sender"] == "li"
+        # The inbox tells the two apart: the welcome is in the chat, the reply is a 群发 task Li confirms in WeCom.
+        async def settled():
+            resp = await ws.tg.client.get(f"{ws.tg.hub_base}/api/v1/inbox/{conversation.id}", headers=ws.tg.api())
+            out = [(m["text"], m["delivery"]["state"]) for m in resp.json()["messages"] if m["direction"] == "out"]
+            return out if not any(state in ("queued", "sending") for _, state in out) else None
+        assert await eventually(settled) == [("您好，很高兴为您服务！有任何问题请直接留言。", "delivered"),
+                                             ("Yes, next-day delivery to Hangzhou.", "awaiting_confirmation")]
 
         # The customer deletes Li: Li and Li's manager get a churn alert; the identity is unreachable.
         await ws.wecom_post("customers/wmAlice0001/delete_rep", {"rep": "li"})

@@ -27,7 +27,11 @@ const TEXT = {
     positive: "Positive", neutral: "Neutral", pick_conversation: "Pick a conversation.",
     reply_on: "on", reply: "Reply", send: "Send", note: "Note", add_note: "Add note", assign: "Assign", queue: "Back to the queue",
     reply_placeholder: "Write to the customer…", note_placeholder: "Internal note (the customer never sees it)",
-    sent_ok: "Sent to the customer", note_ok: "Note added", assigned_ok: "Assigned",
+    sent_ok: "Queued: its delivery shows under the message", note_ok: "Note added", assigned_ok: "Assigned",
+    d_queued: "Queued", d_sending: "Sending…", d_delivered: "Delivered", d_sent: "Sent (the platform does not confirm delivery)",
+    d_awaiting_confirmation: "Waiting for the rep to confirm it in WeCom (群发助手)", d_failed: "Failed", d_unreachable: "Cannot reach the customer here",
+    d_held: "Held", d_in_doubt: "Maybe delivered (the sender stopped mid-send): not sent again", d_cancelled: "Not sent",
+    d_next: "goes at {at} at the earliest",
     name: "Name", stage: "Stage", source: "Source", language: "Language", created: "Created",
     identities: "Identities", timeline: "Timeline across channels", consent: "Consent history", proof: "proof",
     phones: "Phones", emails: "Emails", purpose: "Purpose", purpose_marketing: "Marketing", purpose_service: "Service",
@@ -136,7 +140,11 @@ const TEXT = {
     positive: "正面", neutral: "中性", pick_conversation: "请选择一个会话。",
     reply_on: "通过", reply: "回复", send: "发送", note: "备注", add_note: "添加备注", assign: "分配", queue: "退回待领取",
     reply_placeholder: "回复客户…", note_placeholder: "内部备注（客户看不到）",
-    sent_ok: "已发送给客户", note_ok: "已添加备注", assigned_ok: "已分配",
+    sent_ok: "已加入发送队列，发送状态显示在消息下方", note_ok: "已添加备注", assigned_ok: "已分配",
+    d_queued: "排队中", d_sending: "发送中…", d_delivered: "已送达", d_sent: "已发出（平台不回报是否送达）",
+    d_awaiting_confirmation: "等待员工在企业微信中确认发送（群发助手）", d_failed: "发送失败", d_unreachable: "无法通过此渠道联系到客户",
+    d_held: "暂缓发送", d_in_doubt: "可能已送达（发送中断），不会重发", d_cancelled: "未发送",
+    d_next: "最早 {at} 发出",
     name: "姓名", stage: "阶段", source: "来源", language: "语言", created: "创建时间",
     identities: "身份", timeline: "跨渠道时间线", consent: "授权记录", proof: "凭证",
     phones: "手机", emails: "邮箱", purpose: "用途", purpose_marketing: "营销", purpose_service: "服务",
@@ -394,6 +402,19 @@ async function dashboardPage(main, rest) {
 
 // ---- inbox ------------------------------------------------------------------------
 
+const UNSETTLED = new Set(["queued", "sending"]);
+const DELIVERY_FAILED = new Set(["failed", "unreachable", "cancelled"]);
+
+// Under an outgoing message: where it is, with the platform's reason when it did not go.
+function deliveryLine(d) {
+  if (!d) return "";
+  const detail = d.detail && d.state !== "delivered" && d.state !== "sent" ? `: ${d.detail}` : "";
+  const next = d.state === "queued" && d.next_attempt_at ? ` (${t("d_next", {at: when(d.next_attempt_at)})})` : "";
+  const mark = d.state === "delivered" || d.state === "sent" ? "✓ " : DELIVERY_FAILED.has(d.state) ? "✗ " : "";
+  const tone = DELIVERY_FAILED.has(d.state) ? " bad" : d.state === "delivered" || d.state === "sent" ? " ok" : "";
+  return `<div class="delivery${tone}" data-state="${esc(d.state)}">${mark}${esc(t("d_" + d.state))}${esc(detail)}${esc(next)}</div>`;
+}
+
 async function inboxPage(main, rest) {
   const filters = {channel: "", owner: "", status: "", sentiment: "", q: ""};
   let selected = rest[0] ? Number(rest[0]) : null;
@@ -427,7 +448,10 @@ async function inboxPage(main, rest) {
     const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
     const page = await api("GET", "/inbox" + (query ? "?" + query : ""));
     if (!$("#inbox-list")) return;  // the user has gone to another page meanwhile
-    if (page.version === version && $("#inbox-list").childElementCount) return;
+    if (page.version === version && $("#inbox-list").childElementCount) {
+      if (selected && unsettled) await updateThread();
+      return;
+    }
     const changed = version !== -1 && page.version !== version;
     version = page.version;
     $("#inbox-list").innerHTML = page.rows.length ? page.rows.map((r) => `
@@ -448,16 +472,21 @@ async function inboxPage(main, rest) {
   }
 
   function threadItems(th) {
-    return [...th.messages.map((m) => ({at: m.created_at, html: `<div class="msg ${m.direction === "out" ? "out" : "in"}">${esc(m.text)}<div class="meta">${esc(m.channel)} · ${esc(when(m.created_at))}${m.author ? " · " + esc(m.author) : (m.direction === "out" ? " · " + esc(t("bot")) : "")}${m.sentiment === "negative" ? " · ⚠" : ""}</div></div>`})),
+    return [...th.messages.map((m) => ({at: m.created_at, html: `<div class="msg ${m.direction === "out" ? "out" : "in"}">${esc(m.text)}<div class="meta">${esc(m.channel)} · ${esc(when(m.created_at))}${m.author ? " · " + esc(m.author) : (m.direction === "out" ? " · " + esc(t("bot")) : "")}${m.sentiment === "negative" ? " · ⚠" : ""}</div>${deliveryLine(m.delivery)}</div>`})),
       ...th.notes.map((n) => ({at: n.created_at, html: `<div class="note"><strong>${esc(t("note"))}:</strong> ${esc(n.text)}<div class="meta">${esc(n.author || "")} · ${esc(when(n.created_at))}</div></div>`}))]
       .sort((a, b) => a.at.localeCompare(b.at)).map((i) => i.html).join("") || `<p class="muted">${esc(t("nothing"))}</p>`;
   }
+
+  // A reply still on its way: the thread is read again until every one has settled.
+  let unsettled = false;
+  const settling = (th) => { unsettled = th.messages.some((m) => m.delivery && UNSETTLED.has(m.delivery.state)); };
 
   // New messages and notes only: what the user is typing stays where it is.
   async function updateThread() {
     const th = await api("GET", `/inbox/${selected}`);
     const list = $("#messages");
     if (!list || $("#thread").dataset.id !== String(th.conversation.id)) return;
+    settling(th);
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     list.innerHTML = threadItems(th);
     if (atBottom) list.scrollTop = list.scrollHeight;
@@ -467,6 +496,7 @@ async function inboxPage(main, rest) {
     const th = await api("GET", `/inbox/${selected}`);
     const box = $("#thread");
     if (!box) return;
+    settling(th);
     $("#inbox").classList.add("has-thread");
     const c = th.conversation;
     const assign = users.length ? `<select id="assign-to" aria-label="${esc(t("assign"))}">
@@ -586,7 +616,7 @@ async function contactPage(main, id) {
         <label>${esc(t("consent_note"))}<input name="note" required maxlength="500" placeholder="${esc(t("consent_note_hint"))}"></label>
         <label class="row"><input type="checkbox" name="double_opt_in" style="width:auto"> ${esc(t("double_opt_in"))}</label>
         <button type="submit" id="record-consent">${esc(t("record_consent"))}</button></form>` : ""}</section>
-    <section class="card"><h3>${esc(t("timeline"))}</h3><div class="messages" style="max-height:none">${thread ? thread.messages.map((m) => `<div class="msg ${m.direction === "out" ? "out" : "in"}">${esc(m.text)}<div class="meta">${esc(m.channel)} · ${esc(when(m.created_at))}</div></div>`).join("") : ""}</div></section>`;
+    <section class="card"><h3>${esc(t("timeline"))}</h3><div class="messages" style="max-height:none">${thread ? thread.messages.map((m) => `<div class="msg ${m.direction === "out" ? "out" : "in"}">${esc(m.text)}<div class="meta">${esc(m.channel)} · ${esc(when(m.created_at))}</div>${deliveryLine(m.delivery)}</div>`).join("") : ""}</div></section>`;
   $("#tags-form", main).onsubmit = async (event) => {
     event.preventDefault();
     const tags = commaList(event.target.tags.value);
