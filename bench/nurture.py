@@ -29,13 +29,15 @@ from sqlalchemy import func, select, text  # noqa: E402
 
 from channels.registry import ChannelRegistry, default_adapters  # noqa: E402
 from channels.simulators.telegram import TelegramSimulator  # noqa: E402
-from crm_core import migrate, nurture  # noqa: E402
+from crm_core import migrate  # noqa: E402
+from crm_core.campaigns import service as campaigns  # noqa: E402
+from crm_core.campaigns.definitions import StepSpec  # noqa: E402
+from crm_core.campaigns.planning import NurturePlanner  # noqa: E402
+from crm_core.consent.marketing_rules import MarketingRules  # noqa: E402
 from crm_core.crypto import CredentialCipher  # noqa: E402
 from crm_core.db import create_engine, run_sqlite_checkpoints, session_factory  # noqa: E402
-from crm_core.dispatcher import Dispatcher, DispatchPolicy  # noqa: E402
-from crm_core.marketing_rules import MarketingRules  # noqa: E402
 from crm_core.models import CampaignStatus, OutboxMessage, OutboxStatus  # noqa: E402
-from crm_core.nurture import NurturePlanner, StepSpec  # noqa: E402
+from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy  # noqa: E402
 from hub.serving import running  # noqa: E402
 from tests.fakes.crowd import fast_telegram_account, seed_crowd  # noqa: E402
 
@@ -67,10 +69,10 @@ async def main(contacts: int, database_url: str | None) -> int:
 
         started = time.perf_counter()
         async with sessions() as session, session.begin():
-            campaign = await nurture.create_campaign(
+            campaign = await campaigns.create_campaign(
                 "bench", audience={}, steps=[StepSpec("only", {"en": "Hi {name}, our winter offer"})], exits=[],
                 channel_kinds=["telegram"], actor=None, db_session=session)
-            enrolled = await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
+            enrolled = await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
         say(f"enrolled {enrolled:,} in {time.perf_counter() - started:.1f}s")
 
         policy = DispatchPolicy(batch_size=500, concurrency=64, marketing=MarketingRules())  # no quiet hours

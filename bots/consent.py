@@ -5,7 +5,7 @@ bots run). Repeats get no second confirmation, and no greeting either."""
 from __future__ import annotations
 
 from bots.language import reply_language
-from crm_core import consent
+from crm_core.consent import service as consent
 from crm_core.ports import HandlerContext
 
 CONFIRMATION = {

@@ -12,8 +12,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bots.rep.alerts import send_card
-from crm_core import leads
-from crm_core.leads import LeadRules
+from crm_core.leads import service as leads
+from crm_core.leads.service import LeadRules
 from crm_core.models import CUSTOMER_MESSAGE_KINDS, Lead, User
 from crm_core.ports import HandlerContext
 

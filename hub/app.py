@@ -34,7 +34,7 @@ from channels import destinations
 from channels.base import ConnectionCheck
 from crm_core import accounts, migrate
 from crm_core.db import run_sqlite_checkpoints
-from crm_core.leads import LeadRules
+from crm_core.leads.service import LeadRules
 from crm_core.models import ChannelAccount, OutboxMessage, OutboxStatus
 from hub import live_settings, webhooks
 from hub.context import Hub

@@ -15,9 +15,9 @@ import click
 from sqlalchemy import select, update
 
 from crm_core import migrate as migrations
-from crm_core import users
 from crm_core.db import utcnow
 from crm_core.models import OutboxMessage, OutboxStatus, Role
+from crm_core.people import users
 from hub.settings import Settings
 
 
@@ -181,9 +181,9 @@ def user_password(username: str, role: str | None, password: str | None) -> None
     """Set USERNAME's admin panel password (argon2-hashed; their open sessions end)."""
     from sqlalchemy import select
 
-    from crm_core import web_auth
     from crm_core.db import create_engine, session_factory
     from crm_core.models import User
+    from crm_core.people import web_auth
 
     settings = _settings()
     if password is None:
@@ -289,7 +289,7 @@ def leads() -> None:
 def leads_import(path: Path, source: str | None, rejected_path: Path | None) -> None:
     """Import a CSV or Excel file of leads (name, phone, email, company, region, industry, tags, consent)."""
     from crm_core.db import create_engine, session_factory
-    from crm_core.lead_import import ImportRefused, import_leads
+    from crm_core.leads.imports import ImportRefused, import_leads
     from nlp.entities import stated_contact_keys
 
     settings = _settings()

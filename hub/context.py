@@ -23,16 +23,17 @@ from bots.rep.review import RepMessageReview
 from bots.rep.sla import LeadSlaWatcher, SlaWatcher
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
-from crm_core import accounts, events, hub_settings, nurture
+from crm_core import accounts, hub_settings
+from crm_core.campaigns import audience, events
+from crm_core.campaigns.planning import NurturePlanner
+from crm_core.conversations.ingest import IngestWriter
+from crm_core.conversations.processing import MessageWorker, Understanding
 from crm_core.crypto import CredentialCipher
 from crm_core.db import create_engine, session_factory, utcnow
-from crm_core.dispatcher import Dispatcher, DispatchPolicy
-from crm_core.ingest import IngestWriter
-from crm_core.leads import LeadRules
+from crm_core.leads.service import LeadRules
 from crm_core.models import Campaign, CampaignStatus, ChannelAccount
-from crm_core.nurture import NurturePlanner
+from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
-from crm_core.processing import MessageWorker, Understanding
 from hub import live_settings
 from hub.settings import Settings
 from nlp.compliance import ComplianceCheck
@@ -181,7 +182,7 @@ class Hub:
             async with self.sessions() as session, session.begin():
                 campaign = await session.get(Campaign, campaign_id)
                 if campaign is not None and campaign.status == CampaignStatus.ACTIVE:
-                    enrolled += await nurture.enrol_audience(campaign, db_session=session)
+                    enrolled += await audience.enrol_audience(campaign, db_session=session)
         if enrolled:
             log.info("nurture: %d contacts newly match an active campaign's audience; enrolled", enrolled)
         return enrolled

@@ -21,8 +21,9 @@ from channels.simulators.dingtalk import DingTalkSimulator, Robot
 from channels.simulators.telegram import TelegramSimulator
 from channels.simulators.wechat import SimAccount, WeChatSimulator
 from channels.simulators.wecom import SimApp, WeComSimulator
-from crm_core import accounts, migrate, reps, users, web_auth
+from crm_core import accounts, migrate
 from crm_core.models import ChannelAccount, Role
+from crm_core.people import reps, users, web_auth
 from hub.app import HubChannelCatalog, create_app
 from hub.context import Hub
 from hub.runtime import Services

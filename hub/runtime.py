@@ -15,8 +15,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from crm_core import accounts, leases
-from crm_core.dispatcher import new_owner_id
 from crm_core.models import ChannelAccount
+from crm_core.outbox.dispatcher import new_owner_id
 from crm_core.waiting import wait_any
 from hub.context import Hub
 from hub.scheduler import build_scheduler

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from crm_core.leads import LeadRules
-from crm_core.marketing_rules import MarketingRules
+from crm_core.consent.marketing_rules import MarketingRules
+from crm_core.leads.service import LeadRules
 
 
 class Settings(BaseSettings):

@@ -3,7 +3,7 @@ as cross-channel keys), name and company, WeChat id, budget, dates.
 
 "My phone is 138 0013 8000", "我的邮箱 chen@example.cn", or a line that is
 nothing but the number or address: these name the writer, so a second channel
-giving the same key is the same person (`crm_core.linking`). An address merely
+giving the same key is the same person (`crm_core.contacts.linking`). An address merely
 mentioned in passing ("please cc wang@example.com") is not taken: a line must
 carry a cue (my / call / contact / 我的 / 电话 / 邮箱 ...) or be the detail
 alone. Phones are normalized to E.164 (mainland mobiles get +86), emails

@@ -16,6 +16,7 @@ def imported_modules(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # a module imported from its package
     return names
 
 
@@ -57,3 +58,47 @@ def test_only_hub_imports_hub():
             offenders += [f"{path.relative_to(ROOT)} imports {m}" for m in imported_modules(path)
                           if m.split(".")[0] == "hub"]
     assert offenders == []
+
+
+# crm_core's domain packages, each importing only the shared base (the modules at the top of
+# crm_core) and the packages before it: this order is the one-way dependency DESIGN.md describes.
+DOMAIN_ORDER = ("knowledge", "consent", "contacts", "outbox", "leads", "campaigns", "conversations", "people")
+
+
+def _crm_core_part(module: str) -> str | None:
+    """The domain package a crm_core module belongs to, "" for the shared base, None outside crm_core."""
+    parts = module.split(".")
+    if parts[0] != "crm_core":
+        return None
+    return parts[1] if len(parts) > 1 and parts[1] in DOMAIN_ORDER else ""
+
+
+def layering_offences(root: Path) -> list[str]:
+    offences = []
+    for path in sorted(root.rglob("*.py")):
+        module = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        own = _crm_core_part(module)
+        allowed = set(DOMAIN_ORDER[:DOMAIN_ORDER.index(own) + 1]) if own else set()
+        for imported in sorted(imported_modules(path)):
+            part = _crm_core_part(imported)
+            if part and part not in allowed:
+                offences.append(f"{path.relative_to(root.parent)} ({own or 'base'}) imports {imported}")
+    return offences
+
+
+def test_crm_core_domains_depend_one_way():
+    assert layering_offences(ROOT / "crm_core") == []
+
+
+def test_the_layering_check_catches_an_import_against_the_order(tmp_path):
+    package = tmp_path / "crm_core"
+    (package / "consent").mkdir(parents=True)
+    (package / "consent" / "service.py").write_text("from crm_core.outbox import service\n")
+    (package / "db.py").write_text("from crm_core.leads.service import open_lead\n")
+    (package / "people").mkdir()
+    (package / "people" / "reps.py").write_text("from crm_core.outbox import service\nfrom crm_core import db\n")
+    assert layering_offences(package) == [
+        "crm_core/consent/service.py (consent) imports crm_core.outbox",
+        "crm_core/consent/service.py (consent) imports crm_core.outbox.service",
+        "crm_core/db.py (base) imports crm_core.leads.service",
+        "crm_core/db.py (base) imports crm_core.leads.service.open_lead"]

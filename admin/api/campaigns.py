@@ -22,9 +22,11 @@ from admin.api.schemas import (
     EnrolContacts,
     EnrolmentRead,
 )
-from crm_core import nurture
+from crm_core.campaigns import audience
+from crm_core.campaigns import service as campaigns
+from crm_core.campaigns.definitions import CampaignInvalid, CampaignStarted, StepSpec, steps_of
+from crm_core.campaigns.results import results as campaign_results
 from crm_core.models import Campaign, CampaignStatus, Contact, Enrolment, EnrolmentStatus, Role, User
-from crm_core.nurture import CampaignInvalid, StepSpec
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
@@ -40,7 +42,7 @@ async def _campaign(campaign_id: int, session: AsyncSession) -> Campaign:
 
 
 async def _read(campaign: Campaign, session: AsyncSession) -> CampaignRead:
-    steps = await nurture.steps_of(campaign.id, db_session=session)
+    steps = await steps_of(campaign.id, db_session=session)
     return CampaignRead(id=campaign.id, name=campaign.name, status=campaign.status.value, audience=campaign.audience,
                         exits=campaign.exits, caps=campaign.caps, created_at=campaign.created_at,
                         steps=[CampaignStepRead.model_validate(step) for step in steps])
@@ -51,9 +53,9 @@ async def create(body: CampaignCreate, user: User = Depends(require_role(*BUILDE
                  ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> CampaignRead:
     steps = [StepSpec(**step.model_dump()) for step in body.steps]
     try:
-        campaign = await nurture.create_campaign(body.name, audience=body.audience, steps=steps, exits=body.exits,
-                                                 channel_kinds=ctx.catalog.kinds, actor=user, caps=body.caps,
-                                                 db_session=session)
+        campaign = await campaigns.create_campaign(body.name, audience=body.audience, steps=steps, exits=body.exits,
+                                                   channel_kinds=ctx.catalog.kinds, actor=user, caps=body.caps,
+                                                   db_session=session)
     except CampaignInvalid as exc:
         raise HTTPException(422, str(exc)) from None
     await session.commit()
@@ -67,10 +69,10 @@ async def update(campaign_id: PathId, body: CampaignCreate, user: User = Depends
     campaign = await _campaign(campaign_id, session)
     steps = [StepSpec(**step.model_dump()) for step in body.steps]
     try:
-        await nurture.update_draft(campaign, name=body.name, audience=body.audience, steps=steps, exits=body.exits,
-                                   caps=body.caps, channel_kinds=ctx.catalog.kinds, actor=user, db_session=session)
+        await campaigns.update_draft(campaign, name=body.name, audience=body.audience, steps=steps, exits=body.exits,
+                                     caps=body.caps, channel_kinds=ctx.catalog.kinds, actor=user, db_session=session)
     except CampaignInvalid as exc:
-        raise HTTPException(409 if isinstance(exc, nurture.CampaignStarted) else 422, str(exc)) from None
+        raise HTTPException(409 if isinstance(exc, CampaignStarted) else 422, str(exc)) from None
     await session.commit()
     return await _read(campaign, session)
 
@@ -79,7 +81,7 @@ async def update(campaign_id: PathId, body: CampaignCreate, user: User = Depends
 async def copy(campaign_id: PathId, user: User = Depends(require_role(*BUILDERS)),
                session: AsyncSession = Depends(db_session)) -> CampaignRead:
     """A new draft like this campaign, to change and start (a started campaign is not edited)."""
-    copied = await nurture.copy_campaign(await _campaign(campaign_id, session), actor=user, db_session=session)
+    copied = await campaigns.copy_campaign(await _campaign(campaign_id, session), actor=user, db_session=session)
     await session.commit()
     return await _read(copied, session)
 
@@ -102,7 +104,7 @@ async def set_status(campaign_id: PathId, body: CampaignStatusUpdate, user: User
                      ctx: ApiContext = Depends(api_context), session: AsyncSession = Depends(db_session)) -> dict:
     campaign = await _campaign(campaign_id, session)
     try:
-        enrolled = await nurture.set_status(campaign, CampaignStatus(body.status), actor=user, db_session=session)
+        enrolled = await campaigns.set_status(campaign, CampaignStatus(body.status), actor=user, db_session=session)
     except CampaignInvalid as exc:
         raise HTTPException(409, str(exc)) from None
     await session.commit()
@@ -112,7 +114,7 @@ async def set_status(campaign_id: PathId, body: CampaignStatusUpdate, user: User
 @router.get("/{campaign_id}/results", responses=errors(404))
 async def results(campaign_id: PathId, _: User = Depends(require_role(*READERS)),
                   session: AsyncSession = Depends(db_session)) -> dict:
-    return await nurture.results(await _campaign(campaign_id, session), db_session=session)
+    return await campaign_results(await _campaign(campaign_id, session), db_session=session)
 
 
 @router.get("/{campaign_id}/enrolments", response_model=list[EnrolmentRead], responses=errors(404))
@@ -138,7 +140,7 @@ async def enrol(campaign_id: PathId, body: EnrolContacts, _: User = Depends(requ
     missing = sorted(set(body.contact_ids) - known)
     if missing:
         raise HTTPException(422, f"no such contacts: {', '.join(map(str, missing[:20]))}")
-    enrolled = await nurture.enrol_contacts(campaign, body.contact_ids, db_session=session)
+    enrolled = await audience.enrol_contacts(campaign, body.contact_ids, db_session=session)
     await session.commit()
     return {"enrolled": enrolled, "already_enrolled": len(set(body.contact_ids)) - enrolled}
 
@@ -149,6 +151,6 @@ async def exit_enrolment(campaign_id: PathId, enrolment_id: PathId, user: User =
     enrolment = await session.get(Enrolment, enrolment_id)
     if enrolment is None or enrolment.campaign_id != campaign_id:
         raise HTTPException(404, f"enrolment {enrolment_id} not found in campaign {campaign_id}")
-    await nurture.exit_enrolment(enrolment, "manual", actor=user, db_session=session)
+    await audience.exit_enrolment(enrolment, "manual", actor=user, db_session=session)
     await session.commit()
     return EnrolmentRead.model_validate(enrolment)

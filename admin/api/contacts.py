@@ -12,10 +12,14 @@ from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, requir
 from admin.api.errors import errors
 from admin.api.ids import ID_MAX, Id, Offset, PathId
 from admin.api.schemas import ContactDetail, ContactRead, TagsUpdate
-from crm_core import audit, consent, conversations, merging, tags
-from crm_core.linking import UnlinkRefused, reach_keys, unlink_identity
+from crm_core import audit
+from crm_core.consent import service as consent
+from crm_core.contacts import merging, tags
+from crm_core.contacts.linking import UnlinkRefused, reach_keys, unlink_identity
+from crm_core.contacts.privacy import ErasureRefused, erase_person, export_person
+from crm_core.conversations import double_opt_in
+from crm_core.conversations import service as conversations
 from crm_core.models import Contact, MessagePurpose, Role, User
-from crm_core.privacy import ErasureRefused, erase_person, export_person
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
@@ -100,7 +104,7 @@ async def change_consent(
     evidence = {"note": body.note, "by_user_id": user.id}
     if body.granted and body.double_opt_in:
         try:
-            request = await consent.request_confirmation(
+            request = await double_opt_in.request_confirmation(
                 contact_id, purpose=body.purpose, channel=body.channel, source="api", actor_label=user.username,
                 evidence=evidence, language=contact.language or "zh", db_session=session)
         except LookupError as exc:
@@ -217,7 +221,7 @@ async def merge(
     session: AsyncSession = Depends(db_session),
 ) -> dict:
     """Merge another contact into this one: identities, conversations, consent ledger, leads, enrolments,
-    tags... (crm_core/merging.py). Audited."""
+    tags... (crm_core/contacts/merging.py). Audited."""
     await _visible_contact(contact_id, user, session)
     await _visible_contact(body.source_contact_id, user, session)
     try:

@@ -9,7 +9,8 @@ from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, requir
 from admin.api.errors import errors
 from admin.api.ids import ID_MAX, Offset, PathId, QueryId
 from admin.api.schemas import ConversationRead, DeliveryRead, MessageCreate, MessageRead, OutboxRead
-from crm_core import conversations, csat
+from crm_core.conversations import csat
+from crm_core.conversations import service as conversations
 from crm_core.models import Conversation, User
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])

@@ -11,10 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import users, web_auth
 from crm_core.crypto import CredentialCipher
-from crm_core.leads import LeadRules
+from crm_core.leads.service import LeadRules
 from crm_core.models import ChannelAccount, Conversation, OutboxMessage, Role, User
+from crm_core.people import users, web_auth
 
 
 class ConnectionCheckResult(Protocol):

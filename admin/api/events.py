@@ -10,8 +10,8 @@ from admin.api.deps import db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import PathId
 from admin.api.schemas import EventCreate, EventRead, EventRegistrationRead
-from crm_core import events
-from crm_core.events import EventInvalid, EventSpec
+from crm_core.campaigns import events
+from crm_core.campaigns.events import EventInvalid, EventSpec
 from crm_core.models import Event, EventRegistration, Role, User
 
 router = APIRouter(prefix="/events", tags=["events"])

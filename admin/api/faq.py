@@ -17,8 +17,8 @@ from admin.api.ids import Id, PathId, QueryId
 from admin.api.schemas import FaqCreate, FaqMatchRead, FaqRead
 from bots.customer import CustomerBotSettings
 from bots.customer.faq import FaqIndexes
-from crm_core import faq
-from crm_core.faq import FaqInvalid, FaqSpec
+from crm_core.knowledge import faq
+from crm_core.knowledge.faq import FaqInvalid, FaqSpec
 from crm_core.models import FaqEntry, Role, User
 
 router = APIRouter(prefix="/faq", tags=["faq"])

@@ -23,10 +23,13 @@ from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, requir
 from admin.api.errors import errors
 from admin.api.ids import Offset, PathId, QueryId
 from admin.api.schemas import LeadAssign, LeadCreate, LeadDetail, LeadEventRead, LeadOrder, LeadRead, LeadStageUpdate
-from crm_core import audit, conversations, lead_export, leads, visibility
+from crm_core import audit, visibility
+from crm_core.conversations import service as conversations
 from crm_core.db import utcnow
-from crm_core.lead_import import ImportRefused, ImportReport, import_leads, import_one, read_rows
-from crm_core.leads import LeadRefused
+from crm_core.leads import export as lead_export
+from crm_core.leads import service as leads
+from crm_core.leads.imports import ImportRefused, ImportReport, import_leads, import_one, read_rows
+from crm_core.leads.service import LeadRefused
 from crm_core.models import Contact, ContactKey, Lead, LeadEvent, Role, User
 
 router = APIRouter(prefix="/leads", tags=["leads"])

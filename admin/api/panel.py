@@ -19,7 +19,12 @@ from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, requir
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId, QueryId
 from admin.api.schemas import DeliveryRead
-from crm_core import audit, conversations, nurture, reps, web_auth
+from crm_core import audit
+from crm_core.campaigns import audience
+from crm_core.campaigns.definitions import CampaignInvalid, validate_channel_templates, validate_template
+from crm_core.campaigns.planning import render
+from crm_core.campaigns.results import results as campaign_results
+from crm_core.conversations import service as conversations
 from crm_core.db import utcnow
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
@@ -37,7 +42,8 @@ from crm_core.models import (
     Role,
     User,
 )
-from crm_core.reps import RepActionRefused
+from crm_core.people import reps, web_auth
+from crm_core.people.reps import RepActionRefused
 from crm_core.visibility import conversation_ids as visible_conversation_ids
 
 router = APIRouter(tags=["admin panel"])
@@ -374,7 +380,7 @@ async def dashboard(days: int = Query(14, ge=1, le=90), user: User = Depends(req
 
     campaigns = []
     for campaign in (await session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(8))).all():
-        result = await nurture.results(campaign, db_session=session)
+        result = await campaign_results(campaign, db_session=session)
         campaigns.append({"id": campaign.id, "name": campaign.name, "status": campaign.status.value,
                           **{k: result.get(k) for k in ("enrolled", "sent", "delivered", "replied", "opted_out",
                                                         "converted") if k in result}})
@@ -439,11 +445,11 @@ async def campaign_preview(body: CampaignPreview, _: User = Depends(require_role
     before anything is saved."""
     per_channel = body.channel_templates + [{}] * (len(body.templates) - len(body.channel_templates))
     try:
-        where = nurture.Audience.from_dict(body.audience).contact_filter()
+        where = audience.Audience.from_dict(body.audience).contact_filter()
         for n, (template, by_kind) in enumerate(zip(body.templates, per_channel, strict=False), 1):
-            nurture.validate_template(template, f"step {n}")
-            nurture.validate_channel_templates(by_kind, None, set(ctx.catalog.kinds), f"step {n}")
-    except nurture.CampaignInvalid as exc:
+            validate_template(template, f"step {n}")
+            validate_channel_templates(by_kind, None, set(ctx.catalog.kinds), f"step {n}")
+    except CampaignInvalid as exc:
         raise HTTPException(422, str(exc)) from None
     count = await session.scalar(select(func.count()).select_from(Contact).where(*where)) or 0
     sample = (await session.scalars(select(Contact).where(*where).order_by(Contact.id).limit(5))).all()
@@ -451,8 +457,8 @@ async def campaign_preview(body: CampaignPreview, _: User = Depends(require_role
     variables = {"name": (first.display_name if first else None) or "王伟", "rep": "李雷", "campaign": "…"}
     return {"count": count,
             "sample": [{"id": c.id, "name": c.display_name, "language": c.language} for c in sample],
-            "previews": [{**{lang: nurture.render(template, lang, variables) for lang in template},
-                          **{f"{kind} · {lang}": nurture.render(worded, lang, variables)
+            "previews": [{**{lang: render(template, lang, variables) for lang in template},
+                          **{f"{kind} · {lang}": render(worded, lang, variables)
                              for kind, worded in by_kind.items() for lang in worded}}
                          for template, by_kind in zip(body.templates, per_channel, strict=False)]}
 

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from admin.api.ids import Id
-from crm_core.conversations import DeliveryView
-from crm_core.outbox import DeliveryState
+from crm_core.conversations.service import DeliveryView
+from crm_core.outbox.service import DeliveryState
 
 
 class ChannelAccountCreate(BaseModel):

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
-from crm_core import hub_settings, leads
+from crm_core import hub_settings
+from crm_core.leads import service as leads
 from crm_core.models import Role, User
 
 router = APIRouter(prefix="/settings", tags=["settings"])

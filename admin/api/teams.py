@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from admin.api.deps import ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId
-from crm_core import teams
+from crm_core.leads import teams
 from crm_core.models import Role, Team, User
 
 router = APIRouter(prefix="/teams", tags=["teams"])

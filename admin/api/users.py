@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from admin.api.deps import ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId
-from crm_core import audit, reps, teams, users
+from crm_core import audit
+from crm_core.leads import teams
 from crm_core.models import ChannelAccount, Role, User
+from crm_core.people import reps, users
 from crm_core.ports import OutboundMessage
 
 router = APIRouter(prefix="/users", tags=["users"])

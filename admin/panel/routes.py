@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import SESSION_COOKIE, db_session
-from crm_core import web_auth
+from crm_core.people import web_auth
 
 router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).parent / "static"

@@ -38,10 +38,13 @@ from bots.customer.handoff import hand_off
 from bots.customer.texts import CHANNEL_NAMES, FIELD_NAMES, say
 from bots.language import reply_language
 from bots.rep.alerts import send_card
-from crm_core import consent, csat, events, leads, reps
+from crm_core.campaigns import events
+from crm_core.consent import service as consent
+from crm_core.contacts.linking import reach_keys
+from crm_core.conversations import csat
 from crm_core.db import utcnow
-from crm_core.leads import LeadRules
-from crm_core.linking import reach_keys
+from crm_core.leads import service as leads
+from crm_core.leads.service import LeadRules
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
     BotSession,
@@ -55,6 +58,7 @@ from crm_core.models import (
     MessagePurpose,
     User,
 )
+from crm_core.people import reps
 from crm_core.ports import Button, HandlerContext
 
 _BOT_BACK = re.compile(r"^\s*(bot|back to (the )?bot|机器人|自助|返回机器人|回到机器人)\s*[.!。！]*\s*$", re.I)

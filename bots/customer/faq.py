@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.faq import LANGUAGES, entries_for, visible_to
+from crm_core.knowledge.faq import LANGUAGES, entries_for, visible_to
 from crm_core.models import FaqEntry
 from nlp.faq import FaqIndex, FaqItem
 

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.rep.texts import say as rep_say
-from crm_core import reps
 from crm_core.db import utcnow
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
@@ -24,6 +23,7 @@ from crm_core.models import (
     Message,
     User,
 )
+from crm_core.people import reps
 from crm_core.ports import HandlerContext, OutboundMessage
 
 REASONS = {

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.language import reply_language
 from bots.rep.texts import say
-from crm_core import reps
-from crm_core.conversations import person_takes_over
+from crm_core.conversations.service import person_takes_over
 from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Conversation, Direction, Message, User
-from crm_core.outbox import enqueue_to_conversation
+from crm_core.outbox.service import enqueue_to_conversation
+from crm_core.people import reps
 from crm_core.ports import HandlerContext, OutboundMessage
 
 # Normalized events that carry where the customer came from (WeCom State, WeChat QR scene).

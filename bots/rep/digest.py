@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.rep.texts import say
-from crm_core import reps, sla
+from crm_core.conversations import sla
 from crm_core.db import utcnow
 from crm_core.models import Conversation, ConversationStatus, User
+from crm_core.people import reps
 from crm_core.ports import OutboundMessage
 
 

@@ -31,7 +31,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.rep.texts import say
-from crm_core import reps
 from crm_core.db import utcnow
 from crm_core.models import (
     ChannelAccount,
@@ -43,7 +42,8 @@ from crm_core.models import (
     Role,
     User,
 )
-from crm_core.outbox import enqueue_to_handle
+from crm_core.outbox.service import enqueue_to_handle
+from crm_core.people import reps
 from crm_core.ports import OutboundMessage
 from nlp.opinion import Hour, ProductMatcher, Scored, SpikeAlert, hourly, rule_alerts, spike_alerts, top_terms
 

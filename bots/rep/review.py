@@ -9,10 +9,11 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.rep.texts import say
-from crm_core import audit, reps
+from crm_core import audit
+from crm_core.conversations.processing import Understanding
 from crm_core.models import Conversation, Message, OutboxMessage, User
+from crm_core.people import reps
 from crm_core.ports import OutboundMessage
-from crm_core.processing import Understanding
 
 
 class RepMessageReview:

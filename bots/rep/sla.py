@@ -20,10 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.rep.alerts import send_card
 from bots.rep.texts import say
-from crm_core import leads, reps, sla, teams
+from crm_core.conversations import sla
 from crm_core.db import utcnow
-from crm_core.leads import LeadRules
+from crm_core.leads import service as leads
+from crm_core.leads import teams
+from crm_core.leads.service import LeadRules
 from crm_core.models import Contact, Conversation, Message, User
+from crm_core.people import reps
 from crm_core.ports import OutboundMessage
 
 log = logging.getLogger(__name__)

@@ -51,7 +51,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "mine_empty": {"en": "You have no open conversations.", "zh": "您目前没有进行中的会话。"},
     "mine": {"en": "Your open conversations:", "zh": "您的进行中会话："},
     "no_user": {"en": "No active colleague called {name}.", "zh": "找不到名为 {name} 的在职同事。"},
-    # Refusals from crm_core.reps, by code.
+    # Refusals from crm_core.people.reps, by code.
     "no_conversation": {"en": "There is no conversation #{id}.", "zh": "不存在会话 #{id}。"},
     "not_claimed": {"en": "#{id} is not yours: /claim {id} first.", "zh": "#{id} 还不是您的会话，请先 /认领 {id}。"},
     "not_yours": {"en": "#{id} belongs to another rep.", "zh": "#{id} 属于其他同事。"},

@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bots.language import reply_language
 from bots.rep.review import RepMessageReview
 from bots.rep.texts import STAGE_ALIASES, say
-from crm_core import csat, reps
+from crm_core.conversations import csat
 from crm_core.db import utcnow
-from crm_core.leads import LeadRules
+from crm_core.leads.service import LeadRules
 from crm_core.models import Contact, Conversation, Identity, MessageKind, User, UserHandle
+from crm_core.people import reps
 from crm_core.ports import HandlerContext, OutboundMessage
 
 SNOOZE = dt.timedelta(minutes=30)

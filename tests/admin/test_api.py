@@ -9,9 +9,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from crm_core import users
 from crm_core.db import utcnow
 from crm_core.models import AuditLog, ChannelAccount, Conversation, Message, OutboxMessage, OutboxStatus, Role
+from crm_core.people import users
 from tests.fakes.stack import eventually, telegram_stack
 
 
@@ -182,7 +182,7 @@ async def _sent_count(stack, n: int) -> bool:
 async def test_a_persons_data_is_exported_whole_and_only_theirs(stack):
     import json
 
-    from crm_core import consent
+    from crm_core.consent import service as consent
     from crm_core.models import Contact, MessagePurpose
 
     mine = await a_conversation(stack, 805, text="my email is eve@example.com")
@@ -231,9 +231,9 @@ async def test_a_persons_data_is_exported_whole_and_only_theirs(stack):
 async def test_erasure_removes_the_person_and_keeps_counts_and_consent_proof(stack):
     import json
 
-    from crm_core import consent
+    from crm_core.consent import service as consent
     from crm_core.models import Contact, ContactKey, Identity, Message, MessagePurpose
-    from crm_core.outbox import enqueue_to_conversation
+    from crm_core.outbox.service import enqueue_to_conversation
     from crm_core.ports import OutboundMessage
 
     conversation_id = await a_conversation(stack, 807, text="I'm Eve Zhang, my phone is +8613800138000")

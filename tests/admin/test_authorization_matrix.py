@@ -15,8 +15,8 @@ import json
 import pytest
 from sqlalchemy import func, select, text
 
-from crm_core import leads, users
 from crm_core.db import utcnow
+from crm_core.leads import service as leads
 from crm_core.models import (
     Base,
     ContactKey,
@@ -29,6 +29,7 @@ from crm_core.models import (
     Role,
     User,
 )
+from crm_core.people import users
 from tests.fakes.stack import eventually, telegram_stack
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

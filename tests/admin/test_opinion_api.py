@@ -8,9 +8,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from crm_core import users
 from crm_core.db import utcnow
 from crm_core.models import ChannelAccount, Conversation, Message, OpinionAlert, Role
+from crm_core.people import users
 from tests.admin.test_api import token_for
 from tests.bots.test_opinion_alerts import add_messages
 from tests.fakes.stack import telegram_stack

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from crm_core import users, web_auth
 from crm_core.models import AuditLog, Role, User, WebSession
+from crm_core.people import users, web_auth
 from tests.fakes.stack import telegram_stack
 
 PASSWORD = "correct horse battery"

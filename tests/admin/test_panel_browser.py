@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crm_core import users, web_auth
 from crm_core.models import (
     Campaign,
     CampaignStatus,
@@ -27,6 +26,7 @@ from crm_core.models import (
     Team,
     User,
 )
+from crm_core.people import users, web_auth
 from tests.fakes.stack import eventually, telegram_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

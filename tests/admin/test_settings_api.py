@@ -11,8 +11,9 @@ from sqlalchemy import select
 from bots.customer import CustomerBot
 from bots.leads import LeadCapture
 from bots.rep.workspace import RepWorkspace
-from crm_core import leads, users
+from crm_core.leads import service as leads
 from crm_core.models import AuditLog, Contact, Role
+from crm_core.people import users
 from hub.context import Hub
 from tests.fakes.stack import make_settings, telegram_stack
 

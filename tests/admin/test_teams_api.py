@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from crm_core import leads, reps
+from crm_core.leads import service as leads
 from crm_core.models import AuditLog, Contact, Conversation, Lead, Role, User, UserHandle
+from crm_core.people import reps
 from tests.admin.test_api import token_for
 from tests.fakes.stack import eventually, telegram_stack
 

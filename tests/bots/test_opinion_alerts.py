@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import insert, select
 
 from bots.rep.opinion import OpinionWatcher
-from crm_core import accounts, reps, users
+from crm_core import accounts
 from crm_core.models import (
     Contact,
     Conversation,
@@ -21,6 +21,7 @@ from crm_core.models import (
     OutboxMessage,
     Role,
 )
+from crm_core.people import reps, users
 from tests.crm_core.test_ingest import CIPHER, make_account
 from tests.nlp.test_opinion import START, generated_week
 

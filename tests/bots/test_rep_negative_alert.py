@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm_core import users
 from crm_core.models import Direction, Message, Role
+from crm_core.people import users
 from tests.bots.test_rep_workspace import conversation_id_of
 from tests.fakes.stack import eventually, workspace_stack
 

@@ -159,7 +159,7 @@ async def test_departed_rep_conversations_go_to_a_colleague_with_history(databas
 
 
 async def _token(tg, username: str) -> str:
-    from crm_core import users
+    from crm_core.people import users
 
     async with tg.hub.sessions() as session, session.begin():
         user = await session.scalar(select(User).where(User.username == username))

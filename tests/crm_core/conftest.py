@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm_core.dispatcher import Dispatcher
+from crm_core.outbox.dispatcher import Dispatcher
 from tests.crm_core.test_dispatcher import FAST, ScriptedGateway
 from tests.crm_core.test_ingest import CIPHER, make_account
 

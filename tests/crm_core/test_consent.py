@@ -7,12 +7,12 @@ import dataclasses
 
 from sqlalchemy import select
 
-from crm_core import consent
-from crm_core.ingest import ingest_events
+from crm_core.consent import service as consent
+from crm_core.conversations.ingest import ingest_events
+from crm_core.conversations.processing import MessageWorker
 from crm_core.models import ConsentEvent, Conversation, MessagePurpose, OutboxMessage, OutboxStatus
-from crm_core.outbox import enqueue_to_conversation
+from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
-from crm_core.processing import MessageWorker
 from tests.crm_core.test_dispatcher import conversation_for, drain, outbox
 from tests.crm_core.test_ingest import make_account, text_event
 

@@ -10,11 +10,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import select, update
 
+from crm_core.conversations.ingest import ingest_events
+from crm_core.conversations.processing import MessageWorker
 from crm_core.db import utcnow
-from crm_core.dispatcher import Dispatcher, DispatchPolicy, Pacer
-from crm_core.ingest import ingest_events
 from crm_core.models import Conversation, Identity, Message, OutboxMessage, OutboxStatus
-from crm_core.outbox import enqueue_to_conversation
+from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy, Pacer
+from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import (
     AccountRef,
     OutboundMessage,
@@ -27,7 +28,6 @@ from crm_core.ports import (
     SendResult,
     TemporaryFailure,
 )
-from crm_core.processing import MessageWorker
 from tests.crm_core.test_ingest import CIPHER, make_account, text_event
 
 FAST = DispatchPolicy(lease_seconds=5, backoff_base=0.01, backoff_cap=0.05, max_attempts=3, idle_poll_seconds=0.02)

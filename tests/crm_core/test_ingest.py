@@ -7,8 +7,8 @@ import asyncio
 from sqlalchemy import func, select
 
 from crm_core import accounts
+from crm_core.conversations.ingest import ingest_events
 from crm_core.crypto import CredentialCipher
-from crm_core.ingest import ingest_events
 from crm_core.models import Contact, Conversation, Identity, Message, MessageKind
 from crm_core.ports import InboundMessage, ReachabilityChanged, Sender
 
@@ -116,7 +116,7 @@ async def test_many_new_conversations_in_a_row(sessions):
 
 
 async def test_concurrent_requests_are_stored_together_and_each_answered_after_commit(sessions):
-    from crm_core.ingest import IngestWriter
+    from crm_core.conversations.ingest import IngestWriter
 
     account_id = await make_account(sessions)
     writer = IngestWriter(sessions)
@@ -135,7 +135,7 @@ async def test_concurrent_requests_are_stored_together_and_each_answered_after_c
 
 
 async def test_one_bad_request_does_not_fail_the_others_in_its_batch(sessions):
-    from crm_core.ingest import IngestWriter
+    from crm_core.conversations.ingest import IngestWriter
 
     account_id = await make_account(sessions)
     writer = IngestWriter(sessions)

@@ -15,9 +15,9 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from crm_core import consent
-from crm_core.lead_import import ImportRefused, import_leads
-from crm_core.leads import LeadRules
+from crm_core.consent import service as consent
+from crm_core.leads.imports import ImportRefused, import_leads
+from crm_core.leads.service import LeadRules
 from crm_core.models import ConsentEvent, Contact, ContactKey, ContactTag, Lead, MessagePurpose
 from nlp.entities import stated_contact_keys
 from tests.fakes.stack import SECRET

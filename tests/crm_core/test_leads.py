@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from bots.rep.sla import LeadSlaWatcher
-from crm_core import leads, reps, users
 from crm_core.db import utcnow
-from crm_core.leads import LeadRefused, LeadRules
+from crm_core.leads import service as leads
+from crm_core.leads.service import LeadRefused, LeadRules
 from crm_core.models import Conversation, Lead, LeadEvent, OutboxMessage, Role, User
+from crm_core.people import reps, users
 from tests.crm_core.test_dispatcher import conversation_for
 from tests.crm_core.test_ingest import make_account
 

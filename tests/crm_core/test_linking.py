@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm_core.ingest import ingest_events
+from crm_core.conversations.ingest import ingest_events
+from crm_core.conversations.processing import MessageWorker
 from crm_core.models import AuditLog, Contact, ContactKey, Conversation, Identity, Message, MessageKind
 from crm_core.ports import HandlerContext, InboundMessage, Profile, Sender
-from crm_core.processing import MessageWorker
 from tests.crm_core.test_ingest import make_account, text_event
 
 

@@ -10,12 +10,12 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from crm_core import consent
+from crm_core.consent import service as consent
+from crm_core.consent.marketing_rules import MarketingRules
 from crm_core.db import utcnow
-from crm_core.dispatcher import Dispatcher
-from crm_core.marketing_rules import MarketingRules
 from crm_core.models import Contact, Identity, MessagePurpose, OutboxMessage, OutboxStatus
-from crm_core.outbox import enqueue_to_conversation
+from crm_core.outbox.dispatcher import Dispatcher
+from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 from tests.crm_core.test_dispatcher import FAST, ScriptedGateway, conversation_for, drain
 from tests.crm_core.test_ingest import CIPHER, make_account

@@ -6,8 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from crm_core import consent, leads, merging, nurture, tags
-from crm_core.leads import LeadRules
+from crm_core.campaigns import audience
+from crm_core.campaigns import service as campaigns
+from crm_core.campaigns.definitions import StepSpec
+from crm_core.consent import service as consent
+from crm_core.contacts import merging, tags
+from crm_core.leads import service as leads
+from crm_core.leads.service import LeadRules
 from crm_core.models import (
     AuditLog,
     Contact,
@@ -19,7 +24,6 @@ from crm_core.models import (
     LeadEvent,
     MessagePurpose,
 )
-from crm_core.nurture import StepSpec
 from tests.crm_core.test_dispatcher import conversation_for
 from tests.crm_core.test_ingest import make_account
 
@@ -37,10 +41,10 @@ async def test_a_merge_moves_everything_and_the_preview_said_so(sessions):
                              db_session=session)
         await tags.set_tags(source, ["vip", "expo"], actor=None, db_session=session)
         await tags.set_tags(target, ["vip"], actor=None, db_session=session)
-        campaign = await nurture.create_campaign(
+        campaign = await campaigns.create_campaign(
             "Both in it", audience={"consent": False}, steps=[StepSpec(name="hi", template={"en": "Hi"})],
             exits=[], channel_kinds=["telegram"], actor=None, db_session=session)
-        await nurture.enrol_contacts(campaign, [source, target], db_session=session)
+        await audience.enrol_contacts(campaign, [source, target], db_session=session)
         (await session.get(Contact, target)).display_name = None
         (await session.get(Contact, source)).display_name = "Zhang Wei"
         target_lead_id, source_lead_id = target_lead.id, source_lead.id

@@ -10,11 +10,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, update
 
-from crm_core import consent, nurture
-from crm_core.consent import OPT_OUT_HINT
+from crm_core.campaigns import audience
+from crm_core.campaigns import service as campaigns
+from crm_core.campaigns.definitions import CampaignInvalid, CampaignStarted, StepSpec, steps_of
+from crm_core.campaigns.planning import NurturePlanner
+from crm_core.campaigns.results import results as campaign_results
+from crm_core.consent import service as consent
+from crm_core.consent.service import OPT_OUT_HINT
+from crm_core.conversations.ingest import ingest_events
 from crm_core.db import utcnow
-from crm_core.dispatcher import Dispatcher
-from crm_core.ingest import ingest_events
 from crm_core.models import (
     Campaign,
     CampaignStatus,
@@ -29,7 +33,7 @@ from crm_core.models import (
     OutboxMessage,
     OutboxStatus,
 )
-from crm_core.nurture import CampaignInvalid, NurturePlanner, StepSpec
+from crm_core.outbox.dispatcher import Dispatcher
 from tests.crm_core.test_dispatcher import FAST, ScriptedGateway, conversation_for, drain
 from tests.crm_core.test_ingest import CIPHER, make_account, text_event
 
@@ -55,11 +59,11 @@ async def customers(sessions, account_id: int, *users: str, consent_to_marketing
 
 async def campaign_of(sessions, steps, *, audience=None, exits=("reply",), activate=True) -> int:
     async with sessions() as session, session.begin():
-        campaign = await nurture.create_campaign("Expo follow-up", audience=audience or {"tags": ["expo"]},
-                                                 steps=list(steps), exits=list(exits), channel_kinds=KINDS,
-                                                 actor=None, db_session=session)
+        campaign = await campaigns.create_campaign("Expo follow-up", audience=audience or {"tags": ["expo"]},
+                                                   steps=list(steps), exits=list(exits), channel_kinds=KINDS,
+                                                   actor=None, db_session=session)
         if activate:
-            await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
+            await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
         return campaign.id
 
 
@@ -111,15 +115,15 @@ async def test_a_campaign_that_cannot_run_is_refused_with_what_to_change(session
     for steps, message in cases:
         async with sessions() as session:
             with pytest.raises(CampaignInvalid, match=message.replace("{", r"\{").replace("(", r"\(")):
-                await nurture.create_campaign("c", audience={}, steps=steps, exits=[], channel_kinds=KINDS,
-                                              actor=None, db_session=session)
+                await campaigns.create_campaign("c", audience={}, steps=steps, exits=[], channel_kinds=KINDS,
+                                                actor=None, db_session=session)
     async with sessions() as session:
         with pytest.raises(CampaignInvalid, match="unknown criteria colour"):
-            await nurture.create_campaign("c", audience={"colour": "red"}, steps=[WELCOME], exits=[],
-                                          channel_kinds=KINDS, actor=None, db_session=session)
+            await campaigns.create_campaign("c", audience={"colour": "red"}, steps=[WELCOME], exits=[],
+                                            channel_kinds=KINDS, actor=None, db_session=session)
         with pytest.raises(CampaignInvalid, match="exits: unknown click"):
-            await nurture.create_campaign("c", audience={}, steps=[WELCOME], exits=["click"], channel_kinds=KINDS,
-                                          actor=None, db_session=session)
+            await campaigns.create_campaign("c", audience={}, steps=[WELCOME], exits=["click"], channel_kinds=KINDS,
+                                            actor=None, db_session=session)
 
 
 async def test_the_audience_is_the_tagged_contacts_who_agreed_to_marketing_each_enrolled_once(sessions):
@@ -131,16 +135,16 @@ async def test_the_audience_is_the_tagged_contacts_who_agreed_to_marketing_each_
     assert set(await enrolments(sessions)) == set(tagged)
     async with sessions() as session, session.begin():
         campaign = await session.get(Campaign, campaign_id)
-        assert await nurture.enrol_audience(campaign, db_session=session) == 0  # nobody twice
+        assert await audience.enrol_audience(campaign, db_session=session) == 0  # nobody twice
         session.add(ContactTag(contact_id=untagged[0], tag="expo"))
         await session.flush()
-        assert await nurture.enrol_audience(campaign, db_session=session) == 1  # a newcomer joins
+        assert await audience.enrol_audience(campaign, db_session=session) == 1  # a newcomer joins
     assert no_consent[0] not in await enrolments(sessions)
 
 
 async def test_an_audience_by_lead_score_takes_only_the_warm_leads(sessions):
-    from crm_core import leads
-    from crm_core.leads import LeadRules
+    from crm_core.leads import service as leads
+    from crm_core.leads.service import LeadRules
 
     account = await make_account(sessions)
     warm, cold, no_lead = await customers(sessions, account, "1", "2", "3")
@@ -154,8 +158,8 @@ async def test_an_audience_by_lead_score_takes_only_the_warm_leads(sessions):
     assert no_lead not in await enrolments(sessions)
     async with sessions() as session:
         with pytest.raises(CampaignInvalid, match="min_score: a whole number"):
-            await nurture.create_campaign("c", audience={"min_score": "hot"}, steps=[WELCOME], exits=[],
-                                          channel_kinds=KINDS, actor=None, db_session=session)
+            await campaigns.create_campaign("c", audience={"min_score": "hot"}, steps=[WELCOME], exits=[],
+                                            channel_kinds=KINDS, actor=None, db_session=session)
 
 
 async def test_each_step_is_queued_once_in_the_contacts_language_even_with_planners_racing(sessions):
@@ -270,7 +274,7 @@ async def test_a_step_waits_for_its_send_window_in_the_contacts_time_zone(sessio
         campaign = await session.scalar(select(Campaign))
         campaign.status = CampaignStatus.ACTIVE
         night = local_time("Europe/Berlin", 2, 23)
-        await nurture.enrol_audience(campaign, db_session=session, now=night)
+        await audience.enrol_audience(campaign, db_session=session, now=night)
     planner = NurturePlanner(sessions)
     report = await planner.run_once(night)
     assert (report.waiting, report.queued) == (1, 0)
@@ -289,7 +293,7 @@ async def test_a_contact_without_a_time_zone_has_the_hubs_default_for_the_send_w
     async with sessions() as session, session.begin():
         campaign = await session.scalar(select(Campaign))
         campaign.status = CampaignStatus.ACTIVE
-        await nurture.enrol_audience(campaign, db_session=session, now=dawn)
+        await audience.enrol_audience(campaign, db_session=session, now=dawn)
     await NurturePlanner(sessions, default_timezone="Asia/Shanghai").run_once(dawn)
     state = (await enrolments(sessions))[somewhere]
     assert state.next_due_at == local_time("Asia/Shanghai", 2, 9)
@@ -312,7 +316,7 @@ async def test_results_count_each_step_sent_delivered_replied_and_opted_out(sess
         await consent.apply_opt_outs(message, await session.get(Contact, leaver), "telegram",
                                      db_session=session)
     async with sessions() as session:
-        result = await nurture.results(await session.get(Campaign, campaign_id), db_session=session)
+        result = await campaign_results(await session.get(Campaign, campaign_id), db_session=session)
     assert (result["enrolled"], result["sent"], result["delivered"]) == (3, 3, 3)
     assert (result["replied"], result["opted_out"], result["converted"]) == (1, 1, 0)
     welcome, follow_up = result["steps"]
@@ -347,10 +351,10 @@ async def test_a_reply_ends_the_campaign_at_once_and_cancels_the_step_waiting_fo
     async with sessions() as session, session.begin():  # one had finished the campaign already
         await session.execute(update(Enrolment).where(Enrolment.contact_id == done)
                               .values(status=EnrolmentStatus.COMPLETED))
-        assert await nurture.exit_on_reply(done, db_session=session) == 0
+        assert await audience.exit_on_reply(done, db_session=session) == 0
     async with sessions() as session, session.begin():
-        assert await nurture.exit_on_reply(replier, db_session=session) == 1
-        assert await nurture.exit_on_reply(replier, db_session=session) == 0
+        assert await audience.exit_on_reply(replier, db_session=session) == 1
+        assert await audience.exit_on_reply(replier, db_session=session) == 0
     state = await enrolments(sessions)
     assert (state[replier].status, state[replier].exit_reason) == (EnrolmentStatus.EXITED, "replied")
     assert state[other].status == EnrolmentStatus.ACTIVE
@@ -367,17 +371,17 @@ async def test_a_paused_campaign_plans_nothing_and_an_ended_one_takes_back_what_
     campaign_id = await campaign_of(sessions, [WELCOME, FOLLOW_UP])
     async with sessions() as session, session.begin():
         campaign = await session.get(Campaign, campaign_id)
-        await nurture.set_status(campaign, CampaignStatus.PAUSED, actor=None, db_session=session)
+        await campaigns.set_status(campaign, CampaignStatus.PAUSED, actor=None, db_session=session)
     assert (await NurturePlanner(sessions).run_until_idle()).planned == 0
     async with sessions() as session, session.begin():
         campaign = await session.get(Campaign, campaign_id)
-        await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)  # resumed
+        await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)  # resumed
     assert (await NurturePlanner(sessions).run_until_idle()).queued == 2
     async with sessions() as session, session.begin():
         campaign = await session.get(Campaign, campaign_id)
-        await nurture.set_status(campaign, CampaignStatus.ENDED, actor=None, db_session=session)
+        await campaigns.set_status(campaign, CampaignStatus.ENDED, actor=None, db_session=session)
         with pytest.raises(CampaignInvalid, match="is ended; it cannot become active"):
-            await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
+            await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
     assert {(e.status, e.exit_reason) for e in (await enrolments(sessions)).values()} == \
         {(EnrolmentStatus.EXITED, "campaign_ended")}
     assert {(row.status, row.last_error) for row in await sends(sessions)} == \
@@ -412,8 +416,8 @@ async def test_a_step_worded_per_channel_reads_as_its_channel_wants(sessions):
     for spec, message in refused:
         async with sessions() as session:
             with pytest.raises(CampaignInvalid, match=message.replace("{", r"\{")):
-                await nurture.create_campaign("c", audience={}, steps=[spec], exits=[], channel_kinds=KINDS,
-                                              actor=None, db_session=session)
+                await campaigns.create_campaign("c", audience={}, steps=[spec], exits=[], channel_kinds=KINDS,
+                                                actor=None, db_session=session)
 
 
 async def test_a_campaigns_own_caps_hold_steps_back_until_they_fit_and_drop_none(sessions):
@@ -421,10 +425,10 @@ async def test_a_campaigns_own_caps_hold_steps_back_until_they_fit_and_drop_none
     first, second, third = await customers(sessions, account, "1", "2", "3")
     steps = [StepSpec(f"step {n}", {"en": f"Message {n}"}) for n in (1, 2, 3)]
     async with sessions() as session, session.begin():
-        campaign = await nurture.create_campaign(
+        campaign = await campaigns.create_campaign(
             "Capped", audience={"tags": ["expo"]}, steps=steps, exits=[], channel_kinds=KINDS, actor=None,
             caps={"per_contact": {"messages": 2, "days": 7}, "per_day": 4}, db_session=session)
-        await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
+        await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
     planner = NurturePlanner(sessions, default_timezone="UTC")
     start = (utcnow() + dt.timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
 
@@ -460,30 +464,30 @@ async def test_a_campaigns_own_caps_hold_steps_back_until_they_fit_and_drop_none
                           ({"per_week": 3}, "caps: unknown per_week")):
         async with sessions() as session:
             with pytest.raises(CampaignInvalid, match=message):
-                await nurture.create_campaign("c", audience={}, steps=[WELCOME], exits=[], channel_kinds=KINDS,
-                                              actor=None, caps=caps, db_session=session)
+                await campaigns.create_campaign("c", audience={}, steps=[WELCOME], exits=[], channel_kinds=KINDS,
+                                                actor=None, caps=caps, db_session=session)
 
 
 async def test_a_draft_is_edited_a_started_campaign_is_copied_instead(sessions):
     draft_id = await campaign_of(sessions, [WELCOME], activate=False)
     async with sessions() as session, session.begin():
         draft = await session.get(Campaign, draft_id)
-        await nurture.update_draft(draft, name="Expo, second try", audience={"tags": ["vip"]},
-                                   steps=[FOLLOW_UP, WELCOME], exits=["conversion"], channel_kinds=KINDS,
-                                   caps={"per_day": 10}, actor=None, db_session=session)
+        await campaigns.update_draft(draft, name="Expo, second try", audience={"tags": ["vip"]},
+                                     steps=[FOLLOW_UP, WELCOME], exits=["conversion"], channel_kinds=KINDS,
+                                     caps={"per_day": 10}, actor=None, db_session=session)
     async with sessions() as session, session.begin():
         draft = await session.get(Campaign, draft_id)
         assert (draft.name, draft.audience["tags"], draft.exits, draft.caps) == \
             ("Expo, second try", ["vip"], ["conversion"], {"per_day": 10})
-        assert [s.name for s in await nurture.steps_of(draft_id, db_session=session)] == ["follow-up", "welcome"]
-        await nurture.set_status(draft, CampaignStatus.ACTIVE, actor=None, db_session=session)
+        assert [s.name for s in await steps_of(draft_id, db_session=session)] == ["follow-up", "welcome"]
+        await campaigns.set_status(draft, CampaignStatus.ACTIVE, actor=None, db_session=session)
     async with sessions() as session, session.begin():
         started = await session.get(Campaign, draft_id)
-        with pytest.raises(nurture.CampaignStarted, match="only a draft is edited: copy it"):
-            await nurture.update_draft(started, name="x", audience={}, steps=[WELCOME], exits=[],
-                                       channel_kinds=KINDS, actor=None, db_session=session)
-        first = await nurture.copy_campaign(started, actor=None, db_session=session)
-        second = await nurture.copy_campaign(started, actor=None, db_session=session)
+        with pytest.raises(CampaignStarted, match="only a draft is edited: copy it"):
+            await campaigns.update_draft(started, name="x", audience={}, steps=[WELCOME], exits=[],
+                                         channel_kinds=KINDS, actor=None, db_session=session)
+        first = await campaigns.copy_campaign(started, actor=None, db_session=session)
+        second = await campaigns.copy_campaign(started, actor=None, db_session=session)
         assert (first.name, second.name) == ("Expo, second try (copy)", "Expo, second try (copy 2)")
         assert first.status == CampaignStatus.DRAFT and first.caps == {"per_day": 10}
-        assert [s.name for s in await nurture.steps_of(first.id, db_session=session)] == ["follow-up", "welcome"]
+        assert [s.name for s in await steps_of(first.id, db_session=session)] == ["follow-up", "welcome"]

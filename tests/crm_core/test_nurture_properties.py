@@ -24,12 +24,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from crm_core import consent, migrate, nurture
+from crm_core import migrate
+from crm_core.campaigns import service as campaigns
+from crm_core.campaigns.definitions import StepSpec
+from crm_core.campaigns.planning import NurturePlanner
+from crm_core.consent import service as consent
+from crm_core.consent.marketing_rules import MarketingRules
 from crm_core.db import create_engine, session_factory
-from crm_core.dispatcher import Dispatcher, DispatchPolicy
-from crm_core.marketing_rules import MarketingRules
 from crm_core.models import CampaignStatus, ConsentEvent, Contact, Conversation, MessagePurpose
-from crm_core.nurture import NurturePlanner, StepSpec
+from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ports import SendResult
 from tests.crm_core.test_dispatcher import ScriptedGateway, conversation_for
 from tests.crm_core.test_ingest import CIPHER, make_account
@@ -149,9 +152,9 @@ async def _run(tmp: Path, delays: list[int], zones: list[str | None], script, cl
         async with sessions() as session, session.begin():
             steps = [StepSpec(f"step {i}", {"en": f"step {i}"}, delay_minutes=delay)
                      for i, delay in enumerate(delays, start=1)]
-            campaign = await nurture.create_campaign("c", audience={}, steps=steps, exits=[],
-                                                     channel_kinds=["telegram"], actor=None, db_session=session)
-            await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
+            campaign = await campaigns.create_campaign("c", audience={}, steps=steps, exits=[],
+                                                       channel_kinds=["telegram"], actor=None, db_session=session)
+            await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
 
         gateway = WatchingGateway(sessions, by_chat)
         dispatcher = Dispatcher(sessions, gateway, CIPHER, policy=POLICY)

@@ -8,8 +8,8 @@ import time
 
 from sqlalchemy import func, select
 
-from crm_core import users, web_auth
 from crm_core.models import AuditLog, LoginAttempt, Role
+from crm_core.people import users, web_auth
 
 PASSWORD = "correct horse battery"
 

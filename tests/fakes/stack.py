@@ -18,10 +18,11 @@ from channels.simulators.dingtalk import DingTalkSimulator, Robot
 from channels.simulators.telegram import SimBot, TelegramSimulator
 from channels.simulators.wechat import SimAccount, WeChatSimulator
 from channels.simulators.wecom import SimApp, WeComSimulator
-from crm_core import accounts, users
-from crm_core import reps as crm_reps
-from crm_core.dispatcher import DispatchPolicy
+from crm_core import accounts
 from crm_core.models import Role, User
+from crm_core.outbox.dispatcher import DispatchPolicy
+from crm_core.people import reps as crm_reps
+from crm_core.people import users
 from hub.app import create_app
 from hub.context import Hub
 from hub.runtime import Services

@@ -18,10 +18,11 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from crm_core import consent, nurture
+from crm_core.campaigns import service as campaigns
+from crm_core.campaigns.definitions import StepSpec
+from crm_core.consent import service as consent
 from crm_core.crypto import CredentialCipher
 from crm_core.models import CampaignStatus, Enrolment, EnrolmentStatus, MessagePurpose, OutboxMessage, OutboxStatus
-from crm_core.nurture import StepSpec
 from tests.fakes.crowd import fast_telegram_account, seed_crowd
 from tests.fakes.stack import SECRET
 from tests.hub.test_dispatcher_processes import ROOT, log_of, start_worker, statuses, stop, wait_running
@@ -56,10 +57,10 @@ async def test_three_dispatchers_and_a_planner_deliver_a_campaign_exactly_once_d
         account, bot = await fast_telegram_account(session, simulator, sim_base, CredentialCipher(SECRET))
     chats = await seed_crowd(sessions, account.id, CUSTOMERS, simulator=simulator, bot=bot)
     async with sessions() as session, session.begin():
-        campaign = await nurture.create_campaign(
+        campaign = await campaigns.create_campaign(
             "Winter", audience={}, steps=[StepSpec("offer", {"en": "Hi {name}, the winter offer"})], exits=[],
             channel_kinds=["telegram"], actor=None, db_session=session)
-        assert await nurture.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session) == CUSTOMERS
+        assert await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session) == CUSTOMERS
     # Every twentieth customer says STOP after enrolling, before anything is sent.
     opted_out = {chat for n, chat in enumerate(sorted(chats)) if n % (CUSTOMERS // OPTED_OUT) == 0}
     async with sessions() as session, session.begin():

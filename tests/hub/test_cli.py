@@ -15,9 +15,10 @@ from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from crm_core import migrate, users
+from crm_core import migrate
 from crm_core.db import create_engine, session_factory
 from crm_core.models import Message, OutboxMessage
+from crm_core.people import users
 from hub.cli import main
 from tests.fakes.stack import SECRET, eventually, free_port
 

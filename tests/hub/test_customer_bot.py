@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select
 
-from crm_core import consent
+from crm_core.consent import service as consent
 from crm_core.models import BotSession, ConsentRequest, CsatSurvey, Identity, Lead, MessagePurpose
 from tests.fakes.stack import Stack, WorkspaceStack, eventually, workspace_stack
 from tests.fakes.transcript import RepChat, Transcript

@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from channels.simulators.telegram import TelegramSimulator
+from crm_core.conversations.ingest import ingest_events
 from crm_core.crypto import CredentialCipher
-from crm_core.ingest import ingest_events
 from crm_core.models import ChannelAccount, Conversation, MessageKind, OutboxMessage, OutboxStatus
-from crm_core.outbox import enqueue_to_conversation
+from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import InboundMessage, OutboundMessage, Sender
 from tests.fakes.crowd import fast_telegram_account
 from tests.fakes.stack import SECRET

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from channels.email.imap import ImapPoller
-from crm_core import accounts, consent
+from crm_core import accounts
+from crm_core.consent import service as consent
 from crm_core.models import (
     ConsentEvent,
     Conversation,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm_core import consent
+from crm_core.consent import service as consent
 from crm_core.models import Contact, Identity, MessagePurpose
 from tests.fakes.stack import eventually, telegram_stack
 

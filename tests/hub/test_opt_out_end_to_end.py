@@ -8,10 +8,10 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from crm_core import consent
+from crm_core.consent import service as consent
 from crm_core.db import utcnow
 from crm_core.models import ConsentEvent, Conversation, MessagePurpose, OutboxMessage, OutboxStatus
-from crm_core.outbox import enqueue_to_conversation
+from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 from tests.fakes.stack import eventually, telegram_stack
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import consent
+from crm_core.consent import service as consent
 from crm_core.db import utcnow
 from crm_core.models import (
     ChannelAccount,

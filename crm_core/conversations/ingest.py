@@ -287,14 +287,6 @@ async def _find_open_conversations(account_id: int, thread_ids: list[str],
     return dict(rows.all())
 
 
-async def mark_identity_unreachable(identity_id: int, reason: str, *, db_session: AsyncSession) -> None:
-    await db_session.execute(
-        update(Identity)
-        .where(Identity.id == identity_id)
-        .values(reachable=False, unreachable_reason=reason, unreachable_since=utcnow())
-    )
-
-
 @dataclass
 class _Request:
     account_id: int

@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import teams, visibility
+from crm_core import visibility
 from crm_core.db import utcnow
+from crm_core.leads import teams
 from crm_core.models import Contact, Conversation, Lead, LeadEvent, Role, User
 
 DEFAULT_STAGES = ("new", "contacted", "qualified", "proposal", "won", "lost")

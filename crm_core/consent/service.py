@@ -14,7 +14,6 @@ marketing send to the contact. The dispatcher checks again at send time.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from crm_core.models import (
     ConsentEvent,
     ConsentRequest,
     Contact,
-    Conversation,
     Enrolment,
     EnrolmentStatus,
     Identity,
@@ -37,7 +35,6 @@ from crm_core.models import (
     OutboxMessage,
     OutboxStatus,
 )
-from crm_core.ports import OutboundMessage
 
 WAITING = (OutboxStatus.PENDING, OutboxStatus.HELD)
 # A person's "yes" to a double opt-in question.
@@ -166,43 +163,6 @@ def opt_out_hint(language: str | None, channel: str) -> str:
     if channel == "email":
         return ""
     return OPT_OUT_HINT["zh" if (language or "").lower().startswith("zh") else "en"]
-
-
-QUESTION = {
-    "zh": "您好！{who}为您登记了订阅我们的{what}。如确认愿意接收，请回复“是”；不回复则不会发送。",
-    "en": "Hello! {who} signed you up for our {what}. Reply YES to confirm; without your reply we send nothing.",
-}
-WHAT = {MessagePurpose.MARKETING: {"zh": "优惠与资讯", "en": "offers and news"},
-        MessagePurpose.SERVICE: {"zh": "服务通知", "en": "service messages"}}
-
-
-async def request_confirmation(contact_id: int, *, purpose: MessagePurpose, source: str, actor_label: str,
-                               evidence: dict[str, Any], db_session: AsyncSession, language: str = "zh",
-                               channel: str | None = None) -> ConsentRequest:
-    """Ask the person to confirm a grant made on their behalf, in their latest reachable
-    conversation; nothing enters the ledger until they answer yes. Raises LookupError
-    when there is no conversation to ask in."""
-    from crm_core.outbox import enqueue_to_conversation  # the outbox imports this module
-
-    conversation = await db_session.scalar(
-        select(Conversation).join(Identity, Identity.id == Conversation.identity_id)
-        .where(Conversation.contact_id == contact_id, Identity.reachable.is_(True))
-        .order_by(Conversation.last_message_at.desc()).limit(1))
-    if conversation is None:
-        raise LookupError(f"contact {contact_id} has no conversation to ask for confirmation in")
-    now = utcnow()
-    request = ConsentRequest(contact_id=contact_id, purpose=purpose, channel=channel, source=source,
-                             evidence=evidence, actor_label=actor_label,
-                             expires_at=now + dt.timedelta(days=DOUBLE_OPT_IN_DAYS))
-    db_session.add(request)
-    await db_session.flush()
-    lang = "zh" if language.startswith("zh") else "en"
-    text = QUESTION[lang].format(who=actor_label if source != "form" else ("您" if lang == "zh" else "you"),
-                                 what=WHAT[purpose][lang])
-    row = await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text),
-                                        idempotency_key=f"consent-request:{request.id}", db_session=db_session)
-    request.outbox_id = row.id
-    return request
 
 
 async def apply_opt_ins(message: Message, contact: Contact, channel: str, *,

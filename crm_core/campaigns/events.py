@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
-from crm_core.conversations import spoken_language
+from crm_core.contacts.reach import spoken_language
 from crm_core.db import utcnow
 from crm_core.models import Conversation, Event, EventRegistration, User
-from crm_core.outbox import enqueue_to_conversation
+from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 
 

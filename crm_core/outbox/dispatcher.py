@@ -34,12 +34,13 @@ from typing import Any
 from sqlalchemy import CursorResult, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import accounts, consent
+from crm_core import accounts
+from crm_core.consent import service as consent
+from crm_core.consent.marketing_rules import MarketingRules, hold_back
+from crm_core.contacts.reach import mark_identity_unreachable
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.group_commit import GroupCommit
-from crm_core.ingest import mark_identity_unreachable
-from crm_core.marketing_rules import MarketingRules, hold_back
 from crm_core.models import (
     ChannelAccount,
     Conversation,

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import audit, leads
+from crm_core import audit
 from crm_core.db import utcnow
 from crm_core.models import (
     BotSession,
@@ -43,6 +43,7 @@ from crm_core.models import (
     EventRegistration,
     Identity,
     Lead,
+    LeadEvent,
     User,
 )
 
@@ -152,8 +153,13 @@ async def merge(source_id: int, target_id: int, *, actor: User | None, db_sessio
         target_lead.score = max(target_lead.score, source_lead.score)
         target_lead.details = {**(source_lead.details or {}), **(target_lead.details or {})}
         source_lead.status = "closed"
-        await leads.record(source_lead, "merged", db_session=db_session, actor=actor, into_lead_id=target_lead.id)
-        await leads.record(target_lead, "merged_in", db_session=db_session, actor=actor, lead_id=source_lead.id)
+        # The leads' history, written here as everything else of the person is moved here.
+        actor_id = actor.id if actor else None
+        db_session.add_all([
+            LeadEvent(lead_id=source_lead.id, kind="merged", details={"into_lead_id": target_lead.id},
+                      actor_user_id=actor_id),
+            LeadEvent(lead_id=target_lead.id, kind="merged_in", details={"lead_id": source_lead.id},
+                      actor_user_id=actor_id)])
         await db_session.flush()
 
     if shared_campaigns:

@@ -17,7 +17,6 @@ from sqlalchemy.orm import selectinload
 from crm_core import audit, visibility
 from crm_core.db import utcnow
 from crm_core.models import (
-    BotSession,
     Contact,
     ContactKey,
     Conversation,
@@ -28,7 +27,7 @@ from crm_core.models import (
     OutboxStatus,
     User,
 )
-from crm_core.outbox import DeliveryState, delivery_state, enqueue_to_conversation
+from crm_core.outbox.service import DeliveryState, delivery_state, enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 
 
@@ -37,17 +36,6 @@ def person_takes_over(conversation: Conversation, reason: str) -> None:
     customer): the customer bot stays silent in it until the customer asks for it back."""
     if conversation.handoff_at is None:
         conversation.handoff_at, conversation.handoff_reason = utcnow(), reason
-
-
-async def spoken_language(contact_id: int, *, db_session: AsyncSession, identity_id: int | None = None) -> str:
-    """"zh" or "en": what the bot last spoke with them, else their app's language, else Chinese."""
-    spoken = await db_session.scalar(select(BotSession.language).where(BotSession.contact_id == contact_id))
-    identity = await db_session.get(Identity, identity_id) if identity_id is not None else None
-    contact = await db_session.get(Contact, contact_id)
-    for language in (spoken, identity.language if identity else None, contact.language if contact else None):
-        if language:
-            return "zh" if language.lower().startswith("zh") else "en"
-    return "zh"
 
 
 async def list_contacts(user: User, *, db_session: AsyncSession, limit: int = 50, offset: int = 0,

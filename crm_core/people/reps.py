@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import audit, leads, teams, users
-from crm_core.conversations import person_takes_over
-from crm_core.leads import LeadRules
+from crm_core import audit
+from crm_core.conversations.service import person_takes_over
+from crm_core.leads import service as leads
+from crm_core.leads import teams
+from crm_core.leads.service import LeadRules
 from crm_core.models import (
     Contact,
     Conversation,
@@ -29,7 +31,8 @@ from crm_core.models import (
     User,
     UserHandle,
 )
-from crm_core.outbox import enqueue_to_conversation, enqueue_to_handle
+from crm_core.outbox.service import enqueue_to_conversation, enqueue_to_handle
+from crm_core.people import users
 from crm_core.ports import Button, OutboundMessage
 
 SUPERVISORS = (Role.ADMIN, Role.MANAGER)

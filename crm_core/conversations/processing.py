@@ -18,12 +18,13 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import consent, nurture
+from crm_core.campaigns import audience
+from crm_core.consent import service as consent
+from crm_core.contacts.linking import apply_profile, link_keys
 from crm_core.db import utcnow
-from crm_core.dispatcher import new_owner_id
-from crm_core.linking import apply_profile, link_keys
 from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Contact, Conversation, Direction, Identity, Message
-from crm_core.outbox import enqueue_to_conversation, release_held
+from crm_core.outbox.dispatcher import new_owner_id
+from crm_core.outbox.service import enqueue_to_conversation, release_held
 from crm_core.ports import HandlerContext, MessageHandler, Profile, ProfileLookup, SentimentAnalyzer
 from crm_core.waiting import wait_any
 
@@ -188,7 +189,7 @@ class MessageWorker:
                     await consent.apply_opt_ins(message, contact, account.kind if account else "?",
                                                 db_session=session)
                     # They answered: campaigns that end on a reply end now, queued steps with them.
-                    await nurture.exit_on_reply(contact.id, db_session=session)
+                    await audience.exit_on_reply(contact.id, db_session=session)
                 conversation = await session.get(Conversation, message.conversation_id)
                 assert conversation is not None
                 ctx = HandlerContext(session, message, conversation, contact, identity)

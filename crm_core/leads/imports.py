@@ -20,9 +20,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import consent, leads, tags, visibility
+from crm_core import visibility
+from crm_core.consent import service as consent
+from crm_core.contacts import tags
 from crm_core.db import utcnow
-from crm_core.leads import LeadRules
+from crm_core.leads import service as leads
+from crm_core.leads.service import LeadRules
 from crm_core.models import ConsentEvent, Contact, ContactKey, Lead, MessagePurpose, User
 from crm_core.sql import insert_ignoring_conflict
 

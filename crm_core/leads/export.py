@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.linking import reach_keys
+from crm_core.contacts.linking import reach_keys
 from crm_core.models import Contact, ContactTag, Lead, User
 
 # (English header, Chinese header): the import reads back name to tags in either language.

@@ -1,0 +1,1 @@
+"""Nurture campaigns: definitions, audience and enrolment, planning due steps, results; events."""

@@ -1,0 +1,1 @@
+"""Conversations: ingesting platform events, processing each message, CSAT, SLA, double opt-in."""

@@ -1,0 +1,40 @@
+"""The tables, one module per domain; every name is imported from here (`from crm_core.models import Contact`)."""
+
+from crm_core.models.admin import AuditLog, HubSetting
+from crm_core.models.campaigns import (
+    Campaign,
+    CampaignStatus,
+    CampaignStep,
+    Enrolment,
+    EnrolmentStatus,
+    Event,
+    EventRegistration,
+)
+from crm_core.models.channels import ChannelAccount, ChannelCursor
+from crm_core.models.common import (
+    CUSTOMER_MESSAGE_KINDS,
+    ConversationStatus,
+    Delivery,
+    Direction,
+    Id,
+    MessageKind,
+    MessagePurpose,
+    OutboxStatus,
+    Role,
+)
+from crm_core.models.consent import ConsentEvent, ConsentRequest
+from crm_core.models.contacts import BotSession, Contact, ContactKey, ContactTag, Identity
+from crm_core.models.conversations import Conversation, CsatSurvey, Message, Note, OpinionAlert, ThreadAlias
+from crm_core.models.knowledge import FaqEntry
+from crm_core.models.leads import Lead, LeadEvent
+from crm_core.models.outbox import Lease, OutboxMessage
+from crm_core.models.people import ApiToken, LoginAttempt, Team, User, UserHandle, WebSession
+
+__all__ = [
+    "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign", "CampaignStatus", "CampaignStep",
+    "ChannelAccount", "ChannelCursor", "ConsentEvent", "ConsentRequest", "Contact", "ContactKey", "ContactTag",
+    "Conversation", "ConversationStatus", "CsatSurvey", "Delivery", "Direction", "Enrolment", "EnrolmentStatus",
+    "Event", "EventRegistration", "FaqEntry", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease",
+    "LoginAttempt", "Message", "MessageKind", "MessagePurpose", "Note", "OpinionAlert", "OutboxMessage",
+    "OutboxStatus", "Role", "Team", "ThreadAlias", "User", "UserHandle", "WebSession"
+]

@@ -1,0 +1,131 @@
+"""Nurture campaigns, their steps and enrolments; events people register for."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_core.db import Base, utcnow
+from crm_core.models.common import Id, stored_enum
+
+
+class CampaignStatus(enum.StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ENDED = "ended"
+
+
+class Campaign(Base):
+    """A nurture campaign: who (audience), what and when (steps), and when to stop (exits)."""
+
+    __tablename__ = "campaign"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[CampaignStatus] = mapped_column(stored_enum(CampaignStatus), default=CampaignStatus.DRAFT)
+    # A segment: {"tags": [...], "stages": [...], "sources": [...], "channels": [...],
+    # "sentiment": "negative", "min_score": 10, "consent": true}; see crm_core.nurture.Audience.
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Besides opt-out and manual exits, which always apply: "reply", "conversion".
+    exits: Mapped[list[Any]] = mapped_column(default=list)
+    # This campaign's own limits, under the hub-wide marketing cap: {"per_contact": {"messages": 2,
+    # "days": 7}, "per_day": 500}; see crm_core.nurture.CampaignCaps.
+    caps: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CampaignStep(Base):
+    """One message of a campaign: on which channel, what text, when, and on what condition."""
+
+    __tablename__ = "campaign_step"
+    __table_args__ = (UniqueConstraint("campaign_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # 1, 2, 3...
+    name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str | None] = mapped_column(String(32))  # a channel kind; NULL: the contact's latest
+    template: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"zh": "...", "en": "..."}
+    # Other wording where the contact is reached on one channel: {"email": {"zh": ..., "en": ...}}.
+    channel_templates: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    delay_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    delay_from: Mapped[str] = mapped_column(String(16), default="previous")  # previous / enrolment
+    send_at: Mapped[dt.datetime | None]  # an absolute date instead of a delay
+    # Local send window in the contact's time zone ("09:00", "18:00"); NULL: any time.
+    window_start: Mapped[str | None] = mapped_column(String(5))
+    window_end: Mapped[str | None] = mapped_column(String(5))
+    # {"replied": false} / {"clicked": true} / {"stages": [...]} / {"tag": "vip"}: checked when due.
+    condition: Mapped[dict[str, Any] | None]
+    # Where to go when the condition is not met: a step position, or NULL: exit the campaign.
+    else_position: Mapped[int | None] = mapped_column(Integer)
+
+
+class EnrolmentStatus(enum.StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    EXITED = "exited"
+
+
+class Enrolment(Base):
+    """A contact's way through a campaign: the next step and when it is due."""
+
+    __tablename__ = "enrolment"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id", "rotation"),
+        Index("ix_enrolment_due", "status", "next_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    # Enrolled again after finishing (a repeating campaign): 2, 3...
+    rotation: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[EnrolmentStatus] = mapped_column(stored_enum(EnrolmentStatus), default=EnrolmentStatus.ACTIVE)
+    next_position: Mapped[int | None] = mapped_column(Integer)
+    next_due_at: Mapped[dt.datetime | None]
+    enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_step_at: Mapped[dt.datetime | None]
+    # Why the last step did not send, or why the contact left: visible in the API.
+    note: Mapped[str | None] = mapped_column(String(500))
+    exit_reason: Mapped[str | None] = mapped_column(String(32))  # replied / converted / opted_out / manual...
+    exited_at: Mapped[dt.datetime | None]
+
+
+class Event(Base):
+    """Something customers register for (a launch, a webinar, a trade-fair visit)."""
+
+    __tablename__ = "event"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    names: Mapped[dict[str, Any]] = mapped_column(default=dict)        # {"zh": "...", "en": "..."}
+    starts_at: Mapped[dt.datetime]
+    location: Mapped[str | None] = mapped_column(String(300))
+    capacity: Mapped[int | None] = mapped_column(Integer)               # None: no limit
+    # Words that name it in a message ("X200", "发布会"), beside its names.
+    keywords: Mapped[list[Any]] = mapped_column(default=list)
+    remind_hours: Mapped[list[Any]] = mapped_column(default=lambda: [24, 1])  # reminders this long before
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class EventRegistration(Base):
+    """A person registered for an event, once; cancelled ones are kept."""
+
+    __tablename__ = "event_registration"
+    __table_args__ = (UniqueConstraint("event_id", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
+    status: Mapped[str] = mapped_column(String(16), default="registered")  # registered / cancelled
+    registered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    message_id: Mapped[int | None] = mapped_column(Id)                      # the customer's own words
+    reminded_hours: Mapped[list[Any]] = mapped_column(default=list)         # reminders already queued

@@ -1,0 +1,1 @@
+"""Sending: the outbox every outgoing message goes through, and the dispatcher that sends it once."""

@@ -1,0 +1,1 @@
+"""The company's people: users and roles, the reps' actions, signing in to the panel."""
