@@ -15,10 +15,9 @@ import json
 import pytest
 from sqlalchemy import func, select, text
 
-from crm_core.db import utcnow
+from crm_core.db import Base, utcnow
 from crm_core.leads import service as leads
 from crm_core.models import (
-    Base,
     ContactKey,
     Conversation,
     Direction,
