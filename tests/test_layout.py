@@ -102,3 +102,27 @@ def test_the_layering_check_catches_an_import_against_the_order(tmp_path):
         "crm_core/consent/service.py (consent) imports crm_core.outbox.service",
         "crm_core/db.py (base) imports crm_core.leads.service",
         "crm_core/db.py (base) imports crm_core.leads.service.open_lead"]
+
+
+PANEL_JS = ROOT / "admin" / "panel" / "static" / "js"
+
+
+def test_the_panel_is_es_modules_one_per_page_and_escapes_in_one_place():
+    modules = sorted(PANEL_JS.rglob("*.js"))
+    pages = {path.stem for path in (PANEL_JS / "pages").glob("*.js")}
+    assert {"dashboard", "inbox", "contacts", "leads", "campaigns", "channels", "users", "settings", "audit"} <= pages
+    index = (PANEL_JS.parent / "index.html").read_text(encoding="utf-8")
+    assert '<script type="module" src="/admin/static/js/main.js">' in index
+    offences = []
+    for path in modules:
+        text = path.read_text(encoding="utf-8")
+        name = path.relative_to(PANEL_JS)
+        if len(text.splitlines()) > 600:
+            offences.append(f"{name}: over 600 lines")
+        if "&lt;" in text and path.name != "core.js":
+            offences.append(f"{name}: escapes by hand (html`` in core.js escapes)")
+        for sink in ("innerHTML = ", 'insertAdjacentHTML("beforeend", '):
+            for rest in text.split(sink)[1:]:
+                if not rest.startswith(("markup(", '""')):
+                    offences.append(f"{name}: {sink}{rest[:40]!r} does not go through markup()")
+    assert offences == []

@@ -172,10 +172,11 @@ async def switch_language(lang: str, request: Request, next: str | None = None) 
     return response
 
 
-@router.get("/admin/static/{name}")
+@router.get("/admin/static/{name:path}")
 async def static(name: str) -> Response:
+    """The panel's files: the page, its style, and its ES modules under js/ (nothing outside static/)."""
     path = (STATIC / name).resolve()
-    if path.parent != STATIC.resolve() or not path.is_file():
+    if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
         return Response("not found", status_code=404)
     return _secured(FileResponse(path, headers={"Cache-Control": "no-cache"}))
 

@@ -347,6 +347,9 @@ async def test_every_page_opens_in_both_languages_and_the_forms_save(stack, brow
             await page.goto(f"/admin#/{name}")
             await page.wait_for_selector("#main h1")
             assert not await page.query_selector("#main .error"), f"{language} {name}: {await page.inner_text('#main')}"
+            # Markup is drawn, never shown as text (escaped twice), and text is never drawn as markup.
+            shown = await page.inner_text("#main")
+            assert "<" not in shown and "&lt;" not in shown and "&amp;" not in shown, f"{language} {name}: {shown}"
         if language == "en":
             await page.click("#language-switch")
             await page.wait_for_selector("#nav a[data-page=inbox]:text-is('会话收件箱')")

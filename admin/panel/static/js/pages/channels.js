@@ -1,0 +1,97 @@
+// The channels page.
+import {$, $$, api, attempt, either, html, markup, reload, t, toast} from "../core.js";
+
+// ---- channels ---------------------------------------------------------------------
+
+export async function channelsPage(main) {
+  const [accounts, kinds] = await Promise.all([api("GET", "/channel-accounts"), api("GET", "/channel-kinds")]);
+  main.innerHTML = markup(html`<h1>${t("channels")}</h1>
+    <div class="table-wrap"><table id="accounts-table"><tr><th>#</th><th>${t("kind")}</th><th>${t("account_name")}</th><th>${t("webhook_url")}</th><th></th></tr>
+    ${either(accounts.map((a) => html`<tr data-account="${a.id}"><td>${a.id}</td><td><span class="badge">${a.kind}</span>${a.is_active ? "" : html` <span class="badge bad">${t("switched_off")}</span>`}</td><td>${a.name}</td>
+      <td><div class="copy-field"><input readonly value="${a.webhook_url}" aria-label="${t("webhook_url")}"><button type="button" class="copy">${t("copy")}</button></div></td>
+      <td><div class="row actions"><button type="button" data-test="${a.id}">${t("test_connection")}</button><button type="button" data-edit-account="${a.id}">${t("edit")}</button>
+        <button type="button" data-toggle="${a.id}">${t(a.is_active ? "switch_off" : "switch_on")}</button></div></td></tr>`), html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>
+    <div id="account-editor"></div>
+    <form class="card" id="channel-form"><h2>${t("add_channel")}</h2>
+      <label>${t("kind")}<select name="kind" id="channel-kind">${Object.keys(kinds).map((k) => html`<option>${k}</option>`)}</select></label>
+      <label>${t("account_name")}<input name="name" required maxlength="200"></label>
+      <div id="channel-fields"></div>
+      <label>${t("api_base")}<input name="api_base" placeholder="https://…"></label>
+      <p class="hint">${t("secrets_note")}</p>
+      <div class="row"><button type="button" id="test-connection">${t("test_connection")}</button><button type="submit" class="primary" id="save-channel">${t("save")}</button></div>
+      <div id="channel-result"></div></form>`);
+  $$(".copy").forEach((b) => b.onclick = () => { const input = b.previousElementSibling; input.select(); navigator.clipboard?.writeText(input.value); toast(t("copied")); });
+  const form = $("#channel-form");
+  // The credential fields of a kind; when replacing a saved set, none is required.
+  const fieldsFor = (kind, {replacing = false} = {}) => {
+    const schema = kinds[kind].credentials;
+    const required = new Set(schema.required || []);
+    return Object.entries(schema.properties || {}).map(([name, prop]) => {
+      const secret = /secret|token|password|aes_key|app_secret/i.test(name);
+      const type = prop.type === "integer" ? "number" : (secret ? "password" : "text");
+      const options = prop.enum || (prop.anyOf || []).flatMap((a) => a.enum || []);
+      const input = options.length ? html`<select name="cred_${name}">${options.map((o) => html`<option${o === prop.default ? " selected" : ""}>${o}</option>`)}</select>`
+        : html`<input name="cred_${name}" type="${type}" autocomplete="off"${required.has(name) && !replacing ? " required" : ""}${prop.default !== undefined && prop.default !== null ? html` value="${prop.default}"` : ""}>`;
+      return html`<label>${prop.title || name}${required.has(name) ? " *" : ""}${input}${prop.description ? html`<span class="hint">${prop.description}</span>` : ""}</label>`;
+    });
+  };
+  const byId = Object.fromEntries(accounts.map((a) => [a.id, a]));
+  $$("[data-test]", main).forEach((b) => b.onclick = async () => {
+    const result = await attempt(() => api("POST", `/channel-accounts/${b.dataset.test}/test`));
+    if (result) toast(t("connection_ok", {name: result.display_name}));
+  });
+  $$("[data-toggle]", main).forEach((b) => b.onclick = async () => {
+    const account = byId[Number(b.dataset.toggle)];
+    if (account.is_active && !confirm(t("switch_off_confirm", {name: account.name}))) return;
+    if (await attempt(() => api("PATCH", `/channel-accounts/${account.id}`, {is_active: !account.is_active}), t("saved"))) reload();
+  });
+  $$("[data-edit-account]", main).forEach((b) => b.onclick = () => {
+    const account = byId[Number(b.dataset.editAccount)];
+    $("#account-editor", main).innerHTML = markup(html`<form class="card" id="account-form"><h2>${t("edit_user", {name: account.name})}</h2>
+      <label>${t("account_name")}<input name="name" required maxlength="200" value="${account.name}"></label>
+      <h3>${t("replace_credentials")}</h3><p class="hint">${t("replace_credentials_hint")}</p>
+      <div id="account-fields">${fieldsFor(account.kind, {replacing: true})}</div>
+      <div class="row"><button type="submit" class="primary" id="save-account">${t("save")}</button><button type="button" id="cancel-account">${t("cancel")}</button></div></form>`);
+    const edit = $("#account-form", main);
+    $("#cancel-account", main).onclick = () => { $("#account-editor", main).innerHTML = ""; };
+    edit.name.focus();
+    edit.onsubmit = async (event) => {
+      event.preventDefault();
+      const fields = [...edit.querySelectorAll("[name^=cred_]")];
+      const body = {name: edit.name.value.trim()};
+      // Typing into any field means a new set; a pre-filled default or a choice alone does not.
+      if (fields.some((el) => el.tagName === "INPUT" && el.value !== "" && el.value !== el.defaultValue)) {
+        body.credentials = Object.fromEntries(fields.filter((el) => el.value !== "")
+          .map((el) => [el.name.slice(5), el.type === "number" ? Number(el.value) : el.value]));
+      }
+      const saved = await attempt(() => api("PATCH", `/channel-accounts/${account.id}`, body), t("saved"));
+      edit.querySelectorAll("input[name^=cred_]").forEach((el) => { el.value = ""; });  // secrets leave the page
+      if (saved) reload();
+    };
+  });
+  const drawFields = () => { $("#channel-fields").innerHTML = markup(fieldsFor(form.kind.value)); };
+  form.kind.onchange = drawFields;
+  drawFields();
+  const collect = () => {
+    const credentials = {};
+    $$("#channel-fields [name^=cred_]").forEach((el) => {
+      if (el.value === "") return;
+      credentials[el.name.slice(5)] = el.type === "number" ? Number(el.value) : el.value;
+    });
+    return {kind: form.kind.value, name: form.name.value.trim(), credentials, api_base: form.api_base.value.trim() || null};
+  };
+  $("#test-connection").onclick = async () => {
+    const body = collect();
+    const result = await attempt(() => api("POST", "/channel-accounts/test", {kind: body.kind, credentials: body.credentials, api_base: body.api_base}));
+    if (result) $("#channel-result").innerHTML = markup(html`<p class="badge good" id="connection-ok">${t("connection_ok", {name: result.display_name})}</p>`);
+  };
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const created = await attempt(() => api("POST", "/channel-accounts", collect()), t("saved"));
+    if (!created) return;
+    // Drawn again (secrets leave the page), with the new account listed and its webhook URL to paste.
+    await channelsPage(main);
+    $("#channel-result", main).innerHTML = markup(html`<h3>${t("webhook_url")}</h3><div class="copy-field"><input readonly id="new-webhook-url" value="${created.webhook_url}"></div>`);
+    $("#new-webhook-url", main).scrollIntoView({block: "center"});
+  };
+}

@@ -1,0 +1,36 @@
+// The dashboard page.
+import * as Charts from "../charts.js";
+import {$, api, html, markup, t} from "../core.js";
+
+// ---- dashboard --------------------------------------------------------------------
+
+const DASHBOARD_RANGES = [7, 14, 30, 90];
+
+export async function dashboardPage(main, rest) {
+  const days = DASHBOARD_RANGES.includes(Number(rest[0])) ? Number(rest[0]) : 14;
+  const d = await api("GET", `/dashboard?days=${days}`);
+  const marks = d.alerts.map((a) => ({index: d.days.indexOf(a.day), label: `${a.dimension} ${a.key}`})).filter((m) => m.index >= 0);
+  const campaigns = d.campaigns.length ? html`<div class="table-wrap"><table><tr><th>${t("campaigns")}</th><th>${t("status")}</th>
+      ${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"].map((k) => html`<th>${t(k)}</th>`)}</tr>
+      ${d.campaigns.map((c) => html`<tr><td><a href="#/campaigns/${c.id}">${c.name}</a></td><td><span class="badge">${c.status}</span></td>
+      ${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"].map((k) => html`<td>${c[k] ?? ""}</td>`)}</tr>`)}
+      </table></div>` : html`<p class="muted">${t("nothing")}</p>`;
+  const total = Object.values(d.messages_by_channel).flat().reduce((a, b) => a + b, 0);
+  const scored = d.sentiment.reduce((a, x) => a + x.messages, 0), negative = d.sentiment.reduce((a, x) => a + x.negative, 0);
+  main.innerHTML = markup(html`<h1>${t("dashboard")}</h1>
+    <div class="toolbar row"><select id="dashboard-range" aria-label="${t("range")}">${DASHBOARD_RANGES.map((n) => html`<option value="${n}"${n === days ? " selected" : ""}>${t("last_days", {n})}</option>`)}</select></div>
+    <div class="tiles" id="dashboard-tiles"><div class="tile"><strong>${total}</strong><span>${t("tile_messages")}</span></div>
+      <div class="tile"><strong>${d.funnel.reduce((a, f) => a + f.count, 0)}</strong><span>${t("tile_leads")}</span></div>
+      <div class="tile"><strong>${scored ? Math.round(negative / scored * 100) + "%" : "–"}</strong><span>${t("tile_negative")}</span></div>
+      <div class="tile"><strong>${d.alerts.length}</strong><span>${t("tile_alerts")}</span></div></div>
+    <div class="grid">
+      <section class="card" id="chart-messages"><h3>${t("messages_per_day")}</h3>${Charts.stackedBars(d.days, d.messages_by_channel, t("messages_per_day"))}</section>
+      <section class="card" id="chart-funnel"><h3>${t("funnel")}</h3>${Charts.funnel(d.funnel, t("funnel"))}</section>
+      <section class="card" id="chart-response"><h3>${t("response_times")}</h3>${Charts.lines(d.days, {
+        [t("bot")]: d.response_times.map((r) => r.bot_median_s), [t("person")]: d.response_times.map((r) => r.person_median_s)}, t("response_times"), [], "s")}</section>
+      <section class="card" id="chart-sentiment"><h3>${t("sentiment_trend")}</h3>${Charts.lines(d.days, {
+        [t("negative")]: d.sentiment.map((s) => s.negative_share)}, t("sentiment_trend"), marks, "%")}</section>
+    </div>
+    <section class="card"><h3>${t("campaign_results")}</h3>${campaigns}</section>`);
+  $("#dashboard-range", main).onchange = (event) => { location.hash = `#/dashboard/${event.target.value}`; };
+}
