@@ -27,7 +27,6 @@ import socket
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,12 +51,12 @@ from crm_core.models import (
     OutboxMessage,
     OutboxStatus,
 )
+from crm_core.outbox.pacing import Pacer
 from crm_core.ports import (
     AccountRef,
     OutboundGateway,
     OutboundMessage,
     PermanentFailure,
-    RateLimit,
     RecipientActivity,
     RecipientUnreachable,
     RetryLater,
@@ -107,53 +106,6 @@ class DispatchPolicy:
         """Exponential backoff with full jitter, at least a tenth of the step."""
         step = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
         return random.uniform(step / 10, step)
-
-
-class Pacer:
-    """Keeps sends per bucket (account, chat, member...) within each `RateLimit`.
-
-    A sliding window: at most `count` sends in any `period` seconds, so a limit of
-    30 a minute allows a burst of 30 and then waits, as the platforms count.
-    """
-
-    def __init__(self) -> None:
-        self._windows: dict[str, deque[float]] = {}
-        self._paused_until: dict[str, float] = {}
-
-    def _ready_at(self, name: str, limit: RateLimit) -> float:
-        window = self._windows.get(name)
-        free = window[0] + limit.period if window is not None and len(window) >= limit.count else 0.0
-        return max(free, self._paused_until.get(name, 0.0))
-
-    async def wait(self, buckets: Sequence[tuple[str, RateLimit]]) -> float:
-        """Wait for a free place in every bucket and take it; the moment taken, for `sent`."""
-        while True:
-            now = time.monotonic()
-            ready_at = max((self._ready_at(name, limit) for name, limit in buckets), default=0.0)
-            if ready_at <= now:
-                for name, limit in buckets:
-                    window = self._windows.get(name)
-                    if window is None or window.maxlen != limit.count:
-                        window = self._windows[name] = deque(window or (), maxlen=limit.count)
-                    window.append(now)
-                return now
-            await asyncio.sleep(ready_at - now)
-
-    def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
-        """The send that took its place at `taken` goes out now: count it from now.
-
-        Between the two the row is marked sending in a group commit whose length
-        varies; counted from the wait, two sends could reach a chat closer together
-        than its limit allows."""
-        now = time.monotonic()
-        for name, _ in buckets:
-            window = self._windows.get(name)
-            if window is not None and taken in window:
-                stamps = sorted(now if stamp == taken else stamp for stamp in window)
-                self._windows[name] = deque(stamps, maxlen=window.maxlen)
-
-    def pause(self, bucket: str, seconds: float) -> None:
-        self._paused_until[bucket] = max(self._paused_until.get(bucket, 0.0), time.monotonic() + seconds)
 
 
 _OWN_MESSAGE_KINDS = (MessageKind.TEXT, MessageKind.IMAGE, MessageKind.FILE, MessageKind.VOICE,

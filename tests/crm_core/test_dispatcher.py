@@ -14,7 +14,8 @@ from crm_core.conversations.ingest import ingest_events
 from crm_core.conversations.processing import MessageWorker
 from crm_core.db import utcnow
 from crm_core.models import Conversation, Identity, Message, OutboxMessage, OutboxStatus
-from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy, Pacer
+from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy
+from crm_core.outbox.pacing import Pacer
 from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import (
     AccountRef,
