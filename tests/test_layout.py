@@ -90,6 +90,15 @@ def test_crm_core_domains_depend_one_way():
     assert layering_offences(ROOT / "crm_core") == []
 
 
+def test_every_crm_core_domain_says_what_it_owns_and_no_module_outgrows_600_lines():
+    for domain in DOMAIN_ORDER:
+        init = ROOT / "crm_core" / domain / "__init__.py"
+        assert ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"{init}: one line on what it owns"
+    long = [f"{path.relative_to(ROOT)}: {n}" for path in sorted((ROOT / "crm_core").rglob("*.py"))
+            if "migrations" not in path.parts and (n := len(path.read_text(encoding="utf-8").splitlines())) > 600]
+    assert long == []
+
+
 def test_the_layering_check_catches_an_import_against_the_order(tmp_path):
     package = tmp_path / "crm_core"
     (package / "consent").mkdir(parents=True)
