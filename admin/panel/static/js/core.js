@@ -7,6 +7,7 @@ export const ME = JSON.parse(document.querySelector('meta[name="me"]').content);
 export let LANG = document.querySelector('meta[name="language"]').content === "zh" ? "zh" : "en";
 
 export const t = (key, vars = {}) => (TEXT[LANG][key] || TEXT.en[key] || key).replace(/\{(\w+)\}/g, (m, k) => (k in vars ? vars[k] : m));
+
 // Markup comes only from html`...`: every value put into it is escaped unless it is markup
 // itself (another html`...`, or a list of them), so no page escapes a value by hand.
 class Html {
@@ -19,6 +20,7 @@ export const markup = (value) => (value instanceof Html ? value.markup : Array.i
 // A list of markup, or what to show when it is empty.
 export const either = (items, otherwise) => (items.length ? items : otherwise);
 export const html = (strings, ...values) => new Html(strings.reduce((out, text, i) => out + text + (i < values.length ? markup(values[i]) : ""), ""));
+
 export const $ = (sel, root = document) => root.querySelector(sel);
 export const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
 // Loads that overlap (typing in a search, changing a filter): only the newest may draw.
