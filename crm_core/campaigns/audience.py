@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from sqlalchemy import String, cast, exists, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
+from crm_core.campaigns.definitions import SENTIMENTS, CampaignInvalid, first_due, steps_of
 from crm_core.consent import service as consent
 from crm_core.db import utcnow
 from crm_core.models import (
@@ -33,9 +33,6 @@ from crm_core.models import (
     OutboxStatus,
     User,
 )
-
-log = logging.getLogger(__name__)
-from crm_core.campaigns.definitions import SENTIMENTS, CampaignInvalid, first_due, steps_of
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ its caps, and the checks that refuse a campaign that cannot run, each saying wha
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,8 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import CampaignStep
-
-log = logging.getLogger(__name__)
 
 
 TEMPLATE_VARIABLES = ("name", "rep", "campaign")
@@ -31,7 +28,6 @@ class CampaignInvalid(ValueError):
 
 class CampaignStarted(CampaignInvalid):
     """A change only a draft may have."""
-
 
 
 @dataclass(frozen=True)
@@ -206,7 +202,6 @@ def step_rows(campaign_id: int, steps: list[StepSpec]) -> list[CampaignStep]:
                          window_start=spec.window_start, window_end=spec.window_end, condition=spec.condition,
                          else_position=spec.else_position)
             for position, spec in enumerate(steps, start=1)]
-
 
 
 async def steps_of(campaign_id: int, *, db_session: AsyncSession) -> list[CampaignStep]:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, and_, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.campaigns.definitions import TEMPLATE_VARIABLES, CampaignCaps, CampaignInvalid, step_template, steps_of
 from crm_core.consent import service as consent
 from crm_core.consent.marketing_rules import interval_end, zone_named
 from crm_core.db import utcnow
@@ -53,7 +54,6 @@ from crm_core.ports import OutboundMessage
 from crm_core.sql import insert_many_ignoring_conflict
 
 log = logging.getLogger(__name__)
-from crm_core.campaigns.definitions import TEMPLATE_VARIABLES, CampaignCaps, CampaignInvalid, step_template, steps_of
 
 
 def render(template: dict[str, str], language: str | None, variables: dict[str, str]) -> str:

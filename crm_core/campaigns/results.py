@@ -4,12 +4,12 @@ and how many people replied, opted out or converted after it.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.campaigns.planning import engaged
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
     Campaign,
@@ -23,9 +23,6 @@ from crm_core.models import (
     OutboxMessage,
     OutboxStatus,
 )
-
-log = logging.getLogger(__name__)
-from crm_core.campaigns.planning import engaged
 
 
 async def results(campaign: Campaign, *, db_session: AsyncSession) -> dict[str, Any]:

@@ -4,7 +4,6 @@ audience), pause, resume, end. Every change is audited.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -12,9 +11,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
-from crm_core.models import Campaign, CampaignStatus, CampaignStep, Enrolment, EnrolmentStatus, User
-
-log = logging.getLogger(__name__)
 from crm_core.campaigns.audience import Audience, cancel_sends, enrol_audience, mark_exited
 from crm_core.campaigns.definitions import (
     EXITS,
@@ -27,6 +23,7 @@ from crm_core.campaigns.definitions import (
     steps_of,
     validate_steps,
 )
+from crm_core.models import Campaign, CampaignStatus, CampaignStep, Enrolment, EnrolmentStatus, User
 
 
 async def _checked(name: str, audience: dict[str, Any], steps: list[StepSpec], exits: list[str],
@@ -101,7 +98,6 @@ async def copy_campaign(campaign: Campaign, *, actor: User | None, db_session: A
     await audit.record("campaign.copy", entity_type="campaign", entity_id=copy.id, actor=actor,
                        db_session=db_session, details={"from": campaign.id, "name": copy.name})
     return copy
-
 
 
 async def set_status(campaign: Campaign, status: CampaignStatus, *, actor: User | None,
