@@ -55,6 +55,9 @@ class WebhookOutcome:
     # For a text response: its media type (default text/plain).
     content_type: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # A (name, value) the account's poller reads, committed with the events (微信客服: the
+    # callback's pull token, which tells the poller to pull now).
+    cursor: tuple[str, str] | None = None
 
 
 class WebhookRejected(Exception):

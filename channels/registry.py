@@ -11,13 +11,14 @@ from channels.email.adapter import EmailAdapter
 from channels.telegram.adapter import TelegramAdapter
 from channels.wechat.adapter import WeChatAdapter
 from channels.wecom.adapter import WeComAdapter
+from channels.wecom_kf.adapter import WeComKfAdapter
 from crm_core.ports import AccountRef, OutboundMessage, Profile, RateLimit, SendResult
 
 
 def default_adapters(public_base_url: str = "http://127.0.0.1:8080") -> list[ChannelAdapter]:
     """Every channel; `public_base_url` is the hub's address in links it sends (email unsubscribe)."""
-    return [TelegramAdapter(), WeComAdapter(), WeChatAdapter(), DingTalkAdapter(), DingTalkGroupRobotAdapter(),
-            EmailAdapter(public_base_url)]
+    return [TelegramAdapter(), WeComAdapter(), WeComKfAdapter(), WeChatAdapter(), DingTalkAdapter(),
+            DingTalkGroupRobotAdapter(), EmailAdapter(public_base_url)]
 
 
 class UnknownChannel(KeyError):

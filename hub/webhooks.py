@@ -73,8 +73,8 @@ async def platform_webhook(kind: str, account_id: PathId, request: Request) -> R
         outcome = adapter.parse_webhook(account, webhook_request)
     except WebhookRejected as exc:
         return _reject(exc.status, exc.message, kind, account_id, request)
-    if outcome.events:
-        await hub.ingest(account.id, outcome.events)
+    if outcome.events or outcome.cursor:
+        await hub.ingest(account.id, outcome.events, outcome.cursor)
     if outcome.response is None:
         return Response(status_code=outcome.status)
     if isinstance(outcome.response, str):

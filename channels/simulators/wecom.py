@@ -43,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from channels.simulators import wecom_kf as kf_sim
 from channels.simulators.tencent import post_like_tencent
 from channels.tencent import MessageCipher, build_xml
 
@@ -76,6 +77,7 @@ class SimApp:
     msg_ids: itertools.count = field(default_factory=lambda: itertools.count(int(time.time()) * 1000))
     # What each member or customer sees in their chat with the app / with their rep.
     chats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    kf: kf_sim.KfState = field(default_factory=kf_sim.KfState)  # 微信客服 accounts served through this app
 
     @property
     def cipher(self) -> MessageCipher:
@@ -122,6 +124,9 @@ class WeComSimulator:
                 Route("/_sim/apps/{agent_id:int}/config", self._config, methods=["POST"]),
                 Route("/_sim/apps/{agent_id:int}/faults", self._add_fault, methods=["POST"]),
                 Route("/_sim/apps/{agent_id:int}/members/{userid}/{action}", self._member_action, methods=["POST"]),
+                Route("/_sim/apps/{agent_id:int}/kf", self._kf_account, methods=["POST"]),
+                Route("/_sim/apps/{agent_id:int}/kf/{open_kfid}/customers/{external}/{action}", self._kf_action,
+                      methods=["POST"]),
                 Route("/_sim/apps/{agent_id:int}/customers/{external}/{action}", self._customer_action,
                       methods=["POST"]),
             ],
@@ -203,6 +208,16 @@ class WeComSimulator:
         return self._push(app, {"ToUserName": app.corp_id, "FromUserName": external, "CreateTime": int(time.time()),
                                 "MsgType": "text", "Content": text, "MsgId": str(next(app.msg_ids)),
                                 "AgentID": app.agent_id})
+
+    def kf_customer_writes(self, app: SimApp, open_kfid: str, external: str, text: str,
+                           menu_id: str | None = None) -> dict[str, Any]:
+        """A WeChat user writes to a 微信客服 account (or clicks one of its menu buttons)."""
+        return self._push(app, kf_sim.customer_writes(app.kf, open_kfid, external, text, menu_id=menu_id,
+                                                      corp_id=app.corp_id))
+
+    def kf_customer_enters(self, app: SimApp, open_kfid: str, external: str, scene_param: str = "") -> dict[str, Any]:
+        return self._push(app, kf_sim.customer_enters(app.kf, open_kfid, external, scene_param=scene_param,
+                                                      corp_id=app.corp_id))
 
     def customer_deletes_rep(self, app: SimApp, external: str, rep: str) -> dict[str, Any]:
         customer = app.customers.get(external)
@@ -289,9 +304,15 @@ class WeComSimulator:
                 handler = {"message/send": self._message_send,
                            "externalcontact/send_welcome_msg": self._send_welcome,
                            "externalcontact/add_msg_template": self._add_msg_template}.get(path)
-            if handler is None:
+            if handler is None and path in kf_sim.HANDLERS:
+                try:
+                    result = kf_sim.HANDLERS[path](app.kf, body)
+                except kf_sim.KfApiError as exc:
+                    raise WeComApiError(exc.errcode, exc.errmsg) from None
+            elif handler is None:
                 raise WeComApiError(48001, f"api forbidden: {path} is not simulated")
-            result = handler(app, body)
+            else:
+                result = handler(app, body)
         except WeComApiError as exc:
             app.calls.append((path, exc.errcode))
             return _error(exc)
@@ -474,6 +495,28 @@ class WeComSimulator:
                 return JSONResponse({"errcode": 404, "errmsg": f"unknown action {action}"}, status_code=404)
         except WeComApiError as exc:
             return _error(exc, status=400)
+        return JSONResponse({"callback": fields})
+
+    async def _kf_account(self, request: Request) -> JSONResponse:
+        app = self._app_of(request)
+        body = await _json(request)
+        return JSONResponse({"open_kfid": kf_sim.add_account(app.kf, str(body.get("name") or "客服"),
+                                                             body.get("open_kfid"))})
+
+    async def _kf_action(self, request: Request) -> JSONResponse:
+        app = self._app_of(request)
+        open_kfid, external, action = (request.path_params[k] for k in ("open_kfid", "external", "action"))
+        body = await _json(request)
+        try:
+            if action == "messages":
+                fields = self.kf_customer_writes(app, open_kfid, external, str(body.get("text", "")),
+                                                 body.get("menu_id"))
+            elif action == "enter":
+                fields = self.kf_customer_enters(app, open_kfid, external, str(body.get("scene_param", "")))
+            else:
+                return JSONResponse({"errcode": 404, "errmsg": f"unknown action {action}"}, status_code=404)
+        except kf_sim.KfApiError as exc:
+            return _error(WeComApiError(exc.errcode, exc.errmsg), status=400)
         return JSONResponse({"callback": fields})
 
     async def aclose(self) -> None:

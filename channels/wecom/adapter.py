@@ -120,45 +120,11 @@ class WeComAdapter:
     # ---- inbound -------------------------------------------------------
 
     def parse_webhook(self, account: AccountRef, request: WebhookRequest) -> WebhookOutcome:
-        label = f"WeCom channel account {account.id}"
-        creds = account.credentials
-        cipher = self._cipher(creds)
-        query = request.query
-        missing = [k for k in ("msg_signature", "timestamp", "nonce") if not query.get(k)]
-        if missing:
-            raise WebhookRejected(400, f"{label}: callback without {', '.join(missing)} in the query string")
-        try:
-            if request.method == "GET":
-                echo = query.get("echostr", "")
-                if not echo:
-                    raise WebhookRejected(400, f"{label}: URL verification without echostr")
-                self._check_signature(label, creds, query, echo)
-                return WebhookOutcome(events=[], response=cipher.decrypt(echo, account_label=label))
-            if request.method != "POST":
-                raise WebhookRejected(405, f"{label}: WeCom callbacks are GET (URL check) or POST")
-            # The signature covers the ciphertext alone: checked before the document is parsed.
-            encrypted = encrypted_part(request.body, what=label)
-            self._check_signature(label, creds, query, encrypted)
-            parse_xml(request.body, what=label)  # the envelope must still be a well-formed <xml>
-            fields = parse_xml(cipher.decrypt(encrypted, account_label=label), what=label)
-        except CallbackRejected as exc:
-            raise WebhookRejected(exc.status, exc.message) from None
-        if fields.get("ToUserName") not in (None, "", creds["corp_id"]):
-            raise WebhookRejected(403, f"{label}: callback addressed to corp {fields.get('ToUserName')}, "
-                                       f"not {creds['corp_id']}")
+        echo, fields = open_callback(f"WeCom channel account {account.id}", account.credentials,
+                                     self._cipher(account.credentials), request)
+        if echo is not None:
+            return WebhookOutcome(events=[], response=echo)
         return WebhookOutcome(events=parse_callback(fields), response="")
-
-    def _check_signature(self, label: str, creds: dict[str, Any], query: Any, encrypted: str) -> None:
-        if not signature_matches(query["msg_signature"], creds["token"], query["timestamp"], query["nonce"],
-                                 encrypted):
-            raise WebhookRejected(403, f"WeCom signature mismatch for {label.split(' ', 1)[1]}: the Token saved "
-                                       "in the admin panel's channel page differs from the app's 接收消息 Token")
-        stamp = query["timestamp"]
-        skew = seconds_off(stamp)
-        if skew is None or skew > CALLBACK_MAX_AGE_SECONDS:
-            raise WebhookRejected(403, f"{label}: callback timestamp {stamp} is "
-                                       + (f"{skew:.0f} s off the hub's clock" if skew is not None else "not a number")
-                                       + ": a replayed request, or the hub's clock is wrong")
 
     def _cipher(self, creds: dict[str, Any]) -> MessageCipher:
         key = (creds["token"], creds["encoding_aes_key"], creds["corp_id"])
@@ -252,6 +218,48 @@ class WeComAdapter:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def open_callback(label: str, creds: dict[str, Any], cipher: MessageCipher,
+                  request: WebhookRequest) -> tuple[str | None, dict[str, str]]:
+    """A WeCom callback verified and decrypted: (the URL check's echo, {}) for the console's GET,
+    (None, the fields) for an event. The signature covers the ciphertext alone, so it is checked
+    before any parser sees the document; a callback for another corp is refused."""
+    query = request.query
+    missing = [k for k in ("msg_signature", "timestamp", "nonce") if not query.get(k)]
+    if missing:
+        raise WebhookRejected(400, f"{label}: callback without {', '.join(missing)} in the query string")
+    try:
+        if request.method == "GET":
+            echo = query.get("echostr", "")
+            if not echo:
+                raise WebhookRejected(400, f"{label}: URL verification without echostr")
+            _check_signature(label, creds, query, echo)
+            return cipher.decrypt(echo, account_label=label), {}
+        if request.method != "POST":
+            raise WebhookRejected(405, f"{label}: WeCom callbacks are GET (URL check) or POST")
+        encrypted = encrypted_part(request.body, what=label)
+        _check_signature(label, creds, query, encrypted)
+        parse_xml(request.body, what=label)  # the envelope must still be a well-formed <xml>
+        fields = parse_xml(cipher.decrypt(encrypted, account_label=label), what=label)
+    except CallbackRejected as exc:
+        raise WebhookRejected(exc.status, exc.message) from None
+    if fields.get("ToUserName") not in (None, "", creds["corp_id"]):
+        raise WebhookRejected(403, f"{label}: callback addressed to corp {fields.get('ToUserName')}, "
+                                   f"not {creds['corp_id']}")
+    return None, fields
+
+
+def _check_signature(label: str, creds: dict[str, Any], query: Any, encrypted: str) -> None:
+    if not signature_matches(query["msg_signature"], creds["token"], query["timestamp"], query["nonce"], encrypted):
+        raise WebhookRejected(403, f"WeCom signature mismatch for {label.split(' ', 1)[1]}: the Token saved "
+                                   "in the admin panel's channel page differs from the app's 接收消息 Token")
+    stamp = query["timestamp"]
+    skew = seconds_off(stamp)
+    if skew is None or skew > CALLBACK_MAX_AGE_SECONDS:
+        raise WebhookRejected(403, f"{label}: callback timestamp {stamp} is "
+                                   + (f"{skew:.0f} s off the hub's clock" if skew is not None else "not a number")
+                                   + ": a replayed request, or the hub's clock is wrong")
 
 
 def _app(account: AccountRef) -> AppKey:

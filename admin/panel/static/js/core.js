@@ -81,7 +81,7 @@ export async function attempt(action, okMessage) {
   }
 }
 
-export const CHANNEL_KINDS = ["telegram", "wechat", "wecom", "dingtalk", "email"];
+export const CHANNEL_KINDS = ["telegram", "wechat", "wecom", "wecom_kf", "dingtalk", "email"];
 export const groupsText = (value) => Object.entries(value || {}).map(([name, words]) => `${name}: ${words.join(", ")}`).join("\n");
 export const groupsValue = (text) => Object.fromEntries(text.split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
   const [name, ...rest] = line.split(/[:：]/);

@@ -1,5 +1,5 @@
 // The inbox page.
-import {$, $$, api, attempt, either, html, markup, ME, t, when} from "../core.js";
+import {$, $$, api, attempt, CHANNEL_KINDS, either, html, markup, ME, t, when} from "../core.js";
 import {deliveryLine, UNSETTLED} from "../messages.js";
 
 export async function inboxPage(main, rest) {
@@ -10,7 +10,7 @@ export async function inboxPage(main, rest) {
   main.innerHTML = markup(html`<h1>${t("inbox")}</h1>
     <div class="toolbar" id="inbox-filters">
       <select name="channel" aria-label="${t("channel")}">${option("", html`${t("channel")}: ${t("all")}`, "")}
-        ${["telegram", "wechat", "wecom", "dingtalk", "email"].map((k) => option(k, k, ""))}</select>
+        ${CHANNEL_KINDS.map((k) => option(k, k, ""))}</select>
       <select name="owner" aria-label="${t("owner")}">${option("", html`${t("owner")}: ${t("all")}`, "")}${option("me", t("me"), "")}${option("none", t("unowned"), "")}</select>
       <select name="status" aria-label="${t("status")}">${option("", html`${t("status")}: ${t("all")}`, "")}
         ${["open", "waiting", "handoff", "closed"].map((k) => option(k, t(k), ""))}</select>

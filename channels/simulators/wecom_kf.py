@@ -1,0 +1,165 @@
+"""微信客服 in the WeCom simulator: kf accounts of a corp's app, WeChat users writing to them,
+and the kf API the hub calls, as WeCom answers it.
+
+- A customer's message (or entering a session) is kept in the kf account's message log and
+  announced with the `kf_msg_or_event` callback, which carries only a pull Token (10 minutes)
+  and the OpenKfId, encrypted and signed like every WeCom callback.
+- `kf/sync_msg` returns the log from an opaque `cursor`, at most `limit` (≤ 1000) entries,
+  `next_cursor` and `has_more`; messages the company sent through the API are not in it.
+- `kf/send_msg` answers a customer only within 48 hours of their last message and 5 times at
+  most until they write again (95001); a session with a person in WeCom refuses it (95018).
+- `kf/send_msg_on_event` sends the welcome with an enter_session `welcome_code`: valid 20 s, once.
+- `kf/account/list` lists the kf accounts.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+ANSWER_WINDOW = 48 * 3600
+ANSWERS_PER_MESSAGE = 5
+PULL_TOKEN_LIFETIME = 600
+WELCOME_WINDOW = 20.0
+
+
+@dataclass
+class KfSession:
+    last_customer_at: float = 0.0
+    answers: int = 0
+    state: int = 1  # 0 untreated, 1 smart assistant (the API answers), 3 a person in WeCom, 4 ended
+
+
+@dataclass
+class KfState:
+    accounts: dict[str, str] = field(default_factory=dict)                  # open_kfid -> name
+    log: dict[str, list[dict[str, Any]]] = field(default_factory=dict)      # open_kfid -> sync_msg entries
+    sessions: dict[tuple[str, str], KfSession] = field(default_factory=dict)
+    pull_tokens: dict[str, float] = field(default_factory=dict)             # token -> expires (time.time)
+    welcome_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sent: list[dict[str, Any]] = field(default_factory=list)                # what customers received
+    pulls: list[dict[str, Any]] = field(default_factory=list)               # every sync_msg call
+
+
+class KfApiError(Exception):
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(errmsg)
+        self.errcode, self.errmsg = errcode, errmsg
+
+
+def add_account(kf: KfState, name: str, open_kfid: str | None = None) -> str:
+    open_kfid = open_kfid or "wk" + secrets.token_hex(15)
+    kf.accounts[open_kfid] = name
+    kf.log.setdefault(open_kfid, [])
+    return open_kfid
+
+
+def customer_writes(kf: KfState, open_kfid: str, external: str, text: str, *, menu_id: str | None = None,
+                    corp_id: str) -> dict[str, Any]:
+    """The customer's message, logged; the callback fields WeCom then posts."""
+    entry_text: dict[str, Any] = {"content": text}
+    if menu_id:
+        entry_text["menu_id"] = menu_id
+    session = kf.sessions.setdefault((open_kfid, external), KfSession())
+    session.last_customer_at, session.answers = time.time(), 0
+    return _log(kf, open_kfid, {"external_userid": external, "origin": 3, "msgtype": "text", "text": entry_text},
+                corp_id)
+
+
+def customer_enters(kf: KfState, open_kfid: str, external: str, *, scene: str = "", scene_param: str = "",
+                    corp_id: str) -> dict[str, Any]:
+    """The customer opens the kf chat (from a link with `scene_param`): an enter_session event."""
+    code = secrets.token_urlsafe(24)
+    kf.welcome_codes[code] = {"open_kfid": open_kfid, "external": external,
+                              "expires": time.monotonic() + WELCOME_WINDOW, "used": False}
+    event = {"event_type": "enter_session", "open_kfid": open_kfid, "external_userid": external, "scene": scene,
+             "scene_param": scene_param, "welcome_code": code}
+    return _log(kf, open_kfid, {"origin": 4, "msgtype": "event", "event": event}, corp_id)
+
+
+def _log(kf: KfState, open_kfid: str, entry: dict[str, Any], corp_id: str) -> dict[str, Any]:
+    if open_kfid not in kf.accounts:
+        raise KfApiError(95000, f"invalid open_kfid {open_kfid}")
+    kf.log[open_kfid].append({"msgid": secrets.token_hex(16), "open_kfid": open_kfid, "send_time": int(time.time()),
+                              **entry})
+    token = "ENC" + secrets.token_urlsafe(32)
+    kf.pull_tokens[token] = time.time() + PULL_TOKEN_LIFETIME
+    return {"ToUserName": corp_id, "CreateTime": int(time.time()), "MsgType": "event", "Event": "kf_msg_or_event",
+            "Token": token, "OpenKfId": open_kfid}
+
+
+def sync_msg(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
+    open_kfid = str(body.get("open_kfid") or "")
+    if open_kfid not in kf.accounts:
+        raise KfApiError(95000, f"invalid open_kfid {open_kfid}")
+    limit = body.get("limit", 1000)
+    if not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise KfApiError(40058, "invalid limit: between 1 and 1000")
+    cursor = str(body.get("cursor") or "")
+    start = _position(cursor)
+    entries = kf.log[open_kfid][start:start + limit]
+    end = start + len(entries)
+    kf.pulls.append({"open_kfid": open_kfid, "cursor": cursor, "token": body.get("token"), "returned": len(entries)})
+    return {"next_cursor": _cursor(end), "has_more": int(end < len(kf.log[open_kfid])), "msg_list": entries}
+
+
+def send_msg(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
+    open_kfid, external = str(body.get("open_kfid") or ""), str(body.get("touser") or "")
+    if open_kfid not in kf.accounts:
+        raise KfApiError(95000, f"invalid open_kfid {open_kfid}")
+    session = kf.sessions.get((open_kfid, external))
+    if session is not None and session.state in (3, 4):
+        raise KfApiError(95018, "send msg session status invalid")
+    if session is None or time.time() - session.last_customer_at > ANSWER_WINDOW \
+            or session.answers >= ANSWERS_PER_MESSAGE:
+        raise KfApiError(95001, "send msg count exceed limit: wait for the customer's message")
+    session.answers += 1
+    return _deliver(kf, open_kfid, external, body)
+
+
+def send_msg_on_event(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
+    code = kf.welcome_codes.get(str(body.get("code") or ""))
+    if code is None or code["used"] or time.monotonic() > code["expires"]:
+        # The code WeCom gives here is not confirmed from its documents: its generic "invalid parameter".
+        raise KfApiError(40058, "invalid welcome code: used, or more than 20 seconds old")
+    code["used"] = True
+    return _deliver(kf, code["open_kfid"], code["external"], body)
+
+
+def account_list(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
+    return {"account_list": [{"open_kfid": k, "name": n} for k, n in kf.accounts.items()]}
+
+
+def _deliver(kf: KfState, open_kfid: str, external: str, body: dict[str, Any]) -> dict[str, Any]:
+    msgtype = body.get("msgtype")
+    if msgtype == "text":
+        text, buttons = str((body.get("text") or {}).get("content") or ""), []
+    elif msgtype == "msgmenu":
+        menu = body.get("msgmenu") or {}
+        text = str(menu.get("head_content") or "")
+        buttons = [item["click"] for item in menu.get("list") or [] if item.get("type") == "click"]
+    else:
+        raise KfApiError(40008, f"invalid message type {msgtype}")
+    msgid = secrets.token_hex(16)
+    kf.sent.append({"to": external, "open_kfid": open_kfid, "msgtype": msgtype, "text": text, "buttons": buttons,
+                    "msgid": msgid, "at": time.time()})
+    return {"msgid": msgid}
+
+
+def _cursor(position: int) -> str:
+    return f"kf{position:x}" + secrets.token_hex(2)  # opaque to the hub, as WeCom's are
+
+
+def _position(cursor: str) -> int:
+    if not cursor:
+        return 0
+    try:
+        return int(cursor[2:-4], 16)
+    except ValueError:
+        raise KfApiError(40058, "invalid cursor") from None
+
+
+HANDLERS = {"kf/sync_msg": sync_msg, "kf/send_msg": send_msg, "kf/send_msg_on_event": send_msg_on_event,
+            "kf/account/list": account_list}

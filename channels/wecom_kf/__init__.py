@@ -1,0 +1,1 @@
+"""微信客服 (WeChat Customer Service through WeCom): callback token, pull with a cursor, send_msg."""

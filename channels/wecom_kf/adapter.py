@@ -1,0 +1,330 @@
+"""微信客服 (WeChat Customer Service, served through WeCom): WeChat users chat with the company's
+kf accounts (`open_kfid`) from WeChat itself, without adding anyone.
+
+WeCom's callback carries no message: the event `kf_msg_or_event` brings a pull token (valid
+10 minutes) and the kf account with news. The webhook stores that token as the account's cursor
+`kf_token:<open_kfid>`, committed like any event; the account's poller sees it and pulls with
+`kf/sync_msg` (its cursor and the token, `has_more` page after page). Each page's messages are
+stored in the same transaction as the `next_cursor` that follows them (`kf_cursor:<open_kfid>`),
+so a restart, or a second process taking over the poller, reads nothing twice and misses
+nothing. Without callbacks the poller still pulls every `poll_seconds` (WeCom rate-limits pulls
+without a token strictly, so not often).
+
+Sends are `kf/send_msg`: text, a link card, and buttons as a `msgmenu` whose clicks come back as
+messages carrying the button's `menu_id`. WeCom lets the company answer within 48 hours of the
+customer's last message and at most 5 times before the customer writes again (95001), and not
+while the session sits with a person in WeCom (95018): such a send is held with WeCom's reason and
+goes when the customer writes again. The welcome after `enter_session` is `kf/send_msg_on_event`
+with the event's `welcome_code` (valid 20 s, once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from channels.base import (
+    AccountSettings,
+    Capabilities,
+    ConnectionCheck,
+    ConnectionFailed,
+    InboundSink,
+    WebhookOutcome,
+    WebhookRequest,
+    media_lines,
+    numbered_options,
+)
+from channels.tencent import AES_KEY_PATTERN, MessageCipher
+from channels.tencent_client import RATE_LIMITED, SYSTEM_BUSY, ApiError, ApiUnavailable, AppKey, TencentApiClient
+from channels.wecom.adapter import open_callback
+from channels.wecom.client import DEFAULT_API_BASE, wecom_client
+from crm_core.models import Delivery, MessageKind
+from crm_core.ports import (
+    AccountRef,
+    InboundEvent,
+    InboundMessage,
+    OutboundMessage,
+    PermanentFailure,
+    RateLimit,
+    ReachabilityChanged,
+    RetryLater,
+    Sender,
+    SendHeld,
+    SendResult,
+    TemporaryFailure,
+)
+from crm_core.waiting import wait_any
+
+log = logging.getLogger(__name__)
+
+PULL_TOKEN_SECONDS = 600     # a callback's Token is good for 10 minutes
+WELCOME_WINDOW_SECONDS = 20  # an enter_session welcome_code is good for 20 seconds
+MAX_PULL = 1000              # sync_msg's limit, default and maximum
+# WeCom's refusals that a customer's next message lifts: 95001 the 5 answers (or 48 hours) since
+# their last message are used up; 95018 the session is with a person in WeCom, or ended.
+HELD_CODES = {95001: "WeCom allows 5 answers within 48 hours of the customer's last message, and they are used up",
+              95018: "the 微信客服 session is not with the API now (a person in WeCom has it, or it ended)"}
+ORIGIN_CUSTOMER, ORIGIN_EVENT, ORIGIN_SERVICER = 3, 4, 5
+
+
+class WeComKfCredentials(BaseModel):
+    corp_id: str = Field(pattern=r"^w[wx][0-9a-f]{16}$", description="企业ID, like ww1234567890abcdef")
+    secret: str = Field(min_length=16, max_length=128,
+                        description="Secret of the self-built app set in 微信客服 → 可调用接口的应用")
+    token: str = Field(pattern=r"^[A-Za-z0-9]{3,32}$", description="Token from the app's 接收消息 settings")
+    encoding_aes_key: str = Field(pattern=AES_KEY_PATTERN, description="EncodingAESKey from the same page")
+
+
+class WeComKfSettings(AccountSettings):
+    # Empty: every kf account the app may serve (kf/account/list).
+    open_kfids: list[str] = Field(default_factory=list, max_length=100)
+    poll_seconds: float = Field(default=60.0, ge=5.0, le=3600.0)
+    welcome_message_zh: str = Field(default="您好，我是智能客服，请问有什么可以帮您？", max_length=1000)
+    welcome_message_en: str = Field(default="Hello, how can we help you today?", max_length=1000)
+
+
+def thread_of(open_kfid: str, external_userid: str) -> str:
+    """One customer's chat with one kf account: both are needed to answer."""
+    return f"{open_kfid}|{external_userid}"
+
+
+class WeComKfAdapter:
+    kind: ClassVar[str] = "wecom_kf"
+    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, images=False, markdown=False,
+                                                        max_text_length=2048)
+    credentials_model: ClassVar[type[BaseModel]] = WeComKfCredentials
+    settings_model: ClassVar[type[BaseModel]] = WeComKfSettings
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "token", "encoding_aes_key"})
+
+    def __init__(self, client: TencentApiClient | None = None) -> None:
+        self.client = client or wecom_client()
+        self._ciphers: dict[tuple[str, str, str], MessageCipher] = {}
+
+    # ---- inbound -------------------------------------------------------
+
+    def parse_webhook(self, account: AccountRef, request: WebhookRequest) -> WebhookOutcome:
+        creds = account.credentials
+        key = (creds["token"], creds["encoding_aes_key"], creds["corp_id"])
+        cipher = self._ciphers.get(key) or self._ciphers.setdefault(key, MessageCipher(*key))
+        echo, fields = open_callback(f"WeCom 微信客服 account {account.id}", creds, cipher, request)
+        if echo is not None:
+            return WebhookOutcome(events=[], response=echo)
+        if fields.get("Event") != "kf_msg_or_event" or not fields.get("Token") or not fields.get("OpenKfId"):
+            return WebhookOutcome(events=[], response="")  # other events of the app: nothing to pull
+        # The poller pulls with this token: stored, and committed, before WeCom hears "success".
+        return WebhookOutcome(events=[], response="",
+                              cursor=(f"kf_token:{fields['OpenKfId']}", f"{fields['Token']} {int(time.time())}"))
+
+    def wants_polling(self, account: AccountRef) -> bool:
+        return True
+
+    def make_poller(self, account: AccountRef, sink: InboundSink,
+                    load_cursor: Callable[[str], Awaitable[str | None]]) -> KfPoller:
+        return KfPoller(self, account, sink, load_cursor)
+
+    async def kf_ids(self, account: AccountRef) -> list[str]:
+        settings = WeComKfSettings.model_validate(account.settings)
+        if settings.open_kfids:
+            return settings.open_kfids
+        body = await self.client.call(_app(account), "/cgi-bin/kf/account/list", {"offset": 0, "limit": 100})
+        return [a["open_kfid"] for a in body.get("account_list") or [] if a.get("open_kfid")]
+
+    async def sync(self, account: AccountRef, open_kfid: str, cursor: str | None,
+                   token: str | None) -> tuple[list[InboundEvent], str, bool]:
+        """One page of kf/sync_msg: its events, the cursor after it, and whether more wait."""
+        payload: dict[str, Any] = {"limit": MAX_PULL, "open_kfid": open_kfid}
+        if cursor:
+            payload["cursor"] = cursor
+        if token:
+            payload["token"] = token
+        body = await self.client.call(_app(account), "/cgi-bin/kf/sync_msg", payload)
+        events = [event for item in body.get("msg_list") or [] for event in parse_kf_message(item)]
+        return events, str(body.get("next_cursor") or cursor or ""), bool(body.get("has_more"))
+
+    # ---- outbound ------------------------------------------------------
+
+    def rate_limits(self, account: AccountRef, recipient: str) -> Sequence[tuple[str, RateLimit]]:
+        return [(f"wecom_kf:{account.id}", RateLimit(20, 1.0))]
+
+    async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
+        app = _app(account)
+        open_kfid, _, external = message.recipient.partition("|")
+        try:
+            if message.options.get("welcome_code"):
+                deadline = float(message.options.get("welcome_deadline") or 0)
+                if deadline and time.time() > deadline:
+                    raise PermanentFailure("the 微信客服 welcome code expired (valid 20 s after the customer "
+                                           "entered the session); the welcome was not sent")
+                body = await self.client.call(app, "/cgi-bin/kf/send_msg_on_event", {
+                    "code": message.options["welcome_code"], **_content(message)})
+            else:
+                body = await self.client.call(app, "/cgi-bin/kf/send_msg", {
+                    "touser": external, "open_kfid": open_kfid, **_content(message)})
+        except ApiError as exc:
+            raise _send_error(exc, account) from None
+        except ApiUnavailable as exc:
+            raise TemporaryFailure(str(exc)) from None
+        return SendResult(platform_message_id=f"kf:{body.get('msgid', '')}", delivery=Delivery.IN_CHAT)
+
+    async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
+        creds = WeComKfCredentials.model_validate(credentials)
+        try:
+            MessageCipher(creds.token, creds.encoding_aes_key, creds.corp_id)
+        except ValueError as exc:
+            raise ConnectionFailed(str(exc)) from None
+        app = AppKey(api_base or DEFAULT_API_BASE, creds.corp_id, creds.secret)
+        try:
+            body = await self.client.call(app, "/cgi-bin/kf/account/list", {"offset": 0, "limit": 100})
+        except ApiError as exc:
+            hint = {40013: "the corp id is wrong", 40001: "the Secret is wrong", 48002: "the app may not call "
+                    "微信客服: add it under 微信客服 → 可调用接口的应用"}.get(exc.errcode, exc.errmsg)
+            raise ConnectionFailed(f"WeCom refused ({exc.errcode}): {hint}") from None
+        except ApiUnavailable as exc:
+            raise ConnectionFailed(str(exc)) from None
+        names = [a.get("name") or a.get("open_kfid", "?") for a in body.get("account_list") or []]
+        return ConnectionCheck(platform_account_id=f"{creds.corp_id}:kf",
+                               display_name="微信客服: " + (", ".join(names) if names else "no kf account yet"))
+
+    async def activate(self, account: AccountRef, webhook_url: str) -> None:
+        """The callback URL is set in WeCom's console (it checks it with a GET); nothing to call."""
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class KfPoller:
+    """Pulls each kf account's messages when a callback's token arrives, and every `poll_seconds`."""
+
+    def __init__(self, adapter: WeComKfAdapter, account: AccountRef, sink: InboundSink,
+                 load_cursor: Callable[[str], Awaitable[str | None]], *, tick: float = 1.0) -> None:
+        self.adapter, self.account, self.sink, self.load_cursor = adapter, account, sink, load_cursor
+        self.settings = WeComKfSettings.model_validate(account.settings)
+        self.tick = tick
+        self._used_tokens: dict[str, str] = {}
+        self._pulled_at: dict[str, float] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        kf_ids: list[str] = []
+        listed_at = 0.0
+        while not stop.is_set():
+            try:
+                if not kf_ids or time.monotonic() - listed_at > self.settings.poll_seconds:
+                    kf_ids, listed_at = await self.adapter.kf_ids(self.account), time.monotonic()
+                for open_kfid in kf_ids:
+                    await self.pull_if_due(open_kfid)
+            except (ApiError, ApiUnavailable) as exc:
+                log.warning("微信客服 account %s: pull failed (%s); trying again", self.account.id, exc)
+                await wait_any(stop, timeout=self.settings.poll_seconds / 4)
+            except Exception:
+                log.exception("微信客服 account %s: pull failed", self.account.id)
+                await wait_any(stop, timeout=self.settings.poll_seconds / 4)
+            await wait_any(stop, timeout=self.tick)
+
+    async def pull_if_due(self, open_kfid: str) -> int:
+        """Pull when a new callback token is stored or the periodic pull is due; how many events."""
+        stored = await self.load_cursor(f"kf_token:{open_kfid}") or ""
+        token, _, at = stored.partition(" ")
+        fresh = token and at.isdigit() and time.time() - int(at) < PULL_TOKEN_SECONDS
+        new_token = fresh and self._used_tokens.get(open_kfid) != token
+        due = time.monotonic() - self._pulled_at.get(open_kfid, -1e9) >= self.settings.poll_seconds
+        if not (new_token or due):
+            return 0
+        self._used_tokens[open_kfid] = token
+        self._pulled_at[open_kfid] = time.monotonic()
+        return await self.pull(open_kfid, token if fresh else None)
+
+    async def pull(self, open_kfid: str, token: str | None) -> int:
+        cursor = await self.load_cursor(f"kf_cursor:{open_kfid}")
+        total = 0
+        while True:
+            events, cursor, more = await self.adapter.sync(self.account, open_kfid, cursor, token)
+            # The page's messages and the cursor after them: one transaction.
+            await self.sink(self.account.id, events, (f"kf_cursor:{open_kfid}", cursor))
+            total += len(events)
+            if not more:
+                return total
+
+
+def parse_kf_message(item: dict[str, Any]) -> list[InboundEvent]:
+    """One entry of sync_msg's msg_list as normalized events; what the hub does not use gives none."""
+    origin, msgtype = item.get("origin"), item.get("msgtype", "")
+    open_kfid, external = str(item.get("open_kfid") or ""), str(item.get("external_userid") or "")
+    msgid = str(item.get("msgid") or "")
+    if origin == ORIGIN_EVENT and msgtype == "event":
+        return _kf_event(item.get("event") or {}, open_kfid, msgid)
+    if origin != ORIGIN_CUSTOMER or not external or not msgid:
+        return []  # a servicer's message in WeCom, or something without its parties
+    sender = Sender(external_id=external)
+    thread = thread_of(open_kfid, external)
+    common = {"platform_message_id": f"kf:{msgid}", "sender": sender, "thread_id": thread, "raw": item}
+    if msgtype == "text":
+        text = item.get("text") or {}
+        if text.get("menu_id"):  # a click on a msgmenu button: its id is the button's data
+            return [InboundMessage(kind=MessageKind.CALLBACK, text=str(text["menu_id"]), **common,
+                                   attachments=[{"type": "menu_click", "label": text.get("content")}])]
+        return [InboundMessage(kind=MessageKind.TEXT, text=str(text.get("content") or ""), **common)]
+    if msgtype in ("image", "voice", "file", "video"):
+        media = item.get(msgtype) or {}
+        kind = {"image": MessageKind.IMAGE, "voice": MessageKind.VOICE}.get(msgtype, MessageKind.FILE)
+        return [InboundMessage(kind=kind, text=None, **common,
+                               attachments=[{"type": msgtype, "media_id": media.get("media_id")}])]
+    if msgtype == "location":
+        place = item.get("location") or {}
+        return [InboundMessage(kind=MessageKind.LOCATION, text=place.get("address") or place.get("name"), **common,
+                               attachments=[{"type": "location", **place}])]
+    if msgtype == "link":
+        link = item.get("link") or {}
+        return [InboundMessage(kind=MessageKind.LINK, text=link.get("title") or link.get("url"), **common,
+                               attachments=[{"type": "link", **link}])]
+    return []
+
+
+def _kf_event(event: dict[str, Any], open_kfid: str, msgid: str) -> list[InboundEvent]:
+    kind = event.get("event_type")
+    external = str(event.get("external_userid") or "")
+    if not external:
+        return []
+    sender, thread = Sender(external_id=external), thread_of(event.get("open_kfid") or open_kfid, external)
+    if kind == "enter_session":
+        entered: dict[str, Any] = {"type": "contact_added",
+                                   "source": event.get("scene_param") or event.get("scene") or None}
+        if event.get("welcome_code"):
+            entered["welcome_code"] = event["welcome_code"]
+            entered["welcome_deadline"] = int(time.time()) + WELCOME_WINDOW_SECONDS
+        return [ReachabilityChanged(platform_message_id=f"kf:{msgid}", sender=sender, thread_id=thread,
+                                    reachable=True, reason="entered a 微信客服 session", raw=event,
+                                    attachments=[entered])]
+    return []  # msg_send_fail, servicer and session changes: not handled yet
+
+
+def _content(message: OutboundMessage) -> dict[str, Any]:
+    """Text; buttons as a msgmenu whose clicks come back with the button's data as menu_id."""
+    if message.buttons:
+        return {"msgtype": "msgmenu", "msgmenu": {
+            "head_content": "\n".join([message.text, *media_lines(message)]),
+            "list": [{"type": "click", "click": {"id": b.data[:128], "content": b.label[:128]}}
+                     for b in message.buttons[:10]]}}
+    return {"msgtype": "text", "text": {"content": numbered_options(message)}}
+
+
+def _app(account: AccountRef) -> AppKey:
+    creds = account.credentials
+    return AppKey(account.api_base or DEFAULT_API_BASE, creds["corp_id"], creds["secret"])
+
+
+def _send_error(exc: ApiError, account: AccountRef) -> Exception:
+    if exc.errcode in HELD_CODES:
+        return SendHeld(f"微信客服 {exc.errcode}: {HELD_CODES[exc.errcode]}; it goes when the customer writes again")
+    if exc.errcode in RATE_LIMITED:
+        return RetryLater(f"WeCom rate limit ({exc.errcode} {exc.errmsg})", retry_after=60.0)
+    if exc.errcode == SYSTEM_BUSY:
+        return TemporaryFailure(f"WeCom busy: {exc.errmsg}")
+    if exc.errcode in (40001, 40014, 42001, 40013, 40091):
+        return TemporaryFailure(f"WeCom refused the credentials of channel account {account.id} ({exc.errcode} "
+                                f"{exc.errmsg}): check the corp id and Secret in the admin panel")
+    return PermanentFailure(f"WeCom 微信客服 rejected the message: {exc.errcode} {exc.errmsg}")
