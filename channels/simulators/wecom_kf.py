@@ -9,7 +9,7 @@ and the kf API the hub calls, as WeCom answers it.
 - `kf/send_msg` answers a customer only within 48 hours of their last message and 5 times at
   most until they write again (95001); a session with a person in WeCom refuses it (95018).
 - `kf/send_msg_on_event` sends the welcome with an enter_session `welcome_code`: valid 20 s, once.
-- `kf/account/list` lists the kf accounts.
+- `kf/account/list` lists the kf accounts; `kf/customer/batchget` gives nickname and unionid.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class KfState:
     welcome_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)                # what customers received
     pulls: list[dict[str, Any]] = field(default_factory=list)               # every sync_msg call
+    customers: dict[str, dict[str, str]] = field(default_factory=dict)      # external -> nickname, unionid
 
 
 class KfApiError(Exception):
@@ -59,6 +60,7 @@ def add_account(kf: KfState, name: str, open_kfid: str | None = None) -> str:
 def customer_writes(kf: KfState, open_kfid: str, external: str, text: str, *, menu_id: str | None = None,
                     corp_id: str) -> dict[str, Any]:
     """The customer's message, logged; the callback fields WeCom then posts."""
+    kf.customers.setdefault(external, {"nickname": f"微信用户{external[-4:]}", "unionid": ""})
     entry_text: dict[str, Any] = {"content": text}
     if menu_id:
         entry_text["menu_id"] = menu_id
@@ -128,6 +130,17 @@ def send_msg_on_event(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
     return _deliver(kf, code["open_kfid"], code["external"], body)
 
 
+def customer_batchget(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
+    wanted = [str(x) for x in body.get("external_userid_list") or []]
+    if not 1 <= len(wanted) <= 100:
+        raise KfApiError(40058, "external_userid_list: 1 to 100 ids")
+    known = [x for x in wanted if x in kf.customers]
+    return {"customer_list": [{"external_userid": x, "nickname": kf.customers[x].get("nickname", ""),
+                               "avatar": "", "gender": 0, "unionid": kf.customers[x].get("unionid", "")}
+                              for x in known],
+            "invalid_external_userid": [x for x in wanted if x not in kf.customers]}
+
+
 def account_list(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
     return {"account_list": [{"open_kfid": k, "name": n} for k, n in kf.accounts.items()]}
 
@@ -162,4 +175,4 @@ def _position(cursor: str) -> int:
 
 
 HANDLERS = {"kf/sync_msg": sync_msg, "kf/send_msg": send_msg, "kf/send_msg_on_event": send_msg_on_event,
-            "kf/account/list": account_list}
+            "kf/account/list": account_list, "kf/customer/batchget": customer_batchget}

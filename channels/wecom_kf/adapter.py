@@ -39,7 +39,7 @@ from channels.base import (
     media_lines,
     numbered_options,
 )
-from channels.tencent import AES_KEY_PATTERN, MessageCipher
+from channels.tencent import AES_KEY_PATTERN, UNIONID_KEY, MessageCipher
 from channels.tencent_client import RATE_LIMITED, SYSTEM_BUSY, ApiError, ApiUnavailable, AppKey, TencentApiClient
 from channels.wecom.adapter import open_callback
 from channels.wecom.client import DEFAULT_API_BASE, wecom_client
@@ -50,6 +50,7 @@ from crm_core.ports import (
     InboundMessage,
     OutboundMessage,
     PermanentFailure,
+    Profile,
     RateLimit,
     ReachabilityChanged,
     RetryLater,
@@ -170,6 +171,17 @@ class WeComKfAdapter:
         except ApiUnavailable as exc:
             raise TemporaryFailure(str(exc)) from None
         return SendResult(platform_message_id=f"kf:{body.get('msgid', '')}", delivery=Delivery.IN_CHAT)
+
+    async def fetch_profile(self, account: AccountRef, external_id: str) -> Profile | None:
+        """A WeChat user's nickname and unionid (kf/customer/batchget): with the unionid they join the
+        contact their Official Account or WeCom identity already has."""
+        body = await self.client.call(_app(account), "/cgi-bin/kf/customer/batchget",
+                                      {"external_userid_list": [external_id], "need_enter_session_context": 0})
+        customer = next((c for c in body.get("customer_list") or [] if c.get("external_userid") == external_id), None)
+        if customer is None:
+            return Profile()  # WeCom lists it under invalid_external_userid: nothing to learn
+        unionid = str(customer.get("unionid") or "")
+        return Profile(display_name=customer.get("nickname") or None, keys={UNIONID_KEY: unionid} if unionid else {})
 
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
         creds = WeComKfCredentials.model_validate(credentials)

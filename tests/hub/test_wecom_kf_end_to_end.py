@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from channels.simulators.wecom import SimApp, WeComSimulator
 from channels.wecom_kf.adapter import KfPoller
 from crm_core import accounts
-from crm_core.models import ChannelAccount, Contact, Conversation, Message
-from tests.fakes.stack import Stack, eventually, workspace_stack
+from crm_core.models import ChannelAccount, Contact, Conversation, Identity, Message
+from tests.fakes.stack import Stack, WorkspaceStack, eventually, workspace_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 CUSTOMER = "wmKfCustomer0001"
@@ -25,6 +25,7 @@ CUSTOMER = "wmKfCustomer0001"
 
 @dataclass
 class KfStack:
+    ws: WorkspaceStack
     tg: Stack
     sim: WeComSimulator
     app: SimApp
@@ -69,7 +70,7 @@ async def kf_stack(database_url, tmp_path) -> AsyncIterator[KfStack]:
                 cipher=hub.cipher, actor=None, db_session=session)
         app.callback_url = f"{ws.tg.hub_base}/hooks/wecom_kf/{account.id}"
         hub.accounts_changed.set()  # the poller starts
-        yield KfStack(ws.tg, ws.wecom, app, ws.wecom_base, open_kfid, account.id)
+        yield KfStack(ws, ws.tg, ws.wecom, app, ws.wecom_base, open_kfid, account.id)
 
 
 async def test_a_wechat_user_writes_the_hub_pulls_once_and_answers_through_kf(database_url, tmp_path):
@@ -145,6 +146,24 @@ async def test_a_customer_entering_from_a_campaign_link_is_welcomed_and_sourced(
                                                                      Contact.source == "expo2026")) == "expo2026"
         # The welcome code is good once: the hub never sent it twice.
         assert [m["msgtype"] for m in kf.app.kf.sent] == ["text"]
+
+
+async def test_a_follower_writing_to_kf_joins_their_contact_by_unionid(database_url, tmp_path):
+    async with kf_stack(database_url, tmp_path) as kf:
+        hub = kf.tg.hub
+        await kf.ws.follower("oKfAlice", "follow", unionid="uKfAlice")
+        await kf.ws.follower("oKfAlice", "messages", text="你好")
+        kf.app.kf.customers[CUSTOMER] = {"nickname": "Alice 王", "unionid": "uKfAlice"}
+        await kf.writes("我在公众号问过，想继续咨询")
+
+        async def identities():
+            async with hub.sessions() as session:
+                rows = (await session.execute(select(Identity.external_id, Identity.contact_id).where(
+                    Identity.external_id.in_(["oKfAlice", CUSTOMER])))).all()
+            return rows if len(rows) == 2 and len({contact for _, contact in rows}) == 1 else None
+        [(_, contact_id), _] = await eventually(identities, timeout=15)
+        async with hub.sessions() as session:
+            assert (await session.get(Contact, contact_id)).display_name == "Alice 王"  # the kf nickname
 
 
 async def _async(value):
