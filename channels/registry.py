@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from channels.base import ChannelAdapter
 from channels.dingtalk.adapter import DingTalkAdapter
@@ -12,7 +13,7 @@ from channels.telegram.adapter import TelegramAdapter
 from channels.wechat.adapter import WeChatAdapter
 from channels.wecom.adapter import WeComAdapter
 from channels.wecom_kf.adapter import WeComKfAdapter
-from crm_core.ports import AccountRef, OutboundMessage, Profile, RateLimit, SendResult
+from crm_core.ports import AccountRef, Confirmation, OutboundMessage, Profile, RateLimit, SendResult
 
 
 def default_adapters(public_base_url: str = "http://127.0.0.1:8080") -> list[ChannelAdapter]:
@@ -56,6 +57,11 @@ class ChannelRegistry:
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
         return await self.get(account.kind).send(account, message)
+
+    async def confirmation(self, account: AccountRef, platform_message_id: str, recipient: str,
+                           options: dict[str, Any]) -> Confirmation | None:
+        ask = getattr(self.get(account.kind), "confirmation", None)
+        return None if ask is None else await ask(account, platform_message_id, recipient, options)
 
     async def fetch_profile(self, account: AccountRef, external_id: str) -> Profile | None:
         """The platform's profile of a user, or None where the channel has no profile API."""

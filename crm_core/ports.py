@@ -133,6 +133,14 @@ class SendResult:
     delivery: Delivery = Delivery.HANDED_OVER  # never "in the chat" unless the adapter knows it is
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    """What became of a send a person had to confirm on the platform (a WeCom 群发 task)."""
+
+    delivered: bool | None      # None: still waiting for them
+    reason: str | None = None   # why it was not delivered
+
+
 class SendError(Exception):
     """A send failed; subclasses tell the dispatcher what to do next."""
 
@@ -201,6 +209,11 @@ class OutboundGateway(Protocol):
         ...
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult: ...
+
+    async def confirmation(self, account: AccountRef, platform_message_id: str, recipient: str,
+                           options: dict[str, Any]) -> Confirmation | None:
+        """What became of a send accepted as awaiting confirmation; None where the channel cannot tell."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from crm_core.crypto import CredentialCipher
 from crm_core.db import create_engine, session_factory, utcnow
 from crm_core.leads.service import LeadRules
 from crm_core.models import Campaign, CampaignStatus, ChannelAccount
+from crm_core.outbox.confirmations import ConfirmationWatcher
 from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
 from hub import live_settings
@@ -122,6 +123,7 @@ class Hub:
                                       rule_min_messages=settings.opinion_rule_min_messages,
                                       on_enqueued=self.dispatcher.wake)
         self.lead_sla = LeadSlaWatcher(self.sessions, settings.lead_rules, on_enqueued=self.dispatcher.wake)
+        self.confirmations = ConfirmationWatcher(self.sessions, self.channels, self.cipher)
         self.nurture = NurturePlanner(self.sessions, default_timezone=settings.default_timezone,
                                       on_enqueued=self.dispatcher.wake)
         self.digest = RepDigest(self.sessions, timezone=settings.default_timezone, on_enqueued=self.dispatcher.wake)

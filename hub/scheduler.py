@@ -44,6 +44,7 @@ def build_scheduler(hub: Hub) -> AsyncIOScheduler:
     every(settings.sla_check_seconds, "lead-first-response", hub.lead_sla.run_once)
     every(settings.opinion_check_seconds, "opinion-watch", hub.opinion.run_once)
     every(60, "event-reminders", hub.event_reminders)
+    every(60, "delivery-confirmations", hub.confirmations.run_once)
     every(live_settings.RELOAD_SECONDS, "settings-reload", hub.reload_settings)
     hour, minute = settings.rep_digest_time.split(":")
     scheduler.add_job(_logged("rep-digest", hub.digest.run_once),

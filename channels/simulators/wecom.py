@@ -8,7 +8,8 @@ externalcontact/send_welcome_msg (the WelcomeCode is valid 20 s, once) and
 externalcontact/add_msg_template (a task the rep confirms; auto-confirmed by
 default, so the customer receives it), externalcontact/get (name, the rep's
 State, the WeChat unionid when the customer was added with one; 84061 for a
-stranger).
+stranger), externalcontact/get_groupmsg_send_result (per customer of a task: 0 not sent
+yet, 1 sent, 2 not a contact of the sender any more).
 
 Callback side: everything a member or customer does becomes the XML WeCom
 posts, encrypted and signed with the app's Token and EncodingAESKey exactly
@@ -303,7 +304,8 @@ class WeComSimulator:
                     raise WeComApiError(47001, "data format error") from None
                 handler = {"message/send": self._message_send,
                            "externalcontact/send_welcome_msg": self._send_welcome,
-                           "externalcontact/add_msg_template": self._add_msg_template}.get(path)
+                           "externalcontact/add_msg_template": self._add_msg_template,
+                           "externalcontact/get_groupmsg_send_result": self._groupmsg_send_result}.get(path)
             if handler is None and path in kf_sim.HANDLERS:
                 try:
                     result = kf_sim.HANDLERS[path](app.kf, body)
@@ -388,11 +390,24 @@ class WeComSimulator:
         failed = [t for t in targets if sender not in app.customers.get(t, {}).get("follow", set())]
         msgid = "msg" + _random_id("", 20)
         task = {"msgid": msgid, "sender": sender, "targets": [t for t in targets if t not in failed],
-                "text": (body.get("text") or {}).get("content", ""), "confirmed": False}
+                "text": (body.get("text") or {}).get("content", ""), "confirmed": False,
+                "status": {t: 0 for t in targets if t not in failed}}  # 0 waiting for the rep
         app.tasks.append(task)
         if app.auto_confirm_tasks:
             self.confirm_task(app, msgid)
         return {"msgid": msgid, "fail_list": failed}
+
+    def _groupmsg_send_result(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        """What became of a task for one sender: 0 not sent yet, 1 sent, 2 not a contact any more."""
+        task = next((t for t in app.tasks if t["msgid"] == body.get("msgid")), None)
+        if task is None:
+            raise WeComApiError(40058, "invalid msgid")
+        if body.get("userid") != task["sender"]:
+            return {"next_cursor": "", "send_list": []}
+        return {"next_cursor": "", "send_list": [
+            {"external_userid": target, "userid": task["sender"], "status": status,
+             **({"send_time": int(time.time())} if status == 1 else {})}
+            for target, status in task["status"].items()]}
 
     def confirm_task(self, app: SimApp, msgid: str) -> None:
         """The rep taps "send" on the task in WeCom: the customers receive it."""
@@ -401,6 +416,10 @@ class WeComSimulator:
             return
         task["confirmed"] = True
         for target in task["targets"]:
+            if task["sender"] not in app.customers.get(target, {}).get("follow", set()):
+                task["status"][target] = 2  # no longer the rep's contact: not sent
+                continue
+            task["status"][target] = 1
             app.sent.append({"to": target, "msgtype": "text", "text": task["text"], "from": task["sender"],
                              "at": time.time()})
             app.note(target, "hub", task["text"])

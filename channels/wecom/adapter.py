@@ -59,6 +59,7 @@ from channels.wecom.client import DEFAULT_API_BASE, wecom_client
 from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
     AccountRef,
+    Confirmation,
     InboundEvent,
     InboundMessage,
     OutboundMessage,
@@ -81,6 +82,9 @@ CALLBACK_MAX_AGE_SECONDS = 600
 EXTERNAL_ID = re.compile(r"^w[mo][A-Za-z0-9_-]{6,}$")
 UNREACHABLE_CODES = frozenset({40003, 81013, 84061})  # invalid userid, all recipients invalid, not a contact
 NO_SUCH_CONTACT = frozenset({40096, 84061})  # invalid external userid, not an external contact of the app's reps
+# get_groupmsg_send_result's statuses of a task that will not reach the customer.
+TASK_NOT_SENT = {2: "the customer is no longer a contact of the rep, so the task was not sent",
+                 3: "the customer already received a mass message today, so the task was not sent"}
 
 
 class WeComCredentials(BaseModel):
@@ -177,6 +181,23 @@ class WeComAdapter:
             raise _send_error(exc, account) from None
         except ApiUnavailable as exc:
             raise TemporaryFailure(str(exc)) from None
+
+    async def confirmation(self, account: AccountRef, platform_message_id: str, recipient: str,
+                           options: dict[str, Any]) -> Confirmation | None:
+        """Whether the rep confirmed a 群发 task in WeCom and it reached the customer
+        (externalcontact/get_groupmsg_send_result for the task's sender)."""
+        sender = options.get("sender") or WeComSettings.model_validate(account.settings).default_sender_userid
+        if not platform_message_id.startswith("task:") or not sender:
+            return None
+        body = await self.client.call(_app(account), "/cgi-bin/externalcontact/get_groupmsg_send_result", {
+            "msgid": platform_message_id.removeprefix("task:"), "userid": sender, "limit": 1000})
+        entry = next((e for e in body.get("send_list") or [] if e.get("external_userid") == recipient), None)
+        status = entry.get("status") if entry else None
+        if status == 1:
+            return Confirmation(delivered=True)
+        if status in TASK_NOT_SENT:
+            return Confirmation(delivered=False, reason=f"WeCom: {TASK_NOT_SENT[status]}")
+        return Confirmation(delivered=None)  # 0: the rep has not confirmed it yet
 
     async def fetch_profile(self, account: AccountRef, external_id: str) -> Profile | None:
         """An external contact's name and WeChat unionid (externalcontact/get)."""

@@ -56,13 +56,17 @@ async def test_customer_adds_rep_gets_welcome_source_and_rep_card(database_url, 
         [reply] = await eventually(replied)
         assert reply["from"] == "li"
         assert app.tasks[-1]["sender"] == "li"
-        # The inbox tells the two apart: the welcome is in the chat, the reply is a 群发 task Li confirms in WeCom.
+        # The inbox tells the two apart: the welcome is in the chat, the reply a 群发 task Li confirmed in
+        # WeCom (the simulator confirms at once), delivered once WeCom's send result says so.
         async def settled():
             resp = await ws.tg.client.get(f"{ws.tg.hub_base}/api/v1/inbox/{conversation.id}", headers=ws.tg.api())
             out = [(m["text"], m["delivery"]["state"]) for m in resp.json()["messages"] if m["direction"] == "out"]
             return out if not any(state in ("queued", "sending") for _, state in out) else None
-        assert await eventually(settled) == [("您好，很高兴为您服务！有任何问题请直接留言。", "delivered"),
-                                             ("Yes, next-day delivery to Hangzhou.", "awaiting_confirmation")]
+        [welcome_state, reply_state] = await eventually(settled)
+        assert welcome_state == ("您好，很高兴为您服务！有任何问题请直接留言。", "delivered")
+        assert reply_state[1] in ("awaiting_confirmation", "delivered")  # the scheduled check may have run
+        await ws.tg.hub.confirmations.run_once()
+        assert await settled() == [welcome_state, ("Yes, next-day delivery to Hangzhou.", "delivered")]
 
         # The customer deletes Li: Li and Li's manager get a churn alert; the identity is unreachable.
         await ws.wecom_post("customers/wmAlice0001/delete_rep", {"rep": "li"})
@@ -195,3 +199,53 @@ async def test_access_token_is_cached_refetched_once_when_expired_and_45009_back
                     OutboxMessage.last_error.like("rate limited%45009%")))
         row = await eventually(rate_limited)
         assert row.status == OutboxStatus.PENDING and row.attempts == 0  # not a failed attempt: later
+
+
+async def test_a_reply_to_an_external_contact_waits_for_the_rep_then_shows_what_wecom_says(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        app, hub = ws.wecom_app, ws.tg.hub
+        app.auto_confirm_tasks = False  # Li taps "send" on each task himself, as in WeCom
+        names = {"wmBob00001": "Bob", "wmCarol0001": "Carol"}
+        for customer, name in names.items():
+            await ws.wecom_post(f"customers/{customer}/add", {"rep": "li", "name": name})
+            await ws.rep_receives("li", name)
+        async with hub.sessions() as session:
+            conversations = dict((await session.execute(
+                select(Identity.external_id, Conversation.id)
+                .join(Conversation, Conversation.identity_id == Identity.id)
+                .where(Identity.external_id.in_(list(names))))).all())
+        for customer, conversation in conversations.items():
+            resp = await ws.tg.client.post(f"{ws.tg.hub_base}/api/v1/conversations/{conversation}/messages",
+                                           json={"text": f"Hello {names[customer]}, here is the brochure"},
+                                           headers={**ws.tg.api(), "Idempotency-Key": customer})
+            assert resp.status_code == 202
+
+        async def states():
+            out = {}
+            for customer, conversation in conversations.items():
+                resp = await ws.tg.client.get(f"{ws.tg.hub_base}/api/v1/inbox/{conversation}", headers=ws.tg.api())
+                [reply] = [m for m in resp.json()["messages"] if m["text"].startswith("Hello")]
+                out[customer] = (reply["delivery"]["state"], reply["delivery"]["detail"])
+            return out
+        assert await eventually(lambda: _settled(states)) == {
+            "wmBob00001": ("awaiting_confirmation", None), "wmCarol0001": ("awaiting_confirmation", None)}
+        report = await hub.confirmations.run_once()
+        assert (report.delivered, report.not_delivered, report.waiting) == (0, 0, 2)  # Li confirmed neither yet
+
+        # Li confirms Bob's task; Carol deletes Li before he confirms hers.
+        bob_task, carol_task = ([t for t in app.tasks if name in t["targets"]][0]["msgid"]
+                                for name in ("wmBob00001", "wmCarol0001"))
+        ws.wecom.confirm_task(app, bob_task)
+        await ws.wecom_post("customers/wmCarol0001/delete_rep", {"rep": "li"})
+        ws.wecom.confirm_task(app, carol_task)
+        await hub.confirmations.run_once()  # (or the scheduled check did already)
+        shown = await states()
+        assert shown["wmBob00001"] == ("delivered", None)
+        assert shown["wmCarol0001"][0] == "failed" and "no longer a contact of the rep" in shown["wmCarol0001"][1]
+        assert [m["text"] for m in app.transcript("wmBob00001") if m["text"].startswith("Hello")] == \
+            ["Hello Bob, here is the brochure"]
+
+
+async def _settled(states):
+    shown = await states()
+    return shown if all(state not in ("queued", "sending") for state, _ in shown.values()) else None
