@@ -24,10 +24,12 @@ valid for 20 seconds.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
@@ -37,6 +39,7 @@ from channels.base import (
     Capabilities,
     ConnectionCheck,
     ConnectionFailed,
+    InboundSink,
     WebhookOutcome,
     WebhookRejected,
     WebhookRequest,
@@ -55,6 +58,7 @@ from channels.tencent import (
     signature_matches,
 )
 from channels.tencent_client import RATE_LIMITED, SYSTEM_BUSY, ApiError, ApiUnavailable, AppKey, TencentApiClient
+from channels.wecom.archive import ArchiveReader, ArchiveUnavailable, FinanceSdk
 from channels.wecom.client import DEFAULT_API_BASE, wecom_client
 from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
@@ -73,8 +77,12 @@ from crm_core.ports import (
     SendResult,
     TemporaryFailure,
 )
+from crm_core.waiting import wait_any
+
+log = logging.getLogger(__name__)
 
 WELCOME_WINDOW_SECONDS = 20
+ARCHIVE_CURSOR = "archive_seq"
 # A callback signed longer ago than this is refused: WeCom retries within
 # seconds, so an old signature means a captured request replayed (or a clock off).
 CALLBACK_MAX_AGE_SECONDS = 600
@@ -93,6 +101,11 @@ class WeComCredentials(BaseModel):
     secret: str = Field(min_length=16, max_length=128, description="The app's Secret")
     token: str = Field(pattern=r"^[A-Za-z0-9]{3,32}$", description="Token from the app's 接收消息 settings")
     encoding_aes_key: str = Field(pattern=AES_KEY_PATTERN, description="EncodingAESKey from the same page")
+    # 会话内容存档 (session archive): its Secret and the company's private keys by version.
+    archive_secret: str | None = Field(default=None, min_length=16, max_length=128,
+                                       description="会话内容存档 Secret (管理工具 → 会话内容存档)")
+    archive_private_keys: dict[str, str] = Field(
+        default_factory=dict, description="Private keys (PEM) by 消息加密公钥 version, e.g. {\"1\": \"-----BEGIN...\"}")
 
 
 class WeComSettings(AccountSettings):
@@ -103,6 +116,9 @@ class WeComSettings(AccountSettings):
     default_sender_userid: str | None = Field(default=None, max_length=64)
     member_messages_per_minute: int = Field(default=30, ge=1, le=30)
     app_messages_per_second: float = Field(default=20.0, gt=0, le=200)
+    # Where Tencent's finance SDK (libWeWorkFinanceSdk_C.so) is on this server; empty: no archive.
+    archive_sdk_path: str | None = Field(default=None, max_length=1000)
+    archive_poll_seconds: float = Field(default=10.0, ge=1.0, le=3600.0)
 
 
 def is_external(userid: str) -> bool:
@@ -115,11 +131,24 @@ class WeComAdapter:
                                                         max_text_length=2048)
     credentials_model: ClassVar[type[BaseModel]] = WeComCredentials
     settings_model: ClassVar[type[BaseModel]] = WeComSettings
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "token", "encoding_aes_key"})
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "token", "encoding_aes_key", "archive_secret",
+                                                        "archive_private_keys"})
 
     def __init__(self, client: TencentApiClient | None = None) -> None:
         self.client = client or wecom_client()
         self._ciphers: dict[tuple[str, str, str], MessageCipher] = {}
+
+    # ---- the session archive ------------------------------------------
+
+    def wants_polling(self, account: AccountRef) -> bool:
+        """The archive is read when its SDK, Secret and a private key are all configured."""
+        settings = WeComSettings.model_validate(account.settings)
+        creds = account.credentials
+        return bool(settings.archive_sdk_path and creds.get("archive_secret") and creds.get("archive_private_keys"))
+
+    def make_poller(self, account: AccountRef, sink: InboundSink,
+                    load_cursor: Callable[[str], Awaitable[str | None]]) -> ArchivePoller:
+        return ArchivePoller(account, sink, load_cursor)
 
     # ---- inbound -------------------------------------------------------
 
@@ -378,3 +407,62 @@ def _parse_event(f: dict[str, str], from_user: str, created: str) -> list[Inboun
                                thread_id=from_user, kind=MessageKind.CALLBACK, text=key, raw=f,
                                attachments=[{"type": "card_click", "task_id": f.get("TaskId")}])]
     return []  # enter_agent, menu views...: acknowledged, nothing to store
+
+
+class ArchivePoller:
+    """Reads the session archive from the committed `seq` on: each batch's messages are stored in
+    the same transaction as the seq after them, so a restart neither loses nor repeats one."""
+
+    def __init__(self, account: AccountRef, sink: InboundSink,
+                 load_cursor: Callable[[str], Awaitable[str | None]]) -> None:
+        self.account, self.sink, self.load_cursor = account, sink, load_cursor
+        self.settings = WeComSettings.model_validate(account.settings)
+        self.reader: ArchiveReader | None = None
+
+    def _open(self) -> ArchiveReader:
+        if self.reader is None:
+            creds = self.account.credentials
+            sdk = FinanceSdk(str(self.settings.archive_sdk_path), creds["corp_id"], creds["archive_secret"])
+            self.reader = ArchiveReader(sdk, creds["archive_private_keys"])
+        return self.reader
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    while await self.pull_once():
+                        pass
+                except ArchiveUnavailable as exc:
+                    log.warning("WeCom account %s: session archive: %s", self.account.id, exc)
+                await wait_any(stop, timeout=self.settings.archive_poll_seconds)
+        finally:
+            if self.reader is not None:
+                self.reader.sdk.close()
+
+    async def pull_once(self, limit: int = 1000) -> int:
+        """One batch from the committed seq; how many entries it held (0: nothing new)."""
+        seq = int(await self.load_cursor(ARCHIVE_CURSOR) or 0)
+        reader = await asyncio.to_thread(self._open)
+        entries = await asyncio.to_thread(reader.read, seq, limit)
+        if not entries:
+            return 0
+        events = [event for entry in entries for event in archived_events(entry.message)]
+        await self.sink(self.account.id, events, (ARCHIVE_CURSOR, str(max(e.seq for e in entries))))
+        return len(entries)
+
+
+def archived_events(message: dict[str, Any]) -> list[InboundEvent]:
+    """A customer's words in a 1:1 chat with a rep, as a message of their conversation with the
+    company; what a rep says, group chats and recalls are not taken in yet."""
+    sender, targets = str(message.get("from") or ""), message.get("tolist") or []
+    if message.get("action") != "send" or message.get("roomid") or not is_external(sender) or len(targets) != 1:
+        return []
+    kind, text = {"text": (MessageKind.TEXT, (message.get("text") or {}).get("content")),
+                  "image": (MessageKind.IMAGE, None), "voice": (MessageKind.VOICE, None),
+                  "file": (MessageKind.FILE, (message.get("file") or {}).get("filename"))}.get(
+        str(message.get("msgtype")), (None, None))
+    if kind is None:
+        return []
+    return [InboundMessage(platform_message_id=f"archive:{message.get('msgid')}", sender=Sender(external_id=sender),
+                           thread_id=sender, kind=kind, text=text, raw=message,
+                           attachments=[{"type": "archived", "rep": targets[0]}])]

@@ -198,6 +198,8 @@ class MessageWorker:
                     await handler.handle(ctx)
                     if ctx.handled:
                         break
+                if overheard(message):
+                    ctx.replies.clear()  # a person is talking (a WeCom archive): the bot never answers
                 for n, reply in enumerate(ctx.replies):
                     await enqueue_to_conversation(
                         conversation, reply, idempotency_key=f"reply:{message.id}:{n}", db_session=session
@@ -239,3 +241,9 @@ class MessageWorker:
 
 class _LeaseLost(Exception):
     pass
+
+
+def overheard(message: Message) -> bool:
+    """A message read from a chat between the customer and a person (WeCom's session archive),
+    not written to the company's bot."""
+    return any(isinstance(a, dict) and a.get("type") == "archived" for a in message.attachments or [])
