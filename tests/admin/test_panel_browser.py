@@ -117,6 +117,12 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     assert second.webhook_url == webhook  # registered with the platform
     assert second.token not in await page.content()
     await shot(page, "channels")
+    # A WeCom account's archive keys are one JSON field: what is not JSON is refused, the field named.
+    await page.select_option("#channel-kind", "wecom")
+    await page.fill("textarea[name=cred_archive_private_keys]", "-----BEGIN PRIVATE KEY-----")
+    await page.click("#test-connection")
+    await page.wait_for_selector(".toast:has-text('archive_private_keys: not valid JSON')")
+    await page.select_option("#channel-kind", "telegram")
 
     # Later: the saved account tested again, its rotated token replaced, switched off.
     async with stack.hub.sessions() as session:

@@ -31,6 +31,7 @@ export async function channelsPage(main) {
       const type = prop.type === "integer" ? "number" : (secret ? "password" : "text");
       const options = prop.enum || (prop.anyOf || []).flatMap((a) => a.enum || []);
       const input = options.length ? html`<select name="cred_${name}">${options.map((o) => html`<option${o === prop.default ? " selected" : ""}>${o}</option>`)}</select>`
+        : prop.type === "object" ? html`<textarea name="cred_${name}" data-json rows="4" placeholder="{ }"${required.has(name) && !replacing ? " required" : ""}></textarea>`
         : html`<input name="cred_${name}" type="${type}" autocomplete="off"${required.has(name) && !replacing ? " required" : ""}${prop.default !== undefined && prop.default !== null ? html` value="${prop.default}"` : ""}>`;
       return html`<label>${prop.title || name}${required.has(name) ? " *" : ""}${input}${prop.description ? html`<span class="hint">${prop.description}</span>` : ""}</label>`;
     });
@@ -60,38 +61,49 @@ export async function channelsPage(main) {
       const fields = [...edit.querySelectorAll("[name^=cred_]")];
       const body = {name: edit.name.value.trim()};
       // Typing into any field means a new set; a pre-filled default or a choice alone does not.
-      if (fields.some((el) => el.tagName === "INPUT" && el.value !== "" && el.value !== el.defaultValue)) {
-        body.credentials = Object.fromEntries(fields.filter((el) => el.value !== "")
-          .map((el) => [el.name.slice(5), el.type === "number" ? Number(el.value) : el.value]));
+      if (fields.some((el) => el.tagName !== "SELECT" && el.value !== "" && el.value !== el.defaultValue)) {
+        body.credentials = Object.fromEntries(fields.filter((el) => el.value !== "").map((el) => [el.name.slice(5), el]));
       }
-      const saved = await attempt(() => api("PATCH", `/channel-accounts/${account.id}`, body), t("saved"));
-      edit.querySelectorAll("input[name^=cred_]").forEach((el) => { el.value = ""; });  // secrets leave the page
+      const saved = await attempt(() => api("PATCH", `/channel-accounts/${account.id}`, withValues(body)), t("saved"));
+      edit.querySelectorAll("input[name^=cred_], textarea[name^=cred_]").forEach((el) => { el.value = ""; });  // secrets leave the page
       if (saved) reload();
     };
   });
   const drawFields = () => { $("#channel-fields").innerHTML = markup(fieldsFor(form.kind.value)); };
   form.kind.onchange = drawFields;
   drawFields();
-  const collect = () => {
-    const credentials = {};
-    $$("#channel-fields [name^=cred_]").forEach((el) => {
-      if (el.value === "") return;
-      credentials[el.name.slice(5)] = el.type === "number" ? Number(el.value) : el.value;
-    });
-    return {kind: form.kind.value, name: form.name.value.trim(), credentials, api_base: form.api_base.value.trim() || null};
-  };
+  const collect = () => withValues({kind: form.kind.value, name: form.name.value.trim(), api_base: form.api_base.value.trim() || null,
+    credentials: Object.fromEntries($$("#channel-fields [name^=cred_]").filter((el) => el.value !== "").map((el) => [el.name.slice(5), el]))});
   $("#test-connection").onclick = async () => {
-    const body = collect();
-    const result = await attempt(() => api("POST", "/channel-accounts/test", {kind: body.kind, credentials: body.credentials, api_base: body.api_base}));
+    const result = await attempt(async () => {
+      const body = collect();
+      return api("POST", "/channel-accounts/test", {kind: body.kind, credentials: body.credentials, api_base: body.api_base});
+    });
     if (result) $("#channel-result").innerHTML = markup(html`<p class="badge good" id="connection-ok">${t("connection_ok", {name: result.display_name})}</p>`);
   };
   form.onsubmit = async (event) => {
     event.preventDefault();
-    const created = await attempt(() => api("POST", "/channel-accounts", collect()), t("saved"));
+    const created = await attempt(async () => api("POST", "/channel-accounts", collect()), t("saved"));
     if (!created) return;
     // Drawn again (secrets leave the page), with the new account listed and its webhook URL to paste.
     await channelsPage(main);
     $("#channel-result", main).innerHTML = markup(html`<h3>${t("webhook_url")}</h3><div class="copy-field"><input readonly id="new-webhook-url" value="${created.webhook_url}"></div>`);
     $("#new-webhook-url", main).scrollIntoView({block: "center"});
   };
+}
+
+// A form's credential fields as values: numbers as numbers, a JSON field (keys by version...) parsed,
+// with the field named when it is not JSON.
+function withValues(body) {
+  if (!body.credentials) return body;
+  const value = (name, el) => {
+    if (el.type === "number") return Number(el.value);
+    if (!("json" in el.dataset)) return el.value;
+    try {
+      return JSON.parse(el.value);
+    } catch (error) {
+      throw new Error(`${name}: ${t("not_json")} (${error.message})`);
+    }
+  };
+  return {...body, credentials: Object.fromEntries(Object.entries(body.credentials).map(([name, el]) => [name, value(name, el)]))};
 }
