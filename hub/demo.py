@@ -114,6 +114,11 @@ def _wecom_simulator(data_dir: Path) -> tuple[WeComSimulator, SimApp]:
                                         "token": app.token, "encoding_aes_key": app.encoding_aes_key})
     for userid, (name, _) in DEMO_REPS.items():
         simulator.add_member(app, userid, name)
+    try:  # what customers write to reps reaches the hub through the session archive, as in WeCom
+        simulator.enable_archive(app, data_dir / "wecom-archive")
+    except (RuntimeError, OSError) as exc:
+        print(f"demo: WeCom session archive off ({exc}); customers' 1:1 chat with reps will not reach the hub",
+              flush=True)
     return simulator, app
 
 
@@ -152,6 +157,11 @@ async def _seed_workspace(hub: Hub, wecom_base: str, wecom_app: SimApp, wechat_b
     Official Account; created once."""
     wecom_creds = {"corp_id": wecom_app.corp_id, "agent_id": wecom_app.agent_id, "secret": wecom_app.secret,
                    "token": wecom_app.token, "encoding_aes_key": wecom_app.encoding_aes_key}
+    wecom_settings: dict = {}
+    if wecom_app.archive is not None:
+        wecom_creds |= {"archive_secret": wecom_app.archive.secret,
+                        "archive_private_keys": wecom_app.archive.private_keys_pem()}
+        wecom_settings = {"archive_sdk_path": str(wecom_app.archive_sdk), "archive_poll_seconds": 2.0}
     wechat_creds = {"app_id": wechat_account.app_id, "app_secret": wechat_account.app_secret,
                     "token": wechat_account.token, "encoding_aes_key": wechat_account.encoding_aes_key}
     dingtalk_creds = {"app_key": robot.app_key, "app_secret": robot.app_secret, "robot_code": robot.robot_code}
@@ -164,12 +174,17 @@ async def _seed_workspace(hub: Hub, wecom_base: str, wecom_app: SimApp, wechat_b
             check = await adapter.check_connection(base, creds)
             account = await session.scalar(select(ChannelAccount).where(
                 ChannelAccount.kind == kind, ChannelAccount.platform_account_id == check.platform_account_id))
+            settings = adapter.settings_model.model_validate(wecom_settings if kind == "wecom" else {}).model_dump()
+            credentials = adapter.credentials_model.model_validate(creds).model_dump()
             if account is None:
                 account = await accounts.create(
-                    kind=kind, name=name, platform_account_id=check.platform_account_id,
-                    credentials=adapter.credentials_model.model_validate(creds).model_dump(), api_base=base,
-                    settings=adapter.settings_model().model_dump(), cipher=hub.cipher, actor=None,
-                    db_session=session)
+                    kind=kind, name=name, platform_account_id=check.platform_account_id, credentials=credentials,
+                    api_base=base, settings=settings, cipher=hub.cipher, actor=None, db_session=session)
+            elif kind == "wecom":  # the archive's keys and SDK as this run has them
+                await accounts.update(account, credentials=credentials,
+                                      credentials_account_id=check.platform_account_id,
+                                      cipher=hub.cipher, actor=None, db_session=session)
+                account.settings = {**(account.settings or {}), **settings}
             account.api_base = base
             ids.append(account.id)
         users_by_id = {}

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from crm_core import accounts, leases
 from crm_core.models import ChannelAccount
 from crm_core.outbox.dispatcher import new_owner_id
+from crm_core.ports import AccountRef
 from crm_core.waiting import wait_any
 from hub.context import Hub
 from hub.scheduler import build_scheduler
@@ -41,6 +42,7 @@ class BackgroundRuntime:
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._pollers: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._poller_refs: dict[int, AccountRef] = {}  # what each poller was started with
         self.owner = new_owner_id("poller")
         self.scheduler: AsyncIOScheduler | None = None
 
@@ -94,9 +96,15 @@ class BackgroundRuntime:
                 wanted[row.id] = (adapter, ref)
         for account_id in list(self._pollers):
             task, stop = self._pollers[account_id]
-            if account_id not in wanted or task.done():
+            # Switched off, ended, or saved with other credentials or settings (a rotated archive
+            # key, a new token): stopped, and started again below with what is saved now.
+            changed = account_id in wanted and self._poller_refs.get(account_id) != wanted[account_id][1]
+            if account_id not in wanted or task.done() or changed:
                 stop.set()
                 self._pollers.pop(account_id)
+                self._poller_refs.pop(account_id, None)
+                if changed:
+                    await asyncio.wait({task}, timeout=10)
         for account_id, (adapter, ref) in wanted.items():
             async with self.hub.sessions() as session, session.begin():
                 held = await leases.acquire(f"poller:{account_id}", self.owner, POLLER_LEASE_SECONDS,
@@ -117,3 +125,4 @@ class BackgroundRuntime:
             poller = adapter.make_poller(ref, self.hub.ingest, load_cursor)
             task = asyncio.create_task(poller.run(stop), name=f"poller-{account_id}")
             self._pollers[account_id] = (task, stop)
+            self._poller_refs[account_id] = ref

@@ -11,9 +11,11 @@ State, the WeChat unionid when the customer was added with one; 84061 for a
 stranger), externalcontact/get_groupmsg_send_result (per customer of a task: 0 not sent
 yet, 1 sent, 2 not a contact of the sender any more).
 
-Callback side: everything a member or customer does becomes the XML WeCom
-posts, encrypted and signed with the app's Token and EncodingAESKey exactly
-like the platform, to the app's callback URL. A callback not answered 2xx
+Callback side: everything a member does, and a customer's add / delete, becomes
+the XML WeCom posts, encrypted and signed with the app's Token and EncodingAESKey
+exactly like the platform, to the app's callback URL. What a customer writes to a
+rep is not posted: it is archived (`wecom_archive.py`) when the corp has session
+archiving, as in WeCom. A callback not answered 2xx
 within the deadline (5 s) is sent again with the same content, three retries
 at most, like WeCom.
 
@@ -35,6 +37,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,6 +49,7 @@ from starlette.routing import Route
 
 from channels.simulators import wecom_kf as kf_sim
 from channels.simulators.tencent import post_like_tencent
+from channels.simulators.wecom_archive import Archive, build_sdk
 from channels.tencent import MessageCipher, build_xml
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,8 @@ class SimApp:
     # What each member or customer sees in their chat with the app / with their rep.
     chats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     kf: kf_sim.KfState = field(default_factory=kf_sim.KfState)  # 微信客服 accounts served through this app
+    archive: Archive | None = None  # 会话存档, when the corp has it
+    archive_sdk: Path | None = None  # the stand-in SDK the hub loads to read it
 
     @property
     def cipher(self) -> MessageCipher:
@@ -202,13 +208,26 @@ class WeComSimulator:
             fields["State"] = state
         return self._push(app, fields)
 
+    def enable_archive(self, app: SimApp, directory: Path) -> Path:
+        """Session archiving for the app's corp; the path of the SDK stand-in the hub loads."""
+        app.archive_sdk = build_sdk(directory)
+        app.archive = Archive(directory / "data", app.corp_id)
+        return app.archive_sdk
+
     def customer_writes(self, app: SimApp, external: str, text: str) -> dict[str, Any]:
-        if external not in app.customers:
+        """The customer writes to their rep in WeChat: the rep sees it in WeCom, and WeCom archives it
+        (when the corp has session archiving); the app's callback hears nothing, as in WeCom."""
+        customer = app.customers.get(external)
+        if customer is None or not customer["follow"]:
             raise WeComApiError(84061, f"{external} is not an external contact of this corp")
         app.note(external, "me", text)
-        return self._push(app, {"ToUserName": app.corp_id, "FromUserName": external, "CreateTime": int(time.time()),
-                                "MsgType": "text", "Content": text, "MsgId": str(next(app.msg_ids)),
-                                "AgentID": app.agent_id})
+        rep = next(iter(customer["follow"]))
+        if app.archive is None:
+            return {"archived": None}
+        seq = app.archive.append({"msgid": f"{next(app.msg_ids)}_archive", "action": "send", "from": external,
+                                  "tolist": [rep], "roomid": "", "msgtime": int(time.time() * 1000),
+                                  "msgtype": "text", "text": {"content": text}})
+        return {"archived": seq}
 
     def kf_customer_writes(self, app: SimApp, open_kfid: str, external: str, text: str,
                            menu_id: str | None = None) -> dict[str, Any]:
@@ -506,8 +525,8 @@ class WeComSimulator:
             if action == "add":
                 fields = self.customer_adds(app, external, str(body.get("rep", "")), name=body.get("name", ""),
                                             state=body.get("state", ""), unionid=body.get("unionid", ""))
-            elif action == "messages":
-                fields = self.customer_writes(app, external, str(body.get("text", "")))
+            elif action == "messages":  # archived, not posted to the callback
+                return JSONResponse(self.customer_writes(app, external, str(body.get("text", ""))))
             elif action == "delete_rep":
                 fields = self.customer_deletes_rep(app, external, str(body.get("rep", "")))
             else:

@@ -6,11 +6,11 @@ constant time, decrypted for this account's corp id only, and parsed with the
 hardened parser; the answer is an empty 200 as soon as the events are stored,
 well inside WeCom's 5 s deadline (everything else happens in the worker).
 
-Who writes: app members (reps, `is_staff`) by their userid, external contacts
-(customers) by an external userid, which WeCom always starts with "wm" or "wo".
-Real WeCom hands over external contacts' chat content only through session
-archiving or WeChat Customer Service; this adapter accepts it on the callback
-in the same XML shape, which is how the simulator delivers it.
+Who writes on the callback: app members (reps, `is_staff`) by their userid; external
+contacts (customers, an external userid starting "wm" or "wo") only through events
+(added, deleted). What customers say to reps comes from the session archive
+(`ArchivePoller`, `channels/wecom/archive.py`); WeChat users who write to the
+company without adding anyone use 微信客服 (`channels/wecom_kf/`).
 
 Platform retries repeat MsgId (messages) or FromUserName + CreateTime
 (events), so the platform message id is built from those: a retry is a no-op.
@@ -365,7 +365,12 @@ def parse_callback(fields: dict[str, str]) -> list[InboundEvent]:
         return _parse_event(fields, from_user, created)
     if not from_user or not fields.get("MsgId"):
         raise WebhookRejected(400, "WeCom message without FromUserName or MsgId")
-    sender = Sender(external_id=from_user, is_staff=not is_external(from_user))
+    if is_external(from_user):
+        # WeCom posts only members' messages to an app; a customer's words come from the session
+        # archive (or 微信客服). Such a callback is nobody's message: acknowledged, not stored.
+        log.warning("WeCom: a message from external contact %s on the app callback was ignored", from_user)
+        return []
+    sender = Sender(external_id=from_user, is_staff=True)
     kind, text, attachments = message_content(msg_type, fields)
     return [InboundMessage(platform_message_id=f"msg:{fields['MsgId']}", sender=sender, thread_id=from_user,
                            kind=kind, text=text, raw=fields, attachments=attachments)]

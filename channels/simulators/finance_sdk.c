@@ -1,20 +1,35 @@
-/* A stand-in for Tencent's WeCom finance SDK (libWeWorkFinanceSdk_C.so) with its documented C
- * functions and signatures, serving an archive the test writes: one JSON entry per line in the
- * file named by FAKE_FINANCE_DATA, each starting {"seq":N,...}. Init accepts FAKE_FINANCE_CORP
- * and FAKE_FINANCE_SECRET only. DecryptData undoes a test cipher (hex of the message XOR the
- * random key): Tencent's own cipher is inside its SDK, and the hub only hands it the key. */
+/* The WeCom simulator's stand-in for Tencent's finance SDK (libWeWorkFinanceSdk_C.so): the SDK's
+ * documented C functions and signatures, serving the archive the simulator writes under
+ * $FAKE_FINANCE_DIR: <corpid>.secret (the 会话内容存档 Secret Init accepts) and <corpid>.jsonl (one
+ * entry per line, each starting {"seq":N,...}). DecryptData undoes the simulator's cipher (hex of
+ * the message XOR the random key): Tencent's own cipher lives inside its SDK, and the hub only
+ * hands it the key. Built with gcc by channels/simulators/wecom_archive.py. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct Slice_t { char *buf; int len; } Slice_t;
-typedef struct WeWorkFinanceSdk_t { int ready; } WeWorkFinanceSdk_t;
+typedef struct WeWorkFinanceSdk_t { int ready; char corp[128]; } WeWorkFinanceSdk_t;
+
+static FILE *corp_file(const char *corp, const char *suffix) {
+    const char *dir = getenv("FAKE_FINANCE_DIR");
+    char path[4096];
+    if (!dir || strlen(corp) > 100 || strchr(corp, '/')) return NULL;
+    snprintf(path, sizeof path, "%s/%s.%s", dir, corp, suffix);
+    return fopen(path, "r");
+}
 
 WeWorkFinanceSdk_t *NewSdk(void) { return calloc(1, sizeof(WeWorkFinanceSdk_t)); }
 
 int Init(WeWorkFinanceSdk_t *sdk, const char *corpid, const char *secret) {
-    const char *corp = getenv("FAKE_FINANCE_CORP"), *want = getenv("FAKE_FINANCE_SECRET");
-    if (!sdk || !corpid || !secret || !corp || !want || strcmp(corpid, corp) || strcmp(secret, want)) return 10000;
+    char want[256] = {0};
+    FILE *file = (sdk && corpid && secret) ? corp_file(corpid, "secret") : NULL;
+    if (!file) return 10000;
+    size_t n = fread(want, 1, sizeof want - 1, file);
+    fclose(file);
+    want[strcspn(want, "\n")] = 0;
+    if (n == 0 || strcmp(secret, want)) return 10000;
+    snprintf(sdk->corp, sizeof sdk->corp, "%s", corpid);
     sdk->ready = 1;
     return 0;
 }
@@ -37,8 +52,7 @@ int GetChatData(WeWorkFinanceSdk_t *sdk, unsigned long long seq, unsigned int li
                 const char *passwd, int timeout, Slice_t *chat_datas) {
     (void)proxy; (void)passwd; (void)timeout;
     if (!sdk || !sdk->ready || limit == 0 || limit > 1000 || !chat_datas) return 10000;
-    const char *path = getenv("FAKE_FINANCE_DATA");
-    FILE *file = path ? fopen(path, "r") : NULL;
+    FILE *file = corp_file(sdk->corp, "jsonl");
     size_t cap = 4096, len = 0;
     char *out = malloc(cap), line[65536];
     len += (size_t)sprintf(out, "{\"errcode\":0,\"errmsg\":\"ok\",\"chatdata\":[");
