@@ -44,6 +44,10 @@ class InboundMessage:
     # Other names of this thread (an email's References, its subject from this
     # sender): an open conversation known by one of them is this thread's.
     thread_aliases: tuple[str, ...] = ()
+    # A person of the company wrote this to the customer in the customer's chat, outside the hub
+    # (a 微信客服 servicer in WeCom, a rep in an archived chat): their userid on the platform. It is
+    # stored as the company's outgoing message, by the user with that handle, and never answered.
+    staff_author: str | None = None
 
 
 @dataclass(frozen=True)
@@ -274,10 +278,13 @@ class HandlerContext:
     notified: set[int] = field(default_factory=set)
 
     def reply(self, text: str, buttons: Sequence[Button] = (), *, title: str | None = None,
-              image_url: str | None = None, link_url: str | None = None) -> None:
-        """A bot's answer; marked automated (email sends it with Auto-Submitted: auto-replied)."""
+              image_url: str | None = None, link_url: str | None = None,
+              options: dict[str, Any] | None = None) -> None:
+        """A bot's answer; marked automated (email sends it with Auto-Submitted: auto-replied).
+        `options` adds platform parts (a 微信客服 session handed to a person with the answer)."""
         self.replies.append(OutboundMessage(self.conversation.external_thread_id, text, tuple(buttons), title=title,
-                                            image_url=image_url, link_url=link_url, options={"automated": True}))
+                                            image_url=image_url, link_url=link_url,
+                                            options={"automated": True, **(options or {})}))
 
 
 class MessageHandler(Protocol):

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bots.consent import OptInBot, OptOutBot
 from bots.customer import CustomerBot, CustomerBotSettings
 from bots.leads import LeadCapture
+from bots.platform_sessions import PlatformSessions
 from bots.rep import RepAlerts, RepWorkspace
 from bots.rep.digest import RepDigest
 from bots.rep.opinion import OpinionWatcher
@@ -64,10 +65,12 @@ def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
 def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageReview | None = None,
                      lead_rules: LeadRules | None = None, timezone: str = "Asia/Shanghai") -> list[MessageHandler]:
     # The rep bot first: it takes staff messages, which no customer bot may answer.
+    # A platform's session events (微信客服) next: nobody else answers them.
     # Lead capture before the alerts: a routed lead's owner gets one card, not two.
     return [RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck()), lead_rules=lead_rules),
-            LeadCapture(lead_rules), RepAlerts(negative_confidence=negative_alert_confidence), OptOutBot(),
-            OptInBot(), CustomerBot(settings=CustomerBotSettings(timezone=timezone), lead_rules=lead_rules)]
+            PlatformSessions(), LeadCapture(lead_rules), RepAlerts(negative_confidence=negative_alert_confidence),
+            OptOutBot(), OptInBot(),
+            CustomerBot(settings=CustomerBotSettings(timezone=timezone), lead_rules=lead_rules)]
 
 
 class Hub:
@@ -111,6 +114,7 @@ class Hub:
             profiles=self,
             key_extractor=stated_contact_keys,
             understanding=self.understanding,
+            staff_words=self.rep_review,
         )
         self.sla = SlaWatcher(
             self.sessions,

@@ -209,8 +209,8 @@ class CustomerBot:
 
     async def _hand_off(self, ctx: HandlerContext, state: BotSession, reason: str, lang: str) -> None:
         state.misses = 0
-        await hand_off(ctx, reason, state)
-        ctx.reply(say("handoff", lang))
+        options = await hand_off(ctx, reason, state)
+        ctx.reply(say("handoff", lang), options=options)
 
     # -- FAQ ------------------------------------------------------------------
 

@@ -9,10 +9,13 @@ customer's card goes to the managers too.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.rep.texts import say as rep_say
+from crm_core.conversations import handover
 from crm_core.db import utcnow
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
@@ -33,32 +36,33 @@ REASONS = {
 }
 
 
-async def hand_off(ctx: HandlerContext, reason: str, session_state: BotSession | None) -> int:
-    """Mark the conversation handed off and send the summary card; how many reps got it."""
+async def hand_off(ctx: HandlerContext, reason: str, session_state: BotSession | None) -> dict[str, Any]:
+    """Mark the conversation handed off and send the summary card to the reps; the options the
+    customer's "a person is coming" carries (on 微信客服: which servicer WeCom moves the session to)."""
     conversation = ctx.conversation
     conversation.handoff_at, conversation.handoff_reason = utcnow(), reason
     db = ctx.db_session
-    targets: dict[int, User] = {}
     owner = await db.get(User, conversation.assignee_user_id) if conversation.assignee_user_id else None
-    if owner is not None and owner.is_active:
-        targets[owner.id] = owner
-    else:
-        for rep in await reps.reps_for(conversation, db_session=db):
-            targets[rep.id] = rep
+    if owner is not None and not owner.is_active:
+        owner = None
+    candidates = [] if owner is not None else list(await reps.reps_for(conversation, db_session=db))
+    before = conversation.assignee_user_id
+    options = await handover.hand_over_option(conversation, owner, candidates, db_session=db)
+    if conversation.assignee_user_id != before:  # routed to a servicer just now
+        owner = await db.get(User, conversation.assignee_user_id)
+    targets: dict[int, User] = {owner.id: owner} if owner is not None else {rep.id: rep for rep in candidates}
     if reason == "upset":
         for manager in await reps.managers_for(owner, db_session=db):
             targets[manager.id] = manager
-    sent = 0
     for user in targets.values():
         lang = user.language or "zh"
         card = OutboundMessage("", await summary(conversation, ctx, session_state, lang=lang),
                                reps.card_buttons(conversation.id, claimed=conversation.assignee_user_id is not None),
                                title=rep_say("card_handoff", lang, id=conversation.id,
                                              reason=REASONS[reason]["zh" if lang == "zh" else "en"]))
-        sent += await reps.notify_user(user.id, card, key=f"handoff:{ctx.message.id}:u{user.id}", db_session=db)
-    if sent:
-        ctx.enqueued = True
-    return sent
+        if await reps.notify_user(user.id, card, key=f"handoff:{ctx.message.id}:u{user.id}", db_session=db):
+            ctx.enqueued = True
+    return options
 
 
 async def summary(conversation: Conversation, ctx: HandlerContext, state: BotSession | None, *, lang: str,

@@ -136,7 +136,7 @@ class WeComAdapter:
 
     def __init__(self, client: TencentApiClient | None = None) -> None:
         self.client = client or wecom_client()
-        self._ciphers: dict[tuple[str, str, str], MessageCipher] = {}
+        self.ciphers = CipherCache()
 
     # ---- the session archive ------------------------------------------
 
@@ -154,17 +154,10 @@ class WeComAdapter:
 
     def parse_webhook(self, account: AccountRef, request: WebhookRequest) -> WebhookOutcome:
         echo, fields = open_callback(f"WeCom channel account {account.id}", account.credentials,
-                                     self._cipher(account.credentials), request)
+                                     self.ciphers.get(account.credentials), request)
         if echo is not None:
             return WebhookOutcome(events=[], response=echo)
         return WebhookOutcome(events=parse_callback(fields), response="")
-
-    def _cipher(self, creds: dict[str, Any]) -> MessageCipher:
-        key = (creds["token"], creds["encoding_aes_key"], creds["corp_id"])
-        cipher = self._ciphers.get(key)
-        if cipher is None:
-            cipher = self._ciphers[key] = MessageCipher(*key)
-        return cipher
 
     # ---- outbound ------------------------------------------------------
 
@@ -176,7 +169,7 @@ class WeComAdapter:
         return buckets
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
-        app = _app(account)
+        app = app_key(account)
         options = message.options
         try:
             if options.get("welcome_code"):
@@ -218,7 +211,7 @@ class WeComAdapter:
         sender = options.get("sender") or WeComSettings.model_validate(account.settings).default_sender_userid
         if not platform_message_id.startswith("task:") or not sender:
             return None
-        body = await self.client.call(_app(account), "/cgi-bin/externalcontact/get_groupmsg_send_result", {
+        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_groupmsg_send_result", {
             "msgid": platform_message_id.removeprefix("task:"), "userid": sender, "limit": 1000})
         entry = next((e for e in body.get("send_list") or [] if e.get("external_userid") == recipient), None)
         status = entry.get("status") if entry else None
@@ -233,7 +226,7 @@ class WeComAdapter:
         if not is_external(external_id):
             return None  # app members are colleagues
         try:
-            body = await self.client.call(_app(account), "/cgi-bin/externalcontact/get",
+            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get",
                                           params={"external_userid": external_id})
         except ApiError as exc:
             if exc.errcode in NO_SUCH_CONTACT:
@@ -312,7 +305,22 @@ def _check_signature(label: str, creds: dict[str, Any], query: Any, encrypted: s
                                    + ": a replayed request, or the hub's clock is wrong")
 
 
-def _app(account: AccountRef) -> AppKey:
+class CipherCache:
+    """One callback cipher per Token, EncodingAESKey and corp (a WeCom app, a 微信客服 app)."""
+
+    def __init__(self) -> None:
+        self._ciphers: dict[tuple[str, str, str], MessageCipher] = {}
+
+    def get(self, creds: dict[str, Any]) -> MessageCipher:
+        key = (creds["token"], creds["encoding_aes_key"], creds["corp_id"])
+        cipher = self._ciphers.get(key)
+        if cipher is None:
+            cipher = self._ciphers[key] = MessageCipher(*key)
+        return cipher
+
+
+def app_key(account: AccountRef) -> AppKey:
+    """The corp and Secret the account's API calls use."""
     creds = account.credentials
     return AppKey(account.api_base or DEFAULT_API_BASE, creds["corp_id"], creds["secret"])
 
@@ -344,16 +352,23 @@ def _app_message(account: AccountRef, message: OutboundMessage) -> dict[str, Any
 
 
 def _send_error(exc: ApiError, account: AccountRef) -> Exception:
-    if exc.errcode in RATE_LIMITED:
-        return RetryLater(f"WeCom rate limit ({exc.errcode} {exc.errmsg})", retry_after=60.0)
     if exc.errcode in UNREACHABLE_CODES:
         return RecipientUnreachable(f"WeCom: {exc.errcode} {exc.errmsg}")
+    return common_send_error(exc, account) or PermanentFailure(f"WeCom rejected the message: {exc.errcode} "
+                                                               f"{exc.errmsg}")
+
+
+def common_send_error(exc: ApiError, account: AccountRef) -> Exception | None:
+    """What any WeCom API's refusal of a send means when it is not about the message: its rate
+    limit, a busy moment, the account's credentials; None otherwise."""
+    if exc.errcode in RATE_LIMITED:
+        return RetryLater(f"WeCom rate limit ({exc.errcode} {exc.errmsg})", retry_after=60.0)
     if exc.errcode == SYSTEM_BUSY:
         return TemporaryFailure(f"WeCom busy: {exc.errmsg}")
     if exc.errcode in (40001, 40014, 42001, 40013, 40091):
         return TemporaryFailure(f"WeCom refused the credentials of channel account {account.id} ({exc.errcode} "
                                 f"{exc.errmsg}): check the corp id and Secret in the admin panel")
-    return PermanentFailure(f"WeCom rejected the message: {exc.errcode} {exc.errmsg}")
+    return None
 
 
 def parse_callback(fields: dict[str, str]) -> list[InboundEvent]:

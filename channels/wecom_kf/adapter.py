@@ -40,8 +40,8 @@ from channels.base import (
     numbered_options,
 )
 from channels.tencent import AES_KEY_PATTERN, UNIONID_KEY, MessageCipher
-from channels.tencent_client import RATE_LIMITED, SYSTEM_BUSY, ApiError, ApiUnavailable, AppKey, TencentApiClient
-from channels.wecom.adapter import open_callback
+from channels.tencent_client import ApiError, ApiUnavailable, AppKey, TencentApiClient
+from channels.wecom.adapter import CipherCache, app_key, common_send_error, open_callback
 from channels.wecom.client import DEFAULT_API_BASE, wecom_client
 from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
@@ -53,7 +53,6 @@ from crm_core.ports import (
     Profile,
     RateLimit,
     ReachabilityChanged,
-    RetryLater,
     Sender,
     SendHeld,
     SendResult,
@@ -71,6 +70,19 @@ MAX_PULL = 1000              # sync_msg's limit, default and maximum
 HELD_CODES = {95001: "WeCom allows 5 answers within 48 hours of the customer's last message, and they are used up",
               95018: "the 微信客服 session is not with the API now (a person in WeCom has it, or it ended)"}
 ORIGIN_CUSTOMER, ORIGIN_EVENT, ORIGIN_SERVICER = 3, 4, 5
+# Session states (kf/service_state): 2 WeCom's queue of servicers, 3 one servicer in WeCom.
+STATE_QUEUE, STATE_SERVICER = 2, 3
+# session_status_change: 1 taken from the queue, 2 passed to another servicer, 3 ended,
+# 4 an ended session taken up again by a servicer.
+SERVICER_JOINED, SESSION_ENDED = (1, 2, 4), 3
+# kf/service_state/trans refusals after which the queue serves instead: the servicer is not
+# receiving (95014, or not a servicer of the account), the state may not change that way (95016).
+SERVICER_REFUSED = frozenset({95014, 95016})
+SEND_FAIL_TYPES = {0: "unknown reason", 1: "the kf account was deleted", 2: "the app was closed",
+                   4: "the session expired (more than 48 hours)", 5: "the session was closed",
+                   6: "more than 5 messages since the customer's last", 8: "the company is not verified",
+                   10: "the customer refuses messages", 11: "no member of the company is logged in to WeCom",
+                   12: "the message type is not allowed"}
 
 
 class WeComKfCredentials(BaseModel):
@@ -104,15 +116,13 @@ class WeComKfAdapter:
 
     def __init__(self, client: TencentApiClient | None = None) -> None:
         self.client = client or wecom_client()
-        self._ciphers: dict[tuple[str, str, str], MessageCipher] = {}
+        self.ciphers = CipherCache()
 
     # ---- inbound -------------------------------------------------------
 
     def parse_webhook(self, account: AccountRef, request: WebhookRequest) -> WebhookOutcome:
-        creds = account.credentials
-        key = (creds["token"], creds["encoding_aes_key"], creds["corp_id"])
-        cipher = self._ciphers.get(key) or self._ciphers.setdefault(key, MessageCipher(*key))
-        echo, fields = open_callback(f"WeCom 微信客服 account {account.id}", creds, cipher, request)
+        echo, fields = open_callback(f"WeCom 微信客服 account {account.id}", account.credentials,
+                                     self.ciphers.get(account.credentials), request)
         if echo is not None:
             return WebhookOutcome(events=[], response=echo)
         if fields.get("Event") != "kf_msg_or_event" or not fields.get("Token") or not fields.get("OpenKfId"):
@@ -132,7 +142,7 @@ class WeComKfAdapter:
         settings = WeComKfSettings.model_validate(account.settings)
         if settings.open_kfids:
             return settings.open_kfids
-        body = await self.client.call(_app(account), "/cgi-bin/kf/account/list", {"offset": 0, "limit": 100})
+        body = await self.client.call(app_key(account), "/cgi-bin/kf/account/list", {"offset": 0, "limit": 100})
         return [a["open_kfid"] for a in body.get("account_list") or [] if a.get("open_kfid")]
 
     async def sync(self, account: AccountRef, open_kfid: str, cursor: str | None,
@@ -143,7 +153,7 @@ class WeComKfAdapter:
             payload["cursor"] = cursor
         if token:
             payload["token"] = token
-        body = await self.client.call(_app(account), "/cgi-bin/kf/sync_msg", payload)
+        body = await self.client.call(app_key(account), "/cgi-bin/kf/sync_msg", payload)
         events = [event for item in body.get("msg_list") or [] for event in parse_kf_message(item)]
         return events, str(body.get("next_cursor") or cursor or ""), bool(body.get("has_more"))
 
@@ -153,16 +163,21 @@ class WeComKfAdapter:
         return [(f"wecom_kf:{account.id}", RateLimit(20, 1.0))]
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
-        app = _app(account)
+        app = app_key(account)
         open_kfid, _, external = message.recipient.partition("|")
+        options = message.options
         try:
-            if message.options.get("welcome_code"):
-                deadline = float(message.options.get("welcome_deadline") or 0)
+            code = options.get("welcome_code") or options.get("event_code")
+            deadline = float(options.get("welcome_deadline") or options.get("event_deadline") or 0)
+            if "hand_over" in options:
+                code = await self.hand_over(app, open_kfid, external, (options["hand_over"] or {}).get("servicer"))
+                deadline = 0
+            if code:
                 if deadline and time.time() > deadline:
-                    raise PermanentFailure("the 微信客服 welcome code expired (valid 20 s after the customer "
-                                           "entered the session); the welcome was not sent")
+                    raise PermanentFailure("the 微信客服 event code expired (valid 20 s after the event); the "
+                                           "message was not sent")
                 body = await self.client.call(app, "/cgi-bin/kf/send_msg_on_event", {
-                    "code": message.options["welcome_code"], **_content(message)})
+                    "code": code, **_content(message)})
             else:
                 body = await self.client.call(app, "/cgi-bin/kf/send_msg", {
                     "touser": external, "open_kfid": open_kfid, **_content(message)})
@@ -172,10 +187,33 @@ class WeComKfAdapter:
             raise TemporaryFailure(str(exc)) from None
         return SendResult(platform_message_id=f"kf:{body.get('msgid', '')}", delivery=Delivery.IN_CHAT)
 
+    async def hand_over(self, app: AppKey, open_kfid: str, external: str, servicer: str | None) -> str | None:
+        """Move the session to `servicer` (WeCom's queue when None, or when they cannot take it);
+        the code WeCom gives to say so to the customer, None when the session was there already."""
+        state = STATE_SERVICER if servicer else STATE_QUEUE
+        payload: dict[str, Any] = {"open_kfid": open_kfid, "external_userid": external, "service_state": state}
+        if servicer:
+            payload["servicer_userid"] = servicer
+        try:
+            body = await self.client.call(app, "/cgi-bin/kf/service_state/trans", payload)
+        except ApiError as exc:
+            if exc.errcode not in SERVICER_REFUSED:
+                raise
+            now = await self.client.call(app, "/cgi-bin/kf/service_state/get",
+                                         {"open_kfid": open_kfid, "external_userid": external})
+            if now.get("service_state") in (STATE_QUEUE, STATE_SERVICER):
+                return None  # a person has it already (a retried send, or picked up in WeCom)
+            if not servicer:
+                raise
+            log.warning("微信客服 %s: servicer %s cannot take %s (%s %s); WeCom's queue serves instead",
+                        open_kfid, servicer, external, exc.errcode, exc.errmsg)
+            return await self.hand_over(app, open_kfid, external, None)
+        return str(body.get("msg_code") or "") or None
+
     async def fetch_profile(self, account: AccountRef, external_id: str) -> Profile | None:
         """A WeChat user's nickname and unionid (kf/customer/batchget): with the unionid they join the
         contact their Official Account or WeCom identity already has."""
-        body = await self.client.call(_app(account), "/cgi-bin/kf/customer/batchget",
+        body = await self.client.call(app_key(account), "/cgi-bin/kf/customer/batchget",
                                       {"external_userid_list": [external_id], "need_enter_session_context": 0})
         customer = next((c for c in body.get("customer_list") or [] if c.get("external_userid") == external_id), None)
         if customer is None:
@@ -269,30 +307,37 @@ def parse_kf_message(item: dict[str, Any]) -> list[InboundEvent]:
     msgid = str(item.get("msgid") or "")
     if origin == ORIGIN_EVENT and msgtype == "event":
         return _kf_event(item.get("event") or {}, open_kfid, msgid)
-    if origin != ORIGIN_CUSTOMER or not external or not msgid:
-        return []  # a servicer's message in WeCom, or something without its parties
+    servicer = str(item.get("servicer_userid") or "") if origin == ORIGIN_SERVICER else ""
+    if origin not in (ORIGIN_CUSTOMER, ORIGIN_SERVICER) or not external or not msgid \
+            or (origin == ORIGIN_SERVICER and not servicer):
+        return []  # something without its parties
     sender = Sender(external_id=external)
     thread = thread_of(open_kfid, external)
-    common = {"platform_message_id": f"kf:{msgid}", "sender": sender, "thread_id": thread, "raw": item}
+    common: dict[str, Any] = {"platform_message_id": f"kf:{msgid}", "sender": sender, "thread_id": thread,
+                              "raw": item}
+    if servicer:  # a servicer wrote to the customer from their WeCom client: the company's words
+        common["staff_author"] = servicer
+    staff = [{"type": "by_staff", "staff": servicer}] if servicer else []
     if msgtype == "text":
         text = item.get("text") or {}
         if text.get("menu_id"):  # a click on a msgmenu button: its id is the button's data
             return [InboundMessage(kind=MessageKind.CALLBACK, text=str(text["menu_id"]), **common,
                                    attachments=[{"type": "menu_click", "label": text.get("content")}])]
-        return [InboundMessage(kind=MessageKind.TEXT, text=str(text.get("content") or ""), **common)]
+        return [InboundMessage(kind=MessageKind.TEXT, text=str(text.get("content") or ""), **common,
+                               attachments=staff)]
     if msgtype in ("image", "voice", "file", "video"):
         media = item.get(msgtype) or {}
         kind = {"image": MessageKind.IMAGE, "voice": MessageKind.VOICE}.get(msgtype, MessageKind.FILE)
         return [InboundMessage(kind=kind, text=None, **common,
-                               attachments=[{"type": msgtype, "media_id": media.get("media_id")}])]
+                               attachments=[{"type": msgtype, "media_id": media.get("media_id")}, *staff])]
     if msgtype == "location":
         place = item.get("location") or {}
         return [InboundMessage(kind=MessageKind.LOCATION, text=place.get("address") or place.get("name"), **common,
-                               attachments=[{"type": "location", **place}])]
+                               attachments=[{"type": "location", **place}, *staff])]
     if msgtype == "link":
         link = item.get("link") or {}
         return [InboundMessage(kind=MessageKind.LINK, text=link.get("title") or link.get("url"), **common,
-                               attachments=[{"type": "link", **link}])]
+                               attachments=[{"type": "link", **link}, *staff])]
     return []
 
 
@@ -300,18 +345,36 @@ def _kf_event(event: dict[str, Any], open_kfid: str, msgid: str) -> list[Inbound
     kind = event.get("event_type")
     external = str(event.get("external_userid") or "")
     if not external:
-        return []
+        return []  # servicer_status_change: a servicer's own 接待中 / 停止接待, WeCom's routing concern
     sender, thread = Sender(external_id=external), thread_of(event.get("open_kfid") or open_kfid, external)
+    common = {"platform_message_id": f"kf:{msgid}", "sender": sender, "thread_id": thread, "raw": event}
     if kind == "enter_session":
         entered: dict[str, Any] = {"type": "contact_added",
                                    "source": event.get("scene_param") or event.get("scene") or None}
         if event.get("welcome_code"):
             entered["welcome_code"] = event["welcome_code"]
             entered["welcome_deadline"] = int(time.time()) + WELCOME_WINDOW_SECONDS
-        return [ReachabilityChanged(platform_message_id=f"kf:{msgid}", sender=sender, thread_id=thread,
-                                    reachable=True, reason="entered a 微信客服 session", raw=event,
+        return [ReachabilityChanged(**common, reachable=True, reason="entered a 微信客服 session",
                                     attachments=[entered])]
-    return []  # msg_send_fail, servicer and session changes: not handled yet
+    if kind == "session_status_change":
+        change = event.get("change_type")
+        if change == SESSION_ENDED:
+            ended: dict[str, Any] = {"type": "session_ended", "by": event.get("old_servicer_userid") or None}
+            if event.get("msg_code"):  # the closing words may still reach the customer, with this code
+                ended["event_code"] = event["msg_code"]
+                ended["event_deadline"] = int(time.time()) + WELCOME_WINDOW_SECONDS
+            return [InboundMessage(**common, kind=MessageKind.EVENT, text=None, attachments=[ended])]
+        if change in SERVICER_JOINED and event.get("new_servicer_userid"):
+            return [InboundMessage(**common, kind=MessageKind.EVENT, text=None, attachments=[{
+                "type": "servicer_changed", "servicer": event["new_servicer_userid"],
+                "from": event.get("old_servicer_userid") or None}])]
+        return []
+    if kind == "msg_send_fail" and event.get("fail_msgid"):
+        reason = SEND_FAIL_TYPES.get(event.get("fail_type"), f"fail_type {event.get('fail_type')}")
+        return [InboundMessage(**common, kind=MessageKind.EVENT, text=None, attachments=[{
+            "type": "send_failed", "platform_message_id": f"kf:{event['fail_msgid']}",
+            "reason": f"WeCom 微信客服 could not deliver it: {reason}"}])]
+    return []
 
 
 def _content(message: OutboundMessage) -> dict[str, Any]:
@@ -324,19 +387,8 @@ def _content(message: OutboundMessage) -> dict[str, Any]:
     return {"msgtype": "text", "text": {"content": numbered_options(message)}}
 
 
-def _app(account: AccountRef) -> AppKey:
-    creds = account.credentials
-    return AppKey(account.api_base or DEFAULT_API_BASE, creds["corp_id"], creds["secret"])
-
-
 def _send_error(exc: ApiError, account: AccountRef) -> Exception:
     if exc.errcode in HELD_CODES:
         return SendHeld(f"微信客服 {exc.errcode}: {HELD_CODES[exc.errcode]}; it goes when the customer writes again")
-    if exc.errcode in RATE_LIMITED:
-        return RetryLater(f"WeCom rate limit ({exc.errcode} {exc.errmsg})", retry_after=60.0)
-    if exc.errcode == SYSTEM_BUSY:
-        return TemporaryFailure(f"WeCom busy: {exc.errmsg}")
-    if exc.errcode in (40001, 40014, 42001, 40013, 40091):
-        return TemporaryFailure(f"WeCom refused the credentials of channel account {account.id} ({exc.errcode} "
-                                f"{exc.errmsg}): check the corp id and Secret in the admin panel")
-    return PermanentFailure(f"WeCom 微信客服 rejected the message: {exc.errcode} {exc.errmsg}")
+    return common_send_error(exc, account) or PermanentFailure(f"WeCom 微信客服 rejected the message: "
+                                                               f"{exc.errcode} {exc.errmsg}")

@@ -11,6 +11,7 @@ conversation back to the bot. Asked at most once per conversation in
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,27 +31,30 @@ QUESTION = {
 LABELS = {"en": ("1 poor", "2", "3", "4", "5 excellent"), "zh": ("1 很差", "2", "3", "4", "5 很好")}
 
 
-async def resolve(conversation: Conversation, by: User, *, db_session: AsyncSession) -> CsatSurvey | None:
+async def resolve(conversation: Conversation, by: User | None, *, db_session: AsyncSession,
+                  via: dict[str, Any] | None = None) -> CsatSurvey | None:
     """Mark the conversation resolved and ask the customer for a score; the survey, or None
-    when they were asked recently."""
+    when they were asked recently. `by` None: the platform ended the session (a 微信客服 servicer
+    in WeCom), and `via` is how the question may still reach them (the event's code)."""
     now = utcnow()
     conversation.resolved_at = now
     conversation.handoff_at = conversation.handoff_reason = None
     await audit.record("conversation.resolve", entity_type="conversation", entity_id=conversation.id, actor=by,
-                       db_session=db_session)
+                       actor_label=None if by is not None else "platform", db_session=db_session)
     recent = await db_session.scalar(select(CsatSurvey.id).where(
         CsatSurvey.conversation_id == conversation.id, CsatSurvey.asked_at > now - ASK_AGAIN_AFTER).limit(1))
     if recent is not None:
         return None
     survey = CsatSurvey(conversation_id=conversation.id, contact_id=conversation.contact_id,
-                        rep_user_id=conversation.assignee_user_id or by.id, asked_at=now)
+                        rep_user_id=conversation.assignee_user_id or (by.id if by is not None else None),
+                        asked_at=now)
     db_session.add(survey)
     await db_session.flush()
     lang = await spoken_language(conversation.contact_id, identity_id=conversation.identity_id,
                                  db_session=db_session)
     buttons = tuple(Button(label, f"csat:{n}") for n, label in enumerate(LABELS[lang], 1))
     await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, QUESTION[lang],
-                                                                buttons, options={"automated": True}),
+                                                                buttons, options={"automated": True, **(via or {})}),
                                   idempotency_key=f"csat:{survey.id}", db_session=db_session)
     return survey
 

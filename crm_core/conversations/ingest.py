@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, select, text, update
+from sqlalchemy import String, bindparam, case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import accounts
@@ -33,6 +33,7 @@ from crm_core.models import (
     Message,
     MessageKind,
     ThreadAlias,
+    UserHandle,
 )
 from crm_core.ports import InboundEvent, InboundMessage, ReachabilityChanged, Sender
 from crm_core.sql import dialect_of, insert_many_ignoring_conflict
@@ -110,6 +111,7 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
     identities = await _resolve_identities(account_id, [event.sender for _, event in fresh], db_session)
     conversations = await _open_conversations(
         account_id, {event.thread_id: identities[event.sender.external_id] for _, event in fresh}, db_session)
+    authors = await _staff_authors(account_id, fresh, db_session)
     now = utcnow()
     rows = []
     for _, event in fresh:
@@ -118,11 +120,14 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
         else:
             kind, body, attachments = MessageKind.EVENT, event.reason, event.attachments
         identity = identities[event.sender.external_id]
+        staff = _staff_author(event)
         rows.append({
             "conversation_id": conversations[event.thread_id],
             "channel_account_id": account_id,
             "identity_id": identity["id"],
-            "direction": Direction.INBOUND.value,
+            # What a person of the company wrote in the customer's chat is the company's message.
+            "direction": (Direction.OUTBOUND if staff else Direction.INBOUND).value,
+            "author_user_id": authors.get(staff) if staff else None,
             "kind": kind.value,
             "text": body,
             "attachments": attachments,
@@ -142,6 +147,8 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
             results[index].duplicates += 1
             continue
         results[index].stored_message_ids.append(message_id)
+        if _staff_author(event):
+            continue  # the customer did not write: nothing to learn about them
         identity_id = identities[event.sender.external_id]["id"]
         change = identity_changes.setdefault(identity_id, {"b_id": identity_id, "b_last": None, "b_name": None,
                                                            "b_username": None, "b_language": None})
@@ -164,6 +171,23 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
     touched = sorted({conversations[event.thread_id] for _, event in fresh})
     await db_session.execute(update(Conversation).where(Conversation.id.in_(touched))
                              .values(last_message_at=now).execution_options(synchronize_session=False))
+
+
+def _staff_author(event: InboundEvent) -> str | None:
+    return event.staff_author if isinstance(event, InboundMessage) else None
+
+
+async def _staff_authors(account_id: int, fresh: list[tuple[int, InboundEvent]],
+                         db_session: AsyncSession) -> dict[str, int]:
+    """platform userid -> the user with that handle: on this account first (a WeCom app's members),
+    else on another of the company's apps (a 微信客服 servicer is a member of the corp's WeCom app)."""
+    wanted = {staff for _, event in fresh if (staff := _staff_author(event))}
+    if not wanted:
+        return {}
+    rows = await db_session.execute(
+        select(UserHandle.external_id, UserHandle.user_id).where(UserHandle.external_id.in_(wanted))
+        .order_by(case((UserHandle.channel_account_id == account_id, 1), else_=0), UserHandle.id.desc()))
+    return dict(rows.all())  # the last row of an id wins: this account's, then the oldest
 
 
 async def _follow_thread_aliases(account_id: int, fresh: list[tuple[int, InboundEvent]],

@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.campaigns import audience
 from crm_core.consent import service as consent
 from crm_core.contacts.linking import apply_profile, link_keys
+from crm_core.conversations.service import person_takes_over
 from crm_core.db import utcnow
+from crm_core.leads import service as leads
 from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Contact, Conversation, Direction, Identity, Message
 from crm_core.outbox.dispatcher import new_owner_id
 from crm_core.outbox.service import enqueue_to_conversation, release_held
@@ -70,9 +72,12 @@ class MessageWorker:
         profile_timeout: float = 10.0,
         key_extractor: Callable[[str], Sequence[tuple[str, str]]] | None = None,
         understanding: Understanding | None = None,
+        staff_words: MessageHandler | None = None,
     ) -> None:
         self.sessions = sessions
         self.handlers = list(handlers)
+        # Reads what a person of the company wrote in a customer's chat outside the hub (the rep review).
+        self.staff_words = staff_words
         self.profiles = profiles
         self.profile_timeout = profile_timeout
         # Contact details a customer states as their own ("my phone is ..."): keys that link channels.
@@ -114,7 +119,8 @@ class MessageWorker:
         due = (
             select(Message.id)
             .where(
-                Message.direction == Direction.INBOUND,
+                # Outbound too: what a person wrote in the customer's chat outside the hub.
+                Message.direction.in_((Direction.INBOUND, Direction.OUTBOUND)),
                 Message.processed_at.is_(None),
                 or_(Message.processing_claimed_at.is_(None), Message.processing_claimed_at < stale),
             )
@@ -171,33 +177,13 @@ class MessageWorker:
                 if profile is not None and identity.profile_checked_at is None:
                     # May move the identity and its conversations to the contact its unionid names.
                     contact = await apply_profile(identity, contact, profile, db_session=session)
-                customer_text = not contact.is_staff and bool(message.text) and message.kind in CUSTOMER_MESSAGE_KINDS
-                if customer_text:
-                    self.understanding.annotate(message)
-                if self.key_extractor is not None and customer_text:
-                    stated = self.key_extractor(message.text)
-                    if stated:
-                        contact = await link_keys(identity, contact, stated, source=f"message {message.id}",
-                                                  db_session=session)
-                if consent.opt_out_requests(message):
-                    account = await session.get(ChannelAccount, message.channel_account_id)
-                    await consent.apply_opt_outs(message, contact, account.kind if account else "?",
-                                                 db_session=session)
-                elif customer_text:
-                    # A "yes" to a double opt-in question, or the customer's own "subscribe me".
-                    account = await session.get(ChannelAccount, message.channel_account_id)
-                    await consent.apply_opt_ins(message, contact, account.kind if account else "?",
-                                                db_session=session)
-                    # They answered: campaigns that end on a reply end now, queued steps with them.
-                    await audience.exit_on_reply(contact.id, db_session=session)
                 conversation = await session.get(Conversation, message.conversation_id)
                 assert conversation is not None
                 ctx = HandlerContext(session, message, conversation, contact, identity)
-                await release_held(identity.id, db_session=session)
-                for handler in self.handlers:
-                    await handler.handle(ctx)
-                    if ctx.handled:
-                        break
+                if message.direction == Direction.OUTBOUND:
+                    await self._staff_wrote(ctx)
+                else:
+                    await self._customer_wrote(ctx)
                 if overheard(message):
                     ctx.replies.clear()  # a person is talking (a WeCom archive): the bot never answers
                 for n, reply in enumerate(ctx.replies):
@@ -237,6 +223,43 @@ class MessageWorker:
             return
         if (ctx.replies or ctx.enqueued) and self.on_enqueued is not None:
             self.on_enqueued()
+
+    async def _customer_wrote(self, ctx: HandlerContext) -> None:
+        """Read the customer's message, apply what it says about them, run the handlers."""
+        session, message, identity, contact = ctx.db_session, ctx.message, ctx.identity, ctx.contact
+        customer_text = not contact.is_staff and bool(message.text) and message.kind in CUSTOMER_MESSAGE_KINDS
+        if customer_text:
+            self.understanding.annotate(message)
+        if self.key_extractor is not None and customer_text:
+            stated = self.key_extractor(message.text)
+            if stated:
+                contact = ctx.contact = await link_keys(identity, contact, stated, source=f"message {message.id}",
+                                                        db_session=session)
+        if consent.opt_out_requests(message):
+            account = await session.get(ChannelAccount, message.channel_account_id)
+            await consent.apply_opt_outs(message, contact, account.kind if account else "?",
+                                         db_session=session)
+        elif customer_text:
+            # A "yes" to a double opt-in question, or the customer's own "subscribe me".
+            account = await session.get(ChannelAccount, message.channel_account_id)
+            await consent.apply_opt_ins(message, contact, account.kind if account else "?",
+                                        db_session=session)
+            # They answered: campaigns that end on a reply end now, queued steps with them.
+            await audience.exit_on_reply(contact.id, db_session=session)
+        await release_held(identity.id, db_session=session)
+        for handler in self.handlers:
+            await handler.handle(ctx)
+            if ctx.handled:
+                break
+
+    async def _staff_wrote(self, ctx: HandlerContext) -> None:
+        """A person of the company wrote in the customer's chat outside the hub (a 微信客服 servicer,
+        a rep in an archived chat): a person has the conversation; the rep review reads it."""
+        person_takes_over(ctx.conversation, "replied")
+        await leads.responded(ctx.conversation.contact_id, db_session=ctx.db_session)
+        if self.staff_words is not None:
+            await self.staff_words.handle(ctx)
+        ctx.replies.clear()  # nobody answers the company's own words
 
 
 class _LeaseLost(Exception):

@@ -155,6 +155,20 @@ async def release_held(identity_id: int, *, db_session: AsyncSession) -> int:
     return result.rowcount
 
 
+async def refused_after_sending(channel_account_id: int, platform_message_id: str, reason: str, *,
+                                db_session: AsyncSession) -> int:
+    """The platform accepted a send and later said it did not reach the customer (微信客服's
+    msg_send_fail): the message shows as failed, with the platform's reason."""
+    result = await db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.channel_account_id == channel_account_id,
+               OutboxMessage.platform_message_id == platform_message_id, OutboxMessage.status == OutboxStatus.SENT)
+        .values(status=OutboxStatus.FAILED, last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
 def _history_attachments(message: OutboundMessage) -> list[dict[str, Any]]:
     """What the thread keeps besides the text: the picture and link shown, and the options
     offered, so a customer's "2" can be read as the second (customer bot)."""

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
+from crm_core.conversations import handover
 from crm_core.conversations.service import person_takes_over
 from crm_core.leads import service as leads
 from crm_core.leads import teams
@@ -73,6 +74,16 @@ async def user_by_handle(channel_account_id: int, external_id: str, *,
         .where(UserHandle.channel_account_id == channel_account_id, UserHandle.external_id == external_id,
                User.is_active.is_(True)))).first()
     return (row[0], row[1]) if row else None
+
+
+async def user_by_staff_id(external_id: str, *, db_session: AsyncSession) -> User | None:
+    """The active user whose handle on any of the company's apps is `external_id` (a 微信客服
+    servicer is a member of the corp's WeCom app); the oldest handle where two share it."""
+    if not external_id:
+        return None
+    return await db_session.scalar(
+        select(User).join(UserHandle, UserHandle.user_id == User.id)
+        .where(UserHandle.external_id == external_id, User.is_active.is_(True)).order_by(UserHandle.id).limit(1))
 
 
 async def handles_of(user_id: int, *, db_session: AsyncSession) -> list[UserHandle]:
@@ -183,6 +194,7 @@ async def claim(conversation: Conversation, user: User, *, db_session: AsyncSess
                                         f"{_name(owner)}", id=conversation.id, owner=_name(owner))
     await db_session.refresh(conversation)
     person_takes_over(conversation, "claimed")
+    await handover.person_joins(conversation, user, db_session=db_session)
     await leads.claimed(conversation.contact_id, user, db_session=db_session)
     await audit.record("conversation.claim", entity_type="conversation", entity_id=conversation.id, actor=user,
                        db_session=db_session)
@@ -197,6 +209,8 @@ async def assign(conversation: Conversation, to_user: User | None, by: User, *, 
     previous = conversation.assignee_user_id
     conversation.assignee_user_id = to_user.id if to_user else None
     person_takes_over(conversation, "assigned")  # back to the queue: still waiting for a person
+    if to_user is not None and to_user.id != previous:
+        await handover.person_joins(conversation, to_user, db_session=db_session)
     # Other people's "reply" focus on this conversation ends with their ownership.
     unfocus = update(UserHandle).where(UserHandle.focus_conversation_id == conversation.id)
     if to_user is not None:
