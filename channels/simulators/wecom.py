@@ -239,6 +239,19 @@ class WeComSimulator:
         return self._push(app, kf_sim.customer_enters(app.kf, open_kfid, external, scene_param=scene_param,
                                                       corp_id=app.corp_id))
 
+    def kf_servicer_acts(self, app: SimApp, open_kfid: str, external: str, servicer: str, action: str,
+                         text: str = "") -> dict[str, Any]:
+        """A servicer in their WeCom client writes to a 微信客服 customer, picks them from the queue, or
+        ends the session."""
+        if action == "writes":
+            return self._push(app, kf_sim.servicer_writes(app.kf, open_kfid, external, servicer, text,
+                                                          corp_id=app.corp_id))
+        if action == "picks":
+            return self._push(app, kf_sim.servicer_picks(app.kf, open_kfid, external, servicer, corp_id=app.corp_id))
+        if action == "ends":
+            return self._push(app, kf_sim.servicer_ends(app.kf, open_kfid, external, servicer, corp_id=app.corp_id))
+        raise kf_sim.KfApiError(404, f"unknown servicer action {action}")
+
     def customer_deletes_rep(self, app: SimApp, external: str, rep: str) -> dict[str, Any]:
         customer = app.customers.get(external)
         if customer is None or rep not in customer["follow"]:
@@ -536,8 +549,11 @@ class WeComSimulator:
         return JSONResponse({"callback": fields})
 
     async def _kf_account(self, request: Request) -> JSONResponse:
+        """A kf account, and the members who serve it (receiving unless they say otherwise)."""
         app = self._app_of(request)
         body = await _json(request)
+        for userid, receiving in (body.get("servicers") or {}).items():
+            app.kf.servicers[str(userid)] = bool(receiving)
         return JSONResponse({"open_kfid": kf_sim.add_account(app.kf, str(body.get("name") or "客服"),
                                                              body.get("open_kfid"))})
 
@@ -551,6 +567,12 @@ class WeComSimulator:
                                                  body.get("menu_id"))
             elif action == "enter":
                 fields = self.kf_customer_enters(app, open_kfid, external, str(body.get("scene_param", "")))
+            elif action == "refuse":  # the customer refuses the account's messages from now on
+                app.kf.sessions.setdefault((open_kfid, external), kf_sim.KfSession()).refuses = True
+                return JSONResponse({"refuses": True})
+            elif action in ("writes", "picks", "ends"):  # a servicer, in their WeCom client
+                fields = self.kf_servicer_acts(app, open_kfid, external, str(body.get("servicer", "")), action,
+                                               str(body.get("text", "")))
             else:
                 return JSONResponse({"errcode": 404, "errmsg": f"unknown action {action}"}, status_code=404)
         except kf_sim.KfApiError as exc:

@@ -10,6 +10,14 @@ and the kf API the hub calls, as WeCom answers it.
   most until they write again (95001); a session with a person in WeCom refuses it (95018).
 - `kf/send_msg_on_event` sends the welcome with an enter_session `welcome_code`: valid 20 s, once.
 - `kf/account/list` lists the kf accounts; `kf/customer/batchget` gives nickname and unionid.
+- `kf/service_state/get` and `/trans` move a session between the API (1), the queue (2), a
+  servicer (3, one of the account's servicers who is receiving) and ended (4), only along WeCom's
+  allowed changes; the first change to 2, 3 or 4 returns a `msg_code` for `send_msg_on_event`.
+- A servicer chats from their WeCom client (`servicer_writes`: logged with origin 5), picks a
+  customer from the queue or ends the session (`session_status_change` events with a msg_code).
+- A customer who refuses messages still lets `send_msg` succeed; WeCom then logs `msg_send_fail`.
+
+Error codes not confirmed from WeCom's documents (quoted from memory of them) are marked.
 """
 
 from __future__ import annotations
@@ -29,7 +37,15 @@ WELCOME_WINDOW = 20.0
 class KfSession:
     last_customer_at: float = 0.0
     answers: int = 0
-    state: int = 1  # 0 untreated, 1 smart assistant (the API answers), 3 a person in WeCom, 4 ended
+    # 0 untreated, 1 smart assistant (the API answers), 2 queued for a servicer, 3 a servicer in
+    # WeCom, 4 ended (or not started)
+    state: int = 0
+    servicer: str = ""
+    refuses: bool = False  # the customer refuses the account's messages (msg_send_fail type 10)
+
+
+# WeCom's allowed changes of a session's state through the API.
+TRANSITIONS = {0: {1, 2, 3}, 1: {2, 3, 4}, 2: {3, 4}, 3: {3, 4}, 4: set()}
 
 
 @dataclass
@@ -42,6 +58,7 @@ class KfState:
     sent: list[dict[str, Any]] = field(default_factory=list)                # what customers received
     pulls: list[dict[str, Any]] = field(default_factory=list)               # every sync_msg call
     customers: dict[str, dict[str, str]] = field(default_factory=dict)      # external -> nickname, unionid
+    servicers: dict[str, bool] = field(default_factory=dict)                # userid -> receiving (接待中)
 
 
 class KfApiError(Exception):
@@ -66,6 +83,8 @@ def customer_writes(kf: KfState, open_kfid: str, external: str, text: str, *, me
         entry_text["menu_id"] = menu_id
     session = kf.sessions.setdefault((open_kfid, external), KfSession())
     session.last_customer_at, session.answers = time.time(), 0
+    if session.state == 4:
+        session.state, session.servicer = 0, ""  # writing again opens a new session
     return _log(kf, open_kfid, {"external_userid": external, "origin": 3, "msgtype": "text", "text": entry_text},
                 corp_id)
 
@@ -79,6 +98,87 @@ def customer_enters(kf: KfState, open_kfid: str, external: str, *, scene: str = 
     event = {"event_type": "enter_session", "open_kfid": open_kfid, "external_userid": external, "scene": scene,
              "scene_param": scene_param, "welcome_code": code}
     return _log(kf, open_kfid, {"origin": 4, "msgtype": "event", "event": event}, corp_id)
+
+
+def servicer_writes(kf: KfState, open_kfid: str, external: str, servicer: str, text: str, *,
+                    corp_id: str) -> dict[str, Any]:
+    """A servicer answers from their WeCom client: WeCom delivers it, and sync_msg returns it with
+    origin 5. Only the servicer who has the session may (state 3), or one reopening an ended one."""
+    session = kf.sessions.get((open_kfid, external))
+    if session is None or not (session.state == 3 and session.servicer == servicer or session.state == 4):
+        raise KfApiError(95018, f"{servicer} does not serve {external} now")
+    change = session.state == 4
+    session.state, session.servicer = 3, servicer
+    kf.sent.append({"to": external, "open_kfid": open_kfid, "msgtype": "text", "text": text, "buttons": [],
+                    "msgid": secrets.token_hex(16), "at": time.time(), "servicer": servicer})
+    fields = _log(kf, open_kfid, {"external_userid": external, "origin": 5, "servicer_userid": servicer,
+                                  "msgtype": "text", "text": {"content": text}}, corp_id)
+    if change:
+        fields = _status_event(kf, open_kfid, external, 4, "", servicer, corp_id)
+    return fields
+
+
+def servicer_picks(kf: KfState, open_kfid: str, external: str, servicer: str, *, corp_id: str) -> dict[str, Any]:
+    """A servicer takes a queued customer in WeCom (接入): session_status_change type 1."""
+    session = kf.sessions.get((open_kfid, external))
+    if session is None or session.state != 2:
+        raise KfApiError(95016, "the session is not in the queue")  # code from memory of WeCom's list
+    session.state, session.servicer = 3, servicer
+    return _status_event(kf, open_kfid, external, 1, "", servicer, corp_id)
+
+
+def servicer_ends(kf: KfState, open_kfid: str, external: str, servicer: str, *, corp_id: str) -> dict[str, Any]:
+    """The servicer ends the session in WeCom: session_status_change type 3 with a msg_code."""
+    session = kf.sessions.get((open_kfid, external))
+    if session is None or session.state != 3 or session.servicer != servicer:
+        raise KfApiError(95016, f"{servicer} does not serve {external} now")
+    session.state, session.servicer = 4, ""
+    return _status_event(kf, open_kfid, external, 3, servicer, "", corp_id)
+
+
+def _status_event(kf: KfState, open_kfid: str, external: str, change: int, old: str, new: str,
+                  corp_id: str) -> dict[str, Any]:
+    event = {"event_type": "session_status_change", "open_kfid": open_kfid, "external_userid": external,
+             "change_type": change, "old_servicer_userid": old, "new_servicer_userid": new,
+             "msg_code": _event_code(kf, open_kfid, external)}
+    return _log(kf, open_kfid, {"origin": 4, "msgtype": "event", "event": event}, corp_id)
+
+
+def _event_code(kf: KfState, open_kfid: str, external: str) -> str:
+    code = secrets.token_urlsafe(24)
+    kf.welcome_codes[code] = {"open_kfid": open_kfid, "external": external,
+                              "expires": time.monotonic() + WELCOME_WINDOW, "used": False}
+    return code
+
+
+def service_state_get(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
+    session = _session_of(kf, body)
+    return {"service_state": session.state, "servicer_userid": session.servicer if session.state == 3 else ""}
+
+
+def service_state_trans(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
+    session = _session_of(kf, body)
+    state, servicer = body.get("service_state"), str(body.get("servicer_userid") or "")
+    if state not in TRANSITIONS or state not in TRANSITIONS[session.state] \
+            or (state == 3 and session.state == 3 and servicer == session.servicer):
+        raise KfApiError(95016, f"session state {session.state} cannot change to {state}")  # code from memory
+    if state == 3 and not kf.servicers.get(servicer):
+        # code from memory of WeCom's list: the servicer is not one of the account's, or not receiving
+        raise KfApiError(95014, f"{servicer or '(none)'} is not a receiving servicer")
+    first = session.state in (0, 1)
+    session.state, session.servicer = state, servicer if state == 3 else ""
+    open_kfid, external = str(body["open_kfid"]), str(body["external_userid"])
+    return {"msg_code": _event_code(kf, open_kfid, external)} if first or state == 4 else {}
+
+
+def _session_of(kf: KfState, body: dict[str, Any]) -> KfSession:
+    open_kfid, external = str(body.get("open_kfid") or ""), str(body.get("external_userid") or "")
+    if open_kfid not in kf.accounts:
+        raise KfApiError(95000, f"invalid open_kfid {open_kfid}")
+    session = kf.sessions.get((open_kfid, external))
+    if session is None:
+        raise KfApiError(95002, f"invalid external_userid {external}")  # code from memory
+    return session
 
 
 def _log(kf: KfState, open_kfid: str, entry: dict[str, Any], corp_id: str) -> dict[str, Any]:
@@ -112,12 +212,13 @@ def send_msg(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
     if open_kfid not in kf.accounts:
         raise KfApiError(95000, f"invalid open_kfid {open_kfid}")
     session = kf.sessions.get((open_kfid, external))
-    if session is not None and session.state in (3, 4):
+    if session is not None and session.state in (2, 3, 4):
         raise KfApiError(95018, "send msg session status invalid")
     if session is None or time.time() - session.last_customer_at > ANSWER_WINDOW \
             or session.answers >= ANSWERS_PER_MESSAGE:
         raise KfApiError(95001, "send msg count exceed limit: wait for the customer's message")
     session.answers += 1
+    session.state = 1  # the API answered: the smart assistant serves
     return _deliver(kf, open_kfid, external, body)
 
 
@@ -156,6 +257,13 @@ def _deliver(kf: KfState, open_kfid: str, external: str, body: dict[str, Any]) -
     else:
         raise KfApiError(40008, f"invalid message type {msgtype}")
     msgid = secrets.token_hex(16)
+    session = kf.sessions.get((open_kfid, external))
+    if session is not None and session.refuses:  # accepted, then reported as not delivered
+        kf.log[open_kfid].append({"msgid": secrets.token_hex(16), "open_kfid": open_kfid, "origin": 4,
+                                  "send_time": int(time.time()), "msgtype": "event",
+                                  "event": {"event_type": "msg_send_fail", "open_kfid": open_kfid,
+                                            "external_userid": external, "fail_msgid": msgid, "fail_type": 10}})
+        return {"msgid": msgid}
     kf.sent.append({"to": external, "open_kfid": open_kfid, "msgtype": msgtype, "text": text, "buttons": buttons,
                     "msgid": msgid, "at": time.time()})
     return {"msgid": msgid}
@@ -175,4 +283,5 @@ def _position(cursor: str) -> int:
 
 
 HANDLERS = {"kf/sync_msg": sync_msg, "kf/send_msg": send_msg, "kf/send_msg_on_event": send_msg_on_event,
-            "kf/account/list": account_list, "kf/customer/batchget": customer_batchget}
+            "kf/account/list": account_list, "kf/customer/batchget": customer_batchget,
+            "kf/service_state/get": service_state_get, "kf/service_state/trans": service_state_trans}

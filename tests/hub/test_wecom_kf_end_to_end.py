@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from channels.simulators.wecom import SimApp, WeComSimulator
 from channels.wecom_kf.adapter import KfPoller
 from crm_core import accounts
-from crm_core.models import ChannelAccount, Contact, Conversation, Identity, Message
+from crm_core.models import AuditLog, ChannelAccount, Contact, Conversation, CsatSurvey, Identity, Message
 from tests.fakes.stack import Stack, WorkspaceStack, eventually, workspace_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -53,11 +53,13 @@ class KfStack:
 
 
 @contextlib.asynccontextmanager
-async def kf_stack(database_url, tmp_path) -> AsyncIterator[KfStack]:
+async def kf_stack(database_url, tmp_path, servicers: dict[str, bool] | None = None) -> AsyncIterator[KfStack]:
+    """`servicers`: the reps (WeCom userids) who serve the kf account, and whether they are receiving."""
     async with workspace_stack(database_url, tmp_path) as ws:
         app = ws.wecom.create_app()  # the self-built app set in 微信客服 → 可调用接口的应用
         async with httpx.AsyncClient() as client:
-            resp = await client.post(f"{ws.wecom_base}/_sim/apps/{app.agent_id}/kf", json={"name": "售前咨询"})
+            resp = await client.post(f"{ws.wecom_base}/_sim/apps/{app.agent_id}/kf",
+                                     json={"name": "售前咨询", "servicers": servicers or {}})
         open_kfid = resp.json()["open_kfid"]
         hub = ws.tg.hub
         async with hub.sessions() as session, session.begin():
@@ -164,6 +166,131 @@ async def test_a_follower_writing_to_kf_joins_their_contact_by_unionid(database_
         [(_, contact_id), _] = await eventually(identities, timeout=15)
         async with hub.sessions() as session:
             assert (await session.get(Contact, contact_id)).display_name == "Alice 王"  # the kf nickname
+
+
+async def test_a_handoff_moves_the_session_to_the_routed_rep_who_chats_in_wecom_and_ends_it(database_url,
+                                                                                          tmp_path):
+    async with kf_stack(database_url, tmp_path, servicers={"li": True, "wang": True}) as kf:
+        hub, li = kf.tg.hub, kf.ws.reps["li"]
+        await kf.writes("你好")
+        await eventually(lambda: _async(kf.received()), timeout=15)
+        await kf.writes("转人工")
+
+        async def handed():
+            session = kf.app.kf.sessions[(kf.open_kfid, CUSTOMER)]
+            return session if session.state == 3 else None
+        session = await eventually(handed, timeout=15)
+        assert session.servicer == "li"  # the hub's routing: the least busy rep who serves the account
+
+        async def told():
+            return [t for t in kf.received() if "人工" in t or "同事" in t or "person" in t]
+        assert await eventually(told, timeout=15)  # said with the msg_code of the change, as WeCom requires
+        async with hub.sessions() as db:
+            conversation = await db.scalar(select(Conversation).where(Conversation.channel_account_id == kf.account_id))
+            assert conversation.assignee_user_id == li and conversation.handoff_at is not None
+
+        # Li Lei answers in his WeCom client: the words land in the conversation as his.
+        kf.sim.kf_servicer_acts(kf.app, kf.open_kfid, CUSTOMER, "li", "writes", "您好，我是李雷，保证给您全额退款")
+
+        async def his():
+            return [m for m in await kf.thread() if m["direction"] == "out" and m["author"] == "Li Lei"]
+        [said] = await eventually(his, timeout=15)
+        assert said["text"] == "您好，我是李雷，保证给您全额退款"
+        received, stored = len(kf.received()), await kf.messages()
+        await kf.writes("好的，谢谢")
+
+        async def pulled():
+            return await kf.messages() > stored
+        await eventually(pulled, timeout=15)
+
+        async def processed():
+            async with hub.sessions() as db:
+                return await db.scalar(select(func.count()).select_from(Message).where(
+                    Message.channel_account_id == kf.account_id, Message.processed_at.is_(None))) == 0
+        await eventually(processed, timeout=15)
+        assert len(kf.received()) == received  # the bot stays out of Li Lei's chat
+        async with hub.sessions() as db:
+            # His words went through the rep review: a guarantee is flagged to his manager.
+            assert await db.scalar(select(func.count()).select_from(AuditLog).where(
+                AuditLog.action == "compliance.flagged")) == 1
+
+        # He ends the session in WeCom: the conversation is resolved and the customer asked for a score,
+        # with the closing code (WeCom's API may not write to an ended session otherwise).
+        kf.sim.kf_servicer_acts(kf.app, kf.open_kfid, CUSTOMER, "li", "ends")
+
+        async def asked():
+            return [t for t in kf.received() if "打分" in t]
+        await eventually(asked, timeout=15)
+        async with hub.sessions() as db:
+            conversation = await db.get(Conversation, conversation.id)
+            assert conversation.resolved_at is not None and conversation.handoff_at is None
+        # Writing again opens a new session in WeCom, which the API serves: the score is taken.
+        await kf.writes("5")
+
+        async def scored():
+            async with hub.sessions() as db:
+                return await db.scalar(select(CsatSurvey.score).where(CsatSurvey.conversation_id == conversation.id))
+        assert await eventually(scored, timeout=15) == 5
+
+
+async def test_a_servicer_who_is_not_receiving_leaves_the_customer_in_the_queue_until_someone_picks_them(
+        database_url, tmp_path):
+    async with kf_stack(database_url, tmp_path, servicers={"li": False, "wang": False}) as kf:
+        hub = kf.tg.hub
+        await kf.writes("人工客服")
+
+        async def queued():
+            session = kf.app.kf.sessions[(kf.open_kfid, CUSTOMER)]
+            return session if session.state == 2 else None
+        await eventually(queued, timeout=15)
+        # Wang Fang takes the customer from the queue in WeCom: the conversation becomes hers.
+        kf.sim.kf_servicer_acts(kf.app, kf.open_kfid, CUSTOMER, "wang", "picks")
+
+        async def hers():
+            async with hub.sessions() as db:
+                return await db.scalar(select(Conversation.assignee_user_id).where(
+                    Conversation.channel_account_id == kf.account_id)) == kf.ws.reps["wang"]
+        await eventually(hers, timeout=15)
+
+
+async def test_a_rep_claiming_a_kf_customer_in_the_hub_takes_the_wecom_session(database_url, tmp_path):
+    async with kf_stack(database_url, tmp_path, servicers={"li": True, "wang": True}) as kf:
+        await kf.writes("我想买50套，请问价格？")
+        await eventually(lambda: _async(kf.received()), timeout=15)
+        async with kf.tg.hub.sessions() as db:
+            conversation = await db.scalar(select(Conversation.id).where(
+                Conversation.channel_account_id == kf.account_id))
+        resp = await kf.tg.client.post(f"{kf.tg.hub_base}/api/v1/conversations/{conversation}/assign",
+                                       json={"user_id": kf.ws.reps["wang"]}, headers=kf.tg.api())
+        assert resp.status_code == 204, resp.text
+
+        async def taken():
+            session = kf.app.kf.sessions[(kf.open_kfid, CUSTOMER)]
+            return session.servicer if session.state == 3 else None
+        assert await eventually(taken, timeout=15) == "wang"
+        assert await eventually(lambda: _async([t for t in kf.received() if "Wang Fang" in t]), timeout=15)
+
+
+async def test_a_message_wecom_accepted_but_could_not_deliver_shows_as_failed_with_the_reason(
+        database_url, tmp_path):
+    async with kf_stack(database_url, tmp_path) as kf:
+        await kf.writes("你好")
+        await eventually(lambda: _async(kf.received()), timeout=15)
+        async with httpx.AsyncClient() as client:
+            await client.post(f"{kf.base}/_sim/apps/{kf.app.agent_id}/kf/{kf.open_kfid}/customers/{CUSTOMER}/refuse")
+        async with kf.tg.hub.sessions() as db:
+            conversation = await db.scalar(select(Conversation.id).where(
+                Conversation.channel_account_id == kf.account_id))
+        resp = await kf.tg.client.post(f"{kf.tg.hub_base}/api/v1/conversations/{conversation}/messages",
+                                       json={"text": "报价单已发您"},
+                                       headers={**kf.tg.api(), "Idempotency-Key": "refused-1"})
+        assert resp.status_code == 202, resp.text
+
+        async def failed():
+            return [m["delivery"] for m in await kf.thread() if m["text"] == "报价单已发您"
+                    and m["delivery"]["state"] == "failed"]
+        [delivery] = await eventually(failed, timeout=20)
+        assert "refuses" in delivery["detail"]
 
 
 async def _async(value):
