@@ -64,11 +64,12 @@ def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
 
 def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageReview | None = None,
                      lead_rules: LeadRules | None = None, timezone: str = "Asia/Shanghai") -> list[MessageHandler]:
-    # The rep bot first: it takes staff messages, which no customer bot may answer.
-    # A platform's session events (微信客服) next: nobody else answers them.
+    # A platform's events about a chat first (微信客服 sessions, recalls): nobody else answers them.
+    # The rep bot next: it takes staff messages, which no customer bot may answer.
     # Lead capture before the alerts: a routed lead's owner gets one card, not two.
-    return [RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck()), lead_rules=lead_rules),
-            PlatformSessions(), LeadCapture(lead_rules), RepAlerts(negative_confidence=negative_alert_confidence),
+    return [PlatformSessions(),
+            RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck()), lead_rules=lead_rules),
+            LeadCapture(lead_rules), RepAlerts(negative_confidence=negative_alert_confidence),
             OptOutBot(), OptInBot(),
             CustomerBot(settings=CustomerBotSettings(timezone=timezone), lead_rules=lead_rules)]
 

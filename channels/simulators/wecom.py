@@ -69,6 +69,9 @@ class SimApp:
     members: dict[str, str] = field(default_factory=dict)          # userid -> name
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)  # external userid -> {name, follow}
     tokens: dict[str, float] = field(default_factory=dict)          # access_token -> expires (monotonic)
+    archive_tokens: set[str] = field(default_factory=set)           # those got with the archive's Secret
+    archive_refused: set[str] = field(default_factory=set)          # customers who refused archiving
+    archived: dict[str, dict[str, Any]] = field(default_factory=dict)  # msgid -> entry (for recalls)
     sent: list[dict[str, Any]] = field(default_factory=list)         # what the hub sent, accepted
     calls: list[tuple[str, int]] = field(default_factory=list)       # (path, errcode) of every API call
     welcome_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -221,13 +224,62 @@ class WeComSimulator:
         if customer is None or not customer["follow"]:
             raise WeComApiError(84061, f"{external} is not an external contact of this corp")
         app.note(external, "me", text)
-        rep = next(iter(customer["follow"]))
+        return self._archive(app, external, [next(iter(customer["follow"]))], text)
+
+    def rep_writes(self, app: SimApp, rep: str, external: str, text: str) -> dict[str, Any]:
+        """A rep writes to their customer from the WeCom client: WeChat shows it, WeCom archives it."""
+        customer = app.customers.get(external)
+        if customer is None or rep not in customer["follow"]:
+            raise WeComApiError(84061, f"{external} is not a contact of {rep}")
+        app.note(external, app.members.get(rep, rep), text)
+        return self._archive(app, rep, [external], text)
+
+    def group_writes(self, app: SimApp, roomid: str, sender: str, members: list[str], text: str) -> dict[str, Any]:
+        """Someone writes in a customer group (客户群) the corp's members are in: archived with its roomid."""
+        return self._archive(app, sender, [m for m in members if m != sender], text, roomid=roomid)
+
+    def recalls(self, app: SimApp, sender: str, msgid: str) -> dict[str, Any]:
+        """The sender recalls one of their messages (撤回): the archive records the recall."""
+        entry = app.archived.get(msgid)
+        if entry is None or entry["from"] != sender:
+            raise WeComApiError(40058, f"{sender} has no message {msgid} to recall")
+        return self._archive(app, sender, entry["tolist"], None, roomid=entry["roomid"], recalled=msgid)
+
+    def customer_answers_archiving(self, app: SimApp, external: str, agree: bool) -> dict[str, Any]:
+        """The customer agrees or refuses to have their chats archived (客户同意存档)."""
+        customer = app.customers.get(external)
+        if customer is None:
+            raise WeComApiError(84061, f"{external} is not an external contact of this corp")
+        (app.archive_refused.discard if agree else app.archive_refused.add)(external)
         if app.archive is None:
             return {"archived": None}
+        kind = "agree" if agree else "disagree"
         seq = app.archive.append({"msgid": f"{next(app.msg_ids)}_archive", "action": "send", "from": external,
-                                  "tolist": [rep], "roomid": "", "msgtime": int(time.time() * 1000),
-                                  "msgtype": "text", "text": {"content": text}})
+                                  "tolist": list(customer["follow"]), "roomid": "", "msgtime": int(time.time() * 1000),
+                                  "msgtype": kind, kind: {"userid": external, "agree_time": int(time.time() * 1000)}})
         return {"archived": seq}
+
+    def _archive(self, app: SimApp, sender: str, targets: list[str], text: str | None, *, roomid: str = "",
+                 recalled: str | None = None) -> dict[str, Any]:
+        if app.archive is None:
+            return {"archived": None, "msgid": None}
+        msgid = f"{next(app.msg_ids)}_archive"
+        entry: dict[str, Any] = {"msgid": msgid, "action": "recall" if recalled else "send", "from": sender,
+                                 "tolist": targets, "roomid": roomid, "msgtime": int(time.time() * 1000)}
+        if recalled:
+            entry.update(msgtype="revoke", revoke={"pre_msgid": recalled})
+        else:
+            entry.update(msgtype="text", text={"content": text})
+        app.archived[msgid] = entry
+        return {"archived": app.archive.append(entry), "msgid": msgid}
+
+    def _check_single_agree(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        pairs = body.get("info") or []
+        if not isinstance(pairs, list) or not 1 <= len(pairs) <= 100:
+            raise WeComApiError(40058, "info: 1 to 100 pairs of userid and exteranalopenid")
+        return {"agreeinfo": [{"userid": p.get("userid"), "exteranalopenid": p.get("exteranalopenid"),
+                               "agree_status": "Disagree" if p.get("exteranalopenid") in app.archive_refused
+                               else "Agree", "status_change_time": int(time.time())} for p in pairs]}
 
     def kf_customer_writes(self, app: SimApp, open_kfid: str, external: str, text: str,
                            menu_id: str | None = None) -> dict[str, Any]:
@@ -303,6 +355,13 @@ class WeComSimulator:
         if not apps:
             return _error(WeComApiError(40013, "invalid corpid"))
         app = next((a for a in apps if secrets.compare_digest(a.secret, secret)), None)
+        archive = next((a for a in apps if a.archive is not None and secrets.compare_digest(a.archive.secret, secret)),
+                       None)
+        if app is None and archive is not None:  # the 会话内容存档 Secret: a token for msgaudit/* only
+            token = secrets.token_urlsafe(48)
+            archive.tokens[token] = time.monotonic() + TOKEN_LIFETIME
+            archive.archive_tokens.add(token)
+            return JSONResponse({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": TOKEN_LIFETIME})
         if app is None:
             apps[0].calls.append(("gettoken", 40001))
             return _error(WeComApiError(40001, "invalid credential, access_token is invalid or not latest"))
@@ -320,6 +379,8 @@ class WeComSimulator:
         try:
             if app.tokens[token] < time.monotonic():
                 raise WeComApiError(42001, "access_token expired")
+            if path.startswith("msgaudit/") != (token in app.archive_tokens):
+                raise WeComApiError(48002, "api forbidden: the 会话内容存档 Secret's token calls msgaudit/* only")
             for fault in list(app.faults):
                 if fault["path"] == path:
                     fault["remaining"] -= 1
@@ -337,7 +398,8 @@ class WeComSimulator:
                 handler = {"message/send": self._message_send,
                            "externalcontact/send_welcome_msg": self._send_welcome,
                            "externalcontact/add_msg_template": self._add_msg_template,
-                           "externalcontact/get_groupmsg_send_result": self._groupmsg_send_result}.get(path)
+                           "externalcontact/get_groupmsg_send_result": self._groupmsg_send_result,
+                           "msgaudit/check_single_agree": self._check_single_agree}.get(path)
             if handler is None and path in kf_sim.HANDLERS:
                 try:
                     result = kf_sim.HANDLERS[path](app.kf, body)
@@ -540,6 +602,11 @@ class WeComSimulator:
                                             state=body.get("state", ""), unionid=body.get("unionid", ""))
             elif action == "messages":  # archived, not posted to the callback
                 return JSONResponse(self.customer_writes(app, external, str(body.get("text", ""))))
+            elif action == "rep_messages":  # the rep writes to the customer from WeCom: archived
+                return JSONResponse(self.rep_writes(app, str(body.get("rep", "")), external,
+                                                    str(body.get("text", ""))))
+            elif action in ("agree", "disagree"):  # the customer's answer to archiving
+                return JSONResponse(self.customer_answers_archiving(app, external, action == "agree"))
             elif action == "delete_rep":
                 fields = self.customer_deletes_rep(app, external, str(body.get("rep", "")))
             else:

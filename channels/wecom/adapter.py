@@ -83,6 +83,7 @@ log = logging.getLogger(__name__)
 
 WELCOME_WINDOW_SECONDS = 20
 ARCHIVE_CURSOR = "archive_seq"
+AGREEMENT_TTL = 600.0  # how long a customer's archiving agreement is trusted before asking again
 # A callback signed longer ago than this is refused: WeCom retries within
 # seconds, so an old signature means a captured request replayed (or a clock off).
 CALLBACK_MAX_AGE_SECONDS = 600
@@ -148,7 +149,7 @@ class WeComAdapter:
 
     def make_poller(self, account: AccountRef, sink: InboundSink,
                     load_cursor: Callable[[str], Awaitable[str | None]]) -> ArchivePoller:
-        return ArchivePoller(account, sink, load_cursor)
+        return ArchivePoller(account, sink, load_cursor, self.client)
 
     # ---- inbound -------------------------------------------------------
 
@@ -431,13 +432,18 @@ def _parse_event(f: dict[str, str], from_user: str, created: str) -> list[Inboun
 
 class ArchivePoller:
     """Reads the session archive from the committed `seq` on: each batch's messages are stored in
-    the same transaction as the seq after them, so a restart neither loses nor repeats one."""
+    the same transaction as the seq after them, so a restart neither loses nor repeats one.
+
+    A customer who refused archiving (msgaudit/check_single_agree: Disagree, or a `disagree`
+    entry) keeps their words out of the hub: nothing of their 1:1 chats, nor of what they say in
+    groups, is stored; the answer is kept for `AGREEMENT_TTL` seconds."""
 
     def __init__(self, account: AccountRef, sink: InboundSink,
-                 load_cursor: Callable[[str], Awaitable[str | None]]) -> None:
-        self.account, self.sink, self.load_cursor = account, sink, load_cursor
+                 load_cursor: Callable[[str], Awaitable[str | None]], client: TencentApiClient) -> None:
+        self.account, self.sink, self.load_cursor, self.client = account, sink, load_cursor, client
         self.settings = WeComSettings.model_validate(account.settings)
         self.reader: ArchiveReader | None = None
+        self.agreed: dict[tuple[str, str], tuple[bool, float]] = {}  # (rep, customer) -> agreed, when asked
 
     def _open(self) -> ArchiveReader:
         if self.reader is None:
@@ -454,6 +460,9 @@ class ArchivePoller:
                         pass
                 except ArchiveUnavailable as exc:
                     log.warning("WeCom account %s: session archive: %s", self.account.id, exc)
+                except (ApiError, ApiUnavailable) as exc:
+                    log.warning("WeCom account %s: archiving agreements not readable now (%s); the batch waits",
+                                self.account.id, exc)
                 await wait_any(stop, timeout=self.settings.archive_poll_seconds)
         finally:
             if self.reader is not None:
@@ -466,16 +475,73 @@ class ArchivePoller:
         entries = await asyncio.to_thread(reader.read, seq, limit)
         if not entries:
             return 0
-        events = [event for entry in entries for event in archived_events(entry.message)]
+        refused = await self._refused([entry.message for entry in entries])
+        events = [event for entry in entries for event in archived_events(entry.message, refused)]
         await self.sink(self.account.id, events, (ARCHIVE_CURSOR, str(max(e.seq for e in entries))))
         return len(entries)
 
+    async def _refused(self, messages: list[dict[str, Any]]) -> set[str]:
+        """The customers of this batch who refused archiving."""
+        now = time.monotonic()
+        for message in messages:  # the archive's own record of a customer's answer is the newest word
+            answer = message.get("msgtype")
+            if answer in ("agree", "disagree"):
+                customer = str((message.get(answer) or {}).get("userid") or message.get("from") or "")
+                for rep in message.get("tolist") or []:
+                    self.agreed[(str(rep), customer)] = (answer == "agree", now)
+        pairs = {pair for message in messages if (pair := _one_to_one(message)) is not None}
+        unknown = [pair for pair in pairs if now - self.agreed.get(pair, (True, -1e9))[1] > AGREEMENT_TTL]
+        for start in range(0, len(unknown), 100):
+            app = AppKey(self.account.api_base or DEFAULT_API_BASE, self.account.credentials["corp_id"],
+                         self.account.credentials["archive_secret"])
+            body = await self.client.call(app, "/cgi-bin/msgaudit/check_single_agree", {"info": [
+                {"userid": rep, "exteranalopenid": customer} for rep, customer in unknown[start:start + 100]]})
+            for answer in body.get("agreeinfo") or []:
+                pair = (str(answer.get("userid")), str(answer.get("exteranalopenid")))
+                self.agreed[pair] = (answer.get("agree_status") != "Disagree", now)
+        return {customer for (_, customer), (agreed, _) in self.agreed.items() if not agreed}
 
-def archived_events(message: dict[str, Any]) -> list[InboundEvent]:
-    """A customer's words in a 1:1 chat with a rep, as a message of their conversation with the
-    company; what a rep says, group chats and recalls are not taken in yet."""
+
+def _one_to_one(message: dict[str, Any]) -> tuple[str, str] | None:
+    """(rep, customer) of a 1:1 chat entry between a member and an external contact."""
     sender, targets = str(message.get("from") or ""), message.get("tolist") or []
-    if message.get("action") != "send" or message.get("roomid") or not is_external(sender) or len(targets) != 1:
+    if message.get("roomid") or len(targets) != 1 or message.get("action") not in ("send", "recall"):
+        return None
+    other = str(targets[0])
+    if is_external(sender) != is_external(other):
+        return (other, sender) if is_external(sender) else (sender, other)
+    return None
+
+
+def archived_events(message: dict[str, Any], refused: set[str] = frozenset()) -> list[InboundEvent]:
+    """An archived chat entry as a message of the customer's conversation with the company: a
+    customer's words in their 1:1 chat with a rep, a rep's words to them (the company's, by that
+    rep), words in a customer group (the group's conversation), a recall. Customers who refused
+    archiving, chats between colleagues and entries the hub does not use give none."""
+    sender, room = str(message.get("from") or ""), str(message.get("roomid") or "")
+    pair = _one_to_one(message)
+    if room:
+        thread, customer = f"room:{room}", sender if is_external(sender) else ""
+        if sender in refused:
+            return []
+    elif pair is not None:
+        thread = customer = pair[1]
+        if customer in refused:
+            return []
+    else:
+        return []
+    msgid = str(message.get("msgid") or "")
+    action = message.get("action")
+    who = Sender(external_id=customer or sender, is_staff=not customer)
+    archived = {"type": "archived", "rep": pair[0] if pair else None, "room": room or None}
+    if action == "recall":
+        earlier = str((message.get("revoke") or {}).get("pre_msgid") or "")
+        return [InboundMessage(platform_message_id=f"archive:{msgid}", sender=who, thread_id=thread,
+                               kind=MessageKind.EVENT, text=None, raw=message,
+                               attachments=[archived, {"type": "recalled",
+                                                       "platform_message_id": f"archive:{earlier}"}])] \
+            if earlier else []
+    if action != "send":
         return []
     kind, text = {"text": (MessageKind.TEXT, (message.get("text") or {}).get("content")),
                   "image": (MessageKind.IMAGE, None), "voice": (MessageKind.VOICE, None),
@@ -483,6 +549,10 @@ def archived_events(message: dict[str, Any]) -> list[InboundEvent]:
         str(message.get("msgtype")), (None, None))
     if kind is None:
         return []
-    return [InboundMessage(platform_message_id=f"archive:{message.get('msgid')}", sender=Sender(external_id=sender),
-                           thread_id=sender, kind=kind, text=text, raw=message,
-                           attachments=[{"type": "archived", "rep": targets[0]}])]
+    staff = None if is_external(sender) else sender
+    attachments = [archived, *([{"type": "by_staff", "staff": staff}] if staff else [])]
+    if kind != MessageKind.TEXT:  # its content stays in WeCom (GetMediaData reads it on demand)
+        attachments.append({"type": str(message.get("msgtype")),
+                            "sdkfileid": (message.get(str(message.get("msgtype"))) or {}).get("sdkfileid")})
+    return [InboundMessage(platform_message_id=f"archive:{msgid}", sender=who, thread_id=thread, kind=kind,
+                           text=text, raw=message, attachments=attachments, staff_author=staff)]

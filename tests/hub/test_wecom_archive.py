@@ -12,7 +12,7 @@ from channels.simulators.wecom_archive import Archive, build_sdk
 from channels.wecom.archive import ArchiveUnavailable, FinanceSdk
 from crm_core import accounts
 from crm_core.consent import service as consent
-from crm_core.models import ChannelAccount, Identity, Message, MessagePurpose, OutboxMessage
+from crm_core.models import AuditLog, ChannelAccount, Conversation, Identity, Message, MessagePurpose, OutboxMessage
 from tests.fakes.stack import eventually, workspace_stack
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -88,3 +88,52 @@ async def test_a_customers_words_to_a_rep_come_from_the_archive_once_and_a_stop_
             assert await restarted.pull_once() == 0
         finally:
             restarted.reader.sdk.close()
+
+
+@sqlite_only
+async def test_the_archive_brings_the_reps_words_groups_and_recalls_and_nothing_of_who_refused(
+        database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        app, hub, sim = ws.wecom_app, ws.tg.hub, ws.wecom
+        for external, name in (("wmErin000001", "Erin"), ("wmFrank00001", "Frank")):
+            await ws.wecom_post(f"customers/{external}/add", {"rep": "li", "name": name})
+        await ws.rep_receives("li", "Frank")
+        # Li Lei answers Erin from his WeCom client, and recalls a slip.
+        said = sim.rep_writes(app, "li", "wmErin000001", "给您打九折，保证明天到货")
+        slip = sim.rep_writes(app, "li", "wmErin000001", "发错了")
+        sim.recalls(app, "li", slip["msgid"])
+        # A customer group with Erin and Li Lei.
+        sim.group_writes(app, "wrGroup0001", "wmErin000001", ["li", "wmErin000001"], "群里问一下：发票怎么开？")
+        # Frank refuses archiving, then writes.
+        sim.customer_answers_archiving(app, "wmFrank00001", agree=False)
+        sim.customer_writes(app, "wmFrank00001", "我的私事")
+        last = sim.customer_writes(app, "wmErin000001", "好的谢谢")["archived"]
+
+        async def read():
+            async with hub.sessions() as session:
+                seq = await accounts.get_cursor(ws.wecom_account_id, "archive_seq", db_session=session)
+                pending = await session.scalar(select(func.count()).select_from(Message).where(
+                    Message.processed_at.is_(None)))
+            return seq == str(last) and pending == 0
+        await eventually(read, timeout=30)
+
+        async with hub.sessions() as session:
+            rows = (await session.execute(select(Message, Conversation.external_thread_id).join(
+                Conversation, Conversation.id == Message.conversation_id).where(
+                Message.platform_message_id.like("archive:%")).order_by(Message.id))).all()
+            li = ws.reps["li"]
+            by_text = {m.text: (m, thread) for m, thread in rows if m.text}
+            words, thread = by_text["给您打九折，保证明天到货"]
+            assert (words.direction.value, words.author_user_id, thread) == ("out", li, "wmErin000001")
+            assert any(a.get("type") == "recalled" for a in by_text["发错了"][0].attachments)
+            assert by_text["群里问一下：发票怎么开？"][1] == "room:wrGroup0001"
+            assert "我的私事" not in by_text and not any("Frank" in (m.text or "") for m, _ in rows)
+            # The rep review read his words: a discount and a guarantee are flagged to his manager.
+            flagged = (await session.scalars(select(AuditLog.details).where(
+                AuditLog.action == "compliance.flagged"))).all()
+            assert [d["message_id"] for d in flagged] == [words.id]
+            # Nobody answered anything read from the archive.
+            assert await session.scalar(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.recipient.in_(["wmErin000001", "wmFrank00001", "room:wrGroup0001"]),
+                OutboxMessage.idempotency_key.not_like("welcome:%"))) == 0  # only the welcomes on adding
+        assert said["msgid"]
