@@ -4,9 +4,14 @@ pulls with its cursor (committed with the messages), answers with kf/send_msg wi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,10 +22,11 @@ from channels.simulators.wecom import SimApp, WeComSimulator
 from channels.wecom_kf.adapter import KfPoller
 from crm_core import accounts
 from crm_core.models import AuditLog, ChannelAccount, Contact, Conversation, CsatSurvey, Identity, Message
-from tests.fakes.stack import Stack, WorkspaceStack, eventually, workspace_stack
+from tests.fakes.stack import SECRET, Stack, WorkspaceStack, eventually, workspace_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 CUSTOMER = "wmKfCustomer0001"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -53,8 +59,10 @@ class KfStack:
 
 
 @contextlib.asynccontextmanager
-async def kf_stack(database_url, tmp_path, servicers: dict[str, bool] | None = None) -> AsyncIterator[KfStack]:
-    """`servicers`: the reps (WeCom userids) who serve the kf account, and whether they are receiving."""
+async def kf_stack(database_url, tmp_path, servicers: dict[str, bool] | None = None,
+                   active: bool = True) -> AsyncIterator[KfStack]:
+    """`servicers`: the reps (WeCom userids) who serve the kf account, and whether they are receiving;
+    `active` False: the hub neither polls nor takes callbacks for it."""
     async with workspace_stack(database_url, tmp_path) as ws:
         app = ws.wecom.create_app()  # the self-built app set in 微信客服 → 可调用接口的应用
         async with httpx.AsyncClient() as client:
@@ -70,6 +78,7 @@ async def kf_stack(database_url, tmp_path, servicers: dict[str, bool] | None = N
                 api_base=ws.wecom_base,
                 settings=hub.channels.get("wecom_kf").settings_model.model_validate({"poll_seconds": 5}).model_dump(),
                 cipher=hub.cipher, actor=None, db_session=session)
+            account.is_active = active
         app.callback_url = f"{ws.tg.hub_base}/hooks/wecom_kf/{account.id}"
         hub.accounts_changed.set()  # the poller starts
         yield KfStack(ws, ws.tg, ws.wecom, app, ws.wecom_base, open_kfid, account.id)
@@ -291,6 +300,31 @@ async def test_a_message_wecom_accepted_but_could_not_deliver_shows_as_failed_wi
                     and m["delivery"]["state"] == "failed"]
         [delivery] = await eventually(failed, timeout=20)
         assert "refuses" in delivery["detail"]
+
+
+async def test_a_pull_killed_between_pulling_and_committing_loses_nothing_and_stores_nothing_twice(
+        database_url, tmp_path):
+    async with kf_stack(database_url, tmp_path, active=False) as kf:  # the hub's poller stays out
+        hub = kf.tg.hub
+        customers = [f"wmKfKill{n:08d}" for n in range(10)]
+        for n, customer in enumerate(customers):
+            kf.sim.kf_customer_writes(kf.app, kf.open_kfid, customer, f"第{n}条")
+
+        def pull(*kill_on: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "tests.fakes.kf_pull", hub.settings.resolved_database_url,
+                                   SECRET, str(kf.account_id), kf.open_kfid, "3", *kill_on],
+                                  cwd=ROOT, capture_output=True, text=True, timeout=120)
+        killed = await asyncio.to_thread(pull, "2")  # killed -9 once page 2 is written, before its commit
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert await kf.messages() == 3  # page 1 only: committed with its cursor
+        done = await asyncio.to_thread(pull)
+        assert done.returncode == 0 and done.stdout.strip() == "pulled 7", done.stderr
+        async with hub.sessions() as db:
+            texts = (await db.scalars(select(Message.text).where(Message.channel_account_id == kf.account_id,
+                                                                 Message.direction == "in"))).all()
+        assert sorted(texts) == sorted(f"第{n}条" for n in range(10))  # each once
+        # The second process started from the cursor committed with page 1, not from the start.
+        assert [p["returned"] for p in kf.app.kf.pulls] == [3, 3, 3, 3, 1]
 
 
 async def _async(value):
