@@ -79,13 +79,15 @@ class TencentApiClient:
             return token.value
 
     async def call(self, app: AppKey, path: str, payload: dict[str, Any] | None = None, *,
-                   params: dict[str, str] | None = None) -> dict[str, Any]:
-        """POST `payload` to `path` (GET with `params` when there is no payload);
-        a token the platform no longer accepts is fetched again, once."""
+                   params: dict[str, str] | None = None, files: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST `payload` to `path` (GET with `params` when there is no payload; a multipart upload
+        of `files` when given); a token the platform no longer accepts is fetched again, once."""
         for attempt in (1, 2):
             token = await self.access_token(app, force=attempt == 2)
             query = {**(params or {}), "access_token": token}
-            if payload is None:
+            if files is not None:
+                body = await self._request("POST", app.api_base, path, params=query, files=files)
+            elif payload is None:
                 body = await self._request("GET", app.api_base, path, params=query)
             else:
                 body = await self._request("POST", app.api_base, path, params=query, json=payload)

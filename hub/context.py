@@ -89,7 +89,8 @@ class Hub:
         self.engine = create_engine(settings.resolved_database_url)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
         self.cipher = CredentialCipher(settings.resolved_secret_key())
-        self.channels = ChannelRegistry(adapters if adapters is not None else default_adapters(settings.base_url))
+        self.channels = ChannelRegistry(adapters if adapters is not None else default_adapters(
+            settings.base_url, allow_private=settings.allow_private_api_base))
         self.dispatcher = Dispatcher(
             self.sessions,
             self.channels,

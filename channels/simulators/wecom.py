@@ -273,6 +273,22 @@ class WeComSimulator:
         app.archived[msgid] = entry
         return {"archived": app.archive.append(entry), "msgid": msgid}
 
+    async def _upload(self, app: SimApp, request: Request) -> dict[str, Any]:
+        """media/upload: a multipart `media` file; images are JPEG or PNG of at most 2 MB."""
+        kind = request.query_params.get("type", "")
+        if kind not in ("image", "voice", "video", "file"):
+            raise WeComApiError(40004, f"invalid media type {kind!r}")
+        form = await request.form()
+        media = form.get("media")
+        if media is None or isinstance(media, str):
+            raise WeComApiError(41001, "missing media file")  # code from memory of WeCom's list
+        data = await media.read()
+        if kind == "image" and (len(data) > 2 * 2**20 or not (data.startswith(b"\x89PNG") or data[:2] == b"\xff\xd8")):
+            raise WeComApiError(40005, "invalid image: JPEG or PNG of at most 2 MB")
+        media_id = "3" + secrets.token_urlsafe(40)
+        app.kf.media[media_id] = {"type": kind, "size": len(data), "name": media.filename}
+        return {"type": kind, "media_id": media_id, "created_at": str(int(time.time()))}
+
     def _check_single_agree(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         pairs = body.get("info") or []
         if not isinstance(pairs, list) or not 1 <= len(pairs) <= 100:
@@ -387,6 +403,8 @@ class WeComSimulator:
                     if fault["remaining"] <= 0:
                         app.faults.remove(fault)
                     raise WeComApiError(fault["errcode"], fault.get("errmsg", "simulated error"))
+            if path == "media/upload":
+                return JSONResponse({"errcode": 0, "errmsg": "ok", **await self._upload(app, request)})
             if request.method == "GET":
                 body: dict[str, Any] = dict(request.query_params)
                 handler = {"externalcontact/get": self._external_contact}.get(path)

@@ -59,6 +59,7 @@ class KfState:
     pulls: list[dict[str, Any]] = field(default_factory=list)               # every sync_msg call
     customers: dict[str, dict[str, str]] = field(default_factory=dict)      # external -> nickname, unionid
     servicers: dict[str, bool] = field(default_factory=dict)                # userid -> receiving (接待中)
+    media: dict[str, dict[str, Any]] = field(default_factory=dict)          # media/upload's media_id -> what
 
 
 class KfApiError(Exception):
@@ -254,6 +255,15 @@ def _deliver(kf: KfState, open_kfid: str, external: str, body: dict[str, Any]) -
         menu = body.get("msgmenu") or {}
         text = str(menu.get("head_content") or "")
         buttons = [item["click"] for item in menu.get("list") or [] if item.get("type") == "click"]
+    elif msgtype == "link":
+        link = body.get("link") or {}
+        if not link.get("title") or not link.get("url") or link.get("thumb_media_id") not in kf.media:
+            raise KfApiError(40058, "link: title, url and an uploaded thumb_media_id are required")
+        text, buttons = f"[{link['title']}] {link.get('desc', '')} {link['url']}".strip(), []
+    elif msgtype == "image":
+        if (body.get("image") or {}).get("media_id") not in kf.media:
+            raise KfApiError(40007, "invalid media_id")
+        text, buttons = "[image]", []
     else:
         raise KfApiError(40008, f"invalid message type {msgtype}")
     msgid = secrets.token_hex(16)
@@ -265,7 +275,7 @@ def _deliver(kf: KfState, open_kfid: str, external: str, body: dict[str, Any]) -
                                             "external_userid": external, "fail_msgid": msgid, "fail_type": 10}})
         return {"msgid": msgid}
     kf.sent.append({"to": external, "open_kfid": open_kfid, "msgtype": msgtype, "text": text, "buttons": buttons,
-                    "msgid": msgid, "at": time.time()})
+                    "msgid": msgid, "at": time.time(), "body": body})
     return {"msgid": msgid}
 
 

@@ -10,12 +10,21 @@ so a restart, or a second process taking over the poller, reads nothing twice an
 nothing. Without callbacks the poller still pulls every `poll_seconds` (WeCom rate-limits pulls
 without a token strictly, so not often).
 
-Sends are `kf/send_msg`: text, a link card, and buttons as a `msgmenu` whose clicks come back as
-messages carrying the button's `menu_id`. WeCom lets the company answer within 48 hours of the
-customer's last message and at most 5 times before the customer writes again (95001), and not
-while the session sits with a person in WeCom (95018): such a send is held with WeCom's reason and
-goes when the customer writes again. The welcome after `enter_session` is `kf/send_msg_on_event`
-with the event's `welcome_code` (valid 20 s, once).
+Sends are `kf/send_msg`: text; a picture or link as a link card (WeCom requires its thumbnail as
+an uploaded image: the picture is fetched from its address, checked like every address the hub
+calls, and uploaded with `media/upload`, the media id kept for its 3 days); buttons as a
+`msgmenu` whose clicks come back as messages carrying the button's `menu_id`. WeCom lets the
+company answer within 48 hours of the customer's last message and at most 5 times before the
+customer writes again (95001), and not while the session sits with a person in WeCom (95018):
+such a send is held with WeCom's reason and goes when the customer writes again. The welcome
+after `enter_session` is `kf/send_msg_on_event` with the event's `welcome_code` (valid 20 s,
+once).
+
+Handoff: the hub names the servicer (`hand_over` option, see `crm_core.conversations.handover`);
+`kf/service_state/trans` moves the session and returns a `msg_code` with which the words that
+say so reach the customer. What servicers write in WeCom comes back from sync_msg (origin 5) as
+the company's words; session changes (taken from the queue, ended) and sends WeCom accepted but
+could not deliver (`msg_send_fail`) come back as events.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import BaseModel, Field
 
 from channels.base import (
@@ -39,6 +49,7 @@ from channels.base import (
     media_lines,
     numbered_options,
 )
+from channels.destinations import UnsafeDestination, check_url
 from channels.tencent import AES_KEY_PATTERN, UNIONID_KEY, MessageCipher
 from channels.tencent_client import ApiError, ApiUnavailable, AppKey, TencentApiClient
 from channels.wecom.adapter import CipherCache, app_key, common_send_error, open_callback
@@ -65,6 +76,10 @@ log = logging.getLogger(__name__)
 PULL_TOKEN_SECONDS = 600     # a callback's Token is good for 10 minutes
 WELCOME_WINDOW_SECONDS = 20  # an enter_session welcome_code is good for 20 seconds
 MAX_PULL = 1000              # sync_msg's limit, default and maximum
+IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png"}  # what media/upload takes as an image
+MAX_IMAGE_BYTES = 2 * 2**20  # WeCom's limit for an image upload
+MEDIA_LIFETIME = 3 * 86400 - 3600  # an uploaded medium is usable for 3 days
+IMAGE_TIMEOUT = 10.0
 # WeCom's refusals that a customer's next message lifts: 95001 the 5 answers (or 48 hours) since
 # their last message are used up; 95018 the session is with a person in WeCom, or ended.
 HELD_CODES = {95001: "WeCom allows 5 answers within 48 hours of the customer's last message, and they are used up",
@@ -108,15 +123,19 @@ def thread_of(open_kfid: str, external_userid: str) -> str:
 
 class WeComKfAdapter:
     kind: ClassVar[str] = "wecom_kf"
-    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, images=False, markdown=False,
+    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, images=True, markdown=False,
                                                         max_text_length=2048)
     credentials_model: ClassVar[type[BaseModel]] = WeComKfCredentials
     settings_model: ClassVar[type[BaseModel]] = WeComKfSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "token", "encoding_aes_key"})
 
-    def __init__(self, client: TencentApiClient | None = None) -> None:
+    def __init__(self, client: TencentApiClient | None = None, *, allow_private: bool = False) -> None:
         self.client = client or wecom_client()
         self.ciphers = CipherCache()
+        # Picture addresses on private networks are fetched only where the hub allows it (the demo, tests).
+        self.allow_private = allow_private
+        self._media: dict[tuple[str, str], tuple[str, float]] = {}  # (corp, picture URL) -> media_id, until
+        self._http = httpx.AsyncClient(timeout=IMAGE_TIMEOUT, follow_redirects=False)
 
     # ---- inbound -------------------------------------------------------
 
@@ -172,20 +191,52 @@ class WeComKfAdapter:
             if "hand_over" in options:
                 code = await self.hand_over(app, open_kfid, external, (options["hand_over"] or {}).get("servicer"))
                 deadline = 0
-            if code:
+            if code:  # send_msg_on_event takes text and menus only
                 if deadline and time.time() > deadline:
                     raise PermanentFailure("the 微信客服 event code expired (valid 20 s after the event); the "
                                            "message was not sent")
                 body = await self.client.call(app, "/cgi-bin/kf/send_msg_on_event", {
                     "code": code, **_content(message)})
             else:
+                thumb = await self.picture(app, message.image_url) if message.image_url and not message.buttons \
+                    else None
                 body = await self.client.call(app, "/cgi-bin/kf/send_msg", {
-                    "touser": external, "open_kfid": open_kfid, **_content(message)})
+                    "touser": external, "open_kfid": open_kfid, **_content(message, thumb)})
         except ApiError as exc:
             raise _send_error(exc, account) from None
         except ApiUnavailable as exc:
             raise TemporaryFailure(str(exc)) from None
         return SendResult(platform_message_id=f"kf:{body.get('msgid', '')}", delivery=Delivery.IN_CHAT)
+
+    async def picture(self, app: AppKey, url: str) -> str:
+        """The media id of the picture at `url`, uploaded once per 3 days (media/upload)."""
+        cached = self._media.get((app.app_id, url))
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        try:
+            await check_url(url, allow_private=self.allow_private, what="picture address")
+        except UnsafeDestination as exc:
+            raise PermanentFailure(f"the picture was not fetched: {exc}") from None
+        try:
+            async with self._http.stream("GET", url) as response:
+                kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if response.status_code != 200 or kind not in IMAGE_TYPES:
+                    raise PermanentFailure(f"the picture at {url[:200]} is not a JPEG or PNG image (HTTP "
+                                           f"{response.status_code}, {kind or 'no type'}): fix the address")
+                data = b""
+                async for chunk in response.aiter_bytes():
+                    data += chunk
+                    if len(data) > MAX_IMAGE_BYTES:
+                        raise PermanentFailure(f"the picture at {url[:200]} is over WeCom's "
+                                               f"{MAX_IMAGE_BYTES // 2**20} MB for images")
+        except httpx.HTTPError as exc:
+            raise TemporaryFailure(f"the picture at {url[:200]} could not be fetched: {type(exc).__name__}") from None
+        name = "picture" + IMAGE_TYPES[kind]
+        body = await self.client.call(app, "/cgi-bin/media/upload", params={"type": "image"},
+                                      files={"media": (name, data, kind)})
+        media_id = str(body["media_id"])
+        self._media[(app.app_id, url)] = (media_id, time.monotonic() + MEDIA_LIFETIME)
+        return media_id
 
     async def hand_over(self, app: AppKey, open_kfid: str, external: str, servicer: str | None) -> str | None:
         """Move the session to `servicer` (WeCom's queue when None, or when they cannot take it);
@@ -244,6 +295,7 @@ class WeComKfAdapter:
         """The callback URL is set in WeCom's console (it checks it with a GET); nothing to call."""
 
     async def close(self) -> None:
+        await self._http.aclose()
         await self.client.close()
 
 
@@ -377,8 +429,14 @@ def _kf_event(event: dict[str, Any], open_kfid: str, msgid: str) -> list[Inbound
     return []
 
 
-def _content(message: OutboundMessage) -> dict[str, Any]:
-    """Text; buttons as a msgmenu whose clicks come back with the button's data as menu_id."""
+def _content(message: OutboundMessage, thumb_media_id: str | None = None) -> dict[str, Any]:
+    """Text; a picture or link as a link card (with the uploaded picture as its thumbnail); buttons
+    as a msgmenu whose clicks come back with the button's data as menu_id."""
+    if thumb_media_id and not message.buttons:
+        title, _, rest = (message.title or message.text).partition("\n")
+        return {"msgtype": "link", "link": {
+            "title": title[:128], "desc": (rest if not message.title else message.text)[:512],
+            "url": message.link_url or message.image_url, "thumb_media_id": thumb_media_id}}
     if message.buttons:
         return {"msgtype": "msgmenu", "msgmenu": {
             "head_content": "\n".join([message.text, *media_lines(message)]),

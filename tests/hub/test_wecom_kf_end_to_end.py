@@ -17,11 +17,16 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
 
 from channels.simulators.wecom import SimApp, WeComSimulator
-from channels.wecom_kf.adapter import KfPoller
+from channels.wecom_kf.adapter import KfPoller, WeComKfAdapter
 from crm_core import accounts
 from crm_core.models import AuditLog, ChannelAccount, Contact, Conversation, CsatSurvey, Identity, Message
+from crm_core.ports import OutboundMessage, PermanentFailure
+from hub.serving import running
 from tests.fakes.stack import SECRET, Stack, WorkspaceStack, eventually, workspace_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -329,3 +334,38 @@ async def test_a_pull_killed_between_pulling_and_committing_loses_nothing_and_st
 
 async def _async(value):
     return value
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                    "0000000d4944415478da63f8cfc0f01f0005000201a1e2a4e40000000049454e44ae426082")
+
+
+async def test_a_picture_answer_is_a_link_card_with_the_picture_uploaded_and_unsafe_addresses_are_refused(
+        database_url, tmp_path):
+    async with kf_stack(database_url, tmp_path) as kf:
+        await kf.writes("有产品图片吗")
+        await eventually(lambda: _async(kf.received()), timeout=15)
+        pictures = Starlette(routes=[Route("/x200.png", lambda _: Response(PNG, media_type="image/png")),
+                                     Route("/page.html", lambda _: Response("<p>hi</p>", media_type="text/html"))])
+        async with running(pictures) as server:
+            base = f"http://127.0.0.1:{server.port}"
+            hub = kf.tg.hub
+            async with hub.sessions() as db:
+                ref = accounts.to_ref(await db.get(ChannelAccount, kf.account_id), hub.cipher)
+            adapter = hub.channels.get("wecom_kf")
+            recipient = f"{kf.open_kfid}|{CUSTOMER}"
+            await adapter.send(ref, OutboundMessage(recipient, "X200 新品\n轻薄长续航", image_url=f"{base}/x200.png",
+                                                    link_url="https://shop.example.cn/x200"))
+            card = kf.app.kf.sent[-1]["body"]
+            assert card["msgtype"] == "link" and card["link"]["title"] == "X200 新品"
+            assert card["link"]["url"] == "https://shop.example.cn/x200"
+            assert kf.app.kf.media[card["link"]["thumb_media_id"]]["type"] == "image"
+            with pytest.raises(PermanentFailure, match="not a JPEG or PNG"):
+                await adapter.send(ref, OutboundMessage(recipient, "看这里", image_url=f"{base}/page.html"))
+            # Where the hub may not reach private networks, such an address is never fetched.
+            strict = WeComKfAdapter()
+            try:
+                with pytest.raises(PermanentFailure, match="picture was not fetched"):
+                    await strict.send(ref, OutboundMessage(recipient, "看这里", image_url=f"{base}/x200.png"))
+            finally:
+                await strict.close()
