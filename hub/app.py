@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from admin.api import (
     campaigns,
     channel_accounts,
+    contact_links,
     contacts,
     conversations,
     events,
@@ -77,6 +78,12 @@ class HubChannelCatalog:
 
     def forget(self, account_id: int) -> None:
         self.hub.forget_account(account_id)
+
+    async def contact_link(self, account: ChannelAccount, open_kfid: str | None, scene: str, scene_param: str) -> str:
+        adapter = self.hub.channels.get(account.kind)
+        if not hasattr(adapter, "contact_link"):
+            raise ValueError(f"{account.kind} channels have no contact links")
+        return await adapter.contact_link(accounts.to_ref(account, self.hub.cipher), open_kfid, scene, scene_param)
 
     def webhook_url(self, account: ChannelAccount) -> str:
         return self.hub.webhook_url(account)
@@ -169,8 +176,8 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.state.hub = hub
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)
-    for module in (campaigns, channel_accounts, contacts, conversations, events, faq, leads, opinion, panel,
-                   settings_api, teams, users):
+    for module in (campaigns, channel_accounts, contact_links, contacts, conversations, events, faq, leads, opinion,
+                   panel, settings_api, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_text)

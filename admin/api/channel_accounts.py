@@ -58,7 +58,7 @@ async def _activate_or_roll_back(account: ChannelAccount, session: AsyncSession,
         raise HTTPException(400, f"the platform did not accept our webhook: {exc}") from None
 
 
-async def _account(account_id: int, session: AsyncSession) -> ChannelAccount:
+async def account_or_404(account_id: int, session: AsyncSession) -> ChannelAccount:
     account = await accounts.get(account_id, db_session=session)
     if account is None:
         raise HTTPException(404, f"no channel account {account_id}")
@@ -111,7 +111,7 @@ async def get_channel_account(
     session: AsyncSession = Depends(db_session),
     ctx: ApiContext = Depends(api_context),
 ) -> ChannelAccountRead:
-    return _read(await _account(account_id, session), ctx)
+    return _read(await account_or_404(account_id, session), ctx)
 
 
 @router.post("/{account_id}/test", responses=errors(400, 404))
@@ -122,7 +122,7 @@ async def test_saved_connection(
     ctx: ApiContext = Depends(api_context),
 ) -> dict:
     """Try the stored credentials against the platform now."""
-    account = await _account(account_id, session)
+    account = await account_or_404(account_id, session)
     check = await _connection(ctx, account.kind, account.api_base, accounts.to_ref(account, ctx.cipher).credentials,
                               what=f"connection test of {account.kind} account {account.id} ({account.name!r})",
                               then="; check its credentials, or replace them")
@@ -139,7 +139,7 @@ async def update_channel_account(
 ) -> ChannelAccountRead:
     """Rename, switch off (no more receiving or sending) or on again (the webhook registered
     anew), or replace the credentials: tested first, and only for the same platform account."""
-    account = await _account(account_id, session)
+    account = await account_or_404(account_id, session)
     creds, whose = None, None
     if body.credentials is not None:
         creds = _credentials(account.kind, body.credentials, ctx)

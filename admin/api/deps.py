@@ -38,6 +38,11 @@ class ChannelCatalog(Protocol):
 
     def forget(self, account_id: int) -> None: ...  # its cached credentials and pollers: it changed
 
+    # A link into the account's chat that brings `scene_param` back as the customer's source
+    # (微信客服); ValueError where the kind has none or the input is wrong.
+    async def contact_link(self, account: ChannelAccount, open_kfid: str | None, scene: str,
+                           scene_param: str) -> str: ...
+
     def webhook_url(self, account: ChannelAccount) -> str: ...
 
 

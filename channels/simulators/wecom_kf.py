@@ -243,6 +243,16 @@ def customer_batchget(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
             "invalid_external_userid": [x for x in wanted if x not in kf.customers]}
 
 
+def add_contact_way(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
+    open_kfid, scene = str(body.get("open_kfid") or ""), str(body.get("scene") or "")
+    if open_kfid not in kf.accounts:
+        raise KfApiError(95000, f"invalid open_kfid {open_kfid}")
+    if scene and (len(scene) > 32 or not all(c.isascii() and (c.isalnum() or c in "_-") for c in scene)):
+        raise KfApiError(40058, "invalid scene: at most 32 of [0-9a-zA-Z_-]")
+    url = f"https://work.weixin.qq.com/kfid/kfc{secrets.token_hex(8)}"
+    return {"url": url + (f"?enc_scene=ENC{secrets.token_urlsafe(12)}" if scene else "")}
+
+
 def account_list(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
     return {"account_list": [{"open_kfid": k, "name": n} for k, n in kf.accounts.items()]}
 
@@ -294,4 +304,5 @@ def _position(cursor: str) -> int:
 
 HANDLERS = {"kf/sync_msg": sync_msg, "kf/send_msg": send_msg, "kf/send_msg_on_event": send_msg_on_event,
             "kf/account/list": account_list, "kf/customer/batchget": customer_batchget,
-            "kf/service_state/get": service_state_get, "kf/service_state/trans": service_state_trans}
+            "kf/service_state/get": service_state_get, "kf/service_state/trans": service_state_trans,
+            "kf/add_contact_way": add_contact_way}

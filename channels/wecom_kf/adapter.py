@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, Field
@@ -80,6 +82,7 @@ IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png"}  # what media/upload t
 MAX_IMAGE_BYTES = 2 * 2**20  # WeCom's limit for an image upload
 MEDIA_LIFETIME = 3 * 86400 - 3600  # an uploaded medium is usable for 3 days
 IMAGE_TIMEOUT = 10.0
+SCENE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")  # kf/add_contact_way's scene
 # WeCom's refusals that a customer's next message lifts: 95001 the 5 answers (or 48 hours) since
 # their last message are used up; 95018 the session is with a person in WeCom, or ended.
 HELD_CODES = {95001: "WeCom allows 5 answers within 48 hours of the customer's last message, and they are used up",
@@ -271,6 +274,20 @@ class WeComKfAdapter:
             return Profile()  # WeCom lists it under invalid_external_userid: nothing to learn
         unionid = str(customer.get("unionid") or "")
         return Profile(display_name=customer.get("nickname") or None, keys={UNIONID_KEY: unionid} if unionid else {})
+
+    async def contact_link(self, account: AccountRef, open_kfid: str | None, scene: str, scene_param: str) -> str:
+        """A link (and QR code) into a kf account's chat (kf/add_contact_way); the customer's
+        enter_session event carries `scene_param` back, which becomes their source."""
+        if not SCENE.match(scene):
+            raise ValueError(f"scene {scene!r}: at most 32 letters, digits, _ or -")
+        if len(quote(scene_param, safe="").encode()) > 128:
+            raise ValueError("the source is over 128 bytes once URL-encoded: shorten it")
+        kf_ids = [open_kfid] if open_kfid else await self.kf_ids(account)
+        if not kf_ids:
+            raise ValueError("the app serves no 微信客服 account yet: add one under 微信客服 → 客服账号")
+        body = await self.client.call(app_key(account), "/cgi-bin/kf/add_contact_way",
+                                      {"open_kfid": kf_ids[0], "scene": scene})
+        return f"{body['url']}&scene_param={quote(scene_param, safe='')}"
 
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
         creds = WeComKfCredentials.model_validate(credentials)

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from channels.simulators import wecom_kf as kf_sim
+from channels.simulators.wecom import WeComSimulator
+from crm_core import accounts
 from crm_core.models import (
     Campaign,
     CampaignStatus,
@@ -27,6 +30,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.people import users, web_auth
+from hub.serving import running
 from tests.fakes.stack import eventually, telegram_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -476,3 +480,40 @@ async def test_an_opinion_alert_opens_to_its_trend_and_messages_and_the_word_lis
     await page.click("#alert-message-list a >> nth=0")
     await page.wait_for_selector("#reply-form")
     assert page.script_errors == []
+
+
+async def test_an_operator_makes_a_kf_contact_link_and_sees_its_qr_code(stack, browser):
+    wecom = WeComSimulator()
+    app = wecom.create_app()
+    kf_sim.add_account(app.kf, "售前咨询")
+    async with running(wecom.app) as server:
+        async with stack.hub.sessions() as session, session.begin():
+            account = await accounts.create(
+                kind="wecom_kf", name="微信客服", platform_account_id=f"{app.corp_id}:kf",
+                credentials={"corp_id": app.corp_id, "secret": app.secret, "token": app.token,
+                             "encoding_aes_key": app.encoding_aes_key},
+                api_base=f"http://127.0.0.1:{server.port}", settings={}, cipher=stack.hub.cipher, actor=None,
+                db_session=session)
+        page = await page_for(browser, stack, locale="zh-CN")
+        await sign_in(page, "ada")
+        await page.click("#nav a[data-page=channels]")
+        await page.click(f"[data-links='{account.id}']")
+        await page.wait_for_selector("#contact-links")
+        assert "的客服链接" in await page.inner_text("#contact-links h2")
+        await page.fill("#link-form input[name=label]", "展会2026 海报")
+        await page.fill("#link-form input[name=source]", "expo2026")
+        await page.click("#link-form button[type=submit]")
+        qr = await page.wait_for_selector("#contact-links img.qr")
+        await page.wait_for_function("document.querySelector('#contact-links img.qr').naturalWidth > 0")
+        assert await qr.get_attribute("alt") == "QR 展会2026 海报"
+        url = await page.input_value("#contact-links tr[data-link] .copy-field input")
+        assert url.endswith("&scene_param=expo2026")
+        download = await page.get_attribute("#contact-links a[download]", "download")
+        assert download == "expo2026.svg"
+        await shot(page, "kf-contact-links")
+        # A source twice is refused, and the page says why.
+        await page.fill("#link-form input[name=label]", "again")
+        await page.fill("#link-form input[name=source]", "expo2026")
+        await page.click("#link-form button[type=submit]")
+        await page.wait_for_selector(".toast.bad:has-text('expo2026')")
+        assert page.script_errors == []

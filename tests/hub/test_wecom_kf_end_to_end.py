@@ -369,3 +369,39 @@ async def test_a_picture_answer_is_a_link_card_with_the_picture_uploaded_and_uns
                     await strict.send(ref, OutboundMessage(recipient, "看这里", image_url=f"{base}/x200.png"))
             finally:
                 await strict.close()
+
+
+async def test_contact_links_bring_their_source_and_their_qr_code_is_an_svg(database_url, tmp_path):
+    async with kf_stack(database_url, tmp_path) as kf:
+        base = f"{kf.tg.hub_base}/api/v1/channel-accounts/{kf.account_id}/contact-links"
+        api = kf.tg.api()
+        made = await kf.tg.client.post(base, json={"label": "展会2026 海报", "source": "expo2026-poster"}, headers=api)
+        assert made.status_code == 201, made.text
+        link = made.json()
+        assert link["url"].startswith("https://work.weixin.qq.com/kfid/")
+        assert link["url"].endswith("&scene_param=expo2026-poster")
+        again = await kf.tg.client.post(base, json={"label": "again", "source": "expo2026-poster"}, headers=api)
+        assert again.status_code == 409 and "expo2026-poster" in again.json()["detail"]
+        for bad in ({"label": "x", "source": "has space"}, {"label": "", "source": "a"},
+                    {"label": "x", "source": "a&b=c"}, {"label": "x", "source": "ok", "open_kfid": "nope"}):
+            assert (await kf.tg.client.post(base, json=bad, headers=api)).status_code == 422, bad
+        wrong_kf = await kf.tg.client.post(base, json={"label": "x", "source": "other", "open_kfid": "wkNOSUCHKF00"},
+                                           headers=api)
+        assert wrong_kf.status_code == 400 and "95000" in wrong_kf.json()["detail"]
+        qr = await kf.tg.client.get(f"{base}/{link['id']}/qr.svg", headers=api)
+        assert qr.status_code == 200 and qr.headers["content-type"] == "image/svg+xml"
+        assert qr.text.lstrip().startswith("<?xml") and "<svg" in qr.text and "展会2026 海报" in qr.text
+        assert [k["source"] for k in (await kf.tg.client.get(base, headers=api)).json()] == ["expo2026-poster"]
+        # A Telegram account has no contact links.
+        telegram = f"{kf.tg.hub_base}/api/v1/channel-accounts/{kf.tg.account_id}/contact-links"
+        refused = await kf.tg.client.post(telegram, json={"label": "x", "source": "y"}, headers=api)
+        assert refused.status_code == 400 and "no contact links" in refused.json()["detail"]
+        # A WeChat user who opens it arrives with its source.
+        kf.sim.kf_customer_enters(kf.app, kf.open_kfid, CUSTOMER, scene_param="expo2026-poster")
+
+        async def sourced():
+            async with kf.tg.hub.sessions() as session:
+                return await session.scalar(select(Contact.source).where(Contact.source == "expo2026-poster"))
+        await eventually(sourced, timeout=15)
+        assert (await kf.tg.client.delete(f"{base}/{link['id']}", headers=api)).status_code == 204
+        assert (await kf.tg.client.get(f"{base}/{link['id']}/qr.svg", headers=api)).status_code == 404

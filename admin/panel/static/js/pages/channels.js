@@ -10,7 +10,7 @@ export async function channelsPage(main) {
     ${either(accounts.map((a) => html`<tr data-account="${a.id}"><td>${a.id}</td><td><span class="badge">${a.kind}</span>${a.is_active ? "" : html` <span class="badge bad">${t("switched_off")}</span>`}</td><td>${a.name}</td>
       <td><div class="copy-field"><input readonly value="${a.webhook_url}" aria-label="${t("webhook_url")}"><button type="button" class="copy">${t("copy")}</button></div></td>
       <td><div class="row actions"><button type="button" data-test="${a.id}">${t("test_connection")}</button><button type="button" data-edit-account="${a.id}">${t("edit")}</button>
-        <button type="button" data-toggle="${a.id}">${t(a.is_active ? "switch_off" : "switch_on")}</button></div></td></tr>`), html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>
+        <button type="button" data-toggle="${a.id}">${t(a.is_active ? "switch_off" : "switch_on")}</button>${a.kind === "wecom_kf" ? html`<button type="button" data-links="${a.id}">${t("contact_links")}</button>` : ""}</div></td></tr>`), html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>
     <div id="account-editor"></div>
     <form class="card" id="channel-form"><h2>${t("add_channel")}</h2>
       <label>${t("kind")}<select name="kind" id="channel-kind">${Object.keys(kinds).map((k) => html`<option>${k}</option>`)}</select></label>
@@ -69,6 +69,7 @@ export async function channelsPage(main) {
       if (saved) reload();
     };
   });
+  $$("[data-links]", main).forEach((b) => b.onclick = () => contactLinks($("#account-editor", main), byId[Number(b.dataset.links)]));
   const drawFields = () => { $("#channel-fields").innerHTML = markup(fieldsFor(form.kind.value)); };
   form.kind.onchange = drawFields;
   drawFields();
@@ -90,6 +91,40 @@ export async function channelsPage(main) {
     $("#channel-result", main).innerHTML = markup(html`<h3>${t("webhook_url")}</h3><div class="copy-field"><input readonly id="new-webhook-url" value="${created.webhook_url}"></div>`);
     $("#new-webhook-url", main).scrollIntoView({block: "center"});
   };
+}
+
+// A 微信客服 account's contact links: each with its QR code to show and download, a form to make one.
+async function contactLinks(box, account) {
+  const base = `/channel-accounts/${account.id}/contact-links`;
+  const links = await api("GET", base);
+  box.innerHTML = markup(html`<section class="card" id="contact-links"><h2>${t("contact_links_of", {name: account.name})}</h2>
+    <p class="hint">${t("contact_links_hint")}</p>
+    <div class="table-wrap"><table><tr><th>${t("link_label")}</th><th>${t("link_source")}</th><th>URL</th><th></th></tr>
+    ${either(links.map((k) => html`<tr data-link="${k.id}"><td>${k.label}</td><td><span class="badge">${k.source}</span></td>
+      <td><div class="copy-field"><input readonly value="${k.url}" aria-label="URL"><button type="button" class="copy">${t("copy")}</button></div></td>
+      <td><img class="qr" alt="QR ${k.label}" width="120" height="120" src="/api/v1${base}/${k.id}/qr.svg">
+        <div class="row"><a href="/api/v1${base}/${k.id}/qr.svg" download="${k.source}.svg">${t("download_qr")}</a>
+        <button type="button" data-remove-link="${k.id}">${t("remove")}</button></div></td></tr>`),
+      html`<tr><td colspan="4" class="muted">${t("nothing")}</td></tr>`)}</table></div>
+    <form id="link-form" class="row">
+      <label>${t("link_label")}<input name="label" required maxlength="100"></label>
+      <label>${t("link_source")}<input name="source" required maxlength="40"></label>
+      <label>${t("link_kf")}<input name="open_kfid" maxlength="66"></label>
+      <button type="submit" class="primary">${t("add_link")}</button></form></section>`);
+  $$(".copy", box).forEach((b) => b.onclick = () => { const input = b.previousElementSibling; input.select(); navigator.clipboard?.writeText(input.value); toast(t("copied")); });
+  $$("[data-remove-link]", box).forEach((b) => b.onclick = async () => {
+    const link = links.find((k) => k.id === Number(b.dataset.removeLink));
+    if (!confirm(t("remove_link_confirm", {name: link.label}))) return;
+    if (await attempt(() => api("DELETE", `${base}/${link.id}`), t("saved")) !== undefined) contactLinks(box, account);
+  });
+  const form = $("#link-form", box);
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const made = await attempt(() => api("POST", base, {label: form.label.value.trim(), source: form.source.value.trim(),
+      open_kfid: form.open_kfid.value.trim() || null}), t("saved"));
+    if (made) contactLinks(box, account);
+  };
+  box.scrollIntoView({block: "start"});
 }
 
 // A form's credential fields as values: numbers as numbers, a JSON field (keys by version...) parsed,
