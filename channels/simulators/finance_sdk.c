@@ -88,3 +88,45 @@ int DecryptData(const char *encrypt_key, const char *encrypt_msg, Slice_t *msg) 
     free(plain);
     return 0;
 }
+
+/* GetMediaData serves $FAKE_FINANCE_DIR/<corpid>.media/<sdkfileid> in pieces of at most
+ * MEDIA_PIECE bytes, as Tencent's does (512 KB there, smaller here so that every file takes
+ * several calls): indexbuf is empty at first, then the outindexbuf of the call before. */
+#define MEDIA_PIECE 4096
+typedef struct MediaData_t { char *outindexbuf; int out_len; char *data; int data_len; int is_finish; } MediaData_t;
+
+MediaData_t *NewMediaData(void) { return calloc(1, sizeof(MediaData_t)); }
+void FreeMediaData(MediaData_t *m) { if (m) { free(m->outindexbuf); free(m->data); free(m); } }
+char *GetOutIndexBuf(MediaData_t *m) { return m->outindexbuf; }
+char *GetData(MediaData_t *m) { return m->data; }
+int GetIndexLen(MediaData_t *m) { return m->out_len; }
+int GetDataLen(MediaData_t *m) { return m->data_len; }
+int IsMediaDataFinish(MediaData_t *m) { return m->is_finish; }
+
+int GetMediaData(WeWorkFinanceSdk_t *sdk, const char *indexbuf, const char *sdk_fileid, const char *proxy,
+                 const char *passwd, int timeout, MediaData_t *media) {
+    (void)proxy; (void)passwd; (void)timeout;
+    const char *dir = getenv("FAKE_FINANCE_DIR");
+    char path[4096];
+    if (!sdk || !sdk->ready || !sdk_fileid || !media || !dir) return 10000;
+    for (const char *c = sdk_fileid; *c; c++) if (*c == '/' || *c == '.') return 10005;
+    if (!*sdk_fileid || strlen(sdk_fileid) > 200) return 10005;
+    snprintf(path, sizeof path, "%s/%s.media/%s", dir, sdk->corp, sdk_fileid);
+    FILE *file = fopen(path, "rb");
+    if (!file) return 10005;
+    long offset = (indexbuf && *indexbuf) ? strtol(indexbuf, NULL, 10) : 0;
+    fseek(file, 0, SEEK_END);
+    long size = ftell(file);
+    if (offset < 0 || offset > size) { fclose(file); return 10000; }
+    fseek(file, offset, SEEK_SET);
+    long n = size - offset < MEDIA_PIECE ? size - offset : MEDIA_PIECE;
+    free(media->data);
+    media->data = malloc((size_t)n + 1);
+    media->data_len = (int)fread(media->data, 1, (size_t)n, file);
+    fclose(file);
+    free(media->outindexbuf);
+    media->outindexbuf = malloc(32);
+    media->out_len = snprintf(media->outindexbuf, 32, "%ld", offset + media->data_len);
+    media->is_finish = offset + media->data_len >= size;
+    return 0;
+}

@@ -5,7 +5,8 @@ The operator downloads it from WeCom's console and gives its path; it is loaded 
 GetChatData returns entries from a `seq` on; each carries the message encrypted with a random key,
 and that key encrypted (RSA, PKCS #1 v1.5) with the company's public key of version
 `publickey_ver`. The hub decrypts the key with the matching private key (keys rotate: several may be
-configured) and hands it to DecryptData for the message. The calls block, so they run in a thread.
+configured) and hands it to DecryptData for the message. Pictures, voice and files are read with
+GetMediaData by their `sdkfileid`, piece by piece. The calls block, so they run in a thread.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ class _Slice(ctypes.Structure):
     _fields_ = [("buf", ctypes.c_char_p), ("len", ctypes.c_int)]
 
 
+class _MediaData(ctypes.Structure):
+    _fields_ = [("outindexbuf", ctypes.c_char_p), ("out_len", ctypes.c_int), ("data", ctypes.c_void_p),
+                ("data_len", ctypes.c_int), ("is_finish", ctypes.c_int)]
+
+
+MAX_MEDIA_BYTES = 100 * 2**20  # an archived file larger than this is not read into memory
+
+
 class FinanceSdk:
     """One initialized SDK instance; thread-safe for the hub's use (calls are serialized)."""
 
@@ -65,6 +74,18 @@ class FinanceSdk:
         lib.GetSliceLen.restype = ctypes.c_int
         lib.DestroySdk.argtypes = [ctypes.c_void_p]
         lib.DestroySdk.restype = None
+        media = ctypes.POINTER(_MediaData)
+        lib.NewMediaData.restype = media
+        lib.FreeMediaData.argtypes = [media]
+        lib.FreeMediaData.restype = None
+        lib.GetMediaData.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                     ctypes.c_char_p, ctypes.c_int, media]
+        lib.GetMediaData.restype = ctypes.c_int
+        for name, restype in (("GetOutIndexBuf", ctypes.c_void_p), ("GetData", ctypes.c_void_p),
+                              ("GetIndexLen", ctypes.c_int), ("GetDataLen", ctypes.c_int),
+                              ("IsMediaDataFinish", ctypes.c_int)):
+            getattr(lib, name).argtypes = [media]
+            getattr(lib, name).restype = restype
         self._lib = lib
         self._lock = threading.Lock()
         self._sdk = lib.NewSdk()
@@ -102,6 +123,29 @@ class FinanceSdk:
             raw = self._call_with_slice(lambda piece: self._lib.DecryptData(
                 random_key.encode(), encrypted.encode(), piece))
         return json.loads(raw)
+
+    def media(self, sdk_file_id: str, timeout: int = 30) -> bytes:
+        """An archived picture, voice or file (its `sdkfileid`), read piece by piece: each call of
+        GetMediaData continues from the index buffer the one before returned."""
+        out, index = bytearray(), b""
+        with self._lock:
+            piece = self._lib.NewMediaData()
+            try:
+                while True:
+                    code = self._lib.GetMediaData(self._sdk, index, sdk_file_id.encode(), None, None, timeout,
+                                                  piece)
+                    if code != 0:
+                        raise ArchiveUnavailable(f"WeCom's finance SDK error {code} reading {sdk_file_id[:60]}: "
+                                                 f"{SDK_ERRORS.get(code, 'unknown')}")
+                    out += ctypes.string_at(self._lib.GetData(piece), self._lib.GetDataLen(piece))
+                    if len(out) > MAX_MEDIA_BYTES:
+                        raise ArchiveUnavailable(f"archived file {sdk_file_id[:60]} is over "
+                                                 f"{MAX_MEDIA_BYTES // 2**20} MB")
+                    if self._lib.IsMediaDataFinish(piece):
+                        return bytes(out)
+                    index = ctypes.string_at(self._lib.GetOutIndexBuf(piece), self._lib.GetIndexLen(piece))
+            finally:
+                self._lib.FreeMediaData(piece)
 
     def close(self) -> None:
         with self._lock:

@@ -30,6 +30,14 @@ def test_the_binding_says_what_is_wrong_with_the_sdk(tmp_path):
         assert sdk.chat_data(0) == []
         with pytest.raises(ArchiveUnavailable, match="10006"):
             sdk.decrypt("a key", "not hex")
+        # A picture of several pieces (the stand-in serves 4 KB a call), read to its end.
+        picture = bytes(range(256)) * 70
+        media = tmp_path / "data" / f"{archive.corp_id}.media"
+        media.mkdir()
+        (media / "sdkFILE01").write_bytes(picture)
+        assert sdk.media("sdkFILE01") == picture
+        with pytest.raises(ArchiveUnavailable, match="10005"):
+            sdk.media("no-such-file")
     finally:
         sdk.close()
 
