@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from channels.simulators import wecom_kf as kf_sim
 from channels.simulators.dingtalk import DingTalkSimulator, Robot
 from channels.simulators.telegram import TelegramSimulator
 from channels.simulators.wechat import SimAccount, WeChatSimulator
@@ -61,6 +62,7 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
                                token=token_file.read_text().strip() if token_file.exists() else None)
     token_file.write_text(bot.token)
     wecom, wecom_app = _wecom_simulator(data_dir)
+    kf_app, open_kfid = _kf_app(wecom, data_dir)
     wechat, wechat_account = _wechat_simulator(data_dir)
     dingtalk, robot = _dingtalk_simulator(data_dir)
 
@@ -80,6 +82,8 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
         wecom_id, wechat_id, dingtalk_id = await _seed_workspace(hub, wecom_base, wecom_app, wechat_base,
                                                                  wechat_account, dingtalk_base, robot)
         wecom_app.callback_url = f"{settings.base_url}/hooks/wecom/{wecom_id}"
+        kf_id = await _seed_kf(hub, wecom_base, kf_app, open_kfid)
+        kf_app.callback_url = f"{settings.base_url}/hooks/wecom_kf/{kf_id}"
         wechat_account.callback_url = f"{settings.base_url}/hooks/wechat/{wechat_id}"
         robot.callback_url = f"{settings.base_url}/hooks/dingtalk/{dingtalk_id}"
         app = create_app(hub, background=Services(), long_running=True)
@@ -88,13 +92,16 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
                 "\nSCRM Hub demo is running (SQLite at {db}).\n"
                 "  Telegram customer (chat with the bot):        {sim}/\n"
                 "  WeChat follower (Official Account):           {wechat}/\n"
-                "  Reps in WeCom (Li Lei, Wang Fang, Zhao Min):  {wecom}/\n"
+                "  Reps in WeCom (Li Lei, Wang Fang, Zhao Min),\n"
+                "  their archived 1:1 chats and 微信客服:         {wecom}/\n"
                 "  DingTalk: reps and a customer group:          {dingtalk}/\n"
                 "  Admin panel:                                  http://127.0.0.1:{port}/admin\n"
                 "      user demo-admin, password {password} (kept in {password_file})\n"
                 "  Hub API documentation:                        http://127.0.0.1:{port}/docs\n"
                 "  Admin API token:                              {token}\n"
                 "  Try: write as a customer, claim the lead card in WeCom, reply with /r N text.\n"
+                "       Ask 微信客服 \"转人工\": WeCom hands the chat to Li Lei, who answers there.\n"
+                "       As a WeCom customer, add Li Lei and write 退订: read from the archive, opted out.\n"
                 "       curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/conversations\n"
                 "Press Ctrl+C to stop.\n".format(db=settings.resolved_database_url.split("///")[-1], sim=sim_base,
                                                  wechat=wechat_base, wecom=wecom_base, dingtalk=dingtalk_base, port=port, token=api_token,
@@ -120,6 +127,42 @@ def _wecom_simulator(data_dir: Path) -> tuple[WeComSimulator, SimApp]:
         print(f"demo: WeCom session archive off ({exc}); customers' 1:1 chat with reps will not reach the hub",
               flush=True)
     return simulator, app
+
+
+def _kf_app(simulator: WeComSimulator, data_dir: Path) -> tuple[SimApp, str]:
+    """The self-built app set in 微信客服 → 可调用接口的应用, with one kf account that Li Lei and Wang
+    Fang serve (its own app: its callback URL is the hub's 微信客服 webhook)."""
+    saved = _load(data_dir / "wecom_kf_app.json")
+    app = simulator.create_app(**{k: v for k, v in saved.items() if k != "open_kfid"}) if saved \
+        else simulator.create_app()
+    open_kfid = kf_sim.add_account(app.kf, "售前咨询 · Pre-sales", saved.get("open_kfid") if saved else None)
+    _save(data_dir / "wecom_kf_app.json", {"agent_id": app.agent_id, "corp_id": app.corp_id, "secret": app.secret,
+                                           "token": app.token, "encoding_aes_key": app.encoding_aes_key,
+                                           "open_kfid": open_kfid})
+    for userid, (name, role) in DEMO_REPS.items():
+        simulator.add_member(app, userid, name)
+        if role == Role.REP:
+            app.kf.servicers[userid] = True
+    return app, open_kfid
+
+
+async def _seed_kf(hub: Hub, base: str, app: SimApp, open_kfid: str) -> int:
+    """The 微信客服 channel account; created once."""
+    adapter = hub.channels.get("wecom_kf")
+    creds = {"corp_id": app.corp_id, "secret": app.secret, "token": app.token, "encoding_aes_key": app.encoding_aes_key}
+    check = await adapter.check_connection(base, creds)
+    async with hub.sessions() as session, session.begin():
+        account = await session.scalar(select(ChannelAccount).where(
+            ChannelAccount.kind == "wecom_kf", ChannelAccount.platform_account_id == check.platform_account_id))
+        if account is None:
+            account = await accounts.create(
+                kind="wecom_kf", name="微信客服 · WeChat customer service",
+                platform_account_id=check.platform_account_id,
+                credentials=adapter.credentials_model.model_validate(creds).model_dump(), api_base=base,
+                settings=adapter.settings_model.model_validate({"open_kfids": [open_kfid]}).model_dump(),
+                cipher=hub.cipher, actor=None, db_session=session)
+        account.api_base = base
+        return account.id
 
 
 def _wechat_simulator(data_dir: Path) -> tuple[WeChatSimulator, SimAccount]:

@@ -135,6 +135,7 @@ class WeComSimulator:
                 Route("/_sim/apps/{agent_id:int}/faults", self._add_fault, methods=["POST"]),
                 Route("/_sim/apps/{agent_id:int}/members/{userid}/{action}", self._member_action, methods=["POST"]),
                 Route("/_sim/apps/{agent_id:int}/kf", self._kf_account, methods=["POST"]),
+                Route("/_sim/apps/{agent_id:int}/kf/{open_kfid}/customers/{external}", self._kf_chat, methods=["GET"]),
                 Route("/_sim/apps/{agent_id:int}/kf/{open_kfid}/customers/{external}/{action}", self._kf_action,
                       methods=["POST"]),
                 Route("/_sim/apps/{agent_id:int}/customers/{external}/{action}", self._customer_action,
@@ -231,7 +232,7 @@ class WeComSimulator:
         customer = app.customers.get(external)
         if customer is None or rep not in customer["follow"]:
             raise WeComApiError(84061, f"{external} is not a contact of {rep}")
-        app.note(external, app.members.get(rep, rep), text)
+        app.note(external, "hub", f"{app.members.get(rep, rep)}: {text}")
         return self._archive(app, rep, [external], text)
 
     def group_writes(self, app: SimApp, roomid: str, sender: str, members: list[str], text: str) -> dict[str, Any]:
@@ -556,8 +557,17 @@ class WeComSimulator:
     async def _list_apps(self, request: Request) -> JSONResponse:
         return JSONResponse([{"agent_id": a.agent_id, "corp_id": a.corp_id, "members": a.members,
                               "callback_url": a.callback_url,
-                              "customers": {k: v["name"] for k, v in a.customers.items()}}
+                              "customers": {k: v["name"] for k, v in a.customers.items()},
+                              "kf": a.kf.accounts, "servicers": a.kf.servicers}
                              for a in self.apps.values()])
+
+    async def _kf_chat(self, request: Request) -> JSONResponse:
+        """A WeChat user's chat with a kf account as they see it, and where the session is."""
+        app = self._app_of(request)
+        key = (request.path_params["open_kfid"], request.path_params["external"])
+        session = app.kf.sessions.get(key)
+        return JSONResponse({"messages": app.kf.chats.get(key, []), "state": session.state if session else None,
+                             "servicer": session.servicer if session else ""})
 
     async def _chat(self, request: Request) -> JSONResponse:
         app = self._app_of(request)

@@ -60,6 +60,13 @@ class KfState:
     customers: dict[str, dict[str, str]] = field(default_factory=dict)      # external -> nickname, unionid
     servicers: dict[str, bool] = field(default_factory=dict)                # userid -> receiving (接待中)
     media: dict[str, dict[str, Any]] = field(default_factory=dict)          # media/upload's media_id -> what
+    # What the WeChat user sees in each chat (for the simulator's page): from me / hub / a servicer / system.
+    chats: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def note(kf: KfState, open_kfid: str, external: str, who: str, text: str,
+         buttons: list[dict[str, Any]] | None = None) -> None:
+    kf.chats.setdefault((open_kfid, external), []).append({"from": who, "text": text, "buttons": buttons or []})
 
 
 class KfApiError(Exception):
@@ -86,6 +93,7 @@ def customer_writes(kf: KfState, open_kfid: str, external: str, text: str, *, me
     session.last_customer_at, session.answers = time.time(), 0
     if session.state == 4:
         session.state, session.servicer = 0, ""  # writing again opens a new session
+    note(kf, open_kfid, external, "me", text)
     return _log(kf, open_kfid, {"external_userid": external, "origin": 3, "msgtype": "text", "text": entry_text},
                 corp_id)
 
@@ -110,6 +118,7 @@ def servicer_writes(kf: KfState, open_kfid: str, external: str, servicer: str, t
         raise KfApiError(95018, f"{servicer} does not serve {external} now")
     change = session.state == 4
     session.state, session.servicer = 3, servicer
+    note(kf, open_kfid, external, "servicer", f"{servicer}: {text}")
     kf.sent.append({"to": external, "open_kfid": open_kfid, "msgtype": "text", "text": text, "buttons": [],
                     "msgid": secrets.token_hex(16), "at": time.time(), "servicer": servicer})
     fields = _log(kf, open_kfid, {"external_userid": external, "origin": 5, "servicer_userid": servicer,
@@ -125,6 +134,7 @@ def servicer_picks(kf: KfState, open_kfid: str, external: str, servicer: str, *,
     if session is None or session.state != 2:
         raise KfApiError(95016, "the session is not in the queue")  # code from memory of WeCom's list
     session.state, session.servicer = 3, servicer
+    note(kf, open_kfid, external, "system", f"{servicer} 已接入 · joined")
     return _status_event(kf, open_kfid, external, 1, "", servicer, corp_id)
 
 
@@ -134,6 +144,7 @@ def servicer_ends(kf: KfState, open_kfid: str, external: str, servicer: str, *, 
     if session is None or session.state != 3 or session.servicer != servicer:
         raise KfApiError(95016, f"{servicer} does not serve {external} now")
     session.state, session.servicer = 4, ""
+    note(kf, open_kfid, external, "system", f"{servicer} 结束了会话 · ended the session")
     return _status_event(kf, open_kfid, external, 3, servicer, "", corp_id)
 
 
@@ -169,6 +180,8 @@ def service_state_trans(kf: KfState, body: dict[str, Any]) -> dict[str, Any]:
     first = session.state in (0, 1)
     session.state, session.servicer = state, servicer if state == 3 else ""
     open_kfid, external = str(body["open_kfid"]), str(body["external_userid"])
+    note(kf, open_kfid, external, "system", {2: "排队等待人工 · queued for a person", 3: f"转接 {servicer} · passed to "
+                                             f"{servicer}", 4: "会话已结束 · session ended"}.get(state, ""))
     return {"msg_code": _event_code(kf, open_kfid, external)} if first or state == 4 else {}
 
 
@@ -286,6 +299,7 @@ def _deliver(kf: KfState, open_kfid: str, external: str, body: dict[str, Any]) -
         return {"msgid": msgid}
     kf.sent.append({"to": external, "open_kfid": open_kfid, "msgtype": msgtype, "text": text, "buttons": buttons,
                     "msgid": msgid, "at": time.time(), "body": body})
+    note(kf, open_kfid, external, "hub", text, buttons)
     return {"msgid": msgid}
 
 

@@ -16,8 +16,9 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from crm_core import migrate
+from crm_core.consent import service as consent
 from crm_core.db import create_engine, session_factory
-from crm_core.models import Message, OutboxMessage
+from crm_core.models import Identity, Message, MessagePurpose, OutboxMessage
 from crm_core.people import users
 from hub.cli import main
 from tests.fakes.stack import SECRET, eventually, free_port
@@ -213,6 +214,57 @@ def test_an_in_doubt_send_is_resolved_as_sent_or_queued_again(env):
     assert runner.invoke(main, ["outbox", "resolve", str(delivered), "--resend"]).exit_code != 0  # no longer in doubt
 
 
+async def test_demo_hands_a_kf_customer_to_li_lei_in_wecom_and_an_archived_stop_opts_out(tmp_path):
+    from hub.demo import run_demo
+
+    port, sim_port, wecom_port, wechat_port = free_port(), free_port(), free_port(), free_port()
+    ready, stop = asyncio.Event(), asyncio.Event()
+    demo = asyncio.create_task(run_demo(port=port, sim_port=sim_port, wecom_port=wecom_port, wechat_port=wechat_port,
+                                        dingtalk_port=free_port(), data_dir=tmp_path, ready=ready, stop=stop))
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{wecom_port}", timeout=10) as wecom:
+            page = (await wecom.get("/")).text
+            assert "微信客服" in page and "转人工" in page
+            app, kf_app = (await wecom.get("/_sim/apps")).json()
+            [open_kfid] = kf_app["kf"]
+            customer = f"/_sim/apps/{kf_app['agent_id']}/kf/{open_kfid}/customers/wmKfDemoUser01"
+            await wecom.post(f"{customer}/messages", json={"text": "你好，想咨询一下价格"})
+
+            async def said(who):
+                return [m["text"] for m in (await wecom.get(customer)).json()["messages"] if m["from"] == who]
+            assert await eventually(lambda: said("hub"), timeout=20)  # the kf bot answers
+            await wecom.post(f"{customer}/messages", json={"text": "转人工"})
+
+            async def with_li():
+                return (await wecom.get(customer)).json()["servicer"] == "li"
+            await eventually(with_li, timeout=20)
+            answer = await wecom.post(f"{customer}/writes", json={"servicer": "li", "text": "您好，我是李雷"})
+            assert answer.is_success, answer.text
+            assert await said("servicer") == ["li: 您好，我是李雷"]
+
+            # A WeCom customer adds Li Lei and writes 退订 in their 1:1 chat: read from the archive.
+            sales = f"/_sim/apps/{app['agent_id']}/customers/wmDemoStop001"
+            await wecom.post(f"{sales}/add", json={"rep": "li", "name": "Stop Demo"})
+            await wecom.post(f"{sales}/messages", json={"text": "退订"})
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}")
+        try:
+            async def opted_out():
+                async with session_factory(engine)() as session:
+                    who = await session.scalar(select(Identity).where(Identity.external_id == "wmDemoStop001"))
+                    if who is None:
+                        return None
+                    events = await consent.events_of({who.contact_id}, {MessagePurpose.MARKETING}, db_session=session)
+                found = events.get((who.contact_id, MessagePurpose.MARKETING), [])
+                return found and not found[-1].granted
+            await eventually(opted_out, timeout=30)
+        finally:
+            await engine.dispose()
+    finally:
+        stop.set()
+        await asyncio.wait_for(demo, 30)
+
+
 async def test_demo_shows_wecom_and_dingtalk_reps_and_wechat_and_group_customers(tmp_path):
     from hub.demo import run_demo
 
@@ -227,8 +279,8 @@ async def test_demo_shows_wecom_and_dingtalk_reps_and_wechat_and_group_customers
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{wechat_port}", timeout=10) as wechat:
             assert "企业微信" in (await wecom.get("/")).text
             assert "公众号" in (await wechat.get("/")).text
-            [app] = (await wecom.get("/_sim/apps")).json()
-            assert set(app["members"]) == {"li", "wang", "boss"}
+            app, kf_app = (await wecom.get("/_sim/apps")).json()  # the sales app; the app serving 微信客服
+            assert set(app["members"]) == {"li", "wang", "boss"} and kf_app["kf"] and not app["kf"]
             [account] = (await wechat.get("/_sim/accounts")).json()
             followers = f"/_sim/accounts/{account['app_id']}/followers/oDemoZhang"
             await wechat.post(f"{followers}/follow", json={"scene": "demo-qr"})
