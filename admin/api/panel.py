@@ -215,6 +215,8 @@ class ThreadMessage(BaseModel):
     created_at: dt.datetime
     sentiment: str | None
     delivery: DeliveryRead | None = None  # outgoing messages: queued, delivered, failed with the reason...
+    # Recalled by its writer (撤回 in an archived WeCom chat): kept for the record, shown as recalled.
+    recalled: bool = False
 
 
 class NoteRead(BaseModel):
@@ -270,7 +272,9 @@ async def thread(conversation_id: PathId, limit: int = Query(200, ge=1, le=1000)
                                 direction=m.direction.value, text=m.text,
                                 author=_name(authors.get(m.author_user_id)) if m.author_user_id else None,
                                 created_at=m.created_at, sentiment=m.sentiment,
-                                delivery=DeliveryRead.of(sent.get(m.id))) for m in messages],
+                                delivery=DeliveryRead.of(sent.get(m.id)),
+                                recalled=any(isinstance(a, dict) and a.get("type") == "recalled"
+                                             for a in m.attachments or [])) for m in messages],
         notes=[NoteRead(id=n.id, conversation_id=n.conversation_id, author=_name(authors.get(n.author_user_id)),
                         text=n.text, created_at=n.created_at) for n in notes])
 

@@ -145,3 +145,8 @@ async def test_the_archive_brings_the_reps_words_groups_and_recalls_and_nothing_
                 OutboxMessage.recipient.in_(["wmErin000001", "wmFrank00001", "room:wrGroup0001"]),
                 OutboxMessage.idempotency_key.not_like("welcome:%"))) == 0  # only the welcomes on adding
         assert said["msgid"]
+        # The inbox shows the recall; the rep's words are his.
+        thread = (await ws.tg.client.get(f"{ws.tg.hub_base}/api/v1/inbox/{words.conversation_id}",
+                                         headers=ws.tg.api())).json()["messages"]
+        shown = {m["text"]: (m["recalled"], m["author"]) for m in thread}
+        assert shown["发错了"] == (True, "Li Lei") and shown["给您打九折，保证明天到货"] == (False, "Li Lei")

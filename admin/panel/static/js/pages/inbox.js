@@ -59,7 +59,7 @@ export async function inboxPage(main, rest) {
   }
 
   function threadItems(th) {
-    const items = [...th.messages.map((m) => ({at: m.created_at, html: html`<div class="msg ${m.direction === "out" ? "out" : "in"}">${m.text}<div class="meta">${m.channel} · ${when(m.created_at)}${m.author ? " · " + m.author : (m.direction === "out" ? " · " + t("bot") : "")}${m.sentiment === "negative" ? " · ⚠" : ""}</div>${deliveryLine(m.delivery)}</div>`})),
+    const items = [...th.messages.map((m) => ({at: m.created_at, html: html`<div class="msg ${m.direction === "out" ? "out" : "in"}">${m.text}<div class="meta">${m.channel} · ${when(m.created_at)}${m.author ? " · " + m.author : (m.direction === "out" ? " · " + t("bot") : "")}${m.sentiment === "negative" ? " · ⚠" : ""}${m.recalled ? html` · <span class="badge bad recalled">${t("recalled")}</span>` : ""}</div>${deliveryLine(m.delivery)}</div>`})),
       ...th.notes.map((n) => ({at: n.created_at, html: html`<div class="note"><strong>${t("note")}:</strong> ${n.text}<div class="meta">${n.author || ""} · ${when(n.created_at)}</div></div>`}))];
     return either(items.sort((a, b) => a.at.localeCompare(b.at)).map((i) => i.html), html`<p class="muted">${t("nothing")}</p>`);
   }
