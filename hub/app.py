@@ -88,6 +88,12 @@ class HubChannelCatalog:
     def webhook_url(self, account: ChannelAccount) -> str:
         return self.hub.webhook_url(account)
 
+    def notices(self, account: ChannelAccount) -> list[str]:
+        adapter = self.hub.channels.get(account.kind)
+        if not hasattr(adapter, "notices"):
+            return []
+        return adapter.notices(accounts.to_ref(account, self.hub.cipher))
+
 
 class HubApiContext:
     def __init__(self, hub: Hub) -> None:

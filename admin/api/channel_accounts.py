@@ -22,8 +22,8 @@ VIEW = (Role.ADMIN, Role.OPERATOR, Role.MANAGER)
 
 def _read(account: ChannelAccount, ctx: ApiContext) -> ChannelAccountRead:
     return ChannelAccountRead.model_validate(
-        {**{c: getattr(account, c) for c in ChannelAccountRead.model_fields if c != "webhook_url"},
-         "webhook_url": ctx.catalog.webhook_url(account)}
+        {**{c: getattr(account, c) for c in ChannelAccountRead.model_fields if c not in ("webhook_url", "notices")},
+         "webhook_url": ctx.catalog.webhook_url(account), "notices": ctx.catalog.notices(account)}
     )
 
 

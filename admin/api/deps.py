@@ -45,6 +45,8 @@ class ChannelCatalog(Protocol):
 
     def webhook_url(self, account: ChannelAccount) -> str: ...
 
+    def notices(self, account: ChannelAccount) -> list[str]: ...  # what the operator should know of its setup
+
 
 class HourLike(Protocol):
     start: dt.datetime

@@ -49,6 +49,8 @@ class ChannelAccountRead(BaseModel):
     is_active: bool
     webhook_url: str
     created_at: dt.datetime
+    # What the operator should know of its setup (WeCom without its session archive...).
+    notices: list[str] = []
 
 
 class IdentityRead(BaseModel):

@@ -147,6 +147,15 @@ class WeComAdapter:
         creds = account.credentials
         return bool(settings.archive_sdk_path and creds.get("archive_secret") and creds.get("archive_private_keys"))
 
+    def notices(self, account: AccountRef) -> list[str]:
+        """What an operator should know about this account's setup (shown on the channels page)."""
+        if self.wants_polling(account):
+            return []
+        return ["会话存档 (session archive) is not configured: what customers write to reps in 1:1 chats and "
+                "groups does not reach the hub (WeCom sends it nowhere else). Set archive_sdk_path, archive_secret "
+                "and archive_private_keys (README: The session archive) · "
+                "未配置会话存档：客户与销售的单聊、群聊内容不会进入系统"]
+
     def make_poller(self, account: AccountRef, sink: InboundSink,
                     load_cursor: Callable[[str], Awaitable[str | None]]) -> ArchivePoller:
         return ArchivePoller(account, sink, load_cursor, self.client)

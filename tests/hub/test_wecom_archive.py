@@ -54,6 +54,21 @@ async def test_a_customers_words_to_a_rep_come_from_the_archive_once_and_a_stop_
         assert len(app.deliveries) == callbacks  # nothing on the app's callback, as in WeCom
         await ws.rep_receives("li", "上次的报价")  # the owner's card, from the archive
 
+        # The channels page says nothing is missing; a WeCom app without the archive is told it is.
+        page = (await ws.tg.client.get(f"{ws.tg.hub_base}/api/v1/channel-accounts/{ws.wecom_account_id}",
+                                       headers=ws.tg.api())).json()
+        assert page["notices"] == []
+        bare = ws.wecom.create_app()
+        async with hub.sessions() as session, session.begin():
+            other = await accounts.create(
+                kind="wecom", name="No archive", platform_account_id=f"{bare.corp_id}:{bare.agent_id}",
+                credentials={"corp_id": bare.corp_id, "agent_id": bare.agent_id, "secret": bare.secret,
+                             "token": bare.token, "encoding_aes_key": bare.encoding_aes_key},
+                api_base=ws.wecom_base, settings={}, cipher=hub.cipher, actor=None, db_session=session)
+        page = (await ws.tg.client.get(f"{ws.tg.hub_base}/api/v1/channel-accounts/{other.id}",
+                                       headers=ws.tg.api())).json()
+        assert ["会话存档" in n and "archive_sdk_path" in n for n in page["notices"]] == [True]
+
         # The company sets a new public key in WeCom; the new private key is given to the hub.
         app.archive.rotate()
         async with hub.sessions() as session:
