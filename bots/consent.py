@@ -1,11 +1,14 @@
 """A customer's opt-out, answered: "STOP" / "退订" is confirmed once, in their
 language; the consent ledger already has it (the worker records it before the
-bots run). Repeats get no second confirmation, and no greeting either."""
+bots run). Repeats get no second confirmation, and no greeting either. A message
+that may be an opt-out ("退订了还能再订阅吗") is not taken as one: the customer is
+asked to confirm with a lone TD / STOP."""
 
 from __future__ import annotations
 
 from bots.language import reply_language
 from crm_core.consent import service as consent
+from crm_core.consent.service import UNSURE_OPT_OUT
 from crm_core.ports import HandlerContext
 
 CONFIRMATION = {
@@ -33,9 +36,22 @@ class OptInBot:
         ctx.handled = True
 
 
+ASK_TO_CONFIRM = {
+    "en": "Would you like to stop our marketing messages? Reply STOP to confirm.",
+    "zh": "您是想退订我们的营销消息吗？如需退订，请回复 TD 确认。",
+}
+
+
 class OptOutBot:
     async def handle(self, ctx: HandlerContext) -> None:
-        if "opt_out" not in (ctx.message.intents or []) or ctx.contact.is_staff:
+        intents = ctx.message.intents or []
+        if ctx.contact.is_staff:
+            return
+        if UNSURE_OPT_OUT in intents and "opt_out" not in intents:
+            # Not sure it is an opt-out: asked, never guessed; the rest of the message is answered as usual.
+            ctx.reply(ASK_TO_CONFIRM[reply_language(ctx.message.text, ctx.identity.language)])
+            return
+        if "opt_out" not in intents:
             return
         if await consent.newly_withdrawn(ctx.contact.id, ctx.message.id, db_session=ctx.db_session):
             text = (ctx.message.text or "").strip()

@@ -328,9 +328,13 @@ def nlp() -> None:
 
 
 def _echo_figures(figures: dict) -> None:
-    click.echo(f"done in {figures['seconds']} s on {figures['trained_on']} sentences; held-out accuracy:")
+    encoder = figures.get("encoder") or "none (TF-IDF alone)"
+    click.echo(f"done in {figures['seconds']} s on {figures['trained_on']} sentences, sentence encoder: {encoder}; "
+               "held-out accuracy (review sentences and project chat / hand-written chat set):")
     for part in ("overall", "zh", "en", "negative", "neutral", "positive", "short"):
-        click.echo(f"  {part:<9} {figures[part]['accuracy']:.1%}  (n={figures[part]['n']})")
+        chat = figures.get("chat", {}).get(part)
+        click.echo(f"  {part:<9} {figures[part]['accuracy']:.1%}  (n={figures[part]['n']})"
+                   + (f"   chat {chat['accuracy']:.1%}  (n={chat['n']})" if chat else ""))
 
 
 @nlp.command("train-sentiment")

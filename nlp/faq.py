@@ -1,5 +1,11 @@
 """FAQ retrieval: which operator-written answer fits a customer's question, and how surely.
 
+Two readings, the better one counts: the words (TF-IDF, below) and the meaning (the multilingual
+sentence encoder, `nlp/encoder.py`, when installed): "你们几点关门" shares no word with "营业时间是几点到
+几点？" and "are you open on Sundays" is not even Chinese, yet both mean it. The encoder's cosine is
+put on the same 0..1 scale as the words' score (`MEANING_FLOOR` maps to 0, `MEANING_FULL` to 1:
+chosen with the threshold on the labelled set of `bench/faq.py`), so one threshold serves both.
+
 Questions are compared as TF-IDF vectors (cosine similarity, 0 to 1) over three
 kinds of term, so a paraphrase still meets its question:
 - words: jieba's search-mode cut for Chinese ("退货流程" also gives "退货", "流程"),
@@ -26,6 +32,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from nlp.encoder import shared as shared_encoder
 
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HAN_RUN = re.compile(f"[{_HAN}]+")
@@ -121,8 +130,21 @@ def terms(text: str, synonyms: SynonymMap | None = None) -> list[str]:
     return found
 
 
+# An encoder cosine at or below the floor says nothing; at the full mark it is as sure as the
+# same words. Chosen on bench/faq.py's labelled set so that the customer bot's threshold for words
+# (0.4) is also the best one for meaning (a cosine of about 0.39; see the README's figures).
+MEANING_FLOOR, MEANING_FULL = 0.30, 0.53
+_DEFAULT = object()
+
+
+def meaning_score(cosine: float) -> float:
+    return min(1.0, max(0.0, (cosine - MEANING_FLOOR) / (MEANING_FULL - MEANING_FLOOR)))
+
+
 class FaqIndex:
-    def __init__(self, items: Sequence[FaqItem], synonyms: Iterable[Sequence[str]] = ()) -> None:
+    def __init__(self, items: Sequence[FaqItem], synonyms: Iterable[Sequence[str]] = (),
+                 encoder: Any = _DEFAULT) -> None:
+        """`encoder`: the sentence encoder (default: the process's, when installed; None: words only)."""
         self.synonyms = SynonymMap(synonyms)
         self._phrasings: list[tuple[FaqItem, str, Counter[str]]] = [
             (item, question, Counter(terms(question, self.synonyms)))
@@ -135,6 +157,20 @@ class FaqIndex:
         self._idf = {term: math.log((1 + documents) / (1 + n)) + 1 for term, n in seen_in.items()}
         self._unseen_idf = math.log(1 + documents) + 1
         self._vectors = [self._vector(counts) for _, _, counts in self._phrasings]
+        self.encoder = shared_encoder() if encoder is _DEFAULT else encoder
+        # By meaning, an entry is its questions, its answers (what it is about, in each language the
+        # operator wrote one) and its first question followed by each answer (the two together say
+        # most: 87% of paraphrases find their entry first on bench/faq.py's set, 81% by questions alone).
+        self._by_meaning: list[tuple[FaqItem, str]] = []
+        texts: list[str] = []
+        for item, question, _ in self._phrasings:
+            self._by_meaning.append((item, question))
+            texts.append(question)
+        for item in items:
+            for answer in (a for a in item.answers.values() if a.strip() and item.questions):
+                self._by_meaning += [(item, item.questions[0])] * 2
+                texts += [answer, f"{item.questions[0]} {answer}"]
+        self._meanings = self.encoder.encode(texts) if self.encoder is not None and texts else None
 
     def _vector(self, counts: Counter[str]) -> dict[str, float]:
         weights = {term: (1 + math.log(n)) * self._idf.get(term, self._unseen_idf) for term, n in counts.items()}
@@ -144,11 +180,19 @@ class FaqIndex:
     def search(self, text: str, *, limit: int = 3) -> list[Match]:
         """The best entries for `text`, best first, one match per entry."""
         query = self._vector(Counter(terms(text, self.synonyms)))
-        if not query:
+        meanings = None
+        if self._meanings is not None and text.strip():
+            meanings = self._meanings @ self.encoder.encode([text])[0]
+        if not query and meanings is None:
             return []
         best: dict[int, Match] = {}
-        for (item, question, _), vector in zip(self._phrasings, self._vectors, strict=True):
-            score = sum(weight * vector.get(term, 0.0) for term, weight in query.items())
+
+        def keep(item: FaqItem, question: str, score: float) -> None:
             if score > 0 and (item.id not in best or score > best[item.id].score):
                 best[item.id] = Match(item, round(score, 4), question)
+        for (item, question, _), vector in zip(self._phrasings, self._vectors, strict=True):
+            keep(item, question, sum(weight * vector.get(term, 0.0) for term, weight in query.items()))
+        if meanings is not None:
+            for (item, question), cosine in zip(self._by_meaning, meanings, strict=True):
+                keep(item, question, meaning_score(float(cosine)))
         return sorted(best.values(), key=lambda m: (-m.score, m.item.id))[:limit]

@@ -1,18 +1,38 @@
-"""What a customer wants, in Chinese and English, by rules a person can read.
+"""What a customer wants, in Chinese and English: opt_out, opt_in, human (ask for a person),
+buying (price, quote, demo), complaint, event_registration.
 
-Intents: opt_out, opt_in, human (ask for a person), buying (price, quote,
-demo), complaint, event_registration. Opt-out errs toward honouring the
-customer: "STOP", "TD", "退订" alone or at the start of a message count, and
-so do "unsubscribe", "取消订阅", "别再发了", "不要再发" anywhere; "don't stop"
-or "how do I stop the machine" do not.
+A model reads it: one logistic regression per intent over the multilingual sentence encoder's
+vector and character n-grams, trained when first needed (a second or two) on the project's own
+labelled chat lines (`data/intents_train.tsv`; `data/intents_eval.tsv` is held out for
+`bench/intents.py`). Rules stay only where they are exact: a message that is nothing but "STOP",
+"TD", "退订"... is an opt-out.
+
+Opting out is the customer's right, so it is read with care, and never guessed either way:
+- sure (the model, or a lone keyword): `opt_out`, recorded at once;
+- unsure (the model in between, or an opt-out word the model does not believe: "退订了还能再订阅吗",
+  "how do customers unsubscribe?"): `opt_out_unsure`, and the bot asks the customer to confirm
+  with a lone "TD" / "STOP" in their language.
+Without the encoder's package the rules of old decide (`_rules`): an opt-out word anywhere.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from importlib import resources
 
-_OPT_OUT_ALONE = re.compile(r"^\s*(stop|stopall|unsubscribe|cancel|end|quit|td|t|退订|退|取消订阅|取消|停止|停止发送)\s*[.!。！]*\s*$",
-                            re.I)
+import numpy as np
+
+from crm_core.consent.service import UNSURE_OPT_OUT
+from nlp.encoder import shared as shared_encoder
+
+INTENTS = ("opt_out", "opt_in", "human", "buying", "complaint", "event_registration")
+OPT_OUT_SURE, OPT_OUT_ASK = 0.6, 0.3   # the opt-out model's probability: recorded at once / asked about
+OPT_OUT_WORDED = 0.45                  # with an opt-out word in the message, recorded from here
+THRESHOLD = 0.5                        # every other intent
+
+_OPT_OUT_ALONE = re.compile(
+    r"^\s*(stop|stopall|unsubscribe|cancel|end|quit|td|t|退订|退|取消订阅|取消|停止|停止发送)\s*[.!。！]*\s*$", re.I)
 _OPT_OUT_ANYWHERE = re.compile(
     r"\bunsubscribe\b|\bopt[- ]?out\b|stop (sending|messaging|texting|emailing|contacting) me|"
     r"\bremove me from\b|\bno more (messages|emails|marketing)\b|"
@@ -34,12 +54,84 @@ _RULES = {
 }
 
 
+def load(name: str) -> list[tuple[tuple[str, ...], str]]:
+    """(intents, text) of a labelled file: `intent,intent<TAB>text`, no intent for none."""
+    rows = []
+    text = resources.files("nlp").joinpath("data", name).read_text(encoding="utf-8")
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        labels, tab, sentence = line.partition("\t")
+        intents = tuple(i for i in labels.split(",") if i)
+        if not tab or not sentence.strip() or any(i not in INTENTS for i in intents):
+            raise ValueError(f"{name}:{number}: expected 'intent,intent<TAB>text' with intents from {INTENTS}")
+        rows.append((intents, sentence.strip()))
+    return rows
+
+
+class IntentModel:
+    def __init__(self, rows: list[tuple[tuple[str, ...], str]]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        self.encoder = shared_encoder()
+        if self.encoder is None:
+            raise RuntimeError("the sentence encoder is not installed")
+        texts = [text for _, text in rows]
+        self.chars = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, lowercase=True)
+        features = self._features(texts, fit=True)
+        self.models = {}
+        for intent in INTENTS:
+            labels = [intent in intents for intents, _ in rows]
+            self.models[intent] = LogisticRegression(C=8.0, max_iter=2000, class_weight="balanced").fit(
+                features, labels)
+
+    def _features(self, texts: list[str], fit: bool = False) -> np.ndarray:
+        grams = self.chars.fit_transform(texts) if fit else self.chars.transform(texts)
+        return np.hstack([grams.toarray(), self.encoder.encode(texts)])
+
+    def probabilities(self, texts: list[str]) -> list[dict[str, float]]:
+        features = self._features(texts)
+        columns = {intent: model.predict_proba(features)[:, 1] for intent, model in self.models.items()}
+        return [{intent: float(columns[intent][n]) for intent in INTENTS} for n in range(len(texts))]
+
+
+@functools.cache
+def model() -> IntentModel | None:
+    """The process's intent model (trained once), or None without the sentence encoder."""
+    return IntentModel(load("intents_train.tsv")) if shared_encoder() is not None else None
+
+
 def detect(text: str) -> list[str]:
     """The intents in `text`, in a fixed order; [] for none."""
     text = text or ""
+    if not text.strip():
+        return []
+    if _OPT_OUT_ALONE.match(text):
+        return ["opt_out"]
+    reader = model()
+    if reader is None:
+        return _rules(text)
+    [p] = reader.probabilities([text])
     found = []
-    if not _NOT_OPT_OUT.search(text) and (_OPT_OUT_ALONE.match(text) or _OPT_OUT_ANYWHERE.search(text)
-                                          or _OPT_OUT_START.match(text)):
+    if _NOT_OPT_OUT.search(text):  # "don't stop": n-grams see the word, not the negation
+        p["opt_out"] = 0.0
+    worded = bool(_OPT_OUT_ANYWHERE.search(text) or _OPT_OUT_START.match(text)) and not _NOT_OPT_OUT.search(text)
+    if p["opt_out"] >= OPT_OUT_SURE or (worded and p["opt_out"] >= OPT_OUT_WORDED):
+        found.append("opt_out")
+    elif worded or (p["opt_out"] >= OPT_OUT_ASK and p["complaint"] < THRESHOLD):
+        # A complaint goes to a person, who hears an opt-out if there is one: no question about it.
+        found.append(UNSURE_OPT_OUT)
+    for intent in INTENTS[1:]:
+        if p[intent] >= THRESHOLD and not (intent == "opt_in" and found):
+            found.append(intent)
+    return found
+
+
+def _rules(text: str) -> list[str]:
+    """The rules of old: an opt-out word anywhere counts (honouring the customer over guessing)."""
+    found = []
+    if not _NOT_OPT_OUT.search(text) and (_OPT_OUT_ANYWHERE.search(text) or _OPT_OUT_START.match(text)):
         found.append("opt_out")
     for name, rule in _RULES.items():
         if name == "opt_in" and found:

@@ -95,6 +95,10 @@ def decide_from(events: Sequence[ConsentEvent], *, purpose: MessagePurpose, chan
     return Decision(True, "service messages need no consent", None)
 
 
+# The intent of a message that may be an opt-out: not recorded; the customer is asked to confirm.
+UNSURE_OPT_OUT = "opt_out_unsure"
+
+
 def opt_out_requests(message: Message) -> list[dict[str, Any]]:
     """The opt-outs a stored message carries: `opt_out` attachments (an email one-click
     unsubscribe...), or else the opt_out intent in the customer's words."""

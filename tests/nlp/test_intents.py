@@ -1,5 +1,6 @@
 """Intents in Chinese and English; opt-out errs toward honouring the customer."""
 
+from crm_core.consent.service import UNSURE_OPT_OUT
 from nlp.intents import detect
 
 
@@ -24,3 +25,22 @@ def test_other_intents():
     }
     for text, intents in cases.items():
         assert detect(text) == intents, text
+
+
+def test_clear_opt_outs_in_other_words_are_heard():
+    """Requests the rules of old missed; none of these sentences is in the training data."""
+    for text in ("以后别给我推这些了", "请把我移出名单", "别再给我发促销了", "don't text me anymore",
+                 "delete me from your list", "enough with the offers"):
+        found = detect(text)
+        assert "opt_out" in found or UNSURE_OPT_OUT in found, (text, found)
+    assert sum("opt_out" in detect(t) for t in ("以后别给我推这些了", "请把我移出名单", "别再给我发促销了",
+                                               "don't text me anymore", "delete me from your list")) >= 4
+
+
+def test_what_only_looks_like_an_opt_out_is_never_recorded_as_one():
+    for text in ("我才不退订呢", "退订了还能再订阅吗", "how do customers unsubscribe?",
+                 "stop sending me broken items, I want my money back"):
+        assert "opt_out" not in detect(text), (text, detect(text))
+    # Unsure: the customer is asked, not guessed about.
+    assert UNSURE_OPT_OUT in detect("退订了还能再订阅吗")
+    assert "complaint" in detect("stop sending me broken items, I want my money back")
