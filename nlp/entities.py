@@ -6,19 +6,19 @@ nothing but the number or address: these name the writer, so a second channel
 giving the same key is the same person (`crm_core.contacts.linking`). An address merely
 mentioned in passing ("please cc wang@example.com") is not taken: a line must
 carry a cue (my / call / contact / 我的 / 电话 / 邮箱 ...) or be the detail
-alone. Phones are normalized to E.164 (mainland mobiles get +86), emails
-to lower case.
+alone. Phones are found and normalized to E.164 by `phonenumbers` (Google's libphonenumber
+data: mainland mobiles and landlines read as Chinese when written without a country code, Hong
+Kong, Taiwan and every other country with theirs; only valid numbers count), emails to lower case.
 """
 
 from __future__ import annotations
 
 import re
 
+import phonenumbers
+
 EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?![\w-])")
-# Mainland China mobile: 1[3-9]x xxxx xxxx, optionally +86 / 0086 / 86, spaces or dashes between groups.
-MOBILE_CN = re.compile(r"(?<![\d+])(?:(?:\+|00)?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
-# Other countries: E.164 with its + sign, 8 to 15 digits, spaces or dashes allowed.
-E164 = re.compile(r"(?<![\w+])\+([1-9](?:[\s-]?\d){7,14})(?!\d)")
+DEFAULT_REGION = "CN"  # a number written without a country code is read as a mainland one
 CUE = re.compile(r"\b(my|me|i'm|i am|call|reach|contact|phone|mobile|cell|tel|whatsapp|e-?mail|mail|number)\b|"
                  r"我的|我是|本人|联系|电话|手机|号码|邮箱|邮件|微信|打给我|找我", re.I)
 
@@ -32,7 +32,7 @@ def stated_contact_keys(text: str, *, asked: bool = False) -> list[tuple[str, st
         found = _all_contact_details(line)
         if not found:
             continue
-        rest = E164.sub(" ", MOBILE_CN.sub(" ", EMAIL.sub(" ", line)))
+        rest = _without_phones(EMAIL.sub(" ", line))
         alone = len(re.sub(r"[\W_]+", "", rest)) <= 4
         if asked or alone or CUE.search(line):
             keys.extend(k for k in found if k not in keys)
@@ -101,15 +101,30 @@ def extract(text: str) -> dict[str, object]:
     return found
 
 
+def _dialled(text: str) -> str:
+    """0086 / 00852 is how mainland callers dial out: read as the + it stands for (where it starts
+    a number, not inside one: "138 0013 8000")."""
+    return re.sub(r"(?<!\d)(?<!\d[\s-])00(?=[1-9])", "+", text)
+
+
+def _phone_matches(text: str) -> list[phonenumbers.PhoneNumberMatch]:
+    return list(phonenumbers.PhoneNumberMatcher(_dialled(text), DEFAULT_REGION,
+                                                leniency=phonenumbers.Leniency.VALID))
+
+
+def _without_phones(text: str) -> str:
+    """The text with its phone numbers blanked."""
+    text = _dialled(text)
+    for match in reversed(_phone_matches(text)):
+        text = text[:match.start] + " " + text[match.end:]
+    return text
+
+
 def _all_contact_details(text: str) -> list[tuple[str, str]]:
     """Every phone and email in the text, stated as one's own or not."""
     found: list[tuple[str, str]] = [("email", m.group(0).lower()) for m in EMAIL.finditer(text)]
-    rest = EMAIL.sub(" ", text)
-    # Other countries' numbers first: "+49 151 2345 6789" ends in what looks like a Chinese mobile.
-    for match in E164.finditer(rest):
-        digits = re.sub(r"\D", "", match.group(1))
-        if not digits.startswith("86"):
-            found.append(("phone", "+" + digits))
-            rest = rest.replace(match.group(0), " ", 1)
-    found += [("phone", "+86" + "".join(m.groups())) for m in MOBILE_CN.finditer(rest)]
+    for match in _phone_matches(EMAIL.sub(" ", text)):
+        number = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        if ("phone", number) not in found:
+            found.append(("phone", number))
     return found

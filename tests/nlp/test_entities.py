@@ -48,3 +48,22 @@ def test_everything_a_customer_states():
                                                                  "dates": ["next week"]}
     assert extract("please cc wang@x.com")["emails"] == ["wang@x.com"]  # found, though not a key of the writer
     assert extract("你好") == {} and extract("") == {}
+
+
+def test_phone_numbers_of_every_kind_customers_write_are_one_e164_key():
+    from nlp.entities import stated_contact_keys
+
+    cases = {
+        "我的手机 138 0013 8000": "+8613800138000",       # mainland mobile, grouped
+        "+86 138-0013-8000": "+8613800138000",
+        "电话 0086 138 0013 8000": "+8613800138000",       # dialled out from the mainland
+        "座机 (021) 5555-1234": "+862155551234",           # a Shanghai landline
+        "my number is +852 9123 4567": "+85291234567",     # Hong Kong
+        "手机 +886 912 345 678": "+886912345678",          # Taiwan
+        "call me on +1 415 555 0134": "+14155550134",
+        "+44 20 7946 0958": "+442079460958",
+    }
+    for text, number in cases.items():
+        assert stated_contact_keys(text) == [("phone", number)], text
+    for text in ("订单号 20231204123456", "my phone 12345", "价格 138000 元"):
+        assert stated_contact_keys(text) == [], text
