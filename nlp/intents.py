@@ -5,7 +5,8 @@ A model reads it: one logistic regression per intent over the multilingual sente
 vector and character n-grams, trained when first needed (a second or two) on the project's own
 labelled chat lines (`data/intents_train.tsv`; `data/intents_eval.tsv` is held out for
 `bench/intents.py`). Rules stay only where they are exact: a message that is nothing but "STOP",
-"TD", "退订"... is an opt-out.
+"TD", "退订"... is an opt-out; for the other intents a rule's words let the model decide on less
+certainty than it needs alone.
 
 Opting out is the customer's right, so it is read with care, and never guessed either way:
 - sure (the model, or a lone keyword): `opt_out`, recorded at once;
@@ -23,13 +24,15 @@ from importlib import resources
 
 import numpy as np
 
-from crm_core.consent.service import UNSURE_OPT_OUT
+from crm_core.consent.service import CONFIRMATION_WORDS, REFUSAL_WORDS, UNSURE_OPT_OUT
 from nlp.encoder import shared as shared_encoder
 
 INTENTS = ("opt_out", "opt_in", "human", "buying", "complaint", "event_registration")
-OPT_OUT_SURE, OPT_OUT_ASK = 0.6, 0.3   # the opt-out model's probability: recorded at once / asked about
+OPT_OUT_SURE, OPT_OUT_ASK = 0.6, 0.33   # the opt-out model's probability: recorded at once / asked about
 OPT_OUT_WORDED = 0.45                  # with an opt-out word in the message, recorded from here
-THRESHOLD = 0.5                        # every other intent
+# Every other intent: the model sure on its own, or the model leaning and a rule's words agreeing
+# (the model reads meaning, the words keep it from hearing a sale in "你们卖火箭发动机吗").
+THRESHOLD, THRESHOLD_WITH_WORDS = 0.75, 0.3
 
 _OPT_OUT_ALONE = re.compile(
     r"^\s*(stop|stopall|unsubscribe|cancel|end|quit|td|t|退订|退|取消订阅|取消|停止|停止发送)\s*[.!。！]*\s*$", re.I)
@@ -38,7 +41,7 @@ _OPT_OUT_ANYWHERE = re.compile(
     r"\bremove me from\b|\bno more (messages|emails|marketing)\b|"
     r"退订|取消订阅|别再发|不要再发|不要给我发|别给我发|拒收|不再接收|请勿打扰|不要再打扰", re.I)
 _OPT_OUT_START = re.compile(r"^\s*(stop|td)\b[\s,，.。!！]", re.I)
-_NOT_OPT_OUT = re.compile(r"\b(don't|do not|never) (stop|unsubscribe)\b|怎么(停止|退订)不了", re.I)
+_NOT_OPT_OUT = re.compile(r"\b(don't|do not|never) (stop|unsubscribe)\b|怎么(停止|退订)不了|不要停|别停|继续发", re.I)
 
 _RULES = {
     "opt_in": re.compile(r"\b(subscribe me|sign me up|opt[- ]?in|keep me (posted|updated))\b|^\s*(start|yes)\s*$|"
@@ -113,19 +116,20 @@ def detect(text: str) -> list[str]:
     if reader is None:
         return _rules(text)
     [p] = reader.probabilities([text])
-    found = []
     if _NOT_OPT_OUT.search(text):  # "don't stop": n-grams see the word, not the negation
         p["opt_out"] = 0.0
+    others = [intent for intent in INTENTS[1:]
+              if p[intent] >= THRESHOLD or (p[intent] >= THRESHOLD_WITH_WORDS and _RULES[intent].search(text))]
     worded = bool(_OPT_OUT_ANYWHERE.search(text) or _OPT_OUT_START.match(text)) and not _NOT_OPT_OUT.search(text)
     if p["opt_out"] >= OPT_OUT_SURE or (worded and p["opt_out"] >= OPT_OUT_WORDED):
-        found.append("opt_out")
-    elif worded or (p["opt_out"] >= OPT_OUT_ASK and p["complaint"] < THRESHOLD):
-        # A complaint goes to a person, who hears an opt-out if there is one: no question about it.
-        found.append(UNSURE_OPT_OUT)
-    for intent in INTENTS[1:]:
-        if p[intent] >= THRESHOLD and not (intent == "opt_in" and found):
-            found.append(intent)
-    return found
+        return ["opt_out", *(i for i in others if i != "opt_in")]
+    # Unsure: an opt-out word the model does not believe, or the model leaning while the message
+    # says nothing else (a complaint, a request for a person, a lone "no" answering a question
+    # are heard as what they are, not asked about).
+    if worded or (p["opt_out"] >= OPT_OUT_ASK and not others
+                  and not (REFUSAL_WORDS.match(text) or CONFIRMATION_WORDS.match(text))):
+        return [UNSURE_OPT_OUT, *others]
+    return others
 
 
 def _rules(text: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""The worker that processes stored inbound messages.
+"""The worker that processes stored inbound messages (and what a person of the company wrote in a
+customer's chat outside the hub, read from the platform: taken as a person's reply, reviewed).
 
 Each message is claimed (with a lease, so a crashed worker's claim expires),
 handed to the message handlers (bots), and marked processed in the same
