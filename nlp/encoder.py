@@ -30,9 +30,21 @@ class SentenceEncoder:
 
         self._use = USE(threads=1)
         self.name = f"{PACKAGE} {metadata.version(PACKAGE)}"
+        # One customer message is read by sentiment, intents and the FAQ in turn: encoded once.
+        self._one = functools.lru_cache(maxsize=256)(self._encode_one)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), 512) float32, each row L2-normalised; an empty text is a zero row."""
+        if len(texts) == 1:
+            return self._one(texts[0])[None, :].copy()
+        return self._encode_many(texts)
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        row = self._encode_many([text])[0]
+        row.flags.writeable = False  # shared by every caller of the cache
+        return row
+
+    def _encode_many(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         keep = [i for i, text in enumerate(texts) if text and text.strip()]
         if keep:

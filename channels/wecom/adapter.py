@@ -500,9 +500,10 @@ class ArchivePoller:
                     self.agreed[(str(rep), customer)] = (answer == "agree", now)
         pairs = {pair for message in messages if (pair := _one_to_one(message)) is not None}
         unknown = [pair for pair in pairs if now - self.agreed.get(pair, (True, -1e9))[1] > AGREEMENT_TTL]
+        # msgaudit/* answers only a token of the archive's own Secret.
+        app = AppKey(self.account.api_base or DEFAULT_API_BASE, self.account.credentials["corp_id"],
+                     self.account.credentials["archive_secret"])
         for start in range(0, len(unknown), 100):
-            app = AppKey(self.account.api_base or DEFAULT_API_BASE, self.account.credentials["corp_id"],
-                         self.account.credentials["archive_secret"])
             body = await self.client.call(app, "/cgi-bin/msgaudit/check_single_agree", {"info": [
                 {"userid": rep, "exteranalopenid": customer} for rep, customer in unknown[start:start + 100]]})
             for answer in body.get("agreeinfo") or []:

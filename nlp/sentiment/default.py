@@ -112,7 +112,7 @@ def build(with_encoder: bool) -> Pipeline:
 
 
 def evaluate(model: Pipeline, examples: list[Example]) -> dict[str, Any]:
-    predicted = [label for label in model.predict([e.text for e in examples])] if examples else []
+    predicted = list(model.predict([e.text for e in examples])) if examples else []
     predicted = ["neutral" if no_sentiment(e.text) else p for p, e in zip(predicted, examples, strict=True)]
     return evaluate_predictions(predicted, examples)
 
