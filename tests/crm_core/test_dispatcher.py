@@ -287,16 +287,23 @@ async def test_concurrent_claims_never_exceed_the_batch_or_overlap(sessions):
     assert len(seen) == len(set(seen)) == 200
 
 
-async def test_pacer_allows_a_burst_within_the_window_then_waits():
+async def test_pacer_allows_a_burst_within_the_window_then_waits(monkeypatch):
     """30 a minute means a burst of 30, then the next when the oldest leaves the minute."""
     pacer = Pacer()
     limit = [("member:li", RateLimit(3, 0.4))]
-    started = time.monotonic()
-    for _ in range(3):
-        await pacer.wait(limit)
-    assert time.monotonic() - started < 0.05
-    await pacer.wait(limit)
-    assert 0.38 <= time.monotonic() - started < 0.6
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await real_sleep(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)  # only the pacer runs in this test
+    taken = [await pacer.wait(limit) for _ in range(3)]
+    assert slept == []  # the burst went without waiting
+    taken.append(await pacer.wait(limit))
+    assert slept  # the fourth waited...
+    assert taken[3] >= taken[0] + 0.4  # ...for the first to leave the window
 
 
 async def test_a_held_send_keeps_its_reason_and_goes_out_when_the_customer_writes_again(setup):
