@@ -32,7 +32,8 @@ def figures(name: str, read: Callable[[str], list[str]], rows: list[tuple[tuple[
     others = [got for want, got in found if "opt_out" not in want]
     sure = sum("opt_out" in got for got in opt_outs)
     asked = sum(UNSURE_OPT_OUT in got for got in opt_outs)
-    print(f"\nopt-outs: {sure} of {len(opt_outs)} recorded at once, {asked} asked to confirm, "
+    print(f"\nopt-outs: {sure} of {len(opt_outs)} recorded at once, {asked} asked to confirm "
+          f"(heard: {(sure + asked) / len(opt_outs):.0%}), "
           f"{len(opt_outs) - sure - asked} missed; false opt-outs recorded: "
           f"{sum('opt_out' in got for got in others)} of {len(others)} other messages "
           f"({sum('opt_out' in got for got in others) / len(others):.0%}), asked about: "

@@ -40,8 +40,10 @@ _OPT_OUT_ANYWHERE = re.compile(
     r"\bunsubscribe\b|\bopt[- ]?out\b|stop (sending|messaging|texting|emailing|contacting) me|"
     r"\bremove me from\b|\bno more (messages|emails|marketing)\b|"
     r"退订|取消订阅|别再发|不要再发|不要给我发|别给我发|拒收|不再接收|请勿打扰|不要再打扰", re.I)
-_OPT_OUT_START = re.compile(r"^\s*(stop|td)\b[\s,，.。!！]", re.I)
-_NOT_OPT_OUT = re.compile(r"\b(don't|do not|never) (stop|unsubscribe)\b|怎么(停止|退订)不了|不要停|别停|继续发", re.I)
+_OPT_OUT_START = re.compile(r"^\s*(stop|td)\b([,，.。!！]|\s+(it|now|please|pls|that|sending|messaging|texting)\b)",
+                            re.I)  # "stop, ..." or "stop it", not "stop by"
+_NOT_OPT_OUT = re.compile(r"\b(don't|do not|never) (stop|unsubscribe)\b|怎么(停止|退订)不了|不要停|别停|继续发|退订单",
+                          re.I)
 
 _RULES = {
     "opt_in": re.compile(r"\b(subscribe me|sign me up|opt[- ]?in|keep me (posted|updated))\b|^\s*(start|yes)\s*$|"
@@ -121,7 +123,9 @@ def detect(text: str) -> list[str]:
     others = [intent for intent in INTENTS[1:]
               if p[intent] >= THRESHOLD or (p[intent] >= THRESHOLD_WITH_WORDS and _RULES[intent].search(text))]
     worded = bool(_OPT_OUT_ANYWHERE.search(text) or _OPT_OUT_START.match(text)) and not _NOT_OPT_OUT.search(text)
-    if p["opt_out"] >= OPT_OUT_SURE or (worded and p["opt_out"] >= OPT_OUT_WORDED):
+    # "请把我加到推送名单" reads as much like joining the list as leaving it: asked, never recorded.
+    leaving = p["opt_out"] > p["opt_in"]
+    if leaving and (p["opt_out"] >= OPT_OUT_SURE or (worded and p["opt_out"] >= OPT_OUT_WORDED)):
         return ["opt_out", *(i for i in others if i != "opt_in")]
     # Unsure: an opt-out word the model does not believe, or the model leaning while the message
     # says nothing else (a complaint, a request for a person, a lone "no" answering a question
