@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.consent import OptInBot, OptOutBot
-from bots.customer import CustomerBot, CustomerBotSettings
+from bots.customer import CustomerBot, CustomerBotSettings, FormAnswers
 from bots.leads import LeadCapture
 from bots.platform_sessions import PlatformSessions
 from bots.rep import RepAlerts, RepWorkspace
@@ -66,10 +66,11 @@ def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageR
                      lead_rules: LeadRules | None = None, timezone: str = "Asia/Shanghai") -> list[MessageHandler]:
     # A platform's events about a chat first (微信客服 sessions, recalls): nobody else answers them.
     # The rep bot next: it takes staff messages, which no customer bot may answer.
-    # Lead capture before the alerts: a routed lead's owner gets one card, not two.
+    # Lead capture before the alerts: a routed lead's owner gets one card, not two; answers to
+    # the lead form's questions before them too (a name given is no feeling to alert on).
     return [PlatformSessions(),
             RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck()), lead_rules=lead_rules),
-            LeadCapture(lead_rules), RepAlerts(negative_confidence=negative_alert_confidence),
+            LeadCapture(lead_rules), FormAnswers(), RepAlerts(negative_confidence=negative_alert_confidence),
             OptOutBot(), OptInBot(),
             CustomerBot(settings=CustomerBotSettings(timezone=timezone), lead_rules=lead_rules)]
 

@@ -55,6 +55,8 @@ ZH = {
         "退换货运费怎么算", "如果坏了运费谁付", "不喜欢能退吗", "坏了包换吗", "要是有问题怎么办",
         "万一丢件了怎么办", "寄到{CITY}几天", "{CITY}能发吗", "说明书是英文的吗", "有中文版吗",
         "还没想好", "还在考虑", "暂时不确定", "不太清楚", "看情况吧", "下个月再说", "先了解一下",
+        "好哒", "好嘞", "还没用过{P}，先问问", "第一次买，想问问", "需要先交定金吗", "定金多少", "定金能退吗",
+        "尾款什么时候付", "可以分期吗",
     ],
     "negative": [
         "等了{N}天还没发货{E_NEG}", "{P}用了{N}天就坏了", "{P}收到就是坏的", "{PERSON}一直不回消息",
@@ -68,6 +70,7 @@ ZH = {
         "{P}发烫，吓死人", "说明书乱七八糟", "客服推来推去", "电话打不通", "等到现在还没人处理",
         "给个说法吧", "把钱退给我", "我要退款，太差了", "这服务也太差了吧", "被坑了", "后悔买了",
         "别再拖了行吗", "还要等多久啊{E_NEG}", "搞什么啊", "{P}一周就坏，质量堪忧", "烂透了", "心累",
+        "多扣了我{N}十块钱", "账单不对，多收了钱", "乱扣费{E_NEG}", "{P}又登不上了", "怎么又打不开了",
         "真的很生气", "这也太离谱了", "你们到底管不管", "别再敷衍我了", "糟糕的体验", "越来越差了",
         # sarcasm: praise words, a complaint meant
         "真棒，又延迟了", "好极了，第三次发错货", "谢谢你们啊，让我等了一个月", "呵呵", "呵呵哒", "真是服了",
@@ -81,6 +84,7 @@ ZH = {
         "{PERSON}辛苦了", "速度很快，棒", "好用{E_POS}", "爱了爱了", "真香", "太好了", "nice", "完美",
         "没想到这么快就到了", "{P}比想象的好", "很贴心", "服务周到", "给你们点个赞", "很靠谱",
         "不愧是大牌", "物美价廉", "效果很好", "体验很好", "很喜欢{E_POS}", "安装师傅很细心",
+        "{P}杠杠的", "{P}比预期好太多", "比我想的好", "666", "6666", "牛{E_POS}", "{PERSON}太给力了",
     ],
 }
 
@@ -126,6 +130,8 @@ EN = {
         "{P} is garbage", "{P} is useless", "you charged me twice", "refund still hasn't arrived",
         "I want my money back", "not happy at all", "really disappointed", "so frustrating {E_NEG}",
         "this is unacceptable", "sorry but this is not acceptable", "I've asked {N} times already",
+        "you said {T} and it's still not here", "can't sign in again {E_NEG}", "locked out AGAIN",
+        "you told me it would ship {T}, it didn't", "overcharged again", "it crashed AGAIN",
         "why is it STILL not shipped?!", "the courier lost my parcel", "packaging was crushed",
         "the color is nothing like the photos", "this update broke everything", "{P} keeps crashing",
         "your bot is useless", "this is a joke", "meh, expected better", "ugh {E_NEG}", "terrible experience",
@@ -144,6 +150,7 @@ EN = {
         "perfect, thank you", "much better than expected", "smooth experience", "nice one {E_POS}",
         "all good now, thanks", "you're the best", "impressed with {P}", "great value for money",
         "the setup was easy", "fantastic support",
+        "not bad", "not too bad at all", "honestly not bad {E_POS}", "way better than I expected",
     ],
 }
 

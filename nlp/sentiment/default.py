@@ -50,7 +50,7 @@ ENCODER_WEIGHT = 1.0  # the encoder's vector against the two L2-normalised TF-ID
 
 # Text that says who or where, or presses a button: no feeling to read.
 _NO_SENTIMENT = re.compile(
-    r"^\s*(?:"
+    r"^\s*(?!6{3,}\s*$)(?:"                             # but "666" is praise
     r"[/／][a-z_]+(?:\s+\S+)?"                       # a command: /start, /help 2
     r"|[+＋]?[\d\s()（）\-]{5,}"                      # a phone number
     r"|\S+@\S+\.\S+"                                 # an email address
