@@ -1,0 +1,130 @@
+"""The message worker's throughput: customer messages taken through the whole pipeline.
+
+Run by hand inside the project's environment: `python bench/pipeline.py [--database-url URL]`.
+For each run, a fresh database gets N customer messages from M Telegram customers (ingested
+with the worker stopped: a backlog, as after a burst); then one worker is timed until the
+backlog is gone. Two workers are timed in the same run:
+- the floor (reference): handlers that do nothing and no understanding: claim, load, mark
+  processed;
+- the hub's worker as `scrm serve` builds it: sentiment, intents, entities, the rep alerts,
+  lead capture, the consent bots, the customer bot (FAQ, lead form), replies queued.
+Prints messages per second, the ratio to the floor, SQL statements and commits per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import event, func, select, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from crm_core import accounts, migrate  # noqa: E402
+from crm_core.conversations.processing import MessageWorker  # noqa: E402
+from crm_core.models import Message, OutboxMessage  # noqa: E402
+from crm_core.ports import InboundMessage, MessageKind, Sender  # noqa: E402
+from hub.context import Hub  # noqa: E402
+from hub.settings import Settings  # noqa: E402
+from nlp import faq  # noqa: E402
+
+MODEL = ROOT / "var" / "models" / "sentiment-default.joblib"  # what ./dev trains
+SAYINGS = [
+    "hello", "你好", "how much is the pro plan?", "多少钱", "where is my order", "我的快递到哪了",
+    "thanks!", "谢谢", "能不能便宜点", "what are your opening hours", "营业时间是几点", "ok",
+    "the app keeps crashing, this is terrible", "等了五天还没发货", "I'd like a demo", "好的",
+    "can I get an invoice", "发票怎么开", "Tom Baker", "13800138000",
+]
+
+
+def events(n: int, customers: int, first: int) -> list[InboundMessage]:
+    rng = random.Random(n)
+    out = []
+    for k in range(first, first + n):
+        user = str(90_000 + rng.randrange(customers))
+        out.append(InboundMessage(platform_message_id=f"update:{k}", sender=Sender(user, "Load", None, "en"),
+                                  thread_id=user, kind=MessageKind.TEXT, text=rng.choice(SAYINGS),
+                                  raw={"update_id": k}))
+    return out
+
+
+class Counter:
+    """SQL statements and commits on an engine."""
+
+    def __init__(self, engine) -> None:
+        self.statements = self.commits = 0
+        event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
+        event.listen(engine.sync_engine, "commit", self._commit)
+
+    def _statement(self, *args) -> None:
+        self.statements += 1
+
+    def _commit(self, *args) -> None:
+        self.commits += 1
+
+
+async def run(name: str, database_url: str | None, n: int, customers: int, full: bool) -> dict:
+    with tempfile.TemporaryDirectory(prefix="scrm-pipeline-") as tmp:
+        settings = Settings(data_dir=Path(tmp), database_url=database_url, secret_key="bench-" + "k" * 32,
+                            base_url="http://127.0.0.1:9", sentiment_model=MODEL)
+        hub = Hub(settings)
+        if hub.engine.dialect.name == "postgresql":
+            async with hub.engine.begin() as conn:  # a fresh database, as SQLite's is
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+        await migrate.upgrade(hub.engine)
+        async with hub.sessions() as session, session.begin():
+            account = await accounts.create(kind="telegram", name="bench", platform_account_id=str(time.time_ns()),
+                                            credentials={"bot_token": "1:" + "a" * 35}, api_base="http://127.0.0.1:9",
+                                            settings={"mode": "webhook"}, cipher=hub.cipher, actor=None,
+                                            db_session=session)
+        for start in range(0, n, 500):
+            await hub.ingest(account.id, events(min(500, n - start), customers, start + 1))
+        worker = hub.worker if full else MessageWorker(hub.sessions, [])
+        if full:
+            faq.warm_up()  # as `scrm serve` does before its worker starts
+        counter = Counter(hub.engine)
+        print(f"{name}: {n} messages from {customers} customers ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        while await worker.run_once():
+            pass
+        elapsed = time.perf_counter() - started
+        async with hub.sessions() as session:
+            left = await session.scalar(select(func.count()).select_from(Message).where(
+                Message.direction == "in", Message.processed_at.is_(None)))
+            replies = await session.scalar(select(func.count()).select_from(OutboxMessage))
+        await hub.close()
+        assert left == 0, f"{left} messages left unprocessed"
+        return {"rate": n / elapsed, "statements": counter.statements / n, "commits": counter.commits / n,
+                "replies": replies}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--customers", type=int, default=200)
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL URL (its schema public is dropped and made again); "
+                             "default: SQLite in a temp dir")
+    args = parser.parse_args()
+    if not MODEL.exists():
+        sys.exit(f"no sentiment model at {MODEL}: run ./dev scrm nlp train-sentiment --if-missing")
+    floor = await run("floor (handlers that do nothing)", args.database_url, args.messages, args.customers, False)
+    full = await run("the hub's worker", args.database_url, args.messages, args.customers, True)
+    print(f"\n{args.messages} messages from {args.customers} customers; database: "
+          f"{(args.database_url or 'sqlite').split(':')[0]}\n")
+    print("| worker | msgs/s | ratio to the floor | statements / msg | commits / msg | replies queued |")
+    print("|---|---|---|---|---|---|")
+    for name, r in (("floor (reference)", floor), ("the hub's", full)):
+        print(f"| {name} | {r['rate']:,.0f} | {r['rate'] / floor['rate']:.2f} | {r['statements']:.1f} "
+              f"| {r['commits']:.2f} | {r['replies']:,} |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
