@@ -33,6 +33,7 @@ from crm_core.ports import InboundMessage, MessageKind, Sender  # noqa: E402
 from hub.context import Hub  # noqa: E402
 from hub.settings import Settings  # noqa: E402
 from nlp import faq  # noqa: E402
+from nlp.intents import detect as detect_intents  # noqa: E402
 
 MODEL = ROOT / "var" / "models" / "sentiment-default.joblib"  # what ./dev trains
 SAYINGS = [
@@ -89,6 +90,7 @@ async def run(name: str, database_url: str | None, n: int, customers: int, full:
         worker = hub.worker if full else MessageWorker(hub.sessions, [])
         if full:
             faq.warm_up()  # as `scrm serve` does before its worker starts
+            detect_intents("hello")  # the intent model is trained on first use (a second or two): not timed
         counter = Counter(hub.engine)
         print(f"{name}: {n} messages from {customers} customers ...", file=sys.stderr, flush=True)
         started = time.perf_counter()

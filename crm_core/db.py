@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from crm_core import sqlite_driver
 from crm_core.waiting import wait_any
 
 # Stable constraint names, so Alembic migrations are the same on every backend.
@@ -71,7 +72,8 @@ class Base(DeclarativeBase):
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An engine for `url` (sqlite+aiosqlite or postgresql+asyncpg), tuned per backend."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        # One trip to aiosqlite's thread a statement, not four (crm_core/sqlite_driver.py).
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, module=sqlite_driver.dbapi())
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -234,6 +234,10 @@ class SentimentAnalyzer(Protocol):
 
     def analyze(self, text: str) -> Sentiment: ...
 
+    def analyze_many(self, texts: list[str]) -> list[Sentiment]:
+        """Many at once (a batch through the model)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Profile:

@@ -42,6 +42,7 @@ from nlp.compliance import ComplianceCheck
 from nlp.entities import extract as extract_entities
 from nlp.entities import stated_contact_keys
 from nlp.intents import detect as detect_intents
+from nlp.intents import detect_many as detect_intents_many
 from nlp.opinion import ProductMatcher
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,8 @@ class Hub:
             ),
         )
         # Customer and rep messages are read with the same functions.
-        self.understanding = Understanding(load_sentiment(settings), detect_intents, extract_entities)
+        self.understanding = Understanding(load_sentiment(settings), detect_intents, extract_entities,
+                                           intents_many=detect_intents_many)
         self.rep_review = RepMessageReview(self.understanding, ComplianceCheck(settings.compliance_terms))
         self.worker = MessageWorker(
             self.sessions,

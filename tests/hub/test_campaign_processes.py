@@ -24,8 +24,9 @@ from crm_core.consent import service as consent
 from crm_core.crypto import CredentialCipher
 from crm_core.models import CampaignStatus, Enrolment, EnrolmentStatus, MessagePurpose, OutboxMessage, OutboxStatus
 from tests.fakes.crowd import fast_telegram_account, seed_crowd
+from tests.fakes.processes import ROOT, log_of, start_worker, stop, wait_running
 from tests.fakes.stack import SECRET
-from tests.hub.test_dispatcher_processes import ROOT, log_of, start_worker, statuses, stop, wait_running
+from tests.hub.test_dispatcher_processes import statuses
 
 pytestmark = pytest.mark.slow
 

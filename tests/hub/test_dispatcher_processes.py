@@ -7,11 +7,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -23,10 +20,10 @@ from crm_core.models import ChannelAccount, Conversation, MessageKind, OutboxMes
 from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import InboundMessage, OutboundMessage, Sender
 from tests.fakes.crowd import fast_telegram_account
+from tests.fakes.processes import ROOT, log_of, start_worker, stop, wait_running
 from tests.fakes.stack import SECRET
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def seed(sessions, simulator: TelegramSimulator, sim_base: str, *, chats: int, per_chat: int,
@@ -52,39 +49,9 @@ async def seed(sessions, simulator: TelegramSimulator, sim_base: str, *, chats: 
     return texts
 
 
-def log_of(proc: subprocess.Popen) -> str:
-    return proc.log_path.read_text(errors="replace")[-3000:]
-
-
-async def wait_running(proc: subprocess.Popen, timeout: float = 60) -> None:
-    """Until the worker says it is running."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while "worker running" not in log_of(proc):
-        assert proc.poll() is None, log_of(proc)
-        assert asyncio.get_running_loop().time() < deadline, log_of(proc)
-        await asyncio.sleep(0.05)
-
-
 async def set_active(sessions, active: bool) -> None:
     async with sessions() as session, session.begin():
         await session.execute(update(ChannelAccount).values(is_active=active))
-
-
-def start_worker(database_url: str, data_dir: Path, *extra: str, mode: str = "--dispatch-only",
-                 **settings: str) -> subprocess.Popen:
-    """`scrm worker` as its own process (a dispatcher unless `mode` says otherwise); `settings`
-    are SCRM_* variables (nurture_plan_seconds="1" -> SCRM_NURTURE_PLAN_SECONDS=1)."""
-    env = {**os.environ, "SCRM_DATABASE_URL": database_url, "SCRM_SECRET_KEY": SECRET,
-           "SCRM_DATA_DIR": str(data_dir), "SCRM_LOG_LEVEL": "WARNING", "SCRM_DISPATCH_CONCURRENCY": "16",
-           "SCRM_DISPATCH_BATCH_SIZE": "50", **{f"SCRM_{k.upper()}": v for k, v in settings.items()}}
-    # A log file, not a pipe: nobody reads a pipe while the test waits, and a full
-    # pipe would block the worker.
-    log_path = data_dir / f"worker-{time.monotonic_ns()}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", mode, *extra],
-                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    proc.log_path = log_path
-    return proc
 
 
 async def statuses(sessions) -> collections.Counter:
@@ -103,17 +70,6 @@ async def wait_until_settled(sessions, procs, timeout: float) -> collections.Cou
             assert proc.poll() is None, f"worker exited: {log_of(proc)}"
         assert asyncio.get_running_loop().time() < deadline, f"not done in {timeout}s: {counts}"
         await asyncio.sleep(0.2)
-
-
-def stop(procs) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def test_two_dispatcher_processes_send_1000_rows_exactly_once(postgres_url, pg_sessions, telegram_api,
