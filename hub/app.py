@@ -40,6 +40,7 @@ from crm_core.models import ChannelAccount, OutboxMessage, OutboxStatus
 from hub import live_settings, webhooks
 from hub.context import Hub
 from hub.runtime import BackgroundRuntime, Services
+from hub.supervisor import WorkerSupervisor
 from nlp.entities import stated_contact_keys
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,9 @@ async def _conflict(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | None = None,
-               long_running: bool = False) -> FastAPI:
-    """The app; with `background` it also runs the worker, dispatcher and pollers.
+               long_running: bool = False, worker_process: bool = False) -> FastAPI:
+    """The app; with `background` it also runs the worker, dispatcher and pollers in this process;
+    with `worker_process` (scrm serve's default) it runs them as a child process it supervises.
 
     `long_running` (scrm serve, the demo) tunes the garbage collector for a server process.
     """
@@ -161,6 +163,9 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
         runtime = BackgroundRuntime(hub, background) if background else None
         if runtime:
             await runtime.start()
+        supervisor = WorkerSupervisor() if worker_process else None
+        if supervisor:
+            supervisor.start()
         if long_running:
             tune_garbage_collector()
         stop_checkpoints = asyncio.Event()
@@ -172,6 +177,8 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
         finally:
             if runtime:
                 await runtime.shutdown()
+            if supervisor:
+                await supervisor.stop()
             stop_checkpoints.set()
             await checkpoints
             await reloads

@@ -78,9 +78,10 @@ def migrate() -> None:
 @main.command()
 @click.option("--host", default=None, help="Bind address (default SCRM_HOST or 127.0.0.1)")
 @click.option("--port", default=None, type=int, help="Port (default SCRM_PORT or 8080)")
-@click.option("--no-worker", is_flag=True, help="Only serve HTTP; run `scrm worker` separately")
+@click.option("--no-worker", is_flag=True, help="Only serve HTTP; run `scrm worker` separately (else serve "
+              "starts one as a child process and keeps it running)")
 def serve(host: str | None, port: int | None, no_worker: bool) -> None:
-    """Run the hub: API, webhooks and (by default) the worker. Migrates first."""
+    """Run the hub: API, webhooks and (by default) the worker as a child process. Migrates first."""
     import uvicorn
 
     from hub.app import create_app
@@ -90,8 +91,10 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     settings = _settings()
     _setup_logging(settings.log_level)
     hub = Hub(settings)
+    # The worker as a child process by default (hub/supervisor.py); inside this one if asked.
     background = Services() if settings.inprocess_worker and not no_worker else None
-    app = create_app(hub, background=background, long_running=True)
+    app = create_app(hub, background=background, long_running=True,
+                     worker_process=not settings.inprocess_worker and not no_worker)
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level=settings.log_level.lower(),
                 proxy_headers=True)
 
@@ -104,6 +107,7 @@ def worker(dispatch_only: bool, no_dispatch: bool) -> None:
     from crm_core.db import run_sqlite_checkpoints
     from hub.context import Hub
     from hub.runtime import BackgroundRuntime, Services
+    from hub.supervisor import watch_parent
 
     settings = _settings()
     _setup_logging(settings.log_level)
@@ -119,10 +123,12 @@ def worker(dispatch_only: bool, no_dispatch: bool) -> None:
         await _stop_on_signals(runtime.stop)
         await runtime.start()
         checkpoints = asyncio.create_task(run_sqlite_checkpoints(hub.engine, runtime.stop))
+        orphaned = asyncio.create_task(watch_parent(runtime.stop))  # started by `scrm serve`: ends with it
         click.echo(f"worker running ({hub.dispatcher.owner}); Ctrl+C to stop", err=True)
         await runtime.stop.wait()
         await runtime.shutdown()
         await checkpoints
+        await orphaned
         await hub.close()
 
     _run(go)

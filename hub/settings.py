@@ -33,8 +33,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), description="Where the SQLite file and generated secret live")
     host: str = "127.0.0.1"
     port: int = 8080
-    inprocess_worker: bool = Field(default=True,
-                                   description="Run the message worker and dispatcher inside `scrm serve`")
+    inprocess_worker: bool = Field(default=False,
+                                   description="Run the worker inside `scrm serve`'s process instead of as its "
+                                               "child process (it then competes with webhook ingest for one core)")
     dispatch_lease_seconds: float = Field(default=60.0, gt=1)
     dispatch_concurrency: int = Field(default=16, ge=1, le=512)
     dispatch_batch_size: int = Field(default=100, ge=1, le=5000)

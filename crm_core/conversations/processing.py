@@ -94,7 +94,7 @@ class MessageWorker:
         lease_seconds: float = 60.0,
         max_attempts: int = 5,
         batch_size: int = 50,
-        idle_poll_seconds: float = 0.5,
+        idle_poll_seconds: float = 0.2,
         on_enqueued: Callable[[], None] | None = None,
         owner: str | None = None,
         profiles: ProfileLookup | None = None,

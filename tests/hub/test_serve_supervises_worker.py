@@ -1,0 +1,125 @@
+"""`scrm serve` runs the worker as its own child process: it answers the messages, it is started
+again if it dies, and it ends with `serve` (stopped, or killed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+
+from crm_core import accounts
+from crm_core.conversations.ingest import ingest_events
+from crm_core.crypto import CredentialCipher
+from crm_core.db import create_engine, session_factory
+from crm_core.models import Message
+from crm_core.ports import InboundMessage, MessageKind, Sender
+from tests.fakes.stack import SECRET, eventually, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")  # a zombie is gone too
+
+
+async def a_customer_writes(url: str, n: int) -> None:
+    engine = create_engine(url)
+    async with session_factory(engine)() as session, session.begin():
+        account = (await accounts.list_all(db_session=session))[0] if n else await accounts.create(
+            kind="telegram", name="bot", platform_account_id="77", credentials={"bot_token": "1:" + "a" * 35},
+            api_base="http://127.0.0.1:9", settings={"mode": "webhook"}, cipher=CredentialCipher(SECRET), actor=None,
+            db_session=session)
+        await ingest_events([InboundMessage(f"update:{n}", Sender(str(500 + n), "Ann"), str(500 + n), MessageKind.TEXT,
+                                            "hello", {})], channel_account_id=account.id, db_session=session)
+    await engine.dispose()
+
+
+async def processed(url: str) -> int:
+    engine = create_engine(url)
+    async with session_factory(engine)() as session:
+        count = await session.scalar(select(func.count()).select_from(Message).where(
+            Message.direction == "in", Message.processed_at.is_not(None)))
+    await engine.dispose()
+    return count
+
+
+async def test_serve_keeps_a_worker_process_that_answers_and_ends_with_it(tmp_path):
+    port = free_port()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}"
+    env = {**os.environ, "SCRM_DATA_DIR": str(tmp_path), "SCRM_LOG_LEVEL": "WARNING", "SCRM_DATABASE_URL": url,
+           "SCRM_SECRET_KEY": SECRET}
+    env.pop("SCRM_INPROCESS_WORKER", None)
+    log = open(tmp_path / "serve.log", "wb")
+    serve = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                             stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert serve.poll() is None, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        [worker] = await eventually(lambda: _async(children(serve.pid)), timeout=30)
+
+        await a_customer_writes(url, 0)
+        await eventually(lambda: _processed_at_least(url, 1), timeout=60)  # the child process answered
+
+        os.kill(worker, signal.SIGKILL)
+        again = await eventually(lambda: _async([p for p in children(serve.pid) if p != worker]), timeout=30)
+        await a_customer_writes(url, 1)
+        await eventually(lambda: _processed_at_least(url, 2), timeout=60)  # and so does its successor
+
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=40)
+        assert not alive(again[0])  # stopped with serve
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        log.close()
+
+
+async def test_a_worker_whose_serve_was_killed_stops_by_itself(tmp_path):
+    port = free_port()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}"
+    env = {**os.environ, "SCRM_DATA_DIR": str(tmp_path), "SCRM_LOG_LEVEL": "WARNING", "SCRM_DATABASE_URL": url,
+           "SCRM_SECRET_KEY": SECRET}
+    env.pop("SCRM_INPROCESS_WORKER", None)
+    serve = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        [worker] = await eventually(lambda: _async(children(serve.pid)), timeout=60)
+        serve.kill()  # no chance to stop its child
+        serve.wait()
+        await eventually(lambda: _async(not alive(worker)), timeout=30)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+
+async def _async(value):
+    return value
+
+
+async def _processed_at_least(url: str, n: int) -> bool:
+    return await processed(url) >= n
