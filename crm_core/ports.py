@@ -280,6 +280,9 @@ class HandlerContext:
     # Users already sent a card about this message (a routed lead's new owner), so later
     # handlers do not send them a second one.
     notified: set[int] = field(default_factory=set)
+    # Whether this is the conversation's first customer message: known to the worker for its
+    # batch, else asked once (`crm_core.conversations.processing.first_customer_message`).
+    first_of_conversation: bool | None = None
 
     def reply(self, text: str, buttons: Sequence[Button] = (), *, title: str | None = None,
               image_url: str | None = None, link_url: str | None = None,

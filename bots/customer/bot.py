@@ -42,6 +42,7 @@ from crm_core.campaigns import events
 from crm_core.consent import service as consent
 from crm_core.contacts.linking import reach_keys
 from crm_core.conversations import csat
+from crm_core.conversations.service import first_customer_message
 from crm_core.db import utcnow
 from crm_core.leads import service as leads
 from crm_core.leads.service import LeadRules
@@ -194,10 +195,7 @@ class CustomerBot:
 
     async def _hello(self, ctx: HandlerContext, lang: str) -> str:
         """"Hello, name! " on the first message of a conversation, else ""."""
-        earlier = await ctx.db_session.scalar(select(func.count()).select_from(Message).where(
-            Message.conversation_id == ctx.conversation.id, Message.direction == Direction.INBOUND,
-            Message.kind.in_(CUSTOMER_MESSAGE_KINDS), Message.id < ctx.message.id))
-        return "" if earlier else say("hello", lang, name=_name_suffix(ctx, lang))
+        return say("hello", lang, name=_name_suffix(ctx, lang)) if await first_customer_message(ctx) else ""
 
     async def _quiet_for(self, ctx: HandlerContext, spell: dt.timedelta) -> bool:
         """Nothing was sent in this conversation for `spell`."""

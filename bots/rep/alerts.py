@@ -8,13 +8,12 @@ account's welcome message with the event's WelcomeCode.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.language import reply_language
 from bots.rep.texts import say
-from crm_core.conversations.service import person_takes_over
-from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Conversation, Direction, Message, User
+from crm_core.conversations.service import first_customer_message, person_takes_over
+from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Conversation, User
 from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.people import reps
 from crm_core.ports import HandlerContext, OutboundMessage
@@ -48,11 +47,7 @@ class RepAlerts:
         if conversation.assignee_user_id is not None:
             await _alert_owner(ctx, conversation)
             return
-        earlier = await ctx.db_session.scalar(
-            select(func.count()).select_from(Message).where(
-                Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND,
-                Message.kind.in_(CUSTOMER_MESSAGE_KINDS), Message.id < message.id))
-        if not earlier:
+        if await first_customer_message(ctx):
             await alert_new_lead(ctx, conversation, key=f"lead:{message.id}")
 
     async def _contact_added(self, ctx: HandlerContext, item: dict) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.campaigns import audience
@@ -230,10 +230,13 @@ class MessageWorker:
             async with self.sessions() as session, session.begin():
                 stale = _BulkWrites(session)
                 ours, _loaded = await self._preload(ids, session)
+                firsts = await self._firsts(ours, session)
                 for message_id in ours:
                     message = await session.get(Message, message_id)  # loaded, or read again if stale
                     assert message is not None
-                    queued |= await self._handle(session, message, profiles, readings.get(message_id))
+                    first = firsts.get(message.conversation_id)
+                    queued |= await self._handle(session, message, profiles, readings.get(message_id),
+                                                 first=None if first is None else first == message_id)
                     await stale.refresh_if_written()
                 # Compare-and-set: if a lease expired and another worker took a message, the whole
                 # batch rolls back instead of answering twice (and goes one by one, below).
@@ -276,9 +279,19 @@ class MessageWorker:
                 ChannelAccount.id.in_({m.channel_account_id for m in messages})))).all()
         return [m.id for m in messages], loaded
 
+    @staticmethod
+    async def _firsts(ids: Sequence[int], session: AsyncSession) -> dict[int, int]:
+        """Conversation id -> the id of its first customer message, for the batch's conversations."""
+        conversations = select(Message.conversation_id).where(Message.id.in_(ids)).scalar_subquery()
+        return dict((await session.execute(
+            select(Message.conversation_id, func.min(Message.id)).where(
+                Message.conversation_id.in_(conversations), Message.direction == Direction.INBOUND,
+                Message.kind.in_(CUSTOMER_MESSAGE_KINDS)).group_by(Message.conversation_id))).all())
+
     async def _handle(self, session: AsyncSession, message: Message, profiles: dict[int, Profile],
-                      reading: Reading | None) -> bool:
-        """One message through the handlers, its replies queued; whether anything was queued."""
+                      reading: Reading | None, *, first: bool | None = None) -> bool:
+        """One message through the handlers, its replies queued; whether anything was queued.
+        `first`: whether it is its conversation's first customer message, if known."""
         identity = await session.get(Identity, message.identity_id)
         assert identity is not None
         contact = await session.get(Contact, identity.contact_id)
@@ -289,7 +302,7 @@ class MessageWorker:
             contact = await apply_profile(identity, contact, profile, db_session=session)
         conversation = await session.get(Conversation, message.conversation_id)
         assert conversation is not None
-        ctx = HandlerContext(session, message, conversation, contact, identity)
+        ctx = HandlerContext(session, message, conversation, contact, identity, first_of_conversation=first)
         if message.direction == Direction.OUTBOUND:
             await self._staff_wrote(ctx)
         else:

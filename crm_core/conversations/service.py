@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from crm_core import audit, visibility
 from crm_core.db import utcnow
 from crm_core.models import (
+    CUSTOMER_MESSAGE_KINDS,
     Contact,
     ContactKey,
     Conversation,
@@ -28,7 +29,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.outbox.service import DeliveryState, delivery_state, enqueue_to_conversation
-from crm_core.ports import OutboundMessage
+from crm_core.ports import HandlerContext, OutboundMessage
 
 
 def person_takes_over(conversation: Conversation, reason: str) -> None:
@@ -136,3 +137,15 @@ async def send_from_user(
     await audit.record("conversation.send", entity_type="conversation", entity_id=conversation.id,
                        actor=user, db_session=db_session, details={"outbox_id": row.id})
     return row
+
+
+async def first_customer_message(ctx: HandlerContext) -> bool:
+    """Whether `ctx.message` is the first thing the customer wrote in its conversation (a new
+    lead's alert, the bot's hello); asked once per message whoever asks."""
+    if ctx.first_of_conversation is None:
+        message = ctx.message
+        earlier = await ctx.db_session.scalar(select(Message.id).where(
+            Message.conversation_id == message.conversation_id, Message.direction == Direction.INBOUND,
+            Message.kind.in_(CUSTOMER_MESSAGE_KINDS), Message.id < message.id).limit(1))
+        ctx.first_of_conversation = earlier is None
+    return ctx.first_of_conversation
