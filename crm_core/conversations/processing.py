@@ -228,8 +228,8 @@ class MessageWorker:
         queued = False
         try:
             async with self.sessions() as session, session.begin():
+                ours, _loaded = await self._preload(ids, session, readings)
                 stale = _BulkWrites(session)
-                ours, _loaded = await self._preload(ids, session)
                 firsts = await self._firsts(ours, session)
                 for message_id in ours:
                     message = await session.get(Message, message_id)  # loaded, or read again if stale
@@ -258,14 +258,21 @@ class MessageWorker:
         if queued and self.on_enqueued is not None:
             self.on_enqueued()
 
-    async def _preload(self, ids: Sequence[int], session: AsyncSession) -> tuple[list[int], list[Any]]:
+    async def _preload(self, ids: Sequence[int], session: AsyncSession,
+                       readings: dict[int, Reading]) -> tuple[list[int], list[Any]]:
         """The ids of the batch's messages still ours to process, in order, and the loaded rows to
-        keep referenced while the batch runs (the session holds objects weakly): the messages, their
-        identities, contacts, conversations and accounts, read by a few set-based queries, so the handlers
-        find them in the session."""
-        messages = (await session.scalars(
-            select(Message).where(Message.id.in_(ids), Message.processed_at.is_(None),
-                                  Message.processing_owner == self.owner).order_by(Message.id))).all()
+        keep referenced while the batch runs (the session holds objects weakly): the messages (with
+        what was read from them written first, in one statement), their identities, contacts,
+        conversations and accounts, read by a few set-based queries, so the handlers find them in
+        the session."""
+        ours = (await session.scalars(
+            select(Message.id).where(Message.id.in_(ids), Message.processed_at.is_(None),
+                                     Message.processing_owner == self.owner))).all()
+        annotations = [_annotation(message_id, readings[message_id]) for message_id in ours
+                       if message_id in readings]
+        if annotations:
+            await session.execute(update(Message), annotations)  # by primary key, one executemany
+        messages = (await session.scalars(select(Message).where(Message.id.in_(ours)).order_by(Message.id))).all()
         loaded: list[Any] = list(messages)
         if messages:
             identities = (await session.scalars(select(Identity).where(
@@ -396,6 +403,15 @@ class MessageWorker:
         if self.staff_words is not None:
             await self.staff_words.handle(ctx)
         ctx.replies.clear()  # nobody answers the company's own words
+
+
+def _annotation(message_id: int, reading: Reading) -> dict[str, Any]:
+    """A message's columns for what was read from it (the same columns for every reading: the
+    readers wired are the same for a whole batch)."""
+    felt = reading.sentiment
+    return {"id": message_id, "sentiment": felt.label if felt else None,
+            "sentiment_score": felt.score if felt else None, "sentiment_confidence": felt.confidence if felt else None,
+            "intents": reading.intents, "entities": reading.entities}
 
 
 class _LeaseLost(Exception):
