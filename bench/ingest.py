@@ -129,6 +129,8 @@ async def main() -> None:
     parser.add_argument("--customers", type=int, default=1000, help="distinct senders the updates come from")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
     parser.add_argument("--port", type=int, default=18900)
+    parser.add_argument("--inprocess", action="store_true",
+                        help="also measure SCRM_INPROCESS_WORKER=true (the worker in serve's own process)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="scrm-bench-"))
@@ -148,10 +150,12 @@ async def main() -> None:
     model = ROOT / "var" / "models" / "sentiment-default.joblib"  # what ./dev trains: the worker scores with it
     if model.exists():
         env["SCRM_SENTIMENT_MODEL"] = str(model)
+    if args.inprocess:
+        servers["hub, worker inside"] = servers["hub + worker"]
     first_id = 1
     for name, argv in servers.items():
         print(f"{name}: starting ...", file=sys.stderr, flush=True)
-        proc = serve(argv, env)
+        proc = serve(argv, {**env, "SCRM_INPROCESS_WORKER": "true"} if name == "hub, worker inside" else env)
         try:
             await wait_up(f"http://127.0.0.1:{args.port}/docs", proc)
             print(f"{name}: {args.connections} connections, {args.warmup:.0f}s warm-up + {args.seconds:.0f}s",
@@ -162,13 +166,13 @@ async def main() -> None:
             results[name] = (rps, percentile(latencies, 0.5), percentile(latencies, 0.99), errors, len(latencies))
         finally:
             proc.terminate()
-            proc.wait(timeout=20)
+            proc.wait(timeout=60)  # the default serve stops its worker first
 
-    print(f"\n{'':14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9}")
+    print(f"\n{'':18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9}")
     for name, (rps, p50, p99, errors, n) in results.items():
-        print(f"{name:14} {rps:9.0f} {p50:8.1f} {p99:8.1f} {errors:7d} {n:9d}")
+        print(f"{name:18} {rps:9.0f} {p50:8.1f} {p99:8.1f} {errors:7d} {n:9d}")
     bare = results["bare FastAPI"]
-    for name in ("hub webhook", "hub + worker"):
+    for name in ("hub webhook", "hub + worker", *(["hub, worker inside"] if args.inprocess else [])):
         hub = results[name]
         ratio = hub[0] / bare[0]
         verdict = "meets" if ratio >= 0.5 and hub[2] < 50 and hub[3] == 0 else "misses"

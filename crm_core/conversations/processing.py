@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,8 +103,15 @@ class MessageWorker:
         key_extractor: Callable[[str], Sequence[tuple[str, str]]] | None = None,
         understanding: Understanding | None = None,
         staff_words: MessageHandler | None = None,
+        transaction_seconds: float | None = None,
     ) -> None:
         self.sessions = sessions
+        # How long one transaction of a batch may last: SQLite has one write lock for everyone (a
+        # webhook's commit waits for it); PostgreSQL locks rows.
+        bind = sessions.kw.get("bind")
+        sqlite = bind is not None and bind.dialect.name == "sqlite"
+        self.transaction_seconds = transaction_seconds if transaction_seconds is not None else \
+            (0.05 if sqlite else 1.0)
         self.handlers = list(handlers)
         # Reads what a person of the company wrote in a customer's chat outside the hub (the rep review).
         self.staff_words = staff_words
@@ -219,44 +227,63 @@ class MessageWorker:
         return {row.id: reading for row, reading in zip(rows, readings, strict=True)}
 
     async def _process_batch(self, ids: list[int]) -> None:
-        """The batch in one transaction: its messages in order, their replies, and every one
-        marked processed with one compare-and-set; one commit. If anything fails the batch rolls
-        back (nothing of it was written) and its messages go one by one, each in its own
-        transaction, so the one that fails is retried alone and the others are answered."""
+        """The batch in as few transactions as the database's locks allow: its messages in order,
+        their replies, and every one marked processed with one compare-and-set a transaction. On
+        SQLite a transaction holds the one write lock, so one ends after `transaction_seconds`
+        (webhook ingest waits for it) and the rest of the batch goes on in the next.
+        If anything fails the transaction rolls back (nothing of it was written) and its messages go
+        one by one, each in its own transaction, so the one that fails is retried alone and the
+        others are answered."""
         profiles = await self._lookup_profiles(ids)
         readings = await self._read(ids)
         queued = False
-        try:
-            async with self.sessions() as session, session.begin():
-                ours, _loaded = await self._preload(ids, session, readings)
-                stale = _BulkWrites(session)
-                firsts = await self._firsts(ours, session)
-                for message_id in ours:
-                    message = await session.get(Message, message_id)  # loaded, or read again if stale
-                    assert message is not None
-                    first = firsts.get(message.conversation_id)
-                    queued |= await self._handle(session, message, profiles, readings.get(message_id),
-                                                 first=None if first is None else first == message_id)
-                    await stale.refresh_if_written()
-                # Compare-and-set: if a lease expired and another worker took a message, the whole
-                # batch rolls back instead of answering twice (and goes one by one, below).
-                claimed = await session.execute(
-                    update(Message)
-                    .where(Message.id.in_(ours), Message.processing_owner == self.owner,
-                           Message.processed_at.is_(None))
-                    .values(processed_at=utcnow(), processing_error=None)
-                    .execution_options(synchronize_session=False)
-                )
-                if claimed.rowcount != len(ours):
-                    raise _LeaseLost()
-        except Exception as exc:
-            log.warning("message batch %s..%s (%d): %s: %s; processing them one by one", ids[0], ids[-1], len(ids),
-                        type(exc).__name__, exc)
-            for message_id in ids:
-                await self._process_one(message_id, profiles, readings.get(message_id))
-            return
+        left = list(ids)
+        while left:
+            chunk = left
+            try:
+                left, replied = await self._transaction(chunk, profiles, readings)
+                queued |= replied
+            except Exception as exc:
+                log.warning("messages %s..%s (%d): %s: %s; processing them one by one", chunk[0], chunk[-1],
+                            len(chunk), type(exc).__name__, exc)
+                for message_id in chunk:
+                    await self._process_one(message_id, profiles, readings.get(message_id))
+                left = []
         if queued and self.on_enqueued is not None:
             self.on_enqueued()
+
+    async def _transaction(self, ids: list[int], profiles: dict[int, Profile],
+                           readings: dict[int, Reading]) -> tuple[list[int], bool]:
+        """Messages of `ids` in one transaction, until `transaction_seconds` have passed: the ids
+        left for the next, and whether anything was queued."""
+        started = time.monotonic()
+        queued = False
+        async with self.sessions() as session, session.begin():
+            ours, _loaded = await self._preload(ids, session, readings)
+            stale = _BulkWrites(session)
+            firsts = await self._firsts(ours, session)
+            done: list[int] = []
+            for message_id in ours:
+                message = await session.get(Message, message_id)  # loaded, or read again if stale
+                assert message is not None
+                first = firsts.get(message.conversation_id)
+                queued |= await self._handle(session, message, profiles, readings.get(message_id),
+                                             first=None if first is None else first == message_id)
+                done.append(message_id)
+                await stale.refresh_if_written()
+                if time.monotonic() - started > self.transaction_seconds:
+                    break
+            # Compare-and-set: if a lease expired and another worker took a message, the whole
+            # transaction rolls back instead of answering twice (and goes one by one).
+            claimed = await session.execute(
+                update(Message)
+                .where(Message.id.in_(done), Message.processing_owner == self.owner, Message.processed_at.is_(None))
+                .values(processed_at=utcnow(), processing_error=None)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != len(done):
+                raise _LeaseLost()
+        return ours[len(done):], queued
 
     async def _preload(self, ids: Sequence[int], session: AsyncSession,
                        readings: dict[int, Reading]) -> tuple[list[int], list[Any]]:
