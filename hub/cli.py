@@ -113,7 +113,7 @@ def worker(dispatch_only: bool, no_dispatch: bool) -> None:
     _setup_logging(settings.log_level)
 
     async def go() -> None:
-        hub = Hub(settings)
+        hub = Hub(settings, reads_messages=not dispatch_only)
         pending = await migrations.pending_revisions(hub.engine)
         if pending:
             await hub.close()

@@ -38,6 +38,8 @@ from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
 from hub import live_settings
 from hub.settings import Settings
+from hub.shared_limits import RedisPacer
+from hub.shared_limits import connect as connect_redis
 from nlp.compliance import ComplianceCheck
 from nlp.entities import extract as extract_entities
 from nlp.entities import stated_contact_keys
@@ -83,7 +85,10 @@ class Hub:
         *,
         adapters: Sequence[ChannelAdapter] | None = None,
         handlers: Sequence[MessageHandler] | None = None,
+        reads_messages: bool = True,
     ) -> None:
+        """`reads_messages=False`: a process that only sends (`scrm worker --dispatch-only`) loads
+        no model (the sentence encoder alone is ~150 MB and seconds to load)."""
         self.settings = settings
         self.base_settings = settings  # the environment's; the panel's saved values go over it
         self._settings_version: tuple[int, Any] | None = None
@@ -104,10 +109,12 @@ class Hub:
                 max_attempts=settings.max_send_attempts,
                 marketing=settings.marketing_rules,
             ),
+            pacer=RedisPacer(connect_redis(settings.redis_url), fallback_share=settings.redis_fallback_share)
+            if settings.redis_url else None,
         )
         # Customer and rep messages are read with the same functions.
         self.understanding = Understanding(load_sentiment(settings), detect_intents, extract_entities,
-                                           intents_many=detect_intents_many)
+                                           intents_many=detect_intents_many) if reads_messages else Understanding()
         self.rep_review = RepMessageReview(self.understanding, ComplianceCheck(settings.compliance_terms))
         self.worker = MessageWorker(
             self.sessions,
@@ -235,6 +242,8 @@ class Hub:
         return result.stored_message_ids
 
     async def close(self) -> None:
+        if isinstance(self.dispatcher.pacer, RedisPacer):
+            await self.dispatcher.pacer.close()
         await self.ingest_writer.close()
         await self.channels.close()
         await self.engine.dispose()

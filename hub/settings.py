@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     inprocess_worker: bool = Field(default=False,
                                    description="Run the worker inside `scrm serve`'s process instead of as its "
                                                "child process (it then competes with webhook ingest for one core)")
+    redis_url: str | None = Field(default=None, description="redis://host:6379/0: the platforms' rate limits (and "
+                                  "their 429 pauses) shared by every dispatcher process; unset: each process its own")
+    redis_fallback_share: float = Field(default=0.25, gt=0, le=1,
+                                        description="With Redis unreachable, the share of each platform limit one "
+                                                    "process keeps to until it is back")
     dispatch_lease_seconds: float = Field(default=60.0, gt=1)
     dispatch_concurrency: int = Field(default=16, ge=1, le=512)
     dispatch_batch_size: int = Field(default=100, ge=1, le=5000)
@@ -147,6 +152,14 @@ class Settings(BaseSettings):
             raise ValueError("SCRM_SLA_ESCALATE_MINUTES must not be shorter than SCRM_SLA_FIRST_RESPONSE_MINUTES")
         return self
     log_level: str = "INFO"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("SCRM_REDIS_URL must start with redis://, rediss:// or unix:// "
+                             "(for example redis://127.0.0.1:6379/0)")
+        return value or None
 
     @field_validator("base_url")
     @classmethod

@@ -125,6 +125,19 @@ class SimBot:
     chat_per_second: float = 1.0
     burst: float = 3.0
     buckets: dict[Any, Bucket] = field(default_factory=dict)
+    flood_refusals: list[tuple[Any, float]] = field(default_factory=list)  # 429s: ("global" or chat id, when)
+    sent_times: list[float] = field(default_factory=list)  # when each message in `sent` was accepted
+
+    def busiest_second(self) -> int:
+        """The most sends asked for within any one second, accepted or refused with a 429 (Telegram
+        allows 30 a second per bot)."""
+        times = sorted(self.sent_times + [moment for _, moment in self.flood_refusals])
+        busiest, start = 0, 0
+        for end, moment in enumerate(times):
+            while moment - times[start] >= 1.0:
+                start += 1
+            busiest = max(busiest, end - start + 1)
+        return busiest
 
     def as_user(self) -> dict[str, Any]:
         return {"id": self.id, "is_bot": True, "first_name": self.first_name, "username": self.username}
@@ -449,6 +462,7 @@ class TelegramSimulator:
                 wait = bucket.take()
                 if wait > 0:
                     retry = max(1, math.ceil(wait))
+                    bot.flood_refusals.append((key, time.monotonic()))
                     raise TelegramApiError(429, f"Too Many Requests: retry after {retry}", retry_after=retry)
         message: dict[str, Any] = {
             "message_id": self._next_message_id(bot, chat_id),
@@ -461,6 +475,7 @@ class TelegramSimulator:
         if markup:
             message["reply_markup"] = markup
         bot.sent.append({"chat_id": chat_id, **message})
+        bot.sent_times.append(time.monotonic())
         self._log(bot, chat_id, "bot", message.get("text", message.get("caption")), message)
         return message
 

@@ -51,7 +51,7 @@ from crm_core.models import (
     OutboxMessage,
     OutboxStatus,
 )
-from crm_core.outbox.pacing import Pacer
+from crm_core.outbox.pacing import Pacer, Pacing
 from crm_core.ports import (
     AccountRef,
     OutboundGateway,
@@ -198,13 +198,15 @@ class Dispatcher:
         *,
         policy: DispatchPolicy | None = None,
         owner: str | None = None,
+        pacer: Pacing | None = None,
     ) -> None:
         self.sessions = sessions
         self.gateway = gateway
         self.cipher = cipher
         self.policy = policy or DispatchPolicy()
         self.owner = owner or new_owner_id()
-        self.pacer = Pacer()
+        # The platforms' limits: this process's own, or shared by every dispatcher (Redis).
+        self.pacer: Pacing = pacer or Pacer()
         self._wake = asyncio.Event()
         self._accounts: OrderedDict[int, tuple[float, AccountRef | None]] = OrderedDict()
         self._last_recovery = 0.0
@@ -364,13 +366,13 @@ class Dispatcher:
         attempts = row.attempts + 1
         message = OutboundMessage.from_payload(row.recipient, row.payload, recipient_activity=marked.activity,
                                                reply_via=marked.reply_via)
-        self.pacer.sent(limits, taken)
+        await self.pacer.sent(limits, taken)
         try:
             async with asyncio.timeout(self.policy.lease_seconds / 2):
                 result = await self.gateway.send(account, message)
         except RetryLater as exc:
             for bucket, _ in limits[:1]:
-                self.pacer.pause(bucket, exc.retry_after)
+                await self.pacer.pause(bucket, exc.retry_after)
             # A rate limit is the platform's pacing, not a failed attempt.
             await self._retry(row, attempts - 1, delay=exc.retry_after, error=f"rate limited: {exc}")
         except RecipientUnreachable as exc:

@@ -1,4 +1,8 @@
-"""Pacing sends to the platforms' limits (per account, chat, member, group) in this process."""
+"""Pacing sends to the platforms' limits (per account, chat, member, group).
+
+`Pacer` keeps them in this process's memory: right for one dispatcher (the embedded default).
+Several dispatcher processes must share them, or each sends the platform's whole allowance:
+`hub/shared_limits.py` keeps them in Redis, behind the same `Pacing` interface."""
 
 from __future__ import annotations
 
@@ -6,8 +10,24 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Protocol
 
 from crm_core.ports import RateLimit
+
+
+class Pacing(Protocol):
+    async def wait(self, buckets: Sequence[tuple[str, RateLimit]]) -> float:
+        """Wait for a free place in every bucket and take it; the moment taken, for `sent`."""
+        ...
+
+    async def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
+        """The send that was given its place at `taken` goes out now (it may wait a moment more
+        where several processes share the places)."""
+        ...
+
+    async def pause(self, bucket: str, seconds: float) -> None:
+        """The platform said to wait (a 429's retry_after): nothing goes to `bucket` meanwhile."""
+        ...
 
 
 class Pacer:
@@ -40,7 +60,7 @@ class Pacer:
                 return now
             await asyncio.sleep(ready_at - now)
 
-    def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
+    async def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
         """The send that took its place at `taken` goes out now: count it from now.
 
         Between the two the row is marked sending in a group commit whose length
@@ -53,5 +73,5 @@ class Pacer:
                 stamps = sorted(now if stamp == taken else stamp for stamp in window)
                 self._windows[name] = deque(stamps, maxlen=window.maxlen)
 
-    def pause(self, bucket: str, seconds: float) -> None:
+    async def pause(self, bucket: str, seconds: float) -> None:
         self._paused_until[bucket] = max(self._paused_until.get(bucket, 0.0), time.monotonic() + seconds)

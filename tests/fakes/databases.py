@@ -64,3 +64,25 @@ async def prepare_postgres() -> str:
     finally:
         await engine.dispose()
     return url
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def redis_url() -> str:
+    """The local Redis (SCRM_TEST_REDIS_URL); skips without one, except in CI
+    (SCRM_TEST_REQUIRE_REDIS), where it fails."""
+    from redis.asyncio import Redis
+
+    url = os.environ.get("SCRM_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    client = Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:
+        message = f"Redis not reachable at {url} ({type(exc).__name__}: {exc}); set SCRM_TEST_REDIS_URL"
+        if os.environ.get("SCRM_TEST_REQUIRE_REDIS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        await client.aclose()
+    return url

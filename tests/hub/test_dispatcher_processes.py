@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from channels.simulators.telegram import TelegramSimulator
+from crm_core import accounts
 from crm_core.conversations.ingest import ingest_events
 from crm_core.crypto import CredentialCipher
 from crm_core.models import ChannelAccount, Conversation, MessageKind, OutboxMessage, OutboxStatus
@@ -27,25 +28,37 @@ pytestmark = pytest.mark.slow
 
 
 async def seed(sessions, simulator: TelegramSimulator, sim_base: str, *, chats: int, per_chat: int,
-               active: bool = True) -> list[str]:
-    """A fast Telegram account with `chats` customers and `per_chat` queued messages each."""
+               active: bool = True, at_telegrams_limits: bool = False) -> list[str]:
+    """A Telegram account with `chats` customers and `per_chat` queued messages each: fast (no
+    limits anywhere), or `at_telegrams_limits` (the simulator enforces them, the account is paced
+    at them)."""
     texts = []
+    cipher = CredentialCipher(SECRET)
     async with sessions() as session, session.begin():
-        account, bot = await fast_telegram_account(session, simulator, sim_base, CredentialCipher(SECRET))
+        if at_telegrams_limits:
+            bot = simulator.create_bot()
+            account = await accounts.create(
+                kind="telegram", name="limits", platform_account_id=str(bot.id),
+                credentials={"bot_token": bot.token, "webhook_secret": "x" * 32}, api_base=sim_base,
+                settings={"mode": "webhook"}, cipher=cipher, actor=None, db_session=session)
+        else:
+            account, bot = await fast_telegram_account(session, simulator, sim_base, cipher)
         account.is_active = active
+        first = 20_000 + 1000 * (len(simulator.bots) - 1)  # each bot its own customers
         for n in range(chats):
-            user_id = 20_000 + n
+            user_id = first + n
             simulator.user(user_id)
             bot.started_by.add(user_id)
             await ingest_events([InboundMessage(f"update:{n}", Sender(str(user_id)), str(user_id), MessageKind.TEXT,
                                                 "hi", {})], channel_account_id=account.id, db_session=session)
-        conversations = (await session.scalars(select(Conversation).order_by(Conversation.id))).all()
+        conversations = (await session.scalars(select(Conversation).where(
+            Conversation.channel_account_id == account.id).order_by(Conversation.id))).all()
         for i in range(per_chat):
             for conversation in conversations:
                 text = f"row {conversation.external_thread_id}/{i}"
                 texts.append(text)
                 await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text),
-                                              idempotency_key=f"load:{text}", db_session=session)
+                                              idempotency_key=f"load:{bot.id}:{text}", db_session=session)
     return texts
 
 
