@@ -37,7 +37,7 @@ from crm_core import accounts, migrate
 from crm_core.db import run_sqlite_checkpoints
 from crm_core.leads.service import LeadRules
 from crm_core.models import ChannelAccount, OutboxMessage, OutboxStatus
-from hub import live_settings, webhooks
+from hub import live_settings, metrics, webhooks
 from hub.context import Hub
 from hub.runtime import BackgroundRuntime, Services
 from hub.supervisor import WorkerSupervisor
@@ -189,6 +189,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.state.hub = hub
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)
+    app.include_router(metrics.router)
     for module in (campaigns, channel_accounts, contact_links, contacts, conversations, events, faq, leads, opinion,
                    panel, settings_api, teams, users):
         app.include_router(module.router, prefix="/api/v1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -49,6 +50,17 @@ async def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+def _count_with_children(data_dir: Path) -> None:
+    """Before anything is counted (prometheus-client reads this when first imported): this
+    process's counters and its worker's in one directory, which `/metrics` adds up; emptied here,
+    since the process that starts the others starts the count."""
+    directory = data_dir / "metrics"
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
 @click.group()
 def main() -> None:
     """SCRM Hub: a social-CRM messaging hub."""
@@ -90,6 +102,7 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
 
     settings = _settings()
     _setup_logging(settings.log_level)
+    _count_with_children(settings.data_dir)
     hub = Hub(settings)
     # The worker as a child process by default (hub/supervisor.py); inside this one if asked.
     background = Services() if settings.inprocess_worker and not no_worker else None

@@ -24,7 +24,7 @@ from bots.rep.review import RepMessageReview
 from bots.rep.sla import LeadSlaWatcher, SlaWatcher
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
-from crm_core import accounts, hub_settings
+from crm_core import accounts, hub_settings, observe
 from crm_core.campaigns import audience, events
 from crm_core.campaigns.planning import NurturePlanner
 from crm_core.conversations.ingest import IngestWriter
@@ -37,6 +37,7 @@ from crm_core.outbox.confirmations import ConfirmationWatcher
 from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
 from hub import live_settings
+from hub.metrics import PrometheusObserver
 from hub.settings import Settings
 from hub.shared_limits import RedisPacer
 from hub.shared_limits import connect as connect_redis
@@ -91,6 +92,7 @@ class Hub:
         no model (the sentence encoder alone is ~150 MB and seconds to load)."""
         self.settings = settings
         self.base_settings = settings  # the environment's; the panel's saved values go over it
+        observe.watch(PrometheusObserver())  # what the worker and the dispatcher do, counted for /metrics
         self._settings_version: tuple[int, Any] | None = None
         settings.ensure_data_dir()
         self.engine = create_engine(settings.resolved_database_url)

@@ -8,6 +8,7 @@ The answer goes out only after the events are committed.
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -16,6 +17,7 @@ from admin.api.errors import REASONS, Refused
 from admin.api.ids import PathId
 from channels.base import WebhookRejected, WebhookRequest
 from channels.registry import UnknownChannel
+from hub import metrics
 from hub.context import Hub
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,14 @@ def _reject(status: int, message: str, kind: str, account_id: int, request: Requ
 
 async def platform_webhook(kind: str, account_id: PathId, request: Request) -> Response:
     """Platform callbacks (GET for URL verification where a platform uses it)."""
+    response = await _answer(kind, account_id, request)
+    # A channel the hub does not have is counted as "unknown": the URL is the caller's to choose.
+    known = kind if kind in request.app.state.hub.channels.kinds else "unknown"
+    metrics.WEBHOOKS.labels(known, str(response.status_code)).inc()
+    return response
+
+
+async def _answer(kind: str, account_id: int, request: Request) -> Response:
     hub: Hub = request.app.state.hub
     limit = hub.settings.max_webhook_body_bytes
     try:
@@ -74,7 +84,9 @@ async def platform_webhook(kind: str, account_id: PathId, request: Request) -> R
     except WebhookRejected as exc:
         return _reject(exc.status, exc.message, kind, account_id, request)
     if outcome.events or outcome.cursor:
+        started = time.perf_counter()
         await hub.ingest(account.id, outcome.events, outcome.cursor)
+        metrics.INGEST.labels(kind).observe(time.perf_counter() - started)
     if outcome.response is None:
         return Response(status_code=outcome.status)
     if isinstance(outcome.response, str):

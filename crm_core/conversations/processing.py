@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core import observe
 from crm_core.campaigns import audience
 from crm_core.consent import service as consent
 from crm_core.contacts.linking import apply_profile, link_keys
@@ -263,9 +264,12 @@ class MessageWorker:
             stale = _BulkWrites(session)
             firsts = await self._firsts(ours, session)
             done: list[int] = []
+            waited: list[float] = []
             for message_id in ours:
                 message = await session.get(Message, message_id)  # loaded, or read again if stale
                 assert message is not None
+                if message.direction == Direction.INBOUND:
+                    waited.append((utcnow() - message.created_at).total_seconds())
                 first = firsts.get(message.conversation_id)
                 queued |= await self._handle(session, message, profiles, readings.get(message_id),
                                              first=None if first is None else first == message_id)
@@ -283,6 +287,7 @@ class MessageWorker:
             )
             if claimed.rowcount != len(done):
                 raise _LeaseLost()
+        observe.observer.messages_processed(waited)
         return ours[len(done):], queued
 
     async def _preload(self, ids: Sequence[int], session: AsyncSession,

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import CursorResult, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import accounts
+from crm_core import accounts, observe
 from crm_core.consent import service as consent
 from crm_core.consent.marketing_rules import MarketingRules, hold_back
 from crm_core.contacts.reach import mark_identity_unreachable
@@ -371,19 +371,24 @@ class Dispatcher:
             async with asyncio.timeout(self.policy.lease_seconds / 2):
                 result = await self.gateway.send(account, message)
         except RetryLater as exc:
+            observe.observer.send(account.kind, "rate_limited")
             for bucket, _ in limits[:1]:
                 await self.pacer.pause(bucket, exc.retry_after)
             # A rate limit is the platform's pacing, not a failed attempt.
             await self._retry(row, attempts - 1, delay=exc.retry_after, error=f"rate limited: {exc}")
         except RecipientUnreachable as exc:
+            observe.observer.send(account.kind, "unreachable")
             await self._finish(row, OutboxStatus.UNREACHABLE, error=str(exc), attempts=attempts,
                                unreachable_identity=row.identity_id)
         except SendHeld as exc:
+            observe.observer.send(account.kind, "held")
             # Not an attempt: nothing reached the customer. Released by their next message.
             await self._finish(row, OutboxStatus.HELD, error=str(exc), attempts=attempts - 1)
         except PermanentFailure as exc:
+            observe.observer.send(account.kind, "failed")
             await self._finish(row, OutboxStatus.FAILED, error=str(exc), attempts=attempts)
         except Exception as exc:  # network errors, 5xx, timeouts: retry with backoff
+            observe.observer.send(account.kind, "error")
             error = f"{type(exc).__name__}: {exc}"
             if attempts >= self.policy.max_attempts:
                 await self._finish(row, OutboxStatus.FAILED, error=f"gave up after {attempts} attempts; {error}",
@@ -391,6 +396,7 @@ class Dispatcher:
             else:
                 await self._retry(row, attempts, delay=self.policy.backoff(attempts), error=error)
         else:
+            observe.observer.send(account.kind, "sent")
             await self._writes.submit(_Outcome(
                 row, {"status": OutboxStatus.SENT, "platform_message_id": result.platform_message_id,
                       "sent_at": utcnow(), "attempts": attempts, "last_error": None,

@@ -118,7 +118,8 @@ ROUTES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("POST", "/api/v1/users/{user_id}/handover"): (A, M),
     ("PUT", "/api/v1/users/{user_id}/territory"): (A, M),
 }
-NOT_API = {("POST", "/hooks/{kind}/{account_id}"), ("GET", "/hooks/{kind}/{account_id}"), ("GET", "/healthz")}
+NOT_API = {("POST", "/hooks/{kind}/{account_id}"), ("GET", "/hooks/{kind}/{account_id}"), ("GET", "/healthz"),
+           ("GET", "/readyz")}  # (/metrics: not in the API schema; tested in tests/hub/test_metrics.py)
 
 # A rep on a colleague's customer, on the routes every role may use: (method, path, body).
 PHONE, EMAIL = "+8613800138000", "wang.customer@example.com"

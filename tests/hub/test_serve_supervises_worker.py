@@ -1,5 +1,5 @@
 """`scrm serve` runs the worker as its own child process: it answers the messages, it is started
-again if it dies, and it ends with `serve` (stopped, or killed)."""
+again if it dies, it ends with `serve` (stopped, or killed), and serve's /metrics counts its work."""
 
 from __future__ import annotations
 
@@ -87,6 +87,9 @@ async def test_serve_keeps_a_worker_process_that_answers_and_ends_with_it(tmp_pa
         again = await eventually(lambda: _async([p for p in children(serve.pid) if p != worker]), timeout=30)
         await a_customer_writes(url, 1)
         await eventually(lambda: _processed_at_least(url, 2), timeout=60)  # and so does its successor
+        # Serve's /metrics adds up its workers' counts (the killed one's too).
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "scrm_messages_processed_total 2.0" in body, body[:3000]
 
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=40)

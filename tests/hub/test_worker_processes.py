@@ -52,7 +52,11 @@ async def test_a_message_worker_killed_mid_batch_leaves_every_message_answered_e
     for _ in range(3):  # a kill that lands between two batches proves nothing: again
         first = start_worker(database_url, tmp_path, mode="--no-dispatch", **settings)
         try:
-            while (await progress(sessions))[0] < 60:
+            before = (await progress(sessions))[0]
+            while True:  # some batches done, and one claimed, under way
+                processed, claimed = await progress(sessions)
+                if processed >= before + 60 and claimed:
+                    break
                 assert first.poll() is None, log_of(first)
                 await asyncio.sleep(0.01)
             first.kill()  # SIGKILL: no cleanup of any kind

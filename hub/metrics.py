@@ -1,0 +1,146 @@
+"""`/metrics` (Prometheus) and `/readyz`.
+
+Counted in each process: webhook requests by channel and answer, the time to store a webhook's
+messages, customer messages answered and how long each waited from arrival, sends by channel and
+outcome (sent, rate_limited, held, unreachable, failed, error). `scrm serve` and the worker it
+starts share one directory of counters (prometheus-client's multiprocess mode,
+`PROMETHEUS_MULTIPROC_DIR`, set by `scrm serve` before anything is counted), so one scrape
+sees both. Read from the database at each scrape, so true whatever process did the work: the
+outbox by status, the age of the oldest due send, in-doubt sends, messages waiting for the worker.
+
+Who may read `/metrics`: a caller on 127.0.0.1 (a Prometheus next to the hub), or a token of an
+admin (`Authorization: Bearer`); anyone else gets 401 / 403. `/readyz` says whether this process
+can serve: the database answers, its migrations are at head, Redis answers when configured.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import func, select, text
+
+from crm_core import migrate, observe
+from crm_core.db import utcnow
+from crm_core.models import Direction, Message, OutboxMessage, OutboxStatus, Role
+from crm_core.people import users
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+WEBHOOKS = Counter("scrm_webhook_requests", "Platform webhook requests, by channel and HTTP status",
+                   ["channel", "status"])
+INGEST = Histogram("scrm_ingest_seconds", "Time to store one webhook's messages durably (the group commit)",
+                   ["channel"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+PROCESSED = Counter("scrm_messages_processed", "Customer messages the worker has answered (processed)")
+WAITED = Histogram("scrm_message_wait_seconds", "From a customer message's arrival to its processing (the bot's "
+                   "reply queued)", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
+SENDS = Counter("scrm_sends", "Send attempts by channel and outcome", ["channel", "result"])
+
+
+class PrometheusObserver(observe.Observer):
+    def messages_processed(self, waited_seconds: Sequence[float]) -> None:
+        PROCESSED.inc(len(waited_seconds))
+        for seconds in waited_seconds:
+            WAITED.observe(max(0.0, seconds))
+
+    def send(self, channel: str, result: str) -> None:
+        SENDS.labels(channel, result).inc()
+
+
+router = APIRouter(tags=["health"])
+
+
+async def _allowed(request: Request) -> None:
+    client = request.client.host if request.client else ""
+    if client in ("127.0.0.1", "::1"):
+        return
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "metrics are for 127.0.0.1 or an admin's token: send "
+                            "'Authorization: Bearer <token>' (scrm token create --role admin)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    async with request.app.state.hub.sessions() as session:
+        user = await users.authenticate(header[7:].strip(), db_session=session)
+        await session.commit()
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if user.role != Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role.value} may not read metrics; needs admin")
+
+
+async def _database_families(request: Request) -> list[GaugeMetricFamily]:
+    hub = request.app.state.hub
+    async with hub.sessions() as session:
+        by_status = dict((await session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))).all())
+        oldest = await session.scalar(select(func.min(OutboxMessage.next_attempt_at)).where(
+            OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= utcnow()))
+        waiting = await session.scalar(select(func.count()).select_from(Message).where(
+            Message.direction == Direction.INBOUND, Message.processed_at.is_(None)))
+    outbox = GaugeMetricFamily("scrm_outbox_rows", "Outbox rows by status (in_doubt: sent or not, an operator "
+                               "decides: scrm outbox in-doubt)", labels=["status"])
+    for state in OutboxStatus:
+        outbox.add_metric([state.value], by_status.get(state, 0))
+    due = GaugeMetricFamily("scrm_outbox_oldest_due_seconds", "How long the oldest due send has waited")
+    due.add_metric([], max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
+    backlog = GaugeMetricFamily("scrm_messages_waiting", "Customer messages stored, not yet processed by a worker")
+    backlog.add_metric([], waiting or 0)
+    return [outbox, due, backlog]
+
+
+class _Families:
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self.families = families
+
+    def collect(self):  # noqa: ANN201 - prometheus-client's collector protocol
+        return self.families
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    await _allowed(request)
+    registry = CollectorRegistry()
+    if os.environ.get(MULTIPROCESS_ENV):
+        MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        from prometheus_client import REGISTRY
+
+        body = generate_latest(REGISTRY)
+        registry = CollectorRegistry()
+    registry.register(_Families(await _database_families(request)))
+    return Response(body + generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/readyz", responses={503: {"description": "Not ready: what failed and how to fix it"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Whether this process can serve: the database answers and is migrated, Redis answers."""
+    hub = request.app.state.hub
+    checks: dict[str, str] = {}
+    try:
+        async with hub.sessions() as session:
+            await session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        pending = await migrate.pending_revisions(hub.engine)
+        checks["migrations"] = "ok" if not pending else f"{len(pending)} pending: run `scrm migrate`"
+    except Exception as exc:
+        checks["database"] = f"unavailable ({type(exc).__name__}): check SCRM_DATABASE_URL and that the server runs"
+    redis = getattr(hub.dispatcher.pacer, "client", None)
+    if redis is not None:
+        started = time.monotonic()
+        try:
+            await redis.ping()
+            checks["redis"] = f"ok ({(time.monotonic() - started) * 1000:.0f} ms)"
+        except Exception as exc:
+            checks["redis"] = (f"unavailable ({type(exc).__name__}): sends go on at a conservative rate; check "
+                               "SCRM_REDIS_URL and that Redis runs")
+    ready = all(value.startswith("ok") for value in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503)
