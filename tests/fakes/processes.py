@@ -30,7 +30,8 @@ async def wait_running(proc: subprocess.Popen, timeout: float = 60) -> None:
 
 def start_worker(database_url: str, data_dir: Path, *extra: str, mode: str = "--dispatch-only",
                  **settings: str) -> subprocess.Popen:
-    """`scrm worker` as its own process (a dispatcher unless `mode` says otherwise); `settings`
+    """`scrm worker` as its own process (a dispatcher unless `mode` says otherwise; "": the whole
+    worker); `settings`
     are SCRM_* variables (nurture_plan_seconds="1" -> SCRM_NURTURE_PLAN_SECONDS=1)."""
     env = {**os.environ, "SCRM_DATABASE_URL": database_url, "SCRM_SECRET_KEY": SECRET,
            "SCRM_DATA_DIR": str(data_dir), "SCRM_LOG_LEVEL": "WARNING", "SCRM_DISPATCH_CONCURRENCY": "16",
@@ -39,7 +40,7 @@ def start_worker(database_url: str, data_dir: Path, *extra: str, mode: str = "--
     # pipe would block the worker.
     log_path = data_dir / f"worker-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", mode, *extra],
+        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", *([mode] if mode else []), *extra],
                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     proc.log_path = log_path
     return proc
