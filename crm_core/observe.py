@@ -4,6 +4,12 @@ Prometheus). The default watcher does nothing: the core never depends on one bei
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextvars import ContextVar
+
+# The webhook request being handled, and then the message it brought and the sends answering it:
+# stored with the message and the outbox row, set again while each is processed and sent, so every
+# log line on the way carries it (hub/logs.py).
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class Observer:

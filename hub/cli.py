@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import secrets
 import signal
@@ -22,12 +21,10 @@ from crm_core.people import users
 from hub.settings import Settings
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiogram").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    # Two lines per job run every few seconds drown what the hub itself says; failures still show.
-    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+def _setup_logging(level: str, form: str = "text") -> None:
+    from hub.logs import setup
+
+    setup(level, form)
 
 
 def _settings() -> Settings:
@@ -70,7 +67,7 @@ def main() -> None:
 def migrate() -> None:
     """Apply database migrations."""
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
 
     async def go() -> None:
         from crm_core.db import create_engine
@@ -101,7 +98,7 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     from hub.runtime import Services
 
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     _count_with_children(settings.data_dir)
     hub = Hub(settings)
     # The worker as a child process by default (hub/supervisor.py); inside this one if asked.
@@ -123,7 +120,7 @@ def worker(dispatch_only: bool, no_dispatch: bool) -> None:
     from hub.supervisor import watch_parent
 
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
 
     async def go() -> None:
         hub = Hub(settings, reads_messages=not dispatch_only)

@@ -152,6 +152,8 @@ class Settings(BaseSettings):
             raise ValueError("SCRM_SLA_ESCALATE_MINUTES must not be shorter than SCRM_SLA_FIRST_RESPONSE_MINUTES")
         return self
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object a line, with "
+                                                "the request id that follows a message from webhook to send")
 
     @field_validator("redis_url")
     @classmethod

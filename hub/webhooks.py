@@ -17,8 +17,10 @@ from admin.api.errors import REASONS, Refused
 from admin.api.ids import PathId
 from channels.base import WebhookRejected, WebhookRequest
 from channels.registry import UnknownChannel
+from crm_core import observe
 from hub import metrics
 from hub.context import Hub
+from hub.logs import new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,15 @@ def _reject(status: int, message: str, kind: str, account_id: int, request: Requ
 
 async def platform_webhook(kind: str, account_id: PathId, request: Request) -> Response:
     """Platform callbacks (GET for URL verification where a platform uses it)."""
-    response = await _answer(kind, account_id, request)
+    # The request's id (the caller's X-Request-Id, or a new one): in every log line about it, stored
+    # with its messages, and carried to the sends that answer them (hub/logs.py).
+    request_id = new_request_id(request.headers.get("x-request-id"))
+    token = observe.request_id.set(request_id)
+    try:
+        response = await _answer(kind, account_id, request)
+    finally:
+        observe.request_id.reset(token)
+    response.headers["X-Request-Id"] = request_id
     # A channel the hub does not have is counted as "unknown": the URL is the caller's to choose.
     known = kind if kind in request.app.state.hub.channels.kinds else "unknown"
     metrics.WEBHOOKS.labels(known, str(response.status_code)).inc()

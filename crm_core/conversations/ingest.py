@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import String, bindparam, case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core import accounts
+from crm_core import accounts, observe
 from crm_core.db import UTCDateTime, utcnow
 from crm_core.group_commit import GroupCommit
 from crm_core.models import (
@@ -74,16 +74,19 @@ async def ingest_events(
 
 
 async def ingest_batch(
-    items: Sequence[tuple[int, Sequence[InboundEvent]]], *, db_session: AsyncSession
+    items: Sequence[tuple[int, Sequence[InboundEvent]]], *, db_session: AsyncSession,
+    request_ids: Sequence[str | None] | None = None,
 ) -> list[IngestResult]:
-    """Store several requests' events with a handful of statements; one result per item."""
+    """Store several requests' events with a handful of statements; one result per item
+    (`request_ids`: each item's webhook request, kept with its messages; default: the current one)."""
+    requests = list(request_ids) if request_ids is not None else [observe.request_id.get()] * len(items)
     results = [IngestResult() for _ in items]
     by_account: dict[int, list[tuple[int, InboundEvent]]] = {}
     for index, (account_id, events) in enumerate(items):
         by_account.setdefault(account_id, []).extend((index, event) for event in events)
     for account_id, entries in by_account.items():
         for start in range(0, len(entries), _CHUNK):
-            await _store_account_events(account_id, entries[start:start + _CHUNK], results, db_session)
+            await _store_account_events(account_id, entries[start:start + _CHUNK], results, requests, db_session)
     duplicates = sum(r.duplicates for r in results)
     if duplicates:
         log.info("%d platform retries ignored", duplicates)
@@ -91,7 +94,8 @@ async def ingest_batch(
 
 
 async def _store_account_events(account_id: int, entries: list[tuple[int, InboundEvent]],
-                                results: list[IngestResult], db_session: AsyncSession) -> None:
+                                results: list[IngestResult], requests: list[str | None],
+                                db_session: AsyncSession) -> None:
     ids = [event.platform_message_id for _, event in entries]
     existing = set((await db_session.scalars(
         select(Message.platform_message_id).where(Message.channel_account_id == account_id,
@@ -114,7 +118,7 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
     authors = await _staff_authors(account_id, fresh, db_session)
     now = utcnow()
     rows = []
-    for _, event in fresh:
+    for index, event in fresh:
         if isinstance(event, InboundMessage):
             kind, body, attachments = event.kind, event.text, event.attachments
         else:
@@ -135,6 +139,7 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
             "platform_message_id": event.platform_message_id,
             "created_at": now,
             "processing_attempts": 0,
+            "request_id": requests[index],
         })
     inserted = dict(await insert_many_ignoring_conflict(
         db_session, Message.__table__, rows, conflict_columns=["channel_account_id", "platform_message_id"],
@@ -316,6 +321,7 @@ class _Request:
     account_id: int
     events: Sequence[InboundEvent]
     cursor: tuple[str, str] | None
+    request_id: str | None = None
 
 
 class IngestWriter:
@@ -331,11 +337,12 @@ class IngestWriter:
 
     async def submit(self, account_id: int, events: Sequence[InboundEvent],
                      cursor: tuple[str, str] | None = None) -> IngestResult:
-        return await self._group.submit(_Request(account_id, events, cursor))
+        return await self._group.submit(_Request(account_id, events, cursor, observe.request_id.get()))
 
     @staticmethod
     async def _write(session: AsyncSession, batch: list[_Request]) -> list[IngestResult]:
-        results = await ingest_batch([(r.account_id, r.events) for r in batch], db_session=session)
+        results = await ingest_batch([(r.account_id, r.events) for r in batch], db_session=session,
+                                     request_ids=[r.request_id for r in batch])
         for request in batch:
             if request.cursor is not None:
                 await accounts.set_cursor(request.account_id, *request.cursor, db_session=session)

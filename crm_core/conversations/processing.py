@@ -330,7 +330,16 @@ class MessageWorker:
     async def _handle(self, session: AsyncSession, message: Message, profiles: dict[int, Profile],
                       reading: Reading | None, *, first: bool | None = None) -> bool:
         """One message through the handlers, its replies queued; whether anything was queued.
-        `first`: whether it is its conversation's first customer message, if known."""
+        `first`: whether it is its conversation's first customer message, if known. Logged, and
+        its replies queued, under the request it came with."""
+        token = observe.request_id.set(message.request_id)
+        try:
+            return await self._handlers(session, message, profiles, reading, first)
+        finally:
+            observe.request_id.reset(token)
+
+    async def _handlers(self, session: AsyncSession, message: Message, profiles: dict[int, Profile],
+                        reading: Reading | None, first: bool | None) -> bool:
         identity = await session.get(Identity, message.identity_id)
         assert identity is not None
         contact = await session.get(Contact, identity.contact_id)

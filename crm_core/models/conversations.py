@@ -78,6 +78,7 @@ class Message(Base):
     kind: Mapped[MessageKind] = mapped_column(stored_enum(MessageKind), default=MessageKind.TEXT)
     text: Mapped[str | None] = mapped_column(Text)
     attachments: Mapped[list[Any]] = mapped_column(default=list)
+    request_id: Mapped[str | None] = mapped_column(String(64))  # the webhook request it came with
     raw: Mapped[dict[str, Any] | None]
     platform_message_id: Mapped[str | None] = mapped_column(String(200))
     author_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))

@@ -42,6 +42,7 @@ class OutboxMessage(Base):
     sent_at: Mapped[dt.datetime | None]
     accepted_as: Mapped[Delivery | None] = mapped_column(stored_enum(Delivery))  # what `sent` meant, from the adapter
     # A nurture campaign's send: which enrolment and step (for the campaign's results).
+    request_id: Mapped[str | None] = mapped_column(String(64))  # the request of the message it answers
     enrolment_id: Mapped[int | None] = mapped_column(ForeignKey("enrolment.id"), index=True)
     campaign_step_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_step.id"), index=True)
 

@@ -157,6 +157,7 @@ class _Claimed:
     message_id: int | None
     attempts: int
     purpose: MessagePurpose = MessagePurpose.SERVICE
+    request_id: str | None = None
     contact_id: int | None = None
 
 
@@ -338,6 +339,7 @@ class Dispatcher:
                 OutboxMessage.message_id,
                 OutboxMessage.attempts,
                 OutboxMessage.purpose,
+                OutboxMessage.request_id,
             )
             .execution_options(synchronize_session=False)
         )
@@ -351,6 +353,13 @@ class Dispatcher:
                       key=lambda r: r.id)
 
     async def _send_one(self, row: _Claimed) -> None:
+        token = observe.request_id.set(row.request_id)  # its logs under the request it answers
+        try:
+            await self._send(row)
+        finally:
+            observe.request_id.reset(token)
+
+    async def _send(self, row: _Claimed) -> None:
         account = await self._account(row.account_id)
         if account is None:
             # Disabled since the claim: back to pending; sent once it is enabled again.
@@ -397,6 +406,7 @@ class Dispatcher:
                 await self._retry(row, attempts, delay=self.policy.backoff(attempts), error=error)
         else:
             observe.observer.send(account.kind, "sent")
+            log.debug("outbox %s: sent to %s on %s %s", row.id, row.recipient, account.kind, account.id)
             await self._writes.submit(_Outcome(
                 row, {"status": OutboxStatus.SENT, "platform_message_id": result.platform_message_id,
                       "sent_at": utcnow(), "attempts": attempts, "last_error": None,

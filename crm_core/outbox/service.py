@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core import observe
 from crm_core.consent import service as consent
 from crm_core.db import utcnow
 from crm_core.models import (
@@ -130,6 +131,7 @@ async def _insert(idempotency_key: str, channel_account_id: int, message: Outbou
             "attempts": 0,
             "next_attempt_at": not_before or now,
             "created_at": now,
+            "request_id": observe.request_id.get(),
             **links,
         },
         conflict_columns=["idempotency_key"],
