@@ -6,6 +6,7 @@ sees only their own conversations, as everywhere in the API."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import statistics
 from collections import defaultdict
 from typing import Any, Literal
@@ -39,6 +40,8 @@ from crm_core.models import (
     Message,
     Note,
     OpinionAlert,
+    OutboxMessage,
+    OutboxStatus,
     Role,
     User,
 )
@@ -390,6 +393,7 @@ async def dashboard(days: int = Query(14, ge=1, le=90), user: User = Depends(req
                                                         "converted") if k in result}})
     return {
         "days": labels,
+        "health": await _health(session),
         "messages_by_channel": {kind: [counts[d] for d in labels] for kind, counts in sorted(by_channel.items())},
         "funnel": funnel,
         "response_times": response,
@@ -399,6 +403,46 @@ async def dashboard(days: int = Query(14, ge=1, le=90), user: User = Depends(req
                     "day": a.first_hour.date().isoformat(), "peak_share": a.peak_share} for a in alerts],
         "campaigns": campaigns,
     }
+
+
+# What a channel's failures usually mean, and what to do (the platform's words -> advice key).
+_FAILURE_ADVICE = (
+    (re.compile(r"unauthori[sz]ed|invalid[ _]?(token|credential|secret|appsecret)|40001|40014|42001|"
+                r"access_token|token (expired|revoked)|\b401\b", re.I), "credentials"),
+    (re.compile(r"\bip\b.*(not allowed|whitelist|trusted)|60020|40164|invalid ip", re.I), "ip"),
+    (re.compile(r"rate limit|too many requests|45009|\b429\b", re.I), "rate"),
+)
+KEEPS_FAILING = 3  # failed sends on one channel in 24 h: the dashboard warns
+
+
+async def _health(session: AsyncSession) -> dict:
+    """The hub's own health: what waits, and the channels whose sends keep failing, with advice."""
+    now = utcnow()
+    waiting = await session.scalar(select(func.count()).select_from(Message).where(
+        Message.direction == Direction.INBOUND, Message.processed_at.is_(None)))
+    by_status = dict((await session.execute(select(OutboxMessage.status, func.count()).where(
+        OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.IN_DOUBT, OutboxStatus.HELD]))
+        .group_by(OutboxMessage.status))).all())
+    oldest = await session.scalar(select(func.min(OutboxMessage.next_attempt_at)).where(
+        OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now))
+    since = now - dt.timedelta(hours=24)
+    failing = []
+    for account_id, name, kind, failed, last in (await session.execute(
+            select(ChannelAccount.id, ChannelAccount.name, ChannelAccount.kind, func.count(),
+                   func.max(OutboxMessage.id))
+            .join(OutboxMessage, OutboxMessage.channel_account_id == ChannelAccount.id)
+            .where(OutboxMessage.status == OutboxStatus.FAILED, OutboxMessage.created_at >= since)
+            .group_by(ChannelAccount.id, ChannelAccount.name, ChannelAccount.kind)
+            .having(func.count() >= KEEPS_FAILING))).all():
+        error = await session.scalar(select(OutboxMessage.last_error).where(OutboxMessage.id == last)) or ""
+        advice = next((key for rule, key in _FAILURE_ADVICE if rule.search(error)), "other")
+        failing.append({"account_id": account_id, "name": name, "kind": kind, "failed_24h": failed,
+                        "last_error": error[:300], "advice": advice})
+    return {"waiting_messages": waiting or 0,
+            "outbox": {status.value: by_status.get(status, 0)
+                       for status in (OutboxStatus.PENDING, OutboxStatus.IN_DOUBT, OutboxStatus.HELD)},
+            "oldest_due_s": round((now - oldest).total_seconds()) if oldest else 0,
+            "failing_channels": failing}
 
 
 # ---- the audit log --------------------------------------------------------------

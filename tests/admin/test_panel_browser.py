@@ -517,3 +517,29 @@ async def test_an_operator_makes_a_kf_contact_link_and_sees_its_qr_code(stack, b
         await page.click("#link-form button[type=submit]")
         await page.wait_for_selector(".toast.bad:has-text('expo2026')")
         assert page.script_errors == []
+
+
+async def test_the_dashboard_warns_of_a_channel_that_keeps_failing_with_what_to_do(stack, browser):
+    from crm_core.db import utcnow
+    from crm_core.models import OutboxMessage, OutboxStatus
+
+    async with stack.hub.sessions() as session, session.begin():
+        for n in range(3):  # the platform refused the token three times today
+            session.add(OutboxMessage(
+                idempotency_key=f"failing:{n}", channel_account_id=stack.account_id, recipient="901", payload={},
+                status=OutboxStatus.FAILED, attempts=1, next_attempt_at=utcnow(), created_at=utcnow(),
+                last_error="Telegram refused: Unauthorized (401): the bot token is invalid"))
+    for locale, figures, warning, advice in (
+            ("en-GB", "messages waiting for the worker", "3 sends failed in 24 h", "enter the current token"),
+            ("zh-CN", "条消息等待处理", "24 小时内 3 条发送失败", "请在渠道页面填写最新的 Token")):
+        page = await page_for(browser, stack, locale=locale)
+        await sign_in(page, "ada")
+        await page.goto("/admin#/dashboard")
+        health = await page.wait_for_selector("#hub-health")
+        text = await health.inner_text()
+        assert figures in text
+        failing = await page.inner_text("#failing-channels")
+        assert warning in failing and advice in failing and "Unauthorized (401)" in failing
+        await shot(page, f"dashboard-health-{locale[:2]}")
+        assert page.script_errors == []
+        await page.context.close()

@@ -19,6 +19,7 @@ export async function dashboardPage(main, rest) {
   const scored = d.sentiment.reduce((a, x) => a + x.messages, 0), negative = d.sentiment.reduce((a, x) => a + x.negative, 0);
   main.innerHTML = markup(html`<h1>${t("dashboard")}</h1>
     <div class="toolbar row"><select id="dashboard-range" aria-label="${t("range")}">${DASHBOARD_RANGES.map((n) => html`<option value="${n}"${n === days ? " selected" : ""}>${t("last_days", {n})}</option>`)}</select></div>
+    ${failingChannels(d.health)}
     <div class="tiles" id="dashboard-tiles"><div class="tile"><strong>${total}</strong><span>${t("tile_messages")}</span></div>
       <div class="tile"><strong>${d.funnel.reduce((a, f) => a + f.count, 0)}</strong><span>${t("tile_leads")}</span></div>
       <div class="tile"><strong>${scored ? Math.round(negative / scored * 100) + "%" : "–"}</strong><span>${t("tile_negative")}</span></div>
@@ -31,6 +32,27 @@ export async function dashboardPage(main, rest) {
       <section class="card" id="chart-sentiment"><h3>${t("sentiment_trend")}</h3>${Charts.lines(d.days, {
         [t("negative")]: d.sentiment.map((s) => s.negative_share)}, t("sentiment_trend"), marks, "%")}</section>
     </div>
-    <section class="card"><h3>${t("campaign_results")}</h3>${campaigns}</section>`);
+    <section class="card"><h3>${t("campaign_results")}</h3>${campaigns}</section>
+    ${healthCard(d.health)}`);
   $("#dashboard-range", main).onchange = (event) => { location.hash = `#/dashboard/${event.target.value}`; };
+}
+
+
+// The hub's own health: what waits (a card at the end), and channels whose sends keep failing,
+// with what to do (at the top: someone has to act).
+function healthCard(h) {
+  const figures = [[h.waiting_messages, "waiting_messages"], [h.outbox.pending, "outbox_pending"],
+    [h.outbox.in_doubt, "outbox_in_doubt"], [h.outbox.held, "outbox_held"]];
+  return html`<section class="card" id="hub-health"><h3>${t("hub_health")}</h3>
+    <ul class="plain">${figures.map(([n, key]) => html`<li><strong>${n}</strong> ${t(key)}</li>`)}
+      ${h.oldest_due_s ? html`<li>${t("oldest_due")} <strong>${h.oldest_due_s} s</strong></li>` : ""}</ul>
+    ${h.failing_channels.length ? "" : html`<p class="muted">${t("health_ok")}</p>`}
+  </section>`;
+}
+
+function failingChannels(h) {
+  if (!h.failing_channels.length) return "";
+  return html`<section class="card" role="alert"><ul class="plain" id="failing-channels">${h.failing_channels.map((c) =>
+    html`<li class="warning"><strong>${t("keeps_failing", {name: c.name, kind: c.kind, n: c.failed_24h,
+      error: c.last_error})}</strong><br>${t("advice_" + c.advice)} <a href="#/channels">${t("channels")}</a></li>`)}</ul></section>`;
 }
