@@ -10,6 +10,7 @@ from channels.dingtalk.adapter import DingTalkAdapter
 from channels.dingtalk.group_robot import DingTalkGroupRobotAdapter
 from channels.email.adapter import EmailAdapter
 from channels.telegram.adapter import TelegramAdapter
+from channels.tencent_client import SharedTokens, TencentApiClient
 from channels.wechat.adapter import WeChatAdapter
 from channels.wecom.adapter import WeComAdapter
 from channels.wecom_kf.adapter import WeComKfAdapter
@@ -37,6 +38,13 @@ class ChannelRegistry:
             if adapter.kind in self._by_kind:
                 raise ValueError(f"two adapters for channel kind {adapter.kind!r}")
             self._by_kind[adapter.kind] = adapter
+
+    def share_tokens(self, store: SharedTokens) -> None:
+        """WeCom and WeChat access tokens from `store`, shared with the hub's other processes."""
+        for adapter in self._by_kind.values():
+            client = getattr(adapter, "client", None)
+            if isinstance(client, TencentApiClient):
+                client.shared = store
 
     @property
     def kinds(self) -> list[str]:

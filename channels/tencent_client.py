@@ -11,11 +11,13 @@ dispatcher. The two products differ only in how a token is asked for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -50,6 +52,22 @@ class _Token:
     expires_at: float
 
 
+class SharedTokens(Protocol):
+    """Access tokens kept where every process of the hub finds them (`hub/shared_limits.py`: Redis).
+    WeChat invalidates an Official Account's previous token (after 5 minutes) when a new one is
+    fetched: processes each fetching their own would keep refusing one another's."""
+
+    async def get(self, key: str) -> tuple[str, float] | None:
+        """The token and its seconds left, or None."""
+        ...
+
+    async def put(self, key: str, value: str, seconds: float) -> None: ...
+
+    def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held by one process at a time: the one fetching."""
+        ...
+
+
 class TencentApiClient:
     def __init__(self, *, product: str, token_path: str, token_params: Callable[[AppKey], dict[str, str]],
                  timeout: float = 15.0, refresh_margin: float = 300.0) -> None:
@@ -60,6 +78,7 @@ class TencentApiClient:
         self._tokens: dict[AppKey, _Token] = {}
         self._locks: dict[AppKey, asyncio.Lock] = {}
         self.refresh_margin = refresh_margin
+        self.shared: SharedTokens | None = None  # set by the hub when several processes must agree
 
     async def access_token(self, app: AppKey, *, force: bool = False) -> str:
         cached = self._tokens.get(app)
@@ -70,13 +89,39 @@ class TencentApiClient:
             again = self._tokens.get(app)
             if again is not None and again is not cached and again.expires_at > time.monotonic():
                 return again.value  # fetched by another caller while we waited
-            body = await self._request("GET", app.api_base, self.token_path, params=self.token_params(app))
-            _raise_for_errcode(body, self.token_path)
-            lifetime = float(body.get("expires_in") or 7200)
-            token = _Token(str(body["access_token"]), time.monotonic() + max(60.0, lifetime - self.refresh_margin))
+            refused = cached.value if force and cached is not None else None
+            token = await self._shared_token(app, refused) if self.shared is not None else None
+            if token is None:
+                token = await self._fetch(app)
             self._tokens[app] = token
-            log.info("%s %s: new access_token, valid %.0fs", self.product, app.app_id, lifetime)
             return token.value
+
+    async def _fetch(self, app: AppKey) -> _Token:
+        body = await self._request("GET", app.api_base, self.token_path, params=self.token_params(app))
+        _raise_for_errcode(body, self.token_path)
+        lifetime = float(body.get("expires_in") or 7200)
+        log.info("%s %s: new access_token, valid %.0fs", self.product, app.app_id, lifetime)
+        return _Token(str(body["access_token"]), time.monotonic() + max(60.0, lifetime - self.refresh_margin))
+
+    async def _shared_token(self, app: AppKey, refused: str | None) -> _Token | None:
+        """The token every process uses: the shared one, unless it is the one just refused; else
+        fetched by this process (under the shared lock) and shared. None: the store is away."""
+        assert self.shared is not None
+        key = f"token:{self.product}:{app.api_base}:{app.app_id}:{hashlib.sha256(app.secret.encode()).hexdigest()[:16]}"
+        try:
+            async with self.shared.lock(key):
+                found = await self.shared.get(key)
+                if found is not None and found[0] != refused and found[1] > 60:
+                    return _Token(found[0], time.monotonic() + found[1])
+                token = await self._fetch(app)
+                await self.shared.put(key, token.value, token.expires_at - time.monotonic())
+                return token
+        except (ApiError, ApiUnavailable):
+            raise
+        except Exception as exc:  # the store is away: this process fetches for itself meanwhile
+            log.warning("%s %s: shared token store unavailable (%s: %s); using this process's own token",
+                        self.product, app.app_id, type(exc).__name__, exc)
+            return None
 
     async def call(self, app: AppKey, path: str, payload: dict[str, Any] | None = None, *,
                    params: dict[str, str] | None = None, files: dict[str, Any] | None = None) -> dict[str, Any]:

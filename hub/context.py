@@ -39,7 +39,7 @@ from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, Se
 from hub import live_settings
 from hub.metrics import PrometheusObserver
 from hub.settings import Settings
-from hub.shared_limits import RedisPacer
+from hub.shared_limits import RedisPacer, RedisTokens
 from hub.shared_limits import connect as connect_redis
 from nlp.compliance import ComplianceCheck
 from nlp.entities import extract as extract_entities
@@ -100,6 +100,9 @@ class Hub:
         self.cipher = CredentialCipher(settings.resolved_secret_key())
         self.channels = ChannelRegistry(adapters if adapters is not None else default_adapters(
             settings.base_url, allow_private=settings.allow_private_api_base))
+        self.redis = connect_redis(settings.redis_url) if settings.redis_url else None
+        if self.redis is not None:
+            self.channels.share_tokens(RedisTokens(self.redis))  # one WeCom / WeChat token for every process
         self.dispatcher = Dispatcher(
             self.sessions,
             self.channels,
@@ -111,8 +114,7 @@ class Hub:
                 max_attempts=settings.max_send_attempts,
                 marketing=settings.marketing_rules,
             ),
-            pacer=RedisPacer(connect_redis(settings.redis_url), fallback_share=settings.redis_fallback_share)
-            if settings.redis_url else None,
+            pacer=RedisPacer(self.redis, fallback_share=settings.redis_fallback_share) if self.redis else None,
         )
         # Customer and rep messages are read with the same functions.
         self.understanding = Understanding(load_sentiment(settings), detect_intents, extract_entities,
@@ -244,8 +246,8 @@ class Hub:
         return result.stored_message_ids
 
     async def close(self) -> None:
-        if isinstance(self.dispatcher.pacer, RedisPacer):
-            await self.dispatcher.pacer.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.ingest_writer.close()
         await self.channels.close()
         await self.engine.dispose()

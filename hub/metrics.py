@@ -132,7 +132,7 @@ async def readyz(request: Request) -> JSONResponse:
         checks["migrations"] = "ok" if not pending else f"{len(pending)} pending: run `scrm migrate`"
     except Exception as exc:
         checks["database"] = f"unavailable ({type(exc).__name__}): check SCRM_DATABASE_URL and that the server runs"
-    redis = getattr(hub.dispatcher.pacer, "client", None)
+    redis = hub.redis
     if redis is not None:
         started = time.monotonic()
         try:

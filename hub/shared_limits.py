@@ -160,3 +160,28 @@ def connect(url: str, **options: Any) -> Redis:
     """A client that gives up quickly: a send waits on Redis, so an unreachable Redis must fail
     fast into the fallback, not hang."""
     return Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0, **options)
+
+
+class RedisTokens:
+    """`channels.tencent_client.SharedTokens` in Redis: WeCom and WeChat access tokens fetched by
+    one process and used by all (a WeChat Official Account's new token retires the previous one)."""
+
+    def __init__(self, client: Redis, *, prefix: str = "scrm:") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def get(self, key: str) -> tuple[str, float] | None:
+        async with self.client.pipeline(transaction=False) as pipe:
+            value, left = await pipe.get(self.prefix + key).pttl(self.prefix + key).execute()
+        if value is None or left is None or left <= 0:
+            return None
+        return (value.decode() if isinstance(value, bytes) else str(value)), left / 1000
+
+    async def put(self, key: str, value: str, seconds: float) -> None:
+        await self.client.set(self.prefix + key, value, px=max(1000, int(seconds * 1000)))
+
+    def lock(self, key: str) -> Any:
+        # Held while one process asks the platform (seconds at most); given up after 15 s so a
+        # process that died holding it does not block the others for long.
+        return self.client.lock(f"{self.prefix}{key}:lock", timeout=15, blocking_timeout=20)
+

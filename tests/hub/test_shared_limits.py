@@ -74,3 +74,43 @@ async def test_without_redis_each_process_paces_alone_at_its_share_and_says_so(c
     assert taken[-1] - taken[0] >= 0.55
     warnings = [r.getMessage() for r in caplog.records if "Redis unreachable" in r.getMessage()]
     assert len(warnings) == 1 and "50% of each platform limit" in warnings[0]
+
+
+async def test_processes_share_one_wecom_token_and_its_renewal():
+    """Two processes' WeCom clients: the token is fetched once for both; when the platform refuses it,
+    the one that renews shares the new one, and the other takes it instead of fetching again (a
+    WeChat Official Account's new token would otherwise retire the other's)."""
+    import httpx
+
+    from channels.tencent_client import AppKey
+    from channels.wecom.client import wecom_client
+    from hub.shared_limits import RedisTokens
+
+    url = await redis_url()
+    fetched: list[str] = []
+
+    def platform(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/cgi-bin/gettoken":
+            fetched.append(f"token-{len(fetched) + 1}")
+            return httpx.Response(200, json={"errcode": 0, "access_token": fetched[-1], "expires_in": 7200})
+        return httpx.Response(200, json={"errcode": 0, "token": request.url.params["access_token"]})
+
+    app = AppKey("http://wecom.test", f"corp-{uuid.uuid4().hex[:8]}", "secret")
+    stores = [RedisTokens(connect(url), prefix=f"test:{uuid.uuid4().hex}:")]
+    stores.append(RedisTokens(connect(url), prefix=stores[0].prefix))
+    clients = []
+    for store in stores:
+        client = wecom_client()
+        client._http = httpx.AsyncClient(transport=httpx.MockTransport(platform))
+        client.shared = store
+        clients.append(client)
+    try:
+        first = await asyncio.gather(*(c.access_token(app) for c in clients))
+        assert first == ["token-1", "token-1"] and fetched == ["token-1"]
+        renewed = await clients[0].access_token(app, force=True)  # the platform said 42001
+        assert renewed == "token-2" and fetched == ["token-1", "token-2"]
+        taken = await clients[1].access_token(app, force=True)  # its token-1 refused too: takes token-2
+        assert taken == "token-2" and fetched == ["token-1", "token-2"]
+    finally:
+        for store in stores:
+            await store.client.aclose()
