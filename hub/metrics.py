@@ -2,7 +2,8 @@
 
 Counted in each process: webhook requests by channel and answer, the time to store a webhook's
 messages, customer messages answered and how long each waited from arrival, sends by channel and
-outcome (sent, rate_limited, held, unreachable, failed, error). `scrm serve` and the worker it
+outcome (sent, rate_limited, held, unreachable, failed, error), opinion alerts opened, scheduled
+job runs (outcome, duration, how late they started). `scrm serve` and the worker it
 starts share one directory of counters (prometheus-client's multiprocess mode,
 `PROMETHEUS_MULTIPROC_DIR`, set by `scrm serve` before anything is counted), so one scrape
 sees both. Read from the database at each scrape, so true whatever process did the work: the
@@ -41,6 +42,12 @@ PROCESSED = Counter("scrm_messages_processed", "Customer messages the worker has
 WAITED = Histogram("scrm_message_wait_seconds", "From a customer message's arrival to its processing (the bot's "
                    "reply queued)", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
 SENDS = Counter("scrm_sends", "Send attempts by channel and outcome", ["channel", "result"])
+OPINION_ALERTS = Counter("scrm_opinion_alerts", "Opinion alerts opened, by dimension", ["dimension"])
+JOBS = Counter("scrm_scheduled_jobs", "Scheduled job runs by job and outcome", ["job", "outcome"])
+JOB_SECONDS = Histogram("scrm_scheduled_job_seconds", "How long a scheduled job ran", ["job"],
+                        buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300))
+JOB_LATE = Histogram("scrm_scheduled_job_late_seconds", "How late a scheduled job started after it was due",
+                     ["job"], buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 900))
 
 
 class PrometheusObserver(observe.Observer):
@@ -51,6 +58,13 @@ class PrometheusObserver(observe.Observer):
 
     def send(self, channel: str, result: str) -> None:
         SENDS.labels(channel, result).inc()
+
+    def opinion_alert(self, dimension: str) -> None:
+        OPINION_ALERTS.labels(dimension).inc()
+
+    def job_ran(self, job: str, outcome: str, seconds: float) -> None:
+        JOBS.labels(job, outcome).inc()
+        JOB_SECONDS.labels(job).observe(seconds)
 
 
 router = APIRouter(tags=["health"])

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from hub import live_settings
+from crm_core import observe
+from hub import live_settings, metrics
 from hub.context import Hub
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,12 @@ def build_scheduler(hub: Hub) -> AsyncIOScheduler:
     every(60, "event-reminders", hub.event_reminders)
     every(60, "delivery-confirmations", hub.confirmations.run_once)
     every(live_settings.RELOAD_SECONDS, "settings-reload", hub.reload_settings)
+    def started(event: JobSubmissionEvent) -> None:  # how late after it was due (a busy or sleeping worker)
+        if event.scheduled_run_times:
+            late = dt.datetime.now(dt.UTC) - event.scheduled_run_times[-1]
+            metrics.JOB_LATE.labels(event.job_id).observe(max(0.0, late.total_seconds()))
+
+    scheduler.add_listener(started, EVENT_JOB_SUBMITTED)
     hour, minute = settings.rep_digest_time.split(":")
     scheduler.add_job(_logged("rep-digest", hub.digest.run_once),
                       CronTrigger(hour=int(hour), minute=int(minute), timezone=settings.default_timezone),
@@ -59,10 +68,14 @@ def _soon() -> dt.datetime:
 
 def _logged(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             await job()
         except Exception:
             # The next tick tries again; the database still holds everything due.
+            outcome = "failed"
             log.exception("scheduled job %s failed; it runs again at its next tick", name)
+        observe.observer.job_ran(name, outcome, time.perf_counter() - started)
 
     return run

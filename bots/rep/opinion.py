@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.rep.texts import say
+from crm_core import observe
 from crm_core.db import utcnow
 from crm_core.models import (
     ChannelAccount,
@@ -112,6 +113,7 @@ class OpinionWatcher:
                 await session.flush()
                 active.append(alert)
                 opened += 1
+                observe.observer.opinion_alert(alert.dimension)
                 if alert.covered_by_id is None:
                     await self._announce(alert, behind, session)
                     announced += 1

@@ -46,6 +46,14 @@ async def test_a_message_is_counted_from_webhook_to_send(database_url, tmp_path)
         assert value(body, "scrm_outbox_rows", status="sent") >= 1
         assert value(body, "scrm_messages_waiting") == 0
 
+        async def scheduled() -> str | None:  # the worker's frequent jobs run right after it starts
+            body = (await stack.client.get(f"{stack.hub_base}/metrics")).text
+            return body if value(body, "scrm_scheduled_jobs_total", job="event-reminders", outcome="ok") else None
+
+        body = await eventually(scheduled, timeout=20)
+        assert value(body, "scrm_scheduled_job_seconds_count", job="event-reminders") >= 1
+        assert value(body, "scrm_scheduled_job_late_seconds_count", job="event-reminders") >= 1
+
         # A made-up channel in the URL is not a label of its own: the caller chooses URLs.
         await stack.client.post(f"{stack.hub_base}/hooks/evil{'x' * 40}/1", content=b"{}")
         body = (await stack.client.get(f"{stack.hub_base}/metrics")).text
