@@ -91,15 +91,16 @@ def migrate() -> None:
               "starts one as a child process and keeps it running)")
 def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     """Run the hub: API, webhooks and (by default) the worker as a child process. Migrates first."""
+    settings = _settings()
+    _setup_logging(settings.log_level, settings.log_format)
+    _count_with_children(settings.data_dir)  # before the imports below bring in prometheus-client
+
     import uvicorn
 
     from hub.app import create_app
     from hub.context import Hub
     from hub.runtime import Services
 
-    settings = _settings()
-    _setup_logging(settings.log_level, settings.log_format)
-    _count_with_children(settings.data_dir)
     hub = Hub(settings)
     # The worker as a child process by default (hub/supervisor.py); inside this one if asked.
     background = Services() if settings.inprocess_worker and not no_worker else None

@@ -37,7 +37,10 @@ class SentenceEncoder:
         # One customer message is read by sentiment, intents and the FAQ in turn (a worker's batch
         # by sentiment at once, then each message by the others): each text is encoded once.
         self._remembered: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()  # the worker reads a batch on a thread while the FAQ may ask
+        # The worker reads a batch on a thread while the event loop's thread may ask (an FAQ
+        # search from the API): the memory and the model are used by one thread at a time.
+        self._lock = threading.Lock()
+        self._model_lock = threading.Lock()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), 512) float32, each row L2-normalised; an empty text is a zero row."""
@@ -61,7 +64,8 @@ class SentenceEncoder:
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         keep = [i for i, text in enumerate(texts) if text and text.strip()]
         if keep:
-            out[keep] = self._use.encode([texts[i] for i in keep])
+            with self._model_lock:
+                out[keep] = self._use.encode([texts[i] for i in keep])
         return out
 
 

@@ -87,9 +87,11 @@ async def test_serve_keeps_a_worker_process_that_answers_and_ends_with_it(tmp_pa
         again = await eventually(lambda: _async([p for p in children(serve.pid) if p != worker]), timeout=30)
         await a_customer_writes(url, 1)
         await eventually(lambda: _processed_at_least(url, 2), timeout=60)  # and so does its successor
-        # Serve's /metrics adds up its workers' counts (the killed one's too).
+        # Serve's /metrics adds up its own counts and its workers' (the killed one's too).
+        httpx.post(f"http://127.0.0.1:{port}/hooks/telegram/999", content=b"{}", timeout=5)  # no such account: 404
         body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert "scrm_messages_processed_total 2.0" in body, body[:3000]
+        assert 'scrm_webhook_requests_total{channel="telegram",status="404"} 1.0' in body, body[:3000]
 
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=40)
