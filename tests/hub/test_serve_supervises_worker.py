@@ -59,15 +59,21 @@ async def processed(url: str) -> int:
     return count
 
 
-async def test_serve_keeps_a_worker_process_that_answers_and_ends_with_it(tmp_path):
+def start_serve(tmp_path, output) -> tuple[subprocess.Popen, int, str]:
+    """The default `scrm serve` on the embedded database: (process, port, database URL)."""
     port = free_port()
     url = f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}"
     env = {**os.environ, "SCRM_DATA_DIR": str(tmp_path), "SCRM_LOG_LEVEL": "WARNING", "SCRM_DATABASE_URL": url,
            "SCRM_SECRET_KEY": SECRET}
     env.pop("SCRM_INPROCESS_WORKER", None)
-    log = open(tmp_path / "serve.log", "wb")
     serve = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                             stdout=log, stderr=subprocess.STDOUT)
+                             stdout=output, stderr=subprocess.STDOUT)
+    return serve, port, url
+
+
+async def test_serve_keeps_a_worker_process_that_answers_and_ends_with_it(tmp_path):
+    log = open(tmp_path / "serve.log", "wb")
+    serve, port, url = start_serve(tmp_path, log)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -104,13 +110,7 @@ async def test_serve_keeps_a_worker_process_that_answers_and_ends_with_it(tmp_pa
 
 
 async def test_a_worker_whose_serve_was_killed_stops_by_itself(tmp_path):
-    port = free_port()
-    url = f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}"
-    env = {**os.environ, "SCRM_DATA_DIR": str(tmp_path), "SCRM_LOG_LEVEL": "WARNING", "SCRM_DATABASE_URL": url,
-           "SCRM_SECRET_KEY": SECRET}
-    env.pop("SCRM_INPROCESS_WORKER", None)
-    serve = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    serve, _, _ = start_serve(tmp_path, subprocess.DEVNULL)
     try:
         [worker] = await eventually(lambda: _async(children(serve.pid)), timeout=60)
         serve.kill()  # no chance to stop its child
