@@ -353,13 +353,8 @@ class Dispatcher:
                       key=lambda r: r.id)
 
     async def _send_one(self, row: _Claimed) -> None:
-        token = observe.request_id.set(row.request_id)  # its logs under the request it answers
-        try:
-            await self._send(row)
-        finally:
-            observe.request_id.reset(token)
-
-    async def _send(self, row: _Claimed) -> None:
+        # Its logs under the request it answers (each send runs in a task of its lane: set per row).
+        observe.request_id.set(row.request_id)
         account = await self._account(row.account_id)
         if account is None:
             # Disabled since the claim: back to pending; sent once it is enabled again.
