@@ -18,12 +18,10 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 PARENT_ENV = "SCRM_SUPERVISOR_PID"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class WorkerSupervisor:
@@ -43,8 +41,10 @@ class WorkerSupervisor:
         backoff = self.first_backoff
         while not self._stop.is_set():
             started = time.monotonic()
+            # The same working directory and environment as serve: the same `.env`, the same
+            # relative data directory (the embedded database), the same settings.
             self.process = await asyncio.create_subprocess_exec(
-                *self.argv, cwd=ROOT, env={**os.environ, PARENT_ENV: str(os.getpid())})
+                *self.argv, env={**os.environ, PARENT_ENV: str(os.getpid())})
             self.starts += 1
             log.info("worker process %s started", self.process.pid)
             code = await self.process.wait()

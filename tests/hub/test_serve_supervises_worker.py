@@ -21,8 +21,6 @@ from crm_core.models import Message
 from crm_core.ports import InboundMessage, MessageKind, Sender
 from tests.fakes.stack import SECRET, eventually, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
@@ -60,15 +58,15 @@ async def processed(url: str) -> int:
 
 
 def start_serve(tmp_path, output) -> tuple[subprocess.Popen, int, str]:
-    """The default `scrm serve` on the embedded database: (process, port, database URL)."""
+    """The default `scrm serve` as a newcomer runs it: the embedded database in the data directory
+    `var` under where it is started (the worker must find the same one): (process, port, its URL)."""
     port = free_port()
-    url = f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}"
-    env = {**os.environ, "SCRM_DATA_DIR": str(tmp_path), "SCRM_LOG_LEVEL": "WARNING", "SCRM_DATABASE_URL": url,
-           "SCRM_SECRET_KEY": SECRET}
-    env.pop("SCRM_INPROCESS_WORKER", None)
-    serve = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+    env = {**os.environ, "SCRM_LOG_LEVEL": "WARNING", "SCRM_SECRET_KEY": SECRET}
+    for name in ("SCRM_INPROCESS_WORKER", "SCRM_DATABASE_URL", "SCRM_DATA_DIR"):
+        env.pop(name, None)
+    serve = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port)], cwd=tmp_path, env=env,
                              stdout=output, stderr=subprocess.STDOUT)
-    return serve, port, url
+    return serve, port, f"sqlite+aiosqlite:///{tmp_path / 'var' / 'scrm.db'}"
 
 
 async def test_serve_keeps_a_worker_process_that_answers_and_ends_with_it(tmp_path):
