@@ -29,7 +29,7 @@ def test_other_intents():
 
 def test_clear_opt_outs_in_other_words_are_heard():
     """Requests the rules of old missed; none of these sentences is in the training data."""
-    # Known miss (README): "enough with the offers" is read as neither.
+    # "enough with the offers" is asked about ("reply STOP to confirm"), not recorded at once.
     for text in ("以后别给我推这些了", "请把我移出名单", "别再给我发促销了", "don't text me anymore",
                  "delete me from your list"):
         found = detect(text)
