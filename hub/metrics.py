@@ -9,9 +9,10 @@ starts share one directory of counters (prometheus-client's multiprocess mode,
 sees both. Read from the database at each scrape, so true whatever process did the work: the
 outbox by status, the age of the oldest due send, in-doubt sends, messages waiting for the worker.
 
-Who may read `/metrics`: a caller on 127.0.0.1 (a Prometheus next to the hub), or a token of an
-admin (`Authorization: Bearer`); anyone else gets 401 / 403. `/readyz` says whether this process
-can serve: the database answers, its migrations are at head, Redis answers when configured.
+Who may read `/metrics`: a caller on 127.0.0.1 (a Prometheus next to the hub), or an admin as the
+API knows one (a bearer token, or the panel's session); anyone else gets 401 / 403. `/readyz` says
+whether this process can serve: the database answers, its migrations are at head, Redis answers
+when configured.
 """
 
 from __future__ import annotations
@@ -20,17 +21,24 @@ import os
 import time
 from collections.abc import Sequence
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from fastapi.security import HTTPBearer
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select, text
 
+from admin.api.deps import current_user, require_role
 from crm_core import migrate, observe
 from crm_core.db import utcnow
 from crm_core.models import Direction, Message, OutboxMessage, OutboxStatus, Role
-from crm_core.people import users
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -70,23 +78,17 @@ class PrometheusObserver(observe.Observer):
 router = APIRouter(tags=["health"])
 
 
+_BEARER = HTTPBearer(auto_error=False)
+
+
 async def _allowed(request: Request) -> None:
+    """127.0.0.1, or whoever the API takes for an admin (a token, or the panel's session)."""
     client = request.client.host if request.client else ""
     if client in ("127.0.0.1", "::1"):
         return
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("bearer "):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "metrics are for 127.0.0.1 or an admin's token: send "
-                            "'Authorization: Bearer <token>' (scrm token create --role admin)",
-                            headers={"WWW-Authenticate": "Bearer"})
     async with request.app.state.hub.sessions() as session:
-        user = await users.authenticate(header[7:].strip(), db_session=session)
-        await session.commit()
-    if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
-                            headers={"WWW-Authenticate": "Bearer"})
-    if user.role != Role.ADMIN:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role.value} may not read metrics; needs admin")
+        user = await current_user(request, await _BEARER(request), session)
+    await require_role(Role.ADMIN)(user)
 
 
 async def _database_families(request: Request) -> list[GaugeMetricFamily]:
