@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -122,17 +123,13 @@ class _Families:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     await _allowed(request)
-    registry = CollectorRegistry()
+    counted = REGISTRY  # this process's counts, or every process's (serve and its worker)
     if os.environ.get(MULTIPROCESS_ENV):
-        MultiProcessCollector(registry)
-        body = generate_latest(registry)
-    else:
-        from prometheus_client import REGISTRY
-
-        body = generate_latest(REGISTRY)
-        registry = CollectorRegistry()
-    registry.register(_Families(await _database_families(request)))
-    return Response(body + generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        counted = CollectorRegistry()
+        MultiProcessCollector(counted)
+    database = CollectorRegistry()
+    database.register(_Families(await _database_families(request)))
+    return Response(generate_latest(counted) + generate_latest(database), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/readyz", responses={503: {"description": "Not ready: what failed and how to fix it"}})
