@@ -44,8 +44,7 @@ from hub.shared_limits import connect as connect_redis
 from nlp.compliance import ComplianceCheck
 from nlp.entities import extract as extract_entities
 from nlp.entities import stated_contact_keys
-from nlp.intents import detect as detect_intents
-from nlp.intents import detect_many as detect_intents_many
+from nlp.intents import detect_many as detect_intents
 from nlp.opinion import ProductMatcher
 
 log = logging.getLogger(__name__)
@@ -117,8 +116,8 @@ class Hub:
             pacer=RedisPacer(self.redis, fallback_share=settings.redis_fallback_share) if self.redis else None,
         )
         # Customer and rep messages are read with the same functions.
-        self.understanding = Understanding(load_sentiment(settings), detect_intents, extract_entities,
-                                           intents_many=detect_intents_many) if reads_messages else Understanding()
+        self.understanding = Understanding(load_sentiment(settings), detect_intents, extract_entities) \
+            if reads_messages else Understanding()
         self.rep_review = RepMessageReview(self.understanding, ComplianceCheck(settings.compliance_terms))
         self.worker = MessageWorker(
             self.sessions,

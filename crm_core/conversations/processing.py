@@ -48,12 +48,11 @@ class Reading:
 @dataclass(frozen=True)
 class Understanding:
     """What is read from a message's text; `nlp` supplies the functions, the hub wires them.
-    `intents_many` reads a batch of texts at once (the model's arithmetic on a matrix)."""
+    `intents` reads a batch of texts at once (the model's arithmetic on a matrix)."""
 
     sentiment: SentimentAnalyzer | None = None
-    intents: Callable[[str], Sequence[str]] | None = None
+    intents: Callable[[Sequence[str]], Sequence[Sequence[str]]] | None = None
     entities: Callable[[str], dict[str, Any]] | None = None
-    intents_many: Callable[[Sequence[str]], Sequence[Sequence[str]]] | None = None
 
     def read(self, texts: Sequence[str]) -> list[Reading]:
         """Each text's reading; a batch goes through the sentiment model (and the sentence
@@ -63,10 +62,8 @@ class Understanding:
         felt: Sequence[Sentiment | None] = [None] * len(texts)
         if self.sentiment is not None:
             felt = self.sentiment.analyze_many(list(texts))
-        if self.intents_many is not None:
-            intents: list[list[str] | None] = [list(found) for found in self.intents_many(texts)]
-        else:
-            intents = [list(self.intents(text)) if self.intents is not None else None for text in texts]
+        intents: list[list[str] | None] = [list(found) for found in self.intents(texts)] \
+            if self.intents is not None else [None] * len(texts)
         entities = [self.entities(text) if self.entities is not None else None for text in texts]
         return [Reading(*parts) for parts in zip(felt, intents, entities, strict=True)]
 
@@ -277,16 +274,7 @@ class MessageWorker:
                 await stale.refresh_if_written()
                 if time.monotonic() - started > self.transaction_seconds:
                     break
-            # Compare-and-set: if a lease expired and another worker took a message, the whole
-            # transaction rolls back instead of answering twice (and goes one by one).
-            claimed = await session.execute(
-                update(Message)
-                .where(Message.id.in_(done), Message.processing_owner == self.owner, Message.processed_at.is_(None))
-                .values(processed_at=utcnow(), processing_error=None)
-                .execution_options(synchronize_session=False)
-            )
-            if claimed.rowcount != len(done):
-                raise _LeaseLost()
+            await self._mark_processed(done, session)  # (lost: all of it goes one by one)
         observe.observer.messages_processed(waited)
         return ours[len(done):], queued
 
@@ -371,17 +359,7 @@ class MessageWorker:
                 if message is None or message.processed_at is not None or message.processing_owner != self.owner:
                     return
                 queued = await self._handle(session, message, profiles, reading)
-                # Compare-and-set: if our lease expired and another worker took
-                # the message, roll back instead of answering twice.
-                claimed = await session.execute(
-                    update(Message)
-                    .where(Message.id == message_id, Message.processing_owner == self.owner,
-                           Message.processed_at.is_(None))
-                    .values(processed_at=utcnow(), processing_error=None)
-                    .execution_options(synchronize_session=False)
-                )
-                if claimed.rowcount != 1:
-                    raise _LeaseLost()
+                await self._mark_processed([message_id], session)
         except _LeaseLost:
             log.warning("message %s: lease lost to another worker; its replies were discarded", message_id)
             return
@@ -390,6 +368,18 @@ class MessageWorker:
             return
         if queued and self.on_enqueued is not None:
             self.on_enqueued()
+
+    async def _mark_processed(self, ids: Sequence[int], session: AsyncSession) -> None:
+        """Compare-and-set: if a lease expired and another worker took one of `ids`, _LeaseLost, so
+        the transaction rolls back instead of answering twice."""
+        claimed = await session.execute(
+            update(Message)
+            .where(Message.id.in_(ids), Message.processing_owner == self.owner, Message.processed_at.is_(None))
+            .values(processed_at=utcnow(), processing_error=None)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != len(ids):
+            raise _LeaseLost()
 
     async def _failed(self, message_id: int, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
