@@ -22,9 +22,6 @@ class Observer:
     def opinion_alert(self, dimension: str) -> None:
         """A new opinion alert (a negative spike or a keyword rule) on a channel, campaign, team or product."""
 
-    def job_ran(self, job: str, outcome: str, seconds: float) -> None:
-        """A scheduled job's run: ok or failed, and how long it took."""
-
 
 observer = Observer()
 

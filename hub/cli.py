@@ -18,13 +18,8 @@ from crm_core import migrate as migrations
 from crm_core.db import utcnow
 from crm_core.models import OutboxMessage, OutboxStatus, Role
 from crm_core.people import users
+from hub.logs import setup as _setup_logging
 from hub.settings import Settings
-
-
-def _setup_logging(level: str, form: str = "text") -> None:
-    from hub.logs import setup
-
-    setup(level, form)
 
 
 def _settings() -> Settings:

@@ -29,10 +29,10 @@ class RequestIdFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        request_id = getattr(record, "request_id", "-")  # set by RequestIdFilter; "-" for none
         line = {"time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
                 "level": record.levelname, "logger": record.name, "message": record.getMessage(),
-                "request_id": getattr(record, "request_id", None) if getattr(record, "request_id", "-") != "-"
-                else None, "process": record.process}
+                "request_id": None if request_id == "-" else request_id, "process": record.process}
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)

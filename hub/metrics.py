@@ -71,10 +71,6 @@ class PrometheusObserver(observe.Observer):
     def opinion_alert(self, dimension: str) -> None:
         OPINION_ALERTS.labels(dimension).inc()
 
-    def job_ran(self, job: str, outcome: str, seconds: float) -> None:
-        JOBS.labels(job, outcome).inc()
-        JOB_SECONDS.labels(job).observe(seconds)
-
 
 router = APIRouter(tags=["health"])
 
