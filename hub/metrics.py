@@ -34,12 +34,12 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from admin.api.deps import current_user, require_role
 from crm_core import migrate, observe
-from crm_core.db import utcnow
-from crm_core.models import Direction, Message, OutboxMessage, OutboxStatus, Role
+from crm_core.models import Role
+from crm_core.outbox.service import backlog
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -89,23 +89,17 @@ async def _allowed(request: Request) -> None:
 
 
 async def _database_families(request: Request) -> list[GaugeMetricFamily]:
-    hub = request.app.state.hub
-    async with hub.sessions() as session:
-        by_status = dict((await session.execute(
-            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))).all())
-        oldest = await session.scalar(select(func.min(OutboxMessage.next_attempt_at)).where(
-            OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= utcnow()))
-        waiting = await session.scalar(select(func.count()).select_from(Message).where(
-            Message.direction == Direction.INBOUND, Message.processed_at.is_(None)))
+    async with request.app.state.hub.sessions() as session:
+        waits = await backlog(db_session=session)
     outbox = GaugeMetricFamily("scrm_outbox_rows", "Outbox rows by status (in_doubt: sent or not, an operator "
                                "decides: scrm outbox in-doubt)", labels=["status"])
-    for state in OutboxStatus:
-        outbox.add_metric([state.value], by_status.get(state, 0))
+    for state, count in waits.outbox.items():
+        outbox.add_metric([state.value], count)
     due = GaugeMetricFamily("scrm_outbox_oldest_due_seconds", "How long the oldest due send has waited")
-    due.add_metric([], max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
-    backlog = GaugeMetricFamily("scrm_messages_waiting", "Customer messages stored, not yet processed by a worker")
-    backlog.add_metric([], waiting or 0)
-    return [outbox, due, backlog]
+    due.add_metric([], waits.oldest_due_seconds)
+    waiting = GaugeMetricFamily("scrm_messages_waiting", "Customer messages stored, not yet processed by a worker")
+    waiting.add_metric([], waits.waiting_messages)
+    return [outbox, due, waiting]
 
 
 class _Families:

@@ -45,6 +45,7 @@ from crm_core.models import (
     Role,
     User,
 )
+from crm_core.outbox.service import backlog
 from crm_core.people import reps, web_auth
 from crm_core.people.reps import RepActionRefused
 from crm_core.visibility import conversation_ids as visible_conversation_ids
@@ -417,15 +418,8 @@ KEEPS_FAILING = 3  # failed sends on one channel in 24 h: the dashboard warns
 
 async def _health(session: AsyncSession) -> dict:
     """The hub's own health: what waits, and the channels whose sends keep failing, with advice."""
-    now = utcnow()
-    waiting = await session.scalar(select(func.count()).select_from(Message).where(
-        Message.direction == Direction.INBOUND, Message.processed_at.is_(None)))
-    by_status = dict((await session.execute(select(OutboxMessage.status, func.count()).where(
-        OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.IN_DOUBT, OutboxStatus.HELD]))
-        .group_by(OutboxMessage.status))).all())
-    oldest = await session.scalar(select(func.min(OutboxMessage.next_attempt_at)).where(
-        OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now))
-    since = now - dt.timedelta(hours=24)
+    waits = await backlog(db_session=session)
+    since = utcnow() - dt.timedelta(hours=24)
     failing = []
     for account_id, name, kind, failed, last in (await session.execute(
             select(ChannelAccount.id, ChannelAccount.name, ChannelAccount.kind, func.count(),
@@ -438,10 +432,10 @@ async def _health(session: AsyncSession) -> dict:
         advice = next((key for rule, key in _FAILURE_ADVICE if rule.search(error)), "other")
         failing.append({"account_id": account_id, "name": name, "kind": kind, "failed_24h": failed,
                         "last_error": error[:300], "advice": advice})
-    return {"waiting_messages": waiting or 0,
-            "outbox": {status.value: by_status.get(status, 0)
+    return {"waiting_messages": waits.waiting_messages,
+            "outbox": {status.value: waits.outbox[status]
                        for status in (OutboxStatus.PENDING, OutboxStatus.IN_DOUBT, OutboxStatus.HELD)},
-            "oldest_due_s": round((now - oldest).total_seconds()) if oldest else 0,
+            "oldest_due_s": round(waits.oldest_due_seconds),
             "failing_channels": failing}
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import observe
@@ -214,3 +214,26 @@ def delivery_state(status: OutboxStatus, accepted_as: Delivery | None) -> Delive
     if status == OutboxStatus.SENT:
         return _ACCEPTED.get(accepted_as, DeliveryState.SENT)  # None: sent before the hub kept what it meant
     return _SETTLED.get(status, DeliveryState.QUEUED)  # pending, claimed
+
+
+@dataclasses.dataclass(frozen=True)
+class Backlog:
+    """What waits, whichever process will do it: outbox rows by status, how long the oldest due
+    send has waited, customer messages stored and not processed yet (/metrics, the dashboard)."""
+
+    outbox: dict[OutboxStatus, int]
+    oldest_due_seconds: float
+    waiting_messages: int
+
+
+async def backlog(*, db_session: AsyncSession) -> Backlog:
+    now = utcnow()
+    by_status = dict((await db_session.execute(
+        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))).all())
+    oldest = await db_session.scalar(select(func.min(OutboxMessage.next_attempt_at)).where(
+        OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now))
+    waiting = await db_session.scalar(select(func.count()).select_from(Message).where(
+        Message.direction == Direction.INBOUND, Message.processed_at.is_(None)))
+    return Backlog({status: by_status.get(status, 0) for status in OutboxStatus},
+                   max(0.0, (now - oldest).total_seconds()) if oldest else 0.0, waiting or 0)
+
