@@ -16,8 +16,9 @@ class Observer:
     def messages_processed(self, waited_seconds: Sequence[float]) -> None:
         """Customer messages answered (processed): for each, seconds since it arrived."""
 
-    def send(self, channel: str, result: str) -> None:
-        """One send's outcome: sent, retry, rate_limited, held, unreachable, failed."""
+    def send(self, channel: str, result: str, code: str | None = None) -> None:
+        """One send's outcome: sent, rate_limited, held, unreachable, failed, error; `code`: the
+        platform's error code when it refused with one."""
 
     def opinion_alert(self, dimension: str) -> None:
         """A new opinion alert (a negative spike or a keyword rule) on a channel, campaign, team or product."""

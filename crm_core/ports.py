@@ -146,14 +146,20 @@ class Confirmation:
 
 
 class SendError(Exception):
-    """A send failed; subclasses tell the dispatcher what to do next."""
+    """A send failed; subclasses tell the dispatcher what to do next. `code`: the platform's own
+    error code when it answered with one (Telegram's HTTP status, WeCom's errcode, an SMTP reply
+    code), counted by code in /metrics."""
+
+    def __init__(self, message: str, *, code: int | str | None = None) -> None:
+        super().__init__(message)
+        self.code = None if code is None else str(code)
 
 
 class RetryLater(SendError):
     """The platform asked us to slow down (Telegram 429, WeCom 45009)."""
 
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float, *, code: int | str | None = None) -> None:
+        super().__init__(message, code=code)
         self.retry_after = retry_after
 
 

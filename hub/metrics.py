@@ -2,11 +2,11 @@
 
 Counted in each process: webhook requests by channel and answer, the time to store a webhook's
 messages, customer messages answered and how long each waited from arrival, sends by channel and
-outcome (sent, rate_limited, held, unreachable, failed, error), opinion alerts opened, scheduled
-job runs (outcome, duration, how late they started). `scrm serve` and the worker it
-starts share one directory of counters (prometheus-client's multiprocess mode,
-`PROMETHEUS_MULTIPROC_DIR`, set by `scrm serve` before anything is counted), so one scrape
-sees both. Read from the database at each scrape, so true whatever process did the work: the
+outcome (sent, rate_limited, held, unreachable, failed, error), the platforms' refusals by their
+error code, opinion alerts opened, scheduled job runs (outcome, duration, how late they started).
+`scrm serve` and the worker it starts share one directory of counters (prometheus-client's
+multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`, set by `scrm serve` before anything is counted),
+so one scrape sees both. Read from the database at each scrape, so true whatever process did the work: the
 outbox by status, the age of the oldest due send, in-doubt sends, messages waiting for the worker.
 
 Who may read `/metrics`: a caller on 127.0.0.1 (a Prometheus next to the hub), or an admin as the
@@ -51,6 +51,9 @@ PROCESSED = Counter("scrm_messages_processed", "Customer messages the worker has
 WAITED = Histogram("scrm_message_wait_seconds", "From a customer message's arrival to its processing (the bot's "
                    "reply queued)", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
 SENDS = Counter("scrm_sends", "Send attempts by channel and outcome", ["channel", "result"])
+PLATFORM_ERRORS = Counter("scrm_platform_errors", "Sends a platform refused, by channel and the platform's own "
+                          "error code (Telegram's HTTP status, WeCom / WeChat errcode, DingTalk code, SMTP reply)",
+                          ["channel", "code"])
 OPINION_ALERTS = Counter("scrm_opinion_alerts", "Opinion alerts opened, by dimension", ["dimension"])
 JOBS = Counter("scrm_scheduled_jobs", "Scheduled job runs by job and outcome", ["job", "outcome"])
 JOB_SECONDS = Histogram("scrm_scheduled_job_seconds", "How long a scheduled job ran", ["job"],
@@ -65,8 +68,10 @@ class PrometheusObserver(observe.Observer):
         for seconds in waited_seconds:
             WAITED.observe(max(0.0, seconds))
 
-    def send(self, channel: str, result: str) -> None:
+    def send(self, channel: str, result: str, code: str | None = None) -> None:
         SENDS.labels(channel, result).inc()
+        if code is not None:
+            PLATFORM_ERRORS.labels(channel, code).inc()
 
     def opinion_alert(self, dimension: str) -> None:
         OPINION_ALERTS.labels(dimension).inc()

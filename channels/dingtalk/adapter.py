@@ -315,11 +315,12 @@ def _standard_card(message: OutboundMessage) -> dict[str, Any]:
 
 def _send_error(exc: DingTalkError, account: AccountRef) -> Exception:
     if exc.rate_limited:
-        return RetryLater(f"DingTalk rate limit ({exc.code})", retry_after=30.0)
+        return RetryLater(f"DingTalk rate limit ({exc.code})", retry_after=30.0, code=exc.code)
     if exc.status in (401, 403) and "Auth" in exc.code:
         return TemporaryFailure(f"DingTalk refused the credentials of channel account {account.id} ({exc.code}): "
-                                "check the AppKey and AppSecret in the admin panel")
-    return PermanentFailure(f"DingTalk rejected the message: HTTP {exc.status} {exc.code} {exc.message}")
+                                "check the AppKey and AppSecret in the admin panel", code=exc.code)
+    return PermanentFailure(f"DingTalk rejected the message: HTTP {exc.status} {exc.code} {exc.message}",
+                            code=exc.code)
 
 
 # ---- parsing (shared by the HTTP callback and the stream client) ------------

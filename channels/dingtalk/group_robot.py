@@ -74,10 +74,12 @@ class DingTalkGroupRobotAdapter:
                                         webhook_message(message))
         except DingTalkError as exc:
             if exc.code == TOO_FAST:
-                raise RetryLater("DingTalk group robot: more than 20 messages a minute", retry_after=60.0) from None
+                raise RetryLater("DingTalk group robot: more than 20 messages a minute", retry_after=60.0,
+                                 code=exc.code) from None
             if exc.code == SIGN_MISMATCH:
-                raise PermanentFailure("DingTalk group robot refused the signature: check its 加签 secret") from None
-            raise PermanentFailure(f"DingTalk group robot: {exc.code} {exc.message}") from None
+                raise PermanentFailure("DingTalk group robot refused the signature: check its 加签 secret",
+                                       code=exc.code) from None
+            raise PermanentFailure(f"DingTalk group robot: {exc.code} {exc.message}", code=exc.code) from None
         except DingTalkUnavailable as exc:
             raise TemporaryFailure(str(exc)) from None
         return SendResult(platform_message_id="", delivery=Delivery.IN_CHAT)

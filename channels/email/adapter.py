@@ -195,16 +195,17 @@ class EmailAdapter:
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             if all(500 <= c < 600 for c in codes):
-                raise RecipientUnreachable(f"the mail server refused {mail['To']}: {exc.recipients[0].message}") \
-                    from None
-            raise TemporaryFailure(f"the mail server deferred {mail['To']}: {exc}") from None
+                raise RecipientUnreachable(f"the mail server refused {mail['To']}: {exc.recipients[0].message}",
+                                           code=codes[0]) from None
+            raise TemporaryFailure(f"the mail server deferred {mail['To']}: {exc}", code=codes[0]) from None
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise TemporaryFailure(f"SMTP login refused for channel account {account.id} ({exc.code}): "
-                                   "check the username and password") from None
+                                   "check the username and password", code=exc.code) from None
         except aiosmtplib.SMTPResponseException as exc:
             if 500 <= exc.code < 600:
-                raise PermanentFailure(f"the mail server rejected the message: {exc.code} {exc.message}") from None
-            raise TemporaryFailure(f"the mail server answered {exc.code} {exc.message}") from None
+                raise PermanentFailure(f"the mail server rejected the message: {exc.code} {exc.message}",
+                                       code=exc.code) from None
+            raise TemporaryFailure(f"the mail server answered {exc.code} {exc.message}", code=exc.code) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise TemporaryFailure(f"cannot send through {creds.smtp_host}:{creds.smtp_port}: "
                                    f"{type(exc).__name__}: {exc}") from None

@@ -159,18 +159,19 @@ class TelegramAdapter:
                 sent = await bot.send_message(chat_id=int(message.recipient), text=text, reply_markup=markup,
                                               request_timeout=20)
         except TelegramRetryAfter as exc:
-            raise RetryLater(f"Telegram flood control: {exc.message}", retry_after=float(exc.retry_after)) from None
+            raise RetryLater(f"Telegram flood control: {exc.message}", retry_after=float(exc.retry_after),
+                             code=429) from None
         except TelegramForbiddenError as exc:
-            raise RecipientUnreachable(f"Telegram: {exc.message}") from None
+            raise RecipientUnreachable(f"Telegram: {exc.message}", code=403) from None
         except TelegramBadRequest as exc:
             if "chat not found" in exc.message.lower():
-                raise RecipientUnreachable(f"Telegram: {exc.message} (the user never started the bot)") from None
-            raise PermanentFailure(f"Telegram rejected the message: {exc.message}") from None
+                raise RecipientUnreachable(f"Telegram: {exc.message} (the user never started the bot)",
+                                           code=400) from None
+            raise PermanentFailure(f"Telegram rejected the message: {exc.message}", code=400) from None
         except TelegramUnauthorizedError:
             raise TemporaryFailure(
                 f"Telegram rejected the bot token of channel account {account.id} (401): update the token in "
-                "the admin panel; queued messages are retried"
-            ) from None
+                "the admin panel; queued messages are retried", code=401) from None
         except (TelegramNetworkError, TelegramServerError) as exc:
             raise TemporaryFailure(f"Telegram unavailable: {exc}") from None
         except TelegramAPIError as exc:

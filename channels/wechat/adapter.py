@@ -214,14 +214,16 @@ class WeChatAdapter:
         except ApiError as exc:
             if exc.errcode in (OUTSIDE_WINDOW, OVER_QUOTA):
                 raise SendHeld(f"WeChat refused it ({exc.errcode} {exc.errmsg}): outside the reply window or over "
-                               "its quota; waiting for the follower to write again") from None
+                               "its quota; waiting for the follower to write again", code=exc.errcode) from None
             if exc.errcode in NOT_FOLLOWING:
-                raise RecipientUnreachable(f"WeChat: {exc.errcode} {exc.errmsg}") from None
+                raise RecipientUnreachable(f"WeChat: {exc.errcode} {exc.errmsg}", code=exc.errcode) from None
             if exc.errcode in (45009, 45011):
-                raise RetryLater(f"WeChat rate limit ({exc.errcode} {exc.errmsg})", retry_after=60.0) from None
+                raise RetryLater(f"WeChat rate limit ({exc.errcode} {exc.errmsg})", retry_after=60.0,
+                                 code=exc.errcode) from None
             if exc.errcode in (-1, 40001, 40014, 42001):
-                raise TemporaryFailure(f"WeChat: {exc.errcode} {exc.errmsg}") from None
-            raise PermanentFailure(f"WeChat rejected the message: {exc.errcode} {exc.errmsg}") from None
+                raise TemporaryFailure(f"WeChat: {exc.errcode} {exc.errmsg}", code=exc.errcode) from None
+            raise PermanentFailure(f"WeChat rejected the message: {exc.errcode} {exc.errmsg}",
+                                   code=exc.errcode) from None
         except ApiUnavailable as exc:
             raise TemporaryFailure(str(exc)) from None
         # The customer-service API returns no message id.

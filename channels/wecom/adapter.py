@@ -363,21 +363,21 @@ def _app_message(account: AccountRef, message: OutboundMessage) -> dict[str, Any
 
 def _send_error(exc: ApiError, account: AccountRef) -> Exception:
     if exc.errcode in UNREACHABLE_CODES:
-        return RecipientUnreachable(f"WeCom: {exc.errcode} {exc.errmsg}")
+        return RecipientUnreachable(f"WeCom: {exc.errcode} {exc.errmsg}", code=exc.errcode)
     return common_send_error(exc, account) or PermanentFailure(f"WeCom rejected the message: {exc.errcode} "
-                                                               f"{exc.errmsg}")
+                                                               f"{exc.errmsg}", code=exc.errcode)
 
 
 def common_send_error(exc: ApiError, account: AccountRef) -> Exception | None:
     """What any WeCom API's refusal of a send means when it is not about the message: its rate
     limit, a busy moment, the account's credentials; None otherwise."""
     if exc.errcode in RATE_LIMITED:
-        return RetryLater(f"WeCom rate limit ({exc.errcode} {exc.errmsg})", retry_after=60.0)
+        return RetryLater(f"WeCom rate limit ({exc.errcode} {exc.errmsg})", retry_after=60.0, code=exc.errcode)
     if exc.errcode == SYSTEM_BUSY:
-        return TemporaryFailure(f"WeCom busy: {exc.errmsg}")
+        return TemporaryFailure(f"WeCom busy: {exc.errmsg}", code=exc.errcode)
     if exc.errcode in (40001, 40014, 42001, 40013, 40091):
         return TemporaryFailure(f"WeCom refused the credentials of channel account {account.id} ({exc.errcode} "
-                                f"{exc.errmsg}): check the corp id and Secret in the admin panel")
+                                f"{exc.errmsg}): check the corp id and Secret in the admin panel", code=exc.errcode)
     return None
 
 

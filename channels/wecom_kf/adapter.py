@@ -464,6 +464,7 @@ def _content(message: OutboundMessage, thumb_media_id: str | None = None) -> dic
 
 def _send_error(exc: ApiError, account: AccountRef) -> Exception:
     if exc.errcode in HELD_CODES:
-        return SendHeld(f"微信客服 {exc.errcode}: {HELD_CODES[exc.errcode]}; it goes when the customer writes again")
+        return SendHeld(f"微信客服 {exc.errcode}: {HELD_CODES[exc.errcode]}; it goes when the customer writes again",
+                        code=exc.errcode)
     return common_send_error(exc, account) or PermanentFailure(f"WeCom 微信客服 rejected the message: "
-                                                               f"{exc.errcode} {exc.errmsg}")
+                                                               f"{exc.errcode} {exc.errmsg}", code=exc.errcode)

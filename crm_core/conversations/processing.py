@@ -358,6 +358,8 @@ class MessageWorker:
                 message = await session.get(Message, message_id)
                 if message is None or message.processed_at is not None or message.processing_owner != self.owner:
                     return
+                waited = [(utcnow() - message.created_at).total_seconds()] \
+                    if message.direction == Direction.INBOUND else []
                 queued = await self._handle(session, message, profiles, reading)
                 await self._mark_processed([message_id], session)
         except _LeaseLost:
@@ -366,6 +368,7 @@ class MessageWorker:
         except Exception as exc:
             await self._failed(message_id, exc)
             return
+        observe.observer.messages_processed(waited)
         if queued and self.on_enqueued is not None:
             self.on_enqueued()
 

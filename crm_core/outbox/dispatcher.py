@@ -60,6 +60,7 @@ from crm_core.ports import (
     RecipientActivity,
     RecipientUnreachable,
     RetryLater,
+    SendError,
     SendHeld,
 )
 from crm_core.waiting import wait_any
@@ -375,24 +376,24 @@ class Dispatcher:
             async with asyncio.timeout(self.policy.lease_seconds / 2):
                 result = await self.gateway.send(account, message)
         except RetryLater as exc:
-            observe.observer.send(account.kind, "rate_limited")
+            observe.observer.send(account.kind, "rate_limited", code=exc.code)
             for bucket, _ in limits[:1]:
                 await self.pacer.pause(bucket, exc.retry_after)
             # A rate limit is the platform's pacing, not a failed attempt.
             await self._retry(row, attempts - 1, delay=exc.retry_after, error=f"rate limited: {exc}")
         except RecipientUnreachable as exc:
-            observe.observer.send(account.kind, "unreachable")
+            observe.observer.send(account.kind, "unreachable", code=exc.code)
             await self._finish(row, OutboxStatus.UNREACHABLE, error=str(exc), attempts=attempts,
                                unreachable_identity=row.identity_id)
         except SendHeld as exc:
-            observe.observer.send(account.kind, "held")
+            observe.observer.send(account.kind, "held", code=exc.code)
             # Not an attempt: nothing reached the customer. Released by their next message.
             await self._finish(row, OutboxStatus.HELD, error=str(exc), attempts=attempts - 1)
         except PermanentFailure as exc:
-            observe.observer.send(account.kind, "failed")
+            observe.observer.send(account.kind, "failed", code=exc.code)
             await self._finish(row, OutboxStatus.FAILED, error=str(exc), attempts=attempts)
         except Exception as exc:  # network errors, 5xx, timeouts: retry with backoff
-            observe.observer.send(account.kind, "error")
+            observe.observer.send(account.kind, "error", code=exc.code if isinstance(exc, SendError) else None)
             error = f"{type(exc).__name__}: {exc}"
             if attempts >= self.policy.max_attempts:
                 await self._finish(row, OutboxStatus.FAILED, error=f"gave up after {attempts} attempts; {error}",

@@ -7,6 +7,7 @@ platform refuses. Both are asserted, so the test shows what Redis adds."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -15,7 +16,10 @@ from tests.fakes.processes import start_worker, stop, wait_running
 from tests.hub.test_dispatcher_processes import seed, set_active, statuses, wait_until_settled
 
 pytestmark = pytest.mark.slow
-CHATS, PER_CHAT = 50, 10  # 500 sends: 19 s at 27 a second (10% under the limit)
+# 500 sends in CI: 19 s at 27 a second (10% under the limit). The issue's 3,000 take 2 minutes at
+# Telegram's rate: SCRM_TEST_LIMIT_SENDS=3000 runs them (by hand; the README says what it printed).
+CHATS = 50
+PER_CHAT = int(os.environ.get("SCRM_TEST_LIMIT_SENDS", "500")) // CHATS
 
 
 async def run_three(postgres_url: str, sessions, tmp_path, seconds: float | None, **settings: str):
@@ -25,7 +29,7 @@ async def run_three(postgres_url: str, sessions, tmp_path, seconds: float | None
             await wait_running(proc)
         await set_active(sessions, True)
         if seconds is None:
-            return await wait_until_settled(sessions, procs, timeout=240)
+            return await wait_until_settled(sessions, procs, timeout=60 + CHATS * PER_CHAT / 10)
         await asyncio.sleep(seconds)
         return await statuses(sessions)
     finally:

@@ -62,6 +62,21 @@ async def test_a_message_is_counted_from_webhook_to_send(database_url, tmp_path)
         assert "evilx" not in body
         assert value(body, "scrm_webhook_requests_total", channel="unknown", status="404") == unknown + 1
 
+        # The platform refuses a send: counted by its own code (Telegram's 403 for a bot the user blocked).
+        refused = value(body, "scrm_platform_errors_total", channel="telegram", code="403")
+        stack.bot.blocked_by.add(4242)
+        conversation = (await stack.client.get(f"{stack.hub_base}/api/v1/conversations", headers=stack.api())).json()[0]
+        sent = await stack.client.post(f"{stack.hub_base}/api/v1/conversations/{conversation['id']}/messages",
+                                       json={"text": "are you still there?"}, headers=stack.api())
+        assert sent.status_code == 202, sent.text
+
+        async def refusal_counted() -> str | None:
+            body = (await stack.client.get(f"{stack.hub_base}/metrics")).text
+            return body if value(body, "scrm_platform_errors_total", channel="telegram", code="403") > refused else None
+
+        body = await eventually(refusal_counted, timeout=30)
+        assert value(body, "scrm_platform_errors_total", channel="telegram", code="403") == refused + 1
+
 
 async def test_metrics_need_loopback_or_an_admin_and_readyz_says_what_is_missing(database_url, tmp_path):
     async with telegram_stack(database_url, tmp_path) as stack:
