@@ -38,6 +38,7 @@ from crm_core.db import run_sqlite_checkpoints
 from crm_core.leads.service import LeadRules
 from crm_core.models import ChannelAccount, OutboxMessage, OutboxStatus
 from hub import live_settings, metrics, webhooks
+from hub.api_docs import add_docs
 from hub.context import Hub
 from hub.runtime import BackgroundRuntime, Services
 from hub.supervisor import WorkerSupervisor
@@ -184,8 +185,9 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
             await reloads
             await hub.close()
 
-    app = FastAPI(title="SCRM Hub", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="SCRM Hub", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Social-CRM messaging hub: REST API and platform webhooks")
+    add_docs(app)  # served from a package: no CDN, so they work offline
     app.state.hub = hub
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)

@@ -543,3 +543,28 @@ async def test_the_dashboard_warns_of_a_channel_that_keeps_failing_with_what_to_
         await shot(page, f"dashboard-health-{locale[:2]}")
         assert page.script_errors == []
         await page.context.close()
+
+
+async def test_the_api_docs_render_offline(stack, browser):
+    """/docs and /redoc draw the API with nothing fetched from outside the hub (no CDN)."""
+    page = await page_for(browser, stack)
+    elsewhere: list[str] = []
+
+    async def only_the_hub(route) -> None:
+        if route.request.url.startswith(stack.hub_base):
+            await route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            await route.abort()
+
+    await page.route("**/*", only_the_hub)
+    await page.goto("/docs")
+    await page.wait_for_selector(".swagger-ui .opblock-tag")  # the API's sections, drawn from /openapi.json
+    assert "conversations" in (await page.inner_text(".swagger-ui")).lower()
+    await shot(page, "api-docs")
+    await page.goto("/redoc")
+    await page.wait_for_selector("redoc [role=menuitem], .menu-content label")  # ReDoc's side menu
+    assert "conversations" in (await page.inner_text("body")).lower()
+    assert elsewhere == []
+    assert page.script_errors == []
+    await page.context.close()
