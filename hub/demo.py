@@ -27,6 +27,7 @@ from crm_core.models import ChannelAccount, Role
 from crm_core.people import reps, users, web_auth
 from hub.app import HubChannelCatalog, create_app
 from hub.context import Hub
+from hub.demo_seed import seed_once
 from hub.runtime import Services
 from hub.serving import running
 from hub.settings import Settings
@@ -83,6 +84,8 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
                                                                  wechat_account, dingtalk_base, robot)
         wecom_app.callback_url = f"{settings.base_url}/hooks/wecom/{wecom_id}"
         kf_id = await _seed_kf(hub, wecom_base, kf_app, open_kfid)
+        for part in await seed_once(hub, data_dir):
+            print(f"demo: seeded {part}", flush=True)
         kf_app.callback_url = f"{settings.base_url}/hooks/wecom_kf/{kf_id}"
         wechat_account.callback_url = f"{settings.base_url}/hooks/wechat/{wechat_id}"
         robot.callback_url = f"{settings.base_url}/hooks/dingtalk/{dingtalk_id}"

@@ -28,6 +28,7 @@ stay in the query's length and lower the score, which is what makes it a confide
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import Counter
@@ -61,6 +62,10 @@ class Match:
     item: FaqItem
     score: float                         # cosine similarity of the best phrasing, 0..1
     question: str                        # that phrasing
+    # Among entries with the same score (several at 1.0 are common in a large knowledge base):
+    # the evidence before it was capped, the words' cosine plus the meaning's, so the entry whose
+    # own question was asked wins over one that merely shares its topic.
+    strength: float = 0.0
 
 
 def _stem(word: str) -> str:
@@ -191,12 +196,17 @@ class FaqIndex:
         if not query and meanings is None:
             return []
         best: dict[int, Match] = {}
+        evidence: Counter[int] = Counter()
 
         def keep(item: FaqItem, question: str, score: float) -> None:
             if score > 0 and (item.id not in best or score > best[item.id].score):
                 best[item.id] = Match(item, round(score, 4), question)
+        words: dict[int, float] = {}
         for (item, question, _), vector in zip(self._phrasings, self._vectors, strict=True):
-            keep(item, question, sum(weight * vector.get(term, 0.0) for term, weight in query.items()))
+            score = sum(weight * vector.get(term, 0.0) for term, weight in query.items())
+            keep(item, question, score)
+            words[item.id] = max(words.get(item.id, 0.0), score)
+        evidence.update(words)
         if meanings is not None:
             # An entry's meaning is half its closest text, half the mean of all its texts: an entry
             # whose question and answers all fit beats one with a single text that happens to be near
@@ -210,5 +220,8 @@ class FaqIndex:
                     closest[item.id] = (float(cosine), item, question)
             for item_id, (top, item, question) in closest.items():
                 values = cosines[item_id]
-                keep(item, question, meaning_score((top + sum(values) / len(values)) / 2))
-        return sorted(best.values(), key=lambda m: (-m.score, m.item.id))[:limit]
+                meaning = (top + sum(values) / len(values)) / 2
+                keep(item, question, meaning_score(meaning))
+                evidence[item_id] += meaning
+        ranked = [dataclasses.replace(m, strength=round(evidence[m.item.id], 4)) for m in best.values()]
+        return sorted(ranked, key=lambda m: (-m.score, -m.strength, m.item.id))[:limit]

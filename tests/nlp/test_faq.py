@@ -108,3 +108,26 @@ def test_an_unrelated_question_stays_below_the_threshold_by_meaning_too(meaning_
 def test_words_alone_miss_what_meaning_finds():
     words_only = FaqIndex(BY_MEANING, encoder=None)
     assert not [m for m in words_only.search("你们几点关门") if m.score >= THRESHOLD]
+
+
+@pytest.fixture(scope="module")
+def demo_index():
+    import json
+    from importlib.resources import files
+
+    entries = json.loads((files("hub") / "demo_data" / "faq.json").read_text(encoding="utf-8"))["entries"]
+    items = [FaqItem(n, tuple(q for lang in ("zh", "en") for q in e["questions"].get(lang, [])), e["answers"])
+             for n, e in enumerate(entries)]
+    return FaqIndex(items, [group for e in entries for group in e["synonyms"]]), entries
+
+
+@pytest.mark.parametrize("question", [
+    "How long does shipping take?", "Who pays for return shipping?", "请问退货流程是什么？", "退货运费谁出",
+    "How much is the Pro plan?", "可以开发票吗？", "Do you ship internationally?", "忘记密码怎么办？"])
+def test_in_a_large_knowledge_base_an_entrys_own_question_wins_a_tie(demo_index, question):
+    """Several entries of the demo's 23 reach the top score for a question that shares their topic
+    ("shipping"): the one whose own question it is comes first."""
+    index, entries = demo_index
+    [best, *_] = index.search(question)
+    own = [q.rstrip("？?") for qs in entries[best.item.id]["questions"].values() for q in qs]
+    assert question.rstrip("？?") in own
