@@ -55,13 +55,14 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
     settings = Settings(data_dir=data_dir, database_url=None, base_url=f"http://127.0.0.1:{port}",
                         host="127.0.0.1", port=port, sentiment_model=Settings().resolved_sentiment_model,
                         allow_private_api_base=True)  # its simulators are on 127.0.0.1
-    simulator = TelegramSimulator()
-    # The bot keeps its token across demo runs, so the stored account stays valid.
-    token_file = data_dir / "telegram_bot_token"
     data_dir.mkdir(parents=True, exist_ok=True)
-    bot = simulator.create_bot(username="scrm_demo_bot", first_name="SCRM Demo",
-                               token=token_file.read_text().strip() if token_file.exists() else None)
-    token_file.write_text(bot.token)
+    # Its bot, users, chats and ids kept across demo runs: the stored account stays valid, replies
+    # to earlier customers arrive in their chats, and no message id is used twice.
+    simulator = TelegramSimulator(state_file=data_dir / "telegram_simulator.json")
+    token_file = data_dir / "telegram_bot_token"  # a data directory of an earlier version
+    bot = next(iter(simulator.bots.values()), None) or simulator.create_bot(
+        username="scrm_demo_bot", first_name="SCRM Demo",
+        token=token_file.read_text().strip() if token_file.exists() else None)
     wecom, wecom_app = _wecom_simulator(data_dir)
     kf_app, open_kfid = _kf_app(wecom, data_dir)
     wechat, wechat_account = _wechat_simulator(data_dir)

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
 import math
+import os
 import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -113,7 +116,7 @@ class SimBot:
     send_requests: int = 0
     calls: list[tuple[str, float]] = field(default_factory=list)  # (method, monotonic time), faults included
     transcript: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-    message_ids: dict[int, itertools.count] = field(default_factory=dict)
+    message_ids: dict[int, int] = field(default_factory=dict)  # chat id -> the last message id in it
     faults: list[Fault] = field(default_factory=list)
     answered_callbacks: list[str] = field(default_factory=list)
     webhook_deliveries: int = 0
@@ -158,7 +161,10 @@ class TelegramApiError(Exception):
 class TelegramSimulator:
     """The simulator's state and its ASGI app (`.app`)."""
 
-    def __init__(self, *, webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5, 10)) -> None:
+    def __init__(self, *, webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5, 10),
+                 state_file: Path | None = None) -> None:
+        """`state_file`: where users, bots and chats are kept across restarts (the demo's); read
+        here when it exists, written a moment after each change and on close."""
         self.bots: dict[int, SimBot] = {}
         self.users: dict[int, SimUser] = {}
         self.webhook_retry_delays = webhook_retry_delays
@@ -180,6 +186,10 @@ class TelegramSimulator:
             ],
             lifespan=self._lifespan,
         )
+        self.state_file = state_file
+        self._save_pending = False
+        if state_file is not None and state_file.exists():
+            self._restore(json.loads(state_file.read_text(encoding="utf-8")))
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -282,6 +292,7 @@ class TelegramSimulator:
     def _push(self, bot: SimBot, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         update = {"update_id": bot.next_update_id, kind: payload}
         bot.next_update_id += 1
+        self._changed()
         if bot.allowed_updates and kind not in bot.allowed_updates:
             return update
         bot.queue.append(update)
@@ -315,6 +326,7 @@ class TelegramSimulator:
             if ok:
                 failures = 0
                 bot.queue.popleft()
+                self._changed()
                 await self._webhook_reply(bot, resp)
                 continue
             bot.webhook_failures += 1
@@ -386,12 +398,14 @@ class TelegramSimulator:
         bot.secret_token = params.get("secret_token") or None
         allowed = params.get("allowed_updates")
         bot.allowed_updates = list(allowed) if allowed else None
+        self._changed()
         if bot.queue:
             self._ensure_deliverer(bot)
         return True
 
     async def _delete_webhook(self, bot: SimBot, params: dict[str, Any]) -> Any:
         bot.webhook_url = None
+        self._changed()
         return True
 
     async def _webhook_info(self, bot: SimBot, params: dict[str, Any]) -> Any:
@@ -413,6 +427,7 @@ class TelegramSimulator:
         # An offset confirms every update before it: they are gone for good.
         while bot.queue and bot.queue[0]["update_id"] < offset:
             bot.queue.popleft()
+            self._changed()
         if not bot.queue and timeout > 0 and not self._closing.is_set():
             bot.queue_changed.clear()
             await wait_any(bot.queue_changed, self._closing, timeout=timeout)
@@ -589,14 +604,58 @@ class TelegramSimulator:
     # ---- internals ---------------------------------------------------------
 
     def _next_message_id(self, bot: SimBot, chat_id: int) -> int:
-        counter = bot.message_ids.setdefault(chat_id, itertools.count(1))
-        return next(counter)
+        bot.message_ids[chat_id] = bot.message_ids.get(chat_id, 0) + 1
+        return bot.message_ids[chat_id]
 
     def _log(self, bot: SimBot, chat_id: int, author: str, text: str | None, raw: dict[str, Any]) -> None:
         bot.transcript.setdefault(chat_id, []).append(
             {"from": author, "text": text, "at": time.time(), "raw": raw,
              "buttons": [b for row in (raw.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]}
         )
+        self._changed()
+
+    # ---- kept across restarts (the demo's data directory) --------------------
+
+    def _changed(self) -> None:
+        """Save soon: many changes in a burst are written once, a moment later."""
+        if self.state_file is None or self._save_pending:
+            return
+        self._save_pending = True
+        try:
+            asyncio.get_running_loop().call_later(0.2, self.save)
+        except RuntimeError:  # no event loop: a test driving the state directly
+            self.save()
+
+    def save(self) -> None:
+        """Users, bots, chats, message and update ids and undelivered updates, written whole
+        (a new file renamed over the old, so a crash leaves one or the other)."""
+        self._save_pending = False
+        if self.state_file is None:
+            return
+        state = {"users": [dataclasses.asdict(u) for u in self.users.values()], "bots": [{
+            "token": b.token, "username": b.username, "first_name": b.first_name, "webhook_url": b.webhook_url,
+            "secret_token": b.secret_token, "allowed_updates": b.allowed_updates,
+            "next_update_id": b.next_update_id, "started_by": sorted(b.started_by),
+            "blocked_by": sorted(b.blocked_by), "message_ids": b.message_ids, "queue": list(b.queue),
+            "transcript": b.transcript} for b in self.bots.values()]}
+        partial = self.state_file.with_suffix(".partial")
+        partial.write_text(json.dumps(state, ensure_ascii=False))
+        partial.chmod(0o600)  # the bots' tokens
+        os.replace(partial, self.state_file)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        for user in state["users"]:
+            self.users[user["id"]] = SimUser(**user)
+        for saved in state["bots"]:
+            bot = self.create_bot(saved["username"], saved["first_name"], token=saved["token"])
+            bot.webhook_url, bot.secret_token = saved["webhook_url"], saved["secret_token"]
+            bot.allowed_updates = saved["allowed_updates"]
+            # Never an id the hub may have stored: the clock's, if it is ahead of the saved one.
+            bot.next_update_id = max(saved["next_update_id"], bot.next_update_id)
+            bot.started_by, bot.blocked_by = set(saved["started_by"]), set(saved["blocked_by"])
+            bot.message_ids = {int(chat): last for chat, last in saved["message_ids"].items()}
+            bot.transcript = {int(chat): lines for chat, lines in saved["transcript"].items()}
+            bot.queue.extend(saved["queue"])
 
     def end_long_polls(self) -> None:
         """Answer open getUpdates calls now (before a server shutdown waits for them)."""
@@ -604,6 +663,7 @@ class TelegramSimulator:
 
     async def aclose(self) -> None:
         self._closing.set()
+        self.save()
         for task in self._deliverers.values():
             task.cancel()
         if self._http is not None:

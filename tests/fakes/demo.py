@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from crm_core.db import create_engine, session_factory
+from crm_core.models import User
+from crm_core.people import users
 from tests.fakes.stack import eventually, free_port
 
 
@@ -31,6 +35,17 @@ class Demo:
     @property
     def sim_base(self) -> str:
         return f"http://127.0.0.1:{self.sim_port}"
+
+    async def api(self) -> dict[str, str]:
+        """Headers with a new API token of the demo's admin."""
+        engine = create_engine(f"sqlite+aiosqlite:///{self.data_dir / 'scrm.db'}")
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                admin = await session.scalar(select(User).where(User.username == "demo-admin"))
+                token = await users.create_token(admin, name="test", db_session=session)
+        finally:
+            await engine.dispose()
+        return {"Authorization": f"Bearer {token}"}
 
     async def customer_writes(self, user_id: int, text: str, **user: Any) -> None:
         resp = await self.sim.post(f"/_sim/bots/{self.bot['id']}/users/{user_id}/messages", json={"text": text, **user})

@@ -159,10 +159,10 @@ async def test_demo_answers_a_customer_typed_into_the_simulator(tmp_path):
     assert bot["webhook_url"] == f"http://127.0.0.1:{bot['port']}/hooks/telegram/1"
     assert line.startswith("您好，王伟")
 
-    # A second run keeps the bot, the channel account and the history; the
+    # A second run keeps the bot, the channel account, the chat and the history; the
     # customer who writes again right away is not greeted or acknowledged twice.
     again, lines = await run_demo_once(tmp_path, "hello again", processed=2)
-    assert lines == []
+    assert lines == [line]
     assert again["id"] == bot["id"]
     assert again["webhook_url"].endswith("/hooks/telegram/1")
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}")
