@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from bots.rep.alerts import send_card
 from crm_core.leads import service as leads
+from crm_core.leads import sources
 from crm_core.leads.service import LeadRules
-from crm_core.models import CUSTOMER_MESSAGE_KINDS, Lead, User
+from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Lead, User
 from crm_core.ports import HandlerContext
 
 SIGNALS = (("buying", "buying_signal"), ("event_registration", "event_registration"))
@@ -36,17 +37,21 @@ class LeadCapture:
         opened = None
         if qr is not None:
             opened = await leads.open_lead(ctx.contact.id, source_kind="qr", source=qr["source"], rules=self.rules,
-                                           db_session=session)
+                                           source_message_id=message.id, db_session=session)
         elif signal is not None and message.kind in CUSTOMER_MESSAGE_KINDS:
             opened = await leads.open_lead(ctx.contact.id, source_kind="signal", source=f"message {message.id}",
-                                           company=entities.get("company"), rules=self.rules, db_session=session)
+                                           company=entities.get("company"), rules=self.rules,
+                                           source_message_id=message.id, db_session=session)
         lead = opened.lead if opened is not None else await session.scalar(
             select(Lead).where(Lead.contact_id == ctx.contact.id, Lead.status == "open"))
         if lead is None:
             return
         if opened is not None and opened.created:
             await session.refresh(ctx.conversation, ["assignee_user_id"])
-            await self._tell_owner(ctx, lead, "card_lead_routed", source=lead.source_kind)
+            channel = await session.scalar(select(ChannelAccount.kind).where(
+                ChannelAccount.id == message.channel_account_id))
+            await self._tell_owner(ctx, lead, "card_lead_routed", source=sources.describe(
+                lead.source_kind, lead.source, channel=channel, at=message.created_at))
         hot = False
         if message.kind in CUSTOMER_MESSAGE_KINDS:
             for event in [e for _, e in SIGNALS if e == signal] + ["message"] + \

@@ -35,6 +35,29 @@ from hub.settings import Settings
 DEMO_DIR = Path("var/demo")
 
 
+# What to open, and three things to try on each page.
+BANNER = """
+SCRM Hub demo is running (SQLite at {db}).
+  Telegram customer, chatting with the bot:      {sim}/
+      try: "How long does shipping take?" · "请问退货流程是什么？" (the FAQ, in your language)
+           "I'd like a quote for 20 seats" (the lead form; Li Lei gets the card in WeCom)
+  WeChat follower (Official Account):            {wechat}/
+      try: Follow, then "可以开发票吗？" (an article card) · "想了解一下报价" · "退订" (opted out)
+  Reps in WeCom (Li Lei, Wang Fang, Zhao Min), their archived 1:1 chats and 微信客服:
+                                                 {wecom}/
+      try: claim the lead card and answer with /r N text · ask 微信客服 "转人工", reply as Li Lei
+           · add Li Lei as a WeCom customer and write "退订" (read from the archive, opted out)
+  DingTalk: reps and a customer group:           {dingtalk}/
+      try: "@robot 你们的产品多少钱？" in the group · /help as a rep · claim a card from the robot
+  Admin panel:                                   http://127.0.0.1:{port}/admin
+      user demo-admin, password {password} (kept in {password_file})
+      try: the dashboard · Knowledge base (the FAQ the bot answers from) · Inbox (reply as a person)
+  Hub API documentation (works offline):         http://127.0.0.1:{port}/docs
+      token: {token}
+      try: curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/conversations
+Press Ctrl+C to stop.
+"""
+
 DEMO_REPS = {"li": ("Li Lei", Role.REP), "wang": ("Wang Fang", Role.REP), "boss": ("Zhao Min", Role.MANAGER)}
 
 
@@ -92,26 +115,9 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
         robot.callback_url = f"{settings.base_url}/hooks/dingtalk/{dingtalk_id}"
         app = create_app(hub, background=Services(), long_running=True)
         async with running(app, port=port):
-            print(
-                "\nSCRM Hub demo is running (SQLite at {db}).\n"
-                "  Telegram customer (chat with the bot):        {sim}/\n"
-                "  WeChat follower (Official Account):           {wechat}/\n"
-                "  Reps in WeCom (Li Lei, Wang Fang, Zhao Min),\n"
-                "  their archived 1:1 chats and 微信客服:         {wecom}/\n"
-                "  DingTalk: reps and a customer group:          {dingtalk}/\n"
-                "  Admin panel:                                  http://127.0.0.1:{port}/admin\n"
-                "      user demo-admin, password {password} (kept in {password_file})\n"
-                "  Hub API documentation:                        http://127.0.0.1:{port}/docs\n"
-                "  Admin API token:                              {token}\n"
-                "  Try: write as a customer, claim the lead card in WeCom, reply with /r N text.\n"
-                "       Ask 微信客服 \"转人工\": WeCom hands the chat to Li Lei, who answers there.\n"
-                "       As a WeCom customer, add Li Lei and write 退订: read from the archive, opted out.\n"
-                "       curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/conversations\n"
-                "Press Ctrl+C to stop.\n".format(db=settings.resolved_database_url.split("///")[-1], sim=sim_base,
-                                                 wechat=wechat_base, wecom=wecom_base, dingtalk=dingtalk_base, port=port, token=api_token,
-                                                 password=admin_password, password_file=password_file),
-                flush=True,
-            )
+            print(BANNER.format(db=settings.resolved_database_url.split("///")[-1], sim=sim_base, wechat=wechat_base,
+                                wecom=wecom_base, dingtalk=dingtalk_base, port=port, token=api_token,
+                                password=admin_password, password_file=password_file), flush=True)
             if ready is not None:
                 ready.set()
             await stop.wait()

@@ -16,6 +16,7 @@ from crm_core import audit
 from crm_core.consent import service as consent
 from crm_core.contacts import merging, tags
 from crm_core.contacts.linking import UnlinkRefused, reach_keys, unlink_identity
+from crm_core.contacts.naming import shown_names
 from crm_core.contacts.privacy import ErasureRefused, erase_person, export_person
 from crm_core.conversations import double_opt_in
 from crm_core.conversations import service as conversations
@@ -41,7 +42,8 @@ async def list_contacts(
     session: AsyncSession = Depends(db_session),
 ) -> list[ContactRead]:
     rows = await conversations.list_contacts(user, db_session=session, limit=limit, offset=offset, q=q)
-    return [ContactRead.model_validate(c) for c in rows]
+    names = await shown_names(rows, db_session=session)
+    return [ContactRead.model_validate(c).model_copy(update={"name": names[c.id]}) for c in rows]
 
 
 @router.get("/{contact_id}", response_model=ContactDetail, responses=errors(404))
@@ -53,6 +55,7 @@ async def get_contact(
     contact = await _visible_contact(contact_id, user, session)
     keys = (await reach_keys([contact.id], db_session=session)).get(contact.id, [])
     return ContactDetail.model_validate(contact).model_copy(update={
+        "name": (await shown_names([contact], db_session=session))[contact.id],
         "phones": [v for k, v in keys if k == "phone"], "emails": [v for k, v in keys if k == "email"],
         "tags": await tags.tags_of(contact.id, db_session=session)})
 

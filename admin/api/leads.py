@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,15 @@ from admin.api.errors import errors
 from admin.api.ids import Offset, PathId, QueryId
 from admin.api.schemas import LeadAssign, LeadCreate, LeadDetail, LeadEventRead, LeadOrder, LeadRead, LeadStageUpdate
 from crm_core import audit, visibility
+from crm_core.contacts.naming import shown_names
 from crm_core.conversations import service as conversations
 from crm_core.db import utcnow
 from crm_core.leads import export as lead_export
 from crm_core.leads import service as leads
+from crm_core.leads import sources
 from crm_core.leads.imports import ImportRefused, ImportReport, import_leads, import_one, read_rows
 from crm_core.leads.service import LeadRefused
-from crm_core.models import Contact, ContactKey, Lead, LeadEvent, Role, User
+from crm_core.models import ChannelAccount, Contact, ContactKey, Lead, LeadEvent, Message, Role, User
 
 router = APIRouter(prefix="/leads", tags=["leads"])
 
@@ -50,8 +52,22 @@ async def _lead(lead_id: int, user: User, session: AsyncSession) -> Lead:
 async def _detail(lead: Lead, session: AsyncSession) -> LeadDetail:
     events = (await session.scalars(select(LeadEvent).where(LeadEvent.lead_id == lead.id)
                                     .order_by(LeadEvent.id))).all()
-    return LeadDetail(**LeadRead.model_validate(lead).model_dump(),
+    return LeadDetail(**{**LeadRead.model_validate(lead).model_dump(),
+                         "source_label": (await _source_labels([lead], session))[lead.id]},
                       events=[LeadEventRead.model_validate(e) for e in events])
+
+
+async def _source_labels(rows: Sequence[Lead], session: AsyncSession) -> dict[int, dict[str, str]]:
+    """Each lead's source as a person says it, from the channel and date of the message that opened it."""
+    ids = {lead.source_message_id for lead in rows if lead.source_message_id is not None}
+    opened = {message_id: (kind, at) for message_id, kind, at in (await session.execute(
+        select(Message.id, ChannelAccount.kind, Message.created_at)
+        .join(ChannelAccount, ChannelAccount.id == Message.channel_account_id)
+        .where(Message.id.in_(ids)))).all()} if ids else {}
+    found = {lead.id: opened.get(lead.source_message_id, (None, None)) for lead in rows}
+    return {lead.id: sources.describe(lead.source_kind, lead.source, channel=found[lead.id][0], at=found[lead.id][1])
+            for lead in rows}
+
 
 
 def _visible_leads(user: User, status: str | None, stage: str | None, owner_user_id: int | None,
@@ -83,14 +99,16 @@ async def list_leads(status: str | None = Query(None, pattern="^(open|closed)$")
                      offset: Offset = 0, user: User = Depends(require_role(*ANY_ROLE)),
                      session: AsyncSession = Depends(db_session)) -> list[LeadRead]:
     rows = (await session.execute(
-        select(Lead, Contact.display_name, User.display_name, User.username)
+        select(Lead, Contact, User.display_name, User.username)
         .join(Contact, Contact.id == Lead.contact_id)
         .outerjoin(User, User.id == Lead.owner_user_id)
         .where(*_visible_leads(user, status, stage, owner_user_id, contact_id, q))
         .order_by(Lead.id.desc()).limit(limit).offset(offset))).all()
-    return [LeadRead.model_validate(lead).model_copy(update={"contact_name": name,
-                                                             "owner_name": owner_display or owner_username})
-            for lead, name, owner_display, owner_username in rows]
+    labels = await _source_labels([lead for lead, *_ in rows], session)
+    names = await shown_names([contact for _, contact, *_ in rows], db_session=session)
+    return [LeadRead.model_validate(lead).model_copy(update={
+        "contact_name": names[contact.id], "source_label": labels[lead.id],
+        "owner_name": owner_display or owner_username}) for lead, contact, owner_display, owner_username in rows]
 
 
 @router.get("/pipeline", responses=errors())

@@ -72,6 +72,8 @@ class ContactRead(BaseModel):
 
     id: int
     display_name: str | None
+    # What to call them: their name, else a channel's nickname, else the channel and their id there.
+    name: str = ""
     language: str | None
     stage: str
     source: str | None
@@ -324,8 +326,10 @@ class LeadRead(BaseModel):
     first_response_due_at: dt.datetime | None
     first_responded_at: dt.datetime | None
     created_at: dt.datetime
-    contact_name: str | None = None   # in lists
+    contact_name: str | None = None   # in lists: the contact's name, else the nickname a channel gave
     owner_name: str | None = None
+    # Where it came from as a person says it: {"en": "Telegram, message of 3 Dec", "zh": ...}.
+    source_label: dict[str, str] = Field(default_factory=dict)
 
 
 class LeadEventRead(BaseModel):

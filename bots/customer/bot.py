@@ -1,16 +1,19 @@
 """The customer bot: the first to answer a customer on every channel.
 
 For each customer message, in this order:
-1. While a person has the conversation (handed off, claimed, assigned, or a rep
-   wrote in it: `Conversation.handoff_at`) it stays silent, unless the customer
-   asks for the bot back ("bot", "机器人").
+1. While a person has the conversation (claimed, assigned, or a rep wrote in it:
+   `crm_core.conversations.service.has_a_person`) it stays silent, unless the
+   customer asks for the bot back ("bot", "机器人"). Handed off but nobody has
+   it yet, it answers what it can (FAQ, the lead form), each answer saying a
+   person is coming, and does not hand off again.
 2. A pending satisfaction question takes a 1-5 answer (a button or a number).
 3. "人工" / "human", a strongly negative complaint, or a second question in a row
    it cannot answer hands the conversation to a person with a summary.
 4. Events: registering ("报名" names one, or the options to choose from), "am I
    registered?", and cancelling.
 5. A lead form in progress takes the answer, a correction ("sorry, my number
-   is ..."), or a "stop"; a buying signal starts one. The form asks only what is
+   is ..."), or a "stop"; a complaint is no answer: the form waits and a person
+   takes over (3.); a buying signal starts one. The form asks only what is
    missing, re-asks with the reason when an answer is not valid, survives days
    of silence, and ends in the lead's details, a card to the rep, and the
    marketing consent question (asked once, in the customer's channel).
@@ -42,7 +45,7 @@ from crm_core.campaigns import events
 from crm_core.consent import service as consent
 from crm_core.contacts.linking import reach_keys
 from crm_core.conversations import csat
-from crm_core.conversations.service import first_customer_message
+from crm_core.conversations.service import first_customer_message, has_a_person
 from crm_core.db import utcnow
 from crm_core.leads import service as leads
 from crm_core.leads.service import LeadRules
@@ -120,11 +123,14 @@ class CustomerBot:
 
         if await self._csat_answer(ctx, choice, text, lang):
             return  # a score is taken whoever owns the conversation
-        if conversation.handoff_at is not None:
+        waiting = conversation.handoff_at is not None  # for a person: nobody has the conversation yet
+        if waiting:
             if choice == "bot:back" or _BOT_BACK.match(text):
                 conversation.handoff_at = conversation.handoff_reason = None
                 ctx.reply(say("bot_back", lang))
-            return
+                return
+            if has_a_person(conversation):
+                return
         conversation.resolved_at = None  # they wrote again: it is live
 
         if await self._consent_declined(ctx, lang):
@@ -134,6 +140,16 @@ class CustomerBot:
         # alone calls short neutral answers ("张三", "三个月内") negative too often.
         upset = message.sentiment == "negative" and (message.sentiment_confidence or 0) >= \
             self.settings.upset_confidence and "complaint" in intents
+        complaint_in_form = (state.form or {}).get("status") == "open" and "complaint" in intents
+        if complaint_in_form:
+            # Not an answer to the form: it waits (a buying signal later goes on from what they said).
+            state.form = {**state.form, "status": "left"}
+        if waiting and (choice == "handoff" or "human" in intents or upset or complaint_in_form):
+            ctx.reply(say("person_coming", lang))  # already handed off: the reps have the card
+            return
+        if complaint_in_form and not upset and "human" not in intents and choice != "handoff":
+            await self._hand_off(ctx, state, "complaint", lang)
+            return
         if choice == "handoff" or "human" in intents or upset:
             await self._hand_off(ctx, state, "upset" if upset and "human" not in intents and choice != "handoff"
                                  else "asked", lang)
@@ -160,6 +176,8 @@ class CustomerBot:
         # While the form waits for an answer, every other reply ends by asking again.
         reminder = "\n\n" + say("form_still_need", lang, question=say(f"ask_{form['asking']}", lang)) \
             if form.get("status") == "open" else ""
+        if waiting:
+            reminder += "\n\n" + say("person_coming", lang)
         if answer is not None:
             state.misses = 0
             # With a picture or link it is a card: the question they asked as its title.
@@ -175,6 +193,9 @@ class CustomerBot:
             # "hello again", "thanks", "ok": no question, no miss; greeted only after a quiet spell.
             if await self._quiet_for(ctx, self.settings.quiet_spell):
                 ctx.reply(say("greeting", lang, name=_name_suffix(ctx, lang)))
+            return
+        if waiting:
+            ctx.reply(prefix + say("person_coming", lang))  # no second handoff, no button to one
             return
         state.misses += 1
         if state.misses >= self.settings.misses_before_handoff:
@@ -303,7 +324,7 @@ class CustomerBot:
         db = ctx.db_session
         opened = await leads.open_lead(ctx.contact.id, source_kind="form", source=f"customer bot, message "
                                        f"{ctx.message.id}", company=fields.get("company"), rules=self.lead_rules,
-                                       db_session=db)
+                                       source_message_id=ctx.message.id, db_session=db)
         lead = opened.lead
         if fields.get("company"):
             lead.company = fields["company"]

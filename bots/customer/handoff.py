@@ -29,10 +29,12 @@ from crm_core.models import (
 from crm_core.people import reps
 from crm_core.ports import HandlerContext, OutboundMessage
 
+_FEELINGS = {"negative": "负面", "positive": "正面", "neutral": "中性"}
 REASONS = {
     "asked": {"en": "asked for a person", "zh": "要求转人工"},
     "not_understood": {"en": "the bot could not answer twice in a row", "zh": "机器人连续两次无法回答"},
     "upset": {"en": "the customer is upset", "zh": "客户情绪负面"},
+    "complaint": {"en": "a complaint while filling in the lead form", "zh": "填写留资表单时提出投诉"},
 }
 
 
@@ -71,7 +73,7 @@ async def summary(conversation: Conversation, ctx: HandlerContext, state: BotSes
     db: AsyncSession = ctx.db_session
     zh = lang == "zh"
     contact = ctx.contact
-    card = await reps.contact_card(conversation, db_session=db)
+    card = await reps.contact_card(conversation, db_session=db, lang=lang)
     lines = [f"#{conversation.id} {card['name']} · {card['where']}".rstrip(" ·")]
     if card["keys"]:
         lines.append(("联系方式：" if zh else "contact: ") + ", ".join(card["keys"]))
@@ -91,9 +93,10 @@ async def summary(conversation: Conversation, ctx: HandlerContext, state: BotSes
     if scored:
         latest = scored[0]
         negatives = sum(1 for m in scored if m.sentiment == "negative")
+        feeling = _FEELINGS.get(latest.sentiment, latest.sentiment) if zh else latest.sentiment
         lines.append(("情绪：" if zh else "sentiment: ") +
-                     f"{latest.sentiment} ({round((latest.sentiment_confidence or 0) * 100)}%)" +
-                     (f", {negatives}/{len(scored)} negative" if not zh else f"，{len(scored)} 条中 {negatives} 条负面"))
+                     f"{feeling} ({round((latest.sentiment_confidence or 0) * 100)}%)" +
+                     (f"，{len(scored)} 条中 {negatives} 条负面" if zh else f", {negatives}/{len(scored)} negative"))
     fields = dict((state.form or {}).get("fields", {})) if state is not None else {}
     lead = await db.scalar(select(Lead).where(Lead.contact_id == contact.id, Lead.status == "open"))
     if lead is not None:

@@ -18,6 +18,10 @@ TEXTS: dict[str, dict[str, str]] = {
               "(Reply \"bot\" to come back to me.)",
         "zh": "已为您转接人工客服，同事能看到我们的全部对话，会尽快在这里回复您。（回复“机器人”可回到自助服务。）",
     },
+    "person_coming": {
+        "en": "A colleague will reply here soon; they can see this whole conversation.",
+        "zh": "人工客服会尽快在这里回复您，同事能看到这段对话的全部内容。",
+    },
     "bot_back": {
         "en": "I am back. Ask me anything; your colleague still sees this conversation.",
         "zh": "我回来了，请问有什么可以帮您？同事仍能看到本次对话。",

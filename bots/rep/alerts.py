@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bots.language import reply_language
 from bots.rep.texts import say
 from crm_core.conversations.service import first_customer_message, person_takes_over
+from crm_core.leads.service import stage_name
 from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Conversation, User
 from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.people import reps
@@ -142,17 +143,20 @@ async def _card(ctx: HandlerContext, user: User, title_key: str, *, key: str,
 
 async def send_card(user: User, title_key: str, conversation: Conversation, *, key: str, latest: str | None,
                     db_session: AsyncSession, **params: object) -> int:
-    """A card about `conversation` to `user` in their language, with the buttons
-    that fit its state; how many of the user's chat apps it was queued to."""
-    card = await reps.contact_card(conversation, db_session=db_session)
+    """A card about `conversation` to `user` in their language, all of it (a parameter given in
+    both languages, {"en": ..., "zh": ...}, is told in theirs), with the buttons that fit its
+    state; how many of the user's chat apps it was queued to."""
     lang = user.language or "zh"
-    title = say(title_key, lang, id=conversation.id, name=card["name"], **params)
+    card = await reps.contact_card(conversation, db_session=db_session, lang=lang)
+    told = {name: value.get(lang, value.get("en")) if isinstance(value, dict) else value
+            for name, value in params.items()}
+    title = say(title_key, lang, id=conversation.id, name=card["name"], **told)
     body = [f"#{conversation.id} {card['name']} · {card['where']}"]
     if card["source"]:
-        body.append(f"source: {card['source']}")
+        body.append(say("card_source", lang, source=card["source"]))
     if latest:
         body.append(f"“{latest[:300]}”")
-    body.append(f"stage: {card['stage']} · owner: {card['owner'] or '-'}")
+    body.append(say("card_stage_owner", lang, stage=stage_name(card["stage"], lang), owner=card["owner"] or "-"))
     claimed = conversation.assignee_user_id is not None
     return await reps.notify_user(user.id, OutboundMessage("", "\n".join(body),
                                                            reps.card_buttons(conversation.id, claimed=claimed),

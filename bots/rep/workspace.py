@@ -17,7 +17,7 @@ from bots.rep.review import RepMessageReview
 from bots.rep.texts import STAGE_ALIASES, say
 from crm_core.conversations import csat
 from crm_core.db import utcnow
-from crm_core.leads.service import LeadRules
+from crm_core.leads.service import LeadRules, stage_name
 from crm_core.models import Contact, Conversation, Identity, MessageKind, User, UserHandle
 from crm_core.people import reps
 from crm_core.ports import HandlerContext, OutboundMessage
@@ -231,8 +231,8 @@ class Session:
     async def _card(self, conversation_id: int) -> None:
         conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
         reps.ensure_may_act(self.user, conversation)
-        card = await reps.contact_card(conversation, db_session=self.db)
-        self.ctx.reply(format_card(card), buttons=reps.card_buttons(conversation_id, claimed=True),
+        card = await reps.contact_card(conversation, db_session=self.db, lang=self.lang)
+        self.ctx.reply(format_card(card, self.lang), buttons=reps.card_buttons(conversation_id, claimed=True),
                        title=f"#{card['id']} {card['name']}")
 
     async def _name(self, conversation: Conversation) -> str:
@@ -242,10 +242,11 @@ class Session:
                 or (identity.external_id if identity else f"#{conversation.id}"))
 
 
-def format_card(card: dict) -> str:
-    lines = [f"{card['name']} · stage {card['stage']}" + (f" · source {card['source']}" if card["source"] else ""),
-             f"owner: {card['owner'] or '-'} · notes: {card['notes']}"
-             + ("" if card["reachable"] else " · unreachable")]
+def format_card(card: dict, lang: str) -> str:
+    lines = [say("card_who", lang, name=card["name"], stage=stage_name(card["stage"], lang))
+             + (say("card_from", lang, source=card["source"]) if card["source"] else ""),
+             say("card_owner_notes", lang, owner=card["owner"] or "-", notes=card["notes"])
+             + ("" if card["reachable"] else say("card_unreachable", lang))]
     lines += card["recent"]
     return "\n".join(lines)
 

@@ -28,15 +28,33 @@ from crm_core.models import (
     OutboxStatus,
     User,
 )
-from crm_core.outbox.service import DeliveryState, delivery_state, enqueue_to_conversation
+from crm_core.outbox.service import (
+    DeliveryState,
+    delivery_state,
+    enqueue_to_conversation,
+)
 from crm_core.ports import HandlerContext, OutboundMessage
+
+# Reasons a conversation is handed over that mean a person is there: they claimed it, replied
+# in it, or it is the rep's own contact. The bot's handoffs ("asked", "not_understood", "upset")
+# and an assignment back to the queue only wait for one.
+PERSON_HAS_IT = ("claimed", "replied", "rep_contact")
 
 
 def person_takes_over(conversation: Conversation, reason: str) -> None:
-    """A person has the conversation now (claimed, assigned, replied, or asked for by the
-    customer): the customer bot stays silent in it until the customer asks for it back."""
+    """The conversation is handed to people (claimed, assigned, replied, or asked for by the
+    customer): the customer bot stays silent in it once a person has it (`has_a_person`) until the
+    customer asks for it back, and until then answers what it can."""
     if conversation.handoff_at is None:
         conversation.handoff_at, conversation.handoff_reason = utcnow(), reason
+    elif reason in PERSON_HAS_IT:
+        conversation.handoff_reason = reason  # waited for a person since handoff_at: one is here
+
+
+def has_a_person(conversation: Conversation) -> bool:
+    """A person has the handed-over conversation: it has an owner, or a person took it or wrote in it."""
+    return conversation.handoff_at is not None and (
+        conversation.assignee_user_id is not None or conversation.handoff_reason in PERSON_HAS_IT)
 
 
 async def list_contacts(user: User, *, db_session: AsyncSession, limit: int = 50, offset: int = 0,

@@ -23,6 +23,14 @@ from crm_core.leads import teams
 from crm_core.models import Contact, Conversation, Lead, LeadEvent, Role, User
 
 DEFAULT_STAGES = ("new", "contacted", "qualified", "proposal", "won", "lost")
+# The default stages as people say them; a stage an operator named is shown as they named it.
+STAGE_NAMES = {"new": {"en": "new", "zh": "新线索"}, "contacted": {"en": "contacted", "zh": "已联系"},
+               "qualified": {"en": "qualified", "zh": "已确认"}, "proposal": {"en": "proposal", "zh": "方案报价"},
+               "won": {"en": "won", "zh": "成交"}, "lost": {"en": "lost", "zh": "丢单"}}
+
+
+def stage_name(stage: str, lang: str) -> str:
+    return STAGE_NAMES.get(stage, {}).get(lang, stage)
 CLOSED_STAGES = ("won", "lost")
 SOURCE_KINDS = ("signal", "qr", "form", "import", "api")
 NOT_YOURS = ("this person is another rep's customer: ask your manager to hand them to you "
@@ -112,7 +120,8 @@ async def record(lead: Lead, kind: str, *, db_session: AsyncSession, actor: User
 
 async def open_lead(contact_id: int, *, source_kind: str, rules: LeadRules, db_session: AsyncSession,
                     source: str | None = None, company: str | None = None, region: str | None = None,
-                    industry: str | None = None, actor: User | None = None, owner: User | None = None) -> Opened:
+                    industry: str | None = None, actor: User | None = None, owner: User | None = None,
+                    source_message_id: int | None = None) -> Opened:
     """The contact's open lead, or a new one routed to a rep (or to `owner`). A person
     `actor` may not take the open lead of (another rep's) is refused with LeadNotYours."""
     if source_kind not in SOURCE_KINDS:
@@ -127,7 +136,7 @@ async def open_lead(contact_id: int, *, source_kind: str, rules: LeadRules, db_s
         return Opened(existing, created=False)
     now = utcnow()
     lead = Lead(contact_id=contact_id, source_kind=source_kind, source=source, company=company, region=region,
-                industry=industry, stage=rules.stages[0], score=0, segment="E",
+                industry=industry, source_message_id=source_message_id, stage=rules.stages[0], score=0, segment="E",
                 first_response_due_at=now + rules.first_response)
     db_session.add(lead)
     await db_session.flush()

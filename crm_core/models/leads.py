@@ -31,6 +31,9 @@ class Lead(Base):
     # signal / qr / form / import / api, and the detail (QR State, campaign, file name...).
     source_kind: Mapped[str] = mapped_column(String(16))
     source: Mapped[str | None] = mapped_column(String(200))
+    # The customer message that opened it (a buying signal, the bot's form, a WeCom code's add):
+    # its channel and date say where the lead came from (crm_core/leads/sources.py).
+    source_message_id: Mapped[int | None] = mapped_column(Id)
     company: Mapped[str | None] = mapped_column(String(200))
     region: Mapped[str | None] = mapped_column(String(100))
     industry: Mapped[str | None] = mapped_column(String(100))

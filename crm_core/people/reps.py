@@ -20,6 +20,7 @@ from crm_core.conversations.service import person_takes_over
 from crm_core.leads import service as leads
 from crm_core.leads import teams
 from crm_core.leads.service import LeadRules
+from crm_core.leads.sources import channel_name
 from crm_core.models import (
     Contact,
     Conversation,
@@ -303,9 +304,15 @@ async def reassign_all(from_user: User, to_user: User, by: User, *, db_session: 
     return len(ids)
 
 
-async def contact_card(conversation: Conversation, *, db_session: AsyncSession) -> dict:
-    """What a rep needs on a card: who, where, how to reach them, stage, source, owner, last messages."""
-    from crm_core.models import ChannelAccount, ContactKey, Direction, Message  # local: only the card needs them
+async def contact_card(conversation: Conversation, *, db_session: AsyncSession, lang: str = "en") -> dict:
+    """What a rep needs on a card: who, where (the channel named in `lang`), how to reach them,
+    stage, source, owner, last messages."""
+    from crm_core.models import (  # local: only the card needs them
+        ChannelAccount,
+        ContactKey,
+        Direction,
+        Message,
+    )
 
     contact = await db_session.get(Contact, conversation.contact_id)
     identity = await db_session.get(Identity, conversation.identity_id)
@@ -323,7 +330,7 @@ async def contact_card(conversation: Conversation, *, db_session: AsyncSession) 
         "id": conversation.id,
         "name": identity.display_name or contact.display_name or identity.username or identity.external_id,
         "channel_account_id": conversation.channel_account_id,
-        "where": f"{account.kind} · {account.name}" if account else "",
+        "where": f"{channel_name(account.kind, lang)} · {account.name}" if account else "",
         "keys": list(keys),
         "stage": contact.stage,
         "source": contact.source,

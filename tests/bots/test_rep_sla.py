@@ -49,7 +49,7 @@ async def test_reminder_then_escalation_once_per_wait(database_url, tmp_path):
         await ws.rep_receives("li", "已由您认领")
         assert await sla.run_once(now=start + minutes(125)) == 1
         escalation = await ws.rep_receives("boss", "升级提醒")
-        assert "owner: Li Lei" in escalation["text"] and "需要报价" in escalation["text"]
+        assert "负责人：Li Lei" in escalation["text"] and "需要报价" in escalation["text"]
         assert await sla.run_once(now=start + minutes(300)) == 0
         assert len(sla_cards(ws, "wang")) == 1  # no escalation to colleagues
 

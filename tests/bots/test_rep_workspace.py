@@ -7,6 +7,7 @@ callbacks, and the hub's sends land in the simulators.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from sqlalchemy import select
@@ -29,6 +30,13 @@ async def test_telegram_customer_to_wecom_rep_and_back(database_url, tmp_path):
         card = await ws.rep_receives("li", "新线索")
         assert "Hi, I need a quote for 50 seats" in card["text"]
         assert [b["key"].split(":")[0] for b in card["card"]["button_list"]] == ["claim", "reply", "snooze"]
+        # The card in Li's language, all of it; where the lead came from, as a person says it, in the panel's list.
+        assert "阶段：新线索 · 负责人：-" in card["text"] and "stage" not in card["text"]
+        today = dt.datetime.now(dt.UTC)
+        [lead] = (await tg.client.get(f"{tg.hub_base}/api/v1/leads", headers=tg.api())).json()
+        assert lead["source_label"] == {"en": f"Telegram, message of {today.day} {today.strftime('%b')}",
+                                        "zh": f"Telegram {today.month}月{today.day}日的消息"}
+        assert lead["contact_name"] == "Alice"
         await ws.rep_receives("wang", "新线索")
         conv = conversation_id_of(card)
 
@@ -148,7 +156,7 @@ async def test_departed_rep_conversations_go_to_a_colleague_with_history(databas
         # Wang now owns it and sees what Li promised.
         await ws.rep_writes("wang", f"/card {conv}")
         card = await ws.rep_receives("wang", "I will send the offer on Monday.")
-        assert "owner: Wang Fang" in card["text"]
+        assert "owner: Wang Fang" in card["text"]  # in the language of the command
         rep_token = await _token(tg, "wang")
         resp = await tg.client.post(f"{tg.hub_base}/api/v1/users/{ws.reps['wang']}/handover",
                                     json={"to_user_id": ws.reps["li"]}, headers=tg.api(rep_token))

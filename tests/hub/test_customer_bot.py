@@ -134,11 +134,16 @@ async def test_faq_answers_then_a_person_takes_over_with_the_whole_story(ws):
         > 那区块链呢？
         < 已为您转接人工客服
         @li < 转人工 | 机器人连续两次无法回答 | 客户说 | 我想退换货 | 机器人答 | Orders ship within 2 working days
-        # A person has it now: the bot keeps out.
+        # Nobody has it yet: the bot answers what it can, and says a person is coming.
+        > 发货要多久？
+        < 订单 2 个工作日内发货。 | 人工客服会尽快在这里回复您
         > 在吗？
-        < (silence)
+        < 人工客服会尽快在这里回复您
         @li > /claim {conversation}
         @li < is yours
+        # A person has it now: the bot keeps out.
+        > 发票怎么开？
+        < (silence)
         @li > /r {conversation} 王先生您好，火箭发动机我们不卖的。
         < 火箭发动机我们不卖
         > 机器人
@@ -222,6 +227,27 @@ async def test_a_lead_form_with_a_correction_resumed_a_day_later_ends_in_a_lead_
     assert "here on Telegram" in refusal["evidence"]["request"]["question"]
     assert request.status == "declined" and request.confirmed_event_id == refusal["id"]
     assert not decision.allowed
+
+
+@sqlite_only
+async def test_a_complaint_in_the_middle_of_the_form_pauses_it_and_a_person_takes_over(ws):
+    talk = transcript(ws, TelegramCustomer(ws.tg, 702, "Lucy", "en"))
+    await talk.play("""
+        > Hi, I'd like a quote for 20 seats
+        < I can have a sales colleague | Which company are you with?
+        > the last order arrived broken and nobody answered me
+        < I am passing you to a colleague
+        @li < a complaint while filling in the lead form | arrived broken
+        # The form waits; the complaint is not the company's name.
+        > hello?
+        < A colleague will reply here soon
+    """)
+    async with ws.tg.hub.sessions() as session:
+        contact_id = await session.scalar(select(Identity.contact_id).where(Identity.external_id == "702"))
+        state = await session.scalar(select(BotSession).where(BotSession.contact_id == contact_id))
+        assert state.form["status"] == "left" and "company" not in state.form["fields"]
+        # The buying signal's lead, if one was opened, has no company taken from the complaint.
+        assert await session.scalar(select(Lead.company).where(Lead.contact_id == contact_id)) is None
 
 
 @sqlite_only

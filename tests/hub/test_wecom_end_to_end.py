@@ -39,7 +39,8 @@ async def test_customer_adds_rep_gets_welcome_source_and_rep_card(database_url, 
         assert welcome["text"] == "您好，很高兴为您服务！有任何问题请直接留言。" and welcome["from"] == "li"
 
         card = await ws.rep_receives("li", "添加了您为联系人")
-        assert "source: expo-2026" in card["text"]
+        assert "来源：expo-2026" in card["text"]  # in Li's language, all of it
+        assert "source" not in card["text"] and "stage" not in card["text"] and "owner" not in card["text"]
         async with ws.tg.hub.sessions() as session:
             contact = await session.scalar(select(Contact).where(Contact.source == "expo-2026"))
             conversation = await session.scalar(select(Conversation).where(Conversation.contact_id == contact.id))

@@ -10,7 +10,7 @@ export async function contactsPage(main, rest) {
   const draw = async (q) => {
     const rows = await fresh(api("GET", "/contacts?limit=100" + (q ? "&q=" + encodeURIComponent(q) : "")));
     if (rows === undefined || !$("#contact-rows")) return;  // a newer search, or another page meanwhile
-    $("#contact-rows").innerHTML = markup(rows.length ? rows.map((c) => html`<tr class="clickable" data-id="${c.id}"><td>#${c.id}</td><td>${c.display_name || ""}</td>
+    $("#contact-rows").innerHTML = markup(rows.length ? rows.map((c) => html`<tr class="clickable" data-id="${c.id}"><td>#${c.id}</td><td>${c.name || c.display_name || ""}</td>
       <td><span class="badge">${c.stage}</span></td><td>${c.source || ""}</td><td>${c.language || ""}</td><td>${when(c.created_at)}</td></tr>`)
       : html`<tr><td colspan="6" class="muted">${t("nothing")}</td></tr>`);
     $$("#contact-rows tr.clickable").forEach((tr) => tr.addEventListener("click", () => { location.hash = `#/contacts/${tr.dataset.id}`; }));
@@ -30,7 +30,7 @@ async function contactPage(main, id) {
   const leads = await api("GET", `/leads?contact_id=${id}`).catch(() => []);
   const thread = conversations.length ? await api("GET", `/inbox/${conversations[0].id}`) : null;
   const mayErase = ME.role === "admin";
-  main.innerHTML = markup(html`<h1>${contact.display_name || "#" + contact.id} <span class="badge">${contact.stage}</span></h1>
+  main.innerHTML = markup(html`<h1>${contact.name || contact.display_name || "#" + contact.id} <span class="badge">${contact.stage}</span></h1>
     <div class="grid">
       <section class="card"><dl class="kv"><dt>#</dt><dd>${contact.id}</dd><dt>${t("source")}</dt><dd>${contact.source || ""}</dd>
         <dt>${t("language")}</dt><dd>${contact.language || ""}</dd><dt>${t("owner")}</dt><dd>${thread ? thread.conversation.owner || t("unowned") : ""}</dd>

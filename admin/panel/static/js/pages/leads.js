@@ -33,7 +33,7 @@ export async function leadsPage(main) {
   const drawLeads = (rows) => {
     $("#lead-rows", main).innerHTML = markup(either(rows.map((l) => html`<tr><td>${l.id}</td><td><a href="#/contacts/${l.contact_id}">${l.contact_name || "#" + l.contact_id}</a></td><td>${l.company || ""}</td>
       <td><select class="lead-stage" data-lead="${l.id}" aria-label="${t("stage")}"${l.status === "open" ? "" : " disabled"}>${(stages.includes(l.stage) ? stages : [l.stage, ...stages]).map((s) => html`<option${s === l.stage ? " selected" : ""}>${s}</option>`)}</select></td><td>${l.score}</td>
-      <td>${l.segment}</td><td>${l.owner_name || t("unowned")}</td><td>${l.source || l.source_kind}</td></tr>`), html`<tr><td colspan="8" class="muted">${t("nothing")}</td></tr>`));
+      <td>${l.segment}</td><td>${l.owner_name || t("unowned")}</td><td>${(l.source_label || {})[LANG] || l.source || l.source_kind}</td></tr>`), html`<tr><td colspan="8" class="muted">${t("nothing")}</td></tr>`));
     $$(".lead-stage", main).forEach((select) => select.onchange = async () => {
       await attempt(() => api("POST", `/leads/${select.dataset.lead}/stage`, {stage: select.value}), t("stage_moved"));
       await refresh();  // won or lost closes the lead; a refusal puts the old stage back

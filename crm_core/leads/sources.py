@@ -1,0 +1,42 @@
+"""Where a lead came from, said as a person would say it, in Chinese and English: "Telegram,
+message of 3 Dec", "WeCom code 展会2026", "imported from leads.xlsx", not "message 109"."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+# What staff call each channel (customers are told "WeChat" for WeCom: bots/customer/texts.py).
+CHANNELS = {
+    "telegram": {"en": "Telegram", "zh": "Telegram"},
+    "wechat": {"en": "WeChat Official Account", "zh": "微信公众号"},
+    "wecom": {"en": "WeCom", "zh": "企业微信"},
+    "wecom_kf": {"en": "WeChat customer service", "zh": "微信客服"},
+    "dingtalk": {"en": "DingTalk", "zh": "钉钉"},
+    "dingtalk_group_robot": {"en": "DingTalk group", "zh": "钉钉群"},
+    "email": {"en": "email", "zh": "邮件"},
+}
+
+
+def channel_name(kind: str | None, lang: str) -> str:
+    return CHANNELS.get(kind or "", {}).get(lang, kind or "")
+
+
+def describe(source_kind: str, source: str | None, *, channel: str | None, at: dt.datetime | None) -> dict[str, str]:
+    """The lead's source in each language. `channel` and `at`: the kind of channel and the time of
+    the message that opened it, when one did."""
+    zh_channel, en_channel = channel_name(channel, "zh"), channel_name(channel, "en")
+    if source_kind == "qr":
+        code = source or ""
+        return {"en": f"{en_channel} code {code}".strip(), "zh": f"{zh_channel}渠道码 {code}".strip()}
+    if source_kind in ("signal", "form") and channel:
+        en = f"{en_channel}, {'form' if source_kind == 'form' else 'message'}"
+        zh = f"{zh_channel}{'留资表单' if source_kind == 'form' else '消息'}"
+        if at is not None:
+            en += f" of {at.day} {at.strftime('%b')}"
+            zh = f"{zh_channel} {at.month}月{at.day}日的{'留资表单' if source_kind == 'form' else '消息'}"
+        return {"en": en, "zh": zh}
+    if source_kind == "import":
+        return {"en": f"imported ({source})" if source else "imported", "zh": f"导入（{source}）" if source else "导入"}
+    if source_kind == "api":
+        return {"en": f"API ({source})" if source else "API", "zh": f"接口（{source}）" if source else "接口"}
+    return {"en": source or source_kind, "zh": source or source_kind}
