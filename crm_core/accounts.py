@@ -12,6 +12,21 @@ from crm_core.crypto import CredentialCipher
 from crm_core.models import ChannelAccount, ChannelCursor, User
 from crm_core.ports import AccountRef
 
+# What staff call each channel (customers are told "WeChat" for WeCom: bots/customer/texts.py).
+CHANNELS = {
+    "telegram": {"en": "Telegram", "zh": "Telegram"},
+    "wechat": {"en": "WeChat Official Account", "zh": "微信公众号"},
+    "wecom": {"en": "WeCom", "zh": "企业微信"},
+    "wecom_kf": {"en": "WeChat customer service", "zh": "微信客服"},
+    "dingtalk": {"en": "DingTalk", "zh": "钉钉"},
+    "dingtalk_group_robot": {"en": "DingTalk group", "zh": "钉钉群"},
+    "email": {"en": "email", "zh": "邮件"},
+}
+
+
+def channel_name(kind: str | None, lang: str) -> str:
+    return CHANNELS.get(kind or "", {}).get(lang, kind or "")
+
 
 class DuplicateAccount(Exception):
     pass

@@ -142,7 +142,7 @@ def terms(text: str, synonyms: SynonymMap | None = None) -> list[str]:
 # An encoder cosine at or below the floor says nothing; at the full mark it is as sure as the
 # same words. Chosen on bench/faq.py's labelled set so that the customer bot's threshold for words
 # (0.4, an entry's cosine of 0.32) also serves meaning: 87% of paraphrases right, 6% of unrelated
-# questions answered (see the README's figures).
+# questions answered (see docs/customer-bot.md's figures).
 MEANING_FLOOR, MEANING_FULL = 0.24, 0.44
 _DEFAULT = object()
 

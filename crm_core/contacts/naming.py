@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.leads.sources import channel_name
+from crm_core.accounts import channel_name
 from crm_core.models import ChannelAccount, Contact, Identity
 
 

@@ -5,20 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-# What staff call each channel (customers are told "WeChat" for WeCom: bots/customer/texts.py).
-CHANNELS = {
-    "telegram": {"en": "Telegram", "zh": "Telegram"},
-    "wechat": {"en": "WeChat Official Account", "zh": "微信公众号"},
-    "wecom": {"en": "WeCom", "zh": "企业微信"},
-    "wecom_kf": {"en": "WeChat customer service", "zh": "微信客服"},
-    "dingtalk": {"en": "DingTalk", "zh": "钉钉"},
-    "dingtalk_group_robot": {"en": "DingTalk group", "zh": "钉钉群"},
-    "email": {"en": "email", "zh": "邮件"},
-}
-
-
-def channel_name(kind: str | None, lang: str) -> str:
-    return CHANNELS.get(kind or "", {}).get(lang, kind or "")
+from crm_core.accounts import channel_name
 
 
 def describe(source_kind: str, source: str | None, *, channel: str | None, at: dt.datetime | None) -> dict[str, str]:

@@ -15,12 +15,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
+from crm_core.accounts import channel_name
 from crm_core.conversations import handover
 from crm_core.conversations.service import person_takes_over
 from crm_core.leads import service as leads
 from crm_core.leads import teams
 from crm_core.leads.service import LeadRules
-from crm_core.leads.sources import channel_name
 from crm_core.models import (
     Contact,
     Conversation,

@@ -1,7 +1,7 @@
 """The admin panel in a real headless Chromium (Playwright driving the system browser):
 sign in, add a channel, build and start a campaign, reply from the inbox, switch the
 language, and a role refused. Screenshots go to $SCRM_SCREENSHOTS_DIR when it is set
-(the README's come from `SCRM_SCREENSHOTS_DIR=docs/screenshots ./dev test tests/admin/test_panel_browser.py`)."""
+(docs/panel.md's come from `SCRM_SCREENSHOTS_DIR=docs/screenshots ./dev test tests/admin/test_panel_browser.py`)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from tests.hub.test_dispatcher_processes import seed, set_active, statuses, wait
 
 pytestmark = pytest.mark.slow
 # 500 sends in CI: 19 s at 27 a second (10% under the limit). The 3,000 take 2 minutes at
-# Telegram's rate: SCRM_TEST_LIMIT_SENDS=3000 runs them (by hand; the README says what it printed).
+# Telegram's rate: SCRM_TEST_LIMIT_SENDS=3000 runs them (by hand; docs/testing.md says what it printed).
 CHATS = 50
 PER_CHAT = int(os.environ.get("SCRM_TEST_LIMIT_SENDS", "500")) // CHATS
 
