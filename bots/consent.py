@@ -6,9 +6,12 @@ asked to confirm with a lone TD / STOP."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from bots.language import reply_language
 from crm_core.consent import service as consent
 from crm_core.consent.service import UNSURE_OPT_OUT
+from crm_core.models import BotSession
 from crm_core.ports import HandlerContext
 
 CONFIRMATION = {
@@ -23,6 +26,13 @@ SUBSCRIBED = {
 }
 
 
+async def customer_language(ctx: HandlerContext) -> str:
+    """The language of their words, else the one the bot last spoke with them, else their app's:
+    a Chinese speaker's "STOP" is answered in Chinese."""
+    spoken = await ctx.db_session.scalar(select(BotSession.language).where(BotSession.contact_id == ctx.contact.id))
+    return reply_language(ctx.message.text, ctx.identity.language or ctx.contact.language, known=spoken)
+
+
 class OptInBot:
     """Confirms a grant the customer's own message just gave (a "yes" to a double opt-in
     question, or "subscribe me"), once, in their language."""
@@ -32,7 +42,7 @@ class OptInBot:
             return
         if not await consent.recorded_from(ctx.message.id, ctx.contact.id, granted=True, db_session=ctx.db_session):
             return
-        ctx.reply(SUBSCRIBED[reply_language(ctx.message.text, ctx.identity.language or ctx.contact.language)])
+        ctx.reply(SUBSCRIBED[await customer_language(ctx)])
         ctx.handled = True
 
 
@@ -49,13 +59,13 @@ class OptOutBot:
             return
         if UNSURE_OPT_OUT in intents and "opt_out" not in intents:
             # Not sure it is an opt-out: asked, never guessed; the rest of the message is answered as usual.
-            ctx.reply(ASK_TO_CONFIRM[reply_language(ctx.message.text, ctx.identity.language)])
+            ctx.reply(ASK_TO_CONFIRM[await customer_language(ctx)])
             return
         if "opt_out" not in intents:
             return
         if await consent.newly_withdrawn(ctx.contact.id, ctx.message.id, db_session=ctx.db_session):
             text = (ctx.message.text or "").strip()
             # "TD" / "T" is the Chinese SMS convention for 退订.
-            lang = "zh" if text.upper() in ("TD", "T") else reply_language(text, ctx.identity.language)
+            lang = "zh" if text.upper() in ("TD", "T") else await customer_language(ctx)
             ctx.reply(CONFIRMATION[lang])
         ctx.handled = True  # an opt-out is not a conversation opener

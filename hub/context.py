@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.consent import OptInBot, OptOutBot
 from bots.customer import CustomerBot, CustomerBotSettings, FormAnswers
+from bots.customer.script import InTheirScript
 from bots.leads import LeadCapture
 from bots.platform_sessions import PlatformSessions
 from bots.rep import RepAlerts, RepWorkspace
@@ -74,8 +75,9 @@ def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageR
     return [PlatformSessions(),
             RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck()), lead_rules=lead_rules),
             LeadCapture(lead_rules), FormAnswers(), RepAlerts(negative_confidence=negative_alert_confidence),
-            OptOutBot(), OptInBot(),
-            CustomerBot(settings=CustomerBotSettings(timezone=timezone), lead_rules=lead_rules)]
+            # What is said to the customer, in their script (Traditional characters for those who read them).
+            InTheirScript([OptOutBot(), OptInBot(),
+                           CustomerBot(settings=CustomerBotSettings(timezone=timezone), lead_rules=lead_rules)])]
 
 
 class Hub:

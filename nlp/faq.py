@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nlp.encoder import shared as shared_encoder
+from nlp.script import simplified
 
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HAN_RUN = re.compile(f"[{_HAN}]+")
@@ -189,6 +190,7 @@ class FaqIndex:
 
     def search(self, text: str, *, limit: int = 3) -> list[Match]:
         """The best entries for `text`, best first, one match per entry."""
+        text = simplified(text)  # a question in Traditional characters finds the entry written in Simplified
         query = self._vector(Counter(terms(text, self.synonyms)))
         meanings = None
         if self._meanings is not None and text.strip():

@@ -27,6 +27,7 @@ import numpy as np
 
 from crm_core.consent.service import CONFIRMATION_WORDS, REFUSAL_WORDS, UNSURE_OPT_OUT
 from nlp.encoder import shared as shared_encoder
+from nlp.script import simplified
 
 INTENTS = ("opt_out", "opt_in", "human", "buying", "complaint", "event_registration")
 OPT_OUT_SURE, OPT_OUT_ASK = 0.6, 0.33   # the opt-out model's probability: recorded at once / asked about
@@ -115,7 +116,7 @@ def detect(text: str) -> list[str]:
 
 def detect_many(texts: Sequence[str]) -> list[list[str]]:
     """`detect` for many texts, the model's arithmetic done once for all of them."""
-    texts = [text or "" for text in texts]
+    texts = [simplified(text or "") for text in texts]  # 退訂, 轉人工, 投訴: read as the rules and model know them
     out: list[list[str] | None] = [[] if not text.strip() else ["opt_out"] if _OPT_OUT_ALONE.match(text) else None
                                    for text in texts]
     pending = [n for n, found in enumerate(out) if found is None]

@@ -22,9 +22,14 @@ from admin.api.ids import Id, PathId, QueryId
 from admin.api.schemas import DeliveryRead
 from crm_core import audit
 from crm_core.campaigns import audience
-from crm_core.campaigns.definitions import CampaignInvalid, validate_channel_templates, validate_template
+from crm_core.campaigns.definitions import (
+    CampaignInvalid,
+    validate_channel_templates,
+    validate_template,
+)
 from crm_core.campaigns.planning import render
 from crm_core.campaigns.results import results as campaign_results
+from crm_core.contacts.naming import shown_names
 from crm_core.conversations import service as conversations
 from crm_core.db import utcnow
 from crm_core.models import (
@@ -494,11 +499,13 @@ async def campaign_preview(body: CampaignPreview, _: User = Depends(require_role
     except CampaignInvalid as exc:
         raise HTTPException(422, str(exc)) from None
     count = await session.scalar(select(func.count()).select_from(Contact).where(*where)) or 0
+    # A few of the very contacts counted, called as the panel calls them (a nickname, never "#8").
     sample = (await session.scalars(select(Contact).where(*where).order_by(Contact.id).limit(5))).all()
+    names = await shown_names(sample, db_session=session)
     first = sample[0] if sample else None
     variables = {"name": (first.display_name if first else None) or "王伟", "rep": "李雷", "campaign": "…"}
     return {"count": count,
-            "sample": [{"id": c.id, "name": c.display_name, "language": c.language} for c in sample],
+            "sample": [{"id": c.id, "name": names[c.id], "language": c.language} for c in sample],
             "previews": [{**{lang: render(template, lang, variables) for lang in template},
                           **{f"{kind} · {lang}": render(worded, lang, variables)
                              for kind, worded in by_kind.items() for lang in worded}}

@@ -39,7 +39,7 @@ from bots.customer import form as lead_form
 from bots.customer.faq import FaqIndexes
 from bots.customer.handoff import hand_off
 from bots.customer.texts import CHANNEL_NAMES, FIELD_NAMES, say
-from bots.language import reply_language
+from bots.language import TRADITIONAL, reply_language, words_language, writes_traditional
 from bots.rep.alerts import send_card
 from crm_core.campaigns import events
 from crm_core.consent import service as consent
@@ -206,13 +206,20 @@ class CustomerBot:
     # -- language and greeting ------------------------------------------------
 
     def _language(self, ctx: HandlerContext, state: BotSession, account: ChannelAccount | None) -> str:
+        """zh or en (bots/language.py), kept as the customer's spoken language: TRADITIONAL for
+        one who reads Traditional characters (what the bot says is converted for them)."""
         text = ctx.message.text if ctx.message.kind != MessageKind.CALLBACK else None
         default = (account.settings or {}).get("default_language") if account is not None else None
         # An address or a number says nothing of the language: "zhang@xingchen.cn" is no English.
         words = _NOT_WORDS.sub(" ", text or "")
-        if re.search(r"[A-Za-z]{2}|[\u4e00-\u9fff]", words):
-            state.language = reply_language(words, ctx.identity.language)
-        return state.language or reply_language(None, ctx.identity.language or ctx.contact.language or default)
+        told = words_language(words)
+        if told == "zh":
+            state.language = TRADITIONAL if writes_traditional(words) else "zh"
+        elif told == "en":
+            state.language = "en"
+        elif state.language is None and writes_traditional(None, ctx.identity.language):
+            state.language = TRADITIONAL
+        return reply_language(None, ctx.identity.language or ctx.contact.language or default, known=state.language)
 
     async def _hello(self, ctx: HandlerContext, lang: str) -> str:
         """"Hello, name! " on the first message of a conversation, else ""."""

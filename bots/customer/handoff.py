@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bots.customer.texts import FIELD_NAMES
 from bots.rep.texts import say as rep_say
 from crm_core.conversations import handover
 from crm_core.db import utcnow
+from crm_core.leads.service import stage_name
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
     BotSession,
@@ -103,9 +105,11 @@ async def summary(conversation: Conversation, ctx: HandlerContext, state: BotSes
         fields = {**{k: v for k, v in (lead.details or {}).items() if v}, **fields}
         if lead.company and "company" not in fields:
             fields["company"] = lead.company
-        lines.append(("线索：" if zh else "lead: ") + f"#{lead.id} {lead.stage} · score {lead.score}")
+        lines.append(("线索：" if zh else "lead: ") + f"#{lead.id} {stage_name(lead.stage, lang)} · "
+                     + ("评分 " if zh else "score ") + str(lead.score))
     if fields:
-        lines.append(("表单：" if zh else "form: ") + "; ".join(f"{k}={v}" for k, v in fields.items()))
+        lines.append(("表单：" if zh else "form: ") + "; ".join(
+            f"{FIELD_NAMES.get(k, {}).get('zh', k) if zh else k}={v}" for k, v in fields.items()))
     return "\n".join(lines)
 
 

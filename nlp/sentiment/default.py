@@ -40,6 +40,7 @@ from crm_core.ports import Sentiment
 from nlp.encoder import DIMENSIONS as ENCODER_DIMENSIONS
 from nlp.encoder import PACKAGE as ENCODER_PACKAGE
 from nlp.encoder import shared as shared_encoder
+from nlp.script import simplified
 from nlp.sentiment.data import Example, data_digest, load_eval, load_examples, split
 
 log = logging.getLogger(__name__)
@@ -196,14 +197,14 @@ class DefaultSentiment:
         """One message: the same arithmetic as the pipeline, without its per-call overhead."""
         if no_sentiment(text):
             return NOTHING
-        return self._result(self._fast.probabilities(text))
+        return self._result(self._fast.probabilities(simplified(text)))  # trained on Simplified characters
 
     def analyze_many(self, texts: list[str]) -> list[Sentiment]:
         """Many messages at once (the encoder runs them as one batch)."""
         scored = [i for i, text in enumerate(texts) if not no_sentiment(text)]
         out = [NOTHING] * len(texts)
         if scored:
-            for i, p in zip(scored, self.model.predict_proba([texts[i] for i in scored]), strict=True):
+            for i, p in zip(scored, self.model.predict_proba([simplified(texts[i]) for i in scored]), strict=True):
                 out[i] = self._result(p)
         return out
 

@@ -230,6 +230,31 @@ async def test_a_lead_form_with_a_correction_resumed_a_day_later_ends_in_a_lead_
 
 
 @sqlite_only
+async def test_the_customers_words_choose_the_language_and_traditional_readers_get_traditional(ws):
+    # Traditional characters in, Traditional characters out: the FAQ entry is written in Simplified.
+    taiwan = transcript(ws, TelegramCustomer(ws.tg, 704, "陳小姐", "zh-TW"))
+    await taiwan.play("""
+        > 請問可以開發票嗎？
+        < 您好，陳小姐！ | 可以開增值稅發票，請在訂單頁填寫開票信息
+        # A word anyone types says nothing of the language: a Chinese speaker's STOP is answered in Chinese.
+        > STOP
+        < 已為您退訂
+    """)
+    # An app set to Simplified Chinese, and STOP as the first words: Chinese, Simplified.
+    mainland = transcript(ws, TelegramCustomer(ws.tg, 705, "刘先生", "zh-hans"))
+    await mainland.play("""
+        > STOP
+        < 已为您退订
+    """)
+    # English words are English, whatever the app says.
+    english = transcript(ws, TelegramCustomer(ws.tg, 706, "Ming", "zh-CN"))
+    await english.play("""
+        > How long does shipping take?
+        < Hello, Ming! | Orders ship within 2 working days.
+    """)
+
+
+@sqlite_only
 async def test_a_complaint_in_the_middle_of_the_form_pauses_it_and_a_person_takes_over(ws):
     talk = transcript(ws, TelegramCustomer(ws.tg, 702, "Lucy", "en"))
     await talk.play("""
@@ -237,7 +262,7 @@ async def test_a_complaint_in_the_middle_of_the_form_pauses_it_and_a_person_take
         < I can have a sales colleague | Which company are you with?
         > the last order arrived broken and nobody answered me
         < I am passing you to a colleague
-        @li < a complaint while filling in the lead form | arrived broken
+        @li < 转人工 | arrived broken
         # The form waits; the complaint is not the company's name.
         > hello?
         < A colleague will reply here soon

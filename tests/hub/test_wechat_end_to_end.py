@@ -25,7 +25,7 @@ async def test_wechat_follower_and_wecom_rep(database_url, tmp_path):
         await ws.follower("oAlice", "messages", text="你好，想了解一下报价")
 
         card = await ws.rep_receives("li", "新线索")
-        assert "你好，想了解一下报价" in card["text"] and "wechat" in card["text"]
+        assert "你好，想了解一下报价" in card["text"] and "微信公众号" in card["text"]  # the channel, in the rep's language
         conv = conversation_id_of(card)
         await ws.rep_clicks("li", f"claim:{conv}")
         await ws.rep_receives("li", "已由您认领")
