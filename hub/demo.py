@@ -77,7 +77,8 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
     # The sentiment model `./dev` trained for this checkout (<data dir>/models), not one per demo directory.
     settings = Settings(data_dir=data_dir, database_url=None, base_url=f"http://127.0.0.1:{port}",
                         host="127.0.0.1", port=port, sentiment_model=Settings().resolved_sentiment_model,
-                        allow_private_api_base=True)  # its simulators are on 127.0.0.1
+                        allow_private_api_base=True,  # its simulators are on 127.0.0.1
+                        marketing_quiet_hours="")  # the seeded campaign's steps go out whatever the hour
     data_dir.mkdir(parents=True, exist_ok=True)
     # Its bot, users, chats and ids kept across demo runs: the stored account stays valid, replies
     # to earlier customers arrive in their chats, and no message id is used twice.
@@ -108,7 +109,7 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
                                                                  wechat_account, dingtalk_base, robot)
         wecom_app.callback_url = f"{settings.base_url}/hooks/wecom/{wecom_id}"
         kf_id = await _seed_kf(hub, wecom_base, kf_app, open_kfid)
-        for part in await seed_once(hub, data_dir):
+        for part in await seed_once(hub, data_dir, simulator, bot):
             print(f"demo: seeded {part}", flush=True)
         kf_app.callback_url = f"{settings.base_url}/hooks/wecom_kf/{kf_id}"
         wechat_account.callback_url = f"{settings.base_url}/hooks/wechat/{wechat_id}"

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from crm_core.db import create_engine, session_factory
 from crm_core.models import FaqEntry
 from tests.fakes.demo import demo_running
+from tests.fakes.stack import eventually
 
 ENTRIES = json.loads((files("hub") / "demo_data" / "faq.json").read_text(encoding="utf-8"))["entries"]
 
@@ -53,8 +54,9 @@ async def test_after_a_restart_a_reply_to_an_earlier_customer_arrives_in_their_c
     async with demo_running(tmp_path) as demo:
         assert [m["text"] for m in await demo.chat(7101) if m["from"] == "bot"] == [answer]  # the chat kept
         headers = await demo.api()
+        [ana] = (await demo.hub.get("/api/v1/contacts", params={"q": "Ana"}, headers=headers)).json()
         [conversation] = [c for c in (await demo.hub.get("/api/v1/conversations", headers=headers)).json()
-                          if c["channel_account_id"] == 1]  # the demo's Telegram bot: Ana is its one customer
+                          if c["contact_id"] == ana["id"]]
         sent = await demo.hub.post(f"/api/v1/conversations/{conversation['id']}/messages", headers=headers,
                                    json={"text": "Yes, to Spain too: about 7 days."})
         assert sent.status_code == 202, sent.text
@@ -65,3 +67,29 @@ async def test_after_a_restart_a_reply_to_an_earlier_customer_arrives_in_their_c
     ids = [m["raw"]["message_id"] for m in chat]
     assert ids[:len(first_ids)] == first_ids and len(set(ids)) == len(ids)  # no id used twice
     assert ids == sorted(ids)
+
+
+async def test_the_demo_starts_with_four_weeks_of_history_and_a_campaign_going_out(tmp_path):
+    async with demo_running(tmp_path) as demo:
+        headers = await demo.api()
+        board = (await demo.hub.get("/api/v1/dashboard", params={"days": 30}, headers=headers)).json()
+        # Every chart has a shape: messages on every channel, every stage of the funnel, an opinion spike.
+        assert {kind for kind, days in board["messages_by_channel"].items() if sum(days) > 0} >= {
+            "telegram", "wechat", "wecom", "wecom_kf", "dingtalk"}
+        assert sum(1 for days in board["messages_by_channel"].values() for n in days if n) >= 15  # spread out
+        assert all(step["count"] > 0 for step in board["funnel"]), board["funnel"]
+        assert any(day["negative_share"] for day in board["sentiment"])
+        assert [a["dimension"] for a in board["alerts"]] == ["channel"]
+        assert any(day["bot_median_s"] for day in board["response_times"])
+        assert any(day["person_median_s"] for day in board["response_times"])
+        [campaign] = board["campaigns"]
+        assert campaign["status"] == "active" and campaign["enrolled"] >= 3
+
+        # Its first step reaches the Telegram customers who agreed to marketing, in the simulator.
+        async def delivered() -> list[str] | None:
+            bot = demo.bot["id"]
+            chats = (await demo.sim.get(f"/_sim/bots/{bot}/sent")).json()
+            lines = [m.get("text", "") for m in chats]
+            steps = [line for line in lines if "专业版上线了新功能" in line or "Pro has new features" in line]
+            return steps if len(steps) >= campaign["enrolled"] else None
+        await eventually(delivered, timeout=60)
