@@ -6,7 +6,6 @@ language, and a role refused. Screenshots go to $SCRM_SCREENSHOTS_DIR when it is
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,6 @@ from tests.fakes.stack import eventually, telegram_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 PASSWORD = "panel password 1"
-CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium") if p and os.path.exists(p)), None)
 
 
 @pytest.fixture
@@ -46,23 +44,6 @@ async def stack(database_url, tmp_path):
                 user = await users.get_or_create(username, role, db_session=session, display_name=username.title())
                 await web_auth.set_password(user, PASSWORD, actor=None, db_session=session)
         yield stack
-
-
-@pytest.fixture
-async def browser():
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs it")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def page_for(browser, stack, *, width: int = 1280, height: int = 860, locale: str = "en-GB"):

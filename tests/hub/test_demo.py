@@ -93,3 +93,36 @@ async def test_the_demo_starts_with_four_weeks_of_history_and_a_campaign_going_o
             steps = [line for line in lines if "专业版上线了新功能" in line or "Pro has new features" in line]
             return steps if len(steps) >= campaign["enrolled"] else None
         await eventually(delivered, timeout=60)
+
+
+async def test_a_newcomer_walks_the_demo_in_a_browser(tmp_path, browser):
+    """As a new user would: the Telegram simulator's suggestions asked and answered in each
+    language, the panel's dashboard drawn from the history, the API documentation offline."""
+    async with demo_running(tmp_path) as demo:
+        page = await (await browser.new_context(viewport={"width": 1280, "height": 860})).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(demo.sim_base + "/")
+        for user, question in (("10001", "How long does shipping take?"), ("10002", "请问退货流程是什么？")):
+            await page.select_option("#user", user)
+            await page.click(f"#try button[data-say='{question}']")  # a suggestion fills the box
+            assert await page.input_value("#text") == question
+            await page.click("#send button")
+            answer = entry_asked(question)["answers"]["en" if user == "10001" else "zh"]
+            await page.wait_for_selector(f"#log .bot:has-text('{answer[:20]}')", timeout=30_000)
+
+        await page.goto(demo.base + "/admin")
+        await page.fill("input[name=username]", "demo-admin")
+        await page.fill("input[name=password]", (tmp_path / "admin_password").read_text().strip())
+        await page.click("button[type=submit]")
+        for chart, mark in (("#chart-messages", "rect"), ("#chart-funnel", "rect"), ("#chart-response", "path"),
+                            ("#chart-sentiment", "path")):
+            await page.wait_for_selector(f"{chart} svg {mark}", timeout=15_000)
+        assert await page.locator("#chart-messages svg rect").count() >= 15  # days and channels
+
+        outside: list[str] = []
+        page.on("request", lambda request: None if request.url.startswith(demo.base) else outside.append(request.url))
+        await page.goto(demo.base + "/docs")
+        await page.wait_for_selector(".swagger-ui .opblock-tag")
+        assert outside == [] and errors == []
+        await page.context.close()
