@@ -271,6 +271,7 @@ async def _opinion_alert(session: AsyncSession, spike: list[tuple[_Said, Message
     session.add(OpinionAlert(dimension="channel", key=str(account.id), status="closed", first_hour=hour,
                              last_hour=hour + dt.timedelta(hours=1), peak_share=round(len(negative) / len(spike), 3),
                              baseline=round(baseline, 3), threshold=round(min(1.0, baseline + 0.3), 3),
-                             volume=len(spike), top_terms=["物流", "发货", "快递"],
+                             volume=len(spike), top_terms=[[term, sum(s.text.count(term) for s, _ in spike)]
+                                                           for term in ("发货", "物流", "快递")],
                              message_ids=[m.id for _, m in spike], created_at=hour + dt.timedelta(hours=1),
                              closed_at=hour + dt.timedelta(days=1)))

@@ -9,7 +9,8 @@ from importlib.resources import files
 from sqlalchemy import func, select
 
 from crm_core.db import create_engine, session_factory
-from crm_core.models import FaqEntry
+from crm_core.leads.service import DEFAULT_STAGES
+from crm_core.models import CampaignStatus, EnrolmentStatus, FaqEntry, Role
 from tests.fakes.demo import demo_running
 from tests.fakes.stack import eventually
 
@@ -125,4 +126,45 @@ async def test_a_newcomer_walks_the_demo_in_a_browser(tmp_path, browser):
         await page.goto(demo.base + "/docs")
         await page.wait_for_selector(".swagger-ui .opblock-tag")
         assert outside == [] and errors == []
+        await page.context.close()
+
+
+STORED_VALUES = sorted({*DEFAULT_STAGES, *(s.value for s in CampaignStatus), *(s.value for s in EnrolmentStatus),
+                        *(r.value for r in Role), "open", "closed", "telegram", "wechat", "wecom", "wecom_kf",
+                        "dingtalk", "email", "channel", "campaign", "team", "keyword", "keyword_rule", "form",
+                        "message", "double_opt_in", "customer_bot", "replied", "converted", "opted_out", "merged",
+                        "campaign_ended", "claim", "round_robin", "load", "off", "signal", "qr"})
+
+
+async def test_the_chinese_panel_shows_no_stored_value_in_english(tmp_path, browser):
+    """Every page of the panel in Chinese, on the demo's four weeks of data: no cell, badge, option
+    or heading shows a stage, status, role, channel kind, slice, consent source or audit action as
+    the database stores it."""
+    async with demo_running(tmp_path) as demo:
+        page = await (await browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")).new_page()
+        await page.goto(demo.base + "/admin")
+        await page.fill("input[name=username]", "demo-admin")
+        await page.fill("input[name=password]", (tmp_path / "admin_password").read_text().strip())
+        await page.click("button[type=submit]")
+        await page.wait_for_selector("#nav a")
+        if await page.inner_text("#language-switch") == "中文":
+            await page.click("#language-switch")
+            await page.wait_for_selector("#nav a")
+        pages = await page.eval_on_selector_all("#nav a[data-page]", "links => links.map(a => a.dataset.page)")
+        [lead_contact] = (await demo.hub.get("/api/v1/leads", params={"limit": 1}, headers=await demo.api())).json()
+        [campaign] = (await demo.hub.get("/api/v1/campaigns", headers=await demo.api())).json()
+        shown: dict[str, list[str]] = {}
+        for route in [*pages, f"contacts/{lead_contact['contact_id']}", f"campaigns/{campaign['id']}"]:
+            await page.goto(f"{demo.base}/admin#/{route}")
+            await page.wait_for_load_state("networkidle")
+            await page.wait_for_timeout(300)
+            texts = await page.eval_on_selector_all(
+                "main td, main th, main option, main .badge, main h1, main h2, main h3, main label, main .meta",
+                "els => els.map(e => (e.childElementCount ? [...e.childNodes].filter(n => n.nodeType === 3)"
+                ".map(n => n.textContent).join(' ') : e.textContent).trim())")
+            english = sorted({text for text in texts for part in text.split(" · ") if part.strip() in STORED_VALUES})
+            if english:
+                shown[route] = english
+        assert len(pages) >= 10
+        assert shown == {}
         await page.context.close()

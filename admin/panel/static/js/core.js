@@ -1,12 +1,16 @@
 // The panel's shared helpers: the signed-in user, texts in both languages, html`` (the one
 // place values are escaped), the API client with its CSRF token, toasts.
-import {TEXT} from "./texts.js";
+import {TEXT, VALUES} from "./texts.js";
 
 export const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 export const ME = JSON.parse(document.querySelector('meta[name="me"]').content);
 export let LANG = document.querySelector('meta[name="language"]').content === "zh" ? "zh" : "en";
 
 export const t = (key, vars = {}) => (TEXT[LANG][key] || TEXT.en[key] || key).replace(/\{(\w+)\}/g, (m, k) => (k in vars ? vars[k] : m));
+// A value the hub stores (a stage, a status, a role, a channel kind...) as the panel's language
+// says it; one it does not know (a stage an operator named) as it is.
+export const label = (group, value) => (value === null || value === undefined ? ""
+  : VALUES[LANG][group]?.[value] ?? VALUES.en[group]?.[value] ?? String(value));
 
 // Markup comes only from html`...`: every value put into it is escaped unless it is markup
 // itself (another html`...`, or a list of them), so no page escapes a value by hand.

@@ -1,5 +1,5 @@
 // The audit page.
-import {$, api, detailsText, either, html, markup, newestOnly, t, when} from "../core.js";
+import {$, api, detailsText, either, html, label, markup, newestOnly, t, when} from "../core.js";
 
 const AUDIT_ENTITIES = ["user", "team", "contact", "lead", "conversation", "campaign", "enrolment", "channel_account",
   "faq_entry", "event", "settings", "outbox_message"];
@@ -8,7 +8,7 @@ export async function auditPage(main) {
   main.innerHTML = markup(html`<h1>${t("audit")}</h1>
     <form class="toolbar row" id="audit-filters">
       <input name="action" placeholder="${t("audit_action_hint")}" aria-label="${t("action")}">
-      <select name="entity_type" aria-label="${t("entity")}"><option value="">${t("audit_all_entities")}</option>${AUDIT_ENTITIES.map((k) => html`<option>${k}</option>`)}</select>
+      <select name="entity_type" aria-label="${t("entity")}"><option value="">${t("audit_all_entities")}</option>${AUDIT_ENTITIES.map((k) => html`<option value="${k}">${label("entity", k)}</option>`)}</select>
       <input name="entity_id" placeholder="#" aria-label="#" style="width:6em">
       <select name="actor_user_id" aria-label="${t("who")}"><option value="">${t("audit_everyone")}</option>${users.map((u) => html`<option value="${u.id}">${u.display_name || u.username}</option>`)}</select>
       <button type="submit">${t("search")}</button></form>
@@ -27,7 +27,7 @@ export async function auditPage(main) {
     if (more && oldest) params.set("before_id", oldest);
     const entries = await fresh(api("GET", `/audit?${params}`));
     if (entries === undefined) return;
-    const rows = entries.map((e) => html`<tr><td>${when(e.at)}</td><td>${e.actor}</td><td><code>${e.action}</code></td><td>${e.entity}</td><td class="details">${detailsText(e.details)}</td></tr>`);
+    const rows = entries.map((e) => html`<tr><td>${when(e.at)}</td><td>${e.actor}</td><td title="${e.action}">${label("action", e.action)}</td><td>${label("entity", e.entity_type)} ${e.entity_id || ""}</td><td class="details">${detailsText(e.details)}</td></tr>`);
     const body = $("#audit-rows", main);
     if (more) body.insertAdjacentHTML("beforeend", markup(rows));
     else body.innerHTML = markup(either(rows, html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`));

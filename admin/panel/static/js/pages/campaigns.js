@@ -1,5 +1,5 @@
 // The campaigns page.
-import {$, $$, api, attempt, CHANNEL_KINDS, commaList, either, html, markup, ME, newestOnly, reload, t, toast, when} from "../core.js";
+import {$, $$, api, attempt, CHANNEL_KINDS, commaList, either, html, label, markup, ME, newestOnly, reload, t, toast, when} from "../core.js";
 
 // ---- campaigns ------------------------------------------------------------------------
 
@@ -11,7 +11,7 @@ export async function campaignsPage(main, rest) {
   const builder = ["admin", "operator"].includes(ME.role);
   main.innerHTML = markup(html`<h1>${t("campaigns")}</h1>${builder ? html`<div class="toolbar"><a class="button primary" href="#/campaigns/new" id="new-campaign">${t("new_campaign")}</a></div>` : ""}
     <div class="table-wrap"><table><tr><th>#</th><th>${t("name")}</th><th>${t("status")}</th><th>${t("step")}</th><th></th></tr>
-    ${either(campaigns.map((c) => html`<tr><td>${c.id}</td><td><a href="#/campaigns/${c.id}">${c.name}</a></td><td><span class="badge" data-status="${c.status}">${c.status}</span></td>
+    ${either(campaigns.map((c) => html`<tr><td>${c.id}</td><td><a href="#/campaigns/${c.id}">${c.name}</a></td><td><span class="badge" data-status="${c.status}">${label("status", c.status)}</span></td>
       <td>${c.steps.length}</td><td>${builder ? (c.status === "active" ? html`<button type="button" data-pause="${c.id}">${t("pause")}</button>`
       : (c.status === "draft" || c.status === "paused" ? html`<button type="button" class="primary" data-start="${c.id}">${t("start")}</button>` : "")) : ""}</td></tr>`), html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>`);
   $$("[data-start]").forEach((b) => b.onclick = async () => {
@@ -35,7 +35,7 @@ async function campaignResults(main, id) {
     campaign.status === "draft" ? html`<a class="button" id="edit-campaign" href="#/campaigns/${id}/edit">${t("edit")}</a>` : ""}<button type="button" id="copy-campaign">${t("copy_campaign")}</button>`;
   const stepText = (step) => [step.channel || t("any_channel"), step.delay_minutes ? t("after_minutes", {n: step.delay_minutes}) : "",
     step.window_start ? `${step.window_start}-${step.window_end}` : "", step.condition ? JSON.stringify(step.condition) : ""].filter(Boolean).join(" · ");
-  main.innerHTML = markup(html`<h1>${campaign.name} <span class="badge" id="campaign-status" data-status="${campaign.status}">${campaign.status}</span></h1>
+  main.innerHTML = markup(html`<h1>${campaign.name} <span class="badge" id="campaign-status" data-status="${campaign.status}">${label("status", campaign.status)}</span></h1>
     <div class="toolbar row">${actions}</div>
     <p class="muted" id="campaign-caps">${t("caps")}: ${capsText(campaign.caps)}</p>
     <section class="card"><h3>${t("results")}</h3><dl class="kv">${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"]
@@ -64,7 +64,7 @@ async function campaignResults(main, id) {
     const rows = await fresh(api("GET", `/campaigns/${id}/enrolments?limit=100&offset=${offset}${status ? `&status=${status}` : ""}`));
     if (rows === undefined) return;
     offset += rows.length;
-    const lines = rows.map((e) => html`<tr><td><a href="#/contacts/${e.contact_id}">#${e.contact_id}</a></td><td><span class="badge">${t("enrolment_" + e.status)}</span>${e.exit_reason ? html` <span class="muted">${e.exit_reason}</span>` : ""}</td>
+    const lines = rows.map((e) => html`<tr><td><a href="#/contacts/${e.contact_id}">#${e.contact_id}</a></td><td><span class="badge">${t("enrolment_" + e.status)}</span>${e.exit_reason ? html` <span class="muted">${label("exit", e.exit_reason)}</span>` : ""}</td>
       <td>${e.next_position ?? ""}</td><td>${when(e.next_due_at)}</td><td class="muted">${e.note || ""}</td></tr>`);
     if (more) $("#enrolment-rows", main).insertAdjacentHTML("beforeend", markup(lines));
     else $("#enrolment-rows", main).innerHTML = markup(either(lines, html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`));
@@ -103,7 +103,7 @@ function campaignBuilder(main, draft = null) {
     div.className = "step";
     div.innerHTML = markup(html`<div class="row"><strong>${t("step")} ${n}</strong><span class="spacer" style="flex:1"></span><button type="button" class="link remove-step">${t("remove")}</button></div>
       <div class="step-grid"><label>${t("name")}<input name="step_name" value="${t("step")} ${n}"></label>
-        <label>${t("channel")}<select name="step_channel"><option value="">${t("any_channel")}</option>${CHANNEL_KINDS.map((k) => html`<option>${k}</option>`)}</select></label>
+        <label>${t("channel")}<select name="step_channel"><option value="">${t("any_channel")}</option>${CHANNEL_KINDS.map((k) => html`<option value="${k}">${label("kind", k)}</option>`)}</select></label>
         <label>${t("delay")}<input name="delay" type="number" min="0" value="${n === 1 ? 0 : 1440}"></label>
         <label>${t("window_start")}<input name="window_start" placeholder="09:00" pattern="\\d{2}:\\d{2}"></label>
         <label>${t("window_end")}<input name="window_end" placeholder="18:00" pattern="\\d{2}:\\d{2}"></label>
@@ -115,7 +115,7 @@ function campaignBuilder(main, draft = null) {
       <label>${t("template_zh")}<textarea name="template_zh">{name}您好！</textarea></label>
       <label>${t("template_en")}<textarea name="template_en">Hi {name}!</textarea></label><div class="hint">${t("variables")}</div>
       <div class="channel-wordings"></div>
-      <div class="row"><select class="wording-kind">${CHANNEL_KINDS.map((k) => html`<option>${k}</option>`)}</select>
+      <div class="row"><select class="wording-kind">${CHANNEL_KINDS.map((k) => html`<option value="${k}">${label("kind", k)}</option>`)}</select>
         <button type="button" class="add-wording">${t("add_channel_wording")}</button></div>`);
     div.querySelector(".remove-step").onclick = () => { if ($$("#steps .step").length > 1) { div.remove(); renumber(); } };
     const condition = div.querySelector("[name=condition]");

@@ -1,5 +1,5 @@
 // The channels page.
-import {$, $$, api, attempt, either, html, markup, reload, t, toast} from "../core.js";
+import {$, $$, api, attempt, either, html, label, markup, reload, t, toast} from "../core.js";
 
 // ---- channels ---------------------------------------------------------------------
 
@@ -7,13 +7,13 @@ export async function channelsPage(main) {
   const [accounts, kinds] = await Promise.all([api("GET", "/channel-accounts"), api("GET", "/channel-kinds")]);
   main.innerHTML = markup(html`<h1>${t("channels")}</h1>
     <div class="table-wrap"><table id="accounts-table"><tr><th>#</th><th>${t("kind")}</th><th>${t("account_name")}</th><th>${t("webhook_url")}</th><th></th></tr>
-    ${either(accounts.map((a) => html`<tr data-account="${a.id}"><td>${a.id}</td><td><span class="badge">${a.kind}</span>${a.is_active ? "" : html` <span class="badge bad">${t("switched_off")}</span>`}</td><td>${a.name}${a.notices.map((n) => html`<p class="hint notice">⚠ ${n}</p>`)}</td>
+    ${either(accounts.map((a) => html`<tr data-account="${a.id}"><td>${a.id}</td><td><span class="badge">${label("kind", a.kind)}</span>${a.is_active ? "" : html` <span class="badge bad">${t("switched_off")}</span>`}</td><td>${a.name}${a.notices.map((n) => html`<p class="hint notice">⚠ ${n}</p>`)}</td>
       <td><div class="copy-field"><input readonly value="${a.webhook_url}" aria-label="${t("webhook_url")}"><button type="button" class="copy">${t("copy")}</button></div></td>
       <td><div class="row actions"><button type="button" data-test="${a.id}">${t("test_connection")}</button><button type="button" data-edit-account="${a.id}">${t("edit")}</button>
         <button type="button" data-toggle="${a.id}">${t(a.is_active ? "switch_off" : "switch_on")}</button>${a.kind === "wecom_kf" ? html`<button type="button" data-links="${a.id}">${t("contact_links")}</button>` : ""}</div></td></tr>`), html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>
     <div id="account-editor"></div>
     <form class="card" id="channel-form"><h2>${t("add_channel")}</h2>
-      <label>${t("kind")}<select name="kind" id="channel-kind">${Object.keys(kinds).map((k) => html`<option>${k}</option>`)}</select></label>
+      <label>${t("kind")}<select name="kind" id="channel-kind">${Object.keys(kinds).map((k) => html`<option value="${k}">${label("kind", k)}</option>`)}</select></label>
       <label>${t("account_name")}<input name="name" required maxlength="200"></label>
       <div id="channel-fields"></div>
       <label>${t("api_base")}<input name="api_base" placeholder="https://…"></label>

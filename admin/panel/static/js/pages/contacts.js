@@ -1,5 +1,5 @@
 // The contacts page.
-import {$, $$, api, attempt, CHANNEL_KINDS, commaList, detailsText, either, html, markup, ME, newestOnly, reload, t, toast, when} from "../core.js";
+import {$, $$, api, attempt, CHANNEL_KINDS, commaList, detailsText, either, html, label, markup, ME, newestOnly, reload, t, toast, when} from "../core.js";
 import {deliveryLine} from "../messages.js";
 
 // ---- contacts and leads --------------------------------------------------------------
@@ -11,7 +11,7 @@ export async function contactsPage(main, rest) {
     const rows = await fresh(api("GET", "/contacts?limit=100" + (q ? "&q=" + encodeURIComponent(q) : "")));
     if (rows === undefined || !$("#contact-rows")) return;  // a newer search, or another page meanwhile
     $("#contact-rows").innerHTML = markup(rows.length ? rows.map((c) => html`<tr class="clickable" data-id="${c.id}"><td>#${c.id}</td><td>${c.name || c.display_name || ""}</td>
-      <td><span class="badge">${c.stage}</span></td><td>${c.source || ""}</td><td>${c.language || ""}</td><td>${when(c.created_at)}</td></tr>`)
+      <td><span class="badge">${label("stage", c.stage)}</span></td><td>${c.source || ""}</td><td>${c.language || ""}</td><td>${when(c.created_at)}</td></tr>`)
       : html`<tr><td colspan="6" class="muted">${t("nothing")}</td></tr>`);
     $$("#contact-rows tr.clickable").forEach((tr) => tr.addEventListener("click", () => { location.hash = `#/contacts/${tr.dataset.id}`; }));
   };
@@ -30,7 +30,7 @@ async function contactPage(main, id) {
   const leads = await api("GET", `/leads?contact_id=${id}`).catch(() => []);
   const thread = conversations.length ? await api("GET", `/inbox/${conversations[0].id}`) : null;
   const mayErase = ME.role === "admin";
-  main.innerHTML = markup(html`<h1>${contact.name || contact.display_name || "#" + contact.id} <span class="badge">${contact.stage}</span></h1>
+  main.innerHTML = markup(html`<h1>${contact.name || contact.display_name || "#" + contact.id} <span class="badge">${label("stage", contact.stage)}</span></h1>
     <div class="grid">
       <section class="card"><dl class="kv"><dt>#</dt><dd>${contact.id}</dd><dt>${t("source")}</dt><dd>${contact.source || ""}</dd>
         <dt>${t("language")}</dt><dd>${contact.language || ""}</dd><dt>${t("owner")}</dt><dd>${thread ? thread.conversation.owner || t("unowned") : ""}</dd>
@@ -45,7 +45,7 @@ async function contactPage(main, id) {
           <button type="submit">${t("preview")}</button></form><div id="merge-preview"></div>` : ""}</section>
       <section class="card"><h3>${t("identities")}</h3><ul>${contact.identities.map((i) => html`<li>${i.display_name || i.username || i.external_id}
         <span class="muted">· #${i.channel_account_id} · ${i.external_id}</span>${i.reachable ? "" : html` <span class="badge bad">${i.unreachable_reason || "unreachable"}</span>`}</li>`)}</ul>
-        <h3>${t("leads")}</h3>${leads.length ? leads.map((l) => html`<div>#${l.id} <span class="badge">${l.stage}</span> ${t("score")} ${l.score} · ${l.company || ""}</div>`) : html`<p class="muted">${t("nothing")}</p>`}</section>
+        <h3>${t("leads")}</h3>${leads.length ? leads.map((l) => html`<div>#${l.id} <span class="badge">${label("stage", l.stage)}</span> ${t("score")} ${l.score} · ${l.company || ""}</div>`) : html`<p class="muted">${t("nothing")}</p>`}</section>
     </div>
     <section class="card" id="consent-card"><h3>${t("consent")}</h3>
       ${consent ? html`<div id="consent-state">${either(Object.entries(consent.state).map(([purpose, scopes]) => html`<div><strong>${t("purpose_" + purpose)}</strong>: ${Object.entries(scopes).map(([scope, st]) =>
@@ -53,16 +53,16 @@ async function contactPage(main, id) {
         ${consent.awaiting_confirmation.map((r) => html`<div class="muted">${t("awaiting_confirmation", {purpose: t("purpose_" + r.purpose), until: when(r.expires_at)})}</div>`)}</div>` : ""}
       ${consent && consent.events.length ? html`<div class="table-wrap"><table><tr><th>${t("when")}</th><th></th><th>${t("channel")}</th><th>${t("source")}</th><th>${t("proof")}</th></tr>
       ${consent.events.map((e) => html`<tr><td>${when(e.at)}</td><td><span class="badge ${e.granted ? "good" : "bad"}">${t(e.granted ? "granted" : "withdrawn")}</span> ${t("purpose_" + e.purpose)}</td>
-      <td>${e.channel || "*"}</td><td>${e.source}${e.actor ? " · " + (e.actor) : ""}</td><td class="details">${detailsText(e.evidence)}</td></tr>`)}</table></div>`
+      <td>${e.channel ? label("kind", e.channel) : "*"}</td><td>${label("source", e.source)}${e.actor ? " · " + (e.actor) : ""}</td><td class="details">${detailsText(e.evidence)}</td></tr>`)}</table></div>`
       : ""}
       ${["admin", "operator", "manager"].includes(ME.role) ? html`<form id="consent-form" class="step-grid" style="margin-top:12px">
         <label>${t("purpose")}<select name="purpose"><option value="marketing">${t("purpose_marketing")}</option><option value="service">${t("purpose_service")}</option></select></label>
         <label>${t("consent")}<select name="granted"><option value="false">${t("withdrawn")}</option><option value="true">${t("granted")}</option></select></label>
-        <label>${t("channel")}<select name="channel"><option value="">${t("every_channel")}</option>${CHANNEL_KINDS.map((k) => html`<option>${k}</option>`)}</select></label>
+        <label>${t("channel")}<select name="channel"><option value="">${t("every_channel")}</option>${CHANNEL_KINDS.map((k) => html`<option value="${k}">${label("kind", k)}</option>`)}</select></label>
         <label>${t("consent_note")}<input name="note" required maxlength="500" placeholder="${t("consent_note_hint")}"></label>
         <label class="row"><input type="checkbox" name="double_opt_in" style="width:auto"> ${t("double_opt_in")}</label>
         <button type="submit" id="record-consent">${t("record_consent")}</button></form>` : ""}</section>
-    <section class="card"><h3>${t("timeline")}</h3><div class="messages" style="max-height:none">${thread ? thread.messages.map((m) => html`<div class="msg ${m.direction === "out" ? "out" : "in"}">${m.text}<div class="meta">${m.channel} · ${when(m.created_at)}</div>${deliveryLine(m.delivery)}</div>`) : ""}</div></section>`);
+    <section class="card"><h3>${t("timeline")}</h3><div class="messages" style="max-height:none">${thread ? thread.messages.map((m) => html`<div class="msg ${m.direction === "out" ? "out" : "in"}">${m.text}<div class="meta">${label("kind", m.channel)} · ${when(m.created_at)}</div>${deliveryLine(m.delivery)}</div>`) : ""}</div></section>`);
   $("#tags-form", main).onsubmit = async (event) => {
     event.preventDefault();
     const tags = commaList(event.target.tags.value);

@@ -1,6 +1,6 @@
 // The dashboard page.
 import * as Charts from "../charts.js";
-import {$, api, html, markup, t} from "../core.js";
+import {$, api, html, label, markup, t} from "../core.js";
 
 // ---- dashboard --------------------------------------------------------------------
 
@@ -9,10 +9,10 @@ const DASHBOARD_RANGES = [7, 14, 30, 90];
 export async function dashboardPage(main, rest) {
   const days = DASHBOARD_RANGES.includes(Number(rest[0])) ? Number(rest[0]) : 14;
   const d = await api("GET", `/dashboard?days=${days}`);
-  const marks = d.alerts.map((a) => ({index: d.days.indexOf(a.day), label: `${a.dimension} ${a.key}`})).filter((m) => m.index >= 0);
+  const marks = d.alerts.map((a) => ({index: d.days.indexOf(a.day), label: `${label("dimension", a.dimension)} ${a.key}`})).filter((m) => m.index >= 0);
   const campaigns = d.campaigns.length ? html`<div class="table-wrap"><table><tr><th>${t("campaigns")}</th><th>${t("status")}</th>
       ${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"].map((k) => html`<th>${t(k)}</th>`)}</tr>
-      ${d.campaigns.map((c) => html`<tr><td><a href="#/campaigns/${c.id}">${c.name}</a></td><td><span class="badge">${c.status}</span></td>
+      ${d.campaigns.map((c) => html`<tr><td><a href="#/campaigns/${c.id}">${c.name}</a></td><td><span class="badge">${label("status", c.status)}</span></td>
       ${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"].map((k) => html`<td>${c[k] ?? ""}</td>`)}</tr>`)}
       </table></div>` : html`<p class="muted">${t("nothing")}</p>`;
   const total = Object.values(d.messages_by_channel).flat().reduce((a, b) => a + b, 0);

@@ -1,5 +1,5 @@
 // The inbox page.
-import {$, $$, api, attempt, CHANNEL_KINDS, either, html, markup, ME, t, when} from "../core.js";
+import {$, $$, api, attempt, CHANNEL_KINDS, either, html, label, markup, ME, t, when} from "../core.js";
 import {deliveryLine, UNSETTLED} from "../messages.js";
 
 export async function inboxPage(main, rest) {
@@ -10,7 +10,7 @@ export async function inboxPage(main, rest) {
   main.innerHTML = markup(html`<h1>${t("inbox")}</h1>
     <div class="toolbar" id="inbox-filters">
       <select name="channel" aria-label="${t("channel")}">${option("", html`${t("channel")}: ${t("all")}`, "")}
-        ${CHANNEL_KINDS.map((k) => option(k, k, ""))}</select>
+        ${CHANNEL_KINDS.map((k) => option(k, label("kind", k), ""))}</select>
       <select name="owner" aria-label="${t("owner")}">${option("", html`${t("owner")}: ${t("all")}`, "")}${option("me", t("me"), "")}${option("none", t("unowned"), "")}</select>
       <select name="status" aria-label="${t("status")}">${option("", html`${t("status")}: ${t("all")}`, "")}
         ${["open", "waiting", "handoff", "closed"].map((k) => option(k, t(k), ""))}</select>
@@ -44,7 +44,7 @@ export async function inboxPage(main, rest) {
     $("#inbox-list").innerHTML = markup(page.rows.length ? page.rows.map((r) => html`
       <div class="inbox-item${r.id === selected ? " active" : ""}" data-id="${r.id}">
         <div class="line1"><strong>${r.name}</strong><span class="muted">${when(r.last_message_at)}</span></div>
-        <div class="row"><span class="badge">${r.channel}</span>${r.waiting ? html`<span class="badge waiting">${t("waiting")}</span>` : ""}
+        <div class="row"><span class="badge">${label("kind", r.channel)}</span>${r.waiting ? html`<span class="badge waiting">${t("waiting")}</span>` : ""}
           ${r.sentiment === "negative" ? html`<span class="badge negative">${t("negative")}</span>` : ""}<span class="muted">${r.owner || t("unowned")}</span></div>
         <div class="preview">${r.last_direction === "out" ? "↩ " : ""}${r.last_text || ""}</div>
       </div>`) : html`<p class="muted" style="padding:12px">${t("nothing")}</p>`);
@@ -59,7 +59,7 @@ export async function inboxPage(main, rest) {
   }
 
   function threadItems(th) {
-    const items = [...th.messages.map((m) => ({at: m.created_at, html: html`<div class="msg ${m.direction === "out" ? "out" : "in"}">${m.text}<div class="meta">${m.channel} · ${when(m.created_at)}${m.author ? " · " + m.author : (m.direction === "out" ? " · " + t("bot") : "")}${m.sentiment === "negative" ? " · ⚠" : ""}${m.recalled ? html` · <span class="badge bad recalled">${t("recalled")}</span>` : ""}</div>${deliveryLine(m.delivery)}</div>`})),
+    const items = [...th.messages.map((m) => ({at: m.created_at, html: html`<div class="msg ${m.direction === "out" ? "out" : "in"}">${m.text}<div class="meta">${label("kind", m.channel)} · ${when(m.created_at)}${m.author ? " · " + m.author : (m.direction === "out" ? " · " + t("bot") : "")}${m.sentiment === "negative" ? " · ⚠" : ""}${m.recalled ? html` · <span class="badge bad recalled">${t("recalled")}</span>` : ""}</div>${deliveryLine(m.delivery)}</div>`})),
       ...th.notes.map((n) => ({at: n.created_at, html: html`<div class="note"><strong>${t("note")}:</strong> ${n.text}<div class="meta">${n.author || ""} · ${when(n.created_at)}</div></div>`}))];
     return either(items.sort((a, b) => a.at.localeCompare(b.at)).map((i) => i.html), html`<p class="muted">${t("nothing")}</p>`);
   }
@@ -92,13 +92,13 @@ export async function inboxPage(main, rest) {
         <button id="assign" type="button">${t("assign")}</button>` : "";
     box.dataset.id = String(c.id);
     box.innerHTML = markup(html`<div class="thread-head"><div class="row"><button type="button" class="link" id="back-to-list" aria-label="back">←</button>
-        <strong>${c.name}</strong><span class="badge">${c.channel} · ${c.account}</span>
+        <strong>${c.name}</strong><span class="badge">${label("kind", c.channel)} · ${c.account}</span>
         <a href="#/contacts/${c.contact_id}">${t("contacts")} #${c.contact_id}</a><span class="muted">${t("owner")}: ${c.owner || t("unowned")}</span></div>
         <div class="row" style="margin-top:6px">${assign}</div></div>
       <div class="messages" id="messages">${threadItems(th)}</div>
       ${th.may_act ? html`<form class="composer" id="reply-form"><textarea name="text" required placeholder="${t("reply_placeholder")}" aria-label="${t("reply")}"></textarea>
         <div class="row"><button class="primary" type="submit" id="send-reply">${t("send")}</button>
-          <label class="row" style="margin:0">${t("reply_on")}<select name="on" id="reply-on">${th.conversations.map((x) => option(String(x.id), html`${x.channel} · ${x.account}`, String(c.id)))}</select></label></div></form>
+          <label class="row" style="margin:0">${t("reply_on")}<select name="on" id="reply-on">${th.conversations.map((x) => option(String(x.id), html`${label("kind", x.channel)} · ${x.account}`, String(c.id)))}</select></label></div></form>
       <form class="composer" id="note-form"><textarea name="text" required placeholder="${t("note_placeholder")}" aria-label="${t("note")}"></textarea>
         <div class="row"><button type="submit">${t("add_note")}</button></div></form>` : ""}`);
     const list = $("#messages");

@@ -1,5 +1,5 @@
 // The leads page.
-import {$, $$, api, ApiError, attempt, CSRF, either, html, LANG, markup, ME, newestOnly, t, toast} from "../core.js";
+import {$, $$, api, ApiError, attempt, CSRF, either, html, label, LANG, markup, ME, newestOnly, t, toast} from "../core.js";
 
 export async function leadsPage(main) {
   const supervisor = ["admin", "manager"].includes(ME.role);
@@ -14,7 +14,7 @@ export async function leadsPage(main) {
       <div id="import-report"></div></form>` : ""}
     <div class="toolbar row" id="lead-filters">
       <select name="status" aria-label="${t("status")}"><option value="open">${t("status_open")}</option><option value="closed">${t("status_closed")}</option><option value="">${t("all_statuses")}</option></select>
-      <select name="stage" aria-label="${t("stage")}"><option value="">${t("all_stages")}</option>${stages.map((s) => html`<option>${s}</option>`)}</select>
+      <select name="stage" aria-label="${t("stage")}"><option value="">${t("all_stages")}</option>${stages.map((s) => html`<option value="${s}">${label("stage", s)}</option>`)}</select>
       ${supervisor ? html`<select name="owner" aria-label="${t("owner")}"><option value="">${t("all_owners")}</option>${owners.filter((u) => u.is_active).map((u) => html`<option value="${u.id}">${u.display_name || u.username}</option>`)}</select>` : ""}
       <input type="search" name="q" placeholder="${t("search")}" aria-label="${t("search")}">
       <a class="button" id="export-leads" href="#">${t("export_csv")}</a></div>
@@ -32,7 +32,7 @@ export async function leadsPage(main) {
   };
   const drawLeads = (rows) => {
     $("#lead-rows", main).innerHTML = markup(either(rows.map((l) => html`<tr><td>${l.id}</td><td><a href="#/contacts/${l.contact_id}">${l.contact_name || "#" + l.contact_id}</a></td><td>${l.company || ""}</td>
-      <td><select class="lead-stage" data-lead="${l.id}" aria-label="${t("stage")}"${l.status === "open" ? "" : " disabled"}>${(stages.includes(l.stage) ? stages : [l.stage, ...stages]).map((s) => html`<option${s === l.stage ? " selected" : ""}>${s}</option>`)}</select></td><td>${l.score}</td>
+      <td><select class="lead-stage" data-lead="${l.id}" aria-label="${t("stage")}"${l.status === "open" ? "" : " disabled"}>${(stages.includes(l.stage) ? stages : [l.stage, ...stages]).map((s) => html`<option value="${s}"${s === l.stage ? " selected" : ""}>${label("stage", s)}</option>`)}</select></td><td>${l.score}</td>
       <td>${l.segment}</td><td>${l.owner_name || t("unowned")}</td><td>${(l.source_label || {})[LANG] || l.source || l.source_kind}</td></tr>`), html`<tr><td colspan="8" class="muted">${t("nothing")}</td></tr>`));
     $$(".lead-stage", main).forEach((select) => select.onchange = async () => {
       await attempt(() => api("POST", `/leads/${select.dataset.lead}/stage`, {stage: select.value}), t("stage_moved"));

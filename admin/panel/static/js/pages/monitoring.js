@@ -1,6 +1,6 @@
 // The monitoring page.
 import * as Charts from "../charts.js";
-import {$, $$, api, attempt, either, groupsText, groupsValue, html, markup, ME, newestOnly, reload, t, toast, when} from "../core.js";
+import {$, $$, api, attempt, either, groupsText, groupsValue, html, label, markup, ME, newestOnly, reload, t, toast, when} from "../core.js";
 
 // ---- monitoring -------------------------------------------------------------------
 
@@ -10,7 +10,7 @@ export async function monitoringPage(main) {
   main.innerHTML = markup(html`<h1>${t("monitoring")}</h1><h2>${t("alerts")}</h2>
     <div class="toolbar row" id="alert-filters">
       <select name="status" aria-label="${t("status")}"><option value="">${t("all")}</option><option value="open">${t("alert_open")}</option><option value="closed">${t("alert_closed")}</option></select>
-      <select name="dimension" aria-label="${t("entity")}"><option value="">${t("all_kinds")}</option>${["channel", "campaign", "team", "keyword", "keyword_rule"].map((d) => html`<option>${d}</option>`)}</select></div>
+      <select name="dimension" aria-label="${t("entity")}"><option value="">${t("all_kinds")}</option>${["channel", "campaign", "team", "keyword", "keyword_rule"].map((d) => html`<option value="${d}">${label("dimension", d)}</option>`)}</select></div>
     <div class="table-wrap"><table><thead><tr><th>#</th><th>${t("when")}</th><th>${t("entity")}</th><th>${t("status")}</th><th>${t("peak")}</th><th>${t("volume")}</th><th>${t("terms")}</th></tr></thead>
     <tbody id="alert-rows"></tbody></table></div>
     <section class="card" id="alert-detail"><p class="muted">${t("pick_alert")}</p></section>
@@ -29,7 +29,7 @@ export async function monitoringPage(main) {
       api("GET", `/opinion/alerts/${alert.id}/messages`)]);
     const labels = series.hours.map((h) => h.start.slice(0, 13).replace("T", " ") + ":00");
     const first = labels.indexOf(alert.first_hour.slice(0, 13).replace("T", " ") + ":00");
-    const slice = `${alert.dimension} · ${alert.key}`;
+    const slice = `${label("dimension", alert.dimension)} · ${alert.key}`;
     box.innerHTML = markup(html`<h3>${t("alert_trend", {slice})}</h3>
       ${Charts.lines(labels, {[t("negative")]: series.hours.map((h) => (h.volume ? h.negative_share : null))}, t("alert_trend", {slice}),
         first >= 0 ? [{index: first, label: html`#${alert.id}`}] : [], "%")}
@@ -41,7 +41,7 @@ export async function monitoringPage(main) {
     for (const name of ["status", "dimension"]) if (filters.querySelector(`[name=${name}]`).value) params.set(name, filters.querySelector(`[name=${name}]`).value);
     const alerts = await fresh(api("GET", `/opinion/alerts?${params}`));
     if (alerts === undefined) return;
-    $("#alert-rows", main).innerHTML = markup(either(alerts.map((a) => html`<tr class="clickable" data-alert="${a.id}"><td>${a.id}</td><td>${when(a.first_hour)}</td><td>${a.dimension} · ${a.key}</td><td><span class="badge ${a.status === "open" ? "bad" : ""}">${a.status}</span></td>
+    $("#alert-rows", main).innerHTML = markup(either(alerts.map((a) => html`<tr class="clickable" data-alert="${a.id}"><td>${a.id}</td><td>${when(a.first_hour)}</td><td>${label("dimension", a.dimension)} · ${a.key}</td><td><span class="badge ${a.status === "open" ? "bad" : ""}">${t("alert_" + a.status)}</span></td>
       <td>${Math.round(a.peak_share * 100)}%</td><td>${a.volume}</td><td>${a.top_terms.map((x) => x[0]).join(", ")}</td></tr>`), html`<tr><td colspan="7" class="muted">${t("nothing")}</td></tr>`));
     $$("[data-alert]", main).forEach((row) => row.onclick = () => {
       $$("[data-alert]", main).forEach((r) => r.classList.toggle("selected", r === row));

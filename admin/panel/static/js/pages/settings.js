@@ -1,5 +1,5 @@
 // The settings page.
-import {$, $$, api, attempt, groupsText, groupsValue, html, markup, ME, reload, t, toast} from "../core.js";
+import {$, $$, api, attempt, groupsText, groupsValue, html, label, markup, ME, reload, t, toast} from "../core.js";
 
 const SETTING_KINDS = {
   sla_first_response_minutes: "number", sla_escalate_minutes: "number", lead_hot_score: "number",
@@ -14,7 +14,7 @@ export async function settingsPage(main) {
   const field = (name) => {
     const kind = SETTING_KINDS[name] || "text", value = data.values[name], env = data.environment[name];
     const changed = data.changed_in_panel.includes(name);
-    const input = Array.isArray(kind) ? html`<select name="${name}"${admin ? "" : " disabled"}>${kind.map((o) => html`<option${o === value ? " selected" : ""}>${o}</option>`)}</select>`
+    const input = Array.isArray(kind) ? html`<select name="${name}"${admin ? "" : " disabled"}>${kind.map((o) => html`<option value="${o}"${o === value ? " selected" : ""}>${label(name === "lead_routing" ? "routing" : name, o)}</option>`)}</select>`
       : kind === "groups" ? html`<textarea name="${name}"${admin ? "" : " readonly"}>${groupsText(value)}</textarea>`
       : html`<input name="${name}" type="${kind}" step="any" value="${value ?? ""}"${admin ? "" : " readonly"}>`;
     const envText = kind === "groups" ? (env ? groupsText(env).replace(/\n/g, "; ") : t("setting_default")) : (env ?? "");

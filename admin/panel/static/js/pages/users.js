@@ -1,5 +1,5 @@
 // The users page.
-import {$, $$, api, attempt, CHANNEL_KINDS, commaList, either, html, markup, ME, reload, t, toast} from "../core.js";
+import {$, $$, api, attempt, CHANNEL_KINDS, commaList, either, html, label, markup, ME, reload, t, toast} from "../core.js";
 
 // ---- users and audit ----------------------------------------------------------------
 
@@ -15,7 +15,7 @@ export async function usersPage(main) {
   const territoryText = (u) => [...(u.territory?.regions || []), ...(u.territory?.industries || [])].join(", ");
   main.innerHTML = markup(html`<h1>${t("users")}</h1>
     <div class="table-wrap"><table id="users-table"><tr><th>#</th><th>${t("username")}</th><th>${t("display_name")}</th><th>${t("role")}</th><th>${t("manager")}</th><th>${t("team")}</th><th>${t("territory")}</th><th></th></tr>
-    ${users.map((u) => html`<tr data-user="${u.id}"><td>${u.id}</td><td>${u.username}</td><td>${u.display_name || ""}</td><td><span class="badge">${u.role}</span>${u.is_active ? "" : html` <span class="badge bad">off</span>`}</td>
+    ${users.map((u) => html`<tr data-user="${u.id}"><td>${u.id}</td><td>${u.username}</td><td>${u.display_name || ""}</td><td><span class="badge">${label("role", u.role)}</span>${u.is_active ? "" : html` <span class="badge bad">${t("switched_off")}</span>`}</td>
       <td>${nameOf(u.manager_user_id)}</td><td>${teamById[u.team_id]?.name || ""}</td><td>${territoryText(u)}</td>
       <td><div class="row actions"><button type="button" data-edit="${u.id}">${t("edit")}</button>${admin ? html`<button type="button" data-password="${u.id}">${t("set_password")}</button>` : ""}</div></td></tr>`)}</table></div>
     <div id="user-editor"></div>
@@ -26,12 +26,12 @@ export async function usersPage(main) {
     ${admin ? html`<form class="card" id="team-form"><h2 id="team-form-title">${t("new_team")}</h2><input type="hidden" name="team_id">
       <div class="step-grid"><label>${t("name")}<input name="name" required maxlength="100"></label>
         <label>${t("manager")}<select name="manager">${options(leaders.map((u) => [u.id, u.display_name || u.username]), null, t("no_manager"))}</select></label></div>
-      <fieldset class="row" id="team-channels"><legend>${t("team_channels")}</legend>${CHANNEL_KINDS.map((k) => html`<label class="row"><input type="checkbox" name="channel" value="${k}" style="width:auto"> ${k}</label>`)}</fieldset>
+      <fieldset class="row" id="team-channels"><legend>${t("team_channels")}</legend>${CHANNEL_KINDS.map((k) => html`<label class="row"><input type="checkbox" name="channel" value="${k}" style="width:auto"> ${label("kind", k)}</label>`)}</fieldset>
       <div class="hint">${t("team_channels_hint")}</div>
       <button type="submit" class="primary" id="save-team">${t("save")}</button></form>
     <form class="card" id="user-form"><h2>${t("new_user")}</h2><div class="step-grid">
       <label>${t("username")}<input name="username" required pattern="[A-Za-z0-9_.@-]+"></label><label>${t("display_name")}<input name="display_name"></label>
-      <label>${t("role")}<select name="role">${["rep", "manager", "operator", "admin"].map((r) => html`<option>${r}</option>`)}</select></label>
+      <label>${t("role")}<select name="role">${["rep", "manager", "operator", "admin"].map((r) => html`<option value="${r}">${label("role", r)}</option>`)}</select></label>
       <label>${t("manager")}<select name="manager">${options(leaders.map((u) => [u.id, u.display_name || u.username]), null, t("no_manager"))}</select></label>
       <label>${t("team")}<select name="team">${options(teams.map((team) => [team.id, team.name]), null, t("no_team"))}</select></label>
       <label>${t("password")}<input name="password" type="password" autocomplete="new-password" minlength="10"></label></div>
@@ -46,7 +46,7 @@ export async function usersPage(main) {
     const box = $("#user-editor");
     box.innerHTML = markup(html`<form class="card" id="edit-user-form"><h2>${t("edit_user", {name: u.display_name || u.username})}</h2>
       ${admin ? html`<div class="step-grid"><label>${t("display_name")}<input name="display_name" value="${u.display_name || ""}"></label>
-        <label>${t("role")}<select name="role">${["rep", "manager", "operator", "admin"].map((r) => html`<option${r === u.role ? " selected" : ""}>${r}</option>`)}</select></label>
+        <label>${t("role")}<select name="role">${["rep", "manager", "operator", "admin"].map((r) => html`<option value="${r}"${r === u.role ? " selected" : ""}>${label("role", r)}</option>`)}</select></label>
         <label>${t("manager")}<select name="manager">${options(leaders.filter((m) => m.id !== u.id).map((m) => [m.id, m.display_name || m.username]), u.manager_user_id, t("no_manager"))}</select></label>
         <label>${t("team")}<select name="team">${options(teams.map((team) => [team.id, team.name]), u.team_id, t("no_team"))}</select></label></div>
         <label class="row"><input type="checkbox" name="is_active"${u.is_active ? " checked" : ""} style="width:auto"> ${t("active_user")}</label>` : ""}
