@@ -145,6 +145,22 @@ def media_lines(message: OutboundMessage) -> list[str]:
     return [f"{mark} {url}" for mark, url in (("🖼", message.image_url), ("🔗", message.link_url)) if url]
 
 
+def shortened(text: str, limit: int) -> str:
+    """`text` within a platform's `limit` of characters (a card title, a button): cut at the last
+    space or punctuation before it, never inside an English word, with "…" when cut; Chinese and
+    other unspaced scripts may be cut between any two characters."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[:limit - 1]
+    if text[limit - 1].isascii() and text[limit - 1].isalnum() and head[-1:].isascii() and head[-1:].isalnum():
+        # Inside a word of a spaced script: back to where it started.
+        cut = max(head.rfind(" "), max((head.rfind(mark) for mark in ",.;:!?·，。；：！？、)"), default=-1))
+        if cut > 0:
+            head = head[:cut + (0 if head[cut] == " " else 1)]
+    return head.rstrip(" ,;:·，；：、") + "…"
+
+
 def numbered_options(message: OutboundMessage, *, with_media: bool = True) -> str:
     """Buttons as numbered text lines, for platforms without buttons; the picture and
     link as addresses unless the caller shows them itself (`with_media=False`)."""

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -78,6 +78,14 @@ def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageR
             # What is said to the customer, in their script (Traditional characters for those who read them).
             InTheirScript([OptOutBot(), OptInBot(),
                            CustomerBot(settings=CustomerBotSettings(timezone=timezone), lead_rules=lead_rules)])]
+
+
+def every_handler(handlers: Sequence[MessageHandler]) -> Iterator[MessageHandler]:
+    """The worker's handlers, and those a handler runs itself (InTheirScript's)."""
+    for handler in handlers:
+        yield handler
+        if isinstance(handler, InTheirScript):
+            yield from every_handler(handler.handlers)
 
 
 class Hub:
@@ -159,7 +167,7 @@ class Hub:
         rules = settings.lead_rules
         self.dispatcher.policy = dataclasses.replace(self.dispatcher.policy, marketing=settings.marketing_rules)
         self.rep_review.compliance = ComplianceCheck(settings.compliance_terms)
-        for handler in self.worker.handlers:
+        for handler in every_handler(self.worker.handlers):
             if isinstance(handler, (RepWorkspace, CustomerBot)):
                 handler.lead_rules = rules
             elif isinstance(handler, LeadCapture):

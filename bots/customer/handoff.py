@@ -61,7 +61,8 @@ async def hand_off(ctx: HandlerContext, reason: str, session_state: BotSession |
     for user in targets.values():
         lang = user.language or "zh"
         card = OutboundMessage("", await summary(conversation, ctx, session_state, lang=lang),
-                               reps.card_buttons(conversation.id, claimed=conversation.assignee_user_id is not None),
+                               reps.card_buttons(conversation.id, claimed=conversation.assignee_user_id is not None,
+                                                 lang=lang),
                                title=rep_say("card_handoff", lang, id=conversation.id,
                                              reason=REASONS[reason]["zh" if lang == "zh" else "en"]))
         if await reps.notify_user(user.id, card, key=f"handoff:{ctx.message.id}:u{user.id}", db_session=db):

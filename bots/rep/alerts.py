@@ -157,8 +157,6 @@ async def send_card(user: User, title_key: str, conversation: Conversation, *, k
     if latest:
         body.append(f"“{latest[:300]}”")
     body.append(say("card_stage_owner", lang, stage=stage_name(card["stage"], lang), owner=card["owner"] or "-"))
-    claimed = conversation.assignee_user_id is not None
-    return await reps.notify_user(user.id, OutboundMessage("", "\n".join(body),
-                                                           reps.card_buttons(conversation.id, claimed=claimed),
-                                                           title=title),
+    buttons = reps.card_buttons(conversation.id, claimed=conversation.assignee_user_id is not None, lang=lang)
+    return await reps.notify_user(user.id, OutboundMessage("", "\n".join(body), buttons, title=title),
                                   key=f"{key}:u{user.id}", db_session=db_session)

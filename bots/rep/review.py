@@ -68,7 +68,7 @@ class RepMessageReview:
         for manager in managers:
             lang = manager.language or "zh"
             card = OutboundMessage("", f"{author} → #{conversation.id}: “{text[:500]}”\n{terms}",
-                                   reps.card_buttons(conversation.id, claimed=True),
+                                   reps.card_buttons(conversation.id, claimed=True, lang=lang),
                                    title=say("card_compliance", lang, rep=author, id=conversation.id))
             if await reps.notify_user(manager.id, card, key=f"compliance:m{message.id}:u{manager.id}",
                                       db_session=db_session):

@@ -167,7 +167,7 @@ class Session:
             name = await self._name(conversation)
             reminder = OutboundMessage("", say("card_reminder", self.lang, id=conversation_id, name=name),
                                        reps.card_buttons(conversation_id, claimed=conversation.assignee_user_id
-                                                         is not None),
+                                                         is not None, lang=self.lang),
                                        title=say("card_reminder", self.lang, id=conversation_id, name=name))
             await reps.notify_user(self.user.id, reminder, key=f"snooze:{self.ctx.message.id}",
                                    not_before=utcnow() + SNOOZE, db_session=self.db)
@@ -212,8 +212,8 @@ class Session:
         by = self.user.display_name or self.user.username
         lang = target.language or "zh"
         title = say("card_assigned", lang, id=conversation_id, name=name, by=by)
-        await reps.notify_user(target.id, OutboundMessage("", title, reps.card_buttons(conversation_id, claimed=True),
-                                                          title=title),
+        buttons = reps.card_buttons(conversation_id, claimed=True, lang=lang)
+        await reps.notify_user(target.id, OutboundMessage("", title, buttons, title=title),
                                key=f"assigned:{self.ctx.message.id}", db_session=self.db)
         self.ctx.enqueued = True
         self.say("assigned", id=conversation_id, name=target.display_name or target.username)
@@ -232,7 +232,8 @@ class Session:
         conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
         reps.ensure_may_act(self.user, conversation)
         card = await reps.contact_card(conversation, db_session=self.db, lang=self.lang)
-        self.ctx.reply(format_card(card, self.lang), buttons=reps.card_buttons(conversation_id, claimed=True),
+        self.ctx.reply(format_card(card, self.lang),
+                       buttons=reps.card_buttons(conversation_id, claimed=True, lang=self.lang),
                        title=f"#{card['id']} {card['name']}")
 
     async def _name(self, conversation: Conversation) -> str:

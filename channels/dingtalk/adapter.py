@@ -45,8 +45,15 @@ from channels.base import (
     WebhookRequest,
     load_json_object,
     numbered_options,
+    shortened,
 )
-from channels.dingtalk.client import DEFAULT_API_BASE, App, DingTalkApi, DingTalkError, DingTalkUnavailable
+from channels.dingtalk.client import (
+    DEFAULT_API_BASE,
+    App,
+    DingTalkApi,
+    DingTalkError,
+    DingTalkUnavailable,
+)
 from channels.dingtalk.signing import MAX_SKEW_MS, SignatureRejected, check
 from channels.replay import ReplayedSignature, ReplayGuard
 from crm_core.models import Delivery, MessageKind
@@ -215,7 +222,9 @@ class DingTalkAdapter:
 
     def make_poller(self, account: AccountRef, sink: InboundSink,
                     load_cursor: Callable[[str], Awaitable[str | None]]) -> Any:
-        from channels.dingtalk.stream import StreamPoller  # the stream client builds on this module
+        from channels.dingtalk.stream import (
+            StreamPoller,  # the stream client builds on this module
+        )
 
         return StreamPoller(self, account, sink)
 
@@ -282,7 +291,7 @@ def _markdown(message: OutboundMessage) -> str:
 
 
 def _heading(message: OutboundMessage) -> str:
-    return message.title or message.text.split("\n", 1)[0][:60]
+    return message.title or shortened(message.text.split("\n", 1)[0], 60)
 
 
 def _template(message: OutboundMessage) -> dict[str, str]:
@@ -305,12 +314,12 @@ def _standard_card(message: OutboundMessage) -> dict[str, Any]:
     body = _markdown(replace(message, title=None, buttons=()))
     contents: list[dict[str, Any]] = [{"type": "markdown", "text": body, "id": "text"}]
     contents.append({"type": "action", "id": "actions", "actions": [
-        {"type": "button", "id": b.data[:200], "label": {"type": "text", "text": b.label[:20]},
+        {"type": "button", "id": b.data[:200], "label": {"type": "text", "text": shortened(b.label, 20)},
          "actionType": "request", "status": "primary" if n == 0 else "normal"}
         for n, b in enumerate(message.buttons[:6])]})
+    title = shortened(message.title or message.text.split("\n", 1)[0], 60)
     return {"config": {"autoLayout": True, "enableForward": False},
-            "header": {"title": {"type": "text", "text": (message.title or message.text.split("\n", 1)[0])[:60]}},
-            "contents": contents}
+            "header": {"title": {"type": "text", "text": title}}, "contents": contents}
 
 
 def _send_error(exc: DingTalkError, account: AccountRef) -> Exception:

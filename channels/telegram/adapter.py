@@ -41,6 +41,7 @@ from channels.base import (
     WebhookRejected,
     WebhookRequest,
     load_json_object,
+    shortened,
 )
 from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
@@ -146,7 +147,7 @@ class TelegramAdapter:
         bot = self.bot(account)
         rows = [[InlineKeyboardButton(text=b.label, callback_data=b.data[:64])] for b in message.buttons]
         if message.link_url:
-            rows.append([InlineKeyboardButton(text=(message.title or _host(message.link_url))[:64],
+            rows.append([InlineKeyboardButton(text=shortened(message.title or _host(message.link_url), 64),
                                               url=message.link_url)])
         markup = InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
         try:
@@ -216,7 +217,9 @@ class TelegramAdapter:
 
     def make_poller(self, account: AccountRef, sink: InboundSink,
                     load_cursor: Callable[[str], Awaitable[str | None]]) -> TelegramPoller:
-        from channels.telegram.polling import TelegramPoller  # the poller builds on this module
+        from channels.telegram.polling import (
+            TelegramPoller,  # the poller builds on this module
+        )
 
         return TelegramPoller(self, account, sink, load_cursor)
 

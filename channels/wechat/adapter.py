@@ -38,6 +38,7 @@ from channels.base import (
     WebhookRejected,
     WebhookRequest,
     numbered_options,
+    shortened,
 )
 from channels.replay import ReplayedSignature, ReplayGuard
 from channels.tencent import (
@@ -305,7 +306,7 @@ def _custom_message(message: OutboundMessage) -> dict[str, Any]:
     picture or a link, else text. Neither has buttons: options come numbered."""
     if not (message.image_url or message.link_url):
         return {"touser": message.recipient, "msgtype": "text", "text": {"content": numbered_options(message)}}
-    article = {"title": (message.title or message.text.split("\n", 1)[0])[:64],
+    article = {"title": shortened(message.title or message.text.split("\n", 1)[0], 64),
                "description": numbered_options(message, with_media=False),
                # Tapping the card opens the link, or the picture itself when there is none.
                "url": message.link_url or message.image_url}

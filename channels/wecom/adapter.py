@@ -45,6 +45,7 @@ from channels.base import (
     WebhookRequest,
     media_lines,
     numbered_options,
+    shortened,
 )
 from channels.tencent import (
     AES_KEY_PATTERN,
@@ -57,7 +58,14 @@ from channels.tencent import (
     seconds_off,
     signature_matches,
 )
-from channels.tencent_client import RATE_LIMITED, SYSTEM_BUSY, ApiError, ApiUnavailable, AppKey, TencentApiClient
+from channels.tencent_client import (
+    RATE_LIMITED,
+    SYSTEM_BUSY,
+    ApiError,
+    ApiUnavailable,
+    AppKey,
+    TencentApiClient,
+)
 from channels.wecom.archive import ArchiveReader, ArchiveUnavailable, FinanceSdk
 from channels.wecom.client import DEFAULT_API_BASE, wecom_client
 from crm_core.models import Delivery, MessageKind
@@ -351,10 +359,10 @@ def _app_message(account: AccountRef, message: OutboundMessage) -> dict[str, Any
         return {**base, "msgtype": "text", "text": {"content": _as_text(message)}}
     card = {
         "card_type": "button_interaction",
-        "main_title": {"title": (message.title or message.text.split("\n", 1)[0])[:26]},
+        "main_title": {"title": shortened(message.title or message.text.split("\n", 1)[0], 26)},
         "sub_title_text": "\n".join([message.text, *media_lines(message)])[:1000],
         # WeCom shows at most 6 buttons; keys come back in template_card_event.
-        "button_list": [{"text": b.label[:10], "style": 1 if n == 0 else 2, "key": b.data[:1024]}
+        "button_list": [{"text": shortened(b.label, 10), "style": 1 if n == 0 else 2, "key": b.data[:1024]}
                         for n, b in enumerate(message.buttons[:6])],
         "task_id": uuid.uuid4().hex,
     }

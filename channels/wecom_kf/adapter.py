@@ -50,11 +50,17 @@ from channels.base import (
     WebhookRequest,
     media_lines,
     numbered_options,
+    shortened,
 )
 from channels.destinations import UnsafeDestination, check_url
 from channels.tencent import AES_KEY_PATTERN, UNIONID_KEY, MessageCipher
 from channels.tencent_client import ApiError, ApiUnavailable, AppKey, TencentApiClient
-from channels.wecom.adapter import CipherCache, app_key, common_send_error, open_callback
+from channels.wecom.adapter import (
+    CipherCache,
+    app_key,
+    common_send_error,
+    open_callback,
+)
 from channels.wecom.client import DEFAULT_API_BASE, wecom_client
 from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
@@ -452,12 +458,12 @@ def _content(message: OutboundMessage, thumb_media_id: str | None = None) -> dic
     if thumb_media_id and not message.buttons:
         title, _, rest = (message.title or message.text).partition("\n")
         return {"msgtype": "link", "link": {
-            "title": title[:128], "desc": (rest if not message.title else message.text)[:512],
+            "title": shortened(title, 128), "desc": (rest if not message.title else message.text)[:512],
             "url": message.link_url or message.image_url, "thumb_media_id": thumb_media_id}}
     if message.buttons:
         return {"msgtype": "msgmenu", "msgmenu": {
             "head_content": "\n".join([message.text, *media_lines(message)]),
-            "list": [{"type": "click", "click": {"id": b.data[:128], "content": b.label[:128]}}
+            "list": [{"type": "click", "click": {"id": b.data[:128], "content": shortened(b.label, 128)}}
                      for b in message.buttons[:10]]}}
     return {"msgtype": "text", "text": {"content": numbered_options(message)}}
 

@@ -342,16 +342,19 @@ async def contact_card(conversation: Conversation, *, db_session: AsyncSession, 
     }
 
 
-def card_buttons(conversation_id: int, *, claimed: bool) -> tuple[Button, ...]:
-    """Buttons on a rep's card; their data comes back as `<action>:<conversation id>`.
+_BUTTONS = {"claim": {"en": "Claim", "zh": "认领"}, "reply": {"en": "Reply", "zh": "回复"},
+            "snooze": {"en": "Snooze", "zh": "稍后"}, "handover": {"en": "Hand over", "zh": "转交"}}
+
+
+def card_buttons(conversation_id: int, *, claimed: bool, lang: str = "zh") -> tuple[Button, ...]:
+    """Buttons on a rep's card, in the rep's language; their data comes back as
+    `<action>:<conversation id>`.
 
     Unowned: claim, reply (claims too), snooze. Owned: reply, snooze, hand over.
     """
-    reply = Button("Reply 回复", f"reply:{conversation_id}")
-    snooze = Button("Snooze 稍后", f"snooze:{conversation_id}")
-    if not claimed:
-        return (Button("Claim 认领", f"claim:{conversation_id}"), reply, snooze)
-    return (reply, snooze, Button("Hand over 转交", f"handover:{conversation_id}"))
+    actions = ("reply", "snooze", "handover") if claimed else ("claim", "reply", "snooze")
+    return tuple(Button(_BUTTONS[action]["zh" if lang == "zh" else "en"], f"{action}:{conversation_id}")
+                 for action in actions)
 
 
 def _name(user: User | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from channels.base import shortened
 from channels.dingtalk.adapter import DingTalkAdapter
 from channels.email.adapter import EmailAdapter
 from channels.simulators.dingtalk import DingTalkSimulator
@@ -119,3 +120,15 @@ def test_wecom_external_contacts_get_text_with_addresses_and_numbered_options():
 def test_a_queued_payload_keeps_every_part(payload):
     message = OutboundMessage.from_payload("r", payload)
     assert OutboundMessage.from_payload("r", message.to_payload()) == message
+
+
+@pytest.mark.parametrize(("text", "limit", "expected"), [
+    ("Hand over", 10, "Hand over"),
+    ("Talk to a person", 10, "Talk to a…"),
+    ("New lead L12 for you: Emma Wilson", 26, "New lead L12 for you…"),
+    ("新线索 L12 分配给您：王芳（#3）", 12, "新线索 L12 分配给…"),
+    ("Handover:   many   spaces", 40, "Handover: many spaces"),
+])
+def test_titles_and_buttons_are_cut_between_words_never_inside_one(text, limit, expected):
+    assert shortened(text, limit) == expected
+    assert len(shortened(text, limit)) <= limit
