@@ -107,7 +107,7 @@ class Session:
             self.say("unknown_command", command=f"/{word}")
             return
         if command == "help":
-            self.say("help", stages="|".join(self.lead_rules.stages))
+            self.say("help", stages="|".join(stage_name(stage, self.lang) for stage in self.lead_rules.stages))
             return
         if command == "mine":
             await self._mine()
