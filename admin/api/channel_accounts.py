@@ -1,5 +1,6 @@
 """Channel accounts: connect (after testing the connection), list, get, test again, rename,
-switch off or on, replace the credentials. Secrets never leave."""
+switch off or on, replace the credentials. Secrets never leave, except the callback token and key
+an admin reveals (audited) to paste into the platform's console."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from admin.api.deps import ApiContext, ConnectionCheckResult, api_context, db_se
 from admin.api.errors import errors
 from admin.api.ids import PathId
 from admin.api.schemas import ChannelAccountCreate, ChannelAccountRead, ChannelAccountUpdate
-from crm_core import accounts
+from crm_core import accounts, audit
 from crm_core.models import ChannelAccount, Role, User
 
 router = APIRouter(prefix="/channel-accounts", tags=["channel accounts"])
@@ -112,6 +113,30 @@ async def get_channel_account(
     ctx: ApiContext = Depends(api_context),
 ) -> ChannelAccountRead:
     return _read(await account_or_404(account_id, session), ctx)
+
+
+# The credentials the platform's callback settings share with the hub: what an admin pastes into
+# (or checks against) the platform's console beside the webhook URL. App secrets stay hidden.
+CALLBACK_SECRETS = ("webhook_secret", "token", "encoding_aes_key")
+
+
+@router.post("/{account_id}/secrets", responses=errors(404))
+async def reveal_callback_secrets(
+    account_id: PathId,
+    user: User = Depends(require_role(Role.ADMIN)),
+    session: AsyncSession = Depends(db_session),
+    ctx: ApiContext = Depends(api_context),
+) -> dict:
+    """What to paste into the platform's callback settings: the webhook URL and the token / key the
+    hub checks callbacks with. Admins only; every reveal is in the audit log (which fields, not
+    their values)."""
+    account = await account_or_404(account_id, session)
+    credentials = accounts.to_ref(account, ctx.cipher).credentials
+    shown = {name: str(credentials[name]) for name in CALLBACK_SECRETS if credentials.get(name)}
+    await audit.record("channel_account.secrets_viewed", entity_type="channel_account", entity_id=account.id,
+                       actor=user, details={"fields": sorted(shown)}, db_session=session)
+    await session.commit()
+    return {"webhook_url": ctx.catalog.webhook_url(account), "secrets": shown}
 
 
 @router.post("/{account_id}/test", responses=errors(400, 404))

@@ -54,6 +54,7 @@ ROUTES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("GET", "/api/v1/channel-accounts/{account_id}"): SUPERVISORS,
     ("PATCH", "/api/v1/channel-accounts/{account_id}"): (A, O),
     ("POST", "/api/v1/channel-accounts/{account_id}/test"): (A, O),
+    ("POST", "/api/v1/channel-accounts/{account_id}/secrets"): (A,),
     ("GET", "/api/v1/channel-accounts/{account_id}/contact-links"): SUPERVISORS,
     ("POST", "/api/v1/channel-accounts/{account_id}/contact-links"): (A, O),
     ("DELETE", "/api/v1/channel-accounts/{account_id}/contact-links/{link_id}"): (A, O),

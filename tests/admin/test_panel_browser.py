@@ -553,3 +553,32 @@ async def test_the_api_docs_render_offline(stack, browser):
     assert elsewhere == []
     assert page.script_errors == []
     await page.context.close()
+
+
+async def test_an_admin_reveals_and_copies_a_channels_callback_secret_and_it_is_audited(stack, browser):
+    from crm_core import accounts
+
+    async with stack.hub.sessions() as session:
+        account = await accounts.get(stack.account_id, db_session=session)
+        secret = accounts.to_ref(account, stack.hub.cipher).credentials["webhook_secret"]
+    page = await page_for(browser, stack)
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.hub_base)
+    await sign_in(page, "ada")
+    await page.goto("/admin#/channels")
+    await page.click(f"[data-secrets='{stack.account_id}']")
+    field = page.locator("#callback-secrets input[data-secret=webhook_secret]")
+    assert await field.get_attribute("type") == "password"  # masked until revealed
+    assert await page.input_value("#callback-secrets input:not([data-secret])") == \
+        f"{stack.hub.settings.base_url}/hooks/telegram/{stack.account_id}"
+    await page.click("#callback-secrets .reveal")
+    assert await field.get_attribute("type") == "text" and await field.input_value() == secret
+    await page.click("#callback-secrets input[data-secret=webhook_secret] ~ .copy-secret")
+    assert await page.evaluate("navigator.clipboard.readText()") == secret
+    await shot(page, "channel-secrets")
+    assert page.script_errors == []
+    await page.context.close()
+
+    [entry] = (await stack.client.get(f"{stack.hub_base}/api/v1/audit", params={
+        "action": "channel_account.secrets_viewed"}, headers=stack.api())).json()
+    assert entry["actor"] == "ada" and entry["details"] == {"fields": ["webhook_secret"]}
+    assert secret not in str(entry)

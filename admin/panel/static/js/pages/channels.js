@@ -1,5 +1,5 @@
 // The channels page.
-import {$, $$, api, attempt, either, html, label, markup, reload, t, toast} from "../core.js";
+import {$, $$, api, attempt, either, html, label, markup, ME, reload, t, toast} from "../core.js";
 
 // ---- channels ---------------------------------------------------------------------
 
@@ -10,7 +10,7 @@ export async function channelsPage(main) {
     ${either(accounts.map((a) => html`<tr data-account="${a.id}"><td>${a.id}</td><td><span class="badge">${label("kind", a.kind)}</span>${a.is_active ? "" : html` <span class="badge bad">${t("switched_off")}</span>`}</td><td>${a.name}${a.notices.map((n) => html`<p class="hint notice">⚠ ${n}</p>`)}</td>
       <td><div class="copy-field"><input readonly value="${a.webhook_url}" aria-label="${t("webhook_url")}"><button type="button" class="copy">${t("copy")}</button></div></td>
       <td><div class="row actions"><button type="button" data-test="${a.id}">${t("test_connection")}</button><button type="button" data-edit-account="${a.id}">${t("edit")}</button>
-        <button type="button" data-toggle="${a.id}">${t(a.is_active ? "switch_off" : "switch_on")}</button>${a.kind === "wecom_kf" ? html`<button type="button" data-links="${a.id}">${t("contact_links")}</button>` : ""}</div></td></tr>`), html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>
+        <button type="button" data-toggle="${a.id}">${t(a.is_active ? "switch_off" : "switch_on")}</button>${a.kind === "wecom_kf" ? html`<button type="button" data-links="${a.id}">${t("contact_links")}</button>` : ""}${ME.role === "admin" ? html`<button type="button" data-secrets="${a.id}">${t("callback_secrets")}</button>` : ""}</div></td></tr>`), html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>
     <div id="account-editor"></div>
     <form class="card" id="channel-form"><h2>${t("add_channel")}</h2>
       <label>${t("kind")}<select name="kind" id="channel-kind">${Object.keys(kinds).map((k) => html`<option value="${k}">${label("kind", k)}</option>`)}</select></label>
@@ -45,6 +45,28 @@ export async function channelsPage(main) {
     const account = byId[Number(b.dataset.toggle)];
     if (account.is_active && !confirm(t("switch_off_confirm", {name: account.name}))) return;
     if (await attempt(() => api("PATCH", `/channel-accounts/${account.id}`, {is_active: !account.is_active}), t("saved"))) reload();
+  });
+  // The callback URL and the token / key to paste into the platform's console: fetched when asked
+  // for (the hub audits it), shown masked, revealed and copied one by one.
+  $$("[data-secrets]", main).forEach((b) => b.onclick = async () => {
+    const found = await attempt(() => api("POST", `/channel-accounts/${b.dataset.secrets}/secrets`));
+    if (!found) return;
+    const names = Object.keys(found.secrets);
+    $("#account-editor", main).innerHTML = markup(html`<section class="card" id="callback-secrets"><h2>${t("callback_secrets")} · ${byId[Number(b.dataset.secrets)].name}</h2>
+      <p class="hint">${t("callback_secrets_hint")}</p>
+      <label>${t("webhook_url")}<div class="copy-field"><input readonly value="${found.webhook_url}"><button type="button" class="copy-secret">${t("copy")}</button></div></label>
+      ${names.length ? names.map((name) => html`<label>${t("secret_" + name)}<div class="copy-field"><input readonly type="password" data-secret="${name}" value="${found.secrets[name]}"><button type="button" class="reveal">${t("reveal")}</button><button type="button" class="copy-secret">${t("copy")}</button></div></label>`)
+        : html`<p class="muted">${t("no_callback_secrets")}</p>`}</section>`);
+    $$("#callback-secrets .reveal", main).forEach((r) => r.onclick = () => {
+      const input = r.previousElementSibling, shown = input.type === "password";
+      input.type = shown ? "text" : "password";
+      r.textContent = t(shown ? "hide" : "reveal");
+    });
+    $$("#callback-secrets .copy-secret", main).forEach((c) => c.onclick = () => {
+      const input = c.parentElement.querySelector("input");
+      navigator.clipboard?.writeText(input.value);
+      toast(t("copied"));
+    });
   });
   $$("[data-edit-account]", main).forEach((b) => b.onclick = () => {
     const account = byId[Number(b.dataset.editAccount)];
