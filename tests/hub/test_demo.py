@@ -153,6 +153,8 @@ async def test_the_chinese_panel_shows_no_stored_value_in_english(tmp_path, brow
         pages = await page.eval_on_selector_all("#nav a[data-page]", "links => links.map(a => a.dataset.page)")
         [lead_contact] = (await demo.hub.get("/api/v1/leads", params={"limit": 1}, headers=await demo.api())).json()
         [campaign] = (await demo.hub.get("/api/v1/campaigns", headers=await demo.api())).json()
+        kinds = (await demo.hub.get("/api/v1/channel-kinds", headers=await demo.api())).json()
+        stored = set(STORED_VALUES) | {name for kind in kinds.values() for name in kind["credentials"]["properties"]}
         shown: dict[str, list[str]] = {}
         for route in [*pages, f"contacts/{lead_contact['contact_id']}", f"campaigns/{campaign['id']}"]:
             await page.goto(f"{demo.base}/admin#/{route}")
@@ -162,9 +164,18 @@ async def test_the_chinese_panel_shows_no_stored_value_in_english(tmp_path, brow
                 "main td, main th, main option, main .badge, main h1, main h2, main h3, main label, main .meta",
                 "els => els.map(e => (e.childElementCount ? [...e.childNodes].filter(n => n.nodeType === 3)"
                 ".map(n => n.textContent).join(' ') : e.textContent).trim())")
-            english = sorted({text for text in texts for part in text.split(" · ") if part.strip() in STORED_VALUES})
+            english = sorted({text for text in texts for part in text.split(" · ")
+                              if part.strip().removesuffix(" *") in stored})
             if english:
                 shown[route] = english
         assert len(pages) >= 10
         assert shown == {}
+        # A channel's credential fields are named in Chinese too, for every kind.
+        zh = json.loads((files("admin") / "panel" / "static" / "i18n" / "zh.json").read_text(encoding="utf-8"))
+        await page.goto(f"{demo.base}/admin#/channels")
+        for kind in kinds:
+            await page.select_option("#channel-kind", kind)
+            fields = await page.eval_on_selector_all(
+                "#channel-fields label", "els => els.map(e => e.childNodes[0].textContent.replace(' *', '').trim())")
+            assert fields and set(fields) <= set(zh["values"]["credential"].values()), (kind, fields)
         await page.context.close()

@@ -33,7 +33,7 @@ export async function channelsPage(main) {
       const input = options.length ? html`<select name="cred_${name}">${options.map((o) => html`<option${o === prop.default ? " selected" : ""}>${o}</option>`)}</select>`
         : prop.type === "object" ? html`<textarea name="cred_${name}" data-json rows="4" placeholder="{ }"${required.has(name) && !replacing ? " required" : ""}></textarea>`
         : html`<input name="cred_${name}" type="${type}" autocomplete="off"${required.has(name) && !replacing ? " required" : ""}${prop.default !== undefined && prop.default !== null ? html` value="${prop.default}"` : ""}>`;
-      return html`<label>${prop.title || name}${required.has(name) ? " *" : ""}${input}${prop.description ? html`<span class="hint">${prop.description}</span>` : ""}</label>`;
+      return html`<label>${label("credential", name)}${required.has(name) ? " *" : ""}${input}${prop.description ? html`<span class="hint">${prop.description}</span>` : ""}</label>`;
     });
   };
   const byId = Object.fromEntries(accounts.map((a) => [a.id, a]));
