@@ -45,7 +45,7 @@ SCRM Hub demo is running (SQLite at {db}).
       try: Follow, then "可以开发票吗？" (an article card) · "想了解一下报价" · "退订" (opted out)
   Reps in WeCom (Li Lei, Wang Fang, Zhao Min), their archived 1:1 chats and 微信客服:
                                                  {wecom}/
-      try: claim the lead card and answer with /r N text · ask 微信客服 "转人工", reply as Li Lei
+      try: claim the lead card and answer with /r N text · ask 微信客服 "转人工", answer as the rep it goes to
            · add Li Lei as a WeCom customer and write "退订" (read from the archive, opted out)
   DingTalk: reps and a customer group:           {dingtalk}/
       try: "@robot 你们的产品多少钱？" in the group · /help as a rep · claim a card from the robot
