@@ -177,7 +177,7 @@ async def _seed_kf(hub: Hub, base: str, app: SimApp, open_kfid: str) -> int:
 
 
 def _wechat_simulator(data_dir: Path) -> tuple[WeChatSimulator, SimAccount]:
-    simulator = WeChatSimulator()
+    simulator = WeChatSimulator(state_file=data_dir / "wechat_simulator.json")  # followers and chats kept
     saved = _load(data_dir / "wechat_account.json")
     account = simulator.create_account(**saved) if saved else simulator.create_account()
     _save(data_dir / "wechat_account.json", {"app_id": account.app_id, "app_secret": account.app_secret,

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
+import os
 import secrets
 import string
 import time
@@ -29,6 +31,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -79,6 +82,7 @@ class SimAccount:
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     msg_ids: itertools.count = field(default_factory=lambda: itertools.count(int(time.time()) * 1000))
     chats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    changed: Any = None  # called after a follower or a chat changed (the simulator saves its state)
 
     @property
     def cipher(self) -> MessageCipher:
@@ -86,6 +90,8 @@ class SimAccount:
 
     def note(self, openid: str, author: str, text: str) -> None:
         self.chats.setdefault(openid, []).append({"from": author, "text": text, "at": time.time()})
+        if self.changed is not None:
+            self.changed()
 
     def transcript(self, openid: str) -> list[str]:
         return [m["text"] for m in self.sent if m["to"] == openid]
@@ -99,8 +105,15 @@ class WeChatApiError(Exception):
 
 
 class WeChatSimulator:
-    def __init__(self, *, callback_deadline: float = 5.0, retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)) -> None:
+    def __init__(self, *, callback_deadline: float = 5.0, retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
+                 state_file: Path | None = None) -> None:
+        """`state_file`: where followers, their chats and the account's sends are kept across
+        restarts (the demo's); an account brought back with its saved credentials finds them."""
         self.accounts: dict[str, SimAccount] = {}
+        self.state_file = state_file
+        self._saved: dict[str, Any] = json.loads(state_file.read_text(encoding="utf-8")) \
+            if state_file is not None and state_file.exists() else {}
+        self._save_pending = False
         self.callback_deadline = callback_deadline
         self.retry_delays = retry_delays
         self._deliverers: dict[str, asyncio.Task[None]] = {}
@@ -140,7 +153,37 @@ class WeChatSimulator:
                 secrets.choice(string.ascii_letters + string.digits) for _ in range(43)),
             original_id="gh_" + secrets.token_hex(6), mode=mode)
         self.accounts[account.app_id] = account
+        saved = self._saved.get(account.app_id)
+        if saved:
+            for follower in saved["followers"]:
+                account.followers[follower["openid"]] = Follower(**{
+                    **follower, **{k: tuple(follower[k]) if follower[k] else None
+                                   for k in ("last_message", "last_action")}})
+            account.chats, account.sent = saved["chats"], saved["sent"]
+        account.changed = self._changed
         return account
+
+    # ---- kept across restarts ------------------------------------------------
+
+    def _changed(self) -> None:
+        if self.state_file is None or self._save_pending:
+            return
+        self._save_pending = True
+        try:
+            asyncio.get_running_loop().call_later(0.2, self.save)
+        except RuntimeError:
+            self.save()
+
+    def save(self) -> None:
+        """Written whole, a new file renamed over the old."""
+        self._save_pending = False
+        if self.state_file is None:
+            return
+        state = {app_id: {"followers": [dataclasses.asdict(f) for f in account.followers.values()],
+                          "chats": account.chats, "sent": account.sent} for app_id, account in self.accounts.items()}
+        partial = self.state_file.with_suffix(".partial")
+        partial.write_text(json.dumps(state, ensure_ascii=False))
+        os.replace(partial, self.state_file)
 
     def _follower(self, account: SimAccount, openid: str) -> Follower:
         follower = account.followers.get(openid)
@@ -373,6 +416,7 @@ class WeChatSimulator:
         return JSONResponse({"callback": fields})
 
     async def aclose(self) -> None:
+        self.save()
         for task in self._deliverers.values():
             task.cancel()
         if self._http is not None:

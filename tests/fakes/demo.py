@@ -27,6 +27,7 @@ class Demo:
     sim: httpx.AsyncClient
     hub: httpx.AsyncClient
     bot: dict[str, Any]
+    ports: dict[str, int]  # the other simulators'
 
     @property
     def base(self) -> str:
@@ -67,6 +68,7 @@ async def demo_running(data_dir: Path) -> AsyncIterator[Demo]:
     from hub.demo import run_demo
 
     port, sim_port, wecom_port, wechat_port, dingtalk_port = (free_port() for _ in range(5))
+    ports = {"wechat": wechat_port, "wecom": wecom_port, "dingtalk": dingtalk_port}
     ready, stop = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run_demo(port=port, sim_port=sim_port, wecom_port=wecom_port, wechat_port=wechat_port,
                                         dingtalk_port=dingtalk_port, data_dir=data_dir, ready=ready, stop=stop))
@@ -75,7 +77,7 @@ async def demo_running(data_dir: Path) -> AsyncIterator[Demo]:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}", timeout=10) as sim, \
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as hub:
             [bot] = (await sim.get("/_sim/bots")).json()
-            yield Demo(port, sim_port, data_dir, sim, hub, bot)
+            yield Demo(port, sim_port, data_dir, sim, hub, bot, ports)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

@@ -181,7 +181,8 @@ async def test_demo_answers_a_customer_typed_into_the_simulator(tmp_path):
     assert again["webhook_url"].endswith("/hooks/telegram/1")
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}")
     async with session_factory(engine)() as session:
-        texts = (await session.scalars(select(OutboxMessage.payload).where(OutboxMessage.channel_account_id == 1)
+        texts = (await session.scalars(select(OutboxMessage.payload).where(OutboxMessage.channel_account_id == 1,
+                                                                       OutboxMessage.recipient == "10002")
                                        .order_by(OutboxMessage.id))).all()
     await engine.dispose()
     assert len(texts) == 1

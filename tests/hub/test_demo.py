@@ -6,11 +6,19 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 
+import httpx
 from sqlalchemy import func, select
 
 from crm_core.db import create_engine, session_factory
 from crm_core.leads.service import DEFAULT_STAGES
-from crm_core.models import CampaignStatus, EnrolmentStatus, FaqEntry, Role
+from crm_core.models import (
+    CampaignStatus,
+    Conversation,
+    EnrolmentStatus,
+    FaqEntry,
+    Identity,
+    Role,
+)
 from tests.fakes.demo import demo_running
 from tests.fakes.stack import eventually
 
@@ -19,6 +27,25 @@ ENTRIES = json.loads((files("hub") / "demo_data" / "faq.json").read_text(encodin
 
 def entry_asked(question: str) -> dict:
     return next(e for e in ENTRIES if question in e["questions"]["en"] + e["questions"]["zh"])
+
+
+def chat_path(account: dict, openid: str) -> str:
+    return f"/_sim/accounts/{account['app_id']}/chats/{openid}"
+
+
+async def said_by_hub(client: httpx.AsyncClient, chat: str, count: int) -> list[str] | None:
+    """The hub's lines in a WeChat follower's chat once there are `count`."""
+    lines = [m["text"] for m in (await client.get(chat)).json()["messages"] if m["from"] == "hub"]
+    return lines if len(lines) >= count else None
+
+
+async def conversation_of(data_dir, external_id: str) -> int:
+    engine = create_engine(f"sqlite+aiosqlite:///{data_dir / 'scrm.db'}")
+    async with session_factory(engine)() as session:
+        found = await session.scalar(select(Conversation.id).join(Identity, Identity.id == Conversation.identity_id)
+                                     .where(Identity.external_id == external_id))
+    await engine.dispose()
+    return found
 
 
 async def faq_entries(data_dir) -> int:
@@ -51,6 +78,12 @@ async def test_after_a_restart_a_reply_to_an_earlier_customer_arrives_in_their_c
         await demo.customer_writes(7101, "Do you ship internationally?", first_name="Ana", language_code="es")
         [answer] = await demo.bot_says(7101, 1)
         first_ids = [m["raw"]["message_id"] for m in await demo.chat(7101)]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{demo.ports['wechat']}") as wechat:
+            [account] = (await wechat.get("/_sim/accounts")).json()
+            follower = f"/_sim/accounts/{account['app_id']}/followers/oRestart01"
+            await wechat.post(f"{follower}/follow", json={})
+            await wechat.post(f"{follower}/messages", json={"text": "可以开发票吗？"})
+            await eventually(lambda: said_by_hub(wechat, chat_path(account, "oRestart01"), 1))
 
     async with demo_running(tmp_path) as demo:
         assert [m["text"] for m in await demo.chat(7101) if m["from"] == "bot"] == [answer]  # the chat kept
@@ -65,6 +98,15 @@ async def test_after_a_restart_a_reply_to_an_earlier_customer_arrives_in_their_c
         assert lines == [answer, "Yes, to Spain too: about 7 days."]
         await demo.customer_writes(7101, "great, thanks")
         chat = await demo.chat(7101)
+
+        # The WeChat follower too: still following, inside WeChat's reply window, their chat kept.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{demo.ports['wechat']}") as wechat:
+            conversation_id = await conversation_of(tmp_path, "oRestart01")
+            sent = await demo.hub.post(f"/api/v1/conversations/{conversation_id}/messages",
+                                       headers=headers, json={"text": "发票已为您开好。"})
+            assert sent.status_code == 202, sent.text
+            lines = await eventually(lambda: said_by_hub(wechat, chat_path(account, "oRestart01"), 2))
+            assert lines[-1] == "发票已为您开好。"
     ids = [m["raw"]["message_id"] for m in chat]
     assert ids[:len(first_ids)] == first_ids and len(set(ids)) == len(ids)  # no id used twice
     assert ids == sorted(ids)
