@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bots.catalogues import catalogue
+from crm_core.accounts import CHANNELS
 
 # Key -> {"en": ..., "zh": ...}, from bots/locale/<language>/LC_MESSAGES/customer.po.
 TEXTS: dict[str, dict[str, str]] = catalogue("customer")
@@ -16,13 +17,9 @@ FIELD_NAMES = {
     "timeframe": {"en": "time frame", "zh": "时间"},
 }
 
-CHANNEL_NAMES = {
-    "telegram": {"en": "Telegram", "zh": "Telegram"},
-    "wechat": {"en": "WeChat", "zh": "微信公众号"},
-    "wecom": {"en": "WeChat", "zh": "企业微信"},
-    "dingtalk": {"en": "DingTalk", "zh": "钉钉"},
-    "email": {"en": "email", "zh": "邮件"},
-}
+# What customers call each channel: as staff do (crm_core/accounts.py), except that to a customer
+# an Official Account or a WeCom rep is someone on WeChat.
+CHANNEL_NAMES = {**CHANNELS, "wechat": {"en": "WeChat", "zh": "微信公众号"}, "wecom": {"en": "WeChat", "zh": "企业微信"}}
 
 
 def say(key: str, lang: str, **params: object) -> str:

@@ -21,7 +21,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import secrets
 import time
 from collections import deque
@@ -37,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from channels.simulators.kept import KeptState
 from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
@@ -186,10 +186,10 @@ class TelegramSimulator:
             ],
             lifespan=self._lifespan,
         )
-        self.state_file = state_file
-        self._save_pending = False
-        if state_file is not None and state_file.exists():
-            self._restore(json.loads(state_file.read_text(encoding="utf-8")))
+        self.kept = KeptState(state_file, self._snapshot)
+        saved = self.kept.load()
+        if saved:
+            self._restore(saved)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -617,31 +617,19 @@ class TelegramSimulator:
     # ---- kept across restarts (the demo's data directory) --------------------
 
     def _changed(self) -> None:
-        """Save soon: many changes in a burst are written once, a moment later."""
-        if self.state_file is None or self._save_pending:
-            return
-        self._save_pending = True
-        try:
-            asyncio.get_running_loop().call_later(0.2, self.save)
-        except RuntimeError:  # no event loop: a test driving the state directly
-            self.save()
+        self.kept.changed()
 
     def save(self) -> None:
-        """Users, bots, chats, message and update ids and undelivered updates, written whole
-        (a new file renamed over the old, so a crash leaves one or the other)."""
-        self._save_pending = False
-        if self.state_file is None:
-            return
-        state = {"users": [dataclasses.asdict(u) for u in self.users.values()], "bots": [{
+        self.kept.save()
+
+    def _snapshot(self) -> dict[str, Any]:
+        """Users, bots, chats, message and update ids and undelivered updates."""
+        return {"users": [dataclasses.asdict(u) for u in self.users.values()], "bots": [{
             "token": b.token, "username": b.username, "first_name": b.first_name, "webhook_url": b.webhook_url,
             "secret_token": b.secret_token, "allowed_updates": b.allowed_updates,
             "next_update_id": b.next_update_id, "started_by": sorted(b.started_by),
             "blocked_by": sorted(b.blocked_by), "message_ids": b.message_ids, "queue": list(b.queue),
             "transcript": b.transcript} for b in self.bots.values()]}
-        partial = self.state_file.with_suffix(".partial")
-        partial.write_text(json.dumps(state, ensure_ascii=False))
-        partial.chmod(0o600)  # the bots' tokens
-        os.replace(partial, self.state_file)
 
     def _restore(self, state: dict[str, Any]) -> None:
         for user in state["users"]:

@@ -23,7 +23,6 @@ import dataclasses
 import itertools
 import json
 import logging
-import os
 import secrets
 import string
 import time
@@ -41,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from channels.simulators.kept import KeptState
 from channels.simulators.tencent import post_like_tencent
 from channels.tencent import MessageCipher, build_xml, signature
 
@@ -110,10 +110,8 @@ class WeChatSimulator:
         """`state_file`: where followers, their chats and the account's sends are kept across
         restarts (the demo's); an account brought back with its saved credentials finds them."""
         self.accounts: dict[str, SimAccount] = {}
-        self.state_file = state_file
-        self._saved: dict[str, Any] = json.loads(state_file.read_text(encoding="utf-8")) \
-            if state_file is not None and state_file.exists() else {}
-        self._save_pending = False
+        self.kept = KeptState(state_file, self._snapshot)
+        self._saved: dict[str, Any] = self.kept.load() or {}
         self.callback_deadline = callback_deadline
         self.retry_delays = retry_delays
         self._deliverers: dict[str, asyncio.Task[None]] = {}
@@ -166,24 +164,14 @@ class WeChatSimulator:
     # ---- kept across restarts ------------------------------------------------
 
     def _changed(self) -> None:
-        if self.state_file is None or self._save_pending:
-            return
-        self._save_pending = True
-        try:
-            asyncio.get_running_loop().call_later(0.2, self.save)
-        except RuntimeError:
-            self.save()
+        self.kept.changed()
 
     def save(self) -> None:
-        """Written whole, a new file renamed over the old."""
-        self._save_pending = False
-        if self.state_file is None:
-            return
-        state = {app_id: {"followers": [dataclasses.asdict(f) for f in account.followers.values()],
-                          "chats": account.chats, "sent": account.sent} for app_id, account in self.accounts.items()}
-        partial = self.state_file.with_suffix(".partial")
-        partial.write_text(json.dumps(state, ensure_ascii=False))
-        os.replace(partial, self.state_file)
+        self.kept.save()
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {app_id: {"followers": [dataclasses.asdict(f) for f in account.followers.values()],
+                         "chats": account.chats, "sent": account.sent} for app_id, account in self.accounts.items()}
 
     def _follower(self, account: SimAccount, openid: str) -> Follower:
         follower = account.followers.get(openid)

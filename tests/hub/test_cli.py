@@ -18,9 +18,16 @@ from sqlalchemy import select
 from crm_core import migrate
 from crm_core.consent import service as consent
 from crm_core.db import create_engine, session_factory
-from crm_core.models import Identity, Message, MessagePurpose, OutboxMessage, OutboxStatus
+from crm_core.models import (
+    Identity,
+    Message,
+    MessagePurpose,
+    OutboxMessage,
+    OutboxStatus,
+)
 from crm_core.people import users
 from hub.cli import main
+from tests.fakes.demo import demo_running
 from tests.fakes.stack import SECRET, eventually, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,34 +145,21 @@ async def processed_inbound(tmp_path) -> int:
 async def run_demo_once(tmp_path, customer_text: str, processed: int) -> tuple[dict, list[str]]:
     """Start the demo, type one customer message, wait until `processed` messages are
     processed, return the bot and its replies."""
-    from hub.demo import run_demo
+    async with demo_running(tmp_path) as demo:
+        sim, bot = demo.sim, dict(demo.bot)
+        assert "Telegram simulator" in (await sim.get("/")).text
+        await sim.post(f"/_sim/bots/{bot['id']}/users/10002/messages",
+                       json={"text": customer_text, "first_name": "王伟", "language_code": "zh-hans"})
 
-    port, sim_port, wecom_port, wechat_port = free_port(), free_port(), free_port(), free_port()
-    dingtalk_port = free_port()
-    ready, stop = asyncio.Event(), asyncio.Event()
-    demo = asyncio.create_task(run_demo(port=port, sim_port=sim_port, wecom_port=wecom_port, wechat_port=wechat_port,
-                                        dingtalk_port=dingtalk_port, data_dir=tmp_path, ready=ready, stop=stop))
-    try:
-        await asyncio.wait_for(ready.wait(), 30)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}", timeout=10) as sim:
-            page = await sim.get("/")
-            assert "Telegram simulator" in page.text
-            [bot] = (await sim.get("/_sim/bots")).json()
-            await sim.post(f"/_sim/bots/{bot['id']}/users/10002/messages",
-                           json={"text": customer_text, "first_name": "王伟", "language_code": "zh-hans"})
+        async def replies():
+            chat = (await sim.get(f"/_sim/bots/{bot['id']}/chats/10002")).json()["messages"]
+            return [m["text"] for m in chat if m["from"] == "bot"]
 
-            async def replies():
-                chat = (await sim.get(f"/_sim/bots/{bot['id']}/chats/10002")).json()["messages"]
-                return [m["text"] for m in chat if m["from"] == "bot"]
-
-            await eventually(lambda: _at_least(processed_inbound(tmp_path), processed))
-            await eventually(lambda: nothing_due_for(tmp_path, "10002"))  # its reply, if any, sent
-            await asyncio.sleep(0.5)  # and arrived in the simulator
-            bot["port"] = port
-            return bot, await replies()
-    finally:
-        stop.set()
-        await asyncio.wait_for(demo, 30)
+        await eventually(lambda: _at_least(processed_inbound(tmp_path), processed))
+        await eventually(lambda: nothing_due_for(tmp_path, "10002"))  # its reply, if any, sent
+        await asyncio.sleep(0.5)  # and arrived in the simulator
+        bot["port"] = demo.port
+        return bot, await replies()
 
 
 async def test_demo_answers_a_customer_typed_into_the_simulator(tmp_path):
@@ -230,15 +224,8 @@ def test_an_in_doubt_send_is_resolved_as_sent_or_queued_again(env):
 
 
 async def test_demo_hands_a_kf_customer_to_a_rep_in_wecom_and_an_archived_stop_opts_out(tmp_path):
-    from hub.demo import run_demo
-
-    port, sim_port, wecom_port, wechat_port = free_port(), free_port(), free_port(), free_port()
-    ready, stop = asyncio.Event(), asyncio.Event()
-    demo = asyncio.create_task(run_demo(port=port, sim_port=sim_port, wecom_port=wecom_port, wechat_port=wechat_port,
-                                        dingtalk_port=free_port(), data_dir=tmp_path, ready=ready, stop=stop))
-    try:
-        await asyncio.wait_for(ready.wait(), 30)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{wecom_port}", timeout=10) as wecom:
+    async with demo_running(tmp_path) as demo:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{demo.ports['wecom']}", timeout=10) as wecom:
             page = (await wecom.get("/")).text
             assert "微信客服" in page and "转人工" in page
             app, kf_app = (await wecom.get("/_sim/apps")).json()
@@ -277,23 +264,12 @@ async def test_demo_hands_a_kf_customer_to_a_rep_in_wecom_and_an_archived_stop_o
             await eventually(opted_out, timeout=30)
         finally:
             await engine.dispose()
-    finally:
-        stop.set()
-        await asyncio.wait_for(demo, 30)
 
 
 async def test_demo_shows_wecom_and_dingtalk_reps_and_wechat_and_group_customers(tmp_path):
-    from hub.demo import run_demo
-
-    port, sim_port, wecom_port, wechat_port = free_port(), free_port(), free_port(), free_port()
-    dingtalk_port = free_port()
-    ready, stop = asyncio.Event(), asyncio.Event()
-    demo = asyncio.create_task(run_demo(port=port, sim_port=sim_port, wecom_port=wecom_port, wechat_port=wechat_port,
-                                        dingtalk_port=dingtalk_port, data_dir=tmp_path, ready=ready, stop=stop))
-    try:
-        await asyncio.wait_for(ready.wait(), 30)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{wecom_port}", timeout=10) as wecom, \
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{wechat_port}", timeout=10) as wechat:
+    async with demo_running(tmp_path) as demo:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{demo.ports['wecom']}", timeout=10) as wecom, \
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{demo.ports['wechat']}", timeout=10) as wechat:
             assert "企业微信" in (await wecom.get("/")).text
             assert "公众号" in (await wechat.get("/")).text
             app, kf_app = (await wecom.get("/_sim/apps")).json()  # the sales app; the app serving 微信客服
@@ -324,7 +300,7 @@ async def test_demo_shows_wecom_and_dingtalk_reps_and_wechat_and_group_customers
             assert lines[0].startswith("您好")  # the bot's greeting came first
 
         # DingTalk: a customer @s the robot in a group; Li, also in DingTalk, gets the card there.
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{dingtalk_port}", timeout=10) as dingtalk:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{demo.ports['dingtalk']}", timeout=10) as dingtalk:
             assert "钉钉" in (await dingtalk.get("/")).text
             [robot] = (await dingtalk.get("/_sim/robots")).json()
             assert set(robot["staff"]) == {"li", "wang", "boss"}
@@ -335,6 +311,3 @@ async def test_demo_shows_wecom_and_dingtalk_reps_and_wechat_and_group_customers
                 chat = (await dingtalk.get(f"/_sim/robots/{robot['robot_code']}/chats/li")).json()["messages"]
                 return [m for m in chat if m["buttons"] and "有演示吗？" in m["text"]]
             await eventually(dingtalk_card, timeout=15)
-    finally:
-        stop.set()
-        await asyncio.wait_for(demo, 30)
