@@ -129,8 +129,7 @@ async def seed_history(hub: Hub, telegram: TelegramSimulator, bot: SimBot, *, no
                               None, rng.choice(data["replies"][lang]["rep"])))
     # An afternoon of delivery complaints on the Official Account, nine days ago.
     spike_at = (now - dt.timedelta(days=9)).replace(hour=6, minute=0, second=0, microsecond=0)
-    spikers = [(f"{name}", "zh") for name in ("顾客A", "顾客B", "顾客C", "顾客D", "顾客E", "顾客F", "顾客G", "顾客H",
-                                              "顾客I", "顾客J")]
+    spikers = [(f"顾客{letter}", "zh") for letter in "ABCDEFGHIJ"]
     first_spiker = len(people)
     for n, _ in enumerate(spikers):
         for k in range(2):
