@@ -69,7 +69,6 @@ async def _source_labels(rows: Sequence[Lead], session: AsyncSession) -> dict[in
             for lead in rows}
 
 
-
 def _visible_leads(user: User, status: str | None, stage: str | None, owner_user_id: int | None,
                    contact_id: int | None = None, q: str | None = None) -> list[Any]:
     """Conditions on `Lead`: the filters, and for a rep only their own leads."""

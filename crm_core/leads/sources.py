@@ -7,6 +7,9 @@ import datetime as dt
 
 from crm_core.accounts import channel_name
 
+# Not strftime("%b"), which says the month in the process's locale.
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
 
 def describe(source_kind: str, source: str | None, *, channel: str | None, at: dt.datetime | None) -> dict[str, str]:
     """The lead's source in each language. `channel` and `at`: the kind of channel and the time of
@@ -19,7 +22,7 @@ def describe(source_kind: str, source: str | None, *, channel: str | None, at: d
         en = f"{en_channel}, {'form' if source_kind == 'form' else 'message'}"
         zh = f"{zh_channel}{'留资表单' if source_kind == 'form' else '消息'}"
         if at is not None:
-            en += f" of {at.day} {at.strftime('%b')}"
+            en += f" of {at.day} {_MONTHS[at.month - 1]}"
             zh = f"{zh_channel} {at.month}月{at.day}日的{'留资表单' if source_kind == 'form' else '消息'}"
         return {"en": en, "zh": zh}
     if source_kind == "import":

@@ -15,6 +15,8 @@ from sqlalchemy import select
 from crm_core.models import AuditLog, Contact, Conversation, Note, User
 from tests.fakes.stack import eventually, workspace_stack
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
 
 def conversation_id_of(card: dict) -> int:
     keys = [b["key"] for b in card["card"]["button_list"]]
@@ -34,7 +36,7 @@ async def test_telegram_customer_to_wecom_rep_and_back(database_url, tmp_path):
         assert "阶段：新线索 · 负责人：-" in card["text"] and "stage" not in card["text"]
         today = dt.datetime.now(dt.UTC)
         [lead] = (await tg.client.get(f"{tg.hub_base}/api/v1/leads", headers=tg.api())).json()
-        assert lead["source_label"] == {"en": f"Telegram, message of {today.day} {today.strftime('%b')}",
+        assert lead["source_label"] == {"en": f"Telegram, message of {today.day} {MONTHS[today.month - 1]}",
                                         "zh": f"Telegram {today.month}月{today.day}日的消息"}
         assert lead["contact_name"] == "Alice"
         await ws.rep_receives("wang", "新线索")
