@@ -22,11 +22,7 @@ from admin.api.ids import Id, PathId, QueryId
 from admin.api.schemas import DeliveryRead
 from crm_core import audit
 from crm_core.campaigns import audience
-from crm_core.campaigns.definitions import (
-    CampaignInvalid,
-    validate_channel_templates,
-    validate_template,
-)
+from crm_core.campaigns.definitions import CampaignInvalid, validate_channel_templates, validate_template
 from crm_core.campaigns.planning import render
 from crm_core.campaigns.results import results as campaign_results
 from crm_core.contacts.naming import shown_names

@@ -47,13 +47,7 @@ from channels.base import (
     numbered_options,
     shortened,
 )
-from channels.dingtalk.client import (
-    DEFAULT_API_BASE,
-    App,
-    DingTalkApi,
-    DingTalkError,
-    DingTalkUnavailable,
-)
+from channels.dingtalk.client import DEFAULT_API_BASE, App, DingTalkApi, DingTalkError, DingTalkUnavailable
 from channels.dingtalk.signing import MAX_SKEW_MS, SignatureRejected, check
 from channels.replay import ReplayedSignature, ReplayGuard
 from crm_core.models import Delivery, MessageKind
@@ -222,9 +216,7 @@ class DingTalkAdapter:
 
     def make_poller(self, account: AccountRef, sink: InboundSink,
                     load_cursor: Callable[[str], Awaitable[str | None]]) -> Any:
-        from channels.dingtalk.stream import (
-            StreamPoller,  # the stream client builds on this module
-        )
+        from channels.dingtalk.stream import StreamPoller  # the stream client builds on this module
 
         return StreamPoller(self, account, sink)
 

@@ -217,9 +217,7 @@ class TelegramAdapter:
 
     def make_poller(self, account: AccountRef, sink: InboundSink,
                     load_cursor: Callable[[str], Awaitable[str | None]]) -> TelegramPoller:
-        from channels.telegram.polling import (
-            TelegramPoller,  # the poller builds on this module
-        )
+        from channels.telegram.polling import TelegramPoller  # the poller builds on this module
 
         return TelegramPoller(self, account, sink, load_cursor)
 

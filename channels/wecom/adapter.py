@@ -58,14 +58,7 @@ from channels.tencent import (
     seconds_off,
     signature_matches,
 )
-from channels.tencent_client import (
-    RATE_LIMITED,
-    SYSTEM_BUSY,
-    ApiError,
-    ApiUnavailable,
-    AppKey,
-    TencentApiClient,
-)
+from channels.tencent_client import RATE_LIMITED, SYSTEM_BUSY, ApiError, ApiUnavailable, AppKey, TencentApiClient
 from channels.wecom.archive import ArchiveReader, ArchiveUnavailable, FinanceSdk
 from channels.wecom.client import DEFAULT_API_BASE, wecom_client
 from crm_core.models import Delivery, MessageKind

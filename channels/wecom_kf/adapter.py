@@ -55,12 +55,7 @@ from channels.base import (
 from channels.destinations import UnsafeDestination, check_url
 from channels.tencent import AES_KEY_PATTERN, UNIONID_KEY, MessageCipher
 from channels.tencent_client import ApiError, ApiUnavailable, AppKey, TencentApiClient
-from channels.wecom.adapter import (
-    CipherCache,
-    app_key,
-    common_send_error,
-    open_callback,
-)
+from channels.wecom.adapter import CipherCache, app_key, common_send_error, open_callback
 from channels.wecom.client import DEFAULT_API_BASE, wecom_client
 from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (

@@ -28,11 +28,7 @@ from crm_core.models import (
     OutboxStatus,
     User,
 )
-from crm_core.outbox.service import (
-    DeliveryState,
-    delivery_state,
-    enqueue_to_conversation,
-)
+from crm_core.outbox.service import DeliveryState, delivery_state, enqueue_to_conversation
 from crm_core.ports import HandlerContext, OutboundMessage
 
 # Reasons a conversation is handed over that mean a person is there: they claimed it, replied

@@ -18,13 +18,7 @@ from sqlalchemy import select
 from crm_core import migrate
 from crm_core.consent import service as consent
 from crm_core.db import create_engine, session_factory
-from crm_core.models import (
-    Identity,
-    Message,
-    MessagePurpose,
-    OutboxMessage,
-    OutboxStatus,
-)
+from crm_core.models import Identity, Message, MessagePurpose, OutboxMessage, OutboxStatus
 from crm_core.people import users
 from hub.cli import main
 from tests.fakes.demo import demo_running

@@ -11,14 +11,7 @@ from sqlalchemy import func, select
 
 from crm_core.db import create_engine, session_factory
 from crm_core.leads.service import DEFAULT_STAGES
-from crm_core.models import (
-    CampaignStatus,
-    Conversation,
-    EnrolmentStatus,
-    FaqEntry,
-    Identity,
-    Role,
-)
+from crm_core.models import CampaignStatus, Conversation, EnrolmentStatus, FaqEntry, Identity, Role
 from tests.fakes.demo import demo_running
 from tests.fakes.stack import eventually
 
