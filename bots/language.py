@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 
-from nlp.script import simplified, traditional
+from nlp.script import has_chinese, simplified, traditional
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 # Typed by people of every language: one of them alone says nothing of theirs.
 _ANY_LANGUAGE = frozenset({"stop", "td", "ok", "okay", "yes", "no", "hi", "hey", "bye", "thx", "bot", "help",
@@ -26,7 +25,7 @@ def words_language(text: str | None) -> str | None:
     """"zh" or "en" when the words tell, else None."""
     if not text:
         return None
-    if _HAN.search(text):
+    if has_chinese(text):
         return "zh"
     words = _WORD.findall(text)
     if len(words) >= 2 or (words and words[0].lower() not in _ANY_LANGUAGE):
@@ -44,14 +43,10 @@ def reply_language(text: str | None, platform_language: str | None = None, known
     return words_language(text) or _zh_or_en(known) or _zh_or_en(platform_language) or "en"
 
 
-def has_chinese(text: str | None) -> bool:
-    return bool(text and _HAN.search(text))
-
-
 def writes_traditional(text: str | None, platform_language: str | None = None) -> bool:
     """Their Chinese is Traditional: characters that differ from Simplified, or (no Chinese
     written) an app set to Taiwan, Hong Kong or Macau Chinese."""
-    if text and _HAN.search(text):
+    if has_chinese(text):
         return simplified(text) != text
     return (platform_language or "").lower().startswith(_TRADITIONAL_APPS)
 
