@@ -67,6 +67,12 @@ class ReachabilityChanged:
 InboundEvent = InboundMessage | ReachabilityChanged
 
 
+def servicer_status(userid: str, receiving: bool) -> tuple[str, str]:
+    """The account cursor (name, value) in which a poller keeps whether a platform's servicer receives
+    customers now (微信客服: 接待中 / 停止接待); routing passes over servicers who do not."""
+    return f"servicer_status:{userid}", "receiving" if receiving else "stopped"
+
+
 @dataclass(frozen=True)
 class Button:
     label: str

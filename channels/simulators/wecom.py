@@ -135,6 +135,7 @@ class WeComSimulator:
                 Route("/_sim/apps/{agent_id:int}/faults", self._add_fault, methods=["POST"]),
                 Route("/_sim/apps/{agent_id:int}/members/{userid}/{action}", self._member_action, methods=["POST"]),
                 Route("/_sim/apps/{agent_id:int}/kf", self._kf_account, methods=["POST"]),
+                Route("/_sim/apps/{agent_id:int}/kf/servicers/{userid}", self._kf_servicer_status, methods=["POST"]),
                 Route("/_sim/apps/{agent_id:int}/kf/{open_kfid}/customers/{external}", self._kf_chat, methods=["GET"]),
                 Route("/_sim/apps/{agent_id:int}/kf/{open_kfid}/customers/{external}/{action}", self._kf_action,
                       methods=["POST"]),
@@ -320,6 +321,11 @@ class WeComSimulator:
         if action == "ends":
             return self._push(app, kf_sim.servicer_ends(app.kf, open_kfid, external, servicer, corp_id=app.corp_id))
         raise kf_sim.KfApiError(404, f"unknown servicer action {action}")
+
+    def kf_servicer_status(self, app: SimApp, servicer: str, receiving: bool) -> list[dict[str, Any]]:
+        """A servicer switches 接待中 / 停止接待 in their WeCom client."""
+        return [self._push(app, fields) for fields in
+                kf_sim.servicer_sets_status(app.kf, servicer, receiving, corp_id=app.corp_id)]
 
     def customer_deletes_rep(self, app: SimApp, external: str, rep: str) -> dict[str, Any]:
         customer = app.customers.get(external)
@@ -651,6 +657,15 @@ class WeComSimulator:
             app.kf.servicers[str(userid)] = bool(receiving)
         return JSONResponse({"open_kfid": kf_sim.add_account(app.kf, str(body.get("name") or "客服"),
                                                              body.get("open_kfid"))})
+
+    async def _kf_servicer_status(self, request: Request) -> JSONResponse:
+        app = self._app_of(request)
+        body = await _json(request)
+        try:
+            callbacks = self.kf_servicer_status(app, request.path_params["userid"], bool(body.get("receiving")))
+        except kf_sim.KfApiError as exc:
+            return _error(WeComApiError(exc.errcode, exc.errmsg), status=400)
+        return JSONResponse({"callbacks": callbacks})
 
     async def _kf_action(self, request: Request) -> JSONResponse:
         app = self._app_of(request)

@@ -14,7 +14,8 @@ and the kf API the hub calls, as WeCom answers it.
   servicer (3, one of the account's servicers who is receiving) and ended (4), only along WeCom's
   allowed changes; the first change to 2, 3 or 4 returns a `msg_code` for `send_msg_on_event`.
 - A servicer chats from their WeCom client (`servicer_writes`: logged with origin 5), picks a
-  customer from the queue or ends the session (`session_status_change` events with a msg_code).
+  customer from the queue or ends the session (`session_status_change` events with a msg_code),
+  and switches between receiving and not (`servicer_status_change`).
 - A customer who refuses messages still lets `send_msg` succeed; WeCom then logs `msg_send_fail`.
 
 Error codes not confirmed from WeCom's documents (quoted from memory of them) are marked.
@@ -146,6 +147,20 @@ def servicer_ends(kf: KfState, open_kfid: str, external: str, servicer: str, *, 
     session.state, session.servicer = 4, ""
     note(kf, open_kfid, external, "system", f"{servicer} 结束了会话 · ended the session")
     return _status_event(kf, open_kfid, external, 3, servicer, "", corp_id)
+
+
+def servicer_sets_status(kf: KfState, servicer: str, receiving: bool, *, corp_id: str) -> list[dict[str, Any]]:
+    """A servicer switches 接待中 / 停止接待 in their WeCom client: a servicer_status_change event
+    (status 1 receiving, 2 stopped; stop_type 0 stopped) in each kf account's log; the callbacks."""
+    if servicer not in kf.servicers:
+        raise KfApiError(95014, f"{servicer} is not a servicer")  # code from memory of WeCom's list
+    kf.servicers[servicer] = receiving
+    event: dict[str, Any] = {"event_type": "servicer_status_change", "servicer_userid": servicer,
+                             "status": 1 if receiving else 2}
+    if not receiving:
+        event["stop_type"] = 0
+    return [_log(kf, open_kfid, {"origin": 4, "msgtype": "event", "event": {**event, "open_kfid": open_kfid}},
+                 corp_id) for open_kfid in kf.accounts]
 
 
 def _status_event(kf: KfState, open_kfid: str, external: str, change: int, old: str, new: str,

@@ -10,21 +10,23 @@ so a restart, or a second process taking over the poller, reads nothing twice an
 nothing. Without callbacks the poller still pulls every `poll_seconds` (WeCom rate-limits pulls
 without a token strictly, so not often).
 
-Sends are `kf/send_msg`: text; a picture or link as a link card (WeCom requires its thumbnail as
-an uploaded image: the picture is fetched from its address, checked like every address the hub
-calls, and uploaded with `media/upload`, the media id kept for its 3 days); buttons as a
-`msgmenu` whose clicks come back as messages carrying the button's `menu_id`. WeCom lets the
-company answer within 48 hours of the customer's last message and at most 5 times before the
-customer writes again (95001), and not while the session sits with a person in WeCom (95018):
-such a send is held with WeCom's reason and goes when the customer writes again. The welcome
-after `enter_session` is `kf/send_msg_on_event` with the event's `welcome_code` (valid 20 s,
-once).
+Sends are `kf/send_msg`: text; a picture alone as an image, a picture with words or a link as a
+link card (both need the picture uploaded: it is fetched from its address, checked like every
+address the hub calls, and uploaded with `media/upload`, the media id kept for its 3 days);
+buttons as a `msgmenu` whose clicks come back as messages carrying the button's `menu_id`. WeCom
+lets the company answer within 48 hours of the customer's last message and at most 5 times
+before the customer writes again (95001), and not while the session sits with a person in WeCom
+(95018): such a send is held with WeCom's reason and goes when the customer writes again. The
+welcome after `enter_session` is `kf/send_msg_on_event` with the event's `welcome_code` (valid
+20 s, once).
 
 Handoff: the hub names the servicer (`hand_over` option, see `crm_core.conversations.handover`);
 `kf/service_state/trans` moves the session and returns a `msg_code` with which the words that
 say so reach the customer. What servicers write in WeCom comes back from sync_msg (origin 5) as
 the company's words; session changes (taken from the queue, ended) and sends WeCom accepted but
-could not deliver (`msg_send_fail`) come back as events.
+could not deliver (`msg_send_fail`) come back as events. A servicer switching 接待中 / 停止接待
+(`servicer_status_change`) is kept as an account cursor (`crm_core.ports.servicer_status`), and routing passes
+over servicers who are not receiving.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -71,6 +74,7 @@ from crm_core.ports import (
     SendHeld,
     SendResult,
     TemporaryFailure,
+    servicer_status,
 )
 from crm_core.waiting import wait_any
 
@@ -169,16 +173,18 @@ class WeComKfAdapter:
         return [a["open_kfid"] for a in body.get("account_list") or [] if a.get("open_kfid")]
 
     async def sync(self, account: AccountRef, open_kfid: str, cursor: str | None,
-                   token: str | None) -> tuple[list[InboundEvent], str, bool]:
-        """One page of kf/sync_msg: its events, the cursor after it, and whether more wait."""
+                   token: str | None) -> KfPage:
+        """One page of kf/sync_msg."""
         payload: dict[str, Any] = {"limit": MAX_PULL, "open_kfid": open_kfid}
         if cursor:
             payload["cursor"] = cursor
         if token:
             payload["token"] = token
         body = await self.client.call(app_key(account), "/cgi-bin/kf/sync_msg", payload)
-        events = [event for item in body.get("msg_list") or [] for event in parse_kf_message(item)]
-        return events, str(body.get("next_cursor") or cursor or ""), bool(body.get("has_more"))
+        items = body.get("msg_list") or []
+        return KfPage(events=[event for item in items for event in parse_kf_message(item)],
+                      servicers=servicer_statuses(items), cursor=str(body.get("next_cursor") or cursor or ""),
+                      more=bool(body.get("has_more")))
 
     # ---- outbound ------------------------------------------------------
 
@@ -362,12 +368,38 @@ class KfPoller:
         cursor = await self.load_cursor(f"kf_cursor:{open_kfid}")
         total = 0
         while True:
-            events, cursor, more = await self.adapter.sync(self.account, open_kfid, cursor, token)
+            page = await self.adapter.sync(self.account, open_kfid, cursor, token)
+            # Who receives now, before the cursor moves past it (a state: written again if the page is
+            # pulled again after a crash).
+            for userid, receiving in page.servicers.items():
+                await self.sink(self.account.id, [], servicer_status(userid, receiving))
             # The page's messages and the cursor after them: one transaction.
-            await self.sink(self.account.id, events, (f"kf_cursor:{open_kfid}", cursor))
-            total += len(events)
-            if not more:
+            cursor = page.cursor
+            await self.sink(self.account.id, page.events, (f"kf_cursor:{open_kfid}", cursor))
+            total += len(page.events)
+            if not page.more:
                 return total
+
+
+@dataclass
+class KfPage:
+    """One page of kf/sync_msg: its events, each servicer whose receiving status changed (userid ->
+    receiving, as the page leaves it), the cursor after it, and whether more wait."""
+    events: list[InboundEvent]
+    servicers: dict[str, bool]
+    cursor: str
+    more: bool
+
+
+def servicer_statuses(items: list[dict[str, Any]]) -> dict[str, bool]:
+    """servicer_status_change events (status 1 接待中, 2 停止接待) in order: the last one wins."""
+    statuses: dict[str, bool] = {}
+    for item in items:
+        event = item.get("event") or {}
+        if item.get("origin") == ORIGIN_EVENT and event.get("event_type") == "servicer_status_change" \
+                and event.get("servicer_userid") and event.get("status") in (1, 2):
+            statuses[str(event["servicer_userid"])] = event["status"] == 1
+    return statuses
 
 
 def parse_kf_message(item: dict[str, Any]) -> list[InboundEvent]:
@@ -415,7 +447,7 @@ def _kf_event(event: dict[str, Any], open_kfid: str, msgid: str) -> list[Inbound
     kind = event.get("event_type")
     external = str(event.get("external_userid") or "")
     if not external:
-        return []  # servicer_status_change: a servicer's own 接待中 / 停止接待, WeCom's routing concern
+        return []  # servicer_status_change: no customer's chat (see servicer_statuses)
     sender, thread = Sender(external_id=external), thread_of(event.get("open_kfid") or open_kfid, external)
     common = {"platform_message_id": f"kf:{msgid}", "sender": sender, "thread_id": thread, "raw": event}
     if kind == "enter_session":
@@ -448,8 +480,11 @@ def _kf_event(event: dict[str, Any], open_kfid: str, msgid: str) -> list[Inbound
 
 
 def _content(message: OutboundMessage, thumb_media_id: str | None = None) -> dict[str, Any]:
-    """Text; a picture or link as a link card (with the uploaded picture as its thumbnail); buttons
-    as a msgmenu whose clicks come back with the button's data as menu_id."""
+    """Text; a picture alone (no words, no link) as an image; a picture with words or a link as a
+    link card (with the uploaded picture as its thumbnail); buttons as a msgmenu whose clicks come
+    back with the button's data as menu_id."""
+    if thumb_media_id and not message.buttons and not message.text.strip() and not message.link_url:
+        return {"msgtype": "image", "image": {"media_id": thumb_media_id}}
     if thumb_media_id and not message.buttons:
         title, _, rest = (message.title or message.text).partition("\n")
         return {"msgtype": "link", "link": {

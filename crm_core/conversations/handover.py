@@ -7,8 +7,9 @@ person, it tells WeCom who: the message that tells the customer carries the `han
 session before it sends the words. Other channels ignore the option.
 
 Who serves: the conversation's owner; else the rep the hub's routing picks among those who take
-the channel (teams first), the one with the fewest open conversations; else WeCom's queue, where
-whoever claims it in the hub (or picks it up in WeCom) takes it.
+the channel (teams first) and are receiving customers in WeCom (接待中), the one with the fewest open
+conversations; else WeCom's queue, where whoever claims it in the hub (or picks it up in WeCom)
+takes it.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import audit
+from crm_core import accounts, audit
 from crm_core.contacts.reach import spoken_language
 from crm_core.models import ChannelAccount, Conversation, ConversationStatus, Role, User, UserHandle
 from crm_core.outbox.service import enqueue_to_conversation
-from crm_core.ports import OutboundMessage
+from crm_core.ports import OutboundMessage, servicer_status
 
 # Channel kinds whose platform routes the session to a person, and the kind of app whose member
 # userids are that platform's servicers (a 微信客服 servicer is a member of the corp's WeCom).
@@ -38,6 +39,12 @@ async def platform_session(conversation: Conversation, *, db_session: AsyncSessi
     kind = await db_session.scalar(select(ChannelAccount.kind).where(
         ChannelAccount.id == conversation.channel_account_id))
     return PLATFORM_SESSIONS.get(kind or "")
+
+
+async def receiving(account_id: int, userid: str, *, db_session: AsyncSession) -> bool:
+    """False once the platform said the servicer stopped receiving (and not since that they started)."""
+    name, stopped = servicer_status(userid, False)
+    return await accounts.get_cursor(account_id, name, db_session=db_session) != stopped
 
 
 async def servicer_id(user_id: int, staff_kind: str, *, db_session: AsyncSession) -> str | None:
@@ -61,7 +68,8 @@ async def hand_over_option(conversation: Conversation, owner: User | None, candi
     serving: list[tuple[int, int, User, str]] = []
     for user in candidates:
         userid = await servicer_id(user.id, staff_kind, db_session=db_session)
-        if userid and user.is_active and user.role == Role.REP:
+        if userid and user.is_active and user.role == Role.REP \
+                and await receiving(conversation.channel_account_id, userid, db_session=db_session):
             load = await db_session.scalar(select(func.count()).select_from(Conversation).where(
                 Conversation.assignee_user_id == user.id, Conversation.status == ConversationStatus.OPEN))
             serving.append((load or 0, user.id, user, userid))

@@ -267,6 +267,34 @@ async def test_a_servicer_who_is_not_receiving_leaves_the_customer_in_the_queue_
         await eventually(hers, timeout=15)
 
 
+async def test_a_servicer_who_stops_receiving_in_wecom_is_passed_over_by_the_handoff(database_url, tmp_path):
+    async with kf_stack(database_url, tmp_path, servicers={"li": True, "wang": True}) as kf:
+        hub = kf.tg.hub
+
+        async def status(userid: str) -> str | None:
+            async with hub.sessions() as db:
+                return await accounts.get_cursor(kf.account_id, f"servicer_status:{userid}", db_session=db)
+        # Li Lei, whom routing would pick (both are free; he comes first), switches to 停止接待 in WeCom.
+        [callback] = kf.sim.kf_servicer_status(kf.app, "li", False)
+        assert set(callback) == {"ToUserName", "CreateTime", "MsgType", "Event", "Token", "OpenKfId"}
+        assert await eventually(lambda: status("li"), timeout=15) == "stopped"
+        await kf.writes("转人工")
+
+        async def handed():
+            session = kf.app.kf.sessions[(kf.open_kfid, CUSTOMER)]
+            return session if session.state == 3 else None
+        assert (await eventually(handed, timeout=15)).servicer == "wang"
+        async with hub.sessions() as db:
+            assert await db.scalar(select(Conversation.assignee_user_id).where(
+                Conversation.channel_account_id == kf.account_id)) == kf.ws.reps["wang"]
+        # Back to 接待中: routing counts him again.
+        kf.sim.kf_servicer_status(kf.app, "li", True)
+
+        async def back():
+            return await status("li") == "receiving"
+        await eventually(back, timeout=15)
+
+
 async def test_a_rep_claiming_a_kf_customer_in_the_hub_takes_the_wecom_session(database_url, tmp_path):
     async with kf_stack(database_url, tmp_path, servicers={"li": True, "wang": True}) as kf:
         await kf.writes("我想买50套，请问价格？")
@@ -340,7 +368,7 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001
                     "0000000d4944415478da63f8cfc0f01f0005000201a1e2a4e40000000049454e44ae426082")
 
 
-async def test_a_picture_answer_is_a_link_card_with_the_picture_uploaded_and_unsafe_addresses_are_refused(
+async def test_a_picture_answer_is_a_link_card_or_a_picture_uploaded_once_and_unsafe_addresses_are_refused(
         database_url, tmp_path):
     async with kf_stack(database_url, tmp_path) as kf:
         await kf.writes("有产品图片吗")
@@ -360,6 +388,11 @@ async def test_a_picture_answer_is_a_link_card_with_the_picture_uploaded_and_uns
             assert card["msgtype"] == "link" and card["link"]["title"] == "X200 新品"
             assert card["link"]["url"] == "https://shop.example.cn/x200"
             assert kf.app.kf.media[card["link"]["thumb_media_id"]]["type"] == "image"
+            # A picture alone (a rep sending a photo) arrives as a picture, uploaded once for both.
+            await adapter.send(ref, OutboundMessage(recipient, "", image_url=f"{base}/x200.png"))
+            picture = kf.app.kf.sent[-1]["body"]
+            assert picture == {"touser": CUSTOMER, "open_kfid": kf.open_kfid, "msgtype": "image",
+                               "image": {"media_id": card["link"]["thumb_media_id"]}}
             with pytest.raises(PermanentFailure, match="not a JPEG or PNG"):
                 await adapter.send(ref, OutboundMessage(recipient, "看这里", image_url=f"{base}/page.html"))
             # Where the hub may not reach private networks, such an address is never fetched.
