@@ -180,6 +180,9 @@ async def test_a_follower_writing_to_kf_joins_their_contact_by_unionid(database_
         [(_, contact_id), _] = await eventually(identities, timeout=15)
         async with hub.sessions() as session:
             assert (await session.get(Contact, contact_id)).display_name == "Alice 王"  # the kf nickname
+            # The join is audited, as every link between identities is (and can be undone).
+            linked = await session.scalar(select(AuditLog).where(AuditLog.action == "contact.linked"))
+            assert linked is not None and linked.entity_id == str(contact_id)
 
 
 async def test_a_handoff_moves_the_session_to_the_routed_rep_who_chats_in_wecom_and_ends_it(database_url,
