@@ -125,7 +125,7 @@ async def run_demo(*, port: int, sim_port: int, wecom_port: int | None = None, w
 
 
 def _wecom_simulator(data_dir: Path) -> tuple[WeComSimulator, SimApp]:
-    simulator = WeComSimulator()
+    simulator = WeComSimulator(state_file=data_dir / "wecom_simulator.json")  # chats, 微信客服 logs kept
     saved = _load(data_dir / "wecom_app.json")
     app = simulator.create_app(**saved) if saved else simulator.create_app()
     _save(data_dir / "wecom_app.json", {"agent_id": app.agent_id, "corp_id": app.corp_id, "secret": app.secret,
@@ -186,7 +186,7 @@ def _wechat_simulator(data_dir: Path) -> tuple[WeChatSimulator, SimAccount]:
 
 
 def _dingtalk_simulator(data_dir: Path) -> tuple[DingTalkSimulator, Robot]:
-    simulator = DingTalkSimulator()
+    simulator = DingTalkSimulator(state_file=data_dir / "dingtalk_simulator.json")  # groups and chats kept
     saved = _load(data_dir / "dingtalk_robot.json")
     robot = simulator.create_robot(**saved) if saved else simulator.create_robot()
     _save(data_dir / "dingtalk_robot.json", {"app_key": robot.app_key, "app_secret": robot.app_secret,

@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -47,6 +48,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from channels.dingtalk.signing import MAX_SKEW_MS, sign
+from channels.simulators.kept import KEPT_SENDS, KeptState
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +114,12 @@ def _random(n: int, alphabet: str = string.ascii_letters + string.digits) -> str
 
 class DingTalkSimulator:
     def __init__(self, *, callback_deadline: float = 5.0, retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
-                 session_lifetime: float = SESSION_LIFETIME) -> None:
+                 session_lifetime: float = SESSION_LIFETIME, state_file: Path | None = None) -> None:
+        """`state_file`: where each robot's staff, groups, chats, sends, cards and reply sessions are
+        kept across restarts (the demo's); a robot brought back with its saved credentials finds them."""
         self.robots: dict[str, Robot] = {}
+        self.kept = KeptState(state_file, self._snapshot)
+        self._saved: dict[str, Any] = self.kept.load() or {}
         self.custom_robots: dict[str, CustomRobot] = {}
         self.callback_deadline = callback_deadline
         self.retry_delays = retry_delays
@@ -162,7 +168,18 @@ class DingTalkSimulator:
         robot = Robot(app_key=key, app_secret=app_secret or _random(64), robot_code=robot_code or key,
                       corp_id=corp_id or "ding" + _random(20, string.ascii_lowercase + string.digits), mode=mode)
         self.robots[robot.robot_code] = robot
+        saved = self._saved.get(robot.robot_code)
+        if saved:
+            robot.staff, robot.groups, robot.chats = saved["staff"], saved["groups"], saved["chats"]
+            robot.sent, robot.cards, robot.sessions = saved["sent"], saved["cards"], saved["sessions"]
         return robot
+
+    def save(self) -> None:
+        self.kept.save()
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {code: {"staff": r.staff, "groups": r.groups, "chats": r.chats, "sent": r.sent[-KEPT_SENDS:],
+                       "cards": r.cards, "sessions": r.sessions} for code, r in self.robots.items()}
 
     def create_custom_robot(self, *, secret: str | None = None) -> CustomRobot:
         robot = CustomRobot(token=_random(64, string.hexdigits.lower()[:16]), secret=secret or "SEC" + _random(61))
@@ -225,6 +242,7 @@ class DingTalkSimulator:
     # ---- callbacks -------------------------------------------------------
 
     def _push(self, robot: Robot, body: dict[str, Any], topic: str = "/v1.0/im/bot/messages/get") -> dict[str, Any]:
+        self.kept.changed()
         robot.queue.append({"body": body, "topic": topic})
         self._kick(robot)
         return body
@@ -409,6 +427,7 @@ class DingTalkSimulator:
         if body.get("robotCode") != robot.robot_code:
             robot.calls.append((path, "chatbot.notFound"))
             raise ApiError(400, "chatbot.notFound", f"no robot {body.get('robotCode')}")
+        self.kept.changed()  # the send that follows, saved a moment later
         return robot, body
 
     async def _batch_send(self, request: Request) -> JSONResponse:
@@ -599,6 +618,7 @@ class DingTalkSimulator:
                             .read_text(encoding="utf-8"))
 
     async def aclose(self) -> None:
+        self.kept.save()
         for task in self._deliverers.values():
             task.cancel()
         for robot in self.robots.values():

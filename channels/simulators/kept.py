@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+KEPT_SENDS = 1000  # a platform's log of what the hub sent: its last entries are kept (chats are kept whole)
+
 
 class KeptState:
     def __init__(self, path: Path | None, snapshot: Callable[[], Any]) -> None:

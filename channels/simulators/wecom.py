@@ -48,6 +48,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from channels.simulators import wecom_kf as kf_sim
+from channels.simulators.kept import KEPT_SENDS, KeptState
 from channels.simulators.tencent import post_like_tencent
 from channels.simulators.wecom_archive import Archive, build_sdk
 from channels.tencent import MessageCipher, build_xml
@@ -116,8 +117,14 @@ def _random_id(prefix: str, n: int = 16) -> str:
 class WeComSimulator:
     """The simulator's state and its ASGI app (`.app`)."""
 
-    def __init__(self, *, callback_deadline: float = 5.0, retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)) -> None:
+    def __init__(self, *, callback_deadline: float = 5.0, retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
+                 state_file: Path | None = None) -> None:
+        """`state_file`: where each app's members, customers, chats, sends, 群发 tasks and 微信客服
+        state are kept across restarts (the demo's); an app brought back with its saved credentials
+        finds them, and the hub's cursors into its logs stay good."""
         self.apps: dict[int, SimApp] = {}
+        self.kept = KeptState(state_file, self._snapshot)
+        self._saved: dict[str, Any] = self.kept.load() or {}
         self.callback_deadline = callback_deadline
         self.retry_delays = retry_delays  # three retries, as WeCom makes
         self._deliverers: dict[int, asyncio.Task[None]] = {}
@@ -165,7 +172,23 @@ class WeComSimulator:
                 secrets.choice(string.ascii_letters + string.digits) for _ in range(43)),
         )
         self.apps[agent_id] = app
+        saved = self._saved.get(str(agent_id))
+        if saved:
+            app.members, app.customers, app.chats = saved["members"], saved["customers"], saved["chats"]
+            app.sent, app.tasks, app.archived = saved["sent"], saved["tasks"], saved["archived"]
+            app.archive_refused, app.kf = set(saved["archive_refused"]), kf_sim.restored(saved["kf"])
         return app
+
+    # ---- kept across restarts ------------------------------------------------
+
+    def save(self) -> None:
+        self.kept.save()
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {str(agent_id): {"members": app.members, "customers": app.customers, "chats": app.chats,
+                                "sent": app.sent[-KEPT_SENDS:], "tasks": app.tasks, "archived": app.archived,
+                                "archive_refused": sorted(app.archive_refused), "kf": kf_sim.kept(app.kf)}
+                for agent_id, app in self.apps.items()}
 
     def add_member(self, app: SimApp, userid: str, name: str | None = None) -> None:
         app.members[userid] = name or userid
@@ -340,6 +363,7 @@ class WeComSimulator:
     # ---- callbacks -------------------------------------------------------
 
     def _push(self, app: SimApp, fields: dict[str, Any]) -> dict[str, Any]:
+        self.kept.changed()
         app.queue.append(fields)
         self._kick(app)
         return fields
@@ -438,6 +462,7 @@ class WeComSimulator:
             app.calls.append((path, exc.errcode))
             return _error(exc)
         app.calls.append((path, 0))
+        self.kept.changed()  # a send, a session moved, a task
         return JSONResponse({"errcode": 0, "errmsg": "ok", **result})
 
     def _message_send(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
@@ -690,6 +715,7 @@ class WeComSimulator:
         return JSONResponse({"callback": fields})
 
     async def aclose(self) -> None:
+        self.kept.save()
         for task in self._deliverers.values():
             task.cancel()
         if self._http is not None:

@@ -23,10 +23,13 @@ Error codes not confirmed from WeCom's documents (quoted from memory of them) ar
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from channels.simulators.kept import KEPT_SENDS
 
 ANSWER_WINDOW = 48 * 3600
 ANSWERS_PER_MESSAGE = 5
@@ -63,6 +66,26 @@ class KfState:
     media: dict[str, dict[str, Any]] = field(default_factory=dict)          # media/upload's media_id -> what
     # What the WeChat user sees in each chat (for the simulator's page): from me / hub / a servicer / system.
     chats: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def kept(kf: KfState) -> dict[str, Any]:
+    """What a restart keeps, as JSON values: accounts, their logs (the hub's cursors point into
+    them), sessions, customers, servicers, chats, uploads, the last sends. Pull tokens and event
+    codes live minutes and are not kept."""
+    return {"accounts": kf.accounts, "log": kf.log, "customers": kf.customers, "servicers": kf.servicers,
+            "media": kf.media, "sent": kf.sent[-KEPT_SENDS:],
+            "sessions": {f"{o}|{e}": dataclasses.asdict(s) for (o, e), s in kf.sessions.items()},
+            "chats": {f"{o}|{e}": lines for (o, e), lines in kf.chats.items()}}
+
+
+def restored(saved: dict[str, Any]) -> KfState:
+    def pair(key: str) -> tuple[str, str]:
+        open_kfid, _, external = key.partition("|")
+        return open_kfid, external
+    return KfState(accounts=saved["accounts"], log=saved["log"], customers=saved["customers"],
+                   servicers=saved["servicers"], media=saved["media"], sent=saved["sent"],
+                   sessions={pair(k): KfSession(**v) for k, v in saved["sessions"].items()},
+                   chats={pair(k): v for k, v in saved["chats"].items()})
 
 
 def note(kf: KfState, open_kfid: str, external: str, who: str, text: str,

@@ -32,11 +32,13 @@ async def said_by_hub(client: httpx.AsyncClient, chat: str, count: int) -> list[
     return lines if len(lines) >= count else None
 
 
-async def conversation_of(data_dir, external_id: str) -> int:
+async def conversation_of(data_dir, external_id: str | None = None, *, thread: str | None = None) -> int:
+    """The conversation of the customer with `external_id`, or of the chat `thread` (a group)."""
     engine = create_engine(f"sqlite+aiosqlite:///{data_dir / 'scrm.db'}")
+    query = select(Conversation.id).join(Identity, Identity.id == Conversation.identity_id)
     async with session_factory(engine)() as session:
-        found = await session.scalar(select(Conversation.id).join(Identity, Identity.id == Conversation.identity_id)
-                                     .where(Identity.external_id == external_id))
+        found = await session.scalar(query.where(Identity.external_id == external_id) if thread is None
+                                     else query.where(Conversation.external_thread_id == thread))
     await engine.dispose()
     return found
 
@@ -103,6 +105,54 @@ async def test_after_a_restart_a_reply_to_an_earlier_customer_arrives_in_their_c
     ids = [m["raw"]["message_id"] for m in chat]
     assert ids[:len(first_ids)] == first_ids and len(set(ids)) == len(ids)  # no id used twice
     assert ids == sorted(ids)
+
+
+async def test_after_a_restart_wecom_kf_and_dingtalk_chats_go_on(tmp_path):
+    """The WeCom simulator keeps its 微信客服 log (the hub's pull cursor points into it) and chats;
+    the DingTalk simulator its groups and chats: after a restart both carry on where they were."""
+    async def kf_lines(wecom: httpx.AsyncClient, customer: str) -> list[str]:
+        return [m["text"] for m in (await wecom.get(customer)).json()["messages"] if m["from"] == "hub"]
+
+    async def group_lines(dingtalk: httpx.AsyncClient, robot: dict, group: str) -> list[str]:
+        chat = (await dingtalk.get(f"/_sim/robots/{robot['robot_code']}/chats/{group}")).json()["messages"]
+        return [m["text"] for m in chat if m["from"] != "me"]
+
+    group = "cidRestartGroup=="
+    async with demo_running(tmp_path) as demo:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{demo.ports['wecom']}", timeout=10) as wecom:
+            _, kf_app = (await wecom.get("/_sim/apps")).json()
+            [open_kfid] = kf_app["kf"]
+            customer = f"/_sim/apps/{kf_app['agent_id']}/kf/{open_kfid}/customers/wmKfRestart01"
+            await wecom.post(f"{customer}/messages", json={"text": "你好，请问怎么开发票？"})
+            before = await eventually(lambda: kf_lines(wecom, customer), timeout=20)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{demo.ports['dingtalk']}", timeout=10) as dingtalk:
+            [robot] = (await dingtalk.get("/_sim/robots")).json()
+            await dingtalk.post(f"/_sim/robots/{robot['robot_code']}/groups/{group}/messages",
+                                json={"sender": "$:LWCP_v1:$restart", "nick": "周女士", "text": "你们的产品多少钱？"})
+            answered = await eventually(lambda: group_lines(dingtalk, robot, group), timeout=20)
+
+    async with demo_running(tmp_path) as demo:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{demo.ports['wecom']}", timeout=10) as wecom:
+            assert await kf_lines(wecom, customer) == before  # the chat kept
+            await wecom.post(f"{customer}/messages", json={"text": "How long does shipping take?"})
+
+            async def more():
+                lines = await kf_lines(wecom, customer)
+                return lines if len(lines) > len(before) else None
+            # Pulled from the cursor the hub committed before the restart: the new message is found.
+            assert (await eventually(more, timeout=20))[:len(before)] == before
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{demo.ports['dingtalk']}", timeout=10) as dingtalk:
+            assert await group_lines(dingtalk, robot, group) == answered
+            headers = await demo.api()
+            conversation_id = await conversation_of(tmp_path, thread=group)
+            sent = await demo.hub.post(f"/api/v1/conversations/{conversation_id}/messages", headers=headers,
+                                       json={"text": "专业版每月 99 元。"})
+            assert sent.status_code == 202, sent.text
+
+            async def replied():
+                lines = await group_lines(dingtalk, robot, group)
+                return lines if any("专业版每月 99 元" in line for line in lines) else None
+            await eventually(replied, timeout=20)
 
 
 async def test_the_demo_starts_with_four_weeks_of_history_and_a_campaign_going_out(tmp_path):
