@@ -7,21 +7,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import audit
+from crm_core import audit, catalogues
 from crm_core.crypto import CredentialCipher
 from crm_core.models import ChannelAccount, ChannelCursor, User
 from crm_core.ports import AccountRef
 
 # What staff call each channel (customers are told "WeChat" for WeCom: bots/customer/texts.py).
-CHANNELS = {
-    "telegram": {"en": "Telegram", "zh": "Telegram"},
-    "wechat": {"en": "WeChat Official Account", "zh": "微信公众号"},
-    "wecom": {"en": "WeCom", "zh": "企业微信"},
-    "wecom_kf": {"en": "WeChat customer service", "zh": "微信客服"},
-    "dingtalk": {"en": "DingTalk", "zh": "钉钉"},
-    "dingtalk_group_robot": {"en": "DingTalk group", "zh": "钉钉群"},
-    "email": {"en": "email", "zh": "邮件"},
-}
+CHANNELS = {kind: catalogues.text(f"channel.{kind}") for kind in (
+    "telegram", "wechat", "wecom", "wecom_kf", "dingtalk", "dingtalk_group_robot", "email")}
 
 
 def channel_name(kind: str | None, lang: str) -> str:

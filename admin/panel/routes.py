@@ -26,15 +26,16 @@ STATIC = Path(__file__).parent / "static"
 LOGIN_CSRF_COOKIE = "scrm_login_csrf"
 LANG_COOKIE = "scrm_lang"
 
-TEXTS = {
-    "zh": {"title": "登录 · SCRM Hub", "heading": "登录管理后台", "username": "用户名", "password": "密码",
-           "submit": "登录", "switch": "English", "refused": "用户名或密码错误",
-           "expired": "登录页已过期，请重试", "throttled": "登录失败次数过多，请 {minutes} 分钟后再试"},
-    "en": {"title": "Sign in · SCRM Hub", "heading": "Sign in to the admin panel", "username": "Username",
-           "password": "Password", "submit": "Sign in", "switch": "中文", "refused": "Wrong username or password",
-           "expired": "The sign-in page expired; please try again",
-           "throttled": "Too many failed sign-ins: try again in {minutes} minutes"},
-}
+def _sign_in_texts() -> dict[str, dict[str, str]]:
+    """The sign-in page's texts (`signin_*`) from the panel's catalogue of each language."""
+    texts: dict[str, dict[str, str]] = {}
+    for lang in ("zh", "en"):
+        catalogue = json.loads((STATIC / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))["text"]
+        texts[lang] = {key.removeprefix("signin_"): text for key, text in catalogue.items() if key.startswith("signin_")}
+    return texts
+
+
+TEXTS = _sign_in_texts()
 
 
 # Scripts and styles only from the hub; pictures may come from the web (FAQ answers show them).

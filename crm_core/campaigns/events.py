@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import audit
+from crm_core import audit, catalogues
 from crm_core.contacts.reach import spoken_language
 from crm_core.db import utcnow
 from crm_core.models import Conversation, Event, EventRegistration, User
@@ -122,10 +122,7 @@ async def registrations_of(contact_id: int, *, db_session: AsyncSession,
     return [(r, e) for r, e in rows]
 
 
-REMINDER = {
-    "en": "Reminder: {name} starts {when}{where}. See you there!",
-    "zh": "提醒：{name}将于 {when} 开始{where}，期待您的到来！",
-}
+REMINDER = catalogues.text("event.reminder")
 
 
 def describe(event: Event, lang: str, zone: str = "Asia/Shanghai") -> dict[str, str]:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core import catalogues
 from crm_core.db import utcnow
 from crm_core.models import (
     ConsentEvent,
@@ -158,7 +159,7 @@ async def cancel_pending(contact_id: int, purpose: MessagePurpose, *, reason: st
 # ---- double opt-in -------------------------------------------------------------
 
 DOUBLE_OPT_IN_DAYS = 7
-OPT_OUT_HINT = {"en": "\n\nReply STOP to stop these messages.", "zh": "\n\n回复“退订”即可不再接收此类消息。"}
+OPT_OUT_HINT = catalogues.text("consent.opt_out_hint")
 
 
 def opt_out_hint(language: str | None, channel: str) -> str:

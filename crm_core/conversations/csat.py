@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import audit
+from crm_core import audit, catalogues
 from crm_core.contacts.reach import spoken_language
 from crm_core.db import utcnow
 from crm_core.models import Conversation, CsatSurvey, User
@@ -24,11 +24,9 @@ from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import Button, OutboundMessage
 
 ASK_AGAIN_AFTER = dt.timedelta(days=7)
-QUESTION = {
-    "en": "Your question is resolved. How did we do? Reply with a score from 1 (poor) to 5 (excellent).",
-    "zh": "您的问题已处理完毕。请为本次服务打分：1（很差）到 5（很好）。",
-}
-LABELS = {"en": ("1 poor", "2", "3", "4", "5 excellent"), "zh": ("1 很差", "2", "3", "4", "5 很好")}
+QUESTION = catalogues.text("csat.question")
+LABELS = {lang: (catalogues.text("csat.poor")[lang], "2", "3", "4", catalogues.text("csat.excellent")[lang])
+          for lang in catalogues.LANGUAGES}
 
 
 async def resolve(conversation: Conversation, by: User | None, *, db_session: AsyncSession,

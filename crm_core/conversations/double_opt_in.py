@@ -10,18 +10,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core import catalogues
 from crm_core.consent.service import DOUBLE_OPT_IN_DAYS
 from crm_core.db import utcnow
 from crm_core.models import ConsentRequest, Conversation, Identity, MessagePurpose
 from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 
-QUESTION = {
-    "zh": "您好！{who}为您登记了订阅我们的{what}。如确认愿意接收，请回复“是”；不回复则不会发送。",
-    "en": "Hello! {who} signed you up for our {what}. Reply YES to confirm; without your reply we send nothing.",
-}
-WHAT = {MessagePurpose.MARKETING: {"zh": "优惠与资讯", "en": "offers and news"},
-        MessagePurpose.SERVICE: {"zh": "服务通知", "en": "service messages"}}
+QUESTION = catalogues.text("double_opt_in.question")
+WHAT = {MessagePurpose.MARKETING: catalogues.text("double_opt_in.marketing"),
+        MessagePurpose.SERVICE: catalogues.text("double_opt_in.service")}
+YOU = catalogues.text("double_opt_in.you")  # who signed them up, when they did it themselves (a form)
 
 
 async def request_confirmation(contact_id: int, *, purpose: MessagePurpose, source: str, actor_label: str,
@@ -43,7 +42,7 @@ async def request_confirmation(contact_id: int, *, purpose: MessagePurpose, sour
     db_session.add(request)
     await db_session.flush()
     lang = "zh" if language.startswith("zh") else "en"
-    text = QUESTION[lang].format(who=actor_label if source != "form" else ("您" if lang == "zh" else "you"),
+    text = QUESTION[lang].format(who=actor_label if source != "form" else YOU[lang],
                                  what=WHAT[purpose][lang])
     row = await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text),
                                         idempotency_key=f"consent-request:{request.id}", db_session=db_session)

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import accounts, audit
+from crm_core import accounts, audit, catalogues
 from crm_core.contacts.reach import spoken_language
 from crm_core.models import ChannelAccount, Conversation, ConversationStatus, Role, User, UserHandle
 from crm_core.outbox.service import enqueue_to_conversation
@@ -29,8 +29,7 @@ from crm_core.ports import OutboundMessage, servicer_status
 # Channel kinds whose platform routes the session to a person, and the kind of app whose member
 # userids are that platform's servicers (a 微信客服 servicer is a member of the corp's WeCom).
 PLATFORM_SESSIONS = {"wecom_kf": "wecom"}
-TAKING_OVER = {"zh": "您好，我是{name}，接下来由我为您服务。",
-               "en": "Hello, this is {name}. I will take it from here."}
+TAKING_OVER = catalogues.text("handover.taking_over")
 
 
 async def platform_session(conversation: Conversation, *, db_session: AsyncSession) -> str | None:

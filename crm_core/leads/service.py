@@ -17,22 +17,22 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import visibility
+from crm_core import catalogues, visibility
 from crm_core.db import utcnow
 from crm_core.leads import teams
 from crm_core.models import Contact, Conversation, Lead, LeadEvent, Role, User
 
 DEFAULT_STAGES = ("new", "contacted", "qualified", "proposal", "won", "lost")
 # The default stages as people say them; a stage an operator named is shown as they named it.
-STAGE_NAMES = {"new": {"en": "new", "zh": "新线索"}, "contacted": {"en": "contacted", "zh": "已联系"},
-               "qualified": {"en": "qualified", "zh": "已确认"}, "proposal": {"en": "proposal", "zh": "方案报价"},
-               "won": {"en": "won", "zh": "成交"}, "lost": {"en": "lost", "zh": "丢单"}}
+STAGE_NAMES = {stage: catalogues.text(f"stage.{stage}") for stage in DEFAULT_STAGES}
+CLOSED_STAGES = ("won", "lost")
+SOURCE_KINDS = ("signal", "qr", "form", "import", "api")
 
 
 def stage_name(stage: str, lang: str) -> str:
     return STAGE_NAMES.get(stage, {}).get(lang, stage)
-CLOSED_STAGES = ("won", "lost")
-SOURCE_KINDS = ("signal", "qr", "form", "import", "api")
+
+
 NOT_YOURS = ("this person is another rep's customer: ask your manager to hand them to you "
              "(nothing was changed)")
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import audit
+from crm_core import audit, catalogues
 from crm_core.accounts import channel_name
 from crm_core.conversations import handover
 from crm_core.conversations.service import person_takes_over
@@ -342,8 +342,7 @@ async def contact_card(conversation: Conversation, *, db_session: AsyncSession, 
     }
 
 
-_BUTTONS = {"claim": {"en": "Claim", "zh": "认领"}, "reply": {"en": "Reply", "zh": "回复"},
-            "snooze": {"en": "Snooze", "zh": "稍后"}, "handover": {"en": "Hand over", "zh": "转交"}}
+_BUTTONS = {action: catalogues.text(f"card.{action}") for action in ("claim", "reply", "snooze", "handover")}
 
 
 def card_buttons(conversation_id: int, *, claimed: bool, lang: str = "zh") -> tuple[Button, ...]:

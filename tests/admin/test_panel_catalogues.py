@@ -34,3 +34,11 @@ def test_every_key_the_code_names_exists():
     assert sorted(asked - set(CATALOGUES["en"]["text"])) == []
     groups = set(re.findall(r"\blabel\(\"([a-z_]+)\"", code))
     assert sorted(groups - set(CATALOGUES["en"]["values"])) == []
+
+
+def test_the_sign_in_page_finds_each_of_its_texts_in_both_catalogues():
+    code = (STATIC.parent / "routes.py").read_text(encoding="utf-8")
+    asked = set(re.findall(r"\bt\[[\"']([a-z_]+)[\"']\]", code))
+    assert {"title", "heading", "username", "password", "submit", "refused"} <= asked
+    for language, catalogue in CATALOGUES.items():
+        assert sorted(k for k in asked if f"signin_{k}" not in catalogue["text"]) == [], language
