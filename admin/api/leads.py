@@ -241,8 +241,8 @@ _running_imports: set[asyncio.Task[None]] = set()
 
 
 def _import_result(report: ImportReport) -> dict[str, Any]:
-    return {**report.summary(), "rejected_rows": [{"row": r.row, "reason": r.reason, "values": r.values}
-                                                  for r in report.rejected],
+    return {**report.summary(), "rejected_rows": [{"row": r.row, "reason": r.reason, "code": r.code, "params": r.params,
+                                                   "values": r.values} for r in report.rejected],
             "consents_refused": [{"row": row, "reason": reason} for row, reason in report.consents_refused]}
 
 

@@ -52,9 +52,16 @@ class ImportRefused(ValueError):
 @dataclass
 class Rejected:
     row: int          # as a spreadsheet numbers it: the header is row 1
-    reason: str
+    reason: str       # in English, for the API and the CSV of rejected rows
     values: dict[str, str]
     not_yours: bool = False  # the person is a customer the importing user may not see
+    # What the panel says in the user's language: one of REASONS, and the values the text names.
+    code: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+
+
+# Why a row was rejected, by code: the panel's catalogues say each as `import_reason_<code>`.
+REASONS = ("no_name", "bad_phone", "bad_email", "no_phone_or_email", "same_as_row", "two_contacts", "not_yours")
 
 
 @dataclass
@@ -171,12 +178,13 @@ async def _import_row(number: int, values: dict[str, str], session: AsyncSession
                       key_of: KeyReader, rules: LeadRules, source: str, actor: User | None,
                       seen: dict[tuple[str, str], int], source_kind: str = "import") -> Lead | None:
     """The row's lead, or None (rejected, with the reason in the report)."""
-    def reject(reason: str, *, not_yours: bool = False) -> None:
-        report.rejected.append(Rejected(number, reason, values, not_yours))
+    def reject(code: str, reason: str, **params: object) -> None:
+        report.rejected.append(Rejected(number, reason, values, code == "not_yours", code,
+                                        {k: str(v) for k, v in params.items()}))
 
     name, company = values.get("name", ""), values.get("company", "")
     if not name and not company:
-        return reject("no name and no company")
+        return reject("no_name", "no name and no company")
     keys: list[tuple[str, str]] = []
     for column, kind in (("phone", "phone"), ("email", "email")):
         cell = values.get(column, "")
@@ -184,27 +192,29 @@ async def _import_row(number: int, values: dict[str, str], session: AsyncSession
             continue
         found = [k for k in key_of(cell) if k[0] == kind]
         if not found:
-            return reject(f"{column} {cell!r} is not {'a phone number' if kind == 'phone' else 'an email address'}")
+            what = "a phone number" if kind == "phone" else "an email address"
+            return reject(f"bad_{kind}", f"{column} {cell!r} is not {what}", value=cell)
         keys.extend(found)
     if not keys:
-        return reject("no phone and no email")
+        return reject("no_phone_or_email", "no phone and no email")
     repeated = next((seen[k] for k in keys if k in seen), None)
     if repeated is not None:
-        return reject(f"the same person as row {repeated} (same phone or email)")
+        return reject("same_as_row", f"the same person as row {repeated} (same phone or email)", row=repeated)
     for key in keys:
         seen[key] = number
     owners = set((await session.scalars(select(ContactKey.contact_id).where(
         ContactKey.kind.in_({k for k, _ in keys}), ContactKey.value.in_({v for _, v in keys})))).all())
     owners = {c for c in owners if (await session.get(Contact, c)).merged_into_id is None} if owners else set()
     if len(owners) > 1:
-        return reject(f"its phone and email belong to two different contacts ({', '.join(map(str, sorted(owners)))}); "
-                      "merge them first")
+        contacts = ", ".join(map(str, sorted(owners)))
+        return reject("two_contacts", f"its phone and email belong to two different contacts ({contacts}); "
+                      "merge them first", contacts=contacts)
     created = False
     if owners:
         contact = await session.get(Contact, owners.pop())
         # Matched by a phone or email: the importer must be allowed to see the person, as by id.
         if actor is not None and not await visibility.may_see_contact(actor, contact.id, db_session=session):
-            return reject(leads.NOT_YOURS, not_yours=True)
+            return reject("not_yours", leads.NOT_YOURS)
     else:
         created = True
         contact = Contact(display_name=name or company, source=f"{source_kind}: {source}", stage=rules.stages[0])
@@ -216,7 +226,7 @@ async def _import_row(number: int, values: dict[str, str], session: AsyncSession
                                        region=values.get("region") or None, industry=values.get("industry") or None,
                                        rules=rules, actor=actor, db_session=session)
     except leads.LeadNotYours as exc:
-        return reject(str(exc), not_yours=True)
+        return reject("not_yours", str(exc))
     for kind, value in keys:
         await insert_ignoring_conflict(session, ContactKey.__table__,
                                        {"contact_id": contact.id, "kind": kind, "value": value, "identity_id": None,

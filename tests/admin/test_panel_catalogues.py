@@ -8,6 +8,8 @@ import json
 import re
 from pathlib import Path
 
+from crm_core.leads.imports import REASONS
+
 STATIC = Path(__file__).resolve().parents[2] / "admin" / "panel" / "static"
 CATALOGUES = {language: json.loads((STATIC / "i18n" / f"{language}.json").read_text(encoding="utf-8"))
               for language in ("en", "zh")}
@@ -42,3 +44,8 @@ def test_the_sign_in_page_finds_each_of_its_texts_in_both_catalogues():
     assert {"title", "heading", "username", "password", "submit", "refused"} <= asked
     for language, catalogue in CATALOGUES.items():
         assert sorted(k for k in asked if f"signin_{k}" not in catalogue["text"]) == [], language
+
+
+def test_every_reason_an_import_rejects_a_row_for_is_said_in_both_languages():
+    for language, catalogue in CATALOGUES.items():
+        assert sorted(code for code in REASONS if f"import_reason_{code}" not in catalogue["text"]) == [], language

@@ -263,4 +263,17 @@ async def test_the_chinese_panel_shows_no_stored_value_in_english(tmp_path, brow
             fields = await page.eval_on_selector_all(
                 "#channel-fields label", "els => els.map(e => e.childNodes[0].textContent.replace(' *', '').trim())")
             assert fields and set(fields) <= set(zh["values"]["credential"].values()), (kind, fields)
+
+        # Free text the API computes is said in Chinese too: why imported rows were rejected.
+        sheet = tmp_path / "展会线索.csv"
+        sheet.write_text("姓名,公司,手机,邮箱\n,,13800138000,\n王芳,海风物流,12345,\n张伟,星辰科技,13900139000,\n"
+                         "张伟,星辰科技,13900139000,\n李娜,云帆贸易,,\n", encoding="utf-8")
+        await page.goto(f"{demo.base}/admin#/leads")
+        await page.set_input_files("#import-form input[type=file]", str(sheet))
+        await page.click("#start-import")
+        await page.wait_for_selector("#rejected-rows")
+        reasons = await page.eval_on_selector_all("#rejected-rows tr td:nth-child(2)",
+                                                  "tds => tds.map(td => td.textContent)")
+        assert reasons == ["缺少姓名和公司", "12345 不是有效的电话号码", "与第 4 行是同一人（电话或邮箱相同）",
+                           "缺少电话和邮箱"]
         await page.context.close()

@@ -101,20 +101,23 @@ export async function leadsPage(main) {
   };
 }
 
+// Why a row was rejected, in the panel's language (the API's English reason where it has no code).
+const reasonOf = (row) => (row.code ? t(`import_reason_${row.code}`, row.params) : row.reason);
+
 function showImportReport(report) {
   const box = $("#import-report");
   const rejected = report.rejected_rows;
   box.innerHTML = markup(html`<dl class="kv" id="import-summary">${["rows", "contacts_created", "contacts_matched", "leads_opened", "leads_existing", "marketing_consents", "rejected"]
       .map((k) => html`<dt>${t({rows: "import_rows_label", rejected: "import_rejected_count"}[k] || "import_" + k)}</dt><dd data-key="${k}">${report[k]}</dd>`)}</dl>
     ${rejected.length ? html`<h3>${t("import_rejected")}</h3><div class="table-wrap"><table id="rejected-rows"><tr><th>#</th><th>${t("reason")}</th><th>${t("details")}</th></tr>
-      ${rejected.map((r) => html`<tr><td>${r.row}</td><td>${r.reason}</td><td>${Object.values(r.values).filter(Boolean).join(" · ")}</td></tr>`)}</table></div>
+      ${rejected.map((r) => html`<tr><td>${r.row}</td><td>${reasonOf(r)}</td><td>${Object.values(r.values).filter(Boolean).join(" · ")}</td></tr>`)}</table></div>
       <a class="button" id="rejected-download" download="rejected.csv">${t("import_download")}</a>` : ""}`);
   const link = $("#rejected-download");
   if (link) {
     const names = [...new Set(rejected.flatMap((r) => Object.keys(r.values)))];
     const cell = (v) => `"${String(v ?? "").replace(/"/g, '""')}"`;
     const csv = [["row", "reason", ...names].map(cell).join(","),
-                 ...rejected.map((r) => [r.row, r.reason, ...names.map((n) => r.values[n])].map(cell).join(","))].join("\r\n");
+                 ...rejected.map((r) => [r.row, reasonOf(r), ...names.map((n) => r.values[n])].map(cell).join(","))].join("\r\n");
     link.href = URL.createObjectURL(new Blob(["\ufeff" + csv], {type: "text/csv"}));
   }
 }
