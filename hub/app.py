@@ -19,6 +19,7 @@ from admin.api import (
     campaigns,
     channel_accounts,
     contact_links,
+    contact_ways,
     contacts,
     conversations,
     events,
@@ -106,6 +107,7 @@ class HubApiContext:
         self.rep_review = hub.rep_review
         self.contact_keys = stated_contact_keys
         self.live_settings = live_settings.HubLiveSettings(hub)
+        self.contact_ways = hub.contact_ways
         self._hub = hub
 
     @property
@@ -192,8 +194,8 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
-    for module in (campaigns, channel_accounts, contact_links, contacts, conversations, events, faq, leads, opinion,
-                   panel, settings_api, teams, users):
+    for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations, events, faq,
+                   leads, opinion, panel, settings_api, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_text)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.crypto import CredentialCipher
 from crm_core.leads.service import LeadRules
-from crm_core.models import ChannelAccount, Conversation, OutboxMessage, Role, User
+from crm_core.models import ChannelAccount, ContactWay, Conversation, OutboxMessage, Role, User
 from crm_core.people import users, web_auth
 
 
@@ -88,8 +88,18 @@ class LiveSettings(Protocol):
     async def reload(self) -> bool: ...
 
 
+class ContactWayKeeper(Protocol):
+    """Makes, changes and removes WeCom contact ways in WeCom (the hub supplies it); each raises
+    crm_core.campaigns.contact_ways.ContactWayInvalid with WeCom's reason when refused."""
+
+    async def save(self, way: ContactWay, *, db_session: AsyncSession) -> None: ...
+
+    async def delete(self, way: ContactWay, *, db_session: AsyncSession) -> None: ...
+
+
 class ApiContext(Protocol):
     sessions: async_sessionmaker[AsyncSession]
+    contact_ways: ContactWayKeeper
     cipher: CredentialCipher
     catalog: ChannelCatalog
     opinion: OpinionSeries

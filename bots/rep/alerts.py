@@ -3,7 +3,9 @@
 Runs on every customer message (never marks it handled: the customer bot still
 answers). A WeCom "customer added a rep" event also assigns the conversation
 to that rep, records the QR code's State as the lead source, and sends the
-account's welcome message with the event's WelcomeCode.
+account's welcome message with the event's WelcomeCode. Where the State is one of the
+hub's contact ways (渠道活码), the code's tags, campaign and welcome apply, and the add (or a
+later loss) is counted for it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.language import reply_language
 from bots.rep.texts import say
+from crm_core.campaigns import contact_ways
 from crm_core.conversations.service import first_customer_message, person_takes_over
 from crm_core.leads.service import stage_name
 from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Conversation, User
@@ -40,6 +43,11 @@ class RepAlerts:
                 await self._contact_added(ctx, item)
             elif kind == "customer_left":
                 await self._churn(ctx, item)
+            if kind in ("customer_left", "rep_removed_customer"):
+                found = await reps.user_by_handle(ctx.message.channel_account_id, item.get("rep") or "",
+                                                  db_session=ctx.db_session)
+                await contact_ways.left(ctx.message.channel_account_id, ctx.contact.id,
+                                        found[0].id if found else None, db_session=ctx.db_session)
         if message.kind not in CUSTOMER_MESSAGE_KINDS:
             return
         if message.sentiment == "negative" and (message.sentiment_confidence or 0) >= self.negative_confidence:
@@ -59,14 +67,21 @@ class RepAlerts:
             ctx.conversation.assignee_user_id = found[0].id
             person_takes_over(ctx.conversation, "rep_contact")  # the rep's own WeChat contact, not the bot's
             await _card(ctx, found[0], "card_added", key=f"added:{ctx.message.id}")
+        way = await contact_ways.arrived(ctx.message.channel_account_id, item.get("source"), ctx.contact.id,
+                                         found[0].id if found else None, db_session=ctx.db_session)
+        if way is not None and ctx.contact.source in (None, item.get("source")):
+            ctx.contact.source = way.name  # the code as the operator named it, not its state
         if item.get("welcome_code"):
             account = await ctx.db_session.get(ChannelAccount, ctx.message.channel_account_id)
             lang = reply_language(None, ctx.identity.language or ctx.contact.language or "zh")
-            text = (account.settings or {}).get(f"welcome_message_{lang}") if account else None
+            welcome = (way.welcome or {}) if way is not None else {}
+            text = welcome.get(lang) or welcome.get("zh" if lang == "en" else "en") \
+                or ((account.settings or {}).get(f"welcome_message_{lang}") if account else None)
             if text:
                 await enqueue_to_conversation(
                     ctx.conversation,
-                    OutboundMessage(ctx.conversation.external_thread_id, text,
+                    OutboundMessage(ctx.conversation.external_thread_id, text, image_url=welcome.get("image_url"),
+                                    link_url=welcome.get("link_url"),
                                     options={"welcome_code": item["welcome_code"],
                                              "welcome_deadline": item.get("welcome_deadline")}),
                     idempotency_key=f"welcome:{ctx.message.id}", db_session=ctx.db_session)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import json
 import logging
@@ -41,10 +42,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import segno
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from channels.simulators import wecom_kf as kf_sim
@@ -87,6 +89,7 @@ class SimApp:
     # What each member or customer sees in their chat with the app / with their rep.
     chats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     kf: kf_sim.KfState = field(default_factory=kf_sim.KfState)  # 微信客服 accounts served through this app
+    contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 「联系我」 way
     archive: Archive | None = None  # 会话存档, when the corp has it
     archive_sdk: Path | None = None  # the stand-in SDK the hub loads to read it
 
@@ -123,6 +126,7 @@ class WeComSimulator:
         state are kept across restarts (the demo's); an app brought back with its saved credentials
         finds them, and the hub's cursors into its logs stay good."""
         self.apps: dict[int, SimApp] = {}
+        self.base_url = ""  # where the simulator is served (QR images link here): learnt from the first API call
         self.kept = KeptState(state_file, self._snapshot)
         self._saved: dict[str, Any] = self.kept.load() or {}
         self.callback_deadline = callback_deadline
@@ -148,6 +152,10 @@ class WeComSimulator:
                       methods=["POST"]),
                 Route("/_sim/apps/{agent_id:int}/customers/{external}/{action}", self._customer_action,
                       methods=["POST"]),
+                Route("/_sim/apps/{agent_id:int}/contact_ways", self._list_contact_ways, methods=["GET"]),
+                Route("/_sim/apps/{agent_id:int}/contact_ways/{config_id}/qr.svg", self._contact_way_qr,
+                      methods=["GET"]),
+                Route("/_sim/apps/{agent_id:int}/contact_ways/{config_id}/scan", self._scan, methods=["POST"]),
             ],
             lifespan=self._lifespan,
         )
@@ -177,6 +185,7 @@ class WeComSimulator:
             app.members, app.customers, app.chats = saved["members"], saved["customers"], saved["chats"]
             app.sent, app.tasks, app.archived = saved["sent"], saved["tasks"], saved["archived"]
             app.archive_refused, app.kf = set(saved["archive_refused"]), kf_sim.restored(saved["kf"])
+            app.contact_ways = saved.get("contact_ways", {})
         return app
 
     # ---- kept across restarts ------------------------------------------------
@@ -187,7 +196,8 @@ class WeComSimulator:
     def _snapshot(self) -> dict[str, Any]:
         return {str(agent_id): {"members": app.members, "customers": app.customers, "chats": app.chats,
                                 "sent": app.sent[-KEPT_SENDS:], "tasks": app.tasks, "archived": app.archived,
-                                "archive_refused": sorted(app.archive_refused), "kf": kf_sim.kept(app.kf)}
+                                "archive_refused": sorted(app.archive_refused), "kf": kf_sim.kept(app.kf),
+                                "contact_ways": app.contact_ways}
                 for agent_id, app in self.apps.items()}
 
     def add_member(self, app: SimApp, userid: str, name: str | None = None) -> None:
@@ -213,6 +223,17 @@ class WeComSimulator:
                                 "TaskId": task_id or card["card"].get("task_id", ""),
                                 "CardType": "button_interaction", "ResponseCode": _random_id("", 20),
                                 "AgentID": app.agent_id})
+
+    def customer_scans(self, app: SimApp, config_id: str, external: str, *, name: str = "") -> dict:
+        """The customer scans a contact way's QR code and adds one of its users (WeCom picks: here
+        the one who has had the fewest adds through it); the add event carries the code's state."""
+        way = app.contact_ways.get(config_id)
+        if way is None:
+            raise WeComApiError(40058, f"invalid config_id {config_id}")  # code not confirmed from WeCom's documents
+        users = way["user"]
+        rep = min(users, key=lambda u: (way["adds"].get(u, 0), users.index(u)))
+        way["adds"][rep] = way["adds"].get(rep, 0) + 1
+        return self.customer_adds(app, external, rep, name=name, state=way.get("state", ""))
 
     def customer_adds(self, app: SimApp, external: str, rep: str, *, name: str = "", state: str = "",
                       unionid: str = "") -> dict:
@@ -418,6 +439,7 @@ class WeComSimulator:
         return JSONResponse({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": TOKEN_LIFETIME})
 
     async def _api(self, request: Request) -> JSONResponse:
+        self.base_url = self.base_url or str(request.base_url).rstrip("/")
         path = request.path_params["path"]
         token = request.query_params.get("access_token", "")
         app = next((a for a in self.apps.values() if token in a.tokens), None)
@@ -448,6 +470,10 @@ class WeComSimulator:
                            "externalcontact/send_welcome_msg": self._send_welcome,
                            "externalcontact/add_msg_template": self._add_msg_template,
                            "externalcontact/get_groupmsg_send_result": self._groupmsg_send_result,
+                           "externalcontact/add_contact_way": self._add_contact_way,
+                           "externalcontact/update_contact_way": self._update_contact_way,
+                           "externalcontact/get_contact_way": self._get_contact_way,
+                           "externalcontact/del_contact_way": self._del_contact_way,
                            "msgaudit/check_single_agree": self._check_single_agree}.get(path)
             if handler is None and path in kf_sim.HANDLERS:
                 try:
@@ -521,9 +547,56 @@ class WeComSimulator:
             raise WeComApiError(41096, "welcome code expired: send within 20 seconds of the add event")
         code["used"] = True
         text = (body.get("text") or {}).get("content", "")
+        attachments = body.get("attachments") or []
+        if len(attachments) > 9 or any(a.get("msgtype") not in ("image", "link", "miniprogram", "video", "file")
+                                       for a in attachments):
+            raise WeComApiError(40058, "attachments: at most 9, of image, link, miniprogram, video or file")
         app.sent.append({"to": code["external"], "msgtype": "welcome", "text": text, "from": code["rep"],
-                         "at": time.time()})
+                         "attachments": attachments, "at": time.time()})
         app.note(code["external"], "hub", text)
+        return {}
+
+    def _contact_way_fields(self, app: SimApp, body: dict[str, Any], way: dict[str, Any]) -> None:
+        users = body.get("user", way.get("user", []))
+        if not isinstance(users, list) or not users or (way["type"] == 1 and len(users) != 1) or len(users) > 100:
+            raise WeComApiError(40058, "user: one userid for type 1, 1 to 100 for type 2")
+        for userid in users:
+            if userid not in app.members:
+                raise WeComApiError(60111, f"userid not found: {userid}")
+        state = str(body.get("state", way.get("state", "")))
+        remark = str(body.get("remark", way.get("remark", "")))
+        if len(state) > 30 or len(remark) > 30:
+            raise WeComApiError(40058, "state and remark: at most 30 characters")
+        way.update(user=list(users), state=state, remark=remark,
+                   skip_verify=bool(body.get("skip_verify", way.get("skip_verify", True))))
+
+    def _add_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("type") not in (1, 2) or body.get("scene") not in (1, 2):
+            raise WeComApiError(40058, "type: 1 or 2; scene: 1 or 2")
+        config_id = secrets.token_hex(16)
+        way: dict[str, Any] = {"config_id": config_id, "type": body["type"], "scene": body["scene"], "adds": {}}
+        self._contact_way_fields(app, body, way)
+        if body["scene"] == 2:
+            way["qr_code"] = f"{self.base_url}/_sim/apps/{app.agent_id}/contact_ways/{config_id}/qr.svg"
+        app.contact_ways[config_id] = way
+        return {"config_id": config_id, **({"qr_code": way["qr_code"]} if "qr_code" in way else {})}
+
+    def _way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        way = app.contact_ways.get(str(body.get("config_id") or ""))
+        if way is None:
+            raise WeComApiError(40058, "invalid config_id")  # code not confirmed from WeCom's documents
+        return way
+
+    def _update_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        self._contact_way_fields(app, body, self._way(app, body))
+        return {}
+
+    def _get_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        way = self._way(app, body)
+        return {"contact_way": {k: v for k, v in way.items() if k != "adds"}}
+
+    def _del_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        del app.contact_ways[self._way(app, body)["config_id"]]
         return {}
 
     def _add_msg_template(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
@@ -682,6 +755,27 @@ class WeComSimulator:
             app.kf.servicers[str(userid)] = bool(receiving)
         return JSONResponse({"open_kfid": kf_sim.add_account(app.kf, str(body.get("name") or "客服"),
                                                              body.get("open_kfid"))})
+
+    async def _list_contact_ways(self, request: Request) -> JSONResponse:
+        return JSONResponse(list(self._app_of(request).contact_ways.values()))
+
+    async def _contact_way_qr(self, request: Request) -> Response:
+        way = self._app_of(request).contact_ways.get(request.path_params["config_id"])
+        if way is None:
+            raise HTTPException(404, "no such contact way")
+        out = io.BytesIO()
+        segno.make(f"https://work.weixin.qq.com/ca/{way['config_id']}", error="m").save(out, kind="svg", scale=6)
+        return Response(out.getvalue(), media_type="image/svg+xml")
+
+    async def _scan(self, request: Request) -> JSONResponse:
+        app = self._app_of(request)
+        body = await _json(request)
+        try:
+            fields = self.customer_scans(app, request.path_params["config_id"], str(body.get("external", "")),
+                                         name=str(body.get("name", "")))
+        except WeComApiError as exc:
+            return _error(exc, status=400)
+        return JSONResponse({"callback": fields})
 
     async def _kf_servicer_status(self, request: Request) -> JSONResponse:
         app = self._app_of(request)

@@ -91,6 +91,11 @@ CALLBACK_MAX_AGE_SECONDS = 600
 # WeCom's external userids; members' userids are the company's own choice.
 EXTERNAL_ID = re.compile(r"^w[mo][A-Za-z0-9_-]{6,}$")
 UNREACHABLE_CODES = frozenset({40003, 81013, 84061})  # invalid userid, all recipients invalid, not a contact
+# add / update / del_contact_way refusals, said so an operator can fix them.
+CONTACT_WAY_REFUSED = {60111: "a rep's WeCom userid is not a member of the company: check their WeCom handle",
+                       84074: "the app may not manage customers: add it under 客户联系 → API → 可调用应用",
+                       40058: "WeCom found a parameter invalid (an unknown code, or a state over 30 characters)"}
+INVALID_CONFIG_ID = 40058
 NO_SUCH_CONTACT = frozenset({40096, 84061})  # invalid external userid, not an external contact of the app's reps
 # get_groupmsg_send_result's statuses of a task that will not reach the customer.
 TASK_NOT_SENT = {2: "the customer is no longer a contact of the rep, so the task was not sent",
@@ -188,8 +193,13 @@ class WeComAdapter:
                 if deadline and time.time() > deadline:
                     raise PermanentFailure("the WeCom welcome code expired (valid 20 s after the customer added "
                                            "the rep); the welcome message was not sent")
-                await self.client.call(app, "/cgi-bin/externalcontact/send_welcome_msg", {
-                    "welcome_code": options["welcome_code"], "text": {"content": message.text}})
+                welcome: dict[str, Any] = {"welcome_code": options["welcome_code"], "text": {"content": message.text}}
+                if message.link_url:  # a link card beside the words (a contact way's welcome)
+                    title = (message.title or message.text).partition("\n")[0]
+                    welcome["attachments"] = [{"msgtype": "link", "link": {
+                        "title": shortened(title, 128) or message.link_url[:128], "url": message.link_url,
+                        **({"picurl": message.image_url} if message.image_url else {})}}]
+                await self.client.call(app, "/cgi-bin/externalcontact/send_welcome_msg", welcome)
                 return SendResult(platform_message_id=f"welcome:{options['welcome_code']}", delivery=Delivery.IN_CHAT)
             if is_external(message.recipient):
                 settings = WeComSettings.model_validate(account.settings)
@@ -248,6 +258,31 @@ class WeComAdapter:
         details = {k: contact[k] for k in ("corp_name", "corp_full_name", "position") if contact.get(k)}
         return Profile(display_name=contact.get("name") or None,
                        keys={UNIONID_KEY: unionid} if unionid else {}, details=details)
+
+    async def save_contact_way(self, account: AccountRef, *, config_id: str | None, state: str, users: list[str],
+                               remark: str, skip_verify: bool) -> tuple[str, str | None]:
+        """Create (config_id None) or update a multi-person QR contact way (渠道活码: type 2, scene 2);
+        its config_id and the QR image WeCom serves. ValueError says what WeCom refused."""
+        payload: dict[str, Any] = {"remark": remark[:30], "skip_verify": skip_verify, "state": state, "user": users}
+        try:
+            if config_id is None:
+                body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/add_contact_way",
+                                              {"type": 2, "scene": 2, **payload})
+                return str(body["config_id"]), body.get("qr_code")
+            await self.client.call(app_key(account), "/cgi-bin/externalcontact/update_contact_way",
+                                   {"config_id": config_id, **payload})
+            return config_id, None
+        except ApiError as exc:
+            hint = CONTACT_WAY_REFUSED.get(exc.errcode, exc.errmsg)
+            raise ValueError(f"WeCom refused the contact way ({exc.errcode}): {hint}") from None
+
+    async def delete_contact_way(self, account: AccountRef, config_id: str) -> None:
+        try:
+            await self.client.call(app_key(account), "/cgi-bin/externalcontact/del_contact_way",
+                                   {"config_id": config_id})
+        except ApiError as exc:
+            if exc.errcode != INVALID_CONFIG_ID:  # gone already: what deleting wanted
+                raise ValueError(f"WeCom refused to delete the contact way ({exc.errcode}): {exc.errmsg}") from None
 
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
         creds = WeComCredentials.model_validate(credentials)

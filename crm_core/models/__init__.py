@@ -5,6 +5,8 @@ from crm_core.models.campaigns import (
     Campaign,
     CampaignStatus,
     CampaignStep,
+    ContactWay,
+    ContactWayEvent,
     Enrolment,
     EnrolmentStatus,
     Event,
@@ -33,6 +35,7 @@ from crm_core.models.people import ApiToken, LoginAttempt, Team, User, UserHandl
 __all__ = [
     "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign", "CampaignStatus", "CampaignStep",
     "ChannelAccount", "ChannelCursor", "ConsentEvent", "ConsentRequest", "Contact", "ContactKey", "ContactTag",
+    "ContactWay", "ContactWayEvent",
     "Conversation", "ConversationStatus", "CsatSurvey", "Delivery", "Direction", "Enrolment", "EnrolmentStatus",
     "Event", "EventRegistration", "FaqEntry", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease",
     "LoginAttempt", "Message", "MessageKind", "MessagePurpose", "Note", "OpinionAlert", "OutboxMessage",

@@ -129,3 +129,46 @@ class EventRegistration(Base):
     registered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     message_id: Mapped[int | None] = mapped_column(Id)                      # the customer's own words
     reminded_hours: Mapped[list[Any]] = mapped_column(default=list)         # reminders already queued
+
+
+class ContactWay(Base):
+    """A WeCom 渠道活码 (contact way): a QR code customers add a rep with. WeCom gives the code
+    (`config_id`, the `qr_code` image) and hands each customer to one of the users on it; the hub
+    keeps who should be on it (the rota: reps, or a team's reps, within working hours and under
+    a daily cap, else the fallback), and what follows an add through it: the `state` names the
+    code in the add event, its tags are applied, the customer is enrolled in its campaign and
+    greeted with its welcome."""
+
+    __tablename__ = "contact_way"
+    __table_args__ = (UniqueConstraint("channel_account_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(30))                   # WeCom's limit: 30 characters
+    config_id: Mapped[str | None] = mapped_column(String(100))       # WeCom's, once created there
+    qr_code: Mapped[str | None] = mapped_column(String(500))         # the QR image WeCom serves
+    # The rota: {"users": [user ids], "team_id": id or null, "daily_cap": n or null,
+    # "fallback_user_id": id or null, "hours": {"start": "09:00", "end": "18:00", "zone": "..."} or null}
+    rota: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    on_code: Mapped[list[Any]] = mapped_column(default=list)         # WeCom userids on the code now
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id"))
+    welcome: Mapped[dict[str, Any]] = mapped_column(default=dict)    # {"zh", "en", "image_url", "link_url"}
+    skip_verify: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ContactWayEvent(Base):
+    """A customer added (or dropped) a rep they had added through a contact way: its counts by day."""
+
+    __tablename__ = "contact_way_event"
+    __table_args__ = (Index("ix_contact_way_event_way_at", "contact_way_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_way_id: Mapped[int] = mapped_column(ForeignKey("contact_way.id"))
+    kind: Mapped[str] = mapped_column(String(16))                    # added / lost
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)

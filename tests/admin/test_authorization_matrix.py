@@ -59,6 +59,11 @@ ROUTES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("POST", "/api/v1/channel-accounts/{account_id}/contact-links"): (A, O),
     ("DELETE", "/api/v1/channel-accounts/{account_id}/contact-links/{link_id}"): (A, O),
     ("GET", "/api/v1/channel-accounts/{account_id}/contact-links/{link_id}/qr.svg"): SUPERVISORS,
+    ("GET", "/api/v1/contact-ways"): SUPERVISORS,
+    ("POST", "/api/v1/contact-ways"): (A, O),
+    ("GET", "/api/v1/contact-ways/{way_id}"): SUPERVISORS,
+    ("PUT", "/api/v1/contact-ways/{way_id}"): (A, O),
+    ("DELETE", "/api/v1/contact-ways/{way_id}"): (A, O),
     ("GET", "/api/v1/contacts"): EVERYONE,
     ("GET", "/api/v1/contacts/{contact_id}"): EVERYONE,
     ("PUT", "/api/v1/contacts/{contact_id}/tags"): EVERYONE,
@@ -224,7 +229,7 @@ async def test_the_matrix_covers_every_route(office):
 @sqlite_only
 async def test_each_role_is_refused_the_routes_it_may_not_use_and_nothing_changes(office):
     ids = {**office.ids, "campaign_id": 1, "enrolment_id": 1, "account_id": office.account_id, "event_id": 1,
-           "entry_id": 1, "alert_id": 1, "team_id": 1, "user_id": office.ids["ada"], "link_id": 1}
+           "entry_id": 1, "alert_id": 1, "team_id": 1, "user_id": office.ids["ada"], "link_id": 1, "way_id": 1}
     refused = 0
     for (method, template), allowed in ROUTES.items():
         for role in set(EVERYONE) - set(allowed):

@@ -1,0 +1,145 @@
+"""WeCom contact ways (渠道活码) through the API and the simulator: the code is made in WeCom with the
+rota's reps; a customer who adds through it is counted for it, tagged (audited with the code as
+the rule), owned by the rep they added, enrolled in its campaign and greeted with its welcome;
+the rota drops a rep at the daily cap; a customer who deletes the rep is a loss for the code."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from crm_core.models import (
+    AuditLog,
+    Campaign,
+    CampaignStatus,
+    CampaignStep,
+    Contact,
+    Conversation,
+    Enrolment,
+    Identity,
+)
+from tests.fakes.stack import eventually, workspace_stack
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+async def _campaign(hub) -> int:
+    async with hub.sessions() as session, session.begin():
+        campaign = Campaign(name="展会跟进", status=CampaignStatus.ACTIVE, audience={}, exits={})
+        session.add(campaign)
+        await session.flush()
+        session.add(CampaignStep(campaign_id=campaign.id, position=1, name="资料", delay_minutes=60 * 24,
+                                 template={"zh": "{name}您好，展会资料已整理好。", "en": "Hi {name}, the expo notes."}))
+        return campaign.id
+
+
+async def test_a_contact_way_brings_its_customers_in_tagged_owned_enrolled_and_counted(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app = ws.tg, ws.wecom_app
+        campaign_id = await _campaign(tg.hub)
+        body = {"channel_account_id": ws.wecom_account_id, "name": "展会2026 海报", "state": "expo2026",
+                "rota": {"users": [ws.reps["li"], ws.reps["wang"]], "daily_cap": 1,
+                         "fallback_user_id": ws.reps["wang"]},
+                "tags": ["展会2026", "vip"], "campaign_id": campaign_id,
+                "welcome": {"zh": "感谢您在展会添加我们！", "en": "Thanks for adding us at the expo!",
+                            "link_url": "https://shop.example.cn/expo"}}
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/contact-ways", json=body, headers=tg.api())
+        assert resp.status_code == 201, resp.text
+        way = resp.json()
+        # Made in WeCom as a multi-person QR code with the rota's reps and the state.
+        [made] = app.contact_ways.values()
+        assert (made["type"], made["scene"], made["state"], made["user"]) == (2, 2, "expo2026", ["li", "wang"])
+        assert way["config_id"] == made["config_id"] and way["qr_code"].endswith("/qr.svg")
+        qr = await tg.client.get(way["qr_code"])
+        assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/svg")
+
+        # A customer scans it: WeCom hands them to Li Lei, with the code's state on the add event.
+        ws.wecom.customer_scans(app, made["config_id"], "wmExpoGuest001", name="陈女士")
+
+        async def arrived():
+            async with tg.hub.sessions() as session:
+                return await session.scalar(select(Contact).join(Identity, Identity.contact_id == Contact.id)
+                                            .where(Identity.external_id == "wmExpoGuest001"))
+        contact = await eventually(arrived, timeout=15)
+
+        async def enrolled():
+            async with tg.hub.sessions() as session:
+                return await session.scalar(select(Enrolment).where(Enrolment.contact_id == contact.id,
+                                                                    Enrolment.campaign_id == campaign_id))
+        await eventually(enrolled, timeout=15)
+        async with tg.hub.sessions() as session:
+            contact = await session.get(Contact, contact.id)
+            assert contact.source == "展会2026 海报"
+            owner = await session.scalar(select(Conversation.assignee_user_id).where(
+                Conversation.contact_id == contact.id))
+            assert owner == ws.reps["li"]
+            tagged = await session.scalar(select(AuditLog).where(AuditLog.action == "contact.tags",
+                                                                 AuditLog.entity_id == str(contact.id)))
+            assert tagged.details["added"] == ["展会2026", "vip"]
+            assert tagged.details["rule"] == f"contact way {way['id']} (展会2026 海报)"
+        resp = await tg.client.get(f"{tg.hub_base}/api/v1/contacts/{contact.id}", headers=tg.api())
+        assert set(resp.json()["tags"]) == {"展会2026", "vip"}
+
+        async def welcomed():
+            return [m for m in app.sent if m["to"] == "wmExpoGuest001" and m["msgtype"] == "welcome"]
+        [welcome] = await eventually(welcomed, timeout=15)
+        assert welcome["text"] == "感谢您在展会添加我们！"
+        assert welcome["attachments"][0]["link"]["url"] == "https://shop.example.cn/expo"
+
+        # Li Lei has had his one add today: the rota takes him off the code.
+        assert await tg.hub.contact_ways.refresh() == 1
+        assert made["user"] == ["wang"]
+        assert await tg.hub.contact_ways.refresh() == 0  # nothing changed since
+        # Wang Fang takes the next; at her cap too, the fallback (Wang Fang) stays on the code.
+        ws.wecom.customer_scans(app, made["config_id"], "wmExpoGuest002", name="刘先生")
+
+        async def counted():
+            detail = (await tg.client.get(f"{tg.hub_base}/api/v1/contact-ways/{way['id']}",
+                                          headers=tg.api())).json()
+            return detail if detail["added"] == 2 else None
+        await eventually(counted, timeout=15)
+        assert await tg.hub.contact_ways.refresh() == 0 and made["user"] == ["wang"]
+
+        # The first customer deletes Li Lei: a loss for the code; the day's net is 1.
+        await ws.wecom_post("customers/wmExpoGuest001/delete_rep", {"rep": "li"})
+
+        async def lost():
+            detail = (await tg.client.get(f"{tg.hub_base}/api/v1/contact-ways/{way['id']}",
+                                          headers=tg.api())).json()
+            return detail if detail["lost"] == 1 else None
+        detail = await eventually(lost, timeout=15)
+        today = detail["days"][-1]
+        assert (today["added"], today["lost"], today["net"]) == (2, 1, 1) and len(detail["days"]) == 30
+
+        # Deleted: gone from WeCom, out of the list.
+        resp = await tg.client.delete(f"{tg.hub_base}/api/v1/contact-ways/{way['id']}", headers=tg.api())
+        assert resp.status_code == 204
+        assert app.contact_ways == {}
+        assert (await tg.client.get(f"{tg.hub_base}/api/v1/contact-ways", headers=tg.api())).json() == []
+
+
+async def test_a_contact_way_is_refused_with_the_reason_to_fix(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        base = {"channel_account_id": ws.wecom_account_id, "name": "门店", "state": "store-1",
+                "rota": {"users": [ws.reps["li"]]}}
+        for change, status, words in (
+                ({"state": "有空格 的"}, 422, "state"),
+                ({"rota": {}}, 422, "choose the reps"),
+                ({"rota": {"users": [ws.reps["li"]], "hours": {"start": "09:00", "end": "09:00"}}}, 422,
+                 "two different times"),
+                ({"channel_account_id": ws.tg.account_id}, 422, "WeCom app"),
+                ({"campaign_id": 987654}, 422, "campaign 987654")):
+            resp = await tg.client.post(f"{tg.hub_base}/api/v1/contact-ways", json={**base, **change},
+                                        headers=tg.api())
+            assert resp.status_code == status, (change, resp.text)
+            assert words in resp.text, (change, resp.text)
+        ok = await tg.client.post(f"{tg.hub_base}/api/v1/contact-ways", json=base, headers=tg.api())
+        assert ok.status_code == 201, ok.text
+        again = await tg.client.post(f"{tg.hub_base}/api/v1/contact-ways", json=base, headers=tg.api())
+        assert again.status_code == 422 and "store-1" in again.text and "choose another" in again.text
+        # WeCom's own refusal, said as such: the app may not manage customers.
+        ws.wecom_app.faults.append({"path": "externalcontact/add_contact_way", "errcode": 84074, "remaining": 1})
+        refused = await tg.client.post(f"{tg.hub_base}/api/v1/contact-ways", json={**base, "state": "store-2"},
+                                       headers=tg.api())
+        assert refused.status_code == 422 and "84074" in refused.text and "客户联系" in refused.text
