@@ -21,7 +21,17 @@ from admin.api.ids import Id, PathId
 from crm_core import audit
 from crm_core.campaigns import contact_ways
 from crm_core.campaigns.contact_ways import ContactWayInvalid, Rota
-from crm_core.models import ChannelAccount, ContactWay, ContactWayEvent, Role, User
+from crm_core.models import (
+    Campaign,
+    CampaignStatus,
+    ChannelAccount,
+    ContactWay,
+    ContactWayEvent,
+    Role,
+    Team,
+    User,
+    UserHandle,
+)
 
 router = APIRouter(prefix="/contact-ways", tags=["contact ways"])
 MANAGE = (Role.ADMIN, Role.OPERATOR)
@@ -132,6 +142,28 @@ async def list_contact_ways(_: User = Depends(require_role(*VIEW)),
                                   .order_by(ContactWay.id))).all()
     totals = await _totals(session, [w.id for w in ways])
     return [_read(way, totals[way.id]) for way in ways]
+
+
+@router.get("/choices", responses=errors())
+async def contact_way_choices(_: User = Depends(require_role(*MANAGE)),
+                              session: AsyncSession = Depends(db_session)) -> dict[str, Any]:
+    """What a contact way may be made of: the WeCom apps, the active users reached on each (with
+    their WeCom userid), the teams and the campaigns."""
+    apps = (await session.scalars(select(ChannelAccount).where(ChannelAccount.kind == "wecom")
+                                  .order_by(ChannelAccount.id))).all()
+    rows = (await session.execute(
+        select(User.id, User.display_name, User.username, User.role, UserHandle.channel_account_id,
+               UserHandle.external_id).join(UserHandle, UserHandle.user_id == User.id)
+        .where(User.is_active.is_(True), UserHandle.channel_account_id.in_([a.id for a in apps]))
+        .order_by(User.id))).all()
+    teams = (await session.execute(select(Team.id, Team.name).order_by(Team.name))).all()
+    campaigns = (await session.execute(select(Campaign.id, Campaign.name, Campaign.status)
+                                       .where(Campaign.status != CampaignStatus.ENDED).order_by(Campaign.id))).all()
+    return {"accounts": [{"id": a.id, "name": a.name} for a in apps],
+            "users": [{"id": r.id, "name": r.display_name or r.username, "role": r.role.value,
+                       "account_id": r.channel_account_id, "userid": r.external_id} for r in rows],
+            "teams": [{"id": r.id, "name": r.name} for r in teams],
+            "campaigns": [{"id": r.id, "name": r.name, "status": r.status.value} for r in campaigns]}
 
 
 @router.post("", response_model=ContactWayRead, status_code=status.HTTP_201_CREATED, responses=errors(422))

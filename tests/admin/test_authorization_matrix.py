@@ -60,6 +60,7 @@ ROUTES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("DELETE", "/api/v1/channel-accounts/{account_id}/contact-links/{link_id}"): (A, O),
     ("GET", "/api/v1/channel-accounts/{account_id}/contact-links/{link_id}/qr.svg"): SUPERVISORS,
     ("GET", "/api/v1/contact-ways"): SUPERVISORS,
+    ("GET", "/api/v1/contact-ways/choices"): (A, O),
     ("POST", "/api/v1/contact-ways"): (A, O),
     ("GET", "/api/v1/contact-ways/{way_id}"): SUPERVISORS,
     ("PUT", "/api/v1/contact-ways/{way_id}"): (A, O),

@@ -5,6 +5,7 @@ import {accountPage} from "./pages/account.js";
 import {auditPage} from "./pages/audit.js";
 import {campaignsPage} from "./pages/campaigns.js";
 import {channelsPage} from "./pages/channels.js";
+import {contactWaysPage} from "./pages/contact_ways.js";
 import {contactsPage} from "./pages/contacts.js";
 import {dashboardPage} from "./pages/dashboard.js";
 import {faqPage} from "./pages/faq.js";
@@ -23,6 +24,7 @@ const PAGES = [
   {id: "leads", roles: ["admin", "operator", "manager", "rep"], render: leadsPage},
   {id: "campaigns", roles: ["admin", "operator", "manager"], render: campaignsPage},
   {id: "channels", roles: ["admin", "operator"], render: channelsPage},
+  {id: "contact-ways", roles: ["admin", "operator", "manager"], render: contactWaysPage},
   {id: "faq", roles: ["admin", "operator"], render: faqPage},
   {id: "monitoring", roles: ["admin", "operator", "manager"], render: monitoringPage},
   {id: "users", roles: ["admin", "manager"], render: usersPage},
