@@ -22,6 +22,7 @@ from admin.api import (
     contact_ways,
     contacts,
     conversations,
+    customer_transfers,
     events,
     faq,
     leads,
@@ -108,6 +109,7 @@ class HubApiContext:
         self.contact_keys = stated_contact_keys
         self.live_settings = live_settings.HubLiveSettings(hub)
         self.contact_ways = hub.contact_ways
+        self.succession = hub.succession
         self._hub = hub
 
     @property
@@ -194,8 +196,8 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
-    for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations, events, faq,
-                   leads, opinion, panel, settings_api, teams, users):
+    for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations,
+                   customer_transfers, events, faq, leads, opinion, panel, settings_api, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_text)

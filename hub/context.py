@@ -43,6 +43,7 @@ from hub.metrics import PrometheusObserver
 from hub.settings import Settings
 from hub.shared_limits import RedisPacer, RedisTokens
 from hub.shared_limits import connect as connect_redis
+from hub.succession import Succession
 from nlp.compliance import ComplianceCheck
 from nlp.entities import extract as extract_entities
 from nlp.entities import stated_contact_keys
@@ -155,6 +156,7 @@ class Hub:
         self.lead_sla = LeadSlaWatcher(self.sessions, settings.lead_rules, on_enqueued=self.dispatcher.wake)
         self.confirmations = ConfirmationWatcher(self.sessions, self.channels, self.cipher)
         self.contact_ways = ContactWays(self.sessions, self.channels, self.cipher)
+        self.succession = Succession(self.sessions, self.channels, self.cipher)
         self.nurture = NurturePlanner(self.sessions, default_timezone=settings.default_timezone,
                                       on_enqueued=self.dispatcher.wake)
         self.digest = RepDigest(self.sessions, timezone=settings.default_timezone, on_enqueued=self.dispatcher.wake)

@@ -97,9 +97,18 @@ class ContactWayKeeper(Protocol):
     async def delete(self, way: ContactWay, *, db_session: AsyncSession) -> None: ...
 
 
+class CustomerMover(Protocol):
+    """Asks WeCom to move customers between reps and follows it (the hub supplies it)."""
+
+    async def run_once(self) -> int: ...
+
+    async def unassigned(self, account_id: int) -> list[dict[str, Any]]: ...
+
+
 class ApiContext(Protocol):
     sessions: async_sessionmaker[AsyncSession]
     contact_ways: ContactWayKeeper
+    succession: CustomerMover
     cipher: CredentialCipher
     catalog: ChannelCatalog
     opinion: OpinionSeries

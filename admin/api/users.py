@@ -3,6 +3,8 @@ departing rep's conversations to a colleague with their history (离职继承)."
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -14,9 +16,10 @@ from admin.api.ids import Id, PathId
 from crm_core import audit
 from crm_core.leads import teams
 from crm_core.models import ChannelAccount, Role, User
-from crm_core.people import reps, users
+from crm_core.people import reps, succession, users
 from crm_core.ports import OutboundMessage
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/users", tags=["users"])
 
 
@@ -64,6 +67,8 @@ class HandoverRequest(BaseModel):
 class HandoverResult(BaseModel):
     reassigned: int
     deactivated: bool
+    wecom_transfers: int = Field(default=0, description="WeCom customers asked to move to the heir in WeCom too "
+                                                        "(GET /customer-transfers follows them)")
 
 
 @router.get("", response_model=list[UserRead], responses=errors())
@@ -165,6 +170,9 @@ async def handover(user_id: PathId, body: HandoverRequest,
     if departing is None or heir is None:
         raise HTTPException(404, f"no user {user_id if departing is None else body.to_user_id}")
     try:
+        # Their WeCom customers move in WeCom as well (planned while the conversations are still theirs).
+        transfers = await succession.plan_handover(departing, heir, db_session=session) \
+            if actor.role in reps.SUPERVISORS and departing.id != heir.id and heir.is_active else []
         count = await reps.reassign_all(departing, heir, actor, deactivate=body.deactivate, db_session=session)
     except reps.RepActionRefused as exc:
         raise HTTPException(422, str(exc)) from None
@@ -180,7 +188,12 @@ async def handover(user_id: PathId, body: HandoverRequest,
                                f"{count}", db_session=session)
     await session.commit()
     ctx.on_enqueued()
-    return HandoverResult(reassigned=count, deactivated=body.deactivate)
+    if transfers:
+        try:
+            await ctx.succession.run_once()  # asked now; the scheduler asks again what could not be
+        except Exception:
+            log.exception("customer transfers after handing over user %s: asked again next minute", departing.id)
+    return HandoverResult(reassigned=count, deactivated=body.deactivate, wecom_transfers=len(transfers))
 
 
 def _check_may_switch_off(actor: User, user: User) -> None:

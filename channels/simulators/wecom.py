@@ -90,6 +90,8 @@ class SimApp:
     chats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     kf: kf_sim.KfState = field(default_factory=kf_sim.KfState)  # 微信客服 accounts served through this app
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 「联系我」 way
+    resigned: dict[str, int] = field(default_factory=dict)           # members who left -> when (epoch s)
+    transfers: list[dict[str, Any]] = field(default_factory=list)    # 在职 / 离职继承 asked of WeCom
     archive: Archive | None = None  # 会话存档, when the corp has it
     archive_sdk: Path | None = None  # the stand-in SDK the hub loads to read it
 
@@ -186,6 +188,7 @@ class WeComSimulator:
             app.sent, app.tasks, app.archived = saved["sent"], saved["tasks"], saved["archived"]
             app.archive_refused, app.kf = set(saved["archive_refused"]), kf_sim.restored(saved["kf"])
             app.contact_ways = saved.get("contact_ways", {})
+            app.resigned, app.transfers = saved.get("resigned", {}), saved.get("transfers", [])
         return app
 
     # ---- kept across restarts ------------------------------------------------
@@ -197,7 +200,8 @@ class WeComSimulator:
         return {str(agent_id): {"members": app.members, "customers": app.customers, "chats": app.chats,
                                 "sent": app.sent[-KEPT_SENDS:], "tasks": app.tasks, "archived": app.archived,
                                 "archive_refused": sorted(app.archive_refused), "kf": kf_sim.kept(app.kf),
-                                "contact_ways": app.contact_ways}
+                                "contact_ways": app.contact_ways, "resigned": app.resigned,
+                                "transfers": app.transfers}
                 for agent_id, app in self.apps.items()}
 
     def add_member(self, app: SimApp, userid: str, name: str | None = None) -> None:
@@ -474,6 +478,11 @@ class WeComSimulator:
                            "externalcontact/update_contact_way": self._update_contact_way,
                            "externalcontact/get_contact_way": self._get_contact_way,
                            "externalcontact/del_contact_way": self._del_contact_way,
+                           "externalcontact/transfer_customer": self._transfer(resigned=False),
+                           "externalcontact/resigned/transfer_customer": self._transfer(resigned=True),
+                           "externalcontact/transfer_result": self._transfer_result(resigned=False),
+                           "externalcontact/resigned/transfer_result": self._transfer_result(resigned=True),
+                           "externalcontact/get_unassigned_list": self._unassigned,
                            "msgaudit/check_single_agree": self._check_single_agree}.get(path)
             if handler is None and path in kf_sim.HANDLERS:
                 try:
@@ -598,6 +607,72 @@ class WeComSimulator:
     def _del_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         del app.contact_ways[self._way(app, body)["config_id"]]
         return {}
+
+    # ---- 在职 / 离职继承 ---------------------------------------------------------
+
+    def member_leaves(self, app: SimApp, userid: str) -> None:
+        """A member leaves the company: their customers wait in get_unassigned_list."""
+        app.members.pop(userid, None)
+        app.resigned[userid] = int(time.time())
+
+    def settle_transfers(self, app: SimApp, refused: set[str] = frozenset()) -> None:
+        """The customers' 24 hours pass: those waiting move to the new rep unless they refused."""
+        for transfer in app.transfers:
+            if transfer["status"] != 2:
+                continue
+            follow = app.customers[transfer["external"]]["follow"]
+            if transfer["external"] in refused:
+                transfer["status"] = 3
+            else:
+                follow[transfer["takeover"]] = follow.pop(transfer["handover"], {"state": "", "createtime": 0})
+                transfer["status"], transfer["takeover_time"] = 1, int(time.time())
+
+    def _transfer(self, *, resigned: bool) -> Any:
+        def transfer(app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+            handover, takeover = str(body.get("handover_userid") or ""), str(body.get("takeover_userid") or "")
+            externals = body.get("external_userid") or []
+            if not isinstance(externals, list) or not 1 <= len(externals) <= 100:
+                raise WeComApiError(40058, "external_userid: 1 to 100 customers")
+            if takeover not in app.members:
+                raise WeComApiError(60111, f"userid not found: {takeover}")
+            if resigned != (handover in app.resigned) or (not resigned and handover not in app.members):
+                # code not confirmed from WeCom's documents: 在职继承 needs a member, 离职继承 one who left
+                raise WeComApiError(40003, f"invalid handover_userid {handover} for this kind of transfer")
+            results = []
+            for external in externals:
+                follows = app.customers.get(external, {}).get("follow", {})
+                if handover not in follows:
+                    results.append({"external_userid": external, "errcode": 84061})
+                    continue
+                app.transfers.append({"handover": handover, "takeover": takeover, "external": external,
+                                      "resigned": resigned, "status": 2, "takeover_time": 0})
+                results.append({"external_userid": external, "errcode": 0})
+            return {"customer": results}
+        return transfer
+
+    def _transfer_result(self, *, resigned: bool) -> Any:
+        def result(app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+            handover, takeover = str(body.get("handover_userid") or ""), str(body.get("takeover_userid") or "")
+            found = [t for t in app.transfers if (t["handover"], t["takeover"], t["resigned"])
+                     == (handover, takeover, resigned)]
+            start = int(body.get("cursor") or 0)
+            page = found[start:start + 100]
+            more = start + len(page) < len(found)
+            return {"customer": [{"external_userid": t["external"], "status": t["status"],
+                                  "takeover_time": t["takeover_time"]} for t in page],
+                    "next_cursor": str(start + len(page)) if more else ""}
+        return result
+
+    def _unassigned(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        moving = {t["external"] for t in app.transfers if t["status"] in (1, 2) and t["resigned"]}
+        found = [{"handover_userid": rep, "external_userid": external, "dimission_time": app.resigned[rep]}
+                 for external, customer in app.customers.items() for rep in customer.get("follow", {})
+                 if rep in app.resigned and external not in moving]
+        size = int(body.get("page_size") or 1000)
+        start = int(body.get("cursor") or 0)
+        page = found[start:start + size]
+        last = start + len(page) >= len(found)
+        return {"info": page, "is_last": last, "next_cursor": "" if last else str(start + len(page))}
 
     def _add_msg_template(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         sender = body.get("sender")

@@ -96,6 +96,7 @@ CONTACT_WAY_REFUSED = {60111: "a rep's WeCom userid is not a member of the compa
                        84074: "the app may not manage customers: add it under 客户联系 → API → 可调用应用",
                        40058: "WeCom found a parameter invalid (an unknown code, or a state over 30 characters)"}
 INVALID_CONFIG_ID = 40058
+MAX_TRANSFER = 100  # customers in one transfer_customer call
 NO_SUCH_CONTACT = frozenset({40096, 84061})  # invalid external userid, not an external contact of the app's reps
 # get_groupmsg_send_result's statuses of a task that will not reach the customer.
 TASK_NOT_SENT = {2: "the customer is no longer a contact of the rep, so the task was not sent",
@@ -283,6 +284,47 @@ class WeComAdapter:
         except ApiError as exc:
             if exc.errcode != INVALID_CONFIG_ID:  # gone already: what deleting wanted
                 raise ValueError(f"WeCom refused to delete the contact way ({exc.errcode}): {exc.errmsg}") from None
+
+    async def transfer_customers(self, account: AccountRef, *, handover: str, takeover: str, externals: list[str],
+                                 resigned: bool) -> dict[str, int]:
+        """Ask WeCom to move customers from `handover` to `takeover` (在职继承, or 离职继承 when the
+        handover rep left): each customer's errcode, 0 where WeCom asked them. At most 100 a call."""
+        if len(externals) > MAX_TRANSFER:
+            raise ValueError(f"at most {MAX_TRANSFER} customers a call")
+        path = "/cgi-bin/externalcontact/" + ("resigned/transfer_customer" if resigned else "transfer_customer")
+        body = await self.client.call(app_key(account), path, {
+            "handover_userid": handover, "takeover_userid": takeover, "external_userid": externals})
+        return {str(c.get("external_userid")): int(c.get("errcode") or 0) for c in body.get("customer") or []}
+
+    async def transfer_results(self, account: AccountRef, *, handover: str, takeover: str,
+                               resigned: bool) -> dict[str, int]:
+        """How WeCom's transfers from `handover` to `takeover` stand, per customer (1 done, 2 waiting
+        for the customer, 3 refused, 4 the new rep is at their customer limit, 5 no such transfer)."""
+        path = "/cgi-bin/externalcontact/" + ("resigned/transfer_result" if resigned else "transfer_result")
+        statuses: dict[str, int] = {}
+        cursor = ""
+        while True:
+            body = await self.client.call(app_key(account), path, {
+                "handover_userid": handover, "takeover_userid": takeover, "cursor": cursor})
+            statuses.update({str(c.get("external_userid")): int(c.get("status") or 0)
+                             for c in body.get("customer") or []})
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                return statuses
+
+    async def unassigned_customers(self, account: AccountRef) -> list[dict[str, Any]]:
+        """Customers of people who left the company and were not handed to anyone yet
+        (get_unassigned_list): handover userid, external userid, when the rep left."""
+        found: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_unassigned_list",
+                                          {"cursor": cursor, "page_size": 1000})
+            found += [{"handover_userid": i.get("handover_userid"), "external_userid": i.get("external_userid"),
+                       "dimission_time": i.get("dimission_time")} for i in body.get("info") or []]
+            cursor = str(body.get("next_cursor") or "")
+            if body.get("is_last", True) or not cursor:
+                return found
 
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
         creds = WeComCredentials.model_validate(credentials)

@@ -30,12 +30,12 @@ from crm_core.models.conversations import Conversation, CsatSurvey, Message, Not
 from crm_core.models.knowledge import FaqEntry
 from crm_core.models.leads import Lead, LeadEvent
 from crm_core.models.outbox import Lease, OutboxMessage
-from crm_core.models.people import ApiToken, LoginAttempt, Team, User, UserHandle, WebSession
+from crm_core.models.people import ApiToken, CustomerTransfer, LoginAttempt, Team, User, UserHandle, WebSession
 
 __all__ = [
     "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign", "CampaignStatus", "CampaignStep",
     "ChannelAccount", "ChannelCursor", "ConsentEvent", "ConsentRequest", "Contact", "ContactKey", "ContactTag",
-    "ContactWay", "ContactWayEvent",
+    "ContactWay", "ContactWayEvent", "CustomerTransfer",
     "Conversation", "ConversationStatus", "CsatSurvey", "Delivery", "Direction", "Enrolment", "EnrolmentStatus",
     "Event", "EventRegistration", "FaqEntry", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease",
     "LoginAttempt", "Message", "MessageKind", "MessagePurpose", "Note", "OpinionAlert", "OutboxMessage",

@@ -109,3 +109,25 @@ class LoginAttempt(Base):
     ip: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+class CustomerTransfer(Base):
+    """A WeCom customer moved from one rep to another in WeCom (在职继承 while the rep is employed,
+    离职继承 once they left): asked, then followed until WeCom says how it ended. The customer
+    has 24 hours to refuse; WeCom moves a customer at most twice in 90 days."""
+
+    __tablename__ = "customer_transfer"
+    __table_args__ = (Index("ix_customer_transfer_status", "status", "channel_account_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"), index=True)
+    external_userid: Mapped[str] = mapped_column(String(200))
+    handover_userid: Mapped[str] = mapped_column(String(200))
+    takeover_userid: Mapped[str] = mapped_column(String(200))
+    resigned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # pending (not asked yet) / waiting (WeCom asked the customer) / done / refused / over_limit / failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,107 @@
+"""在职 / 离职继承 through the API and the WeCom simulator: handing a rep's conversations to a colleague
+moves their WeCom customers in WeCom too (transfer_customer), followed until each ends (done,
+refused, or refused by WeCom with its reason); customers of someone who already left WeCom are
+listed (get_unassigned_list) and handed to a rep in one action."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from crm_core.models import Conversation, Identity, Role
+from crm_core.people import users
+from tests.fakes.stack import eventually, workspace_stack
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+async def _owned_by(ws, external: str) -> int | None:
+    async with ws.tg.hub.sessions() as session:
+        return await session.scalar(select(Conversation.assignee_user_id)
+                                    .join(Identity, Identity.id == Conversation.identity_id)
+                                    .where(Identity.external_id == external))
+
+
+async def test_a_reps_customers_move_in_wecom_with_the_handover_and_each_outcome_is_shown(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim = ws.tg, ws.wecom_app, ws.wecom
+        for external, name in (("wmMove0001", "甲"), ("wmMove0002", "乙"), ("wmMove0003", "丙")):
+            sim.customer_adds(app, external, "li", name=name)
+
+            async def owned(external=external):
+                return await _owned_by(ws, external) == ws.reps["li"]
+            await eventually(owned, timeout=15)
+        # The third one deleted Li Lei in WeCom meanwhile (WeCom will say so per customer).
+        app.customers["wmMove0003"]["follow"].pop("li")
+
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/users/{ws.reps['li']}/handover", headers=tg.api(),
+                                    json={"to_user_id": ws.reps["wang"], "deactivate": False})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["wecom_transfers"] == 3
+        assert [(t["handover"], t["takeover"], t["external"], t["resigned"]) for t in app.transfers] == [
+            ("li", "wang", "wmMove0001", False), ("li", "wang", "wmMove0002", False)]
+
+        async def statuses():
+            rows = (await tg.client.get(f"{tg.hub_base}/api/v1/customer-transfers", headers=tg.api())).json()
+            return {r["external_userid"]: (r["status"], r["reason"], r["contact_name"]) for r in rows}
+        assert await statuses() == {
+            "wmMove0001": ("waiting", None, "甲"), "wmMove0002": ("waiting", None, "乙"),
+            "wmMove0003": ("failed", "not a customer of the departing rep in WeCom (84061)", "丙")}
+
+        # The customers' 24 hours pass: one accepts, one refuses; the next check reads it.
+        sim.settle_transfers(app, refused={"wmMove0002"})
+        assert await tg.hub.succession.run_once() == 2
+        after = await statuses()
+        assert after["wmMove0001"][0] == "done" and after["wmMove0002"][:2] == ("refused",
+                                                                                 "the customer refused to move")
+        assert "wang" in app.customers["wmMove0001"]["follow"] and "li" in app.customers["wmMove0002"]["follow"]
+        assert await tg.hub.succession.run_once() == 0  # nothing left to follow
+
+
+async def test_customers_of_someone_who_left_are_listed_and_handed_to_a_rep(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim = ws.tg, ws.wecom_app, ws.wecom
+        sim.customer_adds(app, "wmLeft00001", "boss", name="丁")
+        sim.customer_adds(app, "wmLeft00002", "boss", name="戊")
+
+        async def known():
+            return await _owned_by(ws, "wmLeft00002")
+        await eventually(known, timeout=15)
+        sim.member_leaves(app, "boss")
+        listed = await tg.client.get(f"{tg.hub_base}/api/v1/customer-transfers/unassigned",
+                                     params={"account_id": ws.wecom_account_id}, headers=tg.api())
+        assert listed.status_code == 200, listed.text
+        assert sorted((c["handover_userid"], c["external_userid"], c["contact_name"]) for c in listed.json()) == [
+            ("boss", "wmLeft00001", "丁"), ("boss", "wmLeft00002", "戊")]
+
+        # Unknown customers are refused with the ids named; nothing is asked of WeCom.
+        bad = await tg.client.post(f"{tg.hub_base}/api/v1/customer-transfers/unassigned", headers=tg.api(),
+                                   json={"channel_account_id": ws.wecom_account_id, "to_user_id": ws.reps["li"],
+                                         "external_userids": ["wmNotThere01"]})
+        assert bad.status_code == 422 and "wmNotThere01" in bad.text and app.transfers == []
+
+        handed = await tg.client.post(f"{tg.hub_base}/api/v1/customer-transfers/unassigned", headers=tg.api(),
+                                      json={"channel_account_id": ws.wecom_account_id, "to_user_id": ws.reps["li"]})
+        assert handed.status_code == 201, handed.text
+        assert {(r["external_userid"], r["status"], r["resigned"]) for r in handed.json()} == {
+            ("wmLeft00001", "waiting", True), ("wmLeft00002", "waiting", True)}
+        assert await _owned_by(ws, "wmLeft00001") == ws.reps["li"]  # in the hub at once
+        # While they move, WeCom no longer lists them as unassigned.
+        again = await tg.client.get(f"{tg.hub_base}/api/v1/customer-transfers/unassigned",
+                                    params={"account_id": ws.wecom_account_id}, headers=tg.api())
+        assert again.json() == []
+        sim.settle_transfers(app)
+        assert await tg.hub.succession.run_once() == 2
+        rows = (await tg.client.get(f"{tg.hub_base}/api/v1/customer-transfers", headers=tg.api(),
+                                    params={"status": "done"})).json()
+        assert {r["external_userid"] for r in rows} == {"wmLeft00001", "wmLeft00002"}
+        # A rep who is not on the WeCom app cannot take them.
+        sim.customer_adds(app, "wmLeft00003", "wang", name="己")
+        sim.member_leaves(app, "wang")
+        await eventually(lambda: _owned_by(ws, "wmLeft00003"), timeout=15)
+        async with tg.hub.sessions() as session, session.begin():
+            outsider = await users.get_or_create("nohandle", Role.REP, db_session=session)
+            outsider_id = outsider.id
+        refused = await tg.client.post(f"{tg.hub_base}/api/v1/customer-transfers/unassigned", headers=tg.api(),
+                                       json={"channel_account_id": ws.wecom_account_id, "to_user_id": outsider_id})
+        assert refused.status_code == 422 and "link their WeCom userid" in refused.text
