@@ -152,7 +152,7 @@ async def test_departed_rep_conversations_go_to_a_colleague_with_history(databas
                                     json={"to_user_id": ws.reps["wang"], "deactivate": False},
                                     headers=tg.api(boss_token))  # a manager hands over; an admin switches off
         assert resp.status_code == 200, resp.text
-        assert resp.json() == {"reassigned": 1, "deactivated": False}
+        assert resp.json() == {"reassigned": 1, "deactivated": False, "wecom_transfers": 0}  # a Telegram customer
         await ws.rep_receives("wang", "Li Lei 的 1 个会话已转交给您")
 
         # Wang now owns it and sees what Li promised.
