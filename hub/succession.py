@@ -61,13 +61,13 @@ class Succession:
                         continue
                     except ApiError as exc:
                         for row in chunk:
-                            settle(row, "failed", f"WeCom refused ({exc.errcode}): {exc.errmsg}"[:300])
+                            settle(row, "failed", f"WeCom refused ({exc.errcode}): {exc.errmsg}"[:300], exc.errcode)
                         changed += len(chunk)
                         continue
                     for row in chunk:
                         code = codes.get(row.external_userid, 0)
                         if code:
-                            settle(row, "failed", f"{REFUSED.get(code, 'WeCom refused')} ({code})")
+                            settle(row, "failed", f"{REFUSED.get(code, 'WeCom refused')} ({code})", code)
                         else:
                             settle(row, "waiting")
                         changed += 1

@@ -36,7 +36,8 @@ class TransferRead(BaseModel):
     takeover_userid: str
     resigned: bool
     status: str = Field(description="pending / waiting (for the customer) / done / refused / over_limit / failed")
-    reason: str | None
+    reason: str | None = Field(description="In English; `errcode` is WeCom's where it refused the customer")
+    errcode: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -128,6 +128,7 @@ class CustomerTransfer(Base):
     resigned: Mapped[bool] = mapped_column(Boolean, default=False)
     # pending (not asked yet) / waiting (WeCom asked the customer) / done / refused / over_limit / failed
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    reason: Mapped[str | None] = mapped_column(String(300))
+    reason: Mapped[str | None] = mapped_column(String(300))     # in English, for the API and logs
+    errcode: Mapped[int | None]                                  # WeCom's, where it refused the customer
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

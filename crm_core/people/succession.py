@@ -97,10 +97,10 @@ async def _plan(account_id: int, handover: str, takeover: str, customers: Sequen
     return rows
 
 
-def settle(row: CustomerTransfer, status: str, reason: str | None = None) -> None:
+def settle(row: CustomerTransfer, status: str, reason: str | None = None, errcode: int | None = None) -> None:
     if status not in STATUSES:
         raise ValueError(f"transfer status {status!r}")
-    row.status, row.reason, row.updated_at = status, reason, utcnow()
+    row.status, row.reason, row.errcode, row.updated_at = status, reason, errcode, utcnow()
 
 
 async def assign_in_hub(rows: Sequence[CustomerTransfer], heir: User, by: User, *, db_session: AsyncSession) -> int:

@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.Column('resigned', sa.Boolean(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.String(length=300), nullable=True),
+    sa.Column('errcode', sa.Integer(), nullable=True),
     sa.Column('created_at', _at, nullable=False),
     sa.Column('updated_at', _at, nullable=False),
     sa.ForeignKeyConstraint(['channel_account_id'], ['channel_account.id'],

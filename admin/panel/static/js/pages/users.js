@@ -65,7 +65,7 @@ export async function usersPage(main) {
       if (heir) {
         const moved = await attempt(() => api("POST", `/users/${u.id}/handover`, {to_user_id: Number(heir), deactivate: leaving}));
         if (moved === undefined) return;
-        toast(t("handed_over", {n: moved.reassigned}));
+        toast(t("handed_over", {n: moved.reassigned}) + (moved.wecom_transfers ? " · " + t("wecom_transfers_asked", {n: moved.wecom_transfers}) : ""));
       }
       if (admin && await attempt(() => api("PATCH", `/users/${u.id}`, {display_name: form.display_name.value.trim() || null, role: form.role.value,
         manager_user_id: form.manager.value ? Number(form.manager.value) : null, team_id: form.team.value ? Number(form.team.value) : null,
@@ -95,6 +95,7 @@ export async function usersPage(main) {
       if (await attempt(() => api(id ? "PUT" : "POST", id ? `/teams/${id}` : "/teams", body), t("saved"))) reload();
     };
   }
+  await transfersSection(main, users);
   const form = $("#user-form");
   if (form) form.onsubmit = async (event) => {
     event.preventDefault();
@@ -104,6 +105,46 @@ export async function usersPage(main) {
     if (form.password.value && await attempt(() => api("POST", `/users/${created.id}/password`, {password: form.password.value})) === undefined) return reload();
     toast(t("saved"));
     reload();
+  };
+}
+
+// 在职 / 离职继承: each WeCom customer's move to another rep, and customers of people who left WeCom.
+async function transfersSection(main, users) {
+  const [transfers, accounts] = await Promise.all([api("GET", "/customer-transfers"), api("GET", "/channel-accounts")]);
+  const apps = accounts.filter((a) => a.kind === "wecom");
+  const tone = {done: "good", waiting: "warn", pending: "warn", refused: "bad", over_limit: "bad", failed: "bad"};
+  // WeCom's refusal in the panel's language where the catalogue knows its code, else as WeCom said it.
+  const refusal = (x) => {
+    const key = `transfer_refused_${x.errcode}`;
+    return t("wecom_refused", {code: x.errcode, why: t(key) === key ? x.reason : t(key)});
+  };
+  const section = document.createElement("section");
+  section.id = "transfers";
+  section.innerHTML = markup(html`<h2>${t("wecom_transfers")}</h2><p class="hint">${t("wecom_transfers_hint")}</p>
+    <div class="table-wrap"><table id="transfers-table"><tr><th>${t("customer")}</th><th>${t("from_rep")}</th><th>${t("to_rep")}</th><th>${t("status")}</th><th>${t("reason")}</th></tr>
+    ${either(transfers.map((x) => html`<tr data-external="${x.external_userid}"><td>${x.contact_name || x.external_userid}</td><td>${x.handover_userid}${x.resigned ? html` <span class="badge">${t("left_company")}</span>` : ""}</td><td>${x.takeover_userid}</td>
+      <td><span class="badge ${tone[x.status]}">${label("transfer", x.status)}</span></td><td>${x.errcode ? refusal(x) : ""}</td></tr>`), html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>
+    ${apps.length ? html`<form class="card" id="unassigned-form"><h3>${t("unassigned_customers")}</h3>
+      <div class="row"><select name="account">${apps.map((a) => html`<option value="${a.id}">${a.name}</option>`)}</select><button type="button" id="list-unassigned">${t("list_unassigned")}</button></div>
+      <div id="unassigned-list"></div></form>` : ""}`);
+  main.appendChild(section);
+  const form = $("#unassigned-form", section);
+  if (!form) return;
+  $("#list-unassigned", section).onclick = async () => {
+    const found = await attempt(() => api("GET", `/customer-transfers/unassigned?account_id=${form.account.value}`));
+    if (!found) return;
+    const heirs = users.filter((u) => u.is_active && u.role === "rep");
+    $("#unassigned-list", section).innerHTML = markup(found.length ? html`<div class="table-wrap"><table id="unassigned-table"><tr><th></th><th>${t("customer")}</th><th>${t("from_rep")}</th></tr>
+      ${found.map((c) => html`<tr><td><input type="checkbox" name="customer" value="${c.external_userid}" checked style="width:auto"></td><td>${c.contact_name || c.external_userid}</td><td>${c.handover_userid}</td></tr>`)}</table></div>
+      <div class="row"><label>${t("to_rep")}<select name="heir">${heirs.map((u) => html`<option value="${u.id}">${u.display_name || u.username}</option>`)}</select></label>
+      <button type="submit" class="primary" id="hand-unassigned">${t("hand_over_customers")}</button></div>` : html`<p class="muted">${t("nothing")}</p>`);
+  };
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const chosen = [...form.querySelectorAll("[name=customer]:checked")].map((box) => box.value);
+    if (!chosen.length || !form.heir) return;
+    const rows = await attempt(() => api("POST", "/customer-transfers/unassigned", {channel_account_id: Number(form.account.value), to_user_id: Number(form.heir.value), external_userids: chosen}));
+    if (rows) { toast(t("wecom_transfers_asked", {n: rows.length})); reload(); }
   };
 }
 
