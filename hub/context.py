@@ -39,6 +39,7 @@ from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
 from hub import live_settings
 from hub.contact_ways import ContactWays
+from hub.corp_tags import CorpTags
 from hub.metrics import PrometheusObserver
 from hub.settings import Settings
 from hub.shared_limits import RedisPacer, RedisTokens
@@ -157,6 +158,7 @@ class Hub:
         self.confirmations = ConfirmationWatcher(self.sessions, self.channels, self.cipher)
         self.contact_ways = ContactWays(self.sessions, self.channels, self.cipher)
         self.succession = Succession(self.sessions, self.channels, self.cipher)
+        self.corp_tags = CorpTags(self.sessions, self.channels, self.cipher)
         self.nurture = NurturePlanner(self.sessions, default_timezone=settings.default_timezone,
                                       on_enqueued=self.dispatcher.wake)
         self.digest = RepDigest(self.sessions, timezone=settings.default_timezone, on_enqueued=self.dispatcher.wake)

@@ -92,6 +92,9 @@ class SimApp:
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 「联系我」 way
     resigned: dict[str, int] = field(default_factory=dict)           # members who left -> when (epoch s)
     transfers: list[dict[str, Any]] = field(default_factory=list)    # 在职 / 离职继承 asked of WeCom
+    # Corp customer tags: group_id -> {"group_name", "tags": {tag_id: name}}; a customer's tags per rep
+    # are customers[external]["tags"][userid] = [tag_id, ...].
+    tag_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     archive: Archive | None = None  # 会话存档, when the corp has it
     archive_sdk: Path | None = None  # the stand-in SDK the hub loads to read it
 
@@ -189,6 +192,7 @@ class WeComSimulator:
             app.archive_refused, app.kf = set(saved["archive_refused"]), kf_sim.restored(saved["kf"])
             app.contact_ways = saved.get("contact_ways", {})
             app.resigned, app.transfers = saved.get("resigned", {}), saved.get("transfers", [])
+            app.tag_groups = saved.get("tag_groups", {})
         return app
 
     # ---- kept across restarts ------------------------------------------------
@@ -201,7 +205,7 @@ class WeComSimulator:
                                 "sent": app.sent[-KEPT_SENDS:], "tasks": app.tasks, "archived": app.archived,
                                 "archive_refused": sorted(app.archive_refused), "kf": kf_sim.kept(app.kf),
                                 "contact_ways": app.contact_ways, "resigned": app.resigned,
-                                "transfers": app.transfers}
+                                "transfers": app.transfers, "tag_groups": app.tag_groups}
                 for agent_id, app in self.apps.items()}
 
     def add_member(self, app: SimApp, userid: str, name: str | None = None) -> None:
@@ -483,6 +487,11 @@ class WeComSimulator:
                            "externalcontact/transfer_result": self._transfer_result(resigned=False),
                            "externalcontact/resigned/transfer_result": self._transfer_result(resigned=True),
                            "externalcontact/get_unassigned_list": self._unassigned,
+                           "externalcontact/get_corp_tag_list": self._corp_tag_list,
+                           "externalcontact/add_corp_tag": self._add_corp_tag,
+                           "externalcontact/edit_corp_tag": self._edit_corp_tag,
+                           "externalcontact/del_corp_tag": self._del_corp_tag,
+                           "externalcontact/mark_tag": self._mark_tag,
                            "msgaudit/check_single_agree": self._check_single_agree}.get(path)
             if handler is None and path in kf_sim.HANDLERS:
                 try:
@@ -606,6 +615,85 @@ class WeComSimulator:
 
     def _del_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         del app.contact_ways[self._way(app, body)["config_id"]]
+        return {}
+
+    # ---- corp customer tags --------------------------------------------------------
+
+    def admin_changes_tag(self, app: SimApp, tag_id: str, name: str | None) -> dict[str, Any]:
+        """An admin renames (or, with None, deletes) a corp tag in WeCom's console: change_external_tag."""
+        group = next(g for g in app.tag_groups.values() if tag_id in g["tags"])
+        if name is None:
+            del group["tags"][tag_id]
+            for customer in app.customers.values():
+                for ids in customer.get("tags", {}).values():
+                    if tag_id in ids:
+                        ids.remove(tag_id)
+        else:
+            group["tags"][tag_id] = name
+        return self._push(app, {"ToUserName": app.corp_id, "FromUserName": "sys", "CreateTime": int(time.time()),
+                                "MsgType": "event", "Event": "change_external_tag", "Id": tag_id, "TagType": "tag",
+                                "ChangeType": "delete" if name is None else "update"})
+
+    def customer_tags(self, app: SimApp, external: str, userid: str) -> list[str]:
+        """The names of the corp tags `userid` sees on the customer."""
+        names = {tag_id: name for g in app.tag_groups.values() for tag_id, name in g["tags"].items()}
+        return sorted(names[t] for t in app.customers.get(external, {}).get("tags", {}).get(userid, []))
+
+    def _corp_tag_list(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        return {"tag_group": [{"group_id": gid, "group_name": g["group_name"], "create_time": 0, "order": 0,
+                               "tag": [{"id": tid, "name": name, "create_time": 0, "order": 0}
+                                       for tid, name in g["tags"].items()]} for gid, g in app.tag_groups.items()]}
+
+    def _add_corp_tag(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        names = [str(t.get("name") or "") for t in body.get("tag") or []]
+        if not names or any(not n or len(n) > 30 for n in names):
+            raise WeComApiError(40058, "tag: 1 or more, names of 1 to 30 characters")
+        gid = str(body.get("group_id") or "")
+        if not gid:
+            group_name = str(body.get("group_name") or "")
+            gid = next((k for k, g in app.tag_groups.items() if g["group_name"] == group_name), "")
+            if not gid:
+                gid = "et" + secrets.token_hex(10)
+                app.tag_groups[gid] = {"group_name": group_name, "tags": {}}
+        group = app.tag_groups.get(gid)
+        if group is None:
+            raise WeComApiError(40068, "invalid tagid")
+        made = []
+        for name in names:
+            tag_id = next((t for t, n in group["tags"].items() if n == name), None) or "et" + secrets.token_hex(10)
+            group["tags"][tag_id] = name
+            made.append({"id": tag_id, "name": name, "create_time": int(time.time()), "order": 0})
+        return {"tag_group": {"group_id": gid, "group_name": group["group_name"], "create_time": 0, "tag": made}}
+
+    def _edit_corp_tag(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        tag_id = str(body.get("id") or "")
+        group = next((g for g in app.tag_groups.values() if tag_id in g["tags"]), None)
+        if group is None:
+            raise WeComApiError(40068, "invalid tagid")
+        group["tags"][tag_id] = str(body.get("name") or group["tags"][tag_id])
+        return {}
+
+    def _del_corp_tag(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        for tag_id in body.get("tag_id") or []:
+            for group in app.tag_groups.values():
+                group["tags"].pop(tag_id, None)
+        return {}
+
+    def _mark_tag(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        userid, external = str(body.get("userid") or ""), str(body.get("external_userid") or "")
+        if userid not in app.members:
+            raise WeComApiError(60111, f"userid not found: {userid}")
+        customer = app.customers.get(external)
+        if customer is None or userid not in customer.get("follow", {}):
+            raise WeComApiError(84061, "not external contact")
+        known = {t for g in app.tag_groups.values() for t in g["tags"]}
+        add, remove = list(body.get("add_tag") or []), list(body.get("remove_tag") or [])
+        if not add and not remove:
+            raise WeComApiError(40058, "add_tag or remove_tag is required")
+        if any(t not in known for t in add + remove):
+            raise WeComApiError(40068, "invalid tagid")
+        ids = customer.setdefault("tags", {}).setdefault(userid, [])
+        ids[:] = [t for t in ids if t not in remove] + [t for t in add if t not in ids]
         return {}
 
     # ---- 在职 / 离职继承 ---------------------------------------------------------

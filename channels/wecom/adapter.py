@@ -97,6 +97,7 @@ CONTACT_WAY_REFUSED = {60111: "a rep's WeCom userid is not a member of the compa
                        40058: "WeCom found a parameter invalid (an unknown code, or a state over 30 characters)"}
 INVALID_CONFIG_ID = 40058
 MAX_TRANSFER = 100  # customers in one transfer_customer call
+TAGS_CHANGED = "corp_tags_changed"  # cursor: when WeCom last said the corp's tag list changed
 NO_SUCH_CONTACT = frozenset({40096, 84061})  # invalid external userid, not an external contact of the app's reps
 # get_groupmsg_send_result's statuses of a task that will not reach the customer.
 TASK_NOT_SENT = {2: "the customer is no longer a contact of the rep, so the task was not sent",
@@ -174,6 +175,8 @@ class WeComAdapter:
                                      self.ciphers.get(account.credentials), request)
         if echo is not None:
             return WebhookOutcome(events=[], response=echo)
+        if fields.get("Event") == "change_external_tag":  # the corp's tag list changed: read it again soon
+            return WebhookOutcome(events=[], response="", cursor=(TAGS_CHANGED, str(time.time())))
         return WebhookOutcome(events=parse_callback(fields), response="")
 
     # ---- outbound ------------------------------------------------------
@@ -284,6 +287,28 @@ class WeComAdapter:
         except ApiError as exc:
             if exc.errcode != INVALID_CONFIG_ID:  # gone already: what deleting wanted
                 raise ValueError(f"WeCom refused to delete the contact way ({exc.errcode}): {exc.errmsg}") from None
+
+    async def corp_tags(self, account: AccountRef) -> list[dict[str, str]]:
+        """The company's customer tags (get_corp_tag_list): group id and name, tag id and name."""
+        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_corp_tag_list", {})
+        return [{"group_id": str(group.get("group_id")), "group_name": str(group.get("group_name") or ""),
+                 "tag_id": str(tag.get("id")), "name": str(tag.get("name") or "")}
+                for group in body.get("tag_group") or [] if not group.get("deleted")
+                for tag in group.get("tag") or [] if not tag.get("deleted")]
+
+    async def add_corp_tags(self, account: AccountRef, group_name: str, names: list[str]) -> list[dict[str, str]]:
+        """New tags in the group named `group_name` (made when missing): what WeCom created."""
+        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/add_corp_tag", {
+            "group_name": group_name, "tag": [{"name": name} for name in names]})
+        group = body.get("tag_group") or {}
+        return [{"group_id": str(group.get("group_id")), "group_name": str(group.get("group_name") or group_name),
+                 "tag_id": str(tag.get("id")), "name": str(tag.get("name") or "")} for tag in group.get("tag") or []]
+
+    async def mark_tag(self, account: AccountRef, *, userid: str, external_userid: str, add: list[str],
+                       remove: list[str]) -> None:
+        """Set a customer's corp tags as the rep `userid` sees them (mark_tag)."""
+        await self.client.call(app_key(account), "/cgi-bin/externalcontact/mark_tag", {
+            "userid": userid, "external_userid": external_userid, "add_tag": add, "remove_tag": remove})
 
     async def transfer_customers(self, account: AccountRef, *, handover: str, takeover: str, externals: list[str],
                                  resigned: bool) -> dict[str, int]:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
 from crm_core.campaigns.audience import enrol_contacts
-from crm_core.contacts.tags import tags_of
+from crm_core.contacts.tags import push_later, tags_of
 from crm_core.db import utcnow
 from crm_core.models import (
     Campaign,
@@ -168,6 +168,7 @@ async def arrived(account_id: int, state: str | None, contact_id: int, user_id: 
         await audit.record("contact.tags", entity_type="contact", entity_id=contact_id, actor=None,
                            actor_label="rule", db_session=db_session,
                            details={"added": added, "removed": [], "rule": f"contact way {way.id} ({way.name})"})
+        push_later(contact_id, [], db_session=db_session)
     if way.campaign_id is not None:
         campaign = await db_session.get(Campaign, way.campaign_id)
         if campaign is not None and campaign.status == CampaignStatus.ACTIVE:

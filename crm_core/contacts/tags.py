@@ -7,7 +7,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
-from crm_core.models import ContactTag, User
+from crm_core.models import ContactTag, TagPush, User
 
 
 async def tags_of(contact_id: int, *, db_session: AsyncSession) -> list[str]:
@@ -28,4 +28,11 @@ async def set_tags(contact_id: int, tags: list[str], *, actor: User | None, db_s
     if added or removed:
         await audit.record("contact.tags", entity_type="contact", entity_id=contact_id, actor=actor,
                            db_session=db_session, details={"added": added, "removed": removed})
+        push_later(contact_id, removed, db_session=db_session)
     return sorted(after)
+
+
+def push_later(contact_id: int, removed: list[str], *, db_session: AsyncSession) -> None:
+    """The contact's tags changed: their WeCom customers get the hub's tags and lose `removed`
+    (hub/corp_tags.py)."""
+    db_session.add(TagPush(contact_id=contact_id, removed=removed))

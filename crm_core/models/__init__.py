@@ -25,7 +25,7 @@ from crm_core.models.common import (
     Role,
 )
 from crm_core.models.consent import ConsentEvent, ConsentRequest
-from crm_core.models.contacts import BotSession, Contact, ContactKey, ContactTag, Identity
+from crm_core.models.contacts import BotSession, Contact, ContactKey, ContactTag, CorpTag, Identity, TagPush
 from crm_core.models.conversations import Conversation, CsatSurvey, Message, Note, OpinionAlert, ThreadAlias
 from crm_core.models.knowledge import FaqEntry
 from crm_core.models.leads import Lead, LeadEvent
@@ -35,7 +35,7 @@ from crm_core.models.people import ApiToken, CustomerTransfer, LoginAttempt, Tea
 __all__ = [
     "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign", "CampaignStatus", "CampaignStep",
     "ChannelAccount", "ChannelCursor", "ConsentEvent", "ConsentRequest", "Contact", "ContactKey", "ContactTag",
-    "ContactWay", "ContactWayEvent", "CustomerTransfer",
+    "ContactWay", "ContactWayEvent", "CorpTag", "CustomerTransfer", "TagPush",
     "Conversation", "ConversationStatus", "CsatSurvey", "Delivery", "Direction", "Enrolment", "EnrolmentStatus",
     "Event", "EventRegistration", "FaqEntry", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease",
     "LoginAttempt", "Message", "MessageKind", "MessagePurpose", "Note", "OpinionAlert", "OutboxMessage",

@@ -94,6 +94,33 @@ class ContactTag(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class CorpTag(Base):
+    """A WeCom corp tag (企业客户标签) of one app's company: the hub tag of the same name, kept in step
+    both ways (crm_core/contacts/corp_tags.py)."""
+
+    __tablename__ = "corp_tag"
+    __table_args__ = (UniqueConstraint("channel_account_id", "tag_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
+    tag_id: Mapped[str] = mapped_column(String(100))
+    group_id: Mapped[str] = mapped_column(String(100))
+    group_name: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class TagPush(Base):
+    """A contact whose tags changed in the hub: their WeCom customers get the hub's tags, and lose
+    those removed in the hub (tags a rep put on them in WeCom stay)."""
+
+    __tablename__ = "tag_push"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    removed: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class BotSession(Base):
     """What the customer bot remembers of a person between messages, on any channel: the
     lead form in progress (resumable days later), its language, and how often in a row

@@ -1,0 +1,100 @@
+"""WeCom corp tags kept in step with the hub's tags (crm_core/contacts/corp_tags.py decides what
+changes): each minute, every WeCom app whose tag list WeCom said changed (or not read for an
+hour) is read and applied; then contacts whose tags changed in the hub have their WeCom customers
+marked to match, hub tags WeCom lacks created first."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from channels.registry import ChannelRegistry
+from channels.tencent_client import ApiError, ApiUnavailable
+from channels.wecom.adapter import TAGS_CHANGED
+from crm_core import accounts
+from crm_core.contacts import corp_tags
+from crm_core.crypto import CredentialCipher
+from crm_core.models import ChannelAccount, CorpTag, TagPush
+
+log = logging.getLogger(__name__)
+TAGS_READ = "corp_tags_read"  # cursor: when the hub last read the app's tag list
+READ_EVERY = 3600.0
+
+
+class CorpTags:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: ChannelRegistry,
+                 cipher: CredentialCipher) -> None:
+        self.sessions, self.channels, self.cipher = sessions, channels, cipher
+
+    async def run_once(self) -> int:
+        """Read changed tag lists, then push changed contacts' tags; how many customers were marked."""
+        async with self.sessions() as session:
+            apps = (await session.scalars(select(ChannelAccount).where(
+                ChannelAccount.kind == "wecom", ChannelAccount.is_active.is_(True)))).all()
+        for account in apps:
+            try:
+                await self.read_if_due(account.id)
+            except (ApiError, ApiUnavailable) as exc:
+                log.warning("WeCom app %s: corp tags not read (%s); read again next minute", account.id, exc)
+        return await self.push()
+
+    async def read_if_due(self, account_id: int, *, force: bool = False) -> corp_tags.TagChanges | None:
+        async with self.sessions() as session, session.begin():
+            changed = float(await accounts.get_cursor(account_id, TAGS_CHANGED, db_session=session) or 0)
+            read = float(await accounts.get_cursor(account_id, TAGS_READ, db_session=session) or 0)
+            if not force and read and changed <= read and time.time() - read < READ_EVERY:
+                return None
+            adapter, ref = await self._adapter(account_id, session)
+            started = time.time()
+            tags = [corp_tags.Tag(**t) for t in await adapter.corp_tags(ref)]
+            changes = await corp_tags.apply_list(account_id, tags, db_session=session)
+            await accounts.set_cursor(account_id, TAGS_READ, str(started), db_session=session)
+        if changes.renamed or changes.deleted:
+            log.info("WeCom app %s: corp tags renamed %s, deleted %s", account_id, changes.renamed, changes.deleted)
+        return changes
+
+    async def push(self, limit: int = 200) -> int:
+        marked = 0
+        async with self.sessions() as session:
+            pending = (await session.execute(select(TagPush.id, TagPush.contact_id, TagPush.removed)
+                                             .order_by(TagPush.id).limit(limit))).all()
+        for contact_id in dict.fromkeys(c for _, c, _ in pending):
+            removed = {name for _, c, names in pending if c == contact_id for name in names or []}
+            async with self.sessions() as session, session.begin():
+                for marking in await corp_tags.markings(contact_id, removed, db_session=session):
+                    if not (marking.add or marking.remove or marking.missing):
+                        continue
+                    adapter, ref = await self._adapter(marking.account_id, session)
+                    try:
+                        add = marking.add + await self._create(adapter, ref, marking, session)
+                        await adapter.mark_tag(ref, userid=marking.userid, external_userid=marking.external_userid,
+                                               add=add, remove=marking.remove)
+                        marked += 1
+                    except ApiUnavailable as exc:
+                        log.warning("tags of contact %s not pushed to WeCom (%s); tried again next minute",
+                                    contact_id, exc)
+                        return marked  # the rows stay: pushed on the next run
+                    except ApiError as exc:
+                        log.warning("WeCom refused the tags of contact %s for %s (%s %s)", contact_id,
+                                    marking.external_userid, exc.errcode, exc.errmsg)
+                await session.execute(delete(TagPush).where(TagPush.contact_id == contact_id,
+                                                            TagPush.id <= max(i for i, c, _ in pending
+                                                                              if c == contact_id)))
+        return marked
+
+    async def _create(self, adapter, ref, marking: corp_tags.Marking, session: AsyncSession) -> list[str]:
+        """Corp tags for hub tags WeCom lacks, in the hub's group; their ids."""
+        if not marking.missing:
+            return []
+        made = await adapter.add_corp_tags(ref, corp_tags.HUB_GROUP, marking.missing)
+        for tag in made:
+            session.add(CorpTag(channel_account_id=marking.account_id, **tag))
+        await session.flush()
+        return [tag["tag_id"] for tag in made]
+
+    async def _adapter(self, account_id: int, session: AsyncSession):
+        account = await session.get(ChannelAccount, account_id)
+        return self.channels.get(account.kind), accounts.to_ref(account, self.cipher)

@@ -1,0 +1,76 @@
+"""Tags both ways through the WeCom simulator: a contact's tags set in the hub reach their WeCom
+customer as corp tags (created in the "SCRM Hub" group when WeCom lacks them; a tag a rep put on
+them in WeCom stays); a corp tag renamed or deleted in WeCom's console changes the hub's tags
+(change_external_tag on the app's callback, then the list read again), audited."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from crm_core.models import AuditLog, Conversation, Identity
+from tests.fakes.stack import eventually, workspace_stack
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+async def test_tags_go_to_wecom_and_come_back_renamed_or_deleted(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim = ws.tg, ws.wecom_app, ws.wecom
+        hub = tg.hub
+        # The company already has corp tags; a rep put one of them on the customer in WeCom.
+        made = sim._add_corp_tag(app, {"group_name": "客户等级", "tag": [{"name": "重点客户"}, {"name": "意向高"}]})
+        _, keen_id = (t["id"] for t in made["tag_group"]["tag"])
+        sim.customer_adds(app, "wmTagged0001", "li", name="钱女士")
+
+        async def contact():
+            async with hub.sessions() as session:
+                return await session.scalar(select(Identity.contact_id).where(Identity.external_id == "wmTagged0001"))
+        contact_id = await eventually(contact, timeout=15)
+
+        async def owned():
+            async with hub.sessions() as session:
+                return await session.scalar(select(Conversation.assignee_user_id).where(
+                    Conversation.contact_id == contact_id)) == ws.reps["li"]
+        await eventually(owned, timeout=15)
+        sim._mark_tag(app, {"userid": "li", "external_userid": "wmTagged0001", "add_tag": [keen_id]})
+        assert await hub.corp_tags.read_if_due(ws.wecom_account_id, force=True) is not None
+
+        # In the hub: two tags, one WeCom has ("重点客户"), one it lacks ("展会2026").
+        resp = await tg.client.put(f"{tg.hub_base}/api/v1/contacts/{contact_id}/tags", headers=tg.api(),
+                                   json={"tags": ["重点客户", "展会2026"]})
+        assert resp.status_code == 200, resp.text
+        assert await hub.corp_tags.run_once() == 1
+        assert sim.customer_tags(app, "wmTagged0001", "li") == ["展会2026", "意向高", "重点客户"]
+        [hub_group] = [g for g in app.tag_groups.values() if g["group_name"] == "SCRM Hub"]
+        assert list(hub_group["tags"].values()) == ["展会2026"]
+        assert await hub.corp_tags.run_once() == 0  # pushed once
+
+        # Removed in the hub: removed in WeCom too; the rep's own "意向高" stays.
+        await tg.client.put(f"{tg.hub_base}/api/v1/contacts/{contact_id}/tags", headers=tg.api(),
+                            json={"tags": ["展会2026"]})
+        assert await hub.corp_tags.run_once() == 1
+        assert sim.customer_tags(app, "wmTagged0001", "li") == ["展会2026", "意向高"]
+
+        # Renamed in WeCom's console: the callback says so, the list is read again, the hub follows.
+        [expo_id] = list(hub_group["tags"])
+        sim.admin_changes_tag(app, expo_id, "展会2026-上海")
+
+        async def renamed():
+            await hub.corp_tags.run_once()
+            resp = await tg.client.get(f"{tg.hub_base}/api/v1/contacts/{contact_id}", headers=tg.api())
+            return resp.json()["tags"] == ["展会2026-上海"]
+        await eventually(renamed, timeout=15, interval=0.3)
+        # Deleted in WeCom: gone from the customer in the hub, with the reason audited.
+        sim.admin_changes_tag(app, expo_id, None)
+
+        async def dropped():
+            await hub.corp_tags.run_once()
+            resp = await tg.client.get(f"{tg.hub_base}/api/v1/contacts/{contact_id}", headers=tg.api())
+            return resp.json()["tags"] == []
+        await eventually(dropped, timeout=15, interval=0.3)
+        async with hub.sessions() as session:
+            rules = [row.details.get("rule") for row in (await session.scalars(select(AuditLog).where(
+                AuditLog.action == "contact.tags", AuditLog.entity_id == str(contact_id)))).all()]
+        assert f"corp tag renamed in WeCom (app {ws.wecom_account_id})" in rules
+        assert f"corp tag deleted in WeCom (app {ws.wecom_account_id})" in rules
