@@ -23,6 +23,7 @@ from bots.rep.digest import RepDigest
 from bots.rep.opinion import OpinionWatcher
 from bots.rep.review import RepMessageReview
 from bots.rep.sla import LeadSlaWatcher, SlaWatcher
+from bots.tag_rules import KeywordTags
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
 from crm_core import accounts, hub_settings, observe
@@ -70,7 +71,8 @@ def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
 
 
 def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageReview | None = None,
-                     lead_rules: LeadRules | None = None, timezone: str = "Asia/Shanghai") -> list[MessageHandler]:
+                     lead_rules: LeadRules | None = None, timezone: str = "Asia/Shanghai",
+                     tag_keywords: dict[str, list[str]] | None = None) -> list[MessageHandler]:
     # A platform's events about a chat first (微信客服 sessions, recalls): nobody else answers them.
     # The rep bot next: it takes staff messages, which no customer bot may answer.
     # Lead capture before the alerts: a routed lead's owner gets one card, not two; answers to
@@ -78,6 +80,7 @@ def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageR
     return [PlatformSessions(),
             RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck()), lead_rules=lead_rules),
             LeadCapture(lead_rules), FormAnswers(), RepAlerts(negative_confidence=negative_alert_confidence),
+            KeywordTags(tag_keywords),
             # What is said to the customer, in their script (Traditional characters for those who read them).
             InTheirScript([OptOutBot(), OptInBot(),
                            CustomerBot(settings=CustomerBotSettings(timezone=timezone), lead_rules=lead_rules)])]
@@ -136,7 +139,7 @@ class Hub:
             self.sessions,
             handlers if handlers is not None else default_handlers(settings.negative_alert_confidence,
                                                                    self.rep_review, settings.lead_rules,
-                                                                   settings.default_timezone),
+                                                                   settings.default_timezone, settings.tag_keywords),
             lease_seconds=settings.dispatch_lease_seconds,
             on_enqueued=self.dispatcher.wake,
             profiles=self,
@@ -180,6 +183,8 @@ class Hub:
                 handler.rules = rules
             elif isinstance(handler, RepAlerts):
                 handler.negative_confidence = settings.negative_alert_confidence
+            elif isinstance(handler, KeywordTags):
+                handler.keywords = settings.tag_keywords or {}
         self.sla.first_response = dt.timedelta(minutes=settings.sla_first_response_minutes)
         self.sla.escalate_after = dt.timedelta(minutes=settings.sla_escalate_minutes)
         self.lead_sla.rules = rules

@@ -98,13 +98,19 @@ class Settings(BaseSettings):
     lead_hot_score: int = Field(default=50, ge=1)
     lead_first_response_minutes: float = Field(default=60.0, gt=0, le=30 * 24 * 60)
     lead_escalate_minutes: float = Field(default=240.0, gt=0, le=60 * 24 * 60)
+    # Automatic tags, as JSON {"tag": ["word", ...]}: a customer whose message names one of the
+    # words gets the tag; {"tag": ["stage", ...]}: a lead moved to one of the stages tags its contact.
+    tag_keywords: dict[str, list[str]] | None = None
+    stage_tags: dict[str, list[str]] | None = None
 
     @property
     def lead_rules(self) -> LeadRules:
         return LeadRules(stages=tuple(s.strip().lower() for s in self.lead_stages.split(",") if s.strip()),
                          routing=self.lead_routing, hot_score=self.lead_hot_score,
                          first_response=dt.timedelta(minutes=self.lead_first_response_minutes),
-                         escalate_after=dt.timedelta(minutes=self.lead_escalate_minutes))
+                         escalate_after=dt.timedelta(minutes=self.lead_escalate_minutes),
+                         stage_tags=tuple((stage.strip().lower(), tag)
+                                          for tag, stages in (self.stage_tags or {}).items() for stage in stages))
 
     @model_validator(mode="after")
     def _lead_rules(self) -> Settings:
@@ -115,6 +121,16 @@ class Settings(BaseSettings):
         if self.lead_escalate_minutes < self.lead_first_response_minutes:
             raise ValueError("SCRM_LEAD_ESCALATE_MINUTES must not be shorter than SCRM_LEAD_FIRST_RESPONSE_MINUTES")
         return self
+
+    @field_validator("tag_keywords", "stage_tags")
+    @classmethod
+    def _tag_rules(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        for tag, words in (value or {}).items():
+            if not tag.strip() or len(tag) > 64:
+                raise ValueError(f"tag {tag!r}: 1 to 64 characters")
+            if not words or any(not str(w).strip() for w in words):
+                raise ValueError(f"tag {tag!r}: list one or more words or stages")
+        return value
 
     @field_validator("rep_digest_time")
     @classmethod

@@ -23,15 +23,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import audit
 from crm_core.campaigns.audience import enrol_contacts
-from crm_core.contacts.tags import push_later, tags_of
+from crm_core.contacts.tags import add_by_rule
 from crm_core.db import utcnow
 from crm_core.models import (
     Campaign,
     CampaignStatus,
     ChannelAccount,
-    ContactTag,
     ContactWay,
     ContactWayEvent,
     Role,
@@ -161,14 +159,7 @@ async def arrived(account_id: int, state: str | None, contact_id: int, user_id: 
     if way is None:
         return None
     db_session.add(ContactWayEvent(contact_way_id=way.id, kind="added", contact_id=contact_id, user_id=user_id))
-    have = set(await tags_of(contact_id, db_session=db_session))
-    added = [tag for tag in dict.fromkeys(way.tags or []) if tag not in have]
-    if added:
-        db_session.add_all(ContactTag(contact_id=contact_id, tag=tag) for tag in added)
-        await audit.record("contact.tags", entity_type="contact", entity_id=contact_id, actor=None,
-                           actor_label="rule", db_session=db_session,
-                           details={"added": added, "removed": [], "rule": f"contact way {way.id} ({way.name})"})
-        push_later(contact_id, [], db_session=db_session)
+    await add_by_rule(contact_id, list(way.tags or []), f"contact way {way.id} ({way.name})", db_session=db_session)
     if way.campaign_id is not None:
         campaign = await db_session.get(Campaign, way.campaign_id)
         if campaign is not None and campaign.status == CampaignStatus.ACTIVE:

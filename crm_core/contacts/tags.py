@@ -32,6 +32,21 @@ async def set_tags(contact_id: int, tags: list[str], *, actor: User | None, db_s
     return sorted(after)
 
 
+async def add_by_rule(contact_id: int, tags: list[str], rule: str, *, db_session: AsyncSession) -> list[str]:
+    """Tags a rule puts on the contact (a keyword, a lead stage, a contact way): those the contact
+    lacks are added, audited with the rule; the ones added."""
+    have = set(await tags_of(contact_id, db_session=db_session))
+    added = [tag for tag in dict.fromkeys(t.strip() for t in tags) if tag and tag not in have]
+    if added:
+        db_session.add_all(ContactTag(contact_id=contact_id, tag=tag) for tag in added)
+        await db_session.flush()
+        await audit.record("contact.tags", entity_type="contact", entity_id=contact_id, actor=None,
+                           actor_label="rule", db_session=db_session,
+                           details={"added": added, "removed": [], "rule": rule})
+        push_later(contact_id, [], db_session=db_session)
+    return added
+
+
 def push_later(contact_id: int, removed: list[str], *, db_session: AsyncSession) -> None:
     """The contact's tags changed: their WeCom customers get the hub's tags and lose `removed`
     (hub/corp_tags.py)."""

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import catalogues, visibility
+from crm_core.contacts.tags import add_by_rule
 from crm_core.db import utcnow
 from crm_core.leads import teams
 from crm_core.models import Contact, Conversation, Lead, LeadEvent, Role, User
@@ -65,6 +66,8 @@ class LeadRules:
     # A-E: order total at least these (A first), or at least these many orders.
     segment_totals: tuple[float, ...] = (100_000, 30_000, 10_000, 1)
     segment_counts: tuple[int, ...] = (10, 5, 3, 1)
+    # (stage, tag): a lead moved to the stage tags its contact (audited with the rule).
+    stage_tags: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if len(set(self.stages)) != len(self.stages) or not set(CLOSED_STAGES) <= set(self.stages):
@@ -76,6 +79,9 @@ class LeadRules:
             raise ValueError(f"lead stage {too_long[0]!r}: at most 32 characters")
         if self.routing not in ("claim", "round_robin", "load"):
             raise ValueError(f"lead routing {self.routing!r}: claim, round_robin or load")
+        unknown = sorted({stage for stage, _ in self.stage_tags} - set(self.stages))
+        if unknown:
+            raise ValueError(f"stage tags name stages the pipeline lacks: {', '.join(unknown)}")
 
     def rule(self, event: str) -> ScoringRule | None:
         return next((r for r in self.scoring if r.event == event), None)
@@ -244,6 +250,9 @@ async def set_stage(lead: Lead, stage: str, *, rules: LeadRules, actor: User | N
     contact = await db_session.get(Contact, lead.contact_id)
     if contact is not None:
         contact.stage = stage
+        tags = [tag for at, tag in rules.stage_tags if at == stage and stage != previous]
+        if tags:
+            await add_by_rule(contact.id, tags, f"lead stage {stage}", db_session=db_session)
     await record(lead, "stage", db_session=db_session, actor=actor, previous=previous, stage=stage)
     return previous
 

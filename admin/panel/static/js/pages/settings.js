@@ -6,6 +6,7 @@ const SETTING_KINDS = {
   lead_first_response_minutes: "number", lead_escalate_minutes: "number", marketing_cap_count: "number",
   marketing_cap_days: "number", negative_alert_confidence: "number", marketing_quiet_hours: "text",
   lead_routing: ["claim", "round_robin", "load"], opinion_products: "groups", compliance_terms: "groups",
+  tag_keywords: "groups", stage_tags: "groups",
 };
 const WIDE_SETTINGS = ["lead_stages"];
 export async function settingsPage(main) {
@@ -23,7 +24,7 @@ export async function settingsPage(main) {
   };
   main.innerHTML = markup(html`<h1>${t("settings")}</h1><form id="settings-form">
     ${Object.entries(data.sections).map(([section, names]) => html`<section class="card"><h2>${t("section_" + section)}</h2>
-      <div class="${section === "monitoring" ? "" : "step-grid"}">${names.map(field)}</div></section>`)}
+      <div class="${["monitoring", "tagging"].includes(section) ? "" : "step-grid"}">${names.map(field)}</div></section>`)}
     ${admin ? html`<button type="submit" class="primary" id="save-settings">${t("save")}</button>` : html`<p class="muted">${t("settings_read_only")}</p>`}</form>`);
   const form = $("#settings-form");
   const read = (name) => {
