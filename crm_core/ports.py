@@ -87,6 +87,9 @@ class RecipientActivity:
     last_event_at: dt.datetime | None     # their last follow, scan or menu click
     sent_since_message: int               # our delivered sends since last_message_at
     sent_since_event: int                 # ... since last_event_at
+    # Sends a person had to confirm on the platform (WeCom 群发 tasks) that reached or may still
+    # reach the customer this calendar month, China time: WeCom allows the company 4 a month.
+    confirmed_this_month: int = 0
 
 
 @dataclass(frozen=True)

@@ -795,10 +795,16 @@ class WeComSimulator:
         if task["confirmed"]:
             return
         task["confirmed"] = True
+        month = time.strftime("%Y-%m", time.gmtime(time.time() + 8 * 3600))  # China's calendar month
         for target in task["targets"]:
             if task["sender"] not in app.customers.get(target, {}).get("follow", set()):
                 task["status"][target] = 2  # no longer the rep's contact: not sent
                 continue
+            received = app.customers[target].setdefault("mass_received", {})
+            if received.get(month, 0) >= 4:  # the company's 4 群发 a month to one customer are used
+                task["status"][target] = 3
+                continue
+            received[month] = received.get(month, 0) + 1
             task["status"][target] = 1
             app.sent.append({"to": target, "msgtype": "text", "text": task["text"], "from": task["sender"],
                              "at": time.time()})

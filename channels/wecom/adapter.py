@@ -97,11 +97,12 @@ CONTACT_WAY_REFUSED = {60111: "a rep's WeCom userid is not a member of the compa
                        40058: "WeCom found a parameter invalid (an unknown code, or a state over 30 characters)"}
 INVALID_CONFIG_ID = 40058
 MAX_TRANSFER = 100  # customers in one transfer_customer call
+MASS_PER_MONTH = 4  # 企业群发 (add_msg_template) a customer may receive in a calendar month
 TAGS_CHANGED = "corp_tags_changed"  # cursor: when WeCom last said the corp's tag list changed
 NO_SUCH_CONTACT = frozenset({40096, 84061})  # invalid external userid, not an external contact of the app's reps
 # get_groupmsg_send_result's statuses of a task that will not reach the customer.
 TASK_NOT_SENT = {2: "the customer is no longer a contact of the rep, so the task was not sent",
-                 3: "the customer already received a mass message today, so the task was not sent"}
+                 3: "the customer already received the mass messages WeCom allows, so the task was not sent"}
 
 
 class WeComCredentials(BaseModel):
@@ -136,8 +137,9 @@ def is_external(userid: str) -> bool:
 
 class WeComAdapter:
     kind: ClassVar[str] = "wecom"
+    # reply_window: sends carry the recipient's activity, for WeCom's 4 company mass messages a month.
     capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, images=False, markdown=True,
-                                                        max_text_length=2048)
+                                                        max_text_length=2048, reply_window=True)
     credentials_model: ClassVar[type[BaseModel]] = WeComCredentials
     settings_model: ClassVar[type[BaseModel]] = WeComSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "token", "encoding_aes_key", "archive_secret",
@@ -212,6 +214,11 @@ class WeComAdapter:
                     raise PermanentFailure(
                         f"no rep to send as: WeCom sends to external contact {message.recipient} only as one of "
                         "the company's members; assign the conversation or set a default sender for the account")
+                activity = message.recipient_activity
+                if activity is not None and activity.confirmed_this_month >= MASS_PER_MONTH:
+                    raise PermanentFailure(
+                        f"not sent: WeCom lets the company send a customer {MASS_PER_MONTH} mass messages (群发) a "
+                        f"calendar month and this month's are used; answer them in WeCom's chat instead", code="cap")
                 body = await self.client.call(app, "/cgi-bin/externalcontact/add_msg_template", {
                     "chat_type": "single", "external_userid": [message.recipient], "sender": sender,
                     "text": {"content": _as_text(message)}})

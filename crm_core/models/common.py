@@ -72,6 +72,7 @@ class Delivery(enum.StrEnum):
     HANDED_OVER = "handed_over"  # another server delivers it later, or not (email: the SMTP server took it)
     # A person must confirm it on the platform before it goes (WeCom's 群发 task to an external contact).
     AWAITING_CONFIRMATION = "awaiting_confirmation"
+    CONFIRMED = "confirmed"      # ... confirmed there, and in the customer's chat now
 
 
 class MessagePurpose(enum.StrEnum):

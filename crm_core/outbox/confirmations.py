@@ -59,7 +59,7 @@ class ConfirmationWatcher:
             if answer is None or answer.delivered is None:
                 report.waiting += 1
                 continue
-            values = ({"accepted_as": Delivery.IN_CHAT} if answer.delivered
+            values = ({"accepted_as": Delivery.CONFIRMED} if answer.delivered
                       else {"status": OutboxStatus.FAILED, "last_error": answer.reason})
             async with self.sessions() as session, session.begin():
                 await session.execute(

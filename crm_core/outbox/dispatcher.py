@@ -43,6 +43,7 @@ from crm_core.group_commit import GroupCommit
 from crm_core.models import (
     ChannelAccount,
     Conversation,
+    Delivery,
     Direction,
     Identity,
     Message,
@@ -127,8 +128,15 @@ async def recipient_activity(identity_id: int, *, db_session: AsyncSession) -> R
             OutboxMessage.identity_id == identity_id, OutboxMessage.status == OutboxStatus.SENT,
             OutboxMessage.sent_at >= moment)) or 0
 
+    china = dt.timezone(dt.timedelta(hours=8))
+    month_start = utcnow().astimezone(china).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    tasks = await db_session.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.identity_id == identity_id, OutboxMessage.status == OutboxStatus.SENT,
+        OutboxMessage.accepted_as.in_((Delivery.AWAITING_CONFIRMATION, Delivery.CONFIRMED)),
+        OutboxMessage.sent_at >= month_start)) or 0
     last_message, last_event = await last(_OWN_MESSAGE_KINDS), await last(_ACTION_KINDS)
-    return RecipientActivity(last_message, last_event, await sent_since(last_message), await sent_since(last_event))
+    return RecipientActivity(last_message, last_event, await sent_since(last_message), await sent_since(last_event),
+                             confirmed_this_month=tasks)
 
 
 async def reply_via(identity_id: int, thread: str, *, db_session: AsyncSession) -> dict | None:

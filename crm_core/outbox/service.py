@@ -206,7 +206,8 @@ _SETTLED = {
     OutboxStatus.CANCELLED: DeliveryState.CANCELLED, OutboxStatus.SENDING: DeliveryState.SENDING,
 }
 _ACCEPTED = {Delivery.IN_CHAT: DeliveryState.DELIVERED, Delivery.HANDED_OVER: DeliveryState.SENT,
-             Delivery.AWAITING_CONFIRMATION: DeliveryState.AWAITING_CONFIRMATION}
+             Delivery.AWAITING_CONFIRMATION: DeliveryState.AWAITING_CONFIRMATION,
+             Delivery.CONFIRMED: DeliveryState.DELIVERED}
 
 
 def delivery_state(status: OutboxStatus, accepted_as: Delivery | None) -> DeliveryState:

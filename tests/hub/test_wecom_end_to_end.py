@@ -250,3 +250,38 @@ async def test_a_reply_to_an_external_contact_waits_for_the_rep_then_shows_what_
 async def _settled(states):
     shown = await states()
     return shown if all(state not in ("queued", "sending") for state, _ in shown.values()) else None
+
+
+async def test_a_fifth_mass_message_in_a_month_is_refused_before_wecom_with_the_reason(database_url, tmp_path):
+    """WeCom lets the company send one customer 4 company mass messages (群发 tasks) a calendar month;
+    a rep's reply to an external contact is one. The fifth is not made into a task: the inbox says why."""
+    async with workspace_stack(database_url, tmp_path) as ws:
+        app, hub = ws.wecom_app, ws.tg.hub
+        await ws.wecom_post("customers/wmDora00001/add", {"rep": "li", "name": "Dora"})
+        await ws.rep_receives("li", "Dora")
+        async with hub.sessions() as session:
+            conversation = await session.scalar(select(Conversation.id).join(
+                Identity, Identity.id == Conversation.identity_id).where(Identity.external_id == "wmDora00001"))
+
+        async def reply(n: int) -> dict:
+            resp = await ws.tg.client.post(f"{ws.tg.hub_base}/api/v1/conversations/{conversation}/messages",
+                                           json={"text": f"Update {n}"},
+                                           headers={**ws.tg.api(), "Idempotency-Key": str(n)})
+            assert resp.status_code == 202
+
+            async def shown():
+                thread = (await ws.tg.client.get(f"{ws.tg.hub_base}/api/v1/inbox/{conversation}",
+                                                 headers=ws.tg.api())).json()["messages"]
+                [line] = [m for m in thread if m["text"] == f"Update {n}"]
+                return line if line["delivery"]["state"] in ("delivered", "failed", "awaiting_confirmation") else None
+            return await eventually(shown, timeout=15)
+        for n in range(1, 5):
+            await reply(n)
+        tasks = len(app.tasks)
+        fifth = await reply(5)
+        assert fifth["delivery"]["state"] == "failed"
+        assert "4 mass messages" in fifth["delivery"]["detail"]
+        assert "answer them in WeCom" in fifth["delivery"]["detail"]
+        assert len(app.tasks) == tasks  # never made into a task WeCom would drop
+        assert [m["text"] for m in app.transcript("wmDora00001") if m["text"].startswith("Update")] == [
+            "Update 1", "Update 2", "Update 3", "Update 4"]
