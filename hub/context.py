@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,7 +39,7 @@ from crm_core.models import Campaign, CampaignStatus, ChannelAccount
 from crm_core.outbox.confirmations import ConfirmationWatcher
 from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
-from hub import live_settings
+from hub import live_settings, task_reminders
 from hub.contact_ways import ContactWays
 from hub.corp_tags import CorpTags
 from hub.metrics import PrometheusObserver
@@ -206,6 +207,15 @@ class Hub:
         self.apply_settings(settings)
         self._settings_version = version
         return True
+
+    async def remind_unconfirmed(self) -> int:
+        """Remind reps whose WeCom 群发 tasks wait for their Send (hub/task_reminders.py)."""
+        reminded = await task_reminders.remind(
+            self.sessions, after=dt.timedelta(minutes=self.settings.wecom_confirm_remind_minutes),
+            zone=ZoneInfo(self.settings.default_timezone))
+        if reminded:
+            self.dispatcher.wake()
+        return reminded
 
     async def event_reminders(self) -> int:
         """Queue the event reminders now due (each once per registration and lead time)."""

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # Automatic tags, as JSON {"tag": ["word", ...]}: a customer whose message names one of the
     # words gets the tag; {"tag": ["stage", ...]}: a lead moved to one of the stages tags its contact.
     tag_keywords: dict[str, list[str]] | None = None
+    # A WeCom 群发 task (a reply to an external contact) still waiting for its rep's Send this long
+    # earns the rep a reminder in their chat app (one a day).
+    wecom_confirm_remind_minutes: float = Field(default=60.0, ge=5, le=7 * 24 * 60)
     stage_tags: dict[str, list[str]] | None = None
 
     @property

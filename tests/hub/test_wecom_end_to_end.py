@@ -4,13 +4,15 @@ sends welcome messages, cards and replies through the WeCom API."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from channels.tencent import build_xml, signature
+from crm_core.db import utcnow
 from crm_core.models import Contact, Conversation, Identity, Message, OutboxMessage, OutboxStatus
 from hub.serving import running
 from tests.fakes.stack import eventually, workspace_stack
@@ -285,3 +287,34 @@ async def test_a_fifth_mass_message_in_a_month_is_refused_before_wecom_with_the_
         assert len(app.tasks) == tasks  # never made into a task WeCom would drop
         assert [m["text"] for m in app.transcript("wmDora00001") if m["text"].startswith("Update")] == [
             "Update 1", "Update 2", "Update 3", "Update 4"]
+
+
+async def test_a_rep_whose_tasks_wait_for_their_send_is_reminded_once_a_day(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        app, hub = ws.wecom_app, ws.tg.hub
+        app.auto_confirm_tasks = False  # Li does not tap Send
+        await ws.wecom_post("customers/wmEve000001/add", {"rep": "li", "name": "Eve"})
+        await ws.rep_receives("li", "Eve")
+        async with hub.sessions() as session:
+            conversation = await session.scalar(select(Conversation.id).join(
+                Identity, Identity.id == Conversation.identity_id).where(Identity.external_id == "wmEve000001"))
+        for n in (1, 2):
+            resp = await ws.tg.client.post(f"{ws.tg.hub_base}/api/v1/conversations/{conversation}/messages",
+                                           json={"text": f"Offer {n}"},
+                                           headers={**ws.tg.api(), "Idempotency-Key": str(n)})
+            assert resp.status_code == 202
+
+        async def tasks():
+            return len(app.tasks) == 2
+        await eventually(tasks, timeout=15)
+        assert await hub.remind_unconfirmed() == 0  # not waiting long enough yet
+        resp = await ws.tg.client.put(f"{ws.tg.hub_base}/api/v1/settings", headers=ws.tg.api(),
+                                      json={"changes": {"wecom_confirm_remind_minutes": 5}})
+        assert resp.status_code == 200, resp.text
+        async with hub.sessions() as session, session.begin():  # the tasks were made ten minutes ago
+            await session.execute(update(OutboxMessage).where(OutboxMessage.accepted_as.is_not(None))
+                                  .values(sent_at=utcnow() - dt.timedelta(minutes=10)))
+        assert await hub.remind_unconfirmed() == 1
+        reminder = await ws.rep_receives("li", "群发助手")
+        assert "2 messages" in reminder["text"] or "2 条" in reminder["text"]
+        assert await hub.remind_unconfirmed() == 0  # once a day
