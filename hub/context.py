@@ -42,6 +42,7 @@ from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, Se
 from hub import live_settings, task_reminders
 from hub.contact_ways import ContactWays
 from hub.corp_tags import CorpTags
+from hub.mass_sends import MassSends
 from hub.metrics import PrometheusObserver
 from hub.settings import Settings
 from hub.shared_limits import RedisPacer, RedisTokens
@@ -163,6 +164,7 @@ class Hub:
         self.contact_ways = ContactWays(self.sessions, self.channels, self.cipher)
         self.succession = Succession(self.sessions, self.channels, self.cipher)
         self.corp_tags = CorpTags(self.sessions, self.channels, self.cipher)
+        self.mass_sends = MassSends(self.sessions, self.channels, self.cipher)
         self.nurture = NurturePlanner(self.sessions, default_timezone=settings.default_timezone,
                                       on_enqueued=self.dispatcher.wake)
         self.digest = RepDigest(self.sessions, timezone=settings.default_timezone, on_enqueued=self.dispatcher.wake)

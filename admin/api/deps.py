@@ -105,10 +105,17 @@ class CustomerMover(Protocol):
     async def unassigned(self, account_id: int) -> list[dict[str, Any]]: ...
 
 
+class MassSender(Protocol):
+    """Makes WeCom mass-send tasks and reads back what became of them (the hub supplies it)."""
+
+    async def run_once(self) -> int: ...
+
+
 class ApiContext(Protocol):
     sessions: async_sessionmaker[AsyncSession]
     contact_ways: ContactWayKeeper
     succession: CustomerMover
+    mass_sends: MassSender
     cipher: CredentialCipher
     catalog: ChannelCatalog
     opinion: OpinionSeries

@@ -478,6 +478,7 @@ class WeComSimulator:
                            "externalcontact/send_welcome_msg": self._send_welcome,
                            "externalcontact/add_msg_template": self._add_msg_template,
                            "externalcontact/get_groupmsg_send_result": self._groupmsg_send_result,
+                           "externalcontact/get_groupmsg_task": self._groupmsg_task,
                            "externalcontact/add_contact_way": self._add_contact_way,
                            "externalcontact/update_contact_way": self._update_contact_way,
                            "externalcontact/get_contact_way": self._get_contact_way,
@@ -776,6 +777,14 @@ class WeComSimulator:
         if app.auto_confirm_tasks:
             self.confirm_task(app, msgid)
         return {"msgid": msgid, "fail_list": failed}
+
+    def _groupmsg_task(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        """Who was to send a task and whether they did: status 0 not yet, 2 sent."""
+        task = next((t for t in app.tasks if t["msgid"] == body.get("msgid")), None)
+        if task is None:
+            raise WeComApiError(40058, "invalid msgid")
+        return {"next_cursor": "", "task_list": [{"userid": task["sender"], "status": 2 if task["confirmed"] else 0,
+                                                  **({"send_time": int(time.time())} if task["confirmed"] else {})}]}
 
     def _groupmsg_send_result(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         """What became of a task for one sender: 0 not sent yet, 1 sent, 2 not a contact any more."""

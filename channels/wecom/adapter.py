@@ -295,6 +295,36 @@ class WeComAdapter:
             if exc.errcode != INVALID_CONFIG_ID:  # gone already: what deleting wanted
                 raise ValueError(f"WeCom refused to delete the contact way ({exc.errcode}): {exc.errmsg}") from None
 
+    async def mass_task(self, account: AccountRef, *, sender: str, externals: list[str],
+                        text: str) -> tuple[str, list[str]]:
+        """A 群发 task for the rep `sender` to their customers (add_msg_template, chat_type single):
+        WeCom's msgid, and the customers it could not include (not the rep's contacts)."""
+        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/add_msg_template", {
+            "chat_type": "single", "external_userid": externals, "sender": sender, "text": {"content": text}})
+        return str(body.get("msgid") or ""), [str(x) for x in body.get("fail_list") or []]
+
+    async def mass_task_state(self, account: AccountRef, *, msgid: str, sender: str) -> tuple[bool, dict[str, int]]:
+        """Whether `sender` sent the task (get_groupmsg_task: 2 sent), and each customer's status
+        (get_groupmsg_send_result: 0 waiting, 1 sent, 2 not a contact, 3 over WeCom's limit)."""
+        app = app_key(account)
+        sent, cursor = False, ""
+        while True:
+            body = await self.client.call(app, "/cgi-bin/externalcontact/get_groupmsg_task",
+                                          {"msgid": msgid, "limit": 1000, "cursor": cursor})
+            sent = sent or any(t.get("userid") == sender and t.get("status") == 2 for t in body.get("task_list") or [])
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                break
+        statuses: dict[str, int] = {}
+        while True:
+            body = await self.client.call(app, "/cgi-bin/externalcontact/get_groupmsg_send_result",
+                                          {"msgid": msgid, "userid": sender, "limit": 1000, "cursor": cursor})
+            statuses.update({str(e.get("external_userid")): int(e.get("status") or 0)
+                             for e in body.get("send_list") or []})
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                return sent, statuses
+
     async def corp_tags(self, account: AccountRef) -> list[dict[str, str]]:
         """The company's customer tags (get_corp_tag_list): group id and name, tag id and name."""
         body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_corp_tag_list", {})

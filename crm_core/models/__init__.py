@@ -11,6 +11,8 @@ from crm_core.models.campaigns import (
     EnrolmentStatus,
     Event,
     EventRegistration,
+    MassSend,
+    MassSendTask,
 )
 from crm_core.models.channels import ChannelAccount, ChannelCursor
 from crm_core.models.common import (
@@ -35,9 +37,9 @@ from crm_core.models.people import ApiToken, CustomerTransfer, LoginAttempt, Tea
 __all__ = [
     "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign", "CampaignStatus", "CampaignStep",
     "ChannelAccount", "ChannelCursor", "ConsentEvent", "ConsentRequest", "Contact", "ContactKey", "ContactTag",
-    "ContactWay", "ContactWayEvent", "CorpTag", "CustomerTransfer", "TagPush",
-    "Conversation", "ConversationStatus", "CsatSurvey", "Delivery", "Direction", "Enrolment", "EnrolmentStatus",
-    "Event", "EventRegistration", "FaqEntry", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease",
-    "LoginAttempt", "Message", "MessageKind", "MessagePurpose", "Note", "OpinionAlert", "OutboxMessage",
-    "OutboxStatus", "Role", "Team", "ThreadAlias", "User", "UserHandle", "WebSession"
+    "ContactWay", "ContactWayEvent", "Conversation", "ConversationStatus", "CorpTag", "CsatSurvey",
+    "CustomerTransfer", "Delivery", "Direction", "Enrolment", "EnrolmentStatus", "Event", "EventRegistration",
+    "FaqEntry", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease", "LoginAttempt", "MassSend",
+    "MassSendTask", "Message", "MessageKind", "MessagePurpose", "Note", "OpinionAlert", "OutboxMessage",
+    "OutboxStatus", "Role", "TagPush", "Team", "ThreadAlias", "User", "UserHandle", "WebSession"
 ]

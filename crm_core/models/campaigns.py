@@ -172,3 +172,37 @@ class ContactWayEvent(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MassSend(Base):
+    """A one-off 群发 to WeCom customers: one task per rep (`add_msg_template`, chat_type single)
+    that the rep confirms in WeCom; what became of each is read back (crm_core/campaigns/mass_sends.py)."""
+
+    __tablename__ = "mass_send"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(String(4000))
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)     # {"tags": [...], "user_ids": [...]}
+    # Customers left out before any task was made, with why: {external_userid: "over_limit"}.
+    skipped: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MassSendTask(Base):
+    """One rep's part of a mass send: the WeCom task, whether the rep sent it, and per customer
+    what WeCom says (0 waiting, 1 sent, 2 not a contact any more, 3 over WeCom's limit)."""
+
+    __tablename__ = "mass_send_task"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    mass_send_id: Mapped[int] = mapped_column(ForeignKey("mass_send.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    sender_userid: Mapped[str] = mapped_column(String(200))
+    msgid: Mapped[str | None] = mapped_column(String(200))            # WeCom's, once the task was made
+    targets: Mapped[dict[str, Any]] = mapped_column(default=dict)     # external_userid -> status (above)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / waiting / sent / failed
+    reason: Mapped[str | None] = mapped_column(String(300))
+    checked_at: Mapped[dt.datetime | None]

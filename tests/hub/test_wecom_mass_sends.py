@@ -1,0 +1,79 @@
+"""One-off 群发 through the API and the WeCom simulator: one task per rep with their own customers,
+confirmed by each rep in WeCom; the results say which reps sent it and, per customer, sent, no
+longer a contact, or over WeCom's 4 a month (those are left out before any task is made)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from crm_core.models import Conversation, Identity
+from tests.fakes.stack import eventually, workspace_stack
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+async def customers_of(ws, owners: dict[str, str]) -> dict[str, int]:
+    """Each customer adds their rep; their contact ids once the hub has them."""
+    for external, rep in owners.items():
+        ws.wecom.customer_adds(ws.wecom_app, external, rep, name=external[-3:])
+    found: dict[str, int] = {}
+    for external in owners:
+        async def contact(external=external):
+            async with ws.tg.hub.sessions() as session:
+                return await session.scalar(select(Identity.contact_id).join(
+                    Conversation, Conversation.identity_id == Identity.id).where(
+                    Identity.external_id == external, Conversation.assignee_user_id.is_not(None)))
+        found[external] = await eventually(contact, timeout=15)
+    return found
+
+
+async def test_a_mass_send_is_one_task_per_rep_and_its_results_tell_the_truth(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim = ws.tg, ws.wecom_app, ws.wecom
+        app.auto_confirm_tasks = False
+        contacts = await customers_of(ws, {"wmMass00001": "li", "wmMass00002": "li", "wmMass00003": "wang",
+                                           "wmMass00004": "wang"})
+        for external in ("wmMass00001", "wmMass00002", "wmMass00003"):
+            await tg.client.put(f"{tg.hub_base}/api/v1/contacts/{contacts[external]}/tags", headers=tg.api(),
+                                json={"tags": ["vip"]})
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/mass-sends", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "name": "双十二", "text": "双十二会员专享价，回复了解详情",
+            "tags": ["vip"]})
+        assert resp.status_code == 201, resp.text
+        made = resp.json()
+        assert (made["reps"], made["reps_sent"], made["customers"]["waiting"]) == (2, 0, 3)
+        assert sorted((t["sender"], sorted(t["targets"]), t["confirmed"]) for t in app.tasks) == [
+            ("li", ["wmMass00001", "wmMass00002"], False), ("wang", ["wmMass00003"], False)]
+
+        # Li sends his; one of his customers had deleted him meanwhile. Wang does not send his yet.
+        app.customers["wmMass00002"]["follow"].pop("li")
+        sim.confirm_task(app, next(t["msgid"] for t in app.tasks if t["sender"] == "li"))
+        assert await tg.hub.mass_sends.run_once() == 1
+        detail = (await tg.client.get(f"{tg.hub_base}/api/v1/mass-sends/{made['id']}", headers=tg.api())).json()
+        assert (detail["reps"], detail["reps_sent"]) == (2, 1)
+        assert detail["customers"] == {"waiting": 1, "sent": 1, "not_contact": 1, "over_limit": 0}
+        states = {c["external_userid"]: (t["rep"], t["status"], c["state"]) for t in detail["tasks"]
+                  for c in t["customers"]}
+        assert states == {"wmMass00001": ("Li Lei", "sent", "sent"), "wmMass00002": ("Li Lei", "sent", "not_contact"),
+                          "wmMass00003": ("Wang Fang", "waiting", "waiting")}
+        def got(external):
+            return [m["text"] for m in app.transcript(external) if "双十二" in m["text"]]
+        assert got("wmMass00001") == ["双十二会员专享价，回复了解详情"] and got("wmMass00003") == []
+
+
+async def test_customers_who_had_their_four_this_month_are_left_out_and_counted(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        await customers_of(ws, {"wmFull00001": "li", "wmFree00001": "li"})
+        for n in range(4):
+            resp = await tg.client.post(f"{tg.hub_base}/api/v1/mass-sends", headers=tg.api(), json={
+                "channel_account_id": ws.wecom_account_id, "name": f"第{n + 1}期", "text": f"会员月刊 {n + 1}"})
+            assert resp.status_code == 201, resp.text
+        # Both customers had four: nobody left to send to, said with the count.
+        full = await tg.client.post(f"{tg.hub_base}/api/v1/mass-sends", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "name": "第5期", "text": "会员月刊 5"})
+        assert full.status_code == 422 and "2 had WeCom's 4 mass messages this month" in full.text
+        refused = await tg.client.post(f"{tg.hub_base}/api/v1/mass-sends", headers=tg.api(), json={
+            "channel_account_id": ws.tg.account_id, "name": "x", "text": "y"})
+        assert refused.status_code == 422 and "WeCom app" in refused.text
