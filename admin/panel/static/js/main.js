@@ -11,6 +11,7 @@ import {dashboardPage} from "./pages/dashboard.js";
 import {faqPage} from "./pages/faq.js";
 import {inboxPage} from "./pages/inbox.js";
 import {leadsPage} from "./pages/leads.js";
+import {massSendsPage} from "./pages/mass_sends.js";
 import {monitoringPage} from "./pages/monitoring.js";
 import {settingsPage} from "./pages/settings.js";
 import {usersPage} from "./pages/users.js";
@@ -25,6 +26,7 @@ const PAGES = [
   {id: "campaigns", roles: ["admin", "operator", "manager"], render: campaignsPage},
   {id: "channels", roles: ["admin", "operator"], render: channelsPage},
   {id: "contact-ways", roles: ["admin", "operator", "manager"], render: contactWaysPage},
+  {id: "mass-sends", roles: ["admin", "operator", "manager"], render: massSendsPage},
   {id: "faq", roles: ["admin", "operator"], render: faqPage},
   {id: "monitoring", roles: ["admin", "operator", "manager"], render: monitoringPage},
   {id: "users", roles: ["admin", "manager"], render: usersPage},
