@@ -30,7 +30,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, exists, func, or_, select, update
+from sqlalchemy import CursorResult, bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import accounts, observe
@@ -42,17 +42,14 @@ from crm_core.db import utcnow
 from crm_core.group_commit import GroupCommit
 from crm_core.models import (
     ChannelAccount,
-    Conversation,
-    Delivery,
-    Direction,
     Identity,
     Message,
-    MessageKind,
     MessagePurpose,
     OutboxMessage,
     OutboxStatus,
 )
 from crm_core.outbox.pacing import Pacer, Pacing
+from crm_core.outbox.recipients import recipient_activity, reply_via
 from crm_core.ports import (
     AccountRef,
     OutboundGateway,
@@ -108,46 +105,6 @@ class DispatchPolicy:
         """Exponential backoff with full jitter, at least a tenth of the step."""
         step = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
         return random.uniform(step / 10, step)
-
-
-_OWN_MESSAGE_KINDS = (MessageKind.TEXT, MessageKind.IMAGE, MessageKind.FILE, MessageKind.VOICE,
-                      MessageKind.LOCATION, MessageKind.LINK)
-_ACTION_KINDS = (MessageKind.EVENT, MessageKind.CALLBACK)
-
-
-async def recipient_activity(identity_id: int, *, db_session: AsyncSession) -> RecipientActivity:
-    """The customer's last message and last action, and how many sends reached them since each."""
-    async def last(kinds: tuple[MessageKind, ...]) -> dt.datetime | None:
-        return await db_session.scalar(select(func.max(Message.created_at)).where(
-            Message.identity_id == identity_id, Message.direction == Direction.INBOUND, Message.kind.in_(kinds)))
-
-    async def sent_since(moment: dt.datetime | None) -> int:
-        if moment is None:
-            return 0
-        return await db_session.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.identity_id == identity_id, OutboxMessage.status == OutboxStatus.SENT,
-            OutboxMessage.sent_at >= moment)) or 0
-
-    china = dt.timezone(dt.timedelta(hours=8))
-    month_start = utcnow().astimezone(china).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    tasks = await db_session.scalar(select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.identity_id == identity_id, OutboxMessage.status == OutboxStatus.SENT,
-        OutboxMessage.accepted_as.in_((Delivery.AWAITING_CONFIRMATION, Delivery.CONFIRMED)),
-        OutboxMessage.sent_at >= month_start)) or 0
-    last_message, last_event = await last(_OWN_MESSAGE_KINDS), await last(_ACTION_KINDS)
-    return RecipientActivity(last_message, last_event, await sent_since(last_message), await sent_since(last_event),
-                             confirmed_this_month=tasks)
-
-
-async def reply_via(identity_id: int, thread: str, *, db_session: AsyncSession) -> dict | None:
-    """The "reply_via" attachment of the recipient's newest message in this thread, if it has one."""
-    attachments = await db_session.scalar(
-        select(Message.attachments)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Message.identity_id == identity_id, Message.direction == Direction.INBOUND,
-               Conversation.external_thread_id == thread)
-        .order_by(Message.id.desc()).limit(1))
-    return next((a for a in attachments or [] if isinstance(a, dict) and a.get("type") == "reply_via"), None)
 
 
 @dataclass
