@@ -22,6 +22,7 @@ from admin.api import (
     contact_ways,
     contacts,
     conversations,
+    customer_groups,
     customer_transfers,
     events,
     faq,
@@ -112,6 +113,7 @@ class HubApiContext:
         self.contact_ways = hub.contact_ways
         self.succession = hub.succession
         self.mass_sends = hub.mass_sends
+        self.groups = hub.groups
         self._hub = hub
 
     @property
@@ -199,7 +201,8 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations,
-                   customer_transfers, events, faq, leads, mass_sends, opinion, panel, settings_api, teams, users):
+                   customer_groups, customer_transfers, events, faq, leads, mass_sends, opinion, panel, settings_api,
+                   teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_text)

@@ -42,6 +42,7 @@ from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, Se
 from hub import live_settings, task_reminders
 from hub.contact_ways import ContactWays
 from hub.corp_tags import CorpTags
+from hub.groups import CustomerGroups
 from hub.mass_sends import MassSends
 from hub.metrics import PrometheusObserver
 from hub.settings import Settings
@@ -165,6 +166,7 @@ class Hub:
         self.succession = Succession(self.sessions, self.channels, self.cipher)
         self.corp_tags = CorpTags(self.sessions, self.channels, self.cipher)
         self.mass_sends = MassSends(self.sessions, self.channels, self.cipher)
+        self.groups = CustomerGroups(self.sessions, self.channels, self.cipher)
         self.nurture = NurturePlanner(self.sessions, default_timezone=settings.default_timezone,
                                       on_enqueued=self.dispatcher.wake)
         self.digest = RepDigest(self.sessions, timezone=settings.default_timezone, on_enqueued=self.dispatcher.wake)

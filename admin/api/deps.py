@@ -111,8 +111,15 @@ class MassSender(Protocol):
     async def run_once(self) -> int: ...
 
 
+class GroupReader(Protocol):
+    """Reads WeCom customer groups again (the hub supplies it)."""
+
+    async def run_once(self, *, everything: bool = False) -> int: ...
+
+
 class ApiContext(Protocol):
     sessions: async_sessionmaker[AsyncSession]
+    groups: GroupReader
     contact_ways: ContactWayKeeper
     succession: CustomerMover
     mass_sends: MassSender

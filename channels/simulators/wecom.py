@@ -95,6 +95,8 @@ class SimApp:
     # Corp customer tags: group_id -> {"group_name", "tags": {tag_id: name}}; a customer's tags per rep
     # are customers[external]["tags"][userid] = [tag_id, ...].
     tag_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # 客户群: chat_id -> {"name", "owner", "create_time", "notice", "members": [groupchat/get's member_list]}
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     archive: Archive | None = None  # 会话存档, when the corp has it
     archive_sdk: Path | None = None  # the stand-in SDK the hub loads to read it
 
@@ -192,7 +194,7 @@ class WeComSimulator:
             app.archive_refused, app.kf = set(saved["archive_refused"]), kf_sim.restored(saved["kf"])
             app.contact_ways = saved.get("contact_ways", {})
             app.resigned, app.transfers = saved.get("resigned", {}), saved.get("transfers", [])
-            app.tag_groups = saved.get("tag_groups", {})
+            app.tag_groups, app.groups = saved.get("tag_groups", {}), saved.get("groups", {})
         return app
 
     # ---- kept across restarts ------------------------------------------------
@@ -205,7 +207,7 @@ class WeComSimulator:
                                 "sent": app.sent[-KEPT_SENDS:], "tasks": app.tasks, "archived": app.archived,
                                 "archive_refused": sorted(app.archive_refused), "kf": kf_sim.kept(app.kf),
                                 "contact_ways": app.contact_ways, "resigned": app.resigned,
-                                "transfers": app.transfers, "tag_groups": app.tag_groups}
+                                "transfers": app.transfers, "tag_groups": app.tag_groups, "groups": app.groups}
                 for agent_id, app in self.apps.items()}
 
     def add_member(self, app: SimApp, userid: str, name: str | None = None) -> None:
@@ -493,6 +495,8 @@ class WeComSimulator:
                            "externalcontact/edit_corp_tag": self._edit_corp_tag,
                            "externalcontact/del_corp_tag": self._del_corp_tag,
                            "externalcontact/mark_tag": self._mark_tag,
+                           "externalcontact/groupchat/list": self._group_list,
+                           "externalcontact/groupchat/get": self._group_get,
                            "msgaudit/check_single_agree": self._check_single_agree}.get(path)
             if handler is None and path in kf_sim.HANDLERS:
                 try:
@@ -617,6 +621,64 @@ class WeComSimulator:
     def _del_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         del app.contact_ways[self._way(app, body)["config_id"]]
         return {}
+
+    # ---- customer groups (客户群) ---------------------------------------------------
+
+    def group_created(self, app: SimApp, owner: str, name: str, customers: dict[str, str]) -> str:
+        """A rep makes a customer group with customers (external userid -> name): change_external_chat create."""
+        if owner not in app.members:
+            raise WeComApiError(60111, f"userid not found: {owner}")
+        chat_id = "wr" + secrets.token_hex(14)
+        now = int(time.time())
+        app.groups[chat_id] = {"name": name, "owner": owner, "create_time": now, "notice": "", "members": [
+            {"userid": owner, "type": 1, "join_time": now, "join_scene": 1, "name": app.members[owner]},
+            *({"userid": external, "type": 2, "join_time": now, "join_scene": 1, "invitor": {"userid": owner},
+               "name": customer} for external, customer in customers.items())]}
+        self._group_event(app, chat_id, "create")
+        return chat_id
+
+    def group_changes(self, app: SimApp, chat_id: str, *, joins: dict[str, str] | None = None,
+                      leaves: list[str] | None = None, name: str | None = None, dismiss: bool = False) -> None:
+        """Customers join (by QR code) or leave, the group is renamed or dismissed: change_external_chat."""
+        group = app.groups[chat_id]
+        if dismiss:
+            del app.groups[chat_id]
+            self._group_event(app, chat_id, "dismiss")
+            return
+        for external, customer in (joins or {}).items():
+            group["members"].append({"userid": external, "type": 2, "join_time": int(time.time()), "join_scene": 3,
+                                     "name": customer})
+        group["members"] = [m for m in group["members"] if m["userid"] not in (leaves or [])]
+        group["name"] = name or group["name"]
+        detail = "add_member" if joins else "del_member" if leaves else "change_name"
+        self._group_event(app, chat_id, "update", detail)
+
+    def _group_event(self, app: SimApp, chat_id: str, change: str, detail: str = "") -> None:
+        self._push(app, {"ToUserName": app.corp_id, "FromUserName": "sys", "CreateTime": int(time.time()),
+                         "MsgType": "event", "Event": "change_external_chat", "ChatId": chat_id, "ChangeType": change,
+                         **({"UpdateDetail": detail} if detail else {})})
+
+    def _group_list(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        limit = body.get("limit", 1000)
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise WeComApiError(40058, "limit: 1 to 1000")
+        ids = sorted(app.groups)
+        start = int(body.get("cursor") or 0)
+        page = ids[start:start + limit]
+        more = start + len(page) < len(ids)
+        return {"group_chat_list": [{"chat_id": c, "status": 0} for c in page],
+                "next_cursor": str(start + len(page)) if more else ""}
+
+    def _group_get(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        group = app.groups.get(str(body.get("chat_id") or ""))
+        if group is None:
+            raise WeComApiError(86003, "chatid not exist")  # code from WeCom's global list (参数 chatid 不存在)
+        named = body.get("need_name") == 1
+        return {"group_chat": {"chat_id": body["chat_id"], "name": group["name"], "owner": group["owner"],
+                               "create_time": group["create_time"], "notice": group["notice"],
+                               "member_list": [{k: v for k, v in m.items() if named or k != "name"}
+                                               for m in group["members"]],
+                               "admin_list": []}}
 
     # ---- corp customer tags --------------------------------------------------------
 

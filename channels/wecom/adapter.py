@@ -99,6 +99,8 @@ INVALID_CONFIG_ID = 40058
 MAX_TRANSFER = 100  # customers in one transfer_customer call
 MASS_PER_MONTH = 4  # 企业群发 (add_msg_template) a customer may receive in a calendar month
 TAGS_CHANGED = "corp_tags_changed"  # cursor: when WeCom last said the corp's tag list changed
+GROUP_CHANGED = "group_changed:"  # cursor + chat id: when WeCom last said that customer group changed
+NO_SUCH_GROUP = frozenset({86001, 86003})  # chatid invalid, chatid does not exist
 NO_SUCH_CONTACT = frozenset({40096, 84061})  # invalid external userid, not an external contact of the app's reps
 # get_groupmsg_send_result's statuses of a task that will not reach the customer.
 TASK_NOT_SENT = {2: "the customer is no longer a contact of the rep, so the task was not sent",
@@ -179,6 +181,8 @@ class WeComAdapter:
             return WebhookOutcome(events=[], response=echo)
         if fields.get("Event") == "change_external_tag":  # the corp's tag list changed: read it again soon
             return WebhookOutcome(events=[], response="", cursor=(TAGS_CHANGED, str(time.time())))
+        if fields.get("Event") == "change_external_chat" and fields.get("ChatId"):  # read the group again soon
+            return WebhookOutcome(events=[], response="", cursor=(GROUP_CHANGED + fields["ChatId"], str(time.time())))
         return WebhookOutcome(events=parse_callback(fields), response="")
 
     # ---- outbound ------------------------------------------------------
@@ -324,6 +328,30 @@ class WeComAdapter:
             cursor = str(body.get("next_cursor") or "")
             if not cursor:
                 return sent, statuses
+
+    async def group_ids(self, account: AccountRef) -> list[str]:
+        """Every customer group's chat id (groupchat/list, all statuses, page after page)."""
+        found: list[str] = []
+        cursor = ""
+        while True:
+            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/groupchat/list",
+                                          {"status_filter": 0, "cursor": cursor, "limit": 1000})
+            found += [str(g["chat_id"]) for g in body.get("group_chat_list") or [] if g.get("chat_id")]
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                return found
+
+    async def group(self, account: AccountRef, chat_id: str) -> dict[str, Any] | None:
+        """A customer group as WeCom describes it (groupchat/get with members' names); None when
+        WeCom no longer knows it (dismissed)."""
+        try:
+            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/groupchat/get",
+                                          {"chat_id": chat_id, "need_name": 1})
+        except ApiError as exc:
+            if exc.errcode in NO_SUCH_GROUP:
+                return None
+            raise
+        return body.get("group_chat") or None
 
     async def corp_tags(self, account: AccountRef) -> list[dict[str, str]]:
         """The company's customer tags (get_corp_tag_list): group id and name, tag id and name."""

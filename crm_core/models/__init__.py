@@ -27,7 +27,17 @@ from crm_core.models.common import (
     Role,
 )
 from crm_core.models.consent import ConsentEvent, ConsentRequest
-from crm_core.models.contacts import BotSession, Contact, ContactKey, ContactTag, CorpTag, Identity, TagPush
+from crm_core.models.contacts import (
+    BotSession,
+    Contact,
+    ContactKey,
+    ContactTag,
+    CorpTag,
+    CustomerGroup,
+    CustomerGroupMember,
+    Identity,
+    TagPush,
+)
 from crm_core.models.conversations import Conversation, CsatSurvey, Message, Note, OpinionAlert, ThreadAlias
 from crm_core.models.knowledge import FaqEntry
 from crm_core.models.leads import Lead, LeadEvent
@@ -37,9 +47,9 @@ from crm_core.models.people import ApiToken, CustomerTransfer, LoginAttempt, Tea
 __all__ = [
     "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign", "CampaignStatus", "CampaignStep",
     "ChannelAccount", "ChannelCursor", "ConsentEvent", "ConsentRequest", "Contact", "ContactKey", "ContactTag",
-    "ContactWay", "ContactWayEvent", "Conversation", "ConversationStatus", "CorpTag", "CsatSurvey",
-    "CustomerTransfer", "Delivery", "Direction", "Enrolment", "EnrolmentStatus", "Event", "EventRegistration",
-    "FaqEntry", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease", "LoginAttempt", "MassSend",
-    "MassSendTask", "Message", "MessageKind", "MessagePurpose", "Note", "OpinionAlert", "OutboxMessage",
+    "ContactWay", "ContactWayEvent", "Conversation", "ConversationStatus", "CorpTag", "CsatSurvey", "CustomerGroup",
+    "CustomerGroupMember", "CustomerTransfer", "Delivery", "Direction", "Enrolment", "EnrolmentStatus", "Event",
+    "EventRegistration", "FaqEntry", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease", "LoginAttempt",
+    "MassSend", "MassSendTask", "Message", "MessageKind", "MessagePurpose", "Note", "OpinionAlert", "OutboxMessage",
     "OutboxStatus", "Role", "TagPush", "Team", "ThreadAlias", "User", "UserHandle", "WebSession"
 ]

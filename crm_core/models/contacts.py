@@ -121,6 +121,40 @@ class TagPush(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class CustomerGroup(Base):
+    """A WeCom customer group (客户群) of one app's company: its owner (a rep), name and members,
+    kept current from WeCom (crm_core/contacts/groups.py)."""
+
+    __tablename__ = "customer_group"
+    __table_args__ = (UniqueConstraint("channel_account_id", "chat_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
+    chat_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    owner_userid: Mapped[str] = mapped_column(String(200), default="")
+    notice: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[dt.datetime | None]                     # WeCom's create_time
+    dismissed_at: Mapped[dt.datetime | None]
+    synced_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CustomerGroupMember(Base):
+    """Someone in a customer group: a customer (the same contact as in their 1:1 chats) or a colleague."""
+
+    __tablename__ = "customer_group_member"
+    __table_args__ = (UniqueConstraint("group_id", "userid"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("customer_group.id"), index=True)
+    userid: Mapped[str] = mapped_column(String(200))
+    is_customer: Mapped[bool] = mapped_column(Boolean)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    joined_at: Mapped[dt.datetime | None]
+    join_scene: Mapped[int | None] = mapped_column(Integer)   # 1 invited, 2 by link, 3 by QR code
+
+
 class BotSession(Base):
     """What the customer bot remembers of a person between messages, on any channel: the
     lead form in progress (resumable days later), its language, and how often in a row
