@@ -9,6 +9,7 @@ import {contactWaysPage} from "./pages/contact_ways.js";
 import {contactsPage} from "./pages/contacts.js";
 import {dashboardPage} from "./pages/dashboard.js";
 import {faqPage} from "./pages/faq.js";
+import {groupsPage} from "./pages/groups.js";
 import {inboxPage} from "./pages/inbox.js";
 import {leadsPage} from "./pages/leads.js";
 import {massSendsPage} from "./pages/mass_sends.js";
@@ -27,6 +28,7 @@ const PAGES = [
   {id: "channels", roles: ["admin", "operator"], render: channelsPage},
   {id: "contact-ways", roles: ["admin", "operator", "manager"], render: contactWaysPage},
   {id: "mass-sends", roles: ["admin", "operator", "manager"], render: massSendsPage},
+  {id: "groups", roles: ["admin", "operator", "manager"], render: groupsPage},
   {id: "faq", roles: ["admin", "operator"], render: faqPage},
   {id: "monitoring", roles: ["admin", "operator", "manager"], render: monitoringPage},
   {id: "users", roles: ["admin", "manager"], render: usersPage},
