@@ -31,7 +31,8 @@ def _sign_in_texts() -> dict[str, dict[str, str]]:
     texts: dict[str, dict[str, str]] = {}
     for lang in ("zh", "en"):
         catalogue = json.loads((STATIC / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))["text"]
-        texts[lang] = {key.removeprefix("signin_"): text for key, text in catalogue.items() if key.startswith("signin_")}
+        texts[lang] = {key.removeprefix("signin_"): text for key, text in catalogue.items()
+                       if key.startswith("signin_")}
     return texts
 
 

@@ -1,6 +1,7 @@
 """What the bots and the core say lives in gettext catalogues a translator edits (bots/locale/,
-crm_core/locale/): every key is in both languages, none is empty, and both languages take the same {placeholders}, so a translation
-never drops the customer's name or asks the code for one it does not give."""
+crm_core/locale/): every key is in both languages, none is empty, and both languages take the
+same {placeholders}, so a translation never drops the customer's name or asks the code for one
+it does not give."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from crm_core.models import (
     Identity,
     Role,
 )
-from crm_core.people import users, web_auth
+from tests.fakes.panel import signed_in
 from tests.fakes.stack import eventually, workspace_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -152,53 +152,42 @@ async def test_an_operator_makes_a_contact_way_in_the_panel_and_sees_its_adds(da
     async with workspace_stack(database_url, tmp_path) as ws:
         tg, app = ws.tg, ws.wecom_app
         campaign_id = await _campaign(tg.hub)
-        async with tg.hub.sessions() as session, session.begin():
-            operator = await users.get_or_create("olga", Role.OPERATOR, db_session=session, display_name="Olga")
-            await web_auth.set_password(operator, "panel password 1", actor=None, db_session=session)
-        context = await browser.new_context(viewport={"width": 1280, "height": 900}, base_url=tg.hub_base,
-                                            locale="zh-CN")
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto("/admin")
-        await page.fill("input[name=username]", "olga")
-        await page.fill("input[name=password]", "panel password 1")
-        await page.click("button[type=submit]")
-        await page.wait_for_selector("#nav a[data-page=contact-ways]")
-        await page.click("#nav a[data-page=contact-ways]")
-        form = page.locator("#way-form")
-        await form.locator("input[name=name]").fill("门店海报")
-        await form.locator("input[name=state]").fill("store-poster")
-        await form.locator("select[name=users]").select_option([str(ws.reps["li"]), str(ws.reps["wang"])])
-        await form.locator("input[name=tags]").fill("门店, 新客")
-        await form.locator("select[name=campaign]").select_option(str(campaign_id))
-        await form.locator("textarea[name=welcome_zh]").fill("欢迎光临，扫码即享会员价！")
-        await form.locator("button[type=submit]").click()
-        await page.wait_for_selector("#way-summary")
-        assert await page.inner_text("h1") == "门店海报"
-        # The QR image WeCom serves for the code is shown, to download.
-        await page.wait_for_function("document.querySelector('#way-qr').naturalWidth > 0")
-        [made] = app.contact_ways.values()
-        assert made["state"] == "store-poster" and made["user"] == ["li", "wang"]
+        async with signed_in(browser, tg.hub, tg.hub_base, "olga", Role.OPERATOR) as page:
+            await page.wait_for_selector("#nav a[data-page=contact-ways]")
+            await page.click("#nav a[data-page=contact-ways]")
+            form = page.locator("#way-form")
+            await form.locator("input[name=name]").fill("门店海报")
+            await form.locator("input[name=state]").fill("store-poster")
+            await form.locator("select[name=users]").select_option([str(ws.reps["li"]), str(ws.reps["wang"])])
+            await form.locator("input[name=tags]").fill("门店, 新客")
+            await form.locator("select[name=campaign]").select_option(str(campaign_id))
+            await form.locator("textarea[name=welcome_zh]").fill("欢迎光临，扫码即享会员价！")
+            await form.locator("button[type=submit]").click()
+            await page.wait_for_selector("#way-summary")
+            assert await page.inner_text("h1") == "门店海报"
+            # The QR image WeCom serves for the code is shown, to download.
+            await page.wait_for_function("document.querySelector('#way-qr').naturalWidth > 0")
+            [made] = app.contact_ways.values()
+            assert made["state"] == "store-poster" and made["user"] == ["li", "wang"]
 
-        ws.wecom.customer_scans(app, made["config_id"], "wmStoreGuest01", name="孙先生")
+            ws.wecom.customer_scans(app, made["config_id"], "wmStoreGuest01", name="孙先生")
 
-        async def enrolled():
+            async def enrolled():
+                async with tg.hub.sessions() as session:
+                    return await session.scalar(select(Enrolment.contact_id).where(
+                        Enrolment.campaign_id == campaign_id))
+            contact_id = await eventually(enrolled, timeout=15)
             async with tg.hub.sessions() as session:
-                return await session.scalar(select(Enrolment.contact_id).where(Enrolment.campaign_id == campaign_id))
-        contact_id = await eventually(enrolled, timeout=15)
-        async with tg.hub.sessions() as session:
-            assert set(await tags_of(contact_id, db_session=session)) == {"门店", "新客"}
-            assert await session.scalar(select(Conversation.assignee_user_id).where(
-                Conversation.contact_id == contact_id)) == ws.reps["li"]
-        await page.reload()
-        await page.wait_for_selector("#way-summary")
-        assert await page.inner_text("#way-summary dd[data-key=added]") == "1"
-        assert await page.locator("#way-chart circle").count() == 3 * 30  # added, lost and net for 30 days
-        assert "新增" in await page.inner_text("#way-chart")
-        await page.click("main a[href='#/contact-ways']")
-        await page.wait_for_selector("#contact-way-rows tr[data-way]")
-        row = page.locator("#contact-way-rows tr[data-way]")
-        assert await row.count() == 1 and "store-poster" in await row.inner_text()
-        assert errors == []
-        await context.close()
+                assert set(await tags_of(contact_id, db_session=session)) == {"门店", "新客"}
+                assert await session.scalar(select(Conversation.assignee_user_id).where(
+                    Conversation.contact_id == contact_id)) == ws.reps["li"]
+            await page.reload()
+            await page.wait_for_selector("#way-summary")
+            assert await page.inner_text("#way-summary dd[data-key=added]") == "1"
+            assert await page.locator("#way-chart circle").count() == 3 * 30  # added, lost and net for 30 days
+            assert "新增" in await page.inner_text("#way-chart")
+            await page.click("main a[href='#/contact-ways']")
+            await page.wait_for_selector("#contact-way-rows tr[data-way]")
+            row = page.locator("#contact-way-rows tr[data-way]")
+            assert await row.count() == 1 and "store-poster" in await row.inner_text()
+            assert page.script_errors == []

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models import Identity, Role
-from crm_core.people import users, web_auth
+from tests.fakes.panel import signed_in
 from tests.fakes.stack import eventually, workspace_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -71,32 +71,20 @@ async def test_the_groups_page_lists_groups_and_links_their_customers(database_u
         tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
         sim.group_created(app, "wang", "门店老客群", {"wmGroupP001": "韩女士"})
         await hub.groups.run_once(everything=True)
-        async with hub.sessions() as session, session.begin():
-            manager = await users.get_or_create("mona", Role.MANAGER, db_session=session, display_name="Mona")
-            await web_auth.set_password(manager, "panel password 1", actor=None, db_session=session)
-        context = await browser.new_context(viewport={"width": 1280, "height": 900}, base_url=tg.hub_base,
-                                            locale="zh-CN")
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto("/admin")
-        await page.fill("input[name=username]", "mona")
-        await page.fill("input[name=password]", "panel password 1")
-        await page.click("button[type=submit]")
-        await page.wait_for_selector("#nav a[data-page=groups]")
-        await page.click("#nav a[data-page=groups]")
-        await page.wait_for_selector("#group-rows tr[data-group]")
-        row = await page.inner_text("#group-rows tr[data-group]")
-        assert "门店老客群" in row and "wang" in row and "启用" in row
-        assert not await page.query_selector("#sync-groups")  # a manager reads; operators read again
-        await page.click("#group-rows tr[data-group] a")
-        await page.wait_for_selector("#group-members tr[data-member=wmGroupP001]")
-        member = await page.inner_text("#group-members tr[data-member=wmGroupP001]")
-        assert "韩女士" in member and "客户" in member
-        assert await page.get_attribute("#group-members tr[data-member=wmGroupP001] a", "href") == \
-            f"#/contacts/{(await _contact(hub, 'wmGroupP001'))}"
-        assert errors == []
-        await context.close()
+        async with signed_in(browser, hub, tg.hub_base, "mona", Role.MANAGER) as page:
+            await page.wait_for_selector("#nav a[data-page=groups]")
+            await page.click("#nav a[data-page=groups]")
+            await page.wait_for_selector("#group-rows tr[data-group]")
+            row = await page.inner_text("#group-rows tr[data-group]")
+            assert "门店老客群" in row and "wang" in row and "启用" in row
+            assert not await page.query_selector("#sync-groups")  # a manager reads; operators read again
+            await page.click("#group-rows tr[data-group] a")
+            await page.wait_for_selector("#group-members tr[data-member=wmGroupP001]")
+            member = await page.inner_text("#group-members tr[data-member=wmGroupP001]")
+            assert "韩女士" in member and "客户" in member
+            assert await page.get_attribute("#group-members tr[data-member=wmGroupP001] a", "href") == \
+                f"#/contacts/{(await _contact(hub, 'wmGroupP001'))}"
+            assert page.script_errors == []
 
 
 async def _contact(hub, external: str) -> int:

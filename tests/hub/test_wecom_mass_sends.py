@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models import Conversation, Identity, Role
-from crm_core.people import users, web_auth
+from tests.fakes.panel import signed_in
 from tests.fakes.stack import eventually, workspace_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -86,36 +86,24 @@ async def test_a_mass_send_made_in_the_panel_confirmed_by_one_of_two_reps_shows_
         tg, app, sim = ws.tg, ws.wecom_app, ws.wecom
         app.auto_confirm_tasks = False
         await customers_of(ws, {"wmPanelM001": "li", "wmPanelM002": "wang"})
-        async with tg.hub.sessions() as session, session.begin():
-            operator = await users.get_or_create("olga", Role.OPERATOR, db_session=session, display_name="Olga")
-            await web_auth.set_password(operator, "panel password 1", actor=None, db_session=session)
-        context = await browser.new_context(viewport={"width": 1280, "height": 900}, base_url=tg.hub_base,
-                                            locale="zh-CN")
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto("/admin")
-        await page.fill("input[name=username]", "olga")
-        await page.fill("input[name=password]", "panel password 1")
-        await page.click("button[type=submit]")
-        await page.wait_for_selector("#nav a[data-page=mass-sends]")
-        await page.click("#nav a[data-page=mass-sends]")
-        await page.fill("#mass-form input[name=name]", "新品发布")
-        await page.fill("#mass-form textarea[name=text]", "新品 X300 今日发布，点击了解")
-        await page.click("#mass-form button[type=submit]")
-        await page.wait_for_selector("#mass-summary")
-        assert await page.inner_text("#mass-summary dd[data-key=reps]") == "0 / 2"
-        assert len(app.tasks) == 2
-        # Li Lei taps Send in WeCom; Wang Fang does not.
-        sim.confirm_task(app, next(t["msgid"] for t in app.tasks if t["sender"] == "li"))
-        await tg.hub.mass_sends.run_once()
-        await page.reload()
-        await page.wait_for_selector("#mass-summary")
-        assert await page.inner_text("#mass-summary dd[data-key=reps]") == "1 / 2"
-        assert "已发送" in await page.inner_text("#mass-tasks tr[data-rep=li]")
-        assert "待成员发送" in await page.inner_text("#mass-tasks tr[data-rep=wang]")
-        await page.click("main a[href='#/mass-sends']")
-        await page.wait_for_selector("#mass-send-rows tr[data-send]")
-        assert await page.inner_text("#mass-send-rows tr[data-send] td[data-key=reps]") == "1 / 2"
-        assert errors == []
-        await context.close()
+        async with signed_in(browser, tg.hub, tg.hub_base, "olga", Role.OPERATOR) as page:
+            await page.wait_for_selector("#nav a[data-page=mass-sends]")
+            await page.click("#nav a[data-page=mass-sends]")
+            await page.fill("#mass-form input[name=name]", "新品发布")
+            await page.fill("#mass-form textarea[name=text]", "新品 X300 今日发布，点击了解")
+            await page.click("#mass-form button[type=submit]")
+            await page.wait_for_selector("#mass-summary")
+            assert await page.inner_text("#mass-summary dd[data-key=reps]") == "0 / 2"
+            assert len(app.tasks) == 2
+            # Li Lei taps Send in WeCom; Wang Fang does not.
+            sim.confirm_task(app, next(t["msgid"] for t in app.tasks if t["sender"] == "li"))
+            await tg.hub.mass_sends.run_once()
+            await page.reload()
+            await page.wait_for_selector("#mass-summary")
+            assert await page.inner_text("#mass-summary dd[data-key=reps]") == "1 / 2"
+            assert "已发送" in await page.inner_text("#mass-tasks tr[data-rep=li]")
+            assert "待成员发送" in await page.inner_text("#mass-tasks tr[data-rep=wang]")
+            await page.click("main a[href='#/mass-sends']")
+            await page.wait_for_selector("#mass-send-rows tr[data-send]")
+            assert await page.inner_text("#mass-send-rows tr[data-send] td[data-key=reps]") == "1 / 2"
+            assert page.script_errors == []

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models import Conversation, Identity, Role
-from crm_core.people import users, web_auth
+from crm_core.people import users
+from tests.fakes.panel import signed_in
 from tests.fakes.stack import eventually, workspace_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -117,40 +118,30 @@ async def test_the_users_page_shows_each_transfer_and_hands_over_customers_of_so
         for external in ("wmPanel0001", "wmPanel0002", "wmPanel0003"):
             await eventually(lambda external=external: _owned_by(ws, external), timeout=15)
         app.customers["wmPanel0002"]["follow"].pop("li")
-        async with tg.hub.sessions() as session, session.begin():
-            admin = await users.get_or_create("ada", Role.ADMIN, db_session=session, display_name="Ada")
-            await web_auth.set_password(admin, "panel password 1", actor=None, db_session=session)
         resp = await tg.client.post(f"{tg.hub_base}/api/v1/users/{ws.reps['li']}/handover", headers=tg.api(),
                                     json={"to_user_id": ws.reps["wang"], "deactivate": False})
         assert resp.json()["wecom_transfers"] == 2
         sim.member_leaves(app, "boss")
 
-        context = await browser.new_context(viewport={"width": 1280, "height": 900}, base_url=tg.hub_base,
-                                            locale="zh-CN")
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto("/admin")
-        await page.fill("input[name=username]", "ada")
-        await page.fill("input[name=password]", "panel password 1")
-        await page.click("button[type=submit]")
-        await page.wait_for_selector("#nav a")
-        await page.goto(f"{tg.hub_base}/admin#/users")
-        await page.wait_for_selector("#transfers-table tr[data-external]")
-        waiting = await page.inner_text("#transfers-table tr[data-external=wmPanel0001]")
-        refused = await page.inner_text("#transfers-table tr[data-external=wmPanel0002]")
-        assert "庚" in waiting and "等待客户接受" in waiting
-        assert "辛" in refused and "企业微信拒绝" in refused
-        assert "企业微信 84061：该客户在企业微信中已不是原跟进人的客户" in refused  # WeCom's refusal, said in Chinese
+        async with signed_in(browser, tg.hub, tg.hub_base, "ada", Role.ADMIN) as page:
+            await page.wait_for_selector("#nav a")
+            await page.goto(f"{tg.hub_base}/admin#/users")
+            await page.wait_for_selector("#transfers-table tr[data-external]")
+            waiting = await page.inner_text("#transfers-table tr[data-external=wmPanel0001]")
+            refused = await page.inner_text("#transfers-table tr[data-external=wmPanel0002]")
+            assert "庚" in waiting and "等待客户接受" in waiting
+            assert "辛" in refused and "企业微信拒绝" in refused
+            # WeCom's refusal, said in Chinese
+            assert "企业微信 84061：该客户在企业微信中已不是原跟进人的客户" in refused
 
-        # Customers of Zhao, who left: listed, and handed to Li Lei from the page.
-        await page.click("#list-unassigned")
-        await page.wait_for_selector("#unassigned-table")
-        assert "壬" in await page.inner_text("#unassigned-table")
-        await page.select_option("#unassigned-form select[name=heir]", str(ws.reps["li"]))
-        await page.click("#hand-unassigned")
-        await page.wait_for_selector("#transfers-table tr[data-external=wmPanel0003]")
-        assert await _owned_by(ws, "wmPanel0003") == ws.reps["li"]
-        assert [(t["external"], t["takeover"], t["resigned"]) for t in app.transfers][-1] == ("wmPanel0003", "li", True)
-        assert errors == []
-        await context.close()
+            # Customers of Zhao, who left: listed, and handed to Li Lei from the page.
+            await page.click("#list-unassigned")
+            await page.wait_for_selector("#unassigned-table")
+            assert "壬" in await page.inner_text("#unassigned-table")
+            await page.select_option("#unassigned-form select[name=heir]", str(ws.reps["li"]))
+            await page.click("#hand-unassigned")
+            await page.wait_for_selector("#transfers-table tr[data-external=wmPanel0003]")
+            assert await _owned_by(ws, "wmPanel0003") == ws.reps["li"]
+            last = app.transfers[-1]
+            assert (last["external"], last["takeover"], last["resigned"]) == ("wmPanel0003", "li", True)
+            assert page.script_errors == []
