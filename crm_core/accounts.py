@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit, catalogues
@@ -15,6 +15,14 @@ from crm_core.ports import AccountRef
 # What staff call each channel (customers are told "WeChat" for WeCom: bots/customer/texts.py).
 CHANNELS = {kind: catalogues.text(f"channel.{kind}") for kind in (
     "telegram", "wechat", "wecom", "wecom_kf", "dingtalk", "dingtalk_group_robot", "email")}
+
+# WeCom external contacts' userids begin so (wm..., wo...); a member's userid is free text.
+WECOM_CUSTOMER_PREFIXES = ("wm", "wo")
+
+
+def wecom_customer(column: ColumnElement[str]) -> ColumnElement[bool]:
+    """SQL: the identity's external id is a WeCom customer's."""
+    return or_(*(column.like(prefix + "%") for prefix in WECOM_CUSTOMER_PREFIXES))
 
 
 def channel_name(kind: str | None, lang: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.accounts import wecom_customer
 from crm_core.models import (
     ChannelAccount,
     ContactTag,
@@ -54,7 +55,7 @@ async def plan(account: ChannelAccount | None, name: str, text: str, tags: list[
              .join(UserHandle, (UserHandle.user_id == Conversation.assignee_user_id)
                    & (UserHandle.channel_account_id == Identity.channel_account_id))
              .join(User, User.id == UserHandle.user_id)
-             .where(Identity.channel_account_id == account.id, Identity.external_id.like("w%"),
+             .where(Identity.channel_account_id == account.id, wecom_customer(Identity.external_id),
                     User.is_active.is_(True)).order_by(Identity.id))
     if user_ids:
         query = query.where(UserHandle.user_id.in_(user_ids))

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
+from crm_core.accounts import wecom_customer
 from crm_core.models import ContactTag, Conversation, CorpTag, Identity, UserHandle
 
 HUB_GROUP = "SCRM Hub"  # the tag group where tags made in the hub are created in WeCom
@@ -115,7 +116,7 @@ async def markings(contact_id: int, removed: set[str], *, db_session: AsyncSessi
         .join(Conversation, Conversation.identity_id == Identity.id)
         .join(UserHandle, (UserHandle.user_id == Conversation.assignee_user_id)
               & (UserHandle.channel_account_id == Identity.channel_account_id))
-        .where(Identity.contact_id == contact_id, Identity.external_id.like("w%"))
+        .where(Identity.contact_id == contact_id, wecom_customer(Identity.external_id))
         .order_by(Conversation.id.desc()))).all()
     found: dict[tuple[int, str], Marking] = {}
     for account_id, external, userid in rows:

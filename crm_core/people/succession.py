@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
+from crm_core.accounts import WECOM_CUSTOMER_PREFIXES
 from crm_core.db import utcnow
 from crm_core.models import (
     ChannelAccount,
@@ -29,7 +30,6 @@ from crm_core.models import (
     UserHandle,
 )
 
-EXTERNAL_PREFIXES = ("wm", "wo")  # WeCom external contacts' userids (app members' ids are free text)
 STATUSES = ("pending", "waiting", "done", "refused", "over_limit", "failed")
 
 
@@ -86,7 +86,7 @@ async def _plan(account_id: int, handover: str, takeover: str, customers: Sequen
     rows = [CustomerTransfer(channel_account_id=account_id, contact_id=contact_id, external_userid=external,
                              handover_userid=handover, takeover_userid=takeover, resigned=resigned)
             for external, contact_id in dict(customers).items()
-            if external.startswith(EXTERNAL_PREFIXES) and external not in open_already]
+            if external.startswith(WECOM_CUSTOMER_PREFIXES) and external not in open_already]
     db_session.add_all(rows)
     await db_session.flush()
     if rows:
