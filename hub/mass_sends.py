@@ -44,7 +44,8 @@ class MassSends:
                 try:
                     if task.status == "pending":
                         msgid, refused = await adapter.mass_task(ref, sender=task.sender_userid,
-                                                                 externals=list(task.targets), text=send.text)
+                                                                 externals=list(task.targets), text=send.text,
+                                                                 groups=send.chat_type == "group")
                         task.msgid, task.status = msgid, "waiting"
                         task.targets = {e: (2 if e in refused else s) for e, s in task.targets.items()}
                         changed += 1

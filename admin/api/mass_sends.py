@@ -19,7 +19,7 @@ from crm_core import audit
 from crm_core.campaigns import mass_sends
 from crm_core.contacts.naming import shown_names
 from crm_core.db import utcnow
-from crm_core.models import ChannelAccount, Contact, Identity, MassSend, MassSendTask, Role, User
+from crm_core.models import ChannelAccount, Contact, CustomerGroup, Identity, MassSend, MassSendTask, Role, User
 
 router = APIRouter(prefix="/mass-sends", tags=["mass sends"])
 MANAGE = (Role.ADMIN, Role.OPERATOR)
@@ -30,6 +30,7 @@ class MassSendCreate(BaseModel):
     channel_account_id: Id = Field(description="The WeCom app's channel account")
     name: str = Field(min_length=1, max_length=100)
     text: str = Field(min_length=1, max_length=4000, description="What the customers read")
+    to_groups: bool = Field(default=False, description="To the chosen reps' customer groups instead of customers")
     tags: list[str] = Field(default_factory=list, max_length=20, description="Customers with every one of these")
     user_ids: list[Id] = Field(default_factory=list, max_length=500, description="These reps' customers; empty: all")
 
@@ -37,6 +38,7 @@ class MassSendCreate(BaseModel):
 class MassSendRead(BaseModel):
     id: int
     channel_account_id: int
+    chat_type: str = Field(description="single: to customers; group: to customer groups")
     name: str
     text: str
     created_at: dt.datetime
@@ -60,7 +62,8 @@ async def _tasks(session: AsyncSession, send_ids: list[int]) -> dict[int, list[M
 
 
 def _read(send: MassSend, tasks: list[MassSendTask]) -> MassSendRead:
-    return MassSendRead(id=send.id, channel_account_id=send.channel_account_id, name=send.name, text=send.text,
+    return MassSendRead(id=send.id, channel_account_id=send.channel_account_id, chat_type=send.chat_type,
+                        name=send.name, text=send.text,
                         created_at=send.created_at, **mass_sends.summary(send, tasks))
 
 
@@ -80,7 +83,7 @@ async def create_mass_send(body: MassSendCreate, user: User = Depends(require_ro
     try:
         send = await mass_sends.plan(await session.get(ChannelAccount, body.channel_account_id), body.name,
                                      body.text, [t.strip() for t in body.tags if t.strip()], body.user_ids,
-                                     actor=user, db_session=session, now=utcnow())
+                                     actor=user, db_session=session, now=utcnow(), groups=body.to_groups)
     except mass_sends.MassSendInvalid as exc:
         raise HTTPException(422, str(exc)) from None
     await audit.record("mass_send.create", entity_type="mass_send", entity_id=send.id, actor=user,
@@ -109,12 +112,16 @@ async def _detail(send_id: int, session: AsyncSession) -> MassSendDetail:
         .all()) if externals else {}
     contacts = (await session.scalars(select(Contact).where(Contact.id.in_(set(contact_of.values()))))).all()
     names = await shown_names(contacts, db_session=session)
+    group_names = dict((await session.execute(select(CustomerGroup.chat_id, CustomerGroup.name).where(
+        CustomerGroup.channel_account_id == send.channel_account_id, CustomerGroup.chat_id.in_(externals))))
+        .all()) if send.chat_type == "group" and externals else {}
     users = {u.id: u for u in (await session.scalars(select(User).where(
         User.id.in_({t.user_id for t in tasks if t.user_id})))).all()}
 
     def customer(external: str, state: str) -> dict[str, Any]:
         return {"external_userid": external, "contact_id": contact_of.get(external),
-                "name": names.get(contact_of.get(external, 0)) or external, "state": state}
+                "name": group_names.get(external) or names.get(contact_of.get(external, 0)) or external,
+                "state": state}
     return MassSendDetail(
         **_read(send, tasks).model_dump(),
         tasks=[{"id": t.id, "user_id": t.user_id, "rep": (users[t.user_id].display_name or users[t.user_id].username)

@@ -829,10 +829,16 @@ class WeComSimulator:
         sender = body.get("sender")
         if sender not in app.members:
             raise WeComApiError(60111, f"userid not found: {sender}")
-        targets = body.get("external_userid") or []
-        failed = [t for t in targets if sender not in app.customers.get(t, {}).get("follow", set())]
+        group = body.get("chat_type") == "group"
+        if group:  # the sender's customer groups: those named in chat_id_list, else every one they own
+            owned = [c for c, g in app.groups.items() if g["owner"] == sender]
+            targets = body.get("chat_id_list") or owned
+            failed = [t for t in targets if t not in owned]
+        else:
+            targets = body.get("external_userid") or []
+            failed = [t for t in targets if sender not in app.customers.get(t, {}).get("follow", set())]
         msgid = "msg" + _random_id("", 20)
-        task = {"msgid": msgid, "sender": sender, "targets": [t for t in targets if t not in failed],
+        task = {"msgid": msgid, "sender": sender, "targets": [t for t in targets if t not in failed], "group": group,
                 "text": (body.get("text") or {}).get("content", ""), "confirmed": False,
                 "status": {t: 0 for t in targets if t not in failed}}  # 0 waiting for the rep
         app.tasks.append(task)
@@ -855,8 +861,9 @@ class WeComSimulator:
             raise WeComApiError(40058, "invalid msgid")
         if body.get("userid") != task["sender"]:
             return {"next_cursor": "", "send_list": []}
+        key = "chat_id" if task.get("group") else "external_userid"
         return {"next_cursor": "", "send_list": [
-            {"external_userid": target, "userid": task["sender"], "status": status,
+            {key: target, "userid": task["sender"], "status": status,
              **({"send_time": int(time.time())} if status == 1 else {})}
             for target, status in task["status"].items()]}
 
@@ -868,6 +875,17 @@ class WeComSimulator:
         task["confirmed"] = True
         month = time.strftime("%Y-%m", time.gmtime(time.time() + 8 * 3600))  # China's calendar month
         for target in task["targets"]:
+            if task.get("group"):  # to a customer group: 4 a month per group too
+                group = app.groups.get(target)
+                if group is None:
+                    task["status"][target] = 2
+                    continue
+                received = group.setdefault("mass_received", {})
+                task["status"][target] = 3 if received.get(month, 0) >= 4 else 1
+                if task["status"][target] == 1:
+                    received[month] = received.get(month, 0) + 1
+                    app.note(target, "hub", task["text"])
+                continue
             if task["sender"] not in app.customers.get(target, {}).get("follow", set()):
                 task["status"][target] = 2  # no longer the rep's contact: not sent
                 continue

@@ -299,17 +299,19 @@ class WeComAdapter:
             if exc.errcode != INVALID_CONFIG_ID:  # gone already: what deleting wanted
                 raise ValueError(f"WeCom refused to delete the contact way ({exc.errcode}): {exc.errmsg}") from None
 
-    async def mass_task(self, account: AccountRef, *, sender: str, externals: list[str],
-                        text: str) -> tuple[str, list[str]]:
-        """A 群发 task for the rep `sender` to their customers (add_msg_template, chat_type single):
-        WeCom's msgid, and the customers it could not include (not the rep's contacts)."""
+    async def mass_task(self, account: AccountRef, *, sender: str, externals: list[str], text: str,
+                        groups: bool = False) -> tuple[str, list[str]]:
+        """A 群发 task for the rep `sender` to their customers (add_msg_template, chat_type single), or
+        with `groups` to customer groups they own (chat_type group, `externals` their chat ids):
+        WeCom's msgid, and the targets it could not include (not the rep's contacts or groups)."""
+        targets = {"chat_id_list": externals} if groups else {"external_userid": externals}
         body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/add_msg_template", {
-            "chat_type": "single", "external_userid": externals, "sender": sender, "text": {"content": text}})
+            "chat_type": "group" if groups else "single", **targets, "sender": sender, "text": {"content": text}})
         return str(body.get("msgid") or ""), [str(x) for x in body.get("fail_list") or []]
 
     async def mass_task_state(self, account: AccountRef, *, msgid: str, sender: str) -> tuple[bool, dict[str, int]]:
         """Whether `sender` sent the task (get_groupmsg_task: 2 sent), and each customer's status
-        (get_groupmsg_send_result: 0 waiting, 1 sent, 2 not a contact, 3 over WeCom's limit)."""
+        or group (get_groupmsg_send_result: 0 waiting, 1 sent, 2 not a contact, 3 over WeCom's limit)."""
         app = app_key(account)
         sent, cursor = False, ""
         while True:
@@ -323,7 +325,7 @@ class WeComAdapter:
         while True:
             body = await self.client.call(app, "/cgi-bin/externalcontact/get_groupmsg_send_result",
                                           {"msgid": msgid, "userid": sender, "limit": 1000, "cursor": cursor})
-            statuses.update({str(e.get("external_userid")): int(e.get("status") or 0)
+            statuses.update({str(e.get("chat_id") or e.get("external_userid")): int(e.get("status") or 0)
                              for e in body.get("send_list") or []})
             cursor = str(body.get("next_cursor") or "")
             if not cursor:

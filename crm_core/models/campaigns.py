@@ -184,6 +184,7 @@ class MassSend(Base):
     channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
     name: Mapped[str] = mapped_column(String(100))
     text: Mapped[str] = mapped_column(String(4000))
+    chat_type: Mapped[str] = mapped_column(String(16), default="single")  # single: customers; group: their groups
     audience: Mapped[dict[str, Any]] = mapped_column(default=dict)     # {"tags": [...], "user_ids": [...]}
     # Customers left out before any task was made, with why: {external_userid: "over_limit"}.
     skipped: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -107,3 +107,29 @@ async def test_a_mass_send_made_in_the_panel_confirmed_by_one_of_two_reps_shows_
             await page.wait_for_selector("#mass-send-rows tr[data-send]")
             assert await page.inner_text("#mass-send-rows tr[data-send] td[data-key=reps]") == "1 / 2"
             assert page.script_errors == []
+
+
+async def test_a_mass_send_to_groups_is_one_task_per_owner_with_their_groups(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim = ws.tg, ws.wecom_app, ws.wecom
+        app.auto_confirm_tasks = False
+        first = sim.group_created(app, "li", "X200 用户群", {"wmInGroup01": "甲"})
+        second = sim.group_created(app, "li", "门店群", {"wmInGroup02": "乙"})
+        third = sim.group_created(app, "wang", "华南群", {"wmInGroup03": "丙"})
+        await tg.hub.groups.run_once(everything=True)
+        tagged = await tg.client.post(f"{tg.hub_base}/api/v1/mass-sends", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "name": "x", "text": "y", "to_groups": True, "tags": ["vip"]})
+        assert tagged.status_code == 422 and "tags choose customers" in tagged.text
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/mass-sends", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "name": "群公告", "text": "本周六门店活动", "to_groups": True})
+        assert resp.status_code == 201, resp.text
+        assert sorted((t["sender"], sorted(t["targets"]), t["group"]) for t in app.tasks) == [
+            ("li", sorted([first, second]), True), ("wang", [third], True)]
+        sim.confirm_task(app, next(t["msgid"] for t in app.tasks if t["sender"] == "li"))
+        await tg.hub.mass_sends.run_once()
+        detail = (await tg.client.get(f"{tg.hub_base}/api/v1/mass-sends/{resp.json()['id']}",
+                                      headers=tg.api())).json()
+        assert (detail["chat_type"], detail["reps"], detail["reps_sent"]) == ("group", 2, 1)
+        assert detail["customers"] == {"waiting": 1, "sent": 2, "not_contact": 0, "over_limit": 0}
+        assert {c["name"]: c["state"] for t in detail["tasks"] for c in t["customers"]} == {
+            "X200 用户群": "sent", "门店群": "sent", "华南群": "waiting"}

@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('channel_account_id', _id, nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('text', sa.String(length=4000), nullable=False),
+    sa.Column('chat_type', sa.String(length=16), nullable=False),
     sa.Column('audience', _json, nullable=False),
     sa.Column('skipped', _json, nullable=False),
     sa.Column('created_by_user_id', _id, nullable=True),

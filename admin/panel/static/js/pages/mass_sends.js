@@ -16,6 +16,7 @@ export async function massSendsPage(main, [id] = []) {
       <div class="grid"><label>${t("wecom_app")}<select name="account">${choices.accounts.map((a) => html`<option value="${a.id}">${a.name}</option>`)}</select></label>
         <label>${t("name")} *<input name="name" required maxlength="100"></label>
         <label>${t("tags")}<input name="tags" placeholder="vip"></label>
+        <label class="check"><input type="checkbox" name="groups"> ${t("to_their_groups")}</label>
         <label>${t("rota_reps")}<select name="users" multiple size="4">${choices.users.map((u) => html`<option value="${u.id}">${u.name} (${u.userid})</option>`)}</select></label></div>
       <label>${t("mass_text")} *<textarea name="text" required maxlength="4000"></textarea></label>
       <p class="hint">${t("mass_send_rule")}</p>
@@ -24,7 +25,7 @@ export async function massSendsPage(main, [id] = []) {
   if (form) form.onsubmit = async (event) => {
     event.preventDefault();
     const made = await attempt(() => api("POST", "/mass-sends", {channel_account_id: Number(form.account.value), name: form.name.value.trim(),
-      text: form.text.value.trim(), tags: commaList(form.tags.value), user_ids: [...form.users.selectedOptions].map((o) => Number(o.value))}), t("saved"));
+      text: form.text.value.trim(), to_groups: form.groups.checked, tags: form.groups.checked ? [] : commaList(form.tags.value), user_ids: [...form.users.selectedOptions].map((o) => Number(o.value))}), t("saved"));
     if (made) location.hash = `#/mass-sends/${made.id}`;
   };
 }
@@ -35,7 +36,7 @@ async function massSendPage(main, id) {
   main.innerHTML = markup(html`<p><a href="#/mass-sends">← ${t("mass_sends")}</a></p><h1>${send.name}</h1>
     <section class="card"><p>${send.text}</p><dl class="kv" id="mass-summary"><dt>${t("reps_sent")}</dt><dd data-key="reps">${t("n_of_m", {n: send.reps_sent, m: send.reps})}</dd>
       ${["sent", "waiting", "not_contact", "over_limit"].map((k) => html`<dt>${label("mass_target", k)}</dt><dd data-key="${k}">${send.customers[k]}</dd>`)}</dl></section>
-    <div class="table-wrap"><table id="mass-tasks"><tr><th>${t("rep")}</th><th>${t("status")}</th><th>${t("customer")}</th></tr>
+    <div class="table-wrap"><table id="mass-tasks"><tr><th>${t("rep")}</th><th>${t("status")}</th><th>${t(send.chat_type === "group" ? "customer_groups" : "customer")}</th></tr>
     ${send.tasks.map((task) => html`<tr data-rep="${task.sender_userid}"><td>${task.rep}</td><td>${badge(task.status)}${task.reason ? html` ${task.reason}` : ""}</td>
       <td>${task.customers.map((c) => html`<div>${c.name} ${badge(c.state)}</div>`)}</td></tr>`)}
     ${send.skipped.length ? html`<tr><td>—</td><td>${badge("over_limit")}</td><td>${send.skipped.map((c) => html`<div>${c.name}</div>`)}</td></tr>` : ""}</table></div>`);
