@@ -28,6 +28,7 @@ from admin.api import (
     faq,
     leads,
     mass_sends,
+    moments,
     opinion,
     panel,
     teams,
@@ -114,6 +115,7 @@ class HubApiContext:
         self.succession = hub.succession
         self.mass_sends = hub.mass_sends
         self.groups = hub.groups
+        self.moments = hub.moments
         self._hub = hub
 
     @property
@@ -201,8 +203,8 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations,
-                   customer_groups, customer_transfers, events, faq, leads, mass_sends, opinion, panel, settings_api,
-                   teams, users):
+                   customer_groups, customer_transfers, events, faq, leads, mass_sends, moments, opinion, panel,
+                   settings_api, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_text)

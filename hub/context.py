@@ -45,6 +45,7 @@ from hub.corp_tags import CorpTags
 from hub.groups import CustomerGroups
 from hub.mass_sends import MassSends
 from hub.metrics import PrometheusObserver
+from hub.moments import Moments
 from hub.settings import Settings
 from hub.shared_limits import RedisPacer, RedisTokens
 from hub.shared_limits import connect as connect_redis
@@ -167,6 +168,7 @@ class Hub:
         self.corp_tags = CorpTags(self.sessions, self.channels, self.cipher)
         self.mass_sends = MassSends(self.sessions, self.channels, self.cipher)
         self.groups = CustomerGroups(self.sessions, self.channels, self.cipher)
+        self.moments = Moments(self.sessions, self.channels, self.cipher)
         self.nurture = NurturePlanner(self.sessions, default_timezone=settings.default_timezone,
                                       on_enqueued=self.dispatcher.wake)
         self.digest = RepDigest(self.sessions, timezone=settings.default_timezone, on_enqueued=self.dispatcher.wake)

@@ -106,7 +106,7 @@ class CustomerMover(Protocol):
 
 
 class MassSender(Protocol):
-    """Makes WeCom mass-send tasks and reads back what became of them (the hub supplies it)."""
+    """Makes WeCom mass-send (or moments) tasks and reads back what became of them (the hub supplies it)."""
 
     async def run_once(self) -> int: ...
 
@@ -120,6 +120,7 @@ class GroupReader(Protocol):
 class ApiContext(Protocol):
     sessions: async_sessionmaker[AsyncSession]
     groups: GroupReader
+    moments: MassSender
     contact_ways: ContactWayKeeper
     succession: CustomerMover
     mass_sends: MassSender

@@ -97,6 +97,9 @@ class SimApp:
     tag_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     # 客户群: chat_id -> {"name", "owner", "create_time", "notice", "members": [groupchat/get's member_list]}
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # 朋友圈: jobid -> {"moment_id", "checked"}; moment_id -> {"text", "senders", "tags", "published": {userid: bool}}
+    moment_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    moments: dict[str, dict[str, Any]] = field(default_factory=dict)
     archive: Archive | None = None  # 会话存档, when the corp has it
     archive_sdk: Path | None = None  # the stand-in SDK the hub loads to read it
 
@@ -195,6 +198,7 @@ class WeComSimulator:
             app.contact_ways = saved.get("contact_ways", {})
             app.resigned, app.transfers = saved.get("resigned", {}), saved.get("transfers", [])
             app.tag_groups, app.groups = saved.get("tag_groups", {}), saved.get("groups", {})
+            app.moments = saved.get("moments", {})
         return app
 
     # ---- kept across restarts ------------------------------------------------
@@ -207,7 +211,8 @@ class WeComSimulator:
                                 "sent": app.sent[-KEPT_SENDS:], "tasks": app.tasks, "archived": app.archived,
                                 "archive_refused": sorted(app.archive_refused), "kf": kf_sim.kept(app.kf),
                                 "contact_ways": app.contact_ways, "resigned": app.resigned,
-                                "transfers": app.transfers, "tag_groups": app.tag_groups, "groups": app.groups}
+                                "transfers": app.transfers, "tag_groups": app.tag_groups, "groups": app.groups,
+                                "moments": app.moments}
                 for agent_id, app in self.apps.items()}
 
     def add_member(self, app: SimApp, userid: str, name: str | None = None) -> None:
@@ -470,7 +475,8 @@ class WeComSimulator:
                 return JSONResponse({"errcode": 0, "errmsg": "ok", **await self._upload(app, request)})
             if request.method == "GET":
                 body: dict[str, Any] = dict(request.query_params)
-                handler = {"externalcontact/get": self._external_contact}.get(path)
+                handler = {"externalcontact/get": self._external_contact,
+                           "externalcontact/get_moment_task_result": self._moment_task_result}.get(path)
             else:
                 try:
                     body = json.loads(await request.body() or b"{}")
@@ -496,6 +502,8 @@ class WeComSimulator:
                            "externalcontact/del_corp_tag": self._del_corp_tag,
                            "externalcontact/mark_tag": self._mark_tag,
                            "externalcontact/groupchat/list": self._group_list,
+                           "externalcontact/add_moment_task": self._add_moment_task,
+                           "externalcontact/get_moment_task": self._moment_task,
                            "externalcontact/groupchat/get": self._group_get,
                            "msgaudit/check_single_agree": self._check_single_agree}.get(path)
             if handler is None and path in kf_sim.HANDLERS:
@@ -621,6 +629,52 @@ class WeComSimulator:
     def _del_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         del app.contact_ways[self._way(app, body)["config_id"]]
         return {}
+
+    # ---- moments (朋友圈) ------------------------------------------------------------
+
+    def member_publishes(self, app: SimApp, moment_id: str, userid: str) -> None:
+        """A rep publishes the company's moment from their WeCom client."""
+        app.moments[moment_id]["published"][userid] = True
+
+    def _add_moment_task(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        text = str((body.get("text") or {}).get("content") or "")
+        attachments = body.get("attachments") or []
+        if not text and not attachments:
+            raise WeComApiError(40058, "text or attachments: one is required")
+        if len(text) > 2000 or len(attachments) > 9:
+            raise WeComApiError(40058, "text: at most 2000 characters; attachments: at most 9")
+        visible = body.get("visible_range") or {}
+        senders = list(((visible.get("sender_list") or {}).get("user_list")) or app.members)
+        tags = list(((visible.get("external_contact_list") or {}).get("tag_list")) or [])
+        known_tags = {t for g in app.tag_groups.values() for t in g["tags"]}
+        jobid = "job" + secrets.token_hex(10)
+        moment_id = "mom" + secrets.token_hex(12)
+        app.moments[moment_id] = {"text": text, "senders": [u for u in senders if u in app.members], "tags": tags,
+                                  "published": {u: False for u in senders if u in app.members}}
+        app.moment_jobs[jobid] = {"moment_id": moment_id, "checked": 0,
+                                  "invalid_users": [u for u in senders if u not in app.members],
+                                  "invalid_tags": [t for t in tags if t not in known_tags]}
+        return {"jobid": jobid}
+
+    def _moment_task_result(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        """Made asynchronously: the first look finds it in progress (status 2), the next done (3)."""
+        job = app.moment_jobs.get(str(body.get("jobid") or ""))
+        if job is None:
+            raise WeComApiError(40058, "invalid jobid")
+        job["checked"] += 1
+        if job["checked"] == 1:
+            return {"status": 2, "type": "add_moment_task"}
+        return {"status": 3, "type": "add_moment_task", "result": {
+            "errcode": 0, "errmsg": "ok", "moment_id": job["moment_id"],
+            "invalid_sender_list": {"user_list": job["invalid_users"], "department_list": []},
+            "invalid_external_contact_list": {"tag_list": job["invalid_tags"]}}}
+
+    def _moment_task(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        moment = app.moments.get(str(body.get("moment_id") or ""))
+        if moment is None:
+            raise WeComApiError(40058, "invalid moment_id")
+        return {"next_cursor": "", "task_list": [{"userid": u, "publish_status": int(done)}
+                                                for u, done in moment["published"].items()]}
 
     # ---- customer groups (客户群) ---------------------------------------------------
 

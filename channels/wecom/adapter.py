@@ -355,6 +355,38 @@ class WeComAdapter:
             raise
         return body.get("group_chat") or None
 
+    async def moment_task(self, account: AccountRef, *, text: str, link: dict[str, str] | None, senders: list[str],
+                          tag_ids: list[str]) -> str:
+        """A moments (朋友圈) task for `senders` (empty: every rep) to publish to customers with those
+        corp tags (empty: all): WeCom's job id, answered by `moment_job`."""
+        visible: dict[str, Any] = {}
+        if senders:
+            visible["sender_list"] = {"user_list": senders}
+        if tag_ids:
+            visible["external_contact_list"] = {"tag_list": tag_ids}
+        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/add_moment_task", {
+            "text": {"content": text}, **({"attachments": [{"msgtype": "link", "link": link}]} if link else {}),
+            **({"visible_range": visible} if visible else {})})
+        return str(body["jobid"])
+
+    async def moment_job(self, account: AccountRef, jobid: str) -> dict[str, Any] | None:
+        """The task's outcome once WeCom made it (get_moment_task_result status 3), else None."""
+        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_moment_task_result",
+                                      params={"jobid": jobid})
+        return (body.get("result") or {}) if body.get("status") == 3 else None
+
+    async def moment_published(self, account: AccountRef, moment_id: str) -> dict[str, bool]:
+        """Which reps published the moment (get_moment_task: publish_status 1)."""
+        found: dict[str, bool] = {}
+        cursor = ""
+        while True:
+            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_moment_task",
+                                          {"moment_id": moment_id, "cursor": cursor, "limit": 1000})
+            found.update({str(t.get("userid")): t.get("publish_status") == 1 for t in body.get("task_list") or []})
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                return found
+
     async def corp_tags(self, account: AccountRef) -> list[dict[str, str]]:
         """The company's customer tags (get_corp_tag_list): group id and name, tag id and name."""
         body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_corp_tag_list", {})

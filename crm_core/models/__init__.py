@@ -13,6 +13,7 @@ from crm_core.models.campaigns import (
     EventRegistration,
     MassSend,
     MassSendTask,
+    Moment,
 )
 from crm_core.models.channels import ChannelAccount, ChannelCursor
 from crm_core.models.common import (
@@ -50,6 +51,6 @@ __all__ = [
     "ContactWay", "ContactWayEvent", "Conversation", "ConversationStatus", "CorpTag", "CsatSurvey", "CustomerGroup",
     "CustomerGroupMember", "CustomerTransfer", "Delivery", "Direction", "Enrolment", "EnrolmentStatus", "Event",
     "EventRegistration", "FaqEntry", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease", "LoginAttempt",
-    "MassSend", "MassSendTask", "Message", "MessageKind", "MessagePurpose", "Note", "OpinionAlert", "OutboxMessage",
-    "OutboxStatus", "Role", "TagPush", "Team", "ThreadAlias", "User", "UserHandle", "WebSession"
+    "MassSend", "MassSendTask", "Message", "MessageKind", "MessagePurpose", "Moment", "Note", "OpinionAlert",
+    "OutboxMessage", "OutboxStatus", "Role", "TagPush", "Team", "ThreadAlias", "User", "UserHandle", "WebSession"
 ]

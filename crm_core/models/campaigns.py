@@ -207,3 +207,25 @@ class MassSendTask(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / waiting / sent / failed
     reason: Mapped[str | None] = mapped_column(String(300))
     checked_at: Mapped[dt.datetime | None]
+
+
+class Moment(Base):
+    """A WeCom moments (朋友圈) post for reps to publish to their customers' moments: made as a task
+    (`add_moment_task`, answered later by job id), then followed: which reps published it."""
+
+    __tablename__ = "moment"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
+    text: Mapped[str] = mapped_column(String(2000))
+    link_url: Mapped[str | None] = mapped_column(String(500))
+    link_title: Mapped[str | None] = mapped_column(String(100))
+    senders: Mapped[list[Any]] = mapped_column(default=list)       # the reps' WeCom userids; empty: everyone
+    tags: Mapped[list[Any]] = mapped_column(default=list)          # customers who see it: these corp tags; empty: all
+    jobid: Mapped[str | None] = mapped_column(String(200))
+    moment_id: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / creating / created / failed
+    reason: Mapped[str | None] = mapped_column(String(300))
+    published: Mapped[dict[str, Any]] = mapped_column(default=dict)  # rep's userid -> published (bool)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,5 +1,5 @@
 // The mass sends page: WeCom 群发 to customers, one task per rep, and what WeCom says became of each.
-import {$, api, attempt, commaList, either, html, label, markup, ME, t, when} from "../core.js";
+import {$, api, attempt, commaList, either, html, label, markup, ME, reload, t, when} from "../core.js";
 
 const MANAGES = ["admin", "operator"].includes(ME.role);
 const TONE = {sent: "good", waiting: "warn", pending: "warn", not_contact: "bad", over_limit: "bad", failed: "bad"};
@@ -21,6 +21,7 @@ export async function massSendsPage(main, [id] = []) {
       <label>${t("mass_text")} *<textarea name="text" required maxlength="4000"></textarea></label>
       <p class="hint">${t("mass_send_rule")}</p>
       <button type="submit" class="primary">${t("send")}</button></form>` : ""}`);
+  await momentsSection(main, choices);
   const form = $("#mass-form");
   if (form) form.onsubmit = async (event) => {
     event.preventDefault();
@@ -40,4 +41,32 @@ async function massSendPage(main, id) {
     ${send.tasks.map((task) => html`<tr data-rep="${task.sender_userid}"><td>${task.rep}</td><td>${badge(task.status)}${task.reason ? html` ${task.reason}` : ""}</td>
       <td>${task.customers.map((c) => html`<div>${c.name} ${badge(c.state)}</div>`)}</td></tr>`)}
     ${send.skipped.length ? html`<tr><td>—</td><td>${badge("over_limit")}</td><td>${send.skipped.map((c) => html`<div>${c.name}</div>`)}</td></tr>` : ""}</table></div>`);
+}
+
+// 朋友圈: posts for reps to publish to their customers' moments, and who published them.
+async function momentsSection(main, choices) {
+  const moments = await api("GET", "/moments");
+  const section = document.createElement("section");
+  section.id = "moments";
+  const published = (m) => Object.values(m.published).filter(Boolean).length;
+  section.innerHTML = markup(html`<h2>${t("moments")}</h2><p class="hint">${t("moments_hint")}</p>
+    <div class="table-wrap"><table id="moment-rows"><tr><th>${t("mass_text")}</th><th>${t("tags")}</th><th>${t("status")}</th><th>${t("reps_published")}</th><th>${t("created")}</th></tr>
+    ${either(moments.map((m) => html`<tr data-moment="${m.id}"><td>${m.text}</td><td>${m.tags.join(", ")}</td>
+      <td><span class="badge ${m.status === "failed" ? "bad" : m.status === "created" ? "good" : "warn"}">${label("moment", m.status)}</span>${m.reason ? html` ${m.reason}` : ""}</td>
+      <td data-key="published">${t("n_of_m", {n: published(m), m: Object.keys(m.published).length})}</td><td>${when(m.created_at)}</td></tr>`),
+      html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>
+    ${choices ? html`<form class="card" id="moment-form"><h3>${t("new_moment")}</h3>
+      <div class="grid"><label>${t("wecom_app")}<select name="account">${choices.accounts.map((a) => html`<option value="${a.id}">${a.name}</option>`)}</select></label>
+        <label>${t("tags")}<input name="tags" placeholder="vip"></label><label>${t("link_url")}<input name="link_url" placeholder="https://"></label>
+        <label>${t("rota_reps")}<select name="users" multiple size="4">${choices.users.map((u) => html`<option value="${u.id}">${u.name} (${u.userid})</option>`)}</select></label></div>
+      <label>${t("mass_text")} *<textarea name="text" required maxlength="2000"></textarea></label>
+      <button type="submit" class="primary">${t("send")}</button></form>` : ""}`);
+  main.appendChild(section);
+  const form = $("#moment-form", section);
+  if (form) form.onsubmit = async (event) => {
+    event.preventDefault();
+    const made = await attempt(() => api("POST", "/moments", {channel_account_id: Number(form.account.value), text: form.text.value.trim(),
+      link_url: form.link_url.value.trim() || null, tags: commaList(form.tags.value), user_ids: [...form.users.selectedOptions].map((o) => Number(o.value))}), t("saved"));
+    if (made) reload();
+  };
 }

@@ -1,0 +1,65 @@
+"""WeCom moments (朋友圈) through the API and the simulator: a post made as a task for the chosen
+reps, visible to customers with a corp tag; WeCom makes it asynchronously (the job is read until
+done); which reps published it is read back. A tag WeCom does not have refuses the post, said so."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_core.models import Role
+from tests.fakes.panel import signed_in
+from tests.fakes.stack import workspace_stack
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+async def test_a_moment_reaches_the_chosen_reps_and_who_published_it_is_read_back(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim = ws.tg, ws.wecom_app, ws.wecom
+        made_tags = sim._add_corp_tag(app, {"group_name": "客户等级", "tag": [{"name": "vip"}]})
+        vip_id = made_tags["tag_group"]["tag"][0]["id"]
+        await tg.hub.corp_tags.read_if_due(ws.wecom_account_id, force=True)
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/moments", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "text": "新品 X300 今日发布", "link_url": "https://shop.example.cn/x300",
+            "user_ids": [ws.reps["li"], ws.reps["wang"]], "tags": ["vip"]})
+        assert resp.status_code == 201, resp.text
+        moment = resp.json()
+        assert moment["status"] == "creating" and moment["senders"] == ["li", "wang"]  # WeCom is making it
+        [made] = app.moments.values()
+        assert (made["senders"], made["tags"], made["text"]) == (["li", "wang"], [vip_id], "新品 X300 今日发布")
+        assert await tg.hub.moments.run_once() == 0  # the job is still in progress (status 2)
+        assert await tg.hub.moments.run_once() == 1  # done (status 3): the moment has its id
+        sim.member_publishes(app, next(iter(app.moments)), "li")
+        assert await tg.hub.moments.run_once() == 1
+        moment = (await tg.client.get(f"{tg.hub_base}/api/v1/moments/{moment['id']}", headers=tg.api())).json()
+        assert (moment["status"], moment["published"]) == ("created", {"li": True, "wang": False})
+
+        # A tag WeCom does not have: the post is refused with the reason, nothing made in WeCom.
+        bad = await tg.client.post(f"{tg.hub_base}/api/v1/moments", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "text": "试试", "tags": ["不存在的标签"]})
+        assert bad.status_code == 201
+        assert bad.json()["status"] == "failed" and "不存在的标签" in bad.json()["reason"]
+        assert len(app.moments) == 1
+
+
+async def test_the_panel_posts_a_moment_and_shows_who_published_it(database_url, tmp_path, browser):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim = ws.tg, ws.wecom_app, ws.wecom
+        async with signed_in(browser, tg.hub, tg.hub_base, "olga", Role.OPERATOR) as page:
+            await page.click("#nav a[data-page=mass-sends]")
+            await page.wait_for_selector("#moment-form")
+            await page.fill("#moment-form textarea[name=text]", "周末门店活动，欢迎到店")
+            await page.select_option("#moment-form select[name=users]", [str(ws.reps["li"]), str(ws.reps["wang"])])
+            await page.click("#moment-form button[type=submit]")
+            await page.wait_for_selector("#moment-rows tr[data-moment]")
+            assert "创建中" in await page.inner_text("#moment-rows tr[data-moment]")
+            await tg.hub.moments.run_once()
+            await tg.hub.moments.run_once()
+            sim.member_publishes(app, next(iter(app.moments)), "wang")
+            await tg.hub.moments.run_once()
+            await page.reload()
+            await page.wait_for_selector("#moment-rows tr[data-moment]")
+            row = page.locator("#moment-rows tr[data-moment]")
+            assert "已创建" in await row.inner_text()
+            assert await row.locator("td[data-key=published]").inner_text() == "1 / 2"
+            assert page.script_errors == []
