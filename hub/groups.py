@@ -16,7 +16,7 @@ from channels.wecom.adapter import GROUP_CHANGED
 from crm_core import accounts
 from crm_core.contacts import groups
 from crm_core.crypto import CredentialCipher
-from crm_core.models import ChannelAccount, ChannelCursor
+from crm_core.models import ChannelAccount, ChannelCursor, GroupJoinWay
 
 log = logging.getLogger(__name__)
 LISTED = "groups_listed"  # cursor: when every group of the app was last read
@@ -40,6 +40,28 @@ class CustomerGroups:
             except (ApiError, ApiUnavailable) as exc:
                 log.warning("WeCom app %s: customer groups not read (%s); read again next minute", account.id, exc)
         return read
+
+    async def save_join_way(self, way: GroupJoinWay, *, db_session: AsyncSession) -> None:
+        """Make the group QR code in WeCom, or update it, and its welcome template; ValueError with
+        WeCom's reason when refused."""
+        account = await db_session.get(ChannelAccount, way.channel_account_id)
+        adapter, ref = self.channels.get(account.kind), accounts.to_ref(account, self.cipher)
+        try:
+            way.config_id, qr_code = await adapter.save_join_way(
+                ref, config_id=way.config_id, remark=way.name, state=way.state, chat_ids=list(way.chat_ids),
+                auto_create_room=way.auto_create_room, room_base_name=way.room_base_name)
+            if way.welcome:
+                way.welcome_template_id = await adapter.group_welcome_template(ref, way.welcome,
+                                                                               way.welcome_template_id)
+        except ApiError as exc:
+            raise ValueError(f"WeCom refused ({exc.errcode}): {exc.errmsg}") from None
+        way.qr_code = qr_code or way.qr_code
+
+    async def delete_join_way(self, way: GroupJoinWay, *, db_session: AsyncSession) -> None:
+        if way.config_id:
+            account = await db_session.get(ChannelAccount, way.channel_account_id)
+            await self.channels.get(account.kind).delete_join_way(accounts.to_ref(account, self.cipher),
+                                                                  way.config_id)
 
     async def _sync(self, account_id: int, *, everything: bool) -> int:
         async with self.sessions() as session:

@@ -8,14 +8,15 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api.deps import ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
-from admin.api.ids import PathId
-from crm_core.models import CustomerGroup, CustomerGroupMember, Role, User
+from admin.api.ids import Id, PathId
+from crm_core import audit
+from crm_core.models import CustomerGroup, CustomerGroupMember, GroupJoinWay, Role, User
 
 router = APIRouter(prefix="/customer-groups", tags=["customer groups"])
 VIEW = (Role.ADMIN, Role.OPERATOR, Role.MANAGER)
@@ -68,6 +69,122 @@ async def sync_groups(_: User = Depends(require_role(Role.ADMIN, Role.OPERATOR))
                       ctx: ApiContext = Depends(api_context)) -> dict[str, int]:
     """Read every group of every WeCom app again now; how many were read."""
     return {"read": await ctx.groups.run_once(everything=True)}
+
+
+class JoinWayWrite(BaseModel):
+    channel_account_id: Id = Field(description="The WeCom app's channel account")
+    name: str = Field(min_length=1, max_length=30, description="What the code is for (WeCom's remark)")
+    state: str = Field(min_length=1, max_length=30, pattern=r"^[0-9A-Za-z_-]+$",
+                       description="Names the code on the members who join through it")
+    group_ids: list[Id] = Field(min_length=1, max_length=5, description="The groups, in the order they fill")
+    auto_create_room: bool = Field(default=True, description="When all are full, WeCom makes the next group")
+    room_base_name: str | None = Field(default=None, max_length=40)
+    welcome: str | None = Field(default=None, max_length=1000, description="The group welcome its owners use")
+
+
+class JoinWayRead(BaseModel):
+    id: int
+    channel_account_id: int
+    name: str
+    state: str
+    chat_ids: list[str]
+    auto_create_room: bool
+    qr_code: str | None
+    welcome: str | None
+    welcome_template_id: str | None
+    joined: int = Field(description="Members in the groups who came through this code now")
+
+
+async def _join_way(way_id: int, session: AsyncSession) -> GroupJoinWay:
+    way = await session.get(GroupJoinWay, way_id)
+    if way is None or not way.is_active:
+        raise HTTPException(404, f"no group QR code {way_id}")
+    return way
+
+
+async def _join_read(way: GroupJoinWay, session: AsyncSession) -> JoinWayRead:
+    joined = await session.scalar(select(func.count()).select_from(CustomerGroupMember)
+                                  .join(CustomerGroup, CustomerGroup.id == CustomerGroupMember.group_id)
+                                  .where(CustomerGroup.channel_account_id == way.channel_account_id,
+                                         CustomerGroupMember.state == way.state)) or 0
+    return JoinWayRead(id=way.id, channel_account_id=way.channel_account_id, name=way.name, state=way.state,
+                       chat_ids=way.chat_ids, auto_create_room=way.auto_create_room, qr_code=way.qr_code,
+                       welcome=way.welcome, welcome_template_id=way.welcome_template_id, joined=joined)
+
+
+async def _apply_join_way(way: GroupJoinWay, body: JoinWayWrite, ctx: ApiContext, session: AsyncSession) -> None:
+    groups = {g.id: g for g in (await session.scalars(select(CustomerGroup).where(
+        CustomerGroup.id.in_(body.group_ids)))).all()}
+    wrong = [i for i in body.group_ids if i not in groups or groups[i].channel_account_id != body.channel_account_id
+             or groups[i].dismissed_at is not None]
+    if wrong:
+        raise HTTPException(422, f"groups {wrong} are not live customer groups of this WeCom app")
+    taken = await session.scalar(select(GroupJoinWay.id).where(
+        GroupJoinWay.channel_account_id == body.channel_account_id, GroupJoinWay.state == body.state,
+        GroupJoinWay.id != (way.id or 0), GroupJoinWay.is_active.is_(True)))
+    if taken is not None:
+        raise HTTPException(422, f"state {body.state!r} is used by group QR code {taken}: choose another")
+    way.channel_account_id, way.name, way.state = body.channel_account_id, body.name.strip(), body.state
+    way.chat_ids = [groups[i].chat_id for i in body.group_ids]
+    way.auto_create_room, way.room_base_name = body.auto_create_room, body.room_base_name
+    way.welcome = (body.welcome or "").strip() or None
+    try:
+        await ctx.groups.save_join_way(way, db_session=session)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.get("/join-ways", response_model=list[JoinWayRead], responses=errors())
+async def list_join_ways(_: User = Depends(require_role(*VIEW)),
+                         session: AsyncSession = Depends(db_session)) -> list[JoinWayRead]:
+    ways = (await session.scalars(select(GroupJoinWay).where(GroupJoinWay.is_active.is_(True))
+                                  .order_by(GroupJoinWay.id))).all()
+    return [await _join_read(way, session) for way in ways]
+
+
+@router.post("/join-ways", response_model=JoinWayRead, status_code=201, responses=errors(422))
+async def create_join_way(body: JoinWayWrite, user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
+                          ctx: ApiContext = Depends(api_context),
+                          session: AsyncSession = Depends(db_session)) -> JoinWayRead:
+    """A group QR code made in WeCom (groupchat/add_join_way) with its groups and welcome."""
+    way = GroupJoinWay(chat_ids=[])
+    await _apply_join_way(way, body, ctx, session)
+    session.add(way)
+    await session.flush()
+    await audit.record("group_join_way.create", entity_type="group_join_way", entity_id=way.id, actor=user,
+                       db_session=session, details={"name": way.name, "state": way.state, "chats": way.chat_ids})
+    await session.commit()
+    return await _join_read(way, session)
+
+
+@router.put("/join-ways/{way_id}", response_model=JoinWayRead, responses=errors(404, 422))
+async def update_join_way(way_id: PathId, body: JoinWayWrite,
+                          user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
+                          ctx: ApiContext = Depends(api_context),
+                          session: AsyncSession = Depends(db_session)) -> JoinWayRead:
+    way = await _join_way(way_id, session)
+    if body.channel_account_id != way.channel_account_id:
+        raise HTTPException(422, "a group QR code stays on its WeCom app: make a new one for another app")
+    await _apply_join_way(way, body, ctx, session)
+    await audit.record("group_join_way.update", entity_type="group_join_way", entity_id=way.id, actor=user,
+                       db_session=session, details={"name": way.name, "state": way.state, "chats": way.chat_ids})
+    await session.commit()
+    return await _join_read(way, session)
+
+
+@router.delete("/join-ways/{way_id}", status_code=204, responses=errors(404, 422))
+async def delete_join_way(way_id: PathId, user: User = Depends(require_role(Role.ADMIN, Role.OPERATOR)),
+                          ctx: ApiContext = Depends(api_context),
+                          session: AsyncSession = Depends(db_session)) -> None:
+    way = await _join_way(way_id, session)
+    try:
+        await ctx.groups.delete_join_way(way, db_session=session)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    way.is_active = False
+    await audit.record("group_join_way.delete", entity_type="group_join_way", entity_id=way.id, actor=user,
+                       db_session=session, details={"name": way.name})
+    await session.commit()
 
 
 @router.get("/{group_id}", response_model=GroupDetail, responses=errors(404))

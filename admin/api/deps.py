@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.crypto import CredentialCipher
 from crm_core.leads.service import LeadRules
-from crm_core.models import ChannelAccount, ContactWay, Conversation, OutboxMessage, Role, User
+from crm_core.models import ChannelAccount, ContactWay, Conversation, GroupJoinWay, OutboxMessage, Role, User
 from crm_core.people import users, web_auth
 
 
@@ -112,9 +112,14 @@ class MassSender(Protocol):
 
 
 class GroupReader(Protocol):
-    """Reads WeCom customer groups again (the hub supplies it)."""
+    """Reads WeCom customer groups again, and makes their QR codes in WeCom (the hub supplies it);
+    ValueError with WeCom's reason where it refuses."""
 
     async def run_once(self, *, everything: bool = False) -> int: ...
+
+    async def save_join_way(self, way: GroupJoinWay, *, db_session: AsyncSession) -> None: ...
+
+    async def delete_join_way(self, way: GroupJoinWay, *, db_session: AsyncSession) -> None: ...
 
 
 class ApiContext(Protocol):

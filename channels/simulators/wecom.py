@@ -100,6 +100,9 @@ class SimApp:
     # 朋友圈: jobid -> {"moment_id", "checked"}; moment_id -> {"text", "senders", "tags", "published": {userid: bool}}
     moment_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     moments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    join_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 加入群聊 way
+    welcome_templates: dict[str, str] = field(default_factory=dict)     # template_id -> text
+    group_size: int = 200  # members a customer group holds (WeCom: 200 by default)
     archive: Archive | None = None  # 会话存档, when the corp has it
     archive_sdk: Path | None = None  # the stand-in SDK the hub loads to read it
 
@@ -199,6 +202,7 @@ class WeComSimulator:
             app.resigned, app.transfers = saved.get("resigned", {}), saved.get("transfers", [])
             app.tag_groups, app.groups = saved.get("tag_groups", {}), saved.get("groups", {})
             app.moments = saved.get("moments", {})
+            app.join_ways, app.welcome_templates = saved.get("join_ways", {}), saved.get("welcome_templates", {})
         return app
 
     # ---- kept across restarts ------------------------------------------------
@@ -212,7 +216,8 @@ class WeComSimulator:
                                 "archive_refused": sorted(app.archive_refused), "kf": kf_sim.kept(app.kf),
                                 "contact_ways": app.contact_ways, "resigned": app.resigned,
                                 "transfers": app.transfers, "tag_groups": app.tag_groups, "groups": app.groups,
-                                "moments": app.moments}
+                                "moments": app.moments, "join_ways": app.join_ways,
+                                "welcome_templates": app.welcome_templates}
                 for agent_id, app in self.apps.items()}
 
     def add_member(self, app: SimApp, userid: str, name: str | None = None) -> None:
@@ -503,6 +508,12 @@ class WeComSimulator:
                            "externalcontact/mark_tag": self._mark_tag,
                            "externalcontact/groupchat/list": self._group_list,
                            "externalcontact/add_moment_task": self._add_moment_task,
+                           "externalcontact/groupchat/add_join_way": self._add_join_way,
+                           "externalcontact/groupchat/update_join_way": self._update_join_way,
+                           "externalcontact/groupchat/get_join_way": self._get_join_way,
+                           "externalcontact/groupchat/del_join_way": self._del_join_way,
+                           "externalcontact/group_welcome_template/add": self._welcome_template,
+                           "externalcontact/group_welcome_template/edit": self._welcome_template,
                            "externalcontact/get_moment_task": self._moment_task,
                            "externalcontact/groupchat/get": self._group_get,
                            "msgaudit/check_single_agree": self._check_single_agree}.get(path)
@@ -629,6 +640,76 @@ class WeComSimulator:
     def _del_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         del app.contact_ways[self._way(app, body)["config_id"]]
         return {}
+
+    # ---- group QR codes (加入群聊) ---------------------------------------------------
+
+    def customer_scans_group_code(self, app: SimApp, config_id: str, external: str, name: str) -> str:
+        """A customer scans a group QR code: they join its first group with room; when all are full
+        and the code may, WeCom makes the next one (owned by the first group's owner). The chat id."""
+        way = app.join_ways[config_id]
+        chat_id = next((c for c in way["chat_id_list"] if c in app.groups
+                        and len(app.groups[c]["members"]) < app.group_size), None)
+        if chat_id is None:
+            if not way.get("auto_create_room") or not way["chat_id_list"]:
+                raise WeComApiError(86006, "every group of the code is full")  # code from WeCom's global list
+            owner = app.groups[way["chat_id_list"][0]]["owner"]
+            number = way.setdefault("next_room", way.get("room_base_id", 1) + 1)
+            way["next_room"] = number + 1
+            chat_id = self.group_created(app, owner, f"{way.get('room_base_name', '')}{number}", {})
+            way["chat_id_list"].append(chat_id)
+        app.groups[chat_id]["members"].append({"userid": external, "type": 2, "join_time": int(time.time()),
+                                               "join_scene": 3, "name": name, "state": way.get("state", "")})
+        self._group_event(app, chat_id, "update", "add_member")
+        return chat_id
+
+    def _join_way_fields(self, app: SimApp, body: dict[str, Any], way: dict[str, Any]) -> None:
+        chats = body.get("chat_id_list", way.get("chat_id_list", []))
+        if not isinstance(chats, list) or not 1 <= len(chats) <= 5:
+            raise WeComApiError(40058, "chat_id_list: 1 to 5 groups")
+        for chat_id in chats:
+            if chat_id not in app.groups:
+                raise WeComApiError(86003, f"chatid not exist: {chat_id}")
+        if len(str(body.get("state", ""))) > 30 or len(str(body.get("remark", ""))) > 30:
+            raise WeComApiError(40058, "state and remark: at most 30 characters")
+        way.update({k: body[k] for k in ("scene", "remark", "state", "auto_create_room", "room_base_name",
+                                         "room_base_id") if k in body}, chat_id_list=list(chats))
+
+    def _add_join_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("scene") not in (1, 2):
+            raise WeComApiError(40058, "scene: 1 or 2")
+        config_id = secrets.token_hex(16)
+        way: dict[str, Any] = {"config_id": config_id}
+        self._join_way_fields(app, body, way)
+        way["qr_code"] = f"{self.base_url}/_sim/apps/{app.agent_id}/contact_ways/{config_id}/qr.svg"
+        app.join_ways[config_id] = way
+        return {"config_id": config_id}
+
+    def _join_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        way = app.join_ways.get(str(body.get("config_id") or ""))
+        if way is None:
+            raise WeComApiError(40058, "invalid config_id")  # code not confirmed from WeCom's documents
+        return way
+
+    def _update_join_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        self._join_way_fields(app, body, self._join_way(app, body))
+        return {}
+
+    def _get_join_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        return {"join_way": {k: v for k, v in self._join_way(app, body).items() if k != "next_room"}}
+
+    def _del_join_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        del app.join_ways[self._join_way(app, body)["config_id"]]
+        return {}
+
+    def _welcome_template(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        text = str((body.get("text") or {}).get("content") or "")
+        if not text or len(text) > 4000:
+            raise WeComApiError(40058, "text: 1 to 4000 characters")
+        template_id = str(body.get("template_id") or "") or "msg" + secrets.token_hex(12)
+        if body.get("template_id") and template_id not in app.welcome_templates:
+            raise WeComApiError(40058, "invalid template_id")
+        app.welcome_templates[template_id] = text
+        return {} if body.get("template_id") else {"template_id": template_id}
 
     # ---- moments (朋友圈) ------------------------------------------------------------
 
@@ -1072,7 +1153,9 @@ class WeComSimulator:
         return JSONResponse(list(self._app_of(request).contact_ways.values()))
 
     async def _contact_way_qr(self, request: Request) -> Response:
-        way = self._app_of(request).contact_ways.get(request.path_params["config_id"])
+        app = self._app_of(request)
+        config_id = request.path_params["config_id"]
+        way = app.contact_ways.get(config_id) or app.join_ways.get(config_id)  # 「联系我」 or 加入群聊
         if way is None:
             raise HTTPException(404, "no such contact way")
         out = io.BytesIO()

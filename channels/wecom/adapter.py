@@ -96,6 +96,8 @@ CONTACT_WAY_REFUSED = {60111: "a rep's WeCom userid is not a member of the compa
                        84074: "the app may not manage customers: add it under 客户联系 → API → 可调用应用",
                        40058: "WeCom found a parameter invalid (an unknown code, or a state over 30 characters)"}
 INVALID_CONFIG_ID = 40058
+JOIN_WAY_REFUSED = {86001: "a group id is not valid", 86003: "a group does not exist (dismissed?)",
+                    40058: "WeCom found a parameter invalid (at most 5 groups; state and remark at most 30)"}
 MAX_TRANSFER = 100  # customers in one transfer_customer call
 MASS_PER_MONTH = 4  # 企业群发 (add_msg_template) a customer may receive in a calendar month
 TAGS_CHANGED = "corp_tags_changed"  # cursor: when WeCom last said the corp's tag list changed
@@ -330,6 +332,48 @@ class WeComAdapter:
             cursor = str(body.get("next_cursor") or "")
             if not cursor:
                 return sent, statuses
+
+    async def save_join_way(self, account: AccountRef, *, config_id: str | None, remark: str, state: str,
+                            chat_ids: list[str], auto_create_room: bool,
+                            room_base_name: str | None) -> tuple[str, str | None]:
+        """Create (config_id None) or update a group QR code (groupchat/add_join_way, scene 2):
+        its config_id and QR image. ValueError says what WeCom refused."""
+        payload: dict[str, Any] = {"scene": 2, "remark": remark[:30], "state": state, "chat_id_list": chat_ids,
+                                   "auto_create_room": int(auto_create_room)}
+        if auto_create_room:
+            payload |= {"room_base_name": (room_base_name or remark)[:40], "room_base_id": 1}
+        app = app_key(account)
+        try:
+            if config_id is None:
+                config_id = str((await self.client.call(app, "/cgi-bin/externalcontact/groupchat/add_join_way",
+                                                        payload))["config_id"])
+            else:
+                await self.client.call(app, "/cgi-bin/externalcontact/groupchat/update_join_way",
+                                       {"config_id": config_id, **payload})
+            way = await self.client.call(app, "/cgi-bin/externalcontact/groupchat/get_join_way",
+                                         {"config_id": config_id})
+        except ApiError as exc:
+            raise ValueError(f"WeCom refused the group QR code ({exc.errcode}): "
+                             f"{JOIN_WAY_REFUSED.get(exc.errcode, exc.errmsg)}") from None
+        return config_id, (way.get("join_way") or {}).get("qr_code")
+
+    async def delete_join_way(self, account: AccountRef, config_id: str) -> None:
+        try:
+            await self.client.call(app_key(account), "/cgi-bin/externalcontact/groupchat/del_join_way",
+                                   {"config_id": config_id})
+        except ApiError as exc:
+            if exc.errcode != INVALID_CONFIG_ID:
+                raise ValueError(f"WeCom refused to delete the group QR code ({exc.errcode}): {exc.errmsg}") from None
+
+    async def group_welcome_template(self, account: AccountRef, text: str, template_id: str | None) -> str:
+        """A group welcome (group_welcome_template/add, or /edit), with its owners notified; its id."""
+        if template_id:
+            await self.client.call(app_key(account), "/cgi-bin/externalcontact/group_welcome_template/edit",
+                                   {"template_id": template_id, "text": {"content": text}})
+            return template_id
+        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/group_welcome_template/add",
+                                      {"text": {"content": text}, "notify": 1})
+        return str(body["template_id"])
 
     async def group_ids(self, account: AccountRef) -> list[str]:
         """Every customer group's chat id (groupchat/list, all statuses, page after page)."""

@@ -47,7 +47,8 @@ async def apply_group(account_id: int, chat: dict[str, Any], *, db_session: Asyn
     db_session.add_all(CustomerGroupMember(
         group_id=group.id, userid=str(m["userid"]), is_customer=m.get("type") == CUSTOMER,
         contact_id=known.get(str(m["userid"])), name=m.get("group_nickname") or m.get("name") or None,
-        joined_at=_at(m.get("join_time")), join_scene=m.get("join_scene")) for m in members)
+        joined_at=_at(m.get("join_time")), join_scene=m.get("join_scene"), state=(m.get("state") or None))
+        for m in members)
     await db_session.flush()
     return group
 

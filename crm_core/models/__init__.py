@@ -36,6 +36,7 @@ from crm_core.models.contacts import (
     CorpTag,
     CustomerGroup,
     CustomerGroupMember,
+    GroupJoinWay,
     Identity,
     TagPush,
 )
@@ -50,7 +51,8 @@ __all__ = [
     "ChannelAccount", "ChannelCursor", "ConsentEvent", "ConsentRequest", "Contact", "ContactKey", "ContactTag",
     "ContactWay", "ContactWayEvent", "Conversation", "ConversationStatus", "CorpTag", "CsatSurvey", "CustomerGroup",
     "CustomerGroupMember", "CustomerTransfer", "Delivery", "Direction", "Enrolment", "EnrolmentStatus", "Event",
-    "EventRegistration", "FaqEntry", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease", "LoginAttempt",
-    "MassSend", "MassSendTask", "Message", "MessageKind", "MessagePurpose", "Moment", "Note", "OpinionAlert",
-    "OutboxMessage", "OutboxStatus", "Role", "TagPush", "Team", "ThreadAlias", "User", "UserHandle", "WebSession"
+    "EventRegistration", "FaqEntry", "GroupJoinWay", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease",
+    "LoginAttempt", "MassSend", "MassSendTask", "Message", "MessageKind", "MessagePurpose", "Moment", "Note",
+    "OpinionAlert", "OutboxMessage", "OutboxStatus", "Role", "TagPush", "Team", "ThreadAlias", "User", "UserHandle",
+    "WebSession"
 ]

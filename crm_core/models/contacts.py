@@ -153,6 +153,31 @@ class CustomerGroupMember(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     joined_at: Mapped[dt.datetime | None]
     join_scene: Mapped[int | None] = mapped_column(Integer)   # 1 invited, 2 by link, 3 by QR code
+    state: Mapped[str | None] = mapped_column(String(30))      # the group QR code (join way) they came through
+
+
+class GroupJoinWay(Base):
+    """A WeCom group QR code (加入群聊, `groupchat/add_join_way`): customers who scan it join the first
+    of its groups with room (WeCom rolls to the next when one is full, and can make a new one);
+    its `state` names it on the members who came through it; the welcome is a group welcome
+    template (`group_welcome_template/add`) the owners use."""
+
+    __tablename__ = "group_join_way"
+    __table_args__ = (UniqueConstraint("channel_account_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
+    name: Mapped[str] = mapped_column(String(30))
+    state: Mapped[str] = mapped_column(String(30))
+    chat_ids: Mapped[list[Any]] = mapped_column(default=list)     # at most 5, in the order they fill
+    auto_create_room: Mapped[bool] = mapped_column(Boolean, default=True)
+    room_base_name: Mapped[str | None] = mapped_column(String(40))
+    config_id: Mapped[str | None] = mapped_column(String(100))
+    qr_code: Mapped[str | None] = mapped_column(String(500))
+    welcome: Mapped[str | None] = mapped_column(String(1000))
+    welcome_template_id: Mapped[str | None] = mapped_column(String(100))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class BotSession(Base):

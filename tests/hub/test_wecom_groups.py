@@ -85,8 +85,61 @@ async def test_the_groups_page_lists_groups_and_links_their_customers(database_u
             assert await page.get_attribute("#group-members tr[data-member=wmGroupP001] a", "href") == \
                 f"#/contacts/{(await _contact(hub, 'wmGroupP001'))}"
             assert page.script_errors == []
+        # An operator makes a group QR code for it from the page.
+        async with signed_in(browser, hub, tg.hub_base, "olga", Role.OPERATOR) as page:
+            await page.click("#nav a[data-page=groups]")
+            await page.wait_for_selector("#join-way-form")
+            await page.fill("#join-way-form input[name=name]", "老客群码")
+            await page.fill("#join-way-form input[name=state]", "old-customers")
+            await page.select_option("#join-way-form select[name=groups]", index=0)
+            await page.fill("#join-way-form textarea[name=welcome]", "欢迎回来")
+            await page.click("#join-way-form button[type=submit]")
+            await page.wait_for_selector("#join-way-rows tr[data-way]")
+            row = await page.inner_text("#join-way-rows tr[data-way]")
+            assert "老客群码" in row and "门店老客群" in row
+            await page.wait_for_function("document.querySelector('#join-way-rows img').naturalWidth > 0")
+            [made] = app.join_ways.values()
+            assert made["state"] == "old-customers" and list(app.welcome_templates.values()) == ["欢迎回来"]
+            assert page.script_errors == []
 
 
 async def _contact(hub, external: str) -> int:
     async with hub.sessions() as session:
         return await session.scalar(select(Identity.contact_id).where(Identity.external_id == external))
+
+
+async def test_a_group_qr_code_fills_its_groups_in_order_and_counts_who_came_through_it(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
+        app.group_size = 2  # the owner and one customer: a small group, to see it roll to the next
+        first = sim.group_created(app, "li", "活动1群", {})
+        second = sim.group_created(app, "li", "活动2群", {})
+        await hub.groups.run_once(everything=True)
+        ids = {g["chat_id"]: g["id"] for g in (await tg.client.get(f"{tg.hub_base}/api/v1/customer-groups",
+                                                                   headers=tg.api())).json()}
+        body = {"channel_account_id": ws.wecom_account_id, "name": "双十二活动群", "state": "d12-groups",
+                "group_ids": [ids[first], ids[second]], "room_base_name": "活动", "welcome": "欢迎入群，领取优惠券"}
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/customer-groups/join-ways", headers=tg.api(), json=body)
+        assert resp.status_code == 201, resp.text
+        way = resp.json()
+        [made] = app.join_ways.values()
+        assert (made["chat_id_list"], made["state"], made["auto_create_room"]) == ([first, second], "d12-groups", 1)
+        assert way["qr_code"] and app.welcome_templates[way["welcome_template_id"]] == "欢迎入群，领取优惠券"
+
+        # Three customers scan it: the first group, then the second, then a new one WeCom makes.
+        joined = [sim.customer_scans_group_code(app, made["config_id"], f"wmJoin0000{n}", f"客{n}") for n in (1, 2, 3)]
+        assert joined[:2] == [first, second] and joined[2] not in (first, second)
+        assert app.groups[joined[2]]["name"] == "活动2"
+
+        async def counted():
+            await hub.groups.run_once()
+            ways = (await tg.client.get(f"{tg.hub_base}/api/v1/customer-groups/join-ways", headers=tg.api())).json()
+            return ways if ways[0]["joined"] == 3 else None
+        await eventually(counted, timeout=15, interval=0.3)
+        bad = await tg.client.post(f"{tg.hub_base}/api/v1/customer-groups/join-ways", headers=tg.api(),
+                                   json={**body, "state": "other", "group_ids": [987654]})
+        assert bad.status_code == 422 and "987654" in bad.text
+        again = await tg.client.post(f"{tg.hub_base}/api/v1/customer-groups/join-ways", headers=tg.api(), json=body)
+        assert again.status_code == 422 and "choose another" in again.text
+        gone = await tg.client.delete(f"{tg.hub_base}/api/v1/customer-groups/join-ways/{way['id']}", headers=tg.api())
+        assert gone.status_code == 204 and app.join_ways == {}

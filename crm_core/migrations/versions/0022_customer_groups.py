@@ -1,4 +1,4 @@
-"""WeCom customer groups (客户群) and their members, customers linked to their contacts
+"""WeCom customer groups (客户群) and their members, customers linked to their contacts; group QR codes
 
 Revision ID: 0022
 Revises: 0021
@@ -6,6 +6,7 @@ Revises: 0021
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import crm_core.db
 
@@ -16,6 +17,7 @@ depends_on = None
 
 _id = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 _at = crm_core.db.UTCDateTime(timezone=True)
+_json = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
 
 
 def upgrade() -> None:
@@ -43,6 +45,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=True),
     sa.Column('joined_at', _at, nullable=True),
     sa.Column('join_scene', sa.Integer(), nullable=True),
+    sa.Column('state', sa.String(length=30), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_customer_group_member_contact_id_contact')),
     sa.ForeignKeyConstraint(['group_id'], ['customer_group.id'],
                             name=op.f('fk_customer_group_member_group_id_customer_group')),
@@ -52,9 +55,29 @@ def upgrade() -> None:
     op.create_index(op.f('ix_customer_group_member_contact_id'), 'customer_group_member', ['contact_id'],
                     unique=False)
     op.create_index(op.f('ix_customer_group_member_group_id'), 'customer_group_member', ['group_id'], unique=False)
+    op.create_table('group_join_way',
+    sa.Column('id', _id, nullable=False),
+    sa.Column('channel_account_id', _id, nullable=False),
+    sa.Column('name', sa.String(length=30), nullable=False),
+    sa.Column('state', sa.String(length=30), nullable=False),
+    sa.Column('chat_ids', _json, nullable=False),
+    sa.Column('auto_create_room', sa.Boolean(), nullable=False),
+    sa.Column('room_base_name', sa.String(length=40), nullable=True),
+    sa.Column('config_id', sa.String(length=100), nullable=True),
+    sa.Column('qr_code', sa.String(length=500), nullable=True),
+    sa.Column('welcome', sa.String(length=1000), nullable=True),
+    sa.Column('welcome_template_id', sa.String(length=100), nullable=True),
+    sa.Column('is_active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', _at, nullable=False),
+    sa.ForeignKeyConstraint(['channel_account_id'], ['channel_account.id'],
+                            name=op.f('fk_group_join_way_channel_account_id_channel_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_group_join_way')),
+    sa.UniqueConstraint('channel_account_id', 'state', name=op.f('uq_group_join_way_channel_account_id_state'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('group_join_way')
     op.drop_index(op.f('ix_customer_group_member_group_id'), table_name='customer_group_member')
     op.drop_index(op.f('ix_customer_group_member_contact_id'), table_name='customer_group_member')
     op.drop_table('customer_group_member')

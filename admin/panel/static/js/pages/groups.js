@@ -12,6 +12,44 @@ export async function groupsPage(main, [id] = []) {
       html`<tr><td colspan="6" class="muted">${t("nothing")}</td></tr>`)}</table></div>`);
   const sync = $("#sync-groups");
   if (sync) sync.onclick = async () => { if (await attempt(() => api("POST", "/customer-groups/sync"), t("saved"))) reload(); };
+  await joinWaysSection(main, groups);
+}
+
+// Group QR codes (加入群聊): customers who scan one join the first of its groups with room.
+async function joinWaysSection(main, groups) {
+  const ways = await api("GET", "/customer-groups/join-ways");
+  const manages = ["admin", "operator"].includes(ME.role);
+  const live = groups.filter((g) => !g.dismissed_at);
+  const nameOf = Object.fromEntries(groups.map((g) => [g.chat_id, g.name || g.chat_id]));
+  const section = document.createElement("section");
+  section.id = "join-ways";
+  section.innerHTML = markup(html`<h2>${t("group_codes")}</h2><p class="hint">${t("group_codes_hint")}</p>
+    <div class="table-wrap"><table id="join-way-rows"><tr><th>${t("name")}</th><th>state</th><th>${t("customer_groups")}</th><th>${t("joined_through")}</th><th>${t("qr_code")}</th><th></th></tr>
+    ${either(ways.map((w) => html`<tr data-way="${w.id}"><td>${w.name}</td><td><code>${w.state}</code></td><td>${w.chat_ids.map((c) => nameOf[c] || c).join(" → ")}</td><td data-key="joined">${w.joined}</td>
+      <td>${w.qr_code ? html`<a href="${w.qr_code}" target="_blank" rel="noopener" download><img class="qr-thumb" src="${w.qr_code}" alt="${t("qr_code")}" width="56" height="56"></a>` : ""}</td>
+      <td>${manages ? html`<button type="button" class="danger" data-delete-way="${w.id}">${t("delete")}</button>` : ""}</td></tr>`),
+      html`<tr><td colspan="6" class="muted">${t("nothing")}</td></tr>`)}</table></div>
+    ${manages && live.length ? html`<form class="card" id="join-way-form"><h3>${t("new_group_code")}</h3>
+      <div class="grid"><label>${t("name")} *<input name="name" required maxlength="30"></label>
+        <label>state *<input name="state" required maxlength="30" pattern="[0-9A-Za-z_\-]+"></label>
+        <label>${t("customer_groups")} (≤ 5)<select name="groups" multiple size="4">${live.map((g) => html`<option value="${g.id}" data-account="${g.channel_account_id}">${g.name || g.chat_id}</option>`)}</select></label>
+        <label class="check"><input type="checkbox" name="auto" checked> ${t("auto_create_room")}</label></div>
+      <label>${t("group_welcome")}<textarea name="welcome" maxlength="1000"></textarea></label>
+      <button type="submit" class="primary">${t("save")}</button></form>` : ""}`);
+  main.appendChild(section);
+  section.querySelectorAll("[data-delete-way]").forEach((b) => b.onclick = async () => {
+    if (confirm(t("delete") + "?") && await attempt(() => api("DELETE", `/customer-groups/join-ways/${b.dataset.deleteWay}`), t("deleted")) !== undefined) reload();
+  });
+  const form = $("#join-way-form", section);
+  if (form) form.onsubmit = async (event) => {
+    event.preventDefault();
+    const chosen = [...form.groups.selectedOptions];
+    if (!chosen.length) return;
+    const made = await attempt(() => api("POST", "/customer-groups/join-ways", {channel_account_id: Number(chosen[0].dataset.account),
+      name: form.name.value.trim(), state: form.state.value.trim(), group_ids: chosen.map((o) => Number(o.value)),
+      auto_create_room: form.auto.checked, welcome: form.welcome.value.trim() || null}), t("saved"));
+    if (made) reload();
+  };
 }
 
 async function groupPage(main, id) {
