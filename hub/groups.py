@@ -4,6 +4,7 @@ groupchat/get; every hour, and on demand, every group of every WeCom app is (gro
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
@@ -62,6 +63,14 @@ class CustomerGroups:
             account = await db_session.get(ChannelAccount, way.channel_account_id)
             await self.channels.get(account.kind).delete_join_way(accounts.to_ref(account, self.cipher),
                                                                   way.config_id)
+
+    async def statistics(self, account_id: int, owners: list[str], days: int) -> list[dict]:
+        """The owners' groups per day for the last `days` (at most 30), as WeCom counts them."""
+        async with self.sessions() as session:
+            account = await session.get(ChannelAccount, account_id)
+            adapter, ref = self.channels.get(account.kind), accounts.to_ref(account, self.cipher)
+        today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+        return await adapter.group_statistics(ref, owners, today - dt.timedelta(days=days - 1), today)
 
     async def _sync(self, account_id: int, *, everything: bool) -> int:
         async with self.sessions() as session:

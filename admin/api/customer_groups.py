@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from admin.api.deps import ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId
+from channels.tencent_client import ApiError, ApiUnavailable
 from crm_core import audit
-from crm_core.models import CustomerGroup, CustomerGroupMember, GroupJoinWay, Role, User
+from crm_core.models import ChannelAccount, CustomerGroup, CustomerGroupMember, GroupJoinWay, Role, User
 
 router = APIRouter(prefix="/customer-groups", tags=["customer groups"])
 VIEW = (Role.ADMIN, Role.OPERATOR, Role.MANAGER)
@@ -132,6 +133,28 @@ async def _apply_join_way(way: GroupJoinWay, body: JoinWayWrite, ctx: ApiContext
         await ctx.groups.save_join_way(way, db_session=session)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
+
+
+@router.get("/statistics", responses=errors(404))
+async def group_statistics(account_id: int = Query(ge=1, le=2**63 - 1), days: int = Query(default=14, ge=1, le=30),
+                           owner: list[str] = Query(default_factory=list,
+                                                    description="WeCom userids; none: every owner"),
+                           _: User = Depends(require_role(*VIEW)), ctx: ApiContext = Depends(api_context),
+                           session: AsyncSession = Depends(db_session)) -> dict[str, Any]:
+    """Per day (China time) of the owners' groups, as WeCom counts them
+    (groupchat/statistic_group_by_day): groups and members in all, new members, messages."""
+    account = await session.get(ChannelAccount, account_id)
+    if account is None or account.kind != "wecom":
+        raise HTTPException(404, f"no WeCom app's channel account {account_id}")
+    owners = owner or list((await session.scalars(select(CustomerGroup.owner_userid).distinct().where(
+        CustomerGroup.channel_account_id == account_id, CustomerGroup.owner_userid != ""))).all())
+    if not owners:
+        return {"owners": [], "days": []}
+    try:
+        found = await ctx.groups.statistics(account_id, sorted(owners), days)
+    except (ApiError, ApiUnavailable) as exc:
+        raise HTTPException(400, f"WeCom did not give the statistics: {exc}") from None
+    return {"owners": sorted(owners), "days": found}
 
 
 @router.get("/join-ways", response_model=list[JoinWayRead], responses=errors())

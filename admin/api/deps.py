@@ -121,6 +121,8 @@ class GroupReader(Protocol):
 
     async def delete_join_way(self, way: GroupJoinWay, *, db_session: AsyncSession) -> None: ...
 
+    async def statistics(self, account_id: int, owners: list[str], days: int) -> list[dict[str, Any]]: ...
+
 
 class ApiContext(Protocol):
     sessions: async_sessionmaker[AsyncSession]

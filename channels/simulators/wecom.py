@@ -103,6 +103,7 @@ class SimApp:
     join_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 加入群聊 way
     welcome_templates: dict[str, str] = field(default_factory=dict)     # template_id -> text
     group_size: int = 200  # members a customer group holds (WeCom: 200 by default)
+    group_messages: dict[str, int] = field(default_factory=dict)  # "owner|YYYY-MM-DD" -> messages in their groups
     archive: Archive | None = None  # 会话存档, when the corp has it
     archive_sdk: Path | None = None  # the stand-in SDK the hub loads to read it
 
@@ -507,6 +508,7 @@ class WeComSimulator:
                            "externalcontact/del_corp_tag": self._del_corp_tag,
                            "externalcontact/mark_tag": self._mark_tag,
                            "externalcontact/groupchat/list": self._group_list,
+                           "externalcontact/groupchat/statistic_group_by_day": self._group_statistic,
                            "externalcontact/add_moment_task": self._add_moment_task,
                            "externalcontact/groupchat/add_join_way": self._add_join_way,
                            "externalcontact/groupchat/update_join_way": self._update_join_way,
@@ -792,6 +794,31 @@ class WeComSimulator:
         self._push(app, {"ToUserName": app.corp_id, "FromUserName": "sys", "CreateTime": int(time.time()),
                          "MsgType": "event", "Event": "change_external_chat", "ChatId": chat_id, "ChangeType": change,
                          **({"UpdateDetail": detail} if detail else {})})
+
+    def _group_statistic(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        """Per day (China time) for the owners' groups: groups and members in all, new members, messages."""
+        begin, end = int(body.get("day_begin_time") or 0), int(body.get("day_end_time") or 0)
+        owners = set((body.get("owner_filter") or {}).get("userid_list") or [])
+        if not owners:
+            raise WeComApiError(40058, "owner_filter.userid_list is required")
+        if not begin or end and (end < begin or end - begin > 30 * 86400):
+            raise WeComApiError(40058, "day_begin_time / day_end_time: at most 30 days")
+        china = 8 * 3600
+        items = []
+        day = begin
+        while day <= (end or begin):
+            stamp = time.strftime("%Y-%m-%d", time.gmtime(day + china))
+            groups = [g for g in app.groups.values() if g["owner"] in owners and g["create_time"] < day + 86400]
+            members = [m for g in groups for m in g["members"] if m["join_time"] < day + 86400]
+            items.append({"stat_time": day, "data": {
+                "new_chat_cnt": sum(1 for g in groups if day <= g["create_time"] < day + 86400),
+                "chat_total": len(groups), "chat_has_msg": 0,
+                "new_member_cnt": sum(1 for m in members if day <= m["join_time"] < day + 86400 and m["type"] == 2),
+                "member_total": len(members), "member_has_msg": 0,
+                "msg_total": sum(app.group_messages.get(f"{o}|{stamp}", 0) for o in owners),
+                "migrate_trainee_chat_cnt": 0}})
+            day += 86400
+        return {"items": items}
 
     def _group_list(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         limit = body.get("limit", 1000)

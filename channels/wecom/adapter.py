@@ -25,6 +25,7 @@ valid for 20 seconds.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import re
 import time
@@ -374,6 +375,21 @@ class WeComAdapter:
         body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/group_welcome_template/add",
                                       {"text": {"content": text}, "notify": 1})
         return str(body["template_id"])
+
+    async def group_statistics(self, account: AccountRef, owners: list[str], first: dt.date,
+                               last: dt.date) -> list[dict[str, Any]]:
+        """Per day of the owners' customer groups (groupchat/statistic_group_by_day, China days, at
+        most 30): the day, groups and members in all, new members, messages."""
+        china = dt.timezone(dt.timedelta(hours=8))
+        begin = int(dt.datetime.combine(first, dt.time(), china).timestamp())
+        end = int(dt.datetime.combine(last, dt.time(), china).timestamp())
+        body = await self.client.call(
+            app_key(account), "/cgi-bin/externalcontact/groupchat/statistic_group_by_day",
+            {"day_begin_time": begin, "day_end_time": end, "owner_filter": {"userid_list": owners}})
+        return [{"day": dt.datetime.fromtimestamp(int(item["stat_time"]), china).date().isoformat(),
+                 **{k: int((item.get("data") or {}).get(k) or 0)
+                    for k in ("chat_total", "member_total", "new_member_cnt", "msg_total")}}
+                for item in body.get("items") or []]
 
     async def group_ids(self, account: AccountRef) -> list[str]:
         """Every customer group's chat id (groupchat/list, all statuses, page after page)."""

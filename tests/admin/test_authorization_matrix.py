@@ -72,6 +72,7 @@ ROUTES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("POST", "/api/v1/customer-groups/sync"): (A, O),
     ("GET", "/api/v1/customer-groups/{group_id}"): SUPERVISORS,
     ("GET", "/api/v1/customer-groups/join-ways"): SUPERVISORS,
+    ("GET", "/api/v1/customer-groups/statistics"): SUPERVISORS,
     ("POST", "/api/v1/customer-groups/join-ways"): (A, O),
     ("PUT", "/api/v1/customer-groups/join-ways/{way_id}"): (A, O),
     ("DELETE", "/api/v1/customer-groups/join-ways/{way_id}"): (A, O),

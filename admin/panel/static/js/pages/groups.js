@@ -1,4 +1,5 @@
 // The customer groups page: WeCom 客户群 with their owner and members, customers linked to their contacts.
+import {lines} from "../charts.js";
 import {$, api, attempt, either, html, label, markup, ME, reload, t, when} from "../core.js";
 
 export async function groupsPage(main, [id] = []) {
@@ -12,7 +13,20 @@ export async function groupsPage(main, [id] = []) {
       html`<tr><td colspan="6" class="muted">${t("nothing")}</td></tr>`)}</table></div>`);
   const sync = $("#sync-groups");
   if (sync) sync.onclick = async () => { if (await attempt(() => api("POST", "/customer-groups/sync"), t("saved"))) reload(); };
+  if (groups.length) await statisticsSection(main, groups[0].channel_account_id);
   await joinWaysSection(main, groups);
+}
+
+// The groups by day as WeCom counts them: new members and messages, the last two weeks.
+async function statisticsSection(main, accountId) {
+  const stats = await api("GET", `/customer-groups/statistics?account_id=${accountId}&days=14`);
+  if (!stats.days.length) return;
+  const section = document.createElement("section");
+  section.className = "card";
+  section.id = "group-stats";
+  section.innerHTML = markup(html`<h2>${t("group_stats")}</h2>${lines(stats.days.map((d) => d.day.slice(5)),
+    {[t("new_members")]: stats.days.map((d) => d.new_member_cnt), [t("group_messages")]: stats.days.map((d) => d.msg_total)}, t("group_stats"))}`);
+  main.appendChild(section);
 }
 
 // Group QR codes (加入群聊): customers who scan one join the first of its groups with room.
