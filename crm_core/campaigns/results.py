@@ -1,5 +1,6 @@
 """A campaign's results: per step, how many were queued, sent, delivered, waiting, cancelled,
-and how many people replied, opted out or converted after it.
+and how many people replied, opted out or converted after it. Delivered counts only what reached
+the customer: a WeCom 群发 task still waiting for the rep's Send is counted apart.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from crm_core.models import (
     Campaign,
     CampaignStep,
     ConsentEvent,
+    Delivery,
     Enrolment,
     EnrolmentStatus,
     Identity,
@@ -53,9 +55,14 @@ async def results(campaign: Campaign, *, db_session: AsyncSession) -> dict[str, 
     def count_if(condition: Any) -> Any:
         return func.count(func.nullif(func.coalesce(condition, False), False))
 
+    waits_for_a_person = OutboxMessage.accepted_as == Delivery.AWAITING_CONFIRMATION
+    awaiting = and_(OutboxMessage.status == OutboxStatus.SENT, waits_for_a_person)
+    delivered = and_(OutboxMessage.status == OutboxStatus.SENT,
+                     or_(OutboxMessage.accepted_as.is_(None), ~waits_for_a_person))
+
     rows = (await db_session.execute(
         select(CampaignStep.position, CampaignStep.name, func.count(OutboxMessage.id),
-               count_if(went), count_if(OutboxMessage.status == OutboxStatus.SENT),
+               count_if(went), count_if(delivered), count_if(awaiting),
                count_if(or_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.status == OutboxStatus.HELD)),
                count_if(OutboxMessage.status == OutboxStatus.CANCELLED),
                count_if(and_(OutboxMessage.status == OutboxStatus.SENT, replied_after)),
@@ -65,16 +72,18 @@ async def results(campaign: Campaign, *, db_session: AsyncSession) -> dict[str, 
         .outerjoin(Enrolment, Enrolment.id == OutboxMessage.enrolment_id)
         .where(CampaignStep.campaign_id == campaign.id)
         .group_by(CampaignStep.position, CampaignStep.name).order_by(CampaignStep.position))).all()
-    steps = [{"position": position, "name": name, "queued": queued, "sent": sent, "delivered": delivered,
-              "waiting": waiting, "cancelled": cancelled, "replied": replied, "opted_out": opted_out,
-              "converted": converted}
-             for position, name, queued, sent, delivered, waiting, cancelled, replied, opted_out, converted in rows]
+    steps = [{"position": position, "name": name, "queued": queued, "sent": sent, "delivered": delivered_n,
+              "awaiting_confirmation": awaiting_n, "waiting": waiting, "cancelled": cancelled, "replied": replied,
+              "opted_out": opted_out, "converted": converted}
+             for position, name, queued, sent, delivered_n, awaiting_n, waiting, cancelled, replied, opted_out,
+             converted in rows]
     return {
         "campaign_id": campaign.id, "name": campaign.name, "status": campaign.status.value,
         "enrolled": sum(counts.values()),
         "active": counts.get(EnrolmentStatus.ACTIVE, 0),
         "completed": counts.get(EnrolmentStatus.COMPLETED, 0),
         "sent": sum(s["sent"] for s in steps), "delivered": sum(s["delivered"] for s in steps),
+        "awaiting_confirmation": sum(s["awaiting_confirmation"] for s in steps),
         "replied": await _replied_enrolments(campaign, db_session),
         "opted_out": exits.get("opted_out", 0), "converted": exits.get("converted", 0),
         "exits": exits, "steps": steps,

@@ -26,6 +26,7 @@ from crm_core.models import (
     Contact,
     ContactTag,
     Conversation,
+    Delivery,
     Enrolment,
     EnrolmentStatus,
     Message,
@@ -323,6 +324,29 @@ async def test_results_count_each_step_sent_delivered_replied_and_opted_out(sess
     assert (welcome["sent"], welcome["delivered"], welcome["replied"], welcome["opted_out"]) == (3, 3, 1, 1)
     assert follow_up["queued"] == 0
     assert len(gateway.sent) == 3
+
+
+async def test_results_count_as_delivered_only_what_reached_the_customer(sessions):
+    """A WeCom 群发 task is accepted, then waits for the rep's Send: not delivered until it went."""
+    account = await make_account(sessions)
+    await customers(sessions, account, "1", "2", "3")
+    campaign_id = await campaign_of(sessions, [WELCOME], exits=[])
+    await NurturePlanner(sessions).run_until_idle()
+    await drain(Dispatcher(sessions, ScriptedGateway(), CIPHER, policy=FAST))
+    async with sessions() as session, session.begin():
+        ids = (await session.scalars(select(OutboxMessage.id).order_by(OutboxMessage.id))).all()
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids[:2]))
+                              .values(accepted_as=Delivery.AWAITING_CONFIRMATION))
+    async with sessions() as session:
+        result = await campaign_results(await session.get(Campaign, campaign_id), db_session=session)
+    assert (result["sent"], result["delivered"], result["awaiting_confirmation"]) == (3, 1, 2)
+    async with sessions() as session, session.begin():  # the rep sent one of them in WeCom
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id == ids[0])
+                              .values(accepted_as=Delivery.CONFIRMED))
+    async with sessions() as session:
+        result = await campaign_results(await session.get(Campaign, campaign_id), db_session=session)
+    assert (result["delivered"], result["awaiting_confirmation"]) == (2, 1)
+    assert (result["steps"][0]["delivered"], result["steps"][0]["awaiting_confirmation"]) == (2, 1)
 
 
 async def test_marketing_sends_of_a_campaign_still_respect_consent_at_send_time(sessions):

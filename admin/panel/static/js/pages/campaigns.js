@@ -1,6 +1,9 @@
 // The campaigns page.
 import {$, $$, api, attempt, CHANNEL_KINDS, commaList, either, html, label, markup, ME, newestOnly, reload, t, toast, when} from "../core.js";
 
+// A result's label where its key names something else in the catalogue.
+const RESULT_LABELS = {awaiting_confirmation: "awaiting_send"};
+
 // ---- campaigns ------------------------------------------------------------------------
 
 export async function campaignsPage(main, rest) {
@@ -38,11 +41,11 @@ async function campaignResults(main, id) {
   main.innerHTML = markup(html`<h1>${campaign.name} <span class="badge" id="campaign-status" data-status="${campaign.status}">${label("status", campaign.status)}</span></h1>
     <div class="toolbar row">${actions}</div>
     <p class="muted" id="campaign-caps">${t("caps")}: ${capsText(campaign.caps)}</p>
-    <section class="card"><h3>${t("results")}</h3><dl class="kv">${["enrolled", "sent", "delivered", "replied", "opted_out", "converted"]
-      .map((k) => html`<dt>${t(k)}</dt><dd>${results[k]}</dd>`)}</dl></section>
-    <div class="table-wrap"><table><tr><th>${t("step")}</th><th>${t("name")}</th><th></th>${["sent", "delivered", "replied", "opted_out", "converted"].map((k) => html`<th>${t(k)}</th>`)}</tr>
+    <section class="card"><h3>${t("results")}</h3><dl class="kv">${["enrolled", "sent", "delivered", "awaiting_confirmation", "replied", "opted_out", "converted"]
+      .map((k) => html`<dt>${t(RESULT_LABELS[k] || k)}</dt><dd>${results[k]}</dd>`)}</dl></section>
+    <div class="table-wrap"><table><tr><th>${t("step")}</th><th>${t("name")}</th><th></th>${["sent", "delivered", "awaiting_confirmation", "replied", "opted_out", "converted"].map((k) => html`<th>${t(RESULT_LABELS[k] || k)}</th>`)}</tr>
     ${results.steps.map((r) => { const step = campaign.steps.find((x) => x.position === r.position) || {};
-      return html`<tr><td>${r.position}</td><td>${r.name}<div class="hint">${Object.values(step.template || {})[0] || ""}</div></td><td class="muted">${stepText(step)}${Object.keys(step.channel_templates || {}).length ? html` · ${t("worded_for", {kinds: Object.keys(step.channel_templates).join(", ")})}` : ""}</td>${["sent", "delivered", "replied", "opted_out", "converted"].map((k) => html`<td>${r[k]}</td>`)}</tr>`; })}</table></div>
+      return html`<tr><td>${r.position}</td><td>${r.name}<div class="hint">${Object.values(step.template || {})[0] || ""}</div></td><td class="muted">${stepText(step)}${Object.keys(step.channel_templates || {}).length ? html` · ${t("worded_for", {kinds: Object.keys(step.channel_templates).join(", ")})}` : ""}</td>${["sent", "delivered", "awaiting_confirmation", "replied", "opted_out", "converted"].map((k) => html`<td>${r[k]}</td>`)}</tr>`; })}</table></div>
     <h2>${t("enrolments")}</h2>
     <div class="toolbar row"><select id="enrolment-status" aria-label="${t("status")}"><option value="">${t("all")}</option>${["active", "completed", "exited"].map((x) => html`<option value="${x}">${t("enrolment_" + x)}</option>`)}</select></div>
     <div class="table-wrap"><table><thead><tr><th>${t("contacts")}</th><th>${t("status")}</th><th>${t("next_step")}</th><th>${t("due")}</th><th>${t("note")}</th></tr></thead><tbody id="enrolment-rows"></tbody></table></div>
