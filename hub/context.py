@@ -214,6 +214,13 @@ class Hub:
         self._settings_version = version
         return True
 
+    async def campaign_tags(self) -> int:
+        """Tag the contacts enrolled in campaigns the tags-by-campaign setting names."""
+        if not self.settings.campaign_tags:
+            return 0
+        async with self.sessions() as session, session.begin():
+            return await audience.tag_enrolled(self.settings.campaign_tags, db_session=session)
+
     async def remind_unconfirmed(self) -> int:
         """Remind reps whose WeCom 群发 tasks wait for their Send (hub/task_reminders.py)."""
         reminded = await task_reminders.remind(

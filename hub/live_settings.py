@@ -28,7 +28,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                 "lead_escalate_minutes"),
     "marketing": ("marketing_cap_count", "marketing_cap_days", "marketing_quiet_hours"),
     "monitoring": ("negative_alert_confidence", "opinion_products", "compliance_terms"),
-    "tagging": ("tag_keywords", "stage_tags"),
+    "tagging": ("tag_keywords", "stage_tags", "campaign_tags"),
 }
 EDITABLE = frozenset(name for names in SECTIONS.values() for name in names)
 

@@ -53,6 +53,7 @@ def build_scheduler(hub: Hub) -> AsyncIOScheduler:
     every(60, "mass-sends", hub.mass_sends.run_once)
     every(60, "customer-groups", hub.groups.run_once)
     every(60, "moments", hub.moments.run_once)
+    every(60, "campaign-tags", hub.campaign_tags)
     every(300, "confirm-reminders", hub.remind_unconfirmed)
     every(live_settings.RELOAD_SECONDS, "settings-reload", hub.reload_settings)
     def started(event: JobSubmissionEvent) -> None:  # how late after it was due (a busy or sleeping worker)

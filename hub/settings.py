@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     # earns the rep a reminder in their chat app (one a day).
     wecom_confirm_remind_minutes: float = Field(default=60.0, ge=5, le=7 * 24 * 60)
     stage_tags: dict[str, list[str]] | None = None
+    # {"tag": ["campaign name", ...]}: everyone enrolled in one of the campaigns gets the tag.
+    campaign_tags: dict[str, list[str]] | None = None
 
     @property
     def lead_rules(self) -> LeadRules:
@@ -125,7 +127,7 @@ class Settings(BaseSettings):
             raise ValueError("SCRM_LEAD_ESCALATE_MINUTES must not be shorter than SCRM_LEAD_FIRST_RESPONSE_MINUTES")
         return self
 
-    @field_validator("tag_keywords", "stage_tags")
+    @field_validator("tag_keywords", "stage_tags", "campaign_tags")
     @classmethod
     def _tag_rules(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
         for tag, words in (value or {}).items():

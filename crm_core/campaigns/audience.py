@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core import audit
 from crm_core.campaigns.definitions import SENTIMENTS, CampaignInvalid, first_due, steps_of
 from crm_core.consent import service as consent
+from crm_core.contacts.tags import add_by_rule
 from crm_core.db import utcnow
 from crm_core.models import (
     Campaign,
@@ -140,6 +141,23 @@ async def enrol_audience(campaign: Campaign, *, db_session: AsyncSession, now: d
         if progress is not None:
             progress(total)
     return total
+
+
+async def tag_enrolled(rules: dict[str, list[str]], *, db_session: AsyncSession, limit: int = 1000) -> int:
+    """Tags by campaign ({tag: [campaign names]}): each contact enrolled in one of the campaigns
+    who lacks the tag gets it, audited with the campaign as the rule; how many were tagged."""
+    tagged = 0
+    for tag, names in rules.items():
+        rows = (await db_session.execute(
+            select(Enrolment.contact_id, Campaign.name).join(Campaign, Campaign.id == Enrolment.campaign_id)
+            .where(Campaign.name.in_(names), ~exists().where(ContactTag.contact_id == Enrolment.contact_id,
+                                                             ContactTag.tag == tag))
+            .order_by(Enrolment.id).limit(limit - tagged))).all()
+        for contact_id, name in dict(rows).items():
+            tagged += len(await add_by_rule(contact_id, [tag], f"campaign {name}", db_session=db_session))
+        if tagged >= limit:
+            break
+    return tagged
 
 
 async def enrol_contacts(campaign: Campaign, contact_ids: Iterable[int], *, db_session: AsyncSession,

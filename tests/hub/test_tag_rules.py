@@ -1,12 +1,13 @@
-"""Automatic tags: by keyword in a customer's message, by lead stage (set in the panel's settings,
-applied at once), by contact way (tests/hub/test_wecom_contact_ways.py); each audited with its rule."""
+"""Automatic tags: by keyword in a customer's message, by lead stage, by campaign (set in the panel's
+settings), by contact way (tests/hub/test_wecom_contact_ways.py); each audited with its rule."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from crm_core.models import AuditLog, Contact, Identity, Lead
+from crm_core.campaigns import audience
+from crm_core.models import AuditLog, Campaign, CampaignStatus, CampaignStep, Contact, Identity, Lead
 from tests.fakes.stack import eventually, telegram_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -52,3 +53,33 @@ async def test_keywords_and_lead_stages_tag_customers_with_the_rule_audited(data
                 AuditLog.action == "contact.tags", AuditLog.entity_id == str(contact)))).all()]
             assert (await session.get(Contact, contact)).stage == "won"
         assert rules == ["keyword 退货", "lead stage won"]
+
+
+async def test_everyone_enrolled_in_a_named_campaign_gets_its_tag(database_url, tmp_path):
+    async with telegram_stack(database_url, tmp_path) as tg:
+        await tg.customer_writes(5201, "hello", first_name="Kim")
+
+        async def contact_id():
+            async with tg.hub.sessions() as session:
+                return await session.scalar(select(Identity.contact_id).where(Identity.external_id == "5201"))
+        contact = await eventually(contact_id, timeout=15)
+        async with tg.hub.sessions() as session, session.begin():
+            campaign = Campaign(name="春季促销", status=CampaignStatus.ACTIVE, audience={}, exits={})
+            session.add(campaign)
+            await session.flush()
+            session.add(CampaignStep(campaign_id=campaign.id, position=1, name="一", delay_minutes=60,
+                                     template={"zh": "你好", "en": "Hi"}))
+            await session.flush()
+            await audience.enrol_contacts(campaign, [contact], db_session=session)
+        assert await tg.hub.campaign_tags() == 0  # no rule yet
+        resp = await tg.client.put(f"{tg.hub_base}/api/v1/settings", headers=tg.api(),
+                                   json={"changes": {"campaign_tags": {"春促客户": ["春季促销"]}}})
+        assert resp.status_code == 200, resp.text
+        assert await tg.hub.campaign_tags() == 1
+        assert await tg.hub.campaign_tags() == 0  # once
+        resp = await tg.client.get(f"{tg.hub_base}/api/v1/contacts/{contact}", headers=tg.api())
+        assert resp.json()["tags"] == ["春促客户"]
+        async with tg.hub.sessions() as session:
+            rule = await session.scalar(select(AuditLog.details).where(AuditLog.action == "contact.tags",
+                                                                      AuditLog.entity_id == str(contact)))
+        assert rule["rule"] == "campaign 春季促销"

@@ -6,7 +6,7 @@ const SETTING_KINDS = {
   lead_first_response_minutes: "number", lead_escalate_minutes: "number", marketing_cap_count: "number",
   marketing_cap_days: "number", negative_alert_confidence: "number", marketing_quiet_hours: "text",
   lead_routing: ["claim", "round_robin", "load"], opinion_products: "groups", compliance_terms: "groups",
-  tag_keywords: "groups", stage_tags: "groups", wecom_confirm_remind_minutes: "number",
+  tag_keywords: "groups", stage_tags: "groups", campaign_tags: "groups", wecom_confirm_remind_minutes: "number",
 };
 const WIDE_SETTINGS = ["lead_stages"];
 export async function settingsPage(main) {
