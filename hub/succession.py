@@ -51,6 +51,11 @@ class Succession:
                 batch = list(group)
                 for start in range(0, len(batch), 100):
                     chunk = batch[start:start + 100]
+                    groups = [r for r in chunk if r.is_group]
+                    chunk = [r for r in chunk if not r.is_group]
+                    changed += await self._move_groups(adapter, ref, groups, takeover, resigned)
+                    if not chunk:
+                        continue
                     try:
                         codes = await adapter.transfer_customers(
                             ref, handover=handover, takeover=takeover, externals=[r.external_userid for r in chunk],
@@ -94,6 +99,27 @@ class Succession:
                         settle(row, status, reason)
                         changed += 1
         return changed
+
+    @staticmethod
+    async def _move_groups(adapter, ref, rows: list[CustomerTransfer], new_owner: str, resigned: bool) -> int:
+        """Customer groups change owner at once (no one is asked): done, or failed with WeCom's errcode."""
+        if not rows:
+            return 0
+        try:
+            codes = await adapter.transfer_groups(ref, chat_ids=[r.external_userid for r in rows], new_owner=new_owner,
+                                                  resigned=resigned)
+        except ApiUnavailable as exc:
+            log.warning("customer groups to %s: WeCom unreachable (%s); asked again next minute", new_owner, exc)
+            return 0
+        except ApiError as exc:
+            codes = {r.external_userid: exc.errcode for r in rows}
+        for row in rows:
+            code = codes.get(row.external_userid, 0)
+            if code:
+                settle(row, "failed", f"WeCom refused the group ({code})", code)
+            else:
+                settle(row, "done")
+        return len(rows)
 
     async def unassigned(self, account_id: int) -> list[dict]:
         """Customers of people who left WeCom, not handed to anyone yet (WeCom's list)."""

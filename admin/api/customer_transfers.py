@@ -19,7 +19,7 @@ from admin.api.errors import errors
 from admin.api.ids import Id
 from channels.tencent_client import ApiError, ApiUnavailable
 from crm_core.contacts.naming import shown_names
-from crm_core.models import ChannelAccount, Contact, CustomerTransfer, Identity, Role, User
+from crm_core.models import ChannelAccount, Contact, CustomerGroup, CustomerTransfer, Identity, Role, User
 from crm_core.people import succession
 
 router = APIRouter(prefix="/customer-transfers", tags=["customer transfers"])
@@ -35,6 +35,7 @@ class TransferRead(BaseModel):
     handover_userid: str
     takeover_userid: str
     resigned: bool
+    is_group: bool = Field(description="A customer group (its chat id in external_userid; its name as contact_name)")
     status: str = Field(description="pending / waiting (for the customer) / done / refused / over_limit / failed")
     reason: str | None = Field(description="In English; `errcode` is WeCom's where it refused the customer")
     errcode: int | None
@@ -126,8 +127,12 @@ async def _reads(rows: Sequence[CustomerTransfer], session: AsyncSession) -> lis
     contacts = (await session.scalars(select(Contact).where(
         Contact.id.in_({r.contact_id for r in rows if r.contact_id})))).all()
     names = await shown_names(contacts, db_session=session)
+    chats = [r.external_userid for r in rows if r.is_group]
+    groups = dict((await session.execute(select(CustomerGroup.chat_id, CustomerGroup.name).where(
+        CustomerGroup.chat_id.in_(chats)))).all()) if chats else {}
     return [TransferRead(**{k: getattr(r, k) for k in TransferRead.model_fields if k != "contact_name"},
-                         contact_name=names.get(r.contact_id) if r.contact_id else None) for r in rows]
+                         contact_name=groups.get(r.external_userid) if r.is_group
+                         else names.get(r.contact_id) if r.contact_id else None) for r in rows]
 
 
 async def _named(account_id: int, found: list[dict], session: AsyncSession) -> list[UnassignedRead]:

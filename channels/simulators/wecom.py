@@ -502,6 +502,8 @@ class WeComSimulator:
                            "externalcontact/transfer_result": self._transfer_result(resigned=False),
                            "externalcontact/resigned/transfer_result": self._transfer_result(resigned=True),
                            "externalcontact/get_unassigned_list": self._unassigned,
+                           "externalcontact/groupchat/onjob_transfer": self._group_transfer(resigned=False),
+                           "externalcontact/groupchat/transfer": self._group_transfer(resigned=True),
                            "externalcontact/get_corp_tag_list": self._corp_tag_list,
                            "externalcontact/add_corp_tag": self._add_corp_tag,
                            "externalcontact/edit_corp_tag": self._edit_corp_tag,
@@ -961,6 +963,28 @@ class WeComSimulator:
                                       "resigned": resigned, "status": 2, "takeover_time": 0})
                 results.append({"external_userid": external, "errcode": 0})
             return {"customer": results}
+        return transfer
+
+    def _group_transfer(self, *, resigned: bool) -> Any:
+        def transfer(app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+            chats, owner = body.get("chat_id_list") or [], str(body.get("new_owner") or "")
+            if not isinstance(chats, list) or not 1 <= len(chats) <= 100:
+                raise WeComApiError(40058, "chat_id_list: 1 to 100 groups")
+            if owner not in app.members:
+                raise WeComApiError(60111, f"userid not found: {owner}")
+            failed = []
+            for chat_id in chats:
+                group = app.groups.get(chat_id)
+                if group is None:
+                    failed.append({"chat_id": chat_id, "errcode": 86003, "errmsg": "chatid not exist"})
+                elif resigned != (group["owner"] in app.resigned):
+                    # code not confirmed from WeCom's documents: onjob needs an owner in the company, the
+                    # other one who left
+                    failed.append({"chat_id": chat_id, "errcode": 90501, "errmsg": "owner state mismatch"})
+                else:
+                    group["owner"] = owner
+                    self._group_event(app, chat_id, "update", "change_owner")
+            return {"failed_chat_list": failed}
         return transfer
 
     def _transfer_result(self, *, resigned: bool) -> Any:

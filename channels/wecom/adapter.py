@@ -480,6 +480,15 @@ class WeComAdapter:
             "handover_userid": handover, "takeover_userid": takeover, "external_userid": externals})
         return {str(c.get("external_userid")): int(c.get("errcode") or 0) for c in body.get("customer") or []}
 
+    async def transfer_groups(self, account: AccountRef, *, chat_ids: list[str], new_owner: str,
+                              resigned: bool) -> dict[str, int]:
+        """Give customer groups a new owner (groupchat/onjob_transfer, or groupchat/transfer once the
+        owner left): each group's errcode, 0 where it moved. At most 100 a call."""
+        path = "/cgi-bin/externalcontact/groupchat/" + ("transfer" if resigned else "onjob_transfer")
+        body = await self.client.call(app_key(account), path, {"chat_id_list": chat_ids, "new_owner": new_owner})
+        failed = {str(c.get("chat_id")): int(c.get("errcode") or 0) for c in body.get("failed_chat_list") or []}
+        return {chat_id: failed.get(chat_id, 0) for chat_id in chat_ids}
+
     async def transfer_results(self, account: AccountRef, *, handover: str, takeover: str,
                                resigned: bool) -> dict[str, int]:
         """How WeCom's transfers from `handover` to `takeover` stand, per customer (1 done, 2 waiting

@@ -2,7 +2,8 @@
 
 When a rep's conversations are handed to a colleague, the WeCom customers among them are also
 moved in WeCom, or they would still see the departing rep in WeChat. Each such customer becomes
-a `CustomerTransfer` row: `pending` until the hub asks WeCom (`transfer_customer`, 100 a call),
+a `CustomerTransfer` row: `pending` until the hub asks WeCom (`transfer_customer`, 100 a call;
+their customer groups with `groupchat/onjob_transfer`),
 `waiting` while WeCom asks the customer (24 hours to refuse), then `done`, `refused`,
 `over_limit` (the new rep has too many customers, or the customer was moved twice in 90 days) or
 `failed` with WeCom's reason. Customers of people who already left WeCom (its unassigned list)
@@ -24,6 +25,7 @@ from crm_core.models import (
     ChannelAccount,
     Conversation,
     ConversationStatus,
+    CustomerGroup,
     CustomerTransfer,
     Identity,
     User,
@@ -55,6 +57,17 @@ async def plan_handover(from_user: User, to_user: User, *, db_session: AsyncSess
                    Conversation.status == ConversationStatus.OPEN).order_by(Identity.id))).all()
         planned += await _plan(account_id, ids[from_user.id], ids[to_user.id], customers, resigned=False,
                                db_session=db_session)
+        # The customer groups they own move too (groupchat/onjob_transfer): the groups are asked once the
+        # hub reads them from WeCom (crm_core/contacts/groups.py).
+        groups = (await db_session.scalars(select(CustomerGroup.chat_id).where(
+            CustomerGroup.channel_account_id == account_id, CustomerGroup.owner_userid == ids[from_user.id],
+            CustomerGroup.dismissed_at.is_(None)).order_by(CustomerGroup.id))).all()
+        rows = [CustomerTransfer(channel_account_id=account_id, contact_id=None, external_userid=chat_id,
+                                 handover_userid=ids[from_user.id], takeover_userid=ids[to_user.id], resigned=False,
+                                 is_group=True) for chat_id in groups]
+        db_session.add_all(rows)
+        planned += rows
+    await db_session.flush()
     return planned
 
 

@@ -145,3 +145,23 @@ async def test_the_users_page_shows_each_transfer_and_hands_over_customers_of_so
             last = app.transfers[-1]
             assert (last["external"], last["takeover"], last["resigned"]) == ("wmPanel0003", "li", True)
             assert page.script_errors == []
+
+
+async def test_the_customer_groups_of_a_rep_handed_over_get_the_heir_as_owner(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
+        chat_id = sim.group_created(app, "li", "李雷的客户群", {"wmGrpMove01": "甲"})
+        await hub.groups.run_once(everything=True)
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/users/{ws.reps['li']}/handover", headers=tg.api(),
+                                    json={"to_user_id": ws.reps["wang"], "deactivate": False})
+        assert resp.status_code == 200, resp.text
+        assert app.groups[chat_id]["owner"] == "wang"  # moved at once (groupchat/onjob_transfer)
+        rows = (await tg.client.get(f"{tg.hub_base}/api/v1/customer-transfers", headers=tg.api())).json()
+        [group] = [r for r in rows if r["is_group"]]
+        assert (group["external_userid"], group["status"], group["contact_name"]) == (chat_id, "done", "李雷的客户群")
+
+        async def owner():
+            await hub.groups.run_once()
+            groups = (await tg.client.get(f"{tg.hub_base}/api/v1/customer-groups", headers=tg.api())).json()
+            return groups[0]["owner_userid"] == "wang"
+        await eventually(owner, timeout=15, interval=0.3)  # the change_owner event, read again

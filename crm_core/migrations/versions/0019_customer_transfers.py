@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.Column('handover_userid', sa.String(length=200), nullable=False),
     sa.Column('takeover_userid', sa.String(length=200), nullable=False),
     sa.Column('resigned', sa.Boolean(), nullable=False),
+    sa.Column('is_group', sa.Boolean(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.String(length=300), nullable=True),
     sa.Column('errcode', sa.Integer(), nullable=True),

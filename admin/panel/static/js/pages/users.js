@@ -122,7 +122,7 @@ async function transfersSection(main, users) {
   section.id = "transfers";
   section.innerHTML = markup(html`<h2>${t("wecom_transfers")}</h2><p class="hint">${t("wecom_transfers_hint")}</p>
     <div class="table-wrap"><table id="transfers-table"><tr><th>${t("customer")}</th><th>${t("from_rep")}</th><th>${t("to_rep")}</th><th>${t("status")}</th><th>${t("reason")}</th></tr>
-    ${either(transfers.map((x) => html`<tr data-external="${x.external_userid}"><td>${x.contact_name || x.external_userid}</td><td>${x.handover_userid}${x.resigned ? html` <span class="badge">${t("left_company")}</span>` : ""}</td><td>${x.takeover_userid}</td>
+    ${either(transfers.map((x) => html`<tr data-external="${x.external_userid}"><td>${x.contact_name || x.external_userid}${x.is_group ? html` <span class="badge">${t("customer_groups")}</span>` : ""}</td><td>${x.handover_userid}${x.resigned ? html` <span class="badge">${t("left_company")}</span>` : ""}</td><td>${x.takeover_userid}</td>
       <td><span class="badge ${tone[x.status]}">${label("transfer", x.status)}</span></td><td>${x.errcode ? refusal(x) : ""}</td></tr>`), html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>
     ${apps.length ? html`<form class="card" id="unassigned-form"><h3>${t("unassigned_customers")}</h3>
       <div class="row"><select name="account">${apps.map((a) => html`<option value="${a.id}">${a.name}</option>`)}</select><button type="button" id="list-unassigned">${t("list_unassigned")}</button></div>
