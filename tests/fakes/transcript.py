@@ -161,4 +161,4 @@ class Transcript:
                     OutboxMessage.next_attempt_at <= utcnow() + dt.timedelta(seconds=5)))
             return unprocessed == 0 and unsent == 0
 
-        await eventually(quiet, timeout=15)
+        await eventually(quiet, timeout=30)  # a loaded machine (IMAP polls, SMTP) may take its time
