@@ -17,6 +17,7 @@ from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.models import ChannelAccount, MassSend, MassSendTask
+from hub.claiming import claim, give_up_stale
 
 log = logging.getLogger(__name__)
 FOLLOW_FOR = dt.timedelta(days=7)
@@ -29,20 +30,23 @@ class MassSends:
 
     async def run_once(self) -> int:
         """Make pending tasks and read back waiting ones; how many tasks changed."""
-        changed = 0
+        changed = await give_up_stale(self.sessions, MassSendTask, taken="creating", stamp="checked_at")
         async with self.sessions() as session:
-            ids = (await session.scalars(
-                select(MassSendTask.id).join(MassSend, MassSend.id == MassSendTask.mass_send_id)
+            rows = (await session.execute(
+                select(MassSendTask.id, MassSendTask.status).join(MassSend, MassSend.id == MassSendTask.mass_send_id)
                 .where(MassSendTask.status.in_(("pending", "waiting")), MassSend.created_at > utcnow() - FOLLOW_FOR)
                 .order_by(MassSendTask.id))).all()
-        for task_id in ids:
+        for task_id, status in rows:
+            if status == "pending" and not await claim(self.sessions, MassSendTask, task_id, before="pending",
+                                                       after="creating", stamp="checked_at"):
+                continue  # another process makes it
             async with self.sessions() as session, session.begin():
                 task = await session.get(MassSendTask, task_id)
                 send = await session.get(MassSend, task.mass_send_id)
                 account = await session.get(ChannelAccount, send.channel_account_id)
                 adapter, ref = self.channels.get(account.kind), accounts.to_ref(account, self.cipher)
                 try:
-                    if task.status == "pending":
+                    if task.status == "creating":
                         msgid, refused = await adapter.mass_task(ref, sender=task.sender_userid,
                                                                  externals=list(task.targets), text=send.text,
                                                                  groups=send.chat_type == "group")
@@ -57,9 +61,10 @@ class MassSends:
                             changed += 1
                         task.targets, task.status = targets, "sent" if sent else "waiting"
                     task.checked_at = utcnow()
-                except ApiUnavailable as exc:
-                    log.warning("mass send %s, rep %s: WeCom unreachable (%s); tried again next minute",
-                                send.id, task.sender_userid, exc)
+                except ApiUnavailable as exc:  # a task being made is never asked for twice (hub/claiming.py)
+                    log.warning("mass send %s, rep %s: WeCom unreachable (%s); %s", send.id, task.sender_userid, exc,
+                                "read again next minute" if task.status == "waiting" else "whether the task was made "
+                                "is not known: it is given up in 10 minutes")
                 except ApiError as exc:
                     task.status, task.reason = "failed", f"WeCom refused ({exc.errcode}): {exc.errmsg}"[:300]
                     changed += 1

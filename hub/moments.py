@@ -16,6 +16,7 @@ from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.models import ChannelAccount, CorpTag, Moment
+from hub.claiming import claim, give_up_stale
 
 log = logging.getLogger(__name__)
 FOLLOW_FOR = dt.timedelta(days=7)
@@ -28,27 +29,32 @@ class Moments:
 
     async def run_once(self) -> int:
         """One step for each post under way; how many changed."""
+        changed = await give_up_stale(self.sessions, Moment, taken="making", stamp="checked_at")
         async with self.sessions() as session:
-            ids = (await session.scalars(select(Moment.id).where(
+            rows = (await session.execute(select(Moment.id, Moment.status).where(
                 Moment.status.in_(("pending", "creating", "created")),
                 Moment.created_at > utcnow() - FOLLOW_FOR).order_by(Moment.id))).all()
-        changed = 0
-        for moment_id in ids:
+        for moment_id, status in rows:
+            if status == "pending" and not await claim(self.sessions, Moment, moment_id, before="pending",
+                                                       after="making", stamp="checked_at"):
+                continue  # another process asks WeCom for it
             async with self.sessions() as session, session.begin():
                 moment = await session.get(Moment, moment_id)
                 account = await session.get(ChannelAccount, moment.channel_account_id)
                 adapter, ref = self.channels.get(account.kind), accounts.to_ref(account, self.cipher)
                 try:
                     changed += await self._step(moment, adapter, ref, session)
-                except ApiUnavailable as exc:
-                    log.warning("moment %s: WeCom unreachable (%s); tried again next minute", moment.id, exc)
+                except ApiUnavailable as exc:  # a post being made is never asked for twice (hub/claiming.py)
+                    log.warning("moment %s: WeCom unreachable (%s); %s", moment.id, exc,
+                                "whether it was made is not known: given up in 10 minutes"
+                                if moment.status == "making" else "read again next minute")
                 except ApiError as exc:
                     moment.status, moment.reason = "failed", f"WeCom refused ({exc.errcode}): {exc.errmsg}"[:300]
                     changed += 1
         return changed
 
     async def _step(self, moment: Moment, adapter, ref, session: AsyncSession) -> int:
-        if moment.status == "pending":
+        if moment.status == "making":
             corp = dict((await session.execute(select(CorpTag.name, CorpTag.tag_id).where(
                 CorpTag.channel_account_id == moment.channel_account_id))).all())
             missing = [tag for tag in moment.tags if tag not in corp]

@@ -16,6 +16,7 @@ from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.models import ChannelAccount, CustomerTransfer
 from crm_core.people.succession import settle
+from hub.claiming import claim, give_up_stale
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,17 @@ class Succession:
         return await self._ask() + await self._follow()
 
     async def _ask(self) -> int:
-        changed = 0
+        changed = await give_up_stale(self.sessions, CustomerTransfer, taken="asking", stamp="updated_at")
+        async with self.sessions() as session:
+            pending = (await session.scalars(select(CustomerTransfer.id).where(CustomerTransfer.status == "pending")
+                                             .order_by(CustomerTransfer.id).limit(1000))).all()
+        mine = [row_id for row_id in pending if await claim(self.sessions, CustomerTransfer, row_id, before="pending",
+                                                            after="asking", stamp="updated_at")]
+        if not mine:
+            return changed  # nothing to ask, or another process asks
         async with self.sessions() as session, session.begin():
-            rows = (await session.scalars(select(CustomerTransfer).where(CustomerTransfer.status == "pending")
-                                          .order_by(CustomerTransfer.id).limit(1000))).all()
+            rows = (await session.scalars(select(CustomerTransfer).where(CustomerTransfer.id.in_(mine))
+                                          .order_by(CustomerTransfer.id))).all()
             for key, group in groupby(sorted(rows, key=_key), key=_key):
                 account_id, handover, takeover, resigned = key
                 adapter, ref = await self._adapter(account_id, session)
@@ -60,9 +68,9 @@ class Succession:
                         codes = await adapter.transfer_customers(
                             ref, handover=handover, takeover=takeover, externals=[r.external_userid for r in chunk],
                             resigned=resigned)
-                    except ApiUnavailable as exc:
-                        log.warning("customer transfer %s -> %s: WeCom unreachable (%s); asked again next minute",
-                                    handover, takeover, exc)
+                    except ApiUnavailable as exc:  # never asked twice: given up in 10 minutes (hub/claiming.py)
+                        log.warning("customer transfer %s -> %s: WeCom unreachable (%s); whether it was asked is "
+                                    "not known", handover, takeover, exc)
                         continue
                     except ApiError as exc:
                         for row in chunk:
@@ -109,7 +117,8 @@ class Succession:
             codes = await adapter.transfer_groups(ref, chat_ids=[r.external_userid for r in rows], new_owner=new_owner,
                                                   resigned=resigned)
         except ApiUnavailable as exc:
-            log.warning("customer groups to %s: WeCom unreachable (%s); asked again next minute", new_owner, exc)
+            log.warning("customer groups to %s: WeCom unreachable (%s); whether they moved is not known", new_owner,
+                        exc)
             return 0
         except ApiError as exc:
             codes = {r.external_userid: exc.errcode for r in rows}

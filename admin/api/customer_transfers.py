@@ -36,7 +36,8 @@ class TransferRead(BaseModel):
     takeover_userid: str
     resigned: bool
     is_group: bool = Field(description="A customer group (its chat id in external_userid; its name as contact_name)")
-    status: str = Field(description="pending / waiting (for the customer) / done / refused / over_limit / failed")
+    status: str = Field(description="pending / asking / waiting (for the customer) / done / refused / over_limit / "
+                                    "failed")
     reason: str | None = Field(description="In English; `errcode` is WeCom's where it refused the customer")
     errcode: int | None
     created_at: dt.datetime

@@ -41,7 +41,7 @@ class MomentRead(BaseModel):
     link_url: str | None
     senders: list[str]
     tags: list[str]
-    status: str = Field(description="pending / creating / created / failed")
+    status: str = Field(description="pending / making (asking WeCom) / creating (WeCom makes it) / created / failed")
     reason: str | None
     published: dict[str, bool] = Field(description="Each rep's WeCom userid: whether they published it")
     created_at: dt.datetime

@@ -204,7 +204,8 @@ class MassSendTask(Base):
     sender_userid: Mapped[str] = mapped_column(String(200))
     msgid: Mapped[str | None] = mapped_column(String(200))            # WeCom's, once the task was made
     targets: Mapped[dict[str, Any]] = mapped_column(default=dict)     # external_userid -> status (above)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / waiting / sent / failed
+    # pending / creating (a process is making it in WeCom) / waiting / sent / failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     reason: Mapped[str | None] = mapped_column(String(300))
     checked_at: Mapped[dt.datetime | None]
 
@@ -224,8 +225,10 @@ class Moment(Base):
     tags: Mapped[list[Any]] = mapped_column(default=list)          # customers who see it: these corp tags; empty: all
     jobid: Mapped[str | None] = mapped_column(String(200))
     moment_id: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / creating / created / failed
+    # pending / making (a process is asking WeCom) / creating (WeCom makes it) / created / failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     reason: Mapped[str | None] = mapped_column(String(300))
+    checked_at: Mapped[dt.datetime | None]
     published: Mapped[dict[str, Any]] = mapped_column(default=dict)  # rep's userid -> published (bool)
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

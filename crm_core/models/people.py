@@ -127,7 +127,8 @@ class CustomerTransfer(Base):
     takeover_userid: Mapped[str] = mapped_column(String(200))
     resigned: Mapped[bool] = mapped_column(Boolean, default=False)
     is_group: Mapped[bool] = mapped_column(Boolean, default=False)  # a customer group (its chat id) the rep owned
-    # pending (not asked yet) / waiting (WeCom asked the customer) / done / refused / over_limit / failed
+    # pending (not asked yet) / asking (a process asks WeCom) / waiting (WeCom asked the customer) / done /
+    # refused / over_limit / failed
     status: Mapped[str] = mapped_column(String(16), default="pending")
     reason: Mapped[str | None] = mapped_column(String(300))     # in English, for the API and logs
     errcode: Mapped[int | None]                                  # WeCom's, where it refused the customer

@@ -3,12 +3,12 @@
 When a rep's conversations are handed to a colleague, the WeCom customers among them are also
 moved in WeCom, or they would still see the departing rep in WeChat. Each such customer becomes
 a `CustomerTransfer` row: `pending` until the hub asks WeCom (`transfer_customer`, 100 a call;
-their customer groups with `groupchat/onjob_transfer`),
-`waiting` while WeCom asks the customer (24 hours to refuse), then `done`, `refused`,
-`over_limit` (the new rep has too many customers, or the customer was moved twice in 90 days) or
-`failed` with WeCom's reason. Customers of people who already left WeCom (its unassigned list)
-are moved the same way with `resigned` set. The asking and the following are the hub's jobs
-(hub/succession.py); this module decides who moves and keeps the record.
+`asking` while one process does), `waiting` while WeCom asks the customer (24 hours to refuse),
+then `done`, `refused`, `over_limit` (the new rep has too many customers, or the customer was
+moved twice in 90 days) or `failed` with WeCom's reason. The customer groups they own get the
+heir as owner at once (`groupchat/onjob_transfer`). Customers of people who already left WeCom
+(its unassigned list) are moved the same way with `resigned` set. The asking and the following
+are the hub's jobs (hub/succession.py); this module decides who moves and keeps the record.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from crm_core.models import (
     UserHandle,
 )
 
-STATUSES = ("pending", "waiting", "done", "refused", "over_limit", "failed")
+STATUSES = ("pending", "asking", "waiting", "done", "refused", "over_limit", "failed")
 
 
 async def plan_handover(from_user: User, to_user: User, *, db_session: AsyncSession) -> list[CustomerTransfer]:

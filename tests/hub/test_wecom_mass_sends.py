@@ -4,10 +4,15 @@ longer a contact, or over WeCom's 4 a month (those are left out before any task 
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import select
+import asyncio
+import datetime as dt
 
-from crm_core.models import Conversation, Identity, Role
+import pytest
+from sqlalchemy import select, update
+
+from crm_core.campaigns import mass_sends
+from crm_core.db import utcnow
+from crm_core.models import ChannelAccount, Conversation, Identity, MassSendTask, Role
 from tests.fakes.panel import signed_in
 from tests.fakes.stack import eventually, workspace_stack
 
@@ -133,3 +138,32 @@ async def test_a_mass_send_to_groups_is_one_task_per_owner_with_their_groups(dat
         assert detail["customers"] == {"waiting": 1, "sent": 2, "not_contact": 0, "over_limit": 0}
         assert {c["name"]: c["state"] for t in detail["tasks"] for c in t["customers"]} == {
             "X200 用户群": "sent", "门店群": "sent", "华南群": "waiting"}
+
+
+async def test_two_processes_never_make_the_same_task_twice_and_a_stopped_one_is_given_up(database_url, tmp_path):
+    """The API makes the tasks at once while a worker's scheduled job may run the same minute: each
+    rep's task is taken by one of them (hub/claiming.py). A task left taken by a process that stopped
+    mid-call is failed after ten minutes with why, never asked for again."""
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app = ws.tg, ws.wecom_app
+        app.auto_confirm_tasks = False
+        await customers_of(ws, {"wmRace00001": "li", "wmRace00002": "wang"})
+        async with tg.hub.sessions() as session, session.begin():
+            account = await session.get(ChannelAccount, ws.wecom_account_id)
+            send = await mass_sends.plan(account, "并发", "同时两个进程", [], [], actor=None, db_session=session,
+                                         now=utcnow())
+            send_id = send.id
+        await asyncio.gather(*(tg.hub.mass_sends.run_once() for _ in range(3)))
+        assert sorted(t["sender"] for t in app.tasks) == ["li", "wang"]  # one task each, not two or three
+
+        async with tg.hub.sessions() as session, session.begin():
+            stuck = await mass_sends.plan(account, "卡住", "进程中途停止", [], [], actor=None, db_session=session,
+                                          now=utcnow())
+            await session.execute(update(MassSendTask).where(MassSendTask.mass_send_id == stuck.id).values(
+                status="creating", checked_at=utcnow() - dt.timedelta(minutes=11)))
+            stuck_id = stuck.id
+        await tg.hub.mass_sends.run_once()
+        detail = (await tg.client.get(f"{tg.hub_base}/api/v1/mass-sends/{stuck_id}", headers=tg.api())).json()
+        assert {t["status"] for t in detail["tasks"]} == {"failed"}
+        assert all("not known" in t["reason"] for t in detail["tasks"])
+        assert len(app.tasks) == 2 and send_id

@@ -32,6 +32,7 @@ def upgrade() -> None:
     sa.Column('moment_id', sa.String(length=200), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.String(length=300), nullable=True),
+    sa.Column('checked_at', crm_core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('published', _json, nullable=False),
     sa.Column('created_by_user_id', _id, nullable=True),
     sa.Column('created_at', crm_core.db.UTCDateTime(timezone=True), nullable=False),
