@@ -21,6 +21,9 @@ at most, like WeCom.
 
 Control side (`/_sim/...`) for tests and the demo: create apps, members and
 customers, act for them, read what the hub sent, expire tokens, inject errors.
+
+The app's state is `wecom_app.SimApp`; WeCom's customer operations (contact ways, corp
+tags, customer groups and their QR codes, moments, transfers) are `wecom_ops.py`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import itertools
 import json
 import logging
 import secrets
@@ -36,7 +38,6 @@ import string
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,10 @@ from starlette.routing import Route
 from channels.simulators import wecom_kf as kf_sim
 from channels.simulators.kept import KEPT_SENDS, KeptState
 from channels.simulators.tencent import post_like_tencent
+from channels.simulators.wecom_app import SimApp, WeComApiError, random_id
 from channels.simulators.wecom_archive import Archive, build_sdk
-from channels.tencent import MessageCipher, build_xml
+from channels.simulators.wecom_ops import CustomerOperations
+from channels.tencent import build_xml
 
 log = logging.getLogger(__name__)
 
@@ -61,77 +64,7 @@ TOKEN_LIFETIME = 7200
 WELCOME_WINDOW = 20.0
 
 
-@dataclass
-class SimApp:
-    corp_id: str
-    agent_id: int
-    secret: str
-    token: str
-    encoding_aes_key: str
-    callback_url: str | None = None
-    members: dict[str, str] = field(default_factory=dict)          # userid -> name
-    customers: dict[str, dict[str, Any]] = field(default_factory=dict)  # external userid -> {name, follow}
-    tokens: dict[str, float] = field(default_factory=dict)          # access_token -> expires (monotonic)
-    archive_tokens: set[str] = field(default_factory=set)           # those got with the archive's Secret
-    archive_refused: set[str] = field(default_factory=set)          # customers who refused archiving
-    archived: dict[str, dict[str, Any]] = field(default_factory=dict)  # msgid -> entry (for recalls)
-    sent: list[dict[str, Any]] = field(default_factory=list)         # what the hub sent, accepted
-    calls: list[tuple[str, int]] = field(default_factory=list)       # (path, errcode) of every API call
-    welcome_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tasks: list[dict[str, Any]] = field(default_factory=list)
-    auto_confirm_tasks: bool = True
-    faults: list[dict[str, Any]] = field(default_factory=list)
-    member_rate: dict[str, deque[float]] = field(default_factory=dict)
-    per_member_per_minute: int = 30
-    queue: deque[dict[str, Any]] = field(default_factory=deque)
-    deliveries: list[dict[str, Any]] = field(default_factory=list)   # every callback attempt
-    msg_ids: itertools.count = field(default_factory=lambda: itertools.count(int(time.time()) * 1000))
-    # What each member or customer sees in their chat with the app / with their rep.
-    chats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    kf: kf_sim.KfState = field(default_factory=kf_sim.KfState)  # 微信客服 accounts served through this app
-    contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 「联系我」 way
-    resigned: dict[str, int] = field(default_factory=dict)           # members who left -> when (epoch s)
-    transfers: list[dict[str, Any]] = field(default_factory=list)    # 在职 / 离职继承 asked of WeCom
-    # Corp customer tags: group_id -> {"group_name", "tags": {tag_id: name}}; a customer's tags per rep
-    # are customers[external]["tags"][userid] = [tag_id, ...].
-    tag_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # 客户群: chat_id -> {"name", "owner", "create_time", "notice", "members": [groupchat/get's member_list]}
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # 朋友圈: jobid -> {"moment_id", "checked"}; moment_id -> {"text", "senders", "tags", "published": {userid: bool}}
-    moment_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    moments: dict[str, dict[str, Any]] = field(default_factory=dict)
-    join_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 加入群聊 way
-    welcome_templates: dict[str, str] = field(default_factory=dict)     # template_id -> text
-    group_size: int = 200  # members a customer group holds (WeCom: 200 by default)
-    group_messages: dict[str, int] = field(default_factory=dict)  # "owner|YYYY-MM-DD" -> messages in their groups
-    archive: Archive | None = None  # 会话存档, when the corp has it
-    archive_sdk: Path | None = None  # the stand-in SDK the hub loads to read it
-
-    @property
-    def cipher(self) -> MessageCipher:
-        return MessageCipher(self.token, self.encoding_aes_key, self.corp_id)
-
-    def note(self, who: str, author: str, text: str, buttons: list[dict[str, Any]] | None = None) -> None:
-        self.chats.setdefault(who, []).append({"from": author, "text": text, "buttons": buttons or [],
-                                               "at": time.time()})
-
-    def transcript(self, who: str) -> list[dict[str, Any]]:
-        """What one member or customer received from the hub, oldest first."""
-        return [m for m in self.sent if m["to"] == who]
-
-
-class WeComApiError(Exception):
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        super().__init__(errmsg)
-        self.errcode = errcode
-        self.errmsg = errmsg
-
-
-def _random_id(prefix: str, n: int = 16) -> str:
-    return prefix + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(n))
-
-
-class WeComSimulator:
+class WeComSimulator(CustomerOperations):
     """The simulator's state and its ASGI app (`.app`)."""
 
     def __init__(self, *, callback_deadline: float = 5.0, retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
@@ -189,7 +122,7 @@ class WeComSimulator:
             corp_id=corp_id or "ww" + secrets.token_hex(8),
             agent_id=agent_id,
             secret=secret or secrets.token_urlsafe(32)[:43],
-            token=token or _random_id("", 16),
+            token=token or random_id("", 16),
             encoding_aes_key=encoding_aes_key or "".join(
                 secrets.choice(string.ascii_letters + string.digits) for _ in range(43)),
         )
@@ -242,19 +175,8 @@ class WeComSimulator:
         return self._push(app, {"ToUserName": app.corp_id, "FromUserName": userid, "CreateTime": int(time.time()),
                                 "MsgType": "event", "Event": "template_card_event", "EventKey": key,
                                 "TaskId": task_id or card["card"].get("task_id", ""),
-                                "CardType": "button_interaction", "ResponseCode": _random_id("", 20),
+                                "CardType": "button_interaction", "ResponseCode": random_id("", 20),
                                 "AgentID": app.agent_id})
-
-    def customer_scans(self, app: SimApp, config_id: str, external: str, *, name: str = "") -> dict:
-        """The customer scans a contact way's QR code and adds one of its users (WeCom picks: here
-        the one who has had the fewest adds through it); the add event carries the code's state."""
-        way = app.contact_ways.get(config_id)
-        if way is None:
-            raise WeComApiError(40058, f"invalid config_id {config_id}")  # code not confirmed from WeCom's documents
-        users = way["user"]
-        rep = min(users, key=lambda u: (way["adds"].get(u, 0), users.index(u)))
-        way["adds"][rep] = way["adds"].get(rep, 0) + 1
-        return self.customer_adds(app, external, rep, name=name, state=way.get("state", ""))
 
     def customer_adds(self, app: SimApp, external: str, rep: str, *, name: str = "", state: str = "",
                       unionid: str = "") -> dict:
@@ -267,7 +189,7 @@ class WeComSimulator:
         if unionid:
             customer["unionid"] = unionid
         app.note(external, "system", f"you added {app.members[rep]} ({rep}) on WeCom")
-        code = _random_id("", 32)
+        code = random_id("", 32)
         app.welcome_codes[code] = {"external": external, "rep": rep, "expires": time.monotonic() + WELCOME_WINDOW,
                                    "used": False}
         fields: dict[str, Any] = {"ToUserName": app.corp_id, "FromUserName": "sys", "CreateTime": int(time.time()),
@@ -557,7 +479,7 @@ class WeComSimulator:
                 window.popleft()
             if len(window) >= app.per_member_per_minute:
                 raise WeComApiError(45009, f"api freq out of limit: {userid} got {len(window)} messages this minute")
-        msgid = _random_id("", 24)
+        msgid = random_id("", 24)
         for userid in known:
             app.member_rate[userid].append(now)
             entry: dict[str, Any] = {"to": userid, "msgtype": msgtype, "msgid": msgid, "at": time.time()}
@@ -602,415 +524,6 @@ class WeComSimulator:
         app.note(code["external"], "hub", text)
         return {}
 
-    def _contact_way_fields(self, app: SimApp, body: dict[str, Any], way: dict[str, Any]) -> None:
-        users = body.get("user", way.get("user", []))
-        if not isinstance(users, list) or not users or (way["type"] == 1 and len(users) != 1) or len(users) > 100:
-            raise WeComApiError(40058, "user: one userid for type 1, 1 to 100 for type 2")
-        for userid in users:
-            if userid not in app.members:
-                raise WeComApiError(60111, f"userid not found: {userid}")
-        state = str(body.get("state", way.get("state", "")))
-        remark = str(body.get("remark", way.get("remark", "")))
-        if len(state) > 30 or len(remark) > 30:
-            raise WeComApiError(40058, "state and remark: at most 30 characters")
-        way.update(user=list(users), state=state, remark=remark,
-                   skip_verify=bool(body.get("skip_verify", way.get("skip_verify", True))))
-
-    def _add_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        if body.get("type") not in (1, 2) or body.get("scene") not in (1, 2):
-            raise WeComApiError(40058, "type: 1 or 2; scene: 1 or 2")
-        config_id = secrets.token_hex(16)
-        way: dict[str, Any] = {"config_id": config_id, "type": body["type"], "scene": body["scene"], "adds": {}}
-        self._contact_way_fields(app, body, way)
-        if body["scene"] == 2:
-            way["qr_code"] = f"{self.base_url}/_sim/apps/{app.agent_id}/contact_ways/{config_id}/qr.svg"
-        app.contact_ways[config_id] = way
-        return {"config_id": config_id, **({"qr_code": way["qr_code"]} if "qr_code" in way else {})}
-
-    def _way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        way = app.contact_ways.get(str(body.get("config_id") or ""))
-        if way is None:
-            raise WeComApiError(40058, "invalid config_id")  # code not confirmed from WeCom's documents
-        return way
-
-    def _update_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        self._contact_way_fields(app, body, self._way(app, body))
-        return {}
-
-    def _get_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        way = self._way(app, body)
-        return {"contact_way": {k: v for k, v in way.items() if k != "adds"}}
-
-    def _del_contact_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        del app.contact_ways[self._way(app, body)["config_id"]]
-        return {}
-
-    # ---- group QR codes (加入群聊) ---------------------------------------------------
-
-    def customer_scans_group_code(self, app: SimApp, config_id: str, external: str, name: str) -> str:
-        """A customer scans a group QR code: they join its first group with room; when all are full
-        and the code may, WeCom makes the next one (owned by the first group's owner). The chat id."""
-        way = app.join_ways[config_id]
-        chat_id = next((c for c in way["chat_id_list"] if c in app.groups
-                        and len(app.groups[c]["members"]) < app.group_size), None)
-        if chat_id is None:
-            if not way.get("auto_create_room") or not way["chat_id_list"]:
-                raise WeComApiError(86006, "every group of the code is full")  # code from WeCom's global list
-            owner = app.groups[way["chat_id_list"][0]]["owner"]
-            number = way.setdefault("next_room", way.get("room_base_id", 1) + 1)
-            way["next_room"] = number + 1
-            chat_id = self.group_created(app, owner, f"{way.get('room_base_name', '')}{number}", {})
-            way["chat_id_list"].append(chat_id)
-        app.groups[chat_id]["members"].append({"userid": external, "type": 2, "join_time": int(time.time()),
-                                               "join_scene": 3, "name": name, "state": way.get("state", "")})
-        self._group_event(app, chat_id, "update", "add_member")
-        return chat_id
-
-    def _join_way_fields(self, app: SimApp, body: dict[str, Any], way: dict[str, Any]) -> None:
-        chats = body.get("chat_id_list", way.get("chat_id_list", []))
-        if not isinstance(chats, list) or not 1 <= len(chats) <= 5:
-            raise WeComApiError(40058, "chat_id_list: 1 to 5 groups")
-        for chat_id in chats:
-            if chat_id not in app.groups:
-                raise WeComApiError(86003, f"chatid not exist: {chat_id}")
-        if len(str(body.get("state", ""))) > 30 or len(str(body.get("remark", ""))) > 30:
-            raise WeComApiError(40058, "state and remark: at most 30 characters")
-        way.update({k: body[k] for k in ("scene", "remark", "state", "auto_create_room", "room_base_name",
-                                         "room_base_id") if k in body}, chat_id_list=list(chats))
-
-    def _add_join_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        if body.get("scene") not in (1, 2):
-            raise WeComApiError(40058, "scene: 1 or 2")
-        config_id = secrets.token_hex(16)
-        way: dict[str, Any] = {"config_id": config_id}
-        self._join_way_fields(app, body, way)
-        way["qr_code"] = f"{self.base_url}/_sim/apps/{app.agent_id}/contact_ways/{config_id}/qr.svg"
-        app.join_ways[config_id] = way
-        return {"config_id": config_id}
-
-    def _join_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        way = app.join_ways.get(str(body.get("config_id") or ""))
-        if way is None:
-            raise WeComApiError(40058, "invalid config_id")  # code not confirmed from WeCom's documents
-        return way
-
-    def _update_join_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        self._join_way_fields(app, body, self._join_way(app, body))
-        return {}
-
-    def _get_join_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        return {"join_way": {k: v for k, v in self._join_way(app, body).items() if k != "next_room"}}
-
-    def _del_join_way(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        del app.join_ways[self._join_way(app, body)["config_id"]]
-        return {}
-
-    def _welcome_template(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        text = str((body.get("text") or {}).get("content") or "")
-        if not text or len(text) > 4000:
-            raise WeComApiError(40058, "text: 1 to 4000 characters")
-        template_id = str(body.get("template_id") or "") or "msg" + secrets.token_hex(12)
-        if body.get("template_id") and template_id not in app.welcome_templates:
-            raise WeComApiError(40058, "invalid template_id")
-        app.welcome_templates[template_id] = text
-        return {} if body.get("template_id") else {"template_id": template_id}
-
-    # ---- moments (朋友圈) ------------------------------------------------------------
-
-    def member_publishes(self, app: SimApp, moment_id: str, userid: str) -> None:
-        """A rep publishes the company's moment from their WeCom client."""
-        app.moments[moment_id]["published"][userid] = True
-
-    def _add_moment_task(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        text = str((body.get("text") or {}).get("content") or "")
-        attachments = body.get("attachments") or []
-        if not text and not attachments:
-            raise WeComApiError(40058, "text or attachments: one is required")
-        if len(text) > 2000 or len(attachments) > 9:
-            raise WeComApiError(40058, "text: at most 2000 characters; attachments: at most 9")
-        visible = body.get("visible_range") or {}
-        senders = list(((visible.get("sender_list") or {}).get("user_list")) or app.members)
-        tags = list(((visible.get("external_contact_list") or {}).get("tag_list")) or [])
-        known_tags = {t for g in app.tag_groups.values() for t in g["tags"]}
-        jobid = "job" + secrets.token_hex(10)
-        moment_id = "mom" + secrets.token_hex(12)
-        app.moments[moment_id] = {"text": text, "senders": [u for u in senders if u in app.members], "tags": tags,
-                                  "published": {u: False for u in senders if u in app.members}}
-        app.moment_jobs[jobid] = {"moment_id": moment_id, "checked": 0,
-                                  "invalid_users": [u for u in senders if u not in app.members],
-                                  "invalid_tags": [t for t in tags if t not in known_tags]}
-        return {"jobid": jobid}
-
-    def _moment_task_result(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        """Made asynchronously: the first look finds it in progress (status 2), the next done (3)."""
-        job = app.moment_jobs.get(str(body.get("jobid") or ""))
-        if job is None:
-            raise WeComApiError(40058, "invalid jobid")
-        job["checked"] += 1
-        if job["checked"] == 1:
-            return {"status": 2, "type": "add_moment_task"}
-        return {"status": 3, "type": "add_moment_task", "result": {
-            "errcode": 0, "errmsg": "ok", "moment_id": job["moment_id"],
-            "invalid_sender_list": {"user_list": job["invalid_users"], "department_list": []},
-            "invalid_external_contact_list": {"tag_list": job["invalid_tags"]}}}
-
-    def _moment_task(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        moment = app.moments.get(str(body.get("moment_id") or ""))
-        if moment is None:
-            raise WeComApiError(40058, "invalid moment_id")
-        return {"next_cursor": "", "task_list": [{"userid": u, "publish_status": int(done)}
-                                                for u, done in moment["published"].items()]}
-
-    # ---- customer groups (客户群) ---------------------------------------------------
-
-    def group_created(self, app: SimApp, owner: str, name: str, customers: dict[str, str]) -> str:
-        """A rep makes a customer group with customers (external userid -> name): change_external_chat create."""
-        if owner not in app.members:
-            raise WeComApiError(60111, f"userid not found: {owner}")
-        chat_id = "wr" + secrets.token_hex(14)
-        now = int(time.time())
-        app.groups[chat_id] = {"name": name, "owner": owner, "create_time": now, "notice": "", "members": [
-            {"userid": owner, "type": 1, "join_time": now, "join_scene": 1, "name": app.members[owner]},
-            *({"userid": external, "type": 2, "join_time": now, "join_scene": 1, "invitor": {"userid": owner},
-               "name": customer} for external, customer in customers.items())]}
-        self._group_event(app, chat_id, "create")
-        return chat_id
-
-    def group_changes(self, app: SimApp, chat_id: str, *, joins: dict[str, str] | None = None,
-                      leaves: list[str] | None = None, name: str | None = None, dismiss: bool = False) -> None:
-        """Customers join (by QR code) or leave, the group is renamed or dismissed: change_external_chat."""
-        group = app.groups[chat_id]
-        if dismiss:
-            del app.groups[chat_id]
-            self._group_event(app, chat_id, "dismiss")
-            return
-        for external, customer in (joins or {}).items():
-            group["members"].append({"userid": external, "type": 2, "join_time": int(time.time()), "join_scene": 3,
-                                     "name": customer})
-        group["members"] = [m for m in group["members"] if m["userid"] not in (leaves or [])]
-        group["name"] = name or group["name"]
-        detail = "add_member" if joins else "del_member" if leaves else "change_name"
-        self._group_event(app, chat_id, "update", detail)
-
-    def _group_event(self, app: SimApp, chat_id: str, change: str, detail: str = "") -> None:
-        self._push(app, {"ToUserName": app.corp_id, "FromUserName": "sys", "CreateTime": int(time.time()),
-                         "MsgType": "event", "Event": "change_external_chat", "ChatId": chat_id, "ChangeType": change,
-                         **({"UpdateDetail": detail} if detail else {})})
-
-    def _group_statistic(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        """Per day (China time) for the owners' groups: groups and members in all, new members, messages."""
-        begin, end = int(body.get("day_begin_time") or 0), int(body.get("day_end_time") or 0)
-        owners = set((body.get("owner_filter") or {}).get("userid_list") or [])
-        if not owners:
-            raise WeComApiError(40058, "owner_filter.userid_list is required")
-        if not begin or end and (end < begin or end - begin > 30 * 86400):
-            raise WeComApiError(40058, "day_begin_time / day_end_time: at most 30 days")
-        china = 8 * 3600
-        items = []
-        day = begin
-        while day <= (end or begin):
-            stamp = time.strftime("%Y-%m-%d", time.gmtime(day + china))
-            groups = [g for g in app.groups.values() if g["owner"] in owners and g["create_time"] < day + 86400]
-            members = [m for g in groups for m in g["members"] if m["join_time"] < day + 86400]
-            items.append({"stat_time": day, "data": {
-                "new_chat_cnt": sum(1 for g in groups if day <= g["create_time"] < day + 86400),
-                "chat_total": len(groups), "chat_has_msg": 0,
-                "new_member_cnt": sum(1 for m in members if day <= m["join_time"] < day + 86400 and m["type"] == 2),
-                "member_total": len(members), "member_has_msg": 0,
-                "msg_total": sum(app.group_messages.get(f"{o}|{stamp}", 0) for o in owners),
-                "migrate_trainee_chat_cnt": 0}})
-            day += 86400
-        return {"items": items}
-
-    def _group_list(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        limit = body.get("limit", 1000)
-        if not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise WeComApiError(40058, "limit: 1 to 1000")
-        ids = sorted(app.groups)
-        start = int(body.get("cursor") or 0)
-        page = ids[start:start + limit]
-        more = start + len(page) < len(ids)
-        return {"group_chat_list": [{"chat_id": c, "status": 0} for c in page],
-                "next_cursor": str(start + len(page)) if more else ""}
-
-    def _group_get(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        group = app.groups.get(str(body.get("chat_id") or ""))
-        if group is None:
-            raise WeComApiError(86003, "chatid not exist")  # code from WeCom's global list (参数 chatid 不存在)
-        named = body.get("need_name") == 1
-        return {"group_chat": {"chat_id": body["chat_id"], "name": group["name"], "owner": group["owner"],
-                               "create_time": group["create_time"], "notice": group["notice"],
-                               "member_list": [{k: v for k, v in m.items() if named or k != "name"}
-                                               for m in group["members"]],
-                               "admin_list": []}}
-
-    # ---- corp customer tags --------------------------------------------------------
-
-    def admin_changes_tag(self, app: SimApp, tag_id: str, name: str | None) -> dict[str, Any]:
-        """An admin renames (or, with None, deletes) a corp tag in WeCom's console: change_external_tag."""
-        group = next(g for g in app.tag_groups.values() if tag_id in g["tags"])
-        if name is None:
-            del group["tags"][tag_id]
-            for customer in app.customers.values():
-                for ids in customer.get("tags", {}).values():
-                    if tag_id in ids:
-                        ids.remove(tag_id)
-        else:
-            group["tags"][tag_id] = name
-        return self._push(app, {"ToUserName": app.corp_id, "FromUserName": "sys", "CreateTime": int(time.time()),
-                                "MsgType": "event", "Event": "change_external_tag", "Id": tag_id, "TagType": "tag",
-                                "ChangeType": "delete" if name is None else "update"})
-
-    def customer_tags(self, app: SimApp, external: str, userid: str) -> list[str]:
-        """The names of the corp tags `userid` sees on the customer."""
-        names = {tag_id: name for g in app.tag_groups.values() for tag_id, name in g["tags"].items()}
-        return sorted(names[t] for t in app.customers.get(external, {}).get("tags", {}).get(userid, []))
-
-    def _corp_tag_list(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        return {"tag_group": [{"group_id": gid, "group_name": g["group_name"], "create_time": 0, "order": 0,
-                               "tag": [{"id": tid, "name": name, "create_time": 0, "order": 0}
-                                       for tid, name in g["tags"].items()]} for gid, g in app.tag_groups.items()]}
-
-    def _add_corp_tag(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        names = [str(t.get("name") or "") for t in body.get("tag") or []]
-        if not names or any(not n or len(n) > 30 for n in names):
-            raise WeComApiError(40058, "tag: 1 or more, names of 1 to 30 characters")
-        gid = str(body.get("group_id") or "")
-        if not gid:
-            group_name = str(body.get("group_name") or "")
-            gid = next((k for k, g in app.tag_groups.items() if g["group_name"] == group_name), "")
-            if not gid:
-                gid = "et" + secrets.token_hex(10)
-                app.tag_groups[gid] = {"group_name": group_name, "tags": {}}
-        group = app.tag_groups.get(gid)
-        if group is None:
-            raise WeComApiError(40068, "invalid tagid")
-        made = []
-        for name in names:
-            tag_id = next((t for t, n in group["tags"].items() if n == name), None) or "et" + secrets.token_hex(10)
-            group["tags"][tag_id] = name
-            made.append({"id": tag_id, "name": name, "create_time": int(time.time()), "order": 0})
-        return {"tag_group": {"group_id": gid, "group_name": group["group_name"], "create_time": 0, "tag": made}}
-
-    def _edit_corp_tag(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        tag_id = str(body.get("id") or "")
-        group = next((g for g in app.tag_groups.values() if tag_id in g["tags"]), None)
-        if group is None:
-            raise WeComApiError(40068, "invalid tagid")
-        group["tags"][tag_id] = str(body.get("name") or group["tags"][tag_id])
-        return {}
-
-    def _del_corp_tag(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        for tag_id in body.get("tag_id") or []:
-            for group in app.tag_groups.values():
-                group["tags"].pop(tag_id, None)
-        return {}
-
-    def _mark_tag(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        userid, external = str(body.get("userid") or ""), str(body.get("external_userid") or "")
-        if userid not in app.members:
-            raise WeComApiError(60111, f"userid not found: {userid}")
-        customer = app.customers.get(external)
-        if customer is None or userid not in customer.get("follow", {}):
-            raise WeComApiError(84061, "not external contact")
-        known = {t for g in app.tag_groups.values() for t in g["tags"]}
-        add, remove = list(body.get("add_tag") or []), list(body.get("remove_tag") or [])
-        if not add and not remove:
-            raise WeComApiError(40058, "add_tag or remove_tag is required")
-        if any(t not in known for t in add + remove):
-            raise WeComApiError(40068, "invalid tagid")
-        ids = customer.setdefault("tags", {}).setdefault(userid, [])
-        ids[:] = [t for t in ids if t not in remove] + [t for t in add if t not in ids]
-        return {}
-
-    # ---- 在职 / 离职继承 ---------------------------------------------------------
-
-    def member_leaves(self, app: SimApp, userid: str) -> None:
-        """A member leaves the company: their customers wait in get_unassigned_list."""
-        app.members.pop(userid, None)
-        app.resigned[userid] = int(time.time())
-
-    def settle_transfers(self, app: SimApp, refused: set[str] = frozenset()) -> None:
-        """The customers' 24 hours pass: those waiting move to the new rep unless they refused."""
-        for transfer in app.transfers:
-            if transfer["status"] != 2:
-                continue
-            follow = app.customers[transfer["external"]]["follow"]
-            if transfer["external"] in refused:
-                transfer["status"] = 3
-            else:
-                follow[transfer["takeover"]] = follow.pop(transfer["handover"], {"state": "", "createtime": 0})
-                transfer["status"], transfer["takeover_time"] = 1, int(time.time())
-
-    def _transfer(self, *, resigned: bool) -> Any:
-        def transfer(app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-            handover, takeover = str(body.get("handover_userid") or ""), str(body.get("takeover_userid") or "")
-            externals = body.get("external_userid") or []
-            if not isinstance(externals, list) or not 1 <= len(externals) <= 100:
-                raise WeComApiError(40058, "external_userid: 1 to 100 customers")
-            if takeover not in app.members:
-                raise WeComApiError(60111, f"userid not found: {takeover}")
-            if resigned != (handover in app.resigned) or (not resigned and handover not in app.members):
-                # code not confirmed from WeCom's documents: 在职继承 needs a member, 离职继承 one who left
-                raise WeComApiError(40003, f"invalid handover_userid {handover} for this kind of transfer")
-            results = []
-            for external in externals:
-                follows = app.customers.get(external, {}).get("follow", {})
-                if handover not in follows:
-                    results.append({"external_userid": external, "errcode": 84061})
-                    continue
-                app.transfers.append({"handover": handover, "takeover": takeover, "external": external,
-                                      "resigned": resigned, "status": 2, "takeover_time": 0})
-                results.append({"external_userid": external, "errcode": 0})
-            return {"customer": results}
-        return transfer
-
-    def _group_transfer(self, *, resigned: bool) -> Any:
-        def transfer(app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-            chats, owner = body.get("chat_id_list") or [], str(body.get("new_owner") or "")
-            if not isinstance(chats, list) or not 1 <= len(chats) <= 100:
-                raise WeComApiError(40058, "chat_id_list: 1 to 100 groups")
-            if owner not in app.members:
-                raise WeComApiError(60111, f"userid not found: {owner}")
-            failed = []
-            for chat_id in chats:
-                group = app.groups.get(chat_id)
-                if group is None:
-                    failed.append({"chat_id": chat_id, "errcode": 86003, "errmsg": "chatid not exist"})
-                elif resigned != (group["owner"] in app.resigned):
-                    # code not confirmed from WeCom's documents: onjob needs an owner in the company, the
-                    # other one who left
-                    failed.append({"chat_id": chat_id, "errcode": 90501, "errmsg": "owner state mismatch"})
-                else:
-                    group["owner"] = owner
-                    self._group_event(app, chat_id, "update", "change_owner")
-            return {"failed_chat_list": failed}
-        return transfer
-
-    def _transfer_result(self, *, resigned: bool) -> Any:
-        def result(app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-            handover, takeover = str(body.get("handover_userid") or ""), str(body.get("takeover_userid") or "")
-            found = [t for t in app.transfers if (t["handover"], t["takeover"], t["resigned"])
-                     == (handover, takeover, resigned)]
-            start = int(body.get("cursor") or 0)
-            page = found[start:start + 100]
-            more = start + len(page) < len(found)
-            return {"customer": [{"external_userid": t["external"], "status": t["status"],
-                                  "takeover_time": t["takeover_time"]} for t in page],
-                    "next_cursor": str(start + len(page)) if more else ""}
-        return result
-
-    def _unassigned(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        moving = {t["external"] for t in app.transfers if t["status"] in (1, 2) and t["resigned"]}
-        found = [{"handover_userid": rep, "external_userid": external, "dimission_time": app.resigned[rep]}
-                 for external, customer in app.customers.items() for rep in customer.get("follow", {})
-                 if rep in app.resigned and external not in moving]
-        size = int(body.get("page_size") or 1000)
-        start = int(body.get("cursor") or 0)
-        page = found[start:start + size]
-        last = start + len(page) >= len(found)
-        return {"info": page, "is_last": last, "next_cursor": "" if last else str(start + len(page))}
-
     def _add_msg_template(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         sender = body.get("sender")
         if sender not in app.members:
@@ -1023,7 +536,7 @@ class WeComSimulator:
         else:
             targets = body.get("external_userid") or []
             failed = [t for t in targets if sender not in app.customers.get(t, {}).get("follow", set())]
-        msgid = "msg" + _random_id("", 20)
+        msgid = "msg" + random_id("", 20)
         task = {"msgid": msgid, "sender": sender, "targets": [t for t in targets if t not in failed], "group": group,
                 "text": (body.get("text") or {}).get("content", ""), "confirmed": False,
                 "status": {t: 0 for t in targets if t not in failed}}  # 0 waiting for the rep

@@ -25,7 +25,6 @@ valid for 20 seconds.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import re
 import time
@@ -61,7 +60,8 @@ from channels.tencent import (
 )
 from channels.tencent_client import RATE_LIMITED, SYSTEM_BUSY, ApiError, ApiUnavailable, AppKey, TencentApiClient
 from channels.wecom.archive import ArchiveReader, ArchiveUnavailable, FinanceSdk
-from channels.wecom.client import DEFAULT_API_BASE, wecom_client
+from channels.wecom.client import DEFAULT_API_BASE, app_key, wecom_client
+from channels.wecom.operations import CustomerOperations
 from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
     AccountRef,
@@ -92,18 +92,9 @@ CALLBACK_MAX_AGE_SECONDS = 600
 # WeCom's external userids; members' userids are the company's own choice.
 EXTERNAL_ID = re.compile(r"^w[mo][A-Za-z0-9_-]{6,}$")
 UNREACHABLE_CODES = frozenset({40003, 81013, 84061})  # invalid userid, all recipients invalid, not a contact
-# add / update / del_contact_way refusals, said so an operator can fix them.
-CONTACT_WAY_REFUSED = {60111: "a rep's WeCom userid is not a member of the company: check their WeCom handle",
-                       84074: "the app may not manage customers: add it under 客户联系 → API → 可调用应用",
-                       40058: "WeCom found a parameter invalid (an unknown code, or a state over 30 characters)"}
-INVALID_CONFIG_ID = 40058
-JOIN_WAY_REFUSED = {86001: "a group id is not valid", 86003: "a group does not exist (dismissed?)",
-                    40058: "WeCom found a parameter invalid (at most 5 groups; state and remark at most 30)"}
-MAX_TRANSFER = 100  # customers in one transfer_customer call
 MASS_PER_MONTH = 4  # 企业群发 (add_msg_template) a customer may receive in a calendar month
 TAGS_CHANGED = "corp_tags_changed"  # cursor: when WeCom last said the corp's tag list changed
 GROUP_CHANGED = "group_changed:"  # cursor + chat id: when WeCom last said that customer group changed
-NO_SUCH_GROUP = frozenset({86001, 86003})  # chatid invalid, chatid does not exist
 NO_SUCH_CONTACT = frozenset({40096, 84061})  # invalid external userid, not an external contact of the app's reps
 # get_groupmsg_send_result's statuses of a task that will not reach the customer.
 TASK_NOT_SENT = {2: "the customer is no longer a contact of the rep, so the task was not sent",
@@ -140,7 +131,7 @@ def is_external(userid: str) -> bool:
     return bool(EXTERNAL_ID.match(userid))
 
 
-class WeComAdapter:
+class WeComAdapter(CustomerOperations):
     kind: ClassVar[str] = "wecom"
     # reply_window: sends carry the recipient's activity, for WeCom's 4 company mass messages a month.
     capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, images=False, markdown=True,
@@ -277,248 +268,6 @@ class WeComAdapter:
         return Profile(display_name=contact.get("name") or None,
                        keys={UNIONID_KEY: unionid} if unionid else {}, details=details)
 
-    async def save_contact_way(self, account: AccountRef, *, config_id: str | None, state: str, users: list[str],
-                               remark: str, skip_verify: bool) -> tuple[str, str | None]:
-        """Create (config_id None) or update a multi-person QR contact way (渠道活码: type 2, scene 2);
-        its config_id and the QR image WeCom serves. ValueError says what WeCom refused."""
-        payload: dict[str, Any] = {"remark": remark[:30], "skip_verify": skip_verify, "state": state, "user": users}
-        try:
-            if config_id is None:
-                body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/add_contact_way",
-                                              {"type": 2, "scene": 2, **payload})
-                return str(body["config_id"]), body.get("qr_code")
-            await self.client.call(app_key(account), "/cgi-bin/externalcontact/update_contact_way",
-                                   {"config_id": config_id, **payload})
-            return config_id, None
-        except ApiError as exc:
-            hint = CONTACT_WAY_REFUSED.get(exc.errcode, exc.errmsg)
-            raise ValueError(f"WeCom refused the contact way ({exc.errcode}): {hint}") from None
-
-    async def delete_contact_way(self, account: AccountRef, config_id: str) -> None:
-        try:
-            await self.client.call(app_key(account), "/cgi-bin/externalcontact/del_contact_way",
-                                   {"config_id": config_id})
-        except ApiError as exc:
-            if exc.errcode != INVALID_CONFIG_ID:  # gone already: what deleting wanted
-                raise ValueError(f"WeCom refused to delete the contact way ({exc.errcode}): {exc.errmsg}") from None
-
-    async def mass_task(self, account: AccountRef, *, sender: str, externals: list[str], text: str,
-                        groups: bool = False) -> tuple[str, list[str]]:
-        """A 群发 task for the rep `sender` to their customers (add_msg_template, chat_type single), or
-        with `groups` to customer groups they own (chat_type group, `externals` their chat ids):
-        WeCom's msgid, and the targets it could not include (not the rep's contacts or groups)."""
-        targets = {"chat_id_list": externals} if groups else {"external_userid": externals}
-        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/add_msg_template", {
-            "chat_type": "group" if groups else "single", **targets, "sender": sender, "text": {"content": text}})
-        return str(body.get("msgid") or ""), [str(x) for x in body.get("fail_list") or []]
-
-    async def mass_task_state(self, account: AccountRef, *, msgid: str, sender: str) -> tuple[bool, dict[str, int]]:
-        """Whether `sender` sent the task (get_groupmsg_task: 2 sent), and each customer's status
-        or group (get_groupmsg_send_result: 0 waiting, 1 sent, 2 not a contact, 3 over WeCom's limit)."""
-        app = app_key(account)
-        sent, cursor = False, ""
-        while True:
-            body = await self.client.call(app, "/cgi-bin/externalcontact/get_groupmsg_task",
-                                          {"msgid": msgid, "limit": 1000, "cursor": cursor})
-            sent = sent or any(t.get("userid") == sender and t.get("status") == 2 for t in body.get("task_list") or [])
-            cursor = str(body.get("next_cursor") or "")
-            if not cursor:
-                break
-        statuses: dict[str, int] = {}
-        while True:
-            body = await self.client.call(app, "/cgi-bin/externalcontact/get_groupmsg_send_result",
-                                          {"msgid": msgid, "userid": sender, "limit": 1000, "cursor": cursor})
-            statuses.update({str(e.get("chat_id") or e.get("external_userid")): int(e.get("status") or 0)
-                             for e in body.get("send_list") or []})
-            cursor = str(body.get("next_cursor") or "")
-            if not cursor:
-                return sent, statuses
-
-    async def save_join_way(self, account: AccountRef, *, config_id: str | None, remark: str, state: str,
-                            chat_ids: list[str], auto_create_room: bool,
-                            room_base_name: str | None) -> tuple[str, str | None]:
-        """Create (config_id None) or update a group QR code (groupchat/add_join_way, scene 2):
-        its config_id and QR image. ValueError says what WeCom refused."""
-        payload: dict[str, Any] = {"scene": 2, "remark": remark[:30], "state": state, "chat_id_list": chat_ids,
-                                   "auto_create_room": int(auto_create_room)}
-        if auto_create_room:
-            payload |= {"room_base_name": (room_base_name or remark)[:40], "room_base_id": 1}
-        app = app_key(account)
-        try:
-            if config_id is None:
-                config_id = str((await self.client.call(app, "/cgi-bin/externalcontact/groupchat/add_join_way",
-                                                        payload))["config_id"])
-            else:
-                await self.client.call(app, "/cgi-bin/externalcontact/groupchat/update_join_way",
-                                       {"config_id": config_id, **payload})
-            way = await self.client.call(app, "/cgi-bin/externalcontact/groupchat/get_join_way",
-                                         {"config_id": config_id})
-        except ApiError as exc:
-            raise ValueError(f"WeCom refused the group QR code ({exc.errcode}): "
-                             f"{JOIN_WAY_REFUSED.get(exc.errcode, exc.errmsg)}") from None
-        return config_id, (way.get("join_way") or {}).get("qr_code")
-
-    async def delete_join_way(self, account: AccountRef, config_id: str) -> None:
-        try:
-            await self.client.call(app_key(account), "/cgi-bin/externalcontact/groupchat/del_join_way",
-                                   {"config_id": config_id})
-        except ApiError as exc:
-            if exc.errcode != INVALID_CONFIG_ID:
-                raise ValueError(f"WeCom refused to delete the group QR code ({exc.errcode}): {exc.errmsg}") from None
-
-    async def group_welcome_template(self, account: AccountRef, text: str, template_id: str | None) -> str:
-        """A group welcome (group_welcome_template/add, or /edit), with its owners notified; its id."""
-        if template_id:
-            await self.client.call(app_key(account), "/cgi-bin/externalcontact/group_welcome_template/edit",
-                                   {"template_id": template_id, "text": {"content": text}})
-            return template_id
-        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/group_welcome_template/add",
-                                      {"text": {"content": text}, "notify": 1})
-        return str(body["template_id"])
-
-    async def group_statistics(self, account: AccountRef, owners: list[str], first: dt.date,
-                               last: dt.date) -> list[dict[str, Any]]:
-        """Per day of the owners' customer groups (groupchat/statistic_group_by_day, China days, at
-        most 30): the day, groups and members in all, new members, messages."""
-        china = dt.timezone(dt.timedelta(hours=8))
-        begin = int(dt.datetime.combine(first, dt.time(), china).timestamp())
-        end = int(dt.datetime.combine(last, dt.time(), china).timestamp())
-        body = await self.client.call(
-            app_key(account), "/cgi-bin/externalcontact/groupchat/statistic_group_by_day",
-            {"day_begin_time": begin, "day_end_time": end, "owner_filter": {"userid_list": owners}})
-        return [{"day": dt.datetime.fromtimestamp(int(item["stat_time"]), china).date().isoformat(),
-                 **{k: int((item.get("data") or {}).get(k) or 0)
-                    for k in ("chat_total", "member_total", "new_member_cnt", "msg_total")}}
-                for item in body.get("items") or []]
-
-    async def group_ids(self, account: AccountRef) -> list[str]:
-        """Every customer group's chat id (groupchat/list, all statuses, page after page)."""
-        found: list[str] = []
-        cursor = ""
-        while True:
-            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/groupchat/list",
-                                          {"status_filter": 0, "cursor": cursor, "limit": 1000})
-            found += [str(g["chat_id"]) for g in body.get("group_chat_list") or [] if g.get("chat_id")]
-            cursor = str(body.get("next_cursor") or "")
-            if not cursor:
-                return found
-
-    async def group(self, account: AccountRef, chat_id: str) -> dict[str, Any] | None:
-        """A customer group as WeCom describes it (groupchat/get with members' names); None when
-        WeCom no longer knows it (dismissed)."""
-        try:
-            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/groupchat/get",
-                                          {"chat_id": chat_id, "need_name": 1})
-        except ApiError as exc:
-            if exc.errcode in NO_SUCH_GROUP:
-                return None
-            raise
-        return body.get("group_chat") or None
-
-    async def moment_task(self, account: AccountRef, *, text: str, link: dict[str, str] | None, senders: list[str],
-                          tag_ids: list[str]) -> str:
-        """A moments (朋友圈) task for `senders` (empty: every rep) to publish to customers with those
-        corp tags (empty: all): WeCom's job id, answered by `moment_job`."""
-        visible: dict[str, Any] = {}
-        if senders:
-            visible["sender_list"] = {"user_list": senders}
-        if tag_ids:
-            visible["external_contact_list"] = {"tag_list": tag_ids}
-        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/add_moment_task", {
-            "text": {"content": text}, **({"attachments": [{"msgtype": "link", "link": link}]} if link else {}),
-            **({"visible_range": visible} if visible else {})})
-        return str(body["jobid"])
-
-    async def moment_job(self, account: AccountRef, jobid: str) -> dict[str, Any] | None:
-        """The task's outcome once WeCom made it (get_moment_task_result status 3), else None."""
-        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_moment_task_result",
-                                      params={"jobid": jobid})
-        return (body.get("result") or {}) if body.get("status") == 3 else None
-
-    async def moment_published(self, account: AccountRef, moment_id: str) -> dict[str, bool]:
-        """Which reps published the moment (get_moment_task: publish_status 1)."""
-        found: dict[str, bool] = {}
-        cursor = ""
-        while True:
-            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_moment_task",
-                                          {"moment_id": moment_id, "cursor": cursor, "limit": 1000})
-            found.update({str(t.get("userid")): t.get("publish_status") == 1 for t in body.get("task_list") or []})
-            cursor = str(body.get("next_cursor") or "")
-            if not cursor:
-                return found
-
-    async def corp_tags(self, account: AccountRef) -> list[dict[str, str]]:
-        """The company's customer tags (get_corp_tag_list): group id and name, tag id and name."""
-        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_corp_tag_list", {})
-        return [{"group_id": str(group.get("group_id")), "group_name": str(group.get("group_name") or ""),
-                 "tag_id": str(tag.get("id")), "name": str(tag.get("name") or "")}
-                for group in body.get("tag_group") or [] if not group.get("deleted")
-                for tag in group.get("tag") or [] if not tag.get("deleted")]
-
-    async def add_corp_tags(self, account: AccountRef, group_name: str, names: list[str]) -> list[dict[str, str]]:
-        """New tags in the group named `group_name` (made when missing): what WeCom created."""
-        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/add_corp_tag", {
-            "group_name": group_name, "tag": [{"name": name} for name in names]})
-        group = body.get("tag_group") or {}
-        return [{"group_id": str(group.get("group_id")), "group_name": str(group.get("group_name") or group_name),
-                 "tag_id": str(tag.get("id")), "name": str(tag.get("name") or "")} for tag in group.get("tag") or []]
-
-    async def mark_tag(self, account: AccountRef, *, userid: str, external_userid: str, add: list[str],
-                       remove: list[str]) -> None:
-        """Set a customer's corp tags as the rep `userid` sees them (mark_tag)."""
-        await self.client.call(app_key(account), "/cgi-bin/externalcontact/mark_tag", {
-            "userid": userid, "external_userid": external_userid, "add_tag": add, "remove_tag": remove})
-
-    async def transfer_customers(self, account: AccountRef, *, handover: str, takeover: str, externals: list[str],
-                                 resigned: bool) -> dict[str, int]:
-        """Ask WeCom to move customers from `handover` to `takeover` (在职继承, or 离职继承 when the
-        handover rep left): each customer's errcode, 0 where WeCom asked them. At most 100 a call."""
-        if len(externals) > MAX_TRANSFER:
-            raise ValueError(f"at most {MAX_TRANSFER} customers a call")
-        path = "/cgi-bin/externalcontact/" + ("resigned/transfer_customer" if resigned else "transfer_customer")
-        body = await self.client.call(app_key(account), path, {
-            "handover_userid": handover, "takeover_userid": takeover, "external_userid": externals})
-        return {str(c.get("external_userid")): int(c.get("errcode") or 0) for c in body.get("customer") or []}
-
-    async def transfer_groups(self, account: AccountRef, *, chat_ids: list[str], new_owner: str,
-                              resigned: bool) -> dict[str, int]:
-        """Give customer groups a new owner (groupchat/onjob_transfer, or groupchat/transfer once the
-        owner left): each group's errcode, 0 where it moved. At most 100 a call."""
-        path = "/cgi-bin/externalcontact/groupchat/" + ("transfer" if resigned else "onjob_transfer")
-        body = await self.client.call(app_key(account), path, {"chat_id_list": chat_ids, "new_owner": new_owner})
-        failed = {str(c.get("chat_id")): int(c.get("errcode") or 0) for c in body.get("failed_chat_list") or []}
-        return {chat_id: failed.get(chat_id, 0) for chat_id in chat_ids}
-
-    async def transfer_results(self, account: AccountRef, *, handover: str, takeover: str,
-                               resigned: bool) -> dict[str, int]:
-        """How WeCom's transfers from `handover` to `takeover` stand, per customer (1 done, 2 waiting
-        for the customer, 3 refused, 4 the new rep is at their customer limit, 5 no such transfer)."""
-        path = "/cgi-bin/externalcontact/" + ("resigned/transfer_result" if resigned else "transfer_result")
-        statuses: dict[str, int] = {}
-        cursor = ""
-        while True:
-            body = await self.client.call(app_key(account), path, {
-                "handover_userid": handover, "takeover_userid": takeover, "cursor": cursor})
-            statuses.update({str(c.get("external_userid")): int(c.get("status") or 0)
-                             for c in body.get("customer") or []})
-            cursor = str(body.get("next_cursor") or "")
-            if not cursor:
-                return statuses
-
-    async def unassigned_customers(self, account: AccountRef) -> list[dict[str, Any]]:
-        """Customers of people who left the company and were not handed to anyone yet
-        (get_unassigned_list): handover userid, external userid, when the rep left."""
-        found: list[dict[str, Any]] = []
-        cursor = ""
-        while True:
-            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_unassigned_list",
-                                          {"cursor": cursor, "page_size": 1000})
-            found += [{"handover_userid": i.get("handover_userid"), "external_userid": i.get("external_userid"),
-                       "dimission_time": i.get("dimission_time")} for i in body.get("info") or []]
-            cursor = str(body.get("next_cursor") or "")
-            if body.get("is_last", True) or not cursor:
-                return found
-
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
         creds = WeComCredentials.model_validate(credentials)
         try:
@@ -598,12 +347,6 @@ class CipherCache:
         if cipher is None:
             cipher = self._ciphers[key] = MessageCipher(*key)
         return cipher
-
-
-def app_key(account: AccountRef) -> AppKey:
-    """The corp and Secret the account's API calls use."""
-    creds = account.credentials
-    return AppKey(account.api_base or DEFAULT_API_BASE, creds["corp_id"], creds["secret"])
 
 
 def _as_text(message: OutboundMessage) -> str:
