@@ -57,17 +57,8 @@ async def plan_handover(from_user: User, to_user: User, *, db_session: AsyncSess
                    Conversation.status == ConversationStatus.OPEN).order_by(Identity.id))).all()
         planned += await _plan(account_id, ids[from_user.id], ids[to_user.id], customers, resigned=False,
                                db_session=db_session)
-        # The customer groups they own move too (groupchat/onjob_transfer): the groups are asked once the
-        # hub reads them from WeCom (crm_core/contacts/groups.py).
-        groups = (await db_session.scalars(select(CustomerGroup.chat_id).where(
-            CustomerGroup.channel_account_id == account_id, CustomerGroup.owner_userid == ids[from_user.id],
-            CustomerGroup.dismissed_at.is_(None)).order_by(CustomerGroup.id))).all()
-        rows = [CustomerTransfer(channel_account_id=account_id, contact_id=None, external_userid=chat_id,
-                                 handover_userid=ids[from_user.id], takeover_userid=ids[to_user.id], resigned=False,
-                                 is_group=True) for chat_id in groups]
-        db_session.add_all(rows)
-        planned += rows
-    await db_session.flush()
+        planned += await _groups_of(account_id, ids[from_user.id], ids[to_user.id], resigned=False,
+                                    db_session=db_session)
     return planned
 
 
@@ -88,7 +79,26 @@ async def plan_resigned(account_id: int, customers: Iterable[tuple[str, str]], t
             Identity.channel_account_id == account_id, Identity.external_id.in_(externals)))).all())
         planned += await _plan(account_id, handover, takeover, [(e, contacts.get(e)) for e in externals],
                                resigned=True, db_session=db_session)
+        planned += await _groups_of(account_id, handover, takeover, resigned=True, db_session=db_session)
     return planned
+
+
+async def _groups_of(account_id: int, handover: str, takeover: str, *, resigned: bool,
+                     db_session: AsyncSession) -> list[CustomerTransfer]:
+    """The live customer groups `handover` owns, to get `takeover` as owner (groupchat/onjob_transfer,
+    or groupchat/transfer once they left); those already being moved are left out."""
+    moving = select(CustomerTransfer.external_userid).where(
+        CustomerTransfer.channel_account_id == account_id, CustomerTransfer.is_group.is_(True),
+        CustomerTransfer.status.in_(("pending", "asking")))
+    chats = (await db_session.scalars(select(CustomerGroup.chat_id).where(
+        CustomerGroup.channel_account_id == account_id, CustomerGroup.owner_userid == handover,
+        CustomerGroup.dismissed_at.is_(None), CustomerGroup.chat_id.not_in(moving)).order_by(CustomerGroup.id))).all()
+    rows = [CustomerTransfer(channel_account_id=account_id, contact_id=None, external_userid=chat_id,
+                             handover_userid=handover, takeover_userid=takeover, resigned=resigned, is_group=True)
+            for chat_id in chats]
+    db_session.add_all(rows)
+    await db_session.flush()
+    return rows
 
 
 async def _plan(account_id: int, handover: str, takeover: str, customers: Sequence[tuple[str, int | None]], *,

@@ -68,6 +68,8 @@ async def test_customers_of_someone_who_left_are_listed_and_handed_to_a_rep(data
         async def known():
             return await _owned_by(ws, "wmLeft00002")
         await eventually(known, timeout=15)
+        chat_id = sim.group_created(app, "boss", "赵总的客户群", {"wmLeft00001": "丁"})
+        await tg.hub.groups.run_once(everything=True)
         sim.member_leaves(app, "boss")
         listed = await tg.client.get(f"{tg.hub_base}/api/v1/customer-transfers/unassigned",
                                      params={"account_id": ws.wecom_account_id}, headers=tg.api())
@@ -85,7 +87,8 @@ async def test_customers_of_someone_who_left_are_listed_and_handed_to_a_rep(data
                                       json={"channel_account_id": ws.wecom_account_id, "to_user_id": ws.reps["li"]})
         assert handed.status_code == 201, handed.text
         assert {(r["external_userid"], r["status"], r["resigned"]) for r in handed.json()} == {
-            ("wmLeft00001", "waiting", True), ("wmLeft00002", "waiting", True)}
+            ("wmLeft00001", "waiting", True), ("wmLeft00002", "waiting", True), (chat_id, "done", True)}
+        assert app.groups[chat_id]["owner"] == "li"  # their group too (groupchat/transfer)
         assert await _owned_by(ws, "wmLeft00001") == ws.reps["li"]  # in the hub at once
         # While they move, WeCom no longer lists them as unassigned.
         again = await tg.client.get(f"{tg.hub_base}/api/v1/customer-transfers/unassigned",
@@ -95,7 +98,7 @@ async def test_customers_of_someone_who_left_are_listed_and_handed_to_a_rep(data
         assert await tg.hub.succession.run_once() == 2
         rows = (await tg.client.get(f"{tg.hub_base}/api/v1/customer-transfers", headers=tg.api(),
                                     params={"status": "done"})).json()
-        assert {r["external_userid"] for r in rows} == {"wmLeft00001", "wmLeft00002"}
+        assert {r["external_userid"] for r in rows} == {"wmLeft00001", "wmLeft00002", chat_id}
         # A rep who is not on the WeCom app cannot take them.
         sim.customer_adds(app, "wmLeft00003", "wang", name="己")
         sim.member_leaves(app, "wang")
