@@ -31,6 +31,7 @@ from admin.api import (
     moments,
     opinion,
     panel,
+    tags,
     teams,
     users,
 )
@@ -115,6 +116,7 @@ class HubApiContext:
         self.succession = hub.succession
         self.mass_sends = hub.mass_sends
         self.groups = hub.groups
+        self.corp_tags = hub.corp_tags
         self.moments = hub.moments
         self._hub = hub
 
@@ -204,7 +206,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.include_router(metrics.router)
     for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations,
                    customer_groups, customer_transfers, events, faq, leads, mass_sends, moments, opinion, panel,
-                   settings_api, teams, users):
+                   settings_api, tags, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_text)

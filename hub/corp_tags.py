@@ -85,6 +85,35 @@ class CorpTags:
                                                                               if c == contact_id)))
         return marked
 
+    async def rename(self, old: str, new: str) -> int:
+        """The corp tag named `old` is renamed `new` on every WeCom app that has it (edit_corp_tag);
+        ValueError with WeCom's reason where it refuses. How many apps changed it."""
+        return await self._each(old, lambda adapter, ref, row: adapter.edit_corp_tag(ref, row.tag_id, new),
+                                after=lambda row: setattr(row, "name", new))
+
+    async def delete(self, name: str) -> int:
+        """The corp tag named `name` is deleted on every WeCom app that has it (del_corp_tag)."""
+        return await self._each(name, lambda adapter, ref, row: adapter.delete_corp_tags(ref, [row.tag_id]),
+                                after=None)
+
+    async def _each(self, name: str, call, *, after) -> int:
+        done = 0
+        async with self.sessions() as session, session.begin():
+            rows = (await session.scalars(select(CorpTag).where(CorpTag.name == name))).all()
+            for row in rows:
+                adapter, ref = await self._adapter(row.channel_account_id, session)
+                try:
+                    await call(adapter, ref, row)
+                except ApiError as exc:
+                    raise ValueError(f"WeCom app {row.channel_account_id} refused ({exc.errcode}): {exc.errmsg}") \
+                        from None
+                if after is None:
+                    await session.delete(row)
+                else:
+                    after(row)
+                done += 1
+        return done
+
     async def _create(self, adapter, ref, marking: corp_tags.Marking, session: AsyncSession) -> list[str]:
         """Corp tags for hub tags WeCom lacks, in the hub's group; their ids."""
         if not marking.missing:

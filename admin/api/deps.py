@@ -124,9 +124,19 @@ class GroupReader(Protocol):
     async def statistics(self, account_id: int, owners: list[str], days: int) -> list[dict[str, Any]]: ...
 
 
+class CorpTagKeeper(Protocol):
+    """Renames or deletes a tag in WeCom where it is a corp tag (the hub supplies it); ValueError with
+    WeCom's reason where it refuses; how many WeCom apps changed."""
+
+    async def rename(self, old: str, new: str) -> int: ...
+
+    async def delete(self, name: str) -> int: ...
+
+
 class ApiContext(Protocol):
     sessions: async_sessionmaker[AsyncSession]
     groups: GroupReader
+    corp_tags: CorpTagKeeper
     moments: MassSender
     contact_ways: ContactWayKeeper
     succession: CustomerMover

@@ -215,6 +215,12 @@ class CustomerOperations:
         return [{"group_id": str(group.get("group_id")), "group_name": str(group.get("group_name") or group_name),
                  "tag_id": str(tag.get("id")), "name": str(tag.get("name") or "")} for tag in group.get("tag") or []]
 
+    async def edit_corp_tag(self, account: AccountRef, tag_id: str, name: str) -> None:
+        await self.client.call(app_key(account), "/cgi-bin/externalcontact/edit_corp_tag", {"id": tag_id, "name": name})
+
+    async def delete_corp_tags(self, account: AccountRef, tag_ids: list[str]) -> None:
+        await self.client.call(app_key(account), "/cgi-bin/externalcontact/del_corp_tag", {"tag_id": tag_ids})
+
     async def mark_tag(self, account: AccountRef, *, userid: str, external_userid: str, add: list[str],
                        remove: list[str]) -> None:
         """Set a customer's corp tags as the rep `userid` sees them (mark_tag)."""

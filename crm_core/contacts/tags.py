@@ -3,7 +3,7 @@ which campaign audiences and conditions select by."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
@@ -51,3 +51,32 @@ def push_later(contact_id: int, removed: list[str], *, db_session: AsyncSession)
     """The contact's tags changed: their WeCom customers get the hub's tags and lose `removed`
     (hub/corp_tags.py)."""
     db_session.add(TagPush(contact_id=contact_id, removed=removed))
+
+
+async def counts(*, db_session: AsyncSession) -> dict[str, int]:
+    """Every tag in use, with how many contacts have it."""
+    rows = await db_session.execute(select(ContactTag.tag, func.count()).group_by(ContactTag.tag)
+                                    .order_by(ContactTag.tag))
+    return dict(rows.all())
+
+
+async def rename_everywhere(old: str, new: str, *, actor: User | None, db_session: AsyncSession) -> int:
+    """The tag `old` becomes `new` on every contact (one who has both keeps one); audited once; how many."""
+    having = set((await db_session.scalars(select(ContactTag.contact_id).where(ContactTag.tag == old))).all())
+    both = having & set((await db_session.scalars(select(ContactTag.contact_id).where(ContactTag.tag == new))).all())
+    if both:
+        await db_session.execute(delete(ContactTag).where(ContactTag.tag == old, ContactTag.contact_id.in_(both)))
+    await db_session.execute(update(ContactTag).where(ContactTag.tag == old).values(tag=new)
+                             .execution_options(synchronize_session=False))
+    await audit.record("tags.rename", entity_type="tag", entity_id=None, actor=actor, db_session=db_session,
+                       details={"from": old, "to": new, "contacts": len(having)})
+    return len(having)
+
+
+async def delete_everywhere(name: str, *, actor: User | None, db_session: AsyncSession) -> int:
+    """The tag leaves every contact; audited once; how many had it."""
+    result = await db_session.execute(delete(ContactTag).where(ContactTag.tag == name)
+                                      .execution_options(synchronize_session=False))
+    await audit.record("tags.delete", entity_type="tag", entity_id=None, actor=actor, db_session=db_session,
+                       details={"tag": name, "contacts": result.rowcount or 0})
+    return result.rowcount or 0

@@ -68,6 +68,9 @@ ROUTES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("GET", "/api/v1/customer-transfers"): (A, M),
     ("GET", "/api/v1/customer-transfers/unassigned"): (A, M),
     ("POST", "/api/v1/customer-transfers/unassigned"): (A, M),
+    ("GET", "/api/v1/tags"): SUPERVISORS,
+    ("PUT", "/api/v1/tags/{name}"): (A, O),
+    ("DELETE", "/api/v1/tags/{name}"): (A, O),
     ("GET", "/api/v1/customer-groups"): SUPERVISORS,
     ("POST", "/api/v1/customer-groups/sync"): (A, O),
     ("GET", "/api/v1/customer-groups/{group_id}"): SUPERVISORS,
@@ -248,7 +251,7 @@ async def test_the_matrix_covers_every_route(office):
 async def test_each_role_is_refused_the_routes_it_may_not_use_and_nothing_changes(office):
     ids = {**office.ids, "campaign_id": 1, "enrolment_id": 1, "account_id": office.account_id, "event_id": 1,
            "entry_id": 1, "alert_id": 1, "team_id": 1, "user_id": office.ids["ada"], "link_id": 1, "way_id": 1,
-           "send_id": 1, "group_id": 1, "moment_id": 1}
+           "send_id": 1, "group_id": 1, "moment_id": 1, "name": "vip"}
     refused = 0
     for (method, template), allowed in ROUTES.items():
         for role in set(EVERYONE) - set(allowed):

@@ -74,3 +74,35 @@ async def test_tags_go_to_wecom_and_come_back_renamed_or_deleted(database_url, t
                 AuditLog.action == "contact.tags", AuditLog.entity_id == str(contact_id)))).all()]
         assert f"corp tag renamed in WeCom (app {ws.wecom_account_id})" in rules
         assert f"corp tag deleted in WeCom (app {ws.wecom_account_id})" in rules
+
+
+async def test_a_tag_renamed_or_deleted_in_the_hub_is_renamed_or_deleted_in_wecom(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
+        made = sim._add_corp_tag(app, {"group_name": "来源", "tag": [{"name": "展会"}, {"name": "老客户"}]})
+        expo_id, old_id = (t["id"] for t in made["tag_group"]["tag"])
+        await hub.corp_tags.read_if_due(ws.wecom_account_id, force=True)
+        await tg.customer_writes(5301, "hi", first_name="Ada")
+
+        async def contact():
+            async with hub.sessions() as session:
+                return await session.scalar(select(Identity.contact_id).where(Identity.external_id == "5301"))
+        contact_id = await eventually(contact, timeout=15)
+        await tg.client.put(f"{tg.hub_base}/api/v1/contacts/{contact_id}/tags", headers=tg.api(),
+                            json={"tags": ["展会", "老客户"]})
+        assert (await tg.client.get(f"{tg.hub_base}/api/v1/tags", headers=tg.api())).json() == {"展会": 1, "老客户": 1}
+
+        renamed = await tg.client.put(f"{tg.hub_base}/api/v1/tags/展会", headers=tg.api(), json={"name": "展会2026"})
+        assert renamed.status_code == 200 and renamed.json() == {"contacts": 1, "wecom_apps": 1}
+        group = next(g for g in app.tag_groups.values() if g["group_name"] == "来源")
+        assert group["tags"][expo_id] == "展会2026"  # edit_corp_tag
+        deleted = await tg.client.delete(f"{tg.hub_base}/api/v1/tags/老客户", headers=tg.api())
+        assert deleted.status_code == 200 and deleted.json() == {"contacts": 1, "wecom_apps": 1}
+        assert old_id not in group["tags"]  # del_corp_tag
+        resp = await tg.client.get(f"{tg.hub_base}/api/v1/contacts/{contact_id}", headers=tg.api())
+        assert resp.json()["tags"] == ["展会2026"]
+        # WeCom's change events come back: the hub reads the list again and nothing changes.
+        assert (await hub.corp_tags.read_if_due(ws.wecom_account_id, force=True)).renamed == []
+        assert (await tg.client.get(f"{tg.hub_base}/api/v1/tags", headers=tg.api())).json() == {"展会2026": 1}
+        missing = await tg.client.delete(f"{tg.hub_base}/api/v1/tags/nobody", headers=tg.api())
+        assert missing.status_code == 404
