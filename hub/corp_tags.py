@@ -5,6 +5,7 @@ marked to match, hub tags WeCom lacks created first."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
@@ -13,14 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.registry import ChannelRegistry
 from channels.tencent_client import ApiError, ApiUnavailable
-from channels.wecom.adapter import TAGS_CHANGED
+from channels.wecom.adapter import CUSTOMER_TAGS_CHANGED, TAGS_CHANGED
 from crm_core import accounts
 from crm_core.contacts import corp_tags
 from crm_core.crypto import CredentialCipher
-from crm_core.models import ChannelAccount, CorpTag, TagPush
+from crm_core.db import utcnow
+from crm_core.models import ChannelAccount, ChannelCursor, CorpTag, TagPush
 
 log = logging.getLogger(__name__)
 TAGS_READ = "corp_tags_read"  # cursor: when the hub last read the app's tag list
+WAIT_FOR_OWNER = dt.timedelta(days=1)  # a WeCom customer's tags wait this long for a rep to own them
 READ_EVERY = 3600.0
 
 
@@ -30,7 +33,9 @@ class CorpTags:
         self.sessions, self.channels, self.cipher = sessions, channels, cipher
 
     async def run_once(self) -> int:
-        """Read changed tag lists, then push changed contacts' tags; how many customers were marked."""
+        """Read changed tag lists, push changed contacts' tags, then read the customers reps tagged in
+        WeCom (after the push: a tag just given in the hub is not read away); how many customers were
+        marked."""
         async with self.sessions() as session:
             apps = (await session.scalars(select(ChannelAccount).where(
                 ChannelAccount.kind == "wecom", ChannelAccount.is_active.is_(True)))).all()
@@ -39,7 +44,32 @@ class CorpTags:
                 await self.read_if_due(account.id)
             except (ApiError, ApiUnavailable) as exc:
                 log.warning("WeCom app %s: corp tags not read (%s); read again next minute", account.id, exc)
-        return await self.push()
+        marked = await self.push()
+        for account in apps:
+            try:
+                await self.read_edited(account.id)
+            except (ApiError, ApiUnavailable) as exc:
+                log.warning("WeCom app %s: customers' tags not read (%s); read again next minute", account.id, exc)
+        return marked
+
+    async def read_edited(self, account_id: int) -> int:
+        """The customers WeCom said a rep edited (edit_external_contact): their corp tags read and
+        applied to their contact; how many."""
+        async with self.sessions() as session:
+            edited = dict((await session.execute(select(ChannelCursor.name, ChannelCursor.value).where(
+                ChannelCursor.channel_account_id == account_id,
+                ChannelCursor.name.like(CUSTOMER_TAGS_CHANGED + "%")))).all())
+            adapter, ref = await self._adapter(account_id, session)
+        for name, value in edited.items():
+            external, _, userid = name.removeprefix(CUSTOMER_TAGS_CHANGED).partition("|")
+            names = await adapter.customer_corp_tags(ref, external, userid)
+            async with self.sessions() as session, session.begin():
+                if names is not None:
+                    await corp_tags.apply_customer_tags(account_id, external, names, userid, db_session=session)
+                await session.execute(delete(ChannelCursor).where(  # unless WeCom said it changed again
+                    ChannelCursor.channel_account_id == account_id, ChannelCursor.name == name,
+                    ChannelCursor.value == value))
+        return len(edited)
 
     async def read_if_due(self, account_id: int, *, force: bool = False) -> corp_tags.TagChanges | None:
         async with self.sessions() as session, session.begin():
@@ -59,12 +89,17 @@ class CorpTags:
     async def push(self, limit: int = 200) -> int:
         marked = 0
         async with self.sessions() as session:
-            pending = (await session.execute(select(TagPush.id, TagPush.contact_id, TagPush.removed)
+            pending = (await session.execute(select(TagPush.id, TagPush.contact_id, TagPush.removed, TagPush.created_at)
                                              .order_by(TagPush.id).limit(limit))).all()
-        for contact_id in dict.fromkeys(c for _, c, _ in pending):
-            removed = {name for _, c, names in pending if c == contact_id for name in names or []}
+        for contact_id in dict.fromkeys(row[1] for row in pending):
+            removed = {name for _, c, names, _ in pending if c == contact_id for name in names or []}
             async with self.sessions() as session, session.begin():
-                for marking in await corp_tags.markings(contact_id, removed, db_session=session):
+                found = await corp_tags.markings(contact_id, removed, db_session=session)
+                first = min(at for _, c, _, at in pending if c == contact_id)
+                if not found and await corp_tags.awaits_owner(contact_id, db_session=session) \
+                        and utcnow() - first < WAIT_FOR_OWNER:
+                    continue  # a WeCom customer no rep owns yet (the add is being processed): pushed later
+                for marking in found:
                     if not (marking.add or marking.remove or marking.missing):
                         continue
                     adapter, ref = await self._adapter(marking.account_id, session)
@@ -81,7 +116,7 @@ class CorpTags:
                         log.warning("WeCom refused the tags of contact %s for %s (%s %s)", contact_id,
                                     marking.external_userid, exc.errcode, exc.errmsg)
                 await session.execute(delete(TagPush).where(TagPush.contact_id == contact_id,
-                                                            TagPush.id <= max(i for i, c, _ in pending
+                                                            TagPush.id <= max(i for i, c, _, _ in pending
                                                                               if c == contact_id)))
         return marked
 

@@ -503,8 +503,11 @@ class WeComSimulator(CustomerOperations):
         contact: dict[str, Any] = {"external_userid": external, "name": customer["name"], "type": 1, "gender": 0}
         if customer["unionid"]:
             contact["unionid"] = customer["unionid"]
-        follow = [{"userid": rep, "remark": "", "description": "", "createtime": f["createtime"],
-                   "state": f["state"]} for rep, f in customer["follow"].items()]
+        names = {t: (g["group_name"], n) for g in app.tag_groups.values() for t, n in g["tags"].items()}
+        follow = [{"userid": rep, "remark": "", "description": "", "createtime": f["createtime"], "state": f["state"],
+                   "tags": [{"group_name": names[t][0], "tag_name": names[t][1], "tag_id": t, "type": 1}
+                            for t in customer.get("tags", {}).get(rep, []) if t in names]}
+                  for rep, f in customer["follow"].items()]
         return {"external_contact": contact, "follow_user": follow}
 
     def _send_welcome(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:

@@ -292,6 +292,13 @@ class CustomerOperations:
                                 "MsgType": "event", "Event": "change_external_tag", "Id": tag_id, "TagType": "tag",
                                 "ChangeType": "delete" if name is None else "update"})
 
+    def rep_tags_customer(self, app: SimApp, userid: str, external: str, tag_ids: list[str]) -> dict[str, Any]:
+        """A rep sets a customer's corp tags in their WeCom client: edit_external_contact."""
+        app.customers[external].setdefault("tags", {})[userid] = list(tag_ids)
+        return self._push(app, {"ToUserName": app.corp_id, "FromUserName": "sys", "CreateTime": int(time.time()),
+                                "MsgType": "event", "Event": "change_external_contact",
+                                "ChangeType": "edit_external_contact", "UserID": userid, "ExternalUserID": external})
+
     def customer_tags(self, app: SimApp, external: str, userid: str) -> list[str]:
         """The names of the corp tags `userid` sees on the customer."""
         names = {tag_id: name for g in app.tag_groups.values() for tag_id, name in g["tags"].items()}

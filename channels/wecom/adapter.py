@@ -94,6 +94,7 @@ EXTERNAL_ID = re.compile(r"^w[mo][A-Za-z0-9_-]{6,}$")
 UNREACHABLE_CODES = frozenset({40003, 81013, 84061})  # invalid userid, all recipients invalid, not a contact
 MASS_PER_MONTH = 4  # 企业群发 (add_msg_template) a customer may receive in a calendar month
 TAGS_CHANGED = "corp_tags_changed"  # cursor: when WeCom last said the corp's tag list changed
+CUSTOMER_TAGS_CHANGED = "tags_of:"  # cursor + "external|userid": a rep edited that customer in WeCom
 GROUP_CHANGED = "group_changed:"  # cursor + chat id: when WeCom last said that customer group changed
 NO_SUCH_CONTACT = frozenset({40096, 84061})  # invalid external userid, not an external contact of the app's reps
 # get_groupmsg_send_result's statuses of a task that will not reach the customer.
@@ -175,6 +176,10 @@ class WeComAdapter(CustomerOperations):
             return WebhookOutcome(events=[], response=echo)
         if fields.get("Event") == "change_external_tag":  # the corp's tag list changed: read it again soon
             return WebhookOutcome(events=[], response="", cursor=(TAGS_CHANGED, str(time.time())))
+        if fields.get("Event") == "change_external_contact" and fields.get("ChangeType") == "edit_external_contact" \
+                and fields.get("ExternalUserID"):  # a rep edited the customer (tags, remark): read them soon
+            return WebhookOutcome(events=[], response="", cursor=(
+                CUSTOMER_TAGS_CHANGED + f"{fields['ExternalUserID']}|{fields.get('UserID', '')}", str(time.time())))
         if fields.get("Event") == "change_external_chat" and fields.get("ChatId"):  # read the group again soon
             return WebhookOutcome(events=[], response="", cursor=(GROUP_CHANGED + fields["ChatId"], str(time.time())))
         return WebhookOutcome(events=parse_callback(fields), response="")

@@ -215,6 +215,22 @@ class CustomerOperations:
         return [{"group_id": str(group.get("group_id")), "group_name": str(group.get("group_name") or group_name),
                  "tag_id": str(tag.get("id")), "name": str(tag.get("name") or "")} for tag in group.get("tag") or []]
 
+    async def customer_corp_tags(self, account: AccountRef, external: str, userid: str) -> list[str] | None:
+        """The corp tags' names `userid` has on the customer (externalcontact/get); None when the
+        customer is no longer theirs."""
+        try:
+            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get",
+                                          params={"external_userid": external})
+        except ApiError as exc:
+            if exc.errcode in (40096, 84061):
+                return None
+            raise
+        follow = next((f for f in body.get("follow_user") or [] if f.get("userid") == userid), None)
+        if follow is None:
+            return None
+        corp = [t for t in follow.get("tags") or [] if t.get("type") == 1 and t.get("tag_name")]  # 2: a rep's own
+        return sorted({str(t["tag_name"]) for t in corp})
+
     async def edit_corp_tag(self, account: AccountRef, tag_id: str, name: str) -> None:
         await self.client.call(app_key(account), "/cgi-bin/externalcontact/edit_corp_tag", {"id": tag_id, "name": name})
 

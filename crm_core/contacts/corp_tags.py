@@ -129,3 +129,34 @@ async def markings(contact_id: int, removed: set[str], *, db_session: AsyncSessi
             remove=sorted(tag_id for name, tag_id in corp.items() if name in removed and name not in wanted),
             missing=sorted(n for n in wanted if n not in corp))
     return list(found.values())
+
+
+async def apply_customer_tags(account_id: int, external: str, names: list[str], userid: str, *,
+                              db_session: AsyncSession) -> tuple[list[str], list[str]]:
+    """A rep set the customer's corp tags in WeCom: the contact gets those it lacks and loses the
+    app's corp tags it has that WeCom no longer shows (other tags stay); audited. Added, removed."""
+    contact_id = await db_session.scalar(select(Identity.contact_id).where(
+        Identity.channel_account_id == account_id, Identity.external_id == external))
+    if contact_id is None:
+        return [], []
+    corp = set((await db_session.scalars(select(CorpTag.name).where(CorpTag.channel_account_id == account_id))).all())
+    have = set((await db_session.scalars(select(ContactTag.tag).where(ContactTag.contact_id == contact_id))).all())
+    added = sorted(set(names) - have)
+    removed = sorted((have & corp) - set(names))
+    if removed:
+        await db_session.execute(delete(ContactTag).where(ContactTag.contact_id == contact_id,
+                                                          ContactTag.tag.in_(removed)))
+    db_session.add_all(ContactTag(contact_id=contact_id, tag=name) for name in added)
+    if added or removed:
+        await audit.record("contact.tags", entity_type="contact", entity_id=contact_id, actor=None,
+                           actor_label="wecom", db_session=db_session,
+                           details={"added": added, "removed": removed, "rule": f"tagged in WeCom by {userid}"})
+    await db_session.flush()
+    return added, removed
+
+
+async def awaits_owner(contact_id: int, *, db_session: AsyncSession) -> bool:
+    """Whether the contact is a WeCom customer whose conversation no rep with a WeCom userid owns
+    yet: their tags cannot be marked in WeCom until one does."""
+    return bool(await db_session.scalar(select(Identity.id).where(
+        Identity.contact_id == contact_id, wecom_customer(Identity.external_id)).limit(1)))

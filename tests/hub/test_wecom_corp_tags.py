@@ -6,7 +6,7 @@ them in WeCom stays); a corp tag renamed or deleted in WeCom's console changes t
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from crm_core.models import AuditLog, Conversation, Identity
 from tests.fakes.stack import eventually, workspace_stack
@@ -106,3 +106,65 @@ async def test_a_tag_renamed_or_deleted_in_the_hub_is_renamed_or_deleted_in_weco
         assert (await tg.client.get(f"{tg.hub_base}/api/v1/tags", headers=tg.api())).json() == {"展会2026": 1}
         missing = await tg.client.delete(f"{tg.hub_base}/api/v1/tags/nobody", headers=tg.api())
         assert missing.status_code == 404
+
+
+async def test_tags_a_rep_sets_on_a_customer_in_wecom_reach_the_hub(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
+        made = sim._add_corp_tag(app, {"group_name": "意向", "tag": [{"name": "高意向"}, {"name": "已报价"}]})
+        keen, quoted = (t["id"] for t in made["tag_group"]["tag"])
+        await hub.corp_tags.read_if_due(ws.wecom_account_id, force=True)
+        sim.customer_adds(app, "wmRepTags01", "li", name="褚先生")
+
+        async def contact():
+            async with hub.sessions() as session:
+                return await session.scalar(select(Identity.contact_id).where(Identity.external_id == "wmRepTags01"))
+        contact_id = await eventually(contact, timeout=15)
+        await tg.client.put(f"{tg.hub_base}/api/v1/contacts/{contact_id}/tags", headers=tg.api(),
+                            json={"tags": ["展会来客"]})  # a hub tag WeCom's rep never touches
+
+        async def tags():
+            await hub.corp_tags.run_once()
+            return (await tg.client.get(f"{tg.hub_base}/api/v1/contacts/{contact_id}", headers=tg.api())).json()["tags"]
+        # Li Lei tags him 高意向 and 已报价 in WeCom; later takes 高意向 away.
+        sim.rep_tags_customer(app, "li", "wmRepTags01", [keen, quoted])
+
+        async def both():
+            return sorted(await tags()) == ["展会来客", "已报价", "高意向"]
+        await eventually(both, timeout=15, interval=0.3)
+        now = app.customers["wmRepTags01"]["tags"]["li"]  # as his client shows them, the hub's one included
+        sim.rep_tags_customer(app, "li", "wmRepTags01", [t for t in now if t != keen])
+
+        async def one():
+            return sorted(await tags()) == ["展会来客", "已报价"]
+        await eventually(one, timeout=15, interval=0.3)
+        async with hub.sessions() as session:
+            rules = [row.details.get("rule") for row in (await session.scalars(select(AuditLog).where(
+                AuditLog.action == "contact.tags", AuditLog.entity_id == str(contact_id)))).all()]
+        assert rules.count("tagged in WeCom by li") == 2
+        # The hub's own tag went to WeCom too (pushed before reading), and stays there.
+        assert "展会来客" in sim.customer_tags(app, "wmRepTags01", "li")
+
+
+async def test_tags_given_before_a_rep_owns_the_customer_wait_and_then_reach_wecom(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
+        sim.customer_adds(app, "wmNoOwner01", "li", name="卫先生")
+
+        async def owned():
+            async with hub.sessions() as session:
+                return await session.scalar(select(Conversation).join(Identity, Identity.id == Conversation.identity_id)
+                                            .where(Identity.external_id == "wmNoOwner01",
+                                                   Conversation.assignee_user_id.is_not(None)))
+        conversation = await eventually(owned, timeout=15)
+        async with hub.sessions() as session, session.begin():  # as while the add is still being processed
+            await session.execute(update(Conversation).where(Conversation.id == conversation.id)
+                                  .values(assignee_user_id=None))
+        await tg.client.put(f"{tg.hub_base}/api/v1/contacts/{conversation.contact_id}/tags", headers=tg.api(),
+                            json={"tags": ["先到的标签"]})
+        assert await hub.corp_tags.push() == 0  # nobody to mark it as: it waits
+        async with hub.sessions() as session, session.begin():
+            await session.execute(update(Conversation).where(Conversation.id == conversation.id)
+                                  .values(assignee_user_id=ws.reps["li"]))
+        assert await hub.corp_tags.push() == 1
+        assert sim.customer_tags(app, "wmNoOwner01", "li") == ["先到的标签"]
