@@ -14,6 +14,7 @@ send delivered) before it checks, so a transcript reads like the conversation.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from collections.abc import Awaitable, Callable
@@ -161,4 +162,32 @@ class Transcript:
                     OutboxMessage.next_attempt_at <= utcnow() + dt.timedelta(seconds=5)))
             return unprocessed == 0 and unsent == 0
 
-        await eventually(quiet, timeout=30)  # a loaded machine (IMAP polls, SMTP) may take its time
+        try:
+            await eventually(quiet, timeout=30)  # a loaded machine (IMAP polls, SMTP) may take its time
+        except AssertionError:
+            raise AssertionError(f"the hub did not settle within 30 s\n{await self._unsettled()}") from None
+
+    async def _unsettled(self) -> str:
+        """What the hub still holds, and where each of its tasks waits: a failure that says why."""
+        async with self.hub.sessions() as session:
+            sends = (await session.execute(select(
+                OutboxMessage.id, OutboxMessage.status, OutboxMessage.channel_account_id, OutboxMessage.recipient,
+                OutboxMessage.attempts, OutboxMessage.next_attempt_at, OutboxMessage.claimed_by,
+                OutboxMessage.claimed_at, OutboxMessage.last_error).where(
+                OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.CLAIMED, OutboxStatus.SENDING])))).all()
+            messages = (await session.execute(select(Message.id, Message.text, Message.processing_error).where(
+                Message.direction == "in", Message.processed_at.is_(None)))).all()
+        return "\n".join([f"now {utcnow()}", *(f"unsent {row}" for row in sends),
+                          *(f"unprocessed {row}" for row in messages),
+                          *(f"task {task.get_name()}: {_awaiting(task.get_coro())}" for task in asyncio.all_tasks())])
+
+
+def _awaiting(coro: object) -> str:
+    """Where a task waits: its chain of awaits, outermost first."""
+    frames = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " > ".join(frames)

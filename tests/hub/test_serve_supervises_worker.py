@@ -86,6 +86,8 @@ async def test_serve_keeps_a_worker_process_that_answers_and_ends_with_it(tmp_pa
 
         await a_customer_writes(url, 0)
         await eventually(lambda: _processed_at_least(url, 1), timeout=60)  # the child process answered
+        # Counted just after its commit: the kill comes once serve's /metrics shows the count.
+        await eventually(lambda: _async("scrm_messages_processed_total 1.0" in metrics(port)), timeout=10)
 
         os.kill(worker, signal.SIGKILL)
         again = await eventually(lambda: _async([p for p in children(serve.pid) if p != worker]), timeout=30)
@@ -93,7 +95,7 @@ async def test_serve_keeps_a_worker_process_that_answers_and_ends_with_it(tmp_pa
         await eventually(lambda: _processed_at_least(url, 2), timeout=60)  # and so does its successor
         # Serve's /metrics adds up its own counts and its workers' (the killed one's too).
         httpx.post(f"http://127.0.0.1:{port}/hooks/telegram/999", content=b"{}", timeout=5)  # no such account: 404
-        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        body = metrics(port)
         assert body.count("scrm_messages_processed_total 2.0") == 1, body[:3000]  # once: no series twice
         assert 'scrm_webhook_requests_total{channel="telegram",status="404"} 1.0' in body, body[:3000]
 
@@ -118,6 +120,10 @@ async def test_a_worker_whose_serve_was_killed_stops_by_itself(tmp_path):
         if serve.poll() is None:
             serve.kill()
             serve.wait()
+
+
+def metrics(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
 
 
 async def _async(value):
