@@ -161,6 +161,15 @@ def shortened(text: str, limit: int) -> str:
     return head.rstrip(" ,;:·，；：、") + "…"
 
 
+def shortened_bytes(text: str, limit: int) -> str:
+    """`shortened`, for a platform that counts a field's UTF-8 bytes (WeCom: a link card's title
+    128, a mini-program card's 64): a Chinese character is 3 of them."""
+    size = min(len(text), limit)
+    while size > 1 and len(shortened(text, size).encode("utf-8")) > limit:
+        size -= 1
+    return shortened(text, size)
+
+
 def numbered_options(message: OutboundMessage, *, with_media: bool = True) -> str:
     """Buttons as numbered text lines, for platforms without buttons; the picture and
     link as addresses unless the caller shows them itself (`with_media=False`)."""

@@ -21,8 +21,8 @@ def default_adapters(public_base_url: str = "http://127.0.0.1:8080", *,
                      allow_private: bool = False) -> list[ChannelAdapter]:
     """Every channel; `public_base_url` is the hub's address in links it sends (email unsubscribe);
     `allow_private`: addresses on private networks may be fetched (pictures: the demo and tests)."""
-    return [TelegramAdapter(), WeComAdapter(), WeComKfAdapter(allow_private=allow_private), WeChatAdapter(),
-            DingTalkAdapter(), DingTalkGroupRobotAdapter(), EmailAdapter(public_base_url)]
+    return [TelegramAdapter(), WeComAdapter(allow_private=allow_private), WeComKfAdapter(allow_private=allow_private),
+            WeChatAdapter(), DingTalkAdapter(), DingTalkGroupRobotAdapter(), EmailAdapter(public_base_url)]
 
 
 class UnknownChannel(KeyError):

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,11 +53,33 @@ class RotaWrite(BaseModel):
     hours: Hours | None = Field(default=None, description="Working hours; outside them, the fallback")
 
 
+class MiniProgram(BaseModel):
+    appid: str = Field(pattern=r"^wx[0-9a-f]{16}$", description="A mini-program linked to the company in WeCom")
+    page: str = Field(min_length=1, max_length=300, description="Its page: pages/index/index?from=qr")
+    title: str | None = Field(default=None, max_length=64, description="The card's title (WeCom: 64 bytes)")
+
+
 class Welcome(BaseModel):
     zh: str | None = Field(default=None, max_length=1000)
     en: str | None = Field(default=None, max_length=1000)
-    image_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+    image_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://",
+                                  description="A JPEG or PNG (2 MB): sent alone, or as the card's cover")
     link_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+    link_title: str | None = Field(default=None, max_length=128, description="The link card's title")
+    miniprogram: MiniProgram | None = Field(default=None, description="A mini-program card (needs the picture)")
+
+    @model_validator(mode="after")
+    def _one_card(self) -> Welcome:
+        if self.miniprogram is not None and self.link_url:
+            raise ValueError("a welcome carries one card: a link or a mini-program, not both")
+        if self.miniprogram is not None and not self.image_url:
+            raise ValueError("a mini-program card needs a cover: set the picture address (JPEG or PNG)")
+        for card, title, limit in (("link", self.link_title, 128),
+                                   ("mini-program", self.miniprogram.title if self.miniprogram else None, 64)):
+            if title and len(title.encode("utf-8")) > limit:
+                raise ValueError(f"the {card} card's title is too long for WeCom: at most {limit} bytes "
+                                 "(a Chinese character is 3)")
+        return self
 
 
 class ContactWayWrite(BaseModel):

@@ -81,9 +81,11 @@ class RepAlerts:
                 await enqueue_to_conversation(
                     ctx.conversation,
                     OutboundMessage(ctx.conversation.external_thread_id, text, image_url=welcome.get("image_url"),
-                                    link_url=welcome.get("link_url"),
+                                    link_url=welcome.get("link_url"), title=welcome.get("link_title"),
                                     options={"welcome_code": item["welcome_code"],
-                                             "welcome_deadline": item.get("welcome_deadline")}),
+                                             "welcome_deadline": item.get("welcome_deadline"),
+                                             **({"miniprogram": welcome["miniprogram"]}
+                                                if welcome.get("miniprogram") else {})}),
                     idempotency_key=f"welcome:{ctx.message.id}", db_session=ctx.db_session)
                 ctx.enqueued = True
 

@@ -46,6 +46,7 @@ from channels.base import (
     media_lines,
     numbered_options,
     shortened,
+    shortened_bytes,
 )
 from channels.tencent import (
     AES_KEY_PATTERN,
@@ -62,6 +63,7 @@ from channels.tencent_client import RATE_LIMITED, SYSTEM_BUSY, ApiError, ApiUnav
 from channels.wecom.archive import ArchiveReader, ArchiveUnavailable, FinanceSdk
 from channels.wecom.client import DEFAULT_API_BASE, app_key, wecom_client
 from channels.wecom.operations import CustomerOperations
+from channels.wecom.pictures import Pictures
 from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
     AccountRef,
@@ -142,9 +144,11 @@ class WeComAdapter(CustomerOperations):
     secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "token", "encoding_aes_key", "archive_secret",
                                                         "archive_private_keys"})
 
-    def __init__(self, client: TencentApiClient | None = None) -> None:
+    def __init__(self, client: TencentApiClient | None = None, *, allow_private: bool = False) -> None:
         self.client = client or wecom_client()
         self.ciphers = CipherCache()
+        # A welcome's picture, uploaded; on private networks only where the hub allows it (the demo, tests).
+        self.pictures = Pictures(self.client, allow_private=allow_private)
 
     # ---- the session archive ------------------------------------------
 
@@ -203,11 +207,9 @@ class WeComAdapter(CustomerOperations):
                     raise PermanentFailure("the WeCom welcome code expired (valid 20 s after the customer added "
                                            "the rep); the welcome message was not sent")
                 welcome: dict[str, Any] = {"welcome_code": options["welcome_code"], "text": {"content": message.text}}
-                if message.link_url:  # a link card beside the words (a contact way's welcome)
-                    title = (message.title or message.text).partition("\n")[0]
-                    welcome["attachments"] = [{"msgtype": "link", "link": {
-                        "title": shortened(title, 128) or message.link_url[:128], "url": message.link_url,
-                        **({"picurl": message.image_url} if message.image_url else {})}}]
+                attachment = await self._welcome_attachment(app, message)
+                if attachment:
+                    welcome["attachments"] = [attachment]
                 await self.client.call(app, "/cgi-bin/externalcontact/send_welcome_msg", welcome)
                 return SendResult(platform_message_id=f"welcome:{options['welcome_code']}", delivery=Delivery.IN_CHAT)
             if is_external(message.recipient):
@@ -294,7 +296,28 @@ class WeComAdapter(CustomerOperations):
     async def activate(self, account: AccountRef, webhook_url: str) -> None:
         """WeCom's callback URL is set in its admin console (it verifies it with a GET); nothing to call."""
 
+    async def _welcome_attachment(self, app: AppKey, message: OutboundMessage) -> dict[str, Any] | None:
+        """A contact way's welcome beside its words: a mini-program card (its cover uploaded), a link
+        card (the picture as its cover), or the picture alone (uploaded)."""
+        card = message.options.get("miniprogram")
+        if card:
+            if not message.image_url:
+                raise PermanentFailure("a mini-program card needs a cover picture: set the welcome's picture address")
+            return {"msgtype": "miniprogram", "miniprogram": {
+                "title": shortened_bytes(card.get("title") or message.text.partition("\n")[0], 64),
+                "pic_media_id": await self.pictures.media_id(app, message.image_url),
+                "appid": card["appid"], "page": card["page"]}}
+        if message.link_url:
+            title = (message.title or message.text).partition("\n")[0]
+            return {"msgtype": "link", "link": {
+                "title": shortened_bytes(title, 128) or message.link_url[:128], "url": message.link_url,
+                **({"picurl": message.image_url} if message.image_url else {})}}
+        if message.image_url:
+            return {"msgtype": "image", "image": {"media_id": await self.pictures.media_id(app, message.image_url)}}
+        return None
+
     async def close(self) -> None:
+        await self.pictures.close()
         await self.client.close()
 
 

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, Field
 
 from channels.base import (
@@ -55,11 +54,11 @@ from channels.base import (
     numbered_options,
     shortened,
 )
-from channels.destinations import UnsafeDestination, check_url
 from channels.tencent import AES_KEY_PATTERN, UNIONID_KEY, MessageCipher
 from channels.tencent_client import ApiError, ApiUnavailable, AppKey, TencentApiClient
 from channels.wecom.adapter import CipherCache, app_key, common_send_error, open_callback
 from channels.wecom.client import DEFAULT_API_BASE, wecom_client
+from channels.wecom.pictures import Pictures
 from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
     AccountRef,
@@ -83,10 +82,6 @@ log = logging.getLogger(__name__)
 PULL_TOKEN_SECONDS = 600     # a callback's Token is good for 10 minutes
 WELCOME_WINDOW_SECONDS = 20  # an enter_session welcome_code is good for 20 seconds
 MAX_PULL = 1000              # sync_msg's limit, default and maximum
-IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png"}  # what media/upload takes as an image
-MAX_IMAGE_BYTES = 2 * 2**20  # WeCom's limit for an image upload
-MEDIA_LIFETIME = 3 * 86400 - 3600  # an uploaded medium is usable for 3 days
-IMAGE_TIMEOUT = 10.0
 SCENE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")  # kf/add_contact_way's scene
 # WeCom's refusals that a customer's next message lifts: 95001 the 5 answers (or 48 hours) since
 # their last message are used up; 95018 the session is with a person in WeCom, or ended.
@@ -141,9 +136,7 @@ class WeComKfAdapter:
         self.client = client or wecom_client()
         self.ciphers = CipherCache()
         # Picture addresses on private networks are fetched only where the hub allows it (the demo, tests).
-        self.allow_private = allow_private
-        self._media: dict[tuple[str, str], tuple[str, float]] = {}  # (corp, picture URL) -> media_id, until
-        self._http = httpx.AsyncClient(timeout=IMAGE_TIMEOUT, follow_redirects=False)
+        self.pictures = Pictures(self.client, allow_private=allow_private)
 
     # ---- inbound -------------------------------------------------------
 
@@ -208,8 +201,8 @@ class WeComKfAdapter:
                 body = await self.client.call(app, "/cgi-bin/kf/send_msg_on_event", {
                     "code": code, **_content(message)})
             else:
-                thumb = await self.picture(app, message.image_url) if message.image_url and not message.buttons \
-                    else None
+                thumb = await self.pictures.media_id(app, message.image_url) \
+                    if message.image_url and not message.buttons else None
                 body = await self.client.call(app, "/cgi-bin/kf/send_msg", {
                     "touser": external, "open_kfid": open_kfid, **_content(message, thumb)})
         except ApiError as exc:
@@ -217,36 +210,6 @@ class WeComKfAdapter:
         except ApiUnavailable as exc:
             raise TemporaryFailure(str(exc)) from None
         return SendResult(platform_message_id=f"kf:{body.get('msgid', '')}", delivery=Delivery.IN_CHAT)
-
-    async def picture(self, app: AppKey, url: str) -> str:
-        """The media id of the picture at `url`, uploaded once per 3 days (media/upload)."""
-        cached = self._media.get((app.app_id, url))
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        try:
-            await check_url(url, allow_private=self.allow_private, what="picture address")
-        except UnsafeDestination as exc:
-            raise PermanentFailure(f"the picture was not fetched: {exc}") from None
-        try:
-            async with self._http.stream("GET", url) as response:
-                kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-                if response.status_code != 200 or kind not in IMAGE_TYPES:
-                    raise PermanentFailure(f"the picture at {url[:200]} is not a JPEG or PNG image (HTTP "
-                                           f"{response.status_code}, {kind or 'no type'}): fix the address")
-                data = b""
-                async for chunk in response.aiter_bytes():
-                    data += chunk
-                    if len(data) > MAX_IMAGE_BYTES:
-                        raise PermanentFailure(f"the picture at {url[:200]} is over WeCom's "
-                                               f"{MAX_IMAGE_BYTES // 2**20} MB for images")
-        except httpx.HTTPError as exc:
-            raise TemporaryFailure(f"the picture at {url[:200]} could not be fetched: {type(exc).__name__}") from None
-        name = "picture" + IMAGE_TYPES[kind]
-        body = await self.client.call(app, "/cgi-bin/media/upload", params={"type": "image"},
-                                      files={"media": (name, data, kind)})
-        media_id = str(body["media_id"])
-        self._media[(app.app_id, url)] = (media_id, time.monotonic() + MEDIA_LIFETIME)
-        return media_id
 
     async def hand_over(self, app: AppKey, open_kfid: str, external: str, servicer: str | None) -> str | None:
         """Move the session to `servicer` (WeCom's queue when None, or when they cannot take it);
@@ -319,7 +282,7 @@ class WeComKfAdapter:
         """The callback URL is set in WeCom's console (it checks it with a GET); nothing to call."""
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self.pictures.close()
         await self.client.close()
 
 

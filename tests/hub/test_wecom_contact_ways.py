@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
 
 from crm_core.contacts.tags import tags_of
 from crm_core.models import (
@@ -20,6 +23,7 @@ from crm_core.models import (
     Identity,
     Role,
 )
+from hub.serving import running
 from tests.fakes.panel import signed_in
 from tests.fakes.stack import eventually, workspace_stack
 
@@ -121,6 +125,57 @@ async def test_a_contact_way_brings_its_customers_in_tagged_owned_enrolled_and_c
         assert (await tg.client.get(f"{tg.hub_base}/api/v1/contact-ways", headers=tg.api())).json() == []
 
 
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                    "0000000d4944415478da63f8cfc0f01f0005000201a1e2a4e40000000049454e44ae426082")
+
+
+async def test_a_welcome_brings_a_picture_or_a_mini_program_card_its_picture_uploaded_to_wecom(database_url,
+                                                                                                 tmp_path):
+    pictures = Starlette(routes=[Route("/expo.png", lambda _: Response(PNG, media_type="image/png"))])
+    async with workspace_stack(database_url, tmp_path) as ws, running(pictures) as server:
+        tg, app = ws.tg, ws.wecom_app
+        picture = f"http://127.0.0.1:{server.port}/expo.png"
+        body = {"channel_account_id": ws.wecom_account_id, "name": "门店海报", "state": "store-poster",
+                "rota": {"users": [ws.reps["li"]]}, "welcome": {"zh": "欢迎光临！", "image_url": picture}}
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/contact-ways", json=body, headers=tg.api())
+        assert resp.status_code == 201, resp.text
+        way = resp.json()
+
+        async def welcome_to(external: str):
+            return [m for m in app.sent if m["to"] == external and m["msgtype"] == "welcome"]
+        # The picture alone: uploaded to WeCom (media/upload), sent by its media id beside the words.
+        ws.wecom.customer_scans(app, way["config_id"], "wmStoreGuest01", name="赵女士")
+        [welcome] = await eventually(lambda: welcome_to("wmStoreGuest01"), timeout=15)
+        assert welcome["text"] == "欢迎光临！"
+        [image] = welcome["attachments"]
+        assert image["msgtype"] == "image"
+        assert app.kf.media[image["image"]["media_id"]] == {"type": "image", "size": len(PNG), "name": "picture.png"}
+
+        # A mini-program card instead, the picture as its cover.
+        card = {"appid": "wx8bd80126147dfa01", "page": "pages/catalogue/index?from=store", "title": "门店新品目录"}
+        resp = await tg.client.put(f"{tg.hub_base}/api/v1/contact-ways/{way['id']}", headers=tg.api(), json={
+            **body, "welcome": {**body["welcome"], "miniprogram": card}})
+        assert resp.status_code == 200, resp.text
+        ws.wecom.customer_scans(app, way["config_id"], "wmStoreGuest02", name="钱先生")
+        [welcome] = await eventually(lambda: welcome_to("wmStoreGuest02"), timeout=15)
+        [sent] = welcome["attachments"]
+        assert sent["msgtype"] == "miniprogram"
+        assert {k: sent["miniprogram"][k] for k in ("appid", "page", "title")} == card
+        assert app.kf.media[sent["miniprogram"]["pic_media_id"]]["type"] == "image"
+
+        # Cards WeCom would refuse are refused here first, saying what to change.
+        long_title = "门店新品目录全系列优惠活动进行中欢迎选购下单"  # 22 characters, 66 bytes
+        for welcome, words in (
+                ({"zh": "hi", "miniprogram": card}, "needs a cover"),
+                ({"zh": "hi", "image_url": picture, "link_url": "https://shop.example.cn", "miniprogram": card},
+                 "a link or a mini-program"),
+                ({"zh": "hi", "image_url": picture, "miniprogram": {**card, "title": long_title}}, "at most 64 bytes"),
+                ({"zh": "hi", "image_url": picture, "miniprogram": {**card, "appid": "not-an-appid"}}, "appid")):
+            resp = await tg.client.put(f"{tg.hub_base}/api/v1/contact-ways/{way['id']}", headers=tg.api(),
+                                       json={**body, "welcome": welcome})
+            assert resp.status_code == 422 and words in resp.text, (welcome, resp.text)
+
+
 async def test_a_contact_way_is_refused_with_the_reason_to_fix(database_url, tmp_path):
     async with workspace_stack(database_url, tmp_path) as ws:
         tg = ws.tg
@@ -186,6 +241,21 @@ async def test_an_operator_makes_a_contact_way_in_the_panel_and_sees_its_adds(da
             assert await page.inner_text("#way-summary dd[data-key=added]") == "1"
             assert await page.locator("#way-chart circle").count() == 3 * 30  # added, lost and net for 30 days
             assert "新增" in await page.inner_text("#way-chart")
+
+            # A mini-program card on the welcome: refused without its cover picture, saying so; kept with it.
+            form = page.locator("#way-form")
+            await form.locator("input[name=mp_appid]").fill("wx8bd80126147dfa01")
+            await form.locator("input[name=mp_page]").fill("pages/catalogue/index")
+            await form.locator("input[name=mp_title]").fill("门店新品目录")
+            await form.locator("button[type=submit]").click()
+            await page.wait_for_selector(".toast.bad:has-text('needs a cover')")
+            await form.locator("input[name=image_url]").fill("https://cdn.example.cn/store.png")
+            await form.locator("button[type=submit]").click()
+            await page.wait_for_selector("#toast.show:not(.bad)")
+            detail = (await tg.client.get(f"{tg.hub_base}/api/v1/contact-ways", headers=tg.api())).json()[0]
+            assert detail["welcome"] == {"zh": "欢迎光临，扫码即享会员价！", "image_url": "https://cdn.example.cn/store.png",
+                                         "miniprogram": {"appid": "wx8bd80126147dfa01", "page": "pages/catalogue/index",
+                                                         "title": "门店新品目录"}}
             await page.click("main a[href='#/contact-ways']")
             await page.wait_for_selector("#contact-way-rows tr[data-way]")
             row = page.locator("#contact-way-rows tr[data-way]")

@@ -38,6 +38,7 @@ async function contactWayPage(main, id, choices) {
 function wayForm(choices, way) {
   const rota = way ? way.rota : {users: [], hours: null};
   const welcome = way ? way.welcome : {};
+  const mini = welcome.miniprogram || {};
   const users = (accountId) => choices.users.filter((u) => !accountId || u.account_id === accountId);
   const first = way ? way.channel_account_id : (choices.accounts[0] || {}).id;
   const option = (value, label, chosen) => html`<option value="${value}" ${chosen ? html`selected` : ""}>${label}</option>`;
@@ -56,7 +57,13 @@ function wayForm(choices, way) {
       <label>${t("campaign")}<select name="campaign"><option value="">—</option>${choices.campaigns.map((c) => option(c.id, c.name, way && way.campaign_id === c.id))}</select></label>
       <label class="check"><input type="checkbox" name="skip" ${!way || way.skip_verify ? html`checked` : ""}> ${t("skip_verify")}</label></div>
     <div class="grid"><label>${t("welcome_zh")}<textarea name="welcome_zh">${welcome.zh || ""}</textarea></label><label>${t("welcome_en")}<textarea name="welcome_en">${welcome.en || ""}</textarea></label>
-      <label>${t("link_url")}<input name="link_url" placeholder="https://" value="${welcome.link_url || ""}"></label></div>
+      <label>${t("image_url")}<input name="image_url" type="url" placeholder="https://…/poster.png" value="${welcome.image_url || ""}"></label>
+      <label>${t("link_url")}<input name="link_url" type="url" placeholder="https://" value="${welcome.link_url || ""}"></label>
+      <label>${t("link_title")}<input name="link_title" maxlength="128" value="${welcome.link_title || ""}"></label></div>
+    <fieldset><legend>${t("miniprogram_card")}</legend><p class="hint">${t("miniprogram_hint")}</p>
+      <div class="grid"><label>AppID<input name="mp_appid" pattern="wx[0-9a-f]{16}" placeholder="wx…" value="${mini.appid || ""}"></label>
+      <label>${t("miniprogram_page")}<input name="mp_page" maxlength="300" placeholder="pages/index/index" value="${mini.page || ""}"></label>
+      <label>${t("miniprogram_title")}<input name="mp_title" maxlength="64" value="${mini.title || ""}"></label></div></fieldset>
     <button type="submit" class="primary">${t("save")}</button></form>`;
 }
 
@@ -67,7 +74,10 @@ function bindForm(choices, way) {
   form.onsubmit = async (event) => {
     event.preventDefault();
     const hours = form.start.value && form.end.value ? {start: form.start.value, end: form.end.value, zone: "Asia/Shanghai"} : null;
-    const welcome = {zh: form.welcome_zh.value.trim() || null, en: form.welcome_en.value.trim() || null, link_url: form.link_url.value.trim() || null};
+    const value = (name) => form[name].value.trim() || null;
+    const welcome = {zh: value("welcome_zh"), en: value("welcome_en"), image_url: value("image_url"), link_url: value("link_url"),
+                     link_title: value("link_title"),
+                     miniprogram: value("mp_appid") ? {appid: value("mp_appid"), page: value("mp_page"), title: value("mp_title")} : null};
     const body = {channel_account_id: way ? way.channel_account_id : Number(form.account.value), name: form.name.value.trim(), state: form.state.value.trim(),
                   rota: {users: [...form.users.selectedOptions].map((o) => Number(o.value)), team_id: number(form.team.value),
                          daily_cap: number(form.cap.value), fallback_user_id: number(form.fallback.value), hours},
