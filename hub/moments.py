@@ -1,6 +1,7 @@
-"""WeCom moments (朋友圈) posts carried out and followed: a pending post is made as a task
-(add_moment_task, visible to customers with the chosen corp tags), its job read until WeCom made
-it (get_moment_task_result), then who published it read each minute for a week (get_moment_task)."""
+"""WeCom moments (朋友圈) posts carried out and followed: a pending post is made as a task (its
+pictures uploaded as moments attachments, then add_moment_task, visible to customers with the
+chosen corp tags), its job read until WeCom made it (get_moment_task_result), then who published
+it read each minute for a week (get_moment_task)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.models import ChannelAccount, CorpTag, Moment
+from crm_core.ports import PermanentFailure, TemporaryFailure
 from hub.claiming import claim, give_up_stale
 
 log = logging.getLogger(__name__)
@@ -62,9 +64,17 @@ class Moments:
                 moment.status = "failed"
                 moment.reason = f"not WeCom corp tags yet: {', '.join(missing)} (put them on a customer first)"[:300]
                 return 1
+            try:
+                media_ids = [await adapter.moment_picture(ref, url) for url in moment.image_urls]
+            except (PermanentFailure, ApiError) as exc:
+                moment.status, moment.reason = "failed", f"a picture was refused: {exc}"[:300]
+                return 1
+            except (TemporaryFailure, ApiUnavailable) as exc:  # nothing made yet: asked again next minute
+                moment.status, moment.reason = "pending", f"a picture could not be uploaded yet: {exc}"[:300]
+                return 0
             link = {"title": moment.link_title or moment.text[:64], "url": moment.link_url} if moment.link_url else None
             moment.jobid = await adapter.moment_task(ref, text=moment.text, link=link, senders=list(moment.senders),
-                                                     tag_ids=[corp[tag] for tag in moment.tags])
+                                                     tag_ids=[corp[tag] for tag in moment.tags], media_ids=media_ids)
             moment.status = "creating"
             return 1
         if moment.status == "creating":

@@ -5,9 +5,10 @@ and operators post; managers read."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,9 +28,20 @@ class MomentCreate(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
     link_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
     link_title: str | None = Field(default=None, max_length=64)
+    image_urls: list[Annotated[str, Field(max_length=500, pattern=r"^https?://")]] = Field(
+        default_factory=list, max_length=9, description="Up to 9 pictures (JPEG or PNG, 2 MB); with a link, one: "
+                                                         "its cover")
     user_ids: list[Id] = Field(default_factory=list, max_length=500, description="The reps who publish it; empty: all")
     tags: list[str] = Field(default_factory=list, max_length=20,
                             description="Customers with these WeCom corp tags see it; empty: all customers")
+
+
+    @model_validator(mode="after")
+    def _pictures_or_link(self) -> MomentCreate:
+        if self.link_url and len(self.image_urls) > 1:
+            raise ValueError("a moment carries pictures (up to 9) or one link with one picture as its cover, "
+                             "not both: remove the link or keep one picture")
+        return self
 
 
 class MomentRead(BaseModel):
@@ -39,6 +51,7 @@ class MomentRead(BaseModel):
     channel_account_id: int
     text: str
     link_url: str | None
+    image_urls: list[str]
     senders: list[str]
     tags: list[str]
     status: str = Field(description="pending / making (asking WeCom) / creating (WeCom makes it) / created / failed")
@@ -67,12 +80,13 @@ async def create_moment(body: MomentCreate, user: User = Depends(require_role(*M
     if body.user_ids and not senders:
         raise HTTPException(422, "none of the chosen users has a WeCom userid on this app: link their handles first")
     moment = Moment(channel_account_id=account.id, text=body.text.strip(), link_url=body.link_url,
-                    link_title=body.link_title, senders=senders, tags=[t.strip() for t in body.tags if t.strip()],
+                    link_title=body.link_title, image_urls=list(body.image_urls), senders=senders,
+                    tags=[t.strip() for t in body.tags if t.strip()],
                     published={}, created_by_user_id=user.id)
     session.add(moment)
     await session.flush()
     await audit.record("moment.create", entity_type="moment", entity_id=moment.id, actor=user, db_session=session,
-                       details={"senders": senders, "tags": moment.tags})
+                       details={"senders": senders, "tags": moment.tags, "pictures": len(moment.image_urls)})
     await session.commit()
     await ctx.moments.run_once()
     async with ctx.sessions() as fresh:

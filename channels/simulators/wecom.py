@@ -262,9 +262,17 @@ class WeComSimulator(CustomerOperations):
         app.archived[msgid] = entry
         return {"archived": app.archive.append(entry), "msgid": msgid}
 
-    async def _upload(self, app: SimApp, request: Request) -> dict[str, Any]:
-        """media/upload: a multipart `media` file; images are JPEG or PNG of at most 2 MB."""
-        kind = request.query_params.get("type", "")
+    async def _upload(self, app: SimApp, request: Request, *, attachment: bool = False) -> dict[str, Any]:
+        """media/upload: a multipart `media` file; images are JPEG or PNG of at most 2 MB. With
+        `attachment`, media/upload_attachment: media_type image, video or file, and
+        attachment_type 1 (moments) or 2 (product albums); its id serves only that use."""
+        if attachment:
+            kind = request.query_params.get("media_type", "")
+            use = request.query_params.get("attachment_type", "")
+            if kind not in ("image", "video", "file") or use not in ("1", "2"):
+                raise WeComApiError(40058, "media_type: image, video or file; attachment_type: 1 or 2")
+        else:
+            kind, use = request.query_params.get("type", ""), ""
         if kind not in ("image", "voice", "video", "file"):
             raise WeComApiError(40004, f"invalid media type {kind!r}")
         form = await request.form()
@@ -275,7 +283,8 @@ class WeComSimulator(CustomerOperations):
         if kind == "image" and (len(data) > 2 * 2**20 or not (data.startswith(b"\x89PNG") or data[:2] == b"\xff\xd8")):
             raise WeComApiError(40005, "invalid image: JPEG or PNG of at most 2 MB")
         media_id = "3" + secrets.token_urlsafe(40)
-        app.kf.media[media_id] = {"type": kind, "size": len(data), "name": media.filename}
+        app.kf.media[media_id] = {"type": kind, "size": len(data), "name": media.filename,
+                                  **({"attachment_type": int(use)} if use else {})}
         return {"type": kind, "media_id": media_id, "created_at": str(int(time.time()))}
 
     def _check_single_agree(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
@@ -399,8 +408,9 @@ class WeComSimulator(CustomerOperations):
                     if fault["remaining"] <= 0:
                         app.faults.remove(fault)
                     raise WeComApiError(fault["errcode"], fault.get("errmsg", "simulated error"))
-            if path == "media/upload":
-                return JSONResponse({"errcode": 0, "errmsg": "ok", **await self._upload(app, request)})
+            if path in ("media/upload", "media/upload_attachment"):
+                return JSONResponse({"errcode": 0, "errmsg": "ok", **await self._upload(
+                    app, request, attachment=path == "media/upload_attachment")})
             if request.method == "GET":
                 body: dict[str, Any] = dict(request.query_params)
                 handler = {"externalcontact/get": self._external_contact,

@@ -159,6 +159,19 @@ class CustomerOperations:
             raise WeComApiError(40058, "text or attachments: one is required")
         if len(text) > 2000 or len(attachments) > 9:
             raise WeComApiError(40058, "text: at most 2000 characters; attachments: at most 9")
+        kinds = [a.get("msgtype") for a in attachments]
+        if set(kinds) - {"image", "video", "link"} or ("image" in kinds and len(set(kinds)) > 1) \
+                or (set(kinds) & {"video", "link"} and len(kinds) > 1):
+            raise WeComApiError(40058, "attachments: up to 9 images, or one video, or one link")
+        for item in attachments:
+            part = item.get(item["msgtype"]) or {}
+            media_id = part.get("media_id")
+            if item["msgtype"] == "link" and not (part.get("title") and part.get("url")):
+                raise WeComApiError(40058, "link: title and url are required")
+            if (media_id or item["msgtype"] != "link") \
+                    and (app.kf.media.get(str(media_id)) or {}).get("attachment_type") != 1:
+                raise WeComApiError(40007, "invalid media_id: a moments attachment comes from "
+                                           "media/upload_attachment with attachment_type 1")
         visible = body.get("visible_range") or {}
         senders = list(((visible.get("sender_list") or {}).get("user_list")) or app.members)
         tags = list(((visible.get("external_contact_list") or {}).get("tag_list")) or [])
@@ -166,6 +179,7 @@ class CustomerOperations:
         jobid = "job" + secrets.token_hex(10)
         moment_id = "mom" + secrets.token_hex(12)
         app.moments[moment_id] = {"text": text, "senders": [u for u in senders if u in app.members], "tags": tags,
+                                  "attachments": attachments,
                                   "published": {u: False for u in senders if u in app.members}}
         app.moment_jobs[jobid] = {"moment_id": moment_id, "checked": 0,
                                   "invalid_users": [u for u in senders if u not in app.members],

@@ -8,10 +8,12 @@ ApiError for the job to record."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from channels.tencent_client import ApiError, TencentApiClient
 from channels.wecom.client import app_key
+from channels.wecom.pictures import Pictures
 from crm_core.ports import AccountRef
 
 CONTACT_WAY_REFUSED = {60111: "a rep's WeCom userid is not a member of the company: check their WeCom handle",
@@ -25,9 +27,10 @@ MAX_TRANSFER = 100  # customers in one transfer_customer call
 
 
 class CustomerOperations:
-    """Mixed into the WeCom adapter: the calls use its API client."""
+    """Mixed into the WeCom adapter: the calls use its API client and its pictures."""
 
     client: TencentApiClient
+    pictures: Pictures
 
     async def save_contact_way(self, account: AccountRef, *, config_id: str | None, state: str, users: list[str],
                                remark: str, skip_verify: bool) -> tuple[str, str | None]:
@@ -167,17 +170,26 @@ class CustomerOperations:
             raise
         return body.get("group_chat") or None
 
+    async def moment_picture(self, account: AccountRef, url: str) -> str:
+        """The picture at `url` uploaded as a moments attachment (media/upload_attachment): its media id."""
+        return await self.pictures.media_id(app_key(account), url, moment=True)
+
     async def moment_task(self, account: AccountRef, *, text: str, link: dict[str, str] | None, senders: list[str],
-                          tag_ids: list[str]) -> str:
+                          tag_ids: list[str], media_ids: Sequence[str] = ()) -> str:
         """A moments (朋友圈) task for `senders` (empty: every rep) to publish to customers with those
-        corp tags (empty: all): WeCom's job id, answered by `moment_job`."""
+        corp tags (empty: all), with up to 9 pictures or a link (the one picture its cover), by the
+        media ids of `moment_picture`: WeCom's job id, answered by `moment_job`."""
         visible: dict[str, Any] = {}
         if senders:
             visible["sender_list"] = {"user_list": senders}
         if tag_ids:
             visible["external_contact_list"] = {"tag_list": tag_ids}
+        if link:
+            attachments = [{"msgtype": "link", "link": {**link, **({"media_id": media_ids[0]} if media_ids else {})}}]
+        else:
+            attachments = [{"msgtype": "image", "image": {"media_id": media_id}} for media_id in media_ids]
         body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/add_moment_task", {
-            "text": {"content": text}, **({"attachments": [{"msgtype": "link", "link": link}]} if link else {}),
+            "text": {"content": text}, **({"attachments": attachments} if attachments else {}),
             **({"visible_range": visible} if visible else {})})
         return str(body["jobid"])
 

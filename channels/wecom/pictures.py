@@ -1,7 +1,8 @@
 """Pictures the hub shows in WeCom by address, uploaded to WeCom as media it can send.
 
 WeCom sends an image (a 微信客服 picture, a welcome's image or mini-program cover) by a
-`media_id` from `media/upload`, good for 3 days. The picture's address is an operator's or a
+`media_id` from `media/upload`, good for 3 days; a moments post's pictures come from
+`media/upload_attachment` (attachment_type 1, moments) instead. The picture's address is an operator's or a
 campaign's: it is checked like every outbound address (`channels.destinations`), fetched
 without following redirects, must be a JPEG or PNG within WeCom's 2 MB, and each (corp,
 address) is uploaded once per lifetime of its media id.
@@ -27,13 +28,14 @@ class Pictures:
     def __init__(self, client: TencentApiClient, *, allow_private: bool = False) -> None:
         self.client = client
         self.allow_private = allow_private
-        self._media: dict[tuple[str, str], tuple[str, float]] = {}  # (corp, picture URL) -> media_id, until
+        self._media: dict[tuple[str, str, bool], tuple[str, float]] = {}  # (corp, URL, moment) -> media_id, until
         self._http = httpx.AsyncClient(timeout=IMAGE_TIMEOUT, follow_redirects=False)
 
-    async def media_id(self, app: AppKey, url: str) -> str:
-        """The media id of the picture at `url` (media/upload). PermanentFailure for an address
-        that is refused or is not a picture WeCom takes; TemporaryFailure when it cannot be fetched."""
-        cached = self._media.get((app.app_id, url))
+    async def media_id(self, app: AppKey, url: str, *, moment: bool = False) -> str:
+        """The media id of the picture at `url` (media/upload; for a moments post
+        media/upload_attachment). PermanentFailure for an address that is refused or is not a
+        picture WeCom takes; TemporaryFailure when it cannot be fetched."""
+        cached = self._media.get((app.app_id, url, moment))
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         try:
@@ -54,10 +56,12 @@ class Pictures:
                                                f"{MAX_IMAGE_BYTES // 2**20} MB for images")
         except httpx.HTTPError as exc:
             raise TemporaryFailure(f"the picture at {url[:200]} could not be fetched: {type(exc).__name__}") from None
-        body = await self.client.call(app, "/cgi-bin/media/upload", params={"type": "image"},
+        path, params = ("/cgi-bin/media/upload_attachment", {"media_type": "image", "attachment_type": "1"}) \
+            if moment else ("/cgi-bin/media/upload", {"type": "image"})
+        body = await self.client.call(app, path, params=params,
                                       files={"media": ("picture" + IMAGE_TYPES[kind], data, kind)})
         media_id = str(body["media_id"])
-        self._media[(app.app_id, url)] = (media_id, time.monotonic() + MEDIA_LIFETIME)
+        self._media[(app.app_id, url, moment)] = (media_id, time.monotonic() + MEDIA_LIFETIME)
         return media_id
 
     async def close(self) -> None:

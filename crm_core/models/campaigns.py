@@ -221,6 +221,7 @@ class Moment(Base):
     text: Mapped[str] = mapped_column(String(2000))
     link_url: Mapped[str | None] = mapped_column(String(500))
     link_title: Mapped[str | None] = mapped_column(String(100))
+    image_urls: Mapped[list[Any]] = mapped_column(default=list)    # up to 9 pictures, or the link's cover
     senders: Mapped[list[Any]] = mapped_column(default=list)       # the reps' WeCom userids; empty: everyone
     tags: Mapped[list[Any]] = mapped_column(default=list)          # customers who see it: these corp tags; empty: all
     jobid: Mapped[str | None] = mapped_column(String(200))

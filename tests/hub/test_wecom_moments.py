@@ -5,10 +5,17 @@ done); which reps published it is read back. A tag WeCom does not have refuses t
 from __future__ import annotations
 
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
 
 from crm_core.models import Role
+from hub.serving import running
 from tests.fakes.panel import signed_in
 from tests.fakes.stack import workspace_stack
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                    "0000000d4944415478da63f8cfc0f01f0005000201a1e2a4e40000000049454e44ae426082")
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -42,17 +49,60 @@ async def test_a_moment_reaches_the_chosen_reps_and_who_published_it_is_read_bac
         assert len(app.moments) == 1
 
 
+async def test_a_moments_pictures_are_uploaded_as_moments_attachments_and_a_bad_one_fails_the_post(database_url,
+                                                                                                   tmp_path):
+    served = Starlette(routes=[Route("/a.png", lambda _: Response(PNG, media_type="image/png")),
+                               Route("/b.png", lambda _: Response(PNG + PNG, media_type="image/png")),
+                               Route("/page.html", lambda _: Response("<p>no</p>", media_type="text/html"))])
+    async with workspace_stack(database_url, tmp_path) as ws, running(served) as server:
+        tg, app = ws.tg, ws.wecom_app
+        base = f"http://127.0.0.1:{server.port}"
+
+        async def post(**fields):
+            return await tg.client.post(f"{tg.hub_base}/api/v1/moments", headers=tg.api(), json={
+                "channel_account_id": ws.wecom_account_id, "text": "门店新品到货", **fields})
+        resp = await post(image_urls=[f"{base}/a.png", f"{base}/b.png"])
+        assert resp.status_code == 201 and resp.json()["status"] == "creating", resp.text
+        [made] = app.moments.values()
+        assert [a["msgtype"] for a in made["attachments"]] == ["image", "image"]
+        uploads = [app.kf.media[a["image"]["media_id"]] for a in made["attachments"]]
+        assert [(u["type"], u["attachment_type"], u["size"]) for u in uploads] == \
+            [("image", 1, len(PNG)), ("image", 1, 2 * len(PNG))]
+
+        # A link with one picture: the picture is the link's cover.
+        resp = await post(link_url="https://shop.example.cn/new", link_title="新品", image_urls=[f"{base}/a.png"])
+        assert resp.status_code == 201 and resp.json()["status"] == "creating", resp.text
+        [link] = list(app.moments.values())[-1]["attachments"]
+        assert link["msgtype"] == "link" and app.kf.media[link["link"]["media_id"]]["attachment_type"] == 1
+
+        # Not a picture: the post fails with the reason, nothing is made in WeCom.
+        resp = await post(image_urls=[f"{base}/page.html"])
+        assert resp.json()["status"] == "failed" and "not a JPEG or PNG" in resp.json()["reason"], resp.text
+        assert len(app.moments) == 2
+        # Pictures and a link together, or ten pictures: refused before anything is kept.
+        for fields, words in (({"link_url": "https://shop.example.cn", "image_urls": [f"{base}/a.png"] * 2},
+                               "not both"),
+                              ({"image_urls": [f"{base}/a.png"] * 10}, "at most 9")):
+            resp = await post(**fields)
+            assert resp.status_code == 422 and words in resp.text, resp.text
+
+
 async def test_the_panel_posts_a_moment_and_shows_who_published_it(database_url, tmp_path, browser):
-    async with workspace_stack(database_url, tmp_path) as ws:
+    served = Starlette(routes=[Route("/store.png", lambda _: Response(PNG, media_type="image/png"))])
+    async with workspace_stack(database_url, tmp_path) as ws, running(served) as server:
         tg, app, sim = ws.tg, ws.wecom_app, ws.wecom
         async with signed_in(browser, tg.hub, tg.hub_base, "olga", Role.OPERATOR) as page:
             await page.click("#nav a[data-page=mass-sends]")
             await page.wait_for_selector("#moment-form")
             await page.fill("#moment-form textarea[name=text]", "周末门店活动，欢迎到店")
+            await page.fill("#moment-form textarea[name=pictures]", f"http://127.0.0.1:{server.port}/store.png\n")
             await page.select_option("#moment-form select[name=users]", [str(ws.reps["li"]), str(ws.reps["wang"])])
             await page.click("#moment-form button[type=submit]")
             await page.wait_for_selector("#moment-rows tr[data-moment]")
             assert "创建中" in await page.inner_text("#moment-rows tr[data-moment]")
+            assert "🖼 1" in await page.inner_text("#moment-rows tr[data-moment]")
+            [made] = app.moments.values()
+            assert [a["msgtype"] for a in made["attachments"]] == ["image"]
             await tg.hub.moments.run_once()
             await tg.hub.moments.run_once()
             sim.member_publishes(app, next(iter(app.moments)), "wang")

@@ -51,7 +51,7 @@ async function momentsSection(main, choices) {
   const published = (m) => Object.values(m.published).filter(Boolean).length;
   section.innerHTML = markup(html`<h2>${t("moments")}</h2><p class="hint">${t("moments_hint")}</p>
     <div class="table-wrap"><table id="moment-rows"><tr><th>${t("mass_text")}</th><th>${t("tags")}</th><th>${t("status")}</th><th>${t("reps_published")}</th><th>${t("created")}</th></tr>
-    ${either(moments.map((m) => html`<tr data-moment="${m.id}"><td>${m.text}</td><td>${m.tags.join(", ")}</td>
+    ${either(moments.map((m) => html`<tr data-moment="${m.id}"><td>${m.text}${m.image_urls.length ? html` <span class="muted">🖼 ${m.image_urls.length}</span>` : ""}</td><td>${m.tags.join(", ")}</td>
       <td><span class="badge ${m.status === "failed" ? "bad" : m.status === "created" ? "good" : "warn"}">${label("moment", m.status)}</span>${m.reason ? html` ${m.reason}` : ""}</td>
       <td data-key="published">${t("n_of_m", {n: published(m), m: Object.keys(m.published).length})}</td><td>${when(m.created_at)}</td></tr>`),
       html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>
@@ -60,13 +60,15 @@ async function momentsSection(main, choices) {
         <label>${t("tags")}<input name="tags" placeholder="vip"></label><label>${t("link_url")}<input name="link_url" placeholder="https://"></label>
         <label>${t("rota_reps")}<select name="users" multiple size="4">${choices.users.map((u) => html`<option value="${u.id}">${u.name} (${u.userid})</option>`)}</select></label></div>
       <label>${t("mass_text")} *<textarea name="text" required maxlength="2000"></textarea></label>
+      <label>${t("moment_pictures")}<textarea name="pictures" rows="3" placeholder="https://…/1.png"></textarea></label><p class="hint">${t("moment_pictures_hint")}</p>
       <button type="submit" class="primary">${t("send")}</button></form>` : ""}`);
   main.appendChild(section);
   const form = $("#moment-form", section);
   if (form) form.onsubmit = async (event) => {
     event.preventDefault();
     const made = await attempt(() => api("POST", "/moments", {channel_account_id: Number(form.account.value), text: form.text.value.trim(),
-      link_url: form.link_url.value.trim() || null, tags: commaList(form.tags.value), user_ids: [...form.users.selectedOptions].map((o) => Number(o.value))}), t("saved"));
+      link_url: form.link_url.value.trim() || null, tags: commaList(form.tags.value), user_ids: [...form.users.selectedOptions].map((o) => Number(o.value)),
+      image_urls: form.pictures.value.split("\n").map((line) => line.trim()).filter(Boolean)}), t("saved"));
     if (made) reload();
   };
 }
