@@ -1,14 +1,17 @@
 """WeCom moments (朋友圈) posts carried out and followed: a pending post is made as a task (its
 pictures uploaded as moments attachments, then add_moment_task, visible to customers with the
 chosen corp tags), its job read until WeCom made it (get_moment_task_result), then who published
-it read each minute for a week (get_moment_task)."""
+it read each minute for a week (get_moment_task). Posts made outside the hub (in WeCom's console,
+or a rep's own) are found in WeCom's list every 10 minutes (get_moment_list); every post's reach
+per publishing rep (customers who can see it, likes, comments) is read hourly."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.registry import ChannelRegistry
@@ -16,12 +19,15 @@ from channels.tencent_client import ApiError, ApiUnavailable
 from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
-from crm_core.models import ChannelAccount, CorpTag, Moment
+from crm_core.models import ChannelAccount, ChannelCursor, CorpTag, Moment
 from crm_core.ports import PermanentFailure, TemporaryFailure
 from hub.claiming import claim, give_up_stale
 
 log = logging.getLogger(__name__)
 FOLLOW_FOR = dt.timedelta(days=7)
+LIST_EVERY = dt.timedelta(minutes=10)
+REACH_EVERY = dt.timedelta(hours=1)
+LISTED = "moments_listed"  # a WeCom app's cursor: when its moments were last listed (ISO time)
 
 
 class Moments:
@@ -30,8 +36,16 @@ class Moments:
         self.sessions, self.channels, self.cipher = sessions, channels, cipher
 
     async def run_once(self) -> int:
-        """One step for each post under way; how many changed."""
+        """Posts made outside the hub found, then one step for each post under way; how many changed."""
         changed = await give_up_stale(self.sessions, Moment, taken="making", stamp="checked_at")
+        async with self.sessions() as session:
+            apps = (await session.scalars(select(ChannelAccount.id).where(
+                ChannelAccount.kind == "wecom", ChannelAccount.is_active.is_(True)))).all()
+        for account_id in apps:
+            try:
+                changed += await self.discover(account_id)
+            except (ApiError, ApiUnavailable) as exc:
+                log.warning("WeCom app %s: moments not listed (%s); listed again next minute", account_id, exc)
         async with self.sessions() as session:
             rows = (await session.execute(select(Moment.id, Moment.status).where(
                 Moment.status.in_(("pending", "creating", "created")),
@@ -42,6 +56,8 @@ class Moments:
                 continue  # another process asks WeCom for it
             async with self.sessions() as session, session.begin():
                 moment = await session.get(Moment, moment_id)
+                if moment is None:
+                    continue  # a post listed from WeCom that turned out to be the hub's: kept once
                 account = await session.get(ChannelAccount, moment.channel_account_id)
                 adapter, ref = self.channels.get(account.kind), accounts.to_ref(account, self.cipher)
                 try:
@@ -85,11 +101,92 @@ class Moments:
                 moment.status, moment.reason = "failed", f"WeCom refused ({result['errcode']}): {result.get('errmsg')}"
                 return 1
             moment.moment_id, moment.status = str(result.get("moment_id") or ""), "created"
+            # Listed from WeCom before its job answered: the same post, kept once (as the hub's).
+            await session.execute(delete(Moment).where(Moment.moment_id == moment.moment_id, Moment.id != moment.id)
+                                  .execution_options(synchronize_session=False))
             invalid = (result.get("invalid_sender_list") or {}).get("user_list") or []
             moment.reason = f"not reps of the app: {', '.join(invalid)}" if invalid else None
             return 1
-        published = await adapter.moment_published(ref, moment.moment_id or "")
-        if published != moment.published:
-            moment.published = published
-            return 1
-        return 0
+        changed = 0
+        if moment.origin != "personal":  # a rep's own post is published by its creator, and only them
+            published = await adapter.moment_published(ref, moment.moment_id or "")
+            if published != moment.published:
+                moment.published, changed = published, 1
+        # Hourly, and at once when a rep has just published it.
+        if changed or moment.reach_at is None or utcnow() - moment.reach_at >= REACH_EVERY:
+            reach = {userid: await adapter.moment_reach(ref, moment.moment_id or "", userid)
+                     for userid, done in moment.published.items() if done}
+            moment.reach_at = utcnow()
+            if reach != moment.reach:
+                moment.reach, changed = reach, 1
+        return changed
+
+    async def discover(self, account_id: int, *, force: bool = False) -> int:
+        """The app's moments WeCom lists that the hub does not know (posted in WeCom's console, or
+        a rep's own), kept to be followed like the hub's; every 10 minutes. How many were new."""
+        now = utcnow()
+        async with self.sessions() as session:
+            last = await accounts.get_cursor(account_id, LISTED, db_session=session)
+            account = await session.get(ChannelAccount, account_id)
+        since = dt.datetime.fromisoformat(last) if last else None
+        if since is not None and now - since < LIST_EVERY and not force:
+            return 0
+        if not await self._take_listing(account_id, last, now.isoformat()):
+            return 0  # another process lists them now
+        # An hour's overlap with the last listing: a post WeCom lists late is not missed.
+        start = max(now - FOLLOW_FOR, since - dt.timedelta(hours=1)) if since else now - FOLLOW_FOR
+        try:
+            listed = await self.channels.get(account.kind).moment_list(accounts.to_ref(account, self.cipher),
+                                                                       start, now)
+        except Exception:
+            await self._release_listing(account_id, now.isoformat(), last)  # the next listing starts where this did
+            raise
+        found = 0
+        async with self.sessions() as session, session.begin():
+            known = set((await session.scalars(select(Moment.moment_id).where(
+                Moment.moment_id.in_([str(m.get("moment_id")) for m in listed])))).all())
+            for item in listed:
+                moment_id = str(item.get("moment_id") or "")
+                if not moment_id or moment_id in known:
+                    continue
+                personal = item.get("create_type") == 1
+                creator = str(item.get("creator") or "") or None
+                link = item.get("link") or {}
+                session.add(Moment(
+                    channel_account_id=account_id, origin="personal" if personal else "wecom", creator=creator,
+                    text=str((item.get("text") or {}).get("content") or "")[:2000],
+                    link_url=str(link.get("url") or "")[:500] or None,
+                    link_title=str(link.get("title") or "")[:100] or None,
+                    moment_id=moment_id, status="created", senders=[creator] if personal and creator else [],
+                    published={creator: True} if personal and creator else {},
+                    created_at=dt.datetime.fromtimestamp(int(item.get("create_time") or now.timestamp()), dt.UTC)))
+                known.add(moment_id)
+                found += 1
+        if found:
+            log.info("WeCom app %s: %d moments posted outside the hub found", account_id, found)
+        return found
+
+    async def _take_listing(self, account_id: int, last: str | None, now: str) -> bool:
+        """Whether this process lists the app's moments now: the cursor moved from `last` to `now`
+        by this process alone (two processes never add the same post twice). A listing that then
+        fails is tried again at the next interval."""
+        try:
+            async with self.sessions() as session, session.begin():
+                if last is None:
+                    session.add(ChannelCursor(channel_account_id=account_id, name=LISTED, value=now))
+                    return True
+                result = await session.execute(update(ChannelCursor).where(
+                    ChannelCursor.channel_account_id == account_id, ChannelCursor.name == LISTED,
+                    ChannelCursor.value == last).values(value=now).execution_options(synchronize_session=False))
+                return result.rowcount == 1
+        except IntegrityError:
+            return False  # another process made the cursor first
+
+    async def _release_listing(self, account_id: int, taken: str, last: str | None) -> None:
+        async with self.sessions() as session, session.begin():
+            cursor = await session.get(ChannelCursor, (account_id, LISTED))
+            if cursor is not None and cursor.value == taken:
+                if last is None:
+                    await session.delete(cursor)
+                else:
+                    cursor.value = last

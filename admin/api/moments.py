@@ -1,6 +1,7 @@
 """WeCom moments (朋友圈): a post for reps to publish to their customers' moments, shown to the
-customers with chosen tags, and which reps published it (hub/moments.py carries it out). Admins
-and operators post; managers read."""
+customers with chosen tags, and which reps published it (hub/moments.py carries it out); posts
+made outside the hub (WeCom's console, a rep's own) listed too; each post's reach. Admins and
+operators post; managers read."""
 
 from __future__ import annotations
 
@@ -54,9 +55,13 @@ class MomentRead(BaseModel):
     image_urls: list[str]
     senders: list[str]
     tags: list[str]
+    origin: str = Field(description="hub (posted here) / wecom (posted in WeCom's console) / personal (a rep's own)")
+    creator: str | None = Field(description="A rep's own post: their WeCom userid")
     status: str = Field(description="pending / making (asking WeCom) / creating (WeCom makes it) / created / failed")
     reason: str | None
     published: dict[str, bool] = Field(description="Each rep's WeCom userid: whether they published it")
+    reach: dict[str, dict[str, int]] = Field(description="Each publishing rep's userid: customers who can see "
+                                                         "their post, likes, comments (read hourly)")
     created_at: dt.datetime
 
 

@@ -451,6 +451,9 @@ class WeComSimulator(CustomerOperations):
                            "externalcontact/group_welcome_template/add": self._welcome_template,
                            "externalcontact/group_welcome_template/edit": self._welcome_template,
                            "externalcontact/get_moment_task": self._moment_task,
+                           "externalcontact/get_moment_list": self._moment_list,
+                           "externalcontact/get_moment_send_result": self._moment_send_result,
+                           "externalcontact/get_moment_comments": self._moment_comments,
                            "externalcontact/groupchat/get": self._group_get,
                            "msgaudit/check_single_agree": self._check_single_agree}.get(path)
             if handler is None and path in kf_sim.HANDLERS:

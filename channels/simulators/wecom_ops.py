@@ -149,8 +149,29 @@ class CustomerOperations:
     # ---- moments (朋友圈) ------------------------------------------------------------
 
     def member_publishes(self, app: SimApp, moment_id: str, userid: str) -> None:
-        """A rep publishes the company's moment from their WeCom client."""
-        app.moments[moment_id]["published"][userid] = True
+        """A rep publishes the company's moment from their WeCom client: their customers (with
+        one of its tags, where it has tags) can see it."""
+        moment = app.moments[moment_id]
+        moment["published"][userid] = True
+        moment.setdefault("visible", {})[userid] = [
+            external for external, customer in app.customers.items() if userid in customer.get("follow", set())
+            and (not moment["tags"] or set(moment["tags"]) & set((customer.get("tags") or {}).get(userid, [])))]
+
+    def member_posts(self, app: SimApp, userid: str, text: str) -> str:
+        """A rep posts their own moment (create_type 1), seen by all their customers: its id."""
+        moment_id = "mom" + secrets.token_hex(12)
+        app.moments[moment_id] = {"text": text, "senders": [userid], "tags": [], "attachments": [],
+                                  "published": {}, "creator": userid, "create_type": 1}
+        self.member_publishes(app, moment_id, userid)
+        return moment_id
+
+    def customer_reacts(self, app: SimApp, moment_id: str, userid: str, external: str, *, comment: bool) -> None:
+        """A customer who can see a rep's post of the moment likes it, or comments on it."""
+        if external not in app.moments[moment_id].get("visible", {}).get(userid, []):
+            raise ValueError(f"{external} cannot see {userid}'s post of {moment_id}")
+        kind = "comments" if comment else "likes"
+        app.moments[moment_id].setdefault(kind, []).append(
+            {"external_userid": external, "userid": userid, "create_time": int(time.time())})
 
     def _add_moment_task(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         text = str((body.get("text") or {}).get("content") or "")
@@ -179,7 +200,7 @@ class CustomerOperations:
         jobid = "job" + secrets.token_hex(10)
         moment_id = "mom" + secrets.token_hex(12)
         app.moments[moment_id] = {"text": text, "senders": [u for u in senders if u in app.members], "tags": tags,
-                                  "attachments": attachments,
+                                  "attachments": attachments, "create_type": 0, "create_time": int(time.time()),
                                   "published": {u: False for u in senders if u in app.members}}
         app.moment_jobs[jobid] = {"moment_id": moment_id, "checked": 0,
                                   "invalid_users": [u for u in senders if u not in app.members],
@@ -198,6 +219,45 @@ class CustomerOperations:
             "errcode": 0, "errmsg": "ok", "moment_id": job["moment_id"],
             "invalid_sender_list": {"user_list": job["invalid_users"], "department_list": []},
             "invalid_external_contact_list": {"tag_list": job["invalid_tags"]}}}
+
+    def _moment_list(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        """get_moment_list: start_time and end_time required (at most 30 days apart), filter_type
+        0 the company's, 1 reps' own, 2 both; 20 a page."""
+        try:
+            start, end = int(body["start_time"]), int(body["end_time"])
+        except (KeyError, TypeError, ValueError):
+            raise WeComApiError(40058, "start_time and end_time are required") from None
+        if end < start or end - start > 30 * 86400:
+            raise WeComApiError(40058, "the time range is at most 30 days")  # code from memory of WeCom's list
+        kinds = {0: {0}, 1: {1}}.get(int(body.get("filter_type", 2)), {0, 1})
+        limit = min(int(body.get("limit") or 20), 20)
+        rows = [(moment_id, m) for moment_id, m in app.moments.items()
+                if m.get("create_type", 0) in kinds and start <= m.setdefault("create_time", int(time.time())) <= end]
+        offset = int(body.get("cursor") or 0)
+        page = rows[offset:offset + limit]
+        return {"next_cursor": str(offset + limit) if offset + limit < len(rows) else "", "moment_list": [{
+            "moment_id": moment_id, "create_type": m.get("create_type", 0), "create_time": m["create_time"],
+            "visible_type": 0 if m["tags"] else 1, "text": {"content": m["text"]},
+            **({"creator": m["creator"]} if m.get("creator") else {})} for moment_id, m in page]}
+
+    def _moment_send_result(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        moment = app.moments.get(str(body.get("moment_id") or ""))
+        if moment is None:
+            raise WeComApiError(40058, "invalid moment_id")
+        visible = moment.get("visible", {}).get(str(body.get("userid") or ""), [])
+        limit = min(int(body.get("limit") or 3000), 5000)
+        offset = int(body.get("cursor") or 0)
+        return {"next_cursor": str(offset + limit) if offset + limit < len(visible) else "",
+                "customer_list": [{"external_userid": e} for e in visible[offset:offset + limit]]}
+
+    def _moment_comments(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        moment = app.moments.get(str(body.get("moment_id") or ""))
+        if moment is None:
+            raise WeComApiError(40058, "invalid moment_id")
+        userid = str(body.get("userid") or "")
+        mine = {kind: [{"external_userid": r["external_userid"], "create_time": r["create_time"]}
+                       for r in moment.get(kind, []) if r["userid"] == userid] for kind in ("likes", "comments")}
+        return {"comment_list": mine["comments"], "like_list": mine["likes"]}
 
     def _moment_task(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         moment = app.moments.get(str(body.get("moment_id") or ""))

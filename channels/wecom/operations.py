@@ -199,6 +199,37 @@ class CustomerOperations:
                                       params={"jobid": jobid})
         return (body.get("result") or {}) if body.get("status") == 3 else None
 
+    async def moment_list(self, account: AccountRef, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+        """The company's moments posted between `start` and `end` (get_moment_list, filter_type 2: the
+        company's and reps' own; WeCom pages 20 at a time): moment_id, creator, create_type (0 the
+        company, 1 a rep), create_time, text, image, link."""
+        found: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_moment_list", {
+                "start_time": int(start.timestamp()), "end_time": int(end.timestamp()), "filter_type": 2,
+                "cursor": cursor, "limit": 20})
+            found.extend(body.get("moment_list") or [])
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                return found
+
+    async def moment_reach(self, account: AccountRef, moment_id: str, userid: str) -> dict[str, int]:
+        """How far one rep's post of a moment went: the customers who can see it
+        (get_moment_send_result), and their likes and comments (get_moment_comments)."""
+        app, customers, cursor = app_key(account), 0, ""
+        while True:
+            body = await self.client.call(app, "/cgi-bin/externalcontact/get_moment_send_result",
+                                          {"moment_id": moment_id, "userid": userid, "cursor": cursor, "limit": 5000})
+            customers += len(body.get("customer_list") or [])
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                break
+        body = await self.client.call(app, "/cgi-bin/externalcontact/get_moment_comments",
+                                      {"moment_id": moment_id, "userid": userid})
+        return {"customers": customers, "likes": len(body.get("like_list") or []),
+                "comments": len(body.get("comment_list") or [])}
+
     async def moment_published(self, account: AccountRef, moment_id: str) -> dict[str, bool]:
         """Which reps published the moment (get_moment_task: publish_status 1)."""
         found: dict[str, bool] = {}

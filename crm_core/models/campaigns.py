@@ -211,8 +211,10 @@ class MassSendTask(Base):
 
 
 class Moment(Base):
-    """A WeCom moments (朋友圈) post for reps to publish to their customers' moments: made as a task
-    (`add_moment_task`, answered later by job id), then followed: which reps published it."""
+    """A WeCom moments (朋友圈) post in their customers' moments: made here as a task for reps to
+    publish (`add_moment_task`, answered later by job id), or found in WeCom's list of the
+    company's posts (`get_moment_list`: posted in WeCom's console, or a rep's own); then followed:
+    which reps published it, and how many customers each reached, liked and commented on it."""
 
     __tablename__ = "moment"
 
@@ -225,7 +227,13 @@ class Moment(Base):
     senders: Mapped[list[Any]] = mapped_column(default=list)       # the reps' WeCom userids; empty: everyone
     tags: Mapped[list[Any]] = mapped_column(default=list)          # customers who see it: these corp tags; empty: all
     jobid: Mapped[str | None] = mapped_column(String(200))
-    moment_id: Mapped[str | None] = mapped_column(String(200))
+    moment_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    # hub (posted here) / wecom (the company's, posted in WeCom's console) / personal (a rep's own post)
+    origin: Mapped[str] = mapped_column(String(16), default="hub")
+    creator: Mapped[str | None] = mapped_column(String(64))         # a personal post's rep (WeCom userid)
+    # Each publishing rep's userid -> {"customers": who can see it, "likes", "comments"}, read hourly
+    reach: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reach_at: Mapped[dt.datetime | None]
     # pending / making (a process is asking WeCom) / creating (WeCom makes it) / created / failed
     status: Mapped[str] = mapped_column(String(16), default="pending")
     reason: Mapped[str | None] = mapped_column(String(300))

@@ -1,15 +1,20 @@
 """WeCom moments (朋友圈) through the API and the simulator: a post made as a task for the chosen
 reps, visible to customers with a corp tag; WeCom makes it asynchronously (the job is read until
-done); which reps published it is read back. A tag WeCom does not have refuses the post, said so."""
+done); which reps published it is read back, and how far each rep's post went. A tag WeCom does
+not have refuses the post, said so. Posts made outside the hub are found in WeCom's list."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from crm_core.models import Role
+from channels.tencent_client import ApiError
+from crm_core import accounts
+from crm_core.models import Moment, Role
+from hub.moments import LISTED
 from hub.serving import running
 from tests.fakes.panel import signed_in
 from tests.fakes.stack import workspace_stack
@@ -87,6 +92,53 @@ async def test_a_moments_pictures_are_uploaded_as_moments_attachments_and_a_bad_
             assert resp.status_code == 422 and words in resp.text, resp.text
 
 
+async def test_each_reps_reach_and_the_posts_made_outside_the_hub_are_read_back(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim, moments = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub.moments
+        for external, rep in (("wmFan01", "li"), ("wmFan02", "li"), ("wmFan03", "wang")):
+            sim.customer_adds(app, external, rep, name=external)
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/moments", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "text": "双十二预告",
+            "user_ids": [ws.reps["li"], ws.reps["wang"]]})
+        assert resp.status_code == 201 and resp.json()["status"] == "creating", resp.text
+        # WeCom lists the post before its job has answered: kept once, as the hub's, when it answers.
+        assert await moments.discover(ws.wecom_account_id, force=True) == 1
+        await moments.run_once()  # the job: still in progress
+        await moments.run_once()  # done
+        async with tg.hub.sessions() as session:
+            [(origin, moment_id)] = (await session.execute(select(Moment.origin, Moment.moment_id))).all()
+        assert origin == "hub" and moment_id in app.moments
+
+        # Li Lei publishes it; one of his customers likes it, the other comments: read at once.
+        sim.member_publishes(app, moment_id, "li")
+        sim.customer_reacts(app, moment_id, "li", "wmFan01", comment=False)
+        sim.customer_reacts(app, moment_id, "li", "wmFan02", comment=True)
+        assert await moments.run_once() == 1
+        [hub_post] = (await tg.client.get(f"{tg.hub_base}/api/v1/moments", headers=tg.api())).json()
+        assert hub_post["published"] == {"li": True, "wang": False}
+        assert hub_post["reach"] == {"li": {"customers": 2, "likes": 1, "comments": 1}}
+
+        # Wang Fang posts her own moment in WeCom: found in WeCom's list, with her reach.
+        sim.member_posts(app, "wang", "周末到店有惊喜")
+        assert await moments.discover(ws.wecom_account_id, force=True) == 1
+        assert await moments.discover(ws.wecom_account_id, force=True) == 0  # listed again: nothing new
+        await moments.run_once()
+        listed = (await tg.client.get(f"{tg.hub_base}/api/v1/moments", headers=tg.api())).json()
+        own = next(m for m in listed if m["origin"] == "personal")
+        assert (own["creator"], own["text"], own["published"]) == ("wang", "周末到店有惊喜", {"wang": True})
+        assert own["reach"] == {"wang": {"customers": 1, "likes": 0, "comments": 0}}
+        # WeCom refuses a listing: the next one starts where this one would have, and finds the post.
+        async with tg.hub.sessions() as session:
+            before = await accounts.get_cursor(ws.wecom_account_id, LISTED, db_session=session)
+        app.faults.append({"path": "externalcontact/get_moment_list", "errcode": 48002, "remaining": 1})
+        sim.member_posts(app, "li", "新品到货")
+        with pytest.raises(ApiError):
+            await moments.discover(ws.wecom_account_id, force=True)
+        async with tg.hub.sessions() as session:
+            assert await accounts.get_cursor(ws.wecom_account_id, LISTED, db_session=session) == before
+        assert await moments.discover(ws.wecom_account_id, force=True) == 1
+
+
 async def test_the_panel_posts_a_moment_and_shows_who_published_it(database_url, tmp_path, browser):
     served = Starlette(routes=[Route("/store.png", lambda _: Response(PNG, media_type="image/png"))])
     async with workspace_stack(database_url, tmp_path) as ws, running(served) as server:
@@ -105,11 +157,14 @@ async def test_the_panel_posts_a_moment_and_shows_who_published_it(database_url,
             assert [a["msgtype"] for a in made["attachments"]] == ["image"]
             await tg.hub.moments.run_once()
             await tg.hub.moments.run_once()
+            sim.customer_adds(app, "wmFan01", "wang", name="小周")
             sim.member_publishes(app, next(iter(app.moments)), "wang")
+            sim.customer_reacts(app, next(iter(app.moments)), "wang", "wmFan01", comment=False)
             await tg.hub.moments.run_once()
             await page.reload()
             await page.wait_for_selector("#moment-rows tr[data-moment]")
             row = page.locator("#moment-rows tr[data-moment]")
-            assert "已创建" in await row.inner_text()
+            assert "已创建" in await row.inner_text() and "本系统发布" in await row.inner_text()
             assert await row.locator("td[data-key=published]").inner_text() == "1 / 2"
+            assert await row.locator("td[data-key=reach]").inner_text() == "1 位客户可见 · 1 赞 · 0 评论"
             assert page.script_errors == []

@@ -49,12 +49,15 @@ async function momentsSection(main, choices) {
   const section = document.createElement("section");
   section.id = "moments";
   const published = (m) => Object.values(m.published).filter(Boolean).length;
+  const total = (m, key) => Object.values(m.reach).reduce((sum, r) => sum + (r[key] || 0), 0);
   section.innerHTML = markup(html`<h2>${t("moments")}</h2><p class="hint">${t("moments_hint")}</p>
-    <div class="table-wrap"><table id="moment-rows"><tr><th>${t("mass_text")}</th><th>${t("tags")}</th><th>${t("status")}</th><th>${t("reps_published")}</th><th>${t("created")}</th></tr>
-    ${either(moments.map((m) => html`<tr data-moment="${m.id}"><td>${m.text}${m.image_urls.length ? html` <span class="muted">🖼 ${m.image_urls.length}</span>` : ""}</td><td>${m.tags.join(", ")}</td>
+    <div class="table-wrap"><table id="moment-rows"><tr><th>${t("mass_text")}</th><th>${t("tags")}</th><th>${t("status")}</th><th>${t("reps_published")}</th><th>${t("moment_reach")}</th><th>${t("created")}</th></tr>
+    ${either(moments.map((m) => html`<tr data-moment="${m.id}" data-origin="${m.origin}"><td>${m.text}${m.image_urls.length ? html` <span class="muted">🖼 ${m.image_urls.length}</span>` : ""}
+      <br><span class="muted">${m.origin === "personal" ? t("moment_by_rep", {rep: m.creator || ""}) : label("moment_origin", m.origin)}</span></td><td>${m.tags.join(", ")}</td>
       <td><span class="badge ${m.status === "failed" ? "bad" : m.status === "created" ? "good" : "warn"}">${label("moment", m.status)}</span>${m.reason ? html` ${m.reason}` : ""}</td>
-      <td data-key="published">${t("n_of_m", {n: published(m), m: Object.keys(m.published).length})}</td><td>${when(m.created_at)}</td></tr>`),
-      html`<tr><td colspan="5" class="muted">${t("nothing")}</td></tr>`)}</table></div>
+      <td data-key="published">${t("n_of_m", {n: published(m), m: Object.keys(m.published).length})}</td>
+      <td data-key="reach">${t("moment_reach_counts", {customers: total(m, "customers"), likes: total(m, "likes"), comments: total(m, "comments")})}</td><td>${when(m.created_at)}</td></tr>`),
+      html`<tr><td colspan="6" class="muted">${t("nothing")}</td></tr>`)}</table></div>
     ${choices ? html`<form class="card" id="moment-form"><h3>${t("new_moment")}</h3>
       <div class="grid"><label>${t("wecom_app")}<select name="account">${choices.accounts.map((a) => html`<option value="${a.id}">${a.name}</option>`)}</select></label>
         <label>${t("tags")}<input name="tags" placeholder="vip"></label><label>${t("link_url")}<input name="link_url" placeholder="https://"></label>
