@@ -35,12 +35,13 @@ class Moments:
                  cipher: CredentialCipher) -> None:
         self.sessions, self.channels, self.cipher = sessions, channels, cipher
 
-    async def run_once(self) -> int:
-        """Posts made outside the hub found, then one step for each post under way; how many changed."""
+    async def run_once(self, *, listing: bool = True) -> int:
+        """Posts made outside the hub found (unless not `listing`: a request that posted one), then one
+        step for each post under way; how many changed."""
         changed = await give_up_stale(self.sessions, Moment, taken="making", stamp="checked_at")
         async with self.sessions() as session:
             apps = (await session.scalars(select(ChannelAccount.id).where(
-                ChannelAccount.kind == "wecom", ChannelAccount.is_active.is_(True)))).all()
+                ChannelAccount.kind == "wecom", ChannelAccount.is_active.is_(True)))).all() if listing else []
         for account_id in apps:
             try:
                 changed += await self.discover(account_id)
@@ -145,11 +146,15 @@ class Moments:
         async with self.sessions() as session, session.begin():
             known = set((await session.scalars(select(Moment.moment_id).where(
                 Moment.moment_id.in_([str(m.get("moment_id")) for m in listed])))).all())
+            # A company post may be the hub's own whose job has not answered yet: the next listing
+            # (an hour's overlap) takes it once the job has said which post it is.
+            awaiting = await session.scalar(select(Moment.id).where(
+                Moment.channel_account_id == account_id, Moment.status.in_(("making", "creating"))).limit(1))
             for item in listed:
                 moment_id = str(item.get("moment_id") or "")
-                if not moment_id or moment_id in known:
-                    continue
                 personal = item.get("create_type") == 1
+                if not moment_id or moment_id in known or (awaiting and not personal):
+                    continue
                 creator = str(item.get("creator") or "") or None
                 link = item.get("link") or {}
                 session.add(Moment(

@@ -34,10 +34,12 @@ def build_scheduler(hub: Hub) -> AsyncIOScheduler:
         "misfire_grace_time": None,
     })
 
-    def every(seconds: float, name: str, job: Callable[[], Awaitable[Any]]) -> None:
-        # Frequent jobs also run right after start (work due while the hub was down); the
-        # others at their first interval. (next_run_time=None would add the job paused.)
-        extra = {"next_run_time": _soon()} if seconds <= 60 else {}
+    def every(seconds: float, name: str, job: Callable[[], Awaitable[Any]], *, at_start: bool = True) -> None:
+        # Frequent jobs also run right after start (work due while the hub was down: nurture
+        # sends, reminders); the others, and the WeCom operations that only follow work WeCom
+        # holds (`at_start=False`), at their first interval, so a starting hub is not a burst of
+        # jobs beside its first customers. (next_run_time=None would add the job paused.)
+        extra = {"next_run_time": _soon()} if seconds <= 60 and at_start else {}
         scheduler.add_job(_logged(name, job), IntervalTrigger(seconds=seconds), id=name, name=name, **extra)
 
     every(settings.nurture_plan_seconds, "nurture-planner", hub.nurture.run_until_idle)
@@ -47,13 +49,13 @@ def build_scheduler(hub: Hub) -> AsyncIOScheduler:
     every(settings.opinion_check_seconds, "opinion-watch", hub.opinion.run_once)
     every(60, "event-reminders", hub.event_reminders)
     every(60, "delivery-confirmations", hub.confirmations.run_once)
-    every(60, "contact-way-rotas", hub.contact_ways.refresh)
-    every(60, "customer-transfers", hub.succession.run_once)
-    every(60, "corp-tags", hub.corp_tags.run_once)
-    every(60, "mass-sends", hub.mass_sends.run_once)
-    every(60, "customer-groups", hub.groups.run_once)
-    every(60, "moments", hub.moments.run_once)
-    every(60, "campaign-tags", hub.campaign_tags)
+    every(60, "contact-way-rotas", hub.contact_ways.refresh, at_start=False)
+    every(60, "customer-transfers", hub.succession.run_once, at_start=False)
+    every(60, "corp-tags", hub.corp_tags.run_once, at_start=False)
+    every(60, "mass-sends", hub.mass_sends.run_once, at_start=False)
+    every(60, "customer-groups", hub.groups.run_once, at_start=False)
+    every(60, "moments", hub.moments.run_once, at_start=False)
+    every(60, "campaign-tags", hub.campaign_tags, at_start=False)
     every(300, "confirm-reminders", hub.remind_unconfirmed)
     every(live_settings.RELOAD_SECONDS, "settings-reload", hub.reload_settings)
     def started(event: JobSubmissionEvent) -> None:  # how late after it was due (a busy or sleeping worker)

@@ -93,7 +93,7 @@ async def create_moment(body: MomentCreate, user: User = Depends(require_role(*M
     await audit.record("moment.create", entity_type="moment", entity_id=moment.id, actor=user, db_session=session,
                        details={"senders": senders, "tags": moment.tags, "pictures": len(moment.image_urls)})
     await session.commit()
-    await ctx.moments.run_once()
+    await ctx.moments.run_once(listing=False)  # made in WeCom now; WeCom's list is the job's
     async with ctx.sessions() as fresh:
         return MomentRead.model_validate(await fresh.get(Moment, moment.id))
 

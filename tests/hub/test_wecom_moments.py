@@ -101,10 +101,11 @@ async def test_each_reps_reach_and_the_posts_made_outside_the_hub_are_read_back(
             "channel_account_id": ws.wecom_account_id, "text": "双十二预告",
             "user_ids": [ws.reps["li"], ws.reps["wang"]]})
         assert resp.status_code == 201 and resp.json()["status"] == "creating", resp.text
-        # WeCom lists the post before its job has answered: kept once, as the hub's, when it answers.
-        assert await moments.discover(ws.wecom_account_id, force=True) == 1
+        # WeCom lists the post before its job has answered: not taken for a post made elsewhere.
+        assert await moments.discover(ws.wecom_account_id, force=True) == 0
         await moments.run_once()  # the job: still in progress
         await moments.run_once()  # done
+        assert await moments.discover(ws.wecom_account_id, force=True) == 0  # now known as the hub's
         async with tg.hub.sessions() as session:
             [(origin, moment_id)] = (await session.execute(select(Moment.origin, Moment.moment_id))).all()
         assert origin == "hub" and moment_id in app.moments
