@@ -2,7 +2,8 @@
 API answering a click, a worker's scheduled job) never make the same WeCom task twice: the row's
 status moves from `before` to `after` only while it still is `before`. A row left taken by a
 process that stopped mid-call is given up after STALE with the reason, never asked again: the
-platform may have done it."""
+platform may have done it. A periodic listing of a platform's records (WeCom's moments, its 群发)
+is taken the same way, by moving its cursor from the value this process read."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.db import utcnow
+from crm_core.models import ChannelCursor
 
 STALE = dt.timedelta(minutes=10)
 UNKNOWN = "the hub stopped while asking WeCom; whether WeCom did it is not known: check in WeCom"
@@ -36,3 +39,32 @@ async def give_up_stale(sessions: async_sessionmaker[AsyncSession], model: Any, 
                                        .values(status="failed", reason=UNKNOWN)
                                        .execution_options(synchronize_session=False))
         return result.rowcount or 0
+
+
+async def take_cursor(sessions: async_sessionmaker[AsyncSession], account_id: int, name: str, last: str | None,
+                      now: str) -> bool:
+    """Whether this process moved the account's cursor `name` from `last` (None: not made yet) to
+    `now`, and so does the work it stands for; another process that read the same `last` does not."""
+    try:
+        async with sessions() as session, session.begin():
+            if last is None:
+                session.add(ChannelCursor(channel_account_id=account_id, name=name, value=now))
+                return True
+            result = await session.execute(update(ChannelCursor).where(
+                ChannelCursor.channel_account_id == account_id, ChannelCursor.name == name,
+                ChannelCursor.value == last).values(value=now).execution_options(synchronize_session=False))
+            return result.rowcount == 1
+    except IntegrityError:
+        return False  # another process made the cursor first
+
+
+async def release_cursor(sessions: async_sessionmaker[AsyncSession], account_id: int, name: str, taken: str,
+                         last: str | None) -> None:
+    """The work `take_cursor` took failed: the cursor back to `last`, so the next try starts there."""
+    async with sessions() as session, session.begin():
+        cursor = await session.get(ChannelCursor, (account_id, name))
+        if cursor is not None and cursor.value == taken:
+            if last is None:
+                await session.delete(cursor)
+            else:
+                cursor.value = last

@@ -1,14 +1,16 @@
 """One-off WeCom mass sends carried out and followed (crm_core/campaigns/mass_sends.py plans them):
 each pending rep task is made in WeCom (add_msg_template), then each waiting one is read back
 every minute (get_groupmsg_task, get_groupmsg_send_result) until the rep sent it and every
-customer's fate is known, or a week has passed."""
+customer's fate is known, or a week has passed. 群发 made in WeCom itself (its console, or a rep's
+own) are found in WeCom's list every 10 minutes (get_groupmsg_list_v2) and followed the same way:
+they count toward each customer's 4 a month, and waiting reps are reminded of them too."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.registry import ChannelRegistry
@@ -16,11 +18,13 @@ from channels.tencent_client import ApiError, ApiUnavailable
 from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
-from crm_core.models import ChannelAccount, MassSend, MassSendTask
-from hub.claiming import claim, give_up_stale
+from crm_core.models import ChannelAccount, MassSend, MassSendTask, OutboxMessage, UserHandle
+from hub.claiming import claim, give_up_stale, release_cursor, take_cursor
 
 log = logging.getLogger(__name__)
 FOLLOW_FOR = dt.timedelta(days=7)
+LIST_EVERY = dt.timedelta(minutes=10)
+LISTED = "groupmsgs_listed"  # a WeCom app's cursor: when its 群发 were last listed (ISO time)
 
 
 class MassSends:
@@ -28,9 +32,19 @@ class MassSends:
                  cipher: CredentialCipher) -> None:
         self.sessions, self.channels, self.cipher = sessions, channels, cipher
 
-    async def run_once(self) -> int:
-        """Make pending tasks and read back waiting ones; how many tasks changed."""
+    async def run_once(self, *, listing: bool = True) -> int:
+        """群发 made in WeCom found (unless not `listing`), pending tasks made and waiting ones read
+        back; how many tasks changed."""
         changed = await give_up_stale(self.sessions, MassSendTask, taken="creating", stamp="checked_at")
+        if listing:
+            async with self.sessions() as session:
+                apps = (await session.scalars(select(ChannelAccount.id).where(
+                    ChannelAccount.kind == "wecom", ChannelAccount.is_active.is_(True)))).all()
+            for account_id in apps:
+                try:
+                    changed += await self.discover(account_id)
+                except (ApiError, ApiUnavailable) as exc:
+                    log.warning("WeCom app %s: 群发 not listed (%s); listed again next minute", account_id, exc)
         async with self.sessions() as session:
             rows = (await session.execute(
                 select(MassSendTask.id, MassSendTask.status).join(MassSend, MassSend.id == MassSendTask.mass_send_id)
@@ -56,7 +70,7 @@ class MassSends:
                     else:
                         sent, statuses = await adapter.mass_task_state(ref, msgid=task.msgid or "",
                                                                        sender=task.sender_userid)
-                        targets = {e: statuses.get(e, s) for e, s in task.targets.items()}
+                        targets = {**task.targets, **statuses}  # one made in WeCom learns its targets here
                         if sent != (task.status == "sent") or targets != task.targets:
                             changed += 1
                         task.targets, task.status = targets, "sent" if sent else "waiting"
@@ -69,3 +83,84 @@ class MassSends:
                     task.status, task.reason = "failed", f"WeCom refused ({exc.errcode}): {exc.errmsg}"[:300]
                     changed += 1
         return changed
+
+    async def discover(self, account_id: int, *, force: bool = False) -> int:
+        """The app's 群发 WeCom lists that the hub did not make (in WeCom's console, or a rep's own),
+        kept with a task per rep to be followed; every 10 minutes. How many were new."""
+        now = utcnow()
+        async with self.sessions() as session:
+            last = await accounts.get_cursor(account_id, LISTED, db_session=session)
+            account = await session.get(ChannelAccount, account_id)
+        since = dt.datetime.fromisoformat(last) if last else None
+        if since is not None and now - since < LIST_EVERY and not force:
+            return 0
+        if not await take_cursor(self.sessions, account_id, LISTED, last, now.isoformat()):
+            return 0  # another process lists them now
+        # An hour's overlap with the last listing: a 群发 WeCom lists late is not missed.
+        start = max(now - FOLLOW_FOR, since - dt.timedelta(hours=1)) if since else now - FOLLOW_FOR
+        adapter, ref = self.channels.get(account.kind), accounts.to_ref(account, self.cipher)
+        try:
+            listed = [(chat_type, item) for chat_type in ("single", "group")
+                      for item in await adapter.mass_list(ref, chat_type, start, now)]
+            msgids = [str(item.get("msgid")) for _, item in listed]
+            async with self.sessions() as session:
+                # The hub's own: its mass sends' tasks, and its replies to customers sent as tasks.
+                known = set((await session.scalars(select(MassSendTask.msgid).where(
+                    MassSendTask.msgid.in_(msgids)))).all())
+                known |= {str(p).removeprefix("task:") for p in (await session.scalars(
+                    select(OutboxMessage.platform_message_id).where(
+                        OutboxMessage.channel_account_id == account_id,
+                        OutboxMessage.platform_message_id.in_([f"task:{m}" for m in msgids])))).all()}
+                # A company 群发 may be one the hub is making, its msgid not yet kept: the next
+                # listing (an hour's overlap) takes it once it is known. (A reply being sent as a
+                # task at this very moment may still be taken: `_forget_own` drops it later.)
+                making = await session.scalar(select(MassSendTask.id).join(MassSend).where(
+                    MassSend.channel_account_id == account_id, MassSendTask.status == "creating").limit(1))
+            new = [(chat_type, item) for chat_type, item in listed if item.get("msgid")
+                   and str(item["msgid"]) not in known and (item.get("create_type") == 1 or not making)]
+            senders = {str(item["msgid"]): await adapter.mass_senders(ref, str(item["msgid"])) for _, item in new}
+        except Exception:
+            await release_cursor(self.sessions, account_id, LISTED, now.isoformat(), last)  # the next starts here
+            raise
+        async with self.sessions() as session, session.begin():
+            forgotten = await self._forget_own(account_id, session)
+            handles = dict((await session.execute(select(UserHandle.external_id, UserHandle.user_id).where(
+                UserHandle.channel_account_id == account_id))).all())
+            for chat_type, item in new:
+                msgid, text = str(item["msgid"]), str((item.get("text") or {}).get("content") or "")
+                send = MassSend(channel_account_id=account_id, name=(text.partition("\n")[0] or msgid)[:100],
+                                text=text[:4000], chat_type=chat_type, audience={}, skipped={},
+                                origin="personal" if item.get("create_type") == 1 else "wecom",
+                                creator=str(item.get("creator") or "")[:64] or None,
+                                created_at=dt.datetime.fromtimestamp(int(item.get("create_time") or now.timestamp()),
+                                                                     dt.UTC))
+                session.add(send)
+                await session.flush()
+                # Waiting, sent or not: the next step reads whether it was sent and to whom.
+                session.add_all(MassSendTask(mass_send_id=send.id, user_id=handles.get(userid), sender_userid=userid,
+                                             msgid=msgid, targets={}, status="waiting", checked_at=now)
+                                for userid in senders[msgid])
+        if new or forgotten:
+            log.info("WeCom app %s: %d 群发 made in WeCom found (%d taken earlier were the hub's own)", account_id,
+                     len(new), forgotten)
+        return len(new)
+
+    async def _forget_own(self, account_id: int, session: AsyncSession) -> int:
+        """群发 taken from WeCom's list that turned out to be the hub's own (a reply sent as a task
+        while WeCom was listed, its msgid kept a moment later): dropped; how many."""
+        taken = dict((await session.execute(select(MassSendTask.msgid, MassSendTask.mass_send_id).join(MassSend).where(
+            MassSend.channel_account_id == account_id, MassSend.origin != "hub",
+            MassSend.created_at > utcnow() - FOLLOW_FOR))).all())
+        if not taken:
+            return 0
+        own = set((await session.scalars(select(MassSendTask.msgid).join(MassSend).where(
+            MassSend.origin == "hub", MassSendTask.msgid.in_(list(taken))))).all())
+        own |= {str(p).removeprefix("task:") for p in (await session.scalars(
+            select(OutboxMessage.platform_message_id).where(
+                OutboxMessage.channel_account_id == account_id,
+                OutboxMessage.platform_message_id.in_([f"task:{m}" for m in taken])))).all()}
+        sends = {taken[msgid] for msgid in own if msgid in taken}
+        if sends:
+            await session.execute(delete(MassSendTask).where(MassSendTask.mass_send_id.in_(sends)))
+            await session.execute(delete(MassSend).where(MassSend.id.in_(sends)))
+        return len(sends)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.registry import ChannelRegistry
@@ -19,9 +18,9 @@ from channels.tencent_client import ApiError, ApiUnavailable
 from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
-from crm_core.models import ChannelAccount, ChannelCursor, CorpTag, Moment
+from crm_core.models import ChannelAccount, CorpTag, Moment
 from crm_core.ports import PermanentFailure, TemporaryFailure
-from hub.claiming import claim, give_up_stale
+from hub.claiming import claim, give_up_stale, release_cursor, take_cursor
 
 log = logging.getLogger(__name__)
 FOLLOW_FOR = dt.timedelta(days=7)
@@ -132,7 +131,7 @@ class Moments:
         since = dt.datetime.fromisoformat(last) if last else None
         if since is not None and now - since < LIST_EVERY and not force:
             return 0
-        if not await self._take_listing(account_id, last, now.isoformat()):
+        if not await take_cursor(self.sessions, account_id, LISTED, last, now.isoformat()):
             return 0  # another process lists them now
         # An hour's overlap with the last listing: a post WeCom lists late is not missed.
         start = max(now - FOLLOW_FOR, since - dt.timedelta(hours=1)) if since else now - FOLLOW_FOR
@@ -140,7 +139,7 @@ class Moments:
             listed = await self.channels.get(account.kind).moment_list(accounts.to_ref(account, self.cipher),
                                                                        start, now)
         except Exception:
-            await self._release_listing(account_id, now.isoformat(), last)  # the next listing starts where this did
+            await release_cursor(self.sessions, account_id, LISTED, now.isoformat(), last)  # the next starts here
             raise
         found = 0
         async with self.sessions() as session, session.begin():
@@ -170,28 +169,3 @@ class Moments:
         if found:
             log.info("WeCom app %s: %d moments posted outside the hub found", account_id, found)
         return found
-
-    async def _take_listing(self, account_id: int, last: str | None, now: str) -> bool:
-        """Whether this process lists the app's moments now: the cursor moved from `last` to `now`
-        by this process alone (two processes never add the same post twice). A listing that then
-        fails is tried again at the next interval."""
-        try:
-            async with self.sessions() as session, session.begin():
-                if last is None:
-                    session.add(ChannelCursor(channel_account_id=account_id, name=LISTED, value=now))
-                    return True
-                result = await session.execute(update(ChannelCursor).where(
-                    ChannelCursor.channel_account_id == account_id, ChannelCursor.name == LISTED,
-                    ChannelCursor.value == last).values(value=now).execution_options(synchronize_session=False))
-                return result.rowcount == 1
-        except IntegrityError:
-            return False  # another process made the cursor first
-
-    async def _release_listing(self, account_id: int, taken: str, last: str | None) -> None:
-        async with self.sessions() as session, session.begin():
-            cursor = await session.get(ChannelCursor, (account_id, LISTED))
-            if cursor is not None and cursor.value == taken:
-                if last is None:
-                    await session.delete(cursor)
-                else:
-                    cursor.value = last

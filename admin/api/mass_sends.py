@@ -41,6 +41,8 @@ class MassSendRead(BaseModel):
     chat_type: str = Field(description="single: to customers; group: to customer groups")
     name: str
     text: str
+    origin: str = Field(description="hub (sent from here) / wecom (made in WeCom's console) / personal (a rep's own)")
+    creator: str | None = Field(description="Who made it in WeCom (their userid), when WeCom says")
     created_at: dt.datetime
     reps: int
     reps_sent: int
@@ -63,7 +65,7 @@ async def _tasks(session: AsyncSession, send_ids: list[int]) -> dict[int, list[M
 
 def _read(send: MassSend, tasks: list[MassSendTask]) -> MassSendRead:
     return MassSendRead(id=send.id, channel_account_id=send.channel_account_id, chat_type=send.chat_type,
-                        name=send.name, text=send.text,
+                        name=send.name, text=send.text, origin=send.origin, creator=send.creator,
                         created_at=send.created_at, **mass_sends.summary(send, tasks))
 
 
@@ -90,7 +92,7 @@ async def create_mass_send(body: MassSendCreate, user: User = Depends(require_ro
                        db_session=session, details={"name": send.name, "audience": send.audience,
                                                     "skipped": len(send.skipped)})
     await session.commit()
-    await ctx.mass_sends.run_once()
+    await ctx.mass_sends.run_once(listing=False)  # its tasks made now; WeCom's list is the job's
     async with ctx.sessions() as fresh:  # as WeCom answered, in its own transaction
         return await _detail(send.id, fresh)
 

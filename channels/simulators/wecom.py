@@ -425,6 +425,7 @@ class WeComSimulator(CustomerOperations):
                            "externalcontact/add_msg_template": self._add_msg_template,
                            "externalcontact/get_groupmsg_send_result": self._groupmsg_send_result,
                            "externalcontact/get_groupmsg_task": self._groupmsg_task,
+                           "externalcontact/get_groupmsg_list_v2": self._groupmsg_list,
                            "externalcontact/add_contact_way": self._add_contact_way,
                            "externalcontact/update_contact_way": self._update_contact_way,
                            "externalcontact/get_contact_way": self._get_contact_way,
@@ -578,29 +579,73 @@ class WeComSimulator(CustomerOperations):
         else:
             targets = body.get("external_userid") or []
             failed = [t for t in targets if sender not in app.customers.get(t, {}).get("follow", set())]
-        msgid = "msg" + random_id("", 20)
-        task = {"msgid": msgid, "sender": sender, "targets": [t for t in targets if t not in failed], "group": group,
-                "text": (body.get("text") or {}).get("content", ""), "confirmed": False,
-                "status": {t: 0 for t in targets if t not in failed}}  # 0 waiting for the rep
-        app.tasks.append(task)
+        msgid = self._task(app, sender, targets=[t for t in targets if t not in failed], group=group,
+                           text=(body.get("text") or {}).get("content", ""))
         if app.auto_confirm_tasks:
             self.confirm_task(app, msgid)
         return {"msgid": msgid, "fail_list": failed}
 
+    @staticmethod
+    def _task(app: SimApp, sender: str, *, targets: list[str], group: bool, text: str, msgid: str = "",
+              create_type: int = 0, creator: str = "") -> str:
+        """One rep's part of a 群发 (a msgid is shared by the reps of one made in WeCom's console)."""
+        msgid = msgid or "msg" + random_id("", 20)
+        app.tasks.append({"msgid": msgid, "sender": sender, "targets": targets, "group": group, "text": text,
+                          "confirmed": False, "status": {t: 0 for t in targets},  # 0 waiting for the rep
+                          "create_type": create_type, "creator": creator or sender,
+                          "create_time": int(time.time())})
+        return msgid
+
+    def mass_send_in_wecom(self, app: SimApp, creator: str, targets: dict[str, list[str]], text: str, *,
+                           personal: bool = False) -> str:
+        """A 群发 made in WeCom itself: by an admin in the console for reps' customers (`targets`:
+        rep -> customers), each rep to confirm; or with `personal`, a rep's own, sent at once. Its msgid."""
+        msgid = ""
+        for sender, externals in targets.items():
+            msgid = self._task(app, sender, targets=externals, group=False, text=text, msgid=msgid,
+                               create_type=1 if personal else 0, creator=creator)
+        if personal:
+            self.confirm_task(app, msgid)
+        return msgid
+
+    def _groupmsg_list(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        """get_groupmsg_list_v2: chat_type single or group, start_time and end_time required (at most
+        31 days apart), filter_type 0 the company's, 1 reps' own, 2 both; 100 a page."""
+        try:
+            start, end = int(body["start_time"]), int(body["end_time"])
+        except (KeyError, TypeError, ValueError):
+            raise WeComApiError(40058, "start_time and end_time are required") from None
+        if end < start or end - start > 31 * 86400:
+            raise WeComApiError(40058, "the time range is at most 31 days")  # code from memory of WeCom's list
+        kinds = {0: {0}, 1: {1}}.get(int(body.get("filter_type", 2)), {0, 1})
+        group = body.get("chat_type", "single") == "group"
+        first: dict[str, dict[str, Any]] = {}
+        for task in app.tasks:  # (tasks kept by an older simulator lack the creation fields)
+            if task["group"] == group and task.get("create_type", 0) in kinds \
+                    and start <= task.get("create_time", 0) <= end:
+                first.setdefault(task["msgid"], task)
+        rows = list(first.values())
+        limit, offset = min(int(body.get("limit") or 100), 100), int(body.get("cursor") or 0)
+        return {"next_cursor": str(offset + limit) if offset + limit < len(rows) else "", "group_msg_list": [
+            {"msgid": t["msgid"], "creator": t.get("creator", t["sender"]), "create_type": t.get("create_type", 0),
+             "create_time": t["create_time"], "text": {"content": t["text"]}} for t in rows[offset:offset + limit]]}
+
     def _groupmsg_task(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
-        """Who was to send a task and whether they did: status 0 not yet, 2 sent."""
-        task = next((t for t in app.tasks if t["msgid"] == body.get("msgid")), None)
-        if task is None:
+        """Who was to send a 群发 and whether they did: status 0 not yet, 2 sent."""
+        tasks = [t for t in app.tasks if t["msgid"] == body.get("msgid")]
+        if not tasks:
             raise WeComApiError(40058, "invalid msgid")
-        return {"next_cursor": "", "task_list": [{"userid": task["sender"], "status": 2 if task["confirmed"] else 0,
-                                                  **({"send_time": int(time.time())} if task["confirmed"] else {})}]}
+        return {"next_cursor": "", "task_list": [{"userid": t["sender"], "status": 2 if t["confirmed"] else 0,
+                                                  **({"send_time": int(time.time())} if t["confirmed"] else {})}
+                                                 for t in tasks]}
 
     def _groupmsg_send_result(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         """What became of a task for one sender: 0 not sent yet, 1 sent, 2 not a contact any more."""
-        task = next((t for t in app.tasks if t["msgid"] == body.get("msgid")), None)
-        if task is None:
+        if not any(t["msgid"] == body.get("msgid") for t in app.tasks):
             raise WeComApiError(40058, "invalid msgid")
-        if body.get("userid") != task["sender"]:
+        task = next((t for t in app.tasks if t["msgid"] == body.get("msgid") and t["sender"] == body.get("userid")),
+                    None)
+        if task is None:
             return {"next_cursor": "", "send_list": []}
         key = "chat_id" if task.get("group") else "external_userid"
         return {"next_cursor": "", "send_list": [
@@ -608,9 +653,10 @@ class WeComSimulator(CustomerOperations):
              **({"send_time": int(time.time())} if status == 1 else {})}
             for target, status in task["status"].items()]}
 
-    def confirm_task(self, app: SimApp, msgid: str) -> None:
-        """The rep taps "send" on the task in WeCom: the customers receive it."""
-        task = next(t for t in app.tasks if t["msgid"] == msgid)
+    def confirm_task(self, app: SimApp, msgid: str, sender: str | None = None) -> None:
+        """The rep (`sender`, where the 群发 has several) taps "send" on the task in WeCom: the
+        customers receive it."""
+        task = next(t for t in app.tasks if t["msgid"] == msgid and sender in (None, t["sender"]))
         if task["confirmed"]:
             return
         task["confirmed"] = True

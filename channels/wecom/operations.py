@@ -71,15 +71,9 @@ class CustomerOperations:
         """Whether `sender` sent the task (get_groupmsg_task: 2 sent), and each customer's status
         or group (get_groupmsg_send_result: 0 waiting, 1 sent, 2 not a contact, 3 over WeCom's limit)."""
         app = app_key(account)
-        sent, cursor = False, ""
-        while True:
-            body = await self.client.call(app, "/cgi-bin/externalcontact/get_groupmsg_task",
-                                          {"msgid": msgid, "limit": 1000, "cursor": cursor})
-            sent = sent or any(t.get("userid") == sender and t.get("status") == 2 for t in body.get("task_list") or [])
-            cursor = str(body.get("next_cursor") or "")
-            if not cursor:
-                break
+        sent = (await self.mass_senders(account, msgid)).get(sender, False)
         statuses: dict[str, int] = {}
+        cursor = ""
         while True:
             body = await self.client.call(app, "/cgi-bin/externalcontact/get_groupmsg_send_result",
                                           {"msgid": msgid, "userid": sender, "limit": 1000, "cursor": cursor})
@@ -88,6 +82,34 @@ class CustomerOperations:
             cursor = str(body.get("next_cursor") or "")
             if not cursor:
                 return sent, statuses
+
+    async def mass_list(self, account: AccountRef, chat_type: str, start: dt.datetime,
+                        end: dt.datetime) -> list[dict[str, Any]]:
+        """The company's 群发 of `chat_type` (single or group) made between `start` and `end`
+        (get_groupmsg_list_v2, filter_type 2: the company's and reps' own; 100 a page): msgid,
+        creator, create_type (0 the company, 1 a rep), create_time, text."""
+        found: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_groupmsg_list_v2", {
+                "chat_type": chat_type, "start_time": int(start.timestamp()), "end_time": int(end.timestamp()),
+                "filter_type": 2, "limit": 100, "cursor": cursor})
+            found.extend(body.get("group_msg_list") or [])
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                return found
+
+    async def mass_senders(self, account: AccountRef, msgid: str) -> dict[str, bool]:
+        """The reps a 群发 was given to, and whether each has sent it (get_groupmsg_task: 2 sent)."""
+        senders: dict[str, bool] = {}
+        cursor = ""
+        while True:
+            body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/get_groupmsg_task",
+                                          {"msgid": msgid, "limit": 1000, "cursor": cursor})
+            senders.update({str(t.get("userid")): t.get("status") == 2 for t in body.get("task_list") or []})
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                return senders
 
     async def save_join_way(self, account: AccountRef, *, config_id: str | None, remark: str, state: str,
                             chat_ids: list[str], auto_create_room: bool,

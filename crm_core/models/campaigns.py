@@ -176,7 +176,9 @@ class ContactWayEvent(Base):
 
 class MassSend(Base):
     """A one-off 群发 to WeCom customers: one task per rep (`add_msg_template`, chat_type single)
-    that the rep confirms in WeCom; what became of each is read back (crm_core/campaigns/mass_sends.py)."""
+    that the rep confirms in WeCom; what became of each is read back (crm_core/campaigns/mass_sends.py).
+    Those made in WeCom itself (its console, or a rep's own) are found in WeCom's list and kept too:
+    they count toward a customer's 群发 of the month."""
 
     __tablename__ = "mass_send"
 
@@ -188,6 +190,9 @@ class MassSend(Base):
     audience: Mapped[dict[str, Any]] = mapped_column(default=dict)     # {"tags": [...], "user_ids": [...]}
     # Customers left out before any task was made, with why: {external_userid: "over_limit"}.
     skipped: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # hub (sent from here) / wecom (the company's, made in WeCom's console) / personal (a rep's own)
+    origin: Mapped[str] = mapped_column(String(16), default="hub")
+    creator: Mapped[str | None] = mapped_column(String(64))  # who made it in WeCom (their userid), when known
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -202,7 +207,7 @@ class MassSendTask(Base):
     mass_send_id: Mapped[int] = mapped_column(ForeignKey("mass_send.id"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     sender_userid: Mapped[str] = mapped_column(String(200))
-    msgid: Mapped[str | None] = mapped_column(String(200))            # WeCom's, once the task was made
+    msgid: Mapped[str | None] = mapped_column(String(200), index=True)  # WeCom's, once the task was made
     targets: Mapped[dict[str, Any]] = mapped_column(default=dict)     # external_userid -> status (above)
     # pending / creating (a process is making it in WeCom) / waiting / sent / failed
     status: Mapped[str] = mapped_column(String(16), default="pending")

@@ -13,7 +13,16 @@ from sqlalchemy import func, select, update
 
 from channels.tencent import build_xml, signature
 from crm_core.db import utcnow
-from crm_core.models import Contact, Conversation, Identity, Message, OutboxMessage, OutboxStatus
+from crm_core.models import (
+    Contact,
+    Conversation,
+    Identity,
+    MassSend,
+    MassSendTask,
+    Message,
+    OutboxMessage,
+    OutboxStatus,
+)
 from hub.serving import running
 from tests.fakes.stack import eventually, workspace_stack
 
@@ -234,6 +243,17 @@ async def test_a_reply_to_an_external_contact_waits_for_the_rep_then_shows_what_
             "wmBob00001": ("awaiting_confirmation", None), "wmCarol0001": ("awaiting_confirmation", None)}
         report = await hub.confirmations.run_once()
         assert (report.delivered, report.not_delivered, report.waiting) == (0, 0, 2)  # Li confirmed neither yet
+        # WeCom lists them among the company's 群发: known as the hub's replies, not taken for others'.
+        assert await hub.mass_sends.discover(ws.wecom_account_id, force=True) == 0
+        # Had a listing taken one while it was being sent (its msgid not kept yet), the next drops it.
+        async with hub.sessions() as session, session.begin():
+            taken = MassSend(channel_account_id=ws.wecom_account_id, name="x", text="x", origin="wecom")
+            session.add(taken)
+            await session.flush()
+            session.add(MassSendTask(mass_send_id=taken.id, sender_userid="li", msgid=app.tasks[0]["msgid"]))
+        await hub.mass_sends.discover(ws.wecom_account_id, force=True)
+        async with hub.sessions() as session:
+            assert await session.get(MassSend, taken.id) is None
 
         # Li confirms Bob's task; Carol deletes Li before he confirms hers.
         bob_task, carol_task = ([t for t in app.tasks if name in t["targets"]][0]["msgid"]

@@ -1,6 +1,7 @@
 """One-off 群发 through the API and the WeCom simulator: one task per rep with their own customers,
 confirmed by each rep in WeCom; the results say which reps sent it and, per customer, sent, no
-longer a contact, or over WeCom's 4 a month (those are left out before any task is made)."""
+longer a contact, or over WeCom's 4 a month (those are left out before any task is made). 群发
+made in WeCom itself are found in WeCom's list, followed, counted and their reps reminded."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import select, update
 
 from crm_core.campaigns import mass_sends
 from crm_core.db import utcnow
-from crm_core.models import ChannelAccount, Conversation, Identity, MassSendTask, Role
+from crm_core.models import ChannelAccount, Conversation, Identity, MassSend, MassSendTask, Role
 from tests.fakes.panel import signed_in
 from tests.fakes.stack import eventually, workspace_stack
 
@@ -111,6 +112,12 @@ async def test_a_mass_send_made_in_the_panel_confirmed_by_one_of_two_reps_shows_
             await page.click("main a[href='#/mass-sends']")
             await page.wait_for_selector("#mass-send-rows tr[data-send]")
             assert await page.inner_text("#mass-send-rows tr[data-send] td[data-key=reps]") == "1 / 2"
+            # One made in WeCom's console is listed too, said so.
+            sim.mass_send_in_wecom(app, "boss", {"li": ["wmPanelM001"]}, "店庆三天")
+            assert await tg.hub.mass_sends.discover(ws.wecom_account_id, force=True) == 1
+            await page.reload()
+            await page.wait_for_selector("#mass-send-rows tr[data-origin=wecom]")
+            assert "企业微信后台创建" in await page.inner_text("#mass-send-rows tr[data-origin=wecom]")
             assert page.script_errors == []
 
 
@@ -167,3 +174,47 @@ async def test_two_processes_never_make_the_same_task_twice_and_a_stopped_one_is
         assert {t["status"] for t in detail["tasks"]} == {"failed"}
         assert all("not known" in t["reason"] for t in detail["tasks"])
         assert len(app.tasks) == 2 and send_id
+
+
+async def test_mass_sends_made_in_wecom_are_found_followed_counted_and_their_reps_reminded(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path, wecom_confirm_remind_minutes=5) as ws:
+        tg, app, sim, sends = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub.mass_sends
+        app.auto_confirm_tasks = False
+        await customers_of(ws, {"wmConsole01": "li", "wmConsole02": "li", "wmConsole03": "wang"})
+        # An admin makes a 群发 in WeCom's console for both reps; Wang Fang sends one of her own.
+        console = sim.mass_send_in_wecom(app, "boss", {"li": ["wmConsole01", "wmConsole02"], "wang": ["wmConsole03"]},
+                                         "店庆三天，全场八折")
+        own = sim.mass_send_in_wecom(app, "wang", {"wang": ["wmConsole03"]}, "王芳的新品推荐", personal=True)
+        assert await sends.discover(ws.wecom_account_id, force=True) == 2
+        assert await sends.discover(ws.wecom_account_id, force=True) == 0  # listed again: nothing new
+        sim.confirm_task(app, console, "li")
+        await sends.run_once()
+        listed = {s["origin"]: s for s in (await tg.client.get(f"{tg.hub_base}/api/v1/mass-sends",
+                                                               headers=tg.api())).json()}
+        assert set(listed) == {"wecom", "personal"}
+        assert (listed["wecom"]["name"], listed["wecom"]["creator"]) == ("店庆三天，全场八折", "boss")
+        assert (listed["wecom"]["reps"], listed["wecom"]["reps_sent"]) == (2, 1)
+        assert listed["wecom"]["customers"] == {"waiting": 1, "sent": 2, "not_contact": 0, "over_limit": 0}
+        assert (listed["personal"]["creator"], listed["personal"]["reps_sent"]) == ("wang", 1)
+        async with tg.hub.sessions() as session:
+            msgids = set((await session.scalars(select(MassSendTask.msgid))).all())
+        assert msgids == {console, own}
+
+        # They count toward the month's four: Wang Fang's customer has had two (one still waiting).
+        async with tg.hub.sessions() as session:
+            account = await session.get(ChannelAccount, ws.wecom_account_id)
+            counts = await mass_sends._received_this_month(["wmConsole03"], account.id, session, utcnow())
+        assert counts == {"wmConsole03": 2}
+
+        # Wang Fang has not sent the console's: reminded in her chat app, once today.
+        async with tg.hub.sessions() as session, session.begin():
+            await session.execute(update(MassSend).values(created_at=utcnow() - dt.timedelta(minutes=6)))
+        assert await tg.hub.remind_unconfirmed() == 1
+        assert await tg.hub.remind_unconfirmed() == 0
+
+        # The hub's own replies sent as tasks, and its own mass sends, are never taken for WeCom's.
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/mass-sends", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "name": "hub", "text": "本系统群发",
+            "user_ids": [ws.reps["li"]]})
+        assert resp.status_code == 201, resp.text
+        assert await sends.discover(ws.wecom_account_id, force=True) == 0

@@ -9,7 +9,7 @@ export async function massSendsPage(main, [id] = []) {
   const [sends, choices] = await Promise.all([api("GET", "/mass-sends"), MANAGES ? api("GET", "/contact-ways/choices") : null]);
   main.innerHTML = markup(html`<h1>${t("mass_sends")}</h1><p class="hint">${t("mass_sends_hint")}</p>
     <div class="table-wrap"><table id="mass-send-rows"><tr><th>${t("name")}</th><th>${t("created")}</th><th>${t("reps_sent")}</th>${["sent", "waiting", "not_contact", "over_limit"].map((k) => html`<th>${label("mass_target", k)}</th>`)}</tr>
-    ${either(sends.map((s) => html`<tr data-send="${s.id}"><td><a href="#/mass-sends/${s.id}">${s.name}</a></td><td>${when(s.created_at)}</td>
+    ${either(sends.map((s) => html`<tr data-send="${s.id}" data-origin="${s.origin}"><td><a href="#/mass-sends/${s.id}">${s.name}</a>${s.origin === "hub" ? "" : html`<br><span class="muted">${s.origin === "personal" ? t("mass_by_rep", {rep: s.creator || ""}) : label("mass_origin", s.origin)}</span>`}</td><td>${when(s.created_at)}</td>
       <td data-key="reps">${t("n_of_m", {n: s.reps_sent, m: s.reps})}</td>${["sent", "waiting", "not_contact", "over_limit"].map((k) => html`<td>${s.customers[k]}</td>`)}</tr>`),
       html`<tr><td colspan="7" class="muted">${t("nothing")}</td></tr>`)}</table></div>
     ${MANAGES ? html`<form class="card" id="mass-form"><h2>${t("new_mass_send")}</h2>
