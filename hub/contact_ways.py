@@ -1,10 +1,13 @@
 """WeCom contact ways (渠道活码) kept in step with WeCom: the code is made and changed with the app's
 adapter, and who is on it follows the rota (`crm_core.campaigns.contact_ways.rota_users`): each
 minute the hub compares the rota with who WeCom has on the code and updates the code where they
-differ (a rep reached the daily cap, working hours began or ended, a rep left the team)."""
+differ (a rep reached the daily cap, working hours began or ended, a rep left the team). A
+round-robin code (one rep at a time) is also moved on right after the worker processed an add
+(`soon`), so the next customer gets the next rep."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlalchemy import select
@@ -23,6 +26,7 @@ class ContactWays:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: ChannelRegistry,
                  cipher: CredentialCipher) -> None:
         self.sessions, self.channels, self.cipher = sessions, channels, cipher
+        self._soon: asyncio.Task[None] | None = None
 
     async def save(self, way: ContactWay, *, db_session: AsyncSession) -> None:
         """Make the code in WeCom, or update it, with the rota's users now; ContactWayInvalid with
@@ -51,11 +55,30 @@ class ContactWays:
             except ValueError as exc:
                 raise ContactWayInvalid(str(exc)) from None
 
-    async def refresh(self) -> int:
+    def soon(self) -> None:
+        """The worker processed messages (an add among them, maybe): the round-robin codes are
+        moved on shortly, once for a burst."""
+        if self._soon is None or self._soon.done():
+            self._soon = asyncio.create_task(self._refresh_round_robin(), name="contact-way-round-robin")
+
+    async def close(self) -> None:
+        """A round-robin move under way is finished (it is one WeCom call), not cut off."""
+        if self._soon is not None:
+            await asyncio.gather(self._soon, return_exceptions=True)
+
+    async def _refresh_round_robin(self) -> None:
+        await asyncio.sleep(0.2)  # the rest of a burst of adds first
+        try:
+            await self.refresh(round_robin_only=True)
+        except Exception:
+            log.exception("round-robin contact ways not moved on; the minute's refresh will")
+
+    async def refresh(self, *, round_robin_only: bool = False) -> int:
         """Update the codes whose rota changed who should be on them; how many were updated."""
         async with self.sessions() as session:
-            ids = (await session.scalars(select(ContactWay.id).where(
+            rows = (await session.execute(select(ContactWay.id, ContactWay.rota).where(
                 ContactWay.is_active.is_(True), ContactWay.config_id.is_not(None)))).all()
+        ids = [way_id for way_id, rota in rows if not round_robin_only or (rota or {}).get("round_robin")]
         updated = 0
         for way_id in ids:
             async with self.sessions() as session, session.begin():

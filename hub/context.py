@@ -145,7 +145,7 @@ class Hub:
                                                                    self.rep_review, settings.lead_rules,
                                                                    settings.default_timezone, settings.tag_keywords),
             lease_seconds=settings.dispatch_lease_seconds,
-            on_enqueued=self.dispatcher.wake,
+            on_enqueued=self._processed,
             profiles=self,
             key_extractor=stated_contact_keys,
             understanding=self.understanding,
@@ -213,6 +213,12 @@ class Hub:
         self.apply_settings(settings)
         self._settings_version = version
         return True
+
+    def _processed(self) -> None:
+        """The worker committed messages that queued sends (an add through a contact way among
+        them, maybe): the dispatcher sends now, and round-robin codes move on to their next rep."""
+        self.dispatcher.wake()
+        self.contact_ways.soon()
 
     async def campaign_tags(self) -> int:
         """Tag the contacts enrolled in campaigns the tags-by-campaign setting names."""
@@ -291,6 +297,7 @@ class Hub:
     async def close(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
+        await self.contact_ways.close()
         await self.ingest_writer.close()
         await self.channels.close()
         await self.engine.dispose()

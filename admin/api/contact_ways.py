@@ -51,6 +51,8 @@ class RotaWrite(BaseModel):
     daily_cap: int | None = Field(default=None, ge=1, le=10000, description="Adds per rep a day, then the next")
     fallback_user_id: Id | None = Field(default=None, description="Who is on the code when nobody else may be")
     hours: Hours | None = Field(default=None, description="Working hours; outside them, the fallback")
+    round_robin: bool = Field(default=False, description="One rep on the code at a time, the next after each add "
+                                                         "(else WeCom shares adds among all of them)")
 
 
 class MiniProgram(BaseModel):
@@ -144,7 +146,8 @@ async def _totals(session: AsyncSession, way_ids: list[int]) -> dict[int, dict[s
 async def _apply(way: ContactWay, body: ContactWayWrite, session: AsyncSession) -> None:
     rota = Rota(users=tuple(body.rota.users), team_id=body.rota.team_id, daily_cap=body.rota.daily_cap,
                 fallback_user_id=body.rota.fallback_user_id,
-                hours=(body.rota.hours.start, body.rota.hours.end, body.rota.hours.zone) if body.rota.hours else None)
+                hours=(body.rota.hours.start, body.rota.hours.end, body.rota.hours.zone) if body.rota.hours else None,
+                round_robin=body.rota.round_robin)
     tags = list(dict.fromkeys(tag.strip() for tag in body.tags if tag.strip()))
     try:
         await contact_ways.check(await session.get(ChannelAccount, body.channel_account_id), body.name, body.state,

@@ -54,17 +54,19 @@ class Rota:
     daily_cap: int | None = None
     fallback_user_id: int | None = None
     hours: tuple[str, str, str] | None = None  # start, end, zone
+    round_robin: bool = False  # one rep on the code at a time, the next after each add
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Rota:
         hours = raw.get("hours") or None
         return cls(users=tuple(int(u) for u in raw.get("users") or ()), team_id=raw.get("team_id"),
                    daily_cap=raw.get("daily_cap"), fallback_user_id=raw.get("fallback_user_id"),
-                   hours=(hours["start"], hours["end"], hours.get("zone") or "Asia/Shanghai") if hours else None)
+                   hours=(hours["start"], hours["end"], hours.get("zone") or "Asia/Shanghai") if hours else None,
+                   round_robin=bool(raw.get("round_robin")))
 
     def to_dict(self) -> dict[str, Any]:
         return {"users": list(self.users), "team_id": self.team_id, "daily_cap": self.daily_cap,
-                "fallback_user_id": self.fallback_user_id,
+                "fallback_user_id": self.fallback_user_id, "round_robin": self.round_robin,
                 "hours": {"start": self.hours[0], "end": self.hours[1], "zone": self.hours[2]} if self.hours else None}
 
 
@@ -132,6 +134,14 @@ async def rota_users(way: ContactWay, *, db_session: AsyncSession, now: dt.datet
     if not candidates and rota.fallback_user_id is not None:
         fallback = await db_session.scalar(query.where(User.id == rota.fallback_user_id).order_by(UserHandle.id))
         candidates = {rota.fallback_user_id: fallback} if fallback else {}
+    if rota.round_robin and len(candidates) > 1:
+        # One at a time: the rep after the one the last customer added, in the rota's order.
+        last = await db_session.scalar(select(ContactWayEvent.user_id).where(
+            ContactWayEvent.contact_way_id == way.id, ContactWayEvent.kind == "added")
+            .order_by(ContactWayEvent.id.desc()).limit(1))
+        order = list(candidates)
+        turn = (order.index(last) + 1) % len(order) if last in candidates else 0
+        candidates = {order[turn]: candidates[order[turn]]}
     return list(dict.fromkeys(candidates.values()))
 
 

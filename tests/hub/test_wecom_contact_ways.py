@@ -125,6 +125,33 @@ async def test_a_contact_way_brings_its_customers_in_tagged_owned_enrolled_and_c
         assert (await tg.client.get(f"{tg.hub_base}/api/v1/contact-ways", headers=tg.api())).json() == []
 
 
+async def test_a_round_robin_code_gives_each_customer_the_next_rep(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app = ws.tg, ws.wecom_app
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/contact-ways", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "name": "前台轮流", "state": "front-desk",
+            "rota": {"users": [ws.reps["li"], ws.reps["wang"]], "round_robin": True}})
+        assert resp.status_code == 201, resp.text
+        [made] = app.contact_ways.values()
+        assert made["user"] == ["li"]  # one rep at a time, the first first
+
+        async def owner_of(external: str):
+            async with tg.hub.sessions() as session:
+                return await session.scalar(select(Conversation.assignee_user_id).join(
+                    Identity, Identity.id == Conversation.identity_id).where(Identity.external_id == external))
+        # Each add moves the code on at once (not at the minute's refresh): li, wang, li.
+        for n, rep in enumerate(("li", "wang", "li")):
+            assert made["user"] == [rep]
+            ws.wecom.customer_scans(app, made["config_id"], f"wmDesk000{n}", name=f"客人{n}")
+            assert await eventually(lambda n=n: owner_of(f"wmDesk000{n}"), timeout=15) == ws.reps[rep]
+            following = "wang" if rep == "li" else "li"
+            await eventually(lambda following=following: _async(made["user"] == [following]), timeout=15)
+
+
+async def _async(value):
+    return value
+
+
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
                     "0000000d4944415478da63f8cfc0f01f0005000201a1e2a4e40000000049454e44ae426082")
 

@@ -52,7 +52,8 @@ function wayForm(choices, way) {
       <label>${t("daily_cap")}<input name="cap" type="number" min="1" max="10000" value="${rota.daily_cap || ""}"></label>
       <label>${t("fallback_rep")}<select name="fallback"><option value="">—</option>${users(first).map((u) => option(u.id, u.name, rota.fallback_user_id === u.id))}</select></label>
       <label>${t("hours_start")}<input name="start" type="time" value="${rota.hours ? rota.hours.start : ""}"></label>
-      <label>${t("hours_end")}<input name="end" type="time" value="${rota.hours ? rota.hours.end : ""}"></label></div></fieldset>
+      <label>${t("hours_end")}<input name="end" type="time" value="${rota.hours ? rota.hours.end : ""}"></label>
+      <label class="check"><input type="checkbox" name="round_robin" ${rota.round_robin ? html`checked` : ""}> ${t("round_robin")}</label></div></fieldset>
     <div class="grid"><label>${t("tags")}<input name="tags" value="${way ? way.tags.join(", ") : ""}" placeholder="展会2026, vip"></label>
       <label>${t("campaign")}<select name="campaign"><option value="">—</option>${choices.campaigns.map((c) => option(c.id, c.name, way && way.campaign_id === c.id))}</select></label>
       <label class="check"><input type="checkbox" name="skip" ${!way || way.skip_verify ? html`checked` : ""}> ${t("skip_verify")}</label></div>
@@ -80,7 +81,8 @@ function bindForm(choices, way) {
                      miniprogram: value("mp_appid") ? {appid: value("mp_appid"), page: value("mp_page"), title: value("mp_title")} : null};
     const body = {channel_account_id: way ? way.channel_account_id : Number(form.account.value), name: form.name.value.trim(), state: form.state.value.trim(),
                   rota: {users: [...form.users.selectedOptions].map((o) => Number(o.value)), team_id: number(form.team.value),
-                         daily_cap: number(form.cap.value), fallback_user_id: number(form.fallback.value), hours},
+                         daily_cap: number(form.cap.value), fallback_user_id: number(form.fallback.value), hours,
+                         round_robin: form.round_robin.checked},
                   tags: commaList(form.tags.value), campaign_id: number(form.campaign.value), welcome, skip_verify: form.skip.checked};
     const saved = await attempt(() => api(way ? "PUT" : "POST", way ? `/contact-ways/${way.id}` : "/contact-ways", body), t("saved"));
     if (saved) { location.hash = `#/contact-ways/${saved.id}`; reload(); }
