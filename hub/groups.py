@@ -53,7 +53,8 @@ class CustomerGroups:
                 auto_create_room=way.auto_create_room, room_base_name=way.room_base_name)
             if way.welcome:
                 way.welcome_template_id = await adapter.group_welcome_template(ref, way.welcome,
-                                                                               way.welcome_template_id)
+                                                                               way.welcome_template_id,
+                                                                               way.welcome_card)
         except ApiError as exc:
             raise ValueError(f"WeCom refused ({exc.errcode}): {exc.errmsg}") from None
         way.qr_code = qr_code or way.qr_code

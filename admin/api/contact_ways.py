@@ -61,9 +61,10 @@ class MiniProgram(BaseModel):
     title: str | None = Field(default=None, max_length=64, description="The card's title (WeCom: 64 bytes)")
 
 
-class Welcome(BaseModel):
-    zh: str | None = Field(default=None, max_length=1000)
-    en: str | None = Field(default=None, max_length=1000)
+class WelcomeCard(BaseModel):
+    """What a WeCom welcome carries beside its words: a picture alone, a link card, or a
+    mini-program card (the picture as its cover)."""
+
     image_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://",
                                   description="A JPEG or PNG (2 MB): sent alone, or as the card's cover")
     link_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
@@ -71,7 +72,7 @@ class Welcome(BaseModel):
     miniprogram: MiniProgram | None = Field(default=None, description="A mini-program card (needs the picture)")
 
     @model_validator(mode="after")
-    def _one_card(self) -> Welcome:
+    def _one_card(self) -> WelcomeCard:
         if self.miniprogram is not None and self.link_url:
             raise ValueError("a welcome carries one card: a link or a mini-program, not both")
         if self.miniprogram is not None and not self.image_url:
@@ -82,6 +83,11 @@ class Welcome(BaseModel):
                 raise ValueError(f"the {card} card's title is too long for WeCom: at most {limit} bytes "
                                  "(a Chinese character is 3)")
         return self
+
+
+class Welcome(WelcomeCard):
+    zh: str | None = Field(default=None, max_length=1000)
+    en: str | None = Field(default=None, max_length=1000)
 
 
 class ContactWayWrite(BaseModel):

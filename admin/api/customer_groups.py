@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api.contact_ways import WelcomeCard
 from admin.api.deps import ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId
@@ -81,6 +82,8 @@ class JoinWayWrite(BaseModel):
     auto_create_room: bool = Field(default=True, description="When all are full, WeCom makes the next group")
     room_base_name: str | None = Field(default=None, max_length=40)
     welcome: str | None = Field(default=None, max_length=1000, description="The group welcome its owners use")
+    welcome_card: WelcomeCard = Field(default_factory=WelcomeCard,
+                                      description="Beside its words: a picture, a link card or a mini-program card")
 
 
 class JoinWayRead(BaseModel):
@@ -92,6 +95,7 @@ class JoinWayRead(BaseModel):
     auto_create_room: bool
     qr_code: str | None
     welcome: str | None
+    welcome_card: dict[str, Any]
     welcome_template_id: str | None
     joined: int = Field(description="Members in the groups who came through this code now")
 
@@ -110,7 +114,8 @@ async def _join_read(way: GroupJoinWay, session: AsyncSession) -> JoinWayRead:
                                          CustomerGroupMember.state == way.state)) or 0
     return JoinWayRead(id=way.id, channel_account_id=way.channel_account_id, name=way.name, state=way.state,
                        chat_ids=way.chat_ids, auto_create_room=way.auto_create_room, qr_code=way.qr_code,
-                       welcome=way.welcome, welcome_template_id=way.welcome_template_id, joined=joined)
+                       welcome=way.welcome, welcome_card=way.welcome_card or {},
+                       welcome_template_id=way.welcome_template_id, joined=joined)
 
 
 async def _apply_join_way(way: GroupJoinWay, body: JoinWayWrite, ctx: ApiContext, session: AsyncSession) -> None:
@@ -129,6 +134,9 @@ async def _apply_join_way(way: GroupJoinWay, body: JoinWayWrite, ctx: ApiContext
     way.chat_ids = [groups[i].chat_id for i in body.group_ids]
     way.auto_create_room, way.room_base_name = body.auto_create_room, body.room_base_name
     way.welcome = (body.welcome or "").strip() or None
+    way.welcome_card = body.welcome_card.model_dump(exclude_none=True)
+    if way.welcome_card and not way.welcome:
+        raise HTTPException(422, "a group welcome's picture or card goes with its words: write the welcome too")
     try:
         await ctx.groups.save_join_way(way, db_session=session)
     except ValueError as exc:

@@ -137,6 +137,7 @@ class WeComSimulator(CustomerOperations):
             app.tag_groups, app.groups = saved.get("tag_groups", {}), saved.get("groups", {})
             app.moments = saved.get("moments", {})
             app.join_ways, app.welcome_templates = saved.get("join_ways", {}), saved.get("welcome_templates", {})
+            app.welcome_template_parts = saved.get("welcome_template_parts", {})
         return app
 
     # ---- kept across restarts ------------------------------------------------
@@ -151,7 +152,8 @@ class WeComSimulator(CustomerOperations):
                                 "contact_ways": app.contact_ways, "resigned": app.resigned,
                                 "transfers": app.transfers, "tag_groups": app.tag_groups, "groups": app.groups,
                                 "moments": app.moments, "join_ways": app.join_ways,
-                                "welcome_templates": app.welcome_templates}
+                                "welcome_templates": app.welcome_templates,
+                                "welcome_template_parts": app.welcome_template_parts}
                 for agent_id, app in self.apps.items()}
 
     def add_member(self, app: SimApp, userid: str, name: str | None = None) -> None:
@@ -538,34 +540,6 @@ class WeComSimulator(CustomerOperations):
                          "attachments": attachments, "at": time.time()})
         app.note(code["external"], "hub", text)
         return {}
-
-    @staticmethod
-    def _check_attachments(app: SimApp, attachments: list[Any]) -> None:
-        """A welcome's or 群发's attachments as WeCom checks them: at most 9; an image by a media id
-        of an uploaded image (or a pic_url); a link with title (128 bytes) and url; a mini-program
-        with title (64 bytes), a cover's media id, appid and page."""
-        def media(media_id: Any) -> bool:
-            return (app.kf.media.get(str(media_id)) or {}).get("type") == "image"
-
-        if not isinstance(attachments, list) or len(attachments) > 9:
-            raise WeComApiError(40058, "attachments: at most 9")
-        for item in attachments:
-            kind = item.get("msgtype") if isinstance(item, dict) else None
-            part = item.get(kind) if kind else None
-            if kind not in ("image", "link", "miniprogram", "video", "file") or not isinstance(part, dict):
-                raise WeComApiError(40058, "attachments: each an image, link, miniprogram, video or file")
-            if kind == "image" and not (media(part.get("media_id")) or part.get("pic_url")):
-                raise WeComApiError(40007, "invalid media_id")
-            if kind == "link" and (not part.get("title") or not part.get("url")
-                                   or len(str(part["title"]).encode()) > 128):
-                raise WeComApiError(40058, "link: title (at most 128 bytes) and url are required")
-            if kind == "miniprogram":
-                if not all(part.get(key) for key in ("title", "pic_media_id", "appid", "page")) \
-                        or len(str(part["title"]).encode()) > 64:
-                    raise WeComApiError(40058, "miniprogram: title (at most 64 bytes), pic_media_id, appid and "
-                                               "page are required")
-                if not media(part["pic_media_id"]):
-                    raise WeComApiError(40007, "invalid media_id")
 
     def _add_msg_template(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
         sender = body.get("sender")

@@ -58,6 +58,7 @@ class SimApp:
     moments: dict[str, dict[str, Any]] = field(default_factory=dict)
     join_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 加入群聊 way
     welcome_templates: dict[str, str] = field(default_factory=dict)     # template_id -> text
+    welcome_template_parts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # -> its picture, card
     group_size: int = 200  # members a customer group holds (WeCom: 200 by default)
     group_messages: dict[str, int] = field(default_factory=dict)  # "owner|YYYY-MM-DD" -> messages in their groups
     archive: Archive | None = None  # 会话存档, when the corp has it

@@ -136,14 +136,50 @@ class CustomerOperations:
         del app.join_ways[self._join_way(app, body)["config_id"]]
         return {}
 
+    @staticmethod
+    def _check_attachments(app: SimApp, attachments: list[Any]) -> None:
+        """A welcome's or 群发's attachments as WeCom checks them: at most 9; an image by a media id
+        of an uploaded image (or a pic_url); a link with title (128 bytes) and url; a mini-program
+        with title (64 bytes), a cover's media id, appid and page."""
+        def media(media_id: Any) -> bool:
+            return (app.kf.media.get(str(media_id)) or {}).get("type") == "image"
+
+        if not isinstance(attachments, list) or len(attachments) > 9:
+            raise WeComApiError(40058, "attachments: at most 9")
+        for item in attachments:
+            kind = item.get("msgtype") if isinstance(item, dict) else None
+            part = item.get(kind) if kind else None
+            if kind not in ("image", "link", "miniprogram", "video", "file") or not isinstance(part, dict):
+                raise WeComApiError(40058, "attachments: each an image, link, miniprogram, video or file")
+            if kind == "image" and not (media(part.get("media_id")) or part.get("pic_url")):
+                raise WeComApiError(40007, "invalid media_id")
+            if kind == "link" and (not part.get("title") or not part.get("url")
+                                   or len(str(part["title"]).encode()) > 128):
+                raise WeComApiError(40058, "link: title (at most 128 bytes) and url are required")
+            if kind == "miniprogram":
+                if not all(part.get(key) for key in ("title", "pic_media_id", "appid", "page")) \
+                        or len(str(part["title"]).encode()) > 64:
+                    raise WeComApiError(40058, "miniprogram: title (at most 64 bytes), pic_media_id, appid and "
+                                               "page are required")
+                if not media(part["pic_media_id"]):
+                    raise WeComApiError(40007, "invalid media_id")
+
     def _welcome_template(self, app: SimApp, body: dict[str, Any]) -> dict[str, Any]:
+        """group_welcome_template/add or /edit: words (at most 4000) and one of image, link,
+        miniprogram, file, video, each checked as a welcome's attachment is."""
         text = str((body.get("text") or {}).get("content") or "")
         if not text or len(text) > 4000:
             raise WeComApiError(40058, "text: 1 to 4000 characters")
+        parts = [{"msgtype": kind, kind: body[kind]} for kind in ("image", "link", "miniprogram", "file", "video")
+                 if body.get(kind)]
+        if len(parts) > 1:
+            raise WeComApiError(40058, "one of image, link, miniprogram, file or video")
+        self._check_attachments(app, parts)
         template_id = str(body.get("template_id") or "") or "msg" + secrets.token_hex(12)
         if body.get("template_id") and template_id not in app.welcome_templates:
             raise WeComApiError(40058, "invalid template_id")
         app.welcome_templates[template_id] = text
+        app.welcome_template_parts[template_id] = parts
         return {} if body.get("template_id") else {"template_id": template_id}
 
     # ---- moments (朋友圈) ------------------------------------------------------------

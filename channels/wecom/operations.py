@@ -11,10 +11,11 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from channels.base import shortened_bytes
 from channels.tencent_client import ApiError, TencentApiClient
 from channels.wecom.client import app_key
 from channels.wecom.pictures import Pictures
-from crm_core.ports import AccountRef
+from crm_core.ports import AccountRef, PermanentFailure, TemporaryFailure
 
 CONTACT_WAY_REFUSED = {60111: "a rep's WeCom userid is not a member of the company: check their WeCom handle",
                        84074: "the app may not manage customers: add it under 客户联系 → API → 可调用应用",
@@ -143,14 +144,32 @@ class CustomerOperations:
             if exc.errcode != INVALID_CONFIG_ID:
                 raise ValueError(f"WeCom refused to delete the group QR code ({exc.errcode}): {exc.errmsg}") from None
 
-    async def group_welcome_template(self, account: AccountRef, text: str, template_id: str | None) -> str:
-        """A group welcome (group_welcome_template/add, or /edit), with its owners notified; its id."""
+    async def group_welcome_template(self, account: AccountRef, text: str, template_id: str | None,
+                                     card: dict[str, Any] | None = None) -> str:
+        """A group welcome (group_welcome_template/add, or /edit), with its owners notified; its id.
+        `card` adds a picture (uploaded), a link card or a mini-program card (its cover uploaded);
+        ValueError where the picture cannot be used."""
+        app, card = app_key(account), card or {}
+        parts: dict[str, Any] = {"text": {"content": text}}
+        try:
+            picture = await self.pictures.media_id(app, card["image_url"]) if card.get("image_url") else None
+        except (PermanentFailure, TemporaryFailure) as exc:
+            raise ValueError(f"the welcome's picture: {exc}") from None
+        if card.get("miniprogram"):
+            mini = card["miniprogram"]
+            parts["miniprogram"] = {"title": shortened_bytes(mini.get("title") or text.partition("\n")[0], 64),
+                                    "pic_media_id": picture, "appid": mini["appid"], "page": mini["page"]}
+        elif card.get("link_url"):
+            parts["link"] = {"title": shortened_bytes(card.get("link_title") or text.partition("\n")[0], 128),
+                             "url": card["link_url"], **({"picurl": card["image_url"]} if picture else {})}
+        elif picture:
+            parts["image"] = {"media_id": picture}
         if template_id:
-            await self.client.call(app_key(account), "/cgi-bin/externalcontact/group_welcome_template/edit",
-                                   {"template_id": template_id, "text": {"content": text}})
+            await self.client.call(app, "/cgi-bin/externalcontact/group_welcome_template/edit",
+                                   {"template_id": template_id, **parts})
             return template_id
-        body = await self.client.call(app_key(account), "/cgi-bin/externalcontact/group_welcome_template/add",
-                                      {"text": {"content": text}, "notify": 1})
+        body = await self.client.call(app, "/cgi-bin/externalcontact/group_welcome_template/add",
+                                      {**parts, "notify": 1})
         return str(body["template_id"])
 
     async def group_statistics(self, account: AccountRef, owners: list[str], first: dt.date,

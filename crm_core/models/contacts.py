@@ -175,6 +175,9 @@ class GroupJoinWay(Base):
     config_id: Mapped[str | None] = mapped_column(String(100))
     qr_code: Mapped[str | None] = mapped_column(String(500))
     welcome: Mapped[str | None] = mapped_column(String(1000))
+    # Beside the words: {"image_url"} alone, or a link card {"link_url", "link_title"}, or a mini-program
+    # card {"miniprogram": {appid, page, title}} with the picture as its cover.
+    welcome_card: Mapped[dict[str, Any]] = mapped_column(default=dict)
     welcome_template_id: Mapped[str | None] = mapped_column(String(100))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

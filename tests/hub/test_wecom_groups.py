@@ -8,8 +8,12 @@ import time
 
 import pytest
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
 
 from crm_core.models import Identity, Role
+from hub.serving import running
 from tests.fakes.panel import signed_in
 from tests.fakes.stack import eventually, workspace_stack
 
@@ -69,7 +73,8 @@ async def test_groups_follow_wecom_and_their_customers_are_the_contacts_of_1_to_
 
 
 async def test_the_groups_page_lists_groups_and_links_their_customers(database_url, tmp_path, browser):
-    async with workspace_stack(database_url, tmp_path) as ws:
+    served = Starlette(routes=[Route("/welcome.png", lambda _: Response(PNG, media_type="image/png"))])
+    async with workspace_stack(database_url, tmp_path) as ws, running(served) as server:
         tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
         sim.group_created(app, "wang", "门店老客群", {"wmGroupP001": "韩女士"})
         await hub.groups.run_once(everything=True)
@@ -96,6 +101,7 @@ async def test_the_groups_page_lists_groups_and_links_their_customers(database_u
             await page.fill("#join-way-form input[name=state]", "old-customers")
             await page.select_option("#join-way-form select[name=groups]", index=0)
             await page.fill("#join-way-form textarea[name=welcome]", "欢迎回来")
+            await page.fill("#join-way-form input[name=image_url]", f"http://127.0.0.1:{server.port}/welcome.png")
             await page.click("#join-way-form button[type=submit]")
             await page.wait_for_selector("#join-way-rows tr[data-way]")
             row = await page.inner_text("#join-way-rows tr[data-way]")
@@ -103,6 +109,7 @@ async def test_the_groups_page_lists_groups_and_links_their_customers(database_u
             await page.wait_for_function("document.querySelector('#join-way-rows img').naturalWidth > 0")
             [made] = app.join_ways.values()
             assert made["state"] == "old-customers" and list(app.welcome_templates.values()) == ["欢迎回来"]
+            assert [p["msgtype"] for p in next(iter(app.welcome_template_parts.values()))] == ["image"]
             assert page.script_errors == []
 
 
@@ -167,3 +174,42 @@ async def test_group_statistics_by_day_come_from_wecom(database_url, tmp_path):
         too_long = await tg.client.get(f"{tg.hub_base}/api/v1/customer-groups/statistics", headers=tg.api(),
                                        params={"account_id": ws.wecom_account_id, "days": 31})
         assert too_long.status_code == 422
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                    "0000000d4944415478da63f8cfc0f01f0005000201a1e2a4e40000000049454e44ae426082")
+
+
+async def test_a_group_welcome_carries_a_picture_or_a_mini_program_card(database_url, tmp_path):
+    served = Starlette(routes=[Route("/group.png", lambda _: Response(PNG, media_type="image/png")),
+                               Route("/page.html", lambda _: Response("<p>no</p>", media_type="text/html"))])
+    async with workspace_stack(database_url, tmp_path) as ws, running(served) as server:
+        tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
+        chat = sim.group_created(app, "li", "福利群", {})
+        await hub.groups.run_once(everything=True)
+        [group] = (await tg.client.get(f"{tg.hub_base}/api/v1/customer-groups", headers=tg.api())).json()
+        picture = f"http://127.0.0.1:{server.port}/group.png"
+        body = {"channel_account_id": ws.wecom_account_id, "name": "福利群码", "state": "perks",
+                "group_ids": [group["id"]], "welcome": "欢迎入群，每周三发福利", "welcome_card": {"image_url": picture}}
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/customer-groups/join-ways", headers=tg.api(), json=body)
+        assert resp.status_code == 201, resp.text
+        way = resp.json()
+        [image] = app.welcome_template_parts[way["welcome_template_id"]]
+        assert image["msgtype"] == "image" and app.kf.media[image["image"]["media_id"]]["size"] == len(PNG)
+        assert app.join_ways[next(iter(app.join_ways))]["chat_id_list"] == [chat]
+
+        card = {"appid": "wx8bd80126147dfa01", "page": "pages/perks/index", "title": "本周福利"}
+        resp = await tg.client.put(f"{tg.hub_base}/api/v1/customer-groups/join-ways/{way['id']}", headers=tg.api(),
+                                   json={**body, "welcome_card": {"image_url": picture, "miniprogram": card}})
+        assert resp.status_code == 200, resp.text
+        [mini] = app.welcome_template_parts[way["welcome_template_id"]]  # the same template, edited
+        assert mini["msgtype"] == "miniprogram" and mini["miniprogram"]["appid"] == card["appid"]
+        assert app.kf.media[mini["miniprogram"]["pic_media_id"]]["type"] == "image"
+
+        # A picture that is not one, or a card without words: refused with what to fix.
+        for card_body, words in (({"welcome_card": {"image_url": f"http://127.0.0.1:{server.port}/page.html"}},
+                                  "not a JPEG or PNG"),
+                                 ({"welcome": None, "welcome_card": {"image_url": picture}}, "write the welcome")):
+            resp = await tg.client.put(f"{tg.hub_base}/api/v1/customer-groups/join-ways/{way['id']}",
+                                       headers=tg.api(), json={**body, **card_body})
+            assert resp.status_code == 422 and words in resp.text, resp.text

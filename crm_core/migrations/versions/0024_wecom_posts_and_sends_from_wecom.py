@@ -1,6 +1,6 @@
 """WeCom moments: pictures on a post (up to 9, or one as its link's cover), moments made outside
 the hub (a rep's own, or the company's in WeCom), and each publishing rep's reach; 群发 made
-outside the hub, kept with their origin and creator
+outside the hub, kept with their origin and creator; a group welcome's picture or card
 
 Revision ID: 0024
 Revises: 0023
@@ -33,9 +33,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column('creator', sa.String(length=64), nullable=True))
     with op.batch_alter_table('mass_send_task') as batch:
         batch.create_index('ix_mass_send_task_msgid', ['msgid'])
+    with op.batch_alter_table('group_join_way') as batch:
+        batch.add_column(sa.Column('welcome_card', _json, server_default='{}', nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('group_join_way') as batch:
+        batch.drop_column('welcome_card')
     with op.batch_alter_table('mass_send_task') as batch:
         batch.drop_index('ix_mass_send_task_msgid')
     with op.batch_alter_table('mass_send') as batch:

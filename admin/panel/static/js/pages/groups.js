@@ -49,6 +49,13 @@ async function joinWaysSection(main, groups) {
         <label>${t("customer_groups")} (≤ 5)<select name="groups" multiple size="4">${live.map((g) => html`<option value="${g.id}" data-account="${g.channel_account_id}">${g.name || g.chat_id}</option>`)}</select></label>
         <label class="check"><input type="checkbox" name="auto" checked> ${t("auto_create_room")}</label></div>
       <label>${t("group_welcome")}<textarea name="welcome" maxlength="1000"></textarea></label>
+      <div class="grid"><label>${t("image_url")}<input name="image_url" type="url" placeholder="https://…/welcome.png"></label>
+        <label>${t("link_url")}<input name="link_url" type="url" placeholder="https://"></label>
+        <label>${t("link_title")}<input name="link_title" maxlength="128"></label></div>
+      <fieldset><legend>${t("miniprogram_card")}</legend><p class="hint">${t("miniprogram_hint")}</p>
+        <div class="grid"><label>AppID<input name="mp_appid" pattern="wx[0-9a-f]{16}" placeholder="wx…"></label>
+        <label>${t("miniprogram_page")}<input name="mp_page" maxlength="300" placeholder="pages/index/index"></label>
+        <label>${t("miniprogram_title")}<input name="mp_title" maxlength="64"></label></div></fieldset>
       <button type="submit" class="primary">${t("save")}</button></form>` : ""}`);
   main.appendChild(section);
   section.querySelectorAll("[data-delete-way]").forEach((b) => b.onclick = async () => {
@@ -59,9 +66,12 @@ async function joinWaysSection(main, groups) {
     event.preventDefault();
     const chosen = [...form.groups.selectedOptions];
     if (!chosen.length) return;
+    const value = (name) => form[name].value.trim() || null;
+    const card = {image_url: value("image_url"), link_url: value("link_url"), link_title: value("link_title"),
+                  miniprogram: value("mp_appid") ? {appid: value("mp_appid"), page: value("mp_page"), title: value("mp_title")} : null};
     const made = await attempt(() => api("POST", "/customer-groups/join-ways", {channel_account_id: Number(chosen[0].dataset.account),
       name: form.name.value.trim(), state: form.state.value.trim(), group_ids: chosen.map((o) => Number(o.value)),
-      auto_create_room: form.auto.checked, welcome: form.welcome.value.trim() || null}), t("saved"));
+      auto_create_room: form.auto.checked, welcome: value("welcome"), welcome_card: card}), t("saved"));
     if (made) reload();
   };
 }
