@@ -35,6 +35,12 @@ class ApiError(Exception):
         self.errmsg = errmsg
 
 
+def busy(exc: ApiError) -> bool:
+    """The platform declined for now (system busy, a rate limit) and says to try again later:
+    nothing was done, so the same call may be made again."""
+    return exc.errcode == SYSTEM_BUSY or exc.errcode in RATE_LIMITED
+
+
 class ApiUnavailable(Exception):
     """Network error, timeout, 5xx or a body that is not the platform's JSON."""
 

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.registry import ChannelRegistry
-from channels.tencent_client import ApiError, ApiUnavailable
+from channels.tencent_client import ApiError, ApiUnavailable, busy
 from channels.wecom.adapter import CUSTOMER_TAGS_CHANGED, TAGS_CHANGED
 from crm_core import accounts
 from crm_core.contacts import corp_tags
@@ -108,13 +108,14 @@ class CorpTags:
                         await adapter.mark_tag(ref, userid=marking.userid, external_userid=marking.external_userid,
                                                add=add, remove=marking.remove)
                         marked += 1
-                    except ApiUnavailable as exc:
+                    except (ApiUnavailable, ApiError) as exc:
+                        if isinstance(exc, ApiError) and not busy(exc):
+                            log.warning("WeCom refused the tags of contact %s for %s (%s %s)", contact_id,
+                                        marking.external_userid, exc.errcode, exc.errmsg)
+                            continue
                         log.warning("tags of contact %s not pushed to WeCom (%s); tried again next minute",
                                     contact_id, exc)
                         return marked  # the rows stay: pushed on the next run
-                    except ApiError as exc:
-                        log.warning("WeCom refused the tags of contact %s for %s (%s %s)", contact_id,
-                                    marking.external_userid, exc.errcode, exc.errmsg)
                 await session.execute(delete(TagPush).where(TagPush.contact_id == contact_id,
                                                             TagPush.id <= max(i for i, c, _, _ in pending
                                                                               if c == contact_id)))

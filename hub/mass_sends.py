@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.registry import ChannelRegistry
-from channels.tencent_client import ApiError, ApiUnavailable
+from channels.tencent_client import ApiError, ApiUnavailable, busy
 from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
@@ -80,6 +80,13 @@ class MassSends:
                                 "read again next minute" if task.status == "waiting" else "whether the task was made "
                                 "is not known: it is given up in 10 minutes")
                 except ApiError as exc:
+                    if busy(exc):  # nothing was done: made (or read) again next minute
+                        log.info("mass send %s, rep %s: WeCom busy (%s); again next minute", send.id,
+                                 task.sender_userid, exc.errcode)
+                        if task.status == "creating":
+                            task.status = "pending"
+                        task.reason = f"WeCom was busy ({exc.errcode}); tried again each minute"
+                        continue
                     task.status, task.reason = "failed", f"WeCom refused ({exc.errcode}): {exc.errmsg}"[:300]
                     changed += 1
         return changed

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.registry import ChannelRegistry
-from channels.tencent_client import ApiError, ApiUnavailable
+from channels.tencent_client import ApiError, ApiUnavailable, busy
 from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
@@ -67,6 +67,12 @@ class Moments:
                                 "whether it was made is not known: given up in 10 minutes"
                                 if moment.status == "making" else "read again next minute")
                 except ApiError as exc:
+                    if busy(exc):  # nothing was done: made (or read) again next minute
+                        log.info("moment %s: WeCom busy (%s); again next minute", moment.id, exc.errcode)
+                        if moment.status == "making":
+                            moment.status = "pending"
+                        moment.reason = f"WeCom was busy ({exc.errcode}); tried again each minute"
+                        continue
                     moment.status, moment.reason = "failed", f"WeCom refused ({exc.errcode}): {exc.errmsg}"[:300]
                     changed += 1
         return changed

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.registry import ChannelRegistry
-from channels.tencent_client import ApiError, ApiUnavailable
+from channels.tencent_client import ApiError, ApiUnavailable, busy
 from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.models import ChannelAccount, CustomerTransfer
@@ -73,6 +73,10 @@ class Succession:
                                     "not known", handover, takeover, exc)
                         continue
                     except ApiError as exc:
+                        if busy(exc):  # nothing was asked: asked again next minute
+                            for row in chunk:
+                                settle(row, "pending", f"WeCom was busy ({exc.errcode}); asked again each minute")
+                            continue
                         for row in chunk:
                             settle(row, "failed", f"WeCom refused ({exc.errcode}): {exc.errmsg}"[:300], exc.errcode)
                         changed += len(chunk)
@@ -121,6 +125,10 @@ class Succession:
                         exc)
             return 0
         except ApiError as exc:
+            if busy(exc):  # nothing was moved: asked again next minute
+                for row in rows:
+                    settle(row, "pending", f"WeCom was busy ({exc.errcode}); asked again each minute")
+                return 0
             codes = {r.external_userid: exc.errcode for r in rows}
         for row in rows:
             code = codes.get(row.external_userid, 0)

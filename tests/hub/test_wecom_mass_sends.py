@@ -218,3 +218,32 @@ async def test_mass_sends_made_in_wecom_are_found_followed_counted_and_their_rep
             "user_ids": [ws.reps["li"]]})
         assert resp.status_code == 201, resp.text
         assert await sends.discover(ws.wecom_account_id, force=True) == 0
+
+
+async def test_wecom_busy_or_rate_limited_is_asked_again_not_failed(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app = ws.tg, ws.wecom_app
+        app.auto_confirm_tasks = False
+        await customers_of(ws, {"wmBusy00001": "li"})
+        # 系统繁忙 (-1) when the task is made, then a rate limit (45009) when it is read back.
+        app.faults.append({"path": "externalcontact/add_msg_template", "errcode": -1, "remaining": 1})
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/mass-sends", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "name": "周末", "text": "周末见"})
+        assert resp.status_code == 201, resp.text
+        [task] = resp.json()["tasks"]
+        assert task["status"] == "pending" and "busy (-1)" in task["reason"] and app.tasks == []
+        app.faults.append({"path": "externalcontact/get_groupmsg_task", "errcode": 45009, "remaining": 1})
+        await tg.hub.mass_sends.run_once(listing=False)  # made now
+        await tg.hub.mass_sends.run_once(listing=False)  # read back: rate limited, still waiting
+        detail = (await tg.client.get(f"{tg.hub_base}/api/v1/mass-sends/{resp.json()['id']}", headers=tg.api())).json()
+        assert [t["status"] for t in detail["tasks"]] == ["waiting"] and len(app.tasks) == 1
+        ws.wecom.confirm_task(app, app.tasks[0]["msgid"])
+        await tg.hub.mass_sends.run_once(listing=False)
+        detail = (await tg.client.get(f"{tg.hub_base}/api/v1/mass-sends/{resp.json()['id']}", headers=tg.api())).json()
+        assert [t["status"] for t in detail["tasks"]] == ["sent"]
+        # A refusal that is not "later" still fails, with WeCom's code.
+        app.faults.append({"path": "externalcontact/add_msg_template", "errcode": 41063, "remaining": 1})
+        failed = await tg.client.post(f"{tg.hub_base}/api/v1/mass-sends", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "name": "再来", "text": "再见"})
+        [refused] = failed.json()["tasks"]
+        assert refused["status"] == "failed" and "41063" in refused["reason"]

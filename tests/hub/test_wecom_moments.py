@@ -140,6 +140,19 @@ async def test_each_reps_reach_and_the_posts_made_outside_the_hub_are_read_back(
         assert await moments.discover(ws.wecom_account_id, force=True) == 1
 
 
+async def test_a_moment_wecom_was_too_busy_for_is_made_at_the_next_minute(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app = ws.tg, ws.wecom_app
+        app.faults.append({"path": "externalcontact/add_moment_task", "errcode": 45009, "remaining": 1})
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/moments", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "text": "限时活动"})
+        assert resp.status_code == 201 and resp.json()["status"] == "pending", resp.text
+        assert "busy (45009)" in resp.json()["reason"] and app.moments == {}
+        await tg.hub.moments.run_once(listing=False)
+        moment = (await tg.client.get(f"{tg.hub_base}/api/v1/moments/{resp.json()['id']}", headers=tg.api())).json()
+        assert moment["status"] == "creating" and len(app.moments) == 1
+
+
 async def test_the_panel_posts_a_moment_and_shows_who_published_it(database_url, tmp_path, browser):
     served = Starlette(routes=[Route("/store.png", lambda _: Response(PNG, media_type="image/png"))])
     async with workspace_stack(database_url, tmp_path) as ws, running(served) as server:
