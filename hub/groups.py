@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import Counter
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,7 +18,7 @@ from channels.wecom.adapter import GROUP_CHANGED
 from crm_core import accounts
 from crm_core.contacts import groups
 from crm_core.crypto import CredentialCipher
-from crm_core.models import ChannelAccount, ChannelCursor, GroupJoinWay
+from crm_core.models import ChannelAccount, ChannelCursor, CustomerGroup, CustomerGroupLeave, GroupJoinWay
 
 log = logging.getLogger(__name__)
 LISTED = "groups_listed"  # cursor: when every group of the app was last read
@@ -66,12 +67,21 @@ class CustomerGroups:
                                                                   way.config_id)
 
     async def statistics(self, account_id: int, owners: list[str], days: int) -> list[dict]:
-        """The owners' groups per day for the last `days` (at most 30), as WeCom counts them."""
+        """The owners' groups per day for the last `days` (at most 30), as WeCom counts them, with
+        the members who left each day as the hub saw them go (WeCom does not count departures)."""
+        china = dt.timezone(dt.timedelta(hours=8))
+        today = dt.datetime.now(china).date()
+        first = today - dt.timedelta(days=days - 1)
         async with self.sessions() as session:
             account = await session.get(ChannelAccount, account_id)
             adapter, ref = self.channels.get(account.kind), accounts.to_ref(account, self.cipher)
-        today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
-        return await adapter.group_statistics(ref, owners, today - dt.timedelta(days=days - 1), today)
+            gone = (await session.scalars(select(CustomerGroupLeave.left_at).join(
+                CustomerGroup, CustomerGroup.id == CustomerGroupLeave.group_id).where(
+                CustomerGroup.channel_account_id == account_id, CustomerGroup.owner_userid.in_(owners),
+                CustomerGroupLeave.left_at >= dt.datetime.combine(first, dt.time(), china)))).all()
+        left = Counter(at.astimezone(china).date().isoformat() for at in gone)
+        return [{**day, "left": left.get(day["day"], 0)}
+                for day in await adapter.group_statistics(ref, owners, first, today)]
 
     async def _sync(self, account_id: int, *, everything: bool) -> int:
         async with self.sessions() as session:

@@ -150,7 +150,8 @@ async def group_statistics(account_id: int = Query(ge=1, le=2**63 - 1), days: in
                            _: User = Depends(require_role(*VIEW)), ctx: ApiContext = Depends(api_context),
                            session: AsyncSession = Depends(db_session)) -> dict[str, Any]:
     """Per day (China time) of the owners' groups, as WeCom counts them
-    (groupchat/statistic_group_by_day): groups and members in all, new members, messages."""
+    (groupchat/statistic_group_by_day): groups and members in all, new members, messages; and
+    `left`: members the hub saw leave that day."""
     account = await session.get(ChannelAccount, account_id)
     if account is None or account.kind != "wecom":
         raise HTTPException(404, f"no WeCom app's channel account {account_id}")

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
-from crm_core.models import Contact, CustomerGroup, CustomerGroupMember, Identity
+from crm_core.models import Contact, CustomerGroup, CustomerGroupLeave, CustomerGroupMember, Identity
 
 CUSTOMER = 2  # groupchat/get member type: 1 a member of the company, 2 an external contact
 
@@ -43,6 +43,14 @@ async def apply_group(account_id: int, chat: dict[str, Any], *, db_session: Asyn
         userid = str(member["userid"])
         if member.get("type") == CUSTOMER and userid not in known:
             known[userid] = await _new_customer(account_id, userid, member.get("name") or None, db_session)
+    # Who is gone since the group was last read left it (WeCom counts joins, not departures).
+    staying = {str(m["userid"]) for m in members}
+    db_session.add_all(CustomerGroupLeave(group_id=group.id, userid=userid, is_customer=is_customer,
+                                          contact_id=contact_id)
+                       for userid, is_customer, contact_id in (await db_session.execute(
+                           select(CustomerGroupMember.userid, CustomerGroupMember.is_customer,
+                                  CustomerGroupMember.contact_id).where(CustomerGroupMember.group_id == group.id)))
+                       if userid not in staying)
     await db_session.execute(delete(CustomerGroupMember).where(CustomerGroupMember.group_id == group.id))
     db_session.add_all(CustomerGroupMember(
         group_id=group.id, userid=str(m["userid"]), is_customer=m.get("type") == CUSTOMER,

@@ -35,6 +35,7 @@ from crm_core.models.contacts import (
     ContactTag,
     CorpTag,
     CustomerGroup,
+    CustomerGroupLeave,
     CustomerGroupMember,
     GroupJoinWay,
     Identity,
@@ -50,9 +51,9 @@ __all__ = [
     "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign", "CampaignStatus", "CampaignStep",
     "ChannelAccount", "ChannelCursor", "ConsentEvent", "ConsentRequest", "Contact", "ContactKey", "ContactTag",
     "ContactWay", "ContactWayEvent", "Conversation", "ConversationStatus", "CorpTag", "CsatSurvey", "CustomerGroup",
-    "CustomerGroupMember", "CustomerTransfer", "Delivery", "Direction", "Enrolment", "EnrolmentStatus", "Event",
-    "EventRegistration", "FaqEntry", "GroupJoinWay", "HubSetting", "Id", "Identity", "Lead", "LeadEvent", "Lease",
-    "LoginAttempt", "MassSend", "MassSendTask", "Message", "MessageKind", "MessagePurpose", "Moment", "Note",
-    "OpinionAlert", "OutboxMessage", "OutboxStatus", "Role", "TagPush", "Team", "ThreadAlias", "User", "UserHandle",
-    "WebSession"
+    "CustomerGroupLeave", "CustomerGroupMember", "CustomerTransfer", "Delivery", "Direction", "Enrolment",
+    "EnrolmentStatus", "Event", "EventRegistration", "FaqEntry", "GroupJoinWay", "HubSetting", "Id", "Identity",
+    "Lead", "LeadEvent", "Lease", "LoginAttempt", "MassSend", "MassSendTask", "Message", "MessageKind",
+    "MessagePurpose", "Moment", "Note", "OpinionAlert", "OutboxMessage", "OutboxStatus", "Role", "TagPush", "Team",
+    "ThreadAlias", "User", "UserHandle", "WebSession"
 ]

@@ -156,6 +156,20 @@ class CustomerGroupMember(Base):
     state: Mapped[str | None] = mapped_column(String(30))      # the group QR code (join way) they came through
 
 
+class CustomerGroupLeave(Base):
+    """Someone who left a customer group, noticed when the group was read again (WeCom's
+    statistics count joins and messages, not departures)."""
+
+    __tablename__ = "customer_group_leave"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("customer_group.id"), index=True)
+    userid: Mapped[str] = mapped_column(String(200))
+    is_customer: Mapped[bool] = mapped_column(Boolean)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"), index=True)
+    left_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
 class GroupJoinWay(Base):
     """A WeCom group QR code (加入群聊, `groupchat/add_join_way`): customers who scan it join the first
     of its groups with room (WeCom rolls to the next when one is full, and can make a new one);

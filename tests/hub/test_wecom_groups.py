@@ -84,7 +84,8 @@ async def test_the_groups_page_lists_groups_and_links_their_customers(database_u
             await page.wait_for_selector("#group-rows tr[data-group]")
             row = await page.inner_text("#group-rows tr[data-group]")
             assert "门店老客群" in row and "wang" in row and "启用" in row
-            assert await page.locator("#group-stats circle").count() == 2 * 14  # new members and messages, 14 days
+            await page.wait_for_selector("#group-stats circle")
+            assert await page.locator("#group-stats circle").count() == 3 * 14  # joined, left, messages: 14 days
             assert not await page.query_selector("#sync-groups")  # a manager reads; operators read again
             await page.click("#group-rows tr[data-group] a")
             await page.wait_for_selector("#group-members tr[data-member=wmGroupP001]")
@@ -159,9 +160,11 @@ async def test_group_statistics_by_day_come_from_wecom(database_url, tmp_path):
     async with workspace_stack(database_url, tmp_path) as ws:
         tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
         chat_id = sim.group_created(app, "li", "统计群", {"wmStat00001": "甲"})
-        sim.group_changes(app, chat_id, joins={"wmStat00002": "乙"})
+        sim.group_changes(app, chat_id, joins={"wmStat00002": "乙", "wmStat00003": "丙"})
         today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
         app.group_messages[f"li|{today}"] = 17
+        await hub.groups.run_once(everything=True)
+        sim.group_changes(app, chat_id, leaves=["wmStat00003"])  # 丙 leaves: WeCom does not count it
         await hub.groups.run_once(everything=True)
         resp = await tg.client.get(f"{tg.hub_base}/api/v1/customer-groups/statistics", headers=tg.api(),
                                    params={"account_id": ws.wecom_account_id, "days": 7})
@@ -169,7 +172,7 @@ async def test_group_statistics_by_day_come_from_wecom(database_url, tmp_path):
         stats = resp.json()
         assert stats["owners"] == ["li"] and len(stats["days"]) == 7
         assert stats["days"][-1] == {"day": today, "chat_total": 1, "member_total": 3, "new_member_cnt": 2,
-                                     "msg_total": 17}
+                                     "msg_total": 17, "left": 1}
         assert stats["days"][0]["member_total"] == 0
         too_long = await tg.client.get(f"{tg.hub_base}/api/v1/customer-groups/statistics", headers=tg.api(),
                                        params={"account_id": ws.wecom_account_id, "days": 31})

@@ -25,7 +25,8 @@ async function statisticsSection(main, accountId) {
   section.className = "card";
   section.id = "group-stats";
   section.innerHTML = markup(html`<h2>${t("group_stats")}</h2>${lines(stats.days.map((d) => d.day.slice(5)),
-    {[t("new_members")]: stats.days.map((d) => d.new_member_cnt), [t("group_messages")]: stats.days.map((d) => d.msg_total)}, t("group_stats"))}`);
+    {[t("new_members")]: stats.days.map((d) => d.new_member_cnt), [t("members_left")]: stats.days.map((d) => d.left),
+     [t("group_messages")]: stats.days.map((d) => d.msg_total)}, t("group_stats"))}`);
   main.appendChild(section);
 }
 
