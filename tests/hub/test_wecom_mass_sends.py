@@ -121,6 +121,37 @@ async def test_a_mass_send_made_in_the_panel_confirmed_by_one_of_two_reps_shows_
             assert page.script_errors == []
 
 
+async def test_a_group_mass_send_made_in_the_panel_confirmed_by_one_of_two_owners_shows_1_of_2(database_url,
+                                                                                                tmp_path, browser):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim = ws.tg, ws.wecom_app, ws.wecom
+        app.auto_confirm_tasks = False
+        mine = sim.group_created(app, "li", "X200 车主群", {"wmCarOwner1": "甲"})
+        sim.group_created(app, "wang", "华南门店群", {"wmCarOwner2": "乙"})
+        await tg.hub.groups.run_once(everything=True)
+        async with signed_in(browser, tg.hub, tg.hub_base, "olga", Role.OPERATOR) as page:
+            await page.wait_for_selector("#nav a[data-page=mass-sends]")
+            await page.click("#nav a[data-page=mass-sends]")
+            await page.fill("#mass-form input[name=name]", "群公告")
+            await page.fill("#mass-form textarea[name=text]", "本周六车主沙龙，欢迎报名")
+            await page.check("#mass-form input[name=groups]")
+            await page.click("#mass-form button[type=submit]")
+            await page.wait_for_selector("#mass-summary")
+            assert await page.inner_text("#mass-summary dd[data-key=reps]") == "0 / 2"
+            assert sorted((t["sender"], t["group"]) for t in app.tasks) == [("li", True), ("wang", True)]
+            # Li Lei taps Send in WeCom; Wang Fang does not: 1 of 2, and Li's group has it.
+            sim.confirm_task(app, next(t["msgid"] for t in app.tasks if t["sender"] == "li"))
+            await tg.hub.mass_sends.run_once()
+            await page.reload()
+            await page.wait_for_selector("#mass-summary")
+            assert await page.inner_text("#mass-summary dd[data-key=reps]") == "1 / 2"
+            li_row = await page.inner_text("#mass-tasks tr[data-rep=li]")
+            assert "X200 车主群" in li_row and "已发送" in li_row
+            assert "待成员发送" in await page.inner_text("#mass-tasks tr[data-rep=wang]")
+            assert app.groups[mine]["mass_received"]  # WeCom counts it against the group's four
+            assert page.script_errors == []
+
+
 async def test_a_mass_send_to_groups_is_one_task_per_owner_with_their_groups(database_url, tmp_path):
     async with workspace_stack(database_url, tmp_path) as ws:
         tg, app, sim = ws.tg, ws.wecom_app, ws.wecom
