@@ -132,8 +132,9 @@ async def rota_users(way: ContactWay, *, db_session: AsyncSession, now: dt.datet
         counts = await adds_today(way, db_session=db_session, now=now)
         candidates = {user: userid for user, userid in candidates.items() if counts.get(user, 0) < rota.daily_cap}
     if not candidates and rota.fallback_user_id is not None:
-        fallback = await db_session.scalar(query.where(User.id == rota.fallback_user_id).order_by(UserHandle.id))
-        candidates = {rota.fallback_user_id: fallback} if fallback else {}
+        fallback = (await db_session.execute(query.where(User.id == rota.fallback_user_id)
+                                             .order_by(UserHandle.id).limit(1))).first()
+        candidates = {fallback[0]: fallback[1]} if fallback else {}
     if rota.round_robin and len(candidates) > 1:
         # One at a time: the rep after the one the last customer added, in the rota's order.
         last = await db_session.scalar(select(ContactWayEvent.user_id).where(

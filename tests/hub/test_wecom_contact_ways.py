@@ -5,12 +5,15 @@ the rota drops a rep at the daily cap; a customer who deletes the rep is a loss 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
+from crm_core.campaigns.contact_ways import rota_users
 from crm_core.contacts.tags import tags_of
 from crm_core.models import (
     AuditLog,
@@ -18,10 +21,13 @@ from crm_core.models import (
     CampaignStatus,
     CampaignStep,
     Contact,
+    ContactWay,
     Conversation,
     Enrolment,
     Identity,
     Role,
+    Team,
+    User,
 )
 from hub.serving import running
 from tests.fakes.panel import signed_in
@@ -150,6 +156,33 @@ async def test_a_round_robin_code_gives_each_customer_the_next_rep(database_url,
 
 async def _async(value):
     return value
+
+
+async def test_a_team_rota_follows_working_hours_and_falls_back_outside_them(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        async with tg.hub.sessions() as session, session.begin():
+            team = Team(name="华东销售")
+            session.add(team)
+            await session.flush()
+            for rep in ("li", "wang"):
+                (await session.get(User, ws.reps[rep])).team_id = team.id
+            team_id = team.id
+        rota = {"team_id": team_id, "fallback_user_id": ws.reps["li"],
+                "hours": {"start": "09:00", "end": "18:00", "zone": "Asia/Shanghai"}}
+        resp = await tg.client.post(f"{tg.hub_base}/api/v1/contact-ways", headers=tg.api(), json={
+            "channel_account_id": ws.wecom_account_id, "name": "官网客服码", "state": "website", "rota": rota})
+        assert resp.status_code == 201, resp.text
+        async with tg.hub.sessions() as session:
+            way = await session.get(ContactWay, resp.json()["id"])
+            at = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)  # a Monday
+            # 11:00 in Shanghai: the team's reps; 21:00: the fallback alone.
+            assert await rota_users(way, db_session=session, now=at + dt.timedelta(hours=3)) == ["li", "wang"]
+            assert await rota_users(way, db_session=session, now=at + dt.timedelta(hours=13)) == ["li"]
+            # Overnight hours (20:00 to 08:00) hold across midnight.
+            way.rota = {**way.rota, "hours": {"start": "20:00", "end": "08:00", "zone": "Asia/Shanghai"}}
+            assert await rota_users(way, db_session=session, now=at + dt.timedelta(hours=13)) == ["li", "wang"]
+            assert await rota_users(way, db_session=session, now=at + dt.timedelta(hours=3)) == ["li"]
 
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
