@@ -5,10 +5,13 @@ them in WeCom stays); a corp tag renamed or deleted in WeCom's console changes t
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select, update
 
-from crm_core.models import AuditLog, Conversation, Identity
+from crm_core.models import AuditLog, Conversation, Identity, Role
+from tests.fakes.panel import signed_in
 from tests.fakes.stack import eventually, workspace_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -168,3 +171,34 @@ async def test_tags_given_before_a_rep_owns_the_customer_wait_and_then_reach_wec
                                   .values(assignee_user_id=ws.reps["li"]))
         assert await hub.corp_tags.push() == 1
         assert sim.customer_tags(app, "wmNoOwner01", "li") == ["先到的标签"]
+
+
+async def test_an_operator_renames_and_deletes_a_tag_in_the_panel_and_wecom_follows(database_url, tmp_path, browser):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
+        made = sim._add_corp_tag(app, {"group_name": "来源", "tag": [{"name": "展会"}, {"name": "老客户"}]})
+        expo_id, old_id = (t["id"] for t in made["tag_group"]["tag"])
+        await hub.corp_tags.read_if_due(ws.wecom_account_id, force=True)
+        await tg.customer_writes(5302, "hi", first_name="Ben")
+
+        async def contact():
+            async with hub.sessions() as session:
+                return await session.scalar(select(Identity.contact_id).where(Identity.external_id == "5302"))
+        contact_id = await eventually(contact, timeout=15)
+        await tg.client.put(f"{tg.hub_base}/api/v1/contacts/{contact_id}/tags", headers=tg.api(),
+                            json={"tags": ["展会", "老客户"]})
+        async with signed_in(browser, hub, tg.hub_base, "olga", Role.OPERATOR) as page:
+            await page.click("#nav a[data-page=contacts]")
+            await page.wait_for_selector("#tag-rows tr[data-tag='展会']")
+            assert "1" in await page.inner_text("#tag-rows tr[data-tag='展会']")
+            page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("展会2026")))
+            await page.click("#tag-rows button[data-rename='展会']")
+            await page.wait_for_selector("#tag-rows tr[data-tag='展会2026']")
+            group = next(g for g in app.tag_groups.values() if g["group_name"] == "来源")
+            assert group["tags"][expo_id] == "展会2026"  # renamed in WeCom too
+            page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await page.click("#tag-rows button[data-delete-tag='老客户']")
+            await page.wait_for_selector("#tag-rows tr[data-tag='老客户']", state="detached")
+            assert old_id not in group["tags"]
+            assert "企业微信" in await page.inner_text("#tags .hint")
+            assert page.script_errors == []

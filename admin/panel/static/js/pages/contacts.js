@@ -21,6 +21,31 @@ export async function contactsPage(main, rest) {
   let pending;
   $("#contact-search").addEventListener("input", (e) => { clearTimeout(pending); pending = setTimeout(() => draw(e.target.value.trim()), 250); });
   await draw("");
+  if (["admin", "operator", "manager"].includes(ME.role)) await tagsSection(main);
+}
+
+// The tags in use: renamed or deleted on every contact at once, and in WeCom where they are corp tags.
+async function tagsSection(main) {
+  const counts = await api("GET", "/tags");
+  const manages = ["admin", "operator"].includes(ME.role);
+  const section = document.createElement("section");
+  section.className = "card";
+  section.id = "tags";
+  section.innerHTML = markup(html`<h2>${t("tags")}</h2><p class="hint">${t("tags_hint")}</p>
+    <div class="table-wrap"><table id="tag-rows"><tr><th>${t("tags")}</th><th>${t("contacts")}</th><th></th></tr>
+    ${either(Object.entries(counts).map(([name, count]) => html`<tr data-tag="${name}"><td>${name}</td><td>${count}</td>
+      <td>${manages ? html`<button type="button" data-rename="${name}">${t("rename")}</button> <button type="button" class="danger" data-delete-tag="${name}">${t("delete")}</button>` : ""}</td></tr>`),
+      html`<tr><td colspan="3" class="muted">${t("nothing")}</td></tr>`)}</table></div>`);
+  main.appendChild(section);
+  section.querySelectorAll("[data-rename]").forEach((b) => b.onclick = async () => {
+    const name = (prompt(t("rename_tag_to", {tag: b.dataset.rename}), b.dataset.rename) || "").trim();
+    if (name && name !== b.dataset.rename
+        && await attempt(() => api("PUT", `/tags/${encodeURIComponent(b.dataset.rename)}`, {name}), t("saved")) !== undefined) reload();
+  });
+  section.querySelectorAll("[data-delete-tag]").forEach((b) => b.onclick = async () => {
+    if (confirm(t("delete_tag_confirm", {tag: b.dataset.deleteTag}))
+        && await attempt(() => api("DELETE", `/tags/${encodeURIComponent(b.dataset.deleteTag)}`), t("deleted")) !== undefined) reload();
+  });
 }
 
 async function contactPage(main, id) {
