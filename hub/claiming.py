@@ -8,12 +8,14 @@ is taken the same way, by moving its cursor from the value this process read."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core import accounts
 from crm_core.db import utcnow
 from crm_core.models import ChannelCursor
 
@@ -68,3 +70,35 @@ async def release_cursor(sessions: async_sessionmaker[AsyncSession], account_id:
                 await session.delete(cursor)
             else:
                 cursor.value = last
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A periodic listing of a platform's records this process took: from `start` to `now`."""
+
+    start: dt.datetime
+    now: dt.datetime
+    last: str | None  # the cursor before, for `release_listing`
+
+
+async def take_listing(sessions: async_sessionmaker[AsyncSession], account_id: int, name: str, *,
+                       every: dt.timedelta, window: dt.timedelta, force: bool = False) -> Listing | None:
+    """The listing the cursor `name` stands for, when due (every `every`, or `force`) and no other
+    process took it: from an hour before the last one (a record the platform lists late is not
+    missed), or `window` back the first time, to now."""
+    now = utcnow()
+    async with sessions() as session:
+        last = await accounts.get_cursor(account_id, name, db_session=session)
+    since = dt.datetime.fromisoformat(last) if last else None
+    if since is not None and now - since < every and not force:
+        return None
+    if not await take_cursor(sessions, account_id, name, last, now.isoformat()):
+        return None  # another process lists them now
+    start = max(now - window, since - dt.timedelta(hours=1)) if since else now - window
+    return Listing(start, now, last)
+
+
+async def release_listing(sessions: async_sessionmaker[AsyncSession], account_id: int, name: str,
+                          listing: Listing) -> None:
+    """The listing failed: the next one starts where this one did."""
+    await release_cursor(sessions, account_id, name, listing.now.isoformat(), listing.last)

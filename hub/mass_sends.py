@@ -19,7 +19,7 @@ from crm_core import accounts
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.models import ChannelAccount, MassSend, MassSendTask, OutboxMessage, UserHandle
-from hub.claiming import claim, give_up_stale, release_cursor, take_cursor
+from hub.claiming import claim, give_up_stale, release_listing, take_listing
 
 log = logging.getLogger(__name__)
 FOLLOW_FOR = dt.timedelta(days=7)
@@ -94,21 +94,17 @@ class MassSends:
     async def discover(self, account_id: int, *, force: bool = False) -> int:
         """The app's 群发 WeCom lists that the hub did not make (in WeCom's console, or a rep's own),
         kept with a task per rep to be followed; every 10 minutes. How many were new."""
-        now = utcnow()
-        async with self.sessions() as session:
-            last = await accounts.get_cursor(account_id, LISTED, db_session=session)
-            account = await session.get(ChannelAccount, account_id)
-        since = dt.datetime.fromisoformat(last) if last else None
-        if since is not None and now - since < LIST_EVERY and not force:
+        listing = await take_listing(self.sessions, account_id, LISTED, every=LIST_EVERY, window=FOLLOW_FOR,
+                                     force=force)
+        if listing is None:
             return 0
-        if not await take_cursor(self.sessions, account_id, LISTED, last, now.isoformat()):
-            return 0  # another process lists them now
-        # An hour's overlap with the last listing: a 群发 WeCom lists late is not missed.
-        start = max(now - FOLLOW_FOR, since - dt.timedelta(hours=1)) if since else now - FOLLOW_FOR
+        now = listing.now
+        async with self.sessions() as session:
+            account = await session.get(ChannelAccount, account_id)
         adapter, ref = self.channels.get(account.kind), accounts.to_ref(account, self.cipher)
         try:
             listed = [(chat_type, item) for chat_type in ("single", "group")
-                      for item in await adapter.mass_list(ref, chat_type, start, now)]
+                      for item in await adapter.mass_list(ref, chat_type, listing.start, now)]
             msgids = [str(item.get("msgid")) for _, item in listed]
             async with self.sessions() as session:
                 # The hub's own: its mass sends' tasks, and its replies to customers sent as tasks.
@@ -127,7 +123,7 @@ class MassSends:
                    and str(item["msgid"]) not in known and (item.get("create_type") == 1 or not making)]
             senders = {str(item["msgid"]): await adapter.mass_senders(ref, str(item["msgid"])) for _, item in new}
         except Exception:
-            await release_cursor(self.sessions, account_id, LISTED, now.isoformat(), last)  # the next starts here
+            await release_listing(self.sessions, account_id, LISTED, listing)
             raise
         async with self.sessions() as session, session.begin():
             forgotten = await self._forget_own(account_id, session)

@@ -20,7 +20,7 @@ from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.models import ChannelAccount, CorpTag, Moment
 from crm_core.ports import PermanentFailure, TemporaryFailure
-from hub.claiming import claim, give_up_stale, release_cursor, take_cursor
+from hub.claiming import claim, give_up_stale, release_listing, take_listing
 
 log = logging.getLogger(__name__)
 FOLLOW_FOR = dt.timedelta(days=7)
@@ -130,22 +130,18 @@ class Moments:
     async def discover(self, account_id: int, *, force: bool = False) -> int:
         """The app's moments WeCom lists that the hub does not know (posted in WeCom's console, or
         a rep's own), kept to be followed like the hub's; every 10 minutes. How many were new."""
-        now = utcnow()
-        async with self.sessions() as session:
-            last = await accounts.get_cursor(account_id, LISTED, db_session=session)
-            account = await session.get(ChannelAccount, account_id)
-        since = dt.datetime.fromisoformat(last) if last else None
-        if since is not None and now - since < LIST_EVERY and not force:
+        listing = await take_listing(self.sessions, account_id, LISTED, every=LIST_EVERY, window=FOLLOW_FOR,
+                                     force=force)
+        if listing is None:
             return 0
-        if not await take_cursor(self.sessions, account_id, LISTED, last, now.isoformat()):
-            return 0  # another process lists them now
-        # An hour's overlap with the last listing: a post WeCom lists late is not missed.
-        start = max(now - FOLLOW_FOR, since - dt.timedelta(hours=1)) if since else now - FOLLOW_FOR
+        now = listing.now
+        async with self.sessions() as session:
+            account = await session.get(ChannelAccount, account_id)
         try:
             listed = await self.channels.get(account.kind).moment_list(accounts.to_ref(account, self.cipher),
-                                                                       start, now)
+                                                                       listing.start, now)
         except Exception:
-            await release_cursor(self.sessions, account_id, LISTED, now.isoformat(), last)  # the next starts here
+            await release_listing(self.sessions, account_id, LISTED, listing)
             raise
         found = 0
         async with self.sessions() as session, session.begin():
