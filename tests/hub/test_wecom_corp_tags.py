@@ -81,18 +81,8 @@ async def test_tags_go_to_wecom_and_come_back_renamed_or_deleted(database_url, t
 
 async def test_a_tag_renamed_or_deleted_in_the_hub_is_renamed_or_deleted_in_wecom(database_url, tmp_path):
     async with workspace_stack(database_url, tmp_path) as ws:
-        tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
-        made = sim._add_corp_tag(app, {"group_name": "来源", "tag": [{"name": "展会"}, {"name": "老客户"}]})
-        expo_id, old_id = (t["id"] for t in made["tag_group"]["tag"])
-        await hub.corp_tags.read_if_due(ws.wecom_account_id, force=True)
-        await tg.customer_writes(5301, "hi", first_name="Ada")
-
-        async def contact():
-            async with hub.sessions() as session:
-                return await session.scalar(select(Identity.contact_id).where(Identity.external_id == "5301"))
-        contact_id = await eventually(contact, timeout=15)
-        await tg.client.put(f"{tg.hub_base}/api/v1/contacts/{contact_id}/tags", headers=tg.api(),
-                            json={"tags": ["展会", "老客户"]})
+        tg, app, hub = ws.tg, ws.wecom_app, ws.tg.hub
+        contact_id, expo_id, old_id = await _tagged_customer(ws, 5301)
         assert (await tg.client.get(f"{tg.hub_base}/api/v1/tags", headers=tg.api())).json() == {"展会": 1, "老客户": 1}
 
         renamed = await tg.client.put(f"{tg.hub_base}/api/v1/tags/展会", headers=tg.api(), json={"name": "展会2026"})
@@ -175,18 +165,8 @@ async def test_tags_given_before_a_rep_owns_the_customer_wait_and_then_reach_wec
 
 async def test_an_operator_renames_and_deletes_a_tag_in_the_panel_and_wecom_follows(database_url, tmp_path, browser):
     async with workspace_stack(database_url, tmp_path) as ws:
-        tg, app, sim, hub = ws.tg, ws.wecom_app, ws.wecom, ws.tg.hub
-        made = sim._add_corp_tag(app, {"group_name": "来源", "tag": [{"name": "展会"}, {"name": "老客户"}]})
-        expo_id, old_id = (t["id"] for t in made["tag_group"]["tag"])
-        await hub.corp_tags.read_if_due(ws.wecom_account_id, force=True)
-        await tg.customer_writes(5302, "hi", first_name="Ben")
-
-        async def contact():
-            async with hub.sessions() as session:
-                return await session.scalar(select(Identity.contact_id).where(Identity.external_id == "5302"))
-        contact_id = await eventually(contact, timeout=15)
-        await tg.client.put(f"{tg.hub_base}/api/v1/contacts/{contact_id}/tags", headers=tg.api(),
-                            json={"tags": ["展会", "老客户"]})
+        tg, app, hub = ws.tg, ws.wecom_app, ws.tg.hub
+        _, expo_id, old_id = await _tagged_customer(ws, 5302)
         async with signed_in(browser, hub, tg.hub_base, "olga", Role.OPERATOR) as page:
             await page.click("#nav a[data-page=contacts]")
             await page.wait_for_selector("#tag-rows tr[data-tag='展会']")
@@ -202,3 +182,20 @@ async def test_an_operator_renames_and_deletes_a_tag_in_the_panel_and_wecom_foll
             assert old_id not in group["tags"]
             assert "企业微信" in await page.inner_text("#tags .hint")
             assert page.script_errors == []
+
+
+async def _tagged_customer(ws, chat: int) -> tuple[int, str, str]:
+    """WeCom has the corp tags 展会 and 老客户 (read into the hub); a Telegram customer carries both:
+    their contact id and the two tags' WeCom ids."""
+    made = ws.wecom._add_corp_tag(ws.wecom_app, {"group_name": "来源", "tag": [{"name": "展会"}, {"name": "老客户"}]})
+    expo_id, old_id = (t["id"] for t in made["tag_group"]["tag"])
+    await ws.tg.hub.corp_tags.read_if_due(ws.wecom_account_id, force=True)
+    await ws.tg.customer_writes(chat, "hi", first_name="Ada")
+
+    async def contact():
+        async with ws.tg.hub.sessions() as session:
+            return await session.scalar(select(Identity.contact_id).where(Identity.external_id == str(chat)))
+    contact_id = await eventually(contact, timeout=15)
+    await ws.tg.client.put(f"{ws.tg.hub_base}/api/v1/contacts/{contact_id}/tags", headers=ws.tg.api(),
+                           json={"tags": ["展会", "老客户"]})
+    return contact_id, expo_id, old_id
