@@ -280,7 +280,8 @@ class WeComSimulator(CustomerOperations):
         form = await request.form()
         media = form.get("media")
         if media is None or isinstance(media, str):
-            raise WeComApiError(41001, "missing media file")  # code from memory of WeCom's list
+            # 41005 缺少多媒体文件数据 in WeChat's list (41001 is a missing access_token); not seen in WeCom's
+            raise WeComApiError(41005, "media data missing")
         data = await media.read()
         if kind == "image" and (len(data) > 2 * 2**20 or not (data.startswith(b"\x89PNG") or data[:2] == b"\xff\xd8")):
             raise WeComApiError(40005, "invalid image: JPEG or PNG of at most 2 MB")
@@ -590,7 +591,7 @@ class WeComSimulator(CustomerOperations):
         except (KeyError, TypeError, ValueError):
             raise WeComApiError(40058, "start_time and end_time are required") from None
         if end < start or end - start > 31 * 86400:
-            raise WeComApiError(40058, "the time range is at most 31 days")  # code from memory of WeCom's list
+            raise WeComApiError(40058, "the time range is at most 31 days")  # WeCom's generic 不合法的参数
         kinds = {0: {0}, 1: {1}}.get(int(body.get("filter_type", 2)), {0, 1})
         group = body.get("chat_type", "single") == "group"
         first: dict[str, dict[str, Any]] = {}

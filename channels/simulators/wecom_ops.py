@@ -264,7 +264,7 @@ class CustomerOperations:
         except (KeyError, TypeError, ValueError):
             raise WeComApiError(40058, "start_time and end_time are required") from None
         if end < start or end - start > 30 * 86400:
-            raise WeComApiError(40058, "the time range is at most 30 days")  # code from memory of WeCom's list
+            raise WeComApiError(40058, "the time range is at most 30 days")  # WeCom's generic 不合法的参数
         kinds = {0: {0}, 1: {1}}.get(int(body.get("filter_type", 2)), {0, 1})
         limit = min(int(body.get("limit") or 20), 20)
         rows = [(moment_id, m) for moment_id, m in app.moments.items()
