@@ -31,6 +31,7 @@ from admin.api import (
     moments,
     opinion,
     panel,
+    quick_replies,
     tags,
     teams,
     users,
@@ -206,7 +207,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.include_router(metrics.router)
     for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations,
                    customer_groups, customer_transfers, events, faq, leads, mass_sends, moments, opinion, panel,
-                   settings_api, tags, teams, users):
+                   quick_replies, settings_api, tags, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_text)

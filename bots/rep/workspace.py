@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.language import reply_language
@@ -17,8 +18,9 @@ from bots.rep.review import RepMessageReview
 from bots.rep.texts import STAGE_ALIASES, say
 from crm_core.conversations import csat
 from crm_core.db import utcnow
+from crm_core.knowledge import quick_replies
 from crm_core.leads.service import LeadRules, stage_name
-from crm_core.models import Contact, Conversation, Identity, MessageKind, User, UserHandle
+from crm_core.models import Contact, Conversation, Identity, Lead, MessageKind, User, UserHandle
 from crm_core.people import reps
 from crm_core.ports import HandlerContext, OutboundMessage
 
@@ -34,10 +36,11 @@ COMMANDS = {
     "mine": "mine", "我的": "mine",
     "card": "card", "卡片": "card",
     "resolve": "resolve", "done": "resolve", "解决": "resolve", "已解决": "resolve",
+    "q": "quick", "quick": "quick", "话术": "quick", "快捷回复": "quick",
 }
 USAGE = {
     "claim": "/claim N", "reply": "/r N text", "note": "/note N text", "stage": "/stage N stage",
-    "assign": "/assign N @user", "card": "/card N", "resolve": "/resolve N",
+    "assign": "/assign N @user", "card": "/card N", "resolve": "/resolve N", "quick": "/q N shortcut",
 }
 _COMMAND = re.compile(r"^[/／](\S+)\s*(.*)$", re.S)
 _NUMBER_REST = re.compile(r"^#?(\d+)\s*(.*)$", re.S)
@@ -113,6 +116,10 @@ class Session:
             await self._mine()
             return
         numbered = _NUMBER_REST.match(rest)
+        if command == "quick":
+            await self._quick(int(numbered.group(1)) if numbered else None,
+                              (numbered.group(2) if numbered else rest).strip())
+            return
         if numbered is None:
             self.say("usage", usage=USAGE[command])
             return
@@ -200,6 +207,40 @@ class Session:
         self.say("sent", id=conversation_id, name=await self._name(conversation))
         if self.review is not None and await self.review.review(row, conversation, self.user, db_session=self.db):
             self.ctx.enqueued = True
+
+    async def _quick(self, conversation_id: int | None, words: str) -> None:
+        """`/q N shortcut` sends that quick reply to conversation N, filled for its customer; `/q
+        words` (or no exact shortcut) lists the replies that match."""
+        if not words:
+            self.say("usage", usage=USAGE["quick"])
+            return
+        exact, matches = await quick_replies.find(self.user, words, db_session=self.db)
+        if exact is None or conversation_id is None:
+            shown = [exact] if exact is not None else matches
+            if not shown:
+                self.say("quick_none", words=words)
+                return
+            lines = [say("quick_found", self.lang, words=words)]
+            for n, reply in enumerate(shown, 1):
+                preview = (reply.texts.get(self.lang) or next(iter(reply.texts.values()), "")).replace("\n", " ")
+                lines.append(f"{n}. [{reply.shortcut or '-'}] {reply.title}: {preview[:60]}")
+            self.ctx.reply("\n".join(lines))
+            return
+        conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+        contact = await self.db.get(Contact, conversation.contact_id)
+        company = await self.db.scalar(select(Lead.company).where(Lead.contact_id == conversation.contact_id,
+                                                                  Lead.company.is_not(None))
+                                       .order_by(Lead.id.desc()).limit(1))
+        identity = await self.db.get(Identity, conversation.identity_id)
+        known = (identity.language if identity else None) or (contact.language if contact else None)
+        lang = reply_language(None, known or "zh")
+        # Their name as they gave it, never an id: a greeting with "wmXy…" in it is worse than none.
+        name = (contact.display_name if contact else None) or (identity.display_name if identity else None)
+        filled = quick_replies.fill(exact, lang, name=name, company=company,
+                                    rep=self.user.display_name or self.user.username)
+        await self._reply(conversation_id, filled.text)
+        if filled.missing:
+            self.say("quick_missing", missing=", ".join(f"{{{v}}}" for v in filled.missing))
 
     async def _assign(self, conversation_id: int, who: str) -> None:
         conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)

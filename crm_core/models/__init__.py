@@ -42,7 +42,7 @@ from crm_core.models.contacts import (
     TagPush,
 )
 from crm_core.models.conversations import Conversation, CsatSurvey, Message, Note, OpinionAlert, ThreadAlias
-from crm_core.models.knowledge import FaqEntry
+from crm_core.models.knowledge import FaqEntry, QuickReply
 from crm_core.models.leads import Lead, LeadEvent
 from crm_core.models.outbox import Lease, OutboxMessage
 from crm_core.models.people import ApiToken, CustomerTransfer, LoginAttempt, Team, User, UserHandle, WebSession
@@ -54,6 +54,6 @@ __all__ = [
     "CustomerGroupLeave", "CustomerGroupMember", "CustomerTransfer", "Delivery", "Direction", "Enrolment",
     "EnrolmentStatus", "Event", "EventRegistration", "FaqEntry", "GroupJoinWay", "HubSetting", "Id", "Identity",
     "Lead", "LeadEvent", "Lease", "LoginAttempt", "MassSend", "MassSendTask", "Message", "MessageKind",
-    "MessagePurpose", "Moment", "Note", "OpinionAlert", "OutboxMessage", "OutboxStatus", "Role", "TagPush", "Team",
-    "ThreadAlias", "User", "UserHandle", "WebSession"
+    "MessagePurpose", "Moment", "Note", "OpinionAlert", "OutboxMessage", "OutboxStatus", "QuickReply", "Role",
+    "TagPush", "Team", "ThreadAlias", "User", "UserHandle", "WebSession"
 ]

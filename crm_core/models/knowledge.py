@@ -1,4 +1,4 @@
-"""The FAQ entries."""
+"""The FAQ entries, and the reps' quick replies (话术库)."""
 
 from __future__ import annotations
 
@@ -28,5 +28,24 @@ class FaqEntry(Base):
     image_url: Mapped[str | None] = mapped_column(String(1000))
     link_url: Mapped[str | None] = mapped_column(String(1000))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class QuickReply(Base):
+    """A reply a rep sends with a few keystrokes (`/q N shortcut` in their chat app): a title, the
+    words in Chinese and English with variables ({name}, {company}, {rep}, {link}), a link. Shared
+    with everyone, with one team, or a rep's own."""
+
+    __tablename__ = "quick_reply"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    texts: Mapped[dict[str, Any]] = mapped_column(default=dict)       # {"zh": "...", "en": "..."}
+    shortcut: Mapped[str | None] = mapped_column(String(30), index=True)
+    link_url: Mapped[str | None] = mapped_column(String(1000))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"), index=True)          # a team's
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)  # a rep's own
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -14,6 +14,7 @@ import {inboxPage} from "./pages/inbox.js";
 import {leadsPage} from "./pages/leads.js";
 import {massSendsPage} from "./pages/mass_sends.js";
 import {monitoringPage} from "./pages/monitoring.js";
+import {quickRepliesPage} from "./pages/quick_replies.js";
 import {settingsPage} from "./pages/settings.js";
 import {usersPage} from "./pages/users.js";
 
@@ -30,6 +31,7 @@ const PAGES = [
   {id: "mass-sends", roles: ["admin", "operator", "manager"], render: massSendsPage},
   {id: "groups", roles: ["admin", "operator", "manager"], render: groupsPage},
   {id: "faq", roles: ["admin", "operator"], render: faqPage},
+  {id: "quick-replies", roles: ["admin", "operator", "manager", "rep"], render: quickRepliesPage},
   {id: "monitoring", roles: ["admin", "operator", "manager"], render: monitoringPage},
   {id: "users", roles: ["admin", "manager"], render: usersPage},
   {id: "settings", roles: ["admin", "manager"], render: settingsPage},
