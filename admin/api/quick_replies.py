@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from admin.api.deps import db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId
-from crm_core import audit
+from crm_core import audit, visibility
 from crm_core.knowledge import quick_replies
 from crm_core.knowledge.quick_replies import QuickReplyInvalid
-from crm_core.models import QuickReply, Role, Team, User
+from crm_core.models import Conversation, QuickReply, Role, Team, User
 
 router = APIRouter(prefix="/quick-replies", tags=["quick replies"])
 EVERYONE = (Role.ADMIN, Role.OPERATOR, Role.MANAGER, Role.REP)
@@ -120,6 +120,25 @@ async def list_quick_replies(q: str | None = Query(default=None, max_length=100,
     terms = [t.lower() for t in (q or "").split()]
     return [QuickReplyRead.model_validate(r) for r in rows
             if all(t in " ".join([r.shortcut or "", r.title, *r.texts.values()]).lower() for t in terms)]
+
+
+class Filled(BaseModel):
+    text: str
+    missing: list[str] = Field(description="Variables the customer's record could not fill (left out)")
+
+
+@router.get("/{reply_id}/filled", response_model=Filled, responses=errors(404))
+async def filled_quick_reply(reply_id: PathId, conversation_id: int = Query(ge=1, le=2**63 - 1),
+                             user: User = Depends(require_role(*EVERYONE)),
+                             session: AsyncSession = Depends(db_session)) -> Filled:
+    """The reply's words filled for the customer of a conversation the user may read (the inbox's
+    picker): as the rep bot's /q sends them."""
+    reply = await _reply_for(reply_id, user, session)
+    conversation = await session.scalar(visibility.conversations(user).where(Conversation.id == conversation_id))
+    if conversation is None:
+        raise HTTPException(404, f"no conversation {conversation_id}")
+    filled = await quick_replies.for_conversation(reply, conversation, user, db_session=session)
+    return Filled(text=filled.text, missing=list(filled.missing))
 
 
 @router.post("", response_model=QuickReplyRead, status_code=status.HTTP_201_CREATED, responses=errors(403, 422))

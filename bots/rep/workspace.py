@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.language import reply_language
@@ -20,7 +19,7 @@ from crm_core.conversations import csat
 from crm_core.db import utcnow
 from crm_core.knowledge import quick_replies
 from crm_core.leads.service import LeadRules, stage_name
-from crm_core.models import Contact, Conversation, Identity, Lead, MessageKind, User, UserHandle
+from crm_core.models import Contact, Conversation, Identity, MessageKind, User, UserHandle
 from crm_core.people import reps
 from crm_core.ports import HandlerContext, OutboundMessage
 
@@ -227,17 +226,7 @@ class Session:
             self.ctx.reply("\n".join(lines))
             return
         conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
-        contact = await self.db.get(Contact, conversation.contact_id)
-        company = await self.db.scalar(select(Lead.company).where(Lead.contact_id == conversation.contact_id,
-                                                                  Lead.company.is_not(None))
-                                       .order_by(Lead.id.desc()).limit(1))
-        identity = await self.db.get(Identity, conversation.identity_id)
-        known = (identity.language if identity else None) or (contact.language if contact else None)
-        lang = reply_language(None, known or "zh")
-        # Their name as they gave it, never an id: a greeting with "wmXy…" in it is worse than none.
-        name = (contact.display_name if contact else None) or (identity.display_name if identity else None)
-        filled = quick_replies.fill(exact, lang, name=name, company=company,
-                                    rep=self.user.display_name or self.user.username)
+        filled = await quick_replies.for_conversation(exact, conversation, self.user, db_session=self.db)
         await self._reply(conversation_id, filled.text)
         if filled.missing:
             self.say("quick_missing", missing=", ".join(f"{{{v}}}" for v in filled.missing))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.models import QuickReply, User
+from crm_core.models import Contact, Conversation, Identity, Lead, QuickReply, User
 
 VARIABLES = ("name", "company", "rep", "link")
 SHORTCUT = re.compile(r"^[0-9A-Za-z_\-\u4e00-\u9fff]{1,30}$")
@@ -77,6 +77,21 @@ async def find(user: User, words: str, *, db_session: AsyncSession) -> tuple[Qui
 class Filled:
     text: str
     missing: Sequence[str]  # variables the customer's record could not fill (left blank)
+
+
+async def for_conversation(reply: QuickReply, conversation: Conversation, rep: User, *,
+                           db_session: AsyncSession) -> Filled:
+    """The reply filled for the customer of `conversation`: their name as they gave it (never an
+    id: a greeting with "wmXy…" in it is worse than none), their lead's company, in the language
+    known of them (Chinese when none is)."""
+    identity = await db_session.get(Identity, conversation.identity_id)
+    contact = await db_session.get(Contact, conversation.contact_id)
+    company = await db_session.scalar(select(Lead.company).where(
+        Lead.contact_id == conversation.contact_id, Lead.company.is_not(None)).order_by(Lead.id.desc()).limit(1))
+    known = (identity.language if identity else None) or (contact.language if contact else None) or "zh"
+    name = (contact.display_name if contact else None) or (identity.display_name if identity else None)
+    return fill(reply, "en" if known.lower().startswith("en") else "zh", name=name, company=company,
+                rep=rep.display_name or rep.username)
 
 
 def fill(reply: QuickReply, lang: str, *, name: str | None, company: str | None, rep: str) -> Filled:

@@ -25,6 +25,7 @@ from crm_core.models import (
     Message,
     OutboxMessage,
     OutboxStatus,
+    QuickReply,
     Role,
     User,
 )
@@ -72,6 +73,7 @@ ROUTES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("POST", "/api/v1/quick-replies"): EVERYONE,
     ("PUT", "/api/v1/quick-replies/{reply_id}"): EVERYONE,
     ("DELETE", "/api/v1/quick-replies/{reply_id}"): EVERYONE,
+    ("GET", "/api/v1/quick-replies/{reply_id}/filled"): EVERYONE,
     ("GET", "/api/v1/tags"): SUPERVISORS,
     ("PUT", "/api/v1/tags/{name}"): (A, O),
     ("DELETE", "/api/v1/tags/{name}"): (A, O),
@@ -157,6 +159,7 @@ PHONE, EMAIL = "+8613800138000", "wang.customer@example.com"
 A_COLLEAGUES_RECORD = [
     ("GET", "/api/v1/contacts/{contact_id}", None),
     ("PUT", "/api/v1/contacts/{contact_id}/tags", {"tags": ["taken"]}),
+    ("GET", "/api/v1/quick-replies/{reply_id}/filled?conversation_id={conversation_id}", None),
     ("GET", "/api/v1/contacts/{contact_id}/consent", None),
     ("GET", "/api/v1/conversations/{conversation_id}/messages", None),
     ("POST", "/api/v1/conversations/{conversation_id}/messages", {"text": "hello from li"}),
@@ -237,8 +240,12 @@ async def office(database_url, tmp_path):
             opened = await leads.open_lead(row.contact_id, source_kind="api", rules=leads.LeadRules(),
                                            owner=people["wang"], db_session=session, company="Wang's Co")
             opened.lead.owner_user_id = people["wang"].id  # the bot may have opened it already, unowned
+            greeting = QuickReply(title="greeting", texts={"en": "Hi {name} of {company}"})  # shared: Li may use it
+            session.add(greeting)
+            await session.flush()
             ids = {"contact_id": row.contact_id, "conversation_id": row.id, "lead_id": opened.lead.id,
-                   "li": people["li"].id, "ada": people["ada"].id, "wang": people["wang"].id}
+                   "li": people["li"].id, "ada": people["ada"].id, "wang": people["wang"].id,
+                   "reply_id": greeting.id}
         await eventually(lambda: settled(stack))
         stack.tokens, stack.ids = tokens, ids
         yield stack
@@ -286,6 +293,9 @@ async def test_a_rep_reaches_a_colleagues_customer_by_no_path(office):
     # The same routes work for the owner's supervisor: the refusals above are about the person, not the route.
     assert (await office.client.get(office.hub_base + fill("/api/v1/leads/{lead_id}", ids),
                                     headers=office.api(office.tokens[M]))).json()["company"] == "Wang's Co"
+    filled = "/api/v1/quick-replies/{reply_id}/filled?conversation_id={conversation_id}"
+    assert (await office.client.get(office.hub_base + fill(filled, ids),
+                                    headers=office.api(office.tokens[M]))).json()["text"] == "Hi Eve of Wang's Co"
 
 
 @sqlite_only

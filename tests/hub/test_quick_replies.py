@@ -10,7 +10,7 @@ from sqlalchemy import select
 from crm_core.models import AuditLog, Contact, Conversation, Identity, Role
 from tests.admin.test_api import token_for
 from tests.fakes.panel import signed_in
-from tests.fakes.stack import eventually, workspace_stack
+from tests.fakes.stack import eventually, telegram_stack, workspace_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -121,3 +121,28 @@ async def test_an_operator_writes_a_quick_reply_in_the_panel_and_a_rep_sends_it(
         async def received():
             return [m["text"] for m in app.transcript("wmQuick0002") if "门店地址" in m["text"]]
         assert await eventually(received, timeout=15) == ["周先生您好，门店地址：南京西路 1266 号，Li Lei在门口等您。"]
+
+
+async def test_in_the_inbox_a_slash_offers_quick_replies_filled_for_the_customer(database_url, tmp_path, browser):
+    async with telegram_stack(database_url, tmp_path) as tg:
+        assert (await tg.client.post(f"{tg.hub_base}/api/v1/quick-replies", headers=tg.api(),
+                                     json=QUOTE)).status_code == 201
+        await tg.customer_writes(931, "你好，想要一份报价", first_name="李娜", language_code="zh-hans")
+        async with signed_in(browser, tg.hub, tg.hub_base, "olga", Role.OPERATOR) as page:
+            await page.click("#nav a[data-page=inbox]")
+            item = await page.wait_for_selector(".inbox-item:has-text('李娜')", timeout=15_000)
+            await item.click()
+            await page.wait_for_selector("#reply-form")
+            await page.fill("#reply-form textarea", "/报价")
+            await page.click("#quick-picker button:has-text('报价单')")
+            async def filled():
+                value = await page.input_value("#reply-form textarea")
+                return value if "报价单在这里" in value else None
+            assert await eventually(filled) == "李娜您好，我是Olga，报价单在这里：https://shop.example.cn/quote"
+            assert await page.is_hidden("#quick-picker")
+            await page.click("#send-reply")
+
+            async def delivered():
+                return any(m["from"] == "bot" and "报价单在这里" in (m.get("text") or "") for m in tg.chat(931))
+            await eventually(delivered, timeout=15)
+            assert page.script_errors == []

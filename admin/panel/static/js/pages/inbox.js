@@ -97,6 +97,7 @@ export async function inboxPage(main, rest) {
         <div class="row" style="margin-top:6px">${assign}</div></div>
       <div class="messages" id="messages">${threadItems(th)}</div>
       ${th.may_act ? html`<form class="composer" id="reply-form"><textarea name="text" required placeholder="${t("reply_placeholder")}" aria-label="${t("reply")}"></textarea>
+        <ul class="picker" id="quick-picker" hidden></ul>
         <div class="row"><button class="primary" type="submit" id="send-reply">${t("send")}</button>
           <label class="row" style="margin:0">${t("reply_on")}<select name="on" id="reply-on">${th.conversations.map((x) => option(String(x.id), html`${label("kind", x.channel)} · ${x.account}`, String(c.id)))}</select></label></div></form>
       <form class="composer" id="note-form"><textarea name="text" required placeholder="${t("note_placeholder")}" aria-label="${t("note")}"></textarea>
@@ -105,6 +106,7 @@ export async function inboxPage(main, rest) {
     list.scrollTop = list.scrollHeight;
     $("#back-to-list").onclick = () => { $("#inbox").classList.remove("has-thread"); };
     const replyForm = $("#reply-form");
+    if (replyForm) quickPicker(replyForm, c.id);
     if (replyForm) replyForm.onsubmit = async (event) => {
       event.preventDefault();
       const text = replyForm.text.value.trim();
@@ -140,4 +142,31 @@ export async function inboxPage(main, rest) {
   // Live: new messages and changes appear without a reload.
   const timer = setInterval(() => { if (!document.hidden) refresh().catch(() => {}); }, 3000);
   return () => clearInterval(timer);
+}
+
+// Typing "/" then words in the reply box offers the quick replies that match; one chosen is
+// filled for this customer by the hub (as the rep bot's /q) and put in the box to send or edit.
+function quickPicker(form, conversationId) {
+  const box = form.text, list = $("#quick-picker");
+  let pending, asked = 0;
+  const hide = () => { list.hidden = true; list.innerHTML = ""; };
+  box.addEventListener("input", () => {
+    clearTimeout(pending);
+    if (!box.value.startsWith("/")) { hide(); return; }
+    pending = setTimeout(async () => {
+      const mine = ++asked;
+      const found = await api("GET", "/quick-replies?q=" + encodeURIComponent(box.value.slice(1).trim())).catch(() => []);
+      if (mine !== asked || !box.value.startsWith("/")) return;  // a newer search, or the slash is gone
+      list.innerHTML = markup(either(found.slice(0, 6).map((r) => html`<li><button type="button" data-quick="${r.id}"><code>${r.shortcut || ""}</code> ${r.title}</button></li>`),
+        html`<li class="muted">${t("nothing")}</li>`));
+      list.hidden = false;
+      $$("[data-quick]", list).forEach((b) => b.onclick = async () => {
+        const filled = await attempt(() => api("GET", `/quick-replies/${b.dataset.quick}/filled?conversation_id=${conversationId}`));
+        if (!filled) return;
+        box.value = filled.text;
+        hide();
+        box.focus();
+      });
+    }, 200);
+  });
 }
