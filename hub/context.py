@@ -82,7 +82,8 @@ def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageR
     # Lead capture before the alerts: a routed lead's owner gets one card, not two; answers to
     # the lead form's questions before them too (a name given is no feeling to alert on).
     return [PlatformSessions(),
-            RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck()), lead_rules=lead_rules),
+            RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck()), lead_rules=lead_rules,
+                         timezone=timezone),
             LeadCapture(lead_rules), FormAnswers(), RepAlerts(negative_confidence=negative_alert_confidence),
             KeywordTags(tag_keywords),
             # What is said to the customer, in their script (Traditional characters for those who read them).

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.language import reply_language
+from bots.rep import when
 from bots.rep.review import RepMessageReview
 from bots.rep.texts import STAGE_ALIASES, say
 from crm_core.conversations import csat
@@ -36,20 +38,24 @@ COMMANDS = {
     "card": "card", "卡片": "card",
     "resolve": "resolve", "done": "resolve", "解决": "resolve", "已解决": "resolve",
     "q": "quick", "quick": "quick", "话术": "quick", "快捷回复": "quick",
+    "snooze": "snooze", "稍后": "snooze", "稍后提醒": "snooze",
 }
 USAGE = {
     "claim": "/claim N", "reply": "/r N text", "note": "/note N text", "stage": "/stage N stage",
     "assign": "/assign N @user", "card": "/card N", "resolve": "/resolve N", "quick": "/q N shortcut",
+    "snooze": "/snooze N 2h",
 }
 _COMMAND = re.compile(r"^[/／](\S+)\s*(.*)$", re.S)
 _NUMBER_REST = re.compile(r"^#?(\d+)\s*(.*)$", re.S)
 
 
 class RepWorkspace:
-    def __init__(self, review: RepMessageReview | None = None, lead_rules: LeadRules | None = None) -> None:
+    def __init__(self, review: RepMessageReview | None = None, lead_rules: LeadRules | None = None,
+                 timezone: str = "Asia/Shanghai") -> None:
         # Reads a rep's reply and flags wording (discounts, refunds, guarantees) for their manager.
         self.review = review
         self.lead_rules = lead_rules or LeadRules()  # the pipeline's stages for /stage
+        self.timezone = timezone  # the company's: "明天10点" is 10:00 there
 
     async def handle(self, ctx: HandlerContext) -> None:
         if not ctx.contact.is_staff:
@@ -69,7 +75,7 @@ class RepWorkspace:
             lang = user.language or "zh"
         elif text and user.language != lang:
             user.language = lang
-        session = Session(ctx, user, handle, lang, self.review, self.lead_rules)
+        session = Session(ctx, user, handle, lang, self.review, self.lead_rules, self.timezone)
         try:
             if message.kind == MessageKind.CALLBACK:
                 await session.click(text)
@@ -83,8 +89,10 @@ class Session:
     """One rep message being answered."""
 
     def __init__(self, ctx: HandlerContext, user: User, handle: UserHandle, lang: str,
-                 review: RepMessageReview | None = None, lead_rules: LeadRules | None = None) -> None:
+                 review: RepMessageReview | None = None, lead_rules: LeadRules | None = None,
+                 timezone: str = "Asia/Shanghai") -> None:
         self.ctx = ctx
+        self.timezone = timezone
         self.review = review
         self.lead_rules = lead_rules or LeadRules()
         self.db: AsyncSession = ctx.db_session
@@ -123,7 +131,7 @@ class Session:
             self.say("usage", usage=USAGE[command])
             return
         conversation_id, argument = int(numbered.group(1)), numbered.group(2).strip()
-        if command in ("reply", "note", "stage", "assign") and not argument:
+        if command in ("reply", "note", "stage", "assign", "snooze") and not argument:
             self.say("usage", usage=USAGE[command])
             return
         if command == "claim":
@@ -142,6 +150,8 @@ class Session:
             self.say("staged", id=conversation_id, previous=previous, stage=stage.lower())
         elif command == "assign":
             await self._assign(conversation_id, argument)
+        elif command == "snooze":
+            await self._snooze_until(conversation_id, argument)
         elif command == "card":
             await self._card(conversation_id)
         elif command == "resolve":
@@ -167,17 +177,7 @@ class Session:
             self.handle.focus_conversation_id = conversation_id
             self.say("focus", id=conversation_id, name=await self._name(conversation))
         elif action == "snooze":
-            conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
-            if conversation.assignee_user_id is not None:  # an unclaimed one's card went to every rep
-                reps.ensure_may_act(self.user, conversation)
-            name = await self._name(conversation)
-            reminder = OutboundMessage("", say("card_reminder", self.lang, id=conversation_id, name=name),
-                                       reps.card_buttons(conversation_id, claimed=conversation.assignee_user_id
-                                                         is not None, lang=self.lang),
-                                       title=say("card_reminder", self.lang, id=conversation_id, name=name))
-            await reps.notify_user(self.user.id, reminder, key=f"snooze:{self.ctx.message.id}",
-                                   not_before=utcnow() + SNOOZE, db_session=self.db)
-            self.ctx.enqueued = True
+            await self._snooze(conversation_id, utcnow() + SNOOZE)
             self.say("snoozed", id=conversation_id, minutes=int(SNOOZE.total_seconds() // 60))
         elif action == "handover":
             conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
@@ -206,6 +206,34 @@ class Session:
         self.say("sent", id=conversation_id, name=await self._name(conversation))
         if self.review is not None and await self.review.review(row, conversation, self.user, db_session=self.db):
             self.ctx.enqueued = True
+
+    async def _snooze(self, conversation_id: int, until: dt.datetime) -> None:
+        """The conversation's card again at `until`, to this rep."""
+        conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+        if conversation.assignee_user_id is not None:  # an unclaimed one's card went to every rep
+            reps.ensure_may_act(self.user, conversation)
+        name = await self._name(conversation)
+        reminder = OutboundMessage("", say("card_reminder", self.lang, id=conversation_id, name=name),
+                                   reps.card_buttons(conversation_id, claimed=conversation.assignee_user_id
+                                                     is not None, lang=self.lang),
+                                   title=say("card_reminder", self.lang, id=conversation_id, name=name))
+        await reps.notify_user(self.user.id, reminder, key=f"snooze:{self.ctx.message.id}", not_before=until,
+                               db_session=self.db)
+        self.ctx.enqueued = True
+
+    async def _snooze_until(self, conversation_id: int, words: str) -> None:
+        """`/snooze N 2h`, `/稍后 N 明天10点`: the card again when the rep says, in the company's time."""
+        zone = ZoneInfo(self.timezone)
+        now = utcnow().astimezone(zone)
+        until = when.parse(words, now)
+        if until is None:
+            self.say("when_unknown", words=words)
+            return
+        if until <= now:
+            self.say("when_past", when=until.strftime("%m-%d %H:%M"))
+            return
+        await self._snooze(conversation_id, until.astimezone(dt.UTC))
+        self.say("snoozed_until", id=conversation_id, when=until.strftime("%m-%d %H:%M"))
 
     async def _quick(self, conversation_id: int | None, words: str) -> None:
         """`/q N shortcut` sends that quick reply to conversation N, filled for its customer; `/q

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from crm_core.models import AuditLog, Contact, Conversation, Note, User
+from crm_core.models import AuditLog, Contact, Conversation, Note, OutboxMessage, OutboxStatus, User
 from tests.fakes.stack import eventually, workspace_stack
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -140,10 +141,7 @@ async def test_a_stranger_in_the_wecom_app_is_told_to_ask_an_admin(database_url,
 async def test_departed_rep_conversations_go_to_a_colleague_with_history(database_url, tmp_path):
     async with workspace_stack(database_url, tmp_path) as ws:
         tg = ws.tg
-        await tg.customer_writes(3003, "Need 10 licences", first_name="Carol")
-        conv = conversation_id_of(await ws.rep_receives("li", "新线索"))
-        await ws.rep_writes("li", f"/claim {conv}")
-        await ws.rep_receives("li", "is yours")
+        conv = await claimed_by(ws, "li", 3003, "Need 10 licences", "Carol")
         await ws.rep_writes("li", f"/r {conv} I will send the offer on Monday.")
         await customer_gets(tg, 3003, "I will send the offer on Monday.")
 
@@ -166,6 +164,55 @@ async def test_departed_rep_conversations_go_to_a_colleague_with_history(databas
         async with tg.hub.sessions() as session:
             li = await session.get(User, ws.reps["li"])
             assert li.is_active is True  # handed over, still on: only an admin switches a user off
+
+
+async def test_a_rep_snoozes_a_conversation_until_a_time_they_name(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        conv = await claimed_by(ws, "li", 4004, "Call me back later about the price", "Dora")
+
+        mark = len(ws.rep_inbox("li"))
+        asked = dt.datetime.now(dt.UTC)
+        await ws.rep_writes("li", f"/snooze {conv} 2h")
+        zone = ZoneInfo(tg.hub.settings.default_timezone)
+        due = (asked + dt.timedelta(hours=2)).astimezone(zone)
+        said = await ws.rep_receives("li", f"I will remind you about #{conv} at", after=mark)
+        shown = re.search(r"at (\d\d-\d\d \d\d:\d\d)", said["text"]).group(1)
+        assert shown in {(due + dt.timedelta(minutes=m)).strftime("%m-%d %H:%M") for m in (0, 1)}
+        # The card comes back then, not now: it waits in the outbox for its time.
+        async with tg.hub.sessions() as session:
+            [reminder] = (await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.idempotency_key.like("snooze:%")))).all()
+            waits_until = reminder.next_attempt_at.replace(tzinfo=dt.UTC)
+            assert abs(waits_until - (asked + dt.timedelta(hours=2))) < dt.timedelta(minutes=1)
+            assert reminder.status == OutboxStatus.PENDING
+
+        # In Chinese, a day and a time; words that name no time, or a time gone, are refused with examples.
+        await ws.rep_writes("li", f"/稍后 {conv} 明天10点")
+        tomorrow = (dt.datetime.now(zone) + dt.timedelta(days=1)).strftime("%m-%d")
+        await ws.rep_receives("li", f"{tomorrow} 10:00 提醒您跟进 #{conv}", after=mark)
+        await ws.rep_writes("li", f"/稍后 {conv} 等一会儿")
+        await ws.rep_receives("li", "没能把“等一会儿”看作时间", after=mark)
+        await ws.rep_writes("li", f"/snooze {conv} 2020-01-01 10:00")
+        await ws.rep_receives("li", "01-01 10:00", after=mark)
+        await ws.rep_writes("li", f"/snooze {conv}")
+        await ws.rep_receives("li", "/snooze N 2h", after=mark)
+        # Only one's own conversations: Wang may not snooze Li's.
+        await ws.rep_writes("wang", f"/snooze {conv} 1h")
+        await ws.rep_receives("wang", f"#{conv} belongs to another rep")
+        async with tg.hub.sessions() as session:
+            keys = (await session.scalars(select(OutboxMessage.idempotency_key)
+                                          .where(OutboxMessage.idempotency_key.like("snooze:%")))).all()
+            assert len(keys) == 2
+
+
+async def claimed_by(ws, rep: str, user_id: int, text: str, first_name: str) -> int:
+    """A Telegram customer writes; `rep` claims the conversation from the new-lead card."""
+    await ws.tg.customer_writes(user_id, text, first_name=first_name)
+    conv = conversation_id_of(await ws.rep_receives(rep, "新线索"))
+    await ws.rep_writes(rep, f"/claim {conv}")
+    await ws.rep_receives(rep, "is yours")
+    return conv
 
 
 async def _token(tg, username: str) -> str:
