@@ -33,6 +33,7 @@ from admin.api import (
     panel,
     quick_replies,
     tags,
+    tasks,
     teams,
     users,
 )
@@ -207,7 +208,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.include_router(metrics.router)
     for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations,
                    customer_groups, customer_transfers, events, faq, leads, mass_sends, moments, opinion, panel,
-                   quick_replies, settings_api, tags, teams, users):
+                   quick_replies, settings_api, tags, tasks, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_text)

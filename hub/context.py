@@ -24,6 +24,7 @@ from bots.rep.digest import RepDigest
 from bots.rep.opinion import OpinionWatcher
 from bots.rep.review import RepMessageReview
 from bots.rep.sla import LeadSlaWatcher, SlaWatcher
+from bots.rep.todo import TaskReminders
 from bots.tag_rules import KeywordTags
 from channels.base import ChannelAdapter
 from channels.registry import ChannelRegistry, default_adapters
@@ -34,6 +35,7 @@ from crm_core.conversations.ingest import IngestWriter
 from crm_core.conversations.processing import MessageWorker, Understanding
 from crm_core.crypto import CredentialCipher
 from crm_core.db import create_engine, session_factory, utcnow
+from crm_core.followups import tasks
 from crm_core.leads.service import LeadRules
 from crm_core.models import Campaign, CampaignStatus, ChannelAccount
 from crm_core.outbox.confirmations import ConfirmationWatcher
@@ -173,6 +175,8 @@ class Hub:
         self.nurture = NurturePlanner(self.sessions, default_timezone=settings.default_timezone,
                                       on_enqueued=self.dispatcher.wake)
         self.digest = RepDigest(self.sessions, timezone=settings.default_timezone, on_enqueued=self.dispatcher.wake)
+        self.task_reminders = TaskReminders(self.sessions, timezone=settings.default_timezone,
+                                            on_enqueued=self.dispatcher.wake)
         self.ingest_writer = IngestWriter(self.sessions)
         self._accounts: dict[int, tuple[float, ChannelAccount, AccountRef]] = {}
         # Set when an account is added or changed, so pollers start without waiting a tick.
@@ -236,6 +240,15 @@ class Hub:
         if reminded:
             self.dispatcher.wake()
         return reminded
+
+    async def follow_up_rules(self) -> int:
+        """Tasks for leads nobody has written to, and quotes unanswered (the follow-up rules)."""
+        async with self.sessions() as session, session.begin():
+            made = await tasks.apply_rules(self.settings.follow_up_rules, utcnow(),
+                                           zone=ZoneInfo(self.settings.default_timezone), db_session=session)
+        if made:
+            log.info("follow-ups: %d tasks made by the follow-up rules", made)
+        return made
 
     async def event_reminders(self) -> int:
         """Queue the event reminders now due (each once per registration and lead time)."""

@@ -1,6 +1,6 @@
 """Settings operators change in the admin panel while the hub runs: SLA times, the lead
-pipeline's stages and routing, marketing caps and quiet hours, the alert threshold,
-watched products (keyword rules) and the wording flagged in reps' replies
+pipeline's stages and routing, the follow-up rules, marketing caps and quiet hours, the
+alert threshold, watched products (keyword rules) and the wording flagged in reps' replies
 (sensitive-word lists).
 
 The environment (SCRM_*) gives the starting values; a value saved in the panel
@@ -29,6 +29,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "marketing": ("marketing_cap_count", "marketing_cap_days", "marketing_quiet_hours"),
     "monitoring": ("negative_alert_confidence", "opinion_products", "compliance_terms"),
     "tagging": ("tag_keywords", "stage_tags", "campaign_tags"),
+    "follow_ups": ("follow_up_untouched_days", "follow_up_quote_days", "follow_up_quote_stage"),
 }
 EDITABLE = frozenset(name for names in SECTIONS.values() for name in names)
 

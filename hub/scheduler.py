@@ -48,6 +48,8 @@ def build_scheduler(hub: Hub) -> AsyncIOScheduler:
     every(settings.sla_check_seconds, "lead-first-response", hub.lead_sla.run_once)
     every(settings.opinion_check_seconds, "opinion-watch", hub.opinion.run_once)
     every(60, "event-reminders", hub.event_reminders)
+    every(60, "task-reminders", hub.task_reminders.run_once)
+    every(900, "follow-up-rules", hub.follow_up_rules, at_start=False)
     every(60, "delivery-confirmations", hub.confirmations.run_once)
     every(60, "contact-way-rotas", hub.contact_ways.refresh, at_start=False)
     every(60, "customer-transfers", hub.succession.run_once, at_start=False)

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm_core.consent.marketing_rules import MarketingRules
+from crm_core.followups.tasks import Rules as FollowUpRules
 from crm_core.leads.service import LeadRules
 
 
@@ -107,6 +108,11 @@ class Settings(BaseSettings):
     stage_tags: dict[str, list[str]] | None = None
     # {"tag": ["campaign name", ...]}: everyone enrolled in one of the campaigns gets the tag.
     campaign_tags: dict[str, list[str]] | None = None
+    # Follow-up rules: a task for the owner of an open lead nobody has written to for this many
+    # days, and of a lead in the quote stage whose customer has not answered for this many; 0: off.
+    follow_up_untouched_days: int = Field(default=3, ge=0, le=365)
+    follow_up_quote_days: int = Field(default=2, ge=0, le=365)
+    follow_up_quote_stage: str = Field(default="proposal", description="the stage a quote was sent in")
 
     @property
     def lead_rules(self) -> LeadRules:
@@ -125,7 +131,16 @@ class Settings(BaseSettings):
             raise ValueError(f"SCRM_LEAD_STAGES / SCRM_LEAD_ROUTING: {exc}") from None
         if self.lead_escalate_minutes < self.lead_first_response_minutes:
             raise ValueError("SCRM_LEAD_ESCALATE_MINUTES must not be shorter than SCRM_LEAD_FIRST_RESPONSE_MINUTES")
+        if self.follow_up_quote_days and self.follow_up_quote_stage.strip().lower() not in self.lead_rules.stages:
+            raise ValueError(f"SCRM_FOLLOW_UP_QUOTE_STAGE {self.follow_up_quote_stage!r} is not a stage of the "
+                             f"pipeline ({', '.join(self.lead_rules.stages)}): name one, or set "
+                             "SCRM_FOLLOW_UP_QUOTE_DAYS=0")
         return self
+
+    @property
+    def follow_up_rules(self) -> FollowUpRules:
+        return FollowUpRules(untouched_days=self.follow_up_untouched_days, quote_days=self.follow_up_quote_days,
+                             quote_stage=self.follow_up_quote_stage.strip().lower())
 
     @field_validator("tag_keywords", "stage_tags", "campaign_tags")
     @classmethod

@@ -1,6 +1,7 @@
 """Each rep's morning digest in their chat app: what they own, who is waiting for
-them and for how long, so nothing is forgotten overnight. Once per rep per day,
-whichever worker process sends it (the idempotency key carries the date)."""
+them and for how long, their tasks due today or overdue, so nothing is forgotten
+overnight. Once per rep per day, whichever worker process sends it (the idempotency
+key carries the date)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bots.rep.texts import say
 from crm_core.conversations import sla
 from crm_core.db import utcnow
-from crm_core.models import Conversation, ConversationStatus, User
+from crm_core.models import Conversation, ConversationStatus, Task, User
 from crm_core.people import reps
 from crm_core.ports import OutboundMessage
 
@@ -47,14 +48,25 @@ class RepDigest:
             self.on_enqueued()
         return queued
 
-    @staticmethod
-    async def _text(user: User, waiting: list[sla.Waiting], now: dt.datetime, session: AsyncSession) -> str | None:
+    async def _text(self, user: User, waiting: list[sla.Waiting], now: dt.datetime,
+                    session: AsyncSession) -> str | None:
         lang = user.language or "zh"
         open_count = await session.scalar(select(func.count()).select_from(Conversation).where(
             Conversation.assignee_user_id == user.id, Conversation.status == ConversationStatus.OPEN)) or 0
-        if not open_count:
+        today_ends = dt.datetime.combine(now.astimezone(self.zone).date() + dt.timedelta(days=1), dt.time(0),
+                                         tzinfo=self.zone)
+        due = (await session.scalars(select(Task).where(Task.owner_user_id == user.id, Task.done_at.is_(None),
+                                                        Task.due_at < today_ends)
+                                     .order_by(Task.due_at).limit(50))).all()
+        if not open_count and not due:
             return None
         lines = [say("digest_open", lang, count=open_count)]
+        if due:
+            overdue = [task for task in due if task.due_at < now]
+            lines.append(say("digest_tasks", lang, count=len(due), overdue=len(overdue)))
+            lines.extend(f"  T{task.id} {task.due_at.astimezone(self.zone):%m-%d %H:%M}"
+                         f"{' ' + say('todo_overdue', lang) if task in overdue else ''} · {task.title}"
+                         for task in due[:10])
         if waiting:
             oldest = min(item.waiting_since for item in waiting)
             lines.append(say("digest_waiting", lang, count=len(waiting),

@@ -54,6 +54,23 @@ def parse(text: str, now: dt.datetime) -> dt.datetime | None:
     return moment if moment > now else moment + dt.timedelta(days=1)
 
 
+def split(text: str, now: dt.datetime) -> tuple[dt.datetime, str] | None:
+    """The moment `text` starts with, and the words after it: "明天10点 回电", "明天10点回电",
+    "tomorrow 10:00 call about the quote". The longest reading wins; None when it starts with none."""
+    words = text.split()
+    for count in range(min(4, len(words)), 0, -1):
+        moment = parse(" ".join(words[:count]), now)
+        if moment is not None:
+            return moment, " ".join(words[count:])
+    if words:  # Chinese runs the time into the words: 明天10点回电
+        first = words[0]
+        for end in range(len(first) - 1, 0, -1):
+            moment = parse(first[:end], now)
+            if moment is not None and not first[end].isdigit() and first[end] not in ":：":
+                return moment, " ".join([first[end:], *words[1:]])
+    return None
+
+
 def _at(day: dt.date, at: dt.time, now: dt.datetime) -> dt.datetime:
     return dt.datetime.combine(day, at, tzinfo=now.tzinfo)
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.language import reply_language
-from bots.rep import when
+from bots.rep import todo, when
 from bots.rep.review import RepMessageReview
 from bots.rep.texts import STAGE_ALIASES, say
 from crm_core.conversations import csat
@@ -39,11 +39,13 @@ COMMANDS = {
     "resolve": "resolve", "done": "resolve", "解决": "resolve", "已解决": "resolve",
     "q": "quick", "quick": "quick", "话术": "quick", "快捷回复": "quick",
     "snooze": "snooze", "稍后": "snooze", "稍后提醒": "snooze",
+    "todo": "todo", "tasks": "todo", "task": "todo", "待办": "todo", "任务": "todo",
+    "finish": "finish", "完成": "finish",
 }
 USAGE = {
     "claim": "/claim N", "reply": "/r N text", "note": "/note N text", "stage": "/stage N stage",
     "assign": "/assign N @user", "card": "/card N", "resolve": "/resolve N", "quick": "/q N shortcut",
-    "snooze": "/snooze N 2h",
+    "snooze": "/snooze N 2h", "finish": "/finish T",
 }
 _COMMAND = re.compile(r"^[/／](\S+)\s*(.*)$", re.S)
 _NUMBER_REST = re.compile(r"^#?(\d+)\s*(.*)$", re.S)
@@ -122,6 +124,16 @@ class Session:
         if command == "mine":
             await self._mine()
             return
+        if command == "todo":
+            await todo.command(self, rest)
+            return
+        if command == "finish":
+            number = re.fullmatch(r"[Tt#]?(\d+)", rest)
+            if number is None:
+                self.say("usage", usage=USAGE[command])
+            else:
+                await todo.finish(self, int(number.group(1)))
+            return
         numbered = _NUMBER_REST.match(rest)
         if command == "quick":
             await self._quick(int(numbered.group(1)) if numbered else None,
@@ -165,6 +177,9 @@ class Session:
         action, _, number = data.partition(":")
         if not number.isdigit():
             self.say("unknown_command", command=data)
+            return
+        if action in ("task_done", "task_snooze"):
+            await todo.click(self, action, int(number))
             return
         conversation_id = int(number)
         if action == "claim":

@@ -46,6 +46,7 @@ from crm_core.models.knowledge import FaqEntry, QuickReply
 from crm_core.models.leads import Lead, LeadEvent
 from crm_core.models.outbox import Lease, OutboxMessage
 from crm_core.models.people import ApiToken, CustomerTransfer, LoginAttempt, Team, User, UserHandle, WebSession
+from crm_core.models.tasks import Task
 
 __all__ = [
     "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign", "CampaignStatus", "CampaignStep",
@@ -55,5 +56,5 @@ __all__ = [
     "EnrolmentStatus", "Event", "EventRegistration", "FaqEntry", "GroupJoinWay", "HubSetting", "Id", "Identity",
     "Lead", "LeadEvent", "Lease", "LoginAttempt", "MassSend", "MassSendTask", "Message", "MessageKind",
     "MessagePurpose", "Moment", "Note", "OpinionAlert", "OutboxMessage", "OutboxStatus", "QuickReply", "Role",
-    "TagPush", "Team", "ThreadAlias", "User", "UserHandle", "WebSession"
+    "TagPush", "Task", "Team", "ThreadAlias", "User", "UserHandle", "WebSession"
 ]

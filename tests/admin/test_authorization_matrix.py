@@ -27,6 +27,7 @@ from crm_core.models import (
     OutboxStatus,
     QuickReply,
     Role,
+    Task,
     User,
 )
 from crm_core.people import users
@@ -150,6 +151,11 @@ ROUTES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("POST", "/api/v1/users/{user_id}/handles"): (A,),
     ("POST", "/api/v1/users/{user_id}/handover"): (A, M),
     ("PUT", "/api/v1/users/{user_id}/territory"): (A, M),
+    ("GET", "/api/v1/tasks"): EVERYONE,
+    ("POST", "/api/v1/tasks"): EVERYONE,
+    ("GET", "/api/v1/tasks/by-owner"): SUPERVISORS,
+    ("GET", "/api/v1/tasks/{task_id}"): EVERYONE,
+    ("PATCH", "/api/v1/tasks/{task_id}"): EVERYONE,
 }
 NOT_API = {("POST", "/hooks/{kind}/{account_id}"), ("GET", "/hooks/{kind}/{account_id}"), ("GET", "/healthz"),
            ("GET", "/readyz")}  # (/metrics: not in the API schema; tested in tests/hub/test_metrics.py)
@@ -168,6 +174,12 @@ A_COLLEAGUES_RECORD = [
     ("POST", "/api/v1/conversations/{conversation_id}/notes", {"text": "mine now"}),
     ("POST", "/api/v1/conversations/{conversation_id}/assign", {"user_id": "{li}"}),
     ("GET", "/api/v1/leads/{lead_id}", None),
+    ("GET", "/api/v1/tasks/{task_id}", None),
+    ("PATCH", "/api/v1/tasks/{task_id}", {"done": True}),
+    ("POST", "/api/v1/tasks", {"title": "call", "due_at": "2030-01-01T10:00:00+08:00", "contact_id": "{contact_id}"}),
+    ("POST", "/api/v1/tasks", {"title": "call", "due_at": "2030-01-01T10:00:00+08:00",
+                               "conversation_id": "{conversation_id}"}),
+    ("POST", "/api/v1/tasks", {"title": "call", "due_at": "2030-01-01T10:00:00+08:00", "owner_user_id": "{wang}"}),
     ("POST", "/api/v1/leads/{lead_id}/stage", {"stage": "qualified"}),
     ("POST", "/api/v1/leads/{lead_id}/orders", {"amount": 99}),
     # Reaching the same person another way than by id.
@@ -179,7 +191,8 @@ A_COLLEAGUES_RECORD = [
 # Lists a rep may read: a colleague's customer is not in them, whatever the filter.
 LISTS = ["/api/v1/contacts", "/api/v1/contacts?q=138", "/api/v1/conversations",
          "/api/v1/conversations?contact_id={contact_id}", "/api/v1/leads", "/api/v1/leads?contact_id={contact_id}",
-         "/api/v1/leads?q=wang.customer", "/api/v1/leads/export", "/api/v1/inbox", "/api/v1/opinion/alerts"]
+         "/api/v1/leads?q=wang.customer", "/api/v1/leads/export", "/api/v1/inbox", "/api/v1/opinion/alerts",
+         "/api/v1/tasks", "/api/v1/tasks?state=all", "/api/v1/tasks?contact_id={contact_id}"]
 
 
 async def snapshot(stack) -> dict[str, str]:
@@ -242,10 +255,13 @@ async def office(database_url, tmp_path):
             opened.lead.owner_user_id = people["wang"].id  # the bot may have opened it already, unowned
             greeting = QuickReply(title="greeting", texts={"en": "Hi {name} of {company}"})  # shared: Li may use it
             session.add(greeting)
+            chore = Task(title="Call Eve about Wang's Co", due_at=utcnow(), remind_at=None,
+                         owner_user_id=people["wang"].id, contact_id=row.contact_id, origin="panel")
+            session.add(chore)
             await session.flush()
             ids = {"contact_id": row.contact_id, "conversation_id": row.id, "lead_id": opened.lead.id,
                    "li": people["li"].id, "ada": people["ada"].id, "wang": people["wang"].id,
-                   "reply_id": greeting.id}
+                   "reply_id": greeting.id, "task_id": chore.id}
         await eventually(lambda: settled(stack))
         stack.tokens, stack.ids = tokens, ids
         yield stack

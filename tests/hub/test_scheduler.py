@@ -13,7 +13,7 @@ from tests.fakes.stack import make_settings
 JOBS = {"nurture-planner", "nurture-audience", "sla-reminders", "lead-first-response", "opinion-watch", "rep-digest",
         "event-reminders", "delivery-confirmations", "settings-reload", "contact-way-rotas", "customer-transfers",
         "corp-tags", "mass-sends", "customer-groups", "confirm-reminders", "moments",
-        "campaign-tags"}
+        "campaign-tags", "task-reminders", "follow-up-rules"}
 
 
 async def test_every_job_is_scheduled_and_a_failing_one_runs_again(database_url, tmp_path, caplog):

@@ -7,6 +7,7 @@ const SETTING_KINDS = {
   marketing_cap_days: "number", negative_alert_confidence: "number", marketing_quiet_hours: "text",
   lead_routing: ["claim", "round_robin", "load"], opinion_products: "groups", compliance_terms: "groups",
   tag_keywords: "groups", stage_tags: "groups", campaign_tags: "groups", wecom_confirm_remind_minutes: "number",
+  follow_up_untouched_days: "number", follow_up_quote_days: "number",
 };
 const WIDE_SETTINGS = ["lead_stages"];
 export async function settingsPage(main) {

@@ -1,0 +1,1 @@
+"""Reps' follow-ups: tasks with a due time, their reminders, and the rules that make them."""
