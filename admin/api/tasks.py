@@ -167,9 +167,9 @@ async def change_task(body: TaskChange, task_id: PathId, user: User = Depends(re
             raise HTTPException(422, f"owner_user_id: {owner.username} is switched off; choose someone active")
         task.owner_user_id = changes["owner_user_id"] = owner.id
     if body.due_at is not None:
-        task.due_at = body.due_at
+        task.due_at = body.due_at.astimezone(dt.UTC)
         if task.done_at is None:
-            task.remind_at = body.due_at
+            task.remind_at = task.due_at
         changes["due_at"] = body.due_at.isoformat()
     if body.done is True:
         await tasks.complete(task, user, db_session=session, now=now)

@@ -13,15 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from crm_core import audit, catalogues, visibility
 from crm_core.contacts import naming
 from crm_core.models import Contact, Conversation, Direction, Lead, Message, Role, Task, User
 
 MAX_TITLE = 300
-WORKDAY = (dt.time(9, 0), dt.time(18, 0))  # a rule's task falls due inside it, Monday to Friday
+WORKDAY = (dt.time(9, 0), dt.time(18, 0))
+RULE_ORIGINS = ("untouched_lead", "quote_unanswered")  # a rule's task falls due inside it, Monday to Friday
 
 
 class TaskInvalid(ValueError):
@@ -62,6 +64,7 @@ async def create(*, title: str, due_at: dt.datetime, owner: User, actor: User | 
     if contact_id is not None:
         lead_id = await db_session.scalar(select(Lead.id).where(Lead.contact_id == contact_id, Lead.status == "open")
                                           .order_by(Lead.id.desc()).limit(1))
+    due_at = due_at.astimezone(dt.UTC)
     task = Task(title=check_title(title), due_at=due_at, remind_at=due_at, owner_user_id=owner.id,
                 contact_id=contact_id, lead_id=lead_id, conversation_id=conversation_id, origin=origin,
                 rule_key=rule_key, created_by_user_id=actor.id if actor else None)
@@ -153,9 +156,11 @@ class Rules:
 
 
 def _last_rep_message(contact_id) -> object:
-    return (select(func.max(Message.created_at)).join(Conversation, Conversation.id == Message.conversation_id)
-            .where(Conversation.contact_id == contact_id, Message.direction == Direction.OUTBOUND,
-                   Message.author_user_id.is_not(None)).scalar_subquery())
+    """When a person last wrote to the contact (aliased: it sits inside other message queries)."""
+    sent, conversation = aliased(Message), aliased(Conversation)
+    return (select(func.max(sent.created_at)).join(conversation, conversation.id == sent.conversation_id)
+            .where(conversation.contact_id == contact_id, sent.direction == Direction.OUTBOUND,
+                   sent.author_user_id.is_not(None)).correlate(Lead).scalar_subquery())
 
 
 async def apply_rules(rules: Rules, now: dt.datetime, *, zone: ZoneInfo, db_session: AsyncSession) -> int:
@@ -163,22 +168,13 @@ async def apply_rules(rules: Rules, now: dt.datetime, *, zone: ZoneInfo, db_sess
     made = 0
     last_out = _last_rep_message(Lead.contact_id)
     due = next_working_moment(now, zone)
-    if rules.untouched_days > 0:
-        cutoff = now - dt.timedelta(days=rules.untouched_days)
-        rows = (await db_session.execute(
-            select(Lead, last_out).where(Lead.status == "open", Lead.owner_user_id.is_not(None),
-                                         Lead.created_at < cutoff, or_(last_out.is_(None), last_out < cutoff))
-            .order_by(Lead.id).limit(1000))).all()
-        for lead, touched in rows:
-            since = max(lead.created_at, touched) if touched else lead.created_at
-            days = (now - since).days
-            made += await _rule_task(lead, f"untouched_lead:{lead.id}:{since:%Y%m%dT%H%M%S}", "untouched_lead",
-                                     days, due, db_session)
+    # The quote first: a lead waiting on its quote gets that task, not a second for its silence.
     if rules.quote_days > 0:
         cutoff = now - dt.timedelta(days=rules.quote_days)
-        answered = exists().where(Message.direction == Direction.INBOUND, Message.created_at > last_out,
-                                  Message.conversation_id.in_(select(Conversation.id).where(
-                                      Conversation.contact_id == Lead.contact_id)))
+        reply, thread = aliased(Message), aliased(Conversation)
+        answered = (select(reply.id).join(thread, thread.id == reply.conversation_id)
+                    .where(thread.contact_id == Lead.contact_id, reply.direction == Direction.INBOUND,
+                           reply.created_at > last_out).correlate(Lead).exists())
         rows = (await db_session.execute(
             select(Lead, last_out).where(Lead.status == "open", Lead.owner_user_id.is_not(None),
                                          Lead.stage == rules.quote_stage, last_out < cutoff, ~answered)
@@ -186,6 +182,20 @@ async def apply_rules(rules: Rules, now: dt.datetime, *, zone: ZoneInfo, db_sess
         for lead, sent in rows:
             made += await _rule_task(lead, f"quote_unanswered:{lead.id}:{sent:%Y%m%dT%H%M%S}", "quote_unanswered",
                                      (now - sent).days, due, db_session)
+    if rules.untouched_days > 0:
+        cutoff = now - dt.timedelta(days=rules.untouched_days)
+        # Touched: a rep's message to the customer, or a follow-up task on the lead done.
+        last_done = select(func.max(Task.done_at)).where(Task.lead_id == Lead.id).scalar_subquery()
+        rows = (await db_session.execute(
+            select(Lead, last_out, last_done).where(
+                Lead.status == "open", Lead.owner_user_id.is_not(None), Lead.created_at < cutoff,
+                or_(last_out.is_(None), last_out < cutoff), or_(last_done.is_(None), last_done < cutoff))
+            .order_by(Lead.id).limit(1000))).all()
+        for lead, *touches in rows:
+            since = max([lead.created_at, *(t for t in touches if t is not None)])
+            days = (now - since).days
+            made += await _rule_task(lead, f"untouched_lead:{lead.id}:{since:%Y%m%dT%H%M%S}", "untouched_lead",
+                                     days, due, db_session)
     return made
 
 
@@ -193,9 +203,9 @@ async def _rule_task(lead: Lead, key: str, origin: str, days: int, due: dt.datet
     """A rule's task for the lead's owner, titled in the owner's language."""
     if await session.scalar(select(Task.id).where(Task.rule_key == key)) is not None:
         return 0
-    if await session.scalar(select(Task.id).where(Task.lead_id == lead.id, Task.origin == origin,
+    if await session.scalar(select(Task.id).where(Task.lead_id == lead.id, Task.origin.in_(RULE_ORIGINS),
                                                   Task.done_at.is_(None))) is not None:
-        return 0  # the last one is still open: no second for the same lead
+        return 0  # a rule's task for this lead is still open: no second
     owner = await session.get(User, lead.owner_user_id)
     if owner is None or not owner.is_active:
         return 0

@@ -208,10 +208,11 @@ async def test_a_rep_snoozes_a_conversation_until_a_time_they_name(database_url,
 
 async def claimed_by(ws, rep: str, user_id: int, text: str, first_name: str) -> int:
     """A Telegram customer writes; `rep` claims the conversation from the new-lead card."""
+    mark = len(ws.rep_inbox(rep))
     await ws.tg.customer_writes(user_id, text, first_name=first_name)
-    conv = conversation_id_of(await ws.rep_receives(rep, "新线索"))
+    conv = conversation_id_of(await ws.rep_receives(rep, text, after=mark))
     await ws.rep_writes(rep, f"/claim {conv}")
-    await ws.rep_receives(rep, "is yours")
+    await ws.rep_receives(rep, "is yours", after=mark)
     return conv
 
 
