@@ -7,6 +7,7 @@ for anyone active. A task about a customer names one the user may read. Every ch
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -18,10 +19,11 @@ from admin.api.deps import db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import Id, Offset, PathId, QueryId
 from crm_core import audit, visibility
+from crm_core.contacts import naming
 from crm_core.db import utcnow
 from crm_core.followups import tasks
 from crm_core.followups.tasks import TaskInvalid
-from crm_core.models import Conversation, Role, Task, User
+from crm_core.models import Contact, Conversation, Role, Task, User
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 EVERYONE = (Role.ADMIN, Role.OPERATOR, Role.MANAGER, Role.REP)
@@ -58,6 +60,8 @@ class TaskRead(BaseModel):
     created_at: dt.datetime
     done_at: dt.datetime | None
     overdue: bool = False
+    owner_name: str | None = None
+    contact_name: str | None = Field(default=None, description="The customer's name as shown everywhere")
 
 
 class OwnerCounts(BaseModel):
@@ -68,8 +72,21 @@ class OwnerCounts(BaseModel):
     done_last_7_days: int
 
 
-def _read(task: Task, now: dt.datetime) -> TaskRead:
-    return TaskRead.model_validate(task).model_copy(update={"overdue": tasks.is_overdue(task, now)})
+async def _reads(rows: Sequence[Task], session: AsyncSession) -> list[TaskRead]:
+    """The tasks with whose they are and whom they are about, by name."""
+    now = utcnow()
+    owners = {u.id: u.display_name or u.username for u in (await session.scalars(
+        select(User).where(User.id.in_({t.owner_user_id for t in rows})))).all()}
+    contacts = (await session.scalars(select(Contact).where(
+        Contact.id.in_({t.contact_id for t in rows if t.contact_id})))).all()
+    names = await naming.shown_names(contacts, db_session=session)
+    return [TaskRead.model_validate(task).model_copy(update={
+        "overdue": tasks.is_overdue(task, now), "owner_name": owners.get(task.owner_user_id),
+        "contact_name": names.get(task.contact_id)}) for task in rows]
+
+
+async def _read(task: Task, session: AsyncSession) -> TaskRead:
+    return (await _reads([task], session))[0]
 
 
 async def _task_for(task_id: int, user: User, session: AsyncSession) -> Task:
@@ -109,8 +126,7 @@ async def list_tasks(state: Literal["open", "overdue", "done", "all"] = "open",
         stmt = stmt.where(Task.owner_user_id == owner_user_id)
     if contact_id is not None:
         stmt = stmt.where(Task.contact_id == contact_id)
-    rows = (await session.scalars(stmt.limit(limit).offset(offset))).all()
-    return [_read(task, now) for task in rows]
+    return await _reads((await session.scalars(stmt.limit(limit).offset(offset))).all(), session)
 
 
 @router.get("/by-owner", response_model=list[OwnerCounts], responses=errors(403))
@@ -123,7 +139,7 @@ async def tasks_by_owner(user: User = Depends(require_role(Role.ADMIN, Role.OPER
 @router.get("/{task_id}", response_model=TaskRead, responses=errors(404))
 async def get_task(task_id: PathId, user: User = Depends(require_role(*EVERYONE)),
                    session: AsyncSession = Depends(db_session)) -> TaskRead:
-    return _read(await _task_for(task_id, user, session), utcnow())
+    return await _read(await _task_for(task_id, user, session), session)
 
 
 @router.post("", response_model=TaskRead, status_code=status.HTTP_201_CREATED, responses=errors(403, 404, 422))
@@ -147,7 +163,7 @@ async def create_task(body: TaskWrite, user: User = Depends(require_role(*EVERYO
     except TaskInvalid as exc:
         raise HTTPException(422, str(exc)) from None
     await session.commit()
-    return _read(task, utcnow())
+    return await _read(task, session)
 
 
 @router.patch("/{task_id}", response_model=TaskRead, responses=errors(403, 404, 422))
@@ -181,4 +197,4 @@ async def change_task(body: TaskChange, task_id: PathId, user: User = Depends(re
         await audit.record("task.update", entity_type="task", entity_id=task.id, actor=user, db_session=session,
                            details=changes)
     await session.commit()
-    return _read(task, now)
+    return await _read(task, session)

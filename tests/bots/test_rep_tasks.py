@@ -17,6 +17,7 @@ from crm_core.leads import service as leads
 from crm_core.models import AuditLog, Conversation, Direction, Lead, Message, Role, Task, Team, User
 from tests.admin.test_api import token_for
 from tests.bots.test_rep_workspace import claimed_by
+from tests.fakes.panel import signed_in
 from tests.fakes.stack import workspace_stack
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -225,3 +226,64 @@ async def test_follow_up_rules_make_a_task_once_per_untouched_lead_and_unanswere
             for task in (await session.scalars(select(Task))).all():
                 task.done_at = now - dt.timedelta(days=4)
         assert await tg.hub.follow_up_rules() == 2  # Gus and Hana: untouched for 4 days since
+
+
+@sqlite_only
+async def test_a_todo_from_wecom_shows_in_the_panel_is_reminded_when_due_and_done_closes_it(database_url, tmp_path,
+                                                                                           browser):
+    import time_machine
+
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        conv = await claimed_by(ws, "li", 7007, "Can you call me about the price?", "Jun")
+        await ws.rep_writes("li", f"/todo {conv} tomorrow 10:00 call Jun about the price")
+        task_id = task_id_in((await ws.rep_receives("li", "saved: call Jun about the price"))["text"])
+        async with signed_in(browser, tg.hub, tg.hub_base, "li", Role.REP) as page:
+            await page.click("#nav a[data-page=tasks]")
+            row = page.locator(f"#task-rows tr[data-task='{task_id}']")
+            await row.wait_for()
+            text = await row.inner_text()
+            assert "call Jun about the price" in text and "Jun" in text and f"#{conv}" in text, text
+            assert "Rep in chat app" in text or "销售在聊天工具中" in text  # the panel's language is Li's
+            # One made in the panel, for the same customer, due in an hour.
+            form = page.locator("#task-form")
+            await form.locator("input[name=title]").fill("发送合同草稿")
+            soon = (dt.datetime.now() + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+            await form.locator("input[name=due]").fill(soon)
+            await form.locator("button[type=submit]").click()
+            await page.wait_for_selector("#task-rows tr:has-text('发送合同草稿')")
+            # The customer's page lists the tasks about them.
+            await row.locator("a", has_text="Jun").click()
+            await page.wait_for_selector("#contact-tasks:has-text('call Jun about the price')")
+            assert page.script_errors == []
+
+        async with tg.hub.sessions() as session:
+            due = (await session.get(Task, task_id)).due_at
+        # The next morning at ten, the reminder reaches Li's WeCom; Done there closes the task.
+        with time_machine.travel(due + dt.timedelta(minutes=1), tick=True):
+            mark = len(ws.rep_inbox("li"))
+            assert await tg.hub.task_reminders.run_once() == 2  # the panel's task, an hour overdue, too
+            reminder = await ws.rep_receives("li", f"Task T{task_id}: call Jun about the price", after=mark)
+            assert "Customer: Jun" in reminder["text"]
+            await ws.rep_clicks("li", f"task_done:{task_id}")
+            await ws.rep_receives("li", f"Done: T{task_id}", after=mark)
+
+        async with signed_in(browser, tg.hub, tg.hub_base, "li", Role.REP) as page:
+            await page.goto("/admin#/tasks")
+            await page.wait_for_selector("#task-rows tr[data-task]")
+            rows = await page.inner_text("#task-rows")
+            assert "发送合同草稿" in rows and "call Jun about the price" not in rows  # open ones: the other only
+            await page.select_option("#task-state", "done")
+            await page.wait_for_selector(f"#task-rows tr[data-task='{task_id}'] .badge.ok")
+            # The other is done from the panel.
+            await page.select_option("#task-state", "open")
+            await page.click("#task-rows button[data-done]")
+            await page.wait_for_selector("#task-rows td.muted")
+            assert page.script_errors == []
+        # Their manager sees Li's week: nothing open, two done.
+        async with signed_in(browser, tg.hub, tg.hub_base, "boss", Role.MANAGER, locale="en-GB") as page:
+            await page.goto("/admin#/tasks")
+            owners = page.locator("#task-owners tr[data-owner]")
+            await owners.first.wait_for()
+            assert (await owners.first.inner_text()).split("\t") == ["Li Lei", "0", "0", "2"]
+            assert page.script_errors == []

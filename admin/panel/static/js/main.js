@@ -16,6 +16,7 @@ import {massSendsPage} from "./pages/mass_sends.js";
 import {monitoringPage} from "./pages/monitoring.js";
 import {quickRepliesPage} from "./pages/quick_replies.js";
 import {settingsPage} from "./pages/settings.js";
+import {tasksPage} from "./pages/tasks.js";
 import {usersPage} from "./pages/users.js";
 
 // ---- navigation and roles ---------------------------------------------------------
@@ -25,6 +26,7 @@ const PAGES = [
   {id: "inbox", roles: ["admin", "operator", "manager", "rep"], render: inboxPage},
   {id: "contacts", roles: ["admin", "operator", "manager", "rep"], render: contactsPage},
   {id: "leads", roles: ["admin", "operator", "manager", "rep"], render: leadsPage},
+  {id: "tasks", roles: ["admin", "operator", "manager", "rep"], render: tasksPage},
   {id: "campaigns", roles: ["admin", "operator", "manager"], render: campaignsPage},
   {id: "channels", roles: ["admin", "operator"], render: channelsPage},
   {id: "contact-ways", roles: ["admin", "operator", "manager"], render: contactWaysPage},
@@ -65,7 +67,7 @@ function drawChrome() {
 export async function route() {
   stopPage();
   stopPage = () => {};
-  const [, pageId = "", ...rest] = (location.hash || "#/").split("/");
+  const [, pageId = "", ...rest] = (location.hash || "#/").split("?")[0].split("/");  // #/page/rest?filters
   const allowed = PAGES.filter((p) => p.roles.includes(ME.role));
   const page = PAGES.find((p) => p.id === pageId) || allowed[0];
   $$("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page.id));

@@ -53,6 +53,7 @@ async function contactPage(main, id) {
   const conversations = await api("GET", `/conversations?contact_id=${id}`);
   const consent = await api("GET", `/contacts/${id}/consent`).catch(() => null);
   const leads = await api("GET", `/leads?contact_id=${id}`).catch(() => []);
+  const tasks = await api("GET", `/tasks?state=all&contact_id=${id}`).catch(() => []);
   const thread = conversations.length ? await api("GET", `/inbox/${conversations[0].id}`) : null;
   const mayErase = ME.role === "admin";
   main.innerHTML = markup(html`<h1>${contact.name || contact.display_name || "#" + contact.id} <span class="badge">${label("stage", contact.stage)}</span></h1>
@@ -70,7 +71,10 @@ async function contactPage(main, id) {
           <button type="submit">${t("preview")}</button></form><div id="merge-preview"></div>` : ""}</section>
       <section class="card"><h3>${t("identities")}</h3><ul>${contact.identities.map((i) => html`<li>${i.display_name || i.username || i.external_id}
         <span class="muted">· #${i.channel_account_id} · ${i.external_id}</span>${i.reachable ? "" : html` <span class="badge bad">${i.unreachable_reason || "unreachable"}</span>`}</li>`)}</ul>
-        <h3>${t("leads")}</h3>${leads.length ? leads.map((l) => html`<div>#${l.id} <span class="badge">${label("stage", l.stage)}</span> ${t("score")} ${l.score} · ${l.company || ""}</div>`) : html`<p class="muted">${t("nothing")}</p>`}</section>
+        <h3>${t("leads")}</h3>${leads.length ? leads.map((l) => html`<div>#${l.id} <span class="badge">${label("stage", l.stage)}</span> ${t("score")} ${l.score} · ${l.company || ""}</div>`) : html`<p class="muted">${t("nothing")}</p>`}
+        <h3>${t("tasks")}</h3><div id="contact-tasks">${either(tasks.map((x) => html`<div>T${x.id} ${when(x.due_at)} · ${x.title} · ${x.owner_name || ""}
+          ${x.done_at ? html`<span class="badge ok">${t("task_done")}</span>` : x.overdue ? html`<span class="badge bad">${t("task_overdue")}</span>` : ""}</div>`),
+          html`<p class="muted">${t("nothing")}</p>`)}</div></section>
     </div>
     <section class="card" id="consent-card"><h3>${t("consent")}</h3>
       ${consent ? html`<div id="consent-state">${either(Object.entries(consent.state).map(([purpose, scopes]) => html`<div><strong>${t("purpose_" + purpose)}</strong>: ${Object.entries(scopes).map(([scope, st]) =>
