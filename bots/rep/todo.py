@@ -1,6 +1,7 @@
-"""A rep's follow-up tasks in their chat app: `/todo 3 明天10点 回电` makes one, `/todo` lists
-them, `/finish T` (or Done on the reminder) closes one, Snooze on the reminder asks again in
-an hour. The reminders themselves go out from `TaskReminders`, a periodic job."""
+"""A rep's follow-up tasks in their chat app: `/todo 3 明天10点 回电` makes one (so does a
+card's Remind me tomorrow), `/todo` lists them, `/finish T` (or Done on the reminder) closes
+one, Snooze on the reminder asks again in an hour. The reminders themselves go out from
+`TaskReminders`, a periodic job."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from crm_core.contacts import naming
 from crm_core.db import utcnow
 from crm_core.followups import tasks
 from crm_core.followups.tasks import TaskInvalid
-from crm_core.models import Contact, Task, User
+from crm_core.models import Contact, Conversation, Task, User
 from crm_core.people import reps
 from crm_core.ports import Button, OutboundMessage
 
@@ -63,6 +64,19 @@ async def command(session: Session, rest: str) -> None:
         session.say("todo_invalid", reason=str(exc))
         return
     session.say("todo_made", id=task.id, title=task.title, when=due.strftime("%m-%d %H:%M"))
+
+
+async def remind_tomorrow(session: Session, conversation: Conversation, name: str) -> None:
+    """A card's "Remind me tomorrow": a follow-up task on the customer, due at the start of the
+    next working day."""
+    reps.ensure_may_act(session.user, conversation)
+    zone = ZoneInfo(session.timezone)
+    tomorrow = utcnow().astimezone(zone).date() + dt.timedelta(days=1)
+    due = tasks.next_working_moment(dt.datetime.combine(tomorrow, dt.time(0), tzinfo=zone), zone)
+    task = await tasks.create(title=say("task_follow_up", session.lang, name=name), due_at=due, owner=session.user,
+                              actor=session.user, origin="rep_bot", conversation_id=conversation.id,
+                              db_session=session.db)
+    session.say("todo_made", id=task.id, title=task.title, when=_local(due, zone))
 
 
 async def listing(session: Session) -> None:

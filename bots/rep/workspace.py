@@ -194,6 +194,9 @@ class Session:
         elif action == "snooze":
             await self._snooze(conversation_id, utcnow() + SNOOZE)
             self.say("snoozed", id=conversation_id, minutes=int(SNOOZE.total_seconds() // 60))
+        elif action == "remind":
+            conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
+            await todo.remind_tomorrow(self, conversation, await self._name(conversation))
         elif action == "handover":
             conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
             await reps.assign(conversation, None, self.user, db_session=self.db)

@@ -342,16 +342,17 @@ async def contact_card(conversation: Conversation, *, db_session: AsyncSession, 
     }
 
 
-_BUTTONS = {action: catalogues.text(f"card.{action}") for action in ("claim", "reply", "snooze", "handover")}
+_BUTTONS = {action: catalogues.text(f"card.{action}") for action in ("claim", "reply", "snooze", "remind", "handover")}
 
 
 def card_buttons(conversation_id: int, *, claimed: bool, lang: str = "zh") -> tuple[Button, ...]:
     """Buttons on a rep's card, in the rep's language; their data comes back as
     `<action>:<conversation id>`.
 
-    Unowned: claim, reply (claims too), snooze. Owned: reply, snooze, hand over.
+    Unowned: claim, reply (claims too), snooze. Owned: reply, snooze, remind me tomorrow (a
+    follow-up task), hand over.
     """
-    actions = ("reply", "snooze", "handover") if claimed else ("claim", "reply", "snooze")
+    actions = ("reply", "snooze", "remind", "handover") if claimed else ("claim", "reply", "snooze")
     return tuple(Button(_BUTTONS[action]["zh" if lang == "zh" else "en"], f"{action}:{conversation_id}")
                  for action in actions)
 

@@ -53,6 +53,20 @@ async def test_a_rep_makes_a_task_from_wecom_is_reminded_when_due_and_closes_it(
         listing = await ws.rep_receives("li", "Your open tasks (2)", after=mark)
         assert listing["text"].index(f"T{task_id} ") < listing["text"].index(f"T{second} ")
 
+        # A card's "Remind me tomorrow" makes one too, due at the start of the next working day.
+        await tg.customer_writes(5005, "Any news?")
+        card = await ws.rep_receives("li", "Any news?", after=mark)
+        assert [b["key"] for b in card["card"]["button_list"]] == [f"{action}:{conv}" for action in
+                                                                   ("reply", "snooze", "remind", "handover")]
+        await ws.rep_clicks("li", f"remind:{conv}")
+        third = task_id_in((await ws.rep_receives("li", "saved: Follow up Fay", after=mark))["text"])
+        async with tg.hub.sessions() as session:
+            reminded = (await session.get(Task, third)).due_at.astimezone(zone)
+        assert reminded.time() == dt.time(9) and reminded.weekday() < 5
+        assert 1 <= (reminded.date() - dt.datetime.now(zone).date()).days <= 3
+        await ws.rep_writes("li", f"/finish T{third}")
+        await ws.rep_receives("li", f"Done: T{third}", after=mark)
+
         # The task is in the API with its customer; Wang sees none of Li's.
         li_token, _ = await token_for(tg, Role.REP, "li")
         wang_token, _ = await token_for(tg, Role.REP, "wang")
@@ -100,7 +114,7 @@ async def test_a_rep_makes_a_task_from_wecom_is_reminded_when_due_and_closes_it(
         async with tg.hub.sessions() as session:
             actions = (await session.scalars(select(AuditLog.action).where(AuditLog.entity_type == "task")
                                              .order_by(AuditLog.id))).all()
-        assert actions == ["task.create", "task.create", "task.done", "task.done"]
+        assert actions == ["task.create", "task.create", "task.create", "task.done", "task.done", "task.done"]
 
 
 @sqlite_only
