@@ -25,7 +25,7 @@ RELOAD_SECONDS = 15.0
 SECTIONS: dict[str, tuple[str, ...]] = {
     "sla": ("sla_first_response_minutes", "sla_escalate_minutes", "wecom_confirm_remind_minutes"),
     "routing": ("lead_stages", "lead_routing", "lead_hot_score", "lead_first_response_minutes",
-                "lead_escalate_minutes"),
+                "lead_escalate_minutes", "lead_scoring"),
     "marketing": ("marketing_cap_count", "marketing_cap_days", "marketing_quiet_hours"),
     "monitoring": ("negative_alert_confidence", "opinion_products", "compliance_terms"),
     "tagging": ("tag_keywords", "stage_tags", "campaign_tags"),

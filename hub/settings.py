@@ -9,12 +9,21 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm_core.consent.marketing_rules import MarketingRules
 from crm_core.followups.tasks import Rules as FollowUpRules
-from crm_core.leads.service import LeadRules
+from crm_core.leads.service import CLOSED_STAGES, DEFAULT_SCORING, LeadRules, ScoringRule
+
+
+class ScoringSetting(BaseModel):
+    """One lead scoring rule as the panel and SCRM_LEAD_SCORING give it."""
+
+    event: str
+    points: int = Field(ge=-100, le=1000)
+    repeatable: bool = False
+    cap: int | None = Field(default=None, ge=1, le=100_000, description="a repeatable rule's points on one lead")
 
 
 class Settings(BaseSettings):
@@ -99,6 +108,10 @@ class Settings(BaseSettings):
     lead_hot_score: int = Field(default=50, ge=1)
     lead_first_response_minutes: float = Field(default=60.0, gt=0, le=30 * 24 * 60)
     lead_escalate_minutes: float = Field(default=240.0, gt=0, le=60 * 24 * 60)
+    # The lead scoring rules, as JSON [{"event": "message", "points": 2, "repeatable": true, "cap": 20}, ...]
+    # (events: crm_core.leads.service.SCORING_EVENTS; an event left out scores nothing).
+    lead_scoring: list[ScoringSetting] = Field(default_factory=lambda: [
+        ScoringSetting(event=r.event, points=r.delta, repeatable=r.repeatable, cap=r.cap) for r in DEFAULT_SCORING])
     # Automatic tags, as JSON {"tag": ["word", ...]}: a customer whose message names one of the
     # words gets the tag; {"tag": ["stage", ...]}: a lead moved to one of the stages tags its contact.
     tag_keywords: dict[str, list[str]] | None = None
@@ -112,7 +125,8 @@ class Settings(BaseSettings):
     # days, and of a lead in the quote stage whose customer has not answered for this many; 0: off.
     follow_up_untouched_days: int = Field(default=3, ge=0, le=365)
     follow_up_quote_days: int = Field(default=2, ge=0, le=365)
-    follow_up_quote_stage: str = Field(default="proposal", description="the stage a quote was sent in")
+    follow_up_quote_stage: str = Field(default="", description="the stage a quote is sent in; empty: the last "
+                                                              "open stage of the pipeline (proposal by default)")
 
     @property
     def lead_rules(self) -> LeadRules:
@@ -120,6 +134,7 @@ class Settings(BaseSettings):
                          routing=self.lead_routing, hot_score=self.lead_hot_score,
                          first_response=dt.timedelta(minutes=self.lead_first_response_minutes),
                          escalate_after=dt.timedelta(minutes=self.lead_escalate_minutes),
+                         scoring=tuple(ScoringRule(r.event, r.points, r.repeatable, r.cap) for r in self.lead_scoring),
                          stage_tags=tuple((stage.strip().lower(), tag)
                                           for tag, stages in (self.stage_tags or {}).items() for stage in stages))
 
@@ -128,19 +143,23 @@ class Settings(BaseSettings):
         try:
             self.lead_rules  # noqa: B018  (validates the stages and their order at start)
         except ValueError as exc:
-            raise ValueError(f"SCRM_LEAD_STAGES / SCRM_LEAD_ROUTING: {exc}") from None
+            names = "SCRM_LEAD_SCORING" if str(exc).startswith("scoring") else "SCRM_LEAD_STAGES / SCRM_LEAD_ROUTING"
+            raise ValueError(f"{names}: {exc}") from None
         if self.lead_escalate_minutes < self.lead_first_response_minutes:
             raise ValueError("SCRM_LEAD_ESCALATE_MINUTES must not be shorter than SCRM_LEAD_FIRST_RESPONSE_MINUTES")
-        if self.follow_up_quote_days and self.follow_up_quote_stage.strip().lower() not in self.lead_rules.stages:
+        if self.follow_up_quote_stage.strip() and \
+                self.follow_up_quote_stage.strip().lower() not in self.lead_rules.stages:
             raise ValueError(f"SCRM_FOLLOW_UP_QUOTE_STAGE {self.follow_up_quote_stage!r} is not a stage of the "
-                             f"pipeline ({', '.join(self.lead_rules.stages)}): name one, or set "
-                             "SCRM_FOLLOW_UP_QUOTE_DAYS=0")
+                             f"pipeline ({', '.join(self.lead_rules.stages)}): name one, or leave it empty for "
+                             "the last open stage")
         return self
 
     @property
     def follow_up_rules(self) -> FollowUpRules:
+        stages = self.lead_rules.stages
+        last_open = [stage for stage in stages if stage not in CLOSED_STAGES][-1]
         return FollowUpRules(untouched_days=self.follow_up_untouched_days, quote_days=self.follow_up_quote_days,
-                             quote_stage=self.follow_up_quote_stage.strip().lower())
+                             quote_stage=self.follow_up_quote_stage.strip().lower() or last_open)
 
     @field_validator("tag_keywords", "stage_tags", "campaign_tags")
     @classmethod

@@ -17,8 +17,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from crm_core import audit, catalogues, visibility
+from crm_core import audit, catalogues, sql, visibility
 from crm_core.contacts import naming
+from crm_core.db import utcnow
 from crm_core.models import Contact, Conversation, Direction, Lead, Message, Role, Task, User
 
 MAX_TITLE = 300
@@ -50,8 +51,8 @@ async def may_assign(actor: User, owner: User, *, db_session: AsyncSession) -> b
 
 
 async def create(*, title: str, due_at: dt.datetime, owner: User, actor: User | None, origin: str,
-                 db_session: AsyncSession, contact_id: int | None = None, conversation_id: int | None = None,
-                 rule_key: str | None = None) -> Task:
+                 db_session: AsyncSession, contact_id: int | None = None,
+                 conversation_id: int | None = None) -> Task:
     """A new task, reminded at `due_at`; linked to the customer (and their open lead) of
     `conversation_id` or `contact_id`. Checks of who may see that customer are the caller's."""
     if due_at.tzinfo is None:
@@ -67,7 +68,7 @@ async def create(*, title: str, due_at: dt.datetime, owner: User, actor: User | 
     due_at = due_at.astimezone(dt.UTC)
     task = Task(title=check_title(title), due_at=due_at, remind_at=due_at, owner_user_id=owner.id,
                 contact_id=contact_id, lead_id=lead_id, conversation_id=conversation_id, origin=origin,
-                rule_key=rule_key, created_by_user_id=actor.id if actor else None)
+                created_by_user_id=actor.id if actor else None)
     db_session.add(task)
     await db_session.flush()
     await audit.record("task.create", entity_type="task", entity_id=task.id, actor=actor, db_session=db_session,
@@ -212,9 +213,13 @@ async def _rule_task(lead: Lead, key: str, origin: str, days: int, due: dt.datet
     contact = await session.get(Contact, lead.contact_id)
     name = lead.company if contact is None else (await naming.shown_names([contact], db_session=session))[contact.id]
     title = catalogues.text(f"task.{origin}")["en" if owner.language == "en" else "zh"].format(name=name, days=days)
-    async with session.begin_nested():  # two processes on the same occasion: the key's UNIQUE keeps one
-        task = await create(title=title, due_at=due, owner=owner, actor=None, origin=origin,
-                            contact_id=lead.contact_id, rule_key=key, db_session=session)
-        task.lead_id = lead.id
+    # Two processes on the same occasion: the key's UNIQUE keeps one, without failing the other.
+    task_id = await sql.insert_ignoring_conflict(session, Task.__table__, {
+        "title": title, "due_at": due, "remind_at": due, "owner_user_id": owner.id, "contact_id": lead.contact_id,
+        "lead_id": lead.id, "origin": origin, "rule_key": key, "created_at": utcnow()}, conflict_columns=["rule_key"])
+    if task_id is None:
+        return 0
+    await audit.record("task.create", entity_type="task", entity_id=task_id, actor=None, db_session=session,
+                       details={"title": title, "owner_user_id": owner.id, "due_at": due.isoformat(), "origin": origin})
     return 1
 

@@ -43,8 +43,12 @@ class ScoringRule:
     event: str
     delta: int
     repeatable: bool = False
+    cap: int | None = None        # a repeatable rule's points on one lead, at most
 
 
+# What the hub scores: a buying signal in a message, registering for an event, opting in to
+# marketing, any message, an order, a phone or email given in the chat.
+SCORING_EVENTS = ("buying_signal", "event_registration", "opt_in", "message", "order", "stated_contact")
 DEFAULT_SCORING = (
     ScoringRule("buying_signal", 20), ScoringRule("event_registration", 15), ScoringRule("opt_in", 10),
     ScoringRule("message", 2, repeatable=True), ScoringRule("order", 30, repeatable=True),
@@ -82,6 +86,21 @@ class LeadRules:
         unknown = sorted({stage for stage, _ in self.stage_tags} - set(self.stages))
         if unknown:
             raise ValueError(f"stage tags name stages the pipeline lacks: {', '.join(unknown)}")
+        self.check_scoring(self.scoring)
+
+    @staticmethod
+    def check_scoring(scoring: tuple[ScoringRule, ...]) -> None:
+        events = [rule.event for rule in scoring]
+        for rule in scoring:
+            if rule.event not in SCORING_EVENTS:
+                raise ValueError(f"scoring: unknown event {rule.event!r}; events: {', '.join(SCORING_EVENTS)}")
+            if events.count(rule.event) > 1:
+                raise ValueError(f"scoring: {rule.event} has two rules; keep one")
+            if not -100 <= rule.delta <= 1000:
+                raise ValueError(f"scoring: {rule.event} gives {rule.delta} points; from -100 to 1000")
+            if rule.cap is not None and (not rule.repeatable or rule.cap < 1):
+                raise ValueError(f"scoring: {rule.event}'s cap limits a repeatable rule and is at least 1; "
+                                 "make it repeatable or leave the cap empty")
 
     def rule(self, event: str) -> ScoringRule | None:
         return next((r for r in self.scoring if r.event == event), None)
@@ -224,11 +243,17 @@ async def score(lead: Lead, event: str, *, rules: LeadRules, db_session: AsyncSe
     rule = rules.rule(event)
     if rule is None:
         return False
-    if not rule.repeatable and await db_session.scalar(select(LeadEvent.id).where(
-            LeadEvent.lead_id == lead.id, LeadEvent.kind == "score", LeadEvent.details["event"].as_string() == event)):
+    scored = (LeadEvent.lead_id == lead.id, LeadEvent.kind == "score", LeadEvent.details["event"].as_string() == event)
+    if not rule.repeatable and await db_session.scalar(select(LeadEvent.id).where(*scored)):
         return False
-    lead.score += rule.delta
-    await record(lead, "score", db_session=db_session, actor=actor, event=event, delta=rule.delta,
+    delta = rule.delta
+    if rule.cap is not None:
+        earned = await db_session.scalar(select(func.sum(LeadEvent.details["delta"].as_integer())).where(*scored)) or 0
+        delta = max(0, min(delta, rule.cap - earned))
+        if not delta:
+            return False
+    lead.score += delta
+    await record(lead, "score", db_session=db_session, actor=actor, event=event, delta=delta,
                  score=lead.score, **details)
     if lead.score >= rules.hot_score and lead.hot_alerted_at is None:
         lead.hot_alerted_at = utcnow()

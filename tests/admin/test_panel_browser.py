@@ -14,6 +14,7 @@ from sqlalchemy import select
 from channels.simulators import wecom_kf as kf_sim
 from channels.simulators.wecom import WeComSimulator
 from crm_core import accounts
+from crm_core.leads.service import ScoringRule
 from crm_core.models import (
     Campaign,
     CampaignStatus,
@@ -305,9 +306,16 @@ async def test_settings_change_live_the_language_switches_and_a_rep_is_refused(s
     await page.fill("input[name=sla_first_response_minutes]", "15")
     await page.fill("textarea[name=opinion_products]", "X200: x200, X200充电器")
     await page.fill("input[name=lead_stages]", "new,contacted,demo,won,lost")
+    # The scoring rules, a row per event: an order worth 45, every time, at most 90 per lead.
+    order = page.locator("table.scoring tr[data-event=order]")
+    await order.locator("input[name=points]").fill("45")
+    await order.locator("input[name=cap]").fill("90")
     await page.click("#save-settings")
     await page.wait_for_selector("label:has(input[name=sla_first_response_minutes]) .badge")
     assert stack.hub.settings.lead_rules.stages == ("new", "contacted", "demo", "won", "lost")
+    assert stack.hub.settings.lead_rules.rule("order") == ScoringRule("order", 45, repeatable=True, cap=90)
+    assert stack.hub.settings.lead_rules.rule("message").delta == 2  # the others as they were
+    assert stack.hub.settings.follow_up_rules.quote_stage == "demo"  # the pipeline's last open stage
     assert stack.hub.sla.first_response.total_seconds() == 15 * 60
     assert stack.hub.opinion.products.products("X200充电器坏了") == ["X200"]
     await shot(page, "settings")

@@ -81,6 +81,30 @@ async def test_bad_values_are_refused_with_the_reason_and_nothing_changes(stack,
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_lead_scoring_rules_change_live_audited_and_bad_ones_are_refused(stack):
+    url = f"{stack.hub_base}/api/v1/settings"
+    scoring = [{"event": "message", "points": 5, "repeatable": True, "cap": 15},
+               {"event": "buying_signal", "points": 40, "repeatable": False, "cap": None}]
+    resp = await stack.client.put(url, json={"changes": {"lead_scoring": scoring}}, headers=stack.api())
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["values"]["lead_scoring"] == scoring
+    assert len(resp.json()["environment"]["lead_scoring"]) == 6  # the defaults, beside
+    capture = {type(h): h for h in stack.hub.worker.handlers}[LeadCapture]
+    assert capture.rules.rule("message") == leads.ScoringRule("message", 5, repeatable=True, cap=15)
+    assert capture.rules.rule("order") is None
+    for bad, words in (([{"event": "visit", "points": 5}], "unknown event 'visit'"),
+                       ([{"event": "order", "points": 5, "cap": 9}], "make it repeatable"),
+                       ([{"event": "order", "points": 5000}], "lead_scoring.0.points")):
+        resp = await stack.client.put(url, json={"changes": {"lead_scoring": bad}}, headers=stack.api())
+        assert resp.status_code == 422 and words in resp.json()["detail"], resp.text
+    assert capture.rules.rule("message").cap == 15
+    async with stack.hub.sessions() as session:
+        audit = await session.scalar(select(AuditLog).where(AuditLog.action == "settings.update")
+                                     .order_by(AuditLog.id.desc()))
+    assert audit.details["changes"] == {"lead_scoring": scoring}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_managers_read_the_settings_and_only_admins_change_them(stack):
     async with stack.hub.sessions() as session, session.begin():
         manager = await users.get_or_create("mia", Role.MANAGER, db_session=session)

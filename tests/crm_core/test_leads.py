@@ -4,6 +4,7 @@ segmented, chased when nobody calls, and handed on with their history when a rep
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from bots.rep.sla import LeadSlaWatcher
 from crm_core.db import utcnow
 from crm_core.leads import service as leads
-from crm_core.leads.service import LeadRefused, LeadRules
+from crm_core.leads.service import LeadRefused, LeadRules, ScoringRule
 from crm_core.models import Conversation, Lead, LeadEvent, OutboxMessage, Role, User
 from crm_core.people import reps, users
 from tests.crm_core.test_dispatcher import conversation_for
@@ -119,6 +120,27 @@ async def test_scoring_counts_one_off_events_once_and_says_hot_once(sessions):
         hot = [await leads.score(lead, "message", rules=rules, db_session=session) for _ in range(6)]  # +2 each
         assert lead.score == 32 and hot == [False, False, False, False, True, False]
         assert await leads.score(lead, "unknown", rules=rules, db_session=session) is False
+
+
+async def test_a_repeatable_rule_stops_at_its_cap_and_bad_rules_are_refused_with_the_fix(sessions):
+    account = await make_account(sessions)
+    await team(sessions, account)
+    lead = await open_for(sessions, account, "1")
+    rules = LeadRules(scoring=(ScoringRule("message", 3, repeatable=True, cap=10), ScoringRule("order", 40)))
+    async with sessions() as session, session.begin():
+        lead = await session.get(Lead, lead.id)
+        scored = [await leads.score(lead, "message", rules=rules, db_session=session) for _ in range(5)]
+        assert lead.score == 10 and scored == [False] * 5  # 3 + 3 + 3 + 1, then nothing
+        await leads.score(lead, "buying_signal", rules=rules, db_session=session)  # no rule: no points
+        await leads.score(lead, "order", rules=rules, db_session=session)
+        await leads.score(lead, "order", rules=rules, db_session=session)  # not repeatable here
+        assert lead.score == 50
+    for scoring, words in (((ScoringRule("visit", 5),), "unknown event 'visit'"),
+                           ((ScoringRule("order", 5, cap=20),), "make it repeatable"),
+                           ((ScoringRule("order", 5), ScoringRule("order", 6)), "order has two rules"),
+                           ((ScoringRule("order", 5000),), "from -100 to 1000")):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            LeadRules(scoring=scoring)
 
 
 def test_segments_run_from_a_for_the_most_valuable_to_e_for_no_orders():
