@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from admin.api import (
     opinion,
     panel,
     quick_replies,
+    reports,
     tags,
     tasks,
     teams,
@@ -126,6 +128,14 @@ class HubApiContext:
     def lead_rules(self) -> LeadRules:
         return self._hub.settings.lead_rules  # as the panel last set it
 
+    @property
+    def sla_first_response(self) -> dt.timedelta:
+        return self._hub.sla.first_response
+
+    @property
+    def timezone(self) -> str:
+        return self._hub.settings.default_timezone
+
 
     def on_enqueued(self) -> None:
         self._hub.dispatcher.wake()
@@ -208,7 +218,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.include_router(metrics.router)
     for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations,
                    customer_groups, customer_transfers, events, faq, leads, mass_sends, moments, opinion, panel,
-                   quick_replies, settings_api, tags, tasks, teams, users):
+                   quick_replies, reports, settings_api, tags, tasks, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_text)

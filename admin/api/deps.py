@@ -13,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.crypto import CredentialCipher
 from crm_core.leads.service import LeadRules
-from crm_core.models import ChannelAccount, ContactWay, Conversation, GroupJoinWay, OutboxMessage, Role, User
+from crm_core.models import (
+    ChannelAccount,
+    ContactWay,
+    Conversation,
+    GroupJoinWay,
+    OutboxMessage,
+    Role,
+    User,
+)
 from crm_core.people import users, web_auth
 
 
@@ -146,6 +154,8 @@ class ApiContext(Protocol):
     opinion: OpinionSeries
     rep_review: SentMessageReview
     lead_rules: LeadRules
+    sla_first_response: dt.timedelta   # a person's first answer slower than this is an SLA breach
+    timezone: str                      # the company's: reports' days start at its midnight
     # Normalized ("phone", "+86...") / ("email", ...) keys in a cell of text (nlp.entities).
     contact_keys: Callable[[str], list[tuple[str, str]]]
     live_settings: LiveSettings

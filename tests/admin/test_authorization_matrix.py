@@ -156,6 +156,9 @@ ROUTES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("GET", "/api/v1/tasks/by-owner"): SUPERVISORS,
     ("GET", "/api/v1/tasks/{task_id}"): EVERYONE,
     ("PATCH", "/api/v1/tasks/{task_id}"): EVERYONE,
+    ("GET", "/api/v1/reports/reps"): SUPERVISORS,
+    ("GET", "/api/v1/reports/reps.csv"): SUPERVISORS,
+    ("GET", "/api/v1/reports/reps/{user_id}/conversations"): SUPERVISORS,
 }
 NOT_API = {("POST", "/hooks/{kind}/{account_id}"), ("GET", "/hooks/{kind}/{account_id}"), ("GET", "/healthz"),
            ("GET", "/readyz")}  # (/metrics: not in the API schema; tested in tests/hub/test_metrics.py)

@@ -15,6 +15,7 @@ import {leadsPage} from "./pages/leads.js";
 import {massSendsPage} from "./pages/mass_sends.js";
 import {monitoringPage} from "./pages/monitoring.js";
 import {quickRepliesPage} from "./pages/quick_replies.js";
+import {reportsPage} from "./pages/reports.js";
 import {settingsPage} from "./pages/settings.js";
 import {tasksPage} from "./pages/tasks.js";
 import {usersPage} from "./pages/users.js";
@@ -34,6 +35,7 @@ const PAGES = [
   {id: "groups", roles: ["admin", "operator", "manager"], render: groupsPage},
   {id: "faq", roles: ["admin", "operator"], render: faqPage},
   {id: "quick-replies", roles: ["admin", "operator", "manager", "rep"], render: quickRepliesPage},
+  {id: "reports", roles: ["admin", "operator", "manager"], render: reportsPage},
   {id: "monitoring", roles: ["admin", "operator", "manager"], render: monitoringPage},
   {id: "users", roles: ["admin", "manager"], render: usersPage},
   {id: "settings", roles: ["admin", "manager"], render: settingsPage},
