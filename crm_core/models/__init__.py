@@ -42,6 +42,7 @@ from crm_core.models.contacts import (
     TagPush,
 )
 from crm_core.models.conversations import Conversation, CsatSurvey, Message, Note, OpinionAlert, ThreadAlias
+from crm_core.models.deals import Account, Deal
 from crm_core.models.knowledge import FaqEntry, QuickReply
 from crm_core.models.leads import Lead, LeadEvent
 from crm_core.models.outbox import Lease, OutboxMessage
@@ -49,10 +50,11 @@ from crm_core.models.people import ApiToken, CustomerTransfer, LoginAttempt, Tea
 from crm_core.models.tasks import Task
 
 __all__ = [
-    "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign", "CampaignStatus", "CampaignStep",
+    "Account", "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign", "CampaignStatus",
+    "CampaignStep",
     "ChannelAccount", "ChannelCursor", "ConsentEvent", "ConsentRequest", "Contact", "ContactKey", "ContactTag",
     "ContactWay", "ContactWayEvent", "Conversation", "ConversationStatus", "CorpTag", "CsatSurvey", "CustomerGroup",
-    "CustomerGroupLeave", "CustomerGroupMember", "CustomerTransfer", "Delivery", "Direction", "Enrolment",
+    "CustomerGroupLeave", "CustomerGroupMember", "CustomerTransfer", "Deal", "Delivery", "Direction", "Enrolment",
     "EnrolmentStatus", "Event", "EventRegistration", "FaqEntry", "GroupJoinWay", "HubSetting", "Id", "Identity",
     "Lead", "LeadEvent", "Lease", "LoginAttempt", "MassSend", "MassSendTask", "Message", "MessageKind",
     "MessagePurpose", "Moment", "Note", "OpinionAlert", "OutboxMessage", "OutboxStatus", "QuickReply", "Role",
