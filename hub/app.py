@@ -25,6 +25,7 @@ from admin.api import (
     conversations,
     customer_groups,
     customer_transfers,
+    deals,
     events,
     faq,
     leads,
@@ -45,6 +46,7 @@ from channels import destinations
 from channels.base import ConnectionCheck
 from crm_core import accounts, migrate
 from crm_core.db import run_sqlite_checkpoints
+from crm_core.deals.service import DealRules
 from crm_core.leads.service import LeadRules
 from crm_core.models import ChannelAccount, OutboxMessage, OutboxStatus
 from hub import live_settings, metrics, webhooks
@@ -127,6 +129,10 @@ class HubApiContext:
     @property
     def lead_rules(self) -> LeadRules:
         return self._hub.settings.lead_rules  # as the panel last set it
+
+    @property
+    def deal_rules(self) -> DealRules:
+        return self._hub.settings.deal_rules
 
     @property
     def sla_first_response(self) -> dt.timedelta:
@@ -217,7 +223,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations,
-                   customer_groups, customer_transfers, events, faq, leads, mass_sends, moments, opinion, panel,
+                   customer_groups, customer_transfers, deals, events, faq, leads, mass_sends, moments, opinion, panel,
                    quick_replies, reports, settings_api, tags, tasks, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)

@@ -29,6 +29,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "marketing": ("marketing_cap_count", "marketing_cap_days", "marketing_quiet_hours"),
     "monitoring": ("negative_alert_confidence", "opinion_products", "compliance_terms"),
     "tagging": ("tag_keywords", "stage_tags", "campaign_tags"),
+    "deals": ("deal_stages",),
     "follow_ups": ("follow_up_untouched_days", "follow_up_quote_days", "follow_up_quote_stage"),
 }
 EDITABLE = frozenset(name for names in SECTIONS.values() for name in names)

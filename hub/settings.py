@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm_core.consent.marketing_rules import MarketingRules
+from crm_core.deals.service import DEFAULT_DEAL_STAGES, DealRules
 from crm_core.followups.tasks import Rules as FollowUpRules
 from crm_core.leads.service import CLOSED_STAGES, DEFAULT_SCORING, LeadRules, ScoringRule
 
@@ -108,6 +109,8 @@ class Settings(BaseSettings):
     lead_hot_score: int = Field(default=50, ge=1)
     lead_first_response_minutes: float = Field(default=60.0, gt=0, le=30 * 24 * 60)
     lead_escalate_minutes: float = Field(default=240.0, gt=0, le=60 * 24 * 60)
+    # The deal pipeline: stage:probability (percent), in order; won:100 and lost:0 close a deal.
+    deal_stages: str = Field(default=DEFAULT_DEAL_STAGES, description="stage:percent, comma-separated")
     # The lead scoring rules, as JSON [{"event": "message", "points": 2, "repeatable": true, "cap": 20}, ...]
     # (events: crm_core.leads.service.SCORING_EVENTS; an event left out scores nothing).
     lead_scoring: list[ScoringSetting] = Field(default_factory=lambda: [
@@ -153,6 +156,19 @@ class Settings(BaseSettings):
                              f"pipeline ({', '.join(self.lead_rules.stages)}): name one, or leave it empty for "
                              "the last open stage")
         return self
+
+    @property
+    def deal_rules(self) -> DealRules:
+        return DealRules.parse(self.deal_stages)
+
+    @field_validator("deal_stages")
+    @classmethod
+    def _deal_stages(cls, value: str) -> str:
+        try:
+            DealRules.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"SCRM_DEAL_STAGES: {exc}") from None
+        return value
 
     @property
     def follow_up_rules(self) -> FollowUpRules:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.crypto import CredentialCipher
+from crm_core.deals.service import DealRules
 from crm_core.leads.service import LeadRules
 from crm_core.models import (
     ChannelAccount,
@@ -154,6 +155,7 @@ class ApiContext(Protocol):
     opinion: OpinionSeries
     rep_review: SentMessageReview
     lead_rules: LeadRules
+    deal_rules: DealRules
     sla_first_response: dt.timedelta   # a person's first answer slower than this is an SLA breach
     timezone: str                      # the company's: reports' days start at its midnight
     # Normalized ("phone", "+86...") / ("email", ...) keys in a cell of text (nlp.entities).
