@@ -35,6 +35,7 @@ from crm_core.conversations.ingest import IngestWriter
 from crm_core.conversations.processing import MessageWorker, Understanding
 from crm_core.crypto import CredentialCipher
 from crm_core.db import create_engine, session_factory, utcnow
+from crm_core.deals.service import DealRules
 from crm_core.followups import tasks
 from crm_core.leads.service import LeadRules
 from crm_core.models import Campaign, CampaignStatus, ChannelAccount
@@ -78,14 +79,15 @@ def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
 
 def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageReview | None = None,
                      lead_rules: LeadRules | None = None, timezone: str = "Asia/Shanghai",
-                     tag_keywords: dict[str, list[str]] | None = None) -> list[MessageHandler]:
+                     tag_keywords: dict[str, list[str]] | None = None,
+                     deal_rules: DealRules | None = None) -> list[MessageHandler]:
     # A platform's events about a chat first (微信客服 sessions, recalls): nobody else answers them.
     # The rep bot next: it takes staff messages, which no customer bot may answer.
     # Lead capture before the alerts: a routed lead's owner gets one card, not two; answers to
     # the lead form's questions before them too (a name given is no feeling to alert on).
     return [PlatformSessions(),
             RepWorkspace(review=review or RepMessageReview(compliance=ComplianceCheck()), lead_rules=lead_rules,
-                         timezone=timezone),
+                         timezone=timezone, deal_rules=deal_rules),
             LeadCapture(lead_rules), FormAnswers(), RepAlerts(negative_confidence=negative_alert_confidence),
             KeywordTags(tag_keywords),
             # What is said to the customer, in their script (Traditional characters for those who read them).
@@ -146,7 +148,8 @@ class Hub:
             self.sessions,
             handlers if handlers is not None else default_handlers(settings.negative_alert_confidence,
                                                                    self.rep_review, settings.lead_rules,
-                                                                   settings.default_timezone, settings.tag_keywords),
+                                                                   settings.default_timezone, settings.tag_keywords,
+                                                                   settings.deal_rules),
             lease_seconds=settings.dispatch_lease_seconds,
             on_enqueued=self._processed,
             profiles=self,
@@ -191,6 +194,8 @@ class Hub:
         for handler in every_handler(self.worker.handlers):
             if isinstance(handler, (RepWorkspace, CustomerBot)):
                 handler.lead_rules = rules
+                if isinstance(handler, RepWorkspace):
+                    handler.deal_rules = settings.deal_rules
             elif isinstance(handler, LeadCapture):
                 handler.rules = rules
             elif isinstance(handler, RepAlerts):

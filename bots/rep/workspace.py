@@ -14,14 +14,22 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.language import reply_language
-from bots.rep import todo, when
+from bots.rep import deals, todo, when
 from bots.rep.review import RepMessageReview
 from bots.rep.texts import STAGE_ALIASES, say
 from crm_core.conversations import csat
 from crm_core.db import utcnow
+from crm_core.deals.service import DEFAULT_DEAL_STAGES, DealRules
 from crm_core.knowledge import quick_replies
 from crm_core.leads.service import LeadRules, stage_name
-from crm_core.models import Contact, Conversation, Identity, MessageKind, User, UserHandle
+from crm_core.models import (
+    Contact,
+    Conversation,
+    Identity,
+    MessageKind,
+    User,
+    UserHandle,
+)
 from crm_core.people import reps
 from crm_core.ports import HandlerContext, OutboundMessage
 
@@ -41,6 +49,7 @@ COMMANDS = {
     "snooze": "snooze", "稍后": "snooze", "稍后提醒": "snooze",
     "todo": "todo", "tasks": "todo", "task": "todo", "待办": "todo", "任务": "todo",
     "finish": "finish", "完成": "finish",
+    "deal": "deal", "deals": "deal", "商机": "deal",
 }
 USAGE = {
     "claim": "/claim N", "reply": "/r N text", "note": "/note N text", "stage": "/stage N stage",
@@ -53,11 +62,12 @@ _NUMBER_REST = re.compile(r"^#?(\d+)\s*(.*)$", re.S)
 
 class RepWorkspace:
     def __init__(self, review: RepMessageReview | None = None, lead_rules: LeadRules | None = None,
-                 timezone: str = "Asia/Shanghai") -> None:
+                 timezone: str = "Asia/Shanghai", deal_rules: DealRules | None = None) -> None:
         # Reads a rep's reply and flags wording (discounts, refunds, guarantees) for their manager.
         self.review = review
         self.lead_rules = lead_rules or LeadRules()  # the pipeline's stages for /stage
         self.timezone = timezone  # the company's: "明天10点" is 10:00 there
+        self.deal_rules = deal_rules or DealRules.parse(DEFAULT_DEAL_STAGES)
 
     async def handle(self, ctx: HandlerContext) -> None:
         if not ctx.contact.is_staff:
@@ -77,7 +87,7 @@ class RepWorkspace:
             lang = user.language or "zh"
         elif text and user.language != lang:
             user.language = lang
-        session = Session(ctx, user, handle, lang, self.review, self.lead_rules, self.timezone)
+        session = Session(ctx, user, handle, lang, self.review, self.lead_rules, self.timezone, self.deal_rules)
         try:
             if message.kind == MessageKind.CALLBACK:
                 await session.click(text)
@@ -92,8 +102,9 @@ class Session:
 
     def __init__(self, ctx: HandlerContext, user: User, handle: UserHandle, lang: str,
                  review: RepMessageReview | None = None, lead_rules: LeadRules | None = None,
-                 timezone: str = "Asia/Shanghai") -> None:
+                 timezone: str = "Asia/Shanghai", deal_rules: DealRules | None = None) -> None:
         self.ctx = ctx
+        self.deal_rules = deal_rules or DealRules.parse(DEFAULT_DEAL_STAGES)
         self.timezone = timezone
         self.review = review
         self.lead_rules = lead_rules or LeadRules()
@@ -126,6 +137,9 @@ class Session:
             return
         if command == "todo":
             await todo.command(self, rest)
+            return
+        if command == "deal":
+            await deals.command(self, rest, self.deal_rules)
             return
         if command == "finish":
             number = re.fullmatch(r"[Tt#]?(\d+)", rest)
@@ -200,7 +214,9 @@ class Session:
         elif action == "handover":
             conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
             await reps.assign(conversation, None, self.user, db_session=self.db)
-            from bots.rep.alerts import alert_new_lead  # alerts builds on this module's texts
+            from bots.rep.alerts import (
+                alert_new_lead,  # alerts builds on this module's texts
+            )
 
             await alert_new_lead(self.ctx, conversation, key=f"handover:{self.ctx.message.id}",
                                  exclude_user_id=self.user.id)

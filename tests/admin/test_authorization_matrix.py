@@ -18,8 +18,11 @@ from sqlalchemy import func, select, text
 from crm_core.db import Base, utcnow
 from crm_core.leads import service as leads
 from crm_core.models import (
+    Account,
+    Contact,
     ContactKey,
     Conversation,
+    Deal,
     Direction,
     Lead,
     Message,
@@ -156,6 +159,17 @@ ROUTES: dict[tuple[str, str], tuple[Role, ...]] = {
     ("GET", "/api/v1/tasks/by-owner"): SUPERVISORS,
     ("GET", "/api/v1/tasks/{task_id}"): EVERYONE,
     ("PATCH", "/api/v1/tasks/{task_id}"): EVERYONE,
+    ("GET", "/api/v1/deals"): EVERYONE,
+    ("POST", "/api/v1/deals"): EVERYONE,
+    ("GET", "/api/v1/deals/board"): EVERYONE,
+    ("GET", "/api/v1/deals/forecast"): EVERYONE,
+    ("GET", "/api/v1/deals/{deal_id}"): EVERYONE,
+    ("PATCH", "/api/v1/deals/{deal_id}"): EVERYONE,
+    ("POST", "/api/v1/leads/{lead_id}/deal"): EVERYONE,
+    ("GET", "/api/v1/accounts"): EVERYONE,
+    ("POST", "/api/v1/accounts"): EVERYONE,
+    ("GET", "/api/v1/accounts/{account_id}"): EVERYONE,
+    ("PATCH", "/api/v1/accounts/{account_id}"): EVERYONE,
     ("GET", "/api/v1/reports/reps"): SUPERVISORS,
     ("GET", "/api/v1/reports/reps.csv"): SUPERVISORS,
     ("GET", "/api/v1/reports/reps/{user_id}/conversations"): SUPERVISORS,
@@ -178,6 +192,15 @@ A_COLLEAGUES_RECORD = [
     ("POST", "/api/v1/conversations/{conversation_id}/assign", {"user_id": "{li}"}),
     ("GET", "/api/v1/leads/{lead_id}", None),
     ("GET", "/api/v1/tasks/{task_id}", None),
+    ("GET", "/api/v1/deals/{deal_id}", None),
+    ("PATCH", "/api/v1/deals/{deal_id}", {"amount": 1}),
+    ("PATCH", "/api/v1/deals/{deal_id}", {"stage": "won"}),
+    ("POST", "/api/v1/leads/{lead_id}/deal", {}),
+    ("POST", "/api/v1/deals", {"title": "mine now", "contact_id": "{contact_id}"}),
+    ("POST", "/api/v1/deals", {"title": "mine now", "account_id": "{company_id}"}),
+    ("GET", "/api/v1/accounts/{company_id}", None),
+    ("PATCH", "/api/v1/accounts/{company_id}", {"region": "South"}),
+    ("POST", "/api/v1/accounts", {"name": "Li's Co", "parent_account_id": "{company_id}"}),
     ("PATCH", "/api/v1/tasks/{task_id}", {"done": True}),
     ("POST", "/api/v1/tasks", {"title": "call", "due_at": "2030-01-01T10:00:00+08:00", "contact_id": "{contact_id}"}),
     ("POST", "/api/v1/tasks", {"title": "call", "due_at": "2030-01-01T10:00:00+08:00",
@@ -195,7 +218,9 @@ A_COLLEAGUES_RECORD = [
 LISTS = ["/api/v1/contacts", "/api/v1/contacts?q=138", "/api/v1/conversations",
          "/api/v1/conversations?contact_id={contact_id}", "/api/v1/leads", "/api/v1/leads?contact_id={contact_id}",
          "/api/v1/leads?q=wang.customer", "/api/v1/leads/export", "/api/v1/inbox", "/api/v1/opinion/alerts",
-         "/api/v1/tasks", "/api/v1/tasks?state=all", "/api/v1/tasks?contact_id={contact_id}"]
+         "/api/v1/tasks", "/api/v1/tasks?state=all", "/api/v1/tasks?contact_id={contact_id}", "/api/v1/deals",
+         "/api/v1/deals/board", "/api/v1/deals/forecast", "/api/v1/accounts", "/api/v1/accounts?q=wang",
+         "/api/v1/deals?account_id={company_id}"]
 
 
 async def snapshot(stack) -> dict[str, str]:
@@ -261,10 +286,18 @@ async def office(database_url, tmp_path):
             chore = Task(title="Call Eve about Wang's Co", due_at=utcnow(), remind_at=None,
                          owner_user_id=people["wang"].id, contact_id=row.contact_id, origin="panel")
             session.add(chore)
+            company = Account(name="Wang's Co", owner_user_id=people["wang"].id)
+            session.add(company)
+            await session.flush()
+            (await session.get(Contact, row.contact_id)).account_id = company.id
+            bargain = Deal(title="Eve at Wang's Co", owner_user_id=people["wang"].id, contact_id=row.contact_id,
+                           account_id=company.id, lead_id=opened.lead.id, amount=5000, stage="proposal",
+                           products=[])
+            session.add(bargain)
             await session.flush()
             ids = {"contact_id": row.contact_id, "conversation_id": row.id, "lead_id": opened.lead.id,
                    "li": people["li"].id, "ada": people["ada"].id, "wang": people["wang"].id,
-                   "reply_id": greeting.id, "task_id": chore.id}
+                   "reply_id": greeting.id, "task_id": chore.id, "company_id": company.id, "deal_id": bargain.id}
         await eventually(lambda: settled(stack))
         stack.tokens, stack.ids = tokens, ids
         yield stack
