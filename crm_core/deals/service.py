@@ -160,8 +160,9 @@ async def convert_lead(lead: Lead, *, actor: User, rules: DealRules, db_session:
         if contact is not None and contact.account_id is None:
             contact.account_id = account.id
     owner = await db_session.get(User, lead.owner_user_id) if lead.owner_user_id else actor
-    name = (contact.display_name if contact else None) or lead.company or f"lead {lead.id}"
-    deal = await create(title=title or f"{name}", owner=owner, rules=rules, actor=actor, amount=amount,
+    person = contact.display_name if contact else None
+    name = " · ".join(part for part in (lead.company, person) if part) or f"lead {lead.id}"
+    deal = await create(title=title or name, owner=owner, rules=rules, actor=actor, amount=amount,
                         currency=currency, contact_id=lead.contact_id, account_id=account.id if account else None,
                         lead_id=lead.id, expected_close=expected_close, db_session=db_session)
     await leads.record(lead, "converted", db_session=db_session, actor=actor, deal_id=deal.id)

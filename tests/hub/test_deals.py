@@ -1,0 +1,165 @@
+"""Deals and accounts: a lead converted to a deal keeps its history and makes its company an
+account; stages move with their probability, lost needs a reason, won becomes an order (the
+segments follow) and the team hears; the board and the forecast add up; a rep works their
+own from WeCom; the account page gathers everything about the company."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from crm_core.leads import service as leads
+from crm_core.models import Account, AuditLog, Contact, Conversation, Lead, LeadEvent, Role, Team, User
+from tests.admin.test_api import token_for
+from tests.bots.test_rep_workspace import claimed_by
+from tests.fakes.stack import workspace_stack
+
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+async def lead_for(ws, conv: int, rep: str, company: str) -> int:
+    async with ws.tg.hub.sessions() as session, session.begin():
+        row = await session.get(Conversation, conv)
+        owner = await session.get(User, ws.reps[rep])
+        opened = await leads.open_lead(row.contact_id, source_kind="api", rules=leads.LeadRules(), owner=owner,
+                                       company=company, industry="retail", region="华东", db_session=session)
+        opened.lead.owner_user_id = owner.id
+        return opened.lead.id
+
+
+async def test_a_lead_becomes_a_deal_that_is_won_with_its_order_segment_and_news(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        async with tg.hub.sessions() as session, session.begin():
+            team = Team(name="East", manager_user_id=ws.reps["boss"], channels=[])
+            session.add(team)
+            await session.flush()
+            for rep in ("li", "wang"):
+                (await session.get(User, ws.reps[rep])).team_id = team.id
+        conv = await claimed_by(ws, "li", 9001, "We need 40 seats", "Kay")
+        lead_id = await lead_for(ws, conv, "li", "Acme Retail")
+        li_token, _ = await token_for(tg, Role.REP, "li")
+        api = f"{tg.hub_base}/api/v1"
+        made = await tg.client.post(f"{api}/leads/{lead_id}/deal", headers=tg.api(li_token),
+                                    json={"amount": 120000, "expected_close": "2031-03-15"})
+        assert made.status_code == 201, made.text
+        deal = made.json()
+        assert (deal["stage"], deal["probability"], deal["account_name"], deal["contact_name"], deal["lead_id"]) == \
+            ("qualification", 10, "Acme Retail", "Kay", lead_id)
+        again = await tg.client.post(f"{api}/leads/{lead_id}/deal", headers=tg.api(li_token), json={})
+        assert again.status_code == 422 and "already has an open deal" in again.text
+        async with tg.hub.sessions() as session:
+            account = await session.scalar(select(Account).where(Account.name == "Acme Retail"))
+            assert (account.industry, account.region, account.owner_user_id) == ("retail", "华东", ws.reps["li"])
+            assert (await session.scalar(select(Contact.account_id).join(Conversation).where(
+                Conversation.id == conv))) == account.id
+            kinds = (await session.scalars(select(LeadEvent.kind).where(LeadEvent.lead_id == lead_id))).all()
+            assert "converted" in kinds and "created" in kinds  # the lead keeps its history
+
+        # Moving on: an unknown stage and a loss without a reason are refused with the fix.
+        url = f"{api}/deals/{deal['id']}"
+        for body, words in (({"stage": "maybe"}, "stages: qualification"), ({"stage": "lost"}, "say why")):
+            resp = await tg.client.patch(url, headers=tg.api(li_token), json=body)
+            assert resp.status_code == 422 and words in resp.text, resp.text
+        resp = await tg.client.patch(url, headers=tg.api(li_token), json={"stage": "negotiation", "next_step": "demo"})
+        assert resp.json()["probability"] == 75
+        forecast = (await tg.client.get(f"{api}/deals/forecast", headers=tg.api())).json()
+        assert forecast["by_month"] == [{"month": "2031-03", "currency": "CNY", "amount": 120000, "weighted": 90000}]
+        board = (await tg.client.get(f"{api}/deals/board", headers=tg.api())).json()
+        column = next(c for c in board if c["stage"] == "negotiation")
+        assert column["count"] == 1 and column["amount"] == {"CNY": 120000} and column["weighted"] == {"CNY": 90000}
+
+        # Won: the lead's order history and segment, the account's segment, and the team's news.
+        mark = len(ws.rep_inbox("wang"))
+        resp = await tg.client.patch(url, headers=tg.api(li_token), json={"stage": "won"})
+        assert resp.json()["status"] == "won" and resp.json()["closed_at"]
+        async with tg.hub.sessions() as session:
+            lead = await session.get(Lead, lead_id)
+            assert (lead.order_total, lead.order_count, lead.segment) == (120000, 1, "A")
+            assert (await session.get(Account, account.id)).segment == "A"
+            actions = (await session.scalars(select(AuditLog.action).where(AuditLog.entity_type == "deal"))).all()
+            assert actions == ["deal.create", "deal.update", "deal.stage", "deal.stage"]
+        news = await ws.rep_receives("wang", "Acme Retail", after=mark)
+        assert "120,000 CNY" in news["text"] and "Li Lei" in news["text"]
+        await ws.rep_receives("boss", "Acme Retail")
+        assert not any("120,000" in (m.get("text") or "") for m in ws.rep_inbox("li"))  # not to the winner
+        closed = await tg.client.patch(url, headers=tg.api(li_token), json={"amount": 1})
+        assert closed.status_code == 422 and "kept as it closed" in closed.text
+
+
+async def test_accounts_gather_a_companys_people_deals_and_tasks_for_who_may_see_them(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        api = f"{tg.hub_base}/api/v1"
+        li_token, _ = await token_for(tg, Role.REP, "li")
+        wang_token, _ = await token_for(tg, Role.REP, "wang")
+        group = (await tg.client.post(f"{api}/accounts", headers=tg.api(), json={"name": "Zenith Group"})).json()
+        sub = await tg.client.post(f"{api}/accounts", headers=tg.api(li_token),
+                                   json={"name": "Zenith Shanghai", "size": "51-200",
+                                         "parent_account_id": group["id"]})
+        assert sub.status_code == 404  # Li is not part of the group's account
+        sub = (await tg.client.post(f"{api}/accounts", headers=tg.api(li_token),
+                                    json={"name": "Zenith Shanghai", "size": "51-200"})).json()
+        assert (await tg.client.post(f"{api}/accounts", headers=tg.api(li_token),
+                                     json={"name": " zenith  shanghai"})).status_code == 409
+        resp = await tg.client.patch(f"{api}/accounts/{sub['id']}", headers=tg.api(),
+                                     json={"parent_account_id": group["id"]})
+        assert resp.json()["parent_account_id"] == group["id"]
+        resp = await tg.client.patch(f"{api}/accounts/{group['id']}", headers=tg.api(),
+                                     json={"parent_account_id": sub["id"]})
+        assert resp.status_code == 422 and "its own parent" in resp.text
+        conv = await claimed_by(ws, "li", 9002, "Price list please", "Lu")
+        async with tg.hub.sessions() as session:
+            contact_id = await session.scalar(select(Conversation.contact_id).where(Conversation.id == conv))
+        resp = await tg.client.patch(f"{api}/accounts/{sub['id']}", headers=tg.api(wang_token),
+                                     json={"add_contact_ids": [contact_id]})
+        assert resp.status_code == 404  # neither the account nor Lu is Wang's
+        resp = await tg.client.patch(f"{api}/accounts/{sub['id']}", headers=tg.api(li_token),
+                                     json={"add_contact_ids": [contact_id]})
+        assert resp.status_code == 200, resp.text
+        deal = (await tg.client.post(f"{api}/deals", headers=tg.api(li_token), json={
+            "title": "Price list order", "contact_id": contact_id,
+            "products": [{"name": "X200", "quantity": 3, "price": 1999}]})).json()
+        assert deal["amount"] == 5997 and deal["account_id"] == sub["id"]
+        task = await tg.client.post(f"{api}/tasks", headers=tg.api(li_token), json={
+            "title": "send the price list", "due_at": "2031-01-02T10:00:00+08:00", "contact_id": contact_id})
+        assert task.status_code == 201
+        page = (await tg.client.get(f"{api}/accounts/{sub['id']}", headers=tg.api(li_token))).json()
+        assert [c["name"] for c in page["contacts"]] == ["Lu"]
+        assert [c["id"] for c in page["conversations"]] == [conv]
+        assert [d["title"] for d in page["deals"]] == ["Price list order"]
+        assert [t["title"] for t in page["tasks"]] == ["send the price list"]
+        group_page = (await tg.client.get(f"{api}/accounts/{group['id']}", headers=tg.api())).json()
+        assert [a["name"] for a in group_page["subsidiaries"]] == ["Zenith Shanghai"]
+        assert (await tg.client.get(f"{api}/accounts/{sub['id']}", headers=tg.api(wang_token))).status_code == 404
+        assert [a["name"] for a in (await tg.client.get(f"{api}/accounts", headers=tg.api(wang_token))).json()] == []
+        assert (await tg.client.get(f"{api}/deals", headers=tg.api(wang_token))).json() == []
+
+
+@sqlite_only
+async def test_a_rep_moves_their_deal_from_wecom(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        conv = await claimed_by(ws, "li", 9003, "Let's talk about the contract", "Mo")
+        lead_id = await lead_for(ws, conv, "li", "Mo Trading")
+        li_token, _ = await token_for(tg, Role.REP, "li")
+        deal = (await tg.client.post(f"{tg.hub_base}/api/v1/leads/{lead_id}/deal", headers=tg.api(li_token),
+                                     json={"amount": 30000})).json()
+        mark = len(ws.rep_inbox("li"))
+        await ws.rep_writes("li", "/deal")
+        await ws.rep_receives("li", f"D{deal['id']} · Mo Trading · Mo · 30,000 CNY · qualification (10%)", after=mark)
+        await ws.rep_writes("li", f"/deal {deal['id']} amount 45,000")
+        await ws.rep_receives("li", "45,000 CNY", after=mark)
+        await ws.rep_writes("li", f"/商机 {deal['id']} 阶段 proposal")
+        await ws.rep_receives("li", "proposal (50%)", after=mark)
+        await ws.rep_writes("li", f"/deal {deal['id']} lost")
+        await ws.rep_receives("li", "say why it was lost", after=mark)
+        await ws.rep_writes("wang", f"/deal {deal['id']} won")
+        await ws.rep_receives("wang", f"There is no deal D{deal['id']} of yours")
+        await ws.rep_writes("li", f"/deal {deal['id']} lost 预算砍了")
+        await ws.rep_receives("li", "lost (0%)", after=mark)
+        got = (await tg.client.get(f"{tg.hub_base}/api/v1/deals/{deal['id']}", headers=tg.api(li_token))).json()
+        assert (got["status"], got["lost_reason"], got["amount"]) == ("lost", "预算砍了", 45000)
+        assert dt.datetime.fromisoformat(got["closed_at"])
