@@ -345,7 +345,7 @@ async def test_every_page_opens_in_both_languages_and_the_forms_save(stack, brow
     page = await page_for(browser, stack)
     await sign_in(page, "ada")
     links = await page.eval_on_selector_all("#nav a", "links => links.map(a => a.dataset.page)")
-    assert len(links) == 17
+    assert len(links) == 19
     for language in ("en", "zh"):
         for name in [*links, "account", "campaigns/new"]:
             await page.goto(f"/admin#/{name}")

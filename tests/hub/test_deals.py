@@ -14,6 +14,7 @@ from crm_core.leads import service as leads
 from crm_core.models import Account, AuditLog, Contact, Conversation, Lead, LeadEvent, Role, Team, User
 from tests.admin.test_api import token_for
 from tests.bots.test_rep_workspace import claimed_by
+from tests.fakes.panel import signed_in
 from tests.fakes.stack import workspace_stack
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -163,3 +164,39 @@ async def test_a_rep_moves_their_deal_from_wecom(database_url, tmp_path):
         got = (await tg.client.get(f"{tg.hub_base}/api/v1/deals/{deal['id']}", headers=tg.api(li_token))).json()
         assert (got["status"], got["lost_reason"], got["amount"]) == ("lost", "预算砍了", 45000)
         assert dt.datetime.fromisoformat(got["closed_at"])
+
+
+@sqlite_only
+async def test_in_the_panel_a_converted_lead_moves_on_the_kanban_and_into_the_forecast(database_url, tmp_path,
+                                                                                      browser):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        conv = await claimed_by(ws, "li", 9004, "We want the enterprise plan", "Nia")
+        await lead_for(ws, conv, "li", "Nia Foods")
+        async with signed_in(browser, tg.hub, tg.hub_base, "li", Role.REP, locale="en-GB") as page:
+            await page.click("#nav a[data-page=leads]")
+            await page.click("#lead-rows button[data-convert]")
+            card = page.locator(".kanban-column[data-stage=qualification] .deal-card", has_text="Nia Foods · Nia")
+            await card.wait_for()
+            deal_id = await card.get_attribute("data-deal")
+            await card.drag_to(page.locator(".kanban-column[data-stage=negotiation]"))
+            moved = page.locator(f".kanban-column[data-stage=negotiation] .deal-card[data-deal='{deal_id}']")
+            await moved.wait_for()
+            assert "1 ·" in await page.inner_text(".kanban-column[data-stage=negotiation] .column-total")
+            # An amount and a close date (the API, as the rep bot would), then the forecast shows it weighted.
+            resp = await page.request.patch(f"/api/v1/deals/{deal_id}", data={"amount": 80000,
+                                                                               "expected_close": "2031-05-20"},
+                                            headers={"X-CSRF-Token": await page.get_attribute(
+                                                "meta[name=csrf-token]", "content")})
+            assert resp.ok, await resp.text()
+            await page.reload()
+            row = page.locator("#forecast-months tr[data-month='2031-05']")
+            await row.wait_for()
+            assert "80,000 CNY" in await row.inner_text() and "60,000 CNY" in await row.inner_text()
+            assert "Li Lei" in await page.inner_text("#forecast-owners")
+            # The account page gathers the company.
+            await page.goto("/admin#/accounts")
+            await page.click("#account-rows a:has-text('Nia Foods')")
+            await page.wait_for_selector("#account-deals:has-text('Nia Foods · Nia')")
+            assert "Nia" in await page.inner_text("#account-contacts")
+            assert page.script_errors == []

@@ -2,12 +2,14 @@
 // The chrome (menu, language, user) and the router that draws one page at a time.
 import {$, $$, html, LANG, markup, ME, setLanguage, t} from "./core.js";
 import {accountPage} from "./pages/account.js";
+import {accountsPage} from "./pages/accounts.js";
 import {auditPage} from "./pages/audit.js";
 import {campaignsPage} from "./pages/campaigns.js";
 import {channelsPage} from "./pages/channels.js";
 import {contactWaysPage} from "./pages/contact_ways.js";
 import {contactsPage} from "./pages/contacts.js";
 import {dashboardPage} from "./pages/dashboard.js";
+import {dealsPage} from "./pages/deals.js";
 import {faqPage} from "./pages/faq.js";
 import {groupsPage} from "./pages/groups.js";
 import {inboxPage} from "./pages/inbox.js";
@@ -27,6 +29,8 @@ const PAGES = [
   {id: "inbox", roles: ["admin", "operator", "manager", "rep"], render: inboxPage},
   {id: "contacts", roles: ["admin", "operator", "manager", "rep"], render: contactsPage},
   {id: "leads", roles: ["admin", "operator", "manager", "rep"], render: leadsPage},
+  {id: "deals", roles: ["admin", "operator", "manager", "rep"], render: dealsPage},
+  {id: "accounts", roles: ["admin", "operator", "manager", "rep"], render: accountsPage},
   {id: "tasks", roles: ["admin", "operator", "manager", "rep"], render: tasksPage},
   {id: "campaigns", roles: ["admin", "operator", "manager"], render: campaignsPage},
   {id: "channels", roles: ["admin", "operator"], render: channelsPage},

@@ -19,7 +19,7 @@ export async function leadsPage(main) {
       <input type="search" name="q" placeholder="${t("search")}" aria-label="${t("search")}">
       <a class="button" id="export-leads" href="#">${t("export_csv")}</a></div>
     <div class="table-wrap"><table><thead><tr><th>#</th><th>${t("name")}</th><th>${t("company")}</th><th>${t("stage")}</th>
-    <th>${t("score")}</th><th>${t("segment")}</th><th>${t("owner")}</th><th>${t("source")}</th></tr></thead>
+    <th>${t("score")}</th><th>${t("segment")}</th><th>${t("owner")}</th><th>${t("source")}</th><th></th></tr></thead>
     <tbody id="lead-rows"></tbody></table></div>`);
   const filters = $("#lead-filters", main);
   const query = () => {
@@ -33,7 +33,12 @@ export async function leadsPage(main) {
   const drawLeads = (rows) => {
     $("#lead-rows", main).innerHTML = markup(either(rows.map((l) => html`<tr><td>${l.id}</td><td><a href="#/contacts/${l.contact_id}">${l.contact_name || "#" + l.contact_id}</a></td><td>${l.company || ""}</td>
       <td><select class="lead-stage" data-lead="${l.id}" aria-label="${t("stage")}"${l.status === "open" ? "" : " disabled"}>${(stages.includes(l.stage) ? stages : [l.stage, ...stages]).map((s) => html`<option value="${s}"${s === l.stage ? " selected" : ""}>${label("stage", s)}</option>`)}</select></td><td>${l.score}</td>
-      <td>${l.segment}</td><td>${l.owner_name || t("unowned")}</td><td>${(l.source_label || {})[LANG] || l.source || l.source_kind}</td></tr>`), html`<tr><td colspan="8" class="muted">${t("nothing")}</td></tr>`));
+      <td>${l.segment}</td><td>${l.owner_name || t("unowned")}</td><td>${(l.source_label || {})[LANG] || l.source || l.source_kind}</td>
+      <td>${l.status === "open" ? html`<button type="button" data-convert="${l.id}">${t("to_deal")}</button>` : ""}</td></tr>`), html`<tr><td colspan="9" class="muted">${t("nothing")}</td></tr>`));
+    $$("[data-convert]", main).forEach((b) => b.onclick = async () => {
+      const deal = await attempt(() => api("POST", `/leads/${b.dataset.convert}/deal`, {}), t("deal_made"));
+      if (deal) location.hash = `#/deals?deal=${deal.id}`;
+    });
     $$(".lead-stage", main).forEach((select) => select.onchange = async () => {
       await attempt(() => api("POST", `/leads/${select.dataset.lead}/stage`, {stage: select.value}), t("stage_moved"));
       await refresh();  // won or lost closes the lead; a refusal puts the old stage back
