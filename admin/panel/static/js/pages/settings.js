@@ -23,7 +23,7 @@ const scoringTable = (name, rules, readonly) => {
 const scoringValue = (table) => $$("tr[data-event]", table).filter((tr) => $("[name=points]", tr).value !== "").map((tr) => ({
   event: tr.dataset.event, points: Number($("[name=points]", tr).value), repeatable: $("[name=repeatable]", tr).checked,
   cap: $("[name=cap]", tr).value === "" ? null : Number($("[name=cap]", tr).value)}));
-const WIDE_SETTINGS = ["lead_stages", "lead_scoring"];
+const WIDE_SETTINGS = ["lead_stages", "lead_scoring", "deal_stages"];
 export async function settingsPage(main) {
   const data = await api("GET", "/settings");
   const admin = ME.role === "admin";
