@@ -8,6 +8,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,7 @@ from admin.api import (
     faq,
     leads,
     mass_sends,
+    media,
     moments,
     opinion,
     panel,
@@ -131,6 +133,14 @@ class HubApiContext:
         return self._hub.settings.lead_rules  # as the panel last set it
 
     @property
+    def media_dir(self) -> Path:
+        return self._hub.settings.data_dir / "media"
+
+    @property
+    def base_url(self) -> str:
+        return self._hub.settings.base_url
+
+    @property
     def deal_rules(self) -> DealRules:
         return self._hub.settings.deal_rules
 
@@ -223,10 +233,11 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations,
-                   customer_groups, customer_transfers, deals, events, faq, leads, mass_sends, moments, opinion, panel,
-                   quick_replies, reports, settings_api, tags, tasks, teams, users):
+                   customer_groups, customer_transfers, deals, events, faq, leads, mass_sends, media, moments,
+                   opinion, panel, quick_replies, reports, settings_api, tags, tasks, teams, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(panel_routes.router)
+    app.include_router(media.public)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_text)
     app.add_exception_handler(StatementError, _unencodable_text)
     app.add_exception_handler(IntegrityError, _conflict)

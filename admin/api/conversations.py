@@ -5,10 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin.api import media
 from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, require_role
 from admin.api.errors import errors
 from admin.api.ids import ID_MAX, Offset, PathId, QueryId
 from admin.api.schemas import ConversationRead, DeliveryRead, MessageCreate, MessageRead, OutboxRead
+from channels import destinations
 from crm_core.conversations import csat
 from crm_core.conversations import service as conversations
 from crm_core.models import Conversation, User
@@ -62,7 +64,7 @@ async def list_messages(
 
 
 @router.post("/{conversation_id}/messages", response_model=OutboxRead, status_code=status.HTTP_202_ACCEPTED,
-             responses=errors(404))
+             responses=errors(404, 422))
 async def send_message(
     conversation_id: PathId,
     body: MessageCreate,
@@ -73,8 +75,18 @@ async def send_message(
     ctx: ApiContext = Depends(api_context),
 ) -> OutboxRead:
     conversation = await _visible_conversation(conversation_id, user, session)
-    row = await conversations.send_from_user(conversation, body.text, user, db_session=session,
-                                             idempotency_key=idempotency_key)
+    for what, url in (("image_url", body.image_url), ("file_url", body.file_url)):
+        if url and not media.is_ours(url, ctx.base_url):  # the hub's own uploads are known; others checked
+            try:
+                await destinations.check_url(url, allow_private=False, what=what)
+            except destinations.UnsafeDestination as exc:
+                raise HTTPException(422, str(exc)) from None
+    text = body.text.strip()
+    if body.file_url:
+        text = "\n".join(part for part in (text, f"📎 {body.file_name or body.file_url.rsplit('/', 1)[-1]}: "
+                                                  f"{body.file_url}") if part)
+    row = await conversations.send_from_user(conversation, text, user, db_session=session,
+                                             idempotency_key=idempotency_key, image_url=body.image_url)
     await ctx.rep_review.review(row, conversation, user, db_session=session)
     await session.commit()
     ctx.on_enqueued()

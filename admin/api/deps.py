@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
@@ -156,6 +157,8 @@ class ApiContext(Protocol):
     rep_review: SentMessageReview
     lead_rules: LeadRules
     deal_rules: DealRules
+    media_dir: Path                    # pictures and files uploaded to send (admin/api/media.py)
+    base_url: str                      # the hub's public address: uploaded media are served under it
     sla_first_response: dt.timedelta   # a person's first answer slower than this is an SLA breach
     timezone: str                      # the company's: reports' days start at its midnight
     # Normalized ("phone", "+86...") / ("email", ...) keys in a cell of text (nlp.entities).

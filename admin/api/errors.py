@@ -28,7 +28,8 @@ class Refused(BaseModel):
 REASONS = {400: "Unreadable: a body that is not JSON, or a platform's refusal", 401: "No valid token or session",
            403: "Not allowed for this caller", 404: "Not found, or not visible to this caller",
            405: "Method not used by this platform", 409: "Conflicts with the record's state",
-           413: "Body too large", 422: "Invalid input", 429: "Too many attempts; wait"}
+           413: "Body too large", 415: "A kind of file not taken", 422: "Invalid input",
+           429: "Too many attempts; wait"}
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from admin.api.ids import Id
 from crm_core.conversations.service import DeliveryView
@@ -147,7 +147,19 @@ class MessageRead(BaseModel):
 
 
 class MessageCreate(BaseModel):
-    text: str = Field(min_length=1, max_length=4096)
+    text: str = Field(default="", max_length=4096)
+    image_url: str | None = Field(default=None, max_length=1000, pattern=r"^https?://",
+                                  description="A picture (POST /media gives one): shown as a picture where the "
+                                              "channel can, else its link")
+    file_url: str | None = Field(default=None, max_length=1000, pattern=r"^https?://",
+                                 description="A document (POST /media): sent as its link with file_name")
+    file_name: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _something(self) -> MessageCreate:
+        if not self.text.strip() and not self.image_url and not self.file_url:
+            raise ValueError("write a text, or attach a picture or a file")
+        return self
 
 
 class OutboxRead(BaseModel):

@@ -137,13 +137,15 @@ async def send_from_user(
     *,
     db_session: AsyncSession,
     idempotency_key: str | None = None,
+    image_url: str | None = None,
 ) -> OutboxMessage:
-    """A person's message into the conversation, through the outbox."""
+    """A person's message into the conversation (with a picture: shown where the channel can),
+    through the outbox."""
     key = f"user:{user.id}:{idempotency_key or uuid.uuid4().hex}"
     person_takes_over(conversation, "replied")
     row = await enqueue_to_conversation(
         conversation,
-        OutboundMessage(conversation.external_thread_id, text),
+        OutboundMessage(conversation.external_thread_id, text, image_url=image_url),
         idempotency_key=key,
         author_user_id=user.id,
         db_session=db_session,

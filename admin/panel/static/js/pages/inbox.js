@@ -1,5 +1,5 @@
 // The inbox page.
-import {$, $$, api, attempt, CHANNEL_KINDS, either, html, label, markup, ME, t, when} from "../core.js";
+import {$, $$, api, ApiError, attempt, CHANNEL_KINDS, CSRF, either, html, label, markup, ME, t, when} from "../core.js";
 import {deliveryLine, UNSETTLED} from "../messages.js";
 
 export async function inboxPage(main, rest) {
@@ -96,9 +96,10 @@ export async function inboxPage(main, rest) {
         <a href="#/contacts/${c.contact_id}">${t("contacts")} #${c.contact_id}</a><span class="muted">${t("owner")}: ${c.owner || t("unowned")}</span></div>
         <div class="row" style="margin-top:6px">${assign}</div></div>
       <div class="messages" id="messages">${threadItems(th)}</div>
-      ${th.may_act ? html`<form class="composer" id="reply-form"><textarea name="text" required placeholder="${t("reply_placeholder")}" aria-label="${t("reply")}"></textarea>
+      ${th.may_act ? html`<form class="composer" id="reply-form"><textarea name="text" placeholder="${t("reply_placeholder")}" aria-label="${t("reply")}"></textarea>
         <ul class="picker" id="quick-picker" hidden></ul>
         <div class="row"><button class="primary" type="submit" id="send-reply">${t("send")}</button>
+          <label class="row" style="margin:0" title="${t("attach_hint")}">${t("attach")}<input type="file" name="attachment" id="reply-attach" accept="image/png,image/jpeg,image/gif,image/webp,.pdf,.docx,.xlsx,.pptx" style="width:auto"></label>
           <label class="row" style="margin:0">${t("reply_on")}<select name="on" id="reply-on">${th.conversations.map((x) => option(String(x.id), html`${label("kind", x.channel)} · ${x.account}`, String(c.id)))}</select></label></div></form>
       <form class="composer" id="note-form"><textarea name="text" required placeholder="${t("note_placeholder")}" aria-label="${t("note")}"></textarea>
         <div class="row"><button type="submit">${t("add_note")}</button></div></form>` : ""}`);
@@ -110,15 +111,23 @@ export async function inboxPage(main, rest) {
     if (replyForm) replyForm.onsubmit = async (event) => {
       event.preventDefault();
       const text = replyForm.text.value.trim();
-      if (!text) return;
+      const file = replyForm.attachment.files[0];
+      if (!text && !file) return;
       const button = $("#send-reply");
       button.disabled = true;
       // A double click or a retry is one send.
       const key = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
       const on = Number(replyForm.elements.on.value) || c.id;
-      const ok = await attempt(() => api("POST", `/conversations/${on}/messages`, {text}, {"Idempotency-Key": key}), t("sent_ok"));
+      const body = {text};
+      if (file) {
+        const uploaded = await attempt(() => upload(file));
+        if (!uploaded) { button.disabled = false; return; }
+        if (uploaded.kind === "image") body.image_url = uploaded.url;
+        else Object.assign(body, {file_url: uploaded.url, file_name: uploaded.name});
+      }
+      const ok = await attempt(() => api("POST", `/conversations/${on}/messages`, body, {"Idempotency-Key": key}), t("sent_ok"));
       button.disabled = false;
-      if (ok) { replyForm.text.value = ""; await refresh(); updateThread(); }
+      if (ok) { replyForm.text.value = ""; replyForm.attachment.value = ""; await refresh(); updateThread(); }
     };
     const noteForm = $("#note-form");
     if (noteForm) noteForm.onsubmit = async (event) => {
@@ -169,4 +178,14 @@ function quickPicker(form, conversationId) {
       });
     }, 200);
   });
+}
+
+// A picture or document for a reply, kept by the hub (POST /media) at an address the platforms fetch.
+async function upload(file) {
+  const body = new FormData();
+  body.append("file", file);
+  const response = await fetch("/api/v1/media", {method: "POST", body, credentials: "same-origin", headers: {"X-CSRF-Token": CSRF}});
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data && data.detail);
+  return data;
 }
