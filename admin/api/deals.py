@@ -21,7 +21,7 @@ from crm_core.db import utcnow
 from crm_core.deals import service as deals
 from crm_core.deals.service import CURRENCIES, DealRefused
 from crm_core.leads.service import LeadRefused
-from crm_core.models import Account, Contact, Conversation, Deal, Lead, Role, Task, User
+from crm_core.models import Account, AccountContact, Contact, Conversation, Deal, Lead, Role, Task, User
 
 router = APIRouter(tags=["deals"])
 EVERYONE = (Role.ADMIN, Role.OPERATOR, Role.MANAGER, Role.REP)
@@ -359,7 +359,7 @@ async def change_account(body: AccountChange, account_id: PathId, user: User = D
     for contact_id in body.add_contact_ids:
         if not await visibility.may_see_contact(user, contact_id, db_session=session):
             raise HTTPException(404, f"add_contact_ids: no contact {contact_id}")
-        (await session.get(Contact, contact_id)).account_id = account.id
+        await deals.join(account, contact_id, db_session=session)
     if body.add_contact_ids:
         changes["add_contact_ids"] = body.add_contact_ids
     await audit.record("account.update", entity_type="account", entity_id=account.id, actor=user, db_session=session,
@@ -375,7 +375,8 @@ async def get_account(account_id: PathId, user: User = Depends(require_role(*EVE
     """Everything about the company, across channels: its contacts (those the user may read),
     their conversations, the deals, the tasks, its subsidiaries."""
     account = await _account(account_id, user, session)
-    contacts = (await session.scalars(visibility.contacts(user).where(Contact.account_id == account.id)
+    members = select(AccountContact.contact_id).where(AccountContact.account_id == account.id)
+    contacts = (await session.scalars(visibility.contacts(user).where(Contact.id.in_(members))
                                       .order_by(Contact.id))).all()
     names = await naming.shown_names(contacts, db_session=session)
     ids = [c.id for c in contacts]

@@ -35,6 +35,8 @@ class QuickReplyWrite(BaseModel):
     texts: Texts = Field(description="Its words, with {name}, {company}, {rep}, {link} filled when sent")
     shortcut: str | None = Field(default=None, max_length=30, description="What a rep types after /q N")
     link_url: str | None = Field(default=None, max_length=1000, pattern=r"^https?://")
+    image_url: str | None = Field(default=None, max_length=1000, pattern=r"^https?://",
+                                  description="A picture sent with it (POST /media gives one)")
     scope: str = Field(default="shared", pattern="^(shared|team|mine)$",
                        description="shared: everyone; team: one team's (team_id); mine: the writer's own")
     team_id: Id | None = None
@@ -48,6 +50,7 @@ class QuickReplyRead(BaseModel):
     texts: dict[str, str]
     shortcut: str | None
     link_url: str | None
+    image_url: str | None = None
     team_id: int | None
     owner_user_id: int | None
     updated_at: dt.datetime
@@ -102,6 +105,7 @@ async def _apply(reply: QuickReply, body: QuickReplyWrite, user: User, session: 
         if taken is not None:
             raise HTTPException(422, f"shortcut {shortcut!r} is quick reply {taken}'s here: choose another")
     reply.title, reply.texts, reply.shortcut, reply.link_url = body.title.strip(), texts, shortcut, body.link_url
+    reply.image_url = body.image_url
     reply.team_id, reply.owner_user_id = team_id, owner
 
 
@@ -124,6 +128,7 @@ async def list_quick_replies(q: str | None = Query(default=None, max_length=100,
 
 class Filled(BaseModel):
     text: str
+    image_url: str | None = Field(default=None, description="The reply's picture, to send with the text")
     missing: list[str] = Field(description="Variables the customer's record could not fill (left out)")
 
 
@@ -138,7 +143,7 @@ async def filled_quick_reply(reply_id: PathId, conversation_id: int = Query(ge=1
     if conversation is None:
         raise HTTPException(404, f"no conversation {conversation_id}")
     filled = await quick_replies.for_conversation(reply, conversation, user, db_session=session)
-    return Filled(text=filled.text, missing=list(filled.missing))
+    return Filled(text=filled.text, missing=list(filled.missing), image_url=reply.image_url)
 
 
 @router.post("", response_model=QuickReplyRead, status_code=status.HTTP_201_CREATED, responses=errors(403, 422))

@@ -232,9 +232,10 @@ class Session:
         self.handle.focus_conversation_id = conversation_id
         self.say("claimed", id=conversation_id, name=await self._name(conversation))
 
-    async def _reply(self, conversation_id: int, text: str) -> None:
+    async def _reply(self, conversation_id: int, text: str, image_url: str | None = None) -> None:
         conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
-        row = await reps.reply(conversation, self.user, text, key=f"msg:{self.ctx.message.id}", db_session=self.db)
+        row = await reps.reply(conversation, self.user, text, key=f"msg:{self.ctx.message.id}", db_session=self.db,
+                               image_url=image_url)
         self.ctx.enqueued = True
         self.handle.focus_conversation_id = conversation_id
         self.say("sent", id=conversation_id, name=await self._name(conversation))
@@ -289,7 +290,7 @@ class Session:
             return
         conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
         filled = await quick_replies.for_conversation(exact, conversation, self.user, db_session=self.db)
-        await self._reply(conversation_id, filled.text)
+        await self._reply(conversation_id, filled.text, image_url=exact.image_url)
         if filled.missing:
             self.say("quick_missing", missing=", ".join(f"{{{v}}}" for v in filled.missing))
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core import audit, catalogues, visibility
 from crm_core.db import utcnow
 from crm_core.leads import service as leads
-from crm_core.models import Account, Contact, Deal, Lead, Role, Team, User
+from crm_core.models import Account, AccountContact, Contact, Deal, Lead, Role, Team, User
 from crm_core.people import reps
 from crm_core.ports import OutboundMessage
 
@@ -75,7 +75,8 @@ def accounts_visible(user: User) -> Any:
     if user.role != Role.REP:
         return Account.id.is_not(None)
     own_deal = select(Deal.account_id).where(Deal.owner_user_id == user.id, Deal.account_id.is_not(None))
-    own_contact = visibility.contacts(user).with_only_columns(Contact.account_id).where(Contact.account_id.is_not(None))
+    own_contact = select(AccountContact.account_id).where(AccountContact.contact_id.in_(
+        visibility.contacts(user).with_only_columns(Contact.id)))
     return (Account.owner_user_id == user.id) | Account.id.in_(own_deal) | Account.id.in_(own_contact)
 
 
@@ -116,6 +117,17 @@ async def account_named(name: str, *, actor: User | None, db_session: AsyncSessi
     return account
 
 
+async def join(account: Account, contact_id: int, *, db_session: AsyncSession, only_if_none: bool = False) -> None:
+    """The person works for `account` (from now on, instead of any other; `only_if_none`: unless
+    they already work for one)."""
+    link = await db_session.get(AccountContact, contact_id)
+    if link is None:
+        db_session.add(AccountContact(contact_id=contact_id, account_id=account.id))
+        await db_session.flush()
+    elif not only_if_none:
+        link.account_id = account.id
+
+
 async def create(*, title: str, owner: User | None, rules: DealRules, actor: User | None, db_session: AsyncSession,
                  amount: float = 0.0, currency: str = "CNY", stage: str | None = None,
                  contact_id: int | None = None, account_id: int | None = None, lead_id: int | None = None,
@@ -133,7 +145,8 @@ async def create(*, title: str, owner: User | None, rules: DealRules, actor: Use
     if items and not amount:
         amount = round(sum(p["quantity"] * p["price"] for p in items), 2)
     if account_id is None and contact_id is not None:
-        account_id = await db_session.scalar(select(Contact.account_id).where(Contact.id == contact_id))
+        account_id = await db_session.scalar(select(AccountContact.account_id)
+                                             .where(AccountContact.contact_id == contact_id))
     deal = Deal(title=title, owner_user_id=owner.id if owner else None, amount=amount, currency=currency, stage=stage,
                 contact_id=contact_id, account_id=account_id, lead_id=lead_id, expected_close=expected_close,
                 next_step=next_step, products=items)
@@ -157,8 +170,8 @@ async def convert_lead(lead: Lead, *, actor: User, rules: DealRules, db_session:
     if lead.company:
         account = await account_named(lead.company, actor=actor, owner_user_id=lead.owner_user_id,
                                       industry=lead.industry, region=lead.region, db_session=db_session)
-        if contact is not None and contact.account_id is None:
-            contact.account_id = account.id
+        if contact is not None:
+            await join(account, contact.id, db_session=db_session, only_if_none=True)
     owner = await db_session.get(User, lead.owner_user_id) if lead.owner_user_id else actor
     person = contact.display_name if contact else None
     name = " · ".join(part for part in (lead.company, person) if part) or f"lead {lead.id}"

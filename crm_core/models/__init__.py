@@ -42,7 +42,7 @@ from crm_core.models.contacts import (
     TagPush,
 )
 from crm_core.models.conversations import Conversation, CsatSurvey, Message, Note, OpinionAlert, ThreadAlias
-from crm_core.models.deals import Account, Deal
+from crm_core.models.deals import Account, AccountContact, Deal
 from crm_core.models.knowledge import FaqEntry, QuickReply
 from crm_core.models.leads import Lead, LeadEvent
 from crm_core.models.outbox import Lease, OutboxMessage
@@ -50,8 +50,8 @@ from crm_core.models.people import ApiToken, CustomerTransfer, LoginAttempt, Tea
 from crm_core.models.tasks import Task
 
 __all__ = [
-    "Account", "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign", "CampaignStatus",
-    "CampaignStep",
+    "Account", "AccountContact", "ApiToken", "AuditLog", "BotSession", "CUSTOMER_MESSAGE_KINDS", "Campaign",
+    "CampaignStatus", "CampaignStep",
     "ChannelAccount", "ChannelCursor", "ConsentEvent", "ConsentRequest", "Contact", "ContactKey", "ContactTag",
     "ContactWay", "ContactWayEvent", "Conversation", "ConversationStatus", "CorpTag", "CsatSurvey", "CustomerGroup",
     "CustomerGroupLeave", "CustomerGroupMember", "CustomerTransfer", "Deal", "Delivery", "Direction", "Enrolment",

@@ -34,8 +34,6 @@ class Contact(Base):
     # Set when this contact turned out to be someone already known (same WeChat
     # unionid...): its identities and conversations moved there.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
-    # The company they work for (crm_core/deals), when known.
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

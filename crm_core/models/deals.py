@@ -30,6 +30,16 @@ class Account(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class AccountContact(Base):
+    """A person who works for an account (one account each)."""
+
+    __tablename__ = "account_contact"
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    added_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Deal(Base):
     """An opportunity: an amount in a currency, a stage of the deal pipeline (each with its
     probability), when it should close, the next step, the products; a lead converted to a deal

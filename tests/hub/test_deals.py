@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.leads import service as leads
-from crm_core.models import Account, AuditLog, Contact, Conversation, Lead, LeadEvent, Role, Team, User
+from crm_core.models import Account, AccountContact, AuditLog, Conversation, Lead, LeadEvent, Role, Team, User
 from tests.admin.test_api import token_for
 from tests.bots.test_rep_workspace import claimed_by
 from tests.fakes.panel import signed_in
@@ -54,8 +54,8 @@ async def test_a_lead_becomes_a_deal_that_is_won_with_its_order_segment_and_news
         async with tg.hub.sessions() as session:
             account = await session.scalar(select(Account).where(Account.name == "Acme Retail"))
             assert (account.industry, account.region, account.owner_user_id) == ("retail", "华东", ws.reps["li"])
-            assert (await session.scalar(select(Contact.account_id).join(Conversation).where(
-                Conversation.id == conv))) == account.id
+            contact_id = await session.scalar(select(Conversation.contact_id).where(Conversation.id == conv))
+            assert (await session.get(AccountContact, contact_id)).account_id == account.id
             kinds = (await session.scalars(select(LeadEvent.kind).where(LeadEvent.lead_id == lead_id))).all()
             assert "converted" in kinds and "created" in kinds  # the lead keeps its history
 

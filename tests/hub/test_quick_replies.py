@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from crm_core.models import AuditLog, Contact, Conversation, Identity, Role
 from tests.admin.test_api import token_for
+from tests.bots.test_rep_workspace import claimed_by
 from tests.fakes.panel import signed_in
 from tests.fakes.stack import eventually, telegram_stack, workspace_stack
 
@@ -146,3 +147,25 @@ async def test_in_the_inbox_a_slash_offers_quick_replies_filled_for_the_customer
                 return any(m["from"] == "bot" and "报价单在这里" in (m.get("text") or "") for m in tg.chat(931))
             await eventually(delivered, timeout=15)
             assert page.script_errors == []
+
+
+async def test_a_quick_reply_with_a_picture_goes_as_a_picture(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        picture = "https://cdn.example.cn/x200-blue.png"
+        made = await tg.client.post(f"{tg.hub_base}/api/v1/quick-replies", headers=tg.api(), json={
+            "title": "蓝色款", "shortcut": "blue", "image_url": picture, "texts": {"en": "The blue one, {name}"}})
+        assert made.status_code == 201 and made.json()["image_url"] == picture
+        conv = await claimed_by(ws, "li", 4444, "Which colours are there?", "Ada")
+        filled = (await tg.client.get(f"{tg.hub_base}/api/v1/quick-replies/{made.json()['id']}/filled",
+                                      headers=tg.api(), params={"conversation_id": conv})).json()
+        assert filled == {"text": "The blue one, Ada", "missing": [], "image_url": picture}
+        await ws.rep_writes("li", f"/q {conv} blue")
+
+        async def photo():
+            return [m["raw"] for m in tg.chat(4444) if m["from"] == "bot" and m["raw"].get("photo")]
+        [sent] = await eventually(photo, timeout=15)
+        assert sent["caption"] == "The blue one, Ada" and sent["photo"][-1]["url"] == picture
+        bad = await tg.client.post(f"{tg.hub_base}/api/v1/quick-replies", headers=tg.api(), json={
+            "title": "x", "image_url": "ftp://x/y.png", "texts": {"en": "x"}})
+        assert bad.status_code == 422

@@ -1,4 +1,4 @@
-"""Key accounts (companies, with their contacts) and deals
+"""Key accounts (companies, the people who work for them) and deals
 
 Revision ID: 0027
 Revises: 0026
@@ -43,15 +43,15 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_account_owner_user_id'), 'account', ['owner_user_id'])
     op.create_index(op.f('ix_account_parent_account_id'), 'account', ['parent_account_id'])
-    if op.get_bind().dialect.name == 'sqlite':
-        # SQLite adds a column with its reference in place; batch mode would copy the contact
-        # table, which every customer record refers to, and its foreign keys refuse the drop.
-        op.execute('ALTER TABLE contact ADD COLUMN account_id INTEGER '
-                   'CONSTRAINT fk_contact_account_id_account REFERENCES account (id)')
-    else:
-        op.add_column('contact', sa.Column('account_id', _id, nullable=True))
-        op.create_foreign_key(op.f('fk_contact_account_id_account'), 'contact', 'account', ['account_id'], ['id'])
-    op.create_index(op.f('ix_contact_account_id'), 'contact', ['account_id'])
+    op.create_table('account_contact',
+    sa.Column('contact_id', _id, nullable=False),
+    sa.Column('account_id', _id, nullable=False),
+    _at('added_at'),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_account_contact_account_id_account')),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_account_contact_contact_id_contact')),
+    sa.PrimaryKeyConstraint('contact_id', name=op.f('pk_account_contact'))
+    )
+    op.create_index(op.f('ix_account_contact_account_id'), 'account_contact', ['account_id'])
     op.create_table('deal',
     sa.Column('id', _id, nullable=False),
     sa.Column('title', sa.String(length=200), nullable=False),
@@ -84,11 +84,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('deal')
-    op.drop_index(op.f('ix_contact_account_id'), 'contact')
-    if op.get_bind().dialect.name == 'sqlite':
-        # SQLite drops no column in a foreign key: the column stays, empty (so the table can go).
-        op.execute('UPDATE contact SET account_id = NULL')
-    else:
-        op.drop_constraint('fk_contact_account_id_account', 'contact', type_='foreignkey')
-        op.drop_column('contact', 'account_id')
+    op.drop_table('account_contact')
     op.drop_table('account')

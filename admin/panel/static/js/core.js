@@ -65,6 +65,16 @@ export async function api(method, path, body, headers = {}) {
   return data;
 }
 
+// A picture or document to send, kept by the hub (POST /media) at an address the platforms fetch.
+export async function upload(file) {
+  const body = new FormData();
+  body.append("file", file);
+  const response = await fetch("/api/v1/media", {method: "POST", body, credentials: "same-origin", headers: {"X-CSRF-Token": CSRF}});
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data && data.detail);
+  return data;
+}
+
 export function toast(message, bad = false) {
   const box = $("#toast");
   box.textContent = message;

@@ -1,5 +1,5 @@
 // The inbox page.
-import {$, $$, api, ApiError, attempt, CHANNEL_KINDS, CSRF, either, html, label, markup, ME, t, when} from "../core.js";
+import {$, $$, api, attempt, CHANNEL_KINDS, either, html, label, markup, ME, t, upload, when} from "../core.js";
 import {deliveryLine, UNSETTLED} from "../messages.js";
 
 export async function inboxPage(main, rest) {
@@ -119,6 +119,7 @@ export async function inboxPage(main, rest) {
       const key = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
       const on = Number(replyForm.elements.on.value) || c.id;
       const body = {text};
+      if (replyForm.dataset.image) body.image_url = replyForm.dataset.image;
       if (file) {
         const uploaded = await attempt(() => upload(file));
         if (!uploaded) { button.disabled = false; return; }
@@ -127,7 +128,7 @@ export async function inboxPage(main, rest) {
       }
       const ok = await attempt(() => api("POST", `/conversations/${on}/messages`, body, {"Idempotency-Key": key}), t("sent_ok"));
       button.disabled = false;
-      if (ok) { replyForm.text.value = ""; replyForm.attachment.value = ""; await refresh(); updateThread(); }
+      if (ok) { replyForm.text.value = ""; replyForm.attachment.value = ""; replyForm.dataset.image = ""; await refresh(); updateThread(); }
     };
     const noteForm = $("#note-form");
     if (noteForm) noteForm.onsubmit = async (event) => {
@@ -173,19 +174,10 @@ function quickPicker(form, conversationId) {
         const filled = await attempt(() => api("GET", `/quick-replies/${b.dataset.quick}/filled?conversation_id=${conversationId}`));
         if (!filled) return;
         box.value = filled.text;
+        form.dataset.image = filled.image_url || "";  // the reply's picture goes with it
         hide();
         box.focus();
       });
     }, 200);
   });
-}
-
-// A picture or document for a reply, kept by the hub (POST /media) at an address the platforms fetch.
-async function upload(file) {
-  const body = new FormData();
-  body.append("file", file);
-  const response = await fetch("/api/v1/media", {method: "POST", body, credentials: "same-origin", headers: {"X-CSRF-Token": CSRF}});
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data && data.detail);
-  return data;
 }
