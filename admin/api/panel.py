@@ -20,7 +20,7 @@ from admin.api.deps import ANY_ROLE, ApiContext, api_context, db_session, requir
 from admin.api.errors import errors
 from admin.api.ids import Id, PathId, QueryId
 from admin.api.schemas import DeliveryRead
-from crm_core import audit
+from crm_core import audit, reports
 from crm_core.campaigns import audience
 from crm_core.campaigns.definitions import CampaignInvalid, validate_channel_templates, validate_template
 from crm_core.campaigns.planning import render
@@ -35,6 +35,7 @@ from crm_core.models import (
     ChannelAccount,
     Contact,
     Conversation,
+    Deal,
     Direction,
     Identity,
     Lead,
@@ -393,8 +394,17 @@ async def dashboard(days: int = Query(14, ge=1, le=90), user: User = Depends(req
         campaigns.append({"id": campaign.id, "name": campaign.name, "status": campaign.status.value,
                           **{k: result.get(k) for k in ("enrolled", "sent", "delivered", "replied", "opted_out",
                                                         "converted") if k in result}})
+    weeks, weekly = await _weekly(session)
+    leaders = await reports.per_rep(user, since, utcnow() + dt.timedelta(seconds=1), sla=ctx.sla_first_response,
+                                    now=utcnow(), db_session=session)
     return {
         "days": labels,
+        "weeks": weeks,
+        "weekly": weekly,
+        "leaderboard": [{"user_id": r.user_id, "name": r.name, **{k: row[k] for k in (
+            "handled", "first_response_median_s", "won", "won_amount", "csat_average")}}
+            for r, row in sorted(((r, r.row()) for r in leaders), key=lambda pair: -pair[1]["handled"])[:10]
+            if row["handled"] or row["won"]],
         "health": await _health(session),
         "messages_by_channel": {kind: [counts[d] for d in labels] for kind, counts in sorted(by_channel.items())},
         "funnel": funnel,
@@ -405,6 +415,40 @@ async def dashboard(days: int = Query(14, ge=1, le=90), user: User = Depends(req
                     "day": a.first_hour.date().isoformat(), "peak_share": a.peak_share} for a in alerts],
         "campaigns": campaigns,
     }
+
+
+WEEKS = 12
+
+
+async def _weekly(session: AsyncSession) -> tuple[list[str], dict[str, list[int]]]:
+    """The last 12 ISO weeks (this one last): customers who wrote, new leads, deals won."""
+    today = utcnow().date()
+    monday = today - dt.timedelta(days=today.weekday())
+    starts = [monday - dt.timedelta(weeks=n) for n in range(WEEKS - 1, -1, -1)]
+    since = dt.datetime.combine(starts[0], dt.time(0), tzinfo=dt.UTC)
+    labels = [f"{d.isocalendar().year}-W{d.isocalendar().week:02d}" for d in starts]
+
+    def week(at: dt.datetime) -> int:
+        return (at.date() - starts[0]).days // 7
+
+    customer = Conversation.contact_id.in_(select(Contact.id).where(Contact.is_staff.is_(False)))
+    series = {"customers": [0] * WEEKS, "leads": [0] * WEEKS, "won": [0] * WEEKS}
+    seen: set[tuple[int, int]] = set()
+    for conversation_id, at in (await session.execute(
+            select(Message.conversation_id, Message.created_at).join(Conversation)
+            .where(customer, Message.direction == Direction.INBOUND, Message.created_at >= since)
+            .limit(200_000))).all():
+        if 0 <= week(at) < WEEKS and (week(at), conversation_id) not in seen:
+            seen.add((week(at), conversation_id))
+            series["customers"][week(at)] += 1
+    for at in (await session.scalars(select(Lead.created_at).where(Lead.created_at >= since))).all():
+        if 0 <= week(at) < WEEKS:
+            series["leads"][week(at)] += 1
+    for at in (await session.scalars(select(Deal.closed_at).where(Deal.status == "won",
+                                                                 Deal.closed_at >= since))).all():
+        if 0 <= week(at) < WEEKS:
+            series["won"][week(at)] += 1
+    return labels, series
 
 
 # What a channel's failures usually mean, and what to do (the platform's words -> advice key).

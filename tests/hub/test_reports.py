@@ -83,6 +83,12 @@ async def test_a_reps_numbers_drill_down_to_exactly_their_conversations(database
                                           params={"metric": metric})).json()
             assert {b["conversation_id"] for b in behind} == expected, metric
             assert len(behind) == li[metric]
+        # The dashboard's leaderboard and week-by-week trend come from the same numbers.
+        board = (await tg.client.get(f"{tg.hub_base}/api/v1/dashboard?days=7", headers=tg.api())).json()
+        assert [(r["name"], r["handled"]) for r in board["leaderboard"]] == [("Li Lei", 2), ("Wang Fang", 1)]
+        assert len(board["weeks"]) == 12 and board["weeks"][-1].startswith(str(dt.date.today().isocalendar().year))
+        # Each of the three wrote in two weeks: 32 days ago (the stack's hello, moved back) and 2 days ago.
+        assert sum(board["weekly"]["customers"]) == 6 and sum(board["weekly"]["leads"]) >= 1
         # A period before it all: nothing.
         early = (await tg.client.get(base, headers=tg.api(), params={"since": "2020-01-01",
                                                                       "until": "2020-01-31"})).json()
@@ -149,6 +155,13 @@ async def test_in_the_panel_a_reports_number_opens_exactly_its_conversations(dat
             href = await page.get_attribute("#report-csv", "href")
             resp = await page.request.get(href)
             assert resp.ok and "Li Lei" in (await resp.text())
+            # The dashboard's leaderboard, with a tooltip per bar.
+            await page.goto("/admin#/dashboard/7")
+            await page.wait_for_selector("#chart-leaders svg")
+            tips = await page.eval_on_selector_all("#chart-leaders title", "ts => ts.map(t => t.textContent)")
+            assert any("Li Lei" in tip and "2" in tip for tip in tips), tips
+            await page.goto("/admin#/reports")
+            await li.wait_for()
             # An earlier period: nothing handled.
             await page.fill("#report-form input[name=since]", "2020-01-01")
             await page.fill("#report-form input[name=until]", "2020-01-31")

@@ -31,6 +31,11 @@ export async function dashboardPage(main, rest) {
         [t("bot")]: d.response_times.map((r) => r.bot_median_s), [t("person")]: d.response_times.map((r) => r.person_median_s)}, t("response_times"), [], "s")}</section>
       <section class="card" id="chart-sentiment"><h3>${t("sentiment_trend")}</h3>${Charts.lines(d.days, {
         [t("negative")]: d.sentiment.map((s) => s.negative_share)}, t("sentiment_trend"), marks, "%")}</section>
+      <section class="card" id="chart-weeks"><h3>${t("weekly_trend")}</h3>${Charts.lines(d.weeks, {
+        [t("weekly_customers")]: d.weekly.customers, [t("weekly_leads")]: d.weekly.leads, [t("weekly_won")]: d.weekly.won}, t("weekly_trend"))}</section>
+      <section class="card" id="chart-leaders"><h3>${t("rep_leaderboard")}</h3>${d.leaderboard.length ? Charts.stackedBars(d.leaderboard.map((r) => r.name),
+        {[t("report_handled")]: d.leaderboard.map((r) => r.handled)}, t("rep_leaderboard")) : html`<p class="muted">${t("nothing")}</p>`}
+        <p class="hint"><a href="#/reports">${t("reports")}</a></p></section>
     </div>
     <section class="card"><h3>${t("campaign_results")}</h3>${campaigns}</section>
     ${healthCard(d.health)}`);
