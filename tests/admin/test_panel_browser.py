@@ -133,6 +133,10 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     await page.wait_for_selector(f"tr[data-account='{saved.id}'] .badge.bad")
 
     # A campaign: audience preview with its count, a step per language, created, then started.
+    made = await stack.client.post(f"{stack.hub_base}/api/v1/quick-replies", headers=stack.api(), json={
+        "title": "Spring catalogue", "shortcut": "spring", "link_url": "https://shop.example.cn/spring",
+        "texts": {"zh": "{name}您好，春季目录：{link}", "en": "Hi {name} of {company}, the spring catalogue: {link}"}})
+    assert made.status_code == 201, made.text
     await page.goto("/admin#/campaigns/new")
     await page.fill("input[name=name]", "Spring offer")
     await page.uncheck("input[name=consent]")
@@ -150,6 +154,12 @@ async def test_an_admin_signs_in_adds_a_channel_starts_a_campaign_and_imports_le
     await steps.nth(0).locator("input[name=condition_value]").fill("vip")
     await steps.nth(0).locator("select[name=else_position]").select_option("2")
     await steps.nth(1).locator("select[name=condition]").select_option("not_replied")
+    # The second step's words start from a quick reply: its link written in, {company} left out.
+    await steps.nth(1).locator("select.from-quick").select_option(label="spring · Spring catalogue")
+    assert await steps.nth(1).locator("textarea[name=template_zh]").input_value() == \
+        "{name}您好，春季目录：https://shop.example.cn/spring"
+    assert await steps.nth(1).locator("textarea[name=template_en]").input_value() == \
+        "Hi {name} of , the spring catalogue: https://shop.example.cn/spring"
     await page.click("#preview")
     count = await page.wait_for_selector("#audience-count")
     assert "1 contact matches now" in await count.inner_text()

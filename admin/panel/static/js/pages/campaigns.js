@@ -7,8 +7,10 @@ const RESULT_LABELS = {awaiting_confirmation: "awaiting_send"};
 // ---- campaigns ------------------------------------------------------------------------
 
 export async function campaignsPage(main, rest) {
-  if (rest[0] === "new") return campaignBuilder(main);
-  if (rest[0] && rest[1] === "edit") return campaignBuilder(main, await api("GET", `/campaigns/${Number(rest[0])}`));
+  if (rest[0] === "new") return campaignBuilder(main, null, await api("GET", "/quick-replies").catch(() => []));
+  if (rest[0] && rest[1] === "edit") {
+    return campaignBuilder(main, await api("GET", `/campaigns/${Number(rest[0])}`), await api("GET", "/quick-replies").catch(() => []));
+  }
   if (rest[0]) return campaignResults(main, Number(rest[0]));
   const campaigns = await api("GET", "/campaigns");
   const builder = ["admin", "operator"].includes(ME.role);
@@ -78,8 +80,9 @@ async function campaignResults(main, id) {
   await load(false);
 }
 
-// A new campaign, or a draft to change (`draft`, as the API reads it).
-function campaignBuilder(main, draft = null) {
+// A new campaign, or a draft to change (`draft`, as the API reads it); a step's words may start
+// from a quick reply (its {link} written in, {company} left out: campaigns know name, rep, campaign).
+function campaignBuilder(main, draft = null, quickReplies = []) {
   main.innerHTML = markup(html`<h1>${draft ? t("edit_user", {name: draft.name}) : t("new_campaign")}</h1>
     <form id="campaign-form" class="card" novalidate>
       <label>${t("name")}<input name="name" required maxlength="200"></label>
@@ -115,11 +118,20 @@ function campaignBuilder(main, draft = null) {
           .map((c) => html`<option value="${c}">${t(c ? "cond_" + c : "cond_none")}</option>`)}</select></label>
         <label class="cond-value" hidden>${t("cond_value")}<input name="condition_value"></label>
         <label class="cond-else" hidden>${t("cond_else")}<select name="else_position"></select></label></div>
+      ${quickReplies.length ? html`<label>${t("from_quick_reply")}<select class="from-quick"><option value=""></option>${quickReplies.map((r) => html`<option value="${r.id}">${r.shortcut ? r.shortcut + " · " : ""}${r.title}</option>`)}</select></label>` : ""}
       <label>${t("template_zh")}<textarea name="template_zh">{name}您好！</textarea></label>
       <label>${t("template_en")}<textarea name="template_en">Hi {name}!</textarea></label><div class="hint">${t("variables")}</div>
       <div class="channel-wordings"></div>
       <div class="row"><select class="wording-kind">${CHANNEL_KINDS.map((k) => html`<option value="${k}">${label("kind", k)}</option>`)}</select>
         <button type="button" class="add-wording">${t("add_channel_wording")}</button></div>`);
+    const fromQuick = div.querySelector(".from-quick");
+    if (fromQuick) fromQuick.onchange = () => {
+      const reply = quickReplies.find((r) => String(r.id) === fromQuick.value);
+      if (!reply) return;
+      const words = (text) => (text || "").replaceAll("{link}", reply.link_url || "").replaceAll("{company}", "").trim();
+      div.querySelector("[name=template_zh]").value = words(reply.texts.zh);
+      div.querySelector("[name=template_en]").value = words(reply.texts.en);
+    };
     div.querySelector(".remove-step").onclick = () => { if ($$("#steps .step").length > 1) { div.remove(); renumber(); } };
     const condition = div.querySelector("[name=condition]");
     condition.onchange = () => {
