@@ -270,6 +270,8 @@ async def change_deal(body: DealChange, deal_id: PathId, user: User = Depends(re
     try:
         if deal.status != "open" and body.model_dump(exclude_unset=True, exclude={"stage"}):
             raise DealRefused(f"deal {deal.id} is {deal.status}: it is kept as it closed")
+        if body.title is not None and not body.title.strip():
+            raise DealRefused("title: 1 to 200 characters, what is being sold")
         for name in ("title", "amount", "currency", "expected_close", "next_step"):
             value = getattr(body, name)
             if name in body.model_fields_set and value is not None and value != getattr(deal, name):

@@ -80,6 +80,9 @@ def _period(since: dt.date | None, until: dt.date | None, zone_name: str) -> tup
     today = utcnow().astimezone(zone).date()
     until = until or today
     since = since or until - dt.timedelta(days=29)
+    for name, day in (("since", since), ("until", until)):
+        if not dt.date(2000, 1, 1) <= day <= dt.date(2100, 12, 31):
+            raise HTTPException(422, f"{name} {day}: a day between 2000 and 2100")
     if since > until:
         raise HTTPException(422, f"since {since} is after until {until}: give the earlier day first")
     if (until - since).days >= MAX_DAYS:

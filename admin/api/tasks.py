@@ -183,6 +183,10 @@ async def change_task(body: TaskChange, task_id: PathId, user: User = Depends(re
             raise HTTPException(422, f"owner_user_id: {owner.username} is switched off; choose someone active")
         task.owner_user_id = changes["owner_user_id"] = owner.id
     if body.due_at is not None:
+        try:
+            tasks.check_when(body.due_at)
+        except TaskInvalid as exc:
+            raise HTTPException(422, str(exc)) from None
         task.due_at = body.due_at.astimezone(dt.UTC)
         if task.done_at is None:
             task.remind_at = task.due_at

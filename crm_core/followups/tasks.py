@@ -40,6 +40,11 @@ def check_title(title: str) -> str:
     return title
 
 
+def check_when(moment: dt.datetime) -> None:
+    if not dt.datetime(2000, 1, 1, tzinfo=dt.UTC) <= moment <= dt.datetime(2100, 12, 31, tzinfo=dt.UTC):
+        raise TaskInvalid(f"due_at {moment.isoformat()}: a time between 2000 and 2100")
+
+
 async def may_assign(actor: User, owner: User, *, db_session: AsyncSession) -> bool:
     """Whom `actor` may give a task: a rep only themself; a manager themself and their people;
     admins and operators anyone."""
@@ -57,6 +62,7 @@ async def create(*, title: str, due_at: dt.datetime, owner: User, actor: User | 
     `conversation_id` or `contact_id`. Checks of who may see that customer are the caller's."""
     if due_at.tzinfo is None:
         raise TaskInvalid("due_at: give a time with its zone, for example 2026-12-24T10:00:00+08:00")
+    check_when(due_at)
     if not owner.is_active:
         raise TaskInvalid(f"owner: {owner.username} is switched off; give the task to someone active")
     if conversation_id is not None and contact_id is None:
