@@ -1,5 +1,6 @@
-"""A rep's deals from their chat app: `/deal` lists the open ones; `/deal D stage negotiation`,
-`/deal D amount 50000`, `/deal D won`, `/deal D lost 价格太高` move one on (`/商机` in Chinese)."""
+"""A rep's deals from their chat app: `/deal` lists the open ones; `/deal D` shows one as a card
+with buttons (on to the next stage, won); `/deal D stage negotiation`, `/deal D amount 50000`,
+`/deal D won`, `/deal D lost 价格太高` move one on (`/商机` in Chinese)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from crm_core.deals import service as deals
 from crm_core.deals.service import DealRefused
 from crm_core.leads.service import LeadRefused
 from crm_core.models import Deal
+from crm_core.ports import Button
 
 if TYPE_CHECKING:
     from bots.rep.workspace import Session
 
 _ACTION = re.compile(r"^[Dd#]?(\d+)\s+(\S+)\s*(.*)$", re.S)
+_ONE = re.compile(r"^[Dd#]?(\d+)$")
 _ACTIONS = {"stage": "stage", "阶段": "stage", "amount": "amount", "金额": "amount",
             "won": "won", "赢单": "won", "lost": "lost", "丢单": "lost"}
 
@@ -37,16 +40,71 @@ async def command(session: Session, rest: str, rules: deals.DealRules) -> None:
         session.ctx.reply("\n".join([say("deal_list", session.lang, count=len(rows)),
                                      *(_line(d, rules) for d in rows)]))
         return
+    one = _ONE.match(rest)
+    if one:
+        deal = await _deal(session, int(one.group(1)))
+        if deal is not None:
+            _card(session, deal, rules)
+        return
     match = _ACTION.match(rest)
     action = _ACTIONS.get(match.group(2).lower()) if match else None
     if match is None or action is None:
         session.say("deal_usage")
         return
     deal_id, argument = int(match.group(1)), match.group(3).strip()
+    deal = await _deal(session, deal_id)
+    if deal is None:
+        return
+    await _act(session, deal, action, argument, rules)
+
+
+async def _deal(session: Session, deal_id: int) -> Deal | None:
     deal = await session.db.scalar(select(Deal).where(Deal.id == deal_id, deals.deals_visible(session.user)))
     if deal is None:
         session.say("deal_missing", id=deal_id)
+    return deal
+
+
+def _next_stage(deal: Deal, rules: deals.DealRules) -> str | None:
+    """The open stage after the deal's, if any."""
+    open_stages = [s for s in rules.names if s not in ("won", "lost")]
+    if deal.stage not in open_stages or deal.stage == open_stages[-1]:
+        return None
+    return open_stages[open_stages.index(deal.stage) + 1]
+
+
+def _card(session: Session, deal: Deal, rules: deals.DealRules) -> None:
+    """The deal with a button per next move: on to the next stage, won."""
+    buttons = []
+    if deal.status == "open":
+        following = _next_stage(deal, rules)
+        if following:
+            buttons.append(Button(say("deal_button_next", session.lang, stage=following), f"deal_next:{deal.id}"))
+        buttons.append(Button(say("deal_button_won", session.lang), f"deal_won:{deal.id}"))
+    lines = [_line(deal, rules)]
+    if deal.next_step:
+        lines.append(say("deal_next_step", session.lang, step=deal.next_step))
+    if deal.status == "open":
+        lines.append(say("deal_card_hint", session.lang, id=deal.id))
+    session.ctx.reply("\n".join(lines), buttons, title=f"D{deal.id} · {deal.title}")
+
+
+async def click(session: Session, action: str, deal_id: int, rules: deals.DealRules) -> None:
+    """A deal card's button: `deal_next` or `deal_won`."""
+    deal = await _deal(session, deal_id)
+    if deal is None:
         return
+    if action == "deal_next":
+        following = _next_stage(deal, rules)
+        if deal.status != "open" or following is None:
+            session.say("deal_refused", reason=f"D{deal.id} is {deal.status}, {deal.stage}: nothing after it here")
+            return
+        await _act(session, deal, "stage", following, rules)
+    else:
+        await _act(session, deal, "won", "", rules)
+
+
+async def _act(session: Session, deal: Deal, action: str, argument: str, rules: deals.DealRules) -> None:
     try:
         if action == "amount":
             amount = float(argument.replace(",", "").replace("，", "")) if argument else -1
@@ -64,3 +122,5 @@ async def command(session: Session, rest: str, rules: deals.DealRules) -> None:
         session.say("deal_refused", reason=str(exc))
         return
     session.say("deal_saved", line=_line(deal, rules))
+    if deal.status == "open":
+        _card(session, deal, rules)

@@ -195,6 +195,9 @@ class Session:
         if action in ("task_done", "task_snooze"):
             await todo.click(self, action, int(number))
             return
+        if action in ("deal_next", "deal_won"):
+            await deals.click(self, action, int(number), self.deal_rules)
+            return
         conversation_id = int(number)
         if action == "claim":
             await self._claim(conversation_id)

@@ -151,6 +151,12 @@ async def test_a_rep_moves_their_deal_from_wecom(database_url, tmp_path):
         mark = len(ws.rep_inbox("li"))
         await ws.rep_writes("li", "/deal")
         await ws.rep_receives("li", f"D{deal['id']} · Mo Trading · Mo · 30,000 CNY · qualification (10%)", after=mark)
+        # One deal as a card: its buttons move it on.
+        await ws.rep_writes("li", f"/deal D{deal['id']}")
+        card = await ws.rep_receives("li", f"/deal {deal['id']} amount 50000", after=mark)
+        assert [b["key"] for b in card["card"]["button_list"]] == [f"deal_next:{deal['id']}", f"deal_won:{deal['id']}"]
+        await ws.rep_clicks("li", f"deal_next:{deal['id']}")
+        await ws.rep_receives("li", "needs_analysis (25%)", after=mark)
         await ws.rep_writes("li", f"/deal {deal['id']} amount 45,000")
         await ws.rep_receives("li", "45,000 CNY", after=mark)
         await ws.rep_writes("li", f"/商机 {deal['id']} 阶段 proposal")
