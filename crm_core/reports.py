@@ -179,6 +179,27 @@ async def per_rep(viewer: User, since: dt.datetime, until: dt.datetime, *, sla: 
     return list(reps.values())
 
 
+def per_team(numbers: list[RepNumbers], team_names: dict[int, str]) -> list[RepNumbers]:
+    """The same numbers added up per team (medians over the team's answers, not of its reps');
+    the id is the team's."""
+    teams: dict[int, RepNumbers] = {}
+    for rep in numbers:
+        if rep.team_id is None or rep.team_id not in team_names:
+            continue
+        team = teams.setdefault(rep.team_id, RepNumbers(rep.team_id, team_names[rep.team_id], rep.team_id))
+        for metric, ids in rep.conversations.items():
+            team.conversations[metric] |= ids
+        team.first_response_s += rep.first_response_s
+        team.resolution_s += rep.resolution_s
+        for stage, count in rep.leads_by_stage.items():
+            team.leads_by_stage[stage] = team.leads_by_stage.get(stage, 0) + count
+        for name in ("leads_created", "won", "lost", "won_amount", "tasks_overdue", "customer_messages_scored",
+                     "customer_messages_negative"):
+            setattr(team, name, getattr(team, name) + getattr(rep, name))
+        team.csat += rep.csat
+    return sorted(teams.values(), key=lambda t: t.name)
+
+
 async def behind(viewer: User, user_id: int, metric: str, since: dt.datetime, until: dt.datetime, *,
                  sla: dt.timedelta, now: dt.datetime, db_session: AsyncSession) -> list[int] | None:
     """The conversations behind one number of one person's row, or None when `viewer` may not

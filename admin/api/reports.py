@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +21,7 @@ from crm_core import reports
 from crm_core.contacts import naming
 from crm_core.db import utcnow
 from crm_core.leads import export as lead_export
-from crm_core.models import Contact, Conversation, Role, User
+from crm_core.models import Contact, Conversation, Role, Team, User
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 SUPERVISING = (Role.ADMIN, Role.OPERATOR, Role.MANAGER)
@@ -63,6 +63,8 @@ class RepReport(BaseModel):
     period: Period
     sla_minutes: float
     rows: list[RepRow]
+    teams: list[RepRow] = Field(default_factory=list, description="The rows added up per team (user_id: the "
+                                                                   "team's id)")
 
 
 class Behind(BaseModel):
@@ -97,9 +99,11 @@ async def _rows(user: User, since: dt.date | None, until: dt.date | None, team_i
     start, end = _period(since, until, ctx.timezone)
     numbers = await reports.per_rep(user, start, end, sla=ctx.sla_first_response, now=utcnow(), team_id=team_id,
                                     db_session=session)
+    names = dict((await session.execute(select(Team.id, Team.name))).all())
     return RepReport(period=Period(since=start, until=end, timezone=ctx.timezone),
                      sla_minutes=ctx.sla_first_response.total_seconds() / 60,
-                     rows=[RepRow(**n.row()) for n in numbers])
+                     rows=[RepRow(**n.row()) for n in numbers],
+                     teams=[RepRow(**t.row()) for t in reports.per_team(numbers, names)])
 
 
 @router.get("/reps", response_model=RepReport, responses=errors(403, 422))

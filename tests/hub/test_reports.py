@@ -116,6 +116,11 @@ async def test_reports_are_for_managers_of_their_people_and_admins_as_safe_csv(d
         assert (await tg.client.get(base, headers=tg.api(li_token))).status_code == 403
         mine = (await tg.client.get(base, headers=tg.api(mia_token))).json()
         assert sorted(r["user_id"] for r in mine["rows"]) == sorted([mia, ws.reps["li"]])
+        # Team East adds up its people: Li's two conversations, one breach, one of two messages negative.
+        [east] = mine["teams"]
+        assert (east["name"], east["handled"], east["sla_breaches"], east["negative_share"], east["won_amount"]) == \
+            ("East", 2, 1, 0.5, 8000)
+        assert east["first_response_median_s"] == 26 * 60
         resp = await tg.client.get(f"{base}/{ws.reps['wang']}/conversations", headers=tg.api(mia_token),
                                    params={"metric": "handled"})
         assert resp.status_code == 404  # not one of Mia's people

@@ -39,7 +39,12 @@ export async function reportsPage(main) {
         <td>${r.won} / ${r.lost}${r.won_amount ? html` · ${r.won_amount.toLocaleString()}` : ""}</td>
         <td>${r.tasks_overdue ? html`<a href="#/tasks?state=overdue&owner=${r.user_id}">${r.tasks_overdue}</a>` : "0"}</td>
         <td>${r.csat_average ?? "—"} (${cell(r, "csat")})</td><td>${share(r.negative_share)} (${cell(r, "negative")})</td></tr>`),
-        html`<tr><td colspan="11" class="muted">${t("nothing")}</td></tr>`)}</table></div>
+        html`<tr><td colspan="11" class="muted">${t("nothing")}</td></tr>`)}
+      ${report.teams.map((r) => html`<tr class="team-row" data-team="${r.user_id}"><td><strong>${t("team")}: ${r.name}</strong></td><td>${r.handled}</td>
+        <td>${duration(r.first_response_median_s)} · p90 ${duration(r.first_response_p90_s)}</td><td>${duration(r.resolution_median_s)} · p90 ${duration(r.resolution_p90_s)}</td>
+        <td>${r.sla_breaches}</td><td>${r.resolved}</td><td>${r.leads_created}${r.conversion_rate !== null ? html` · ${share(r.conversion_rate)}` : ""}</td>
+        <td>${r.won} / ${r.lost}${r.won_amount ? html` · ${r.won_amount.toLocaleString()}` : ""}</td><td>${r.tasks_overdue}</td>
+        <td>${r.csat_average ?? "—"} (${r.csat})</td><td>${share(r.negative_share)} (${r.negative})</td></tr>`)}</table></div>
     <section class="card"><h2>${t("report_leaderboard")}</h2><div id="leaderboard">
       ${report.rows.filter((r) => r.handled).sort((a, b) => b.handled - a.handled).map((r) => html`<div class="row" title="${t("report_leaderboard_tip", {name: r.name, handled: r.handled, median: duration(r.first_response_median_s)})}">
         <span style="width:9em">${r.name}</span><span class="bar" style="display:inline-block;height:12px;background:#4a7bd0;width:${Math.round(240 * r.handled / top)}px"></span> ${r.handled}</div>`)}</div></section>
