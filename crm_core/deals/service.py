@@ -230,6 +230,8 @@ async def _tell_the_team(deal: Deal, session: AsyncSession) -> None:
     text = catalogues.text("deal.won")
     for user_id in sorted(audience):
         user = await session.get(User, user_id)
+        if user is None or not user.is_active:
+            continue
         lang = "en" if user.language == "en" else "zh"
         words = text[lang].format(owner=owner.display_name or owner.username, title=deal.title,
                                   amount=f"{deal.amount:,.0f}", currency=deal.currency)

@@ -23,8 +23,8 @@ from crm_core.db import utcnow
 from crm_core.models import Contact, Conversation, Direction, Lead, Message, Role, Task, User
 
 MAX_TITLE = 300
-WORKDAY = (dt.time(9, 0), dt.time(18, 0))
-RULE_ORIGINS = ("untouched_lead", "quote_unanswered")  # a rule's task falls due inside it, Monday to Friday
+WORKDAY = (dt.time(9, 0), dt.time(18, 0))  # a rule's task falls due inside it, Monday to Friday
+RULE_ORIGINS = ("untouched_lead", "quote_unanswered")
 
 
 class TaskInvalid(ValueError):
