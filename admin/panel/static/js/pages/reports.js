@@ -1,6 +1,6 @@
 // The reports page: per rep for a period (a manager: their people), each conversation number a
 // link to exactly the conversations behind it, a leaderboard, and the same as CSV.
-import {$, $$, api, either, html, LANG, markup, t, when} from "../core.js";
+import {$, $$, api, either, html, label, LANG, markup, t, when} from "../core.js";
 
 const METRICS = ["handled", "sla_breaches", "resolved", "negative", "csat"];
 
@@ -35,7 +35,7 @@ export async function reportsPage(main) {
         <td title="${t("report_p90")}: ${duration(r.first_response_p90_s)}">${duration(r.first_response_median_s)} · p90 ${duration(r.first_response_p90_s)}</td>
         <td>${duration(r.resolution_median_s)} · p90 ${duration(r.resolution_p90_s)}</td>
         <td>${r.sla_breaches ? html`<span class="badge bad">${cell(r, "sla_breaches")}</span>` : "0"}</td><td>${cell(r, "resolved")}</td>
-        <td title="${Object.entries(r.leads_by_stage).map(([s, n]) => `${s}: ${n}`).join(", ")}">${r.leads_created}${r.conversion_rate !== null ? html` · ${share(r.conversion_rate)}` : ""}</td>
+        <td title="${Object.entries(r.leads_by_stage).map(([s, n]) => `${label("stage", s)}: ${n}`).join(", ")}">${r.leads_created}${r.conversion_rate !== null ? html` · ${share(r.conversion_rate)}` : ""}</td>
         <td>${r.won} / ${r.lost}${r.won_amount ? html` · ${r.won_amount.toLocaleString()}` : ""}</td>
         <td>${r.tasks_overdue ? html`<a href="#/tasks?state=overdue&owner=${r.user_id}">${r.tasks_overdue}</a>` : "0"}</td>
         <td>${r.csat_average ?? "—"} (${cell(r, "csat")})</td><td>${share(r.negative_share)} (${cell(r, "negative")})</td></tr>`),
@@ -61,7 +61,7 @@ export async function reportsPage(main) {
     $("#behind-title").textContent = `${row.name} · ${t("report_" + b.dataset.metric)} (${behind.length})`;
     $("#behind-rows").innerHTML = markup(html`<tr><th>#</th><th>${t("customer")}</th><th>${t("status")}</th><th>${t("last_message")}</th></tr>
       ${behind.map((c) => html`<tr data-conversation="${c.conversation_id}"><td><a href="#/inbox/${c.conversation_id}">#${c.conversation_id}</a></td>
-        <td><a href="#/contacts/${c.contact_id}">${c.name}</a></td><td>${c.status}</td><td>${when(c.last_message_at)}</td></tr>`)}`);
+        <td><a href="#/contacts/${c.contact_id}">${c.name}</a></td><td>${label("status", c.status)}</td><td>${when(c.last_message_at)}</td></tr>`)}`);
     $("#report-behind").hidden = false;
   });
 }
