@@ -25,9 +25,9 @@ _ACTIONS = {"stage": "stage", "阶段": "stage", "amount": "amount", "金额": "
             "won": "won", "赢单": "won", "lost": "lost", "丢单": "lost"}
 
 
-def _line(deal: Deal, rules: deals.DealRules) -> str:
-    return f"D{deal.id} · {deal.title} · {deal.amount:,.0f} {deal.currency} · {deal.stage} " \
-           f"({rules.probability(deal.stage)}%)"
+def _line(deal: Deal, rules: deals.DealRules, lang: str) -> str:
+    return f"D{deal.id} · {deal.title} · {deal.amount:,.0f} {deal.currency} · " \
+           f"{deals.stage_name(deal.stage, lang)} ({rules.probability(deal.stage)}%)"
 
 
 async def command(session: Session, rest: str, rules: deals.DealRules) -> None:
@@ -38,7 +38,7 @@ async def command(session: Session, rest: str, rules: deals.DealRules) -> None:
             session.say("deal_none")
             return
         session.ctx.reply("\n".join([say("deal_list", session.lang, count=len(rows)),
-                                     *(_line(d, rules) for d in rows)]))
+                                     *(_line(d, rules, session.lang) for d in rows)]))
         return
     one = _ONE.match(rest)
     if one:
@@ -79,9 +79,10 @@ def _card(session: Session, deal: Deal, rules: deals.DealRules) -> None:
     if deal.status == "open":
         following = _next_stage(deal, rules)
         if following:
-            buttons.append(Button(say("deal_button_next", session.lang, stage=following), f"deal_next:{deal.id}"))
+            named = deals.stage_name(following, session.lang)
+            buttons.append(Button(say("deal_button_next", session.lang, stage=named), f"deal_next:{deal.id}"))
         buttons.append(Button(say("deal_button_won", session.lang), f"deal_won:{deal.id}"))
-    lines = [_line(deal, rules)]
+    lines = [_line(deal, rules, session.lang)]
     if deal.next_step:
         lines.append(say("deal_next_step", session.lang, step=deal.next_step))
     if deal.status == "open":
@@ -112,7 +113,7 @@ async def _act(session: Session, deal: Deal, action: str, argument: str, rules: 
                 raise DealRefused("amount: a number from 0, like /deal 3 amount 50000, on an open deal")
             deal.amount = amount
         else:
-            stage = argument if action == "stage" else action
+            stage = deals.stage_named(argument, rules) if action == "stage" else action
             if not stage:
                 raise DealRefused(f"stages: {', '.join(rules.names)}")
             await deals.move(deal, stage, actor=session.user, rules=rules, lead_rules=session.lead_rules,
@@ -121,6 +122,6 @@ async def _act(session: Session, deal: Deal, action: str, argument: str, rules: 
     except (DealRefused, LeadRefused, ValueError) as exc:
         session.say("deal_refused", reason=str(exc))
         return
-    session.say("deal_saved", line=_line(deal, rules))
+    session.say("deal_saved", line=_line(deal, rules, session.lang))
     if deal.status == "open":
         _card(session, deal, rules)

@@ -26,6 +26,22 @@ from crm_core.people import reps
 from crm_core.ports import OutboundMessage
 
 DEFAULT_DEAL_STAGES = "qualification:10,needs_analysis:25,proposal:50,negotiation:75,won:100,lost:0"
+# The default stages as people say them; a stage an operator named is shown as they named it.
+STAGE_NAMES = {stage: catalogues.text(f"deal_stage.{stage}") for stage, _ in
+               (part.split(":") for part in DEFAULT_DEAL_STAGES.split(","))}
+
+
+def stage_name(stage: str, lang: str) -> str:
+    return STAGE_NAMES.get(stage, {}).get(lang, stage)
+
+
+def stage_named(words: str, rules: DealRules) -> str:
+    """The stage `words` name, in either language ("商务谈判", "Negotiation", "negotiation")."""
+    words = " ".join(words.split()).lower()
+    for stage in rules.names:
+        if words in (stage, stage.replace("_", " "), *(n.lower() for n in STAGE_NAMES.get(stage, {}).values())):
+            return stage
+    return words
 CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP", "SGD")
 
 

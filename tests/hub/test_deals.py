@@ -156,17 +156,17 @@ async def test_a_rep_moves_their_deal_from_wecom(database_url, tmp_path):
         card = await ws.rep_receives("li", f"/deal {deal['id']} amount 50000", after=mark)
         assert [b["key"] for b in card["card"]["button_list"]] == [f"deal_next:{deal['id']}", f"deal_won:{deal['id']}"]
         await ws.rep_clicks("li", f"deal_next:{deal['id']}")
-        await ws.rep_receives("li", "needs_analysis (25%)", after=mark)
+        await ws.rep_receives("li", "needs analysis (25%)", after=mark)
         await ws.rep_writes("li", f"/deal {deal['id']} amount 45,000")
         await ws.rep_receives("li", "45,000 CNY", after=mark)
-        await ws.rep_writes("li", f"/商机 {deal['id']} 阶段 proposal")
-        await ws.rep_receives("li", "proposal (50%)", after=mark)
+        await ws.rep_writes("li", f"/商机 {deal['id']} 阶段 方案报价")  # a stage by its Chinese name
+        await ws.rep_receives("li", "方案报价 (50%)", after=mark)
         await ws.rep_writes("li", f"/deal {deal['id']} lost")
         await ws.rep_receives("li", "say why it was lost", after=mark)
         await ws.rep_writes("wang", f"/deal {deal['id']} won")
         await ws.rep_receives("wang", f"There is no deal D{deal['id']} of yours")
         await ws.rep_writes("li", f"/deal {deal['id']} lost 预算砍了")
-        await ws.rep_receives("li", "lost (0%)", after=mark)
+        await ws.rep_receives("li", "丢单 (0%)", after=mark)  # said in Chinese: answered in Chinese
         got = (await tg.client.get(f"{tg.hub_base}/api/v1/deals/{deal['id']}", headers=tg.api(li_token))).json()
         assert (got["status"], got["lost_reason"], got["amount"]) == ("lost", "预算砍了", 45000)
         assert dt.datetime.fromisoformat(got["closed_at"])
