@@ -141,8 +141,11 @@ class ProfileAdapter(ChannelAdapter, Protocol):
 
 
 def media_lines(message: OutboundMessage) -> list[str]:
-    """A picture's and a link's addresses, for channels that cannot show them."""
-    return [f"{mark} {url}" for mark, url in (("🖼", message.image_url), ("🔗", message.link_url)) if url]
+    """A picture's, a link's and a file's addresses, for channels that cannot show them."""
+    lines = [f"{mark} {url}" for mark, url in (("🖼", message.image_url), ("🔗", message.link_url)) if url]
+    if message.file_url:
+        lines.append(f"📎 {message.file_name or message.file_url.rsplit('/', 1)[-1]}: {message.file_url}")
+    return lines
 
 
 def shortened(text: str, limit: int) -> str:
@@ -174,7 +177,7 @@ def numbered_options(message: OutboundMessage, *, with_media: bool = True) -> st
     """Buttons as numbered text lines, for platforms without buttons; the picture and
     link as addresses unless the caller shows them itself (`with_media=False`)."""
     lines = [message.text]
-    if with_media and (message.image_url or message.link_url):
+    if with_media and (message.image_url or message.link_url or message.file_url):
         lines += media_lines(message)
     if message.buttons:
         lines += [""] + [f"{n}. {b.label}" for n, b in enumerate(message.buttons, 1)]

@@ -20,9 +20,11 @@ from crm_core.ports import AccountRef, Confirmation, OutboundMessage, Profile, R
 def default_adapters(public_base_url: str = "http://127.0.0.1:8080", *,
                      allow_private: bool = False) -> list[ChannelAdapter]:
     """Every channel; `public_base_url` is the hub's address in links it sends (email unsubscribe);
-    `allow_private`: addresses on private networks may be fetched (pictures: the demo and tests)."""
-    return [TelegramAdapter(), WeComAdapter(allow_private=allow_private), WeComKfAdapter(allow_private=allow_private),
-            WeChatAdapter(), DingTalkAdapter(), DingTalkGroupRobotAdapter(), EmailAdapter(public_base_url)]
+    `allow_private`: addresses on private networks may be fetched (pictures and files: the demo and
+    tests)."""
+    return [TelegramAdapter(allow_private=allow_private), WeComAdapter(allow_private=allow_private),
+            WeComKfAdapter(allow_private=allow_private), WeChatAdapter(), DingTalkAdapter(),
+            DingTalkGroupRobotAdapter(), EmailAdapter(public_base_url, allow_private=allow_private)]
 
 
 class UnknownChannel(KeyError):

@@ -100,6 +100,8 @@ class OutboundMessage:
     `image_url` and `link_url` make it a picture card (a photo with its caption,
     a WeChat article, a DingTalk markdown picture, an HTML mail) and degrade to
     their addresses in text where the channel cannot show them.
+    `file_url` (named `file_name`) is a document sent as a file where the platform
+    takes one (Telegram, 微信客服, an email attachment) and as its link elsewhere.
     `options` carries platform-specific parts the core passes through untouched
     (a WeCom WelcomeCode, the rep an external-contact message is sent as...).
     """
@@ -110,6 +112,8 @@ class OutboundMessage:
     title: str | None = None
     image_url: str | None = None
     link_url: str | None = None
+    file_url: str | None = None
+    file_name: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     # Filled by the dispatcher for platforms that only allow replies within a
     # window after the customer's last action (WeChat Official Accounts).
@@ -122,7 +126,7 @@ class OutboundMessage:
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": self.text,
                                    "buttons": [{"label": b.label, "data": b.data} for b in self.buttons]}
-        for name in ("title", "image_url", "link_url"):
+        for name in ("title", "image_url", "link_url", "file_url", "file_name"):
             if getattr(self, name):
                 payload[name] = getattr(self, name)
         if self.options:
@@ -136,6 +140,7 @@ class OutboundMessage:
         buttons = tuple(Button(b["label"], b["data"]) for b in payload.get("buttons") or ())
         return cls(recipient=recipient, text=payload["text"], buttons=buttons, title=payload.get("title"),
                    image_url=payload.get("image_url"), link_url=payload.get("link_url"),
+                   file_url=payload.get("file_url"), file_name=payload.get("file_name"),
                    options=dict(payload.get("options") or {}), recipient_activity=recipient_activity,
                    reply_via=reply_via)
 

@@ -81,12 +81,9 @@ async def send_message(
                 await destinations.check_url(url, allow_private=False, what=what)
             except destinations.UnsafeDestination as exc:
                 raise HTTPException(422, str(exc)) from None
-    text = body.text.strip()
-    if body.file_url:
-        text = "\n".join(part for part in (text, f"📎 {body.file_name or body.file_url.rsplit('/', 1)[-1]}: "
-                                                  f"{body.file_url}") if part)
-    row = await conversations.send_from_user(conversation, text, user, db_session=session,
-                                             idempotency_key=idempotency_key, image_url=body.image_url)
+    row = await conversations.send_from_user(conversation, body.text.strip(), user, db_session=session,
+                                             idempotency_key=idempotency_key, image_url=body.image_url,
+                                             file_url=body.file_url, file_name=body.file_name)
     await ctx.rep_review.review(row, conversation, user, db_session=session)
     await session.commit()
     ctx.on_enqueued()

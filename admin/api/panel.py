@@ -211,6 +211,22 @@ async def inbox(channel: str | None = None,
     return InboxPage(version=version, rows=rows)
 
 
+class MediaPart(BaseModel):
+    kind: str
+    name: str | None = None
+    url: str | None = None
+
+    @classmethod
+    def of(cls, attachments: list[Any] | None) -> list[MediaPart]:
+        parts = []
+        for a in attachments or []:
+            if isinstance(a, dict) and a.get("type") in ("image", "file"):
+                url = a.get("url") if isinstance(a.get("url"), str) and a["url"].startswith(("https://", "http://")) \
+                    else None
+                parts.append(cls(kind=a["type"], name=str(a.get("name") or "")[:200] or None, url=url))
+        return parts
+
+
 class ThreadMessage(BaseModel):
     id: int
     conversation_id: Id
@@ -223,6 +239,8 @@ class ThreadMessage(BaseModel):
     delivery: DeliveryRead | None = None  # outgoing messages: queued, delivered, failed with the reason...
     # Recalled by its writer (撤回 in an archived WeCom chat): kept for the record, shown as recalled.
     recalled: bool = False
+    # Pictures and files sent or received: kind "image" or "file", a name, the address when there is one.
+    media: list[MediaPart] = []
 
 
 class NoteRead(BaseModel):
@@ -280,7 +298,8 @@ async def thread(conversation_id: PathId, limit: int = Query(200, ge=1, le=1000)
                                 created_at=m.created_at, sentiment=m.sentiment,
                                 delivery=DeliveryRead.of(sent.get(m.id)),
                                 recalled=any(isinstance(a, dict) and a.get("type") == "recalled"
-                                             for a in m.attachments or [])) for m in messages],
+                                             for a in m.attachments or []),
+                                media=MediaPart.of(m.attachments)) for m in messages],
         notes=[NoteRead(id=n.id, conversation_id=n.conversation_id, author=_name(authors.get(n.author_user_id)),
                         text=n.text, created_at=n.created_at) for n in notes])
 

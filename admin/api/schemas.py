@@ -152,7 +152,8 @@ class MessageCreate(BaseModel):
                                   description="A picture (POST /media gives one): shown as a picture where the "
                                               "channel can, else its link")
     file_url: str | None = Field(default=None, max_length=1000, pattern=r"^https?://",
-                                 description="A document (POST /media): sent as its link with file_name")
+                                 description="A document (POST /media): a file where the channel takes one "
+                                             "(Telegram, 微信客服, email), else its link with file_name")
     file_name: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")

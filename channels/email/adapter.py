@@ -26,6 +26,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 from typing import Any, ClassVar, Literal
@@ -46,6 +47,7 @@ from channels.base import (
     numbered_options,
 )
 from channels.email.parse import ParsedMail, build_reply_headers, parse_mail
+from channels.files import FileFetcher, file_name
 from crm_core.models import MessageKind
 from crm_core.ports import (
     AccountRef,
@@ -62,6 +64,7 @@ from crm_core.ports import (
 )
 
 OWN_ID_PREFIX = "scrm."
+MAX_ATTACHMENT_BYTES = 20 * 2**20  # most mail servers take 25 MB a message, base64 makes it a third larger
 REPLY_PREFIX = re.compile(r"^\s*(re|回复|答复)\s*[:：]", re.I)
 
 
@@ -96,8 +99,9 @@ class EmailAdapter:
     settings_model: ClassVar[type[BaseModel]] = EmailSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset({"password", "link_secret"})
 
-    def __init__(self, public_base_url: str = "http://127.0.0.1:8080") -> None:
+    def __init__(self, public_base_url: str = "http://127.0.0.1:8080", *, allow_private: bool = False) -> None:
         self.public_base_url = public_base_url.rstrip("/")
+        self.files = FileFetcher(allow_private=allow_private)
 
     # ---- inbound -------------------------------------------------------
 
@@ -187,7 +191,17 @@ class EmailAdapter:
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
         creds = EmailCredentials.model_validate(account.credentials)
+        attachment = None
+        if message.file_url:  # the document itself, attached; its address stays out of the words
+            fetched = await self.files.fetch(message.file_url, what="file", max_bytes=MAX_ATTACHMENT_BYTES,
+                                             limit_name="the hub's mail attachments")
+            attachment = (file_name(message.file_name, fetched), fetched.content_type, fetched.data)
+            message = replace(message, file_url=None, file_name=None)
         mail = self.compose(account, message)
+        if attachment is not None:
+            name, content_type, data = attachment
+            main, _, sub = content_type.partition("/")
+            mail.add_attachment(data, maintype=main or "application", subtype=sub or "octet-stream", filename=name)
         try:
             await aiosmtplib.send(mail, hostname=creds.smtp_host, port=creds.smtp_port, username=creds.username,
                                   password=creds.password, use_tls=creds.smtp_security == "tls",
@@ -257,7 +271,7 @@ class EmailAdapter:
         """Nothing to register: the poller starts by itself."""
 
     async def close(self) -> None:
-        return None
+        await self.files.close()
 
 
 def _no_server(protocol: str, host: str, port: int, security: str) -> str:

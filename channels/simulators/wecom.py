@@ -285,6 +285,8 @@ class WeComSimulator(CustomerOperations):
         data = await media.read()
         if kind == "image" and (len(data) > 2 * 2**20 or not (data.startswith(b"\x89PNG") or data[:2] == b"\xff\xd8")):
             raise WeComApiError(40005, "invalid image: JPEG or PNG of at most 2 MB")
+        if kind == "file" and not 5 < len(data) <= 20 * 2**20:
+            raise WeComApiError(40006, "invalid file size: more than 5 bytes, at most 20 MB")
         media_id = "3" + secrets.token_urlsafe(40)
         app.kf.media[media_id] = {"type": kind, "size": len(data), "name": media.filename,
                                   **({"attachment_type": int(use)} if use else {})}

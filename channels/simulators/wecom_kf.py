@@ -325,6 +325,11 @@ def _deliver(kf: KfState, open_kfid: str, external: str, body: dict[str, Any]) -
         if (body.get("image") or {}).get("media_id") not in kf.media:
             raise KfApiError(40007, "invalid media_id")
         text, buttons = "[image]", []
+    elif msgtype == "file":
+        medium = kf.media.get((body.get("file") or {}).get("media_id"))
+        if medium is None or medium["type"] != "file":
+            raise KfApiError(40007, "invalid media_id")
+        text, buttons = f"[file] {medium['name']}", []
     else:
         raise KfApiError(40008, f"invalid message type {msgtype}")
     msgid = secrets.token_hex(16)

@@ -12,6 +12,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -28,7 +29,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from pydantic import BaseModel, Field, ValidationError
 
 from channels.base import (
@@ -43,6 +44,7 @@ from channels.base import (
     load_json_object,
     shortened,
 )
+from channels.files import FileFetcher, file_name
 from crm_core.models import Delivery, MessageKind
 from crm_core.ports import (
     AccountRef,
@@ -66,6 +68,7 @@ log = logging.getLogger(__name__)
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 CAPTION_LIMIT = 1024  # characters of a photo caption
+MAX_UPLOAD_BYTES = 50 * 2**20  # what a bot may upload
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 BOT_TOKEN_PATTERN = r"^\d{3,20}:[A-Za-z0-9_-]{20,}$"
 
@@ -84,6 +87,25 @@ class TelegramSettings(AccountSettings):
     per_chat_per_second: float = Field(default=1.0, gt=0, le=100)
 
 
+def _markup(message: OutboundMessage) -> InlineKeyboardMarkup | None:
+    rows = [[InlineKeyboardButton(text=b.label, callback_data=b.data[:64])] for b in message.buttons]
+    if message.link_url:
+        rows.append([InlineKeyboardButton(text=shortened(message.title or _host(message.link_url), 64),
+                                          url=message.link_url)])
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+async def _send(bot: Bot, message: OutboundMessage) -> Message:
+    """Words, with the picture as a photo whose caption they are, the buttons under them."""
+    if message.image_url and len(message.text) <= CAPTION_LIMIT:
+        return await bot.send_photo(chat_id=int(message.recipient), photo=message.image_url,
+                                    caption=message.text, reply_markup=_markup(message), request_timeout=20)
+    # A caption longer than Telegram allows: the text, whose link preview shows the picture.
+    text = f"{message.text}\n{message.image_url}" if message.image_url else message.text
+    return await bot.send_message(chat_id=int(message.recipient), text=text, reply_markup=_markup(message),
+                                  request_timeout=20)
+
+
 def _bot_api_base(api_base: str | None) -> str:
     return (api_base or "https://api.telegram.org").rstrip("/")
 
@@ -96,8 +118,9 @@ class TelegramAdapter:
     settings_model: ClassVar[type[BaseModel]] = TelegramSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset({"bot_token", "webhook_secret"})
 
-    def __init__(self) -> None:
+    def __init__(self, *, allow_private: bool = False) -> None:
         self._bots: dict[int, tuple[tuple[str, str], Bot]] = {}
+        self.files = FileFetcher(allow_private=allow_private)
 
     # ---- inbound -------------------------------------------------------
 
@@ -145,20 +168,8 @@ class TelegramAdapter:
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
         bot = self.bot(account)
-        rows = [[InlineKeyboardButton(text=b.label, callback_data=b.data[:64])] for b in message.buttons]
-        if message.link_url:
-            rows.append([InlineKeyboardButton(text=shortened(message.title or _host(message.link_url), 64),
-                                              url=message.link_url)])
-        markup = InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
         try:
-            if message.image_url and len(message.text) <= CAPTION_LIMIT:
-                sent = await bot.send_photo(chat_id=int(message.recipient), photo=message.image_url,
-                                            caption=message.text, reply_markup=markup, request_timeout=20)
-            else:
-                # A caption longer than Telegram allows: the text, whose link preview shows the picture.
-                text = f"{message.text}\n{message.image_url}" if message.image_url else message.text
-                sent = await bot.send_message(chat_id=int(message.recipient), text=text, reply_markup=markup,
-                                              request_timeout=20)
+            sent = await (self._send_file(bot, message) if message.file_url else _send(bot, message))
         except TelegramRetryAfter as exc:
             raise RetryLater(f"Telegram flood control: {exc.message}", retry_after=float(exc.retry_after),
                              code=429) from None
@@ -181,6 +192,20 @@ class TelegramAdapter:
             raise TemporaryFailure(f"not a Telegram Bot API answer from {_bot_api_base(account.api_base)}: "
                                    f"{str(exc.data)[:200]}") from None
         return SendResult(platform_message_id=f"{sent.chat.id}:{sent.message_id}", delivery=Delivery.IN_CHAT)
+
+    async def _send_file(self, bot: Bot, message: OutboundMessage) -> Message:
+        """A document as a file Telegram shows in the chat (uploaded: Telegram fetches only PDF, ZIP
+        and GIF by address), the words as its caption, or before it when a caption cannot hold them."""
+        assert message.file_url
+        fetched = await self.files.fetch(message.file_url, what="file", max_bytes=MAX_UPLOAD_BYTES,
+                                         limit_name="Telegram's bots")
+        document = BufferedInputFile(fetched.data, filename=file_name(message.file_name, fetched))
+        caption, markup = message.text, _markup(message)
+        if message.image_url or len(message.text) > CAPTION_LIMIT:
+            await _send(bot, replace(message, file_url=None, file_name=None))
+            caption, markup = "", None
+        return await bot.send_document(chat_id=int(message.recipient), document=document, caption=caption or None,
+                                       reply_markup=markup, request_timeout=60)
 
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
         creds = TelegramCredentials.model_validate(credentials)
@@ -240,6 +265,7 @@ class TelegramAdapter:
         for _, bot in self._bots.values():
             await bot.session.close()
         self._bots.clear()
+        await self.files.close()
 
 
 def _host(url: str) -> str:

@@ -36,7 +36,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -200,16 +200,33 @@ class WeComKfAdapter:
                                            "message was not sent")
                 body = await self.client.call(app, "/cgi-bin/kf/send_msg_on_event", {
                     "code": code, **_content(message)})
+            elif message.file_url:
+                body = await self._send_file(app, open_kfid, external, message)
             else:
-                thumb = await self.pictures.media_id(app, message.image_url) \
-                    if message.image_url and not message.buttons else None
-                body = await self.client.call(app, "/cgi-bin/kf/send_msg", {
-                    "touser": external, "open_kfid": open_kfid, **_content(message, thumb)})
+                body = await self._send(app, open_kfid, external, message)
         except ApiError as exc:
             raise _send_error(exc, account) from None
         except ApiUnavailable as exc:
             raise TemporaryFailure(str(exc)) from None
         return SendResult(platform_message_id=f"kf:{body.get('msgid', '')}", delivery=Delivery.IN_CHAT)
+
+    async def _send(self, app: AppKey, open_kfid: str, external: str, message: OutboundMessage) -> dict[str, Any]:
+        thumb = await self.pictures.media_id(app, message.image_url) \
+            if message.image_url and not message.buttons else None
+        return await self.client.call(app, "/cgi-bin/kf/send_msg", {
+            "touser": external, "open_kfid": open_kfid, **_content(message, thumb)})
+
+    async def _send_file(self, app: AppKey, open_kfid: str, external: str,
+                         message: OutboundMessage) -> dict[str, Any]:
+        """A document as a 微信客服 file message, after the words (and picture, buttons) as their own
+        message; the file is uploaded first, so a file WeCom refuses sends nothing."""
+        assert message.file_url
+        media_id = await self.pictures.file_media_id(app, message.file_url, message.file_name)
+        rest = replace(message, file_url=None, file_name=None)
+        if rest.text.strip() or rest.buttons or rest.image_url or rest.link_url:
+            await self._send(app, open_kfid, external, rest)
+        return await self.client.call(app, "/cgi-bin/kf/send_msg", {
+            "touser": external, "open_kfid": open_kfid, "msgtype": "file", "file": {"media_id": media_id}})
 
     async def hand_over(self, app: AppKey, open_kfid: str, external: str, servicer: str | None) -> str | None:
         """Move the session to `servicer` (WeCom's queue when None, or when they cannot take it);

@@ -138,14 +138,17 @@ async def send_from_user(
     db_session: AsyncSession,
     idempotency_key: str | None = None,
     image_url: str | None = None,
+    file_url: str | None = None,
+    file_name: str | None = None,
 ) -> OutboxMessage:
-    """A person's message into the conversation (with a picture: shown where the channel can),
-    through the outbox."""
+    """A person's message into the conversation (with a picture: shown where the channel can; with
+    a document: a file where the channel takes one, else its link), through the outbox."""
     key = f"user:{user.id}:{idempotency_key or uuid.uuid4().hex}"
     person_takes_over(conversation, "replied")
     row = await enqueue_to_conversation(
         conversation,
-        OutboundMessage(conversation.external_thread_id, text, image_url=image_url),
+        OutboundMessage(conversation.external_thread_id, text, image_url=image_url, file_url=file_url,
+                        file_name=file_name),
         idempotency_key=key,
         author_user_id=user.id,
         db_session=db_session,

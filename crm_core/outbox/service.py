@@ -179,6 +179,8 @@ def _history_attachments(message: OutboundMessage) -> list[dict[str, Any]]:
         parts.append({"type": "image", "url": message.image_url})
     if message.link_url:
         parts.append({"type": "link", "title": message.title, "url": message.link_url})
+    if message.file_url:
+        parts.append({"type": "file", "name": message.file_name, "url": message.file_url})
     if message.buttons:
         parts.append({"type": "options", "options": [{"label": b.label, "data": b.data} for b in message.buttons]})
     return parts

@@ -1,9 +1,12 @@
 """A picture card (title, text, picture, link, options) on every channel: shown where the
-platform can, as addresses and numbered options where it cannot."""
+platform can, as addresses and numbered options where it cannot; a document attached to a mail."""
 
 from __future__ import annotations
 
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
 
 from channels.base import shortened
 from channels.dingtalk.adapter import DingTalkAdapter
@@ -15,8 +18,9 @@ from channels.telegram.adapter import TelegramAdapter
 from channels.wechat.adapter import WeChatAdapter
 from channels.wecom.adapter import _as_text
 from crm_core.db import utcnow
-from crm_core.ports import AccountRef, Button, OutboundMessage, RecipientActivity
+from crm_core.ports import AccountRef, Button, OutboundMessage, PermanentFailure, RecipientActivity
 from hub.serving import running
+from tests.fakes.mail import smtp_server
 
 PICTURE = "https://cdn.example.cn/x200/front.jpg"
 PAGE = "https://shop.example.cn/x200"
@@ -107,6 +111,32 @@ def test_email_has_an_html_part_with_the_picture_and_a_plain_part_with_the_addre
     assert f'<img src="{PICTURE}"' in html and f'href="{PAGE}"' in html and "<h3>X200 多少钱？</h3>" in html
 
 
+async def test_email_attaches_a_document_and_keeps_its_address_out_of_the_words():
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    files = Starlette(routes=[Route("/files/q.pdf", lambda _: Response(pdf, media_type="application/pdf"))])
+    adapter = EmailAdapter(allow_private=True)
+    async with running(files) as server:
+        with smtp_server() as smtp:
+            account = AccountRef(id=4, kind="email", api_base=None, settings={}, credentials={
+                "address": smtp.user, "imap_host": "127.0.0.1", "smtp_host": smtp.host, "smtp_port": smtp.port,
+                "smtp_security": "none", "username": smtp.user, "password": smtp.password})
+            url = f"http://127.0.0.1:{server.port}/files/q.pdf"
+            await adapter.send(account, OutboundMessage("wang@example.com", "报价单见附件。", file_url=url,
+                                                        file_name="报价单 2027"))
+            [mail] = smtp.received
+            [attached] = list(mail.iter_attachments())
+            assert attached.get_filename() == "报价单 2027.pdf" and attached.get_content_type() == "application/pdf"
+            assert attached.get_content() == pdf
+            assert mail.get_body(("plain",)).get_content().strip() == "报价单见附件。"
+            # Where private networks may not be reached, the address is refused before any mail goes.
+            strict = EmailAdapter()
+            with pytest.raises(PermanentFailure, match="file was not fetched"):
+                await strict.send(account, OutboundMessage("wang@example.com", "again", file_url=url))
+            await strict.close()
+            assert len(smtp.received) == 1
+    await adapter.close()
+
+
 def test_wecom_external_contacts_get_text_with_addresses_and_numbered_options():
     text = _as_text(card("wmExternal"))
     assert text.splitlines() == ["X200 多少钱？", "X200 售价 3999 元，分期免息。", f"🖼 {PICTURE}", f"🔗 {PAGE}", "",
@@ -116,6 +146,7 @@ def test_wecom_external_contacts_get_text_with_addresses_and_numbered_options():
 @pytest.mark.parametrize("payload", [
     {"text": "hi"},
     {"text": "hi", "image_url": PICTURE, "link_url": PAGE, "title": "T", "buttons": [{"label": "a", "data": "b"}]},
+    {"text": "", "file_url": "https://hub.example.cn/media/abc.pdf", "file_name": "价格表.pdf"},
 ])
 def test_a_queued_payload_keeps_every_part(payload):
     message = OutboundMessage.from_payload("r", payload)

@@ -1,6 +1,8 @@
 """Pictures and documents a person sends a customer: uploaded (the type read from the bytes,
 at most 10 MB), served at an unguessable address, sent as a picture where the channel shows
-one and as a link otherwise; an address that is not the hub's own is checked first."""
+one and a document as a file where the channel takes one (Telegram here; 微信客服 and email in
+`tests/hub/test_wecom_kf_end_to_end.py` and `tests/channels/test_rich_replies.py`), as a link
+otherwise; an address that is not the hub's own is checked first."""
 
 from __future__ import annotations
 
@@ -50,9 +52,23 @@ async def test_uploads_are_checked_served_and_sent_as_a_picture_or_a_link(databa
                                     json={"file_url": document["url"], "file_name": "价格表.pdf"})
         assert resp.status_code == 202
 
-        async def link():
-            return [line for line in tg.bot_lines(811) if line and "价格表.pdf" in line]
-        assert await eventually(link, timeout=15) == [f"📎 价格表.pdf: {document['url']}"]
+        async def documents():
+            return [m for m in tg.chat(811) if m["from"] == "bot" and m["raw"].get("document")]
+        [sent] = await eventually(documents, timeout=15)  # uploaded: the customer gets the file itself
+        assert sent["text"] == "[file] 价格表.pdf" and "caption" not in sent["raw"]
+        assert {k: sent["raw"]["document"][k] for k in ("file_name", "file_size")} == {
+            "file_name": "价格表.pdf", "file_size": len(PDF)}
+
+        # Words with a file: the caption; a name without the extension gets the file's.
+        resp = await tg.client.post(f"{api}/conversations/{conversation}/messages", headers=tg.api(),
+                                    json={"text": "The prices for 2027", "file_url": document["url"],
+                                          "file_name": "prices"})
+        assert resp.status_code == 202
+        [_, sent] = await eventually(lambda: _at_least(documents, 2), timeout=15)
+        assert sent["raw"]["caption"] == "The prices for 2027" and sent["raw"]["document"]["file_name"] == \
+            "prices.pdf"
+        thread = (await tg.client.get(f"{api}/inbox/{conversation}", headers=tg.api())).json()
+        assert thread["messages"][-1]["media"] == [{"kind": "file", "name": "prices", "url": document["url"]}]
         served = await tg.client.get(tg.hub_base + "/media/" + document["url"].rsplit("/", 1)[1])
         assert served.headers["content-type"] == "application/pdf" and "attachment" in \
             served.headers["content-disposition"]
@@ -62,6 +78,11 @@ async def test_uploads_are_checked_served_and_sent_as_a_picture_or_a_link(databa
                             ({"image_url": "file:///etc/passwd"}, "string should match")):
             resp = await tg.client.post(f"{api}/conversations/{conversation}/messages", headers=tg.api(), json=body)
             assert resp.status_code == 422 and words in resp.text.lower(), resp.text
+
+
+async def _at_least(find, n):
+    found = await find()
+    return found if len(found) >= n else []
 
 
 async def test_in_the_inbox_a_picture_is_attached_and_sent(database_url, tmp_path, browser):

@@ -371,6 +371,14 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001
                     "0000000d4944415478da63f8cfc0f01f0005000201a1e2a4e40000000049454e44ae426082")
 
 
+async def _sending_to_the_customer(kf):
+    """The hub's 微信客服 adapter, its account and the customer's recipient address."""
+    hub = kf.tg.hub
+    async with hub.sessions() as db:
+        ref = accounts.to_ref(await db.get(ChannelAccount, kf.account_id), hub.cipher)
+    return hub.channels.get("wecom_kf"), ref, f"{kf.open_kfid}|{CUSTOMER}"
+
+
 async def test_a_picture_answer_is_a_link_card_or_a_picture_uploaded_once_and_unsafe_addresses_are_refused(
         database_url, tmp_path):
     async with kf_stack(database_url, tmp_path) as kf:
@@ -380,11 +388,7 @@ async def test_a_picture_answer_is_a_link_card_or_a_picture_uploaded_once_and_un
                                      Route("/page.html", lambda _: Response("<p>hi</p>", media_type="text/html"))])
         async with running(pictures) as server:
             base = f"http://127.0.0.1:{server.port}"
-            hub = kf.tg.hub
-            async with hub.sessions() as db:
-                ref = accounts.to_ref(await db.get(ChannelAccount, kf.account_id), hub.cipher)
-            adapter = hub.channels.get("wecom_kf")
-            recipient = f"{kf.open_kfid}|{CUSTOMER}"
+            adapter, ref, recipient = await _sending_to_the_customer(kf)
             await adapter.send(ref, OutboundMessage(recipient, "X200 新品\n轻薄长续航", image_url=f"{base}/x200.png",
                                                     link_url="https://shop.example.cn/x200"))
             card = kf.app.kf.sent[-1]["body"]
@@ -405,6 +409,32 @@ async def test_a_picture_answer_is_a_link_card_or_a_picture_uploaded_once_and_un
                     await strict.send(ref, OutboundMessage(recipient, "看这里", image_url=f"{base}/x200.png"))
             finally:
                 await strict.close()
+
+
+async def test_a_document_is_a_file_message_after_its_words_and_an_empty_file_sends_nothing(database_url, tmp_path):
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    async with kf_stack(database_url, tmp_path) as kf:
+        await kf.writes("报价单发我一下")
+        await eventually(lambda: _async(kf.received()), timeout=15)
+        files = Starlette(routes=[Route("/q.pdf", lambda _: Response(pdf, media_type="application/pdf")),
+                                  Route("/empty.pdf", lambda _: Response(b"", media_type="application/pdf")),
+                                  Route("/gone.pdf", lambda _: Response("gone", status_code=404))])
+        async with running(files) as server:
+            base = f"http://127.0.0.1:{server.port}"
+            adapter, ref, recipient = await _sending_to_the_customer(kf)
+            before = len(kf.app.kf.sent)
+            result = await adapter.send(ref, OutboundMessage(recipient, "这是报价单", file_url=f"{base}/q.pdf",
+                                                             file_name="报价单"))
+            words, file = kf.app.kf.sent[before:]
+            assert words["body"]["text"] == {"content": "这是报价单"}  # no address of the file in the words
+            assert file["body"]["msgtype"] == "file" and file["text"] == "[file] 报价单.pdf"
+            assert kf.app.kf.media[file["body"]["file"]["media_id"]] == {"type": "file", "size": len(pdf),
+                                                                          "name": "报价单.pdf"}
+            assert result.platform_message_id == f"kf:{file['msgid']}"
+            for path, words in (("empty.pdf", "is empty"), ("gone.pdf", "HTTP 404")):
+                with pytest.raises(PermanentFailure, match=words):
+                    await adapter.send(ref, OutboundMessage(recipient, "再发一次", file_url=f"{base}/{path}"))
+            assert len(kf.app.kf.sent) == before + 2  # the words of a file that could not go were not sent
 
 
 async def test_contact_links_bring_their_source_and_their_qr_code_is_an_svg(database_url, tmp_path):

@@ -59,7 +59,7 @@ export async function inboxPage(main, rest) {
   }
 
   function threadItems(th) {
-    const items = [...th.messages.map((m) => ({at: m.created_at, html: html`<div class="msg ${m.direction === "out" ? "out" : "in"}">${m.text}<div class="meta">${label("kind", m.channel)} · ${when(m.created_at)}${m.author ? " · " + m.author : (m.direction === "out" ? " · " + t("bot") : "")}${m.sentiment === "negative" ? " · ⚠" : ""}${m.recalled ? html` · <span class="badge bad recalled">${t("recalled")}</span>` : ""}</div>${deliveryLine(m.delivery)}</div>`})),
+    const items = [...th.messages.map((m) => ({at: m.created_at, html: html`<div class="msg ${m.direction === "out" ? "out" : "in"}">${m.text}${mediaParts(m.media)}<div class="meta">${label("kind", m.channel)} · ${when(m.created_at)}${m.author ? " · " + m.author : (m.direction === "out" ? " · " + t("bot") : "")}${m.sentiment === "negative" ? " · ⚠" : ""}${m.recalled ? html` · <span class="badge bad recalled">${t("recalled")}</span>` : ""}</div>${deliveryLine(m.delivery)}</div>`})),
       ...th.notes.map((n) => ({at: n.created_at, html: html`<div class="note"><strong>${t("note")}:</strong> ${n.text}<div class="meta">${n.author || ""} · ${when(n.created_at)}</div></div>`}))];
     return either(items.sort((a, b) => a.at.localeCompare(b.at)).map((i) => i.html), html`<p class="muted">${t("nothing")}</p>`);
   }
@@ -156,6 +156,15 @@ export async function inboxPage(main, rest) {
 
 // Typing "/" then words in the reply box offers the quick replies that match; one chosen is
 // filled for this customer by the hub (as the rep bot's /q) and put in the box to send or edit.
+// Pictures and files beside a message's words: a link to each where it has an address.
+function mediaParts(media) {
+  return (media || []).map((part) => {
+    const name = part.name || (part.kind === "image" ? t("picture_sent") : (part.url || "").split("/").pop());
+    const mark = part.kind === "image" ? "🖼" : "📎";
+    return html`<div class="media-part">${mark} ${part.url ? html`<a href="${part.url}" target="_blank" rel="noopener">${name}</a>` : name}</div>`;
+  });
+}
+
 function quickPicker(form, conversationId) {
   const box = form.text, list = $("#quick-picker");
   let pending, asked = 0;
