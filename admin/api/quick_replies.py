@@ -37,6 +37,10 @@ class QuickReplyWrite(BaseModel):
     link_url: str | None = Field(default=None, max_length=1000, pattern=r"^https?://")
     image_url: str | None = Field(default=None, max_length=1000, pattern=r"^https?://",
                                   description="A picture sent with it (POST /media gives one)")
+    file_url: str | None = Field(default=None, max_length=1000, pattern=r"^https?://",
+                                 description="A document sent with it (POST /media): a file where the channel "
+                                             "takes one, else its link")
+    file_name: str | None = Field(default=None, max_length=200, description="The document's name for the customer")
     scope: str = Field(default="shared", pattern="^(shared|team|mine)$",
                        description="shared: everyone; team: one team's (team_id); mine: the writer's own")
     team_id: Id | None = None
@@ -51,6 +55,8 @@ class QuickReplyRead(BaseModel):
     shortcut: str | None
     link_url: str | None
     image_url: str | None = None
+    file_url: str | None = None
+    file_name: str | None = None
     team_id: int | None
     owner_user_id: int | None
     updated_at: dt.datetime
@@ -106,6 +112,8 @@ async def _apply(reply: QuickReply, body: QuickReplyWrite, user: User, session: 
             raise HTTPException(422, f"shortcut {shortcut!r} is quick reply {taken}'s here: choose another")
     reply.title, reply.texts, reply.shortcut, reply.link_url = body.title.strip(), texts, shortcut, body.link_url
     reply.image_url = body.image_url
+    reply.file_url = body.file_url
+    reply.file_name = ((body.file_name or "").strip() or None) if body.file_url else None
     reply.team_id, reply.owner_user_id = team_id, owner
 
 
@@ -129,6 +137,8 @@ async def list_quick_replies(q: str | None = Query(default=None, max_length=100,
 class Filled(BaseModel):
     text: str
     image_url: str | None = Field(default=None, description="The reply's picture, to send with the text")
+    file_url: str | None = Field(default=None, description="The reply's document, to send with the text")
+    file_name: str | None = None
     missing: list[str] = Field(description="Variables the customer's record could not fill (left out)")
 
 
@@ -143,7 +153,8 @@ async def filled_quick_reply(reply_id: PathId, conversation_id: int = Query(ge=1
     if conversation is None:
         raise HTTPException(404, f"no conversation {conversation_id}")
     filled = await quick_replies.for_conversation(reply, conversation, user, db_session=session)
-    return Filled(text=filled.text, missing=list(filled.missing), image_url=reply.image_url)
+    return Filled(text=filled.text, missing=list(filled.missing), image_url=reply.image_url,
+                  file_url=reply.file_url, file_name=reply.file_name)
 
 
 @router.post("", response_model=QuickReplyRead, status_code=status.HTTP_201_CREATED, responses=errors(403, 422))

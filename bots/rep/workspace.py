@@ -235,10 +235,11 @@ class Session:
         self.handle.focus_conversation_id = conversation_id
         self.say("claimed", id=conversation_id, name=await self._name(conversation))
 
-    async def _reply(self, conversation_id: int, text: str, image_url: str | None = None) -> None:
+    async def _reply(self, conversation_id: int, text: str, image_url: str | None = None,
+                     file_url: str | None = None, file_name: str | None = None) -> None:
         conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
         row = await reps.reply(conversation, self.user, text, key=f"msg:{self.ctx.message.id}", db_session=self.db,
-                               image_url=image_url)
+                               image_url=image_url, file_url=file_url, file_name=file_name)
         self.ctx.enqueued = True
         self.handle.focus_conversation_id = conversation_id
         self.say("sent", id=conversation_id, name=await self._name(conversation))
@@ -293,7 +294,8 @@ class Session:
             return
         conversation = await reps.get_open_conversation(conversation_id, db_session=self.db)
         filled = await quick_replies.for_conversation(exact, conversation, self.user, db_session=self.db)
-        await self._reply(conversation_id, filled.text, image_url=exact.image_url)
+        await self._reply(conversation_id, filled.text, image_url=exact.image_url, file_url=exact.file_url,
+                          file_name=exact.file_name)
         if filled.missing:
             self.say("quick_missing", missing=", ".join(f"{{{v}}}" for v in filled.missing))
 

@@ -44,8 +44,11 @@ class QuickReply(Base):
     texts: Mapped[dict[str, Any]] = mapped_column(default=dict)       # {"zh": "...", "en": "..."}
     shortcut: Mapped[str | None] = mapped_column(String(30), index=True)
     link_url: Mapped[str | None] = mapped_column(String(1000))
-    # A picture sent with it (shown where the channel can, else its link); a document as a link in {link}.
+    # A picture sent with it (shown where the channel can, else its link) and a document (a file
+    # where the channel takes one, else its link).
     image_url: Mapped[str | None] = mapped_column(String(1000))
+    file_url: Mapped[str | None] = mapped_column(String(1000))
+    file_name: Mapped[str | None] = mapped_column(String(200))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id"), index=True)          # a team's
     owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)  # a rep's own
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))

@@ -222,7 +222,8 @@ async def assign(conversation: Conversation, to_user: User | None, by: User, *, 
 
 
 async def reply(conversation: Conversation, user: User, text: str, *, key: str,
-                db_session: AsyncSession, image_url: str | None = None) -> OutboxMessage:
+                db_session: AsyncSession, image_url: str | None = None, file_url: str | None = None,
+                file_name: str | None = None) -> OutboxMessage:
     """The rep's message to the customer, on the customer's channel, stored in the conversation."""
     ensure_may_act(user, conversation)
     text = text.strip()
@@ -232,7 +233,8 @@ async def reply(conversation: Conversation, user: User, text: str, *, key: str,
         raise RepActionRefused("closed", f"conversation #{conversation.id} is closed", id=conversation.id)
     person_takes_over(conversation, "replied")
     row = await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text,
-                                                                      image_url=image_url),
+                                                                      image_url=image_url, file_url=file_url,
+                                                                      file_name=file_name),
                                         idempotency_key=f"rep:{user.id}:{key}", author_user_id=user.id,
                                         db_session=db_session)
     await audit.record("conversation.send", entity_type="conversation", entity_id=conversation.id, actor=user,

@@ -15,6 +15,7 @@ from tests.fakes.stack import eventually, telegram_stack, workspace_stack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 QUOTE = {"title": "报价单", "shortcut": "quote", "link_url": "https://shop.example.cn/quote",
          "texts": {"zh": "{name}您好，我是{rep}，报价单在这里：{link}",
                    "en": "Hi {name}, {rep} here. The quote: {link}"}}
@@ -100,10 +101,12 @@ async def test_an_operator_writes_a_quick_reply_in_the_panel_and_a_rep_sends_it(
             await form.locator("input[name=title]").fill("到店指引")
             await form.locator("input[name=shortcut]").fill("到店")
             await form.locator("textarea[name=zh]").fill("{name}您好，门店地址：南京西路 1266 号，{rep}在门口等您。")
+            await page.set_input_files("#qr-file", files=[{"name": "门店地图.pdf", "mimeType": "application/pdf",
+                                                           "buffer": PDF}])
             await form.locator("button[type=submit]").click()
             await page.wait_for_selector("#quick-reply-rows tr[data-reply]")
             row = await page.inner_text("#quick-reply-rows tr[data-reply]")
-            assert "到店指引" in row and "所有人" in row
+            assert "到店指引" in row and "所有人" in row and "📎 门店地图.pdf" in row
             # A variable it does not know is refused, with the ones it does.
             await page.click("#quick-reply-rows button[data-edit]")
             await form.locator("textarea[name=zh]").fill("{price} 元起")
@@ -121,7 +124,10 @@ async def test_an_operator_writes_a_quick_reply_in_the_panel_and_a_rep_sends_it(
 
         async def received():
             return [m["text"] for m in app.transcript("wmQuick0002") if "门店地址" in m["text"]]
-        assert await eventually(received, timeout=15) == ["周先生您好，门店地址：南京西路 1266 号，Li Lei在门口等您。"]
+        [reply] = (await tg.client.get(f"{tg.hub_base}/api/v1/quick-replies", headers=tg.api())).json()
+        # WeCom's external contacts take no file from the hub: the document goes as its address.
+        assert await eventually(received, timeout=15) == [
+            f"周先生您好，门店地址：南京西路 1266 号，Li Lei在门口等您。\n📎 门店地图.pdf: {reply['file_url']}"]
 
 
 async def test_in_the_inbox_a_slash_offers_quick_replies_filled_for_the_customer(database_url, tmp_path, browser):
@@ -159,7 +165,8 @@ async def test_a_quick_reply_with_a_picture_goes_as_a_picture(database_url, tmp_
         conv = await claimed_by(ws, "li", 4444, "Which colours are there?", "Ada")
         filled = (await tg.client.get(f"{tg.hub_base}/api/v1/quick-replies/{made.json()['id']}/filled",
                                       headers=tg.api(), params={"conversation_id": conv})).json()
-        assert filled == {"text": "The blue one, Ada", "missing": [], "image_url": picture}
+        assert filled == {"text": "The blue one, Ada", "missing": [], "image_url": picture, "file_url": None,
+                          "file_name": None}
         await ws.rep_writes("li", f"/q {conv} blue")
 
         async def photo():
@@ -169,3 +176,22 @@ async def test_a_quick_reply_with_a_picture_goes_as_a_picture(database_url, tmp_
         bad = await tg.client.post(f"{tg.hub_base}/api/v1/quick-replies", headers=tg.api(), json={
             "title": "x", "image_url": "ftp://x/y.png", "texts": {"en": "x"}})
         assert bad.status_code == 422
+
+
+async def test_a_quick_reply_with_a_document_goes_as_a_file(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        uploaded = (await tg.client.post(f"{tg.hub_base}/api/v1/media", headers=tg.api(),
+                                         files={"file": ("prices.pdf", PDF)})).json()
+        made = await tg.client.post(f"{tg.hub_base}/api/v1/quick-replies", headers=tg.api(), json={
+            "title": "价格表", "shortcut": "prices", "file_url": uploaded["url"], "file_name": "Prices 2027",
+            "texts": {"en": "Our prices, {name}"}})
+        assert made.status_code == 201 and made.json()["file_name"] == "Prices 2027"
+        conv = await claimed_by(ws, "li", 4445, "What do they cost?", "Ada")
+        await ws.rep_writes("li", f"/q {conv} prices")
+
+        async def document():
+            return [m["raw"] for m in tg.chat(4445) if m["from"] == "bot" and m["raw"].get("document")]
+        [sent] = await eventually(document, timeout=15)
+        assert sent["caption"] == "Our prices, Ada"
+        assert sent["document"]["file_name"] == "Prices 2027.pdf" and sent["document"]["file_size"] == len(PDF)

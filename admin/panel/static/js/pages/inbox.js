@@ -120,6 +120,7 @@ export async function inboxPage(main, rest) {
       const on = Number(replyForm.elements.on.value) || c.id;
       const body = {text};
       if (replyForm.dataset.image) body.image_url = replyForm.dataset.image;
+      if (replyForm.dataset.file) Object.assign(body, {file_url: replyForm.dataset.file, file_name: replyForm.dataset.fileName || null});
       if (file) {
         const uploaded = await attempt(() => upload(file));
         if (!uploaded) { button.disabled = false; return; }
@@ -128,7 +129,7 @@ export async function inboxPage(main, rest) {
       }
       const ok = await attempt(() => api("POST", `/conversations/${on}/messages`, body, {"Idempotency-Key": key}), t("sent_ok"));
       button.disabled = false;
-      if (ok) { replyForm.text.value = ""; replyForm.attachment.value = ""; replyForm.dataset.image = ""; await refresh(); updateThread(); }
+      if (ok) { replyForm.text.value = ""; replyForm.attachment.value = ""; replyForm.dataset.image = replyForm.dataset.file = replyForm.dataset.fileName = ""; await refresh(); updateThread(); }
     };
     const noteForm = $("#note-form");
     if (noteForm) noteForm.onsubmit = async (event) => {
@@ -183,7 +184,9 @@ function quickPicker(form, conversationId) {
         const filled = await attempt(() => api("GET", `/quick-replies/${b.dataset.quick}/filled?conversation_id=${conversationId}`));
         if (!filled) return;
         box.value = filled.text;
-        form.dataset.image = filled.image_url || "";  // the reply's picture goes with it
+        form.dataset.image = filled.image_url || "";  // the reply's picture and document go with it
+        form.dataset.file = filled.file_url || "";
+        form.dataset.fileName = filled.file_name || "";
         hide();
         box.focus();
       });
