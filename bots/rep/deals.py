@@ -1,6 +1,7 @@
 """A rep's deals from their chat app: `/deal` lists the open ones; `/deal D` shows one as a card
-with buttons (on to the next stage, won); `/deal D stage negotiation`, `/deal D amount 50000`,
-`/deal D won`, `/deal D lost 价格太高` move one on (`/商机` in Chinese)."""
+with buttons (on to the next stage, won, lost: then a button per common reason);
+`/deal D stage negotiation`, `/deal D amount 50000`, `/deal D won`, `/deal D lost 价格太高` move
+one on (`/商机` in Chinese)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,7 @@ def _card(session: Session, deal: Deal, rules: deals.DealRules) -> None:
             named = deals.stage_name(following, session.lang)
             buttons.append(Button(say("deal_button_next", session.lang, stage=named), f"deal_next:{deal.id}"))
         buttons.append(Button(say("deal_button_won", session.lang), f"deal_won:{deal.id}"))
+        buttons.append(Button(say("deal_button_lost", session.lang), f"deal_lost:{deal.id}"))
     lines = [_line(deal, rules, session.lang)]
     if deal.next_step:
         lines.append(say("deal_next_step", session.lang, step=deal.next_step))
@@ -90,12 +92,31 @@ def _card(session: Session, deal: Deal, rules: deals.DealRules) -> None:
     session.ctx.reply("\n".join(lines), buttons, title=f"D{deal.id} · {deal.title}")
 
 
+LOST_REASONS = ("price", "competitor", "budget", "silent", "timing")
+CLICKS = ("deal_next", "deal_won", "deal_lost", *(f"deal_lost_{reason}" for reason in LOST_REASONS))
+
+
+def _ask_why_lost(session: Session, deal: Deal) -> None:
+    """The common reasons a deal is lost, one button each; any other by command."""
+    buttons = [Button(say(f"deal_lost_{reason}", session.lang), f"deal_lost_{reason}:{deal.id}")
+               for reason in LOST_REASONS]
+    session.ctx.reply(say("deal_lost_why", session.lang, id=deal.id), buttons, title=f"D{deal.id} · {deal.title}")
+
+
 async def click(session: Session, action: str, deal_id: int, rules: deals.DealRules) -> None:
-    """A deal card's button: `deal_next` or `deal_won`."""
+    """A deal card's button (`CLICKS`): on to the next stage, won, lost (which asks why), lost
+    for one of the common reasons."""
     deal = await _deal(session, deal_id)
     if deal is None:
         return
-    if action == "deal_next":
+    if action == "deal_lost":
+        if deal.status != "open":
+            session.say("deal_refused", reason=f"D{deal.id} is {deal.status} already")
+            return
+        _ask_why_lost(session, deal)
+    elif action.startswith("deal_lost_"):
+        await _act(session, deal, "lost", say(action, session.lang), rules)
+    elif action == "deal_next":
         following = _next_stage(deal, rules)
         if deal.status != "open" or following is None:
             session.say("deal_refused", reason=f"D{deal.id} is {deal.status}, {deal.stage}: nothing after it here")

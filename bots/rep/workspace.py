@@ -195,7 +195,7 @@ class Session:
         if action in ("task_done", "task_snooze"):
             await todo.click(self, action, int(number))
             return
-        if action in ("deal_next", "deal_won"):
+        if action in deals.CLICKS:
             await deals.click(self, action, int(number), self.deal_rules)
             return
         conversation_id = int(number)

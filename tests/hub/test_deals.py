@@ -154,7 +154,8 @@ async def test_a_rep_moves_their_deal_from_wecom(database_url, tmp_path):
         # One deal as a card: its buttons move it on.
         await ws.rep_writes("li", f"/deal D{deal['id']}")
         card = await ws.rep_receives("li", f"/deal {deal['id']} amount 50000", after=mark)
-        assert [b["key"] for b in card["card"]["button_list"]] == [f"deal_next:{deal['id']}", f"deal_won:{deal['id']}"]
+        assert [b["key"] for b in card["card"]["button_list"]] == [
+            f"deal_next:{deal['id']}", f"deal_won:{deal['id']}", f"deal_lost:{deal['id']}"]
         await ws.rep_clicks("li", f"deal_next:{deal['id']}")
         await ws.rep_receives("li", "needs analysis (25%)", after=mark)
         await ws.rep_writes("li", f"/deal {deal['id']} amount 45,000")
@@ -170,6 +171,19 @@ async def test_a_rep_moves_their_deal_from_wecom(database_url, tmp_path):
         got = (await tg.client.get(f"{tg.hub_base}/api/v1/deals/{deal['id']}", headers=tg.api(li_token))).json()
         assert (got["status"], got["lost_reason"], got["amount"]) == ("lost", "预算砍了", 45000)
         assert dt.datetime.fromisoformat(got["closed_at"])
+        # Lost by buttons: the card asks why, with the common reasons, in the rep's language.
+        other = (await tg.client.post(f"{tg.hub_base}/api/v1/deals", headers=tg.api(li_token),
+                                      json={"title": "Mo Trading, part 2", "amount": 8000})).json()
+        await ws.rep_writes("li", f"/商机 {other['id']}")
+        await ws.rep_receives("li", f"D{other['id']} · Mo Trading, part 2", after=mark)
+        await ws.rep_clicks("li", f"deal_lost:{other['id']}")
+        why = await ws.rep_receives("li", f"D{other['id']} 为什么丢单", after=mark)
+        assert [b["key"] for b in why["card"]["button_list"]] == [
+            f"deal_lost_{reason}:{other['id']}" for reason in ("price", "competitor", "budget", "silent", "timing")]
+        await ws.rep_clicks("li", f"deal_lost_competitor:{other['id']}")
+        await ws.rep_receives("li", "Mo Trading, part 2 · 8,000 CNY · 丢单 (0%)", after=mark)
+        got = (await tg.client.get(f"{tg.hub_base}/api/v1/deals/{other['id']}", headers=tg.api(li_token))).json()
+        assert (got["status"], got["lost_reason"]) == ("lost", "选了竞品")
 
 
 @sqlite_only
