@@ -60,6 +60,11 @@ class SentenceEncoder:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         return np.stack(rows)  # a new array: callers may write to it
 
+    def forget(self) -> None:
+        """Drop the remembered vectors (a benchmark times the encoder, not the memory)."""
+        with self._lock:
+            self._remembered.clear()
+
     def _encode_many(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         keep = [i for i, text in enumerate(texts) if text and text.strip()]

@@ -5,7 +5,7 @@ of; managers, operators and admins all of them. Every change is audited."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +25,10 @@ from crm_core.models import Account, AccountContact, Contact, Conversation, Deal
 
 router = APIRouter(tags=["deals"])
 EVERYONE = (Role.ADMIN, Role.OPERATOR, Role.MANAGER, Role.REP)
+Currency = Annotated[str, Field(pattern="^(" + "|".join(CURRENCIES) + ")$",
+                                description="One of " + ", ".join(CURRENCIES))]
+CompanySize = Annotated[str, Field(pattern="^(1-10|11-50|51-200|201-1000|1001-5000|5000\\+)$",
+                                   description="Employees: 1-10, 11-50, 51-200, 201-1000, 1001-5000 or 5000+")]
 
 
 class Product(BaseModel):
@@ -36,7 +40,7 @@ class Product(BaseModel):
 class DealWrite(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     amount: float = Field(default=0, ge=0, le=1e12, description="Unset with products: their sum")
-    currency: str = Field(default="CNY", pattern="^(" + "|".join(CURRENCIES) + ")$")
+    currency: Currency = "CNY"
     stage: str | None = Field(default=None, max_length=32, description="Unset: the pipeline's first stage")
     contact_id: Id | None = None
     account_id: Id | None = None
@@ -49,7 +53,7 @@ class DealWrite(BaseModel):
 class DealChange(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     amount: float | None = Field(default=None, ge=0, le=1e12)
-    currency: str | None = Field(default=None, pattern="^(" + "|".join(CURRENCIES) + ")$")
+    currency: Currency | None = None
     stage: str | None = Field(default=None, max_length=32)
     lost_reason: str | None = Field(default=None, max_length=1000)
     expected_close: dt.date | None = None
@@ -86,7 +90,7 @@ class DealRead(BaseModel):
 class Convert(BaseModel):
     title: str | None = Field(default=None, max_length=200)
     amount: float = Field(default=0, ge=0, le=1e12)
-    currency: str = Field(default="CNY", pattern="^(" + "|".join(CURRENCIES) + ")$")
+    currency: Currency = "CNY"
     expected_close: dt.date | None = None
 
 
@@ -94,7 +98,7 @@ class AccountWrite(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     industry: str | None = Field(default=None, max_length=100)
     region: str | None = Field(default=None, max_length=100)
-    size: str | None = Field(default=None, pattern="^(1-10|11-50|51-200|201-1000|1001-5000|5000\\+)$")
+    size: CompanySize | None = None
     parent_account_id: Id | None = None
     owner_user_id: Id | None = None
 
@@ -331,7 +335,7 @@ async def create_account(body: AccountWrite, user: User = Depends(require_role(*
 class AccountChange(BaseModel):
     industry: str | None = Field(default=None, max_length=100)
     region: str | None = Field(default=None, max_length=100)
-    size: str | None = Field(default=None, pattern="^(1-10|11-50|51-200|201-1000|1001-5000|5000\\+)$")
+    size: CompanySize | None = None
     parent_account_id: Id | None = None
     owner_user_id: Id | None = None
     add_contact_ids: list[Id] = Field(default_factory=list, max_length=500,

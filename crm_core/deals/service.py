@@ -243,15 +243,15 @@ async def _tell_the_team(deal: Deal, session: AsyncSession) -> None:
     mates = set((await session.scalars(select(User.id).where(User.team_id == owner.team_id, User.is_active.is_(True))
                                        )).all()) if owner.team_id else set()
     audience = (mates | {owner.manager_user_id, team_manager}) - {None, owner.id}
-    text = catalogues.text("deal.won")
+    text, title = catalogues.text("deal.won"), catalogues.text("deal.won_title")
+    name = owner.display_name or owner.username
     for user_id in sorted(audience):
         user = await session.get(User, user_id)
         if user is None or not user.is_active:
             continue
         lang = "en" if user.language == "en" else "zh"
-        words = text[lang].format(owner=owner.display_name or owner.username, title=deal.title,
-                                  amount=f"{deal.amount:,.0f}", currency=deal.currency)
-        await reps.notify_user(user_id, OutboundMessage("", words, title=words.split("：")[0].split(":")[0]),
+        words = text[lang].format(owner=name, title=deal.title, amount=f"{deal.amount:,.0f}", currency=deal.currency)
+        await reps.notify_user(user_id, OutboundMessage("", words, title=title[lang].format(owner=name)),
                                key=f"deal-won:{deal.id}", db_session=session)
 
 

@@ -48,7 +48,7 @@ def test_the_single_message_path_computes_exactly_what_the_pipeline_does(sentime
 
     texts = [e.text for e in split(load_examples())[1]][:400] + ["", "   ", "😀👍", "OK", "退订 STOP"]
     pipeline = sentiment.model.predict_proba(texts)
-    single = np.array([sentiment._fast.probabilities(t) for t in texts])
+    single = np.array([sentiment.probabilities(t) for t in texts])
     # float32 sentence vectors, computed in a batch or alone: equal to float32 precision.
     assert np.abs(pipeline - single).max() < (1e-5 if sentiment.encoder else 1e-9)
     assert [r.label for r in sentiment.analyze_many(texts)] == [sentiment.analyze(t).label for t in texts]
