@@ -116,6 +116,15 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else float("nan")
 
 
+def peak_memory(pid: int) -> float:
+    """The peak resident memory (MB) of the serving process (not its worker child): VmHWM."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return float("nan")
+
+
 def serve(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
@@ -163,14 +172,15 @@ async def main() -> None:
             rps, latencies, errors = await load(f"http://127.0.0.1:{args.port}{path}", args.connections,
                                                 args.seconds, args.warmup, args.customers, first_id)
             first_id += 10_000_000
-            results[name] = (rps, percentile(latencies, 0.5), percentile(latencies, 0.99), errors, len(latencies))
+            results[name] = (rps, percentile(latencies, 0.5), percentile(latencies, 0.99), errors, len(latencies),
+                             peak_memory(proc.pid))
         finally:
             proc.terminate()
             proc.wait(timeout=60)  # the default serve stops its worker first
 
-    print(f"\n{'':18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9}")
-    for name, (rps, p50, p99, errors, n) in results.items():
-        print(f"{name:18} {rps:9.0f} {p50:8.1f} {p99:8.1f} {errors:7d} {n:9d}")
+    print(f"\n{'':18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9} {'peak MB':>8}")
+    for name, (rps, p50, p99, errors, n, memory) in results.items():
+        print(f"{name:18} {rps:9.0f} {p50:8.1f} {p99:8.1f} {errors:7d} {n:9d} {memory:8.0f}")
     bare = results["bare FastAPI"]
     for name in ("hub webhook", "hub + worker", *(["hub, worker inside"] if args.inprocess else [])):
         hub = results[name]

@@ -92,17 +92,24 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
 
     import uvicorn
 
+    app = serving_app(settings, no_worker=no_worker)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level=settings.log_level.lower(),
+                proxy_headers=True)
+
+
+def serving_app(settings: Settings, *, no_worker: bool) -> Any:
+    """`scrm serve`'s app. Taking webhooks loads no model and not aiogram: the models load when
+    the process first reads a message (one a person sends from the panel), aiogram when it first
+    calls the Bot API."""
     from hub.app import create_app
     from hub.context import Hub
     from hub.runtime import Services
 
-    hub = Hub(settings)
+    hub = Hub(settings, models_when_needed=True)
     # The worker as a child process by default (hub/supervisor.py); inside this one if asked.
     background = Services() if settings.inprocess_worker and not no_worker else None
-    app = create_app(hub, background=background, long_running=True,
-                     worker_process=not settings.inprocess_worker and not no_worker)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level=settings.log_level.lower(),
-                proxy_headers=True)
+    return create_app(hub, background=background, long_running=True,
+                      worker_process=not settings.inprocess_worker and not no_worker)
 
 
 @main.command()

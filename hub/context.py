@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -41,7 +42,7 @@ from crm_core.leads.service import LeadRules
 from crm_core.models import Campaign, CampaignStatus, ChannelAccount
 from crm_core.outbox.confirmations import ConfirmationWatcher
 from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy
-from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, SentimentAnalyzer
+from crm_core.ports import AccountRef, InboundEvent, MessageHandler, Profile, Sentiment, SentimentAnalyzer
 from hub import live_settings, task_reminders
 from hub.contact_ways import ContactWays
 from hub.corp_tags import CorpTags
@@ -75,6 +76,33 @@ def load_sentiment(settings: Settings) -> SentimentAnalyzer | None:
     except ModelUnavailable as exc:
         log.warning("sentiment analysis is off: %s", exc)
         return None
+
+
+class SentimentWhenNeeded:
+    """The configured sentiment analyzer, loaded when a message is first read: the serving
+    process reads only what a person sends from the panel, so taking webhooks never loads the
+    model (and the sentence encoder and scikit-learn under it, ~300 MB). Without a model it
+    reads no sentiment (None), as the hub without one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._loaded = False
+        self._analyzer: SentimentAnalyzer | None = None
+
+    def _get(self) -> SentimentAnalyzer | None:
+        with self._lock:
+            if not self._loaded:
+                self._analyzer, self._loaded = load_sentiment(self.settings), True
+        return self._analyzer
+
+    def analyze(self, text: str) -> Sentiment | None:
+        analyzer = self._get()
+        return analyzer.analyze(text) if analyzer is not None else None
+
+    def analyze_many(self, texts: list[str]) -> list[Sentiment | None]:
+        analyzer = self._get()
+        return list(analyzer.analyze_many(texts)) if analyzer is not None else [None] * len(texts)
 
 
 def default_handlers(negative_alert_confidence: float = 0.7, review: RepMessageReview | None = None,
@@ -111,9 +139,11 @@ class Hub:
         adapters: Sequence[ChannelAdapter] | None = None,
         handlers: Sequence[MessageHandler] | None = None,
         reads_messages: bool = True,
+        models_when_needed: bool = False,
     ) -> None:
         """`reads_messages=False`: a process that only sends (`scrm worker --dispatch-only`) loads
-        no model (the sentence encoder alone is ~150 MB and seconds to load)."""
+        no model (the sentence encoder alone is ~150 MB and seconds to load);
+        `models_when_needed`: loads them when it first reads a message (`scrm serve`)."""
         self.settings = settings
         self.base_settings = settings  # the environment's; the panel's saved values go over it
         observe.watch(PrometheusObserver())  # what the worker and the dispatcher do, counted for /metrics
@@ -141,7 +171,8 @@ class Hub:
             pacer=RedisPacer(self.redis, fallback_share=settings.redis_fallback_share) if self.redis else None,
         )
         # Customer and rep messages are read with the same functions.
-        self.understanding = Understanding(load_sentiment(settings), detect_intents, extract_entities) \
+        sentiment = SentimentWhenNeeded(settings) if models_when_needed else load_sentiment(settings)
+        self.understanding = Understanding(sentiment, detect_intents, extract_entities) \
             if reads_messages else Understanding()
         self.rep_review = RepMessageReview(self.understanding, ComplianceCheck(settings.compliance_terms))
         self.worker = MessageWorker(

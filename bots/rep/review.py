@@ -4,6 +4,7 @@ guarantees) flagged to the author's manager with a card and an audit entry."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +37,9 @@ class RepMessageReview:
             return False
         if message.intents is not None:  # read before: a repeated request (same Idempotency-Key)
             return False
-        self.understanding.annotate(message)
+        # CPU work (and, in the serving process, the models' first load): off the event loop.
+        [reading] = await asyncio.to_thread(self.understanding.read, [message.text])
+        self.understanding.annotate(message, reading)
         message.intents = message.intents or []
         flags = self.compliance(message.text) if self.compliance is not None else []
         if not flags:

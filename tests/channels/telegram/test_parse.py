@@ -113,3 +113,26 @@ def test_a_get_to_the_webhook_is_405():
     with pytest.raises(WebhookRejected) as info:
         TelegramAdapter().parse_webhook(ACCOUNT, get)
     assert info.value.status == 405
+
+
+@pytest.mark.parametrize(("content", "kind"), [
+    ({"sticker": {"file_id": "s", "file_unique_id": "u", "type": "regular", "width": 512, "height": 512,
+                  "is_animated": False, "is_video": False}}, "sticker"),
+    ({"location": {"latitude": 31.23, "longitude": 121.47}}, "location"),
+    ({"voice": {"file_id": "v", "file_unique_id": "u", "duration": 3}, "caption": "听一下"}, "voice"),
+    ({"something_new": {"id": 1}}, "unknown"),
+])
+def test_other_content_is_kept_with_its_kind(content, kind):
+    [event] = parse({"update_id": 15, "message": {"message_id": 4, "date": 1700000000, "from": USER, "chat": CHAT,
+                                                  **content}}).events
+    assert event.kind == MessageKind.TEXT and event.attachments == [{"type": kind}]
+    assert event.text == content.get("caption")
+
+
+def test_a_message_from_a_bot_or_a_channel_post_gives_nothing_and_a_bad_shape_is_400():
+    bot = {**USER, "is_bot": True}
+    assert parse({"update_id": 16, "message": {"message_id": 5, "date": 1700000000, "from": bot, "chat": CHAT,
+                                               "text": "hi"}}).events == []
+    with pytest.raises(WebhookRejected) as info:
+        parse({"update_id": 17, "message": {"message_id": 6, "date": "yesterday", "from": USER, "chat": CHAT}})
+    assert info.value.status == 400 and "message.date" in info.value.message
