@@ -110,7 +110,8 @@ class Settings(BaseSettings):
     lead_first_response_minutes: float = Field(default=60.0, gt=0, le=30 * 24 * 60)
     lead_escalate_minutes: float = Field(default=240.0, gt=0, le=60 * 24 * 60)
     # The deal pipeline: stage:probability (percent), in order; won:100 and lost:0 close a deal.
-    deal_stages: str = Field(default=DEFAULT_DEAL_STAGES, description="stage:percent, comma-separated")
+    deal_stages: str = Field(default=DEFAULT_DEAL_STAGES, description="stage:percent or stage:percent:中文名:English "
+                                                                      "name, comma-separated, in order")
     # The lead scoring rules, as JSON [{"event": "message", "points": 2, "repeatable": true, "cap": 20}, ...]
     # (events: crm_core.leads.service.SCORING_EVENTS; an event left out scores nothing).
     lead_scoring: list[ScoringSetting] = Field(default_factory=lambda: [

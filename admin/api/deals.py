@@ -70,6 +70,7 @@ class DealRead(BaseModel):
     amount: float
     currency: str
     stage: str
+    stage_names: dict[str, str] = Field(default_factory=dict, description="The stage as people say it: zh, en")
     status: str
     probability: int = 0
     account_id: int | None
@@ -138,7 +139,8 @@ async def _reads(rows: list[Deal], rules: deals.DealRules, session: AsyncSession
     accounts = dict((await session.execute(select(Account.id, Account.name).where(
         Account.id.in_({d.account_id for d in rows if d.account_id})))).all())
     return [DealRead.model_validate(d).model_copy(update={
-        "probability": rules.probability(d.stage), "owner_name": owners.get(d.owner_user_id),
+        "probability": rules.probability(d.stage), "stage_names": rules.names_of(d.stage),
+        "owner_name": owners.get(d.owner_user_id),
         "contact_name": names.get(d.contact_id), "account_name": accounts.get(d.account_id)}) for d in rows]
 
 
@@ -185,6 +187,7 @@ async def list_deals(status_: str | None = Query(None, alias="status", pattern="
 
 class Column(BaseModel):
     stage: str
+    names: dict[str, str] = Field(description="The stage as people say it: zh, en")
     probability: int
     count: int
     amount: dict[str, float] = Field(description="Per currency")
@@ -210,7 +213,8 @@ async def deal_board(owner_user_id: QueryId = None, user: User = Depends(require
         amount: dict[str, float] = {}
         for d in mine:
             amount[d.currency] = round(amount.get(d.currency, 0) + d.amount, 2)
-        board.append(Column(stage=stage, probability=percent, count=len(mine), amount=amount,
+        board.append(Column(stage=stage, names=rules.names_of(stage), probability=percent, count=len(mine),
+                            amount=amount,
                             weighted={c: round(a * percent / 100, 2) for c, a in amount.items()}, deals=mine))
     return board
 

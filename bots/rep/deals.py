@@ -28,7 +28,7 @@ _ACTIONS = {"stage": "stage", "阶段": "stage", "amount": "amount", "金额": "
 
 def _line(deal: Deal, rules: deals.DealRules, lang: str) -> str:
     return f"D{deal.id} · {deal.title} · {deal.amount:,.0f} {deal.currency} · " \
-           f"{deals.stage_name(deal.stage, lang)} ({rules.probability(deal.stage)}%)"
+           f"{rules.name(deal.stage, lang)} ({rules.probability(deal.stage)}%)"
 
 
 async def command(session: Session, rest: str, rules: deals.DealRules) -> None:
@@ -80,7 +80,7 @@ def _card(session: Session, deal: Deal, rules: deals.DealRules) -> None:
     if deal.status == "open":
         following = _next_stage(deal, rules)
         if following:
-            named = deals.stage_name(following, session.lang)
+            named = rules.name(following, session.lang)
             buttons.append(Button(say("deal_button_next", session.lang, stage=named), f"deal_next:{deal.id}"))
         buttons.append(Button(say("deal_button_won", session.lang), f"deal_won:{deal.id}"))
         buttons.append(Button(say("deal_button_lost", session.lang), f"deal_lost:{deal.id}"))

@@ -26,20 +26,16 @@ from crm_core.people import reps
 from crm_core.ports import OutboundMessage
 
 DEFAULT_DEAL_STAGES = "qualification:10,needs_analysis:25,proposal:50,negotiation:75,won:100,lost:0"
-# The default stages as people say them; a stage an operator named is shown as they named it.
+# The default stages as people say them; a stage the company added is named in its settings.
 STAGE_NAMES = {stage: catalogues.text(f"deal_stage.{stage}") for stage, _ in
                (part.split(":") for part in DEFAULT_DEAL_STAGES.split(","))}
-
-
-def stage_name(stage: str, lang: str) -> str:
-    return STAGE_NAMES.get(stage, {}).get(lang, stage)
 
 
 def stage_named(words: str, rules: DealRules) -> str:
     """The stage `words` name, in either language ("商务谈判", "Negotiation", "negotiation")."""
     words = " ".join(words.split()).lower()
     for stage in rules.names:
-        if words in (stage, stage.replace("_", " "), *(n.lower() for n in STAGE_NAMES.get(stage, {}).values())):
+        if words in (stage, stage.replace("_", " "), *(rules.name(stage, lang).lower() for lang in ("zh", "en"))):
             return stage
     return words
 CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP", "SGD")
@@ -51,19 +47,26 @@ class DealRefused(ValueError):
 
 @dataclass(frozen=True)
 class DealRules:
-    """The deal pipeline: stages in order, each with its probability (percent); won and lost close."""
+    """The deal pipeline: stages in order, each with its probability (percent) and, for a stage
+    the company added, its names for people (`labels`: Chinese, English); won and lost close."""
 
     stages: tuple[tuple[str, int], ...]
+    labels: tuple[tuple[str, str, str], ...] = ()   # (stage, 中文名, English name)
 
     @classmethod
     def parse(cls, text: str) -> DealRules:
-        stages = []
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            name, _, percent = part.partition(":")
-            name = name.strip().lower()
-            if not name or len(name) > 32 or not percent.strip().isdigit() or not 0 <= int(percent) <= 100:
-                raise ValueError(f"deal stage {part!r}: name:percent, like proposal:50 (0 to 100)")
+        """`stage:percent` or `stage:percent:中文名:English name`, comma-separated, in order."""
+        stages, labels = [], []
+        for part in (p.strip() for p in text.replace("，", ",").replace("：", ":").split(",") if p.strip()):
+            name, percent, *named = (piece.strip() for piece in part.split(":"))
+            name = name.lower()
+            if not name or len(name) > 32 or not percent.isdigit() or not 0 <= int(percent) <= 100 \
+                    or len(named) not in (0, 2) or any(not n or len(n) > 32 for n in named):
+                raise ValueError(f"deal stage {part!r}: name:percent, like proposal:50 (0 to 100), or "
+                                 "name:percent:中文名:English name, like demo:40:产品演示:Product demo")
             stages.append((name, int(percent)))
+            if named:
+                labels.append((name, named[0], named[1]))
         names = [name for name, _ in stages]
         if len(set(names)) != len(names) or not {"won", "lost"} <= set(names):
             raise ValueError("deal stages: distinct names that include won and lost")
@@ -71,7 +74,7 @@ class DealRules:
             raise ValueError("deal stages: won is 100 and lost is 0")
         if names[0] in ("won", "lost"):
             raise ValueError("deal stages: a new deal starts in the first stage, so it cannot be won or lost")
-        return cls(tuple(stages))
+        return cls(tuple(stages), tuple(labels))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -79,6 +82,15 @@ class DealRules:
 
     def probability(self, stage: str) -> int:
         return dict(self.stages).get(stage, 0)
+
+    def name(self, stage: str, lang: str) -> str:
+        """The stage as people say it in `lang`: the company's name for it, the default stages'
+        own names, the company's name in the other language, else the stage itself."""
+        named = {lab[0]: {"zh": lab[1], "en": lab[2]} for lab in self.labels}.get(stage, {})
+        return named.get(lang) or STAGE_NAMES.get(stage, {}).get(lang) or next(iter(named.values()), stage)
+
+    def names_of(self, stage: str) -> dict[str, str]:
+        return {lang: self.name(stage, lang) for lang in ("zh", "en")}
 
 
 def deals_visible(user: User) -> Any:

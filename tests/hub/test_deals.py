@@ -10,6 +10,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from crm_core.deals import service as deals
+from crm_core.deals.service import DealRules
 from crm_core.leads import service as leads
 from crm_core.models import Account, AccountContact, AuditLog, Conversation, Lead, LeadEvent, Role, Team, User
 from tests.admin.test_api import token_for
@@ -220,3 +222,33 @@ async def test_in_the_panel_a_converted_lead_moves_on_the_kanban_and_into_the_fo
             await page.wait_for_selector("#account-deals:has-text('Nia Foods · Nia')")
             assert "Nia" in await page.inner_text("#account-contacts")
             assert page.script_errors == []
+
+
+def test_a_stage_the_company_adds_is_named_in_both_languages():
+    rules = DealRules.parse("qualification:10，demo：40：产品演示：Product demo, proposal:60,won:100,lost:0")
+    assert rules.names == ("qualification", "demo", "proposal", "won", "lost")
+    assert rules.names_of("demo") == {"zh": "产品演示", "en": "Product demo"}
+    assert rules.names_of("qualification") == {"zh": "初步接洽", "en": "qualification"}  # the default's own
+    assert [deals.stage_named(words, rules) for words in ("产品演示", "product  demo", "DEMO")] == ["demo"] * 3
+    for bad in ("qualification:10,demo:40:产品演示,won:100,lost:0", "qualification:10,demo:40::Demo,won:100,lost:0"):
+        with pytest.raises(ValueError, match="中文名:English name"):
+            DealRules.parse(bad)
+
+
+@sqlite_only
+async def test_a_rep_moves_a_deal_to_a_stage_the_company_added_by_its_chinese_name(database_url, tmp_path):
+    async with workspace_stack(database_url, tmp_path) as ws:
+        tg = ws.tg
+        saved = await tg.client.put(f"{tg.hub_base}/api/v1/settings", headers=tg.api(), json={"changes": {
+            "deal_stages": "qualification:10,demo:40:产品演示:Product demo,proposal:60,won:100,lost:0"}})
+        assert saved.status_code == 200, saved.text
+        li_token, _ = await token_for(tg, Role.REP, "li")
+        deal = (await tg.client.post(f"{tg.hub_base}/api/v1/deals", headers=tg.api(li_token),
+                                     json={"title": "Acme pilot", "amount": 12000})).json()
+        mark = len(ws.rep_inbox("li"))
+        await ws.rep_writes("li", f"/商机 {deal['id']} 阶段 产品演示")
+        await ws.rep_receives("li", "Acme pilot · 12,000 CNY · 产品演示 (40%)", after=mark)
+        board = (await tg.client.get(f"{tg.hub_base}/api/v1/deals/board", headers=tg.api(li_token))).json()
+        [demo] = [column for column in board if column["stage"] == "demo"]
+        assert demo["names"] == {"zh": "产品演示", "en": "Product demo"}
+        assert demo["deals"][0]["stage_names"] == {"zh": "产品演示", "en": "Product demo"}

@@ -1,6 +1,6 @@
 // The accounts page: companies and, for one, everything about it across channels: its people,
 // their conversations, its deals and tasks, its subsidiaries.
-import {$, api, attempt, either, html, label, markup, reload, t, when} from "../core.js";
+import {$, api, attempt, either, html, label, LANG, markup, reload, t, when} from "../core.js";
 
 const SIZES = ["1-10", "11-50", "51-200", "201-1000", "1001-5000", "5000+"];
 
@@ -36,7 +36,7 @@ async function accountPage(main, id) {
       <form id="account-contact" class="row"><label style="margin:0">${t("add_contact")}<input name="contact" type="number" min="1" placeholder="#"></label><button type="submit">${t("save")}</button></form></section>
     <div class="grid"><section class="card"><h3>${t("contacts")}</h3><div id="account-contacts">${either(a.contacts.map((c) => html`<div><a href="#/contacts/${c.id}">${c.name}</a></div>`), html`<p class="muted">${t("nothing")}</p>`)}</div>
       <h3>${t("conversations")}</h3><div id="account-conversations">${either(a.conversations.map((c) => html`<div><a href="#/inbox/${c.id}">#${c.id}</a> ${label("status", c.status)} · ${when(c.last_message_at)}</div>`), html`<p class="muted">${t("nothing")}</p>`)}</div></section>
-    <section class="card"><h3>${t("deals")}</h3><div id="account-deals">${either(a.deals.map((d) => html`<div><a href="#/deals?deal=${d.id}">${d.title}</a> · ${Math.round(d.amount).toLocaleString()} ${d.currency} · ${label("deal_stage", d.stage)} (${d.probability}%)</div>`), html`<p class="muted">${t("nothing")}</p>`)}</div>
+    <section class="card"><h3>${t("deals")}</h3><div id="account-deals">${either(a.deals.map((d) => html`<div><a href="#/deals?deal=${d.id}">${d.title}</a> · ${Math.round(d.amount).toLocaleString()} ${d.currency} · ${d.stage_names[LANG] || label("deal_stage", d.stage)} (${d.probability}%)</div>`), html`<p class="muted">${t("nothing")}</p>`)}</div>
       <h3>${t("tasks")}</h3><div id="account-tasks">${either(a.tasks.map((x) => html`<div>T${x.id} ${when(x.due_at)} · ${x.title}${x.done_at ? html` <span class="badge ok">${t("task_done")}</span>` : ""}</div>`), html`<p class="muted">${t("nothing")}</p>`)}</div></section></div>`);
   $("#account-contact").onsubmit = async (event) => {
     event.preventDefault();

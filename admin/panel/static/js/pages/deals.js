@@ -1,6 +1,6 @@
 // The deals page: the pipeline as a kanban (drag a card to another stage; totals per column),
 // the forecast (open deals weighted by their stage's probability, by month and by rep), a new deal.
-import {$, $$, api, attempt, either, html, label, markup, reload, t} from "../core.js";
+import {$, $$, api, attempt, either, html, label, LANG, markup, reload, t} from "../core.js";
 
 const money = (amounts) => either(Object.entries(amounts).map(([c, a]) => `${Math.round(a).toLocaleString()} ${c}`), ["0"]).join(" · ");
 
@@ -11,7 +11,7 @@ export async function dealsPage(main) {
   main.innerHTML = markup(html`<h1>${t("deals")}</h1><p class="hint">${t("deals_hint")}</p>
     <div class="kanban" id="kanban" style="display:flex;gap:10px;overflow-x:auto;align-items:flex-start">
     ${board.map((col) => html`<section class="card kanban-column" data-stage="${col.stage}" style="min-width:200px;flex:1">
-      <h3>${label("deal_stage", col.stage)} <span class="muted">${col.probability}%</span></h3>
+      <h3>${col.names[LANG] || label("deal_stage", col.stage)} <span class="muted">${col.probability}%</span></h3>
       <div class="muted column-total" title="${t("deal_weighted")}: ${money(col.weighted)}">${col.count} · ${money(col.amount)}</div>
       ${col.deals.map((d) => html`<div class="card deal-card${d.id === focus ? " focus" : ""}" draggable="${d.status === "open" ? "true" : "false"}" data-deal="${d.id}"
         style="margin:6px 0;padding:8px;cursor:${d.status === "open" ? "grab" : "default"}${d.id === focus ? ";outline:2px solid #4a7bd0" : ""}">
