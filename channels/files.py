@@ -1,17 +1,20 @@
 """Files the hub hands a platform as bytes: a picture WeCom wants uploaded, a document sent to a
 customer as a file (Telegram, 微信客服, an email attachment).
 
-The address is a person's or a campaign's (most often the hub's own `/media/<name>`): it is
-checked like every outbound address (`channels.destinations`), fetched without following
-redirects and read up to the platform's size limit. A refused address or a file the platform
+The address is a person's or a campaign's: the hub's own uploads (`/media/<name>`) are read
+from its disk; any other address is checked like every outbound address
+(`channels.destinations`), fetched without following redirects and read up to the platform's
+size limit. A refused address or a file the platform
 cannot take is a PermanentFailure that says what to fix; an address that does not answer is a
 TemporaryFailure, so the send is retried.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -20,6 +23,13 @@ from channels.destinations import UnsafeDestination, check_url
 from crm_core.ports import PermanentFailure, TemporaryFailure
 
 TIMEOUT = 20.0
+OWN_NAME = re.compile(r"^[A-Za-z0-9_-]{24}\.[a-z]{3,4}$")  # as admin/api/media.py names an upload
+# What the hub takes as an upload, by extension (admin/api/media.py reads the kind from the bytes).
+MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp",
+               ".pdf": "application/pdf",
+               ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+               ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+               ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation"}
 
 
 @dataclass(frozen=True)
@@ -29,15 +39,29 @@ class Fetched:
     name: str           # the last part of the address's path
 
 
+@dataclass(frozen=True)
+class OwnMedia:
+    """The hub's own uploads (`admin/api/media.py`): their public address prefix and the folder
+    they are kept in, read from disk instead of through the network (a hub on a private network
+    reaches its own address no better than any other there)."""
+
+    prefix: str     # https://hub.example.cn/media/
+    folder: Path
+
+
 class FileFetcher:
-    def __init__(self, *, allow_private: bool = False) -> None:
+    def __init__(self, *, allow_private: bool = False, own_media: OwnMedia | None = None) -> None:
         self.allow_private = allow_private
+        self.own_media = own_media
         self._http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
 
     async def fetch(self, url: str, *, what: str, max_bytes: int, limit_name: str,
                     types: Collection[str] = (), expected: str = "") -> Fetched:
         """The file at `url`, at most `max_bytes` (`limit_name` says whose limit it is) and, when
         `types` are given, of one of those content types (`expected` names them for people)."""
+        if self.own_media is not None and url.startswith(self.own_media.prefix):
+            return self._own(url, what=what, max_bytes=max_bytes, limit_name=limit_name, types=types,
+                             expected=expected)
         try:
             await check_url(url, allow_private=self.allow_private, what=f"{what} address")
         except UnsafeDestination as exc:
@@ -62,6 +86,21 @@ class FileFetcher:
             raise TemporaryFailure(f"the {what} at {shown} could not be fetched: {type(exc).__name__}") from None
         name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "file"
         return Fetched(data=data, content_type=kind or "application/octet-stream", name=name)
+
+    def _own(self, url: str, *, what: str, max_bytes: int, limit_name: str, types: Collection[str],
+             expected: str) -> Fetched:
+        assert self.own_media is not None
+        name = url[len(self.own_media.prefix):]
+        path = self.own_media.folder / name
+        if not OWN_NAME.match(name) or not path.is_file():
+            raise PermanentFailure(f"the {what} {url[:200]} is no longer kept by the hub: upload it again")
+        kind = MEDIA_TYPES.get(name[name.rindex("."):], "application/octet-stream")
+        if types and kind not in types:
+            raise PermanentFailure(f"the {what} at {url[:200]} is not {expected} ({kind}): fix the address")
+        if path.stat().st_size > max_bytes:
+            raise PermanentFailure(f"the {what} at {url[:200]} is over {limit_name}'s {max_bytes / 2**20:g} MB: "
+                                   "send a smaller one")
+        return Fetched(data=path.read_bytes(), content_type=kind, name=name)
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from channels.base import ChannelAdapter
 from channels.dingtalk.adapter import DingTalkAdapter
 from channels.dingtalk.group_robot import DingTalkGroupRobotAdapter
 from channels.email.adapter import EmailAdapter
+from channels.files import OwnMedia
 from channels.telegram.adapter import TelegramAdapter
 from channels.tencent_client import SharedTokens, TencentApiClient
 from channels.wechat.adapter import WeChatAdapter
@@ -17,14 +19,16 @@ from channels.wecom_kf.adapter import WeComKfAdapter
 from crm_core.ports import AccountRef, Confirmation, OutboundMessage, Profile, RateLimit, SendResult
 
 
-def default_adapters(public_base_url: str = "http://127.0.0.1:8080", *,
-                     allow_private: bool = False) -> list[ChannelAdapter]:
+def default_adapters(public_base_url: str = "http://127.0.0.1:8080", *, allow_private: bool = False,
+                     media_dir: Path | None = None) -> list[ChannelAdapter]:
     """Every channel; `public_base_url` is the hub's address in links it sends (email unsubscribe);
     `allow_private`: addresses on private networks may be fetched (pictures and files: the demo and
-    tests)."""
-    return [TelegramAdapter(allow_private=allow_private), WeComAdapter(allow_private=allow_private),
-            WeComKfAdapter(allow_private=allow_private), WeChatAdapter(), DingTalkAdapter(),
-            DingTalkGroupRobotAdapter(), EmailAdapter(public_base_url, allow_private=allow_private)]
+    tests); `media_dir`: where the hub keeps its uploads, read from disk when sent."""
+    own = OwnMedia(f"{public_base_url.rstrip('/')}/media/", media_dir) if media_dir is not None else None
+    return [TelegramAdapter(allow_private=allow_private, own_media=own),
+            WeComAdapter(allow_private=allow_private, own_media=own),
+            WeComKfAdapter(allow_private=allow_private, own_media=own), WeChatAdapter(), DingTalkAdapter(),
+            DingTalkGroupRobotAdapter(), EmailAdapter(public_base_url, allow_private=allow_private, own_media=own)]
 
 
 class UnknownChannel(KeyError):

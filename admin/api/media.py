@@ -14,24 +14,22 @@ from pydantic import BaseModel
 
 from admin.api.deps import ApiContext, api_context, require_role
 from admin.api.errors import errors
+from channels.files import MEDIA_TYPES
 from crm_core import audit
 from crm_core.models import Role, User
 
 router = APIRouter(prefix="/media", tags=["media"])
 public = APIRouter()
 MAX_BYTES = 10 * 1024 * 1024
-# (first bytes, extension, media type, kind)
+# (first bytes, extension, kind); the media types are channels.files.MEDIA_TYPES
 SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", ".png", "image/png", "image"),
-    (b"\xff\xd8\xff", ".jpg", "image/jpeg", "image"),
-    (b"GIF87a", ".gif", "image/gif", "image"),
-    (b"GIF89a", ".gif", "image/gif", "image"),
-    (b"%PDF-", ".pdf", "application/pdf", "file"),
+    (b"\x89PNG\r\n\x1a\n", ".png", "image"),
+    (b"\xff\xd8\xff", ".jpg", "image"),
+    (b"GIF87a", ".gif", "image"),
+    (b"GIF89a", ".gif", "image"),
+    (b"%PDF-", ".pdf", "file"),
 )
-ZIP_DOCUMENTS = {".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-                 ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                 ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation"}
-TYPES = {ext: media for _, ext, media, _ in SIGNATURES} | ZIP_DOCUMENTS
+ZIP_DOCUMENTS = (".docx", ".xlsx", ".pptx")
 
 
 class Uploaded(BaseModel):
@@ -42,7 +40,7 @@ class Uploaded(BaseModel):
 
 
 def _kind(head: bytes, filename: str) -> tuple[str, str] | None:
-    for signature, ext, _, kind in SIGNATURES:
+    for signature, ext, kind in SIGNATURES:
         if head.startswith(signature):
             return ext, kind
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
@@ -82,9 +80,9 @@ async def media(name: str, ctx: ApiContext = Depends(api_context)) -> FileRespon
     stem, dot, ext = name.partition(".")
     path = ctx.media_dir / name
     if not dot or len(stem) != 24 or not stem.replace("-", "").replace("_", "").isalnum() \
-            or f".{ext}" not in TYPES and f".{ext}" != ".webp" or not path.is_file():
+            or f".{ext}" not in MEDIA_TYPES or not path.is_file():
         raise HTTPException(404, "no such file")
-    media_type = "image/webp" if ext == "webp" else TYPES[f".{ext}"]
+    media_type = MEDIA_TYPES[f".{ext}"]
     inline = media_type.startswith("image/")
     return FileResponse(path, media_type=media_type, headers={
         "X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=86400",

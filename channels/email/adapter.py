@@ -47,7 +47,7 @@ from channels.base import (
     numbered_options,
 )
 from channels.email.parse import ParsedMail, build_reply_headers, parse_mail
-from channels.files import FileFetcher, file_name
+from channels.files import FileFetcher, OwnMedia, file_name
 from crm_core.models import MessageKind
 from crm_core.ports import (
     AccountRef,
@@ -99,9 +99,10 @@ class EmailAdapter:
     settings_model: ClassVar[type[BaseModel]] = EmailSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset({"password", "link_secret"})
 
-    def __init__(self, public_base_url: str = "http://127.0.0.1:8080", *, allow_private: bool = False) -> None:
+    def __init__(self, public_base_url: str = "http://127.0.0.1:8080", *, allow_private: bool = False,
+                 own_media: OwnMedia | None = None) -> None:
         self.public_base_url = public_base_url.rstrip("/")
-        self.files = FileFetcher(allow_private=allow_private)
+        self.files = FileFetcher(allow_private=allow_private, own_media=own_media)
 
     # ---- inbound -------------------------------------------------------
 

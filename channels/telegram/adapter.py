@@ -28,7 +28,7 @@ from channels.base import (
     WebhookRequest,
     load_json_object,
 )
-from channels.files import FileFetcher
+from channels.files import FileFetcher, OwnMedia
 from channels.telegram import updates
 from channels.telegram.updates import ALLOWED_UPDATES
 from crm_core.ports import AccountRef, OutboundMessage, RateLimit, SendResult
@@ -70,9 +70,9 @@ class TelegramAdapter:
     settings_model: ClassVar[type[BaseModel]] = TelegramSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset({"bot_token", "webhook_secret"})
 
-    def __init__(self, *, allow_private: bool = False) -> None:
+    def __init__(self, *, allow_private: bool = False, own_media: OwnMedia | None = None) -> None:
         self._bots: dict[int, tuple[tuple[str, str], Bot]] = {}
-        self.files = FileFetcher(allow_private=allow_private)
+        self.files = FileFetcher(allow_private=allow_private, own_media=own_media)
 
     # ---- inbound -------------------------------------------------------
 

@@ -48,6 +48,7 @@ from channels.base import (
     shortened,
     shortened_bytes,
 )
+from channels.files import OwnMedia
 from channels.tencent import (
     AES_KEY_PATTERN,
     UNIONID_KEY,
@@ -144,11 +145,12 @@ class WeComAdapter(CustomerOperations):
     secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "token", "encoding_aes_key", "archive_secret",
                                                         "archive_private_keys"})
 
-    def __init__(self, client: TencentApiClient | None = None, *, allow_private: bool = False) -> None:
+    def __init__(self, client: TencentApiClient | None = None, *, allow_private: bool = False,
+                 own_media: OwnMedia | None = None) -> None:
         self.client = client or wecom_client()
         self.ciphers = CipherCache()
         # A welcome's picture, uploaded; on private networks only where the hub allows it (the demo, tests).
-        self.pictures = Pictures(self.client, allow_private=allow_private)
+        self.pictures = Pictures(self.client, allow_private=allow_private, own_media=own_media)
 
     # ---- the session archive ------------------------------------------
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from channels.files import FileFetcher, file_name
+from channels.files import FileFetcher, OwnMedia, file_name
 from channels.tencent_client import AppKey, TencentApiClient
 from crm_core.ports import PermanentFailure
 
@@ -24,9 +24,10 @@ MEDIA_LIFETIME = 3 * 86400 - 3600  # an uploaded medium is usable for 3 days
 
 
 class Pictures:
-    def __init__(self, client: TencentApiClient, *, allow_private: bool = False) -> None:
+    def __init__(self, client: TencentApiClient, *, allow_private: bool = False,
+                 own_media: OwnMedia | None = None) -> None:
         self.client = client
-        self.files = FileFetcher(allow_private=allow_private)
+        self.files = FileFetcher(allow_private=allow_private, own_media=own_media)
         self._media: dict[tuple[str, str, str], tuple[str, float]] = {}  # (corp, URL, use) -> media_id, until
 
     async def media_id(self, app: AppKey, url: str, *, moment: bool = False) -> str:

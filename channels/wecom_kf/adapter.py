@@ -54,6 +54,7 @@ from channels.base import (
     numbered_options,
     shortened,
 )
+from channels.files import OwnMedia
 from channels.tencent import AES_KEY_PATTERN, UNIONID_KEY, MessageCipher
 from channels.tencent_client import ApiError, ApiUnavailable, AppKey, TencentApiClient
 from channels.wecom.adapter import CipherCache, app_key, common_send_error, open_callback
@@ -132,11 +133,12 @@ class WeComKfAdapter:
     settings_model: ClassVar[type[BaseModel]] = WeComKfSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "token", "encoding_aes_key"})
 
-    def __init__(self, client: TencentApiClient | None = None, *, allow_private: bool = False) -> None:
+    def __init__(self, client: TencentApiClient | None = None, *, allow_private: bool = False,
+                 own_media: OwnMedia | None = None) -> None:
         self.client = client or wecom_client()
         self.ciphers = CipherCache()
         # Picture addresses on private networks are fetched only where the hub allows it (the demo, tests).
-        self.pictures = Pictures(self.client, allow_private=allow_private)
+        self.pictures = Pictures(self.client, allow_private=allow_private, own_media=own_media)
 
     # ---- inbound -------------------------------------------------------
 

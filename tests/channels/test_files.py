@@ -1,0 +1,39 @@
+"""Files the hub hands a platform: its own uploads read from its disk (a hub on a private
+network reaches its own address no better than any other there), anything else checked and
+fetched, each within the platform's limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from channels.files import FileFetcher, OwnMedia, file_name
+from crm_core.ports import PermanentFailure
+
+PDF = b"%PDF-1.4\n%%EOF\n"
+NAME = "AbCdEfGhIjKlMnOpQrStUv_-.pdf"
+
+
+async def test_the_hubs_own_uploads_come_from_its_disk_and_nothing_else_does(tmp_path):
+    (tmp_path / NAME).write_bytes(PDF)
+    (tmp_path / "secret.txt").write_text("not an upload")
+    files = FileFetcher(own_media=OwnMedia("https://hub.example.cn/media/", tmp_path))  # private networks refused
+    try:
+        fetched = await files.fetch(f"https://hub.example.cn/media/{NAME}", what="file", max_bytes=2**20,
+                                    limit_name="Telegram's bots")
+        assert (fetched.data, fetched.content_type, fetched.name) == (PDF, "application/pdf", NAME)
+        assert file_name("报价单", fetched) == "报价单.pdf" and file_name(None, fetched) == NAME
+        for url, words in ((f"https://hub.example.cn/media/../{NAME}", "no longer kept"),
+                           ("https://hub.example.cn/media/secret.txt", "no longer kept"),
+                           ("https://hub.example.cn/media/XbCdEfGhIjKlMnOpQrStUv_-.pdf", "upload it again"),
+                           ("http://127.0.0.1:9/media/" + NAME, "not fetched")):
+            with pytest.raises(PermanentFailure, match=words):
+                await files.fetch(url, what="file", max_bytes=2**20, limit_name="Telegram's bots")
+        with pytest.raises(PermanentFailure, match="over WeCom's 0.5 MB"):
+            (tmp_path / NAME).write_bytes(PDF + b"\0" * 2**20)
+            await files.fetch(f"https://hub.example.cn/media/{NAME}", what="file", max_bytes=2**19,
+                              limit_name="WeCom")
+        with pytest.raises(PermanentFailure, match="not a JPEG or PNG image"):
+            await files.fetch(f"https://hub.example.cn/media/{NAME}", what="picture", max_bytes=2**21,
+                              limit_name="WeCom", types={"image/png", "image/jpeg"}, expected="a JPEG or PNG image")
+    finally:
+        await files.close()
