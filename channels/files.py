@@ -2,7 +2,7 @@
 customer as a file (Telegram, 微信客服, an email attachment).
 
 The address is a person's or a campaign's: the hub's own uploads (`/media/<name>`) are read
-from its disk; any other address is checked like every outbound address
+from its disk when they are on this machine's; any other address is checked like every outbound address
 (`channels.destinations`), fetched without following redirects and read up to the platform's
 size limit. A refused address or a file the platform
 cannot take is a PermanentFailure that says what to fix; an address that does not answer is a
@@ -59,9 +59,9 @@ class FileFetcher:
                     types: Collection[str] = (), expected: str = "") -> Fetched:
         """The file at `url`, at most `max_bytes` (`limit_name` says whose limit it is) and, when
         `types` are given, of one of those content types (`expected` names them for people)."""
-        if self.own_media is not None and url.startswith(self.own_media.prefix):
-            return self._own(url, what=what, max_bytes=max_bytes, limit_name=limit_name, types=types,
-                             expected=expected)
+        own = self._own(url, what=what, max_bytes=max_bytes, limit_name=limit_name, types=types, expected=expected)
+        if own is not None:
+            return own
         try:
             await check_url(url, allow_private=self.allow_private, what=f"{what} address")
         except UnsafeDestination as exc:
@@ -88,12 +88,15 @@ class FileFetcher:
         return Fetched(data=data, content_type=kind or "application/octet-stream", name=name)
 
     def _own(self, url: str, *, what: str, max_bytes: int, limit_name: str, types: Collection[str],
-             expected: str) -> Fetched:
-        assert self.own_media is not None
+             expected: str) -> Fetched | None:
+        """One of the hub's uploads from this machine's disk; None for any other address, or an
+        upload kept on another machine (a worker on its own host fetches it like any address)."""
+        if self.own_media is None or not url.startswith(self.own_media.prefix):
+            return None
         name = url[len(self.own_media.prefix):]
         path = self.own_media.folder / name
         if not OWN_NAME.match(name) or not path.is_file():
-            raise PermanentFailure(f"the {what} {url[:200]} is no longer kept by the hub: upload it again")
+            return None
         kind = MEDIA_TYPES.get(name[name.rindex("."):], "application/octet-stream")
         if types and kind not in types:
             raise PermanentFailure(f"the {what} at {url[:200]} is not {expected} ({kind}): fix the address")
