@@ -70,13 +70,16 @@ class FileFetcher:
         try:
             async with self._http.stream("GET", url) as response:
                 kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if response.status_code == 429 or response.status_code >= 500:
+                    raise TemporaryFailure(f"the {what} at {shown} could not be fetched now (HTTP "
+                                           f"{response.status_code}); it is tried again")
                 if response.status_code != 200:
                     raise PermanentFailure(f"the {what} at {shown} could not be fetched (HTTP "
                                            f"{response.status_code}): fix the address or upload it again")
                 if types and kind not in types:
                     raise PermanentFailure(f"the {what} at {shown} is not {expected} ({kind or 'no type'}): "
                                            "fix the address")
-                data = b""
+                data = bytearray()
                 async for chunk in response.aiter_bytes():
                     data += chunk
                     if len(data) > max_bytes:
@@ -85,7 +88,7 @@ class FileFetcher:
         except httpx.HTTPError as exc:
             raise TemporaryFailure(f"the {what} at {shown} could not be fetched: {type(exc).__name__}") from None
         name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "file"
-        return Fetched(data=data, content_type=kind or "application/octet-stream", name=name)
+        return Fetched(data=bytes(data), content_type=kind or "application/octet-stream", name=name)
 
     def _own(self, url: str, *, what: str, max_bytes: int, limit_name: str, types: Collection[str],
              expected: str) -> Fetched | None:

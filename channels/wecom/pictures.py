@@ -48,7 +48,8 @@ class Pictures:
 
     async def file_media_id(self, app: AppKey, url: str, name: str | None) -> str:
         """The media id of the document at `url`, uploaded as a file named `name`."""
-        cached = self._media.get((app.app_id, url, "file"))
+        use = f"file:{name or ''}"  # the name is the upload's: another name, another upload
+        cached = self._media.get((app.app_id, url, use))
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         fetched = await self.files.fetch(url, what="file", max_bytes=MAX_FILE_BYTES, limit_name="WeCom")
@@ -56,7 +57,7 @@ class Pictures:
             raise PermanentFailure(f"the file at {url[:200]} is empty: upload it again")
         body = await self.client.call(app, "/cgi-bin/media/upload", params={"type": "file"}, files={
             "media": (file_name(name, fetched), fetched.data, fetched.content_type)})
-        return self._keep(app, url, "file", str(body["media_id"]))
+        return self._keep(app, url, use, str(body["media_id"]))
 
     def _keep(self, app: AppKey, url: str, use: str, media_id: str) -> str:
         self._media[(app.app_id, url, use)] = (media_id, time.monotonic() + MEDIA_LIFETIME)
