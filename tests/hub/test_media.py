@@ -103,4 +103,18 @@ async def test_in_the_inbox_a_picture_is_attached_and_sent(database_url, tmp_pat
             [sent] = await eventually(photo, timeout=15)
             assert sent["raw"]["caption"] == "In blue, yes" and "/media/" in sent["raw"]["photo"][-1]["url"]
             assert await page.input_value("#reply-attach") == ""
+            # A document: the customer gets the file; the thread shows it with its name, as a link.
+            await page.set_input_files("#reply-attach", files=[{"name": "色卡.pdf", "mimeType": "application/pdf",
+                                                                 "buffer": PDF}])
+            await page.fill("#reply-form textarea", "All the colours")
+            await page.click("#send-reply")
+
+            async def document():
+                return [m for m in tg.chat(812) if m["from"] == "bot" and m["raw"].get("document")]
+            [sent] = await eventually(document, timeout=15)
+            assert sent["raw"]["document"]["file_name"] == "色卡.pdf" and sent["raw"]["caption"] == "All the colours"
+            link = page.locator("#messages .media-part a", has_text="色卡.pdf")
+            await link.wait_for(timeout=15_000)
+            assert "/media/" in await link.get_attribute("href")
+            assert await page.locator("#messages .media-part", has_text="🖼").count() == 1  # the picture before
             assert page.script_errors == []
