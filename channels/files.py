@@ -24,6 +24,7 @@ from crm_core.ports import PermanentFailure, TemporaryFailure
 
 TIMEOUT = 20.0
 OWN_NAME = re.compile(r"^[A-Za-z0-9_-]{24}\.[a-z]{3,4}$")  # as admin/api/media.py names an upload
+_NOT_IN_NAMES = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')  # what no file system or mail client takes in a name
 # What the hub takes as an upload, by extension (admin/api/media.py reads the kind from the bytes).
 MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp",
                ".pdf": "application/pdf",
@@ -113,9 +114,9 @@ class FileFetcher:
 
 
 def file_name(given: str | None, fetched: Fetched) -> str:
-    """The name the customer sees: the one the sender gave, with the file's real extension
-    when it lacks one."""
-    name = " ".join((given or "").split())[:120] or fetched.name
+    """The name the customer sees: the one the sender gave (without path separators or control
+    characters), with the file's real extension when it lacks one."""
+    name = " ".join(_NOT_IN_NAMES.sub(" ", given or "").split())[:120] or fetched.name
     suffix = fetched.name.rsplit(".", 1)[-1] if "." in fetched.name else ""
     if suffix and not name.lower().endswith("." + suffix.lower()):
         name = f"{name}.{suffix}"

@@ -22,6 +22,7 @@ async def test_the_hubs_own_uploads_come_from_its_disk_and_nothing_else_does(tmp
                                     limit_name="Telegram's bots")
         assert (fetched.data, fetched.content_type, fetched.name) == (PDF, "application/pdf", NAME)
         assert file_name("报价单", fetched) == "报价单.pdf" and file_name(None, fetched) == NAME
+        assert file_name("../etc/pass\nwd", fetched) == ".. etc pass wd.pdf"
         # Anything else is an address like any other: checked (and here refused) before it is fetched.
         for url in (f"http://10.9.8.7/media/../{NAME}", "http://10.9.8.7/media/secret.txt",
                     "http://127.0.0.1:9/media/" + NAME):
