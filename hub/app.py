@@ -134,7 +134,7 @@ class HubApiContext:
 
     @property
     def media_dir(self) -> Path:
-        return self._hub.settings.data_dir / "media"
+        return self._hub.settings.media_dir
 
     @property
     def base_url(self) -> str:

@@ -153,7 +153,7 @@ class Hub:
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
         self.cipher = CredentialCipher(settings.resolved_secret_key())
         self.channels = ChannelRegistry(adapters if adapters is not None else default_adapters(
-            settings.base_url, allow_private=settings.allow_private_api_base, media_dir=settings.data_dir / "media"))
+            settings.base_url, allow_private=settings.allow_private_api_base, media_dir=settings.media_dir))
         self.redis = connect_redis(settings.redis_url) if settings.redis_url else None
         if self.redis is not None:
             self.channels.share_tokens(RedisTokens(self.redis))  # one WeCom / WeChat token for every process

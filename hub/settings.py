@@ -276,6 +276,11 @@ class Settings(BaseSettings):
         return key
 
     @property
+    def media_dir(self) -> Path:
+        """Pictures and files uploaded to send (admin/api/media.py), read from here when sent."""
+        return self.data_dir / "media"
+
+    @property
     def resolved_sentiment_model(self) -> Path:
         return self.sentiment_model or self.data_dir / "models" / "sentiment-default.joblib"
 

@@ -192,17 +192,17 @@ class EmailAdapter:
 
     async def send(self, account: AccountRef, message: OutboundMessage) -> SendResult:
         creds = EmailCredentials.model_validate(account.credentials)
-        attachment = None
+        document = None
         if message.file_url:  # the document itself, attached; its address stays out of the words
-            fetched = await self.files.fetch(message.file_url, what="file", max_bytes=MAX_ATTACHMENT_BYTES,
-                                             limit_name="the hub's mail attachments")
-            attachment = (file_name(message.file_name, fetched), fetched.content_type, fetched.data)
+            document = await self.files.fetch(message.file_url, what="file", max_bytes=MAX_ATTACHMENT_BYTES,
+                                              limit_name="the hub's mail attachments")
+            named = file_name(message.file_name, document)
             message = replace(message, file_url=None, file_name=None)
         mail = self.compose(account, message)
-        if attachment is not None:
-            name, content_type, data = attachment
-            main, _, sub = content_type.partition("/")
-            mail.add_attachment(data, maintype=main or "application", subtype=sub or "octet-stream", filename=name)
+        if document is not None:
+            main, _, sub = document.content_type.partition("/")
+            mail.add_attachment(document.data, maintype=main or "application", subtype=sub or "octet-stream",
+                                filename=named)
         try:
             await aiosmtplib.send(mail, hostname=creds.smtp_host, port=creds.smtp_port, username=creds.username,
                                   password=creds.password, use_tls=creds.smtp_security == "tls",

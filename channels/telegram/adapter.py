@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
+PRODUCTION_BASE = "https://api.telegram.org"
 BOT_TOKEN_PATTERN = r"^\d{3,20}:[A-Za-z0-9_-]{20,}$"
 
 
@@ -59,7 +60,7 @@ class TelegramSettings(AccountSettings):
 
 
 def _bot_api_base(api_base: str | None) -> str:
-    return (api_base or "https://api.telegram.org").rstrip("/")
+    return (api_base or PRODUCTION_BASE).rstrip("/")
 
 
 class TelegramAdapter:

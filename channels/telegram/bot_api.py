@@ -27,6 +27,7 @@ from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboar
 
 from channels.base import ConnectionCheck, ConnectionFailed, shortened
 from channels.files import FileFetcher, file_name
+from channels.telegram.adapter import PRODUCTION_BASE
 from channels.telegram.updates import ALLOWED_UPDATES
 from crm_core.models import Delivery
 from crm_core.ports import (
@@ -39,7 +40,6 @@ from crm_core.ports import (
     TemporaryFailure,
 )
 
-PRODUCTION_BASE = "https://api.telegram.org"
 CAPTION_LIMIT = 1024  # characters of a photo or document caption
 MAX_UPLOAD_BYTES = 50 * 2**20  # what a bot may upload
 

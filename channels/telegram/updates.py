@@ -123,7 +123,6 @@ class Update(_Object):
     my_chat_member: ChatMemberUpdated | None = None
 
 
-
 def events(update: Update, raw: dict[str, Any]) -> list[InboundEvent]:
     """Normalized events for one update; updates the hub does not handle give none."""
     platform_id = f"update:{update.update_id}"

@@ -35,9 +35,8 @@ class Pictures:
         media/upload_attachment). PermanentFailure for an address that is refused or is not a
         picture WeCom takes; TemporaryFailure when it cannot be fetched."""
         use = "moment" if moment else "image"
-        cached = self._media.get((app.app_id, url, use))
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        if (cached := self._cached(app, url, use)) is not None:
+            return cached
         fetched = await self.files.fetch(url, what="picture", max_bytes=MAX_IMAGE_BYTES, limit_name="WeCom",
                                          types=IMAGE_TYPES, expected="a JPEG or PNG image")
         path, params = ("/cgi-bin/media/upload_attachment", {"media_type": "image", "attachment_type": "1"}) \
@@ -49,15 +48,19 @@ class Pictures:
     async def file_media_id(self, app: AppKey, url: str, name: str | None) -> str:
         """The media id of the document at `url`, uploaded as a file named `name`."""
         use = f"file:{name or ''}"  # the name is the upload's: another name, another upload
-        cached = self._media.get((app.app_id, url, use))
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        if (cached := self._cached(app, url, use)) is not None:
+            return cached
         fetched = await self.files.fetch(url, what="file", max_bytes=MAX_FILE_BYTES, limit_name="WeCom")
         if len(fetched.data) <= 5:  # WeCom refuses a file of 5 bytes or fewer
             raise PermanentFailure(f"the file at {url[:200]} is empty: upload it again")
         body = await self.client.call(app, "/cgi-bin/media/upload", params={"type": "file"}, files={
             "media": (file_name(name, fetched), fetched.data, fetched.content_type)})
         return self._keep(app, url, use, str(body["media_id"]))
+
+    def _cached(self, app: AppKey, url: str, use: str) -> str | None:
+        """The media id uploaded for (corp, address, use), while WeCom still keeps it."""
+        cached = self._media.get((app.app_id, url, use))
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
 
     def _keep(self, app: AppKey, url: str, use: str, media_id: str) -> str:
         self._media[(app.app_id, url, use)] = (media_id, time.monotonic() + MEDIA_LIFETIME)

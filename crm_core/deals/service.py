@@ -86,7 +86,7 @@ class DealRules:
     def name(self, stage: str, lang: str) -> str:
         """The stage as people say it in `lang`: the company's name for it, the default stages'
         own names, the company's name in the other language, else the stage itself."""
-        named = {lab[0]: {"zh": lab[1], "en": lab[2]} for lab in self.labels}.get(stage, {})
+        named = next(({"zh": zh, "en": en} for label, zh, en in self.labels if label == stage), {})
         return named.get(lang) or STAGE_NAMES.get(stage, {}).get(lang) or next(iter(named.values()), stage)
 
     def names_of(self, stage: str) -> dict[str, str]:
