@@ -508,7 +508,8 @@ async def test_an_operator_makes_a_kf_contact_link_and_sees_its_qr_code(stack, b
         await page.fill("#link-form input[name=source]", "expo2026")
         await page.click("#link-form button[type=submit]")
         qr = await page.wait_for_selector("#contact-links img.qr")
-        await page.wait_for_function("document.querySelector('#contact-links img.qr').naturalWidth > 0")
+        # Polled from the test: wait_for_function's text predicate is eval'd in the page, which its CSP refuses.
+        await eventually(lambda: qr.evaluate("img => img.naturalWidth > 0"))
         assert await qr.get_attribute("alt") == "QR 展会2026 海报"
         url = await page.input_value("#contact-links tr[data-link] .copy-field input")
         assert url.endswith("&scene_param=expo2026")
