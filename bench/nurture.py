@@ -77,6 +77,7 @@ async def main(contacts: int, database_url: str | None) -> int:
 
         policy = DispatchPolicy(batch_size=500, concurrency=64, marketing=MarketingRules())  # no quiet hours
         registry = ChannelRegistry(default_adapters("http://127.0.0.1"))
+        registry.prepare_to_send()  # as `scrm worker` does before its dispatcher starts
         dispatcher = Dispatcher(sessions, registry, cipher, policy=policy)
         planner = NurturePlanner(sessions, batch_size=1000, on_enqueued=dispatcher.wake)
         stop = asyncio.Event()
@@ -101,8 +102,13 @@ async def main(contacts: int, database_url: str | None) -> int:
         # its autocheckpoint size (200 MB) and every read slows down.
         tasks = [asyncio.create_task(plan()), asyncio.create_task(dispatcher.run(stop)),
                  asyncio.create_task(progress()), asyncio.create_task(run_sqlite_checkpoints(engine, stop))]
+        tenth = max(1, enrolled // 10)
+        crossed: dict[int, float] = {}  # deliveries -> when they were first seen reached (0.1 s polls)
         while len(bot.sent) < enrolled:
             await asyncio.sleep(0.1)
+            for mark in (tenth, enrolled - tenth):
+                if mark not in crossed and len(bot.sent) >= mark:
+                    crossed[mark] = time.perf_counter()
             if any(task.done() for task in tasks):
                 for task in tasks:
                     if task.done():
@@ -120,6 +126,10 @@ async def main(contacts: int, database_url: str | None) -> int:
     per_chat = collections.Counter(m["chat_id"] for m in bot.sent)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     say(f"\n{enrolled:,} campaign sends planned and delivered in {elapsed:.1f}s: {enrolled / elapsed:,.0f} sends/s")
+    first = tenth / (crossed[tenth] - began)
+    last = tenth / (began + elapsed - crossed[enrolled - tenth])
+    say(f"first 10% of the sends: {first:,.0f} sends/s; last 10%: {last:,.0f} sends/s "
+        f"({last / first:.0%} of the first)")
     say(f"planner (scheduler) share of the time: {planner_seconds / elapsed:.1%} ({planner_seconds:.1f}s)")
     say(f"peak memory (this process, simulator included): {peak_mib:,.0f} MiB")
     say(f"outbox: {', '.join(f'{s.value} {n:,}' for s, n in statuses.items())}")

@@ -84,6 +84,14 @@ class ChannelRegistry:
         fetch = getattr(self.get(account.kind), "fetch_profile", None)
         return None if fetch is None else await fetch(account, external_id)
 
+    def prepare_to_send(self) -> None:
+        """Load what sending needs (the Telegram Bot API client takes a second or two to import)
+        now, in a process that sends, rather than at its first send while the event loop waits."""
+        for adapter in self._by_kind.values():
+            prepare = getattr(adapter, "prepare_to_send", None)
+            if prepare is not None:
+                prepare()
+
     async def close(self) -> None:
         for adapter in self._by_kind.values():
             await adapter.close()

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.models import Contact, Conversation, Delivery, Identity, Message, MessageKind
+from crm_core.models import ConsentEvent, Contact, Conversation, Delivery, Identity, Message, MessageKind
 
 
 @dataclass(frozen=True)
@@ -303,6 +303,10 @@ class HandlerContext:
     # Whether this is the conversation's first customer message: known to the worker for its
     # batch, else asked once (`crm_core.conversations.processing.first_customer_message`).
     first_of_conversation: bool | None = None
+    # What the worker put in the consent ledger from this message before the handlers ran (a
+    # "yes" or "no" to a consent question, the customer's own "subscribe me"); None: not known,
+    # asked (`crm_core.consent.service.recorded_from`).
+    consent_recorded: list[ConsentEvent] | None = None
 
     def reply(self, text: str, buttons: Sequence[Button] = (), *, title: str | None = None,
               image_url: str | None = None, link_url: str | None = None,

@@ -56,6 +56,7 @@ class BackgroundRuntime:
             self.scheduler = build_scheduler(self.hub)
             self.scheduler.start()
         if self.services.dispatcher:
+            await asyncio.to_thread(self.hub.channels.prepare_to_send)
             await self.hub.dispatcher.recover_abandoned()
             self._tasks.append(asyncio.create_task(self.hub.dispatcher.run(self.stop), name="dispatcher"))
         if self.services.pollers:

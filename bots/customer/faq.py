@@ -19,10 +19,7 @@ class FaqIndexes:
         self._built: dict[int | None, tuple[tuple[Any, ...], FaqIndex]] = {}
 
     async def index_for(self, channel_account_id: int | None, *, db_session: AsyncSession) -> FaqIndex:
-        # Every entry, active or not: deactivating one changes its updated_at too.
-        version = tuple((await db_session.execute(
-            select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.max(FaqEntry.id))
-            .where(visible_to(channel_account_id)))).one())
+        version = await _version(channel_account_id, db_session)
         built = self._built.get(channel_account_id)
         if built is not None and built[0] == version:
             return built[1]
@@ -32,3 +29,18 @@ class FaqIndexes:
                          [group for e in entries for group in e.synonyms])
         self._built[channel_account_id] = (version, index)
         return index
+
+
+async def _version(channel_account_id: int | None, db_session: AsyncSession) -> tuple[Any, ...]:
+    """What says whether the entries an account sees changed, read once a transaction: the worker
+    answers a batch of messages in one, and an edit reaches the bot at its next."""
+    transaction = db_session.sync_session.get_transaction()
+    seen = db_session.info.get("faq_versions")
+    if seen is None or seen[0] is not transaction:
+        seen = db_session.info["faq_versions"] = (transaction, {})
+    if channel_account_id not in seen[1]:
+        # Every entry, active or not: deactivating one changes its updated_at too.
+        seen[1][channel_account_id] = tuple((await db_session.execute(
+            select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.max(FaqEntry.id))
+            .where(visible_to(channel_account_id)))).one())
+    return seen[1][channel_account_id]

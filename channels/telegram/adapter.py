@@ -132,6 +132,9 @@ class TelegramAdapter:
         await _bot_api().activate(self.bot(account), webhook_url, account.credentials["webhook_secret"],
                                   webhook=settings.mode == "webhook")
 
+    def prepare_to_send(self) -> None:
+        _bot_api()
+
     def wants_polling(self, account: AccountRef) -> bool:
         return TelegramSettings.model_validate(account.settings).mode == "polling"
 

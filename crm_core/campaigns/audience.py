@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,13 +191,15 @@ async def exit_enrolment(enrolment: Enrolment, reason: str, *, db_session: Async
                            db_session=db_session, details={"reason": reason})
 
 
-async def exit_on_reply(contact_id: int, *, db_session: AsyncSession) -> int:
-    """The contact wrote: their enrolments in campaigns that end on a reply end, and the steps
+async def exit_on_reply(contact_ids: Collection[int], *, db_session: AsyncSession) -> int:
+    """These contacts wrote: their enrolments in campaigns that end on a reply end, and the steps
     those queued and not yet sent (waiting for the morning, say) are cancelled, even when the
     enrolment had just completed. How many enrolments ended."""
+    if not contact_ids:
+        return 0
     rows = (await db_session.execute(
         select(Enrolment.id, Enrolment.status).join(Campaign, Campaign.id == Enrolment.campaign_id)
-        .where(Enrolment.contact_id == contact_id,
+        .where(Enrolment.contact_id.in_(sorted(contact_ids)),
                Enrolment.status.in_((EnrolmentStatus.ACTIVE, EnrolmentStatus.COMPLETED)),
                cast(Campaign.exits, String).like('%"reply"%')))).all()
     if not rows:

@@ -428,18 +428,23 @@ async def _enqueue(sends: list[_Send], known: _Known, now: dt.datetime, session:
         select(OutboxMessage.idempotency_key).where(OutboxMessage.idempotency_key.in_(list(keys.values()))))).all())
     sends = [s for s in sends if keys[id(s)] not in taken]
     going = [s for s in sends if s.refused is None]
-    history_ids: list[int] = []
+    history: dict[int, int] = {}
     if going:
-        history_ids = list((await session.scalars(
-            insert(Message).returning(Message.id, sort_by_parameter_order=True),
-            [{"conversation_id": s.route.conversation_id, "channel_account_id": s.route.account_id,
-              "identity_id": s.route.identity_id, "direction": Direction.OUTBOUND, "kind": MessageKind.TEXT,
-              "text": s.text, "attachments": [], "created_at": now, "processed_at": now,
-              "processing_attempts": 0} for s in going])).all())
+        # Each copy found again by its conversation and words, not by the order RETURNING gives:
+        # SQLite promises none, and asking for it costs a statement a row. Two copies alike in
+        # both are interchangeable.
+        stored: dict[tuple[int, str], list[int]] = {}
+        for message_id, conversation_id, text in (await session.execute(
+                insert(Message).returning(Message.id, Message.conversation_id, Message.text),
+                [{"conversation_id": s.route.conversation_id, "channel_account_id": s.route.account_id,
+                  "identity_id": s.route.identity_id, "direction": Direction.OUTBOUND, "kind": MessageKind.TEXT,
+                  "text": s.text, "attachments": [], "created_at": now, "processed_at": now,
+                  "processing_attempts": 0} for s in going])).all():
+            stored.setdefault((conversation_id, text), []).append(message_id)
+        history = {id(s): stored[(s.route.conversation_id, s.text)].pop() for s in going}
         await session.execute(update(Conversation)
                               .where(Conversation.id.in_({s.route.conversation_id for s in going}))
                               .values(last_message_at=now).execution_options(synchronize_session=False))
-    history = dict(zip((id(s) for s in going), history_ids))
     rows = []
     for s in sends:
         options = {}

@@ -35,9 +35,8 @@ TAKING_OVER = catalogues.text("handover.taking_over")
 async def platform_session(conversation: Conversation, *, db_session: AsyncSession) -> str | None:
     """The kind of app whose members serve this conversation's platform session; None for channels
     where the hub alone decides who answers."""
-    kind = await db_session.scalar(select(ChannelAccount.kind).where(
-        ChannelAccount.id == conversation.channel_account_id))
-    return PLATFORM_SESSIONS.get(kind or "")
+    account = await db_session.get(ChannelAccount, conversation.channel_account_id)
+    return PLATFORM_SESSIONS.get(account.kind if account is not None else "")
 
 
 async def receiving(account_id: int, userid: str, *, db_session: AsyncSession) -> bool:

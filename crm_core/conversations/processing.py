@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event, func, or_, select, update
@@ -262,18 +262,20 @@ class MessageWorker:
             firsts = await self._firsts(ours, session)
             done: list[int] = []
             waited: list[float] = []
+            wrote = _CustomersWrote()
             for message_id in ours:
                 message = await session.get(Message, message_id)  # loaded, or read again if stale
                 assert message is not None
                 if message.direction == Direction.INBOUND:
                     waited.append((utcnow() - message.created_at).total_seconds())
                 first = firsts.get(message.conversation_id)
-                queued |= await self._handle(session, message, profiles, readings.get(message_id),
+                queued |= await self._handle(session, message, profiles, readings.get(message_id), wrote,
                                              first=None if first is None else first == message_id)
                 done.append(message_id)
                 await stale.refresh_if_written()
                 if time.monotonic() - started > self.transaction_seconds:
                     break
+            await wrote.settle(session)
             await self._mark_processed(done, session)  # (lost: all of it goes one by one)
         observe.observer.messages_processed(waited)
         return ours[len(done):], queued
@@ -316,18 +318,18 @@ class MessageWorker:
                 Message.kind.in_(CUSTOMER_MESSAGE_KINDS)).group_by(Message.conversation_id))).all())
 
     async def _handle(self, session: AsyncSession, message: Message, profiles: dict[int, Profile],
-                      reading: Reading | None, *, first: bool | None = None) -> bool:
+                      reading: Reading | None, wrote: _CustomersWrote, *, first: bool | None = None) -> bool:
         """One message through the handlers, its replies queued; whether anything was queued.
         `first`: whether it is its conversation's first customer message, if known. Logged, and
         its replies queued, under the request it came with."""
         token = observe.request_id.set(message.request_id)
         try:
-            return await self._handlers(session, message, profiles, reading, first)
+            return await self._handlers(session, message, profiles, reading, wrote, first)
         finally:
             observe.request_id.reset(token)
 
     async def _handlers(self, session: AsyncSession, message: Message, profiles: dict[int, Profile],
-                        reading: Reading | None, first: bool | None) -> bool:
+                        reading: Reading | None, wrote: _CustomersWrote, first: bool | None) -> bool:
         identity = await session.get(Identity, message.identity_id)
         assert identity is not None
         contact = await session.get(Contact, identity.contact_id)
@@ -342,7 +344,7 @@ class MessageWorker:
         if message.direction == Direction.OUTBOUND:
             await self._staff_wrote(ctx)
         else:
-            await self._customer_wrote(ctx, reading)
+            await self._customer_wrote(ctx, reading, wrote)
         if overheard(message):
             ctx.replies.clear()  # a person is talking (a WeCom archive): the bot never answers
         for n, reply in enumerate(ctx.replies):
@@ -360,7 +362,9 @@ class MessageWorker:
                     return
                 waited = [(utcnow() - message.created_at).total_seconds()] \
                     if message.direction == Direction.INBOUND else []
-                queued = await self._handle(session, message, profiles, reading)
+                wrote = _CustomersWrote()
+                queued = await self._handle(session, message, profiles, reading, wrote)
+                await wrote.settle(session)
                 await self._mark_processed([message_id], session)
         except _LeaseLost:
             log.warning("message %s: lease lost to another worker; its replies were discarded", message_id)
@@ -401,7 +405,7 @@ class MessageWorker:
                 .values(**values).execution_options(synchronize_session=False)
             )
 
-    async def _customer_wrote(self, ctx: HandlerContext, reading: Reading | None = None) -> None:
+    async def _customer_wrote(self, ctx: HandlerContext, reading: Reading | None, wrote: _CustomersWrote) -> None:
         """Read the customer's message, apply what it says about them, run the handlers."""
         session, message, identity, contact = ctx.db_session, ctx.message, ctx.identity, ctx.contact
         customer_text = not contact.is_staff and bool(message.text) and message.kind in CUSTOMER_MESSAGE_KINDS
@@ -419,11 +423,10 @@ class MessageWorker:
         elif customer_text:
             # A "yes" to a double opt-in question, or the customer's own "subscribe me".
             account = await session.get(ChannelAccount, message.channel_account_id)
-            await consent.apply_opt_ins(message, contact, account.kind if account else "?",
-                                        db_session=session)
-            # They answered: campaigns that end on a reply end now, queued steps with them.
-            await audience.exit_on_reply(contact.id, db_session=session)
-        await release_held(identity.id, db_session=session)
+            ctx.consent_recorded = await consent.apply_opt_ins(message, contact, account.kind if account else "?",
+                                                               db_session=session)
+            wrote.replied.add(contact.id)
+        wrote.identities.add(identity.id)
         for handler in self.handlers:
             await handler.handle(ctx)
             if ctx.handled:
@@ -450,6 +453,20 @@ def _annotation(message_id: int, reading: Reading) -> dict[str, Any]:
 
 class _LeaseLost(Exception):
     pass
+
+
+@dataclass
+class _CustomersWrote:
+    """Who wrote in a transaction's messages, for what their writing changes, set-based at its end."""
+
+    replied: set[int] = field(default_factory=set)     # contacts who answered in words
+    identities: set[int] = field(default_factory=set)  # every identity a customer wrote from
+
+    async def settle(self, session: AsyncSession) -> None:
+        # They answered: campaigns that end on a reply end now, queued steps with them.
+        await audience.exit_on_reply(self.replied, db_session=session)
+        # They wrote again: sends held for a platform rule (a reply window) are due.
+        await release_held(self.identities, db_session=session)
 
 
 class _BulkWrites:

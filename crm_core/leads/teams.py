@@ -108,11 +108,10 @@ async def covering(kind: str | None, *, db_session: AsyncSession) -> Sequence[Te
 
 
 async def kind_of_conversation(conversation_id: int | None, *, db_session: AsyncSession) -> str | None:
-    if conversation_id is None:
-        return None
-    return await db_session.scalar(select(ChannelAccount.kind)
-                                   .join(Conversation, Conversation.channel_account_id == ChannelAccount.id)
-                                   .where(Conversation.id == conversation_id))
+    # By primary key: the worker has the batch's conversations and accounts loaded already.
+    conversation = await db_session.get(Conversation, conversation_id) if conversation_id is not None else None
+    account = await db_session.get(ChannelAccount, conversation.channel_account_id) if conversation else None
+    return account.kind if account is not None else None
 
 
 async def latest_kind(contact_id: int, *, db_session: AsyncSession) -> str | None:

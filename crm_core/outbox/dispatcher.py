@@ -213,13 +213,21 @@ class Dispatcher:
                 if rows:  # stopping: what was claimed but not begun goes back for another process
                     await self._release(list(rows))
 
+        # Lanes are topped up once a quarter of the batch has room, not at every send: each claim is a
+        # transaction (on SQLite a turn of the one write lock), and a row at a time would cost one a
+        # send. Something new queued (a wake) or a quiet poll claims whatever room there is.
+        low_water = max(1, self.policy.batch_size // 4)
+        polled = woken = True
         while not stop.is_set():
             claimed: list[_Claimed] = []
             room = self.policy.batch_size - sum(len(rows) for rows in lanes.values())
+            woken |= self._wake.is_set()
+            self._wake.clear()
             try:
                 if time.monotonic() - self._last_recovery > min(5.0, self.policy.lease_seconds / 4):
                     await self.recover_abandoned()
-                if room > 0:
+                if room > 0 and (room >= low_water or woken or polled):
+                    woken = False
                     claimed = await self._claim(room)
             except Exception:
                 log.exception("dispatcher %s: tick failed; retrying shortly", self.owner)
@@ -233,11 +241,12 @@ class Dispatcher:
                     task = asyncio.create_task(lane(key), name=f"dispatch {key}")
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
+            polled = False
             if not claimed:
-                self._wake.clear()
                 progress.clear()
-                await wait_any(self._wake, stop, *([progress] if room <= 0 else []),
+                await wait_any(self._wake, stop, *([progress] if room < low_water else []),
                                timeout=self.policy.idle_poll_seconds)
+                polled = not (self._wake.is_set() or progress.is_set())
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         log.info("dispatcher %s stopped", self.owner)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -45,10 +46,8 @@ async def enqueue_to_conversation(
     author_user_id: int | None = None,
     not_before: dt.datetime | None = None,
 ) -> OutboxMessage:
-    """Record the outgoing message in the conversation and queue its send."""
-    existing = await get_by_key(idempotency_key, db_session=db_session)
-    if existing is not None:
-        return existing
+    """Record the outgoing message in the conversation and queue its send (a key queued before:
+    that row, and nothing new)."""
     if "sender" not in message.options and conversation.assignee_user_id is not None:
         # Platforms that send only as a person (WeCom external contacts) send as the owner.
         handle = await db_session.scalar(select(UserHandle.external_id).where(
@@ -142,15 +141,17 @@ async def get_by_key(idempotency_key: str, *, db_session: AsyncSession) -> Outbo
     return await db_session.scalar(select(OutboxMessage).where(OutboxMessage.idempotency_key == idempotency_key))
 
 
-async def release_held(identity_id: int, *, db_session: AsyncSession) -> int:
-    """The customer wrote again: sends held back by a platform rule become due.
+async def release_held(identity_ids: Collection[int], *, db_session: AsyncSession) -> int:
+    """These customers wrote again: sends to them held back by a platform rule become due.
 
     Returns how many were released. The dispatcher checks the rule again when it
     sends them, so a release never breaks it.
     """
+    if not identity_ids:
+        return 0
     result = await db_session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.identity_id == identity_id, OutboxMessage.status == OutboxStatus.HELD)
+        .where(OutboxMessage.identity_id.in_(sorted(identity_ids)), OutboxMessage.status == OutboxStatus.HELD)
         .values(status=OutboxStatus.PENDING, next_attempt_at=utcnow(), claimed_by=None, claimed_at=None)
         .execution_options(synchronize_session=False)
     )

@@ -375,10 +375,10 @@ async def test_a_reply_ends_the_campaign_at_once_and_cancels_the_step_waiting_fo
     async with sessions() as session, session.begin():  # one had finished the campaign already
         await session.execute(update(Enrolment).where(Enrolment.contact_id == done)
                               .values(status=EnrolmentStatus.COMPLETED))
-        assert await audience.exit_on_reply(done, db_session=session) == 0
+        assert await audience.exit_on_reply([done], db_session=session) == 0
     async with sessions() as session, session.begin():
-        assert await audience.exit_on_reply(replier, db_session=session) == 1
-        assert await audience.exit_on_reply(replier, db_session=session) == 0
+        assert await audience.exit_on_reply([replier], db_session=session) == 1
+        assert await audience.exit_on_reply([replier], db_session=session) == 0
     state = await enrolments(sessions)
     assert (state[replier].status, state[replier].exit_reason) == (EnrolmentStatus.EXITED, "replied")
     assert state[other].status == EnrolmentStatus.ACTIVE
