@@ -5,10 +5,12 @@ On a fresh database (a temporary SQLite file unless a URL is given; a PostgreSQL
 database given here is emptied first) it seeds N customers who agreed to
 marketing, activates a one-step campaign for all of them, then runs the nurture
 planner and a dispatcher side by side in this process, as `scrm worker` does,
-against the simulator on 127.0.0.1, until every send is delivered. Prints
-progress every few seconds, then sends/s, the planner's share of the time (the
-scheduler's overhead), peak memory, and checks that each customer got exactly
-one message.
+until every send is delivered. The Telegram simulator runs in a process of its
+own, as Telegram is not in the hub's (`--simulator` is that process's mode).
+Prints progress every few seconds, then sends/s, the rates of the first and
+last tenth of the sends, the planner's share of the time (the scheduler's
+overhead), this process's peak memory, and checks that each customer got
+exactly one message.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
 from channels.registry import ChannelRegistry, default_adapters  # noqa: E402
@@ -39,13 +44,28 @@ from crm_core.db import create_engine, run_sqlite_checkpoints, session_factory  
 from crm_core.models import CampaignStatus, OutboxMessage, OutboxStatus  # noqa: E402
 from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy  # noqa: E402
 from hub.serving import running  # noqa: E402
-from tests.fakes.crowd import fast_telegram_account, seed_crowd  # noqa: E402
+from tests.fakes.crowd import load_account, seed_crowd  # noqa: E402
 
 SECRET = "bench-secret-key-0123456789abcdef"
+FIRST_USER = 1_000_000
 
 
 def say(text: str) -> None:
     print(text, flush=True)
+
+
+async def serve_simulator(contacts: int) -> None:
+    """The simulator's process: a bot that keeps no rate limits, started by `contacts` users;
+    says its port and token on a line, then serves until killed."""
+    simulator = TelegramSimulator()
+    bot = simulator.create_bot()
+    bot.enforce_limits = False
+    for user in range(FIRST_USER, FIRST_USER + contacts):
+        simulator.user(user)
+        bot.started_by.add(user)
+    async with running(simulator.app) as server:
+        print(json.dumps({"port": server.port, "token": bot.token}), flush=True)
+        await asyncio.Event().wait()
 
 
 async def main(contacts: int, database_url: str | None) -> int:
@@ -59,71 +79,87 @@ async def main(contacts: int, database_url: str | None) -> int:
     await migrate.upgrade(engine)
     sessions = session_factory(engine)
     cipher = CredentialCipher(SECRET)
-    simulator = TelegramSimulator()
-    async with running(simulator.app) as server:
-        async with sessions() as session, session.begin():
-            account, bot = await fast_telegram_account(session, simulator, f"http://127.0.0.1:{server.port}", cipher)
-        started = time.perf_counter()
-        await seed_crowd(sessions, account.id, contacts, simulator=simulator, bot=bot)
-        say(f"seeded {contacts:,} customers in {time.perf_counter() - started:.1f}s ({url.split(':')[0]})")
+    child = subprocess.Popen([sys.executable, __file__, "--simulator", "--contacts", str(contacts)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(await asyncio.to_thread(child.stdout.readline))
+        sim_base = f"http://127.0.0.1:{ready['port']}"
+        async with httpx.AsyncClient(base_url=sim_base, timeout=60) as sim:
+            return await run(contacts, url, engine, sessions, cipher, sim, ready["token"])
+    finally:
+        child.kill()
+        child.wait()
 
-        started = time.perf_counter()
-        async with sessions() as session, session.begin():
-            campaign = await campaigns.create_campaign(
-                "bench", audience={}, steps=[StepSpec("only", {"en": "Hi {name}, our winter offer"})], exits=[],
-                channel_kinds=["telegram"], actor=None, db_session=session)
-            enrolled = await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
-        say(f"enrolled {enrolled:,} in {time.perf_counter() - started:.1f}s")
 
-        policy = DispatchPolicy(batch_size=500, concurrency=64, marketing=MarketingRules())  # no quiet hours
-        registry = ChannelRegistry(default_adapters("http://127.0.0.1"))
-        registry.prepare_to_send()  # as `scrm worker` does before its dispatcher starts
-        dispatcher = Dispatcher(sessions, registry, cipher, policy=policy)
-        planner = NurturePlanner(sessions, batch_size=1000, on_enqueued=dispatcher.wake)
-        stop = asyncio.Event()
-        planner_seconds = 0.0
+async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCipher, sim: httpx.AsyncClient,
+              token: str) -> int:
+    bot = f"/_sim/bots/{token.split(':', 1)[0]}"
+    async with sessions() as session, session.begin():
+        account = await load_account(session, token, str(sim.base_url).rstrip("/"), cipher)
+    started = time.perf_counter()
+    await seed_crowd(sessions, account.id, contacts, first_user=FIRST_USER)
+    say(f"seeded {contacts:,} customers in {time.perf_counter() - started:.1f}s ({url.split(':')[0]})")
 
-        async def plan() -> None:
-            nonlocal planner_seconds
-            while not stop.is_set():
-                began = time.perf_counter()
-                report = await planner.run_once()
-                planner_seconds += time.perf_counter() - began
-                if report.planned < planner.batch_size:
-                    await asyncio.sleep(0.2)
+    started = time.perf_counter()
+    async with sessions() as session, session.begin():
+        campaign = await campaigns.create_campaign(
+            "bench", audience={}, steps=[StepSpec("only", {"en": "Hi {name}, our winter offer"})], exits=[],
+            channel_kinds=["telegram"], actor=None, db_session=session)
+        enrolled = await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
+    say(f"enrolled {enrolled:,} in {time.perf_counter() - started:.1f}s")
 
-        async def progress() -> None:
-            while not stop.is_set():
-                await asyncio.sleep(5)
-                say(f"  {time.perf_counter() - began:6.1f}s  delivered {len(bot.sent):,} / {enrolled:,}")
+    policy = DispatchPolicy(batch_size=500, concurrency=64, marketing=MarketingRules())  # no quiet hours
+    registry = ChannelRegistry(default_adapters("http://127.0.0.1"))
+    registry.prepare_to_send()  # as `scrm worker` does before its dispatcher starts
+    dispatcher = Dispatcher(sessions, registry, cipher, policy=policy)
+    planner = NurturePlanner(sessions, batch_size=1000, on_enqueued=dispatcher.wake)
+    stop = asyncio.Event()
+    planner_seconds = 0.0
 
-        began = time.perf_counter()
-        # The worker's background WAL checkpoints too: without them SQLite's WAL grows to
-        # its autocheckpoint size (200 MB) and every read slows down.
-        tasks = [asyncio.create_task(plan()), asyncio.create_task(dispatcher.run(stop)),
-                 asyncio.create_task(progress()), asyncio.create_task(run_sqlite_checkpoints(engine, stop))]
-        tenth = max(1, enrolled // 10)
-        crossed: dict[int, float] = {}  # deliveries -> when they were first seen reached (0.1 s polls)
-        while len(bot.sent) < enrolled:
-            await asyncio.sleep(0.1)
-            for mark in (tenth, enrolled - tenth):
-                if mark not in crossed and len(bot.sent) >= mark:
-                    crossed[mark] = time.perf_counter()
-            if any(task.done() for task in tasks):
-                for task in tasks:
-                    if task.done():
-                        task.result()
-        elapsed = time.perf_counter() - began
-        stop.set()
-        dispatcher.wake()
-        await asyncio.gather(*tasks)
-        await registry.close()
+    async def plan() -> None:
+        nonlocal planner_seconds
+        while not stop.is_set():
+            began = time.perf_counter()
+            report = await planner.run_once()
+            planner_seconds += time.perf_counter() - began
+            if report.planned < planner.batch_size:
+                await asyncio.sleep(0.2)
+
+    async def delivered() -> int:
+        return (await sim.get(f"{bot}/state")).json()["sent"]
+
+    began = time.perf_counter()
+    # The worker's background WAL checkpoints too: without them SQLite's WAL grows to
+    # its autocheckpoint size (200 MB) and every read slows down.
+    tasks = [asyncio.create_task(plan()), asyncio.create_task(dispatcher.run(stop)),
+             asyncio.create_task(run_sqlite_checkpoints(engine, stop))]
+    tenth = max(1, enrolled // 10)
+    crossed: dict[int, float] = {}  # deliveries -> when they were first seen reached (0.2 s polls)
+    shown = began
+    while (count := await delivered()) < enrolled:
+        await asyncio.sleep(0.2)
+        for mark in (tenth, enrolled - tenth):
+            if mark not in crossed and count >= mark:
+                crossed[mark] = time.perf_counter()
+        if time.perf_counter() - shown >= 5:
+            shown = time.perf_counter()
+            say(f"  {shown - began:6.1f}s  delivered {count:,} / {enrolled:,}")
+        for task in tasks:
+            if task.done():
+                task.result()
+    elapsed = time.perf_counter() - began
+    crossed.setdefault(enrolled - tenth, began + elapsed)
+    crossed.setdefault(tenth, began + elapsed)
+    stop.set()
+    dispatcher.wake()
+    await asyncio.gather(*tasks)
+    await registry.close()
 
     async with sessions() as session:
         statuses = dict((await session.execute(select(OutboxMessage.status, func.count())
                                                .group_by(OutboxMessage.status))).all())
     await engine.dispose()
-    per_chat = collections.Counter(m["chat_id"] for m in bot.sent)
+    per_chat = collections.Counter(m["chat_id"] for m in (await sim.get(f"{bot}/sent")).json())
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     say(f"\n{enrolled:,} campaign sends planned and delivered in {elapsed:.1f}s: {enrolled / elapsed:,.0f} sends/s")
     first = tenth / (crossed[tenth] - began)
@@ -131,7 +167,7 @@ async def main(contacts: int, database_url: str | None) -> int:
     say(f"first 10% of the sends: {first:,.0f} sends/s; last 10%: {last:,.0f} sends/s "
         f"({last / first:.0%} of the first)")
     say(f"planner (scheduler) share of the time: {planner_seconds / elapsed:.1%} ({planner_seconds:.1f}s)")
-    say(f"peak memory (this process, simulator included): {peak_mib:,.0f} MiB")
+    say(f"peak memory of the hub's process (the simulator is another): {peak_mib:,.0f} MiB")
     say(f"outbox: {', '.join(f'{s.value} {n:,}' for s, n in statuses.items())}")
     ok = len(per_chat) == enrolled and max(per_chat.values()) == 1 and statuses.get(OutboxStatus.SENT) == enrolled
     say("each customer got exactly one message" if ok else "MISMATCH: see the counts above")
@@ -142,5 +178,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument("--simulator", action="store_true", help="be the simulator's process (started by the bench)")
     args = parser.parse_args()
+    if args.simulator:
+        asyncio.run(serve_simulator(args.contacts))
     sys.exit(asyncio.run(main(args.contacts, args.database_url)))

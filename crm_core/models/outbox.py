@@ -20,6 +20,8 @@ class OutboxMessage(Base):
         Index("ix_outbox_due", "status", "next_attempt_at"),
         # A person's sends: the frequency cap at every marketing send, opt-out cancellation.
         Index("ix_outbox_identity", "identity_id", "purpose", "status"),
+        # What a platform says later about a send it took names it by account and id.
+        Index("ix_outbox_platform_id", "channel_account_id", "platform_message_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

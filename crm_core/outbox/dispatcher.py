@@ -495,10 +495,12 @@ class Dispatcher:
 
     @staticmethod
     async def _log_taken_ids(outcomes: list[_Outcome], session: AsyncSession) -> None:
-        ids = {o.platform_message_id for o in outcomes if o.row.message_id is not None and o.platform_message_id}
+        sent = [o for o in outcomes if o.row.message_id is not None and o.platform_message_id]
+        # By account and id, as the unique index reads them (by id alone: every message scanned).
         taken = {(account, platform_id): message_id for account, platform_id, message_id in (await session.execute(
             select(Message.channel_account_id, Message.platform_message_id, Message.id)
-            .where(Message.platform_message_id.in_(ids)))).all()}
+            .where(Message.channel_account_id.in_({o.row.account_id for o in sent}),
+                   Message.platform_message_id.in_({o.platform_message_id for o in sent})))).all()}
         for outcome in outcomes:
             holder = taken.get((outcome.row.account_id, outcome.platform_message_id))
             if holder is not None and holder != outcome.row.message_id:

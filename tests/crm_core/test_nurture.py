@@ -18,6 +18,7 @@ from crm_core.campaigns.results import results as campaign_results
 from crm_core.consent import service as consent
 from crm_core.consent.service import OPT_OUT_HINT
 from crm_core.conversations.ingest import ingest_events
+from crm_core.conversations.processing import MessageWorker
 from crm_core.db import utcnow
 from crm_core.models import (
     Campaign,
@@ -387,6 +388,25 @@ async def test_a_reply_ends_the_campaign_at_once_and_cancels_the_step_waiting_fo
     assert by_enrolment[state[replier].id].status == OutboxStatus.CANCELLED
     assert by_enrolment[state[replier].id].last_error == "left the campaign: replied"
     assert by_enrolment[state[other].id].status == OutboxStatus.PENDING
+
+
+async def test_customers_who_reply_in_one_batch_each_leave_at_once_and_lose_their_waiting_step(sessions):
+    account = await make_account(sessions)
+    first, second, quiet = await customers(sessions, account, "1", "2", "3")
+    worker = MessageWorker(sessions, [])
+    assert await worker.run_once() == 3  # the messages they first wrote
+    await campaign_of(sessions, [WELCOME, FOLLOW_UP], exits=["reply"])
+    await NurturePlanner(sessions).run_until_idle()  # the welcome is queued for all three
+    await customer_writes(sessions, account, "1", "what does it cost?", 9101)
+    await customer_writes(sessions, account, "2", "多少钱？", 9102)
+    assert await worker.run_once() == 2  # both in one batch, settled together at its end
+    state = await enrolments(sessions)
+    assert [(state[c].status, state[c].exit_reason) for c in (first, second)] == \
+        [(EnrolmentStatus.EXITED, "replied")] * 2
+    assert state[quiet].status == EnrolmentStatus.ACTIVE
+    by_enrolment = {row.enrolment_id: row for row in await sends(sessions)}
+    assert [by_enrolment[state[c].id].status for c in (first, second, quiet)] == \
+        [OutboxStatus.CANCELLED, OutboxStatus.CANCELLED, OutboxStatus.PENDING]
 
 
 async def test_a_paused_campaign_plans_nothing_and_an_ended_one_takes_back_what_it_queued(sessions):

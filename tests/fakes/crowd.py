@@ -29,12 +29,17 @@ async def fast_telegram_account(session: AsyncSession, simulator: TelegramSimula
     the most the hub allows, so a load test measures the hub, not the platform's pacing."""
     bot = simulator.create_bot()
     bot.enforce_limits = False
-    account = await accounts.create(
-        kind="telegram", name="load", platform_account_id=str(bot.id),
-        credentials={"bot_token": bot.token, "webhook_secret": "x" * 32}, api_base=sim_base,
+    return await load_account(session, bot.token, sim_base, cipher), bot
+
+
+async def load_account(session: AsyncSession, token: str, sim_base: str, cipher: CredentialCipher) -> ChannelAccount:
+    """The channel account of a simulated bot (`token`) that keeps no rate limits, paced at the
+    most the hub allows."""
+    return await accounts.create(
+        kind="telegram", name="load", platform_account_id=token.split(":", 1)[0],
+        credentials={"bot_token": token, "webhook_secret": "x" * 32}, api_base=sim_base,
         settings={"mode": "webhook", "messages_per_second": 1000, "per_chat_per_second": 100},
         cipher=cipher, actor=None, db_session=session)
-    return account, bot
 
 
 async def seed_crowd(sessions: async_sessionmaker[AsyncSession], account_id: int, count: int, *,
