@@ -112,18 +112,25 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
     registry = ChannelRegistry(default_adapters("http://127.0.0.1"))
     registry.prepare_to_send()  # as `scrm worker` does before its dispatcher starts
     dispatcher = Dispatcher(sessions, registry, cipher, policy=policy)
-    planner = NurturePlanner(sessions, batch_size=1000, on_enqueued=dispatcher.wake)
+    planner = NurturePlanner(sessions, on_enqueued=dispatcher.wake)  # as the hub makes it
     stop = asyncio.Event()
     planner_seconds = 0.0
+    run_once = planner.run_once
 
-    async def plan() -> None:
+    async def timed_batch(*args):
         nonlocal planner_seconds
-        while not stop.is_set():
-            began = time.perf_counter()
-            report = await planner.run_once()
+        began = time.perf_counter()
+        try:
+            return await run_once(*args)
+        finally:
             planner_seconds += time.perf_counter() - began
-            if report.planned < planner.batch_size:
-                await asyncio.sleep(0.2)
+
+    planner.run_once = timed_batch
+
+    async def plan() -> None:  # as the hub's scheduler runs it
+        while not stop.is_set():
+            await planner.run_until_idle()
+            await asyncio.sleep(0.2)
 
     async def delivered() -> int:
         return (await sim.get(f"{bot}/state")).json()["sent"]
@@ -148,6 +155,7 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
             if task.done():
                 task.result()
     elapsed = time.perf_counter() - began
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the check below reads every send
     crossed.setdefault(enrolled - tenth, began + elapsed)
     crossed.setdefault(tenth, began + elapsed)
     stop.set()
@@ -160,7 +168,6 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
                                                .group_by(OutboxMessage.status))).all())
     await engine.dispose()
     per_chat = collections.Counter(m["chat_id"] for m in (await sim.get(f"{bot}/sent")).json())
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     say(f"\n{enrolled:,} campaign sends planned and delivered in {elapsed:.1f}s: {enrolled / elapsed:,.0f} sends/s")
     first = tenth / (crossed[tenth] - began)
     last = tenth / (began + elapsed - crossed[enrolled - tenth])

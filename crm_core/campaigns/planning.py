@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import logging
 import string
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -249,6 +250,7 @@ class NurturePlanner:
     async def run_until_idle(self, now: dt.datetime | None = None) -> PlanReport:
         total = PlanReport()
         while True:
+            began = time.monotonic()
             report = await self.run_once(now)
             for name in ("planned", "queued", "skipped", "completed", "waiting", "capped"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
@@ -256,9 +258,10 @@ class NurturePlanner:
                 total.exited[reason] = total.exited.get(reason, 0) + count
             if report.planned < self.batch_size:
                 return total
-            # Let the dispatcher and the webhooks at the database between batches
-            # (on SQLite there is one writer at a time).
-            await asyncio.sleep(0.01)
+            # As long again for the rest of the process (the dispatcher sending what was just
+            # queued, the message worker answering customers) and, on SQLite, for the other writers
+            # of the one database: a campaign of 100,000 never holds them up for its whole planning.
+            await asyncio.sleep(time.monotonic() - began)
 
     async def run_once(self, now: dt.datetime | None = None) -> PlanReport:
         """Plan one batch of due enrolments, in one transaction."""

@@ -37,9 +37,25 @@ class Pacer:
     30 a minute allows a burst of 30 and then waits, as the platforms count.
     """
 
+    # How often windows that no longer limit anything are dropped: every chat ever sent to has one.
+    PRUNE_SECONDS = 30.0
+
     def __init__(self) -> None:
         self._windows: dict[str, deque[float]] = {}
+        self._periods: dict[str, float] = {}
         self._paused_until: dict[str, float] = {}
+        self._pruned = time.monotonic()
+
+    def _prune(self, now: float) -> None:
+        """Forget the buckets whose last send has left its window and that are not paused: a
+        dispatcher that sends a campaign to 100,000 chats keeps none of them afterwards."""
+        self._pruned = now
+        for name in [name for name, window in self._windows.items()
+                     if not window or window[-1] + self._periods.get(name, 0.0) <= now]:
+            del self._windows[name]
+            self._periods.pop(name, None)
+        for name in [name for name, until in self._paused_until.items() if until <= now]:
+            del self._paused_until[name]
 
     def _ready_at(self, name: str, limit: RateLimit) -> float:
         window = self._windows.get(name)
@@ -50,6 +66,8 @@ class Pacer:
         """Wait for a free place in every bucket and take it; the moment taken, for `sent`."""
         while True:
             now = time.monotonic()
+            if now - self._pruned > self.PRUNE_SECONDS:
+                self._prune(now)
             ready_at = max((self._ready_at(name, limit) for name, limit in buckets), default=0.0)
             if ready_at <= now:
                 for name, limit in buckets:
@@ -57,6 +75,7 @@ class Pacer:
                     if window is None or window.maxlen != limit.count:
                         window = self._windows[name] = deque(window or (), maxlen=limit.count)
                     window.append(now)
+                    self._periods[name] = limit.period
                 return now
             await asyncio.sleep(ready_at - now)
 

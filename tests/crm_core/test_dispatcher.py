@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from crm_core.conversations.ingest import ingest_events
 from crm_core.conversations.processing import MessageWorker
 from crm_core.db import utcnow
-from crm_core.models import Conversation, Identity, Message, OutboxMessage, OutboxStatus
+from crm_core.models import Conversation, Direction, Identity, Message, OutboxMessage, OutboxStatus
 from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy
 from crm_core.outbox.pacing import Pacer
 from crm_core.outbox.service import enqueue_to_conversation
@@ -287,6 +287,24 @@ async def test_concurrent_claims_never_exceed_the_batch_or_overlap(sessions):
     assert len(seen) == len(set(seen)) == 200
 
 
+async def test_the_pacer_forgets_chats_once_their_window_has_passed_and_still_paces_the_busy_one(monkeypatch):
+    """A dispatcher that sent a campaign to 100,000 chats must not keep a window for each."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    pacer = Pacer()
+    for chat in range(1000):
+        await pacer.wait([(f"chat:{chat}", RateLimit(1, 1.0))])
+    busy = [("account:1", RateLimit(2, 60.0))]
+    await pacer.wait(busy)
+    await pacer.wait(busy)
+    await pacer.pause("chat:7", 300.0)
+    clock[0] += Pacer.PRUNE_SECONDS + 1
+    await pacer.wait([("chat:new", RateLimit(1, 1.0))])  # a send now prunes
+    assert sorted(pacer._windows) == ["account:1", "chat:new"]  # the account's minute is not over
+    assert pacer._ready_at("account:1", busy[0][1]) == 1060.0  # and it still holds its limit
+    assert pacer._ready_at("chat:7", RateLimit(1, 1.0)) == 1300.0  # a pause outlives the pruning
+
+
 async def test_pacer_allows_a_burst_within_the_window_then_waits(monkeypatch):
     """30 a minute means a burst of 30, then the next when the oldest leaves the minute."""
     pacer = Pacer()
@@ -304,6 +322,19 @@ async def test_pacer_allows_a_burst_within_the_window_then_waits(monkeypatch):
     taken.append(await pacer.wait(limit))
     assert slept  # the fourth waited...
     assert taken[3] >= taken[0] + 0.4  # ...for the first to leave the window
+
+
+async def test_a_reply_queued_twice_under_one_key_is_one_send_with_one_copy_in_the_conversation(setup):
+    sessions, account_id, gateway, dispatcher = setup
+    conversation = await conversation_for(sessions, account_id)
+    first = await enqueue(sessions, conversation, "hello")
+    assert await enqueue(sessions, conversation, "hello") == first
+    await drain(dispatcher, 3)
+    assert [text for _, text, _ in gateway.sent] == ["hello"]
+    async with sessions() as session:
+        copies = (await session.scalars(select(Message.text).where(
+            Message.conversation_id == conversation.id, Message.direction == Direction.OUTBOUND))).all()
+    assert copies == ["hello"]
 
 
 async def test_a_held_send_keeps_its_reason_and_goes_out_when_the_customer_writes_again(setup):
