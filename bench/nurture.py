@@ -187,6 +187,4 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--simulator", action="store_true", help="be the simulator's process (started by the bench)")
     args = parser.parse_args()
-    if args.simulator:
-        asyncio.run(serve_simulator(args.contacts))
-    sys.exit(asyncio.run(main(args.contacts, args.database_url)))
+    sys.exit(asyncio.run(serve_simulator(args.contacts) if args.simulator else main(args.contacts, args.database_url)))

@@ -40,12 +40,8 @@ class OptInBot:
     async def handle(self, ctx: HandlerContext) -> None:
         if ctx.contact.is_staff or not ctx.message.text:
             return
-        if ctx.consent_recorded is not None:
-            granted = any(event.granted for event in ctx.consent_recorded)
-        else:
-            granted = await consent.recorded_from(ctx.message.id, ctx.contact.id, granted=True,
-                                                  db_session=ctx.db_session)
-        if not granted:
+        if not await consent.recorded_from(ctx.message.id, ctx.contact.id, granted=True, db_session=ctx.db_session,
+                                           known=ctx.consent_recorded):
             return
         ctx.reply(SUBSCRIBED[await customer_language(ctx)])
         ctx.handled = True

@@ -379,12 +379,8 @@ class CustomerBot:
     async def _consent_declined(self, ctx: HandlerContext, lang: str) -> bool:
         """This message said "no" to a consent question (the worker put the refusal in the
         ledger, `consent.answer_pending`): acknowledged, and nothing else is answered."""
-        if ctx.consent_recorded is not None:
-            declined = any(not event.granted and event.source == "double_opt_in" for event in ctx.consent_recorded)
-        else:
-            declined = await consent.recorded_from(ctx.message.id, ctx.contact.id, granted=False,
-                                                   source="double_opt_in", db_session=ctx.db_session)
-        if not declined:
+        if not await consent.recorded_from(ctx.message.id, ctx.contact.id, granted=False, source="double_opt_in",
+                                           db_session=ctx.db_session, known=ctx.consent_recorded):
             return False
         ctx.reply(say("consent_declined", lang))
         return True

@@ -190,8 +190,12 @@ def is_confirmation(text: str | None) -> bool:
 
 
 async def recorded_from(message_id: int, contact_id: int, *, granted: bool, db_session: AsyncSession,
-                        source: str | None = None) -> bool:
-    """Did this message put a grant (or a refusal) in the contact's ledger (optionally from `source`)?"""
+                        source: str | None = None, known: Sequence[ConsentEvent] | None = None) -> bool:
+    """Did this message put a grant (or a refusal) in the contact's ledger (optionally from `source`)?
+    `known`: what the worker recorded from it (`HandlerContext.consent_recorded`), if it says; then
+    the ledger is not asked."""
+    if known is not None:
+        return any(event.granted == granted and source in (None, event.source) for event in known)
     stmt = select(ConsentEvent.id).where(ConsentEvent.contact_id == contact_id, ConsentEvent.granted.is_(granted),
                                          ConsentEvent.evidence["message_id"].as_integer() == message_id)
     if source is not None:
