@@ -56,6 +56,9 @@ class ChannelRegistry:
     def kinds(self) -> list[str]:
         return sorted(self._by_kind)
 
+    def has(self, kind: str) -> bool:
+        return kind in self._by_kind
+
     def get(self, kind: str) -> ChannelAdapter:
         try:
             return self._by_kind[kind]

@@ -231,6 +231,7 @@ def create_app(hub: Hub, *, run_migrations: bool = True, background: Services | 
     app.state.hub = hub
     app.state.api = HubApiContext(hub)
     app.include_router(webhooks.router)
+    app.add_middleware(webhooks.WebhookFastPath)
     app.include_router(metrics.router)
     for module in (campaigns, channel_accounts, contact_links, contact_ways, contacts, conversations,
                    customer_groups, customer_transfers, deals, events, faq, leads, mass_sends, media, moments,

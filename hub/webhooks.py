@@ -8,13 +8,15 @@ The answer goes out only after the events are committed.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from admin.api.errors import REASONS, Refused
-from admin.api.ids import PathId
+from admin.api.ids import ID_MAX, PathId
 from channels.base import WebhookRejected, WebhookRequest
 from channels.registry import UnknownChannel
 from crm_core import observe
@@ -62,7 +64,7 @@ async def platform_webhook(kind: str, account_id: PathId, request: Request) -> R
         observe.request_id.reset(token)
     response.headers["X-Request-Id"] = request_id
     # A channel the hub does not have is counted as "unknown": the URL is the caller's to choose.
-    known = kind if kind in request.app.state.hub.channels.kinds else "unknown"
+    known = kind if request.app.state.hub.channels.has(kind) else "unknown"
     metrics.WEBHOOKS.labels(known, str(response.status_code)).inc()
     return response
 
@@ -117,3 +119,28 @@ router.add_api_route("/hooks/{kind}/{account_id}", platform_webhook, methods=["P
                      operation_id="platform_webhook_post", responses=_ANSWERS)
 router.add_api_route("/hooks/{kind}/{account_id}", platform_webhook, methods=["GET"],
                      operation_id="platform_webhook_verify", responses=_ANSWERS)
+
+
+_HOOK_PATH = re.compile(r"/hooks/([^/]+)/([0-9]{1,19})")
+
+
+class WebhookFastPath:
+    """Platform callbacks go straight to `platform_webhook`, past the API's router and its
+    dependency resolution: about a fifth of a callback's CPU, on the path every message takes.
+
+    The routes above stay for the OpenAPI document and for what this does not take: another
+    method, or an id the API refuses (not a number, or out of range: the 422 that names it).
+    Installed as the app's middleware, inside its error handling: a failure is still a 500.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "POST"):
+            match = _HOOK_PATH.fullmatch(scope["path"])
+            if match is not None and 1 <= (account_id := int(match[2])) <= ID_MAX:
+                response = await platform_webhook(match[1], account_id, Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
