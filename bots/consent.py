@@ -6,12 +6,9 @@ asked to confirm with a lone TD / STOP."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from bots.language import reply_language
 from crm_core.consent import service as consent
 from crm_core.consent.service import UNSURE_OPT_OUT
-from crm_core.models import BotSession
 from crm_core.ports import HandlerContext
 
 CONFIRMATION = {
@@ -29,7 +26,8 @@ SUBSCRIBED = {
 async def customer_language(ctx: HandlerContext) -> str:
     """The language of their words, else the one the bot last spoke with them, else their app's:
     a Chinese speaker's "STOP" is answered in Chinese."""
-    spoken = await ctx.db_session.scalar(select(BotSession.language).where(BotSession.contact_id == ctx.contact.id))
+    state = await ctx.bot_session()
+    spoken = state.language if state is not None else None
     return reply_language(ctx.message.text, ctx.identity.language or ctx.contact.language, known=spoken)
 
 

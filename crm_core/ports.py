@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.models import ConsentEvent, Contact, Conversation, Delivery, Identity, Message, MessageKind
+from crm_core.models import BotSession, ConsentEvent, Contact, Conversation, Delivery, Identity, Message, MessageKind
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,22 @@ class HandlerContext:
     # "yes" or "no" to a consent question, the customer's own "subscribe me"); None: not known,
     # asked (`crm_core.consent.service.recorded_from`).
     consent_recorded: list[ConsentEvent] | None = None
+    # The customer bot's state for this contact, read once for the message's handlers (`bot_session`).
+    _bot_session: BotSession | None = field(default=None, init=False, repr=False)
+    _bot_session_read: bool = field(default=False, init=False, repr=False)
+
+    async def bot_session(self, *, create: bool = False) -> BotSession | None:
+        """The customer bot's state for this contact (its language, its open form), read once per
+        message whichever handler asks first; with `create`, made when there is none."""
+        if not self._bot_session_read:
+            self._bot_session = await self.db_session.scalar(
+                select(BotSession).where(BotSession.contact_id == self.contact.id))
+            self._bot_session_read = True
+        if self._bot_session is None and create:
+            self._bot_session = BotSession(contact_id=self.contact.id, form={}, misses=0)
+            self.db_session.add(self._bot_session)
+            await self.db_session.flush()
+        return self._bot_session
 
     def reply(self, text: str, buttons: Sequence[Button] = (), *, title: str | None = None,
               image_url: str | None = None, link_url: str | None = None,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+
+Entity = TypeVar("Entity")
 
 
 def dialect_of(session: AsyncSession) -> Any:
@@ -31,6 +33,19 @@ async def insert_ignoring_conflict(
         .returning(table.c.id)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def insert_entity_ignoring_conflict(session: AsyncSession, model: type[Entity], values: dict[str, Any], *,
+                                         conflict_columns: list[str]) -> Entity | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the row, as the session's object; None if it existed.
+    One statement where inserting the id and then loading the row by it took two."""
+    stmt = (
+        dialect_of(session).insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=conflict_columns)
+        .returning(model)
+    )
+    return await session.scalar(stmt)
 
 
 async def insert_many_ignoring_conflict(

@@ -460,11 +460,8 @@ class CustomerBot:
 
 
 async def _state(ctx: HandlerContext) -> BotSession:
-    state = await ctx.db_session.scalar(select(BotSession).where(BotSession.contact_id == ctx.contact.id))
-    if state is None:
-        state = BotSession(contact_id=ctx.contact.id, form={}, misses=0)
-        ctx.db_session.add(state)
-        await ctx.db_session.flush()
+    state = await ctx.bot_session(create=True)
+    assert state is not None
     return state
 
 

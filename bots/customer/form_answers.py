@@ -8,10 +8,8 @@ valid answer for that field, and is not a complaint, is marked neutral with conf
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from bots.customer import form as lead_form
-from crm_core.models import CUSTOMER_MESSAGE_KINDS, BotSession
+from crm_core.models import CUSTOMER_MESSAGE_KINDS
 from crm_core.ports import HandlerContext
 
 DATA_FIELDS = frozenset({"name", "company", "contact", "budget", "timeframe"})
@@ -23,7 +21,8 @@ class FormAnswers:
         if ctx.contact.is_staff or message.kind not in CUSTOMER_MESSAGE_KINDS or not message.text \
                 or message.sentiment in (None, "neutral") or "complaint" in (message.intents or []):
             return
-        form = await ctx.db_session.scalar(select(BotSession.form).where(BotSession.contact_id == ctx.contact.id))
+        state = await ctx.bot_session()
+        form = state.form if state is not None else None
         asking = (form or {}).get("asking")
         if (form or {}).get("status") != "open" or asking not in DATA_FIELDS:
             return

@@ -6,10 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from sqlalchemy import select
-
 from bots.language import TRADITIONAL, has_chinese, to_traditional, writes_traditional
-from crm_core.models import BotSession
 from crm_core.ports import HandlerContext, MessageHandler, OutboundMessage
 
 
@@ -32,7 +29,8 @@ async def _reads_traditional(ctx: HandlerContext) -> bool:
     text = ctx.message.text or ""
     if has_chinese(text):
         return writes_traditional(text)
-    spoken = await ctx.db_session.scalar(select(BotSession.language).where(BotSession.contact_id == ctx.contact.id))
+    state = await ctx.bot_session()
+    spoken = state.language if state is not None else None
     return spoken == TRADITIONAL if spoken else writes_traditional(None, ctx.identity.language)
 
 

@@ -33,7 +33,7 @@ from crm_core.models import (
     UserHandle,
 )
 from crm_core.ports import OutboundMessage
-from crm_core.sql import insert_ignoring_conflict
+from crm_core.sql import insert_entity_ignoring_conflict, insert_ignoring_conflict
 
 
 async def enqueue_to_conversation(
@@ -71,18 +71,17 @@ async def enqueue_to_conversation(
     )
     db_session.add(history)
     await db_session.flush()
-    row_id = await _insert(
-        idempotency_key, conversation.channel_account_id, message, purpose=purpose, not_before=not_before, now=now,
-        conversation_id=conversation.id, identity_id=conversation.identity_id, message_id=history.id,
-        db_session=db_session)
-    if row_id is None:  # enqueued concurrently under the same key
+    row = await insert_entity_ignoring_conflict(
+        db_session, OutboxMessage,
+        _row(idempotency_key, conversation.channel_account_id, message, purpose=purpose, not_before=not_before,
+             now=now, conversation_id=conversation.id, identity_id=conversation.identity_id, message_id=history.id),
+        conflict_columns=["idempotency_key"])
+    if row is None:  # enqueued concurrently under the same key
         await db_session.delete(history)
         existing = await get_by_key(idempotency_key, db_session=db_session)
         assert existing is not None
         return existing
     conversation.last_message_at = now
-    row = await db_session.get(OutboxMessage, row_id)
-    assert row is not None
     if purpose == MessagePurpose.MARKETING:
         # Consent when the send is scheduled (and again when it is sent, by the dispatcher).
         identity = await db_session.get(Identity, conversation.identity_id)
@@ -109,32 +108,28 @@ async def enqueue_to_handle(
 
     Returns the outbox row id, or None if this key was queued before.
     """
-    return await _insert(idempotency_key, channel_account_id, dataclasses.replace(message, recipient=recipient),
-                         purpose=MessagePurpose.SERVICE, not_before=not_before, now=utcnow(), db_session=db_session)
+    row = _row(idempotency_key, channel_account_id, dataclasses.replace(message, recipient=recipient),
+               purpose=MessagePurpose.SERVICE, not_before=not_before, now=utcnow())
+    return await insert_ignoring_conflict(db_session, OutboxMessage.__table__, row,
+                                          conflict_columns=["idempotency_key"])
 
 
-async def _insert(idempotency_key: str, channel_account_id: int, message: OutboundMessage, *,
-                  purpose: MessagePurpose, not_before: dt.datetime | None, now: dt.datetime,
-                  db_session: AsyncSession, **links: int | None) -> int | None:
-    """The outbox row, unless the key exists already (then None)."""
-    return await insert_ignoring_conflict(
-        db_session,
-        OutboxMessage.__table__,
-        {
-            "idempotency_key": idempotency_key,
-            "channel_account_id": channel_account_id,
-            "recipient": message.recipient,
-            "purpose": purpose,
-            "payload": message.to_payload(),
-            "status": OutboxStatus.PENDING,
-            "attempts": 0,
-            "next_attempt_at": not_before or now,
-            "created_at": now,
-            "request_id": observe.request_id.get(),
-            **links,
-        },
-        conflict_columns=["idempotency_key"],
-    )
+def _row(idempotency_key: str, channel_account_id: int, message: OutboundMessage, *, purpose: MessagePurpose,
+         not_before: dt.datetime | None, now: dt.datetime, **links: int | None) -> dict[str, Any]:
+    """A new outbox row's values (inserted unless the key exists already)."""
+    return {
+        "idempotency_key": idempotency_key,
+        "channel_account_id": channel_account_id,
+        "recipient": message.recipient,
+        "purpose": purpose,
+        "payload": message.to_payload(),
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": not_before or now,
+        "created_at": now,
+        "request_id": observe.request_id.get(),
+        **links,
+    }
 
 
 async def get_by_key(idempotency_key: str, *, db_session: AsyncSession) -> OutboxMessage | None:
