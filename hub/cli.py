@@ -120,10 +120,11 @@ def worker(dispatch_only: bool, no_dispatch: bool) -> None:
     from crm_core.db import run_sqlite_checkpoints
     from hub.context import Hub
     from hub.runtime import BackgroundRuntime, Services
-    from hub.supervisor import watch_parent
+    from hub.supervisor import watch_parent, yield_to_serve
 
     settings = _settings()
     _setup_logging(settings.log_level, settings.log_format)
+    yield_to_serve(settings.worker_nice)
 
     async def go() -> None:
         hub = Hub(settings, reads_messages=not dispatch_only)

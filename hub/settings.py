@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), description="Where the SQLite file and generated secret live")
     host: str = "127.0.0.1"
     port: int = 8080
+    worker_nice: int = Field(default=10, ge=0, le=19,
+                             description="How much lower the CPU priority of the worker `scrm serve` starts is (a "
+                                         "nice value, 0-19): on a busy machine webhooks are answered first, and "
+                                         "the worker takes the CPU they leave")
     inprocess_worker: bool = Field(default=False,
                                    description="Run the worker inside `scrm serve`'s process instead of as its "
                                                "child process (it then competes with webhook ingest for one core)")

@@ -7,17 +7,20 @@ requests a second with a p99 of a second while the worker was busy. As its own p
 its own core. The child is `scrm worker` with the same environment; if it dies it is started
 again (waiting 1 s, then up to 30 s if it keeps dying); when `serve` stops, it is stopped
 (SIGTERM, then SIGKILL after 20 s); if `serve` is killed, the child notices its parent is gone
-and stops itself (`watch_parent`).
+and stops itself (`watch_parent`). The child runs at a lower CPU priority (`SCRM_WORKER_NICE`,
+`yield_to_serve`): with the worker busy, ingest's p99 stays that of ingest alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,22 @@ class WorkerSupervisor:
                 await process.wait()
         if self._task is not None:
             await self._task
+
+
+def yield_to_serve(nice: int) -> None:
+    """In a supervised worker: a lower CPU priority than the `serve` process that started it, so
+    that on a busy machine a platform's webhook is answered (and acknowledged within the
+    platform's timeout) before the backlog is worked. Idle cores are still the worker's."""
+    if not os.environ.get(PARENT_ENV) or nice <= 0:
+        return
+    lowered = os.getpriority(os.PRIO_PROCESS, 0) + nice
+    # On Linux a priority is a thread's: those already started (a library's pool, at import) are
+    # lowered one by one; the threads started from now on inherit it from this one.
+    tasks = Path("/proc/self/task")
+    for tid in sorted(int(t.name) for t in tasks.iterdir()) if tasks.is_dir() else [0]:
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.setpriority(os.PRIO_PROCESS, tid, lowered)
+    log.info("worker process %s runs at nice %d, below serve's", os.getpid(), os.getpriority(os.PRIO_PROCESS, 0))
 
 
 async def watch_parent(stop: asyncio.Event, every: float = 1.0) -> None:

@@ -1,6 +1,6 @@
-"""`scrm serve` runs the worker as its own child process: it answers the messages, it is started
-again if it dies, it ends with `serve` (stopped, or killed), and serve's /metrics counts its work;
-serve itself takes webhooks without loading a model or aiogram."""
+"""`scrm serve` runs the worker as its own child process: it answers the messages, it runs below
+serve's CPU priority, it is started again if it dies, it ends with `serve` (stopped, or killed), and
+serve's /metrics counts its work; serve itself takes webhooks without loading a model or aiogram."""
 
 from __future__ import annotations
 
@@ -88,6 +88,11 @@ async def test_serve_keeps_a_worker_process_that_answers_and_ends_with_it(tmp_pa
 
         await a_customer_writes(url, 0)
         await eventually(lambda: _processed_at_least(url, 1), timeout=60)  # the child process answered
+        # Every thread of it runs below serve's CPU priority (SCRM_WORKER_NICE): webhooks are answered first.
+        below_serve = min(os.getpriority(os.PRIO_PROCESS, serve.pid) + 10, 19)
+        threads = [int(tid) for tid in os.listdir(f"/proc/{worker}/task")]
+        assert len(threads) > 1
+        assert {os.getpriority(os.PRIO_PROCESS, tid) for tid in threads} == {below_serve}
         # Counted just after its commit: the kill comes once serve's /metrics shows the count.
         await eventually(lambda: _async("scrm_messages_processed_total 1.0" in metrics(port)), timeout=10)
 
