@@ -1,7 +1,9 @@
 """Test databases: a fresh SQLite file per test, and the local PostgreSQL server.
 
 PostgreSQL comes from SCRM_TEST_DATABASE_URL (default: postgres@127.0.0.1:5432/test).
-It is migrated from scratch once per test session and emptied before each test.
+It is migrated from scratch once per test session and emptied before each test. When the
+suite runs on several pytest-xdist workers, each has its own database (`test_gw0`, made
+on first use) and its own Redis database number, so no worker empties another's.
 Where no server answers, its tests skip with the reason, except when
 SCRM_TEST_REQUIRE_POSTGRES is set (CI), where they fail.
 """
@@ -9,10 +11,13 @@ SCRM_TEST_REQUIRE_POSTGRES is set (CI), where they fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_core import migrate
 from crm_core.db import Base, create_engine
@@ -21,8 +26,30 @@ DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 _pg_state: dict[str, object] = {}
 
 
+def _worker() -> int | None:
+    """This pytest-xdist worker's number (gw3: 3), or None when the suite runs in one process."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else None
+
+
 def postgres_url() -> str:
-    return os.environ.get("SCRM_TEST_DATABASE_URL", DEFAULT_PG_URL)
+    url = make_url(os.environ.get("SCRM_TEST_DATABASE_URL", DEFAULT_PG_URL))
+    worker = _worker()
+    return (url if worker is None else url.set(database=f"{url.database}_gw{worker}")).render_as_string(False)
+
+
+async def _create_database(url: str) -> None:
+    """This worker's database, where it does not exist yet (made from the server's `postgres`)."""
+    target = make_url(url)
+    engine = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            exists = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                       {"name": target.database})
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        await engine.dispose()
 
 
 async def _reachable(url: str) -> str | None:
@@ -42,6 +69,9 @@ async def prepare_postgres() -> str:
     """The PostgreSQL URL, migrated and empty; skips (or fails in CI) without a server."""
     url = postgres_url()
     if "error" not in _pg_state:
+        if _worker() is not None:
+            with contextlib.suppress(Exception):  # no server: said by _reachable, just below
+                await _create_database(url)
         _pg_state["error"] = await _reachable(url)
     error = _pg_state["error"]
     if error:
@@ -75,6 +105,8 @@ async def redis_url() -> str:
     from redis.asyncio import Redis
 
     url = os.environ.get("SCRM_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    if (worker := _worker()) is not None:  # databases 1-15 (0 for the suite in one process)
+        url = urlsplit(url)._replace(path=f"/{1 + worker % 15}").geturl()
     client = Redis.from_url(url, socket_connect_timeout=2)
     try:
         await client.ping()
