@@ -282,6 +282,12 @@ class ProfileLookup(Protocol):
         ...
 
 
+# In a worker's session: contact id -> the id of its customer bot state (None: it has none), for
+# the contacts of the batch, read in one statement (`crm_core.conversations.processing`). Only the
+# worker's transaction holds it; bot states are written there by `HandlerContext.bot_session` alone.
+BOT_SESSIONS = "bot_sessions"
+
+
 @dataclass
 class HandlerContext:
     """One stored inbound message being processed by the worker."""
@@ -314,15 +320,23 @@ class HandlerContext:
 
     async def bot_session(self, *, create: bool = False) -> BotSession | None:
         """The customer bot's state for this contact (its language, its open form), read once per
-        message whichever handler asks first; with `create`, made when there is none."""
+        message whichever handler asks first (from what the worker loaded for its batch, where it
+        did: `BOT_SESSIONS`); with `create`, made when there is none."""
         if not self._bot_session_read:
-            self._bot_session = await self.db_session.scalar(
-                select(BotSession).where(BotSession.contact_id == self.contact.id))
+            loaded = self.db_session.info.get(BOT_SESSIONS, {})
+            if self.contact.id in loaded:
+                row_id = loaded[self.contact.id]
+                self._bot_session = None if row_id is None else await self.db_session.get(BotSession, row_id)
+            else:
+                self._bot_session = await self.db_session.scalar(
+                    select(BotSession).where(BotSession.contact_id == self.contact.id))
             self._bot_session_read = True
         if self._bot_session is None and create:
             self._bot_session = BotSession(contact_id=self.contact.id, form={}, misses=0)
             self.db_session.add(self._bot_session)
             await self.db_session.flush()
+            if BOT_SESSIONS in self.db_session.info:
+                self.db_session.info[BOT_SESSIONS][self.contact.id] = self._bot_session.id
         return self._bot_session
 
     def reply(self, text: str, buttons: Sequence[Button] = (), *, title: str | None = None,

@@ -27,10 +27,27 @@ from crm_core.contacts.linking import apply_profile, link_keys
 from crm_core.conversations.service import person_takes_over
 from crm_core.db import utcnow
 from crm_core.leads import service as leads
-from crm_core.models import CUSTOMER_MESSAGE_KINDS, ChannelAccount, Contact, Conversation, Direction, Identity, Message
+from crm_core.models import (
+    CUSTOMER_MESSAGE_KINDS,
+    BotSession,
+    ChannelAccount,
+    Contact,
+    Conversation,
+    Direction,
+    Identity,
+    Message,
+)
 from crm_core.outbox.dispatcher import new_owner_id
 from crm_core.outbox.service import enqueue_to_conversation, release_held
-from crm_core.ports import HandlerContext, MessageHandler, Profile, ProfileLookup, Sentiment, SentimentAnalyzer
+from crm_core.ports import (
+    BOT_SESSIONS,
+    HandlerContext,
+    MessageHandler,
+    Profile,
+    ProfileLookup,
+    Sentiment,
+    SentimentAnalyzer,
+)
 from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
@@ -285,8 +302,8 @@ class MessageWorker:
         """The ids of the batch's messages still ours to process, in order, and the loaded rows to
         keep referenced while the batch runs (the session holds objects weakly): the messages (with
         what was read from them written first, in one statement), their identities, contacts,
-        conversations and accounts, read by a few set-based queries, so the handlers find them in
-        the session."""
+        conversations, accounts and the customer bot's states, read by a few set-based queries, so
+        the handlers find them in the session."""
         ours = (await session.scalars(
             select(Message.id).where(Message.id.in_(ids), Message.processed_at.is_(None),
                                      Message.processing_owner == self.owner))).all()
@@ -300,8 +317,11 @@ class MessageWorker:
             identities = (await session.scalars(select(Identity).where(
                 Identity.id.in_({m.identity_id for m in messages})))).all()
             loaded += identities
-            loaded += (await session.scalars(select(Contact).where(
-                Contact.id.in_({i.contact_id for i in identities})))).all()
+            contact_ids = {i.contact_id for i in identities}
+            loaded += (await session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))).all()
+            states = (await session.scalars(select(BotSession).where(BotSession.contact_id.in_(contact_ids)))).all()
+            loaded += states
+            session.info[BOT_SESSIONS] = {**dict.fromkeys(contact_ids), **{s.contact_id: s.id for s in states}}
             loaded += (await session.scalars(select(Conversation).where(
                 Conversation.id.in_({m.conversation_id for m in messages})))).all()
             loaded += (await session.scalars(select(ChannelAccount).where(

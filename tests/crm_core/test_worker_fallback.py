@@ -1,5 +1,6 @@
 """A batch whose handler fails is not lost: it rolls back, its messages go one by one, the one that
-fails is retried alone, the others are answered once, and every answered message is counted."""
+fails is retried alone, the others are answered once, and every answered message is counted. A
+batch's messages find the customer bot's states, those made earlier and those made in the batch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from crm_core import observe
 from crm_core.conversations.ingest import ingest_events
 from crm_core.conversations.processing import MessageWorker
-from crm_core.models import Message, OutboxMessage
+from crm_core.models import BotSession, Message, OutboxMessage
 from crm_core.ports import HandlerContext
 from tests.crm_core.test_ingest import make_account, text_event
 
@@ -51,3 +52,41 @@ async def test_a_failing_message_is_retried_alone_and_the_rest_of_its_batch_answ
     assert messages["boom"].processing_error == "ValueError: a handler bug"
     assert [r["text"] for r in replies] == ["echo one", "echo three"]  # once each: the batch rolled back
     assert counting.processed == 2
+
+
+class Remembers:
+    """Keeps the first word a customer said in the customer bot's state, and answers with it."""
+
+    async def handle(self, ctx: HandlerContext) -> None:
+        state = await ctx.bot_session(create=True)
+        state.language = state.language or ctx.message.text
+        ctx.reply(f"first: {state.language}")
+
+
+async def test_the_bot_state_made_by_one_message_is_the_one_the_next_in_its_batch_finds(sessions, monkeypatch):
+    """The worker reads its batch's bot states in one statement; a state made by one message is
+    found by the next of the same customer, and one made earlier by a message of an earlier
+    batch too, all in one transaction (never the one-by-one retry a second state would cause)."""
+    account_id = await make_account(sessions)
+    worker = MessageWorker(sessions, [Remembers()])
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(1, user="3", text="fr")], channel_account_id=account_id, db_session=session)
+    await worker.run_once()
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(2, user="1", text="zh"), text_event(3, user="1", text="en"),
+                             text_event(4, user="2", text="en"), text_event(5, user="3", text="de")],
+                            channel_account_id=account_id, db_session=session)
+
+    async def not_one_by_one(*args, **kwargs):
+        raise AssertionError("the batch fell back to one message a transaction")
+
+    monkeypatch.setattr(worker, "_process_one", not_one_by_one)
+    await worker.run_once()
+
+    async with sessions() as session:
+        replies = (await session.execute(select(OutboxMessage.recipient, OutboxMessage.payload)
+                                         .order_by(OutboxMessage.id))).all()
+        states = (await session.scalars(select(BotSession.language).order_by(BotSession.contact_id))).all()
+    assert [(recipient, payload["text"]) for recipient, payload in replies] == [
+        ("3", "first: fr"), ("1", "first: zh"), ("1", "first: zh"), ("2", "first: en"), ("3", "first: fr")]
+    assert states == ["fr", "zh", "en"]
