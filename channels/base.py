@@ -13,9 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
+import httpx
 from pydantic import BaseModel
 
 from crm_core.ports import AccountRef, InboundEvent, OutboundMessage, Profile, RateLimit, SendResult
+
+# A pooled connection idle this long is not used again. A server closes an idle keep-alive
+# connection after its own timeout (5 s for uvicorn, and so for the simulators; longer for the
+# platforms' fronts); reusing one at that moment fails the call with a ReadError before any
+# answer. Shorter than any server's, a connection is given up before its server gives it up.
+KEEPALIVE = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=4.0)
 
 
 class AccountSettings(BaseModel):

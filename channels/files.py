@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from channels.base import KEEPALIVE
 from channels.destinations import UnsafeDestination, check_url
 from crm_core.ports import PermanentFailure, TemporaryFailure
 
@@ -54,7 +55,7 @@ class FileFetcher:
     def __init__(self, *, allow_private: bool = False, own_media: OwnMedia | None = None) -> None:
         self.allow_private = allow_private
         self.own_media = own_media
-        self._http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+        self._http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, limits=KEEPALIVE)
 
     async def fetch(self, url: str, *, what: str, max_bytes: int, limit_name: str,
                     types: Collection[str] = (), expected: str = "") -> Fetched:

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from channels.base import KEEPALIVE
+
 log = logging.getLogger(__name__)
 
 TOKEN_INVALID = frozenset({40001, 40014, 42001})
@@ -80,7 +82,7 @@ class TencentApiClient:
         self.product = product
         self.token_path = token_path
         self.token_params = token_params
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._http = httpx.AsyncClient(timeout=timeout, limits=KEEPALIVE)
         self._tokens: dict[AppKey, _Token] = {}
         self._locks: dict[AppKey, asyncio.Lock] = {}
         self.refresh_margin = refresh_margin

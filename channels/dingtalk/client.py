@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from channels.base import KEEPALIVE
+
 log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://api.dingtalk.com"
@@ -53,7 +55,7 @@ class _Token:
 
 class DingTalkApi:
     def __init__(self, *, timeout: float = 15.0) -> None:
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._http = httpx.AsyncClient(timeout=timeout, limits=KEEPALIVE)
         self._tokens: dict[App, _Token] = {}
         self._locks: dict[App, asyncio.Lock] = {}
 

@@ -47,6 +47,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from channels.base import KEEPALIVE
 from channels.dingtalk.signing import MAX_SKEW_MS, sign
 from channels.simulators.kept import KEPT_SENDS, KeptState
 
@@ -280,7 +281,7 @@ class DingTalkSimulator:
 
     async def _post(self, robot: Robot, item: dict[str, Any], attempt: int) -> bool:
         if self._http is None:
-            self._http = httpx.AsyncClient()
+            self._http = httpx.AsyncClient(limits=KEEPALIVE)
         started = time.monotonic()
         try:
             resp = await self._http.post(robot.callback_url or "", headers=self.signed_headers(robot),

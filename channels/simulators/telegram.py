@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from channels.base import KEEPALIVE
 from channels.simulators.kept import KeptState
 from crm_core.waiting import wait_any
 
@@ -310,7 +311,7 @@ class TelegramSimulator:
     async def _deliver(self, bot: SimBot) -> None:
         """Push queued updates in order; an unanswered update is retried, like Telegram does."""
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10)
+            self._http = httpx.AsyncClient(timeout=10, limits=KEEPALIVE)
         failures = 0
         while bot.queue and bot.webhook_url:
             update = bot.queue[0]

@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from channels.base import KEEPALIVE
 from channels.simulators.kept import KeptState
 from channels.simulators.tencent import post_like_tencent
 from channels.tencent import MessageCipher, build_xml, signature
@@ -244,7 +245,7 @@ class WeChatSimulator:
 
     async def _deliver(self, account: SimAccount) -> None:
         if self._http is None:
-            self._http = httpx.AsyncClient()
+            self._http = httpx.AsyncClient(limits=KEEPALIVE)
         while account.queue and account.callback_url:
             fields = account.queue[0]
             query, body = self.signed_request(account, fields)

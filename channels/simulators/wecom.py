@@ -50,6 +50,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from channels.base import KEEPALIVE
 from channels.simulators import wecom_kf as kf_sim
 from channels.simulators.kept import KEPT_SENDS, KeptState
 from channels.simulators.tencent import post_like_tencent
@@ -362,7 +363,7 @@ class WeComSimulator(CustomerOperations):
 
     async def _deliver(self, app: SimApp) -> None:
         if self._http is None:
-            self._http = httpx.AsyncClient()
+            self._http = httpx.AsyncClient(limits=KEEPALIVE)
         while app.queue and app.callback_url:
             fields = app.queue[0]
             query, body = self.signed_request(app, fields)

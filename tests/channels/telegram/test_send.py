@@ -17,7 +17,8 @@ async def test_sends_do_not_build_aiograms_answer_model_again_after_a_garbage_co
     sim = TelegramSimulator()
     async with running(sim.app) as server:
         bot = sim.create_bot()
-        sim.user_writes(bot, sim.user(501, "Wang"), "/start")
+        for user in range(501, 505):  # one message each: Telegram allows a chat about one a second
+            sim.user_writes(bot, sim.user(user, "Wang"), "/start")
         account = AccountRef(id=1, kind="telegram", api_base=f"http://127.0.0.1:{server.port}",
                              credentials={"bot_token": bot.token}, settings={})
         adapter = TelegramAdapter()
@@ -32,7 +33,7 @@ async def test_sends_do_not_build_aiograms_answer_model_again_after_a_garbage_co
         monkeypatch.setattr(_generics, "create_generic_submodel", counted)
         try:
             for n in range(4):
-                await adapter.send(account, OutboundMessage("501", f"hello {n}"))
+                await adapter.send(account, OutboundMessage(str(501 + n), f"hello {n}"))
                 gc.collect()  # a busy process collects often: it must not cost a model each time
         finally:
             await adapter.close()
