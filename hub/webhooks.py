@@ -126,7 +126,7 @@ _HOOK_PATH = re.compile(r"/hooks/([^/]+)/([0-9]{1,19})")
 
 class WebhookFastPath:
     """Platform callbacks go straight to `platform_webhook`, past the API's router and its
-    dependency resolution: about a fifth of a callback's CPU, on the path every message takes.
+    dependency resolution: about a tenth of a callback's CPU, on the path every message takes.
 
     The routes above stay for the OpenAPI document and for what this does not take: another
     method, or an id the API refuses (not a number, or out of range: the 422 that names it).
