@@ -42,8 +42,7 @@ class LeadCapture:
             opened = await leads.open_lead(ctx.contact.id, source_kind="signal", source=f"message {message.id}",
                                            company=entities.get("company"), rules=self.rules,
                                            source_message_id=message.id, db_session=session)
-        lead = opened.lead if opened is not None else await session.scalar(
-            select(Lead).where(Lead.contact_id == ctx.contact.id, Lead.status == "open"))
+        lead = opened.lead if opened is not None else await leads.open_lead_of(ctx.contact.id, db_session=session)
         if lead is None:
             return
         if opened is not None and opened.created:

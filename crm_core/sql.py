@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -26,6 +27,9 @@ async def insert_ignoring_conflict(
     conflict_where: ColumnElement[bool] | None = None,
 ) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING; the new row's id, or None if it existed."""
+    if conflict_where is None:  # one statement for the table, its values bound: built and keyed once
+        stmt = _insert_ignoring(dialect_of(session), table, tuple(conflict_columns), table.c.id)
+        return (await session.execute(stmt, values)).scalar_one_or_none()
     stmt = (
         dialect_of(session).insert(table)
         .values(**values)
@@ -39,13 +43,16 @@ async def insert_entity_ignoring_conflict(session: AsyncSession, model: type[Ent
                                          conflict_columns: list[str]) -> Entity | None:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING the row, as the session's object; None if it existed.
     One statement where inserting the id and then loading the row by it took two."""
-    stmt = (
-        dialect_of(session).insert(model)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=conflict_columns)
-        .returning(model)
-    )
-    return await session.scalar(stmt)
+    stmt = _insert_ignoring(dialect_of(session), model, tuple(conflict_columns), model)
+    return (await session.scalars(stmt, [values])).one_or_none()
+
+
+@functools.cache
+def _insert_ignoring(dialect: Any, into: Any, conflict_columns: tuple[str, ...], returning: Any) -> Any:
+    """INSERT into a table or an entity, ON CONFLICT DO NOTHING RETURNING `returning`, its values
+    given when it runs: a statement made once, so SQLAlchemy neither builds it nor works out its
+    cache key again for each row."""
+    return dialect.insert(into).on_conflict_do_nothing(index_elements=list(conflict_columns)).returning(returning)
 
 
 async def insert_many_ignoring_conflict(

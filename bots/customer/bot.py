@@ -483,7 +483,7 @@ async def _choice(ctx: HandlerContext) -> str | None:
 
 
 async def _open_lead(ctx: HandlerContext) -> Lead | None:
-    return await ctx.db_session.scalar(select(Lead).where(Lead.contact_id == ctx.contact.id, Lead.status == "open"))
+    return await leads.open_lead_of(ctx.contact.id, db_session=ctx.db_session)
 
 
 async def _known_contact(ctx: HandlerContext) -> str | None:

@@ -18,13 +18,12 @@ from bots.customer.texts import FIELD_NAMES
 from bots.rep.texts import say as rep_say
 from crm_core.conversations import handover
 from crm_core.db import utcnow
-from crm_core.leads.service import stage_name
+from crm_core.leads.service import open_lead_of, stage_name
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
     BotSession,
     Conversation,
     Direction,
-    Lead,
     Message,
     User,
 )
@@ -101,7 +100,7 @@ async def summary(conversation: Conversation, ctx: HandlerContext, state: BotSes
                      f"{feeling} ({round((latest.sentiment_confidence or 0) * 100)}%)" +
                      (f"，{len(scored)} 条中 {negatives} 条负面" if zh else f", {negatives}/{len(scored)} negative"))
     fields = dict((state.form or {}).get("fields", {})) if state is not None else {}
-    lead = await db.scalar(select(Lead).where(Lead.contact_id == contact.id, Lead.status == "open"))
+    lead = await open_lead_of(contact.id, db_session=db)
     if lead is not None:
         fields = {**{k: v for k, v in (lead.details or {}).items() if v}, **fields}
         if lead.company and "company" not in fields:

@@ -127,6 +127,7 @@ class MessageWorker:
         sqlite = bind is not None and bind.dialect.name == "sqlite"
         self.transaction_seconds = transaction_seconds if transaction_seconds is not None else \
             (0.05 if sqlite else 1.0)
+        self._window = 8 if sqlite else batch_size  # messages loaded at a time in a transaction
         self.handlers = list(handlers)
         # Reads what a person of the company wrote in a customer's chat outside the hub (the rep review).
         self.staff_words = staff_words
@@ -270,32 +271,44 @@ class MessageWorker:
     async def _transaction(self, ids: list[int], profiles: dict[int, Profile],
                            readings: dict[int, Reading]) -> tuple[list[int], bool]:
         """Messages of `ids` in one transaction, until `transaction_seconds` have passed: the ids
-        left for the next, and whether anything was queued."""
+        left for the next, and whether anything was queued. The messages are loaded a window at a
+        time, about as many as the last transaction got through, so a transaction that ends on time
+        has not loaded the whole batch for the few it handled."""
         started = time.monotonic()
         queued = False
+        done: list[int] = []
+        waited: list[float] = []
+        left: list[int] = []
+        loaded: list[Any] = []  # kept referenced while the transaction runs (the session holds objects weakly)
         async with self.sessions() as session, session.begin():
-            ours, _loaded = await self._preload(ids, session, readings)
             stale = _BulkWrites(session)
-            firsts = await self._firsts(ours, session)
-            done: list[int] = []
-            waited: list[float] = []
             wrote = _CustomersWrote()
-            for message_id in ours:
-                message = await session.get(Message, message_id)  # loaded, or read again if stale
-                assert message is not None
-                if message.direction == Direction.INBOUND:
-                    waited.append((utcnow() - message.created_at).total_seconds())
-                first = firsts.get(message.conversation_id)
-                queued |= await self._handle(session, message, profiles, readings.get(message_id), wrote,
-                                             first=None if first is None else first == message_id)
-                done.append(message_id)
-                await stale.refresh_if_written()
-                if time.monotonic() - started > self.transaction_seconds:
-                    break
+            position, out_of_time = 0, False
+            while position < len(ids) and not out_of_time:
+                window = ids[position:position + self._window]
+                position += len(window)
+                ours, rows = await self._preload(window, session, readings)
+                loaded += rows
+                firsts = await self._firsts(ours, session)
+                for n, message_id in enumerate(ours):
+                    message = await session.get(Message, message_id)  # loaded, or read again if stale
+                    assert message is not None
+                    if message.direction == Direction.INBOUND:
+                        waited.append((utcnow() - message.created_at).total_seconds())
+                    first = firsts.get(message.conversation_id)
+                    queued |= await self._handle(session, message, profiles, readings.get(message_id), wrote,
+                                                 first=None if first is None else first == message_id)
+                    done.append(message_id)
+                    await stale.refresh_if_written()
+                    if time.monotonic() - started > self.transaction_seconds:
+                        left, out_of_time = ours[n + 1:] + ids[position:], True
+                        break
             await wrote.settle(session)
             await self._mark_processed(done, session)  # (lost: all of it goes one by one)
+        if out_of_time:
+            self._window = max(4, min(self.batch_size, len(done)))
         observe.observer.messages_processed(waited)
-        return ours[len(done):], queued
+        return left, queued
 
     async def _preload(self, ids: Sequence[int], session: AsyncSession,
                        readings: dict[int, Reading]) -> tuple[list[int], list[Any]]:
@@ -310,8 +323,10 @@ class MessageWorker:
         annotations = [_annotation(message_id, readings[message_id]) for message_id in ours
                        if message_id in readings]
         if annotations:
-            await session.execute(update(Message), annotations)  # by primary key, one executemany
-        messages = (await session.scalars(select(Message).where(Message.id.in_(ours)).order_by(Message.id))).all()
+            # By primary key, one executemany; the rows are read right after, so nothing is stale.
+            await session.execute(update(Message), annotations, execution_options={_READ_NEXT: True})
+        messages = (await session.scalars(select(Message).where(Message.id.in_(ours)).order_by(Message.id)
+                                          .execution_options(populate_existing=True))).all()
         loaded: list[Any] = list(messages)
         if messages:
             identities = (await session.scalars(select(Identity).where(
@@ -321,7 +336,9 @@ class MessageWorker:
             loaded += (await session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))).all()
             states = (await session.scalars(select(BotSession).where(BotSession.contact_id.in_(contact_ids)))).all()
             loaded += states
-            session.info[BOT_SESSIONS] = {**dict.fromkeys(contact_ids), **{s.contact_id: s.id for s in states}}
+            loaded += await leads.preload_open_leads(contact_ids, db_session=session)
+            session.info.setdefault(BOT_SESSIONS, {}).update(
+                {**dict.fromkeys(contact_ids), **{s.contact_id: s.id for s in states}})
             loaded += (await session.scalars(select(Conversation).where(
                 Conversation.id.in_({m.conversation_id for m in messages})))).all()
             loaded += (await session.scalars(select(ChannelAccount).where(
@@ -489,6 +506,9 @@ class _CustomersWrote:
         await release_held(self.identities, db_session=session)
 
 
+_READ_NEXT = "scrm_read_next"  # an execution option: the rows this statement writes are read right after it
+
+
 class _BulkWrites:
     """Notices UPDATE and DELETE statements run past the ORM (`synchronize_session=False`) on a
     session: after one, the objects of that table the session holds may be stale (a conversation
@@ -502,7 +522,7 @@ class _BulkWrites:
         event.listen(session.sync_session, "do_orm_execute", self._seen)
 
     def _seen(self, state: Any) -> None:
-        if state.is_update or state.is_delete:
+        if (state.is_update or state.is_delete) and not state.execution_options.get(_READ_NEXT):
             mapper = state.bind_mapper
             if mapper is None:
                 self.unknown = True  # plain SQL: anything may have changed

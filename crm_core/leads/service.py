@@ -143,6 +143,38 @@ async def record(lead: Lead, kind: str, *, db_session: AsyncSession, actor: User
     db_session.add(LeadEvent(lead_id=lead.id, kind=kind, details=details, actor_user_id=actor.id if actor else None))
 
 
+OPEN_LEADS = "open_leads"  # in a session's info: contact id -> id of their open lead (None: none), preloaded
+
+
+async def preload_open_leads(contact_ids: Iterable[int], *, db_session: AsyncSession) -> list[Lead]:
+    """The open leads of the contacts, read in one statement and remembered in the session, so
+    `open_lead_of` does not ask again for each message of a batch (the worker's). The loaded leads
+    are returned, to be kept referenced while the session runs (it holds objects weakly)."""
+    contact_ids = set(contact_ids)
+    found = (await db_session.scalars(select(Lead).where(Lead.contact_id.in_(contact_ids),
+                                                         Lead.status == "open"))).all()
+    db_session.info.setdefault(OPEN_LEADS, {}).update(
+        {**dict.fromkeys(contact_ids), **{lead.contact_id: lead.id for lead in found}})
+    return list(found)
+
+
+async def open_lead_of(contact_id: int, *, db_session: AsyncSession) -> Lead | None:
+    """The contact's open lead. A lead preloaded for the contact (`preload_open_leads`) is checked
+    as the session holds it now (closed or moved since: asked again); a lead opened since is
+    known, as `open_lead` records it."""
+    known = db_session.info.get(OPEN_LEADS, {})
+    if contact_id in known:
+        if known[contact_id] is None:
+            return None
+        lead = await db_session.get(Lead, known[contact_id])
+        if lead is not None and lead.status == "open" and lead.contact_id == contact_id:
+            return lead
+    lead = await db_session.scalar(select(Lead).where(Lead.contact_id == contact_id, Lead.status == "open"))
+    if OPEN_LEADS in db_session.info:
+        known[contact_id] = lead.id if lead is not None else None
+    return lead
+
+
 async def open_lead(contact_id: int, *, source_kind: str, rules: LeadRules, db_session: AsyncSession,
                     source: str | None = None, company: str | None = None, region: str | None = None,
                     industry: str | None = None, actor: User | None = None, owner: User | None = None,
@@ -151,7 +183,7 @@ async def open_lead(contact_id: int, *, source_kind: str, rules: LeadRules, db_s
     `actor` may not take the open lead of (another rep's) is refused with LeadNotYours."""
     if source_kind not in SOURCE_KINDS:
         raise LeadRefused(f"lead source {source_kind!r}: one of {', '.join(SOURCE_KINDS)}")
-    existing = await db_session.scalar(select(Lead).where(Lead.contact_id == contact_id, Lead.status == "open"))
+    existing = await open_lead_of(contact_id, db_session=db_session)
     if existing is not None:
         if actor is not None and not visibility.may_take_lead(actor, existing):
             raise LeadNotYours(NOT_YOURS)
@@ -165,6 +197,8 @@ async def open_lead(contact_id: int, *, source_kind: str, rules: LeadRules, db_s
                 first_response_due_at=now + rules.first_response)
     db_session.add(lead)
     await db_session.flush()
+    if OPEN_LEADS in db_session.info:
+        db_session.info[OPEN_LEADS][contact_id] = lead.id
     await record(lead, "created", db_session=db_session, actor=actor, source_kind=source_kind, source=source)
     why = await route(lead, rules, db_session=db_session, owner=owner, actor=actor)
     return Opened(lead, created=True, routed_why=why)

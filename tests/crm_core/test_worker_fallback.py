@@ -1,6 +1,7 @@
 """A batch whose handler fails is not lost: it rolls back, its messages go one by one, the one that
 fails is retried alone, the others are answered once, and every answered message is counted. A
-batch's messages find the customer bot's states, those made earlier and those made in the batch."""
+batch's messages find the customer bot's states and the open leads, those made earlier and those
+made in the batch."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from sqlalchemy import select
 from crm_core import observe
 from crm_core.conversations.ingest import ingest_events
 from crm_core.conversations.processing import MessageWorker
-from crm_core.models import BotSession, Message, OutboxMessage
+from crm_core.leads import service as leads
+from crm_core.models import BotSession, Lead, Message, OutboxMessage
 from crm_core.ports import HandlerContext
 from tests.crm_core.test_ingest import make_account, text_event
 
@@ -90,3 +92,49 @@ async def test_the_bot_state_made_by_one_message_is_the_one_the_next_in_its_batc
     assert [(recipient, payload["text"]) for recipient, payload in replies] == [
         ("3", "first: fr"), ("1", "first: zh"), ("1", "first: zh"), ("2", "first: en"), ("3", "first: fr")]
     assert states == ["fr", "zh", "en"]
+
+
+class Leads:
+    """Opens the customer's lead on "buy", loses it on "lost", and answers with their open lead."""
+
+    async def handle(self, ctx: HandlerContext) -> None:
+        rules, session = leads.LeadRules(), ctx.db_session
+        if ctx.message.text == "buy":
+            await leads.open_lead(ctx.contact.id, source_kind="signal", rules=rules, db_session=session)
+        elif ctx.message.text == "lost":
+            lead = await leads.open_lead_of(ctx.contact.id, db_session=session)
+            await leads.set_stage(lead, "lost", rules=rules, actor=None, db_session=session)
+        lead = await leads.open_lead_of(ctx.contact.id, db_session=session)
+        ctx.reply(f"lead {lead.id if lead else None}")
+
+
+async def test_a_batch_finds_the_open_lead_of_each_message_as_the_messages_before_left_it(sessions, monkeypatch):
+    """The worker reads its batch's open leads in one statement; a lead opened by one message is
+    the next one's, a lead lost is nobody's, one opened in an earlier batch is found, in windows
+    of two messages within one transaction."""
+    account_id = await make_account(sessions)
+    worker = MessageWorker(sessions, [Leads()], transaction_seconds=60)
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(1, user="2", text="buy")], channel_account_id=account_id,
+                            db_session=session)
+    await worker.run_once()
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(n, user=user, text=text) for n, (user, text) in enumerate(
+            [("1", "hi"), ("1", "buy"), ("2", "hi"), ("1", "hi"), ("1", "lost"), ("1", "hi"), ("1", "buy")], start=2)],
+            channel_account_id=account_id, db_session=session)
+
+    async def not_one_by_one(*args, **kwargs):
+        raise AssertionError("the batch fell back to one message a transaction")
+
+    monkeypatch.setattr(worker, "_process_one", not_one_by_one)
+    worker._window = 2
+    await worker.run_once()
+
+    async with sessions() as session:
+        replies = (await session.scalars(select(OutboxMessage.payload).order_by(OutboxMessage.id))).all()
+        ids = dict((await session.execute(select(Lead.id, Lead.status).order_by(Lead.id))).all())
+    first, second, third = ids
+    assert ids == {first: "open", second: "closed", third: "open"}
+    assert [payload["text"] for payload in replies] == [
+        f"lead {first}",
+        "lead None", f"lead {second}", f"lead {first}", f"lead {second}", "lead None", "lead None", f"lead {third}"]
