@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
 from crm_core.models import ChannelAccount, Conversation, Role, Team, User
+from crm_core.session_memo import remembered
 
 LEADERS = (Role.MANAGER, Role.ADMIN)
 
@@ -103,7 +104,10 @@ async def covering(kind: str | None, *, db_session: AsyncSession) -> Sequence[Te
     """The teams that take the new leads of channel `kind`."""
     if kind is None:
         return []
-    teams = (await db_session.scalars(select(Team).order_by(Team.id))).all()
+    async def ask() -> tuple[Team, ...]:
+        return tuple((await db_session.scalars(select(Team).order_by(Team.id))).all())
+
+    teams = await remembered(db_session, "teams", (Team,), ask)  # once a transaction, until a team is written
     return [t for t in teams if kind in (t.channels or [])]
 
 

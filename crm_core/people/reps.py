@@ -36,6 +36,7 @@ from crm_core.models import (
 from crm_core.outbox.service import enqueue_to_conversation, enqueue_to_handle
 from crm_core.people import users
 from crm_core.ports import Button, OutboundMessage
+from crm_core.session_memo import remembered
 
 SUPERVISORS = (Role.ADMIN, Role.MANAGER)
 
@@ -155,10 +156,14 @@ async def managers_for(user: User | None, *, db_session: AsyncSession) -> Sequen
 
 
 async def _active_with_handles(role: Role, db_session: AsyncSession) -> Sequence[User]:
-    return (await db_session.scalars(
-        select(User).where(User.role == role, User.is_active.is_(True),
-                           select(UserHandle.id).where(UserHandle.user_id == User.id).exists())
-        .order_by(User.id))).all()
+    async def ask() -> tuple[User, ...]:
+        return tuple((await db_session.scalars(
+            select(User).where(User.role == role, User.is_active.is_(True),
+                               select(UserHandle.id).where(UserHandle.user_id == User.id).exists())
+            .order_by(User.id))).all())
+
+    # Asked for each message of a batch: once a transaction, until a user or a handle is written.
+    return await remembered(db_session, ("active_with_handles", role), (User, UserHandle), ask)
 
 
 # ---- conversation actions -------------------------------------------------
