@@ -313,37 +313,34 @@ class MessageWorker:
     async def _preload(self, ids: Sequence[int], session: AsyncSession,
                        readings: dict[int, Reading]) -> tuple[list[int], list[Any]]:
         """The ids of the batch's messages still ours to process, in order, and the loaded rows to
-        keep referenced while the batch runs (the session holds objects weakly): the messages (with
-        what was read from them written first, in one statement), their identities, contacts,
-        conversations, accounts and the customer bot's states, read by a few set-based queries, so
-        the handlers find them in the session."""
-        ours = (await session.scalars(
-            select(Message.id).where(Message.id.in_(ids), Message.processed_at.is_(None),
-                                     Message.processing_owner == self.owner))).all()
-        annotations = [_annotation(message_id, readings[message_id]) for message_id in ours
+        keep referenced while the batch runs (the session holds objects weakly): what was read from
+        the messages written first (one statement), then the messages with their identities,
+        contacts, conversations and accounts in one query, the customer bot's states and the
+        open leads in one each, so the handlers find them in the session."""
+        annotations = [_annotation(message_id, readings[message_id]) for message_id in ids
                        if message_id in readings]
         if annotations:
-            # By primary key, one executemany; the rows are read right after, so nothing is stale.
+            # By primary key, one executemany (a message another worker has taken since gets the
+            # same reading); the rows are read right after, so nothing is stale.
             await session.execute(update(Message), annotations, execution_options={_READ_NEXT: True})
-        messages = (await session.scalars(select(Message).where(Message.id.in_(ours)).order_by(Message.id)
-                                          .execution_options(populate_existing=True))).all()
-        loaded: list[Any] = list(messages)
-        if messages:
-            identities = (await session.scalars(select(Identity).where(
-                Identity.id.in_({m.identity_id for m in messages})))).all()
-            loaded += identities
-            contact_ids = {i.contact_id for i in identities}
-            loaded += (await session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))).all()
+        rows = (await session.execute(
+            select(Message, Identity, Contact, Conversation, ChannelAccount)
+            .outerjoin(Identity, Identity.id == Message.identity_id)
+            .outerjoin(Contact, Contact.id == Identity.contact_id)
+            .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+            .outerjoin(ChannelAccount, ChannelAccount.id == Message.channel_account_id)
+            .where(Message.id.in_(ids), Message.processed_at.is_(None), Message.processing_owner == self.owner)
+            .order_by(Message.id)
+            .execution_options(populate_existing=True))).all()  # (pending changes were flushed before)
+        loaded: list[Any] = [entity for row in rows for entity in row if entity is not None]
+        contact_ids = {row.Contact.id for row in rows if row.Contact is not None}
+        if contact_ids:
             states = (await session.scalars(select(BotSession).where(BotSession.contact_id.in_(contact_ids)))).all()
             loaded += states
-            loaded += await leads.preload_open_leads(contact_ids, db_session=session)
             session.info.setdefault(BOT_SESSIONS, {}).update(
                 {**dict.fromkeys(contact_ids), **{s.contact_id: s.id for s in states}})
-            loaded += (await session.scalars(select(Conversation).where(
-                Conversation.id.in_({m.conversation_id for m in messages})))).all()
-            loaded += (await session.scalars(select(ChannelAccount).where(
-                ChannelAccount.id.in_({m.channel_account_id for m in messages})))).all()
-        return [m.id for m in messages], loaded
+            loaded += await leads.preload_open_leads(contact_ids, db_session=session)
+        return [row.Message.id for row in rows], loaded
 
     @staticmethod
     async def _firsts(ids: Sequence[int], session: AsyncSession) -> dict[int, int]:
