@@ -119,7 +119,6 @@ class MessageWorker:
         understanding: Understanding | None = None,
         staff_words: MessageHandler | None = None,
         transaction_seconds: float | None = None,
-        lanes: int | None = None,
     ) -> None:
         self.sessions = sessions
         # How long one transaction of a batch may last: SQLite has one write lock for everyone (a
@@ -129,9 +128,6 @@ class MessageWorker:
         self.transaction_seconds = transaction_seconds if transaction_seconds is not None else \
             (0.05 if sqlite else 1.0)
         self._window = 8 if sqlite else batch_size  # messages loaded at a time in a transaction
-        # Transactions of a batch that run side by side (different customers'): SQLite writes one
-        # at a time; PostgreSQL's round trips leave the worker waiting, so three keep it busy.
-        self.lanes = lanes if lanes is not None else (1 if sqlite else 3)
         self.handlers = list(handlers)
         # Reads what a person of the company wrote in a customer's chat outside the hub (the rep review).
         self.staff_words = staff_words
@@ -166,13 +162,12 @@ class MessageWorker:
 
     async def run_once(self) -> int:
         """Claim a batch and process it; how many messages were claimed."""
-        claimed = await self._claim()
-        if claimed:
-            await self._process_batch(claimed)
-        return len(claimed)
+        ids = await self._claim()
+        if ids:
+            await self._process_batch(ids)
+        return len(ids)
 
-    async def _claim(self) -> list[tuple[int, int | None]]:
-        """The batch claimed: (message id, identity id), in order."""
+    async def _claim(self) -> list[int]:
         now = utcnow()
         stale = now - dt.timedelta(seconds=self.lease_seconds)
         due = (
@@ -194,10 +189,10 @@ class MessageWorker:
                 .where(Message.id == picked.c.id, Message.processed_at.is_(None))
                 .values(processing_owner=self.owner, processing_claimed_at=now,
                         processing_attempts=Message.processing_attempts + 1)
-                .returning(Message.id, Message.identity_id)
+                .returning(Message.id)
                 .execution_options(synchronize_session=False)
             )
-            return sorted((message_id, identity_id) for message_id, identity_id in rows.all())
+            return sorted(rows.scalars().all())
 
     async def _lookup_profiles(self, ids: Sequence[int]) -> dict[int, Profile]:
         """The platform's profiles of the batch's customers not looked up yet (identity id ->
@@ -247,61 +242,31 @@ class MessageWorker:
         readings = await asyncio.to_thread(self.understanding.read, [row.text for row in rows])
         return {row.id: reading for row, reading in zip(rows, readings, strict=True)}
 
-    async def _process_batch(self, claimed: list[tuple[int, int | None]]) -> None:
-        """The batch (message id, identity id) in as few transactions as the database's locks
-        allow: its messages in order, their replies, and every one marked processed with one
-        compare-and-set a transaction. On SQLite a transaction holds the one write lock, so one ends
-        after `transaction_seconds` (webhook ingest waits for it) and the rest of the batch goes on
-        in the next. On PostgreSQL the batch's customers are shared among `lanes`, each a
-        transaction of its own running beside the others: while one waits for the database the
-        next runs; one customer's messages stay in one lane, in order."""
-        ids = [message_id for message_id, _ in claimed]
+    async def _process_batch(self, ids: list[int]) -> None:
+        """The batch in as few transactions as the database's locks allow: its messages in order,
+        their replies, and every one marked processed with one compare-and-set a transaction. On
+        SQLite a transaction holds the one write lock, so one ends after `transaction_seconds`
+        (webhook ingest waits for it) and the rest of the batch goes on in the next.
+        If anything fails the transaction rolls back (nothing of it was written) and its messages go
+        one by one, each in its own transaction, so the one that fails is retried alone and the
+        others are answered."""
         profiles = await self._lookup_profiles(ids)
         readings = await self._read(ids)
-        lanes = [ids] if self.lanes == 1 else _lanes(await self._customers(claimed), self.lanes)
-        outcomes = await asyncio.gather(*(self._process_lane(lane, profiles, readings) for lane in lanes),
-                                        return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        if any(outcomes) and self.on_enqueued is not None:
-            self.on_enqueued()
-
-    async def _customers(self, claimed: list[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
-        """(message id, contact id) of the batch: one person's messages, on any channel, are kept
-        in one lane, so two lanes do not wait for each other's locks on the same rows."""
-        identities = {identity_id for _, identity_id in claimed if identity_id is not None}
-        async with self.sessions() as session:
-            contact_of = dict((await session.execute(select(Identity.id, Identity.contact_id).where(
-                Identity.id.in_(identities)))).all()) if identities else {}
-        return [(message_id, contact_of.get(identity_id)) for message_id, identity_id in claimed]
-
-    async def _process_lane(self, ids: list[int], profiles: dict[int, Profile], readings: dict[int, Reading]) -> bool:
-        """Messages of `ids` in order, in transactions; whether anything was queued. If anything
-        fails the transaction rolls back (nothing of it was written) and its messages go one by
-        one, each in its own transaction, so the one that fails is retried alone and the others
-        are answered."""
         queued = False
         left = list(ids)
-        retried = False
         while left:
             chunk = left
             try:
                 left, replied = await self._transaction(chunk, profiles, readings)
                 queued |= replied
             except Exception as exc:
-                if _lock_conflict(exc) and not retried:
-                    # Another lane held what this one needed (one person's channels linked in the
-                    # batch): nothing was written; the same messages again, once.
-                    log.info("messages %s..%s: %s; trying them again", chunk[0], chunk[-1], exc)
-                    retried = True
-                    continue
                 log.warning("messages %s..%s (%d): %s: %s; processing them one by one", chunk[0], chunk[-1],
                             len(chunk), type(exc).__name__, exc)
                 for message_id in chunk:
-                    queued |= await self._process_one(message_id, profiles, readings.get(message_id))
+                    await self._process_one(message_id, profiles, readings.get(message_id))
                 left = []
-        return queued
+        if queued and self.on_enqueued is not None:
+            self.on_enqueued()
 
     async def _transaction(self, ids: list[int], profiles: dict[int, Profile],
                            readings: dict[int, Reading]) -> tuple[list[int], bool]:
@@ -422,14 +387,13 @@ class MessageWorker:
             )
         return bool(ctx.replies or ctx.enqueued)
 
-    async def _process_one(self, message_id: int, profiles: dict[int, Profile], reading: Reading | None) -> bool:
-        """One message in a transaction of its own; whether anything was queued."""
+    async def _process_one(self, message_id: int, profiles: dict[int, Profile], reading: Reading | None) -> None:
         queued = False
         try:
             async with self.sessions() as session, session.begin():
                 message = await session.get(Message, message_id)
                 if message is None or message.processed_at is not None or message.processing_owner != self.owner:
-                    return False
+                    return
                 waited = [(utcnow() - message.created_at).total_seconds()] \
                     if message.direction == Direction.INBOUND else []
                 wrote = _CustomersWrote()
@@ -438,12 +402,13 @@ class MessageWorker:
                 await self._mark_processed([message_id], session)
         except _LeaseLost:
             log.warning("message %s: lease lost to another worker; its replies were discarded", message_id)
-            return False
+            return
         except Exception as exc:
             await self._failed(message_id, exc)
-            return False
+            return
         observe.observer.messages_processed(waited)
-        return queued
+        if queued and self.on_enqueued is not None:
+            self.on_enqueued()
 
     async def _mark_processed(self, ids: Sequence[int], session: AsyncSession) -> None:
         """Compare-and-set: if a lease expired and another worker took one of `ids`, _LeaseLost, so
@@ -509,23 +474,6 @@ class MessageWorker:
         if self.staff_words is not None:
             await self.staff_words.handle(ctx)
         ctx.replies.clear()  # nobody answers the company's own words
-
-
-def _lock_conflict(exc: BaseException) -> bool:
-    """PostgreSQL gave up on the transaction for another's locks (a deadlock, a serialization failure)."""
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
-
-
-def _lanes(claimed: Sequence[tuple[int, int | None]], count: int) -> list[list[int]]:
-    """The message ids in up to `count` lanes about as long as each other, all of one customer's
-    (message id, customer id) in the same lane, in order."""
-    of_customer: dict[int | None, list[int]] = {}
-    for message_id, customer in claimed:
-        of_customer.setdefault(customer, []).append(message_id)
-    lanes: list[list[int]] = [[] for _ in range(max(1, count))]
-    for messages in sorted(of_customer.values(), key=len, reverse=True):
-        min(lanes, key=len).extend(messages)
-    return [sorted(lane) for lane in lanes if lane]
 
 
 def _annotation(message_id: int, reading: Reading) -> dict[str, Any]:

@@ -5,14 +5,13 @@ made in the batch."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from sqlalchemy import select
 
 from crm_core import observe
 from crm_core.conversations.ingest import ingest_events
-from crm_core.conversations.processing import MessageWorker, _lanes
+from crm_core.conversations.processing import MessageWorker
 from crm_core.leads import service as leads
 from crm_core.models import BotSession, Lead, Message, OutboxMessage
 from crm_core.ports import HandlerContext
@@ -71,7 +70,7 @@ async def test_the_bot_state_made_by_one_message_is_the_one_the_next_in_its_batc
     found by the next of the same customer, and one made earlier by a message of an earlier
     batch too, all in one transaction (never the one-by-one retry a second state would cause)."""
     account_id = await make_account(sessions)
-    worker = MessageWorker(sessions, [Remembers()], lanes=1)  # one transaction for the batch
+    worker = MessageWorker(sessions, [Remembers()])
     async with sessions() as session, session.begin():
         await ingest_events([text_event(1, user="3", text="fr")], channel_account_id=account_id, db_session=session)
     await worker.run_once()
@@ -114,7 +113,7 @@ async def test_a_batch_finds_the_open_lead_of_each_message_as_the_messages_befor
     the next one's, a lead lost is nobody's, one opened in an earlier batch is found, in windows
     of two messages within one transaction."""
     account_id = await make_account(sessions)
-    worker = MessageWorker(sessions, [Leads()], transaction_seconds=60, lanes=1)
+    worker = MessageWorker(sessions, [Leads()], transaction_seconds=60)
     async with sessions() as session, session.begin():
         await ingest_events([text_event(1, user="2", text="buy")], channel_account_id=account_id,
                             db_session=session)
@@ -139,83 +138,3 @@ async def test_a_batch_finds_the_open_lead_of_each_message_as_the_messages_befor
     assert [payload["text"] for payload in replies] == [
         f"lead {first}",
         "lead None", f"lead {second}", f"lead {first}", f"lead {second}", "lead None", "lead None", f"lead {third}"]
-
-
-class Slow:
-    """Answers after a pause, noting the order it saw each customer's words and how many it was
-    answering at once."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, list[str]] = {}
-        self.now = self.most = 0
-
-    async def handle(self, ctx: HandlerContext) -> None:
-        self.now += 1
-        self.most = max(self.most, self.now)
-        await asyncio.sleep(0.02)
-        self.now -= 1
-        self.seen.setdefault(ctx.identity.external_id, []).append(ctx.message.text)
-        ctx.reply(f"ok {ctx.message.text}")
-
-
-async def test_customers_of_a_batch_go_side_by_side_on_postgresql_each_in_order(sessions, database_url):
-    """On PostgreSQL a batch's customers are shared among lanes that run at once; one customer's
-    messages stay in one lane, in order, each answered once. SQLite writes one at a time."""
-    account_id = await make_account(sessions)
-    async with sessions() as session, session.begin():
-        await ingest_events([text_event(n, user=str(n % 4), text=f"{n % 4}.{n}") for n in range(1, 17)],
-                            channel_account_id=account_id, db_session=session)
-    handler = Slow()
-    worker = MessageWorker(sessions, [handler])
-    assert await worker.run_once() == 16
-
-    async with sessions() as session:
-        replies = (await session.scalars(select(OutboxMessage.payload))).all()
-    assert sorted(payload["text"] for payload in replies) == sorted(f"ok {n % 4}.{n}" for n in range(1, 17))
-    assert handler.seen == {str(c): [f"{c}.{n}" for n in range(1, 17) if n % 4 == c] for c in range(4)}
-    assert handler.most == (1 if database_url.startswith("sqlite") else 3)
-
-
-def test_lanes_keep_each_customer_whole_and_in_order():
-    claimed = [(1, 7), (2, 8), (3, 7), (4, 9), (5, None), (6, 7), (7, 8)]
-    assert _lanes(claimed, 1) == [[1, 2, 3, 4, 5, 6, 7]]
-    assert _lanes(claimed, 3) == [[1, 3, 6], [2, 7], [4, 5]]
-    assert _lanes(claimed[:1], 3) == [[1]]
-
-
-class Deadlocked(Exception):
-    """What SQLAlchemy raises when PostgreSQL ends a transaction for a deadlock."""
-
-    def __init__(self) -> None:
-        super().__init__("deadlock detected")
-        self.orig = type("AsyncpgError", (), {"sqlstate": "40P01"})()
-
-
-class DeadlockOnce(Echo):
-    def __init__(self) -> None:
-        self.raised = False
-
-    async def handle(self, ctx: HandlerContext) -> None:
-        if ctx.message.text == "two" and not self.raised:
-            self.raised = True
-            raise Deadlocked()
-        await super().handle(ctx)
-
-
-async def test_a_transaction_lost_to_a_deadlock_is_tried_again_whole(sessions, monkeypatch):
-    """Another lane's locks: nothing of the transaction was written, and its messages go again in
-    one transaction (not one by one, as for a handler's failure), each answered once."""
-    account_id = await make_account(sessions)
-    async with sessions() as session, session.begin():
-        await ingest_events([text_event(n, user=str(n), text=text) for n, text in enumerate(["one", "two", "three"])],
-                            channel_account_id=account_id, db_session=session)
-    worker = MessageWorker(sessions, [DeadlockOnce()])
-
-    async def not_one_by_one(*args, **kwargs):
-        raise AssertionError("the batch fell back to one message a transaction")
-
-    monkeypatch.setattr(worker, "_process_one", not_one_by_one)
-    await worker.run_once()
-    async with sessions() as session:
-        replies = sorted((await session.scalars(select(OutboxMessage.payload))).all(), key=str)
-    assert [r["text"] for r in replies] == ["echo one", "echo three", "echo two"]
