@@ -3,10 +3,10 @@ channel), read once and kept in the session until the transaction ends or the se
 table the answer was read from: the worker's batch asks for each of its messages.
 
 An answer is forgotten when the session holds or flushes a new, changed or deleted object of one
-of its tables, or runs an INSERT, UPDATE or DELETE on one of them; plain SQL that is not a query makes it
-forget every answer. Writes
-made by other transactions are not seen, as they would not be by a query repeated within the
-same statement; a transaction is short.
+of its tables, or runs an INSERT, UPDATE or DELETE on one of them; plain SQL that is not a query
+makes it forget every answer. What other transactions commit meanwhile is not seen (a query asked
+again under PostgreSQL's READ COMMITTED could see it): a transaction is short, and who the reps
+and teams are changes rarely.
 """
 
 from __future__ import annotations
