@@ -553,14 +553,15 @@ class Dispatcher:
                     continue
                 where = (OutboxMessage.id == row_id, OutboxMessage.status == status,
                          OutboxMessage.claimed_by == owner)
+                # Another dispatcher's recovery may change the row first: count only what this one changed.
                 if status == OutboxStatus.CLAIMED:
-                    await session.execute(
+                    result: CursorResult = await session.execute(
                         update(OutboxMessage).where(*where)
                         .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None)
                         .execution_options(synchronize_session=False))
-                    report.released += 1
+                    report.released += result.rowcount
                 else:
-                    await session.execute(
+                    result = await session.execute(
                         update(OutboxMessage).where(*where)
                         .values(status=OutboxStatus.IN_DOUBT,
                                 last_error=f"dispatcher {owner} stopped during the send started at "
@@ -568,7 +569,8 @@ class Dispatcher:
                                            "Not resent automatically: check, then `scrm outbox resolve "
                                            f"{row_id} --sent` or `--resend`")
                         .execution_options(synchronize_session=False))
-                    report.in_doubt.append(row_id)
+                    if result.rowcount:
+                        report.in_doubt.append(row_id)
         if report.released:
             log.info("recovered %d claimed rows of stopped dispatchers", report.released)
         for row_id in report.in_doubt:

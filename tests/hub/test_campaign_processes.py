@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-import subprocess
 import sys
 
 import pytest
@@ -96,9 +95,13 @@ async def test_three_dispatchers_and_a_planner_deliver_a_campaign_exactly_once_d
                "SCRM_DATA_DIR": str(tmp_path)}
         for row_id, recipient in in_doubt:
             flag = "--sent" if delivered_to[recipient] else "--resend"
-            done = subprocess.run([sys.executable, "-m", "hub.cli", "outbox", "resolve", str(row_id), flag],
-                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-            assert done.returncode == 0, done.stderr
+            # Not subprocess.run: it would stop this event loop, the simulator's, for the command's
+            # seconds, and a row resent just before would time out in its dispatcher and go twice.
+            resolve = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "hub.cli", "outbox", "resolve", str(row_id), flag, cwd=ROOT, env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            _, stderr = await asyncio.wait_for(resolve.communicate(), timeout=60)
+            assert resolve.returncode == 0, stderr.decode(errors="replace")
         counts = await settled(sessions, alive, timeout=120)
     finally:
         stop(procs)
