@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -26,13 +26,25 @@ from hub.context import Hub
 log = logging.getLogger(__name__)
 
 
+def _not_a_skip(record: logging.LogRecord) -> bool:
+    """APScheduler warns at every tick a job is still running at (a planner's long campaign: every
+    half second for minutes); `_logged` says it once instead, when the job overruns and when it ends."""
+    return not str(record.msg).startswith('Execution of job "%s" skipped')
+
+
+# The scheduler's own logger, so that the filter touches no other APScheduler instance's log.
+_scheduler_log = logging.getLogger("hub.scheduler.apscheduler")
+_scheduler_log.addFilter(_not_a_skip)
+
+
 def build_scheduler(hub: Hub) -> AsyncIOScheduler:
     settings = hub.settings
-    scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
+    scheduler = AsyncIOScheduler(timezone="UTC", logger=_scheduler_log, job_defaults={
         "coalesce": True,          # ticks missed while busy or asleep run once, not in a burst
         "max_instances": 1,        # a slow tick is never overlapped by the next
         "misfire_grace_time": None,
     })
+    skipped: dict[str, int] = {}  # job -> its ticks skipped while its current run goes on
 
     def every(seconds: float, name: str, job: Callable[[], Awaitable[Any]], *, at_start: bool = True) -> None:
         # Frequent jobs also run right after start (work due while the hub was down: nurture
@@ -40,7 +52,8 @@ def build_scheduler(hub: Hub) -> AsyncIOScheduler:
         # holds (`at_start=False`), at their first interval, so a starting hub is not a burst of
         # jobs beside its first customers. (next_run_time=None would add the job paused.)
         extra = {"next_run_time": _soon()} if seconds <= 60 and at_start else {}
-        scheduler.add_job(_logged(name, job), IntervalTrigger(seconds=seconds), id=name, name=name, **extra)
+        scheduler.add_job(_logged(name, job, skipped, interval=seconds), IntervalTrigger(seconds=seconds),
+                          id=name, name=name, **extra)
 
     every(settings.nurture_plan_seconds, "nurture-planner", hub.nurture.run_until_idle)
     every(settings.nurture_audience_minutes * 60, "nurture-audience", hub.nurture_audiences)
@@ -65,9 +78,17 @@ def build_scheduler(hub: Hub) -> AsyncIOScheduler:
             late = dt.datetime.now(dt.UTC) - event.scheduled_run_times[-1]
             metrics.JOB_LATE.labels(event.job_id).observe(max(0.0, late.total_seconds()))
 
+    def overran(event: JobSubmissionEvent) -> None:
+        skipped[event.job_id] = skipped.get(event.job_id, 0) + 1
+        metrics.JOBS.labels(event.job_id, "skipped").inc()
+        if skipped[event.job_id] == 1:
+            log.warning("scheduled job %s is still running at its next tick; its ticks are skipped until it ends",
+                        event.job_id)
+
     scheduler.add_listener(started, EVENT_JOB_SUBMITTED)
+    scheduler.add_listener(overran, EVENT_JOB_MAX_INSTANCES)
     hour, minute = settings.rep_digest_time.split(":")
-    scheduler.add_job(_logged("rep-digest", hub.digest.run_once),
+    scheduler.add_job(_logged("rep-digest", hub.digest.run_once, skipped),
                       CronTrigger(hour=int(hour), minute=int(minute), timezone=settings.default_timezone),
                       id="rep-digest", name="rep-digest")
     return scheduler
@@ -77,7 +98,8 @@ def _soon() -> dt.datetime:
     return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
 
 
-def _logged(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+def _logged(name: str, job: Callable[[], Awaitable[Any]], skipped: dict[str, int], *,
+            interval: float | None = None) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         started = time.perf_counter()
         outcome = "ok"
@@ -87,7 +109,12 @@ def _logged(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaita
             # The next tick tries again; the database still holds everything due.
             outcome = "failed"
             log.exception("scheduled job %s failed; it runs again at its next tick", name)
+        took = time.perf_counter() - started
         metrics.JOBS.labels(name, outcome).inc()
-        metrics.JOB_SECONDS.labels(name).observe(time.perf_counter() - started)
+        metrics.JOB_SECONDS.labels(name).observe(took)
+        if ticks := skipped.pop(name, 0):
+            every = f" (it runs every {interval:g} s)" if interval else ""
+            log.info("scheduled job %s ended after %.1f s%s; %d of its ticks were skipped meanwhile",
+                     name, took, every, ticks)
 
     return run

@@ -1,5 +1,6 @@
 """The worker's periodic jobs: every one scheduled (none paused), each run once at a
-time however slow, and a failing job tried again at its next tick."""
+time however slow, a slow one said once instead of at every tick it overruns, and a
+failing job tried again at its next tick."""
 
 from __future__ import annotations
 
@@ -42,3 +43,33 @@ async def test_every_job_is_scheduled_and_a_failing_one_runs_again(database_url,
     finally:
         scheduler.shutdown(wait=False)
         await hub.close()
+
+
+async def test_a_job_that_outlasts_its_interval_is_reported_once_not_at_every_tick(database_url, tmp_path, caplog):
+    hub = Hub(make_settings(database_url, tmp_path, nurture_plan_seconds=0.1))
+    runs = []
+
+    async def long_planning() -> None:  # a campaign of 100,000: minutes, against a tick of a tenth of a second
+        runs.append(1)
+        await asyncio.sleep(1.5)
+
+    hub.nurture.run_until_idle = long_planning
+    scheduler = build_scheduler(hub)
+    with caplog.at_level(logging.INFO):
+        scheduler.start()
+        try:
+            for _ in range(100):
+                if "nurture-planner ended after" in caplog.text:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            scheduler.shutdown(wait=False)
+            await hub.close()
+    planner = [r.getMessage() for r in caplog.records if "nurture-planner" in r.getMessage()]
+    assert not [m for m in planner if "maximum number of running instances" in m], planner
+    assert [m for m in planner if "still running" in m] == [
+        "scheduled job nurture-planner is still running at its next tick; its ticks are skipped until it ends"]
+    [ended] = [m for m in planner if "ended after" in m]
+    ticks = int(ended.split("; ")[1].split()[0])
+    assert 5 <= ticks <= 20, ended  # a tick every 0.1 s through a run of 1.5 s
+    assert "(it runs every 0.1 s)" in ended
