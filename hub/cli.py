@@ -36,6 +36,15 @@ def _run(coro_factory: Callable[[], Awaitable[Any]]) -> Any:
         return None
 
 
+async def _require_migrated(engine: Any) -> None:
+    """A command that reads the hub's tables refuses a database not migrated to this version,
+    saying what to run, instead of failing on the first missing table."""
+    pending = await migrations.pending_revisions(engine)
+    if pending:
+        await engine.dispose()
+        raise click.ClickException(f"the database needs {len(pending)} migration(s): run `scrm migrate` first")
+
+
 async def _stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,10 +137,11 @@ def worker(dispatch_only: bool, no_dispatch: bool) -> None:
 
     async def go() -> None:
         hub = Hub(settings, reads_messages=not dispatch_only)
-        pending = await migrations.pending_revisions(hub.engine)
-        if pending:
+        try:
+            await _require_migrated(hub.engine)
+        except click.ClickException:
             await hub.close()
-            raise click.ClickException(f"the database needs {len(pending)} migration(s): run `scrm migrate` first")
+            raise
         services = Services(worker=not dispatch_only, dispatcher=not no_dispatch, pollers=not dispatch_only)
         runtime = BackgroundRuntime(hub, services)
         await _stop_on_signals(runtime.stop)
@@ -246,6 +256,7 @@ def outbox_in_doubt() -> None:
 
     async def go() -> None:
         engine = create_engine(settings.resolved_database_url)
+        await _require_migrated(engine)
         try:
             async with session_factory(engine)() as session:
                 rows = (await session.scalars(select(OutboxMessage).where(
@@ -276,6 +287,7 @@ def outbox_resolve(outbox_id: int, mark_sent: bool, resend: bool) -> None:
 
     async def go() -> None:
         engine = create_engine(settings.resolved_database_url)
+        await _require_migrated(engine)
         try:
             async with session_factory(engine)() as session, session.begin():
                 values: dict[str, Any] = ({"status": OutboxStatus.SENT, "sent_at": utcnow()} if mark_sent else
@@ -285,7 +297,11 @@ def outbox_resolve(outbox_id: int, mark_sent: bool, resend: bool) -> None:
                     update(OutboxMessage).where(OutboxMessage.id == outbox_id,
                                                 OutboxMessage.status == OutboxStatus.IN_DOUBT).values(**values))
                 if result.rowcount != 1:
-                    raise click.ClickException(f"outbox row {outbox_id} is not in doubt")
+                    status = await session.scalar(select(OutboxMessage.status).where(OutboxMessage.id == outbox_id))
+                    raise click.ClickException(
+                        f"there is no outbox row {outbox_id}: `scrm outbox in-doubt` lists the rows to resolve"
+                        if status is None else f"outbox row {outbox_id} is {status.value}, not in doubt: "
+                                               "nothing to resolve")
                 await audit.record("outbox.resolve", entity_type="outbox_message", entity_id=outbox_id, actor=None,
                                    actor_label="cli", db_session=session,
                                    details={"resolution": "sent" if mark_sent else "resend"})
@@ -321,9 +337,7 @@ def leads_import(path: Path, source: str | None, rejected_path: Path | None) -> 
     async def go() -> None:
         engine = create_engine(settings.resolved_database_url)
         try:
-            pending = await migrations.pending_revisions(engine)
-            if pending:
-                raise click.ClickException(f"the database needs {len(pending)} migration(s): run `scrm migrate`")
+            await _require_migrated(engine)
             report = await import_leads(path, sessions=session_factory(engine), key_of=stated_contact_keys,
                                         rules=settings.lead_rules, source=source, progress=progress)
         except ImportRefused as exc:

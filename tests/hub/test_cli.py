@@ -71,13 +71,22 @@ def test_token_create_refuses_a_role_change(env):
     assert "exists with role rep" in result.output
 
 
+def test_outbox_commands_on_a_database_not_migrated_say_to_migrate(env):
+    runner = CliRunner()
+    for command in (["outbox", "in-doubt"], ["outbox", "resolve", "1", "--sent"]):
+        result = runner.invoke(main, command)
+        assert result.exit_code == 1, result.output
+        assert "the database needs" in result.output and "run `scrm migrate` first" in result.output
+        assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
+
+
 def test_outbox_resolve_needs_exactly_one_decision_and_an_in_doubt_row(env):
     runner = CliRunner()
     runner.invoke(main, ["migrate"])
     assert "exactly one of" in runner.invoke(main, ["outbox", "resolve", "1"]).output
     result = runner.invoke(main, ["outbox", "resolve", "1", "--resend"])
     assert result.exit_code != 0
-    assert "not in doubt" in result.output
+    assert "there is no outbox row 1: `scrm outbox in-doubt` lists the rows to resolve" in result.output
     assert runner.invoke(main, ["outbox", "in-doubt"]).output.strip() == "no sends in doubt"
 
 
@@ -214,7 +223,8 @@ def test_an_in_doubt_send_is_resolved_as_sent_or_queued_again(env):
     assert "marked sent" in runner.invoke(main, ["outbox", "resolve", str(delivered), "--sent"]).output
     assert "queued to send again" in runner.invoke(main, ["outbox", "resolve", str(lost), "--resend"]).output
     assert asyncio.run(statuses()) == [OutboxStatus.SENT, OutboxStatus.PENDING]
-    assert runner.invoke(main, ["outbox", "resolve", str(delivered), "--resend"]).exit_code != 0  # no longer in doubt
+    again = runner.invoke(main, ["outbox", "resolve", str(delivered), "--resend"])
+    assert again.exit_code != 0 and f"outbox row {delivered} is sent, not in doubt" in again.output
 
 
 async def test_demo_hands_a_kf_customer_to_a_rep_in_wecom_and_an_archived_stop_opts_out(tmp_path):
