@@ -8,7 +8,7 @@ planner and a dispatcher side by side in this process, as `scrm worker` does,
 until every send is delivered. The Telegram simulator runs in a process of its
 own, as Telegram is not in the hub's (`--simulator` is that process's mode).
 Prints progress every few seconds, then sends/s, the rates of the first and
-last tenth of the sends, the planner's share of the time (the scheduler's
+last tenth of the sends, the CPU time this process spent a send, the planner's share of the time (the scheduler's
 overhead), this process's peak memory, and checks that each customer got
 exactly one message.
 """
@@ -49,6 +49,11 @@ from tests.fakes.crowd import load_account, seed_crowd  # noqa: E402
 SECRET = "bench-secret-key-0123456789abcdef"
 POLL = 0.2  # seconds between looks at the simulator's count: the finest the tenths are timed
 FIRST_USER = 1_000_000
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def say(text: str) -> None:
@@ -136,7 +141,7 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
     async def delivered() -> int:
         return (await sim.get(f"{bot}/state")).json()["sent"]
 
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), _cpu_seconds()
     # The worker's background WAL checkpoints too: without them SQLite's WAL grows to
     # its autocheckpoint size (200 MB) and every read slows down.
     tasks = [asyncio.create_task(plan()), asyncio.create_task(dispatcher.run(stop)),
@@ -155,7 +160,7 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
         for task in tasks:
             if task.done():
                 task.result()
-    elapsed = time.perf_counter() - began
+    elapsed, cpu = time.perf_counter() - began, _cpu_seconds() - cpu_began
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the check below reads every send
     crossed.setdefault(enrolled - tenth, began + elapsed)
     crossed.setdefault(tenth, began + elapsed)
@@ -174,6 +179,8 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
     last = tenth / max(POLL, began + elapsed - crossed[enrolled - tenth])
     say(f"first 10% of the sends: {first:,.0f} sends/s; last 10%: {last:,.0f} sends/s "
         f"({last / first:.0%} of the first)")
+    # Steadier than the rate on a shared machine: what each send cost this process, all threads.
+    say(f"CPU of the hub's process: {1000 * cpu / enrolled:.2f} ms a send ({cpu / elapsed:.0%} of one core)")
     say(f"planner (scheduler) share of the time: {planner_seconds / elapsed:.1%} ({planner_seconds:.1f}s)")
     say(f"peak memory of the hub's process (the simulator is another): {peak_mib:,.0f} MiB")
     say(f"outbox: {', '.join(f'{s.value} {n:,}' for s, n in statuses.items())}")

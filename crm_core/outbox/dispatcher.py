@@ -316,12 +316,12 @@ class Dispatcher:
                 OutboxMessage.purpose,
                 OutboxMessage.request_id,
             )
-            .execution_options(synchronize_session=False)
         )
         async with self.sessions() as session, session.begin():
-            rows = (await session.execute(stmt)).all()
+            connection = await session.connection()  # plain statements: no ORM object is read or written
+            rows = (await connection.execute(stmt)).all()
             identities = {row.identity_id for row in rows if row.identity_id is not None}
-            contact_of = dict((await session.execute(
+            contact_of = dict((await connection.execute(
                 select(Identity.id, Identity.contact_id).where(Identity.id.in_(identities)))).all()) \
                 if identities else {}
         return sorted((_Claimed(*row, contact_id=contact_of.get(row.identity_id)) for row in rows),
@@ -399,8 +399,11 @@ class Dispatcher:
         if not marks:
             return []
         identity_ids = {m.row.identity_id for m in marks if m.row.identity_id is not None}
-        identities = {i.id: i for i in (await session.scalars(
-            select(Identity).where(Identity.id.in_(identity_ids)))).all()} if identity_ids else {}
+        # Plain rows, not ORM objects: four columns are read, and nothing here changes an identity.
+        connection = await session.connection()
+        identities = {i.id: i for i in (await connection.execute(
+            select(Identity.id, Identity.contact_id, Identity.reachable, Identity.unreachable_reason)
+            .where(Identity.id.in_(identity_ids)))).all()} if identity_ids else {}
         events = await consent.events_of({i.contact_id for i in identities.values()},
                                              {MessagePurpose(m.row.purpose) for m in marks}, db_session=session)
         settled: dict[int, tuple[str, dict[str, Any]]] = {}  # row id: (outcome, values) for those that do not go
@@ -430,14 +433,13 @@ class Dispatcher:
         going = [m.row.id for m in marks if m.row.id not in settled]
         still_ours: set[int] = set()
         if going:
-            still_ours.update((await session.scalars(
+            still_ours.update((await connection.execute(
                 update(OutboxMessage).where(OutboxMessage.id.in_(going), *ours)
                 .values(status=OutboxStatus.SENDING, attempts=OutboxMessage.attempts + 1, claimed_at=utcnow())
-                .returning(OutboxMessage.id).execution_options(synchronize_session=False))).all())
+                .returning(OutboxMessage.id))).scalars().all())
         for row_id, (_, values) in settled.items():
-            result: CursorResult = await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == row_id, *ours).values(**values)
-                .execution_options(synchronize_session=False))
+            result: CursorResult = await connection.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row_id, *ours).values(**values))
             if result.rowcount == 1:
                 still_ours.add(row_id)
                 log.info("outbox %s: %s", row_id, values["last_error"])

@@ -7,8 +7,8 @@ Several dispatcher processes must share them, or each sends the platform's whole
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -35,13 +35,18 @@ class Pacer:
 
     A sliding window: at most `count` sends in any `period` seconds, so a limit of
     30 a minute allows a burst of 30 and then waits, as the platforms count.
+
+    A send that must wait books its place (the earliest every bucket allows) and sleeps
+    once until then: sends queued behind a busy bucket go in turn. Waking them all at
+    each free place, most to find it taken, cost 11 wakeups a send in a campaign paced
+    at 1,000 a second.
     """
 
     # How often windows that no longer limit anything are dropped: every chat ever sent to has one.
     PRUNE_SECONDS = 30.0
 
     def __init__(self) -> None:
-        self._windows: dict[str, deque[float]] = {}
+        self._windows: dict[str, list[float]] = {}  # the last `count` places taken, oldest first
         self._periods: dict[str, float] = {}
         self._paused_until: dict[str, float] = {}
         self._pruned = time.monotonic()
@@ -59,25 +64,36 @@ class Pacer:
 
     def _ready_at(self, name: str, limit: RateLimit) -> float:
         window = self._windows.get(name)
-        free = window[0] + limit.period if window is not None and len(window) >= limit.count else 0.0
+        free = window[-limit.count] + limit.period if window is not None and len(window) >= limit.count else 0.0
         return max(free, self._paused_until.get(name, 0.0))
 
+    def _take(self, name: str, limit: RateLimit, at: float) -> None:
+        window = self._windows.setdefault(name, [])
+        # In order: a place booked for later (held up by another bucket) may already be in it.
+        bisect.insort(window, at)
+        del window[:-limit.count]
+        self._periods[name] = limit.period
+
     async def wait(self, buckets: Sequence[tuple[str, RateLimit]]) -> float:
-        """Wait for a free place in every bucket and take it; the moment taken, for `sent`."""
+        """Wait for a free place in every bucket and take it; the place taken, for `sent`."""
         while True:
             now = time.monotonic()
             if now - self._pruned > self.PRUNE_SECONDS:
                 self._prune(now)
-            ready_at = max((self._ready_at(name, limit) for name, limit in buckets), default=0.0)
-            if ready_at <= now:
-                for name, limit in buckets:
-                    window = self._windows.get(name)
-                    if window is None or window.maxlen != limit.count:
-                        window = self._windows[name] = deque(window or (), maxlen=limit.count)
-                    window.append(now)
-                    self._periods[name] = limit.period
-                return now
-            await asyncio.sleep(ready_at - now)
+            at = max(now, max((self._ready_at(name, limit) for name, limit in buckets), default=0.0))
+            for name, limit in buckets:
+                self._take(name, limit, at)
+            if at <= now:
+                return at
+            await asyncio.sleep(at - now)
+            if not any(self._paused_until.get(name, 0.0) > time.monotonic() for name, _ in buckets):
+                return at
+            # Paused meanwhile (the platform said to wait): the place booked is given back, and
+            # a place after the pause is booked instead.
+            for name, _ in buckets:
+                window = self._windows.get(name)
+                if window is not None and at in window:
+                    window.remove(at)
 
     async def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
         """The send that took its place at `taken` goes out now: count it from now.
@@ -89,8 +105,8 @@ class Pacer:
         for name, _ in buckets:
             window = self._windows.get(name)
             if window is not None and taken in window:
-                stamps = sorted(now if stamp == taken else stamp for stamp in window)
-                self._windows[name] = deque(stamps, maxlen=window.maxlen)
+                window.remove(taken)
+                bisect.insort(window, max(now, taken))
 
     async def pause(self, bucket: str, seconds: float) -> None:
         self._paused_until[bucket] = max(self._paused_until.get(bucket, 0.0), time.monotonic() + seconds)

@@ -324,6 +324,45 @@ async def test_pacer_allows_a_burst_within_the_window_then_waits(monkeypatch):
     assert taken[3] >= taken[0] + 0.4  # ...for the first to leave the window
 
 
+async def test_sends_queued_behind_a_busy_bucket_each_sleep_once_and_go_in_turn(monkeypatch):
+    """64 sends at once to an account paced at 100 a second (one place every 10 ms): each books
+    its own place, so none wakes to find its place taken, and none goes closer than 10 ms to
+    the one before."""
+    pacer = Pacer()
+    sleeps: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await real_sleep(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)  # only the pacer runs in this test
+    account = ("account:1", RateLimit(1, 0.01))
+
+    async def send(chat: int) -> tuple[float, float]:
+        taken = await pacer.wait([account, (f"chat:{chat}", RateLimit(1, 1.0))])
+        return taken, time.monotonic()
+
+    went = await asyncio.gather(*(send(chat) for chat in range(64)))
+    assert len(sleeps) == 63  # all but the first slept, once each
+    places = sorted(taken for taken, _ in went)
+    assert all(b - a >= 0.01 - 1e-9 for a, b in zip(places, places[1:]))
+    assert all(woke >= taken for taken, woke in went)  # nobody went before its place
+
+
+async def test_a_pause_while_a_send_waits_for_its_place_moves_it_after_the_pause():
+    pacer = Pacer()
+    account = [("account:1", RateLimit(2, 0.1))]
+    first = [await pacer.wait(account), await pacer.wait(account)]  # a burst of two
+    waiting = asyncio.create_task(pacer.wait(account))  # books first + 0.1
+    await asyncio.sleep(0.01)
+    await pacer.pause("account:1", 0.2)  # a 429 with retry_after while it sleeps
+    taken = await waiting
+    assert taken >= first[0] + 0.2  # not at its booked place, but after the pause
+    # The place it gave up counts for nothing: the window holds the burst's last and this one.
+    assert list(pacer._windows["account:1"]) == [first[1], taken]
+
+
 async def test_a_reply_queued_twice_under_one_key_is_one_send_with_one_copy_in_the_conversation(setup):
     sessions, account_id, gateway, dispatcher = setup
     conversation = await conversation_for(sessions, account_id)
