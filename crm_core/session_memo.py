@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 from sqlalchemy.sql.dml import UpdateBase
@@ -64,11 +64,18 @@ def _flushed(session: Session, _context: UOWTransaction) -> None:
     _forget(session, {type(o).__table__ for o in itertools.chain(session.new, session.dirty, session.deleted)})
 
 
-def _executed(state: ORMExecuteState) -> None:
+def tables_written(state: ORMExecuteState) -> set[Table] | None:
+    """The tables a statement run through the session writes: none for a query, None (any of
+    them) for plain SQL that is not one."""
     if state.is_insert or state.is_update or state.is_delete:
-        _forget(state.session, {state.statement.table} if isinstance(state.statement, UpdateBase) else None)
-    elif not state.is_select:
-        _forget(state.session, None)  # plain SQL: anything may have changed
+        return {state.statement.table} if isinstance(state.statement, UpdateBase) else None
+    return set() if state.is_select else None
+
+
+def _executed(state: ORMExecuteState) -> None:
+    written = tables_written(state)
+    if written is None or written:
+        _forget(state.session, written)
 
 
 def _ended(session: Session, transaction: SessionTransaction) -> None:

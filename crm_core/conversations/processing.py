@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, func, or_, select, update
+from sqlalchemy import Table, event, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import observe
@@ -48,6 +48,7 @@ from crm_core.ports import (
     Sentiment,
     SentimentAnalyzer,
 )
+from crm_core.session_memo import tables_written
 from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
@@ -510,21 +511,22 @@ class _BulkWrites:
     """Notices UPDATE and DELETE statements run past the ORM (`synchronize_session=False`) on a
     session: after one, the objects of that table the session holds may be stale (a conversation
     reassigned, identities moved to another contact), so the next message of the batch reads
-    them again. Objects of other tables stay loaded."""
+    them again. Objects of other tables stay loaded. (Which tables a statement writes is
+    `session_memo`'s reading, whose remembered answers the same statements make it forget.)"""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.written: set[type] = set()
+        self.written: set[Table] = set()
         self.unknown = False
         event.listen(session.sync_session, "do_orm_execute", self._seen)
 
     def _seen(self, state: Any) -> None:
         if (state.is_update or state.is_delete) and not state.execution_options.get(_READ_NEXT):
-            mapper = state.bind_mapper
-            if mapper is None:
-                self.unknown = True  # plain SQL: anything may have changed
+            written = tables_written(state)
+            if written is None:
+                self.unknown = True  # anything may have changed
             else:
-                self.written.add(mapper.class_)
+                self.written |= written
 
     async def refresh_if_written(self) -> None:
         if not (self.written or self.unknown):
@@ -534,7 +536,7 @@ class _BulkWrites:
             self.session.expire_all()
         else:
             for instance in list(self.session.identity_map.values()):
-                if isinstance(instance, tuple(self.written)):
+                if getattr(type(instance), "__table__", None) in self.written:
                     self.session.expire(instance)
         self.written, self.unknown = set(), False
 
