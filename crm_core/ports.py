@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import BotSession, ConsentEvent, Contact, Conversation, Delivery, Identity, Message, MessageKind
+from crm_core.session_memo import Preloaded
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,7 @@ class ProfileLookup(Protocol):
 # In a worker's session: contact id -> the id of its customer bot state (None: it has none), for
 # the contacts of the batch, read in one statement (`crm_core.conversations.processing`). Only the
 # worker's transaction holds it; bot states are written there by `HandlerContext.bot_session` alone.
-BOT_SESSIONS = "bot_sessions"
+BOT_SESSIONS = Preloaded("bot_sessions")
 
 
 @dataclass
@@ -323,9 +324,8 @@ class HandlerContext:
         message whichever handler asks first (from what the worker loaded for its batch, where it
         did: `BOT_SESSIONS`); with `create`, made when there is none."""
         if not self._bot_session_read:
-            loaded = self.db_session.info.get(BOT_SESSIONS, {})
-            if self.contact.id in loaded:
-                row_id = loaded[self.contact.id]
+            preloaded, row_id = BOT_SESSIONS.lookup(self.db_session, self.contact.id)
+            if preloaded:
                 self._bot_session = None if row_id is None else await self.db_session.get(BotSession, row_id)
             else:
                 self._bot_session = await self.db_session.scalar(
@@ -335,8 +335,7 @@ class HandlerContext:
             self._bot_session = BotSession(contact_id=self.contact.id, form={}, misses=0)
             self.db_session.add(self._bot_session)
             await self.db_session.flush()
-            if BOT_SESSIONS in self.db_session.info:
-                self.db_session.info[BOT_SESSIONS][self.contact.id] = self._bot_session.id
+            BOT_SESSIONS.record(self.db_session, self.contact.id, self._bot_session.id)
         return self._bot_session
 
     def reply(self, text: str, buttons: Sequence[Button] = (), *, title: str | None = None,

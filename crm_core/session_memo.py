@@ -7,12 +7,15 @@ of its tables, or runs an INSERT, UPDATE or DELETE on one of them; plain SQL tha
 makes it forget every answer. What other transactions commit meanwhile is not seen (a query asked
 again under PostgreSQL's READ COMMITTED could see it): a transaction is short, and who the reps
 and teams are changes rarely.
+
+`Preloaded` is the batch's other kind of memory: which row each of its contacts has in a table
+(the bot's state, the open lead), read for all of them at once.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, event
@@ -81,3 +84,27 @@ def _executed(state: ORMExecuteState) -> None:
 def _ended(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None or transaction.nested:  # not a flush's own sub-transaction
         _forget(session, None)  # the transaction over, or a savepoint that may have rolled back
+
+
+class Preloaded:
+    """Which row a contact has in one table (its bot state, its open lead), read for a whole batch
+    at once and kept in the session's `info` under `key`: contact id -> row id, None for none.
+    Only a session that preloaded uses it; the code that creates such a row `record`s it."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def load(self, session: AsyncSession | Session, contact_ids: Iterable[int], rows: dict[int, int]) -> None:
+        """The batch's contacts, none of whom has a row but those in `rows` (contact id -> row id)."""
+        session.info.setdefault(self.key, {}).update({**dict.fromkeys(contact_ids), **rows})
+
+    def lookup(self, session: AsyncSession | Session, contact_id: int) -> tuple[bool, int | None]:
+        """(preloaded, the row id or None); (False, None) for a contact not preloaded."""
+        known = session.info.get(self.key, {})
+        return (True, known[contact_id]) if contact_id in known else (False, None)
+
+    def record(self, session: AsyncSession | Session, contact_id: int, row_id: int | None) -> None:
+        """The contact's row as it is now, where this session preloaded."""
+        known = session.info.get(self.key)
+        if known is not None:
+            known[contact_id] = row_id

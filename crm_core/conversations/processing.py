@@ -338,8 +338,7 @@ class MessageWorker:
         if contact_ids:
             states = (await session.scalars(select(BotSession).where(BotSession.contact_id.in_(contact_ids)))).all()
             loaded += states
-            session.info.setdefault(BOT_SESSIONS, {}).update(
-                {**dict.fromkeys(contact_ids), **{s.contact_id: s.id for s in states}})
+            BOT_SESSIONS.load(session, contact_ids, {s.contact_id: s.id for s in states})
             loaded += await leads.preload_open_leads(contact_ids, db_session=session)
         return [row.Message.id for row in rows], loaded
 

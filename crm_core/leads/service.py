@@ -22,6 +22,7 @@ from crm_core.contacts.tags import add_by_rule
 from crm_core.db import utcnow
 from crm_core.leads import teams
 from crm_core.models import Contact, Conversation, Lead, LeadEvent, Role, User
+from crm_core.session_memo import Preloaded
 
 DEFAULT_STAGES = ("new", "contacted", "qualified", "proposal", "won", "lost")
 # The default stages as people say them; a stage an operator named is shown as they named it.
@@ -143,7 +144,7 @@ async def record(lead: Lead, kind: str, *, db_session: AsyncSession, actor: User
     db_session.add(LeadEvent(lead_id=lead.id, kind=kind, details=details, actor_user_id=actor.id if actor else None))
 
 
-OPEN_LEADS = "open_leads"  # in a session's info: contact id -> id of their open lead (None: none), preloaded
+OPEN_LEADS = Preloaded("open_leads")  # contact id -> the id of their open lead, for the worker's batch
 
 
 async def preload_open_leads(contact_ids: Iterable[int], *, db_session: AsyncSession) -> list[Lead]:
@@ -153,8 +154,7 @@ async def preload_open_leads(contact_ids: Iterable[int], *, db_session: AsyncSes
     contact_ids = set(contact_ids)
     found = (await db_session.scalars(select(Lead).where(Lead.contact_id.in_(contact_ids),
                                                          Lead.status == "open"))).all()
-    db_session.info.setdefault(OPEN_LEADS, {}).update(
-        {**dict.fromkeys(contact_ids), **{lead.contact_id: lead.id for lead in found}})
+    OPEN_LEADS.load(db_session, contact_ids, {lead.contact_id: lead.id for lead in found})
     return list(found)
 
 
@@ -162,16 +162,15 @@ async def open_lead_of(contact_id: int, *, db_session: AsyncSession) -> Lead | N
     """The contact's open lead. A lead preloaded for the contact (`preload_open_leads`) is checked
     as the session holds it now (closed or moved since: asked again); a lead opened since is
     known, as `open_lead` records it."""
-    known = db_session.info.get(OPEN_LEADS, {})
-    if contact_id in known:
-        if known[contact_id] is None:
+    preloaded, lead_id = OPEN_LEADS.lookup(db_session, contact_id)
+    if preloaded:
+        if lead_id is None:
             return None
-        lead = await db_session.get(Lead, known[contact_id])
+        lead = await db_session.get(Lead, lead_id)
         if lead is not None and lead.status == "open" and lead.contact_id == contact_id:
             return lead
     lead = await db_session.scalar(select(Lead).where(Lead.contact_id == contact_id, Lead.status == "open"))
-    if OPEN_LEADS in db_session.info:
-        known[contact_id] = lead.id if lead is not None else None
+    OPEN_LEADS.record(db_session, contact_id, lead.id if lead is not None else None)
     return lead
 
 
@@ -197,8 +196,7 @@ async def open_lead(contact_id: int, *, source_kind: str, rules: LeadRules, db_s
                 first_response_due_at=now + rules.first_response)
     db_session.add(lead)
     await db_session.flush()
-    if OPEN_LEADS in db_session.info:
-        db_session.info[OPEN_LEADS][contact_id] = lead.id
+    OPEN_LEADS.record(db_session, contact_id, lead.id)
     await record(lead, "created", db_session=db_session, actor=actor, source_kind=source_kind, source=source)
     why = await route(lead, rules, db_session=db_session, owner=owner, actor=actor)
     return Opened(lead, created=True, routed_why=why)
