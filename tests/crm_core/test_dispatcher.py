@@ -8,6 +8,7 @@ import datetime as dt
 import time
 from collections.abc import Sequence
 
+import pytest
 from sqlalchemy import select, update
 
 from crm_core.conversations.ingest import ingest_events
@@ -305,18 +306,24 @@ async def test_the_pacer_forgets_chats_once_their_window_has_passed_and_still_pa
     assert pacer._ready_at("chat:7", RateLimit(1, 1.0)) == 1300.0  # a pause outlives the pruning
 
 
-async def test_pacer_allows_a_burst_within_the_window_then_waits(monkeypatch):
+@pytest.fixture
+def slept(monkeypatch) -> list[float]:
+    """Each asyncio.sleep's seconds, for a test in which only the pacer runs."""
+    seconds: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float) -> None:
+        seconds.append(delay)
+        await real_sleep(delay)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return seconds
+
+
+async def test_pacer_allows_a_burst_within_the_window_then_waits(slept):
     """30 a minute means a burst of 30, then the next when the oldest leaves the minute."""
     pacer = Pacer()
     limit = [("member:li", RateLimit(3, 0.4))]
-    slept: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        await real_sleep(seconds)
-
-    monkeypatch.setattr(asyncio, "sleep", sleep)  # only the pacer runs in this test
     taken = [await pacer.wait(limit) for _ in range(3)]
     assert slept == []  # the burst went without waiting
     taken.append(await pacer.wait(limit))
@@ -324,19 +331,11 @@ async def test_pacer_allows_a_burst_within_the_window_then_waits(monkeypatch):
     assert taken[3] >= taken[0] + 0.4  # ...for the first to leave the window
 
 
-async def test_sends_queued_behind_a_busy_bucket_each_sleep_once_and_go_in_turn(monkeypatch):
+async def test_sends_queued_behind_a_busy_bucket_each_sleep_once_and_go_in_turn(slept):
     """64 sends at once to an account paced at 100 a second (one place every 10 ms): each books
     its own place, so none wakes to find its place taken, and none goes closer than 10 ms to
     the one before."""
     pacer = Pacer()
-    sleeps: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        await real_sleep(seconds)
-
-    monkeypatch.setattr(asyncio, "sleep", sleep)  # only the pacer runs in this test
     account = ("account:1", RateLimit(1, 0.01))
 
     async def send(chat: int) -> tuple[float, float]:
@@ -344,7 +343,7 @@ async def test_sends_queued_behind_a_busy_bucket_each_sleep_once_and_go_in_turn(
         return taken, time.monotonic()
 
     went = await asyncio.gather(*(send(chat) for chat in range(64)))
-    assert len(sleeps) == 63  # all but the first slept, once each
+    assert len(slept) == 63  # all but the first slept, once each
     places = sorted(taken for taken, _ in went)
     assert all(b - a >= 0.01 - 1e-9 for a, b in zip(places, places[1:]))
     assert all(woke >= taken for taken, woke in went)  # nobody went before its place
