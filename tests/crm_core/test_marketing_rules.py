@@ -128,3 +128,35 @@ async def test_quiet_hours_reschedule_to_the_contacts_morning(sessions):
         row = await session.get(OutboxMessage, row_id)
     assert row.status == OutboxStatus.PENDING and "quiet hours" in row.last_error and "Europe/Berlin" in row.last_error
     assert dt.timedelta(minutes=55) < row.next_attempt_at - now < dt.timedelta(minutes=62)
+
+
+async def test_the_cap_reads_a_contacts_sends_by_their_identities_not_every_send_ever_made(sessions,
+                                                                                          database_url):
+    """SQLite chose the plan that read the outbox by status (every marketing send ever made) for
+    each group of sends, so a campaign slowed as it went; the query now leads it to the index on
+    the recipient's identity. Checked on SQLite's own plan for the statement the cap runs."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the plan asked of SQLite; PostgreSQL plans from its statistics")
+    from sqlalchemy import event
+
+    from crm_core.consent.marketing_rules import hold_back
+
+    contact_id, _ = await one_person_on_two_channels(sessions)
+    engine = sessions.kw["bind"]
+    ran: list[tuple[str, tuple]] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        if "coalesce(outbox_message.sent_at, outbox_message.claimed_at)" in statement:
+            ran.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with sessions() as session, session.begin():
+            await hold_back([(1, contact_id)], MarketingRules(cap_count=2, cap_days=7), db_session=session)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    [(statement, parameters)] = ran
+    async with engine.connect() as conn:
+        plan = [row[3] for row in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))]
+    assert not any("ix_outbox_due" in step for step in plan), plan
+    assert any("ix_outbox_identity" in step for step in plan), plan
