@@ -20,7 +20,7 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aioimaplib
 
@@ -85,6 +85,7 @@ class ImapPoller:
         self.first_backoff = first_backoff
         self.stored = 0        # mails stored since start, for logs and tests
         self.skipped = 0       # machine mail (auto-replies, bounces, lists) passed over
+        self._news = False     # the server said a mail came, between two commands (see _notice_news)
 
     @property
     def label(self) -> str:
@@ -96,6 +97,7 @@ class ImapPoller:
             client = None
             try:
                 client, validity = await open_mailbox(self.creds, self.settings.folder)
+                self._notice_news(client)
                 log.info("%s: connected", self.label)
                 delay = self.first_backoff
                 while not stop.is_set():
@@ -113,8 +115,25 @@ class ImapPoller:
                 delay = min(delay * 2, 300.0)
         log.info("%s: stopped", self.label)
 
+    def _notice_news(self, client: aioimaplib.IMAP4) -> None:
+        """A mail that lands while the poller runs a command (its SEARCH, FETCH or STORE) is announced
+        by an untagged EXISTS in that command's answer, or between two commands. aioimaplib gives it
+        to no command and drops it ("ignored untagged response"), and the server, having said it,
+        says nothing more in the IDLE that follows: the poller idled over the mail for IDLE_SECONDS.
+        Noted here, so that it looks again at once."""
+        protocol = client.protocol
+        untagged = protocol._untagged_response
+
+        def noticing(line: bytes) -> Any:
+            if protocol.pending_sync_command is None and b"EXISTS" in line:
+                self._news = True
+            return untagged(line)
+
+        protocol._untagged_response = noticing
+
     async def fetch_new(self, client: aioimaplib.IMAP4, validity: str) -> int:
         """Store every mail after the cursor, oldest first; how many were read."""
+        self._news = False  # what comes from now on, the search below or the next one finds
         saved = await self.load_cursor(self.cursor_name)
         last = 0
         if saved:
@@ -170,11 +189,14 @@ class ImapPoller:
         if not (self.settings.idle and client.has_capability("IDLE")):
             await wait_any(stop, timeout=self.settings.poll_seconds)
             return
+        if self._news:
+            return
         idle = await client.idle_start(timeout=IDLE_SECONDS + 30)
         push = asyncio.ensure_future(client.wait_server_push(timeout=IDLE_SECONDS))
         stopper = asyncio.ensure_future(stop.wait())
         try:
-            await asyncio.wait({push, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not self._news:  # (announced while IDLE was being asked for)
+                await asyncio.wait({push, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopper.cancel()
             if not push.done():

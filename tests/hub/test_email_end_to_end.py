@@ -261,3 +261,53 @@ async def test_a_25_mb_attachment_and_broken_mime_are_stored_safely(database_url
         assert first.raw["size"] > 25 * 1024 * 1024 and len(str(first.raw)) < 20_000
         assert second.text.startswith("这是中文") and second.raw["defects"]
         assert all("\\Seen" in f for f in imap.flags().values())
+
+
+async def test_a_mail_that_lands_between_the_search_and_idle_is_read_at_once(database_url):
+    """Dovecot announces a mail delivered while the poller runs a command with an untagged EXISTS
+    in that command's answer; aioimaplib drops it (it belongs to no command it waits for). The poller notices it and
+    looks again, instead of idling over the mail for IDLE_SECONDS (5 minutes). Seen in CI: an
+    email conversation's first message never arrived."""
+    from channels.email.adapter import EmailAdapter
+    from crm_core.ports import AccountRef
+
+    with dovecot_server() as imap:
+        adapter = EmailAdapter()
+        creds = adapter.credentials_model.model_validate({
+            "address": "sales@hub.example", "imap_host": imap.host, "imap_port": imap.port,
+            "imap_security": "none", "smtp_host": "127.0.0.1", "smtp_port": 25, "smtp_security": "none",
+            "username": imap.user, "password": imap.password}).model_dump()
+        account = AccountRef(id=1, kind="email", api_base=None, credentials=creds,
+                             settings=adapter.settings_model.model_validate({}).model_dump())
+        stored: list[str] = []
+        cursor: dict[str, str] = {}
+
+        async def sink(_account_id, events, position) -> None:
+            stored.extend(event.text for event in events)
+            cursor[position[0]] = position[1]
+
+        async def load_cursor(name: str) -> str | None:
+            return cursor.get(name)
+
+        poller = ImapPoller(adapter, account, sink, load_cursor)
+        searched = poller.fetch_new
+
+        async def then_a_mail_arrives(client, validity) -> int:
+            found = await searched(client, validity)
+            if not stored:  # once: right after the first search, before IDLE is asked for
+                raw, _ = customer_mail("Between the search and IDLE")
+                await asyncio.to_thread(imap.deliver, raw)
+                # The next command's answer carries Dovecot's "* 1 EXISTS", as the poller's own
+                # SEARCH or STORE does when a mail lands meanwhile; aioimaplib drops it.
+                await client.uid("fetch", "1:*", "(UID)")
+            return found
+
+        poller.fetch_new = then_a_mail_arrives
+        stop = asyncio.Event()
+        task = asyncio.create_task(poller.run(stop))
+        try:
+            await eventually(lambda: _async(stored), timeout=15)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
+        assert stored == ["Between the search and IDLE"]
