@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 20
+_EXISTS = re.compile(rb"(?:\* )?(\d+) EXISTS")
 IDLE_SECONDS = 300.0
 
 
@@ -85,7 +86,8 @@ class ImapPoller:
         self.first_backoff = first_backoff
         self.stored = 0        # mails stored since start, for logs and tests
         self.skipped = 0       # machine mail (auto-replies, bounces, lists) passed over
-        self._news = False     # the server said a mail came, between two commands (see _notice_news)
+        self._news = False     # the server said a mail came, outside a command we waited for (_notice_news)
+        self._exists: int | None = None  # the mailbox's size as the server last said it there
 
     @property
     def label(self) -> str:
@@ -120,13 +122,15 @@ class ImapPoller:
         by an untagged EXISTS in that command's answer, or between two commands. aioimaplib gives it
         to no command and drops it ("ignored untagged response"), and the server, having said it,
         says nothing more in the IDLE that follows: the poller idled over the mail for IDLE_SECONDS.
-        Noted here, so that it looks again at once."""
+        Noted here, so that it looks again at once; only when the size it says changed, so that a
+        server that repeats it in every answer does not keep the poller searching."""
         protocol = client.protocol
         untagged = protocol._untagged_response
 
         def noticing(line: bytes) -> Any:
-            if protocol.pending_sync_command is None and b"EXISTS" in line:
-                self._news = True
+            said = _EXISTS.match(line) if protocol.pending_sync_command is None else None
+            if said is not None and int(said.group(1)) != self._exists:
+                self._exists, self._news = int(said.group(1)), True
             return untagged(line)
 
         protocol._untagged_response = noticing
