@@ -74,6 +74,14 @@ class Pacer:
         del window[:-limit.count]
         self._periods[name] = limit.period
 
+    def _give_back(self, name: str, at: float) -> list[float] | None:
+        """The place taken at `at` out of the bucket's window; the window, if it held it."""
+        window = self._windows.get(name)
+        if window is None or at not in window:
+            return None
+        window.remove(at)
+        return window
+
     async def wait(self, buckets: Sequence[tuple[str, RateLimit]]) -> float:
         """Wait for a free place in every bucket and take it; the place taken, for `sent`."""
         while True:
@@ -91,9 +99,7 @@ class Pacer:
             # Paused meanwhile (the platform said to wait): the place booked is given back, and
             # a place after the pause is booked instead.
             for name, _ in buckets:
-                window = self._windows.get(name)
-                if window is not None and at in window:
-                    window.remove(at)
+                self._give_back(name, at)
 
     async def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
         """The send that took its place at `taken` goes out now: count it from now.
@@ -103,9 +109,8 @@ class Pacer:
         than its limit allows."""
         now = time.monotonic()
         for name, _ in buckets:
-            window = self._windows.get(name)
-            if window is not None and taken in window:
-                window.remove(taken)
+            window = self._give_back(name, taken)
+            if window is not None:
                 bisect.insort(window, max(now, taken))
 
     async def pause(self, bucket: str, seconds: float) -> None:

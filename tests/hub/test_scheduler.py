@@ -47,10 +47,7 @@ async def test_every_job_is_scheduled_and_a_failing_one_runs_again(database_url,
 
 async def test_a_job_that_outlasts_its_interval_is_reported_once_not_at_every_tick(database_url, tmp_path, caplog):
     hub = Hub(make_settings(database_url, tmp_path, nurture_plan_seconds=0.1))
-    runs = []
-
     async def long_planning() -> None:  # a campaign of 100,000: minutes, against a tick of a tenth of a second
-        runs.append(1)
         await asyncio.sleep(1.5)
 
     hub.nurture.run_until_idle = long_planning
