@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -197,3 +198,19 @@ def smtp_server(user: str = "sales@hub.example", password: str = PASSWORD) -> It
         yield server
     finally:
         controller.stop()
+
+
+def poller_account(host: str = "127.0.0.1", port: int = 143, user: str = "sales",
+                   password: str = "pw") -> tuple[Any, Any]:
+    """An email adapter and the account a standalone ImapPoller reads (`sales@hub.example` on
+    `host`:`port`, plain IMAP), for tests that run the poller without a hub."""
+    from channels.email.adapter import EmailAdapter
+    from crm_core.ports import AccountRef
+
+    adapter = EmailAdapter()
+    creds = adapter.credentials_model.model_validate({
+        "address": "sales@hub.example", "imap_host": host, "imap_port": port, "imap_security": "none",
+        "smtp_host": "127.0.0.1", "smtp_port": 25, "smtp_security": "none", "username": user,
+        "password": password}).model_dump()
+    return adapter, AccountRef(id=1, kind="email", api_base=None, credentials=creds,
+                               settings=adapter.settings_model.model_validate({}).model_dump())

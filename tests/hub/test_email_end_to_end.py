@@ -25,7 +25,7 @@ from crm_core.models import (
     MessagePurpose,
     OutboxMessage,
 )
-from tests.fakes.mail import dovecot_server, smtp_server
+from tests.fakes.mail import dovecot_server, poller_account, smtp_server
 from tests.fakes.stack import dingtalk_stack, eventually
 
 # The mail path stores through the same ingest as every channel, which runs on both
@@ -268,17 +268,8 @@ async def test_a_mail_that_lands_between_the_search_and_idle_is_read_at_once(dat
     in that command's answer; aioimaplib drops it (it belongs to no command it waits for). The poller notices it and
     looks again, instead of idling over the mail for IDLE_SECONDS (5 minutes). Seen in CI: an
     email conversation's first message never arrived."""
-    from channels.email.adapter import EmailAdapter
-    from crm_core.ports import AccountRef
-
     with dovecot_server() as imap:
-        adapter = EmailAdapter()
-        creds = adapter.credentials_model.model_validate({
-            "address": "sales@hub.example", "imap_host": imap.host, "imap_port": imap.port,
-            "imap_security": "none", "smtp_host": "127.0.0.1", "smtp_port": 25, "smtp_security": "none",
-            "username": imap.user, "password": imap.password}).model_dump()
-        account = AccountRef(id=1, kind="email", api_base=None, credentials=creds,
-                             settings=adapter.settings_model.model_validate({}).model_dump())
+        adapter, account = poller_account(imap.host, imap.port, imap.user, imap.password)
         stored: list[str] = []
         cursor: dict[str, str] = {}
 

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from channels.email.adapter import EmailAdapter
 from channels.email.imap import ImapPoller
-from crm_core.ports import AccountRef
+from tests.fakes.mail import poller_account
 
 
 def poller() -> ImapPoller:
-    adapter = EmailAdapter()
-    creds = adapter.credentials_model.model_validate({
-        "address": "sales@hub.example", "imap_host": "127.0.0.1", "imap_port": 143, "imap_security": "none",
-        "smtp_host": "127.0.0.1", "smtp_port": 25, "smtp_security": "none", "username": "sales",
-        "password": "pw"}).model_dump()
-    account = AccountRef(id=1, kind="email", api_base=None, credentials=creds,
-                         settings=adapter.settings_model.model_validate({}).model_dump())
+    adapter, account = poller_account()
 
     async def nothing(*_args) -> None:
         return None
