@@ -197,7 +197,7 @@ class CustomerOperations:
         """A rep posts their own moment (create_type 1), seen by all their customers: its id."""
         moment_id = "mom" + secrets.token_hex(12)
         app.moments[moment_id] = {"text": text, "senders": [userid], "tags": [], "attachments": [],
-                                  "published": {}, "creator": userid, "create_type": 1}
+                                  "published": {}, "creator": userid, "create_type": 1, "create_time": int(time.time())}
         self.member_publishes(app, moment_id, userid)
         return moment_id
 
@@ -268,7 +268,7 @@ class CustomerOperations:
         kinds = {0: {0}, 1: {1}}.get(int(body.get("filter_type", 2)), {0, 1})
         limit = min(int(body.get("limit") or 20), 20)
         rows = [(moment_id, m) for moment_id, m in app.moments.items()
-                if m.get("create_type", 0) in kinds and start <= m.setdefault("create_time", int(time.time())) <= end]
+                if m.get("create_type", 0) in kinds and start <= m["create_time"] <= end]
         offset = int(body.get("cursor") or 0)
         page = rows[offset:offset + limit]
         return {"next_cursor": str(offset + limit) if offset + limit < len(rows) else "", "moment_list": [{

@@ -5,6 +5,9 @@ not have refuses the post, said so. Posts made outside the hub are found in WeCo
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -138,6 +141,18 @@ async def test_each_reps_reach_and_the_posts_made_outside_the_hub_are_read_back(
         async with tg.hub.sessions() as session:
             assert await accounts.get_cursor(ws.wecom_account_id, LISTED, db_session=session) == before
         assert await moments.discover(ws.wecom_account_id, force=True) == 1
+
+
+async def test_a_reps_own_post_is_listed_by_the_second_it_was_made_in_not_the_second_it_is_asked(database_url,
+                                                                                                 tmp_path):
+    # The hub lists up to the second its listing began; WeCom may answer in a later second. A post
+    # made before the listing is in it: WeCom keeps the time the post was made.
+    async with workspace_stack(database_url, tmp_path) as ws:
+        ws.wecom.member_posts(ws.wecom_app, "wang", "周末到店有惊喜")
+        listing_began = int(time.time())
+        await asyncio.sleep(listing_began + 1.05 - time.time())  # WeCom answers in the next second
+        listed = ws.wecom._moment_list(ws.wecom_app, {"start_time": listing_began - 3600, "end_time": listing_began})
+        assert [m["text"]["content"] for m in listed["moment_list"]] == ["周末到店有惊喜"]
 
 
 async def test_a_moment_wecom_was_too_busy_for_is_made_at_the_next_minute(database_url, tmp_path):
