@@ -1,6 +1,6 @@
 """Nurture throughput: plan and dispatch N due campaign sends to the Telegram simulator.
 
-Run by hand: `.venv/bin/python bench/nurture.py [--contacts 100000] [--database-url URL]`.
+Run by hand: `.venv/bin/python bench/nurture.py [--contacts 100000] [--history N] [--database-url URL]`.
 On a fresh database (a temporary SQLite file unless a URL is given; a PostgreSQL
 database given here is emptied first) it seeds N customers who agreed to
 marketing, activates a one-step campaign for all of them, then runs the nurture
@@ -74,7 +74,7 @@ async def serve_simulator(contacts: int) -> None:
         await asyncio.Event().wait()
 
 
-async def main(contacts: int, database_url: str | None) -> int:
+async def main(contacts: int, database_url: str | None, history: int) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="scrm-bench-nurture-"))
     url = database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
     engine = create_engine(url)
@@ -91,20 +91,21 @@ async def main(contacts: int, database_url: str | None) -> int:
         ready = json.loads(await asyncio.to_thread(child.stdout.readline))
         sim_base = f"http://127.0.0.1:{ready['port']}"
         async with httpx.AsyncClient(base_url=sim_base, timeout=60) as sim:
-            return await run(contacts, url, engine, sessions, cipher, sim, ready["token"])
+            return await run(contacts, url, engine, sessions, cipher, sim, ready["token"], history)
     finally:
         child.kill()
         child.wait()
 
 
 async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCipher, sim: httpx.AsyncClient,
-              token: str) -> int:
+              token: str, history: int) -> int:
     bot = f"/_sim/bots/{token.split(':', 1)[0]}"
     async with sessions() as session, session.begin():
         account = await load_account(session, token, str(sim.base_url).rstrip("/"), cipher)
     started = time.perf_counter()
-    await seed_crowd(sessions, account.id, contacts, first_user=FIRST_USER)
-    say(f"seeded {contacts:,} customers in {time.perf_counter() - started:.1f}s ({url.split(':')[0]})")
+    await seed_crowd(sessions, account.id, contacts, first_user=FIRST_USER, history=history)
+    say(f"seeded {contacts:,} customers, {history} earlier messages each, in {time.perf_counter() - started:.1f}s "
+        f"({url.split(':')[0]})")
 
     started = time.perf_counter()
     async with sessions() as session, session.begin():
@@ -193,6 +194,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument("--history", type=int, default=0,
+                        help="messages each customer wrote a month before (a hub that has been chatting a while)")
     parser.add_argument("--simulator", action="store_true", help="be the simulator's process (started by the bench)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(serve_simulator(args.contacts) if args.simulator else main(args.contacts, args.database_url)))
+    sys.exit(asyncio.run(serve_simulator(args.contacts) if args.simulator
+                         else main(args.contacts, args.database_url, args.history)))

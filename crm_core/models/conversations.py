@@ -64,7 +64,10 @@ class Message(Base):
     __table_args__ = (
         # Platform retries carry the same id: the second insert is a no-op.
         UniqueConstraint("channel_account_id", "platform_message_id"),
-        Index("ix_message_unprocessed", "direction", "processed_at"),
+        # The worker's backlog: only the messages not processed yet, so the index stays the size of
+        # the backlog, and a query about all of a customer's messages is not led through it.
+        Index("ix_message_backlog", "id", sqlite_where=text("processed_at IS NULL"),
+              postgresql_where=text("processed_at IS NULL")),
         Index("ix_message_conversation", "conversation_id", "id"),
         # Reply windows: the customer's latest messages and actions.
         Index("ix_message_identity", "identity_id", "id"),

@@ -19,6 +19,7 @@ from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 from tests.crm_core.test_dispatcher import FAST, ScriptedGateway, conversation_for, drain
 from tests.crm_core.test_ingest import CIPHER, make_account
+from tests.fakes.databases import sqlite_plans
 
 UTC = dt.UTC
 
@@ -137,26 +138,13 @@ async def test_the_cap_reads_a_contacts_sends_by_their_identities_not_every_send
     """SQLite chose the plan that read the outbox by status (every marketing send ever made) for
     each group of sends, so a campaign slowed as it went; the query now leads it to the index on
     the recipient's identity. Checked on SQLite's own plan for the statement the cap runs."""
-    from sqlalchemy import event
-
     from crm_core.consent.marketing_rules import hold_back
 
     contact_id, _ = await one_person_on_two_channels(sessions)
-    engine = sessions.kw["bind"]
-    ran: list[tuple[str, tuple]] = []
-
-    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:
-        if "coalesce(outbox_message.sent_at, outbox_message.claimed_at)" in statement:
-            ran.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
+    async with sqlite_plans(sessions.kw["bind"], "coalesce(outbox_message.sent_at, outbox_message.claimed_at)") \
+            as plans:
         async with sessions() as session, session.begin():
             await hold_back([(1, contact_id)], MarketingRules(cap_count=2, cap_days=7), db_session=session)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", seen)
-    [(statement, parameters)] = ran
-    async with engine.connect() as conn:
-        plan = [row[3] for row in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))]
+    [plan] = plans
     assert not any("ix_outbox_due" in step for step in plan), plan
     assert any("ix_outbox_identity" in step for step in plan), plan

@@ -38,6 +38,7 @@ from crm_core.models import (
 from crm_core.outbox.dispatcher import Dispatcher
 from tests.crm_core.test_dispatcher import FAST, ScriptedGateway, conversation_for, drain
 from tests.crm_core.test_ingest import CIPHER, make_account, text_event
+from tests.fakes.databases import sqlite_plans
 
 KINDS = ("telegram", "email", "wecom")
 WELCOME = StepSpec("welcome", {"zh": "{name}您好，欢迎了解 X200", "en": "Hi {name}, meet the X200"})
@@ -187,6 +188,29 @@ async def test_each_step_is_queued_once_in_the_contacts_language_even_with_plann
     rows = await sends(sessions)
     assert len(rows) == 4 and len({row.idempotency_key for row in rows}) == 4
     assert {e.status for e in (await enrolments(sessions)).values()} == {EnrolmentStatus.COMPLETED}
+
+
+# The plans are asked of SQLite; PostgreSQL plans from its statistics.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_planner_reads_its_customers_messages_and_the_worker_only_the_backlog(sessions, database_url):
+    """SQLite led the planner's "when did these customers last write" through the worker's index
+    of every message by direction: each batch of 500 contacts read every customer message ever
+    stored, so planning slowed as the hub aged. The worker's index now holds only the backlog
+    (messages not processed yet); the planner reads a customer's messages by their identities."""
+    account = await make_account(sessions)
+    [contact] = await customers(sessions, account, "1")
+    await customer_writes(sessions, account, "1", "hello", 2)
+    engine = sessions.kw["bind"]
+    async with sqlite_plans(engine, "WITH due AS") as claims:
+        await MessageWorker(sessions, []).run_once()
+    await campaign_of(sessions, [WELCOME])
+    async with sqlite_plans(engine, "max(message.created_at)") as reads:
+        await NurturePlanner(sessions).run_until_idle()
+    assert len(await sends(sessions)) == 1
+    [claim], [read] = claims, reads
+    assert any("ix_message_backlog" in step for step in claim), claim
+    assert any("ix_message_identity" in step for step in read), read
+    assert not any(step.startswith("SCAN message") or "ix_message_backlog" in step for step in read), read
 
 
 async def test_a_planner_that_crashes_midway_plans_the_same_steps_again_without_doubles(sessions, monkeypatch):

@@ -1,11 +1,14 @@
 """Many customers at once, for load tests and benchmarks: contacts with a Telegram
 identity and an open conversation each, marketing consent granted by a form,
+each with as many messages written before as asked (a hub that has been chatting for a while),
 written with bulk inserts (ingesting 100,000 messages one by one would take
 longer than the work being measured)."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert
+import datetime as dt
+
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.simulators.telegram import SimBot, TelegramSimulator
@@ -18,7 +21,10 @@ from crm_core.models import (
     Contact,
     Conversation,
     ConversationStatus,
+    Direction,
     Identity,
+    Message,
+    MessageKind,
     MessagePurpose,
 )
 
@@ -44,8 +50,9 @@ async def load_account(session: AsyncSession, token: str, sim_base: str, cipher:
 
 async def seed_crowd(sessions: async_sessionmaker[AsyncSession], account_id: int, count: int, *,
                      simulator: TelegramSimulator | None = None, bot: SimBot | None = None,
-                     first_user: int = 1_000_000, chunk: int = 5000) -> dict[str, int]:
-    """`count` Telegram customers of the account; returns chat id -> contact id.
+                     first_user: int = 1_000_000, chunk: int = 5000, history: int = 0) -> dict[str, int]:
+    """`count` Telegram customers of the account, each with `history` messages written a month
+    ago, processed; returns chat id -> contact id.
 
     With a simulator, each is a user of it who has started the bot."""
     chats: dict[str, int] = {}
@@ -64,6 +71,17 @@ async def seed_crowd(sessions: async_sessionmaker[AsyncSession], account_id: int
                 {"contact_id": by_user[int(external)], "identity_id": identity_id, "channel_account_id": account_id,
                  "external_thread_id": external, "status": ConversationStatus.OPEN, "created_at": now,
                  "last_message_at": now} for identity_id, external in identities])
+            conversations = dict((await session.execute(
+                select(Conversation.identity_id, Conversation.id).where(
+                    Conversation.identity_id.in_([identity_id for identity_id, _ in identities])))).all())
+            then = now - dt.timedelta(days=30)
+            for n in range(history):
+                await session.execute(insert(Message), [
+                    {"conversation_id": conversations[identity_id], "channel_account_id": account_id,
+                     "identity_id": identity_id, "direction": Direction.INBOUND, "kind": MessageKind.TEXT,
+                     "text": "hello", "attachments": [], "platform_message_id": f"history:{external}:{n}",
+                     "created_at": then, "processed_at": then, "processing_attempts": 1}
+                    for identity_id, external in identities])
             await session.execute(insert(ConsentEvent), [
                 {"contact_id": contact_id, "purpose": MessagePurpose.MARKETING, "channel": None, "granted": True,
                  "source": "form", "evidence": {"form": "load test"}, "actor_label": "system", "created_at": now}

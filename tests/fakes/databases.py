@@ -118,3 +118,26 @@ async def redis_url() -> str:
     finally:
         await client.aclose()
     return url
+
+
+@contextlib.asynccontextmanager
+async def sqlite_plans(engine, needle: str):
+    """SQLite's query plans (EXPLAIN QUERY PLAN, one list of steps a statement) of the statements
+    holding `needle` that run inside the block, asked once it ends."""
+    from sqlalchemy import event
+
+    ran: list[tuple[str, object]] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        if needle in statement:
+            ran.append((statement, parameters))
+
+    plans: list[list[str]] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        yield plans
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    async with engine.connect() as conn:
+        for statement, parameters in ran:
+            plans.append([row[3] for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)])
