@@ -13,6 +13,7 @@ caps (per person, per day) hold a step back here until it fits.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import string
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, cast, func, insert, select, update
+from sqlalchemy import String, and_, bindparam, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.campaigns.definitions import TEMPLATE_VARIABLES, CampaignCaps, CampaignInvalid, step_template, steps_of
@@ -106,6 +107,34 @@ class _Person(NamedTuple):
     merged_into_id: int | None
 
 
+@dataclass(eq=False)
+class _Due:
+    """A due enrolment as the planner moves it on: read as columns and written back in one
+    statement a batch (as ORM objects, loading and flushing 500 a batch was a third of the
+    planner's time). The batch's rows are locked (FOR UPDATE on PostgreSQL, the one write lock
+    on SQLite), so writing every column back loses no one else's change."""
+
+    id: int
+    campaign_id: int
+    contact_id: int
+    rotation: int
+    status: EnrolmentStatus
+    next_position: int | None
+    next_due_at: dt.datetime | None
+    enrolled_at: dt.datetime
+    last_step_at: dt.datetime | None
+    note: str | None
+    exit_reason: str | None
+    exited_at: dt.datetime | None
+
+
+_DUE_COLUMNS = [Enrolment.__table__.c[f.name] for f in dataclasses.fields(_Due)]
+_MOVED = ("status", "next_position", "next_due_at", "last_step_at", "note", "exit_reason", "exited_at")
+# Every moved column of every row of a batch, by id: one executemany.
+_WRITE_BACK = (update(Enrolment.__table__).where(Enrolment.__table__.c.id == bindparam("b_id"))
+               .values({name: bindparam(f"b_{name}") for name in _MOVED}))
+
+
 @dataclass
 class _Known:
     """What the planner needs about the contacts of one batch, read in a few queries
@@ -177,7 +206,7 @@ async def _load(contact_ids: list[int], session: AsyncSession) -> _Known:
 
 @dataclass
 class _Send:
-    enrolment: Enrolment
+    enrolment: _Due
     step: CampaignStep
     route: _Route
     text: str
@@ -281,14 +310,14 @@ class NurturePlanner:
         now = now or utcnow()
         report = PlanReport()
         async with self.sessions() as session, session.begin():
-            due = (await session.scalars(
-                select(Enrolment)
+            due = [_Due(*row) for row in (await session.execute(
+                select(*_DUE_COLUMNS)
                 .join(Campaign, Campaign.id == Enrolment.campaign_id)
                 .where(Enrolment.status == EnrolmentStatus.ACTIVE, Enrolment.next_due_at <= now,
                        Campaign.status == CampaignStatus.ACTIVE)
                 .order_by(Enrolment.next_due_at, Enrolment.id)
                 .limit(self.batch_size)
-                .with_for_update(skip_locked=True, of=Enrolment))).all()
+                .with_for_update(skip_locked=True, of=Enrolment))).all()]
             if not due:
                 return report
             campaigns: dict[int, tuple[Campaign, dict[int, CampaignStep]]] = {}
@@ -307,6 +336,8 @@ class NurturePlanner:
                 await self._advance(enrolment, campaign, steps, known, now, report, sends,
                                     capped.get(campaign.id))
             await _enqueue(sends, known, now, session)
+            await session.execute(_WRITE_BACK, [{"b_id": e.id, **{f"b_{name}": getattr(e, name) for name in _MOVED}}
+                                                for e in due])
         if report.queued and self.on_enqueued is not None:
             self.on_enqueued()
         if report.planned:
@@ -314,7 +345,7 @@ class NurturePlanner:
                      report.planned, report.queued, report.skipped, report.capped, report.completed, report.exited)
         return report
 
-    async def _advance(self, enrolment: Enrolment, campaign: Campaign, steps: dict[int, CampaignStep],
+    async def _advance(self, enrolment: _Due, campaign: Campaign, steps: dict[int, CampaignStep],
                        known: _Known, now: dt.datetime, report: PlanReport, sends: list[_Send],
                        caps: _CapState | None = None) -> None:
         contact = known.contacts[enrolment.contact_id]
@@ -366,13 +397,13 @@ class NurturePlanner:
             self._move_to(enrolment, steps.get(step.position + 1), now)
 
     @staticmethod
-    def _exit(enrolment: Enrolment, reason: str, now: dt.datetime) -> None:
+    def _exit(enrolment: _Due, reason: str, now: dt.datetime) -> None:
         # Its earlier steps' sends have gone or are cancelled by the opt-out itself; the
         # manual exit (exit_enrolment) is the one that cancels queued sends.
         enrolment.status, enrolment.exit_reason = EnrolmentStatus.EXITED, reason
         enrolment.exited_at, enrolment.next_due_at = now, None
 
-    def _move_to(self, enrolment: Enrolment, step: CampaignStep | None, now: dt.datetime) -> None:
+    def _move_to(self, enrolment: _Due, step: CampaignStep | None, now: dt.datetime) -> None:
         if step is None:
             enrolment.next_position, enrolment.next_due_at = None, now
             return
@@ -387,7 +418,7 @@ class NurturePlanner:
         return zone_named(contact.timezone, self.default_timezone)
 
     @staticmethod
-    def _exit_reason(enrolment: Enrolment, campaign: Campaign, contact: _Person, known: _Known) -> str | None:
+    def _exit_reason(enrolment: _Due, campaign: Campaign, contact: _Person, known: _Known) -> str | None:
         everywhere = next((e for e in known.marketing.get(contact.id, []) if e.channel is None), None)
         if everywhere is not None and not everywhere.granted:
             return "opted_out"
@@ -400,7 +431,7 @@ class NurturePlanner:
         return None
 
     @staticmethod
-    def _condition_met(condition: dict[str, Any], enrolment: Enrolment, contact: _Person, known: _Known) -> bool:
+    def _condition_met(condition: dict[str, Any], enrolment: _Due, contact: _Person, known: _Known) -> bool:
         since = enrolment.last_step_at or enrolment.enrolled_at
         if "replied" in condition and known.wrote_since(contact.id, since) != bool(condition["replied"]):
             return False
@@ -411,7 +442,7 @@ class NurturePlanner:
             return False
         return not ("tag" in condition and condition["tag"] not in known.tags.get(contact.id, set()))
 
-    async def _queue(self, enrolment: Enrolment, campaign: Campaign, step: CampaignStep, contact: _Person,
+    async def _queue(self, enrolment: _Due, campaign: Campaign, step: CampaignStep, contact: _Person,
                      known: _Known, sends: list[_Send]) -> bool:
         """Add the step's message to the batch's sends; False (with the reason noted) if it cannot go."""
         route = next((r for r in known.routes.get(contact.id, []) if step.channel in (None, r.kind)), None)
