@@ -36,7 +36,6 @@ from crm_core.models import (
     CampaignStatus,
     CampaignStep,
     ChannelAccount,
-    ConsentEvent,
     Contact,
     ContactTag,
     Conversation,
@@ -141,13 +140,13 @@ class _Known:
     (one query per enrolment and step was 60 sends/s; this is the difference)."""
 
     contacts: dict[int, _Person]
-    marketing: dict[int, list[ConsentEvent]]    # each contact's marketing consent events, newest first
-    last_message: dict[int, dt.datetime]        # their latest own message (an opt-out not counting)
-    last_click: dict[int, dt.datetime]          # their latest button press
+    marketing: dict[int, list[consent.EventFact]]  # each contact's marketing consent events, newest first
+    last_message: dict[int, dt.datetime]           # their latest own message (an opt-out not counting)
+    last_click: dict[int, dt.datetime]             # their latest button press
     tags: dict[int, set[str]]
-    routes: dict[int, list[_Route]]             # newest conversation first
+    routes: dict[int, list[_Route]]                # newest conversation first
     owner_names: dict[int, str]
-    handles: dict[tuple[int, int], str]         # (user, channel account) -> the user's id there
+    handles: dict[tuple[int, int], str]            # (user, channel account) -> the user's id there
     # Contacts who have had a marketing message (queued or sent); the others' first one
     # says how to stop them.
     marketed: set[int] = field(default_factory=set)
