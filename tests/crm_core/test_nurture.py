@@ -198,7 +198,7 @@ async def test_the_planner_reads_its_customers_messages_and_the_worker_only_the_
     stored, so planning slowed as the hub aged. The worker's index now holds only the backlog
     (messages not processed yet); the planner reads a customer's messages by their identities."""
     account = await make_account(sessions)
-    [contact] = await customers(sessions, account, "1")
+    await customers(sessions, account, "1")
     await customer_writes(sessions, account, "1", "hello", 2)
     engine = sessions.kw["bind"]
     async with sqlite_plans(engine, "WITH due AS") as claims:
