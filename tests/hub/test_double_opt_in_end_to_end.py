@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm_core.models import Contact, Identity
+from crm_core.models import Contact, Identity, Message
 from tests.fakes.stack import eventually, telegram_stack
 
 
@@ -41,7 +41,11 @@ async def test_an_operators_grant_waits_for_the_persons_yes(database_url, tmp_pa
 
         # Ben was never asked: his "yes" grants nothing; "subscribe me" does.
         await stack.customer_writes(6002, "yes")
-        await eventually(stack.delivered)
+
+        async def read_by_the_worker() -> bool:  # not only stored: nothing it could grant is still to come
+            async with hub.sessions() as session:
+                return await session.scalar(select(Message.processed_at).where(Message.text == "yes")) is not None
+        await eventually(read_by_the_worker)
         assert (await stack.client.get(f"{base}/{ben}/consent", headers=api)).json()["events"] == []
         await stack.customer_writes(6002, "please subscribe me to your news")
         await eventually(lambda: _has_line(stack, 6002, "you are subscribed"))
