@@ -127,7 +127,8 @@ class _Due:
     exited_at: dt.datetime | None
 
 
-_DUE_COLUMNS = [Enrolment.__table__.c[f.name] for f in dataclasses.fields(_Due)]
+_PERSON_COLUMNS = [getattr(Contact, name) for name in _Person._fields]
+_DUE_COLUMNS = [getattr(Enrolment, f.name) for f in dataclasses.fields(_Due)]
 _MOVED = ("status", "next_position", "next_due_at", "last_step_at", "note", "exit_reason", "exited_at")
 # Every moved column of every row of a batch, by id: one executemany.
 _WRITE_BACK = (update(Enrolment.__table__).where(Enrolment.__table__.c.id == bindparam("b_id"))
@@ -158,7 +159,7 @@ class _Known:
 
 async def _load(contact_ids: list[int], session: AsyncSession) -> _Known:
     contacts = {row[0]: _Person(*row) for row in (await session.execute(
-        select(*(getattr(Contact, name) for name in _Person._fields)).where(Contact.id.in_(contact_ids)))).all()}
+        select(*_PERSON_COLUMNS).where(Contact.id.in_(contact_ids)))).all()}
     marketing = {contact_id: events for (contact_id, _), events in (await consent.events_of(
         contact_ids, [MessagePurpose.MARKETING], db_session=session)).items()}
     last_message: dict[int, dt.datetime] = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.simulators.telegram import SimBot, TelegramSimulator
@@ -67,13 +67,11 @@ async def seed_crowd(sessions: async_sessionmaker[AsyncSession], account_id: int
             identities = (await session.execute(insert(Identity).returning(Identity.id, Identity.external_id), [
                 {"contact_id": by_user[u], "channel_account_id": account_id, "external_id": str(u),
                  "display_name": f"Customer {u}", "reachable": True, "created_at": now} for u in users])).all()
-            await session.execute(insert(Conversation), [
+            conversations = dict((await session.execute(
+                insert(Conversation).returning(Conversation.identity_id, Conversation.id), [
                 {"contact_id": by_user[int(external)], "identity_id": identity_id, "channel_account_id": account_id,
                  "external_thread_id": external, "status": ConversationStatus.OPEN, "created_at": now,
-                 "last_message_at": now} for identity_id, external in identities])
-            conversations = dict((await session.execute(
-                select(Conversation.identity_id, Conversation.id).where(
-                    Conversation.identity_id.in_([identity_id for identity_id, _ in identities])))).all())
+                 "last_message_at": now} for identity_id, external in identities])).all())
             then = now - dt.timedelta(days=30)
             for n in range(history):
                 await session.execute(insert(Message), [
