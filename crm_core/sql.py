@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import ColumnElement, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-
-Entity = TypeVar("Entity")
 
 
 def dialect_of(session: AsyncSession) -> Any:
@@ -37,14 +35,6 @@ async def insert_ignoring_conflict(
         .returning(table.c.id)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def insert_entity_ignoring_conflict(session: AsyncSession, model: type[Entity], values: dict[str, Any], *,
-                                         conflict_columns: list[str]) -> Entity | None:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING the row, as the session's object; None if it existed.
-    One statement where inserting the id and then loading the row by it took two."""
-    stmt = _insert_ignoring(dialect_of(session), model, tuple(conflict_columns), model)
-    return (await session.scalars(stmt, [values])).one_or_none()
 
 
 @functools.cache

@@ -38,7 +38,7 @@ from crm_core.models import (
     Message,
 )
 from crm_core.outbox.dispatcher import new_owner_id
-from crm_core.outbox.service import enqueue_to_conversation, release_held
+from crm_core.outbox.service import queue_in_conversation, release_held
 from crm_core.ports import (
     BOT_SESSIONS,
     HandlerContext,
@@ -382,9 +382,8 @@ class MessageWorker:
         if overheard(message):
             ctx.replies.clear()  # a person is talking (a WeCom archive): the bot never answers
         for n, reply in enumerate(ctx.replies):
-            await enqueue_to_conversation(
-                conversation, reply, idempotency_key=f"reply:{message.id}:{n}", db_session=session
-            )
+            await queue_in_conversation(conversation, reply, idempotency_key=f"reply:{message.id}:{n}",
+                                        db_session=session)
         return bool(ctx.replies or ctx.enqueued)
 
     async def _process_one(self, message_id: int, profiles: dict[int, Profile], reading: Reading | None) -> None:

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import observe
@@ -33,7 +33,7 @@ from crm_core.models import (
     UserHandle,
 )
 from crm_core.ports import OutboundMessage
-from crm_core.sql import insert_entity_ignoring_conflict, insert_ignoring_conflict
+from crm_core.sql import insert_ignoring_conflict
 
 
 async def enqueue_to_conversation(
@@ -48,6 +48,28 @@ async def enqueue_to_conversation(
 ) -> OutboxMessage:
     """Record the outgoing message in the conversation and queue its send (a key queued before:
     that row, and nothing new)."""
+    row_id = await queue_in_conversation(conversation, message, idempotency_key=idempotency_key,
+                                         db_session=db_session, purpose=purpose, author_user_id=author_user_id,
+                                         not_before=not_before)
+    row = await (get_by_key(idempotency_key, db_session=db_session) if row_id is None
+                 else db_session.get(OutboxMessage, row_id))
+    assert row is not None
+    return row
+
+
+async def queue_in_conversation(
+    conversation: Conversation,
+    message: OutboundMessage,
+    *,
+    idempotency_key: str,
+    db_session: AsyncSession,
+    purpose: MessagePurpose = MessagePurpose.SERVICE,
+    author_user_id: int | None = None,
+    not_before: dt.datetime | None = None,
+) -> int | None:
+    """What `enqueue_to_conversation` does, without loading the row it queued: its id, or None if
+    the key was queued before (then nothing new is written). Two statements: the message worker
+    queues every bot reply this way."""
     if "sender" not in message.options and conversation.assignee_user_id is not None:
         # Platforms that send only as a person (WeCom external contacts) send as the owner.
         handle = await db_session.scalar(select(UserHandle.external_id).where(
@@ -55,44 +77,39 @@ async def enqueue_to_conversation(
             UserHandle.channel_account_id == conversation.channel_account_id))
         if handle is not None:
             message = dataclasses.replace(message, options={**message.options, "sender": handle})
-    now = utcnow()
-    history = Message(
-        conversation_id=conversation.id,
-        channel_account_id=conversation.channel_account_id,
-        identity_id=conversation.identity_id,
-        direction=Direction.OUTBOUND,
-        kind=MessageKind.TEXT,
-        text=message.text,
-        attachments=_history_attachments(message),
-        raw=None,
-        author_user_id=author_user_id,
-        created_at=now,
-        processed_at=now,
-    )
-    db_session.add(history)
-    await db_session.flush()
-    row = await insert_entity_ignoring_conflict(
-        db_session, OutboxMessage,
-        _row(idempotency_key, conversation.channel_account_id, message, purpose=purpose, not_before=not_before,
-             now=now, conversation_id=conversation.id, identity_id=conversation.identity_id, message_id=history.id),
-        conflict_columns=["idempotency_key"])
-    if row is None:  # enqueued concurrently under the same key
-        await db_session.delete(history)
-        existing = await get_by_key(idempotency_key, db_session=db_session)
-        assert existing is not None
-        return existing
-    conversation.last_message_at = now
+    cancelled: dict[str, Any] = {}
     if purpose == MessagePurpose.MARKETING:
         # Consent when the send is scheduled (and again when it is sent, by the dispatcher).
-        identity = await db_session.get(Identity, conversation.identity_id)
+        contact_id = await db_session.scalar(select(Identity.contact_id).where(
+            Identity.id == conversation.identity_id))
         kind = await db_session.scalar(select(ChannelAccount.kind).where(
             ChannelAccount.id == conversation.channel_account_id))
-        decision = await consent.decide(identity.contact_id, purpose=purpose, channel=kind or "?",
-                                        db_session=db_session)
+        decision = await consent.decide(contact_id, purpose=purpose, channel=kind or "?", db_session=db_session)
         if not decision.allowed:
-            row.status, row.last_error = OutboxStatus.CANCELLED, f"not scheduled: {decision.reason}"
-            await db_session.flush()
-    return row
+            cancelled = {"status": OutboxStatus.CANCELLED, "last_error": f"not scheduled: {decision.reason}"}
+    now = utcnow()
+    # Core statements, built once: the ORM's unit of work and a loaded row cost more than the writes.
+    history_id = (await db_session.execute(_INSERT_HISTORY, {
+        "conversation_id": conversation.id, "channel_account_id": conversation.channel_account_id,
+        "identity_id": conversation.identity_id, "direction": Direction.OUTBOUND, "kind": MessageKind.TEXT,
+        "text": message.text, "attachments": _history_attachments(message), "raw": None,
+        "author_user_id": author_user_id, "created_at": now, "processed_at": now})).scalar_one()
+    row_id = await insert_ignoring_conflict(
+        db_session, OutboxMessage.__table__,
+        {**_row(idempotency_key, conversation.channel_account_id, message, purpose=purpose, not_before=not_before,
+                now=now, conversation_id=conversation.id, identity_id=conversation.identity_id,
+                message_id=history_id), **cancelled},
+        conflict_columns=["idempotency_key"])
+    if row_id is None:  # enqueued before under the same key (concurrently, or by an earlier run)
+        await db_session.execute(_DELETE_HISTORY, {"id": history_id})
+        return None
+    conversation.last_message_at = now
+    return row_id
+
+
+_MESSAGE = Message.__table__
+_INSERT_HISTORY = _MESSAGE.insert().returning(_MESSAGE.c.id)
+_DELETE_HISTORY = _MESSAGE.delete().where(_MESSAGE.c.id == bindparam("id"))
 
 
 async def enqueue_to_handle(
