@@ -72,7 +72,8 @@ class Base(DeclarativeBase):
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An engine for `url` (sqlite+aiosqlite or postgresql+asyncpg), tuned per backend."""
     if url.startswith("sqlite"):
-        # One trip to aiosqlite's thread a statement, not four (crm_core/sqlite_driver.py).
+        # One trip to aiosqlite's thread a statement, not four, none once a transaction holds the
+        # write lock (crm_core/sqlite_driver.py).
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, module=sqlite_driver.dbapi())
 
         @event.listens_for(engine.sync_engine, "connect")

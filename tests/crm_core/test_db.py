@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
 
 from crm_core import migrate
 from crm_core.db import create_engine, run_sqlite_checkpoints
@@ -37,4 +41,86 @@ async def test_the_background_checkpointer_moves_the_wal_into_the_database_file(
         await task
         assert path.stat().st_size > before + 1_000_000
     finally:
+        await engine.dispose()
+
+
+async def _thread_of_statements(tmp_path):
+    """An engine whose `SELECT statement_thread()` says which thread ran the statement."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _function(dbapi_conn, _record) -> None:
+        dbapi_conn.create_function("statement_thread", 0, threading.get_ident)
+
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT NOT NULL UNIQUE)"))
+    return engine
+
+
+async def test_a_transaction_that_has_written_runs_its_next_statements_on_the_event_loops_thread(tmp_path):
+    """Before its first write a statement may wait for SQLite's lock, so it goes to the driver's
+    thread; after it, the lock is the transaction's and the trip is saved."""
+    engine = await _thread_of_statements(tmp_path)
+    loop_thread = threading.get_ident()
+    try:
+        async with engine.connect() as conn:
+            here = "SELECT statement_thread()"
+            assert (await conn.execute(text(here))).scalar() != loop_thread
+            inserted = await conn.execute(text("INSERT INTO note (body) VALUES ('first') RETURNING id"))
+            assert inserted.scalar() == 1
+            assert (await conn.execute(text(here))).scalar() == loop_thread
+            # Results, row counts and RETURNING come back the same way on this thread.
+            more = await conn.execute(text("INSERT INTO note (body) VALUES ('second'), ('third') RETURNING id"))
+            assert sorted(more.scalars()) == [2, 3]
+            updated = await conn.execute(text("UPDATE note SET body = body || '!' WHERE id > 1"))
+            assert updated.rowcount == 2
+            await conn.execute(text("INSERT INTO note (body) VALUES (:body)"), [{"body": "x"}, {"body": "y"}])
+            assert (await conn.execute(text("SELECT count(*) FROM note"))).scalar() == 5
+            await conn.commit()
+            # Committed: the next transaction starts on the thread again.
+            assert (await conn.execute(text(here))).scalar() != loop_thread
+    finally:
+        await engine.dispose()
+
+
+async def test_a_statement_on_the_event_loops_thread_fails_as_any_other_and_its_transaction_rolls_back(tmp_path):
+    engine = await _thread_of_statements(tmp_path)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("INSERT INTO note (body) VALUES ('once')"))
+            with pytest.raises(IntegrityError):
+                await conn.execute(text("INSERT INTO note (body) VALUES ('once')"))
+            await conn.rollback()
+            assert (await conn.execute(text("SELECT count(*) FROM note"))).scalar() == 0
+            assert (await conn.execute(text("SELECT statement_thread()"))).scalar() != threading.get_ident()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_write_waiting_for_another_writers_lock_does_not_stop_the_event_loop(tmp_path):
+    """Another process holds the write lock for half a second: the hub's write waits for it on
+    the driver's thread while the event loop goes on (a ticker keeps ticking), then succeeds."""
+    engine = await _thread_of_statements(tmp_path)
+    other = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO note (body) VALUES ('theirs')")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        asyncio.get_running_loop().call_later(0.5, other.execute, "COMMIT")
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO note (body) VALUES ('ours')"))
+        ticker.cancel()
+        assert ticks >= 20, ticks  # the loop ran while the write waited
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT body FROM note ORDER BY id"))).scalars().all() == ["theirs", "ours"]
+    finally:
+        other.close()
         await engine.dispose()
