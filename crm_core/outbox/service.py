@@ -36,21 +36,13 @@ from crm_core.ports import OutboundMessage
 from crm_core.sql import insert_ignoring_conflict
 
 
-async def enqueue_to_conversation(
-    conversation: Conversation,
-    message: OutboundMessage,
-    *,
-    idempotency_key: str,
-    db_session: AsyncSession,
-    purpose: MessagePurpose = MessagePurpose.SERVICE,
-    author_user_id: int | None = None,
-    not_before: dt.datetime | None = None,
-) -> OutboxMessage:
+async def enqueue_to_conversation(conversation: Conversation, message: OutboundMessage, *, idempotency_key: str,
+                                  db_session: AsyncSession, **queueing: Any) -> OutboxMessage:
     """Record the outgoing message in the conversation and queue its send (a key queued before:
-    that row, and nothing new)."""
+    that row, and nothing new). `queueing`: `queue_in_conversation`'s purpose, author_user_id and
+    not_before."""
     row_id = await queue_in_conversation(conversation, message, idempotency_key=idempotency_key,
-                                         db_session=db_session, purpose=purpose, author_user_id=author_user_id,
-                                         not_before=not_before)
+                                         db_session=db_session, **queueing)
     row = await (get_by_key(idempotency_key, db_session=db_session) if row_id is None
                  else db_session.get(OutboxMessage, row_id))
     assert row is not None
