@@ -8,23 +8,26 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 
-def dialect_of(session: AsyncSession) -> Any:
-    """The SQLAlchemy dialect module (for insert ... on_conflict) of the session's database."""
-    return sqlite if session.bind.dialect.name == "sqlite" else postgresql
+def dialect_of(session: AsyncSession | AsyncConnection) -> Any:
+    """The SQLAlchemy dialect module (for insert ... on_conflict) of the session's (or connection's)
+    database."""
+    bind = session if isinstance(session, AsyncConnection) else session.bind
+    return sqlite if bind.dialect.name == "sqlite" else postgresql
 
 
 async def insert_ignoring_conflict(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     table: Table,
     values: dict[str, Any],
     *,
     conflict_columns: list[str],
     conflict_where: ColumnElement[bool] | None = None,
 ) -> int | None:
-    """INSERT ... ON CONFLICT DO NOTHING; the new row's id, or None if it existed."""
+    """INSERT ... ON CONFLICT DO NOTHING; the new row's id, or None if it existed. On a session's
+    connection, the session's pending changes are not flushed first."""
     if conflict_where is None:  # one statement for the table, its values bound: built and keyed once
         stmt = _insert_ignoring(dialect_of(session), table, tuple(conflict_columns), table.c.id)
         return (await session.execute(stmt, values)).scalar_one_or_none()

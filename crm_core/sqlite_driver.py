@@ -10,16 +10,18 @@ The thread is there so that a statement waiting for SQLite's one write lock (up 
 timeout) or for the disk does not stop the event loop. Once a transaction has written, its
 connection holds that lock until it commits or rolls back (WAL mode: readers never block it), so
 its later statements cannot wait for anyone: they run on the caller's thread, without the trip
-(the message worker's transactions went from 257 to 337 messages a second). They hold up the
-event loop as long as they run, which is no longer than the other writers of the file wait for
-them anyway. The first write of a transaction, its commit and rollback, and everything outside
-a write transaction still go to the thread.
+(the message worker went from 257 to 324-337 messages a second). A statement holds up the event
+loop as long as it runs, which the other writers of the file wait for anyway; a long run of them
+gives the loop a turn every few milliseconds. The first write of a transaction, its commit and
+rollback, and everything outside a write transaction still go to the thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
+import time
 from typing import Any
 
 import aiosqlite
@@ -91,10 +93,15 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _trip(self, operation: str, parameters: Any, many: bool) -> None:
         adapt = self._adapt_connection
         if adapt.holds_write_lock():  # nothing to wait for: no trip
+            if time.monotonic() - adapt.yielded_at > YIELD_EVERY_SECONDS:
+                # A long transaction lets the event loop run others' steps now and then.
+                await asyncio.sleep(0)
+                adapt.yielded_at = time.monotonic()
             self._take(_run(self._connection, operation, parameters, many))
             return
         async with adapt._execute_mutex:
             self._take(await self._connection._execute(_run, self._connection, operation, parameters, many))
+        adapt.yielded_at = time.monotonic()
         # A write begins the transaction (Python's sqlite3 sends BEGIN before it) and takes the lock.
         adapt.wrote = operation.lstrip()[:7].upper() in _WRITES
 
@@ -110,15 +117,19 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 _WRITES = ("INSERT ", "UPDATE ", "DELETE ", "REPLACE")
+# At most this long on the caller's thread between two turns of the event loop (plus the statement
+# running then): the trips to the thread were turns, a run of statements without them is not.
+YIELD_EVERY_SECONDS = 0.005
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("wrote",)
+    __slots__ = ("wrote", "yielded_at")
     _cursor_cls = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
         super().__init__(dbapi, connection)
         self.wrote = False  # the last statement sent to the thread wrote (a transaction began with it)
+        self.yielded_at = 0.0  # (time.monotonic) when the event loop last had a turn between statements
 
     def holds_write_lock(self) -> bool:
         """Whether this connection's transaction has written, so holds SQLite's write lock until it

@@ -80,20 +80,23 @@ async def queue_in_conversation(
         if not decision.allowed:
             cancelled = {"status": OutboxStatus.CANCELLED, "last_error": f"not scheduled: {decision.reason}"}
     now = utcnow()
-    # Core statements, built once: the ORM's unit of work and a loaded row cost more than the writes.
-    history_id = (await db_session.execute(_INSERT_HISTORY, {
+    # Core statements built once, on the session's connection: the ORM's unit of work and a loaded
+    # row cost more than the writes, and what the session has pending is flushed when next needed
+    # (at the next query or the commit), not here.
+    connection = await db_session.connection()
+    history_id = (await connection.execute(_INSERT_HISTORY, {
         "conversation_id": conversation.id, "channel_account_id": conversation.channel_account_id,
         "identity_id": conversation.identity_id, "direction": Direction.OUTBOUND, "kind": MessageKind.TEXT,
         "text": message.text, "attachments": _history_attachments(message), "raw": None,
         "author_user_id": author_user_id, "created_at": now, "processed_at": now})).scalar_one()
     row_id = await insert_ignoring_conflict(
-        db_session, OutboxMessage.__table__,
+        connection, OutboxMessage.__table__,
         {**_row(idempotency_key, conversation.channel_account_id, message, purpose=purpose, not_before=not_before,
                 now=now, conversation_id=conversation.id, identity_id=conversation.identity_id,
                 message_id=history_id), **cancelled},
         conflict_columns=["idempotency_key"])
     if row_id is None:  # enqueued before under the same key (concurrently, or by an earlier run)
-        await db_session.execute(_DELETE_HISTORY, {"id": history_id})
+        await connection.execute(_DELETE_HISTORY, {"id": history_id})
         return None
     conversation.last_message_at = now
     return row_id

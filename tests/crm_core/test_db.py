@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 
 import pytest
 from sqlalchemy import event, text
@@ -123,4 +124,34 @@ async def test_a_write_waiting_for_another_writers_lock_does_not_stop_the_event_
             assert (await conn.execute(text("SELECT body FROM note ORDER BY id"))).scalars().all() == ["theirs", "ours"]
     finally:
         other.close()
+        await engine.dispose()
+
+
+async def test_a_long_write_transaction_gives_the_event_loop_turns_between_its_statements(tmp_path):
+    """Half a second of statements after a transaction's first write (none of them a trip to the
+    driver's thread): other tasks of the process still run every few milliseconds, not once it
+    commits."""
+    engine = await _thread_of_statements(tmp_path)
+    ticks: list[float] = []
+
+    async def tick() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.001)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await asyncio.sleep(0.01)
+        async with engine.begin() as conn:
+            began = time.monotonic()
+            n = 0
+            while time.monotonic() - began < 0.5:
+                n += 1
+                await conn.execute(text("INSERT INTO note (body) VALUES (:body)"), {"body": f"note {n}"})
+            ended = time.monotonic()
+        during = [t for t in ticks if began <= t <= ended]
+        gaps = [b - a for a, b in zip([began, *during], [*during, ended], strict=True)]
+        assert len(during) > 10 and max(gaps) < 0.2, (len(during), max(gaps))
+    finally:
+        ticker.cancel()
         await engine.dispose()
