@@ -135,7 +135,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         """Whether this connection's transaction has written, so holds SQLite's write lock until it
         ends (`in_transaction` is False again once it commits or rolls back), and nothing of it is
         on the thread now."""
-        raw = self._connection._conn  # (None once closed: to the thread, which says so)
+        raw = self._connection._connection  # (None once closed: to the thread, which says so)
         return self.wrote and raw is not None and raw.in_transaction and not self._execute_mutex.locked()
 
 
