@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, event, func, or_, select, update
+from sqlalchemy import Table, event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import observe
@@ -344,12 +344,18 @@ class MessageWorker:
 
     @staticmethod
     async def _firsts(ids: Sequence[int], session: AsyncSession) -> dict[int, int]:
-        """Conversation id -> the id of its first customer message, for the batch's conversations."""
-        conversations = select(Message.conversation_id).where(Message.id.in_(ids)).scalar_subquery()
-        return dict((await session.execute(
-            select(Message.conversation_id, func.min(Message.id)).where(
-                Message.conversation_id.in_(conversations), Message.direction == Direction.INBOUND,
-                Message.kind.in_(CUSTOMER_MESSAGE_KINDS)).group_by(Message.conversation_id))).all())
+        """Conversation id -> the id of its first customer message, for the batch's conversations:
+        each conversation's messages read in id order until its first customer message
+        (ix_message_conversation). Asked as "every customer message of these conversations, the
+        least id", PostgreSQL without fresh statistics read every customer message of the table for
+        each batch (27 ms at 2,000 messages)."""
+        conversations = select(Message.conversation_id).where(Message.id.in_(ids)).distinct().subquery()
+        first = (select(Message.id)
+                 .where(Message.conversation_id == conversations.c.conversation_id,
+                        Message.direction == Direction.INBOUND, Message.kind.in_(CUSTOMER_MESSAGE_KINDS))
+                 .order_by(Message.id).limit(1).scalar_subquery())
+        return {conversation_id: first_id for conversation_id, first_id in (await session.execute(
+            select(conversations.c.conversation_id, first))).all() if first_id is not None}
 
     async def _handle(self, session: AsyncSession, message: Message, profiles: dict[int, Profile],
                       reading: Reading | None, wrote: _CustomersWrote, *, first: bool | None = None) -> bool:

@@ -8,7 +8,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from crm_core.campaigns import audience
 from crm_core.campaigns import service as campaigns
@@ -196,19 +196,24 @@ async def test_the_planner_reads_its_customers_messages_and_the_worker_only_the_
     """SQLite led the planner's "when did these customers last write" through the worker's index
     of every message by direction: each batch of 500 contacts read every customer message ever
     stored, so planning slowed as the hub aged. The worker's index now holds only the backlog
-    (messages not processed yet); the planner reads a customer's messages by their identities."""
+    (messages not processed yet); the planner reads a customer's messages by their identities, the
+    worker its batch's conversations' messages by conversation."""
     account = await make_account(sessions)
     await customers(sessions, account, "1")
     await customer_writes(sessions, account, "1", "hello", 2)
     engine = sessions.kw["bind"]
-    async with sqlite_plans(engine, "WITH due AS") as claims:
+    async with sqlite_plans(engine, "WITH due AS") as claims, \
+            sqlite_plans(engine, "SELECT DISTINCT message.conversation_id") as firsts:
         await MessageWorker(sessions, []).run_once()
     await campaign_of(sessions, [WELCOME])
     async with sqlite_plans(engine, "max(message.created_at)") as reads:
         await NurturePlanner(sessions).run_until_idle()
     assert len(await sends(sessions)) == 1
-    [claim], [read] = claims, reads
+    [claim], [first], [read] = claims, firsts, reads
     assert any("ix_message_backlog" in step for step in claim), claim
+    # The batch's conversations' first customer messages: each conversation's messages in id order.
+    assert any("ix_message_conversation" in step for step in first), first
+    assert not any(step.startswith("SCAN message") for step in first), first
     assert any("ix_message_identity" in step for step in read), read
     assert not any(step.startswith("SCAN message") or "ix_message_backlog" in step for step in read), read
 
@@ -559,3 +564,31 @@ async def test_a_draft_is_edited_a_started_campaign_is_copied_instead(sessions):
         assert (first.name, second.name) == ("Expo, second try (copy)", "Expo, second try (copy 2)")
         assert first.status == CampaignStatus.DRAFT and first.caps == {"per_day": 10}
         assert [s.name for s in await steps_of(first.id, db_session=session)] == ["follow-up", "welcome"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_workers_first_message_question_reads_by_conversation_on_postgresql(sessions, database_url):
+    """Whether a message is its conversation's first customer message was asked as "the least id
+    of these conversations' customer messages": PostgreSQL, before its statistics caught up with
+    a growing table, read every customer message of the table for each batch. Asked as each
+    conversation's messages in id order, it reads by conversation whatever the statistics say."""
+    account = await make_account(sessions)
+    for n, user in enumerate(("1", "2", "3")):
+        await customer_writes(sessions, account, user, "hello", 10 + n)
+    engine = sessions.kw["bind"]
+    ran: list[tuple[str, object]] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        if "SELECT DISTINCT message.conversation_id" in statement:
+            ran.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await MessageWorker(sessions, []).run_once()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    [(statement, parameters)] = ran
+    async with engine.connect() as conn:
+        plan = [row[0] for row in await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)]
+    # (The batch's own three messages may be read from the table: it is that small here.)
+    assert any("ix_message_conversation" in step for step in plan), plan
