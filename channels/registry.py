@@ -82,6 +82,10 @@ class ChannelRegistry:
         ask = getattr(self.get(account.kind), "confirmation", None)
         return None if ask is None else await ask(account, platform_message_id, recipient, options)
 
+    def profile_kinds(self) -> frozenset[str]:
+        """The channel kinds whose adapters can ask their platform who a user is."""
+        return frozenset(kind for kind, adapter in self._by_kind.items() if hasattr(adapter, "fetch_profile"))
+
     async def fetch_profile(self, account: AccountRef, external_id: str) -> Profile | None:
         """The platform's profile of a user, or None where the channel has no profile API."""
         fetch = getattr(self.get(account.kind), "fetch_profile", None)

@@ -277,6 +277,9 @@ class Profile:
 class ProfileLookup(Protocol):
     """Asks the platform for an identity's profile; implemented by the composition root."""
 
+    # The channel kinds whose platforms can say who a user is: the worker asks for no one else's.
+    profile_kinds: frozenset[str]
+
     async def fetch_profile(self, account_id: int, external_id: str) -> Profile | None:
         """The profile (possibly empty); None when the channel has no profile
         API for this user. Raises when the platform cannot answer now."""

@@ -325,6 +325,11 @@ class Hub:
         self._accounts[account_id] = (time.monotonic(), row, ref)
         return row, ref
 
+    @property
+    def profile_kinds(self) -> frozenset[str]:
+        """The worker's ProfileLookup: the channels it may ask (Telegram, DingTalk: none to ask)."""
+        return self.channels.profile_kinds()
+
     async def fetch_profile(self, account_id: int, external_id: str) -> Profile | None:
         """The worker's ProfileLookup: the platform's profile of a customer (name, unionid)."""
         found = await self.account(account_id)

@@ -198,16 +198,19 @@ class MessageWorker:
     async def _lookup_profiles(self, ids: Sequence[int]) -> dict[int, Profile]:
         """The platform's profiles of the batch's customers not looked up yet (identity id ->
         profile), asked concurrently and outside any transaction, so a slow platform holds no
-        database lock; a channel without a profile API is not asked."""
-        if self.profiles is None:
+        database lock; a channel without a profile API is not asked, nor its identities read."""
+        kinds = sorted(self.profiles.profile_kinds) if self.profiles is not None else []
+        if not kinds:
             return {}
         async with self.sessions() as session:
             rows = (await session.execute(
                 select(Identity.id, Identity.channel_account_id, Identity.external_id).distinct()
                 .join(Message, Message.identity_id == Identity.id)
                 .join(Contact, Contact.id == Identity.contact_id)
+                .join(ChannelAccount, ChannelAccount.id == Identity.channel_account_id)
                 .where(Message.id.in_(ids), Message.direction == Direction.INBOUND,
-                       Identity.profile_checked_at.is_(None), Contact.is_staff.is_(False))
+                       Identity.profile_checked_at.is_(None), Contact.is_staff.is_(False),
+                       ChannelAccount.kind.in_(kinds))
             )).all()
         if not rows:
             return {}

@@ -13,9 +13,11 @@ from tests.crm_core.test_ingest import make_account, text_event
 
 
 class Profiles:
-    """A scripted ProfileLookup: answers from `known`, raises for ids in `failing`."""
+    """A scripted ProfileLookup: answers from `known`, raises for ids in `failing`; the tests'
+    accounts are Telegram's, which stands in here for a channel with profiles."""
 
-    def __init__(self, known: dict[str, Profile]) -> None:
+    def __init__(self, known: dict[str, Profile], kinds: frozenset[str] = frozenset({"telegram"})) -> None:
+        self.profile_kinds = kinds
         self.known = known
         self.failing: set[str] = set()
         self.asked: list[str] = []
@@ -141,6 +143,22 @@ async def test_staff_are_never_looked_up(sessions):
     await _ingest(sessions, account, rep)
     await worker.run_once()
     assert profiles.asked == []
+
+
+async def test_a_channel_without_a_profile_api_is_never_asked_and_its_messages_are_answered(sessions):
+    """Telegram says no more of a user than their update does: the worker does not ask, whoever
+    writes and however often."""
+    account = await make_account(sessions)
+    profiles = Profiles({"42": Profile(display_name="Never asked")}, kinds=frozenset({"wechat", "wecom"}))
+    seen = SeenContacts()
+    worker = MessageWorker(sessions, [seen], profiles=profiles)
+    await _ingest(sessions, account, text_event(1), text_event(2, user="43"))
+    await worker.run_once()
+    await _ingest(sessions, account, text_event(3))
+    await worker.run_once()
+    assert profiles.asked == [] and len(seen.contacts) == 3
+    async with sessions() as session:
+        assert "Never asked" not in (await session.scalars(select(Contact.display_name))).all()
 
 
 async def test_the_same_stated_phone_on_two_channels_is_one_contact_and_a_mention_is_not(sessions):
