@@ -99,10 +99,12 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
                 adapt.yielded_at = time.monotonic()
             self._take(_run(self._connection, operation, parameters, many))
             return
+        # A write begins the transaction (Python's sqlite3 sends BEGIN before it) and takes the lock,
+        # once it has run: one that failed (tired of waiting for the lock) took none.
+        adapt.wrote = False
         async with adapt._execute_mutex:
             self._take(await self._connection._execute(_run, self._connection, operation, parameters, many))
         adapt.yielded_at = time.monotonic()
-        # A write begins the transaction (Python's sqlite3 sends BEGIN before it) and takes the lock.
         adapt.wrote = operation.lstrip()[:7].upper() in _WRITES
 
     def _take(self, outcome: tuple) -> None:
@@ -128,7 +130,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
         super().__init__(dbapi, connection)
-        self.wrote = False  # the last statement sent to the thread wrote (a transaction began with it)
+        self.wrote = False  # the last statement sent to the thread was a write that ran (it took the lock)
         self.yielded_at = 0.0  # (time.monotonic) when the event loop last had a turn between statements
 
     def holds_write_lock(self) -> bool:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crm_core import migrate
 from crm_core.db import create_engine, run_sqlite_checkpoints
@@ -154,4 +154,24 @@ async def test_a_long_write_transaction_gives_the_event_loop_turns_between_its_s
         assert len(during) > 10 and max(gaps) < 0.2, (len(during), max(gaps))
     finally:
         ticker.cancel()
+        await engine.dispose()
+
+
+async def test_a_first_write_that_failed_for_the_lock_leaves_the_next_statements_on_the_thread(tmp_path):
+    """A write that gave up waiting for another process's lock took none: what the transaction
+    runs next may wait for that lock too, so it goes to the driver's thread, not the loop's."""
+    engine = await _thread_of_statements(tmp_path)
+    other = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA busy_timeout = 50")
+            await conn.execute(text("INSERT INTO note (body) VALUES ('ours')"))
+            await conn.commit()
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(OperationalError, match="locked"):
+                await conn.execute(text("INSERT INTO note (body) VALUES ('blocked')"))
+            assert (await conn.execute(text("SELECT statement_thread()"))).scalar() != threading.get_ident()
+            await conn.rollback()
+    finally:
+        other.close()
         await engine.dispose()
