@@ -72,11 +72,11 @@ async def queue_in_conversation(
     cancelled: dict[str, Any] = {}
     if purpose == MessagePurpose.MARKETING:
         # Consent when the send is scheduled (and again when it is sent, by the dispatcher).
-        contact_id = await db_session.scalar(select(Identity.contact_id).where(
-            Identity.id == conversation.identity_id))
+        identity = await db_session.get(Identity, conversation.identity_id)
         kind = await db_session.scalar(select(ChannelAccount.kind).where(
             ChannelAccount.id == conversation.channel_account_id))
-        decision = await consent.decide(contact_id, purpose=purpose, channel=kind or "?", db_session=db_session)
+        decision = await consent.decide(identity.contact_id, purpose=purpose, channel=kind or "?",
+                                        db_session=db_session)
         if not decision.allowed:
             cancelled = {"status": OutboxStatus.CANCELLED, "last_error": f"not scheduled: {decision.reason}"}
     now = utcnow()
