@@ -35,15 +35,21 @@ from hub.settings import Settings
 SECRET = "test-secret-key-0123456789abcdef"
 
 
-_START = random.randrange(20_000, 32_000)
-_PORTS = itertools.cycle([*range(_START, 32_000), *range(20_000, _START)])
+# Each xdist worker takes its own ports (those equal to its number modulo the workers'): two
+# workers walking one range met and picked the same port between its check and its bind, which
+# failed two tests of a CI run with "address already in use".
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+_OWN = [port for port in range(20_000, 32_000) if port % _WORKERS == _WORKER]
+_START = random.randrange(len(_OWN))
+_PORTS = itertools.cycle(_OWN[_START:] + _OWN[:_START])
 
 
 def free_port() -> int:
     """A port to listen on, below the kernel's ephemeral range (32768+): a port the OS
     hands out (bind to 0) can be taken by an outgoing connection before the server
     binds it, which failed a CI run with "address already in use"."""
-    for _, port in zip(range(12_000), _PORTS, strict=False):
+    for _, port in zip(range(len(_OWN)), _PORTS, strict=False):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
