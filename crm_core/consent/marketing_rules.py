@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
@@ -82,6 +82,27 @@ def interval_end(now: dt.datetime, zone: ZoneInfo, start: dt.time, end: dt.time)
         return None
     return dt.datetime.combine(end_day, end, tzinfo=zone).astimezone(dt.UTC)
 
+_CONTACTS, _IDENTITIES, _OUTBOX = Contact.__table__, Identity.__table__, OutboxMessage.__table__
+_THESE_CONTACTS = _CONTACTS.c.id.in_(bindparam("contact_ids", expanding=True))
+_LOCK_IN_ORDER = select(_CONTACTS.c.id).where(_THESE_CONTACTS).order_by(_CONTACTS.c.id).with_for_update()
+# The write that takes the lock answers with the contacts' time zones.
+_TOUCH = (_CONTACTS.update().where(_THESE_CONTACTS).values(updated_at=bindparam("now"))
+          .returning(_CONTACTS.c.id, _CONTACTS.c.timezone))
+_WENT_AT = func.coalesce(_OUTBOX.c.sent_at, _OUTBOX.c.claimed_at)
+# The counted sends of the contacts by their identities (`identity_id IN (...)`, not a join on the
+# contact: with the contacts only on the join, SQLite read the rows by status instead, every
+# marketing send ever made, for each group of sends; a campaign slowed as it went), but the rows
+# being decided.
+_RECENT = (
+    select(_IDENTITIES.c.contact_id, _WENT_AT)
+    .join(_IDENTITIES, _IDENTITIES.c.id == _OUTBOX.c.identity_id)
+    .where(_OUTBOX.c.identity_id.in_(
+               select(_IDENTITIES.c.id).where(_IDENTITIES.c.contact_id.in_(bindparam("contact_ids", expanding=True)))),
+           _OUTBOX.c.purpose == MessagePurpose.MARKETING, _OUTBOX.c.status.in_(COUNTED),
+           _OUTBOX.c.id.not_in(bindparam("row_ids", expanding=True)), _WENT_AT >= bindparam("since"))
+    .order_by(_WENT_AT))
+
+
 async def hold_back(sends: Sequence[tuple[int, int]], rules: MarketingRules, *,
                     db_session: AsyncSession) -> dict[int, tuple[dt.datetime, str]]:
     """Inside the transaction that would mark these outbox rows sending, given as
@@ -92,30 +113,17 @@ async def hold_back(sends: Sequence[tuple[int, int]], rules: MarketingRules, *,
         return {}
     now = utcnow()
     contact_ids = sorted({contact_id for _, contact_id in sends})
+    connection = await db_session.connection()  # plain rows: no contact is read or changed as an object
     # The lock: every dispatcher deciding for a contact writes its row first, so they
     # take turns (row locks on PostgreSQL, taken in id order so two batches never wait
     # on each other in a cycle; the write lock on SQLite).
-    if db_session.bind.dialect.name == "postgresql":
-        await db_session.execute(select(Contact.id).where(Contact.id.in_(contact_ids)).order_by(Contact.id)
-                                 .with_for_update())
-    await db_session.execute(update(Contact).where(Contact.id.in_(contact_ids)).values(updated_at=now)
-                             .execution_options(synchronize_session=False))
-    timezones = dict((await db_session.execute(
-        select(Contact.id, Contact.timezone).where(Contact.id.in_(contact_ids)))).all())
-    since = now - dt.timedelta(days=rules.cap_days)
-    went_at = func.coalesce(OutboxMessage.sent_at, OutboxMessage.claimed_at)
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_LOCK_IN_ORDER, {"contact_ids": contact_ids})
+    timezones = dict((await connection.execute(_TOUCH, {"contact_ids": contact_ids, "now": now})).all())
     recent: dict[int, list[dt.datetime]] = {contact_id: [] for contact_id in contact_ids}
-    # The outbox rows by their identities (`identity_id IN (...)`, not a join on the contact): with
-    # the contacts only on the join, SQLite read the rows by status instead, every marketing send
-    # ever made, for each group of sends; a campaign slowed as it went.
-    their_identities = select(Identity.id).where(Identity.contact_id.in_(contact_ids))
-    for contact_id, at in (await db_session.execute(
-            select(Identity.contact_id, went_at)
-            .join(Identity, Identity.id == OutboxMessage.identity_id)
-            .where(OutboxMessage.identity_id.in_(their_identities), OutboxMessage.purpose == MessagePurpose.MARKETING,
-                   OutboxMessage.status.in_(COUNTED), OutboxMessage.id.not_in([row_id for row_id, _ in sends]),
-                   went_at >= since)
-            .order_by(went_at))).all():
+    for contact_id, at in (await connection.execute(_RECENT, {
+            "contact_ids": contact_ids, "row_ids": [row_id for row_id, _ in sends],
+            "since": now - dt.timedelta(days=rules.cap_days)})).all():
         recent[contact_id].append(at)
 
     held: dict[int, tuple[dt.datetime, str]] = {}

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import catalogues
@@ -57,7 +57,11 @@ class EventFact(NamedTuple):
     created_at: dt.datetime
 
 
-_FACT_COLUMNS = [getattr(ConsentEvent, name) for name in EventFact._fields]
+# Built once (the dispatcher asks at every group of sends): the ledgers of some contacts, newest first.
+_FACTS_OF = (select(*(getattr(ConsentEvent, name) for name in EventFact._fields))
+             .where(ConsentEvent.contact_id.in_(bindparam("contact_ids", expanding=True)),
+                    ConsentEvent.purpose.in_(bindparam("purposes", expanding=True)))
+             .order_by(ConsentEvent.id.desc()))
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,7 @@ async def events_of(contact_ids: Iterable[int], purposes: Iterable[MessagePurpos
     found: dict[tuple[int, MessagePurpose], list[EventFact]] = {}
     if not contact_ids or not purposes:
         return found
-    for row in (await db_session.execute(
-            select(*_FACT_COLUMNS).where(ConsentEvent.contact_id.in_(contact_ids), ConsentEvent.purpose.in_(purposes))
-            .order_by(ConsentEvent.id.desc()))).all():
+    for row in (await db_session.execute(_FACTS_OF, {"contact_ids": contact_ids, "purposes": purposes})).all():
         event = EventFact(*row)
         found.setdefault((event.contact_id, MessagePurpose(event.purpose)), []).append(event)
     return found
