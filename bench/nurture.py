@@ -1,15 +1,19 @@
 """Nurture throughput: plan and dispatch N due campaign sends to the Telegram simulator.
 
-Run by hand: `.venv/bin/python bench/nurture.py [--contacts 100000] [--history N] [--database-url URL]`.
+Run by hand: `.venv/bin/python bench/nurture.py [--contacts 100000] [--dispatchers N] [--history N]
+[--database-url URL]`.
 On a fresh database (a temporary SQLite file unless a URL is given; a PostgreSQL
 database given here is emptied first) it seeds N customers who agreed to
 marketing, activates a one-step campaign for all of them, then runs the nurture
 planner and a dispatcher side by side in this process, as `scrm worker` does,
-until every send is delivered. The Telegram simulator runs in a process of its
-own, as Telegram is not in the hub's (`--simulator` is that process's mode).
+until every send is delivered; with `--dispatchers 2` or more, the others are
+`scrm worker --dispatch-only` processes beside it (how a hub sends a big
+campaign faster: one more process per core). The Telegram simulator runs in a
+process of its own, as Telegram is not in the hub's (`--simulator` is that
+process's mode).
 Prints progress every few seconds, then sends/s, the rates of the first and
-last tenth of the sends, the CPU time this process spent a send, the planner's share of
-the time and of the process's CPU (the scheduler's overhead), this process's peak memory,
+last tenth of the sends, the CPU time each process spent a send, the planner's share of
+the time and of the CPU (the scheduler's overhead), each process's peak memory,
 and checks that each customer got exactly one message.
 """
 
@@ -19,6 +23,7 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -48,6 +53,7 @@ from hub.serving import running  # noqa: E402
 from tests.fakes.crowd import load_account, seed_crowd  # noqa: E402
 
 SECRET = "bench-secret-key-0123456789abcdef"
+BATCH, CONCURRENCY = 500, 64  # each dispatcher's claims and sends in flight
 POLL = 0.2  # seconds between looks at the simulator's count: the finest the tenths are timed
 FIRST_USER = 1_000_000
 
@@ -100,7 +106,31 @@ async def serve_simulator(contacts: int) -> None:
         await asyncio.Event().wait()
 
 
-async def main(contacts: int, database_url: str | None, history: int) -> int:
+def _proc_cpu_seconds(pid: int) -> float:
+    """A child's CPU time so far (Linux's /proc), all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_peak_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_dispatchers(count: int, url: str) -> list[subprocess.Popen]:
+    """`count` more dispatchers, each `scrm worker --dispatch-only` in its own process, set as this
+    one's (no quiet hours, the same batch and concurrency); they wait until there is work."""
+    env = {**os.environ, "SCRM_DATABASE_URL": url, "SCRM_SECRET_KEY": SECRET, "SCRM_WORKER_NICE": "0",
+           "SCRM_MARKETING_QUIET_HOURS": "", "SCRM_DISPATCH_BATCH_SIZE": str(BATCH),
+           "SCRM_DISPATCH_CONCURRENCY": str(CONCURRENCY), "SCRM_LOG_LEVEL": "WARNING",
+           "SCRM_DATA_DIR": tempfile.mkdtemp(prefix="scrm-bench-dispatcher-")}
+    return [subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--dispatch-only"], cwd=ROOT, env=env)
+            for _ in range(count)]
+
+
+async def main(contacts: int, database_url: str | None, history: int, dispatchers: int) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="scrm-bench-nurture-"))
     url = database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
     engine = create_engine(url)
@@ -111,20 +141,24 @@ async def main(contacts: int, database_url: str | None, history: int) -> int:
     await migrate.upgrade(engine)
     sessions = session_factory(engine)
     cipher = CredentialCipher(SECRET)
+    others = start_dispatchers(dispatchers - 1, url)
     child = subprocess.Popen([sys.executable, __file__, "--simulator", "--contacts", str(contacts)],
                              stdout=subprocess.PIPE, text=True)
     try:
         ready = json.loads(await asyncio.to_thread(child.stdout.readline))
         sim_base = f"http://127.0.0.1:{ready['port']}"
         async with httpx.AsyncClient(base_url=sim_base, timeout=60) as sim:
-            return await run(contacts, url, engine, sessions, cipher, sim, ready["token"], history)
+            return await run(contacts, url, engine, sessions, cipher, sim, ready["token"], history, others)
     finally:
+        for process in others:
+            process.terminate()
+            process.wait()
         child.kill()
         child.wait()
 
 
 async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCipher, sim: httpx.AsyncClient,
-              token: str, history: int) -> int:
+              token: str, history: int, others: list[subprocess.Popen]) -> int:
     bot = f"/_sim/bots/{token.split(':', 1)[0]}"
     async with sessions() as session, session.begin():
         account = await load_account(session, token, str(sim.base_url).rstrip("/"), cipher)
@@ -141,7 +175,7 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
         enrolled = await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
     say(f"enrolled {enrolled:,} in {time.perf_counter() - started:.1f}s")
 
-    policy = DispatchPolicy(batch_size=500, concurrency=64, marketing=MarketingRules())  # no quiet hours
+    policy = DispatchPolicy(batch_size=BATCH, concurrency=CONCURRENCY, marketing=MarketingRules())  # no quiet hours
     registry = ChannelRegistry(default_adapters("http://127.0.0.1"))
     registry.prepare_to_send()  # as `scrm worker` does before its dispatcher starts
     dispatcher = Dispatcher(sessions, registry, cipher, policy=policy)
@@ -170,6 +204,7 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
         return (await sim.get(f"{bot}/state")).json()["sent"]
 
     began, cpu_began = time.perf_counter(), _cpu_seconds()
+    others_began = [_proc_cpu_seconds(process.pid) for process in others]
     # The worker's background WAL checkpoints too: without them SQLite's WAL grows to
     # its autocheckpoint size (200 MB) and every read slows down.
     tasks = [asyncio.create_task(plan()), asyncio.create_task(dispatcher.run(stop)),
@@ -189,6 +224,8 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
             if task.done():
                 task.result()
     elapsed, cpu = time.perf_counter() - began, _cpu_seconds() - cpu_began
+    others_cpu = [_proc_cpu_seconds(process.pid) - at for process, at in zip(others, others_began, strict=True)]
+    others_mib = [_proc_peak_mib(process.pid) for process in others]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the check below reads every send
     crossed.setdefault(enrolled - tenth, began + elapsed)
     crossed.setdefault(tenth, began + elapsed)
@@ -209,9 +246,14 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
         f"({last / first:.0%} of the first)")
     # Steadier than the rate on a shared machine: what each send cost this process, all threads.
     say(f"CPU of the hub's process: {1000 * cpu / enrolled:.2f} ms a send ({cpu / elapsed:.0%} of one core)")
+    for n, (seconds, mib) in enumerate(zip(others_cpu, others_mib, strict=True), start=2):
+        say(f"dispatcher process {n} (`scrm worker --dispatch-only`): {1000 * seconds / enrolled:.2f} ms a send "
+            f"({seconds / elapsed:.0%} of one core), peak {mib:,.0f} MiB")
     say(f"planner (scheduler) share of the time: {planner_seconds / elapsed:.1%} ({planner_seconds:.1f}s, its "
         f"batches' wall time, their waits on the database included); of the process's CPU: "
-        f"{planner_cpu.seconds / cpu:.1%} ({planner_cpu.seconds:.1f}s on the event loop's thread)")
+        f"{planner_cpu.seconds / cpu:.1%} ({planner_cpu.seconds:.1f}s on the event loop's thread)"
+        + (f", of all the dispatchers' processes' CPU: {planner_cpu.seconds / (cpu + sum(others_cpu)):.1%}"
+           if others else ""))
     say(f"peak memory of the hub's process (the simulator is another): {peak_mib:,.0f} MiB")
     say(f"outbox: {', '.join(f'{s.value} {n:,}' for s, n in statuses.items())}")
     ok = len(per_chat) == enrolled and max(per_chat.values()) == 1 and statuses.get(OutboxStatus.SENT) == enrolled
@@ -225,7 +267,9 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--history", type=int, default=0,
                         help="messages each customer wrote a month before (a hub that has been chatting a while)")
+    parser.add_argument("--dispatchers", type=int, default=1,
+                        help="dispatcher processes: this one, and the others as `scrm worker --dispatch-only`")
     parser.add_argument("--simulator", action="store_true", help="be the simulator's process (started by the bench)")
     args = parser.parse_args()
     sys.exit(asyncio.run(serve_simulator(args.contacts) if args.simulator
-                         else main(args.contacts, args.database_url, args.history)))
+                         else main(args.contacts, args.database_url, args.history, args.dispatchers)))

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -52,6 +52,23 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
+
+    def bind_processor(self, dialect: Any) -> Callable[[Any], Any]:
+        """The conversion, remembering its last value: a batch binds its one `now` to thousands
+        of rows (the planner: five times a send), converted once."""
+        process = super().bind_processor(dialect)
+        last: tuple[Any, Any] = (None, None)  # (value, bound): replaced whole, so threads never mix the two
+
+        def remembering(value: Any) -> Any:
+            nonlocal last
+            seen, bound = last
+            if value is seen and value is not None:
+                return bound
+            bound = process(value)
+            last = (value, bound)
+            return bound
+
+        return remembering
 
     def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is None:

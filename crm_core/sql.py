@@ -54,10 +54,11 @@ async def insert_many_ignoring_conflict(
     rows: Sequence[dict[str, Any]],
     *,
     conflict_columns: list[str],
-    returning: tuple[str, ...],
+    returning: tuple[str, ...] = (),
     conflict_where: ColumnElement[bool] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """INSERT ... ON CONFLICT DO NOTHING of many rows; `returning` columns of the rows inserted.
+    """INSERT ... ON CONFLICT DO NOTHING of many rows; `returning` columns of the rows inserted
+    (none asked: nothing returned, and the rows go as a plain executemany).
 
     Executed as an executemany, which SQLAlchemy sends as batched multi-row
     VALUES from one cached statement ("insertmanyvalues"), whatever the count.
@@ -67,6 +68,9 @@ async def insert_many_ignoring_conflict(
     stmt = (
         dialect_of(session).insert(table)
         .on_conflict_do_nothing(index_elements=conflict_columns, index_where=conflict_where)
-        .returning(*(table.c[name] for name in returning))
     )
+    if not returning:
+        await session.execute(stmt, list(rows))
+        return []
+    stmt = stmt.returning(*(table.c[name] for name in returning))
     return [tuple(row) for row in (await session.execute(stmt, list(rows))).all()]

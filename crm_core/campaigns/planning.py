@@ -509,8 +509,7 @@ async def _enqueue(sends: list[_Send], known: _Known, now: dt.datetime, session:
             "last_error": s.refused, "attempts": 0, "next_attempt_at": now, "created_at": now,
             "conversation_id": s.route.conversation_id, "identity_id": s.route.identity_id,
             "message_id": history.get(id(s)), "enrolment_id": s.enrolment.id, "campaign_step_id": s.step.id})
-    await insert_many_ignoring_conflict(session, OutboxMessage.__table__, rows,
-                                        conflict_columns=["idempotency_key"], returning=("id",))
+    await insert_many_ignoring_conflict(session, OutboxMessage.__table__, rows, conflict_columns=["idempotency_key"])
 
 
 def engaged(kinds: Iterable[MessageKind]) -> Any:
