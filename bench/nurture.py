@@ -49,6 +49,7 @@ from crm_core.crypto import CredentialCipher  # noqa: E402
 from crm_core.db import create_engine, run_sqlite_checkpoints, session_factory  # noqa: E402
 from crm_core.models import CampaignStatus, OutboxMessage, OutboxStatus  # noqa: E402
 from crm_core.outbox.dispatcher import Dispatcher, DispatchPolicy  # noqa: E402
+from hub.runtime import tune_garbage_collector  # noqa: E402
 from hub.serving import running  # noqa: E402
 from tests.fakes.crowd import load_account, seed_crowd  # noqa: E402
 
@@ -180,6 +181,7 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
     registry.prepare_to_send()  # as `scrm worker` does before its dispatcher starts
     dispatcher = Dispatcher(sessions, registry, cipher, policy=policy)
     planner = NurturePlanner(sessions, on_enqueued=dispatcher.wake)  # as the hub makes it
+    tune_garbage_collector()  # as `scrm worker` does once started
     stop = asyncio.Event()
     planner_seconds = 0.0
     planner_cpu = StepCpu()

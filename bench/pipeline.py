@@ -31,6 +31,7 @@ from crm_core.conversations.processing import MessageWorker  # noqa: E402
 from crm_core.models import Message, OutboxMessage  # noqa: E402
 from crm_core.ports import InboundMessage, MessageKind, Sender  # noqa: E402
 from hub.context import Hub  # noqa: E402
+from hub.runtime import tune_garbage_collector  # noqa: E402
 from hub.settings import Settings  # noqa: E402
 from nlp import faq  # noqa: E402
 from nlp.intents import detect as detect_intents  # noqa: E402
@@ -91,6 +92,7 @@ async def run(name: str, database_url: str | None, n: int, customers: int, full:
         if full:
             faq.warm_up()  # as `scrm serve` does before its worker starts
             detect_intents("hello")  # the intent model is trained on first use (a second or two): not timed
+        tune_garbage_collector()  # as `scrm worker` does once started
         counter = Counter(hub.engine)
         print(f"{name}: {n} messages from {customers} customers ...", file=sys.stderr, flush=True)
         started = time.perf_counter()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,7 +53,7 @@ from crm_core.models import ChannelAccount, OutboxMessage, OutboxStatus
 from hub import live_settings, metrics, webhooks
 from hub.api_docs import add_docs
 from hub.context import Hub
-from hub.runtime import BackgroundRuntime, Services
+from hub.runtime import BackgroundRuntime, Services, tune_garbage_collector
 from hub.supervisor import WorkerSupervisor
 from nlp.entities import stated_contact_keys
 
@@ -155,18 +154,6 @@ class HubApiContext:
 
     def on_enqueued(self) -> None:
         self._hub.dispatcher.wake()
-
-
-def tune_garbage_collector() -> None:
-    """Fewer, cheaper collections for a long-running server.
-
-    Objects alive after startup (modules, models, compiled SQL) are moved out of
-    the collector's reach, and young collections run less often: full
-    collections over them were the main source of 100-300 ms pauses under load.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 40)
 
 
 async def _unencodable_text(request: Request, exc: Exception) -> JSONResponse:

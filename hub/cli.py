@@ -128,7 +128,7 @@ def worker(dispatch_only: bool, no_dispatch: bool) -> None:
     """Run the message worker, the dispatcher and the pollers as their own process."""
     from crm_core.db import run_sqlite_checkpoints
     from hub.context import Hub
-    from hub.runtime import BackgroundRuntime, Services
+    from hub.runtime import BackgroundRuntime, Services, tune_garbage_collector
     from hub.supervisor import watch_parent, yield_to_serve
 
     settings = _settings()
@@ -146,6 +146,7 @@ def worker(dispatch_only: bool, no_dispatch: bool) -> None:
         runtime = BackgroundRuntime(hub, services)
         await _stop_on_signals(runtime.stop)
         await runtime.start()
+        tune_garbage_collector()
         checkpoints = asyncio.create_task(run_sqlite_checkpoints(hub.engine, runtime.stop))
         orphaned = asyncio.create_task(watch_parent(runtime.stop))  # started by `scrm serve`: ends with it
         click.echo(f"worker running ({hub.dispatcher.owner}); Ctrl+C to stop", err=True)
