@@ -171,9 +171,10 @@ class Hub:
             pacer=RedisPacer(self.redis, fallback_share=settings.redis_fallback_share) if self.redis else None,
         )
         # Customer and rep messages are read with the same functions.
-        sentiment = SentimentWhenNeeded(settings) if models_when_needed else load_sentiment(settings)
-        self.understanding = Understanding(sentiment, detect_intents, extract_entities) \
-            if reads_messages else Understanding()
+        self.understanding = Understanding()  # a process that only sends reads nothing, and loads no model
+        if reads_messages:
+            sentiment = SentimentWhenNeeded(settings) if models_when_needed else load_sentiment(settings)
+            self.understanding = Understanding(sentiment, detect_intents, extract_entities)
         self.rep_review = RepMessageReview(self.understanding, ComplianceCheck(settings.compliance_terms))
         self.worker = MessageWorker(
             self.sessions,
