@@ -273,5 +273,7 @@ if __name__ == "__main__":
                         help="dispatcher processes: this one, and the others as `scrm worker --dispatch-only`")
     parser.add_argument("--simulator", action="store_true", help="be the simulator's process (started by the bench)")
     args = parser.parse_args()
+    if args.dispatchers < 1:
+        parser.error("--dispatchers: at least 1 (this process)")
     sys.exit(asyncio.run(serve_simulator(args.contacts) if args.simulator
                          else main(args.contacts, args.database_url, args.history, args.dispatchers)))

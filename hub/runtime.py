@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 POLLER_LEASE_SECONDS = 30.0
 
 
-
 def tune_garbage_collector() -> None:
     """Fewer, cheaper collections for a long-running process (`scrm serve`, `scrm worker`),
     called once it has started.
@@ -42,6 +41,7 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 40)
+
 
 @dataclass
 class Services:

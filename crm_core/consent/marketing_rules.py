@@ -82,6 +82,7 @@ def interval_end(now: dt.datetime, zone: ZoneInfo, start: dt.time, end: dt.time)
         return None
     return dt.datetime.combine(end_day, end, tzinfo=zone).astimezone(dt.UTC)
 
+
 _CONTACTS, _IDENTITIES, _OUTBOX = Contact.__table__, Identity.__table__, OutboxMessage.__table__
 _THESE_CONTACTS = _CONTACTS.c.id.in_(bindparam("contact_ids", expanding=True))
 _LOCK_IN_ORDER = select(_CONTACTS.c.id).where(_THESE_CONTACTS).order_by(_CONTACTS.c.id).with_for_update()
@@ -89,10 +90,10 @@ _LOCK_IN_ORDER = select(_CONTACTS.c.id).where(_THESE_CONTACTS).order_by(_CONTACT
 _TOUCH = (_CONTACTS.update().where(_THESE_CONTACTS).values(updated_at=bindparam("now"))
           .returning(_CONTACTS.c.id, _CONTACTS.c.timezone))
 _WENT_AT = func.coalesce(_OUTBOX.c.sent_at, _OUTBOX.c.claimed_at)
-# The counted sends of the contacts by their identities (`identity_id IN (...)`, not a join on the
-# contact: with the contacts only on the join, SQLite read the rows by status instead, every
-# marketing send ever made, for each group of sends; a campaign slowed as it went), but the rows
-# being decided.
+# The contacts' counted sends, but the rows being decided, found by their identities
+# (`identity_id IN (...)`, not a join on the contact: with the contacts only on the join, SQLite
+# read the rows by status instead, every marketing send ever made, for each group of sends; a
+# campaign slowed as it went).
 _RECENT = (
     select(_IDENTITIES.c.contact_id, _WENT_AT)
     .join(_IDENTITIES, _IDENTITIES.c.id == _OUTBOX.c.identity_id)
