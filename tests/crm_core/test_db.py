@@ -9,7 +9,7 @@ import time
 
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
 from crm_core import migrate
 from crm_core.db import create_engine, run_sqlite_checkpoints
@@ -175,3 +175,36 @@ async def test_a_first_write_that_failed_for_the_lock_leaves_the_next_statements
     finally:
         other.close()
         await engine.dispose()
+
+
+async def test_timestamps_bound_in_a_batch_are_each_stored_as_given(sessions):
+    """A UTC timestamp's conversion remembers its last value (a batch binds one `now` to thousands
+    of rows): rows alternating between instants, one given in another zone, keep each their own,
+    and a naive one is still refused right after a remembered one."""
+    import datetime as dt
+
+    from sqlalchemy import Column, Integer, MetaData, Table, insert, select
+
+    from crm_core.db import UTCDateTime
+
+    table = Table("timestamps_probe", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("at", UTCDateTime()))
+    engine = sessions.kw["bind"]
+    async with engine.begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+    first = dt.datetime(2026, 12, 6, 8, 0, tzinfo=dt.UTC)
+    second = dt.datetime(2026, 12, 6, 9, 30, 15, 250, tzinfo=dt.UTC)
+    shanghai = dt.datetime(2026, 12, 6, 20, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))  # 12:00 UTC
+    given = [first, first, second, first, None, second, second, shanghai, first]
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert(table), [{"id": n, "at": at} for n, at in enumerate(given)])
+            stored = [at for _, at in (await conn.execute(select(table).order_by(table.c.id))).all()]
+            with pytest.raises(StatementError, match="naive datetime"):
+                await conn.execute(insert(table), [{"id": 100, "at": first},
+                                                   {"id": 101, "at": first.replace(tzinfo=None)}])
+        assert stored == [None if at is None else at.astimezone(dt.UTC) for at in given]
+        assert stored[7] == dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+    finally:
+        async with engine.begin() as conn:
+            await conn.run_sync(table.metadata.drop_all)
