@@ -148,3 +148,55 @@ async def test_the_cap_reads_a_contacts_sends_by_their_identities_not_every_send
     [plan] = plans
     assert not any("ix_outbox_due" in step for step in plan), plan
     assert any("ix_outbox_identity" in step for step in plan), plan
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_cap_reads_by_identity_on_postgresql_whose_statistics_lag_the_campaign(sessions, database_url):
+    """PostgreSQL's statistics, taken before a campaign's sends went out (autovacuum had not
+    analysed the table since), said few sends were sent: it read the cap's sends by status, every
+    marketing send of the campaign for each group of sends, and the campaign slowed to a quarter
+    of its first rate. The sends are now found by the contacts' identities first, whatever the
+    statistics say."""
+    from sqlalchemy import event, func, insert, literal, text
+
+    from crm_core.consent.marketing_rules import hold_back
+    from crm_core.db import UTCDateTime
+    from crm_core.models import Conversation
+    from tests.fakes.crowd import seed_crowd
+
+    contact_id, _ = await one_person_on_two_channels(sessions)
+    crowd = await make_account(sessions, "3")
+    audience = await seed_crowd(sessions, crowd, 20_000)  # a campaign's audience, each sent one offer since
+    engine = sessions.kw["bind"]
+    async with engine.begin() as conn:
+        now = utcnow()
+        await conn.execute(insert(OutboxMessage.__table__).from_select(
+            ["idempotency_key", "channel_account_id", "recipient", "purpose", "payload", "status", "attempts",
+             "next_attempt_at", "created_at", "sent_at", "conversation_id", "identity_id"],
+            select(func.concat("sent:", Conversation.id), Conversation.channel_account_id,
+                   Conversation.external_thread_id, literal("marketing"), func.jsonb_build_object("text", "offer"),
+                   literal("sent"), literal(1), literal(now, UTCDateTime()), literal(now, UTCDateTime()),
+                   literal(now, UTCDateTime()), Conversation.id, Conversation.identity_id)
+            .where(Conversation.channel_account_id == crowd)))
+        # No statistics, as on a database autovacuum has not analysed since the campaign began.
+        await conn.execute(text("DELETE FROM pg_statistic WHERE starelid IN "
+                                "('outbox_message'::regclass, 'identity'::regclass, 'contact'::regclass)"))
+    ran: list[tuple[str, object]] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        if "coalesce(outbox_message.sent_at, outbox_message.claimed_at)" in statement:
+            ran.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with sessions() as session, session.begin():
+            group = [contact_id, *list(audience.values())[:40:2]]  # a group of sends to go together
+            await hold_back([(n, contact) for n, contact in enumerate(group, start=1)],
+                            MarketingRules(cap_count=2, cap_days=7), db_session=session)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    [(statement, parameters)] = ran
+    async with engine.connect() as conn:
+        plan = [row[0] for row in await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)]
+    assert not any("ix_outbox_due" in step for step in plan), plan
+    assert any("ix_outbox_identity" in step for step in plan), plan
