@@ -19,7 +19,7 @@ from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 from tests.crm_core.test_dispatcher import FAST, ScriptedGateway, conversation_for, drain
 from tests.crm_core.test_ingest import CIPHER, make_account
-from tests.fakes.databases import sqlite_plans
+from tests.fakes.databases import query_plans
 
 UTC = dt.UTC
 
@@ -141,7 +141,7 @@ async def test_the_cap_reads_a_contacts_sends_by_their_identities_not_every_send
     from crm_core.consent.marketing_rules import hold_back
 
     contact_id, _ = await one_person_on_two_channels(sessions)
-    async with sqlite_plans(sessions.kw["bind"], "coalesce(outbox_message.sent_at, outbox_message.claimed_at)") \
+    async with query_plans(sessions.kw["bind"], "coalesce(outbox_message.sent_at, outbox_message.claimed_at)") \
             as plans:
         async with sessions() as session, session.begin():
             await hold_back([(1, contact_id)], MarketingRules(cap_count=2, cap_days=7), db_session=session)
@@ -157,7 +157,7 @@ async def test_the_cap_reads_by_identity_on_postgresql_whose_statistics_lag_the_
     marketing send of the campaign for each group of sends, and the campaign slowed to a quarter
     of its first rate. The sends are now found by the contacts' identities first, whatever the
     statistics say."""
-    from sqlalchemy import event, func, insert, literal, text
+    from sqlalchemy import func, insert, literal, text
 
     from crm_core.consent.marketing_rules import hold_back
     from crm_core.db import UTCDateTime
@@ -181,22 +181,11 @@ async def test_the_cap_reads_by_identity_on_postgresql_whose_statistics_lag_the_
         # No statistics, as on a database autovacuum has not analysed since the campaign began.
         await conn.execute(text("DELETE FROM pg_statistic WHERE starelid IN "
                                 "('outbox_message'::regclass, 'identity'::regclass, 'contact'::regclass)"))
-    ran: list[tuple[str, object]] = []
-
-    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:
-        if "coalesce(outbox_message.sent_at, outbox_message.claimed_at)" in statement:
-            ran.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
+    async with query_plans(engine, "coalesce(outbox_message.sent_at, outbox_message.claimed_at)") as plans:
         async with sessions() as session, session.begin():
             group = [contact_id, *list(audience.values())[:40:2]]  # a group of sends to go together
             await hold_back([(n, contact) for n, contact in enumerate(group, start=1)],
                             MarketingRules(cap_count=2, cap_days=7), db_session=session)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", seen)
-    [(statement, parameters)] = ran
-    async with engine.connect() as conn:
-        plan = [row[0] for row in await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)]
+    [plan] = plans
     assert not any("ix_outbox_due" in step for step in plan), plan
     assert any("ix_outbox_identity" in step for step in plan), plan

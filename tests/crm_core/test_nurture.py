@@ -8,7 +8,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from crm_core.campaigns import audience
 from crm_core.campaigns import service as campaigns
@@ -38,7 +38,7 @@ from crm_core.models import (
 from crm_core.outbox.dispatcher import Dispatcher
 from tests.crm_core.test_dispatcher import FAST, ScriptedGateway, conversation_for, drain
 from tests.crm_core.test_ingest import CIPHER, make_account, text_event
-from tests.fakes.databases import sqlite_plans
+from tests.fakes.databases import query_plans
 
 KINDS = ("telegram", "email", "wecom")
 WELCOME = StepSpec("welcome", {"zh": "{name}您好，欢迎了解 X200", "en": "Hi {name}, meet the X200"})
@@ -202,11 +202,11 @@ async def test_the_planner_reads_its_customers_messages_and_the_worker_only_the_
     await customers(sessions, account, "1")
     await customer_writes(sessions, account, "1", "hello", 2)
     engine = sessions.kw["bind"]
-    async with sqlite_plans(engine, "WITH due AS") as claims, \
-            sqlite_plans(engine, "SELECT DISTINCT message.conversation_id") as firsts:
+    async with query_plans(engine, "WITH due AS") as claims, \
+            query_plans(engine, "SELECT DISTINCT message.conversation_id") as firsts:
         await MessageWorker(sessions, []).run_once()
     await campaign_of(sessions, [WELCOME])
-    async with sqlite_plans(engine, "max(message.created_at)") as reads:
+    async with query_plans(engine, "max(message.created_at)") as reads:
         await NurturePlanner(sessions).run_until_idle()
     assert len(await sends(sessions)) == 1
     [claim], [first], [read] = claims, firsts, reads
@@ -575,20 +575,8 @@ async def test_the_workers_first_message_question_reads_by_conversation_on_postg
     account = await make_account(sessions)
     for n, user in enumerate(("1", "2", "3")):
         await customer_writes(sessions, account, user, "hello", 10 + n)
-    engine = sessions.kw["bind"]
-    ran: list[tuple[str, object]] = []
-
-    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:
-        if "SELECT DISTINCT message.conversation_id" in statement:
-            ran.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
+    async with query_plans(sessions.kw["bind"], "SELECT DISTINCT message.conversation_id") as plans:
         await MessageWorker(sessions, []).run_once()
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", seen)
-    [(statement, parameters)] = ran
-    async with engine.connect() as conn:
-        plan = [row[0] for row in await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)]
+    [plan] = plans
     # (The batch's own three messages may be read from the table: it is that small here.)
     assert any("ix_message_conversation" in step for step in plan), plan

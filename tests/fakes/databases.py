@@ -121,9 +121,10 @@ async def redis_url() -> str:
 
 
 @contextlib.asynccontextmanager
-async def sqlite_plans(engine, needle: str):
-    """SQLite's query plans (EXPLAIN QUERY PLAN, one list of steps a statement) of the statements
-    holding `needle` that run inside the block, asked once it ends."""
+async def query_plans(engine, needle: str):
+    """The query plans (one list of steps a statement) of the statements holding `needle` that run
+    inside the block, asked of the engine's database once it ends: SQLite's EXPLAIN QUERY PLAN
+    details, PostgreSQL's EXPLAIN lines."""
     from sqlalchemy import event
 
     ran: list[tuple[str, object]] = []
@@ -138,6 +139,8 @@ async def sqlite_plans(engine, needle: str):
         yield plans
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    sqlite = engine.dialect.name == "sqlite"
     async with engine.connect() as conn:
         for statement, parameters in ran:
-            plans.append([row[3] for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)])
+            rows = await conn.exec_driver_sql(f"EXPLAIN {'QUERY PLAN ' if sqlite else ''}{statement}", parameters)
+            plans.append([row[3] if sqlite else row[0] for row in rows])
