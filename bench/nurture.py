@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
+from bench.autovacuum import analyse_as_autovacuum_would, autovacuum_is_on  # noqa: E402
 from channels.registry import ChannelRegistry, default_adapters  # noqa: E402
 from channels.simulators.telegram import TelegramSimulator  # noqa: E402
 from crm_core import migrate  # noqa: E402
@@ -131,7 +132,7 @@ def start_dispatchers(count: int, url: str) -> list[subprocess.Popen]:
             for _ in range(count)]
 
 
-async def main(contacts: int, database_url: str | None, history: int, dispatchers: int) -> int:
+async def main(contacts: int, database_url: str | None, history: int, dispatchers: int, autovacuum: bool) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="scrm-bench-nurture-"))
     url = database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
     engine = create_engine(url)
@@ -149,7 +150,8 @@ async def main(contacts: int, database_url: str | None, history: int, dispatcher
         ready = json.loads(await asyncio.to_thread(child.stdout.readline))
         sim_base = f"http://127.0.0.1:{ready['port']}"
         async with httpx.AsyncClient(base_url=sim_base, timeout=60) as sim:
-            return await run(contacts, url, engine, sessions, cipher, sim, ready["token"], history, others)
+            return await run(contacts, url, engine, sessions, cipher, sim, ready["token"], history, others,
+                             autovacuum)
     finally:
         for process in others:
             process.terminate()
@@ -159,7 +161,7 @@ async def main(contacts: int, database_url: str | None, history: int, dispatcher
 
 
 async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCipher, sim: httpx.AsyncClient,
-              token: str, history: int, others: list[subprocess.Popen]) -> int:
+              token: str, history: int, others: list[subprocess.Popen], autovacuum: bool) -> int:
     bot = f"/_sim/bots/{token.split(':', 1)[0]}"
     async with sessions() as session, session.begin():
         account = await load_account(session, token, str(sim.base_url).rstrip("/"), cipher)
@@ -211,6 +213,14 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
     # its autocheckpoint size (200 MB) and every read slows down.
     tasks = [asyncio.create_task(plan()), asyncio.create_task(dispatcher.run(stop)),
              asyncio.create_task(run_sqlite_checkpoints(engine, stop))]
+    analyses = None
+    if url.startswith("postgresql") and not await autovacuum_is_on(engine):
+        say("PostgreSQL's autovacuum is off on this server: "
+            + ("the bench analyses as it would (bench/autovacuum.py)" if autovacuum
+               else "no statistics are gathered (--no-autovacuum)"))
+        if autovacuum:
+            analyses = asyncio.create_task(analyse_as_autovacuum_would(engine, stop))
+            tasks.append(analyses)
     tenth = max(1, enrolled // 10)
     crossed: dict[int, float] = {}  # deliveries -> when they were first seen reached
     shown = began
@@ -256,6 +266,8 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
         f"{planner_cpu.seconds / cpu:.1%} ({planner_cpu.seconds:.1f}s on the event loop's thread)"
         + (f", of all the dispatchers' processes' CPU: {planner_cpu.seconds / (cpu + sum(others_cpu)):.1%}"
            if others else ""))
+    if analyses is not None:
+        say(f"tables analysed as autovacuum would: {analyses.result()}")
     say(f"peak memory of the hub's process (the simulator is another): {peak_mib:,.0f} MiB")
     say(f"outbox: {', '.join(f'{s.value} {n:,}' for s, n in statuses.items())}")
     ok = len(per_chat) == enrolled and max(per_chat.values()) == 1 and statuses.get(OutboxStatus.SENT) == enrolled
@@ -271,9 +283,12 @@ if __name__ == "__main__":
                         help="messages each customer wrote a month before (a hub that has been chatting a while)")
     parser.add_argument("--dispatchers", type=int, default=1,
                         help="dispatcher processes: this one, and the others as `scrm worker --dispatch-only`")
+    parser.add_argument("--no-autovacuum", dest="autovacuum", action="store_false",
+                        help="on a PostgreSQL server with autovacuum off, do not analyse as it would "
+                        "(bench/autovacuum.py): statistics never gathered")
     parser.add_argument("--simulator", action="store_true", help="be the simulator's process (started by the bench)")
     args = parser.parse_args()
     if args.dispatchers < 1:
         parser.error("--dispatchers: at least 1 (this process)")
     sys.exit(asyncio.run(serve_simulator(args.contacts) if args.simulator
-                         else main(args.contacts, args.database_url, args.history, args.dispatchers)))
+                         else main(args.contacts, args.database_url, args.history, args.dispatchers, args.autovacuum)))

@@ -183,11 +183,12 @@ class MessageWorker:
             .limit(self.batch_size)
             .with_for_update(skip_locked=True)
         )
-        picked = due.cte("due").prefix_with("MATERIALIZED")  # evaluated once: see Dispatcher._claim
+        # Evaluated once, and the rows it picked (locked) taken by id alone: see Dispatcher._claim.
+        picked = due.cte("due").prefix_with("MATERIALIZED")
         async with self.sessions() as session, session.begin():
             rows = await session.execute(
                 update(Message)
-                .where(Message.id == picked.c.id, Message.processed_at.is_(None))
+                .where(Message.id == picked.c.id)
                 .values(processing_owner=self.owner, processing_claimed_at=now,
                         processing_attempts=Message.processing_attempts + 1)
                 .returning(Message.id)

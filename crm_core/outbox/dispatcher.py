@@ -332,25 +332,18 @@ class Dispatcher:
             .limit(limit or self.policy.batch_size)
             .with_for_update(skip_locked=True, of=OutboxMessage)
         )
-        # A MATERIALIZED CTE, not `id IN (subquery)`: PostgreSQL may re-run a
-        # LIMITed subquery, and with SKIP LOCKED every re-run takes other rows,
-        # so one claim could swallow the whole queue.
+        # A MATERIALIZED CTE, not `id IN (subquery)`: PostgreSQL may re-run a LIMITed subquery, and with
+        # SKIP LOCKED every re-run takes other rows (one claim could swallow the queue). The rows picked are
+        # locked: their ids say which (asked "and still pending" too, PostgreSQL whose statistics lagged a
+        # campaign read every pending row for each row picked).
         picked = due.cte("due").prefix_with("MATERIALIZED")
         stmt = (
             update(OutboxMessage)
-            .where(OutboxMessage.id == picked.c.id, OutboxMessage.status == OutboxStatus.PENDING)
+            .where(OutboxMessage.id == picked.c.id)
             .values(status=OutboxStatus.CLAIMED, claimed_by=self.owner, claimed_at=now)
-            .returning(
-                OutboxMessage.id,
-                OutboxMessage.channel_account_id,
-                OutboxMessage.recipient,
-                OutboxMessage.payload,
-                OutboxMessage.identity_id,
-                OutboxMessage.message_id,
-                OutboxMessage.attempts,
-                OutboxMessage.purpose,
-                OutboxMessage.request_id,
-            )
+            .returning(OutboxMessage.id, OutboxMessage.channel_account_id, OutboxMessage.recipient,
+                       OutboxMessage.payload, OutboxMessage.identity_id, OutboxMessage.message_id,
+                       OutboxMessage.attempts, OutboxMessage.purpose, OutboxMessage.request_id)
         )
         async with self.sessions() as session, session.begin():
             connection = await session.connection()  # plain statements: no ORM object is read or written

@@ -507,3 +507,34 @@ async def test_a_send_the_platform_took_is_recorded_sent_even_when_its_id_is_tak
     async with sessions() as session:
         sent = await session.get(Message, row.message_id)
     assert sent.platform_message_id != inbound.platform_message_id
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_claim_takes_its_rows_by_id_on_postgresql_whose_statistics_lag_the_campaign(sessions, database_url):
+    """The claim updated the rows it picked "where the id is one picked and the row is still
+    pending": PostgreSQL, whose statistics were taken before a campaign queued its sends (autovacuum
+    analyses a minute or more later), believed few rows pending, took the second half for the
+    better index and read every pending row for each row picked: the campaign's claims slowed to
+    tens of milliseconds. The picked rows are locked: the id alone says which."""
+    from sqlalchemy import text
+
+    from tests.fakes.databases import query_plans
+
+    conversation = await conversation_for(sessions, await make_account(sessions))
+    engine = sessions.kw["bind"]
+    queue = text(
+        "INSERT INTO outbox_message (idempotency_key, channel_account_id, recipient, purpose, payload, status, "
+        "attempts, next_attempt_at, created_at, conversation_id, identity_id) "
+        "SELECT :status || n, :account, :thread, 'marketing', '{\"text\": \"offer\"}', :status, 0, now(), now(), "
+        ":conversation, :identity FROM generate_series(1, 20000) AS n")
+    where = {"account": conversation.channel_account_id, "thread": conversation.external_thread_id,
+             "conversation": conversation.id, "identity": conversation.identity_id}
+    async with engine.begin() as conn:
+        await conn.execute(queue, {"status": "sent", **where})  # yesterday's campaign
+        await conn.execute(text("ANALYZE outbox_message"))  # and today's not analysed yet
+        await conn.execute(queue, {"status": "pending", **where})
+    async with query_plans(engine, "WITH due AS") as plans:
+        claimed = await Dispatcher(sessions, ScriptedGateway(), CIPHER, policy=DispatchPolicy(batch_size=500))._claim()
+    assert len(claimed) == 500
+    [plan] = plans
+    assert any("pk_outbox_message" in step for step in plan), plan

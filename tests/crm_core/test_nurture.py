@@ -580,3 +580,32 @@ async def test_the_workers_first_message_question_reads_by_conversation_on_postg
     [plan] = plans
     # (The batch's own three messages may be read from the table: it is that small here.)
     assert any("ix_message_conversation" in step for step in plan), plan
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_workers_claim_takes_its_messages_by_id_on_postgresql_whose_statistics_lag_a_burst(
+        sessions, database_url):
+    """The worker's claim updated the messages it picked "where the id is one picked and the
+    message is still unprocessed": PostgreSQL, whose statistics were taken before a burst of
+    customer messages, believed the backlog empty and read all of it for each message picked. The
+    picked messages are locked: the id alone says which."""
+    from sqlalchemy import text
+
+    account = await make_account(sessions)
+    await customer_writes(sessions, account, "1", "hello", 10)
+    async with sessions() as session:
+        conversation = await session.scalar(select(Conversation))
+    burst = text(
+        "INSERT INTO message (conversation_id, channel_account_id, identity_id, direction, kind, text, attachments, "
+        "created_at, processed_at, processing_attempts) SELECT :conversation, :account, :identity, 'in', "
+        "'text', 'hi ' || n, '[]', now(), CASE WHEN :processed THEN now() END, 0 FROM generate_series(1, 20000) AS n")
+    where = {"conversation": conversation.id, "account": account, "identity": conversation.identity_id}
+    engine = sessions.kw["bind"]
+    async with engine.begin() as conn:
+        await conn.execute(burst, {"processed": True, **where})  # yesterday's messages, answered
+        await conn.execute(text("ANALYZE message"))  # and today's burst not analysed yet
+        await conn.execute(burst, {"processed": False, **where})
+    async with query_plans(engine, "WITH due AS") as plans:
+        assert len(await MessageWorker(sessions, [], batch_size=500)._claim()) == 500
+    [plan] = plans
+    assert any("pk_message" in step for step in plan), plan
