@@ -150,6 +150,33 @@ async def test_the_cap_reads_a_contacts_sends_by_their_identities_not_every_send
     assert any("ix_outbox_identity" in step for step in plan), plan
 
 
+async def a_crowd_each_sent_an_offer(sessions, count: int, *, offers: int = 1) -> dict[str, int]:
+    """`count` customers of a new Telegram account, each sent `offers` marketing offers, and
+    PostgreSQL's statistics of them removed, as on a database autovacuum has not analysed since the
+    campaign began; chat id -> contact id."""
+    from sqlalchemy import func, insert, literal, text
+
+    from crm_core.db import UTCDateTime
+    from crm_core.models import Conversation
+    from tests.fakes.crowd import seed_crowd
+
+    crowd = await make_account(sessions, "3")
+    audience = await seed_crowd(sessions, crowd, count)
+    offer = func.generate_series(1, offers).table_valued("n").render_derived(name="offer")
+    async with sessions.kw["bind"].begin() as conn:
+        now = literal(utcnow(), UTCDateTime())
+        await conn.execute(insert(OutboxMessage.__table__).from_select(
+            ["idempotency_key", "channel_account_id", "recipient", "purpose", "payload", "status", "attempts",
+             "next_attempt_at", "created_at", "sent_at", "conversation_id", "identity_id"],
+            select(func.concat("sent:", Conversation.id, ":", offer.c.n), Conversation.channel_account_id,
+                   Conversation.external_thread_id, literal("marketing"), func.jsonb_build_object("text", "offer"),
+                   literal("sent"), literal(1), now, now, now, Conversation.id, Conversation.identity_id)
+            .join(offer, literal(True)).where(Conversation.channel_account_id == crowd)))
+        await conn.execute(text("DELETE FROM pg_statistic WHERE starelid IN "
+                                "('outbox_message'::regclass, 'identity'::regclass, 'contact'::regclass)"))
+    return audience
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_the_cap_reads_by_identity_on_postgresql_whose_statistics_lag_the_campaign(sessions, database_url):
     """PostgreSQL's statistics, taken before a campaign's sends went out (autovacuum had not
@@ -157,30 +184,11 @@ async def test_the_cap_reads_by_identity_on_postgresql_whose_statistics_lag_the_
     marketing send of the campaign for each group of sends, and the campaign slowed to a quarter
     of its first rate. The sends are now found by the contacts' identities first, whatever the
     statistics say."""
-    from sqlalchemy import func, insert, literal, text
-
     from crm_core.consent.marketing_rules import hold_back
-    from crm_core.db import UTCDateTime
-    from crm_core.models import Conversation
-    from tests.fakes.crowd import seed_crowd
 
     contact_id, _ = await one_person_on_two_channels(sessions)
-    crowd = await make_account(sessions, "3")
-    audience = await seed_crowd(sessions, crowd, 20_000)  # a campaign's audience, each sent one offer since
+    audience = await a_crowd_each_sent_an_offer(sessions, 20_000)  # a campaign's audience
     engine = sessions.kw["bind"]
-    async with engine.begin() as conn:
-        now = utcnow()
-        await conn.execute(insert(OutboxMessage.__table__).from_select(
-            ["idempotency_key", "channel_account_id", "recipient", "purpose", "payload", "status", "attempts",
-             "next_attempt_at", "created_at", "sent_at", "conversation_id", "identity_id"],
-            select(func.concat("sent:", Conversation.id), Conversation.channel_account_id,
-                   Conversation.external_thread_id, literal("marketing"), func.jsonb_build_object("text", "offer"),
-                   literal("sent"), literal(1), literal(now, UTCDateTime()), literal(now, UTCDateTime()),
-                   literal(now, UTCDateTime()), Conversation.id, Conversation.identity_id)
-            .where(Conversation.channel_account_id == crowd)))
-        # No statistics, as on a database autovacuum has not analysed since the campaign began.
-        await conn.execute(text("DELETE FROM pg_statistic WHERE starelid IN "
-                                "('outbox_message'::regclass, 'identity'::regclass, 'contact'::regclass)"))
     async with query_plans(engine, "coalesce(outbox_message.sent_at, outbox_message.claimed_at)") as plans:
         async with sessions() as session, session.begin():
             group = [contact_id, *list(audience.values())[:40:2]]  # a group of sends to go together
