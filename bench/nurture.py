@@ -1,7 +1,8 @@
 """Nurture throughput: plan and dispatch N due campaign sends to the Telegram simulator.
 
 Run by hand: `.venv/bin/python bench/nurture.py [--contacts 100000] [--dispatchers N] [--history N]
-[--database-url URL]`.
+[--database-url URL] [--no-autovacuum]`. On a PostgreSQL server whose autovacuum is off (this
+machine's), the bench analyses the tables as autovacuum's defaults would (bench/autovacuum.py).
 On a fresh database (a temporary SQLite file unless a URL is given; a PostgreSQL
 database given here is emptied first) it seeds N customers who agreed to
 marketing, activates a one-step campaign for all of them, then runs the nurture
