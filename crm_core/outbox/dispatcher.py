@@ -31,7 +31,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, exists, or_, select, update
+from sqlalchemy import CursorResult, bindparam, exists, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import accounts, observe
@@ -511,11 +511,13 @@ class Dispatcher:
     @staticmethod
     async def _log_taken_ids(outcomes: list[_Outcome], session: AsyncSession) -> None:
         sent = [o for o in outcomes if o.row.message_id is not None and o.platform_message_id]
-        # By account and id, as the unique index reads them (by id alone: every message scanned).
+        # Each (account, id) pair, as the unique index reads them. Asked as accounts and ids apart,
+        # PostgreSQL's plan (asyncpg asks after every group) read the account's messages and
+        # filtered the ids, 23 ms a group, whatever its statistics said.
         taken = {(account, platform_id): message_id for account, platform_id, message_id in (await session.execute(
             select(Message.channel_account_id, Message.platform_message_id, Message.id)
-            .where(Message.channel_account_id.in_({o.row.account_id for o in sent}),
-                   Message.platform_message_id.in_({o.platform_message_id for o in sent})))).all()}
+            .where(tuple_(Message.channel_account_id, Message.platform_message_id).in_(
+                {(o.row.account_id, o.platform_message_id) for o in sent})))).all()}
         for outcome in outcomes:
             holder = taken.get((outcome.row.account_id, outcome.platform_message_id))
             if holder is not None and holder != outcome.row.message_id:
