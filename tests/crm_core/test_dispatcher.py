@@ -518,7 +518,7 @@ async def test_a_claim_takes_its_rows_by_id_on_postgresql_whose_statistics_lag_t
     tens of milliseconds. The picked rows are locked: the id alone says which."""
     from sqlalchemy import text
 
-    from tests.fakes.databases import query_plans
+    from tests.fakes.databases import forget_statistics, query_plans
 
     conversation = await conversation_for(sessions, await make_account(sessions))
     engine = sessions.kw["bind"]
@@ -529,12 +529,16 @@ async def test_a_claim_takes_its_rows_by_id_on_postgresql_whose_statistics_lag_t
         ":conversation, :identity FROM generate_series(1, 20000) AS n")
     where = {"account": conversation.channel_account_id, "thread": conversation.external_thread_id,
              "conversation": conversation.id, "identity": conversation.identity_id}
-    async with engine.begin() as conn:
-        await conn.execute(queue, {"status": "sent", **where})  # yesterday's campaign
-        await conn.execute(text("ANALYZE outbox_message"))  # and today's not analysed yet
-        await conn.execute(queue, {"status": "pending", **where})
-    async with query_plans(engine, "WITH due AS") as plans:
-        claimed = await Dispatcher(sessions, ScriptedGateway(), CIPHER, policy=DispatchPolicy(batch_size=500))._claim()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(queue, {"status": "sent", **where})  # yesterday's campaign
+            await conn.execute(text("ANALYZE outbox_message"))  # and today's not analysed yet
+            await conn.execute(queue, {"status": "pending", **where})
+        async with query_plans(engine, "WITH due AS") as plans:
+            claimed = await Dispatcher(sessions, ScriptedGateway(), CIPHER,
+                                       policy=DispatchPolicy(batch_size=500))._claim()
+    finally:
+        await forget_statistics(engine, "outbox_message")
     assert len(claimed) == 500
     [plan] = plans
     assert any("pk_outbox_message" in step for step in plan), plan

@@ -19,7 +19,7 @@ from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 from tests.crm_core.test_dispatcher import FAST, ScriptedGateway, conversation_for, drain
 from tests.crm_core.test_ingest import CIPHER, make_account
-from tests.fakes.databases import query_plans
+from tests.fakes.databases import forget_statistics, query_plans
 
 UTC = dt.UTC
 
@@ -154,7 +154,7 @@ async def a_crowd_each_sent_an_offer(sessions, count: int, *, offers: int = 1) -
     """`count` customers of a new Telegram account, each sent `offers` marketing offers, and
     PostgreSQL's statistics of them removed, as on a database autovacuum has not analysed since the
     campaign began; chat id -> contact id."""
-    from sqlalchemy import func, insert, literal, text
+    from sqlalchemy import func, insert, literal
 
     from crm_core.db import UTCDateTime
     from crm_core.models import Conversation
@@ -172,8 +172,7 @@ async def a_crowd_each_sent_an_offer(sessions, count: int, *, offers: int = 1) -
                    Conversation.external_thread_id, literal("marketing"), func.jsonb_build_object("text", "offer"),
                    literal("sent"), literal(1), now, now, now, Conversation.id, Conversation.identity_id)
             .join(offer, literal(True)).where(Conversation.channel_account_id == crowd)))
-        await conn.execute(text("DELETE FROM pg_statistic WHERE starelid IN "
-                                "('outbox_message'::regclass, 'identity'::regclass, 'contact'::regclass)"))
+    await forget_statistics(sessions.kw["bind"], "outbox_message", "identity", "contact")
     return audience
 
 

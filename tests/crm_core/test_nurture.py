@@ -38,7 +38,7 @@ from crm_core.models import (
 from crm_core.outbox.dispatcher import Dispatcher
 from tests.crm_core.test_dispatcher import FAST, ScriptedGateway, conversation_for, drain
 from tests.crm_core.test_ingest import CIPHER, make_account, text_event
-from tests.fakes.databases import query_plans
+from tests.fakes.databases import forget_statistics, query_plans
 
 KINDS = ("telegram", "email", "wecom")
 WELCOME = StepSpec("welcome", {"zh": "{name}您好，欢迎了解 X200", "en": "Hi {name}, meet the X200"})
@@ -603,12 +603,15 @@ async def test_the_workers_claim_takes_its_messages_by_id_on_postgresql_whose_st
         "'text', 'hi ' || n, '[]', now(), CASE WHEN :processed THEN now() END, 0 FROM generate_series(1, 20000) AS n")
     where = {"conversation": conversation.id, "account": account, "identity": conversation.identity_id}
     engine = sessions.kw["bind"]
-    async with engine.begin() as conn:
-        await conn.execute(burst, {"processed": True, **where})  # yesterday's messages, answered
-        await conn.execute(text("ANALYZE message"))  # and today's burst not analysed yet
-        await conn.execute(burst, {"processed": False, **where})
-    async with query_plans(engine, "WITH due AS") as plans:
-        assert len(await MessageWorker(sessions, [], batch_size=500)._claim()) == 500
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(burst, {"processed": True, **where})  # yesterday's messages, answered
+            await conn.execute(text("ANALYZE message"))  # and today's burst not analysed yet
+            await conn.execute(burst, {"processed": False, **where})
+        async with query_plans(engine, "WITH due AS") as plans:
+            assert len(await MessageWorker(sessions, [], batch_size=500)._claim()) == 500
+    finally:
+        await forget_statistics(engine, "message")
     [plan] = plans
     assert any("pk_message" in step for step in plan), plan
 

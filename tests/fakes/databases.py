@@ -144,3 +144,11 @@ async def query_plans(engine, needle: str):
         for statement, parameters in ran:
             rows = await conn.exec_driver_sql(f"EXPLAIN {'QUERY PLAN ' if sqlite else ''}{statement}", parameters)
             plans.append([row[3] if sqlite else row[0] for row in rows])
+
+
+async def forget_statistics(engine, *tables: str) -> None:
+    """PostgreSQL's statistics of these tables removed, as before their first analysis (a test
+    that analyses a table leaves no statistics behind for the next tests of its database)."""
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM pg_statistic WHERE starelid = ANY (CAST(:tables AS regclass[]))"),
+                           {"tables": list(tables)})
