@@ -510,7 +510,8 @@ async def test_a_campaigns_own_caps_hold_steps_back_until_they_fit_and_drop_none
     async def sent_per_contact() -> dict[int, int]:
         async with sessions() as session:
             return dict((await session.execute(
-                select(Enrolment.contact_id, func.count()).join(OutboxMessage, OutboxMessage.enrolment_id == Enrolment.id)
+                select(Enrolment.contact_id, func.count())
+                .join(OutboxMessage, OutboxMessage.enrolment_id == Enrolment.id)
                 .group_by(Enrolment.contact_id))).all())
 
     report = await planner.run_until_idle(start)
