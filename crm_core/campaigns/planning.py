@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.campaigns.definitions import TEMPLATE_VARIABLES, CampaignCaps, CampaignInvalid, step_template, steps_of
 from crm_core.consent import service as consent
-from crm_core.consent.marketing_rules import interval_end, zone_named
+from crm_core.consent.marketing_rules import identities_of, interval_end, zone_named
 from crm_core.db import utcnow
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
@@ -135,11 +135,9 @@ _WRITE_BACK = (update(Enrolment.__table__).where(Enrolment.__table__.c.id == bin
                .values({name: bindparam(f"b_{name}") for name in _MOVED}))
 
 
-# Who of a batch has had a marketing message: their identities, then those identities' sends.
-# Asked as one join, PostgreSQL whose statistics lagged a campaign read every marketing send for
-# each batch.
-_IDENTITIES_OF = select(Identity.id, Identity.contact_id).where(
-    Identity.contact_id.in_(bindparam("contact_ids", expanding=True)))
+# Who of a batch has had a marketing message: their identities (`identities_of`), then those
+# identities' sends. Asked as one join, PostgreSQL whose statistics lagged a campaign read every
+# marketing send for each batch.
 _MARKETED = select(OutboxMessage.identity_id).where(
     OutboxMessage.identity_id.in_(bindparam("identity_ids", expanding=True)),
     OutboxMessage.purpose == MessagePurpose.MARKETING, OutboxMessage.status != OutboxStatus.CANCELLED).distinct()
@@ -207,7 +205,7 @@ async def _load(contact_ids: list[int], session: AsyncSession) -> _Known:
                 select(UserHandle.user_id, UserHandle.channel_account_id, UserHandle.external_id)
                 .where(UserHandle.user_id.in_(owners)))).all():
             handles[(user_id, account_id)] = external_id
-    contact_of = dict((await session.execute(_IDENTITIES_OF, {"contact_ids": contact_ids})).all())
+    contact_of = await identities_of(contact_ids, session)
     marketed = {contact_of[identity_id] for identity_id in (await session.scalars(
         _MARKETED, {"identity_ids": list(contact_of)})).all()}
     return _Known(contacts, marketing, last_message, last_click, tags, routes, owner_names, handles, marketed)

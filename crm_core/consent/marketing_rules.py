@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from crm_core.db import utcnow
 from crm_core.models import Contact, Identity, MessagePurpose, OutboxMessage, OutboxStatus
@@ -90,7 +90,8 @@ _LOCK_IN_ORDER = select(_CONTACTS.c.id).where(_THESE_CONTACTS).order_by(_CONTACT
 _TOUCH = (_CONTACTS.update().where(_THESE_CONTACTS).values(updated_at=bindparam("now"))
           .returning(_CONTACTS.c.id, _CONTACTS.c.timezone))
 _WENT_AT = func.coalesce(_OUTBOX.c.sent_at, _OUTBOX.c.claimed_at)
-_IDENTITIES_OF = select(_IDENTITIES.c.id).where(_IDENTITIES.c.contact_id.in_(bindparam("contact_ids", expanding=True)))
+_IDENTITIES_OF = select(_IDENTITIES.c.id, _IDENTITIES.c.contact_id).where(
+    _IDENTITIES.c.contact_id.in_(bindparam("contact_ids", expanding=True)))
 # The contacts' marketing sends, read by their identities (`identity_id IN (ids)`, asked first), and
 # only then narrowed to the counted ones (a MATERIALIZED CTE). Led by the status, SQLite, and
 # PostgreSQL while its statistics lagged the campaign (autovacuum had not analysed the table),
@@ -104,6 +105,12 @@ _RECENT = (select(_IDENTITIES.c.contact_id, _THEIRS.c.went_at)
            .where(_THEIRS.c.status.in_(COUNTED), _THEIRS.c.id.not_in(bindparam("row_ids", expanding=True)),
                   _THEIRS.c.went_at >= bindparam("since"))
            .order_by(_THEIRS.c.went_at))
+
+
+async def identities_of(contact_ids: Sequence[int], db: AsyncSession | AsyncConnection) -> dict[int, int]:
+    """Identity id -> contact id, of these contacts' identities: asked first, so that what hangs off
+    the identities (their sends) is then read by them whatever the database's statistics say."""
+    return dict((await db.execute(_IDENTITIES_OF, {"contact_ids": list(contact_ids)})).all())
 
 
 async def hold_back(sends: Sequence[tuple[int, int]], rules: MarketingRules, *,
@@ -124,7 +131,7 @@ async def hold_back(sends: Sequence[tuple[int, int]], rules: MarketingRules, *,
         await connection.execute(_LOCK_IN_ORDER, {"contact_ids": contact_ids})
     timezones = dict((await connection.execute(_TOUCH, {"contact_ids": contact_ids, "now": now})).all())
     recent: dict[int, list[dt.datetime]] = {contact_id: [] for contact_id in contact_ids}
-    identity_ids = list((await connection.execute(_IDENTITIES_OF, {"contact_ids": contact_ids})).scalars())
+    identity_ids = list(await identities_of(contact_ids, connection))
     for contact_id, at in (await connection.execute(_RECENT, {
             "identity_ids": identity_ids, "row_ids": [row_id for row_id, _ in sends],
             "since": now - dt.timedelta(days=rules.cap_days)})).all():
