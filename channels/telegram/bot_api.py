@@ -8,6 +8,7 @@ polling): aiogram takes ~130 MB to import, which a process that only takes webho
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiogram import Bot
@@ -33,8 +34,10 @@ from aiogram.methods import (
     SendPhoto,
     SetWebhook,
 )
-from aiogram.methods.base import Response
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.methods.base import Response, TelegramMethod
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
+from aiohttp import FormData
+from aiohttp.payload import JsonPayload
 
 from channels.base import ConnectionCheck, ConnectionFailed, shortened
 from channels.files import FileFetcher, file_name
@@ -62,9 +65,27 @@ CAPTION_LIMIT = 1024  # characters of a photo or document caption
 MAX_UPLOAD_BYTES = 50 * 2**20  # what a bot may upload
 
 
+class _JsonSession(AiohttpSession):
+    """aiogram's session, but a request without a file goes as a JSON body, which the Bot API takes
+    as it takes a form. aiogram builds a form field by field, each object serialised on its own,
+    which aiohttp then URL-encodes: measured, a fifth of the client's CPU in a campaign's send.
+    Uploads stay multipart forms."""
+
+    def build_form_data(self, bot: Bot, method: TelegramMethod[Any]) -> FormData | JsonPayload:  # type: ignore[override]
+        files: dict[str, InputFile] = {}
+        fields = {}
+        for key, value in method.model_dump(warnings=False).items():
+            value = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
+            if value is not None and value != "":  # what aiogram's form leaves out
+                fields[key] = value
+        if files:
+            return super().build_form_data(bot, method)
+        return JsonPayload(fields, dumps=self.json_dumps)
+
+
 def make_bot(token: str, base: str) -> Bot:
     server = PRODUCTION if base == PRODUCTION_BASE else TelegramAPIServer.from_base(base)
-    return Bot(token=token, session=AiohttpSession(api=server))
+    return Bot(token=token, session=_JsonSession(api=server))
 
 
 def _markup(message: OutboundMessage) -> InlineKeyboardMarkup | None:
