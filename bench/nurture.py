@@ -56,7 +56,10 @@ from hub.serving import running  # noqa: E402
 from tests.fakes.crowd import load_account, seed_crowd  # noqa: E402
 
 SECRET = "bench-secret-key-0123456789abcdef"
-BATCH, CONCURRENCY = 500, 64  # each dispatcher's claims and sends in flight
+BATCH = 500  # each dispatcher's claims
+# Sends in flight: Telegram answers in 50-100 ms, so 1,000 a second needs about 100 at once (Little's law);
+# and the more in flight, the more marks and outcomes each of the dispatcher's commits carries.
+CONCURRENCY = 128
 POLL = 0.2  # seconds between looks at the simulator's count: the finest the tenths are timed
 FIRST_USER = 1_000_000
 
@@ -122,18 +125,19 @@ def _proc_peak_mib(pid: int) -> float:
     return 0.0
 
 
-def start_dispatchers(count: int, url: str) -> list[subprocess.Popen]:
+def start_dispatchers(count: int, url: str, concurrency: int) -> list[subprocess.Popen]:
     """`count` more dispatchers, each `scrm worker --dispatch-only` in its own process, set as this
     one's (no quiet hours, the same batch and concurrency); they wait until there is work."""
     env = {**os.environ, "SCRM_DATABASE_URL": url, "SCRM_SECRET_KEY": SECRET, "SCRM_WORKER_NICE": "0",
            "SCRM_MARKETING_QUIET_HOURS": "", "SCRM_DISPATCH_BATCH_SIZE": str(BATCH),
-           "SCRM_DISPATCH_CONCURRENCY": str(CONCURRENCY), "SCRM_LOG_LEVEL": "WARNING",
+           "SCRM_DISPATCH_CONCURRENCY": str(concurrency), "SCRM_LOG_LEVEL": "WARNING",
            "SCRM_DATA_DIR": tempfile.mkdtemp(prefix="scrm-bench-dispatcher-")}
     return [subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--dispatch-only"], cwd=ROOT, env=env)
             for _ in range(count)]
 
 
-async def main(contacts: int, database_url: str | None, history: int, dispatchers: int, autovacuum: bool) -> int:
+async def main(contacts: int, database_url: str | None, history: int, dispatchers: int, autovacuum: bool,
+               concurrency: int) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="scrm-bench-nurture-"))
     url = database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
     engine = create_engine(url)
@@ -144,7 +148,7 @@ async def main(contacts: int, database_url: str | None, history: int, dispatcher
     await migrate.upgrade(engine)
     sessions = session_factory(engine)
     cipher = CredentialCipher(SECRET)
-    others = start_dispatchers(dispatchers - 1, url)
+    others = start_dispatchers(dispatchers - 1, url, concurrency)
     child = subprocess.Popen([sys.executable, __file__, "--simulator", "--contacts", str(contacts)],
                              stdout=subprocess.PIPE, text=True)
     try:
@@ -152,7 +156,7 @@ async def main(contacts: int, database_url: str | None, history: int, dispatcher
         sim_base = f"http://127.0.0.1:{ready['port']}"
         async with httpx.AsyncClient(base_url=sim_base, timeout=60) as sim:
             return await run(contacts, url, engine, sessions, cipher, sim, ready["token"], history, others,
-                             autovacuum)
+                             autovacuum, concurrency)
     finally:
         for process in others:
             process.terminate()
@@ -162,7 +166,7 @@ async def main(contacts: int, database_url: str | None, history: int, dispatcher
 
 
 async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCipher, sim: httpx.AsyncClient,
-              token: str, history: int, others: list[subprocess.Popen], autovacuum: bool) -> int:
+              token: str, history: int, others: list[subprocess.Popen], autovacuum: bool, concurrency: int) -> int:
     bot = f"/_sim/bots/{token.split(':', 1)[0]}"
     async with sessions() as session, session.begin():
         account = await load_account(session, token, str(sim.base_url).rstrip("/"), cipher)
@@ -179,7 +183,7 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
         enrolled = await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session)
     say(f"enrolled {enrolled:,} in {time.perf_counter() - started:.1f}s")
 
-    policy = DispatchPolicy(batch_size=BATCH, concurrency=CONCURRENCY, marketing=MarketingRules())  # no quiet hours
+    policy = DispatchPolicy(batch_size=BATCH, concurrency=concurrency, marketing=MarketingRules())  # no quiet hours
     registry = ChannelRegistry(default_adapters("http://127.0.0.1"))
     registry.prepare_to_send()  # as `scrm worker` does before its dispatcher starts
     dispatcher = Dispatcher(sessions, registry, cipher, policy=policy)
@@ -287,9 +291,12 @@ if __name__ == "__main__":
     parser.add_argument("--no-autovacuum", dest="autovacuum", action="store_false",
                         help="on a PostgreSQL server with autovacuum off, do not analyse as it would "
                         "(bench/autovacuum.py): statistics never gathered")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
+                        help=f"sends in flight per dispatcher (SCRM_DISPATCH_CONCURRENCY; default {CONCURRENCY})")
     parser.add_argument("--simulator", action="store_true", help="be the simulator's process (started by the bench)")
     args = parser.parse_args()
     if args.dispatchers < 1:
         parser.error("--dispatchers: at least 1 (this process)")
     sys.exit(asyncio.run(serve_simulator(args.contacts) if args.simulator
-                         else main(args.contacts, args.database_url, args.history, args.dispatchers, args.autovacuum)))
+                         else main(args.contacts, args.database_url, args.history, args.dispatchers, args.autovacuum,
+                                   args.concurrency)))
