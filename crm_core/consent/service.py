@@ -67,8 +67,19 @@ _FACTS_OF = (select(*(getattr(ConsentEvent, name) for name in EventFact._fields)
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    reason: str
     event: ConsentEvent | EventFact | None
+    purpose: MessagePurpose
+
+    @property
+    def reason(self) -> str:
+        """Why, in words (written when asked: a campaign's send asks only whether it may go)."""
+        if self.event is not None:
+            when = self.event.created_at.strftime("%Y-%m-%d %H:%M UTC")
+            verb = "granted" if self.event.granted else "withdrawn"
+            return f"{self.purpose.value} consent {verb} {when} via {self.event.source}"
+        if self.purpose == MessagePurpose.MARKETING:
+            return "no marketing consent recorded for this contact"
+        return "service messages need no consent"
 
 
 async def record(contact_id: int, *, purpose: MessagePurpose, granted: bool, source: str,
@@ -108,12 +119,8 @@ def decide_from(events: Sequence[ConsentEvent | EventFact], *, purpose: MessageP
     """`decide` on events read already: the contact's events for `purpose`, newest first."""
     latest = next((e for e in events if e.channel is None or e.channel == channel), None)
     if latest is not None:
-        when = latest.created_at.strftime("%Y-%m-%d %H:%M UTC")
-        verb = "granted" if latest.granted else "withdrawn"
-        return Decision(latest.granted, f"{purpose.value} consent {verb} {when} via {latest.source}", latest)
-    if purpose == MessagePurpose.MARKETING:
-        return Decision(False, "no marketing consent recorded for this contact", None)
-    return Decision(True, "service messages need no consent", None)
+        return Decision(latest.granted, latest, purpose)
+    return Decision(purpose != MessagePurpose.MARKETING, None, purpose)
 
 
 # The intent of a message that may be an opt-out: not recorded; the customer is asked to confirm.
