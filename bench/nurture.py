@@ -98,17 +98,26 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-async def serve_simulator(contacts: int) -> None:
-    """The simulator's process: a bot that keeps no rate limits, started by `contacts` users;
-    says its port and token on a line, then serves until killed."""
+def shares(contacts: int, accounts: int) -> list[range]:
+    """The users of each bot: the customers split in equal runs."""
+    size = -(-contacts // accounts)
+    return [range(FIRST_USER + start, FIRST_USER + min(contacts, start + size)) for start in range(0, contacts, size)]
+
+
+async def serve_simulator(contacts: int, accounts: int) -> None:
+    """The simulator's process: `accounts` bots that keep no rate limits, each started by its share of
+    `contacts` users; says its port and the bots' tokens on a line, then serves until killed."""
     simulator = TelegramSimulator()
-    bot = simulator.create_bot()
-    bot.enforce_limits = False
-    for user in range(FIRST_USER, FIRST_USER + contacts):
-        simulator.user(user)
-        bot.started_by.add(user)
+    tokens = []
+    for users in shares(contacts, accounts):
+        bot = simulator.create_bot()
+        bot.enforce_limits = False
+        tokens.append(bot.token)
+        for user in users:
+            simulator.user(user)
+            bot.started_by.add(user)
     async with running(simulator.app) as server:
-        print(json.dumps({"port": server.port, "token": bot.token}), flush=True)
+        print(json.dumps({"port": server.port, "tokens": tokens}), flush=True)
         await asyncio.Event().wait()
 
 
@@ -137,7 +146,7 @@ def start_dispatchers(count: int, url: str, concurrency: int) -> list[subprocess
 
 
 async def main(contacts: int, database_url: str | None, history: int, dispatchers: int, autovacuum: bool,
-               concurrency: int) -> int:
+               concurrency: int, accounts: int) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="scrm-bench-nurture-"))
     url = database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
     engine = create_engine(url)
@@ -149,13 +158,14 @@ async def main(contacts: int, database_url: str | None, history: int, dispatcher
     sessions = session_factory(engine)
     cipher = CredentialCipher(SECRET)
     others = start_dispatchers(dispatchers - 1, url, concurrency)
-    child = subprocess.Popen([sys.executable, __file__, "--simulator", "--contacts", str(contacts)],
+    child = subprocess.Popen([sys.executable, __file__, "--simulator", "--contacts", str(contacts),
+                              "--accounts", str(accounts)],
                              stdout=subprocess.PIPE, text=True)
     try:
         ready = json.loads(await asyncio.to_thread(child.stdout.readline))
         sim_base = f"http://127.0.0.1:{ready['port']}"
         async with httpx.AsyncClient(base_url=sim_base, timeout=60) as sim:
-            return await run(contacts, url, engine, sessions, cipher, sim, ready["token"], history, others,
+            return await run(contacts, url, engine, sessions, cipher, sim, ready["tokens"], history, others,
                              autovacuum, concurrency)
     finally:
         for process in others:
@@ -166,14 +176,16 @@ async def main(contacts: int, database_url: str | None, history: int, dispatcher
 
 
 async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCipher, sim: httpx.AsyncClient,
-              token: str, history: int, others: list[subprocess.Popen], autovacuum: bool, concurrency: int) -> int:
-    bot = f"/_sim/bots/{token.split(':', 1)[0]}"
-    async with sessions() as session, session.begin():
-        account = await load_account(session, token, str(sim.base_url).rstrip("/"), cipher)
+              tokens: list[str], history: int, others: list[subprocess.Popen], autovacuum: bool,
+              concurrency: int) -> int:
+    bots = [f"/_sim/bots/{token.split(':', 1)[0]}" for token in tokens]
     started = time.perf_counter()
-    await seed_crowd(sessions, account.id, contacts, first_user=FIRST_USER, history=history)
+    for token, users in zip(tokens, shares(contacts, len(tokens)), strict=True):
+        async with sessions() as session, session.begin():
+            account = await load_account(session, token, str(sim.base_url).rstrip("/"), cipher)
+        await seed_crowd(sessions, account.id, len(users), first_user=users.start, history=history)
     say(f"seeded {contacts:,} customers, {history} earlier messages each, in {time.perf_counter() - started:.1f}s "
-        f"({url.split(':')[0]})")
+        f"({url.split(':')[0]}, {len(tokens)} bot{'s' if len(tokens) > 1 else ''})")
 
     started = time.perf_counter()
     async with sessions() as session, session.begin():
@@ -210,7 +222,7 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
             await asyncio.sleep(0.2)
 
     async def delivered() -> int:
-        return (await sim.get(f"{bot}/state")).json()["sent"]
+        return sum([(await sim.get(f"{bot}/state")).json()["sent"] for bot in bots])
 
     began, cpu_began = time.perf_counter(), _cpu_seconds()
     others_began = [_proc_cpu_seconds(process.pid) for process in others]
@@ -255,7 +267,9 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
         statuses = dict((await session.execute(select(OutboxMessage.status, func.count())
                                                .group_by(OutboxMessage.status))).all())
     await engine.dispose()
-    per_chat = collections.Counter(m["chat_id"] for m in (await sim.get(f"{bot}/sent")).json())
+    per_chat = collections.Counter()
+    for bot in bots:
+        per_chat.update(m["chat_id"] for m in (await sim.get(f"{bot}/sent")).json())
     say(f"\n{enrolled:,} campaign sends planned and delivered in {elapsed:.1f}s: {enrolled / elapsed:,.0f} sends/s")
     first = tenth / max(POLL, crossed[tenth] - began)  # a tenth seen within one look: at most this fast
     last = tenth / max(POLL, began + elapsed - crossed[enrolled - tenth])
@@ -293,10 +307,15 @@ if __name__ == "__main__":
                         "(bench/autovacuum.py): statistics never gathered")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
                         help=f"sends in flight per dispatcher (SCRM_DISPATCH_CONCURRENCY; default {CONCURRENCY})")
+    parser.add_argument("--accounts", type=int, default=1,
+                        help="bots the customers are spread over, each paced at Telegram's paid broadcast limit "
+                        "(1,000 sends a second): with one, that limit is the most the bench can show")
     parser.add_argument("--simulator", action="store_true", help="be the simulator's process (started by the bench)")
     args = parser.parse_args()
+    if args.accounts < 1:
+        parser.error("--accounts: at least 1")
     if args.dispatchers < 1:
         parser.error("--dispatchers: at least 1 (this process)")
-    sys.exit(asyncio.run(serve_simulator(args.contacts) if args.simulator
+    sys.exit(asyncio.run(serve_simulator(args.contacts, args.accounts) if args.simulator
                          else main(args.contacts, args.database_url, args.history, args.dispatchers, args.autovacuum,
-                                   args.concurrency)))
+                                   args.concurrency, args.accounts)))

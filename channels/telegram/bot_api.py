@@ -74,7 +74,7 @@ class _JsonSession(AiohttpSession):
     def build_form_data(self, bot: Bot, method: TelegramMethod[Any]) -> FormData | JsonPayload:  # type: ignore[override]
         files: dict[str, InputFile] = {}
         fields = {}
-        for key, value in method.model_dump(warnings=False).items():
+        for key, value in method.model_dump(warnings=False, exclude_none=True).items():
             value = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
             if value is not None and value != "":  # what aiogram's form leaves out
                 fields[key] = value
