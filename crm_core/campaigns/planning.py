@@ -317,19 +317,25 @@ class NurturePlanner:
         now = now or utcnow()
         report = PlanReport()
         async with self.sessions() as session, session.begin():
+            # The running campaigns first, then their due enrolments by id: joined to the campaigns,
+            # PostgreSQL (which never analyses a table of a few rows) guessed few due and read and
+            # sorted all of them for each batch instead of the first entries of ix_enrolment_due.
+            active = {c.id: c for c in (await session.scalars(
+                select(Campaign).where(Campaign.status == CampaignStatus.ACTIVE))).all()}
+            if not active:
+                return report
             due = [_Due(*row) for row in (await session.execute(
                 select(*_DUE_COLUMNS)
-                .join(Campaign, Campaign.id == Enrolment.campaign_id)
-                .where(Enrolment.status == EnrolmentStatus.ACTIVE, Enrolment.next_due_at <= now,
-                       Campaign.status == CampaignStatus.ACTIVE)
+                .where(Enrolment.campaign_id.in_(list(active)), Enrolment.status == EnrolmentStatus.ACTIVE,
+                       Enrolment.next_due_at <= now)
                 .order_by(Enrolment.next_due_at, Enrolment.id)
                 .limit(self.batch_size)
-                .with_for_update(skip_locked=True, of=Enrolment))).all()]
+                .with_for_update(skip_locked=True))).all()]
             if not due:
                 return report
             campaigns: dict[int, tuple[Campaign, dict[int, CampaignStep]]] = {}
             for campaign_id in {e.campaign_id for e in due}:
-                campaign = await session.get(Campaign, campaign_id)
+                campaign = active[campaign_id]
                 steps = await steps_of(campaign_id, db_session=session)
                 campaigns[campaign_id] = (campaign, {s.position: s for s in steps})
             contact_ids = sorted({e.contact_id for e in due})

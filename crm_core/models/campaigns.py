@@ -79,7 +79,9 @@ class Enrolment(Base):
     __tablename__ = "enrolment"
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id", "rotation"),
-        Index("ix_enrolment_due", "status", "next_due_at"),
+        # In the planner's claim order, id included: a campaign enrols its audience at one instant,
+        # so the due time ties and the id decides (SQLite's indexes end in the rowid; PostgreSQL's don't).
+        Index("ix_enrolment_due", "status", "next_due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

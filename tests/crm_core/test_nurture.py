@@ -635,3 +635,35 @@ async def test_the_planner_asks_who_had_an_offer_by_identity_on_postgresql_whose
     assert known.marketed == set(batch)
     [plan] = plans
     assert any("Index Cond: ((identity_id = ANY" in step for step in plan), plan
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+async def test_the_planners_claim_reads_the_due_enrolments_in_its_order_from_their_index(sessions, database_url):
+    """A campaign enrols its audience at one instant: every due time ties and the id orders the
+    claim. PostgreSQL's index of the due enrolments held no id after the due time, so, its
+    statistics taken, it read and sorted every due enrolment for each batch of 500 (15 ms at
+    100,000). The index now ends in the id: the batch is its first entries, no sort."""
+    from sqlalchemy import text
+
+    from tests.fakes.crowd import seed_crowd
+
+    await seed_crowd(sessions, await make_account(sessions), 5_000)  # customers who agreed to marketing
+    async with sessions() as session, session.begin():
+        campaign = await campaigns.create_campaign("Winter offer", audience={}, steps=[WELCOME], exits=[],
+                                                   channel_kinds=KINDS, actor=None, db_session=session)
+        assert await campaigns.set_status(campaign, CampaignStatus.ACTIVE, actor=None, db_session=session) == 5_000
+    engine = sessions.kw["bind"]
+    postgresql = engine.dialect.name == "postgresql"
+    try:
+        if postgresql:
+            async with engine.begin() as conn:
+                await conn.execute(text("ANALYZE enrolment"))  # as autovacuum does once a campaign starts
+        async with query_plans(engine, "ORDER BY enrolment.next_due_at, enrolment.id") as plans:
+            report = await NurturePlanner(sessions, batch_size=500).run_once()
+    finally:
+        if postgresql:
+            await forget_statistics(engine, "enrolment")
+    assert report.queued == 500
+    [plan] = plans
+    assert any("ix_enrolment_due" in step for step in plan), plan
+    assert not any("Sort" in step or "TEMP B-TREE" in step for step in plan), plan
