@@ -31,7 +31,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, exists, or_, select, tuple_, update
+from sqlalchemy import CursorResult, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import accounts, observe
@@ -44,11 +44,11 @@ from crm_core.group_commit import GroupCommit
 from crm_core.models import (
     ChannelAccount,
     Identity,
-    Message,
     MessagePurpose,
     OutboxMessage,
     OutboxStatus,
 )
+from crm_core.outbox import platform_ids
 from crm_core.outbox.pacing import Pacer, Pacing
 from crm_core.outbox.recipients import recipient_activity, reply_via
 from crm_core.ports import (
@@ -155,19 +155,7 @@ class _Outcome:
 
 # Where a row may still be changed by the dispatcher that claimed it.
 _STILL_OURS = (OutboxStatus.CLAIMED, OutboxStatus.SENDING, OutboxStatus.IN_DOUBT)
-_OUTBOX, _MESSAGES = OutboxMessage.__table__, Message.__table__
-_OTHER_MESSAGE = _MESSAGES.alias("other")
-# The platform's id of a send onto the message that keeps its words, unless another message of
-# the account holds that id already. Built once: an alias made at each group of outcomes copied
-# the message table's columns each time (a few percent of the dispatcher's CPU).
-_STORE_PLATFORM_ID = (
-    _MESSAGES.update().where(
-        _MESSAGES.c.id == bindparam("message_row"),
-        ~exists().where(_OTHER_MESSAGE.c.channel_account_id == _MESSAGES.c.channel_account_id,
-                        _OTHER_MESSAGE.c.platform_message_id == bindparam("new_platform_message_id"),
-                        _OTHER_MESSAGE.c.id != _MESSAGES.c.id))
-    .values(platform_message_id=bindparam("new_platform_message_id")))
-
+_OUTBOX = OutboxMessage.__table__
 # Statements of every group of sends, built once (their clauses and cache keys were built at each).
 _IDENTITIES = Identity.__table__
 _THESE_IDENTITIES = _IDENTITIES.c.id.in_(bindparam("identity_ids", expanding=True))
@@ -493,36 +481,14 @@ class Dispatcher:
                  **{f"new_{name}": value for name, value in outcome.values.items()}})
         for columns, params in by_columns.items():
             await connection.execute(_outcome_update(columns), params)
-        stored = [{"message_row": o.row.message_id, "new_platform_message_id": o.platform_message_id}
-                  for o in outcomes if o.row.message_id is not None and o.platform_message_id is not None]
-        if stored:
-            # A platform id another message of the account holds already (a platform that reuses
-            # ids, a retried send) stays on the outbox row only: the send happened, and a unique
-            # key must not turn it into a failed transaction that leaves the row `sending`.
-            result: CursorResult = await connection.execute(_STORE_PLATFORM_ID, stored)
-            # Who holds them is asked only when some were not stored (or the driver cannot say).
-            if not connection.dialect.supports_sane_multi_rowcount or result.rowcount < len(stored):
-                await self._log_taken_ids(outcomes, session)
+        sent = [platform_ids.Sent(o.row.id, o.row.account_id, o.row.message_id, o.platform_message_id)
+                for o in outcomes if o.row.message_id is not None and o.platform_message_id is not None]
+        if sent:
+            await platform_ids.store(sent, session)
         for outcome in outcomes:
             if outcome.unreachable_identity is not None:
                 await mark_identity_unreachable(outcome.unreachable_identity, outcome.values["last_error"],
                                                 db_session=session)
-
-    @staticmethod
-    async def _log_taken_ids(outcomes: list[_Outcome], session: AsyncSession) -> None:
-        sent = [o for o in outcomes if o.row.message_id is not None and o.platform_message_id]
-        # Each (account, id) pair, as the unique index reads them. Asked as accounts and ids apart,
-        # PostgreSQL's plan (asyncpg asks after every group) read the account's messages and
-        # filtered the ids, 23 ms a group, whatever its statistics said.
-        taken = {(account, platform_id): message_id for account, platform_id, message_id in (await session.execute(
-            select(Message.channel_account_id, Message.platform_message_id, Message.id)
-            .where(tuple_(Message.channel_account_id, Message.platform_message_id).in_(
-                {(o.row.account_id, o.platform_message_id) for o in sent})))).all()}
-        for outcome in outcomes:
-            holder = taken.get((outcome.row.account_id, outcome.platform_message_id))
-            if holder is not None and holder != outcome.row.message_id:
-                log.warning("outbox %s: sent, but the platform's id %r is already recorded on message %s; "
-                            "kept on the outbox row only", outcome.row.id, outcome.platform_message_id, holder)
 
     async def _retry(self, row: _Claimed, attempts: int, *, delay: float, error: str) -> None:
         log.warning("outbox %s: retry in %.1fs (attempt %d): %s", row.id, delay, attempts, error)

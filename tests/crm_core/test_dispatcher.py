@@ -485,6 +485,50 @@ async def test_a_slowly_paced_recipient_does_not_hold_up_sends_queued_after_it(s
     assert set(statuses) <= {OutboxStatus.SENT, OutboxStatus.PENDING} and len(statuses) == 6
 
 
+async def test_platform_ids_go_onto_their_messages_and_a_taken_one_is_logged_not_asked_for_otherwise(
+        setup, caplog):
+    """A group of sends' ids onto the messages keeping their words; the one another message holds
+    stays off (logged), the others are stored all the same. Who holds them is asked only when one
+    was taken: asked after every group on PostgreSQL (asyncpg cannot count an executemany's rows), it
+    was planned, while the statistics lagged a campaign, as a read of the account's messages."""
+    from sqlalchemy import event
+
+    from crm_core.outbox import platform_ids
+
+    sessions, account_id, _, _ = setup
+    conversation = await conversation_for(sessions, account_id)
+    async with sessions() as session:
+        inbound = await session.scalar(select(Message).where(Message.conversation_id == conversation.id))
+    rows = [await outbox(sessions, row_id) for row_id in await enqueue(sessions, conversation, "a", "b", "c")]
+    asked: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().startswith("SELECT") and "message.platform_message_id" in statement:
+            asked.append(statement)
+
+    engine = sessions.kw["bind"]
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        free = [platform_ids.Sent(row.id, account_id, row.message_id, f"sent:{row.id}") for row in rows[:2]]
+        async with sessions() as session, session.begin():
+            await platform_ids.store(free, session)
+        assert asked == []  # nothing taken: nothing asked
+        taken = platform_ids.Sent(rows[2].id, account_id, rows[2].message_id, inbound.platform_message_id)
+        again = platform_ids.Sent(rows[1].id, account_id, rows[1].message_id, f"sent:{rows[1].id}")
+        async with sessions() as session, session.begin():
+            await platform_ids.store([taken, again], session)
+        assert len(asked) == 1
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    async with sessions() as session:
+        stored = {m.id: m.platform_message_id for m in (await session.scalars(
+            select(Message).where(Message.id.in_([row.message_id for row in rows])))).all()}
+    assert stored == {rows[0].message_id: f"sent:{rows[0].id}", rows[1].message_id: f"sent:{rows[1].id}",
+                      rows[2].message_id: None}
+    assert f"outbox {rows[2].id}: sent, but the platform's id" in caplog.text
+    assert f"outbox {rows[1].id}:" not in caplog.text  # its own id again: no clash
+
+
 async def test_a_send_the_platform_took_is_recorded_sent_even_when_its_id_is_taken(setup, caplog):
     """The platform answers with an id another stored message holds (a platform reusing ids):
     the row is sent, never left in `sending` to be sent again, and the clash is logged."""
