@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, cast, exists, insert, literal, select, update
+from sqlalchemy import String, cast, exists, insert, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
@@ -108,6 +108,10 @@ class Audience:
         return where
 
 
+# Enrolled at once, at least this many: analysed at once on PostgreSQL (see enrol_audience).
+ANALYSE_AFTER = 5_000
+
+
 async def enrol_audience(campaign: Campaign, *, db_session: AsyncSession, now: dt.datetime | None = None,
                          progress: Callable[[int], None] | None = None, chunk: int = 5000) -> int:
     """Enrol every contact of the audience not enrolled before; the number enrolled.
@@ -140,6 +144,12 @@ async def enrol_audience(campaign: Campaign, *, db_session: AsyncSession, now: d
         after = bounds[-1]
         if progress is not None:
             progress(total)
+    if total >= ANALYSE_AFTER and (await db_session.connection()).dialect.name == "postgresql":
+        # PostgreSQL's autovacuum analyses a table a minute or so after this much of it changed.
+        # Meanwhile its planner guessed a few due enrolments and read and sorted all of them for
+        # each batch it claimed (40 ms a batch of 500 at 100,000): the campaign's first minute.
+        # Analysed with the rows this transaction enrolled; seen by all once it commits.
+        await db_session.execute(text("ANALYZE enrolment"))
     return total
 
 
