@@ -1,13 +1,15 @@
 """Nurture throughput: plan and dispatch N due campaign sends to the Telegram simulator.
 
 Run by hand: `.venv/bin/python bench/nurture.py [--contacts 100000] [--dispatchers N] [--history N]
-[--database-url URL] [--no-autovacuum]`. On a PostgreSQL server whose autovacuum is off (this
-machine's), the bench analyses the tables as autovacuum's defaults would (bench/autovacuum.py).
+[--database-url URL] [--no-autovacuum] [--concurrency 128] [--accounts 1]`. On a PostgreSQL server
+whose autovacuum is off (this machine's), the bench analyses the seeded tables once, as autovacuum
+would have long before, then the campaign's tables as its defaults would (bench/autovacuum.py).
 On a fresh database (a temporary SQLite file unless a URL is given; a PostgreSQL
 database given here is emptied first) it seeds N customers who agreed to
-marketing, activates a one-step campaign for all of them, then runs the nurture
-planner and a dispatcher side by side in this process, as `scrm worker` does,
-until every send is delivered; with `--dispatchers 2` or more, the others are
+marketing (spread over `--accounts` bots, each paced at Telegram's paid broadcast limit),
+activates a one-step campaign for all of them, then runs the nurture planner
+and a dispatcher side by side in this process, as `scrm worker` does, until
+every send is delivered; with `--dispatchers 2` or more, the others are
 `scrm worker --dispatch-only` processes beside it (how a hub sends a big
 campaign faster: one more process per core). The Telegram simulator runs in a
 process of its own, as Telegram is not in the hub's (`--simulator` is that

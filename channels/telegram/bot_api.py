@@ -71,7 +71,7 @@ class _JsonSession(AiohttpSession):
     which aiohttp then URL-encodes: measured, a fifth of the client's CPU in a campaign's send.
     Uploads stay multipart forms."""
 
-    def build_form_data(self, bot: Bot, method: TelegramMethod[Any]) -> FormData | JsonPayload:  # type: ignore[override]
+    def build_form_data(self, bot: Bot, method: TelegramMethod[Any]) -> FormData | JsonPayload:
         files: dict[str, InputFile] = {}
         fields = {}
         for key, value in method.model_dump(warnings=False, exclude_none=True).items():
