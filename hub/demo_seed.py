@@ -116,7 +116,10 @@ async def seed_history(hub: Hub, telegram: TelegramSimulator, bot: SimBot, *, no
     said: list[_Said] = []
     for n, (name, lang) in enumerate(people):
         lines = data["lines"][lang]
-        day = now - dt.timedelta(days=rng.randint(1, 27), hours=rng.randint(0, 8), minutes=rng.randint(0, 59))
+        # On a calendar day at office hours in China (01:00-09:59 UTC), not hours before now: the
+        # dashboard counts by UTC day, and the same history must draw the same chart at any hour.
+        day = (now - dt.timedelta(days=rng.randint(1, 27))).replace(
+            hour=rng.randint(1, 9), minute=rng.randint(0, 59), second=0, microsecond=0)
         mood = rng.choice(("question", "question", "question", "buying", "buying", "praise", "complaint"))
         texts = [rng.choice(lines[mood])] + ([rng.choice(lines["question"])] if rng.random() < 0.5 else [])
         for k, text in enumerate(texts):
