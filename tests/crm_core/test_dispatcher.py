@@ -491,35 +491,28 @@ async def test_platform_ids_go_onto_their_messages_and_a_taken_one_is_logged_not
     stays off (logged), the others are stored all the same. Who holds them is asked only when one
     was taken: asked after every group on PostgreSQL (asyncpg cannot count an executemany's rows), it
     was planned, while the statistics lagged a campaign, as a read of the account's messages."""
-    from sqlalchemy import event
-
     from crm_core.outbox import platform_ids
+    from tests.fakes.databases import statements_run
 
     sessions, account_id, _, _ = setup
     conversation = await conversation_for(sessions, account_id)
     async with sessions() as session:
         inbound = await session.scalar(select(Message).where(Message.conversation_id == conversation.id))
     rows = [await outbox(sessions, row_id) for row_id in await enqueue(sessions, conversation, "a", "b", "c")]
-    asked: list[str] = []
 
-    def seen(_conn, _cursor, statement, *_args) -> None:
-        if statement.lstrip().startswith("SELECT") and "message.platform_message_id" in statement:
-            asked.append(statement)
+    def asked(ran: list[tuple[str, object]]) -> list[str]:
+        return [statement for statement, _ in ran if statement.lstrip().startswith("SELECT")]
 
-    engine = sessions.kw["bind"]
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
+    with statements_run(sessions.kw["bind"], "message.platform_message_id") as ran:
         free = [platform_ids.Sent(row.id, account_id, row.message_id, f"sent:{row.id}") for row in rows[:2]]
         async with sessions() as session, session.begin():
             await platform_ids.store(free, session)
-        assert asked == []  # nothing taken: nothing asked
+        assert asked(ran) == []  # nothing taken: nothing asked
         taken = platform_ids.Sent(rows[2].id, account_id, rows[2].message_id, inbound.platform_message_id)
         again = platform_ids.Sent(rows[1].id, account_id, rows[1].message_id, f"sent:{rows[1].id}")
         async with sessions() as session, session.begin():
             await platform_ids.store([taken, again], session)
-        assert len(asked) == 1
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+        assert len(asked(ran)) == 1
     async with sessions() as session:
         stored = {m.id: m.platform_message_id for m in (await session.scalars(
             select(Message).where(Message.id.in_([row.message_id for row in rows])))).all()}

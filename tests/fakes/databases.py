@@ -120,11 +120,10 @@ async def redis_url() -> str:
     return url
 
 
-@contextlib.asynccontextmanager
-async def query_plans(engine, needle: str):
-    """The query plans (one list of steps a statement) of the statements holding `needle` that run
-    inside the block, asked of the engine's database once it ends: SQLite's EXPLAIN QUERY PLAN
-    details, PostgreSQL's EXPLAIN lines."""
+@contextlib.contextmanager
+def statements_run(engine, needle: str):
+    """The statements holding `needle` that run inside the block, each with its parameters, as the
+    driver is given them."""
     from sqlalchemy import event
 
     ran: list[tuple[str, object]] = []
@@ -133,12 +132,21 @@ async def query_plans(engine, needle: str):
         if needle in statement:
             ran.append((statement, parameters))
 
-    plans: list[list[str]] = []
     event.listen(engine.sync_engine, "before_cursor_execute", seen)
     try:
-        yield plans
+        yield ran
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", seen)
+
+
+@contextlib.asynccontextmanager
+async def query_plans(engine, needle: str):
+    """The query plans (one list of steps a statement) of the statements holding `needle` that run
+    inside the block, asked of the engine's database once it ends: SQLite's EXPLAIN QUERY PLAN
+    details, PostgreSQL's EXPLAIN lines."""
+    plans: list[list[str]] = []
+    with statements_run(engine, needle) as ran:
+        yield plans
     sqlite = engine.dialect.name == "sqlite"
     async with engine.connect() as conn:
         for statement, parameters in ran:
