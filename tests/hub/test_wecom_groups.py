@@ -32,6 +32,9 @@ async def test_groups_follow_wecom_and_their_customers_are_the_contacts_of_1_to_
 
         chat_id = sim.group_created(app, "li", "X200 用户群", {"wmGroup0001": "冯先生", "wmGroup0002": "卫女士"})
 
+        async def delivered():  # WeCom posts change_external_chat after the change: read once it has landed
+            return not app.queue
+
         async def groups():
             await hub.groups.run_once()
             return (await tg.client.get(f"{tg.hub_base}/api/v1/customer-groups", headers=tg.api())).json()
@@ -48,6 +51,7 @@ async def test_groups_follow_wecom_and_their_customers_are_the_contacts_of_1_to_
         # Someone joins by QR code, another leaves; then it is renamed; then dismissed.
         sim.group_changes(app, chat_id, joins={"wmGroup0003": "蒋先生"})
         sim.group_changes(app, chat_id, leaves=["wmGroup0002"])
+        await eventually(delivered)
 
         async def changed():
             await hub.groups.run_once()
@@ -56,12 +60,14 @@ async def test_groups_follow_wecom_and_their_customers_are_the_contacts_of_1_to_
         now = await eventually(changed, timeout=15, interval=0.3)
         assert next(m for m in now["members"] if m["userid"] == "wmGroup0003")["join_scene"] == 3
         sim.group_changes(app, chat_id, name="X200 车主群")
+        await eventually(delivered)
 
         async def renamed():
             await hub.groups.run_once()
             return (await detail())["name"] == "X200 车主群"
         await eventually(renamed, timeout=15, interval=0.3)
         sim.group_changes(app, chat_id, dismiss=True)
+        await eventually(delivered)
 
         async def dismissed():
             await hub.groups.run_once()
