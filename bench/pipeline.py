@@ -8,7 +8,8 @@ backlog is gone. Two workers are timed in the same run:
   processed;
 - the hub's worker as `scrm serve` builds it: sentiment, intents, entities, the rep alerts,
   lead capture, the consent bots, the customer bot (FAQ, lead form), replies queued.
-Prints messages per second, the ratio to the floor, SQL statements and commits per message.
+Prints messages per second, the ratio to the floor, CPU time per message (the whole process's,
+and the event loop's thread's), SQL statements and commits per message.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class Counter:
         self.commits += 1
 
 
-async def run(name: str, database_url: str | None, n: int, customers: int, full: bool) -> dict:
+async def run(name: str, database_url: str | None, n: int, customers: int, full: bool,
+              transaction_seconds: float | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="scrm-pipeline-") as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=database_url, secret_key="bench-" + "k" * 32,
                             base_url="http://127.0.0.1:9", sentiment_model=MODEL)
@@ -89,16 +91,19 @@ async def run(name: str, database_url: str | None, n: int, customers: int, full:
         for start in range(0, n, 500):
             await hub.ingest(account.id, events(min(500, n - start), customers, start + 1))
         worker = hub.worker if full else MessageWorker(hub.sessions, [])
+        if transaction_seconds is not None:
+            worker.transaction_seconds = transaction_seconds
         if full:
             faq.warm_up()  # as `scrm serve` does before its worker starts
             detect_intents("hello")  # the intent model is trained on first use (a second or two): not timed
         tune_garbage_collector()  # as `scrm worker` does once started
         counter = Counter(hub.engine)
         print(f"{name}: {n} messages from {customers} customers ...", file=sys.stderr, flush=True)
-        started = time.perf_counter()
+        started, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
         while await worker.run_once():
             pass
         elapsed = time.perf_counter() - started
+        cpu, loop_cpu = time.process_time() - cpu, time.thread_time() - loop_cpu
         async with hub.sessions() as session:
             left = await session.scalar(select(func.count()).select_from(Message).where(
                 Message.direction == "in", Message.processed_at.is_(None)))
@@ -106,7 +111,7 @@ async def run(name: str, database_url: str | None, n: int, customers: int, full:
         await hub.close()
         assert left == 0, f"{left} messages left unprocessed"
         return {"rate": n / elapsed, "statements": counter.statements / n, "commits": counter.commits / n,
-                "replies": replies}
+                "replies": replies, "cpu": cpu / n * 1000, "loop_cpu": loop_cpu / n * 1000}
 
 
 async def main() -> None:
@@ -116,17 +121,25 @@ async def main() -> None:
     parser.add_argument("--database-url", default=None,
                         help="a PostgreSQL URL (its schema public is dropped and made again); "
                              "default: SQLite in a temp dir")
+    parser.add_argument("--transaction-seconds", type=float, default=None,
+                        help="how long one transaction of a batch may last (default: the worker's, 0.05 s on "
+                             "SQLite, whose one write lock ingest waits for); a long one shows the CPU a "
+                             "message costs apart from the transactions' own")
     args = parser.parse_args()
     if not MODEL.exists():
         sys.exit(f"no sentiment model at {MODEL}: run ./dev scrm nlp train-sentiment --if-missing")
-    floor = await run("floor (handlers that do nothing)", args.database_url, args.messages, args.customers, False)
-    full = await run("the hub's worker", args.database_url, args.messages, args.customers, True)
+    floor = await run("floor (handlers that do nothing)", args.database_url, args.messages, args.customers, False,
+                      args.transaction_seconds)
+    full = await run("the hub's worker", args.database_url, args.messages, args.customers, True,
+                     args.transaction_seconds)
     print(f"\n{args.messages} messages from {args.customers} customers; database: "
           f"{(args.database_url or 'sqlite').split(':')[0]}\n")
-    print("| worker | msgs/s | ratio to the floor | statements / msg | commits / msg | replies queued |")
-    print("|---|---|---|---|---|---|")
+    print("| worker | msgs/s | ratio to the floor | CPU ms / msg: process (event loop) | statements / msg "
+          "| commits / msg | replies queued |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in (("floor (reference)", floor), ("the hub's", full)):
-        print(f"| {name} | {r['rate']:,.0f} | {r['rate'] / floor['rate']:.2f} | {r['statements']:.1f} "
+        print(f"| {name} | {r['rate']:,.0f} | {r['rate'] / floor['rate']:.2f} | {r['cpu']:.2f} ({r['loop_cpu']:.2f}) "
+              f"| {r['statements']:.1f} "
               f"| {r['commits']:.2f} | {r['replies']:,} |")
 
 

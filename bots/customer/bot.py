@@ -33,7 +33,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from bots.customer import form as lead_form
 from bots.customer.faq import FaqIndexes
@@ -71,6 +71,9 @@ _LEAVE_FORM = re.compile(r"^\s*(stop the form|cancel|never ?mind|forget it|later
 _NUMBER = re.compile(r"^\s*(?:第\s*)?(\d{1,2})\s*(?:个|项|号)?\s*[.。)]?\s*$")
 _SCORE = re.compile(r"^\s*([1-5])\s*(?:分|/\s*5|stars?|星)?\s*[.!。！]*\s*$", re.I)
 _NOT_WORDS = re.compile(r"\S+@\S+|https?://\S+|www\.\S+|[+\d][\d\s()-]{5,}\d")
+# When the conversation was last written to (asked for small talk): built once, as the worker asks it often.
+_LAST_SENT = select(func.max(Message.created_at)).where(Message.conversation_id == bindparam("conversation_id"),
+                                                        Message.direction == Direction.OUTBOUND)
 # A question of the customer's own, not an answer to the form's.
 _QUESTION = re.compile(r"[?？]\s*$|吗\s*[。.!！]?\s*$|呢\s*$|^\s*(what|how|why|when|where|which|who|can|could|do|does|is|are)\b|"
                        r"(什么|怎么|怎样|如何|为什么|多少|哪|几|是否|能否|可否|可不可以|有没有)", re.I)
@@ -227,8 +230,7 @@ class CustomerBot:
 
     async def _quiet_for(self, ctx: HandlerContext, spell: dt.timedelta) -> bool:
         """Nothing was sent in this conversation for `spell`."""
-        last = await ctx.db_session.scalar(select(func.max(Message.created_at)).where(
-            Message.conversation_id == ctx.conversation.id, Message.direction == Direction.OUTBOUND))
+        last = await ctx.db_session.scalar(_LAST_SENT, {"conversation_id": ctx.conversation.id})
         return last is None or utcnow() - last > spell
 
     # -- handoff --------------------------------------------------------------

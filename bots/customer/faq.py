@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.knowledge.faq import LANGUAGES, entries_for, visible_to
+from crm_core.knowledge.faq import LANGUAGES, entries_for
 from crm_core.models import FaqEntry
 from nlp.faq import FaqIndex, FaqItem
 
@@ -31,6 +31,12 @@ class FaqIndexes:
         return index
 
 
+# The entries an account sees: its own and everyone's (an account of None sees everyone's only:
+# `= NULL` is never true). Built once, as it is asked at each of the worker's transactions.
+_VERSION = (select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.max(FaqEntry.id))
+            .where(or_(FaqEntry.channel_account_id.is_(None), FaqEntry.channel_account_id == bindparam("account"))))
+
+
 async def _version(channel_account_id: int | None, db_session: AsyncSession) -> tuple[Any, ...]:
     """What says whether the entries an account sees changed, read once a transaction: the worker
     answers a batch of messages in one, and an edit reaches the bot at its next."""
@@ -41,6 +47,5 @@ async def _version(channel_account_id: int | None, db_session: AsyncSession) -> 
     if channel_account_id not in seen[1]:
         # Every entry, active or not: deactivating one changes its updated_at too.
         seen[1][channel_account_id] = tuple((await db_session.execute(
-            select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.max(FaqEntry.id))
-            .where(visible_to(channel_account_id)))).one())
+            _VERSION, {"account": channel_account_id})).one())
     return seen[1][channel_account_id]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, cast, exists, insert, literal, select, text, update
+from sqlalchemy import String, bindparam, cast, exists, insert, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
@@ -201,17 +201,21 @@ async def exit_enrolment(enrolment: Enrolment, reason: str, *, db_session: Async
                            db_session=db_session, details={"reason": reason})
 
 
+# At the end of each of the worker's transactions: built once.
+_ENDING_ON_REPLY = (
+    select(Enrolment.id, Enrolment.status).join(Campaign, Campaign.id == Enrolment.campaign_id)
+    .where(Enrolment.contact_id.in_(bindparam("contact_ids", expanding=True)),
+           Enrolment.status.in_((EnrolmentStatus.ACTIVE, EnrolmentStatus.COMPLETED)),
+           cast(Campaign.exits, String).like('%"reply"%')))
+
+
 async def exit_on_reply(contact_ids: Collection[int], *, db_session: AsyncSession) -> int:
     """These contacts wrote: their enrolments in campaigns that end on a reply end, and the steps
     those queued and not yet sent (waiting for the morning, say) are cancelled, even when the
     enrolment had just completed. How many enrolments ended."""
     if not contact_ids:
         return 0
-    rows = (await db_session.execute(
-        select(Enrolment.id, Enrolment.status).join(Campaign, Campaign.id == Enrolment.campaign_id)
-        .where(Enrolment.contact_id.in_(sorted(contact_ids)),
-               Enrolment.status.in_((EnrolmentStatus.ACTIVE, EnrolmentStatus.COMPLETED)),
-               cast(Campaign.exits, String).like('%"reply"%')))).all()
+    rows = (await db_session.execute(_ENDING_ON_REPLY, {"contact_ids": sorted(contact_ids)})).all()
     if not rows:
         return 0
     await cancel_sends([row_id for row_id, _ in rows], "left the campaign: replied", db_session=db_session)

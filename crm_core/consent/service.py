@@ -185,6 +185,10 @@ async def cancel_pending(contact_id: int, purpose: MessagePurpose, *, reason: st
 
 # ---- double opt-in -------------------------------------------------------------
 
+# Asked for each "yes" or "no" the worker reads: built once.
+_PENDING_REQUESTS = (select(ConsentRequest).where(ConsentRequest.contact_id == bindparam("contact_id"),
+                                                  ConsentRequest.status == "pending").order_by(ConsentRequest.id))
+
 DOUBLE_OPT_IN_DAYS = 7
 OPT_OUT_HINT = catalogues.text("consent.opt_out_hint")
 
@@ -242,9 +246,7 @@ async def answer_pending(message: Message, contact: Contact, channel: str, *, gr
     if not (is_confirmation(message.text) if granted else is_refusal(message.text)):
         return []
     now = utcnow()
-    requests = (await db_session.scalars(
-        select(ConsentRequest).where(ConsentRequest.contact_id == contact.id, ConsentRequest.status == "pending")
-        .order_by(ConsentRequest.id))).all()
+    requests = (await db_session.scalars(_PENDING_REQUESTS, {"contact_id": contact.id})).all()
     events = []
     for request in requests:
         if request.expires_at <= now:

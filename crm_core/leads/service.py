@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import catalogues, visibility
@@ -147,13 +147,20 @@ async def record(lead: Lead, kind: str, *, db_session: AsyncSession, actor: User
 OPEN_LEADS = Preloaded("open_leads")  # contact id -> the id of their open lead, for the worker's batch
 
 
+# Asked for each message a worker handles: built once, the values bound when they run.
+_OPEN_LEADS = select(Lead).where(Lead.contact_id.in_(bindparam("contact_ids", expanding=True)), Lead.status == "open")
+_SCORED = (LeadEvent.lead_id == bindparam("lead_id"), LeadEvent.kind == "score",
+           LeadEvent.details["event"].as_string() == bindparam("event"))
+_SCORED_BEFORE = select(LeadEvent.id).where(*_SCORED).limit(1)
+_EARNED = select(func.sum(LeadEvent.details["delta"].as_integer())).where(*_SCORED)
+
+
 async def preload_open_leads(contact_ids: Iterable[int], *, db_session: AsyncSession) -> list[Lead]:
     """The open leads of the contacts, read in one statement and remembered in the session, so
     `open_lead_of` does not ask again for each message of a batch (the worker's). The loaded leads
     are returned, to be kept referenced while the session runs (it holds objects weakly)."""
     contact_ids = set(contact_ids)
-    found = (await db_session.scalars(select(Lead).where(Lead.contact_id.in_(contact_ids),
-                                                         Lead.status == "open"))).all()
+    found = (await db_session.scalars(_OPEN_LEADS, {"contact_ids": list(contact_ids)})).all()
     OPEN_LEADS.load(db_session, contact_ids, {lead.contact_id: lead.id for lead in found})
     return list(found)
 
@@ -275,12 +282,12 @@ async def score(lead: Lead, event: str, *, rules: LeadRules, db_session: AsyncSe
     rule = rules.rule(event)
     if rule is None:
         return False
-    scored = (LeadEvent.lead_id == lead.id, LeadEvent.kind == "score", LeadEvent.details["event"].as_string() == event)
-    if not rule.repeatable and await db_session.scalar(select(LeadEvent.id).where(*scored)):
+    scored = {"lead_id": lead.id, "event": event}
+    if not rule.repeatable and await db_session.scalar(_SCORED_BEFORE, scored):
         return False
     delta = rule.delta
     if rule.cap is not None:
-        earned = await db_session.scalar(select(func.sum(LeadEvent.details["delta"].as_integer())).where(*scored)) or 0
+        earned = await db_session.scalar(_EARNED, scored) or 0
         delta = max(0, min(delta, rule.cap - earned))
         if not delta:
             return False

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import observe
 from crm_core.consent import service as consent
-from crm_core.db import utcnow
+from crm_core.db import UTCDateTime, utcnow
 from crm_core.models import (
     ChannelAccount,
     Conversation,
@@ -105,6 +105,14 @@ async def queue_in_conversation(
 _MESSAGE = Message.__table__
 _INSERT_HISTORY = _MESSAGE.insert().returning(_MESSAGE.c.id)
 _DELETE_HISTORY = _MESSAGE.delete().where(_MESSAGE.c.id == bindparam("id"))
+# At the end of each of the worker's transactions: built once.
+_RELEASE_HELD = (
+    update(OutboxMessage)
+    .where(OutboxMessage.identity_id.in_(bindparam("identity_ids", expanding=True)),
+           OutboxMessage.status == OutboxStatus.HELD)
+    .values(status=OutboxStatus.PENDING, next_attempt_at=bindparam("now", type_=UTCDateTime()), claimed_by=None,
+            claimed_at=None)
+    .execution_options(synchronize_session=False))
 
 
 async def enqueue_to_handle(
@@ -156,12 +164,7 @@ async def release_held(identity_ids: Collection[int], *, db_session: AsyncSessio
     """
     if not identity_ids:
         return 0
-    result = await db_session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.identity_id.in_(sorted(identity_ids)), OutboxMessage.status == OutboxStatus.HELD)
-        .values(status=OutboxStatus.PENDING, next_attempt_at=utcnow(), claimed_by=None, claimed_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    result = await db_session.execute(_RELEASE_HELD, {"identity_ids": sorted(identity_ids), "now": utcnow()})
     return result.rowcount
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit, catalogues
@@ -155,12 +155,15 @@ async def managers_for(user: User | None, *, db_session: AsyncSession) -> Sequen
     return [manager] if manager is not None else await active_managers_with_handles(db_session=db_session)
 
 
+_ACTIVE_WITH_HANDLES = (  # built once: asked at each of the worker's transactions
+    select(User).where(User.role == bindparam("role"), User.is_active.is_(True),
+                       select(UserHandle.id).where(UserHandle.user_id == User.id).exists())
+    .order_by(User.id))
+
+
 async def _active_with_handles(role: Role, db_session: AsyncSession) -> Sequence[User]:
     async def ask() -> tuple[User, ...]:
-        return tuple((await db_session.scalars(
-            select(User).where(User.role == role, User.is_active.is_(True),
-                               select(UserHandle.id).where(UserHandle.user_id == User.id).exists())
-            .order_by(User.id))).all())
+        return tuple((await db_session.scalars(_ACTIVE_WITH_HANDLES, {"role": role})).all())
 
     # Asked for each message of a batch: once a transaction, until a user or a handle is written.
     return await remembered(db_session, ("active_with_handles", role), (User, UserHandle), ask)
