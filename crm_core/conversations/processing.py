@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from crm_core import observe
 from crm_core.campaigns import audience
@@ -407,8 +408,10 @@ class MessageWorker:
         if overheard(message):
             ctx.replies.clear()  # a person is talking (a WeCom archive): the bot never answers
         for n, reply in enumerate(ctx.replies):
-            await queue_in_conversation(conversation, reply, idempotency_key=f"reply:{message.id}:{n}",
-                                        db_session=session)
+            now = utcnow()
+            if await queue_in_conversation(conversation, reply, idempotency_key=f"reply:{message.id}:{n}",
+                                           db_session=session, touch_conversation=False, at=now) is not None:
+                wrote.answered(conversation, now)
         return bool(ctx.replies or ctx.enqueued)
 
     async def _process_one(self, message_id: int, profiles: dict[int, Profile], reading: Reading | None) -> None:
@@ -514,8 +517,20 @@ class _CustomersWrote:
 
     replied: set[int] = field(default_factory=set)     # contacts who answered in words
     identities: set[int] = field(default_factory=set)  # every identity a customer wrote from
+    answered_at: dict[int, dt.datetime] = field(default_factory=dict)  # conversation id -> the last reply queued
+
+    def answered(self, conversation: Conversation, at: dt.datetime) -> None:
+        """A reply was queued in the conversation at `at`: the conversation's last message, shown
+        at once to the session and written with the others at the end (one statement, not an
+        update of each conversation flushed before the next message's first query)."""
+        set_committed_value(conversation, "last_message_at", at)
+        self.answered_at[conversation.id] = at
 
     async def settle(self, session: AsyncSession) -> None:
+        if self.answered_at:
+            await session.execute(_ANSWERED, [{"b_id": conversation_id, "b_at": at}
+                                              for conversation_id, at in self.answered_at.items()],
+                                  execution_options={_READ_NEXT: True})
         # They answered: campaigns that end on a reply end now, queued steps with them.
         await audience.exit_on_reply(self.replied, db_session=session)
         # They wrote again: sends held for a platform rule (a reply window) are due.
@@ -523,6 +538,9 @@ class _CustomersWrote:
 
 
 _READ_NEXT = "scrm_read_next"  # an execution option: the rows this statement writes are read right after it
+_conversation = Conversation.__table__
+_ANSWERED = _conversation.update().where(_conversation.c.id == bindparam("b_id")).values(
+    last_message_at=bindparam("b_at", type_=UTCDateTime()))
 
 
 class _BulkWrites:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crm_core import observe
 from crm_core.conversations.ingest import ingest_events
 from crm_core.conversations.processing import MessageWorker
 from crm_core.leads import service as leads
-from crm_core.models import BotSession, Lead, Message, OutboxMessage
+from crm_core.models import BotSession, Conversation, Direction, Lead, Message, OutboxMessage
 from crm_core.ports import HandlerContext
 from tests.crm_core.test_ingest import make_account, text_event
 
@@ -138,3 +138,34 @@ async def test_a_batch_finds_the_open_lead_of_each_message_as_the_messages_befor
     assert [payload["text"] for payload in replies] == [
         f"lead {first}",
         "lead None", f"lead {second}", f"lead {first}", f"lead {second}", "lead None", "lead None", f"lead {third}"]
+
+
+async def test_a_conversation_answered_in_a_batch_or_alone_shows_its_last_reply_as_its_last_message(sessions):
+    """The inbox sorts by a conversation's last message: after the worker, it is the time of the
+    last reply queued in it, whether the batch went through at once or one by one after a failure."""
+    account_id = await make_account(sessions)
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(1, user="1", text="one"), text_event(2, user="1", text="again"),
+                             text_event(3, user="2", text="two"), text_event(4, user="3", text="boom"),
+                             text_event(5, user="4", text="four")], channel_account_id=account_id,
+                            db_session=session)
+    await MessageWorker(sessions, [Echo()]).run_once()
+
+    async with sessions() as session:
+        conversations = (await session.scalars(select(Conversation).order_by(Conversation.id))).all()
+        last_reply = dict((await session.execute(
+            select(Message.conversation_id, func.max(Message.created_at))
+            .where(Message.direction == Direction.OUTBOUND).group_by(Message.conversation_id))).all())
+    assert len(conversations) == 4 and len(last_reply) == 3  # "boom" was not answered
+    for conversation in conversations:
+        if conversation.id in last_reply:
+            assert conversation.last_message_at == last_reply[conversation.id]
+        else:
+            customers = await _customer_messages(sessions, conversation.id)
+            assert conversation.last_message_at == max(m.created_at for m in customers)
+
+
+async def _customer_messages(sessions, conversation_id: int) -> list[Message]:
+    async with sessions() as session:
+        return list((await session.scalars(select(Message).where(
+            Message.conversation_id == conversation_id, Message.direction == Direction.INBOUND))).all())
