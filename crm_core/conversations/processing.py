@@ -131,10 +131,17 @@ _FIRSTS = select(  # each conversation's messages read in id order until its fir
     .where(Message.conversation_id == _conversations.c.conversation_id,
            Message.direction == Direction.INBOUND, Message.kind.in_(CUSTOMER_MESSAGE_KINDS))
     .order_by(Message.id).limit(1).scalar_subquery())
+# The writes are Core statements on the table: the ORM's bulk update by primary key cost more
+# than the statement.
+_message = Message.__table__
+_ANNOTATE = _message.update().where(_message.c.id == bindparam("b_id")).values(
+    sentiment=bindparam("b_sentiment"), sentiment_score=bindparam("b_score"),
+    sentiment_confidence=bindparam("b_confidence"), intents=bindparam("b_intents"), entities=bindparam("b_entities"))
 _PROCESSED = (  # a compare-and-set: only messages still ours
-    update(Message).where(*_OURS)
-    .values(processed_at=bindparam("now", type_=UTCDateTime()), processing_error=None)
-    .execution_options(synchronize_session=False))
+    _message.update()
+    .where(_message.c.id.in_(_IDS), _message.c.processed_at.is_(None),
+           _message.c.processing_owner == bindparam("owner"))
+    .values(processed_at=bindparam("now", type_=UTCDateTime()), processing_error=None))
 
 
 class MessageWorker:
@@ -356,7 +363,7 @@ class MessageWorker:
         if annotations:
             # By primary key, one executemany (a message another worker has taken since gets the
             # same reading); the rows are read right after, so nothing is stale.
-            await session.execute(update(Message), annotations, execution_options={_READ_NEXT: True})
+            await session.execute(_ANNOTATE, annotations, execution_options={_READ_NEXT: True})
         rows = (await session.execute(_BATCH_ROWS, {"ids": list(ids), "owner": self.owner})).all()
         loaded: list[Any] = [entity for row in rows for entity in row if entity is not None]
         contact_ids = {row.Contact.id for row in rows if row.Contact is not None}
@@ -502,9 +509,9 @@ def _annotation(message_id: int, reading: Reading) -> dict[str, Any]:
     """A message's columns for what was read from it (the same columns for every reading: the
     readers wired are the same for a whole batch)."""
     felt = reading.sentiment
-    return {"id": message_id, "sentiment": felt.label if felt else None,
-            "sentiment_score": felt.score if felt else None, "sentiment_confidence": felt.confidence if felt else None,
-            "intents": reading.intents, "entities": reading.entities}
+    return {"b_id": message_id, "b_sentiment": felt.label if felt else None,
+            "b_score": felt.score if felt else None, "b_confidence": felt.confidence if felt else None,
+            "b_intents": reading.intents, "b_entities": reading.entities}
 
 
 class _LeaseLost(Exception):
