@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.knowledge.faq import LANGUAGES, entries_for
+from crm_core.knowledge.faq import LANGUAGES, entries_for, visible_to
 from crm_core.models import FaqEntry
 from nlp.faq import FaqIndex, FaqItem
 
@@ -31,10 +31,11 @@ class FaqIndexes:
         return index
 
 
-# The entries an account sees: its own and everyone's (an account of None sees everyone's only:
-# `= NULL` is never true). Built once, as it is asked at each of the worker's transactions.
+# The entries an account sees, the account bound when it runs (an account of None sees everyone's
+# only, as visible_to(None): `= NULL` is never true). Built once: asked at each of the worker's
+# transactions.
 _VERSION = (select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.max(FaqEntry.id))
-            .where(or_(FaqEntry.channel_account_id.is_(None), FaqEntry.channel_account_id == bindparam("account"))))
+            .where(visible_to(bindparam("account"))))
 
 
 async def _version(channel_account_id: int | None, db_session: AsyncSession) -> tuple[Any, ...]:

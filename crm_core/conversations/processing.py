@@ -107,7 +107,12 @@ class Understanding:
 # running it on SQLite (half a millisecond for the first-messages query). The values are bound
 # when it runs; lists of ids are expanding parameters.
 _IDS = bindparam("ids", expanding=True)
-_OURS = (Message.id.in_(_IDS), Message.processed_at.is_(None), Message.processing_owner == bindparam("owner"))
+_message = Message.__table__
+_conversation = Conversation.__table__
+# The table's columns, not the entity's: in a Core UPDATE of the table the entity's would make it
+# an ORM statement.
+_OURS = (_message.c.id.in_(_IDS), _message.c.processed_at.is_(None),
+         _message.c.processing_owner == bindparam("owner"))
 _TEXTS_TO_READ = (
     select(Message.id, Message.text).join(Identity, Identity.id == Message.identity_id)
     .join(Contact, Contact.id == Identity.contact_id)
@@ -131,17 +136,15 @@ _FIRSTS = select(  # each conversation's messages read in id order until its fir
     .where(Message.conversation_id == _conversations.c.conversation_id,
            Message.direction == Direction.INBOUND, Message.kind.in_(CUSTOMER_MESSAGE_KINDS))
     .order_by(Message.id).limit(1).scalar_subquery())
-# The writes are Core statements on the table: the ORM's bulk update by primary key cost more
+# The writes are Core statements on the tables: the ORM's bulk update by primary key cost more
 # than the statement.
-_message = Message.__table__
 _ANNOTATE = _message.update().where(_message.c.id == bindparam("b_id")).values(
     sentiment=bindparam("b_sentiment"), sentiment_score=bindparam("b_score"),
     sentiment_confidence=bindparam("b_confidence"), intents=bindparam("b_intents"), entities=bindparam("b_entities"))
 _PROCESSED = (  # a compare-and-set: only messages still ours
-    _message.update()
-    .where(_message.c.id.in_(_IDS), _message.c.processed_at.is_(None),
-           _message.c.processing_owner == bindparam("owner"))
-    .values(processed_at=bindparam("now", type_=UTCDateTime()), processing_error=None))
+    _message.update().where(*_OURS).values(processed_at=bindparam("now", type_=UTCDateTime()), processing_error=None))
+_ANSWERED = _conversation.update().where(_conversation.c.id == bindparam("b_id")).values(  # a reply's time
+    last_message_at=bindparam("b_at", type_=UTCDateTime()))
 
 
 class MessageWorker:
@@ -545,9 +548,6 @@ class _CustomersWrote:
 
 
 _READ_NEXT = "scrm_read_next"  # an execution option: the rows this statement writes are read right after it
-_conversation = Conversation.__table__
-_ANSWERED = _conversation.update().where(_conversation.c.id == bindparam("b_id")).values(
-    last_message_at=bindparam("b_at", type_=UTCDateTime()))
 
 
 class _BulkWrites:
