@@ -596,7 +596,9 @@ class TelegramSimulator:
         return JSONResponse({"webhook_url": bot.webhook_url, "pending": len(bot.queue),
                              "deliveries": bot.webhook_deliveries, "failures": bot.webhook_failures,
                              "last_error": bot.last_webhook_error, "send_requests": bot.send_requests,
-                             "sent": len(bot.sent), "answered_callbacks": len(bot.answered_callbacks)})
+                             "sent": len(bot.sent), "answered_callbacks": len(bot.answered_callbacks),
+                             "busiest_second": bot.busiest_second(),
+                             "flood_refusals": [[str(key), at] for key, at in bot.flood_refusals]})
 
     async def _user_action(self, request: Request) -> JSONResponse:
         try:

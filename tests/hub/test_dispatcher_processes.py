@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import func, select, update
 
 from channels.simulators.telegram import TelegramSimulator
-from crm_core import accounts
 from crm_core.conversations.ingest import ingest_events
 from crm_core.crypto import CredentialCipher
 from crm_core.models import ChannelAccount, Conversation, MessageKind, OutboxMessage, OutboxStatus
@@ -28,37 +27,37 @@ pytestmark = pytest.mark.slow
 
 
 async def seed(sessions, simulator: TelegramSimulator, sim_base: str, *, chats: int, per_chat: int,
-               active: bool = True, at_telegrams_limits: bool = False) -> list[str]:
-    """A Telegram account with `chats` customers and `per_chat` queued messages each: fast (no
-    limits anywhere), or `at_telegrams_limits` (the simulator enforces them, the account is paced
-    at them)."""
-    texts = []
-    cipher = CredentialCipher(SECRET)
+               active: bool = True) -> list[str]:
+    """A simulated bot without limits, connected as a channel account, with `chats` customers who
+    started it and `per_chat` sends queued to each."""
     async with sessions() as session, session.begin():
-        if at_telegrams_limits:
-            bot = simulator.create_bot()
-            account = await accounts.create(
-                kind="telegram", name="limits", platform_account_id=str(bot.id),
-                credentials={"bot_token": bot.token, "webhook_secret": "x" * 32}, api_base=sim_base,
-                settings={"mode": "webhook"}, cipher=cipher, actor=None, db_session=session)
-        else:
-            account, bot = await fast_telegram_account(session, simulator, sim_base, cipher)
-        account.is_active = active
+        account, bot = await fast_telegram_account(session, simulator, sim_base, CredentialCipher(SECRET))
         first = 20_000 + 1000 * (len(simulator.bots) - 1)  # each bot its own customers
-        for n in range(chats):
-            user_id = first + n
+        users = list(range(first, first + chats))
+        for user_id in users:
             simulator.user(user_id)
             bot.started_by.add(user_id)
-            await ingest_events([InboundMessage(f"update:{n}", Sender(str(user_id)), str(user_id), MessageKind.TEXT,
-                                                "hi", {})], channel_account_id=account.id, db_session=session)
-        conversations = (await session.scalars(select(Conversation).where(
-            Conversation.channel_account_id == account.id).order_by(Conversation.id))).all()
-        for i in range(per_chat):
-            for conversation in conversations:
-                text = f"row {conversation.external_thread_id}/{i}"
-                texts.append(text)
-                await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text),
-                                              idempotency_key=f"load:{bot.id}:{text}", db_session=session)
+        return await queue_sends(session, account, users, per_chat=per_chat, active=active)
+
+
+async def queue_sends(session, account: ChannelAccount, users: list[int], *, per_chat: int,
+                      active: bool = True) -> list[str]:
+    """A conversation of `account` with each of `users` (each has started the bot), and `per_chat`
+    sends queued to each; the account enabled or not. Returns the texts queued."""
+    account.is_active = active
+    for n, user_id in enumerate(users):
+        await ingest_events([InboundMessage(f"update:{n}", Sender(str(user_id)), str(user_id), MessageKind.TEXT,
+                                            "hi", {})], channel_account_id=account.id, db_session=session)
+    conversations = (await session.scalars(select(Conversation).where(
+        Conversation.channel_account_id == account.id).order_by(Conversation.id))).all()
+    texts = []
+    for i in range(per_chat):
+        for conversation in conversations:
+            text = f"row {conversation.external_thread_id}/{i}"
+            texts.append(text)
+            await enqueue_to_conversation(conversation, OutboundMessage(conversation.external_thread_id, text),
+                                          idempotency_key=f"load:{account.platform_account_id}:{text}",
+                                          db_session=session)
     return texts
 
 
