@@ -317,6 +317,41 @@ async def test_a_step_waits_for_its_send_window_in_the_contacts_time_zone(sessio
     assert (await planner.run_once(local_time("Europe/Berlin", 3, 9) + dt.timedelta(minutes=1))).queued == 1
 
 
+async def test_one_batch_moves_each_enrolment_where_its_own_time_zone_puts_it(sessions):
+    """Many enrolments moved alike are written back together, the few moved otherwise one by one:
+    each ends where its own plan put it."""
+    account = await make_account(sessions)
+    zones = ["Europe/Berlin"] * 16 + ["Asia/Shanghai"] * 16 + ["America/New_York"] * 2
+    people = await customers(sessions, account, *(str(n) for n in range(len(zones))))
+    zone_of = dict(zip(people, zones, strict=True))
+    async with sessions() as session, session.begin():
+        for contact_id, zone in zone_of.items():
+            await session.execute(update(Contact).where(Contact.id == contact_id).values(timezone=zone))
+    morning = StepSpec("morning", {"en": "Good morning"}, window_start="09:00", window_end="11:00")
+    await campaign_of(sessions, [morning, FOLLOW_UP], activate=False)
+    # 03:00 in Berlin is 09:00-10:00 in Shanghai (in every season) and the evening before in New York.
+    night = local_time("Europe/Berlin", 2, 3)
+    async with sessions() as session, session.begin():
+        campaign = await session.scalar(select(Campaign))
+        campaign.status = CampaignStatus.ACTIVE
+        await audience.enrol_audience(campaign, db_session=session, now=night)
+    report = await NurturePlanner(sessions).run_once(night)
+    assert (report.planned, report.queued, report.waiting) == (34, 16, 18)
+    state = await enrolments(sessions)
+    for contact_id, zone in zone_of.items():
+        enrolment = state[contact_id]
+        assert enrolment.status == EnrolmentStatus.ACTIVE
+        if zone == "Asia/Shanghai":
+            assert (enrolment.next_position, enrolment.note, enrolment.last_step_at) == (2, None, night)
+            assert enrolment.next_due_at == night + dt.timedelta(minutes=FOLLOW_UP.delay_minutes)
+        else:
+            assert (enrolment.next_position, enrolment.last_step_at) == (1, None)
+            assert enrolment.next_due_at == local_time(zone, 2, 9)
+            assert enrolment.note == f"step 1: waiting for its send window 09:00-11:00 {zone}"
+    sent_to = {e.contact_id for e in state.values() if e.id in {row.enrolment_id for row in await sends(sessions)}}
+    assert sent_to == {c for c, zone in zone_of.items() if zone == "Asia/Shanghai"}
+
+
 async def test_a_contact_without_a_time_zone_has_the_hubs_default_for_the_send_window(sessions):
     account = await make_account(sessions)
     somewhere, = await customers(sessions, account, "1")
