@@ -1,11 +1,11 @@
 """The Telegram simulator in a process of its own, as the real platform is.
 
 The simulator judges Telegram's limits by when each send reaches it. Served inside the test's
-process it shares that process's event loop: a pause of the test's process (a long garbage
-collection in a pytest worker that has run hundreds of tests, the machine busy with the other
-worker) holds every send that arrives meanwhile, then lets them through in one instant, a burst
-no dispatcher sent (a 0.7 s block of the test's loop: 16 refusals at once, measured). A test of
-pacing across processes therefore talks to a simulator that only serves.
+process it shares that process's event loop: any pause of the test's process holds every send
+that arrives meanwhile, then lets them through in one instant, a burst no dispatcher sent (a
+0.7 s block of the test's loop: 16 refusals at once, measured; what paused the pytest worker
+the one time CI saw 36 is not known). A test of pacing across processes therefore talks to a
+simulator that only serves.
 
 `python -m tests.fakes.telegram_process PORT_FILE` serves it and writes its port to PORT_FILE.
 """
