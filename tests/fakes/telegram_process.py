@@ -19,7 +19,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tests.fakes.processes import ROOT
+from tests.fakes.processes import ROOT, stop
 
 
 @contextlib.asynccontextmanager
@@ -38,11 +38,7 @@ async def telegram_simulator_process(data_dir: Path, timeout: float = 60) -> Asy
             await asyncio.sleep(0.05)
         yield f"http://127.0.0.1:{port_file.read_text()}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop([proc])
 
 
 async def _serve(port_file: Path) -> None:
