@@ -62,6 +62,7 @@ BATCH = 500  # each dispatcher's claims
 # Sends in flight: Telegram answers in 50-100 ms, so 1,000 a second needs about 100 at once (Little's law);
 # and the more in flight, the more marks and outcomes each of the dispatcher's commits carries.
 CONCURRENCY = 128
+SEED_TURN = 100  # with several bots, customers seeded a hundred of each in turn
 POLL = 0.2  # seconds between looks at the simulator's count: the finest the tenths are timed
 FIRST_USER = 1_000_000
 
@@ -182,10 +183,18 @@ async def run(contacts: int, url: str, engine, sessions, cipher: CredentialCiphe
               concurrency: int) -> int:
     bots = [f"/_sim/bots/{token.split(':', 1)[0]}" for token in tokens]
     started = time.perf_counter()
-    for token, users in zip(tokens, shares(contacts, len(tokens)), strict=True):
+    account_ids = []
+    for token in tokens:
         async with sessions() as session, session.begin():
-            account = await load_account(session, token, str(sim.base_url).rstrip("/"), cipher)
-        await seed_crowd(sessions, account.id, len(users), first_user=users.start, history=history)
+            account_ids.append((await load_account(session, token, str(sim.base_url).rstrip("/"), cipher)).id)
+    # The bots' customers seeded in turns of SEED_TURN, so that a campaign's due sends (in contact order)
+    # mix the bots as a real audience does, rather than all of one bot's before the next one's.
+    parts = shares(contacts, len(tokens))
+    turn = SEED_TURN if len(tokens) > 1 else contacts
+    for offset in range(0, max(len(users) for users in parts), turn):
+        for account_id, users in zip(account_ids, parts, strict=True):
+            if part := users[offset:offset + turn]:
+                await seed_crowd(sessions, account_id, len(part), first_user=part.start, history=history)
     say(f"seeded {contacts:,} customers, {history} earlier messages each, in {time.perf_counter() - started:.1f}s "
         f"({url.split(':')[0]}, {len(tokens)} bot{'s' if len(tokens) > 1 else ''})")
     imitate = url.startswith("postgresql") and autovacuum and not await autovacuum_is_on(engine)

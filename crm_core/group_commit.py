@@ -8,6 +8,12 @@ caller only after that commit, so what a caller was told is durable. If a
 batch fails, each item is retried alone in its own transaction, so one bad
 item cannot fail the others. The task ends when the queue is empty and starts
 again with the next item, so an idle writer holds nothing.
+
+A writer may `linger`: when items arrived while it committed (it is busy), it
+waits that long before taking the next batch, so that batch holds more. Without
+it, a batch holds what arrived in one commit's time, and a transaction's fixed
+cost (its statements, its commit) is shared by few. The first batch after idle
+goes at once: a lone item never waits for company.
 """
 
 from __future__ import annotations
@@ -35,8 +41,9 @@ class _Queued(Generic[Item, Result]):
 class GroupCommit(Generic[Item, Result]):
     def __init__(self, sessions: async_sessionmaker[AsyncSession],
                  write: Callable[[AsyncSession, list[Item]], Awaitable[list[Result]]], *,
-                 max_batch: int = 256, name: str = "group-commit") -> None:
+                 max_batch: int = 256, name: str = "group-commit", linger: float = 0.0) -> None:
         self.sessions = sessions
+        self.linger = linger
         self.write = write
         self.max_batch = max_batch
         self.name = name
@@ -55,7 +62,11 @@ class GroupCommit(Generic[Item, Result]):
         return await done
 
     async def _drain(self) -> None:
+        busy = False
         while self._queue:
+            if busy and self.linger and len(self._queue) < self.max_batch:
+                await asyncio.sleep(self.linger)
+            busy = True
             batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
             try:
                 results = await self._commit([queued.item for queued in batch])

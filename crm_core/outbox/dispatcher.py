@@ -100,6 +100,10 @@ class DispatchPolicy:
     backoff_cap: float = 900.0
     idle_poll_seconds: float = 0.2  # in its own process, a new row is found by looking: soon
     account_cache_seconds: float = 30.0
+    # While sends keep coming, their marks and outcomes wait this long to share a commit (GroupCommit's
+    # linger): at a campaign's 1,000 a second a batch held about 6 without it, and the process spent
+    # 0.99 ms of CPU a send; with 10 ms, 0.66 ms.
+    write_linger_seconds: float = 0.01
     marketing: MarketingRules = field(default_factory=MarketingRules)
 
     def backoff(self, attempts: int) -> float:
@@ -202,7 +206,8 @@ class Dispatcher:
         self._last_recovery = 0.0
         # Marks and outcomes of rows sent together share their commits.
         self._writes: GroupCommit[_Mark | _Outcome, _Marked | None] = GroupCommit(
-            sessions, self._apply, max_batch=self.policy.batch_size, name="dispatcher-writes")
+            sessions, self._apply, max_batch=self.policy.batch_size, name="dispatcher-writes",
+            linger=self.policy.write_linger_seconds)
 
     def wake(self) -> None:
         """Something was enqueued: look now instead of at the next poll."""

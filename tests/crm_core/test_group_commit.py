@@ -75,3 +75,36 @@ async def test_a_batch_that_fails_is_written_item_by_item_and_only_the_bad_item_
     del good, bad, gone
     gc.collect()
     assert unretrieved == []  # no "exception was never retrieved" of an answer nobody waited for
+
+
+async def test_a_busy_writer_lingers_to_gather_its_next_batch_and_a_lone_item_never_waits():
+    holding, release, batches = asyncio.Event(), asyncio.Event(), []
+
+    async def write(session, items):
+        batches.append(list(items))
+        if len(batches) == 1:  # the first commit is slow: items arrive meanwhile
+            holding.set()
+            await release.wait()
+        return [f"stored {item}" for item in items]
+
+    group = GroupCommit(_Sessions(), write, linger=1.0)
+    lone = asyncio.create_task(group.submit("lone"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert holding.is_set(), "the first item after idle waited for company"
+    arrived = [asyncio.create_task(group.submit(item)) for item in ("a", "b")]
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.sleep(0.1)  # well inside the linger: the writer is busy, so it is still gathering
+    late = asyncio.create_task(group.submit("c"))
+    assert await lone == "stored lone"
+    assert [await task for task in (*arrived, late)] == ["stored a", "stored b", "stored c"]
+    await group.close()
+    assert batches == [["lone"], ["a", "b", "c"]]
+
+    batches.clear()  # idle again: the next lone item goes at once
+    again = asyncio.create_task(group.submit("again"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert batches == [["again"]]
+    assert await again == "stored again"
