@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import Boolean, ColumnElement, Table, Text, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
 def dialect_of(session: AsyncSession | AsyncConnection) -> Any:
@@ -74,3 +79,60 @@ async def insert_many_ignoring_conflict(
         return []
     stmt = stmt.returning(*(table.c[name] for name in returning))
     return [tuple(row) for row in (await session.execute(stmt, list(rows))).all()]
+
+
+class _Listed(TypeDecorator[list[Any]]):
+    """A list of integers or strings bound as one parameter: a PostgreSQL array, a JSON array on
+    SQLite (read back with json_each)."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, item: TypeEngine[Any]) -> None:
+        super().__init__()
+        self.item = item
+
+    def load_dialect_impl(self, dialect: Any) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(self.item))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: Iterable[Any] | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        return list(value) if dialect.name == "postgresql" else json.dumps(list(value))
+
+
+class _Among(ColumnElement[bool]):
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a predicate: in a WHERE as it is (not "... = 1" on SQLite)
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement),
+                           ("values", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[Any], values: BindParameter[Any]) -> None:
+        self.column = column
+        self.values = values
+
+
+@compiles(_Among)
+def _among_as_any(element: _Among, compiler: Any, **kw: Any) -> str:
+    return f"{compiler.process(element.column, **kw)} = ANY ({compiler.process(element.values, **kw)})"
+
+
+@compiles(_Among, "sqlite")
+def _among_from_json(element: _Among, compiler: Any, **kw: Any) -> str:
+    values = compiler.process(element.values, **kw)
+    return f"{compiler.process(element.column, **kw)} IN (SELECT value FROM json_each({values}))"
+
+
+def among(column: Any, values: Iterable[int] | Iterable[str] | None = None, *, name: str | None = None
+          ) -> ColumnElement[bool]:
+    """`column IN values` for a batch's hundreds of ids or keys, the values bound as one parameter
+    (`values`, or a list given as `name` when the statement runs). SQLAlchemy's IN binds and names
+    each value at every execution (0.56 us a value: for the planner's ten lists of 500, a tenth of
+    its time), and on PostgreSQL each length of list is another statement to prepare."""
+    if name is not None:
+        return _Among(column, bindparam(name, type_=_Listed(column.type)))
+    assert values is not None
+    return _Among(column, bindparam(None, list(values), type_=_Listed(column.type), unique=True))

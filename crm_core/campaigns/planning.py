@@ -51,7 +51,7 @@ from crm_core.models import (
     UserHandle,
 )
 from crm_core.ports import OutboundMessage
-from crm_core.sql import insert_many_ignoring_conflict
+from crm_core.sql import among, insert_many_ignoring_conflict
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ _DUE_COLUMNS = [getattr(Enrolment, f.name) for f in dataclasses.fields(_Due)]
 _MOVED = ("status", "next_position", "next_due_at", "last_step_at", "note", "exit_reason", "exited_at")
 _ENROLMENT = Enrolment.__table__
 _MOVED_TO = {name: bindparam(f"b_{name}") for name in _MOVED}
-_WRITE_SHARED = update(_ENROLMENT).where(_ENROLMENT.c.id.in_(bindparam("ids", expanding=True))).values(_MOVED_TO)
+_WRITE_SHARED = update(_ENROLMENT).where(among(_ENROLMENT.c.id, name="ids")).values(_MOVED_TO)
 _WRITE_EACH = update(_ENROLMENT).where(_ENROLMENT.c.id == bindparam("b_id")).values(_MOVED_TO)
 _SHARED = 16  # rows moved alike that go as one statement: fewer cost more as statements than as rows
 
@@ -162,7 +162,7 @@ async def _write_back(due: list[_Due], session: AsyncSession) -> None:
 # identities' sends. Asked as one join, PostgreSQL whose statistics lagged a campaign read every
 # marketing send for each batch.
 _MARKETED = select(OutboxMessage.identity_id).where(
-    OutboxMessage.identity_id.in_(bindparam("identity_ids", expanding=True)),
+    among(OutboxMessage.identity_id, name="identity_ids"),
     OutboxMessage.purpose == MessagePurpose.MARKETING, OutboxMessage.status != OutboxStatus.CANCELLED).distinct()
 
 
@@ -190,7 +190,7 @@ class _Known:
 
 async def _load(contact_ids: list[int], session: AsyncSession) -> _Known:
     contacts = {row[0]: _Person(*row) for row in (await session.execute(
-        select(*_PERSON_COLUMNS).where(Contact.id.in_(contact_ids)))).all()}
+        select(*_PERSON_COLUMNS).where(among(Contact.id, contact_ids)))).all()}
     marketing = {contact_id: events for (contact_id, _), events in (await consent.events_of(
         contact_ids, [MessagePurpose.MARKETING], db_session=session)).items()}
     last_message: dict[int, dt.datetime] = {}
@@ -198,14 +198,14 @@ async def _load(contact_ids: list[int], session: AsyncSession) -> _Known:
     for contact_id, kind, at in (await session.execute(
             select(Identity.contact_id, Message.kind, func.max(Message.created_at))
             .join(Identity, Identity.id == Message.identity_id)
-            .where(Identity.contact_id.in_(contact_ids), engaged((*CUSTOMER_MESSAGE_KINDS, MessageKind.CALLBACK)))
+            .where(among(Identity.contact_id, contact_ids), engaged((*CUSTOMER_MESSAGE_KINDS, MessageKind.CALLBACK)))
             .group_by(Identity.contact_id, Message.kind))).all():
         latest = last_click if kind == MessageKind.CALLBACK else last_message
         if contact_id not in latest or at > latest[contact_id]:
             latest[contact_id] = at
     tags: dict[int, set[str]] = {}
     for contact_id, tag in (await session.execute(
-            select(ContactTag.contact_id, ContactTag.tag).where(ContactTag.contact_id.in_(contact_ids)))).all():
+            select(ContactTag.contact_id, ContactTag.tag).where(among(ContactTag.contact_id, contact_ids)))).all():
         tags.setdefault(contact_id, set()).add(tag)
     routes: dict[int, list[_Route]] = {}
     for row in (await session.execute(
@@ -214,7 +214,7 @@ async def _load(contact_ids: list[int], session: AsyncSession) -> _Known:
                    Conversation.assignee_user_id)
             .join(Identity, Identity.id == Conversation.identity_id)
             .join(ChannelAccount, ChannelAccount.id == Conversation.channel_account_id)
-            .where(Conversation.contact_id.in_(contact_ids), Identity.reachable.is_(True),
+            .where(among(Conversation.contact_id, contact_ids), Identity.reachable.is_(True),
                    ChannelAccount.is_active.is_(True))
             .order_by(Conversation.last_message_at.desc(), Conversation.id.desc()))).all():
         routes.setdefault(row[0], []).append(_Route(*row[1:]))
@@ -507,7 +507,7 @@ async def _enqueue(sends: list[_Send], known: _Known, now: dt.datetime, session:
         return
     keys = {id(s): f"nurture:{s.enrolment.id}:{s.step.id}:{s.enrolment.rotation}" for s in sends}
     taken = set((await session.scalars(
-        select(OutboxMessage.idempotency_key).where(OutboxMessage.idempotency_key.in_(list(keys.values()))))).all())
+        select(OutboxMessage.idempotency_key).where(among(OutboxMessage.idempotency_key, keys.values())))).all())
     sends = [s for s in sends if keys[id(s)] not in taken]
     going = [s for s in sends if s.refused is None]
     history: dict[int, int] = {}
@@ -528,7 +528,7 @@ async def _enqueue(sends: list[_Send], known: _Known, now: dt.datetime, session:
             stored.setdefault((conversation_id, text), []).append(message_id)
         history = {id(s): stored[(s.route.conversation_id, s.text)].pop() for s in going}
         await session.execute(update(Conversation)
-                              .where(Conversation.id.in_({s.route.conversation_id for s in going}))
+                              .where(among(Conversation.id, {s.route.conversation_id for s in going}))
                               .values(last_message_at=now).execution_options(synchronize_session=False))
     rows = []
     for s in sends:

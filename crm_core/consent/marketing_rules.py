@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from crm_core.db import utcnow
 from crm_core.models import Contact, Identity, MessagePurpose, OutboxMessage, OutboxStatus
+from crm_core.sql import among
 
 # Sends that count against the cap: gone out, or maybe gone out.
 COUNTED = (OutboxStatus.SENDING, OutboxStatus.SENT, OutboxStatus.IN_DOUBT)
@@ -84,25 +85,25 @@ def interval_end(now: dt.datetime, zone: ZoneInfo, start: dt.time, end: dt.time)
 
 
 _CONTACTS, _IDENTITIES, _OUTBOX = Contact.__table__, Identity.__table__, OutboxMessage.__table__
-_THESE_CONTACTS = _CONTACTS.c.id.in_(bindparam("contact_ids", expanding=True))
+_THESE_CONTACTS = among(_CONTACTS.c.id, name="contact_ids")
 _LOCK_IN_ORDER = select(_CONTACTS.c.id).where(_THESE_CONTACTS).order_by(_CONTACTS.c.id).with_for_update()
 # The write that takes the lock answers with the contacts' time zones.
 _TOUCH = (_CONTACTS.update().where(_THESE_CONTACTS).values(updated_at=bindparam("now"))
           .returning(_CONTACTS.c.id, _CONTACTS.c.timezone))
 _WENT_AT = func.coalesce(_OUTBOX.c.sent_at, _OUTBOX.c.claimed_at)
 _IDENTITIES_OF = select(_IDENTITIES.c.id, _IDENTITIES.c.contact_id).where(
-    _IDENTITIES.c.contact_id.in_(bindparam("contact_ids", expanding=True)))
+    among(_IDENTITIES.c.contact_id, name="contact_ids"))
 # The contacts' marketing sends, read by their identities (`identity_id IN (ids)`, asked first), and
 # only then narrowed to the counted ones (a MATERIALIZED CTE). Led by the status, SQLite, and
 # PostgreSQL while its statistics lagged the campaign (autovacuum had not analysed the table),
 # read every marketing send ever made for each group of sends, and a campaign slowed as it went.
 _THEIRS = (select(_OUTBOX.c.id, _OUTBOX.c.identity_id, _OUTBOX.c.status, _WENT_AT.label("went_at"))
-           .where(_OUTBOX.c.identity_id.in_(bindparam("identity_ids", expanding=True)),
+           .where(among(_OUTBOX.c.identity_id, name="identity_ids"),
                   _OUTBOX.c.purpose == MessagePurpose.MARKETING)
            .cte("their_marketing").prefix_with("MATERIALIZED"))
 _RECENT = (select(_IDENTITIES.c.contact_id, _THEIRS.c.went_at)
            .join(_IDENTITIES, _IDENTITIES.c.id == _THEIRS.c.identity_id)
-           .where(_THEIRS.c.status.in_(COUNTED), _THEIRS.c.id.not_in(bindparam("row_ids", expanding=True)),
+           .where(_THEIRS.c.status.in_(COUNTED), ~among(_THEIRS.c.id, name="row_ids"),
                   _THEIRS.c.went_at >= bindparam("since"))
            .order_by(_THEIRS.c.went_at))
 

@@ -37,6 +37,7 @@ from crm_core.models import (
     OutboxMessage,
     OutboxStatus,
 )
+from crm_core.sql import among
 
 WAITING = (OutboxStatus.PENDING, OutboxStatus.HELD)
 # A person's "yes" to a double opt-in question.
@@ -59,7 +60,7 @@ class EventFact(NamedTuple):
 
 # Built once (the dispatcher asks at every group of sends): the ledgers of some contacts, newest first.
 _FACTS_OF = (select(*(getattr(ConsentEvent, name) for name in EventFact._fields))
-             .where(ConsentEvent.contact_id.in_(bindparam("contact_ids", expanding=True)),
+             .where(among(ConsentEvent.contact_id, name="contact_ids"),
                     ConsentEvent.purpose.in_(bindparam("purposes", expanding=True)))
              .order_by(ConsentEvent.id.desc()))
 

@@ -62,6 +62,7 @@ from crm_core.ports import (
     SendError,
     SendHeld,
 )
+from crm_core.sql import among
 from crm_core.waiting import wait_any
 
 log = logging.getLogger(__name__)
@@ -162,11 +163,11 @@ _STILL_OURS = (OutboxStatus.CLAIMED, OutboxStatus.SENDING, OutboxStatus.IN_DOUBT
 _OUTBOX = OutboxMessage.__table__
 # Statements of every group of sends, built once (their clauses and cache keys were built at each).
 _IDENTITIES = Identity.__table__
-_THESE_IDENTITIES = _IDENTITIES.c.id.in_(bindparam("identity_ids", expanding=True))
+_THESE_IDENTITIES = among(_IDENTITIES.c.id, name="identity_ids")
 _CONTACT_OF = select(_IDENTITIES.c.id, _IDENTITIES.c.contact_id).where(_THESE_IDENTITIES)
 _REACH_OF = select(*(_IDENTITIES.c[n] for n in ("id", "contact_id", "reachable", "unreachable_reason"))).where(
     _THESE_IDENTITIES)
-_MARK_SENDING = (_OUTBOX.update().where(_OUTBOX.c.id.in_(bindparam("row_ids", expanding=True)),
+_MARK_SENDING = (_OUTBOX.update().where(among(_OUTBOX.c.id, name="row_ids"),
                                         _OUTBOX.c.status == OutboxStatus.CLAIMED,
                                         _OUTBOX.c.claimed_by == bindparam("b_owner"))
                  .values(status=OutboxStatus.SENDING, attempts=_OUTBOX.c.attempts + 1, claimed_at=bindparam("now"))
@@ -285,7 +286,7 @@ class Dispatcher:
             async with self.sessions() as session, session.begin():
                 await session.execute(
                     update(OutboxMessage)
-                    .where(OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.claimed_by == self.owner,
+                    .where(among(OutboxMessage.id, [r.id for r in rows]), OutboxMessage.claimed_by == self.owner,
                            OutboxMessage.status == OutboxStatus.CLAIMED)
                     .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None)
                     .execution_options(synchronize_session=False))
