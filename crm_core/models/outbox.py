@@ -26,7 +26,8 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"), index=True)
+    # (Indexed as ix_outbox_platform_id's first column.)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_account.id"))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
     identity_id: Mapped[int | None] = mapped_column(ForeignKey("identity.id"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))

@@ -30,7 +30,7 @@ async def test_migrations_match_the_models(database_url):
 async def test_a_new_database_reports_its_pending_migration(tmp_path):
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
     try:
-        assert await migrate.pending_revisions(engine) == [f"{n:04d}" for n in range(1, 33)]
+        assert await migrate.pending_revisions(engine) == [f"{n:04d}" for n in range(1, 34)]
         await migrate.upgrade(engine)
         assert await migrate.pending_revisions(engine) == []
         await migrate.upgrade(engine)  # idempotent
@@ -43,7 +43,7 @@ async def test_a_foundation_database_upgrades_with_its_data(tmp_path):
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
     try:
         await migrate.upgrade(engine, "0001")
-        assert await migrate.pending_revisions(engine) == [f"{n:04d}" for n in range(2, 33)]
+        assert await migrate.pending_revisions(engine) == [f"{n:04d}" for n in range(2, 34)]
         async with engine.begin() as conn:
             await conn.execute(text("INSERT INTO contact (display_name, origin, created_at, updated_at) "
                                     "VALUES ('Li Lei', '1:42', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
