@@ -6,7 +6,8 @@ whose autovacuum is off (this machine's), the bench analyses the seeded tables o
 would have long before, then the campaign's tables as its defaults would (bench/autovacuum.py).
 On a fresh database (a temporary SQLite file unless a URL is given; a PostgreSQL
 database given here is emptied first) it seeds N customers who agreed to
-marketing (spread over `--accounts` bots, each paced at Telegram's paid broadcast limit),
+marketing (spread over `--accounts` bots, each paced at Telegram's paid broadcast limit, their
+customers seeded a hundred of each in turn),
 activates a one-step campaign for all of them, then runs the nurture planner
 and a dispatcher side by side in this process, as `scrm worker` does, until
 every send is delivered; with `--dispatchers 2` or more, the others are
