@@ -72,8 +72,12 @@ _NUMBER = re.compile(r"^\s*(?:第\s*)?(\d{1,2})\s*(?:个|项|号)?\s*[.。)]?\s*
 _SCORE = re.compile(r"^\s*([1-5])\s*(?:分|/\s*5|stars?|星)?\s*[.!。！]*\s*$", re.I)
 _NOT_WORDS = re.compile(r"\S+@\S+|https?://\S+|www\.\S+|[+\d][\d\s()-]{5,}\d")
 # When the conversation was last written to (asked for small talk): built once, as the worker asks it often.
-_LAST_SENT = select(func.max(Message.created_at)).where(Message.conversation_id == bindparam("conversation_id"),
-                                                        Message.direction == Direction.OUTBOUND)
+# Without flushing the session first: sent messages are written with Core statements (replies,
+# campaign copies) and never wait in the session, whose pending changes (bot states, leads) this
+# cannot see. A flush before it was a quarter of the worker's flushes, each about 330 us.
+_LAST_SENT = (select(func.max(Message.created_at))
+              .where(Message.conversation_id == bindparam("conversation_id"), Message.direction == Direction.OUTBOUND)
+              .execution_options(autoflush=False))
 # A question of the customer's own, not an answer to the form's.
 _QUESTION = re.compile(r"[?？]\s*$|吗\s*[。.!！]?\s*$|呢\s*$|^\s*(what|how|why|when|where|which|who|can|could|do|does|is|are)\b|"
                        r"(什么|怎么|怎样|如何|为什么|多少|哪|几|是否|能否|可否|可不可以|有没有)", re.I)

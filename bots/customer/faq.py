@@ -34,8 +34,9 @@ class FaqIndexes:
 # The entries an account sees, the account bound when it runs (an account of None sees everyone's
 # only, as visible_to(None): `= NULL` is never true). Built once: asked at each of the worker's
 # transactions.
+# Without flushing the session first: the worker that asks never changes an FAQ entry.
 _VERSION = (select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.max(FaqEntry.id))
-            .where(visible_to(bindparam("account"))))
+            .where(visible_to(bindparam("account"))).execution_options(autoflush=False))
 
 
 async def _version(channel_account_id: int | None, db_session: AsyncSession) -> tuple[Any, ...]:
