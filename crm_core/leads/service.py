@@ -159,8 +159,10 @@ OPEN_LEADS = Preloaded("open_leads")  # contact id -> the id of their open lead,
 _OPEN_LEADS = select(Lead).where(Lead.contact_id.in_(bindparam("contact_ids", expanding=True)), Lead.status == "open")
 _SCORED = (LeadEvent.lead_id == bindparam("lead_id"), LeadEvent.kind == "score",
            LeadEvent.details["event"].as_string() == bindparam("event"))
-_SCORED_BEFORE = select(LeadEvent.id).where(*_SCORED).limit(1)
-_EARNED = select(func.sum(LeadEvent.details["delta"].as_integer())).where(*_SCORED)
+# Without flushing the session first: a lead's events are written with Core statements (`record`)
+# and never wait in it (the worker scores at each customer message; a flush costs about 330 us).
+_SCORED_BEFORE = select(LeadEvent.id).where(*_SCORED).limit(1).execution_options(autoflush=False)
+_EARNED = select(func.sum(LeadEvent.details["delta"].as_integer())).where(*_SCORED).execution_options(autoflush=False)
 
 
 async def preload_open_leads(contact_ids: Iterable[int], *, db_session: AsyncSession) -> list[Lead]:
