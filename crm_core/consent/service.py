@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import catalogues
-from crm_core.db import utcnow
+from crm_core.db import holds_changes_to, utcnow
 from crm_core.models import (
     ConsentEvent,
     ConsentRequest,
@@ -247,7 +247,10 @@ async def answer_pending(message: Message, contact: Contact, channel: str, *, gr
     if not (is_confirmation(message.text) if granted else is_refusal(message.text)):
         return []
     now = utcnow()
-    requests = (await db_session.scalars(_PENDING_REQUESTS, {"contact_id": contact.id})).all()
+    # Flushed first only when a request of the session's is changed or new: else what is pending (the
+    # bot's state, a lead's score) cannot change the answer, and is flushed later with more.
+    requests = (await db_session.scalars(_PENDING_REQUESTS, {"contact_id": contact.id}, execution_options={
+        "autoflush": holds_changes_to(db_session, ConsentRequest)})).all()
     events = []
     for request in requests:
         if request.expires_at <= now:

@@ -8,9 +8,10 @@ import dataclasses
 from sqlalchemy import select
 
 from crm_core.consent import service as consent
+from crm_core.conversations import double_opt_in
 from crm_core.conversations.ingest import ingest_events
 from crm_core.conversations.processing import MessageWorker
-from crm_core.models import ConsentEvent, Conversation, MessagePurpose, OutboxMessage, OutboxStatus
+from crm_core.models import ConsentEvent, ConsentRequest, Conversation, MessagePurpose, OutboxMessage, OutboxStatus
 from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import OutboundMessage
 from tests.crm_core.test_dispatcher import conversation_for, drain, outbox
@@ -105,3 +106,23 @@ async def test_an_opt_out_message_is_recorded_with_proof_and_cancels_pending_mar
                                                                    (False, "list-unsubscribe-post", None)]
     assert events[1].evidence["words"] == "unsubscribed" and events[1].evidence["channel"] == "telegram"
     assert "consent withdrawn" in next(r for r in rows if r.id == promo).last_error
+
+
+async def test_a_yes_sent_twice_in_one_batch_confirms_the_request_once(sessions):
+    """The second "yes" is handled in the transaction whose first "yes" confirmed the request, before
+    that is flushed: the request must read as answered, not be confirmed again."""
+    account_id = await make_account(sessions)
+    conversation = await conversation_for(sessions, account_id)
+    async with sessions() as session, session.begin():
+        await double_opt_in.request_confirmation(conversation.contact_id, purpose=MARKETING, source="rep",
+                                                 actor_label="Rep Li", evidence={"note": "expo"},
+                                                 db_session=session, language="en")
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(900, text="YES"), text_event(901, text="yes")],
+                            channel_account_id=account_id, db_session=session)
+    await MessageWorker(sessions, []).run_once()  # both in one batch, one transaction
+    async with sessions() as session:
+        events = (await session.scalars(select(ConsentEvent).where(ConsentEvent.source == "double_opt_in"))).all()
+        request = await session.scalar(select(ConsentRequest))
+    assert [(e.granted, e.evidence["words"]) for e in events] == [(True, "YES")]
+    assert request.status == "confirmed" and request.confirmed_event_id == events[0].id
