@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, DateTime, MetaData, Table, event, false, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -156,6 +156,19 @@ def holds_changes_to(session: AsyncSession, *entities: type) -> bool:
     everything pending costs the worker about 330 us)."""
     sync = session.sync_session
     return any(isinstance(obj, entities) for pending in (sync.new, sync.dirty, sync.deleted) for obj in pending)
+
+
+async def write_lock_first(session: AsyncSession, table: Table) -> None:
+    """On SQLite, take the database's one write lock now, with a write to `table` that changes
+    nothing. Python's sqlite3 begins a transaction only at its first write, so until then each read
+    sees its own moment, and another process may plan from the same rows and write before this one
+    does; once the lock is held, what the transaction reads stays true until it ends, and its
+    statements no longer go to the driver's thread (crm_core/sqlite_driver.py). On PostgreSQL the
+    transaction began with its first statement and the rows it will change are read FOR UPDATE:
+    nothing to do."""
+    if session.bind.dialect.name == "sqlite":
+        key = next(iter(table.primary_key))
+        await session.execute(update(table).where(false()).values({key: key}))
 
 
 def is_postgres(session_or_engine: AsyncSession | AsyncEngine) -> bool:

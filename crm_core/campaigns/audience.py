@@ -206,7 +206,10 @@ _ENDING_ON_REPLY = (
     select(Enrolment.id, Enrolment.status).join(Campaign, Campaign.id == Enrolment.campaign_id)
     .where(Enrolment.contact_id.in_(bindparam("contact_ids", expanding=True)),
            Enrolment.status.in_((EnrolmentStatus.ACTIVE, EnrolmentStatus.COMPLETED)),
-           cast(Campaign.exits, String).like('%"reply"%')))
+           cast(Campaign.exits, String).like('%"reply"%'))
+    # A planner moving these enrolments on holds them until it commits: the reply waits, then
+    # sees the steps it queued (PostgreSQL; on SQLite the worker's transaction holds the write lock).
+    .order_by(Enrolment.id).with_for_update(of=Enrolment))
 
 
 async def exit_on_reply(contact_ids: Collection[int], *, db_session: AsyncSession) -> int:

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.campaigns.definitions import TEMPLATE_VARIABLES, CampaignCaps, CampaignInvalid, step_template, steps_of
 from crm_core.consent import service as consent
 from crm_core.consent.marketing_rules import identities_of, interval_end, zone_named
-from crm_core.db import utcnow
+from crm_core.db import utcnow, write_lock_first
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
     Campaign,
@@ -347,6 +347,9 @@ class NurturePlanner:
                 select(Campaign).where(Campaign.status == CampaignStatus.ACTIVE))).all()}
             if not active:
                 return report
+            # On SQLite the batch is read under the one write lock, so no other process plans it
+            # meanwhile (PostgreSQL: FOR UPDATE SKIP LOCKED).
+            await write_lock_first(session, _ENROLMENT)
             due = [_Due(*row) for row in (await session.execute(
                 select(*_DUE_COLUMNS)
                 .where(Enrolment.campaign_id.in_(list(active)), Enrolment.status == EnrolmentStatus.ACTIVE,
