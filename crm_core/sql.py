@@ -54,7 +54,7 @@ def _insert_ignoring(dialect: Any, into: Any, conflict_columns: tuple[str, ...],
 
 
 async def insert_many_ignoring_conflict(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     table: Table,
     rows: Sequence[dict[str, Any]],
     *,

@@ -62,6 +62,7 @@ from crm_core.models import (
     MessagePurpose,
     User,
 )
+from crm_core.outbox.service import last_reply_queued_at
 from crm_core.people import reps
 from crm_core.ports import Button, HandlerContext
 
@@ -234,7 +235,9 @@ class CustomerBot:
 
     async def _quiet_for(self, ctx: HandlerContext, spell: dt.timedelta) -> bool:
         """Nothing was sent in this conversation for `spell`."""
-        last = await ctx.db_session.scalar(_LAST_SENT, {"conversation_id": ctx.conversation.id})
+        # A reply queued in this transaction and not written yet is later than any written.
+        last = last_reply_queued_at(ctx.conversation.id, db_session=ctx.db_session) or \
+            await ctx.db_session.scalar(_LAST_SENT, {"conversation_id": ctx.conversation.id})
         return last is None or utcnow() - last > spell
 
     # -- handoff --------------------------------------------------------------

@@ -27,6 +27,7 @@ from crm_core.models import (
     Message,
     User,
 )
+from crm_core.outbox.service import write_replies
 from crm_core.people import reps
 from crm_core.ports import HandlerContext, OutboundMessage
 
@@ -79,6 +80,7 @@ async def summary(conversation: Conversation, ctx: HandlerContext, state: BotSes
     lines = [f"#{conversation.id} {card['name']} · {card['where']}".rstrip(" ·")]
     if card["keys"]:
         lines.append(("联系方式：" if zh else "contact: ") + ", ".join(card["keys"]))
+    await write_replies(db)  # what the bot answered earlier in this transaction, too
     history = (await db.scalars(
         select(Message).where(Message.conversation_id == conversation.id, Message.kind.in_(CUSTOMER_MESSAGE_KINDS))
         .order_by(Message.id.desc()).limit(turns * 2))).all()

@@ -39,7 +39,7 @@ from crm_core.models import (
     Message,
 )
 from crm_core.outbox.dispatcher import new_owner_id
-from crm_core.outbox.service import queue_in_conversation, release_held
+from crm_core.outbox.service import queue_reply, release_held, write_replies
 from crm_core.ports import (
     BOT_SESSIONS,
     HandlerContext,
@@ -419,9 +419,8 @@ class MessageWorker:
             ctx.replies.clear()  # a person is talking (a WeCom archive): the bot never answers
         for n, reply in enumerate(ctx.replies):
             now = utcnow()
-            if await queue_in_conversation(conversation, reply, idempotency_key=f"reply:{message.id}:{n}",
-                                           db_session=session, touch_conversation=False, at=now) is not None:
-                wrote.answered(conversation, now)
+            queue_reply(conversation, reply, idempotency_key=f"reply:{message.id}:{n}", db_session=session, at=now)
+            wrote.answered(conversation, now)
         return bool(ctx.replies or ctx.enqueued)
 
     async def _process_one(self, message_id: int, profiles: dict[int, Profile], reading: Reading | None) -> None:
@@ -537,6 +536,7 @@ class _CustomersWrote:
         self.answered_at[conversation.id] = at
 
     async def settle(self, session: AsyncSession) -> None:
+        await write_replies(session)
         if self.answered_at:
             await session.execute(_ANSWERED, [{"b_id": conversation_id, "b_at": at}
                                               for conversation_id, at in self.answered_at.items()],

@@ -28,7 +28,7 @@ from crm_core.models import (
     OutboxStatus,
     User,
 )
-from crm_core.outbox.service import DeliveryState, delivery_state, enqueue_to_conversation
+from crm_core.outbox.service import DeliveryState, delivery_state, enqueue_to_conversation, write_replies
 from crm_core.ports import HandlerContext, OutboundMessage
 
 # Reasons a conversation is handed over that mean a person is there: they claimed it, replied
@@ -123,6 +123,7 @@ async def deliveries(message_ids: Collection[int], *, db_session: AsyncSession) 
 async def list_messages(
     conversation: Conversation, *, db_session: AsyncSession, after_id: int = 0, limit: int = 100
 ) -> list[MessageView]:
+    await write_replies(db_session)  # the bot's replies queued in this transaction, in their place
     messages = (await db_session.scalars(
         select(Message).where(Message.conversation_id == conversation.id, Message.id > after_id)
         .order_by(Message.id).limit(limit))).all()

@@ -33,7 +33,7 @@ from crm_core.models import (
     User,
     UserHandle,
 )
-from crm_core.outbox.service import enqueue_to_conversation, enqueue_to_handle
+from crm_core.outbox.service import enqueue_to_conversation, enqueue_to_handle, write_replies
 from crm_core.people import users
 from crm_core.ports import Button, OutboundMessage
 from crm_core.session_memo import remembered
@@ -331,6 +331,7 @@ async def contact_card(conversation: Conversation, *, db_session: AsyncSession, 
     keys = (await db_session.scalars(select(ContactKey.value).where(ContactKey.contact_id == conversation.contact_id)
                                      .order_by(ContactKey.id))).all()
     owner = await db_session.get(User, conversation.assignee_user_id) if conversation.assignee_user_id else None
+    await write_replies(db_session)  # the bot's replies queued in this transaction, in their place
     recent = (await db_session.scalars(
         select(Message).where(Message.conversation_id == conversation.id, Message.text.is_not(None))
         .order_by(Message.id.desc()).limit(5))).all()
