@@ -154,13 +154,10 @@ async def queue_in_conversation(
     purpose: MessagePurpose = MessagePurpose.SERVICE,
     author_user_id: int | None = None,
     not_before: dt.datetime | None = None,
-    touch_conversation: bool = True,
-    at: dt.datetime | None = None,
 ) -> int | None:
     """What `enqueue_to_conversation` does, without loading the row it queued: its id, or None if
-    the key was queued before (then nothing new is written). Two statements: the message worker
-    queues every bot reply this way. `at`: the message's time (now); `touch_conversation=False`: the
-    caller writes the conversation's `last_message_at` itself (the worker, a transaction's at once)."""
+    the key was queued before (then nothing new is written). Two statements (the bot's replies in
+    the message worker go together instead: `queue_reply`)."""
     await write_replies(db_session)  # the bot's replies queued before this message go before it
     if "sender" not in message.options and conversation.assignee_user_id is not None:
         # Platforms that send only as a person (WeCom external contacts) send as the owner.
@@ -179,7 +176,7 @@ async def queue_in_conversation(
                                         db_session=db_session)
         if not decision.allowed:
             cancelled = {"status": OutboxStatus.CANCELLED, "last_error": f"not scheduled: {decision.reason}"}
-    now = at or utcnow()
+    now = utcnow()
     # Core statements built once, on the session's connection: the ORM's unit of work and a loaded
     # row cost more than the writes, and what the session has pending is flushed when next needed
     # (at the next query or the commit), not here.
@@ -198,8 +195,7 @@ async def queue_in_conversation(
     if row_id is None:  # enqueued before under the same key (concurrently, or by an earlier run)
         await connection.execute(_DELETE_HISTORY, {"id": history_id})
         return None
-    if touch_conversation:
-        conversation.last_message_at = now
+    conversation.last_message_at = now
     return row_id
 
 
