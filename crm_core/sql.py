@@ -81,6 +81,26 @@ async def insert_many_ignoring_conflict(
     return [tuple(row) for row in (await session.execute(stmt, list(rows))).all()]
 
 
+async def insert_many_returning_ids(session: AsyncSession | AsyncConnection, table: Table,
+                                    rows: Sequence[dict[str, Any]], *, matched_by: tuple[str, ...]) -> list[int]:
+    """INSERT of many rows as one executemany; the new rows' ids, in the order of `rows`. Each is
+    found again by its `matched_by` columns, not by the order RETURNING gives: SQLite promises
+    none, and asking for it costs a statement a row. Rows alike in those columns are
+    interchangeable; the first of them gets the lowest id."""
+    found: dict[tuple[Any, ...], list[int]] = {}
+    for row_id, *key in (await session.execute(_insert_returning(table, matched_by), list(rows))).all():
+        found.setdefault(tuple(key), []).append(row_id)
+    for ids in found.values():
+        ids.sort(reverse=True)  # popped from the end: the lowest first
+    return [found[tuple(row[name] for name in matched_by)].pop() for row in rows]
+
+
+@functools.cache
+def _insert_returning(table: Table, matched_by: tuple[str, ...]) -> Any:
+    # Into the table, not an entity: SQLAlchemy's ORM bulk insert goes through the mapper for each row.
+    return table.insert().returning(table.c.id, *(table.c[name] for name in matched_by))
+
+
 class _Listed(TypeDecorator[list[Any]]):
     """A list of integers or strings bound as one parameter: a PostgreSQL array, a JSON array on
     SQLite (read back with json_each)."""

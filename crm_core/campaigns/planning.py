@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, bindparam, cast, func, insert, select, update
+from sqlalchemy import String, and_, bindparam, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.campaigns.definitions import TEMPLATE_VARIABLES, CampaignCaps, CampaignInvalid, step_template, steps_of
@@ -51,7 +51,7 @@ from crm_core.models import (
     UserHandle,
 )
 from crm_core.ports import OutboundMessage
-from crm_core.sql import among, insert_many_ignoring_conflict
+from crm_core.sql import among, insert_many_ignoring_conflict, insert_many_returning_ids
 
 log = logging.getLogger(__name__)
 
@@ -514,22 +514,13 @@ async def _enqueue(sends: list[_Send], known: _Known, now: dt.datetime, session:
     sends = [s for s in sends if keys[id(s)] not in taken]
     going = [s for s in sends if s.refused is None]
     history: dict[int, int] = {}
-    messages = Message.__table__
     if going:
-        # Each copy found again by its conversation and words, not by the order RETURNING gives:
-        # SQLite promises none, and asking for it costs a statement a row. Two copies alike in
-        # both are interchangeable.
-        stored: dict[tuple[int, str], list[int]] = {}
-        for message_id, conversation_id, text in (await session.execute(
-                # Into the table, not the entity: SQLAlchemy's ORM bulk insert went through the
-                # mapper for each row (a tenth of the planner's time).
-                insert(messages).returning(messages.c.id, messages.c.conversation_id, messages.c.text),
-                [{"conversation_id": s.route.conversation_id, "channel_account_id": s.route.account_id,
-                  "identity_id": s.route.identity_id, "direction": Direction.OUTBOUND, "kind": MessageKind.TEXT,
-                  "text": s.text, "attachments": [], "created_at": now, "processed_at": now,
-                  "processing_attempts": 0} for s in going])).all():
-            stored.setdefault((conversation_id, text), []).append(message_id)
-        history = {id(s): stored[(s.route.conversation_id, s.text)].pop() for s in going}
+        copies = await insert_many_returning_ids(session, Message.__table__, [
+            {"conversation_id": s.route.conversation_id, "channel_account_id": s.route.account_id,
+             "identity_id": s.route.identity_id, "direction": Direction.OUTBOUND, "kind": MessageKind.TEXT,
+             "text": s.text, "attachments": [], "created_at": now, "processed_at": now, "processing_attempts": 0}
+            for s in going], matched_by=("conversation_id", "text"))
+        history = {id(s): copy_id for s, copy_id in zip(going, copies, strict=True)}
         await session.execute(update(Conversation)
                               .where(among(Conversation.id, {s.route.conversation_id for s in going}))
                               .values(last_message_at=now).execution_options(synchronize_session=False))

@@ -33,7 +33,7 @@ from crm_core.models import (
     UserHandle,
 )
 from crm_core.ports import OutboundMessage
-from crm_core.sql import among, insert_ignoring_conflict, insert_many_ignoring_conflict
+from crm_core.sql import among, insert_ignoring_conflict, insert_many_ignoring_conflict, insert_many_returning_ids
 
 
 async def enqueue_to_conversation(conversation: Conversation, message: OutboundMessage, *, idempotency_key: str,
@@ -115,28 +115,23 @@ async def write_replies(db_session: AsyncSession) -> None:
             select(UserHandle.user_id, UserHandle.channel_account_id, UserHandle.external_id)
             .where(among(UserHandle.user_id, {user_id for user_id, _ in owned})))).all()}
     connection = await db_session.connection()  # Core statements: see queue_in_conversation
-    copies: dict[tuple[int, str], list[int]] = {}
-    # Each copy found again by its conversation and words (SQLite promises no order of RETURNING's
-    # rows); two copies alike in both are interchangeable.
-    for message_id, conversation_id, text in (await connection.execute(_INSERT_HISTORIES, [{
-            "conversation_id": r.conversation_id, "channel_account_id": r.channel_account_id,
-            "identity_id": r.identity_id, "direction": Direction.OUTBOUND, "kind": MessageKind.TEXT,
-            "text": r.message.text, "attachments": _history_attachments(r.message), "raw": None,
-            "author_user_id": None, "created_at": r.at, "processed_at": r.at} for r in replies])).all():
-        copies.setdefault((conversation_id, text), []).append(message_id)
-    for ids in copies.values():
-        ids.sort()  # the first queued has the first copy
+    copies = await insert_many_returning_ids(connection, _MESSAGE, [{
+        "conversation_id": r.conversation_id, "channel_account_id": r.channel_account_id,
+        "identity_id": r.identity_id, "direction": Direction.OUTBOUND, "kind": MessageKind.TEXT,
+        "text": r.message.text, "attachments": _history_attachments(r.message), "raw": None,
+        "author_user_id": None, "created_at": r.at, "processed_at": r.at} for r in replies],
+        matched_by=("conversation_id", "text"))
     rows, copy_of = [], {}
-    for r in replies:
+    for r, copy_id in zip(replies, copies, strict=True):
         message = r.message
         sender = senders.get((r.assignee_user_id or 0, r.channel_account_id))
         if sender is not None and "sender" not in message.options:
             message = dataclasses.replace(message, options={**message.options, "sender": sender})
-        copy_of[r.idempotency_key] = copies[(r.conversation_id, r.message.text)].pop(0)
+        copy_of[r.idempotency_key] = copy_id
         rows.append({**_row(r.idempotency_key, r.channel_account_id, message,
                             purpose=MessagePurpose.SERVICE, not_before=None, now=r.at,
                             conversation_id=r.conversation_id, identity_id=r.identity_id,
-                            message_id=copy_of[r.idempotency_key]), "request_id": r.request_id})
+                            message_id=copy_id), "request_id": r.request_id})
     queued = {key for (key,) in await insert_many_ignoring_conflict(connection, OutboxMessage.__table__, rows,
                                                                     conflict_columns=["idempotency_key"],
                                                                     returning=("idempotency_key",))}
@@ -201,7 +196,6 @@ async def queue_in_conversation(
 
 _MESSAGE = Message.__table__
 _INSERT_HISTORY = _MESSAGE.insert().returning(_MESSAGE.c.id)
-_INSERT_HISTORIES = _MESSAGE.insert().returning(_MESSAGE.c.id, _MESSAGE.c.conversation_id, _MESSAGE.c.text)
 _DELETE_HISTORY = _MESSAGE.delete().where(_MESSAGE.c.id == bindparam("id"))
 # At the end of each of the worker's transactions: built once.
 _RELEASE_HELD = (
