@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Table, Text, bindparam
+from sqlalchemy import JSON, Boolean, ColumnElement, DateTime, Table, Text, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.compiler import compiles
@@ -28,7 +28,7 @@ async def insert_ignoring_conflict(
     table: Table,
     values: dict[str, Any],
     *,
-    conflict_columns: list[str],
+    conflict_columns: Sequence[str],
     conflict_where: ColumnElement[bool] | None = None,
 ) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING; the new row's id, or None if it existed. On a session's
@@ -53,52 +53,99 @@ def _insert_ignoring(dialect: Any, into: Any, conflict_columns: tuple[str, ...],
     return dialect.insert(into).on_conflict_do_nothing(index_elements=list(conflict_columns)).returning(returning)
 
 
-async def insert_many_ignoring_conflict(
-    session: AsyncSession | AsyncConnection,
-    table: Table,
-    rows: Sequence[dict[str, Any]],
-    *,
-    conflict_columns: list[str],
-    returning: tuple[str, ...] = (),
-    conflict_where: ColumnElement[bool] | None = None,
-) -> list[tuple[Any, ...]]:
-    """INSERT ... ON CONFLICT DO NOTHING of many rows; `returning` columns of the rows inserted
-    (none asked: nothing returned, and the rows go as a plain executemany).
+async def insert_many(db: AsyncSession | AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], *,
+                      same: dict[str, Any] | None = None, conflict_columns: tuple[str, ...] = (),
+                      conflict_where: str | None = None, returning: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
+    """INSERT of many rows in one statement, their values bound as one JSON array (read back with
+    SQLite's json_each, PostgreSQL's jsonb_array_elements) and `same`, the values every row shares,
+    bound once; ON CONFLICT (`conflict_columns`) [WHERE `conflict_where`, a partial index's
+    predicate as SQL] DO NOTHING if given; the `returning` columns of the rows inserted.
 
-    Executed as an executemany, which SQLAlchemy sends as batched multi-row
-    VALUES from one cached statement ("insertmanyvalues"), whatever the count.
-    """
+    SQLAlchemy's executemany binds and converts each row's values one by one (9-10 us a row of a
+    dozen columns, a third of the campaign planner's time); one json.dumps carries them all here.
+    The rows' values are what JSON carries (numbers, strings, booleans, None, a JSON column's lists
+    and dicts) or times; every row has the same keys. On a session, its pending changes are not
+    flushed first."""
     if not rows:
         return []
-    stmt = (
-        dialect_of(session).insert(table)
-        .on_conflict_do_nothing(index_elements=conflict_columns, index_where=conflict_where)
-    )
-    if not returning:
-        await session.execute(stmt, list(rows))
-        return []
-    stmt = stmt.returning(*(table.c[name] for name in returning))
-    return [tuple(row) for row in (await session.execute(stmt, list(rows))).all()]
+    names = tuple(rows[0])
+    same = {**_defaults(table, names, tuple(same or ())), **(same or {})}
+    dialect = db.bind.dialect if isinstance(db, AsyncSession) else db.dialect
+    stmt, times = _insert_many(dialect.name, table, names, tuple(same), conflict_columns, conflict_where, returning)
+    values = [[row[name] for name in names] for row in rows]
+    for index, convert in times:
+        for row in values:
+            row[index] = convert(row[index])
+    result = await db.execute(stmt, {"rows": json.dumps(values), **same})
+    return [tuple(row) for row in result.all()] if returning else []
 
 
-async def insert_many_returning_ids(session: AsyncSession | AsyncConnection, table: Table,
-                                    rows: Sequence[dict[str, Any]], *, matched_by: tuple[str, ...]) -> list[int]:
-    """INSERT of many rows as one executemany; the new rows' ids, in the order of `rows`. Each is
-    found again by its `matched_by` columns, not by the order RETURNING gives: SQLite promises
-    none, and asking for it costs a statement a row. Rows alike in those columns are
-    interchangeable; the first of them gets the lowest id."""
+def _defaults(table: Table, names: tuple[str, ...], same: tuple[str, ...]) -> dict[str, Any]:
+    """The Python-side defaults (`mapped_column(default=...)`) of the columns given neither way,
+    as SQLAlchemy's own INSERT would fill them; a callable's once for the statement."""
+    return {column.name: column.default.arg(None) if column.default.is_callable else column.default.arg
+            for column in _defaulted(table) if column.name not in names and column.name not in same}
+
+
+@functools.cache
+def _defaulted(table: Table) -> list[Any]:
+    return [column for column in table.c
+            if column.default is not None and (column.default.is_scalar or column.default.is_callable)]
+
+
+@functools.cache
+def _insert_many(dialect_name: str, table: Table, names: tuple[str, ...], same: tuple[str, ...],
+                 conflict_columns: tuple[str, ...], conflict_where: str | None, returning: tuple[str, ...]
+                 ) -> tuple[Any, list[tuple[int, Callable[[Any], Any]]]]:
+    """The statement, and how each row's times become JSON: SQLite's stored text, ISO 8601 for
+    PostgreSQL."""
+    dialect = (sqlite if dialect_name == "sqlite" else postgresql).dialect()
+    quote = dialect.identifier_preparer.quote
+    types = {name: table.c[name].type for name in names + same}
+    times = [(index, _time_as_json(types[name].dialect_impl(dialect).bind_processor(dialect),
+                                   iso=dialect_name != "sqlite"))
+             for index, name in enumerate(names) if types[name]._type_affinity is DateTime]
+    if dialect_name == "sqlite":
+        # A row is an array, its values by position: ->> gives an SQL value, -> a JSON column's text.
+        picked = [f"value {'->' if isinstance(types[name], JSON) else '->>'} {i}" for i, name in enumerate(names)]
+        source = "json_each(:rows) WHERE true"  # the WHERE, or SQLite reads ON CONFLICT as a join's
+        shared = [f":{name}" for name in same]
+    else:
+        picked = [f"value -> {i}" if isinstance(types[name], JSON) else
+                  f"CAST(value ->> {i} AS {types[name].compile(dialect)})" for i, name in enumerate(names)]
+        source = "jsonb_array_elements(CAST(:rows AS JSONB))"
+        shared = [f"CAST(:{name} AS {types[name].compile(dialect)})" for name in same]
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names + same)}) "
+           f"SELECT {', '.join(picked + shared)} FROM {source}")
+    if conflict_columns:
+        sql += f" ON CONFLICT ({', '.join(quote(name) for name in conflict_columns)})"
+        sql += f" WHERE {conflict_where} DO NOTHING" if conflict_where else " DO NOTHING"
+    if returning:
+        sql += f" RETURNING {', '.join(quote(name) for name in returning)}"
+    stmt = text(sql).bindparams(bindparam("rows", type_=Text()), *(bindparam(name, type_=types[name]) for name in same))
+    return (stmt.columns(*(table.c[name] for name in returning)) if returning else stmt), times
+
+
+def _time_as_json(to_stored: Callable[[Any], Any] | None, *, iso: bool) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None
+        stored = to_stored(value) if to_stored is not None else value
+        return stored.isoformat() if iso else stored
+    return convert
+
+
+async def insert_many_returning_ids(db: AsyncSession | AsyncConnection, table: Table, rows: Sequence[dict[str, Any]],
+                                    *, matched_by: tuple[str, ...], same: dict[str, Any] | None = None) -> list[int]:
+    """`insert_many`, the new rows' ids in the order of `rows`. Each is found again by its
+    `matched_by` columns, not by the order RETURNING gives: neither database promises one. Rows
+    alike in those columns are interchangeable; the first of them gets the lowest id."""
     found: dict[tuple[Any, ...], list[int]] = {}
-    for row_id, *key in (await session.execute(_insert_returning(table, matched_by), list(rows))).all():
+    for row_id, *key in await insert_many(db, table, rows, same=same, returning=("id", *matched_by)):
         found.setdefault(tuple(key), []).append(row_id)
     for ids in found.values():
         ids.sort(reverse=True)  # popped from the end: the lowest first
     return [found[tuple(row[name] for name in matched_by)].pop() for row in rows]
-
-
-@functools.cache
-def _insert_returning(table: Table, matched_by: tuple[str, ...]) -> Any:
-    # Into the table, not an entity: SQLAlchemy's ORM bulk insert goes through the mapper for each row.
-    return table.insert().returning(table.c.id, *(table.c[name] for name in matched_by))
 
 
 class _Listed(TypeDecorator[list[Any]]):
@@ -156,3 +203,4 @@ def among(column: Any, values: Iterable[int] | Iterable[str] | None = None, *, n
         return _Among(column, bindparam(name, type_=_Listed(column.type)))
     assert values is not None
     return _Among(column, bindparam(None, list(values), type_=_Listed(column.type), unique=True))
+

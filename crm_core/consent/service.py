@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from crm_core import catalogues
 from crm_core.db import holds_changes_to, utcnow
@@ -104,7 +104,7 @@ async def decide(contact_id: int, *, purpose: MessagePurpose, channel: str, db_s
 
 
 async def events_of(contact_ids: Iterable[int], purposes: Iterable[MessagePurpose], *,
-                    db_session: AsyncSession) -> dict[tuple[int, MessagePurpose], list[EventFact]]:
+                    db_session: AsyncSession | AsyncConnection) -> dict[tuple[int, MessagePurpose], list[EventFact]]:
     """Many contacts' ledgers at once, for `decide_from`: (contact, purpose) -> events, newest first."""
     contact_ids, purposes = sorted(set(contact_ids)), sorted(set(purposes))
     found: dict[tuple[int, MessagePurpose], list[EventFact]] = {}

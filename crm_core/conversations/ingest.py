@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, bindparam, case, func, select, text
+from sqlalchemy import String, bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import accounts, observe
@@ -36,7 +36,7 @@ from crm_core.models import (
     UserHandle,
 )
 from crm_core.ports import InboundEvent, InboundMessage, ReachabilityChanged, Sender
-from crm_core.sql import dialect_of, insert_many_ignoring_conflict
+from crm_core.sql import dialect_of, insert_many
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,8 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
             "processing_attempts": 0,
             "request_id": requests[index],
         })
-    inserted = dict(await insert_many_ignoring_conflict(
-        db_session, Message.__table__, rows, conflict_columns=["channel_account_id", "platform_message_id"],
+    inserted = dict(await insert_many(
+        db_session, Message.__table__, rows, conflict_columns=("channel_account_id", "platform_message_id"),
         returning=("platform_message_id", "id")))
 
     identity_changes: dict[int, dict[str, Any]] = {}
@@ -263,21 +263,21 @@ async def _resolve_identities(account_id: int, senders: list[Sender],
         return found
     now = utcnow()
     origins = {f"{account_id}:{s.external_id}": s for s in missing}
-    contact_ids = dict(await insert_many_ignoring_conflict(
+    contact_ids = dict(await insert_many(
         db_session, Contact.__table__,
         [{"display_name": s.display_name, "language": s.language, "origin": origin, "is_staff": s.is_staff,
           "stage": "new", "created_at": now, "updated_at": now} for origin, s in origins.items()],
-        conflict_columns=["origin"], returning=("origin", "id")))
+        conflict_columns=("origin",), returning=("origin", "id")))
     if len(contact_ids) < len(origins):  # a contact first seen as this sender already exists
         rows = await db_session.execute(select(Contact.origin, Contact.id).where(
             Contact.origin.in_([o for o in origins if o not in contact_ids])))
         contact_ids.update(dict(rows.all()))
-    created = dict(await insert_many_ignoring_conflict(
+    created = dict(await insert_many(
         db_session, Identity.__table__,
         [{"contact_id": contact_ids[origin], "channel_account_id": account_id, "external_id": s.external_id,
           "display_name": s.display_name, "username": s.username, "language": s.language, "reachable": True,
           "created_at": now} for origin, s in origins.items()],
-        conflict_columns=["channel_account_id", "external_id"], returning=("external_id", "id")))
+        conflict_columns=("channel_account_id", "external_id"), returning=("external_id", "id")))
     for origin, sender in origins.items():
         if sender.external_id in created:
             found[sender.external_id] = {"id": created[sender.external_id], "contact_id": contact_ids[origin]}
@@ -301,16 +301,16 @@ async def _open_conversations(account_id: int, threads: dict[str, dict[str, Any]
     if not missing:
         return found
     now = utcnow()
-    created = dict(await insert_many_ignoring_conflict(
+    created = dict(await insert_many(
         db_session, Conversation.__table__,
         [{"contact_id": identity["contact_id"], "identity_id": identity["id"], "channel_account_id": account_id,
           "external_thread_id": thread_id, "status": ConversationStatus.OPEN.value, "created_at": now,
           "last_message_at": now} for thread_id, identity in missing.items()],
-        conflict_columns=["channel_account_id", "external_thread_id"],
+        conflict_columns=("channel_account_id", "external_thread_id"),
         # A literal, not a bound parameter: PostgreSQL's generic plans (after five
         # executions of a prepared statement) cannot match a parameter to the
         # partial index's predicate.
-        conflict_where=text("status = 'open'"),
+        conflict_where="status = 'open'",
         returning=("external_thread_id", "id")))
     found.update(created)
     raced = [t for t in missing if t not in created]

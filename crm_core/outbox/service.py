@@ -33,7 +33,7 @@ from crm_core.models import (
     UserHandle,
 )
 from crm_core.ports import OutboundMessage
-from crm_core.sql import among, insert_ignoring_conflict, insert_many_ignoring_conflict, insert_many_returning_ids
+from crm_core.sql import among, insert_ignoring_conflict, insert_many, insert_many_returning_ids
 
 
 async def enqueue_to_conversation(conversation: Conversation, message: OutboundMessage, *, idempotency_key: str,
@@ -132,9 +132,9 @@ async def write_replies(db_session: AsyncSession) -> None:
                             purpose=MessagePurpose.SERVICE, not_before=None, now=r.at,
                             conversation_id=r.conversation_id, identity_id=r.identity_id,
                             message_id=copy_id), "request_id": r.request_id})
-    queued = {key for (key,) in await insert_many_ignoring_conflict(connection, OutboxMessage.__table__, rows,
-                                                                    conflict_columns=["idempotency_key"],
-                                                                    returning=("idempotency_key",))}
+    queued = {key for (key,) in await insert_many(connection, OutboxMessage.__table__, rows,
+                                                  conflict_columns=("idempotency_key",),
+                                                  returning=("idempotency_key",))}
     if len(queued) < len(rows):  # queued before (by a worker whose lease this one took over)
         await connection.execute(_MESSAGE.delete().where(among(_MESSAGE.c.id, [
             message_id for key, message_id in copy_of.items() if key not in queued])))
@@ -186,7 +186,7 @@ async def queue_in_conversation(
         {**_row(idempotency_key, conversation.channel_account_id, message, purpose=purpose, not_before=not_before,
                 now=now, conversation_id=conversation.id, identity_id=conversation.identity_id,
                 message_id=history_id), **cancelled},
-        conflict_columns=["idempotency_key"])
+        conflict_columns=("idempotency_key",))
     if row_id is None:  # enqueued before under the same key (concurrently, or by an earlier run)
         await connection.execute(_DELETE_HISTORY, {"id": history_id})
         return None
@@ -223,7 +223,7 @@ async def enqueue_to_handle(
     row = _row(idempotency_key, channel_account_id, dataclasses.replace(message, recipient=recipient),
                purpose=MessagePurpose.SERVICE, not_before=not_before, now=utcnow())
     return await insert_ignoring_conflict(db_session, OutboxMessage.__table__, row,
-                                          conflict_columns=["idempotency_key"])
+                                          conflict_columns=("idempotency_key",))
 
 
 def _row(idempotency_key: str, channel_account_id: int, message: OutboundMessage, *, purpose: MessagePurpose,
