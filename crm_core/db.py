@@ -8,9 +8,9 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, MetaData, Table, event, false, update
+from sqlalchemy import JSON, DateTime, MetaData, Table, event, false, inspect, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -27,6 +27,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+_Mapped = TypeVar("_Mapped")
 
 
 def utcnow() -> dt.datetime:
@@ -156,6 +159,17 @@ def holds_changes_to(session: AsyncSession, *entities: type) -> bool:
     everything pending costs the worker about 330 us)."""
     sync = session.sync_session
     return any(isinstance(obj, entities) for pending in (sync.new, sync.dirty, sync.deleted) for obj in pending)
+
+
+async def held_or_get(session: AsyncSession, entity: type[_Mapped], ident: Any) -> _Mapped | None:
+    """`session.get`, without its trip through SQLAlchemy's greenlet when the session holds the
+    object loaded (the worker preloads its batch's rows, then asks for them eight times a message:
+    1 us each against 10)."""
+    sync = session.sync_session
+    held = sync.identity_map.get(sync.identity_key(entity, ident))
+    if held is not None and not inspect(held).expired:
+        return held
+    return await session.get(entity, ident)
 
 
 async def write_lock_first(session: AsyncSession, table: Table) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.db import held_or_get
 from crm_core.models import BotSession, ConsentEvent, Contact, Conversation, Delivery, Identity, Message, MessageKind
 from crm_core.session_memo import Preloaded
 
@@ -329,7 +330,7 @@ class HandlerContext:
         if not self._bot_session_read:
             preloaded, row_id = BOT_SESSIONS.lookup(self.db_session, self.contact.id)
             if preloaded:
-                self._bot_session = None if row_id is None else await self.db_session.get(BotSession, row_id)
+                self._bot_session = None if row_id is None else await held_or_get(self.db_session, BotSession, row_id)
             else:
                 self._bot_session = await self.db_session.scalar(
                     select(BotSession).where(BotSession.contact_id == self.contact.id))

@@ -46,7 +46,7 @@ from crm_core.consent import service as consent
 from crm_core.contacts.linking import reach_keys
 from crm_core.conversations import csat
 from crm_core.conversations.service import first_customer_message, has_a_person
-from crm_core.db import utcnow
+from crm_core.db import held_or_get, utcnow
 from crm_core.leads import service as leads
 from crm_core.leads.service import LeadRules
 from crm_core.models import (
@@ -123,7 +123,7 @@ class CustomerBot:
         if ctx.contact.is_staff or message.kind not in (*CUSTOMER_MESSAGE_KINDS, MessageKind.CALLBACK):
             return
         state = await _state(ctx)
-        account = await ctx.db_session.get(ChannelAccount, message.channel_account_id)
+        account = await held_or_get(ctx.db_session, ChannelAccount, message.channel_account_id)
         lang = self._language(ctx, state, account)
         choice = await _choice(ctx)  # a pressed button, or the number of one
         text = (message.text or "").strip()

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import accounts, audit, catalogues
 from crm_core.contacts.reach import spoken_language
+from crm_core.db import held_or_get
 from crm_core.models import ChannelAccount, Conversation, ConversationStatus, Role, User, UserHandle
 from crm_core.outbox.service import enqueue_to_conversation
 from crm_core.ports import OutboundMessage, servicer_status
@@ -35,7 +36,7 @@ TAKING_OVER = catalogues.text("handover.taking_over")
 async def platform_session(conversation: Conversation, *, db_session: AsyncSession) -> str | None:
     """The kind of app whose members serve this conversation's platform session; None for channels
     where the hub alone decides who answers."""
-    account = await db_session.get(ChannelAccount, conversation.channel_account_id)
+    account = await held_or_get(db_session, ChannelAccount, conversation.channel_account_id)
     return PLATFORM_SESSIONS.get(account.kind if account is not None else "")
 
 

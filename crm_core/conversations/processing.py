@@ -26,7 +26,7 @@ from crm_core.campaigns import audience
 from crm_core.consent import service as consent
 from crm_core.contacts.linking import apply_profile, link_keys
 from crm_core.conversations.service import person_takes_over
-from crm_core.db import UTCDateTime, utcnow
+from crm_core.db import UTCDateTime, held_or_get, utcnow
 from crm_core.leads import service as leads
 from crm_core.models import (
     CUSTOMER_MESSAGE_KINDS,
@@ -335,7 +335,7 @@ class MessageWorker:
                 loaded += rows
                 firsts = await self._firsts(ours, session)
                 for n, message_id in enumerate(ours):
-                    message = await session.get(Message, message_id)  # loaded, or read again if stale
+                    message = await held_or_get(session, Message, message_id)  # loaded, or read again if stale
                     assert message is not None
                     if message.direction == Direction.INBOUND:
                         waited.append((utcnow() - message.created_at).total_seconds())
@@ -400,15 +400,15 @@ class MessageWorker:
 
     async def _handlers(self, session: AsyncSession, message: Message, profiles: dict[int, Profile],
                         reading: Reading | None, wrote: _CustomersWrote, first: bool | None) -> bool:
-        identity = await session.get(Identity, message.identity_id)
+        identity = await held_or_get(session, Identity, message.identity_id)
         assert identity is not None
-        contact = await session.get(Contact, identity.contact_id)
+        contact = await held_or_get(session, Contact, identity.contact_id)
         assert contact is not None
         profile = profiles.get(identity.id)
         if profile is not None and identity.profile_checked_at is None:
             # May move the identity and its conversations to the contact its unionid names.
             contact = await apply_profile(identity, contact, profile, db_session=session)
-        conversation = await session.get(Conversation, message.conversation_id)
+        conversation = await held_or_get(session, Conversation, message.conversation_id)
         assert conversation is not None
         ctx = HandlerContext(session, message, conversation, contact, identity, first_of_conversation=first)
         if message.direction == Direction.OUTBOUND:
@@ -482,12 +482,12 @@ class MessageWorker:
                 contact = ctx.contact = await link_keys(identity, contact, stated, source=f"message {message.id}",
                                                         db_session=session)
         if consent.opt_out_requests(message):
-            account = await session.get(ChannelAccount, message.channel_account_id)
+            account = await held_or_get(session, ChannelAccount, message.channel_account_id)
             await consent.apply_opt_outs(message, contact, account.kind if account else "?",
                                          db_session=session)
         elif customer_text:
             # A "yes" to a double opt-in question, or the customer's own "subscribe me".
-            account = await session.get(ChannelAccount, message.channel_account_id)
+            account = await held_or_get(session, ChannelAccount, message.channel_account_id)
             ctx.consent_recorded = await consent.apply_opt_ins(message, contact, account.kind if account else "?",
                                                                db_session=session)
             wrote.replied.add(contact.id)

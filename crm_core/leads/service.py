@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import catalogues, visibility
 from crm_core.contacts.tags import add_by_rule
-from crm_core.db import utcnow
+from crm_core.db import held_or_get, utcnow
 from crm_core.leads import teams
 from crm_core.models import Contact, Conversation, Lead, LeadEvent, Role, User
 from crm_core.session_memo import Preloaded
@@ -183,7 +183,7 @@ async def open_lead_of(contact_id: int, *, db_session: AsyncSession) -> Lead | N
     if preloaded:
         if lead_id is None:
             return None
-        lead = await db_session.get(Lead, lead_id)
+        lead = await held_or_get(db_session, Lead, lead_id)
         if lead is not None and lead.status == "open" and lead.contact_id == contact_id:
             return lead
     lead = await db_session.scalar(select(Lead).where(Lead.contact_id == contact_id, Lead.status == "open"))

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
+from crm_core.db import held_or_get
 from crm_core.models import ChannelAccount, Conversation, Role, Team, User
 from crm_core.session_memo import remembered
 
@@ -113,8 +114,10 @@ async def covering(kind: str | None, *, db_session: AsyncSession) -> Sequence[Te
 
 async def kind_of_conversation(conversation_id: int | None, *, db_session: AsyncSession) -> str | None:
     # By primary key: the worker has the batch's conversations and accounts loaded already.
-    conversation = await db_session.get(Conversation, conversation_id) if conversation_id is not None else None
-    account = await db_session.get(ChannelAccount, conversation.channel_account_id) if conversation else None
+    conversation = await held_or_get(db_session, Conversation, conversation_id) \
+        if conversation_id is not None else None
+    account = await held_or_get(db_session, ChannelAccount, conversation.channel_account_id) \
+        if conversation else None
     return account.kind if account is not None else None
 
 

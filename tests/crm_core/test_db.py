@@ -208,3 +208,32 @@ async def test_timestamps_bound_in_a_batch_are_each_stored_as_given(sessions):
     finally:
         async with engine.begin() as conn:
             await conn.run_sync(table.metadata.drop_all)
+
+
+async def test_held_or_get_answers_from_the_session_only_what_session_get_would(sessions):
+    """`held_or_get` skips SQLAlchemy's greenlet for an object the session holds loaded, and is
+    otherwise `session.get`: an expired object is read again (another transaction's change
+    seen), one not held is read, a missing one is None, all without a statement for the first."""
+    from sqlalchemy import event, update
+
+    from crm_core.db import held_or_get
+    from crm_core.models import Contact
+
+    engine = sessions.kw["bind"]
+    async with sessions() as session, session.begin():
+        contact = Contact(display_name="before", stage="new")
+        session.add(contact)
+        await session.flush()
+        contact_id = contact.id
+    statements = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    async with sessions() as session, session.begin():
+        read = await held_or_get(session, Contact, contact_id)  # not held: read
+        assert read is not None and read.display_name == "before" and len(statements) == 1
+        assert await held_or_get(session, Contact, contact_id) is read and len(statements) == 1
+        async with sessions() as other, other.begin():
+            await other.execute(update(Contact).where(Contact.id == contact_id).values(display_name="after"))
+        session.expire(read)
+        again = await held_or_get(session, Contact, contact_id)
+        assert again is read and again.display_name == "after" and len(statements) == 3
+        assert await held_or_get(session, Contact, contact_id + 1000) is None
