@@ -183,7 +183,7 @@ async def _write_back(due: list[_Due], db: AsyncConnection) -> None:
                 f"b_{name}": value for name, value in zip(_MOVED, values, strict=True)}})
     if each:
         await db.execute(_WRITE_EACH, [{"b_id": e.id, **{f"b_{name}": getattr(e, name) for name in _MOVED}}
-                                            for e in each])
+                                       for e in each])
 
 
 # Who of a batch has had a marketing message: their identities (`identities_of`), then those

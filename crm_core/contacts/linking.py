@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
-from crm_core.db import utcnow
+from crm_core.db import holds_changes_to, utcnow
 from crm_core.models import Contact, ContactKey, Conversation, Identity, User
 from crm_core.ports import Profile
 from crm_core.sql import insert_ignoring_conflict
@@ -33,7 +33,7 @@ async def reach_keys(contact_ids: Iterable[int], *, db_session: AsyncSession) ->
     for contact_id, kind, value in (await db_session.execute(
             select(ContactKey.contact_id, ContactKey.kind, ContactKey.value)
             .where(ContactKey.contact_id.in_(list(contact_ids)), ContactKey.kind.in_(REACH_KINDS))
-            .order_by(ContactKey.id))).all():
+            .order_by(ContactKey.id), execution_options={"autoflush": holds_changes_to(db_session, ContactKey)})).all():
         found.setdefault(contact_id, []).append((kind, value))
     return found
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
-from crm_core.db import held_or_get
+from crm_core.db import held_or_get, holds_changes_to
 from crm_core.models import ChannelAccount, Conversation, Role, Team, User
 from crm_core.session_memo import remembered
 
@@ -106,7 +106,8 @@ async def covering(kind: str | None, *, db_session: AsyncSession) -> Sequence[Te
     if kind is None:
         return []
     async def ask() -> tuple[Team, ...]:
-        return tuple((await db_session.scalars(select(Team).order_by(Team.id))).all())
+        return tuple((await db_session.scalars(select(Team).order_by(Team.id), execution_options={
+            "autoflush": holds_changes_to(db_session, Team)})).all())
 
     teams = await remembered(db_session, "teams", (Team,), ask)  # once a transaction, until a team is written
     return [t for t in teams if kind in (t.channels or [])]

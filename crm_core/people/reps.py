@@ -18,6 +18,7 @@ from crm_core import audit, catalogues
 from crm_core.accounts import channel_name
 from crm_core.conversations import handover
 from crm_core.conversations.service import person_takes_over
+from crm_core.db import holds_changes_to
 from crm_core.leads import service as leads
 from crm_core.leads import teams
 from crm_core.leads.service import LeadRules
@@ -163,7 +164,9 @@ _ACTIVE_WITH_HANDLES = (  # built once: asked at each of the worker's transactio
 
 async def _active_with_handles(role: Role, db_session: AsyncSession) -> Sequence[User]:
     async def ask() -> tuple[User, ...]:
-        return tuple((await db_session.scalars(_ACTIVE_WITH_HANDLES, {"role": role})).all())
+        # Flushed first only if a user or a handle waits in the session (the bot's state does not count).
+        return tuple((await db_session.scalars(_ACTIVE_WITH_HANDLES, {"role": role}, execution_options={
+            "autoflush": holds_changes_to(db_session, User, UserHandle)})).all())
 
     # Asked for each message of a batch: once a transaction, until a user or a handle is written.
     return await remembered(db_session, ("active_with_handles", role), (User, UserHandle), ask)
