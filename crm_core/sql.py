@@ -70,8 +70,7 @@ async def insert_many(db: AsyncSession | AsyncConnection, table: Table, rows: Se
         return []
     names = tuple(rows[0])
     same = {**_defaults(table, names, tuple(same or ())), **(same or {})}
-    dialect = db.bind.dialect if isinstance(db, AsyncSession) else db.dialect
-    stmt, times = _insert_many(dialect.name, table, names, tuple(same), conflict_columns, conflict_where, returning)
+    stmt, times = _insert_many(dialect_of(db), table, names, tuple(same), conflict_columns, conflict_where, returning)
     values = [[row[name] for name in names] for row in rows]
     for index, convert in times:
         for row in values:
@@ -94,18 +93,18 @@ def _defaulted(table: Table) -> list[Any]:
 
 
 @functools.cache
-def _insert_many(dialect_name: str, table: Table, names: tuple[str, ...], same: tuple[str, ...],
+def _insert_many(database: Any, table: Table, names: tuple[str, ...], same: tuple[str, ...],
                  conflict_columns: tuple[str, ...], conflict_where: str | None, returning: tuple[str, ...]
                  ) -> tuple[Any, list[tuple[int, Callable[[Any], Any]]]]:
-    """The statement, and how each row's times become JSON: SQLite's stored text, ISO 8601 for
-    PostgreSQL."""
-    dialect = (sqlite if dialect_name == "sqlite" else postgresql).dialect()
+    """The statement for `database` (`dialect_of`'s module), and how each row's times become JSON:
+    SQLite's stored text, ISO 8601 for PostgreSQL."""
+    dialect = database.dialect()
     quote = dialect.identifier_preparer.quote
     types = {name: table.c[name].type for name in names + same}
     times = [(index, _time_as_json(types[name].dialect_impl(dialect).bind_processor(dialect),
-                                   iso=dialect_name != "sqlite"))
+                                   iso=database is postgresql))
              for index, name in enumerate(names) if types[name]._type_affinity is DateTime]
-    if dialect_name == "sqlite":
+    if database is sqlite:
         # A row is an array, its values by position: ->> gives an SQL value, -> a JSON column's text.
         picked = [f"value {'->' if isinstance(types[name], JSON) else '->>'} {i}" for i, name in enumerate(names)]
         source = "json_each(:rows) WHERE true"  # the WHERE, or SQLite reads ON CONFLICT as a join's

@@ -55,8 +55,8 @@ from crm_core.models import (
     OutboxMessage,
     OutboxStatus,
     User,
-    UserHandle,
 )
+from crm_core.outbox.service import handles_of
 from crm_core.ports import OutboundMessage
 from crm_core.sql import among, insert_many, insert_many_returning_ids
 
@@ -247,15 +247,12 @@ async def _load(contact_ids: list[int], db: AsyncConnection) -> _Known:
             .order_by(Conversation.last_message_at.desc(), Conversation.id.desc()))).all():
         routes.setdefault(row[0], []).append(_Route(*row[1:]))
     owners = {r.assignee_user_id for rs in routes.values() for r in rs if r.assignee_user_id is not None}
-    owner_names, handles = {}, {}
+    owner_names = {}
     if owners:
         for user_id, display_name, username in (await db.execute(
                 select(User.id, User.display_name, User.username).where(User.id.in_(owners)))).all():
             owner_names[user_id] = display_name or username
-        for user_id, account_id, external_id in (await db.execute(
-                select(UserHandle.user_id, UserHandle.channel_account_id, UserHandle.external_id)
-                .where(UserHandle.user_id.in_(owners)))).all():
-            handles[(user_id, account_id)] = external_id
+    handles = await handles_of(owners, db)
     contact_of = await identities_of(contact_ids, db)
     marketed = {contact_of[identity_id] for identity_id in (await db.scalars(
         _MARKETED, {"identity_ids": list(contact_of)})).all()}

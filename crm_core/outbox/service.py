@@ -14,7 +14,7 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import bindparam, event, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from crm_core import observe
 from crm_core.consent import service as consent
@@ -98,6 +98,16 @@ def _refuse_unwritten_replies(session: Any) -> None:
         raise RuntimeError(f"replies queued and never written (write_replies): {len(session.info[_UNWRITTEN])}")
 
 
+async def handles_of(user_ids: Collection[int], db: AsyncSession | AsyncConnection) -> dict[tuple[int, int], str]:
+    """(user, channel account) -> the user's id there, for these users: who a send goes out as
+    where a platform sends only as a person (WeCom external contacts send as their owner)."""
+    if not user_ids:
+        return {}
+    return {(user_id, account_id): external_id for user_id, account_id, external_id in (await db.execute(
+        select(UserHandle.user_id, UserHandle.channel_account_id, UserHandle.external_id)
+        .where(among(UserHandle.user_id, user_ids)))).all()}
+
+
 async def write_replies(db_session: AsyncSession) -> None:
     """The replies `queue_reply` queued in this transaction, in the order they were queued: their
     copies in the conversations (one statement), their sends (one; a key queued before keeps its
@@ -106,14 +116,9 @@ async def write_replies(db_session: AsyncSession) -> None:
     replies = db_session.info.pop(_UNWRITTEN, None)
     if not replies:
         return
-    senders: dict[tuple[int, int], str] = {}
-    owned = {(r.assignee_user_id, r.channel_account_id) for r in replies
-             if r.assignee_user_id is not None and "sender" not in r.message.options}
-    if owned:
-        # Platforms that send only as a person (WeCom external contacts) send as the owner.
-        senders = {(user_id, account_id): external_id for user_id, account_id, external_id in (await db_session.execute(
-            select(UserHandle.user_id, UserHandle.channel_account_id, UserHandle.external_id)
-            .where(among(UserHandle.user_id, {user_id for user_id, _ in owned})))).all()}
+    # Platforms that send only as a person (WeCom external contacts) send as the owner.
+    senders = await handles_of({r.assignee_user_id for r in replies
+                                if r.assignee_user_id is not None and "sender" not in r.message.options}, db_session)
     connection = await db_session.connection()  # Core statements: see queue_in_conversation
     copies = await insert_many_returning_ids(connection, _MESSAGE, [{
         "conversation_id": r.conversation_id, "channel_account_id": r.channel_account_id,
