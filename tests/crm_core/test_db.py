@@ -177,6 +177,69 @@ async def test_a_first_write_that_failed_for_the_lock_leaves_the_next_statements
         await engine.dispose()
 
 
+def _count_ends(monkeypatch) -> dict[str, int]:
+    """How many commits and rollbacks go to aiosqlite's thread."""
+    import aiosqlite
+
+    ends = {"commit": 0, "rollback": 0}
+    for name in ends:
+        def counted(self, _name=name, _sent=getattr(aiosqlite.Connection, name)):
+            ends[_name] += 1
+            return _sent(self)
+        monkeypatch.setattr(aiosqlite.Connection, name, counted)
+    return ends
+
+
+async def test_a_transaction_that_wrote_nothing_ends_without_a_trip_to_the_thread(tmp_path, monkeypatch):
+    """sqlite3 opens a transaction at the first write: one that only read has nothing to commit,
+    and a connection given back after its commit nothing to roll back, so neither goes to the
+    driver's thread. A write is still committed, and a rollback still undoes one."""
+    engine = await _thread_of_statements(tmp_path)
+    ends = _count_ends(monkeypatch)
+    try:
+        async with engine.begin() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM note"))).scalar() == 0
+        assert ends == {"commit": 0, "rollback": 0}
+        async with engine.begin() as conn:  # committed, then given back to the pool
+            await conn.execute(text("INSERT INTO note (body) VALUES ('kept')"))
+        assert ends == {"commit": 1, "rollback": 0}
+        async with engine.connect() as conn:
+            await conn.execute(text("INSERT INTO note (body) VALUES ('undone')"))
+            await conn.rollback()
+        assert ends == {"commit": 1, "rollback": 1}
+        other = sqlite3.connect(tmp_path / "db.sqlite")
+        try:
+            assert [body for (body,) in other.execute("SELECT body FROM note")] == ["kept"]
+        finally:
+            other.close()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_write_cancelled_on_the_thread_never_lands_and_frees_the_lock(tmp_path):
+    """A write cancelled while it waits on the driver's thread for another process's lock runs
+    once that lock is free, opening a transaction the event loop has not seen: its connection is
+    closed, not given back to the pool to end it without a trip, so the write is undone and the
+    lock freed."""
+    engine = await _thread_of_statements(tmp_path)
+    other = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        async with engine.connect() as conn:
+            write = asyncio.create_task(conn.execute(text("INSERT INTO note (body) VALUES ('cancelled')")))
+            await asyncio.sleep(0.1)  # on the thread, waiting for the lock
+            asyncio.get_running_loop().call_later(0.2, other.execute, "COMMIT")
+            write.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await write
+        async with engine.begin() as conn:  # the lock is free, and the next connection's writes land
+            await conn.execute(text("INSERT INTO note (body) VALUES ('next')"))
+        assert [body for (body,) in other.execute("SELECT body FROM note")] == ["next"]
+    finally:
+        other.close()
+        await engine.dispose()
+
+
 async def test_timestamps_bound_in_a_batch_are_each_stored_as_given(sessions):
     """A UTC timestamp's conversion remembers its last value (a batch binds one `now` to thousands
     of rows): rows alternating between instants, one given in another zone, keep each their own,
