@@ -152,3 +152,45 @@ async def test_one_bad_request_does_not_fail_the_others_in_its_batch(sessions):
     assert [len(r.stored_message_ids) for r in (results[0], results[2])] == [1, 1]
     assert isinstance(results[1], Exception)
     assert await count(sessions, Message) == 2
+
+
+async def test_a_batch_reads_what_it_must_know_in_one_statement(sessions):
+    """Which of a batch's messages are stored already, its senders' identities and its threads'
+    open conversations come from one statement: a batch of customers the hub knows writes its
+    messages and their traces with four statements, new customers add three inserts; a retry
+    among them is still stored once, and each message lands in its sender's conversation."""
+    from sqlalchemy import event
+
+    account_id = await make_account(sessions)
+    async with sessions() as session, session.begin():
+        await ingest_events([text_event(1, user="42"), text_event(2, user="43", name="Bob")],
+                            channel_account_id=account_id, db_session=session)
+    statements: list[str] = []
+    engine = sessions.kw["bind"]
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement.split()[0])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with sessions() as session, session.begin():
+            known = await ingest_events([text_event(2, user="43"), text_event(3, user="42"),
+                                         text_event(4, user="43")], channel_account_id=account_id, db_session=session)
+        assert statements == ["SELECT", "INSERT", "UPDATE", "UPDATE"], statements
+        statements.clear()
+        async with sessions() as session, session.begin():
+            new = await ingest_events([text_event(5, user="44", name="Cai"), text_event(6, user="42")],
+                                      channel_account_id=account_id, db_session=session)
+        # contact, identity, conversation, then the messages
+        assert statements == ["SELECT", "INSERT", "INSERT", "INSERT", "INSERT", "UPDATE", "UPDATE"], statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert known.duplicates == 1 and len(known.stored_message_ids) == 2 and len(new.stored_message_ids) == 2
+    async with sessions() as session:
+        rows = (await session.execute(
+            select(Message.platform_message_id, Identity.external_id, Conversation.external_thread_id)
+            .join(Identity, Identity.id == Message.identity_id)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .order_by(Message.id))).all()
+    senders = {f"update:{n}": user for n, user in enumerate(["42", "43", "42", "43", "44", "42"], start=1)}
+    assert [tuple(row) for row in rows] == [(update, user, user) for update, user in senders.items()]
