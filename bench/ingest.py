@@ -6,7 +6,10 @@ keep-alive connections posting distinct Telegram updates (so every request is a
 new message to store) from a pool of customers, for a fixed time after a warm-up.
 The hub runs twice on a fresh database (SQLite by default): `scrm serve --no-worker`
 (verify + parse + idempotent store + commit + answer) and the default `scrm serve`, whose
-worker process answers every message while the load runs.
+worker process answers every message while the load runs. On a PostgreSQL server whose
+autovacuum is off (this machine's), the tables the warm-up filled (the customers, their chats)
+are analysed at its end, as autovacuum would have long before in a hub that has been taking
+messages (`bench/autovacuum.py`; `--no-autovacuum`: never, the planner guessing empty tables).
 Prints req/s, p50 / p99 latency for both, and their ratio.
 """
 
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -75,8 +79,10 @@ async def wait_up(url: str, proc: subprocess.Popen, timeout: float = 30) -> None
 
 
 async def load(url: str, connections: int, seconds: float, warmup: float, customers: int,
-               first_id: int) -> tuple[float, list[float], int]:
-    """Requests per second, latencies (ms) and error count over the measured window."""
+               first_id: int, after_warmup: Callable[[], Awaitable[object]] | None = None
+               ) -> tuple[float, list[float], int]:
+    """Requests per second, latencies (ms) and error count over the measured window (which starts
+    once `after_warmup` has run, the load going on meanwhile)."""
     next_id = first_id
     latencies: list[float] = []
     errors = 0
@@ -105,6 +111,8 @@ async def load(url: str, connections: int, seconds: float, warmup: float, custom
 
         tasks = [asyncio.create_task(worker()) for _ in range(connections)]
         await asyncio.sleep(warmup)
+        if after_warmup is not None:
+            await after_warmup()
         measuring = True
         began = time.monotonic()
         await asyncio.gather(*tasks)
@@ -138,6 +146,9 @@ async def main() -> None:
     parser.add_argument("--customers", type=int, default=1000, help="distinct senders the updates come from")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
     parser.add_argument("--port", type=int, default=18900)
+    parser.add_argument("--no-autovacuum", dest="autovacuum", action="store_false",
+                        help="on a PostgreSQL server with autovacuum off, do not analyse after the warm-up as it "
+                        "would have (bench/autovacuum.py): statistics never gathered")
     parser.add_argument("--inprocess", action="store_true",
                         help="also measure SCRM_INPROCESS_WORKER=true (the worker in serve's own process)")
     args = parser.parse_args()
@@ -161,6 +172,17 @@ async def main() -> None:
         env["SCRM_SENTIMENT_MODEL"] = str(model)
     if args.inprocess:
         servers["hub, worker inside"] = servers["hub + worker"]
+    analyse = None
+    if database_url.startswith("postgresql") and args.autovacuum:
+        from bench.autovacuum import analyse_the_past, autovacuum_is_on
+        from crm_core.db import create_engine
+
+        engine = create_engine(database_url)
+        if not await autovacuum_is_on(engine):
+            async def analyse() -> None:
+                tables = await analyse_the_past(engine)
+                print(f"  {tables} tables analysed after the warm-up, as autovacuum would have", file=sys.stderr,
+                      flush=True)
     first_id = 1
     for name, argv in servers.items():
         print(f"{name}: starting ...", file=sys.stderr, flush=True)
@@ -170,13 +192,17 @@ async def main() -> None:
             print(f"{name}: {args.connections} connections, {args.warmup:.0f}s warm-up + {args.seconds:.0f}s",
                   file=sys.stderr, flush=True)
             rps, latencies, errors = await load(f"http://127.0.0.1:{args.port}{path}", args.connections,
-                                                args.seconds, args.warmup, args.customers, first_id)
+                                                args.seconds, args.warmup, args.customers, first_id,
+                                                None if name == "bare FastAPI" else analyse)
             first_id += 10_000_000
             results[name] = (rps, percentile(latencies, 0.5), percentile(latencies, 0.99), errors, len(latencies),
                              peak_memory(proc.pid))
         finally:
             proc.terminate()
             proc.wait(timeout=60)  # the default serve stops its worker first
+
+    if analyse is not None:
+        await engine.dispose()
 
     print(f"\n{'':18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9} {'peak MB':>8}")
     for name, (rps, p50, p99, errors, n, memory) in results.items():

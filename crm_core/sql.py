@@ -71,12 +71,31 @@ async def insert_many(db: AsyncSession | AsyncConnection, table: Table, rows: Se
     names = tuple(rows[0])
     same = {**_defaults(table, names, tuple(same or ())), **(same or {})}
     stmt, times = _insert_many(dialect_of(db), table, names, tuple(same), conflict_columns, conflict_where, returning)
+    result = await db.execute(stmt, {"rows": _as_json(rows, names, times), **same})
+    return [tuple(row) for row in result.all()] if returning else []
+
+
+async def update_many(db: AsyncSession | AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], *,
+                      key: str = "id", kept_when_none: tuple[str, ...] = ()) -> None:
+    """UPDATE of many rows in one statement, each found by its `key` column (given once among the
+    rows) and set to its own values, bound as one JSON array as `insert_many` binds them; a column
+    of `kept_when_none` keeps its value where a row gives None for it. SQLAlchemy's executemany
+    binds and converts each row's values one by one, then runs the statement once a row. The
+    values are what `insert_many` takes; every row has the same keys."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    stmt, times = _update_many(dialect_of(db), table, names, key, kept_when_none)
+    await db.execute(stmt, {"rows": _as_json(rows, names, times)})
+
+
+def _as_json(rows: Sequence[dict[str, Any]], names: tuple[str, ...],
+             times: list[tuple[int, Callable[[Any], Any]]]) -> str:
     values = [[row[name] for name in names] for row in rows]
     for index, convert in times:
         for row in values:
             row[index] = convert(row[index])
-    result = await db.execute(stmt, {"rows": json.dumps(values), **same})
-    return [tuple(row) for row in result.all()] if returning else []
+    return json.dumps(values)
 
 
 def _defaults(table: Table, names: tuple[str, ...], same: tuple[str, ...]) -> dict[str, Any]:
@@ -96,22 +115,16 @@ def _defaulted(table: Table) -> list[Any]:
 def _insert_many(database: Any, table: Table, names: tuple[str, ...], same: tuple[str, ...],
                  conflict_columns: tuple[str, ...], conflict_where: str | None, returning: tuple[str, ...]
                  ) -> tuple[Any, list[tuple[int, Callable[[Any], Any]]]]:
-    """The statement for `database` (`dialect_of`'s module), and how each row's times become JSON:
-    SQLite's stored text, ISO 8601 for PostgreSQL."""
+    """The statement for `database` (`dialect_of`'s module), and how each row's times become JSON
+    (`_rows_read`)."""
     dialect = database.dialect()
     quote = dialect.identifier_preparer.quote
     types = {name: table.c[name].type for name in names + same}
-    times = [(index, _time_as_json(types[name].dialect_impl(dialect).bind_processor(dialect),
-                                   iso=database is postgresql))
-             for index, name in enumerate(names) if types[name]._type_affinity is DateTime]
+    picked, times = _rows_read(database, table, names, "value")
     if database is sqlite:
-        # A row is an array, its values by position: ->> gives an SQL value, -> a JSON column's text.
-        picked = [f"value {'->' if isinstance(types[name], JSON) else '->>'} {i}" for i, name in enumerate(names)]
         source = "json_each(:rows) WHERE true"  # the WHERE, or SQLite reads ON CONFLICT as a join's
         shared = [f":{name}" for name in same]
     else:
-        picked = [f"value -> {i}" if isinstance(types[name], JSON) else
-                  f"CAST(value ->> {i} AS {types[name].compile(dialect)})" for i, name in enumerate(names)]
         source = "jsonb_array_elements(CAST(:rows AS JSONB))"
         shared = [f"CAST(:{name} AS {types[name].compile(dialect)})" for name in same]
     sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names + same)}) "
@@ -123,6 +136,38 @@ def _insert_many(database: Any, table: Table, names: tuple[str, ...], same: tupl
         sql += f" RETURNING {', '.join(quote(name) for name in returning)}"
     stmt = text(sql).bindparams(bindparam("rows", type_=Text()), *(bindparam(name, type_=types[name]) for name in same))
     return (stmt.columns(*(table.c[name] for name in returning)) if returning else stmt), times
+
+
+@functools.cache
+def _update_many(database: Any, table: Table, names: tuple[str, ...], key: str, kept_when_none: tuple[str, ...]
+                 ) -> tuple[Any, list[tuple[int, Callable[[Any], Any]]]]:
+    quote = database.dialect().identifier_preparer.quote
+    picked, times = _rows_read(database, table, names, "changed.value")
+    given = dict(zip(names, picked, strict=True))
+    column = {name: f"{quote(table.name)}.{quote(name)}" for name in names}
+    sets = [f"{quote(name)} = {f'coalesce({given[name]}, {column[name]})' if name in kept_when_none else given[name]}"
+            for name in names if name != key]
+    source = "json_each(:rows)" if database is sqlite else "jsonb_array_elements(CAST(:rows AS JSONB))"
+    sql = (f"UPDATE {quote(table.name)} SET {', '.join(sets)} FROM {source} AS changed "
+           f"WHERE {column[key]} = {given[key]}")
+    return text(sql).bindparams(bindparam("rows", type_=Text())), times
+
+
+def _rows_read(database: Any, table: Table, names: tuple[str, ...], value: str
+               ) -> tuple[list[str], list[tuple[int, Callable[[Any], Any]]]]:
+    """How a statement reads each column of a row bound as a JSON array (`value`, the array's SQL
+    name), and how each row's times become JSON: SQLite's stored text, ISO 8601 for PostgreSQL."""
+    dialect = database.dialect()
+    types = {name: table.c[name].type for name in names}
+    times = [(index, _time_as_json(types[name].dialect_impl(dialect).bind_processor(dialect),
+                                   iso=database is postgresql))
+             for index, name in enumerate(names) if types[name]._type_affinity is DateTime]
+    if database is sqlite:
+        # A row is an array, its values by position: ->> gives an SQL value, -> a JSON column's text.
+        return [f"{value} {'->' if isinstance(types[name], JSON) else '->>'} {i}"
+                for i, name in enumerate(names)], times
+    return [f"{value} -> {i}" if isinstance(types[name], JSON) else
+            f"CAST({value} ->> {i} AS {types[name].compile(dialect)})" for i, name in enumerate(names)], times
 
 
 def _time_as_json(to_stored: Callable[[Any], Any] | None, *, iso: bool) -> Callable[[Any], Any]:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, bindparam, case, func, literal_column, null, select, union_all
+from sqlalchemy import bindparam, case, literal_column, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from crm_core import accounts, observe
@@ -36,27 +36,16 @@ from crm_core.models import (
     UserHandle,
 )
 from crm_core.ports import InboundEvent, InboundMessage, ReachabilityChanged, Sender
-from crm_core.sql import among, dialect_of, insert_many
+from crm_core.sql import among, dialect_of, insert_many, update_many
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 500  # keeps IN lists and multi-row inserts well under every backend's limits
 
 _identity = Identity.__table__
-# One executemany for every identity a batch touched.
-_IDENTITY_SEEN = (
-    _identity.update()
-    .where(_identity.c.id == bindparam("b_id"))
-    .values(
-        reachable=bindparam("b_reachable"),
-        unreachable_reason=bindparam("b_reason"),
-        unreachable_since=bindparam("b_since", type_=UTCDateTime()),
-        last_inbound_at=func.coalesce(bindparam("b_last", type_=UTCDateTime()), _identity.c.last_inbound_at),
-        display_name=func.coalesce(bindparam("b_name", type_=String()), _identity.c.display_name),
-        username=func.coalesce(bindparam("b_username", type_=String()), _identity.c.username),
-        language=func.coalesce(bindparam("b_language", type_=String()), _identity.c.language),
-    )
-)
+# What the batch's messages say of their senders, written in one statement (`update_many`): these
+# columns keep their value where a message says nothing of them.
+_KEPT_UNLESS_SAID = ("last_inbound_at", "display_name", "username", "language")
 
 # What every batch asks, built once (a statement built per batch, its cache key computed each
 # time, was a tenth of a webhook's CPU): Core statements, their lists given when they run.
@@ -199,23 +188,21 @@ async def _store_account_events(account_id: int, entries: list[tuple[int, Inboun
         if _staff_author(event):
             continue  # the customer did not write: nothing to learn about them
         identity_id = identities[event.sender.external_id]["id"]
-        change = identity_changes.setdefault(identity_id, {"b_id": identity_id, "b_last": None, "b_name": None,
-                                                           "b_username": None, "b_language": None})
+        change = identity_changes.setdefault(identity_id, {"id": identity_id, **dict.fromkeys(_KEPT_UNLESS_SAID)})
         if isinstance(event, ReachabilityChanged):
-            change.update(b_reachable=event.reachable, b_reason=None if event.reachable else event.reason,
-                          b_since=None if event.reachable else now)
+            change.update(reachable=event.reachable, unreachable_reason=None if event.reachable else event.reason,
+                          unreachable_since=None if event.reachable else now)
             if event.reachable:  # following / unblocking is an interaction (WeChat's reply window)
-                change.update(b_last=now)
+                change.update(last_inbound_at=now)
         else:
             # Someone who writes to us can be written to (a blocked bot cannot
             # receive messages from the person who blocked it).
-            change.update(b_last=now, b_reachable=True, b_reason=None, b_since=None)
+            change.update(last_inbound_at=now, reachable=True, unreachable_reason=None, unreachable_since=None)
         # Names change; keep what the platform says now, where it says anything.
-        change.update({k: v for k, v in (("b_name", event.sender.display_name),
-                                         ("b_username", event.sender.username),
-                                         ("b_language", event.sender.language)) if v})
-    if identity_changes:
-        await db.execute(_IDENTITY_SEEN, list(identity_changes.values()))
+        change.update({k: v for k, v in (("display_name", event.sender.display_name),
+                                         ("username", event.sender.username),
+                                         ("language", event.sender.language)) if v})
+    await update_many(db, _identity, list(identity_changes.values()), kept_when_none=_KEPT_UNLESS_SAID)
     await _record_thread_aliases(account_id, fresh, conversations, now, db)
     touched = sorted({conversations[event.thread_id] for _, event in fresh})
     await db.execute(_CONVERSATIONS_TOUCHED, {"ids": touched, "now": now})

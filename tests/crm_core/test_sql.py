@@ -1,5 +1,6 @@
 """`crm_core.sql`: a batch's values bound as one parameter find exactly the rows IN would (`among`),
-and rows inserted as one JSON parameter are stored as the ORM stores them (`insert_many`)."""
+and rows inserted or updated as one JSON parameter are stored as the ORM stores them (`insert_many`,
+`update_many`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import String, cast, select
 from crm_core.crypto import CredentialCipher
 from crm_core.db import utcnow
 from crm_core.models import Contact, Conversation, Direction, Identity, Message
-from crm_core.sql import among, insert_many, insert_many_returning_ids
+from crm_core.sql import among, insert_many, insert_many_returning_ids, update_many
 from tests.fakes.crowd import load_account
 
 # Keys as platforms and users make them: quotes, backslashes, Chinese, an emoji, JSON's own syntax.
@@ -137,3 +138,47 @@ async def test_insert_many_skips_rows_a_partial_unique_index_holds_and_gives_ids
             i for i, w in zip(ids, words, strict=True) if w == "same")
         stored = dict((await session.execute(select(Message.id, Message.text).where(Message.id.in_(ids)))).all())
         assert [stored[i] for i in ids] == words
+
+
+async def test_update_many_sets_what_the_orm_sets_keeps_what_it_is_told_and_touches_no_other_row(sessions):
+    """Each row found by its id and given its own values (text as platforms send it, booleans, a
+    time to the microsecond or none): the same as the ORM's UPDATE leaves them, a column kept
+    where a row gives None for it, the rows not named left alone."""
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        account = await load_account(session, "9:token", "http://127.0.0.1:9", CredentialCipher("k" * 32))
+        contact = Contact(display_name="c", stage="new")
+        session.add(contact)
+        await session.flush()
+        made = [Identity(contact_id=contact.id, channel_account_id=account.id, external_id=f"{way}:{n}",
+                         display_name="before", language="en", reachable=True, last_inbound_at=now)
+                for way in ("many", "orm", "untouched") for n in range(len(ORIGINS))]
+        session.add_all(made)
+        await session.flush()
+        ids = {i.external_id: i.id for i in made}
+    changes = [{"display_name": origin or None, "reachable": n % 2 == 0, "language": None if n % 3 else "zh-CN",
+                "unreachable_since": None if n % 2 == 0 else now - dt.timedelta(microseconds=n),
+                "last_inbound_at": None if n % 4 else now + dt.timedelta(seconds=n)}
+               for n, origin in enumerate(ORIGINS)]
+    kept = ("language", "last_inbound_at")
+    async with sessions() as session, session.begin():
+        await update_many(session, Identity.__table__, [{"id": ids[f"many:{n}"], **change}
+                                                        for n, change in enumerate(changes)], kept_when_none=kept)
+        for n, change in enumerate(changes):
+            identity = await session.get(Identity, ids[f"orm:{n}"])
+            for name, value in change.items():
+                if value is not None or name not in kept:
+                    setattr(identity, name, value)
+    columns = ("display_name", "reachable", "language", "unreachable_since", "last_inbound_at")
+    async with sessions() as session:
+        stored = {i.external_id: i for i in (await session.scalars(select(Identity))).all()}
+        as_text = dict((await session.execute(
+            select(Identity.external_id, cast(Identity.unreachable_since, String)))).all())
+    for n in range(len(ORIGINS)):
+        assert [getattr(stored[f"many:{n}"], name) for name in columns] == \
+               [getattr(stored[f"orm:{n}"], name) for name in columns]
+        assert as_text[f"many:{n}"] == as_text[f"orm:{n}"]
+        untouched = stored[f"untouched:{n}"]
+        assert (untouched.display_name, untouched.language, untouched.last_inbound_at) == ("before", "en", now)
+    assert stored["many:1"].language == "en" and stored["many:3"].language == "zh-CN"
+    assert stored["many:4"].last_inbound_at == now + dt.timedelta(seconds=4) and stored["many:1"].last_inbound_at == now
