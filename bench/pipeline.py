@@ -9,7 +9,10 @@ backlog is gone. Two workers are timed in the same run:
 - the hub's worker as `scrm serve` builds it: sentiment, intents, entities, the rep alerts,
   lead capture, the consent bots, the customer bot (FAQ, lead form), replies queued.
 Prints messages per second, the ratio to the floor, CPU time per message (the whole process's,
-and the event loop's thread's), SQL statements and commits per message.
+and the event loop's thread's), SQL statements and commits per message. On a PostgreSQL server
+whose autovacuum is off (this machine's), the tables the backlog filled are analysed before the
+worker starts, as autovacuum would have long before in a hub whose customers wrote before
+(`bench/autovacuum.py`; `--no-autovacuum`: never, the planner guessing empty tables).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlalchemy import event, func, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.autovacuum import analyse_the_past, autovacuum_is_on  # noqa: E402
 from crm_core import accounts, migrate  # noqa: E402
 from crm_core.conversations.processing import MessageWorker  # noqa: E402
 from crm_core.models import Message, OutboxMessage  # noqa: E402
@@ -73,7 +77,7 @@ class Counter:
 
 
 async def run(name: str, database_url: str | None, n: int, customers: int, full: bool,
-              transaction_seconds: float | None) -> dict:
+              transaction_seconds: float | None, autovacuum: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="scrm-pipeline-") as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=database_url, secret_key="bench-" + "k" * 32,
                             base_url="http://127.0.0.1:9", sentiment_model=MODEL)
@@ -90,6 +94,9 @@ async def run(name: str, database_url: str | None, n: int, customers: int, full:
                                             db_session=session)
         for start in range(0, n, 500):
             await hub.ingest(account.id, events(min(500, n - start), customers, start + 1))
+        if hub.engine.dialect.name == "postgresql" and autovacuum and not await autovacuum_is_on(hub.engine):
+            tables = await analyse_the_past(hub.engine)
+            print(f"{name}: {tables} tables analysed, as autovacuum would have", file=sys.stderr, flush=True)
         worker = hub.worker if full else MessageWorker(hub.sessions, [])
         if transaction_seconds is not None:
             worker.transaction_seconds = transaction_seconds
@@ -125,13 +132,16 @@ async def main() -> None:
                         help="how long one transaction of a batch may last (default: the worker's, 0.05 s on "
                              "SQLite, whose one write lock ingest waits for); a long one shows the CPU a "
                              "message costs apart from the transactions' own")
+    parser.add_argument("--no-autovacuum", dest="autovacuum", action="store_false",
+                        help="on a PostgreSQL server with autovacuum off, do not analyse the backlog's tables as it "
+                        "would have (bench/autovacuum.py): statistics never gathered")
     args = parser.parse_args()
     if not MODEL.exists():
         sys.exit(f"no sentiment model at {MODEL}: run ./dev scrm nlp train-sentiment --if-missing")
     floor = await run("floor (handlers that do nothing)", args.database_url, args.messages, args.customers, False,
-                      args.transaction_seconds)
+                      args.transaction_seconds, args.autovacuum)
     full = await run("the hub's worker", args.database_url, args.messages, args.customers, True,
-                     args.transaction_seconds)
+                     args.transaction_seconds, args.autovacuum)
     print(f"\n{args.messages} messages from {args.customers} customers; database: "
           f"{(args.database_url or 'sqlite').split(':')[0]}\n")
     print("| worker | msgs/s | ratio to the floor | CPU ms / msg: process (event loop) | statements / msg "

@@ -85,10 +85,13 @@ async def _answer(kind: str, account_id: int, request: Request) -> Response:
         return _reject(404, f"no active {kind} channel account {account_id}: check the webhook URL the platform "
                             "calls against the admin panel's channel page", kind, account_id, request)
     _, account = found
+    scope = request.scope
     webhook_request = WebhookRequest(
         method=request.method,
-        headers={k.lower(): v for k, v in request.headers.items()},
-        query=dict(request.query_params),
+        # As Starlette's Headers and QueryParams read them (ASGI's header names are lower case),
+        # without building either for the one look each takes.
+        headers={name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]},
+        query=dict(request.query_params) if scope["query_string"] else {},
         body=body,
     )
     try:
