@@ -89,8 +89,10 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSONType, list[Any]: JSONType}
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An engine for `url` (sqlite+aiosqlite or postgresql+asyncpg), tuned per backend."""
+def create_engine(url: str, *, echo: bool = False, pre_ping: bool = True, pool_size: int = 10) -> AsyncEngine:
+    """An engine for `url` (sqlite+aiosqlite or postgresql+asyncpg), tuned per backend. On PostgreSQL
+    a connection is pinged when taken from the pool (`pre_ping`), at the cost of a round trip, and
+    the pool keeps `pool_size` (and as many more while busy)."""
     if url.startswith("sqlite"):
         # One trip to aiosqlite's thread a statement, not four, none once a transaction holds the
         # write lock (crm_core/sqlite_driver.py).
@@ -114,7 +116,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             _owner_only(engine.url.database)
 
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
 
 
 WAL_AUTOCHECKPOINT_PAGES = 50_000
