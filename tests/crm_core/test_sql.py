@@ -104,13 +104,18 @@ async def test_insert_many_stores_what_the_orms_insert_stores_and_skips_conflict
         assert as_text[many_id] == as_text[orm_message.id]
 
 
+async def _account_and_contact(session, token: str) -> tuple:
+    account = await load_account(session, token, "http://127.0.0.1:9", CredentialCipher("k" * 32))
+    contact = Contact(display_name="c", stage="new")
+    session.add(contact)
+    await session.flush()
+    return account, contact
+
+
 async def test_insert_many_skips_rows_a_partial_unique_index_holds_and_gives_ids_in_the_rows_order(sessions):
     now = utcnow()
     async with sessions() as session, session.begin():
-        account = await load_account(session, "8:token", "http://127.0.0.1:9", CredentialCipher("k" * 32))
-        contact = Contact(display_name="c", stage="new")
-        session.add(contact)
-        await session.flush()
+        account, contact = await _account_and_contact(session, "8:token")
         identity = Identity(contact_id=contact.id, channel_account_id=account.id, external_id="1")
         session.add(identity)
         await session.flush()
@@ -146,10 +151,7 @@ async def test_update_many_sets_what_the_orm_sets_keeps_what_it_is_told_and_touc
     where a row gives None for it, the rows not named left alone."""
     now = utcnow()
     async with sessions() as session, session.begin():
-        account = await load_account(session, "9:token", "http://127.0.0.1:9", CredentialCipher("k" * 32))
-        contact = Contact(display_name="c", stage="new")
-        session.add(contact)
-        await session.flush()
+        account, contact = await _account_and_contact(session, "9:token")
         made = [Identity(contact_id=contact.id, channel_account_id=account.id, external_id=f"{way}:{n}",
                          display_name="before", language="en", reachable=True, last_inbound_at=now)
                 for way in ("many", "orm", "untouched") for n in range(len(ORIGINS))]
