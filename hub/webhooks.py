@@ -88,9 +88,9 @@ async def _answer(kind: str, account_id: int, request: Request) -> Response:
     scope = request.scope
     webhook_request = WebhookRequest(
         method=request.method,
-        # As Starlette's Headers and QueryParams read them (ASGI's header names are lower case),
-        # without building either for the one look each takes.
-        headers={name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]},
+        # As Starlette's Headers and QueryParams read them, without building either for the one
+        # look each takes.
+        headers={name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]},
         query=dict(request.query_params) if scope["query_string"] else {},
         body=body,
     )

@@ -54,8 +54,8 @@ _conversation = Conversation.__table__
 _IDENTITIES = select(_identity.c.external_id, _identity.c.id, _identity.c.contact_id).where(
     _identity.c.channel_account_id == bindparam("account"),
     _identity.c.external_id.in_(bindparam("ids", expanding=True)))
-# The status a literal, which PostgreSQL's generic plans can match to the partial index of open
-# threads (as a parameter, they read every conversation of the account).
+# The status a literal, which PostgreSQL's generic plans (kept for a prepared statement after its
+# fifth run) can match to the partial index of open threads: a parameter they cannot.
 _IS_OPEN = _conversation.c.status == literal_column(f"'{ConversationStatus.OPEN.value}'")
 _OPEN_CONVERSATIONS = select(_conversation.c.external_thread_id, _conversation.c.id).where(
     _conversation.c.channel_account_id == bindparam("account"),
