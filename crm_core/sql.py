@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ColumnElement, DateTime, Table, Text, bindparam, text
+from sqlalchemy import JSON, Boolean, ColumnElement, DateTime, String, Table, Text, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.compiler import compiles
@@ -126,7 +126,7 @@ def _insert_many(database: Any, table: Table, names: tuple[str, ...], same: tupl
         shared = [f":{name}" for name in same]
     else:
         source = "jsonb_array_elements(CAST(:rows AS JSONB))"
-        shared = [f"CAST(:{name} AS {types[name].compile(dialect)})" for name in same]
+        shared = [f"CAST(:{name} AS {_read_as(types[name], dialect)})" for name in same]
     sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names + same)}) "
            f"SELECT {', '.join(picked + shared)} FROM {source}")
     if conflict_columns:
@@ -167,7 +167,13 @@ def _rows_read(database: Any, table: Table, names: tuple[str, ...], value: str
         return [f"{value} {'->' if isinstance(types[name], JSON) else '->>'} {i}"
                 for i, name in enumerate(names)], times
     return [f"{value} -> {i}" if isinstance(types[name], JSON) else
-            f"CAST({value} ->> {i} AS {types[name].compile(dialect)})" for i, name in enumerate(names)], times
+            f"CAST({value} ->> {i} AS {_read_as(types[name], dialect)})" for i, name in enumerate(names)], times
+
+
+def _read_as(type_: Any, dialect: Any) -> str:
+    """The type a value is read as on PostgreSQL: text for a string column, whose length the
+    assignment to it then checks, as for a bound value (a cast to VARCHAR(n) would cut it)."""
+    return "TEXT" if isinstance(type_, String) else type_.compile(dialect)
 
 
 def _time_as_json(to_stored: Callable[[Any], Any] | None, *, iso: bool) -> Callable[[Any], Any]:

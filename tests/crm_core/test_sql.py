@@ -184,3 +184,34 @@ async def test_update_many_sets_what_the_orm_sets_keeps_what_it_is_told_and_touc
         assert (untouched.display_name, untouched.language, untouched.last_inbound_at) == ("before", "en", now)
     assert stored["many:1"].language == "en" and stored["many:3"].language == "zh-CN"
     assert stored["many:4"].last_inbound_at == now + dt.timedelta(seconds=4) and stored["many:1"].last_inbound_at == now
+
+
+async def test_a_value_too_long_for_its_column_fares_as_with_the_orm_never_cut_to_fit(sessions):
+    """PostgreSQL checks a string column's length as a value is stored (SQLite keeps any length): a
+    value read from the rows' JSON is refused where the ORM's is refused and kept whole where the
+    ORM's is kept, by `insert_many` and by `update_many`, never cut to the column's length."""
+    from sqlalchemy.exc import DBAPIError
+
+    long_name = "名" * 201  # the column holds 200
+    outcomes = {}
+    for way in ("orm", "insert_many", "update_many"):
+        try:
+            async with sessions() as session, session.begin():
+                if way == "orm":
+                    session.add(Contact(display_name=long_name, stage="new", origin=way))
+                elif way == "insert_many":
+                    now = utcnow()
+                    await insert_many(session, Contact.__table__, [{
+                        "display_name": long_name, "origin": way, "is_staff": False, "stage": "new",
+                        "created_at": now, "updated_at": now}])
+                else:
+                    contact = Contact(display_name="short", stage="new", origin=way)
+                    session.add(contact)
+                    await session.flush()
+                    await update_many(session, Contact.__table__, [{"id": contact.id, "display_name": long_name}])
+            async with sessions() as session:
+                outcomes[way] = await session.scalar(select(Contact.display_name).where(Contact.origin == way))
+        except DBAPIError:
+            outcomes[way] = "refused"
+    assert outcomes["orm"] in ("refused", long_name)
+    assert outcomes == dict.fromkeys(outcomes, outcomes["orm"]), outcomes
