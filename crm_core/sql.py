@@ -211,7 +211,8 @@ class _Listed(TypeDecorator[list[Any]]):
 
     def load_dialect_impl(self, dialect: Any) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.ARRAY(self.item))
+            # Strings as text[]: an array of VARCHAR(n) would cut a longer one to match another.
+            return dialect.type_descriptor(postgresql.ARRAY(Text() if isinstance(self.item, String) else self.item))
         return dialect.type_descriptor(Text())
 
     def process_bind_param(self, value: Iterable[Any] | None, dialect: Any) -> Any:

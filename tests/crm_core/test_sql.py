@@ -215,3 +215,9 @@ async def test_a_value_too_long_for_its_column_fares_as_with_the_orm_never_cut_t
             outcomes[way] = "refused"
     assert outcomes["orm"] in ("refused", long_name)
     assert outcomes == dict.fromkeys(outcomes, outcomes["orm"]), outcomes
+    # Nor is a value looked up with `among` cut: the longer name is not the one that fits.
+    async with sessions() as session, session.begin():
+        session.add(Contact(display_name=long_name[:200], stage="new", origin="fits"))
+        await session.flush()
+        found = await session.scalars(select(Contact.origin).where(among(Contact.display_name, [long_name])))
+        assert list(found) == ([] if outcomes["orm"] == "refused" else ["orm", "insert_many", "update_many"])
