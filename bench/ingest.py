@@ -178,7 +178,9 @@ async def main() -> None:
         from crm_core.db import create_engine
 
         engine = create_engine(database_url)
-        if not await autovacuum_is_on(engine):
+        if await autovacuum_is_on(engine):
+            await engine.dispose()  # the server analyses on its own
+        else:
             async def analyse() -> None:
                 tables = await analyse_the_past(engine)
                 print(f"  {tables} tables analysed after the warm-up, as autovacuum would have", file=sys.stderr,
