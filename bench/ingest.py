@@ -87,7 +87,7 @@ async def load(url: str, connections: int, seconds: float, warmup: float, custom
     latencies: list[float] = []
     errors = 0
     measuring = False
-    stop_at = time.monotonic() + warmup + seconds
+    stop_at = float("inf")  # set when the measured window starts, after the warm-up and `after_warmup`
     headers = {"content-type": "application/json", "X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
     connector = aiohttp.TCPConnector(limit=connections, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -115,6 +115,7 @@ async def load(url: str, connections: int, seconds: float, warmup: float, custom
             await after_warmup()
         measuring = True
         began = time.monotonic()
+        stop_at = began + seconds
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - began
     return len(latencies) / elapsed, latencies, errors
