@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -159,8 +160,10 @@ class _Due:
 _PERSON_COLUMNS = [getattr(Contact, name) for name in _Person._fields]
 _DUE_COLUMNS = [getattr(Enrolment, f.name) for f in dataclasses.fields(_Due)]
 _MOVED = ("status", "next_position", "next_due_at", "last_step_at", "note", "exit_reason", "exited_at")
+_MOVED_VALUES = operator.attrgetter(*_MOVED)
 _ENROLMENT = Enrolment.__table__
-_MOVED_TO = {name: bindparam(f"b_{name}") for name in _MOVED}
+_BOUND = tuple(f"b_{name}" for name in _MOVED)
+_MOVED_TO = {name: bindparam(bound) for name, bound in zip(_MOVED, _BOUND, strict=True)}
 _WRITE_SHARED = update(_ENROLMENT).where(among(_ENROLMENT.c.id, name="ids")).values(_MOVED_TO)
 _WRITE_EACH = update(_ENROLMENT).where(_ENROLMENT.c.id == bindparam("b_id")).values(_MOVED_TO)
 _SHARED = 16  # rows moved alike that go as one statement: fewer cost more as statements than as rows
@@ -173,16 +176,15 @@ async def _write_back(due: list[_Due], db: AsyncConnection) -> None:
     (17 us a row against 4-5). Steps due a delay after each enrolment's own time share little."""
     alike: dict[tuple[Any, ...], list[_Due]] = {}
     for enrolment in due:
-        alike.setdefault(tuple(getattr(enrolment, name) for name in _MOVED), []).append(enrolment)
+        alike.setdefault(_MOVED_VALUES(enrolment), []).append(enrolment)
     each = []
     for values, rows in alike.items():
         if len(rows) < _SHARED:
             each += rows
         else:
-            await db.execute(_WRITE_SHARED, {"ids": [e.id for e in rows], **{
-                f"b_{name}": value for name, value in zip(_MOVED, values, strict=True)}})
+            await db.execute(_WRITE_SHARED, {"ids": [e.id for e in rows], **dict(zip(_BOUND, values, strict=True))})
     if each:
-        await db.execute(_WRITE_EACH, [{"b_id": e.id, **{f"b_{name}": getattr(e, name) for name in _MOVED}}
+        await db.execute(_WRITE_EACH, [{"b_id": e.id, **dict(zip(_BOUND, _MOVED_VALUES(e), strict=True))}
                                        for e in each])
 
 

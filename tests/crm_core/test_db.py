@@ -273,6 +273,40 @@ async def test_timestamps_bound_in_a_batch_are_each_stored_as_given(sessions):
             await conn.run_sync(table.metadata.drop_all)
 
 
+async def test_sqlite_timestamps_read_back_as_sqlalchemys_own_reading_gives_them(tmp_path):
+    """The quick reading of SQLite's stored text (UTC's offset appended) gives what SQLAlchemy's
+    parse and the decorator gave, whatever text a row holds: the hub's own, one written by hand with a
+    zone or a "Z", a day alone, a minute without seconds; what neither can read fails alike."""
+    import datetime as dt
+
+    from sqlalchemy import Column, Integer, MetaData, Table, select
+    from sqlalchemy.types import TypeDecorator
+
+    from crm_core.db import UTCDateTime
+
+    texts = ["2026-12-07 18:00:00.123456", "2026-12-07 18:00:00", "2026-12-07T18:00:00", "2026-12-07 18:00:00.123",
+             "2026-12-07", "2026-12-07 18:00", "2026-12-07 18:00:00+08:00", "2026-12-07T18:00:00Z", None]
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+    table = Table("stamps", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime()))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+            await conn.exec_driver_sql("INSERT INTO stamps (id, at) VALUES (?, ?)", list(enumerate(texts)))
+            read = [at for _, at in (await conn.execute(select(table).order_by(table.c.id))).all()]
+            with pytest.raises(ValueError, match="out of range"):
+                await conn.exec_driver_sql("INSERT INTO stamps (id, at) VALUES (100, '2026-02-30 00:00:00')")
+                (await conn.execute(select(table.c.at).where(table.c.id == 100))).all()
+    finally:
+        await engine.dispose()
+    decorator = UTCDateTime().dialect_impl(engine.dialect)
+    long_way = TypeDecorator.result_processor(decorator, engine.dialect, None)
+    assert read == [long_way(value) for value in texts]
+    assert all(at is None or at.tzinfo is dt.UTC for at in read)
+    assert read[0] == dt.datetime(2026, 12, 7, 18, 0, 0, 123456, tzinfo=dt.UTC)
+    assert read[4] == dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+    assert read[6] == dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC)
+
+
 async def test_held_or_get_answers_from_the_session_only_what_session_get_would(sessions):
     """`held_or_get` skips SQLAlchemy's greenlet for an object the session holds loaded, and is
     otherwise `session.get`: an expired object is read again (another transaction's change
