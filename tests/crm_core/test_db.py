@@ -307,6 +307,37 @@ async def test_sqlite_timestamps_read_back_as_sqlalchemys_own_reading_gives_them
     assert read[6] == dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC)
 
 
+async def test_sqlite_timestamps_are_stored_as_sqlalchemys_own_formatting_stores_them(tmp_path):
+    """The quick formatting of a zoned time for SQLite (`isoformat`) stores the text SQLAlchemy's
+    formatting stored: UTC, to the microsecond, a year before 1000 padded; a naive time is refused."""
+    import datetime as dt
+
+    from sqlalchemy import Column, Integer, MetaData, Table, insert
+    from sqlalchemy.types import TypeDecorator
+
+    from crm_core.db import UTCDateTime
+
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    given = [dt.datetime(2026, 12, 7, 18, 0, 0, 5, tzinfo=dt.UTC), dt.datetime(2026, 12, 7, 18, 0, tzinfo=dt.UTC),
+             dt.datetime(2026, 12, 8, 2, 0, tzinfo=shanghai), dt.datetime(999, 1, 1, tzinfo=dt.UTC),
+             dt.datetime(1, 1, 1, 8, 0, tzinfo=shanghai), None]
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+    table = Table("stamps", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime()))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+            await conn.execute(insert(table), [{"id": n, "at": at} for n, at in enumerate(given)])
+            stored = [at for (at,) in (await conn.exec_driver_sql("SELECT at FROM stamps ORDER BY id")).all()]
+            with pytest.raises(StatementError, match="naive datetime"):
+                await conn.execute(insert(table), [{"id": 100, "at": dt.datetime(2026, 12, 7)}])
+    finally:
+        await engine.dispose()
+    long_way = TypeDecorator.bind_processor(UTCDateTime().dialect_impl(engine.dialect), engine.dialect)
+    assert stored == [long_way(at) for at in given]
+    assert stored[:5] == ["2026-12-07 18:00:00.000005", "2026-12-07 18:00:00.000000", "2026-12-07 18:00:00.000000",
+                          "0999-01-01 00:00:00.000000", "0001-01-01 00:00:00.000000"]
+
+
 async def test_held_or_get_answers_from_the_session_only_what_session_get_would(sessions):
     """`held_or_get` skips SQLAlchemy's greenlet for an object the session holds loaded, and is
     otherwise `session.get`: an expired object is read again (another transaction's change
