@@ -60,14 +60,16 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         """The conversion, remembering its last value: a batch binds its one `now` to thousands
         of rows (the planner: five times a send), converted once. On SQLite a zoned time becomes
         the text SQLAlchemy stores ("2026-12-07 18:00:00.123456", UTC) by `isoformat`, in C: its
-        own formatting, after this decorator's call, took 6.7 us a value against 2.6; anything
-        else (a naive time, refused) goes its way."""
-        process = long_way = super().bind_processor(dialect)
-        if dialect.name == "sqlite" and long_way is not None:
-            def process(value: Any) -> Any:
-                if type(value) is dt.datetime and value.tzinfo is not None:
-                    return value.astimezone(dt.UTC).isoformat(" ", "microseconds")[:26]  # less "+00:00"
-                return long_way(value)
+        own formatting, after this decorator's call, took 6.3-6.7 us a value against 2.3-2.6;
+        anything else (a naive time, refused) goes its way."""
+        long_way = super().bind_processor(dialect)
+
+        def as_text(value: Any) -> Any:
+            if type(value) is dt.datetime and value.tzinfo is not None:
+                return value.astimezone(dt.UTC).isoformat(" ", "microseconds")[:26]  # less "+00:00"
+            return long_way(value)
+
+        process = as_text if dialect.name == "sqlite" and long_way is not None else long_way
         last: tuple[Any, Any] = (None, None)  # (value, bound): replaced whole, so threads never mix the two
 
         def remembering(value: Any) -> Any:
