@@ -121,11 +121,11 @@ def _insert_many(database: Any, table: Table, names: tuple[str, ...], same: tupl
     quote = dialect.identifier_preparer.quote
     types = {name: table.c[name].type for name in names + same}
     picked, times = _rows_read(database, table, names, "value")
+    source = _json_rows(database)
     if database is sqlite:
-        source = "json_each(:rows) WHERE true"  # the WHERE, or SQLite reads ON CONFLICT as a join's
+        source += " WHERE true"  # the WHERE, or SQLite reads ON CONFLICT as a join's
         shared = [f":{name}" for name in same]
     else:
-        source = "jsonb_array_elements(CAST(:rows AS JSONB))"
         shared = [f"CAST(:{name} AS {_read_as(types[name], dialect)})" for name in same]
     sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names + same)}) "
            f"SELECT {', '.join(picked + shared)} FROM {source}")
@@ -147,10 +147,14 @@ def _update_many(database: Any, table: Table, names: tuple[str, ...], key: str, 
     column = {name: f"{quote(table.name)}.{quote(name)}" for name in names}
     sets = [f"{quote(name)} = {f'coalesce({given[name]}, {column[name]})' if name in kept_when_none else given[name]}"
             for name in names if name != key]
-    source = "json_each(:rows)" if database is sqlite else "jsonb_array_elements(CAST(:rows AS JSONB))"
-    sql = (f"UPDATE {quote(table.name)} SET {', '.join(sets)} FROM {source} AS changed "
+    sql = (f"UPDATE {quote(table.name)} SET {', '.join(sets)} FROM {_json_rows(database)} AS changed "
            f"WHERE {column[key]} = {given[key]}")
     return text(sql).bindparams(bindparam("rows", type_=Text())), times
+
+
+def _json_rows(database: Any) -> str:
+    """The rows bound as one JSON array (`:rows`) as a table to select from, each row its `value`."""
+    return "json_each(:rows)" if database is sqlite else "jsonb_array_elements(CAST(:rows AS JSONB))"
 
 
 def _rows_read(database: Any, table: Table, names: tuple[str, ...], value: str
