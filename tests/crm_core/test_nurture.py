@@ -32,11 +32,13 @@ from crm_core.models import (
     Enrolment,
     EnrolmentStatus,
     Message,
+    MessageKind,
     MessagePurpose,
     OutboxMessage,
     OutboxStatus,
 )
 from crm_core.outbox.dispatcher import Dispatcher
+from crm_core.ports import InboundMessage, Sender
 from tests.crm_core.test_dispatcher import FAST, ScriptedGateway, conversation_for, drain
 from tests.crm_core.test_ingest import CIPHER, make_account, text_event
 from tests.fakes.databases import forget_statistics, query_plans
@@ -208,8 +210,8 @@ async def test_a_planners_batch_is_held_until_it_commits_so_none_plans_it_twice_
     await NurturePlanner(sessions).run_until_idle()  # the welcome is queued for both
     real_load, loads = planning._load, []
 
-    async def the_batch_dawdles_once_read(contact_ids, session):
-        known = await real_load(contact_ids, session)
+    async def the_batch_dawdles_once_read(contact_ids, session, **reads):
+        known = await real_load(contact_ids, session, **reads)
         loads.append(contact_ids)
         if len(loads) == 1:
             await asyncio.sleep(0.5)  # time for the others to read or change the batch, if they may
@@ -338,6 +340,37 @@ async def test_a_condition_branches_and_a_won_deal_is_a_conversion_exit(sessions
     assert texts[buyer] == [welcome]
     assert state[buyer].exit_reason == "converted"
     assert state[talker].status == state[silent].status == EnrolmentStatus.COMPLETED
+
+
+async def test_a_steps_tag_and_button_conditions_branch_on_each_contacts_own(sessions):
+    """A campaign that exits on nothing still reads what its steps' conditions ask (the planner
+    reads the batch's tags and button presses only when one of its campaigns asks for them)."""
+    account = await make_account(sessions)
+    vip, presser, neither = await customers(sessions, account, "1", "2", "3")
+    async with sessions() as session, session.begin():
+        session.add(ContactTag(contact_id=vip, tag="vip"))
+    steps = [WELCOME,
+             StepSpec("vip", {"en": "A preview for our VIPs"}, delay_minutes=60, condition={"tag": "vip"},
+                      else_position=3),
+             StepSpec("pressed", {"en": "Thanks for asking about the X200"}, delay_minutes=60,
+                      condition={"clicked": True})]
+    await campaign_of(sessions, steps, exits=())
+    planner = NurturePlanner(sessions)
+    await planner.run_until_idle()
+    async with sessions() as session, session.begin():
+        await ingest_events([InboundMessage(platform_message_id="update:9300", sender=Sender("2", "Bob", None, "en"),
+                                            thread_id="2", kind=MessageKind.CALLBACK, text="more", raw={})],
+                            channel_account_id=account, db_session=session)
+    await planner.run_until_idle(later(1 / 24 + 0.001))
+    await planner.run_until_idle(later(3 / 24))
+    state = await enrolments(sessions)
+    by_enrolment = {e.id: contact for contact, e in state.items()}
+    texts: dict[int, list[str]] = {}
+    for row in await sends(sessions):
+        texts.setdefault(by_enrolment[row.enrolment_id], []).append(row.payload["text"].split(",")[0])
+    assert texts == {vip: ["Hi Alice", "A preview for our VIPs"],
+                     presser: ["Hi Alice", "Thanks for asking about the X200"], neither: ["Hi Alice"]}
+    assert (state[neither].status, state[neither].exit_reason) == (EnrolmentStatus.EXITED, "condition_not_met")
 
 
 async def test_a_step_waits_for_its_send_window_in_the_contacts_time_zone(sessions):
@@ -710,7 +743,7 @@ async def test_the_planner_asks_who_had_an_offer_by_identity_on_postgresql_whose
     batch = sorted(audience.values())[:500]
     async with query_plans(sessions.kw["bind"], "outbox_message.purpose =") as plans:
         async with sessions() as session:
-            known = await _load(batch, session)
+            known = await _load(batch, session, messages=True, tags=True)
     assert known.marketed == set(batch)
     [plan] = plans
     assert any("Index Cond: ((identity_id = ANY" in step for step in plan), plan
