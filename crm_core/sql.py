@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -195,11 +196,12 @@ async def insert_many_returning_ids(db: AsyncSession | AsyncConnection, table: T
     `matched_by` columns, not by the order RETURNING gives: neither database promises one. Rows
     alike in those columns are interchangeable; the first of them gets the lowest id."""
     found: dict[tuple[Any, ...], list[int]] = {}
-    for row_id, *key in await insert_many(db, table, rows, same=same, returning=("id", *matched_by)):
-        found.setdefault(tuple(key), []).append(row_id)
+    for returned in await insert_many(db, table, rows, same=same, returning=("id", *matched_by)):
+        found.setdefault(returned[1:], []).append(returned[0])
     for ids in found.values():
         ids.sort(reverse=True)  # popped from the end: the lowest first
-    return [found[tuple(row[name] for name in matched_by)].pop() for row in rows]
+    key_of = operator.itemgetter(*matched_by) if len(matched_by) > 1 else lambda row: (row[matched_by[0]],)
+    return [found[key_of(row)].pop() for row in rows]
 
 
 class _Listed(TypeDecorator[list[Any]]):

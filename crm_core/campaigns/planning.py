@@ -302,6 +302,7 @@ class _Send:
     route: _Route
     text: str
     refused: str | None  # no consent when scheduled: recorded cancelled, with the reason
+    copy_id: int | None = None  # its copy in the conversation, once written
 
 
 @dataclass
@@ -562,39 +563,41 @@ class NurturePlanner:
         return refused is None
 
 
+# The keys queued before among a batch's, and its conversations' last message: built once.
+_TAKEN = select(OutboxMessage.idempotency_key).where(among(OutboxMessage.idempotency_key, name="keys"))
+_TOUCHED = (update(Conversation.__table__).where(among(Conversation.id, name="ids"))
+            .values(last_message_at=bindparam("now", type_=Conversation.last_message_at.type)))
+
+
 async def _enqueue(sends: list[_Send], known: _Known, now: dt.datetime, db: AsyncConnection) -> None:
     """The batch's step sends into the outbox, with the copies kept in their conversations, in a
     few statements. A key queued before (it cannot be, but a key is the last word) is left alone."""
     if not sends:
         return
-    keys = {id(s): f"nurture:{s.enrolment.id}:{s.step.id}:{s.enrolment.rotation}" for s in sends}
-    taken = set((await db.scalars(
-        select(OutboxMessage.idempotency_key).where(among(OutboxMessage.idempotency_key, keys.values())))).all())
-    sends = [s for s in sends if keys[id(s)] not in taken]
-    going = [s for s in sends if s.refused is None]
-    history: dict[int, int] = {}
+    keyed = [(f"nurture:{s.enrolment.id}:{s.step.id}:{s.enrolment.rotation}", s) for s in sends]
+    taken = set((await db.scalars(_TAKEN, {"keys": [key for key, _ in keyed]})).all())
+    if taken:
+        keyed = [(key, s) for key, s in keyed if key not in taken]
+    going = [s for _, s in keyed if s.refused is None]
     if going:
         copies = await insert_many_returning_ids(db, Message.__table__, [
             {"conversation_id": s.route.conversation_id, "channel_account_id": s.route.account_id,
              "identity_id": s.route.identity_id, "text": s.text} for s in going],
             same={"direction": Direction.OUTBOUND, "kind": MessageKind.TEXT, "attachments": [], "created_at": now,
                   "processed_at": now, "processing_attempts": 0}, matched_by=("conversation_id", "text"))
-        history = {id(s): copy_id for s, copy_id in zip(going, copies, strict=True)}
-        await db.execute(update(Conversation.__table__)
-                         .where(among(Conversation.id, {s.route.conversation_id for s in going}))
-                         .values(last_message_at=now))
+        for s, copy_id in zip(going, copies, strict=True):
+            s.copy_id = copy_id
+        await db.execute(_TOUCHED, {"ids": sorted({s.route.conversation_id for s in going}), "now": now})
     rows = []
-    for s in sends:
-        options = {}
+    for key, s in keyed:
         sender = known.handles.get((s.route.assignee_user_id or 0, s.route.account_id))
-        if sender is not None:  # platforms that send only as a person (WeCom) send as the owner
-            options["sender"] = sender
+        # Platforms that send only as a person (WeCom) send as the owner.
+        options = {"sender": sender} if sender is not None else None
         rows.append({
-            "idempotency_key": keys[id(s)], "channel_account_id": s.route.account_id, "recipient": s.route.thread,
-            "payload": OutboundMessage(s.route.thread, s.text, options=options).to_payload(),
+            "idempotency_key": key, "channel_account_id": s.route.account_id, "recipient": s.route.thread,
+            "payload": OutboundMessage.text_payload(s.text, options),
             "status": OutboxStatus.PENDING if s.refused is None else OutboxStatus.CANCELLED,
             "last_error": s.refused, "conversation_id": s.route.conversation_id, "identity_id": s.route.identity_id,
-            "message_id": history.get(id(s)), "enrolment_id": s.enrolment.id, "campaign_step_id": s.step.id})
+            "message_id": s.copy_id, "enrolment_id": s.enrolment.id, "campaign_step_id": s.step.id})
     await insert_many(db, OutboxMessage.__table__, rows, conflict_columns=("idempotency_key",), same={
         "purpose": MessagePurpose.MARKETING, "attempts": 0, "next_attempt_at": now, "created_at": now})
-

@@ -112,7 +112,7 @@ async def events_of(contact_ids: Iterable[int], purposes: Iterable[MessagePurpos
         return found
     for row in (await db_session.execute(_FACTS_OF, {"contact_ids": contact_ids, "purposes": purposes})).all():
         event = EventFact(*row)
-        found.setdefault((event.contact_id, MessagePurpose(event.purpose)), []).append(event)
+        found.setdefault((event.contact_id, event.purpose), []).append(event)  # the column's type gives the member
     return found
 
 

@@ -153,6 +153,14 @@ def test_a_queued_payload_keeps_every_part(payload):
     assert OutboundMessage.from_payload("r", message.to_payload()) == message
 
 
+@pytest.mark.parametrize("options", [None, {}, {"sender": "zhangsan"}])
+def test_a_text_payload_is_what_the_message_of_that_text_gives(options):
+    """A campaign's step sends queue their payloads without making each message first."""
+    payload = OutboundMessage.text_payload("您好 Alice", options)
+    assert payload == OutboundMessage("r", "您好 Alice", options=options or {}).to_payload()
+    assert OutboundMessage.from_payload("r", payload) == OutboundMessage("r", "您好 Alice", options=options or {})
+
+
 @pytest.mark.parametrize(("text", "limit", "expected"), [
     ("Hand over", 10, "Hand over"),
     ("Talk to a person", 10, "Talk to a…"),
