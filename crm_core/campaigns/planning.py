@@ -433,7 +433,7 @@ class NurturePlanner:
             for enrolment in due:
                 plan = plans[enrolment.campaign_id]
                 report.planned += 1
-                await self._advance(enrolment, plan, known, now, report, sends, capped.get(plan.id))
+                self._advance(enrolment, plan, known, now, report, sends, capped.get(plan.id))
             await _enqueue(sends, known, now, db)
             await _write_back(due, db)
         if report.queued and self.on_enqueued is not None:
@@ -443,8 +443,8 @@ class NurturePlanner:
                      report.planned, report.queued, report.skipped, report.capped, report.completed, report.exited)
         return report
 
-    async def _advance(self, enrolment: _Due, campaign: _Plan, known: _Known, now: dt.datetime, report: PlanReport,
-                       sends: list[_Send], caps: _CapState | None = None) -> None:
+    def _advance(self, enrolment: _Due, campaign: _Plan, known: _Known, now: dt.datetime, report: PlanReport,
+                 sends: list[_Send], caps: _CapState | None = None) -> None:
         contact = known.contacts[enrolment.contact_id]
         steps = campaign.steps
         reason = self._exit_reason(enrolment, campaign, contact, known)
@@ -471,9 +471,10 @@ class NurturePlanner:
                                  f"went to step {step.else_position}"
                 self._move_to(enrolment, steps.get(step.else_position), now)
                 continue
-            zone = self._zone(contact)
-            opening = window_opening(now, step, zone)
-            if opening is not None:
+            # The contact's zone only for a step with a window (asked for every due enrolment, 1 us).
+            zone = self._zone(contact) if step.window_start is not None else None
+            opening = window_opening(now, step, zone) if zone is not None else None
+            if opening is not None and zone is not None:
                 enrolment.next_due_at = opening
                 enrolment.note = f"step {step.position}: waiting for its send window " \
                                  f"{step.window_start}-{step.window_end} {zone.key}"
@@ -485,7 +486,7 @@ class NurturePlanner:
                 enrolment.note = f"step {step.position}: waiting for the campaign's cap ({wait[1]})"
                 report.capped += 1
                 return
-            if await self._queue(enrolment, campaign, step, contact, known, sends):
+            if self._queue(enrolment, campaign, step, contact, known, sends):
                 report.queued += 1
                 if caps is not None:
                     caps.count(contact.id, now)
@@ -540,8 +541,8 @@ class NurturePlanner:
             return False
         return not ("tag" in condition and condition["tag"] not in known.tags.get(contact.id, set()))
 
-    async def _queue(self, enrolment: _Due, campaign: _Plan, step: _Step, contact: _Person,
-                     known: _Known, sends: list[_Send]) -> bool:
+    def _queue(self, enrolment: _Due, campaign: _Plan, step: _Step, contact: _Person,
+               known: _Known, sends: list[_Send]) -> bool:
         """Add the step's message to the batch's sends; False (with the reason noted) if it cannot go."""
         route = next((r for r in known.routes.get(contact.id, []) if step.channel in (None, r.kind)), None)
         if route is None:

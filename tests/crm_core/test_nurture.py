@@ -274,11 +274,11 @@ async def test_a_planner_that_crashes_midway_plans_the_same_steps_again_without_
     planner = NurturePlanner(sessions)
     real_queue, calls = planner._queue, []
 
-    async def crash_on_the_third(*args, **kwargs):
+    def crash_on_the_third(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise ConnectionError("database went away")
-        return await real_queue(*args, **kwargs)
+        return real_queue(*args, **kwargs)
 
     monkeypatch.setattr(planner, "_queue", crash_on_the_third)
     with pytest.raises(ConnectionError):
