@@ -111,8 +111,7 @@ class _Step(StepSpec):
 
 
 _STEP_FIELDS = tuple(f.name for f in dataclasses.fields(_Step))
-# The steps of the batch's campaigns, read as columns in one statement (as ORM objects, a campaign
-# at a time, they were 2% of the planner's time).
+# The batch's campaigns' steps as columns, one statement (as ORM objects, one campaign at a time: 2%).
 _STEPS = (select(CampaignStep.campaign_id, *(getattr(CampaignStep, name) for name in _STEP_FIELDS))
           .where(CampaignStep.campaign_id.in_(bindparam("campaign_ids", expanding=True)))
           .order_by(CampaignStep.campaign_id, CampaignStep.position))
@@ -265,8 +264,7 @@ _OWNER_NAMES = select(User.id, User.display_name, User.username).where(among(Use
 
 
 async def _load(contact_ids: list[int], db: AsyncConnection, *, messages: bool, tags: bool) -> _Known:
-    """What the batch needs of its contacts; when they last wrote (`messages`) and their tags
-    (`tags`) only if one of its campaigns asks."""
+    """What the batch needs of its contacts; when they last wrote and their tags only if asked."""
     ids = {"contact_ids": contact_ids}
     contacts = {row[0]: _Person(*row) for row in (await db.execute(_CONTACTS, ids)).all()}
     marketing = {contact_id: events for (contact_id, _), events in (await consent.events_of(
@@ -577,8 +575,7 @@ async def _enqueue(sends: list[_Send], known: _Known, now: dt.datetime, db: Asyn
         return
     keyed = [(f"nurture:{s.enrolment.id}:{s.step.id}:{s.enrolment.rotation}", s) for s in sends]
     taken = set((await db.scalars(_TAKEN, {"keys": [key for key, _ in keyed]})).all())
-    if taken:
-        keyed = [(key, s) for key, s in keyed if key not in taken]
+    keyed = [(key, s) for key, s in keyed if key not in taken]
     going = [s for _, s in keyed if s.refused is None]
     if going:
         copies = await insert_many_returning_ids(db, Message.__table__, [
@@ -591,8 +588,7 @@ async def _enqueue(sends: list[_Send], known: _Known, now: dt.datetime, db: Asyn
         await db.execute(_TOUCHED, {"ids": sorted({s.route.conversation_id for s in going}), "now": now})
     rows = []
     for key, s in keyed:
-        sender = known.handles.get((s.route.assignee_user_id or 0, s.route.account_id))
-        # Platforms that send only as a person (WeCom) send as the owner.
+        sender = known.handles.get((s.route.assignee_user_id or 0, s.route.account_id))  # WeCom: as its owner
         options = {"sender": sender} if sender is not None else None
         rows.append({
             "idempotency_key": key, "channel_account_id": s.route.account_id, "recipient": s.route.thread,
