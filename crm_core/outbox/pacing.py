@@ -47,6 +47,7 @@ class Pacer:
 
     def __init__(self) -> None:
         self._windows: dict[str, list[float]] = {}  # the last `count` places taken, oldest first
+        self._gone: dict[str, list[float]] = {}  # when the last `count` sends went (or go), oldest first
         self._periods: dict[str, float] = {}
         self._paused_until: dict[str, float] = {}
         self._pruned = time.monotonic()
@@ -55,10 +56,12 @@ class Pacer:
         """Forget the buckets whose last send has left its window and that are not paused: a
         dispatcher that sends a campaign to 100,000 chats keeps none of them afterwards."""
         self._pruned = now
-        for name in [name for name, window in self._windows.items()
-                     if not window or window[-1] + self._periods.get(name, 0.0) <= now]:
-            del self._windows[name]
-            self._periods.pop(name, None)
+        for windows in (self._windows, self._gone):
+            for name in [name for name, window in windows.items()
+                         if not window or window[-1] + self._periods.get(name, 0.0) <= now]:
+                del windows[name]
+        self._periods = {name: period for name, period in self._periods.items()
+                         if name in self._windows or name in self._gone}
         for name in [name for name, until in self._paused_until.items() if until <= now]:
             del self._paused_until[name]
 
@@ -101,17 +104,36 @@ class Pacer:
             for name, _ in buckets:
                 self._give_back(name, at)
 
-    async def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
-        """The send that took its place at `taken` goes out now: count it from now.
+    def _free_after(self, buckets: Sequence[tuple[str, RateLimit]]) -> float:
+        """The earliest moment every bucket allows another send, counted from the sends that went."""
+        free = 0.0
+        for name, limit in buckets:
+            gone = self._gone.get(name)
+            if gone is not None and len(gone) >= limit.count:
+                free = max(free, gone[-limit.count] + limit.period)
+        return free
 
-        Between the two the row is marked sending in a group commit whose length
-        varies; counted from the wait, two sends could reach a chat closer together
-        than its limit allows."""
+    async def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
+        """The send that took its place at `taken` goes out now, or, if a send before it went late,
+        as long after that one as each limit asks: it books that moment and sleeps once until it.
+
+        Between its place and now the row was marked sending in a group commit, which releases
+        the sends it marked together: counted from their places, they would reach the platform
+        in a burst (ten answers at 30 a second drew a 429 from Telegram under load). Counted
+        from the moments booked here, a sleep that ends late does not add up over a run."""
         now = time.monotonic()
-        for name, _ in buckets:
+        due = max(now, self._free_after(buckets))
+        for name, limit in buckets:
+            gone = self._gone.setdefault(name, [])
+            bisect.insort(gone, due)
+            del gone[:-limit.count]
+            self._periods[name] = limit.period
+            # Its place in the windows moves too: a send booked after it counts from when it goes.
             window = self._give_back(name, taken)
             if window is not None:
-                bisect.insort(window, max(now, taken))
+                bisect.insort(window, max(due, taken))
+        if due > now:
+            await asyncio.sleep(due - now)
 
     async def pause(self, bucket: str, seconds: float) -> None:
         self._paused_until[bucket] = max(self._paused_until.get(bucket, 0.0), time.monotonic() + seconds)

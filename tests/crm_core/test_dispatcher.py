@@ -294,7 +294,8 @@ async def test_the_pacer_forgets_chats_once_their_window_has_passed_and_still_pa
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     pacer = Pacer()
     for chat in range(1000):
-        await pacer.wait([(f"chat:{chat}", RateLimit(1, 1.0))])
+        bucket = [(f"chat:{chat}", RateLimit(1, 1.0))]
+        await pacer.sent(bucket, await pacer.wait(bucket))
     busy = [("account:1", RateLimit(2, 60.0))]
     await pacer.wait(busy)
     await pacer.wait(busy)
@@ -302,6 +303,7 @@ async def test_the_pacer_forgets_chats_once_their_window_has_passed_and_still_pa
     clock[0] += Pacer.PRUNE_SECONDS + 1
     await pacer.wait([("chat:new", RateLimit(1, 1.0))])  # a send now prunes
     assert sorted(pacer._windows) == ["account:1", "chat:new"]  # the account's minute is not over
+    assert pacer._gone == {}  # nor the moments the sends to the chats went
     assert pacer._ready_at("account:1", busy[0][1]) == 1060.0  # and it still holds its limit
     assert pacer._ready_at("chat:7", RateLimit(1, 1.0)) == 1300.0  # a pause outlives the pruning
 
@@ -347,6 +349,48 @@ async def test_sends_queued_behind_a_busy_bucket_each_sleep_once_and_go_in_turn(
     places = sorted(taken for taken, _ in went)
     assert all(b - a >= 0.01 - 1e-9 for a, b in zip(places, places[1:]))
     assert all(woke >= taken for taken, woke in went)  # nobody went before its place
+
+
+async def test_a_send_marked_quicker_than_the_one_before_it_still_goes_a_whole_interval_after_it():
+    """Between its place and its send a row is marked sending, in a group commit whose length
+    varies: the second of two replies to a chat, marked at once after the first took 0.2 s,
+    still reaches the chat no sooner after the first than its limit allows."""
+    pacer = Pacer()
+    chat = [("chat:1", RateLimit(1, 0.3))]
+    went: list[float] = []
+
+    async def send(marking: float) -> None:
+        taken = await pacer.wait(chat)
+        await asyncio.sleep(marking)
+        await pacer.sent(chat, taken)
+        went.append(time.monotonic())
+
+    await asyncio.gather(send(0.2), send(0.0))
+    assert went[1] - went[0] >= 0.3 - 0.005, went
+
+
+async def test_sends_one_group_commit_marks_together_still_go_spaced_each_sleeping_once(slept):
+    """Five sends to an account paced at one every 20 ms, their places taken, all marked sending
+    by one group commit that ends after the last place: they go 20 ms apart, not in a burst, and
+    each waits with one sleep (no wakeup to find another went first)."""
+    pacer = Pacer()
+    account = [("account:1", RateLimit(1, 0.02))]
+    marked = asyncio.Event()
+    went: list[float] = []
+
+    async def send() -> None:
+        taken = await pacer.wait(account)
+        await marked.wait()
+        await pacer.sent(account, taken)
+        went.append(time.monotonic())
+
+    sends = [asyncio.create_task(send()) for _ in range(5)]
+    await asyncio.sleep(0.15)  # every place (0 to 80 ms) has passed
+    slept.clear()
+    marked.set()
+    await asyncio.gather(*sends)
+    assert len(slept) == 4  # all but the first, once each
+    assert all(b - a >= 0.02 - 0.01 for a, b in zip(went, went[1:])), went
 
 
 async def test_a_pause_while_a_send_waits_for_its_place_moves_it_after_the_pause():

@@ -207,11 +207,11 @@ async def _run(tmp: Path, delays: list[int], zones: list[str | None], script, cl
                 crashing = NurturePlanner(sessions, batch_size=10)
                 calls = []
 
-                async def queue_then_crash(*a, _real=crashing._queue, _calls=calls, _at=arg, **k):
+                def queue_then_crash(*a, _real=crashing._queue, _calls=calls, _at=arg, **k):
                     _calls.append(1)
                     if len(_calls) >= _at:
                         raise ConnectionError("planner process killed")
-                    return await _real(*a, **k)
+                    return _real(*a, **k)
 
                 crashing._queue = queue_then_crash
                 try:
