@@ -274,16 +274,18 @@ def outbox_in_doubt() -> None:
 
 
 @outbox.command("resolve")
-@click.argument("outbox_id", type=int)
-@click.option("--sent", "mark_sent", is_flag=True, help="It was delivered: mark it sent")
-@click.option("--resend", is_flag=True, help="It was not delivered: send it again")
-def outbox_resolve(outbox_id: int, mark_sent: bool, resend: bool) -> None:
-    """Resolve one in-doubt send after checking with the recipient or the platform."""
+@click.argument("outbox_ids", metavar="ID...", type=int, nargs=-1, required=True)
+@click.option("--sent", "mark_sent", is_flag=True, help="They were delivered: mark them sent")
+@click.option("--resend", is_flag=True, help="They were not delivered: send them again")
+def outbox_resolve(outbox_ids: tuple[int, ...], mark_sent: bool, resend: bool) -> None:
+    """Resolve in-doubt sends after checking with the recipients or the platform: every row
+    given, or (if one of them is not in doubt) none."""
     from crm_core import audit
     from crm_core.db import create_engine, session_factory
 
     if mark_sent == resend:
         raise click.UsageError("give exactly one of --sent or --resend")
+    ids = sorted(set(outbox_ids))
     settings = _settings()
 
     async def go() -> None:
@@ -294,21 +296,26 @@ def outbox_resolve(outbox_id: int, mark_sent: bool, resend: bool) -> None:
                 values: dict[str, Any] = ({"status": OutboxStatus.SENT, "sent_at": utcnow()} if mark_sent else
                                           {"status": OutboxStatus.PENDING, "next_attempt_at": utcnow(),
                                            "claimed_by": None, "claimed_at": None})
-                result = await session.execute(
-                    update(OutboxMessage).where(OutboxMessage.id == outbox_id,
-                                                OutboxMessage.status == OutboxStatus.IN_DOUBT).values(**values))
-                if result.rowcount != 1:
-                    status = await session.scalar(select(OutboxMessage.status).where(OutboxMessage.id == outbox_id))
-                    raise click.ClickException(
-                        f"there is no outbox row {outbox_id}: `scrm outbox in-doubt` lists the rows to resolve"
-                        if status is None else f"outbox row {outbox_id} is {status.value}, not in doubt: "
-                                               "nothing to resolve")
-                await audit.record("outbox.resolve", entity_type="outbox_message", entity_id=outbox_id, actor=None,
-                                   actor_label="cli", db_session=session,
-                                   details={"resolution": "sent" if mark_sent else "resend"})
+                resolved = set((await session.scalars(
+                    update(OutboxMessage).where(OutboxMessage.id.in_(ids),
+                                                OutboxMessage.status == OutboxStatus.IN_DOUBT)
+                    .values(**values).returning(OutboxMessage.id))).all())
+                if len(resolved) != len(ids):  # the transaction rolls back: nothing changes
+                    statuses = dict((await session.execute(select(OutboxMessage.id, OutboxMessage.status).where(
+                        OutboxMessage.id.in_([i for i in ids if i not in resolved])))).all())
+                    problems = [f"there is no outbox row {i}" if i not in statuses else
+                                f"outbox row {i} is {statuses[i].value}, not in doubt"
+                                for i in ids if i not in resolved]
+                    raise click.ClickException(f"{'; '.join(problems)}: nothing resolved; "
+                                               "`scrm outbox in-doubt` lists the rows to resolve")
+                for outbox_id in ids:
+                    await audit.record("outbox.resolve", entity_type="outbox_message", entity_id=outbox_id,
+                                       actor=None, actor_label="cli", db_session=session,
+                                       details={"resolution": "sent" if mark_sent else "resend"})
         finally:
             await engine.dispose()
-        click.echo(f"outbox row {outbox_id}: {'marked sent' if mark_sent else 'queued to send again'}")
+        for outbox_id in ids:
+            click.echo(f"outbox row {outbox_id}: {'marked sent' if mark_sent else 'queued to send again'}")
 
     _run(go)
 

@@ -86,7 +86,8 @@ def test_outbox_resolve_needs_exactly_one_decision_and_an_in_doubt_row(env):
     assert "exactly one of" in runner.invoke(main, ["outbox", "resolve", "1"]).output
     result = runner.invoke(main, ["outbox", "resolve", "1", "--resend"])
     assert result.exit_code != 0
-    assert "there is no outbox row 1: `scrm outbox in-doubt` lists the rows to resolve" in result.output
+    assert ("there is no outbox row 1: nothing resolved; `scrm outbox in-doubt` lists the rows to resolve"
+            in result.output)
     assert runner.invoke(main, ["outbox", "in-doubt"]).output.strip() == "no sends in doubt"
 
 
@@ -204,7 +205,7 @@ def test_an_in_doubt_send_is_resolved_as_sent_or_queued_again(env):
         engine = create_engine(env)
         sessions = session_factory(engine)
         conversation = await conversation_for(sessions, await make_account(sessions))
-        ids = await enqueue(sessions, conversation, "maybe delivered", "maybe not")
+        ids = await enqueue(sessions, conversation, "maybe delivered", "maybe not", "maybe delivered too")
         async with sessions() as session, session.begin():
             await session.execute(update(OutboxMessage).values(status=OutboxStatus.IN_DOUBT, claimed_by="gone"))
         await engine.dispose()
@@ -217,12 +218,17 @@ def test_an_in_doubt_send_is_resolved_as_sent_or_queued_again(env):
         await engine.dispose()
         return list(rows)
 
-    delivered, lost = asyncio.run(in_doubt_rows())
+    delivered, lost, delivered_too = asyncio.run(in_doubt_rows())
     listed = runner.invoke(main, ["outbox", "in-doubt"]).output
     assert "maybe delivered" in listed and "maybe not" in listed
-    assert "marked sent" in runner.invoke(main, ["outbox", "resolve", str(delivered), "--sent"]).output
+    # Several at once: all of them, or none if one of them is not in doubt.
+    mixed = runner.invoke(main, ["outbox", "resolve", str(delivered), "999", str(delivered_too), "--sent"])
+    assert mixed.exit_code != 0 and "there is no outbox row 999: nothing resolved" in mixed.output
+    assert asyncio.run(statuses()) == [OutboxStatus.IN_DOUBT] * 3
+    both = runner.invoke(main, ["outbox", "resolve", str(delivered_too), str(delivered), "--sent"]).output
+    assert both.splitlines() == [f"outbox row {delivered}: marked sent", f"outbox row {delivered_too}: marked sent"]
     assert "queued to send again" in runner.invoke(main, ["outbox", "resolve", str(lost), "--resend"]).output
-    assert asyncio.run(statuses()) == [OutboxStatus.SENT, OutboxStatus.PENDING]
+    assert asyncio.run(statuses()) == [OutboxStatus.SENT, OutboxStatus.PENDING, OutboxStatus.SENT]
     again = runner.invoke(main, ["outbox", "resolve", str(delivered), "--resend"])
     assert again.exit_code != 0 and f"outbox row {delivered} is sent, not in doubt" in again.output
 
