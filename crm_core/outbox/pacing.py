@@ -44,6 +44,10 @@ class Pacer:
 
     # How often windows that no longer limit anything are dropped: every chat ever sent to has one.
     PRUNE_SECONDS = 30.0
+    # How much sooner than its moment a send may go: a group commit's sends go together, in a
+    # burst no larger than the platforms' own counters let through (Telegram's, like its
+    # simulator's, three at 30 a second); waking them one by one cost a fifth more CPU a send.
+    EARLY = 0.05
 
     def __init__(self) -> None:
         self._windows: dict[str, list[float]] = {}  # the last `count` places taken, oldest first
@@ -114,13 +118,15 @@ class Pacer:
         return free
 
     async def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
-        """The send that took its place at `taken` goes out now, or, if a send before it went late,
-        as long after that one as each limit asks: it books that moment and sleeps once until it.
+        """The send that took its place at `taken` goes out now, or, if the sends before it went
+        late, at the moment each limit gives it counted from theirs (up to `EARLY` before it): it
+        books that moment and sleeps once until then.
 
         Between its place and now the row was marked sending in a group commit, which releases
         the sends it marked together: counted from their places, they would reach the platform
-        in a burst (ten answers at 30 a second drew a 429 from Telegram under load). Counted
-        from the moments booked here, a sleep that ends late does not add up over a run."""
+        in one burst (ten answers at 30 a second drew a 429 from Telegram under load). Each
+        counted from its booked moment, not from when it went, going early or waking late
+        gains or loses nothing over a run."""
         now = time.monotonic()
         due = max(now, self._free_after(buckets))
         for name, limit in buckets:
@@ -132,8 +138,8 @@ class Pacer:
             window = self._give_back(name, taken)
             if window is not None:
                 bisect.insort(window, max(due, taken))
-        if due > now:
-            await asyncio.sleep(due - now)
+        if due - self.EARLY > now:
+            await asyncio.sleep(due - self.EARLY - now)
 
     async def pause(self, bucket: str, seconds: float) -> None:
         self._paused_until[bucket] = max(self._paused_until.get(bucket, 0.0), time.monotonic() + seconds)
