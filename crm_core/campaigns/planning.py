@@ -469,15 +469,15 @@ class NurturePlanner:
                                  f"went to step {step.else_position}"
                 self._move_to(enrolment, steps.get(step.else_position), now)
                 continue
-            # The contact's zone only for a step with a window (asked for every due enrolment, 1 us).
-            zone = self._zone(contact) if step.window_start is not None else None
-            opening = window_opening(now, step, zone) if zone is not None else None
-            if opening is not None and zone is not None:
-                enrolment.next_due_at = opening
-                enrolment.note = f"step {step.position}: waiting for its send window " \
-                                 f"{step.window_start}-{step.window_end} {zone.key}"
-                report.waiting += 1
-                return
+            if step.window_start is not None:  # the contact's zone asked only then (1 us a due enrolment)
+                zone = self._zone(contact)
+                opening = window_opening(now, step, zone)
+                if opening is not None:
+                    enrolment.next_due_at = opening
+                    enrolment.note = f"step {step.position}: waiting for its send window " \
+                                     f"{step.window_start}-{step.window_end} {zone.key}"
+                    report.waiting += 1
+                    return
             wait = caps.wait(contact.id, now) if caps is not None else None
             if wait is not None:
                 enrolment.next_due_at = wait[0]
