@@ -21,8 +21,8 @@ class Pacing(Protocol):
         ...
 
     async def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
-        """The send that was given its place at `taken` goes out now (it may wait a moment more
-        where several processes share the places)."""
+        """The send that was given its place at `taken` goes out now, or after a short wait: the
+        sends before it went late, or other processes took the place."""
         ...
 
     async def pause(self, bucket: str, seconds: float) -> None:
@@ -126,7 +126,9 @@ class Pacer:
         the sends it marked together: counted from their places, they would reach the platform
         in one burst (ten answers at 30 a second drew a 429 from Telegram under load). Each
         counted from its booked moment, not from when it went, going early or waking late
-        gains or loses nothing over a run."""
+        gains or loses nothing over a run. A pause asked for meanwhile (a 429's retry_after, tens
+        of seconds perhaps) is not waited out here: the row is marked sending, with a lease its
+        wait and its call must end within; it takes its 429 and is retried after the pause."""
         now = time.monotonic()
         due = max(now, self._free_after(buckets))
         for name, limit in buckets:
