@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
@@ -25,15 +25,20 @@ from crm_core.ports import Profile
 from crm_core.sql import insert_ignoring_conflict
 
 REACH_KINDS = ("phone", "email")
+# Asked for messages that state a phone or an email, and by the customer bot: built once.
+_REACH_KEYS = (select(ContactKey.contact_id, ContactKey.kind, ContactKey.value)
+               .where(ContactKey.contact_id.in_(bindparam("ids", expanding=True)), ContactKey.kind.in_(REACH_KINDS))
+               .order_by(ContactKey.id))
+_KEY_OWNER = select(ContactKey.contact_id).where(ContactKey.kind == bindparam("kind"),
+                                                 ContactKey.value == bindparam("value"))
 
 
 async def reach_keys(contact_ids: Iterable[int], *, db_session: AsyncSession) -> dict[int, list[tuple[str, str]]]:
     """Each contact's phones and emails, as (kind, value) in the order they became known."""
     found: dict[int, list[tuple[str, str]]] = {}
     for contact_id, kind, value in (await db_session.execute(
-            select(ContactKey.contact_id, ContactKey.kind, ContactKey.value)
-            .where(ContactKey.contact_id.in_(list(contact_ids)), ContactKey.kind.in_(REACH_KINDS))
-            .order_by(ContactKey.id), execution_options={"autoflush": holds_changes_to(db_session, ContactKey)})).all():
+            _REACH_KEYS, {"ids": list(contact_ids)},
+            execution_options={"autoflush": holds_changes_to(db_session, ContactKey)})).all():
         found.setdefault(contact_id, []).append((kind, value))
     return found
 
@@ -73,8 +78,7 @@ async def _key_owner(kind: str, value: str, contact_id: int, identity_id: int, *
         {"contact_id": contact_id, "kind": kind, "value": value, "identity_id": identity_id, "created_at": utcnow()},
         conflict_columns=["kind", "value"],
     )
-    owner = await db_session.scalar(select(ContactKey.contact_id).where(ContactKey.kind == kind,
-                                                                        ContactKey.value == value))
+    owner = await db_session.scalar(_KEY_OWNER, {"kind": kind, "value": value})
     assert owner is not None
     return owner
 

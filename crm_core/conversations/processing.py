@@ -136,6 +136,19 @@ _FIRSTS = select(  # each conversation's messages read in id order until its fir
     .where(Message.conversation_id == _conversations.c.conversation_id,
            Message.direction == Direction.INBOUND, Message.kind.in_(CUSTOMER_MESSAGE_KINDS))
     .order_by(Message.id).limit(1).scalar_subquery())
+_DUE = (  # the oldest messages not processed, claimed by nobody or by a worker whose lease ran out
+    select(Message.id)
+    .where(Message.direction.in_((Direction.INBOUND, Direction.OUTBOUND)),  # outbound: a person wrote outside the hub
+           Message.processed_at.is_(None),
+           or_(Message.processing_claimed_at.is_(None),
+               Message.processing_claimed_at < bindparam("stale", type_=UTCDateTime())))
+    .order_by(Message.id).limit(bindparam("limit")).with_for_update(skip_locked=True)
+    # Evaluated once, and the rows it picked (locked) taken by id alone: see Dispatcher._claim.
+    .cte("due").prefix_with("MATERIALIZED"))
+_CLAIM = (update(Message).where(Message.id == _DUE.c.id)
+          .values(processing_owner=bindparam("owner"), processing_claimed_at=bindparam("now", type_=UTCDateTime()),
+                  processing_attempts=Message.processing_attempts + 1)
+          .returning(Message.id).execution_options(synchronize_session=False))
 # The writes are Core statements on the tables: the ORM's bulk update by primary key cost more
 # than the statement.
 _ANNOTATE = _message.update().where(_message.c.id == bindparam("b_id")).values(
@@ -215,30 +228,9 @@ class MessageWorker:
 
     async def _claim(self) -> list[int]:
         now = utcnow()
-        stale = now - dt.timedelta(seconds=self.lease_seconds)
-        due = (
-            select(Message.id)
-            .where(
-                # Outbound too: what a person wrote in the customer's chat outside the hub.
-                Message.direction.in_((Direction.INBOUND, Direction.OUTBOUND)),
-                Message.processed_at.is_(None),
-                or_(Message.processing_claimed_at.is_(None), Message.processing_claimed_at < stale),
-            )
-            .order_by(Message.id)
-            .limit(self.batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        # Evaluated once, and the rows it picked (locked) taken by id alone: see Dispatcher._claim.
-        picked = due.cte("due").prefix_with("MATERIALIZED")
         async with self.sessions() as session, session.begin():
-            rows = await session.execute(
-                update(Message)
-                .where(Message.id == picked.c.id)
-                .values(processing_owner=self.owner, processing_claimed_at=now,
-                        processing_attempts=Message.processing_attempts + 1)
-                .returning(Message.id)
-                .execution_options(synchronize_session=False)
-            )
+            rows = await session.execute(_CLAIM, {"now": now, "stale": now - dt.timedelta(seconds=self.lease_seconds),
+                                                  "limit": self.batch_size, "owner": self.owner})
             return sorted(rows.scalars().all())
 
     async def _lookup_profiles(self, ids: Sequence[int]) -> dict[int, Profile]:
