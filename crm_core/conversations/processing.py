@@ -149,6 +149,13 @@ _CLAIM = (update(Message).where(Message.id == _DUE.c.id)
           .values(processing_owner=bindparam("owner"), processing_claimed_at=bindparam("now", type_=UTCDateTime()),
                   processing_attempts=Message.processing_attempts + 1)
           .returning(Message.id).execution_options(synchronize_session=False))
+_NOT_LOOKED_UP = (  # the batch's customers whose profile was not asked for, on channels of `kinds`
+    select(Identity.id, Identity.channel_account_id, Identity.external_id).distinct()
+    .join(Message, Message.identity_id == Identity.id)
+    .join(Contact, Contact.id == Identity.contact_id)
+    .join(ChannelAccount, ChannelAccount.id == Identity.channel_account_id)
+    .where(Message.id.in_(_IDS), Message.direction == Direction.INBOUND, Identity.profile_checked_at.is_(None),
+           Contact.is_staff.is_(False), ChannelAccount.kind.in_(bindparam("kinds", expanding=True))))
 # The writes are Core statements on the tables: the ORM's bulk update by primary key cost more
 # than the statement.
 _ANNOTATE = _message.update().where(_message.c.id == bindparam("b_id")).values(
@@ -241,15 +248,7 @@ class MessageWorker:
         if not kinds:
             return {}
         async with self.sessions() as session:
-            rows = (await session.execute(
-                select(Identity.id, Identity.channel_account_id, Identity.external_id).distinct()
-                .join(Message, Message.identity_id == Identity.id)
-                .join(Contact, Contact.id == Identity.contact_id)
-                .join(ChannelAccount, ChannelAccount.id == Identity.channel_account_id)
-                .where(Message.id.in_(ids), Message.direction == Direction.INBOUND,
-                       Identity.profile_checked_at.is_(None), Contact.is_staff.is_(False),
-                       ChannelAccount.kind.in_(kinds))
-            )).all()
+            rows = (await session.execute(_NOT_LOOKED_UP, {"ids": list(ids), "kinds": kinds})).all()
         if not rows:
             return {}
         asking = asyncio.Semaphore(8)

@@ -272,15 +272,21 @@ def _covers(rep: User, lead: Lead) -> bool:
     return bool(given) and all(value.lower() in {c.lower() for c in covered} for value, covered in given)
 
 
+# Asked for each new lead: built once.
+_STICKY = (select(User).join(Conversation, Conversation.assignee_user_id == User.id)  # an owned conversation's rep
+           .where(Conversation.contact_id == bindparam("contact_id"), User.is_active.is_(True))
+           .order_by(Conversation.last_message_at.desc()).limit(1),
+           select(User).join(Lead, Lead.owner_user_id == User.id)  # the owner of the person's last lead
+           .where(Lead.contact_id == bindparam("contact_id"), Lead.id != bindparam("lead_id"),
+                  User.is_active.is_(True))
+           .order_by(Lead.id.desc()).limit(1))
+
+
 async def _sticky_owner(lead: Lead, session: AsyncSession) -> tuple[User | None, str]:
     """The rep who already has this person: an owned conversation, else their last lead's owner."""
-    for stmt in (select(User).join(Conversation, Conversation.assignee_user_id == User.id)
-                 .where(Conversation.contact_id == lead.contact_id, User.is_active.is_(True))
-                 .order_by(Conversation.last_message_at.desc()).limit(1),
-                 select(User).join(Lead, Lead.owner_user_id == User.id)
-                 .where(Lead.contact_id == lead.contact_id, Lead.id != lead.id, User.is_active.is_(True))
-                 .order_by(Lead.id.desc()).limit(1)):
-        user = await session.scalar(stmt)
+    assert lead.id is not None, "the lead is flushed first: its own row is left out"
+    for stmt in _STICKY:
+        user = await session.scalar(stmt, {"contact_id": lead.contact_id, "lead_id": lead.id})
         if user is not None and user.role in (Role.REP, Role.MANAGER, Role.ADMIN):
             return user, "sticky"
     return None, ""
