@@ -69,10 +69,13 @@ class Pacer:
         for name in [name for name, until in self._paused_until.items() if until <= now]:
             del self._paused_until[name]
 
+    @staticmethod
+    def _frees_at(window: list[float] | None, limit: RateLimit) -> float:
+        """When a window of `limit` has room for one more (0 if it has room now)."""
+        return window[-limit.count] + limit.period if window is not None and len(window) >= limit.count else 0.0
+
     def _ready_at(self, name: str, limit: RateLimit) -> float:
-        window = self._windows.get(name)
-        free = window[-limit.count] + limit.period if window is not None and len(window) >= limit.count else 0.0
-        return max(free, self._paused_until.get(name, 0.0))
+        return max(self._frees_at(self._windows.get(name), limit), self._paused_until.get(name, 0.0))
 
     def _take(self, name: str, limit: RateLimit, at: float) -> None:
         window = self._windows.setdefault(name, [])
@@ -110,12 +113,7 @@ class Pacer:
 
     def _free_after(self, buckets: Sequence[tuple[str, RateLimit]]) -> float:
         """The earliest moment every bucket allows another send, counted from the sends that went."""
-        free = 0.0
-        for name, limit in buckets:
-            gone = self._gone.get(name)
-            if gone is not None and len(gone) >= limit.count:
-                free = max(free, gone[-limit.count] + limit.period)
-        return free
+        return max((self._frees_at(self._gone.get(name), limit) for name, limit in buckets), default=0.0)
 
     async def sent(self, buckets: Sequence[tuple[str, RateLimit]], taken: float) -> None:
         """The send that took its place at `taken` goes out now, or, if the sends before it went
