@@ -260,7 +260,10 @@ async def test_a_25_mb_attachment_and_broken_mime_are_stored_safely(database_url
                 "size": 25 * 1024 * 1024} in first.attachments
         assert first.raw["size"] > 25 * 1024 * 1024 and len(str(first.raw)) < 20_000
         assert second.text.startswith("这是中文") and second.raw["defects"]
-        assert all("\\Seen" in f for f in imap.flags().values())
+
+        async def all_seen():  # flagged on the server after the messages are committed, not before
+            return all("\\Seen" in f for f in imap.flags().values())
+        await eventually(all_seen, timeout=30)
 
 
 async def test_a_mail_that_lands_between_the_search_and_idle_is_read_at_once(database_url):
